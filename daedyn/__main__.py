@@ -1,0 +1,3 @@
+from daedyn.cli import main
+
+raise SystemExit(main())

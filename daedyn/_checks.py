@@ -1,0 +1,63 @@
+"""Input validation at the public edge: clear errors for concrete values, nothing under tracing.
+
+Concrete (NumPy/Python/committed JAX) values are checked and raise ``ValueError`` naming the
+parameter and the allowed range. Traced values (inside jit/vmap/grad) cannot be inspected; they
+pass through unchecked and a NaN in the output can then only come from a NaN (or out-of-range)
+input. Batched sweeps mark bad points instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+
+def concrete(x):
+    """``np.asarray(x)`` for a concrete value, ``None`` for a tracer."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
+                lo_open: bool = False, hi_open: bool = False) -> None:
+    """Raise ``ValueError`` unless every element of concrete ``x`` lies in the interval.
+
+    The interval is [lo, hi] with open ends where ``lo_open`` / ``hi_open``. NaN fails.
+    """
+    v = concrete(x)
+    if v is None or v.size == 0:
+        return
+    if not np.issubdtype(v.dtype, np.number) and v.dtype != np.bool_:
+        raise ValueError(f"{name} must be numeric; got dtype {v.dtype}")
+    v = v.astype(np.float64) if not np.iscomplexobj(v) else v
+    ok = (v > lo if lo_open else v >= lo) & (v < hi if hi_open else v <= hi)
+    if not np.all(ok):
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        bad = v[~ok]
+        nan_note = " (contains NaN)" if np.isnan(bad).any() else ""
+        raise ValueError(
+            f"{name} must lie in {left}{lo}, {hi}{right}; got {bad.size} value(s) outside, "
+            f"e.g. {bad.flat[0]!r}{nan_note}"
+        )
+
+
+def check_finite(name: str, x) -> None:
+    """Raise ``ValueError`` if concrete ``x`` has NaN or inf."""
+    check_range(name, x)
+
+
+def check_broadcastable(**arrays) -> tuple[int, ...]:
+    """Return the broadcast shape of the named arrays or raise ``ValueError`` naming them."""
+    shapes = {k: np.shape(v) for k, v in arrays.items()}
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        desc = ", ".join(f"{k}{s}" for k, s in shapes.items())
+        raise ValueError(f"shapes do not broadcast together: {desc}") from None
