@@ -1,0 +1,1 @@
+"""daedyn benchmarks: one module per question; ``python -m benchmarks`` runs them all."""

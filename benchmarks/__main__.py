@@ -1,0 +1,98 @@
+"""Run every benchmark and print one table: ``python -m benchmarks [--full] [--only NAME,...]``.
+
+Each benchmark module exposes ``run(quick: bool = True) -> list[dict]`` with the keys
+``workload, ours, baseline, ratio, unit`` (and optionally ``hw_fraction``, ``notes``). The table is
+also written as JSON (``--json-out``, default ``benchmarks/results-<platform>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import platform
+import sys
+import time
+import traceback
+
+import jax
+
+from benchmarks import _hw
+
+HERE = pathlib.Path(__file__).parent
+MODULES = sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ["benchmark", "workload", "ours", "baseline", "ratio", "unit", "hw_fraction"]
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def run_all(names: list[str], quick: bool, progress=print) -> dict:
+    hw = {
+        "device": _hw.device_description(),
+        "write_bandwidth_GBps": _hw.write_bandwidth() / 1e9,
+        "copy_bandwidth_GBps": _hw.copy_bandwidth() / 1e9,
+        "matmul_peak_TFLOPs_highest": _hw.matmul_peak("highest") / 1e12,
+        "matmul_peak_TFLOPs_default": _hw.matmul_peak(None) / 1e12,
+    }
+    progress(f"device {hw['device']}; measured limits: " + ", ".join(
+        f"{k}={v:.4g}" for k, v in hw.items() if k != "device"))
+    rows, failures = [], {}
+    for name in names:
+        t0 = time.perf_counter()
+        progress(f"[{name}] running ({'quick' if quick else 'full'}) ...")
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+            for row in module.run(quick=quick):
+                rows.append({"benchmark": name, **row})
+        except Exception as err:  # one broken benchmark must not hide the others
+            failures[name] = "".join(traceback.format_exception_only(err)).strip()
+            progress(f"[{name}] FAILED: {failures[name]}")
+            traceback.print_exc()
+        progress(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
+    return {
+        "hardware": hw,
+        "rows": rows,
+        "failures": failures,
+        "quick": quick,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="full sizes (for a GPU); default: quick CPU sizes")
+    p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
+    p.add_argument("--json-out", default=None, help="where to write the JSON results")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or MODULES
+    unknown = sorted(set(names) - set(MODULES))
+    if unknown:
+        p.error(f"unknown benchmark(s) {unknown}; choose from {MODULES}")
+    result = run_all(names, quick=not args.full, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(format_table(result["rows"]))
+    out = pathlib.Path(args.json_out or HERE / f"results-{jax.devices()[0].platform}.json")
+    out.write_text(json.dumps(result, indent=2, default=float))
+    print(f"\nwrote {out}", file=sys.stderr)
+    return 1 if result["failures"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
