@@ -1,0 +1,135 @@
+"""One-hidden-layer autoencoders as pure ``init(..., key=)`` / ``apply(params, x)`` functions.
+
+Paper convention (column vectors): W1 is H x D, W2 is D x H and the linear map is W = W2 W1.
+Data are rows of X (N x D), so a reconstruction is ``act(X @ W1.T + b1) @ W2.T + b2``. Biases are
+off by default, as in the paper's experiments; weights are drawn from N(0, scale^2) with an explicit
+key (Figure 5 uses scale 1e-4, Figure 6 uses 1e-3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jax import Array
+from jax.typing import ArrayLike
+
+from daedyn._checks import check_range
+
+__all__ = ["init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct", "end_to_end"]
+
+Params = dict[str, Array]
+Activation = str | Callable[[Array], Array] | None
+
+
+def _identity(z: Array) -> Array:
+    return z
+
+
+def is_linear(activation: Activation) -> bool:
+    """True for the linear network (``None``, ``"linear"`` or ``"identity"``)."""
+    return activation is None or (isinstance(activation, str) and activation in ("linear", "identity"))
+
+
+def get_activation(activation: Activation) -> Callable[[Array], Array]:
+    """Resolve an activation: None/"linear" (identity), a name in ``jax.nn`` ("relu", "tanh", ...),
+    or any callable applied elementwise.
+
+    Raises:
+      ValueError: for an unknown name.
+    Example:
+      >>> float(get_activation("relu")(jnp.asarray(-2.0)))
+      0.0
+    """
+    if is_linear(activation):
+        return _identity
+    if callable(activation):
+        return activation
+    if isinstance(activation, str):
+        fn = getattr(jax.nn, activation, None)
+        if fn is None and activation == "tanh":
+            fn = jnp.tanh
+        if callable(fn):
+            return fn
+        raise ValueError(
+            f"activation must be None, 'linear', a callable or a function name in jax.nn "
+            f"(e.g. 'relu', 'tanh', 'sigmoid', 'gelu'); got {activation!r}"
+        )
+    raise ValueError(f"activation must be None, a string or a callable; got {type(activation).__name__}")
+
+
+def init_autoencoder(d: int, h: int, *, key: Array, scale: ArrayLike = 1e-4, bias: bool = False,
+                     dtype: Any = None) -> Params:
+    """Random weights of a D -> H -> D autoencoder, entries i.i.d. N(0, scale^2).
+
+    Args:
+      d: input dimension D (>= 1).
+      h: hidden units H (>= 1).
+      key: JAX PRNG key (required; split into one key per weight matrix).
+      scale: standard deviation of the entries (>= 0); the paper uses 1e-4 (linear, Figure 5) and
+        1e-3 (nonlinear, Figure 6).
+      bias: add zero-initialised biases ``b1`` (H,) and ``b2`` (D,) (off in the paper).
+      dtype: floating dtype (default: float32, or float64 when x64 is enabled and scale is float64).
+    Returns:
+      ``{"w1": (H, D), "w2": (D, H)}`` (+ ``"b1"``, ``"b2"`` when ``bias``).
+    Raises:
+      ValueError: for d or h < 1 or a negative scale.
+    Example:
+      >>> p = init_autoencoder(5, 3, key=jr.key(0), scale=1e-3)
+      >>> p["w1"].shape, p["w2"].shape
+      ((3, 5), (5, 3))
+    """
+    check_range("d", d, 1)
+    check_range("h", h, 1)
+    check_range("scale", scale, 0.0)
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    k1, k2 = jr.split(key)
+    scale = jnp.asarray(scale, dtype)
+    params = {"w1": scale * jr.normal(k1, (int(h), int(d)), dtype),
+              "w2": scale * jr.normal(k2, (int(d), int(h)), dtype)}
+    if bias:
+        params["b1"] = jnp.zeros((int(h),), dtype)
+        params["b2"] = jnp.zeros((int(d),), dtype)
+    return params
+
+
+def encode(params: Params, x: ArrayLike, activation: Activation = None, *,
+           precision: Any = None) -> Array:
+    """Hidden representation ``act(x @ W1.T + b1)`` of rows ``x`` (..., D) -> (..., H)."""
+    act = get_activation(activation)
+    z = jnp.matmul(x, params["w1"].T, precision=precision)
+    if "b1" in params:
+        z = z + params["b1"]
+    return act(z)
+
+
+def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
+                precision: Any = None) -> Array:
+    """Reconstruction ``act(x @ W1.T + b1) @ W2.T + b2`` of rows ``x`` (..., D).
+
+    Args:
+      params: from :func:`init_autoencoder`.
+      x: inputs, rows are samples (..., D).
+      activation: None/"linear", a ``jax.nn`` name or a callable (hidden layer only; the output
+        layer is linear).
+      precision: matmul precision (``None``, "default", "high", "highest" or a ``jax.lax.Precision``).
+    Returns:
+      Array with the shape of ``x``.
+    Example:
+      >>> p = {"w1": jnp.eye(2), "w2": 2 * jnp.eye(2)}
+      >>> reconstruct(p, jnp.array([[1.0, -1.0]]), "relu").tolist()
+      [[2.0, 0.0]]
+    """
+    z = encode(params, x, activation, precision=precision)
+    out = jnp.matmul(z, params["w2"].T, precision=precision)
+    if "b2" in params:
+        out = out + params["b2"]
+    return out
+
+
+def end_to_end(params: Params, *, precision: Any = None) -> Array:
+    """The linear network's map W = W2 W1 (D x D)."""
+    return jnp.matmul(params["w2"], params["w1"], precision=precision)
