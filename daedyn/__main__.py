@@ -1,3 +1,6 @@
-from daedyn.cli import main
+"""``python -m daedyn`` is the ``daedyn`` command."""
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    from daedyn.cli import main
+
+    raise SystemExit(main())
