@@ -1,0 +1,280 @@
+"""Second-moment matrix Sigma = X^T X = sum_i x_i x_i^T and its eigendecomposition.
+
+Everything downstream of the data (the closed forms, the eigenbasis dynamics, the per-direction
+observables of trained networks) needs only the eigenvalues lam_j of Sigma (a *sum* over the N
+samples, not a mean: paper Section 2), the eigenvectors V and N. :func:`compute_spectrum` computes
+them once per dataset:
+
+- Sigma is accumulated chunk by chunk (``chunk_size`` rows at a time), so memory stays at
+  O(D^2 + chunk_size * D): a JAX array is reduced on its device with ``lax.scan``; a NumPy array
+  (or memmap) is streamed to the device one chunk at a time through a jitted accumulator.
+- ``accumulate_dtype=jnp.float64`` accumulates (and diagonalises) in float64. If JAX's 64-bit mode is
+  off, that computation runs under a local ``jax.enable_x64(True)`` and the results are returned in
+  float32, JAX's default dtype then: the float64 accuracy is kept up to one final rounding (relative
+  1e-7 per entry), instead of float32's accumulated error. Under ``jit`` with 64-bit mode off this is
+  impossible and raises ``ValueError``.
+- Eigenvalues are sorted in descending order, tiny negative round-off values are clipped to 0
+  (Sigma is positive semi-definite), and each eigenvector's sign is fixed so that its entry of
+  largest magnitude is positive: the same data give the same V on every backend.
+"""
+
+from __future__ import annotations
+
+import functools as ft
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from daedyn._checks import check_range
+
+__all__ = ["Spectrum", "second_moment", "compute_spectrum", "spectrum_from_second_moment",
+           "projected_second_moment", "projected_from_second_moment"]
+
+
+class Spectrum(NamedTuple):
+    """Eigendecomposition of Sigma = X^T X (a pytree).
+
+    Attributes:
+      eigvals: (D,) eigenvalues lam_j of the summed second moment, descending, >= 0.
+      eigvecs: (D, D) orthonormal eigenvectors V as columns, eigvecs[:, j] belongs to eigvals[j].
+      n: number of samples N the sum ran over (so lam_j / n is the per-sample eigenvalue).
+    """
+
+    eigvals: jax.Array
+    eigvecs: jax.Array
+    n: int
+
+
+def _float_dtype(x_dtype, accumulate_dtype):
+    """The dtype to accumulate in: accumulate_dtype, else the floating dtype of x (ints -> default)."""
+    if accumulate_dtype is not None:
+        dt = jnp.dtype(accumulate_dtype)
+        if not jnp.issubdtype(dt, jnp.floating):
+            raise ValueError(f"accumulate_dtype must be a floating dtype; got {dt}")
+        return dt
+    if jnp.issubdtype(x_dtype, jnp.floating):
+        return jnp.dtype(jax.dtypes.canonicalize_dtype(x_dtype))  # NumPy float64 -> float32 unless x64
+    return jnp.dtype(jnp.result_type(float))
+
+
+def _needs_local_x64(dt) -> bool:
+    return dt.itemsize == 8 and not jax.config.read("jax_enable_x64")
+
+
+@ft.partial(jax.jit, static_argnames=("chunk_size", "dtype", "precision"))
+def _scan_second_moment(x, chunk_size: int, dtype, precision):
+    """sum_i x_i x_i^T over the rows of a device array, chunk_size rows per scan step.
+
+    The last chunk is read at the clamped start N - chunk_size; rows that an earlier step already
+    counted are zeroed, so no padded copy of x is made.
+    """
+    n, d = x.shape
+    steps = -(-n // chunk_size)
+
+    def body(acc, i):
+        start = i * chunk_size
+        begin = jnp.minimum(start, n - chunk_size)
+        c = lax.dynamic_slice_in_dim(x, begin, chunk_size, axis=0).astype(dtype)
+        keep = (begin + jnp.arange(chunk_size)) >= start
+        c = jnp.where(keep[:, None], c, jnp.zeros((), dtype))
+        return acc + jnp.matmul(c.T, c, precision=precision), None
+
+    acc, _ = lax.scan(body, jnp.zeros((d, d), dtype), jnp.arange(steps))
+    return acc
+
+
+@ft.partial(jax.jit, static_argnames=("precision",), donate_argnums=0)
+def _add_chunk(acc, c, precision):
+    c = c.astype(acc.dtype)
+    return acc + jnp.matmul(c.T, c, precision=precision)
+
+
+def _stream_second_moment(x: np.ndarray, chunk_size: int, dtype, precision):
+    """Host array -> device one chunk at a time; the last chunk is zero-padded (zero rows add 0)."""
+    n, d = x.shape
+    acc = jnp.zeros((d, d), dtype)
+    for start in range(0, n, chunk_size):
+        c = np.asarray(x[start:start + chunk_size])
+        if c.shape[0] < chunk_size and n > chunk_size:  # keep one compiled shape
+            c = np.concatenate([c, np.zeros((chunk_size - c.shape[0], d), c.dtype)])
+        acc = _add_chunk(acc, jnp.asarray(c, dtype), precision)
+    return acc
+
+
+def _second_moment_impl(x, chunk_size, dt, precision):
+    n = x.shape[0]
+    chunk = min(int(chunk_size), n)
+    if isinstance(x, np.ndarray):
+        return _stream_second_moment(x, chunk, dt, precision)
+    return _scan_second_moment(jnp.asarray(x), chunk, dt, precision)
+
+
+def _dtype_of(x):
+    return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
+def _check_x(x):
+    shape = np.shape(x)
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"x must have shape (N, D) with N, D >= 1; got shape {shape}")
+
+
+def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision="highest") -> jax.Array:
+    """Summed second moment Sigma = X^T X = sum_i x_i x_i^T (paper Section 2), computed in chunks.
+
+    Args:
+      x: (N, D) samples as rows. A JAX array is reduced on its device with ``lax.scan``; a NumPy
+        array (or ``np.memmap``) is streamed to the device chunk by chunk, so it may exceed device
+        memory.
+      chunk_size: rows per chunk, >= 1; peak extra memory is about chunk_size * D values.
+      accumulate_dtype: dtype to accumulate in; default the floating dtype of x (integer input:
+        JAX's default float). float64 without JAX's 64-bit mode: see the module docstring.
+      precision: matmul precision (``jax.lax.Precision`` or "highest"/"high"/"default"); the default
+        "highest" avoids TF32/bf16 passes on GPUs and TPUs.
+    Returns:
+      Sigma, (D, D), symmetric, in ``accumulate_dtype`` (or float32 as explained above).
+    Raises:
+      ValueError: x is not 2-d, chunk_size < 1, or float64 requested under jit with 64-bit mode off.
+    Example:
+      >>> x = jnp.array([[1.0, 0.0], [1.0, 2.0]])
+      >>> second_moment(x, chunk_size=1).tolist()
+      [[2.0, 2.0], [2.0, 4.0]]
+    """
+    _check_x(x)
+    check_range("chunk_size", chunk_size, 1)
+    dt = _float_dtype(_dtype_of(x), accumulate_dtype)
+    if _needs_local_x64(dt):
+        if isinstance(x, jax.core.Tracer):
+            raise ValueError("accumulate_dtype=float64 needs jax_enable_x64 under jit/vmap/grad: wrap the call "
+                             "in `with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
+        x_host = np.asarray(x)
+        with jax.enable_x64(True):
+            sigma = np.asarray(_second_moment_impl(x_host, chunk_size, dt, precision))
+        return jnp.asarray(sigma, jnp.float32)
+    return _second_moment_impl(x, chunk_size, dt, precision)
+
+
+@jax.jit
+def _eigh_sorted(sigma):
+    sigma = (sigma + sigma.T) / 2  # exact symmetry for eigh
+    w, v = jnp.linalg.eigh(sigma)
+    w, v = w[::-1], v[:, ::-1]  # descending
+    w = jnp.maximum(w, jnp.zeros((), w.dtype))  # PSD: negatives are round-off
+    pivot = jnp.argmax(jnp.abs(v), axis=0)
+    sign = jnp.where(v[pivot, jnp.arange(v.shape[1])] < 0, -1, 1).astype(v.dtype)
+    return w, v * sign[None, :]
+
+
+def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
+    """Eigendecomposition of a given Sigma (D, D): eigenvalues descending, sign-fixed eigenvectors.
+
+    Args:
+      sigma: (D, D) symmetric positive semi-definite matrix (the sum over samples, not the mean).
+      n: number of samples N behind sigma, >= 1.
+    Returns:
+      :class:`Spectrum` in sigma's floating dtype; each eigenvector's largest-magnitude entry is
+      positive and eigenvalues below 0 (round-off) are set to 0.
+    Example:
+      >>> s = spectrum_from_second_moment(jnp.array([[1.0, 0.0], [0.0, 3.0]]), n=2)
+      >>> s.eigvals.tolist(), s.eigvecs.tolist(), s.n
+      ([3.0, 1.0], [[0.0, 1.0], [1.0, 0.0]], 2)
+    """
+    shape = np.shape(sigma)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"sigma must be a square (D, D) matrix; got shape {shape}")
+    check_range("n", n, 1)
+    sigma = jnp.asarray(sigma)
+    if not jnp.issubdtype(sigma.dtype, jnp.floating):
+        sigma = sigma.astype(jnp.result_type(float))
+    w, v = _eigh_sorted(sigma)
+    return Spectrum(w, v, int(n))
+
+
+def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision="highest") -> Spectrum:
+    """Spectrum of Sigma = X^T X for samples x (N, D): :func:`second_moment` then eigh.
+
+    With ``accumulate_dtype=jnp.float64`` both the accumulation and the eigendecomposition run in
+    float64 (locally if JAX's 64-bit mode is off; results then come back as float32).
+
+    Args:
+      x, chunk_size, accumulate_dtype, precision: as in :func:`second_moment`.
+    Returns:
+      :class:`Spectrum` with ``n = N``.
+    Example:
+      >>> x = jnp.array([[3.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+      >>> compute_spectrum(x).eigvals.tolist()
+      [9.0, 2.0]
+    """
+    _check_x(x)
+    n = np.shape(x)[0]
+    dt = _float_dtype(_dtype_of(x), accumulate_dtype)
+    if _needs_local_x64(dt) and not isinstance(x, jax.core.Tracer):
+        x_host = np.asarray(x)
+        with jax.enable_x64(True):
+            sigma = _second_moment_impl(x_host, max(1, int(chunk_size)), dt, precision)
+            w, v = _eigh_sorted(sigma)
+            w, v = np.asarray(w), np.asarray(v)
+        return Spectrum(jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), int(n))
+    sigma = second_moment(x, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, precision=precision)
+    return spectrum_from_second_moment(sigma, n)
+
+
+@ft.partial(jax.jit, static_argnames=("chunk_size", "precision"))
+def _scan_projected(v, x, chunk_size: int, precision):
+    n, d = x.shape
+    steps = -(-n // chunk_size)
+
+    def body(acc, i):
+        start = i * chunk_size
+        begin = jnp.minimum(start, n - chunk_size)
+        c = lax.dynamic_slice_in_dim(x, begin, chunk_size, axis=0).astype(v.dtype)
+        keep = (begin + jnp.arange(chunk_size)) >= start
+        p = jnp.matmul(c, v, precision=precision)
+        return acc + jnp.sum(jnp.where(keep[:, None], p * p, jnp.zeros((), v.dtype)), axis=0), None
+
+    acc, _ = lax.scan(body, jnp.zeros((v.shape[1],), v.dtype), jnp.arange(steps))
+    return acc
+
+
+def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096, precision="highest") -> jax.Array:
+    """Diagonal of V^T X^T X V for another set x: each sample's energy along the training eigenvectors.
+
+    For the training set itself this equals ``spectrum.eigvals``; for a held-out set it is the
+    ``projected_j`` that ``daedyn.theory.predicted_loss`` needs (sum_i (v_j . x_i)^2).
+
+    Args:
+      spectrum: the training :class:`Spectrum` (its eigvecs V, (D, D) or (D, K) for K directions).
+      x: (M, D) evaluation samples (NumPy or JAX), processed chunk_size rows at a time.
+      chunk_size: rows per chunk, >= 1.
+      precision: matmul precision.
+    Returns:
+      (K,) array in the eigenvectors' dtype, >= 0.
+    Example:
+      >>> s = spectrum_from_second_moment(jnp.eye(2), n=1)
+      >>> projected_second_moment(s, jnp.array([[1.0, 2.0]])).tolist()
+      [1.0, 4.0]
+    """
+    _check_x(x)
+    check_range("chunk_size", chunk_size, 1)
+    v = jnp.asarray(spectrum.eigvecs)
+    if np.shape(x)[1] != v.shape[0]:
+        raise ValueError(f"x has D = {np.shape(x)[1]} columns but the spectrum's eigenvectors have D = {v.shape[0]}")
+    return _scan_projected(v, jnp.asarray(x), min(int(chunk_size), np.shape(x)[0]), precision)
+
+
+def projected_from_second_moment(spectrum: Spectrum, sigma) -> jax.Array:
+    """diag(V^T Sigma V) from a second-moment matrix (D, D) instead of the samples.
+
+    Example:
+      >>> s = spectrum_from_second_moment(jnp.eye(2), n=1)
+      >>> projected_from_second_moment(s, jnp.array([[2.0, 1.0], [1.0, 3.0]])).tolist()
+      [2.0, 3.0]
+    """
+    v = jnp.asarray(spectrum.eigvecs)
+    sigma = jnp.asarray(sigma, v.dtype)
+    if sigma.shape != (v.shape[0], v.shape[0]):
+        raise ValueError(f"sigma must have shape ({v.shape[0]}, {v.shape[0]}); got {sigma.shape}")
+    return jnp.sum(v * jnp.matmul(sigma, v, precision="highest"), axis=0)
