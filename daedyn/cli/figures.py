@@ -1,0 +1,115 @@
+"""``daedyn figures``: regenerate the paper's figures (PNG, PDF and the numbers behind them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from daedyn.cli import add_common_options
+
+HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their numbers"
+
+
+def _names():
+    from daedyn.figures import FIGURES
+
+    return list(FIGURES)
+
+
+def _parse_only(text: str) -> list[str]:
+    names = _names()
+    aliases = {f"figure_{n}": n for n in names} | {"S1": "s1", "supp": "s1"}
+    chosen = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        item = aliases.get(item, item)
+        if item not in names:
+            raise argparse.ArgumentTypeError(
+                f"unknown figure {raw.strip()!r}; choose from {', '.join(names)}")
+        if item not in chosen:
+            chosen.append(item)
+    if not chosen:
+        raise argparse.ArgumentTypeError("--only needs at least one figure name")
+    return chosen
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "figures", help=HELP, description=HELP + ". Datasets that are not available are "
+        "reported and their figure or panel skipped; the other figures are still produced.",
+        epilog="figures: " + ", ".join(_names()) + ". Exit codes: 0 ok (skipped datasets "
+        "included), 1 a figure failed, 2 bad usage.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--only", type=_parse_only, default=None, metavar="LIST",
+                   help="comma-separated figures to make, e.g. 1,2,s1 (default: all)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="quick", action="store_true", default=None,
+                      help="reduced sizes, a few minutes on a 2-core CPU (default on CPU)")
+    mode.add_argument("--full", dest="quick", action="store_false",
+                      help="the paper's settings (default on GPU/TPU)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="directory with local dataset files (MNIST IDX, CIFAR-10 batches) or "
+                   "a tfds data_dir")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed for initial weights and noise")
+    p.add_argument("--wdae-rate", choices=("supplement", "authors"), default="supplement",
+                   help="Figure 3 WDAE learning rate: the supplement's optimal rate (paper text, "
+                   "default) or the rate of the authors' experiment")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import jax.random as jr
+
+    from daedyn import figures
+    from daedyn.data import DatasetUnavailable
+    from daedyn.figures._common import quick_default
+
+    names = args.only or _names()
+    quick = quick_default() if args.quick is None else args.quick
+    key = jr.key(args.seed)
+    report = {"out": args.out, "quick": quick, "seed": args.seed, "figures": {}}
+    failed = False
+    for i, name in enumerate(names, 1):
+        fn = figures.FIGURES[name]
+        kwargs = dict(quick=quick, out_dir=args.out, key=jr.fold_in(key, i), data_dir=args.data_dir)
+        if name == "3":
+            kwargs["wdae_rate"] = args.wdae_rate
+        if not args.json:
+            print(f"[{i}/{len(names)}] {fn.__name__} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        entry = {}
+        try:
+            result = fn(**kwargs)
+        except DatasetUnavailable as err:
+            entry = {"status": "skipped", "reason": f"dataset not available: {err}"}
+        except Exception as err:  # one figure failing must not lose the others
+            failed = True
+            entry = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        else:
+            entry = {"status": "ok", "files": [str(p) for p in result.paths],
+                     "skipped_panels": dict(result.skipped)}
+        entry["seconds"] = round(time.perf_counter() - start, 2)
+        report["figures"][fn.__name__] = entry
+        if not args.json:
+            _print_entry(fn.__name__, entry)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    return 1 if failed else 0
+
+
+def _print_entry(name: str, entry: dict) -> None:
+    secs = entry["seconds"]
+    if entry["status"] == "ok":
+        files = ", ".join(p.rsplit("/", 1)[-1] for p in entry["files"])
+        print(f"{name}: wrote {files} ({secs:.1f} s)")
+        for panel, reason in entry["skipped_panels"].items():
+            print(f"{name}: panel {panel} skipped: {reason}")
+    elif entry["status"] == "skipped":
+        print(f"{name}: SKIPPED, {entry['reason']}")
+    else:
+        print(f"{name}: FAILED, {entry['reason']}", file=sys.stderr)

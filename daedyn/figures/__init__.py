@@ -1,0 +1,54 @@
+"""The paper's figures, regenerated from daedyn's own theory, dynamics and training code.
+
+Every figure is a function ``figure_*(*, quick, out_dir=None, key=..., data_dir=None)`` returning a
+:class:`FigureResult` (a matplotlib ``Figure`` and the numbers behind it). With ``out_dir`` it writes
+``<name>.png``, ``<name>.pdf``, ``<name>.npz`` (arrays) and ``<name>.json`` (settings, scalars,
+array shapes, skipped panels, versions). Panels are drawn by functions that take ``ax=None`` and
+return the Axes, so they compose into other figures.
+
+This is the only part of daedyn that imports matplotlib; it never imports ``pyplot`` (figures carry
+an Agg canvas), so it does not change the backend of a user's session.
+
+Figures (``FIGURES`` maps the CLI names to the functions):
+  "1"  Figure 1: scalar GD paths vs Eq. (5) for eps = 0, 1, 5 and loss surfaces.
+  "2"  Figure 2: noise vs equivalent weight decay over lam (closed forms).
+  "3"  Figure 3: optimal learning rates, ratio R (Eq. (8)) and the DAE - WDAE mapping difference.
+  "4"  Figure 4: loss surfaces with weight decay, w(t), weight norms, small-start run.
+  "5"  Figure 5: linear AE / WDAE / DAE on MNIST and CIFAR-10, theory lines and measured markers.
+  "6"  Figure 6: ReLU AE / WDAE / DAE, per-direction mapping (supplement F).
+  "s1" Supplement Figure 1: the same with tanh.
+  "learning_time"  beyond the paper: measured vs predicted learning time per direction.
+  "tuning"         beyond the paper: held-out loss vs eps with the tuned optimum.
+"""
+
+from daedyn.figures._common import COLORS, FigureResult, load_numbers, new_figure, save
+from daedyn.figures.noise_decay import (
+    figure_2,
+    figure_3,
+    plot_family,
+    plot_learning_rates,
+    wdae_learning_rate,
+)
+from daedyn.figures.scalar import (
+    figure_1,
+    figure_4,
+    loss_grid,
+    manifold_curve,
+    plot_loss_surface,
+    plot_trajectories,
+    plot_weight_norm,
+)
+
+FIGURES = {
+    "1": figure_1,
+    "2": figure_2,
+    "3": figure_3,
+    "4": figure_4,
+}
+
+__all__ = [
+    "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
+    "load_numbers", "loss_grid", "manifold_curve", "new_figure", "plot_family",
+    "plot_learning_rates", "plot_loss_surface", "plot_trajectories", "plot_weight_norm", "save",
+    "wdae_learning_rate",
+]
