@@ -253,9 +253,9 @@ def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096, pr
     Returns:
       (K,) array in the eigenvectors' dtype, >= 0.
     Example:
-      >>> s = spectrum_from_second_moment(jnp.eye(2), n=1)
+      >>> s = spectrum_from_second_moment(jnp.diag(jnp.array([1.0, 3.0])), n=1)  # V swaps the axes
       >>> projected_second_moment(s, jnp.array([[1.0, 2.0]])).tolist()
-      [1.0, 4.0]
+      [4.0, 1.0]
     """
     _check_x(x)
     check_range("chunk_size", chunk_size, 1)
@@ -269,9 +269,9 @@ def projected_from_second_moment(spectrum: Spectrum, sigma) -> jax.Array:
     """diag(V^T Sigma V) from a second-moment matrix (D, D) instead of the samples.
 
     Example:
-      >>> s = spectrum_from_second_moment(jnp.eye(2), n=1)
+      >>> s = spectrum_from_second_moment(jnp.diag(jnp.array([1.0, 3.0])), n=1)  # V swaps the axes
       >>> projected_from_second_moment(s, jnp.array([[2.0, 1.0], [1.0, 3.0]])).tolist()
-      [2.0, 3.0]
+      [3.0, 2.0]
     """
     v = jnp.asarray(spectrum.eigvecs)
     sigma = jnp.asarray(sigma, v.dtype)
