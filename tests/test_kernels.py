@@ -51,6 +51,17 @@ def test_fused_gd_float32_interpret_equals_scan():
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
+def test_fused_gd_batch_major_layout_is_the_transpose():
+    args = _inputs(jnp.float32)
+    a = scalar_gd_fused(*args, n_saves=N_SAVES, save_every=EVERY, backend="interpret", block=64)[0]
+    b = scalar_gd_fused(*args, n_saves=N_SAVES, save_every=EVERY, backend="interpret", block=64,
+                        time_major=False)[0]
+    c = scalar_gd_fused(*args, n_saves=N_SAVES, save_every=EVERY, backend="jnp", time_major=False)[0]
+    assert b.shape == (B, N_SAVES)
+    np.testing.assert_array_equal(a.T, b)  # same kernel, only the store layout differs: bitwise equal
+    np.testing.assert_allclose(b, c, rtol=1e-6, atol=1e-7)  # kernel vs scan: a few float32 ulps
+
+
 def test_fused_gd_rejects_unknown_quantity():
     with pytest.raises(ValueError, match="quantities"):
         scalar_gd_fused(*_inputs(jnp.float32), n_saves=2, quantities=("loss",))
@@ -59,10 +70,12 @@ def test_fused_gd_rejects_unknown_quantity():
 @pytest.mark.gpu
 def test_pallas_gpu_equals_cpu_scan():
     args = _inputs(jnp.float32)
-    gpu = scalar_gd_fused(*args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="pallas")
+    gpu = scalar_gd_fused(*args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="pallas",
+                          time_major=False)
     cpu_args = [jax.device_put(a, jax.devices("cpu")[0]) for a in args]
     with jax.default_device(jax.devices("cpu")[0]):
-        cpu = scalar_gd_fused(*cpu_args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="jnp")
+        cpu = scalar_gd_fused(*cpu_args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="jnp",
+                              time_major=False)
     for g, c in zip(gpu, cpu):
         # float32 over 100 steps; GPU may contract multiply-adds into FMAs: relative 1e-5.
         np.testing.assert_allclose(np.asarray(g), np.asarray(c), rtol=1e-5, atol=1e-6)

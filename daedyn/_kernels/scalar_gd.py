@@ -2,9 +2,12 @@
 
 One epoch of full-batch GD on the per-direction loss is (tau = n / alpha)
 
-    r = w1 w2,  g = lam - (lam + eps) r
-    w1 <- w1 + (w2 g - n gamma w1) / tau
-    w2 <- w2 + (w1 g - n gamma w2) / tau
+    h = (lam - (lam + eps) w1 w2) / tau
+    w1 <- (1 - n gamma / tau) w1 + h w2
+    w2 <- (1 - n gamma / tau) w2 + h w1
+
+(the same update as w1 <- w1 + (w2 lam (1 - w1 w2) - eps w2^2 w1 - n gamma w1) / tau, with the
+per-trajectory constants folded so an epoch costs 6 multiply/FMA operations).
 
 The recursion is elementwise over trajectories, so its cost is the write of the saved values.
 On a GPU a Pallas kernel keeps (w1, w2) of a block of trajectories in registers for the whole run
@@ -27,9 +30,15 @@ from jax import lax
 QUANTITIES = ("w1", "w2", "w", "norm2")
 
 
-def _step(w1, w2, lam, lpe, ng, inv_tau):
-    g = lam - lpe * (w1 * w2)
-    return w1 + inv_tau * (w2 * g - ng * w1), w2 + inv_tau * (w1 * g - ng * w2)
+def _coefficients(lam, eps, ng, inv_tau):
+    """Per-trajectory constants folded so one epoch costs 6 multiply/FMA operations."""
+    return inv_tau * lam, inv_tau * (lam + eps), 1 - inv_tau * ng
+
+
+def _step(w1, w2, a, b, c):
+    # h = (lam - (lam + eps) w1 w2) / tau;  w1' = (1 - n gamma / tau) w1 + h w2, same for w2.
+    h = a - b * (w1 * w2)
+    return c * w1 + h * w2, c * w2 + h * w1
 
 
 def _observe(w1, w2, quantities):
@@ -42,46 +51,53 @@ def pallas_available() -> bool:
     return jax.default_backend() == "gpu"
 
 
-def _advance(c, lam, lpe, ng, inv_tau, save_every):
-    body = lambda _, c: _step(*c, lam, lpe, ng, inv_tau)
+def _advance(c, coef, save_every):
+    body = lambda _, c: _step(*c, *coef)
     return lax.fori_loop(0, save_every, body, c, unroll=min(save_every, 8))
 
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "quantities"))
 def _scan_path(lam, eps, ng, inv_tau, w1, w2, *, n_saves, save_every, quantities):
-    lpe = lam + eps
+    coef = _coefficients(lam, eps, ng, inv_tau)
 
     def body(c, _):
-        c = _advance(c, lam, lpe, ng, inv_tau, save_every)
+        c = _advance(c, coef, save_every)
         return c, _observe(*c, quantities)
 
     _, out = lax.scan(body, (w1, w2), None, length=n_saves)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "quantities", "block", "interpret"))
-def _pallas_path(lam, eps, ng, inv_tau, w1, w2, *, n_saves, save_every, quantities, block, interpret):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "quantities", "block", "interpret",
+                                             "time_major"))
+def _pallas_path(lam, eps, ng, inv_tau, w1, w2, *, n_saves, save_every, quantities, block, interpret,
+                 time_major):
     from jax.experimental import pallas as pl
 
     n = lam.shape[0]
     nq = len(quantities)
 
     def kernel(lam_ref, eps_ref, ng_ref, it_ref, w1_ref, w2_ref, *out_refs):
-        lam_b = lam_ref[...]
-        lpe = lam_b + eps_ref[...]
-        ng_b, it_b = ng_ref[...], it_ref[...]
+        coef = _coefficients(lam_ref[...], eps_ref[...], ng_ref[...], it_ref[...])
 
         def body(s, c):
-            c = _advance(c, lam_b, lpe, ng_b, it_b, save_every)
+            c = _advance(c, coef, save_every)
             for ref, v in zip(out_refs, _observe(*c, quantities)):
-                ref[s, :] = v
+                if time_major:
+                    ref[s, :] = v
+                else:
+                    ref[:, s] = v
             return c
 
         lax.fori_loop(0, n_saves, body, (w1_ref[...], w2_ref[...]))
 
     in_spec = pl.BlockSpec((block,), lambda i: (i,))
-    out_spec = pl.BlockSpec((n_saves, block), lambda i: (0, i))
-    shape = jax.ShapeDtypeStruct((n_saves, n), lam.dtype)
+    if time_major:
+        out_spec = pl.BlockSpec((n_saves, block), lambda i: (0, i))
+        shape = jax.ShapeDtypeStruct((n_saves, n), lam.dtype)
+    else:
+        out_spec = pl.BlockSpec((block, n_saves), lambda i: (i, 0))
+        shape = jax.ShapeDtypeStruct((n, n_saves), lam.dtype)
     return pl.pallas_call(
         kernel,
         grid=(n // block,),
@@ -93,8 +109,12 @@ def _pallas_path(lam, eps, ng, inv_tau, w1, w2, *, n_saves, save_every, quantiti
 
 
 def scalar_gd_fused(lam, eps, ng, inv_tau, w1, w2, *, n_saves: int, save_every: int = 1,
-                    quantities: tuple[str, ...] = ("w",), backend: str = "auto", block: int = 1024):
-    """Run ``n_saves * save_every`` GD epochs on flat (B,) arrays; return a tuple of (n_saves, B) arrays.
+                    quantities: tuple[str, ...] = ("w",), backend: str = "auto", block: int = 1024,
+                    time_major: bool = True):
+    """Run ``n_saves * save_every`` GD epochs on flat (B,) arrays; return a tuple of saved arrays.
+
+    Each saved array is (n_saves, B) when ``time_major`` (coalesced row writes, fastest) and
+    (B, n_saves) otherwise.
 
     Args:
       lam, eps, ng, inv_tau, w1, w2: 1-D arrays of equal length B (ng = n * gamma, inv_tau = alpha / n).
@@ -113,7 +133,8 @@ def scalar_gd_fused(lam, eps, ng, inv_tau, w1, w2, *, n_saves: int, save_every: 
     args = [jnp.asarray(a) for a in (lam, eps, ng, inv_tau, w1, w2)]
     kw = dict(n_saves=int(n_saves), save_every=int(save_every), quantities=tuple(quantities))
     if backend == "jnp":
-        return tuple(_scan_path(*args, **kw))
+        out = _scan_path(*args, **kw)
+        return tuple(out if time_major else (o.T for o in out))
     if backend not in ("pallas", "interpret"):
         raise ValueError(f"backend must be 'auto', 'pallas', 'interpret' or 'jnp'; got {backend!r}")
     n = args[0].shape[0]
@@ -121,5 +142,5 @@ def scalar_gd_fused(lam, eps, ng, inv_tau, w1, w2, *, n_saves: int, save_every: 
     pad = (-n) % block
     if pad:  # padded trajectories start at the saddle w1 = w2 = 0 and stay finite
         args = [jnp.pad(a, (0, pad)) for a in args]
-    out = _pallas_path(*args, **kw, block=block, interpret=backend == "interpret")
-    return tuple(o[:, :n] for o in out)
+    out = _pallas_path(*args, **kw, block=block, interpret=backend == "interpret", time_major=time_major)
+    return tuple(o[:, :n] if time_major else o[:n] for o in out)
