@@ -1,0 +1,35 @@
+"""Large hyperparameter sweeps: declarative grids, chunked, sharded over devices, streamed to disk.
+
+A sweep runs one function (a closed form, an integrator or a training run; see
+``ENTRY_POINTS``) over the outer product of named axes, in chunks that fit a memory limit.
+Each chunk is compiled once, sharded over the local devices with ``jax.sharding``, and written
+to a zarr store as soon as it finishes, with a completion record so that an interrupted sweep
+resumes where it stopped. Results are read back as an ``xarray.Dataset``.
+
+Example:
+  >>> import tempfile, os, daedyn.sweep as sweep
+  >>> spec = {"function": lambda lam, eps: {"w": lam / (lam + eps)},
+  ...         "axes": {"lam": [1.0, 2.0, 4.0], "eps": {"linspace": [0.0, 1.0, 3]}}}
+  >>> out = os.path.join(tempfile.mkdtemp(), "fp.zarr")
+  >>> summary = sweep.run(spec, path=out, chunk_size=4)
+  >>> summary.n_chunks, summary.bad_points
+  (3, 0)
+  >>> ds = sweep.open_results(out)
+  >>> ds.w.dims, round(float(ds.w.sel(lam=2.0, eps=1.0)), 4)
+  (('lam', 'eps'), 0.6667)
+"""
+
+from daedyn.sweep.entries import ENTRY_POINTS, EntryInfo, entry_point, register, resolve
+from daedyn.sweep.plan import HELD_COPIES, OutputInfo, SweepPlan, plan
+from daedyn.sweep.run import Progress, SweepSummary, as_spec, run
+from daedyn.sweep.spec import PARAMETER_RANGES, SweepSpec, load_spec, parse_memory
+from daedyn.sweep.store import STATUS_CODES, open_results, read_log
+
+run_sweep = run
+
+__all__ = [
+    "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "OutputInfo", "PARAMETER_RANGES", "Progress",
+    "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec", "entry_point",
+    "load_spec", "open_results", "parse_memory", "plan", "read_log", "register", "resolve", "run",
+    "run_sweep",
+]

@@ -1,0 +1,326 @@
+"""From a spec to a chunk plan: output shapes (``jax.eval_shape``), bytes per point, chunk layout.
+
+The grid (axes in spec order, C order) is cut into rectangular blocks that are contiguous in
+the flattened grid: trailing axes whole, one axis cut into runs of ``c`` values, leading axes
+one value at a time. Each block is one zarr chunk of every output, so a finished block is
+written by exactly one writer and is independent of every other. Every block is padded to the
+same batch size (a multiple of the device count), so the chunk function compiles once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.tree_util as jtu
+import numpy as np
+
+from daedyn.sweep.entries import EntryInfo, parameters, resolve
+from daedyn.sweep.spec import PARAMETER_RANGES, SweepSpec, function_name, parse_memory
+
+__all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "HELD_COPIES"]
+
+# Results held at once: two chunks in flight (one computing, one being written), each with a
+# device buffer and a host copy. The chunk size is max_memory / (HELD_COPIES * bytes per point).
+HELD_COPIES = 4
+
+# Integer-valued axes with these names are still fed to the function as floats.
+_FLOAT_PARAMS = frozenset(PARAMETER_RANGES) - {"epochs", "save_every"} | {"w1", "w2", "f"}
+
+
+class OutputInfo(NamedTuple):
+    """One saved output: trailing ``shape`` per grid point, ``dtype``, trailing ``dims`` names."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    dims: tuple[str, ...]
+
+
+class Prepared(NamedTuple):
+    """A spec resolved against its function (no compute yet)."""
+
+    spec: SweepSpec
+    fn: Callable
+    info: EntryInfo
+    axes: dict[str, np.ndarray]  # cast to the dtypes fed to the function
+    batched: Callable  # {axis: (B,) array} -> {output: (B, *shape) array}
+    outputs: dict[str, OutputInfo]
+    coords: dict[str, np.ndarray]  # coordinates of trailing dims
+
+
+class SweepPlan(NamedTuple):
+    """How a sweep is cut into chunks, and what that costs in memory."""
+
+    axis_names: tuple[str, ...]
+    grid_shape: tuple[int, ...]
+    n_points: int
+    chunk_shape: tuple[int, ...]  # block of the grid per chunk
+    chunk_points: int  # grid points in a full block
+    batch_size: int  # padded points per chunk (multiple of n_devices)
+    n_chunks: int
+    n_devices: int
+    bytes_per_point: int  # all saved outputs + 1 status byte
+    memory_estimate: int  # HELD_COPIES * batch_size * bytes_per_point
+    memory_limit: int
+    outputs: dict[str, OutputInfo]
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        return tuple(-(-g // c) for g, c in zip(self.grid_shape, self.chunk_shape))
+
+    @property
+    def total_bytes(self) -> int:
+        """Uncompressed size of all results."""
+        return self.n_points * self.bytes_per_point
+
+    def chunk_region(self, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(start, size) per grid axis of chunk ``k``; sizes are short only at the grid's edge."""
+        idx = np.unravel_index(k, self.blocks)
+        start = tuple(int(i) * c for i, c in zip(idx, self.chunk_shape))
+        size = tuple(min(c, g - s) for c, g, s in zip(self.chunk_shape, self.grid_shape, start))
+        return start, size
+
+    def describe(self) -> str:
+        """Human-readable chunk plan (``daedyn sweep --dry-run``)."""
+        mb = lambda b: f"{b / 1e6:,.1f} MB"
+        lines = [
+            f"grid        {' x '.join(f'{n}={s}' for n, s in zip(self.axis_names, self.grid_shape))}"
+            f" = {self.n_points:,} points",
+            f"outputs     " + ", ".join(
+                f"{k}{list(v.shape) if v.shape else ''} {np.dtype(v.dtype).name}"
+                for k, v in self.outputs.items()),
+            f"per point   {self.bytes_per_point:,} bytes (outputs + status); all results "
+            f"{mb(self.total_bytes)}",
+            f"chunks      {self.n_chunks:,} of {self.chunk_points:,} points (block "
+            f"{'x'.join(map(str, self.chunk_shape))}), padded to {self.batch_size:,} for "
+            f"{self.n_devices} device(s)",
+            f"memory      {mb(self.memory_estimate)} held at most ({HELD_COPIES} chunk copies) "
+            f"of limit {mb(self.memory_limit)}",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "axis_names": list(self.axis_names), "grid_shape": list(self.grid_shape),
+            "n_points": self.n_points, "chunk_shape": list(self.chunk_shape),
+            "chunk_points": self.chunk_points, "batch_size": self.batch_size,
+            "n_chunks": self.n_chunks, "n_devices": self.n_devices,
+            "bytes_per_point": self.bytes_per_point, "memory_estimate": self.memory_estimate,
+            "memory_limit": self.memory_limit, "total_bytes": self.total_bytes,
+            "outputs": {k: {"shape": list(v.shape), "dtype": np.dtype(v.dtype).name, "dims": list(v.dims)}
+                        for k, v in self.outputs.items()},
+        }
+
+
+def _leaf_name(path) -> str:
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "_".join(parts)
+
+
+def _named_outputs(tree) -> dict[str, Any]:
+    leaves = jtu.tree_flatten_with_path(tree)[0]
+    if len(leaves) == 1 and not leaves[0][0]:
+        return {"result": leaves[0][1]}
+    return {_leaf_name(p): x for p, x in leaves}
+
+
+def _check_names(spec: SweepSpec, fn: Callable, info: EntryInfo) -> None:
+    name = function_name(spec.function)
+    try:
+        names, required, var_kw = parameters(fn)
+    except (TypeError, ValueError):
+        return  # no inspectable signature: eval_shape will tell
+    allowed = ", ".join(sorted(names)) or "(none)"
+    if not var_kw:
+        for axis in spec.axes:
+            if axis not in names:
+                raise ValueError(f"unknown axis {axis!r}: {name} has no such parameter; its parameters "
+                                 f"are {allowed}")
+        for const in spec.constants:
+            if const not in names:
+                raise ValueError(f"unknown constant {const!r}: {name} has no such parameter; its "
+                                 f"parameters are {allowed}")
+    missing = sorted(required - set(spec.axes) - set(spec.constants))
+    if missing:
+        raise ValueError(f"{name} needs {missing} as axes or constants")
+    for axis in spec.axes:
+        if axis in info.static:
+            raise ValueError(f"{axis!r} fixes array shapes in {name} and cannot be a sweep axis; "
+                             "give it under constants")
+
+
+def _cast_axis(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(values.dtype, np.integer) and name not in _FLOAT_PARAMS:
+        int_dtype = np.int64 if dtype == np.float64 else np.int32
+        if np.any(values != values.astype(int_dtype)):
+            raise ValueError(f"axis {name!r}: integer values overflow {np.dtype(int_dtype).name}")
+        return values.astype(int_dtype)
+    return values.astype(dtype)
+
+
+def prepare(spec: SweepSpec) -> Prepared:
+    """Resolve the function, check names, and find output shapes with ``jax.eval_shape``.
+
+    Must run with x64 enabled when ``spec.dtype == "float64"`` (the runner does this).
+
+    Raises:
+      ValueError: unknown axis/constant, missing parameter, a shape-fixing parameter used as an
+        axis, a function that fails on the spec's shapes (incompatible shapes), unknown outputs.
+    """
+    fn, info = resolve(spec.function)
+    name = function_name(spec.function)
+    _check_names(spec, fn, info)
+    dtype = np.dtype(spec.dtype)
+    axes = {k: _cast_axis(k, v, dtype) for k, v in spec.axes.items()}
+    constants = dict(spec.constants)
+    batching = info.batching if spec.batching == "vmap" and info.batching != "vmap" else spec.batching
+
+    def call(args):
+        return fn(**args, **constants)
+
+    def full(args):
+        if batching == "vmap":
+            return jax.vmap(call)(args)
+        return call(args)
+
+    probe = 2  # two points, so that a broadcasting mistake shows up as a shape error
+    shapes = {k: jax.ShapeDtypeStruct((probe,), v.dtype) for k, v in axes.items()}
+    try:
+        out = jax.eval_shape(full, shapes)
+    except Exception as err:  # any failure here is a spec/function mismatch: report it, no compute
+        raise ValueError(f"{name} cannot run on this spec's shapes ({type(err).__name__}: {err})") from err
+    named = _named_outputs(out)
+    for k, v in named.items():
+        if not hasattr(v, "shape") or v.ndim < 1 or v.shape[0] != probe:
+            raise ValueError(f"output {k!r} of {name} has shape {getattr(v, 'shape', None)}: with "
+                             f"batching={batching!r} every output needs a leading batch dimension")
+    if spec.outputs is not None:
+        unknown = [o for o in spec.outputs if o not in named]
+        if unknown:
+            raise ValueError(f"unknown output(s) {unknown}; {name} returns {sorted(named)}")
+        selected = list(spec.outputs)
+    else:
+        selected = list(named)
+
+    default_dims = dict(info.dims(constants)) if info.dims else {}
+    default_coords = dict(info.coords(constants)) if info.coords else {}
+    outputs, dim_sizes = {}, {}
+    reserved = set(axes) | {"status"}
+    for k in selected:
+        if k in reserved:
+            raise ValueError(f"output name {k!r} clashes with an axis or the status variable")
+        shape = tuple(named[k].shape[1:])
+        dims = tuple(spec.dims.get(k, default_dims.get(k, ())))
+        if not dims:
+            dims = tuple(f"{k}_dim{i}" for i in range(len(shape)))
+        if len(dims) != len(shape):
+            raise ValueError(f"dims for output {k!r} name {len(dims)} dimension(s) {list(dims)} but it has "
+                             f"trailing shape {shape}")
+        for d, s in zip(dims, shape):
+            if d in axes:
+                raise ValueError(f"output {k!r}: trailing dim {d!r} clashes with a sweep axis")
+            if dim_sizes.setdefault(d, s) != s:
+                raise ValueError(f"dimension {d!r} has size {dim_sizes[d]} in one output and {s} in {k!r}")
+        outputs[k] = OutputInfo(shape, np.dtype(named[k].dtype), dims)
+    coords = {}
+    for d, s in dim_sizes.items():
+        values = spec.coords.get(d, default_coords.get(d))
+        values = np.arange(s) if values is None else np.asarray(values)
+        if values.shape != (s,):
+            raise ValueError(f"coords for dimension {d!r} have shape {values.shape}; outputs have {s} values")
+        coords[d] = values
+    extra = sorted(set(spec.dims) - set(outputs))
+    if extra:
+        raise ValueError(f"dims given for unknown/unsaved output(s) {extra}")
+
+    def batched(args):
+        out = _named_outputs(full(args))
+        return {k: out[k] for k in outputs}
+
+    return Prepared(spec, fn, info, axes, batched, outputs, coords)
+
+
+def _layout(grid_shape: tuple[int, ...], target: int) -> tuple[int, ...]:
+    """Largest contiguous rectangular block of at most ``target`` points (>= 1 point)."""
+    k = len(grid_shape)
+    trail = 1
+    for j in range(k - 1, -1, -1):
+        if trail * grid_shape[j] <= target:
+            trail *= grid_shape[j]
+            continue
+        c = max(1, target // trail)
+        nblocks = -(-grid_shape[j] // c)
+        c = -(-grid_shape[j] // nblocks)  # same block count, blocks as even as possible
+        return (1,) * j + (c,) + tuple(grid_shape[j + 1:])
+    return tuple(grid_shape)
+
+
+def make_plan(prepared: Prepared, *, max_memory=None, chunk_size: int | None = None,
+              n_devices: int = 1, chunk_shape: tuple[int, ...] | None = None) -> SweepPlan:
+    """Chunk plan under a memory limit.
+
+    Args:
+      max_memory: bound on results held at once (bytes or ``"2GB"``); default the spec's.
+      chunk_size: points per chunk instead of the largest that fits (still checked).
+      n_devices: devices the batch axis is sharded over; the batch is a multiple of it.
+      chunk_shape: reuse an existing store's block shape (resume).
+    Raises:
+      ValueError: one point's results exceed the limit, or ``chunk_size`` does.
+    """
+    spec = prepared.spec
+    limit = parse_memory(spec.max_memory if max_memory is None else max_memory)
+    chunk_size = spec.chunk_size if chunk_size is None else chunk_size
+    grid = spec.grid_shape
+    n_points = math.prod(grid)
+    if n_points >= 2**31:
+        raise ValueError(f"the grid has {n_points:,} points; at most 2**31 - 1 per sweep (split it)")
+    bpp = 1 + sum(math.prod(o.shape) * o.dtype.itemsize for o in prepared.outputs.values())
+    fit = limit // (HELD_COPIES * bpp)
+    if chunk_shape is None:
+        fit_dev = (fit // n_devices) * n_devices
+        if fit_dev < 1:
+            raise ValueError(f"max_memory {limit:,} bytes is too small: one grid point's results take "
+                             f"{bpp:,} bytes, held {HELD_COPIES}x, on {n_devices} device(s)")
+        if chunk_size is not None:
+            if chunk_size > fit_dev:
+                raise ValueError(f"chunk_size {chunk_size:,} needs {HELD_COPIES * chunk_size * bpp:,} bytes, "
+                                 f"over max_memory {limit:,}; use chunk_size <= {fit_dev:,}")
+            target = int(chunk_size)
+        else:
+            target = fit_dev
+        chunk_shape = _layout(grid, target)
+    chunk_shape = tuple(int(c) for c in chunk_shape)
+    if len(chunk_shape) != len(grid) or any(c < 1 or c > g for c, g in zip(chunk_shape, grid)):
+        raise ValueError(f"chunk_shape {chunk_shape} does not fit the grid {grid}")
+    points = math.prod(chunk_shape)
+    batch = -(-points // n_devices) * n_devices
+    n_chunks = math.prod(-(-g // c) for g, c in zip(grid, chunk_shape))
+    return SweepPlan(tuple(spec.axes), grid, n_points, chunk_shape, points, batch, n_chunks, n_devices,
+                     bpp, HELD_COPIES * batch * bpp, limit, prepared.outputs)
+
+
+def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devices=None) -> SweepPlan:
+    """The chunk plan of a spec without running it (``daedyn sweep --dry-run``).
+
+    Example:
+      >>> p = plan({"function": lambda a: {"y": 2 * a}, "axes": {"a": [1.0, 2.0, 3.0]},
+      ...           "chunk_size": 2}, n_devices=1)
+      >>> p.n_chunks, p.chunk_shape, p.bytes_per_point
+      (2, (2,), 5)
+    """
+    from daedyn.sweep.run import as_spec, _x64
+
+    spec = as_spec(spec)
+    n_devices = len(jax.local_devices()) if n_devices is None else n_devices
+    with _x64(spec.dtype):
+        prepared = prepare(spec)
+    return make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size, n_devices=n_devices)

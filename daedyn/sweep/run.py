@@ -1,0 +1,299 @@
+"""Running a sweep: one compiled chunk function, sharded over devices, streamed to disk, resumable.
+
+Each chunk is a block of the grid (see :mod:`daedyn.sweep.plan`). The chunk function takes the
+block's start indices, its number of valid points and a (B,) index vector sharded over a
+``jax.sharding.Mesh`` of the local devices; it rebuilds the axis values on the device, runs the
+(vmapped) sweep function and returns the outputs plus a per-point status. Shapes never change
+between chunks, so it is compiled once. While chunk k+1 computes (asynchronous dispatch), chunk
+k is copied to the host, written to its zarr region and recorded as done.
+
+Multi-host: after ``jax.distributed.initialize()``, process p runs chunks k with
+k % process_count == p, each sharded over its own local devices; process 0 creates the store
+and the others wait at a barrier before opening it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from daedyn.sweep import store
+from daedyn.sweep.plan import Prepared, SweepPlan, make_plan, prepare
+from daedyn.sweep.spec import SweepSpec, load_spec
+
+__all__ = ["run", "Progress", "SweepSummary", "as_spec"]
+
+
+class Progress(NamedTuple):
+    """Passed to the ``progress`` callback after every chunk (and once more with ``final=True``)."""
+
+    chunks_done: int  # chunks with a record, this run and earlier ones
+    chunks_total: int
+    chunks_computed: int  # by this process in this run
+    points_computed: int
+    points_per_s: float  # grid points (trajectories) per second in this run
+    elapsed_s: float
+    eta_s: float  # estimate for this process's remaining chunks
+    final: bool = False
+
+    def line(self) -> str:
+        """One-line rendering, e.g. for a progress bar on stderr."""
+        frac = self.chunks_done / max(self.chunks_total, 1)
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        eta = "done" if self.final else f"ETA {_hms(self.eta_s)}"
+        return (f"[{bar}] {self.chunks_done}/{self.chunks_total} chunks  "
+                f"{self.points_per_s:,.0f} traj/s  {_hms(self.elapsed_s)} elapsed  {eta}")
+
+
+class SweepSummary(NamedTuple):
+    """What one call of :func:`run` did."""
+
+    path: str
+    n_points: int
+    n_chunks: int
+    chunks_computed: int
+    chunks_skipped: int  # already recorded when the run started
+    bad_points: int  # points with status != 0 among those computed
+    wall_s: float  # whole call, including validation, compilation and I/O
+    compile_s: float
+    compute_s: float  # waiting for device results
+    io_s: float  # device -> host copies, zarr writes, records
+    points_per_s: float  # computed points / (wall_s - compile_s)
+    plan: SweepPlan
+
+    @property
+    def io_fraction(self) -> float:
+        return self.io_s / max(self.wall_s - self.compile_s, 1e-12)
+
+    def line(self) -> str:
+        return (f"{self.chunks_computed} chunks computed, {self.chunks_skipped} skipped (already done); "
+                f"{self.n_points:,} points, {self.bad_points} bad; {self.wall_s:.2f} s "
+                f"(compile {self.compile_s:.2f} s, I/O {100 * self.io_fraction:.0f}%); "
+                f"{self.points_per_s:,.0f} traj/s -> {self.path}")
+
+    def to_dict(self) -> dict:
+        out = self._asdict()
+        out["plan"] = self.plan.to_dict()
+        out["io_fraction"] = self.io_fraction
+        return out
+
+
+def _hms(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:
+    """A :class:`SweepSpec` from a spec, a dict, or a spec file path."""
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return SweepSpec.from_dict(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        return load_spec(spec)
+    raise ValueError(f"spec must be a SweepSpec, a dict or a spec file path; got {type(spec).__name__}")
+
+
+def _x64(dtype: str):
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def _chunk_fn(prepared: Prepared, plan: SweepPlan) -> Callable:
+    """(start (k,), n_valid (), q (B,)) -> ({output: (B, ...)}, status (B,) int8)."""
+    names = list(prepared.axes)
+    values = [jnp.asarray(prepared.axes[n]) for n in names]
+    chunk_shape = plan.chunk_shape
+    nan_bad = prepared.spec.bad_points == "nan"
+
+    def chunk(start, n_valid, q):
+        q = jnp.minimum(q, n_valid - 1)  # padding repeats the last valid point: finite and discarded
+        idx, rem = [], q
+        for c in reversed(chunk_shape):
+            idx.append(rem % c)
+            rem = rem // c
+        idx.reverse()
+        args = {n: v[start[i] + idx[i]] for i, (n, v) in enumerate(zip(names, values))}
+        out = prepared.batched(args)
+        ok = jnp.ones(q.shape, bool)
+        for x in out.values():
+            if jnp.issubdtype(x.dtype, jnp.inexact):
+                ok = ok & jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1)
+        if nan_bad:
+            out = {k: jnp.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), x, jnp.nan)
+                   if jnp.issubdtype(x.dtype, jnp.inexact) else x for k, x in out.items()}
+        status = jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
+        return out, status
+
+    return chunk
+
+
+class _Interrupt:
+    """Defers Ctrl-C until the chunk being written is recorded (a second Ctrl-C aborts at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
+
+
+def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLike | None = None,
+        max_memory=None, chunk_size: int | None = None, devices: Sequence | None = None,
+        progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
+        compressors="auto") -> SweepSummary:
+    """Run (or resume) a sweep and stream its results to a zarr store.
+
+    Args:
+      spec: a :class:`SweepSpec`, a dict of its fields, or a TOML/JSON/YAML file.
+      path: output store; default ``spec.path``.
+      max_memory: bound on results held in memory (``"2GB"``/bytes); default the spec's.
+        Ignored on resume: the store's chunk layout is reused.
+      chunk_size: points per chunk (default: the largest under ``max_memory``).
+      devices: devices to shard each chunk over (default ``jax.local_devices()``).
+      progress: called with a :class:`Progress` after each chunk and at the end.
+      overwrite: replace an existing sweep store at ``path`` (never a non-sweep folder).
+      compressors: zarr compressors for the arrays (``"auto"``: zarr's default, zstd).
+    Returns:
+      A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
+    Raises:
+      ValueError: bad spec (see :class:`SweepSpec` and ``prepare``), or ``path`` holding a
+        different sweep; always before any compute.
+      KeyboardInterrupt: after Ctrl-C, once the chunk being written is recorded.
+    """
+    t_begin = time.perf_counter()
+    spec = as_spec(spec)
+    path = path if path is not None else spec.path
+    if path is None:
+        raise ValueError("no output path: give path= (CLI: --out) or 'path' in the spec")
+    path = os.fspath(path)
+    devices = list(devices) if devices is not None else jax.local_devices()
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    pidx, pcount = jax.process_index(), jax.process_count()
+    with _x64(spec.dtype):
+        prepared = prepare(spec)
+        if pidx == 0:
+            if overwrite:
+                store.remove_store(path)
+            attrs = store.check_store(path, spec)
+            chunk_shape = tuple(attrs["sweep_chunk_shape"]) if attrs else None
+            plan = make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size,
+                             n_devices=len(devices), chunk_shape=chunk_shape)
+            if attrs is None:
+                store.create_store(path, prepared, plan, compressors=compressors)
+        _barrier("daedyn-sweep-store-ready")
+        if pidx != 0:
+            attrs = store.check_store(path, spec)
+            plan = make_plan(prepared, n_devices=len(devices), chunk_shape=tuple(attrs["sweep_chunk_shape"]))
+        done = store.done_chunks(path)
+        todo = [k for k in range(plan.n_chunks) if k % pcount == pidx and k not in done]
+        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin)
+        _barrier("daedyn-sweep-finished")
+    return summary
+
+
+def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> SweepSummary:
+    mesh = Mesh(np.array(devices), ("batch",))
+    shard = NamedSharding(mesh, PartitionSpec("batch"))
+    repl = NamedSharding(mesh, PartitionSpec())
+    chunk = _chunk_fn(prepared, plan)
+    ndim = len(plan.grid_shape)
+    compile_s = compute_s = io_s = 0.0
+    computed = points = bad = 0
+    if todo:
+        t0 = time.perf_counter()
+        jitted = jax.jit(chunk, in_shardings=(repl, repl, shard), out_shardings=(shard, shard))
+        q = jax.device_put(np.arange(plan.batch_size, dtype=np.int32), shard)
+        compiled = jitted.lower(jax.ShapeDtypeStruct((ndim,), np.int32, sharding=repl),
+                                jax.ShapeDtypeStruct((), np.int32, sharding=repl), q).compile()
+        compile_s = time.perf_counter() - t0
+    arrays = store.open_arrays(path, list(plan.outputs) + ["status"]) if todo else {}
+    t_run = time.perf_counter()
+    remaining = sum(math.prod(plan.chunk_region(k)[1]) for k in todo)
+
+    def report(final=False):
+        if progress is None:
+            return
+        now = time.perf_counter()
+        rate = points / max(now - t_run, 1e-12)
+        eta = (remaining - points) / rate if rate > 0 else math.inf
+        progress(Progress(len(done) + computed, plan.n_chunks, computed, points, rate, now - t_begin,
+                          0.0 if final else eta, final))
+
+    def finish(k, out, status, n_valid, t_dispatch):
+        nonlocal compute_s, io_s, computed, points, bad
+        t0 = time.perf_counter()
+        jax.block_until_ready((out, status))
+        t1 = time.perf_counter()
+        host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}
+        st = np.asarray(status)[:n_valid]
+        del out, status
+        store.write_chunk(arrays, plan, k, host, st)
+        n_bad = int(np.count_nonzero(st != store.STATUS_OK))
+        t2 = time.perf_counter()
+        store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": t1 - t_dispatch,
+                                     "write_s": t2 - t1, "process_index": jax.process_index()})
+        io_s += time.perf_counter() - t1
+        compute_s += t1 - t0
+        computed += 1
+        points += n_valid
+        bad += n_bad
+        report()
+
+    with _Interrupt() as interrupt:
+        pending = None
+        for k in todo:
+            if interrupt.requested:
+                break
+            start, size = plan.chunk_region(k)
+            n_valid = math.prod(size)
+            t_dispatch = time.perf_counter()
+            out, status = compiled(jax.device_put(np.asarray(start, np.int32), repl),
+                                   jax.device_put(np.int32(n_valid), repl), q)
+            if pending is not None:
+                finish(*pending)
+            pending = (k, out, status, n_valid, t_dispatch)
+            del out, status
+        if pending is not None:
+            finish(*pending)
+            pending = None
+        if interrupt.requested:
+            raise KeyboardInterrupt
+    wall = time.perf_counter() - t_begin
+    report(final=True)
+    rate = points / max(wall - compile_s, 1e-12)
+    return SweepSummary(path, plan.n_points, plan.n_chunks, computed, len(done), bad, wall, compile_s,
+                        compute_s, io_s, rate, plan)

@@ -1,0 +1,326 @@
+"""Declarative sweep specifications: named axes, the function to run, what to save.
+
+A spec is plain data (a dict, a TOML/JSON/YAML file or a :class:`SweepSpec`). Everything that
+decides the *results* (function, axes, constants, outputs, dims, coords, batching, dtype,
+bad-point policy) enters the spec hash; execution settings (memory limit, chunk size, path) do
+not, so a sweep can be resumed with another memory limit or on another number of devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from daedyn._checks import check_range
+
+__all__ = ["SweepSpec", "load_spec", "parse_memory", "PARAMETER_RANGES", "axis_values"]
+
+# Ranges of the paper's symbols, enforced on every axis and constant of that name, whatever the
+# function: (lo, hi, lo_open). A bad value is refused before any compute.
+PARAMETER_RANGES: dict[str, tuple[float, float, bool]] = {
+    "lam": (0.0, math.inf, False),
+    "eps": (0.0, math.inf, False),
+    "gamma": (0.0, math.inf, False),
+    "alpha": (0.0, math.inf, True),
+    "tau": (0.0, math.inf, True),
+    "n": (0.0, math.inf, True),
+    "t": (0.0, math.inf, False),
+    "ts": (0.0, math.inf, False),
+    "w0": (0.0, math.inf, True),
+    "epochs": (0.0, math.inf, False),
+    "save_every": (1.0, math.inf, False),
+    "sigma2": (0.0, math.inf, False),
+}
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+_SPACINGS = ("linspace", "logspace", "geomspace", "arange")
+
+
+def parse_memory(value: int | float | str) -> int:
+    """Bytes from ``2GB`` (10^9), ``512MiB`` (2^20), ``1e8`` or an int.
+
+    Example:
+      >>> parse_memory("2GB"), parse_memory("1.5 MiB"), parse_memory(4096)
+      (2000000000, 1572864, 4096)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        num, unit = float(value), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"max_memory must look like '2GB', '512MiB' or a byte count; got {value!r}")
+        num, unit = float(m.group(1)), m.group(2).lower()
+    out = int(num * _UNITS[unit])
+    if out <= 0:
+        raise ValueError(f"max_memory must be positive; got {value!r}")
+    return out
+
+
+def axis_values(name: str, value: Any) -> np.ndarray:
+    """Concrete values of one axis: a list, ``{linspace|logspace|geomspace|arange: [a, b, num]}``.
+
+    ``linspace``/``logspace``/``arange`` follow NumPy (``logspace`` takes base-10 exponents);
+    ``geomspace`` takes the end points. Integer lists stay integer (e.g. seeds).
+
+    Example:
+      >>> axis_values("eps", {"logspace": [-1, 1, 3]}).tolist()
+      [0.1, 1.0, 10.0]
+    """
+    if isinstance(value, Mapping):
+        if len(value) != 1 or next(iter(value)) not in _SPACINGS:
+            raise ValueError(f"axis {name!r}: a table must have exactly one key out of {_SPACINGS}; "
+                             f"got {sorted(value)}")
+        kind, args = next(iter(value.items()))
+        if not isinstance(args, Sequence) or isinstance(args, str):
+            raise ValueError(f"axis {name!r}: {kind} takes a list [start, stop, num]; got {args!r}")
+        if kind == "arange":
+            arr = np.arange(*[float(a) for a in args])
+        else:
+            if len(args) != 3:
+                raise ValueError(f"axis {name!r}: {kind} takes [start, stop, num]; got {args!r}")
+            a, b, num = args
+            if int(num) != num or num < 0:
+                raise ValueError(f"axis {name!r}: num must be a non-negative integer; got {num!r}")
+            if kind == "geomspace" and (float(a) <= 0 or float(b) <= 0):
+                raise ValueError(f"axis {name!r}: geomspace end points must be > 0; got {a!r}, {b!r}")
+            arr = getattr(np, kind)(float(a), float(b), int(num))
+    else:
+        arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"axis {name!r} must hold numbers; got dtype {arr.dtype}")
+    if arr.ndim > 1:
+        raise ValueError(f"axis {name!r} must be one-dimensional; got shape {arr.shape}")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"axis {name!r} is empty: a sweep axis needs at least one value")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"axis {name!r} contains non-finite values (NaN or inf)")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"axis {name!r} has repeated values; coordinates must be unique")
+    return arr
+
+
+def _constant_value(name: str, value: Any) -> Any:
+    """Constants: scalars, strings and booleans stay Python values; lists/spacings become arrays."""
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return axis_values(name, value)
+    if isinstance(value, (int, float)):
+        return value
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"constant {name!r} must be numeric, a string or a boolean; got {value!r}")
+    return arr
+
+
+def _check_parameter(name: str, value: Any, where: str) -> None:
+    if name in PARAMETER_RANGES and not isinstance(value, (str, bool)) and value is not None:
+        lo, hi, lo_open = PARAMETER_RANGES[name]
+        try:
+            check_range(name, value, lo, hi, lo_open=lo_open)
+        except ValueError as err:
+            raise ValueError(f"{where} {name!r}: {err}") from None
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def function_name(function: str | Callable) -> str:
+    """The identity of a spec's function: its entry-point string or ``module:qualname``."""
+    if isinstance(function, str):
+        return function
+    mod = getattr(function, "__module__", None) or "?"
+    return f"{mod}:{getattr(function, '__qualname__', repr(function))}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A declarative sweep: the grid, the function and what to keep.
+
+    Args:
+      function: entry-point name (``"theory.dae_trajectory"``, see
+        ``daedyn.sweep.ENTRY_POINTS``), ``"module:function"`` or a callable.
+      axes: name -> values (list, ``{linspace = [a, b, num]}``, ``logspace`` (exponents),
+        ``geomspace`` (end points), ``arange``). A scalar here becomes a constant. The grid is
+        the outer product, in the order given; each name is a keyword of ``function``.
+      constants: fixed keyword arguments (scalars, strings, arrays such as a time grid).
+      outputs: names of the outputs to save (default: all).
+      dims: output -> names of its trailing (non-grid) dimensions, e.g. ``{"w": ["t"]}``.
+      coords: extra dimension -> coordinate values.
+      batching: ``"vmap"`` (``function`` is written for one grid point; default) or
+        ``"broadcast"`` (it takes each axis as a (B,) array and returns leading-B outputs).
+      dtype: ``"float32"`` (default) or ``"float64"`` (runs under ``jax.enable_x64``).
+      bad_points: ``"nan"`` sets every output of a point with a non-finite value to NaN
+        (status 1); ``"keep"`` keeps the values and only marks the status.
+      max_memory: bound on the results held in memory at once (``"512MB"``, bytes).
+      chunk_size: grid points per chunk; default: as many as ``max_memory`` allows.
+      path: output store (a ``.zarr`` directory).
+    Raises:
+      ValueError: empty/non-finite/repeated axis values, an axis also given as a constant, a
+        paper parameter out of range (``eps < 0``, ``alpha <= 0``...), unknown options.
+    """
+
+    function: str | Callable
+    axes: Mapping[str, Any]
+    constants: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: Sequence[str] | None = None
+    dims: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    coords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    batching: str = "vmap"
+    dtype: str = "float32"
+    bad_points: str = "nan"
+    max_memory: int | str = "512MB"
+    chunk_size: int | None = None
+    path: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.function, str) and not callable(self.function):
+            raise ValueError(f"function must be an entry-point name or a callable; got {self.function!r}")
+        if not isinstance(self.axes, Mapping) or not self.axes:
+            raise ValueError("axes must be a non-empty table of name -> values")
+        axes, constants = {}, {}
+        for name, value in dict(self.constants).items():
+            constants[str(name)] = _constant_value(name, value)
+        for name, value in self.axes.items():
+            name = str(name)
+            if name in constants:
+                raise ValueError(f"{name!r} is given both as an axis and as a constant")
+            if isinstance(value, (int, float, str, bool)):  # a scalar axis is a constant
+                constants[name] = _constant_value(name, value)
+                continue
+            axes[name] = axis_values(name, value)
+        if not axes:
+            raise ValueError("axes: every axis is a scalar; a sweep needs at least one axis with values")
+        for name, arr in axes.items():
+            _check_parameter(name, arr, "axis")
+        for name, value in constants.items():
+            _check_parameter(name, value, "constant")
+        if self.batching not in ("vmap", "broadcast"):
+            raise ValueError(f"batching must be 'vmap' or 'broadcast'; got {self.batching!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}")
+        if self.bad_points not in ("nan", "keep"):
+            raise ValueError(f"bad_points must be 'nan' or 'keep'; got {self.bad_points!r}")
+        if self.chunk_size is not None and (int(self.chunk_size) != self.chunk_size or self.chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer; got {self.chunk_size!r}")
+        parse_memory(self.max_memory)
+        outputs = None if self.outputs is None else tuple(str(o) for o in self.outputs)
+        if outputs is not None and (not outputs or len(set(outputs)) != len(outputs)):
+            raise ValueError(f"outputs must be a non-empty list of distinct names; got {self.outputs!r}")
+        dims = {str(k): tuple(str(d) for d in v) for k, v in dict(self.dims).items()}
+        coords = {str(k): axis_values(f"coords.{k}", v) if isinstance(v, Mapping) else np.asarray(v)
+                  for k, v in dict(self.coords).items()}
+        for k, v in coords.items():
+            if v.ndim != 1:
+                raise ValueError(f"coords {k!r} must be one-dimensional; got shape {v.shape}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        set_("axes", axes)
+        set_("constants", constants)
+        set_("outputs", outputs)
+        set_("dims", dims)
+        set_("coords", coords)
+        if self.path is not None:
+            set_("path", os.fspath(self.path))
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(v.size for v in self.axes.values())
+
+    @property
+    def n_points(self) -> int:
+        return math.prod(self.grid_shape)
+
+    def canonical(self) -> dict:
+        """The result-defining part of the spec as JSON-able data (axis order kept)."""
+        return {
+            "function": function_name(self.function),
+            "axes": [[k, _jsonable(v)] for k, v in self.axes.items()],
+            "axis_dtypes": {k: str(v.dtype) for k, v in self.axes.items()},
+            "constants": {k: _jsonable(self.constants[k]) for k in sorted(self.constants)},
+            "outputs": None if self.outputs is None else list(self.outputs),
+            "dims": {k: list(self.dims[k]) for k in sorted(self.dims)},
+            "coords": {k: _jsonable(self.coords[k]) for k in sorted(self.coords)},
+            "batching": self.batching,
+            "dtype": self.dtype,
+            "bad_points": self.bad_points,
+        }
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of :meth:`canonical` (floats written exactly, via ``repr``)."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        """Everything, JSON-able (the function as its name)."""
+        out = self.canonical()
+        out["axes"] = {k: v for k, v in out["axes"]}
+        del out["axis_dtypes"]
+        out.update(max_memory=self.max_memory, chunk_size=self.chunk_size, path=self.path)
+        return out
+
+    def replace(self, **changes) -> SweepSpec:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepSpec:
+        """Build from a parsed file. Unknown keys are refused, naming them."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"unknown spec key(s) {unknown}; allowed: {sorted(fields)}")
+        for key in ("function", "axes"):
+            if key not in data:
+                raise ValueError(f"spec is missing {key!r}")
+        return cls(**dict(data))
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read a spec from ``.toml``, ``.json`` or (when PyYAML is installed) ``.yaml``/``.yml``.
+
+    A relative ``path`` inside the file is taken relative to the spec file's folder.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    with open(path, "rb") as f:
+        raw = f.read()
+    if ext == ".toml":
+        data = tomllib.loads(raw.decode())
+    elif ext == ".json":
+        data = json.loads(raw)
+    elif ext in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError("YAML specs need PyYAML (pip install pyyaml); use TOML or JSON") from None
+        data = yaml.safe_load(raw)
+    else:
+        raise ValueError(f"spec file must end in .toml, .json, .yaml or .yml; got {path!r}")
+    if not isinstance(data, Mapping):
+        raise ValueError(f"spec file {path!r} must hold a table at top level")
+    data = dict(data)
+    if data.get("path") and not os.path.isabs(data["path"]):
+        data["path"] = os.path.join(os.path.dirname(os.path.abspath(path)), data["path"])
+    return SweepSpec.from_dict(data)

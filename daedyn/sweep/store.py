@@ -1,0 +1,238 @@
+"""On-disk format of a sweep: one zarr (format 3) store read through xarray.
+
+Layout of ``PATH`` (a directory)::
+
+    zarr.json            root group; attrs: spec (JSON), spec hash, plan, software versions
+    <axis>/              1-D coordinate per sweep axis (the spec's values)
+    <dim>/               1-D coordinate per trailing output dimension (time, direction)
+    <output>/            (*grid, *trailing) array, one zarr chunk per sweep chunk
+    status/              (*grid) int8: -1 not computed, 0 ok, 1 non-finite output
+    _sweep/done/cK.json  completion record of chunk K, written (atomically) after its data
+    _sweep/log.jsonl     one line per chunk computed (appended after its record)
+
+Metadata is written once, at creation, and consolidated; data writes never touch it, so a
+chunk's data, its status and its record are the only files a chunk writes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import socket
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["open_results", "STATUS_CODES", "create_store", "check_store", "done_chunks",
+           "write_chunk", "write_record", "read_log"]
+
+STATUS_NOT_COMPUTED, STATUS_OK, STATUS_NONFINITE = -1, 0, 1
+STATUS_CODES = {STATUS_NOT_COMPUTED: "not computed", STATUS_OK: "ok",
+                STATUS_NONFINITE: "non-finite output"}
+FORMAT = "daedyn-sweep/1"
+_DONE = os.path.join("_sweep", "done")
+_LOG = os.path.join("_sweep", "log.jsonl")
+
+
+def _zarr():
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError("daedyn.sweep stores results with zarr: pip install 'daedyn[sweep]'") from None
+    return zarr
+
+
+def _versions() -> dict:
+    import jax
+
+    import daedyn
+
+    out = {"daedyn": daedyn.__version__, "jax": jax.__version__, "numpy": np.__version__,
+           "zarr": _zarr().__version__}
+    try:
+        import xarray
+        out["xarray"] = xarray.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def is_store(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "zarr.json")) and os.path.isdir(os.path.join(path, "_sweep"))
+
+
+def read_attrs(path: str) -> dict:
+    with open(os.path.join(path, "zarr.json")) as f:
+        return json.load(f).get("attributes", {})
+
+
+def _differences(old: Mapping, new: Mapping) -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key == "axes":
+            a, b = dict(a or []), dict(b or [])
+            if list(a) != list(b):
+                out.append(f"axes (names/order {list(a)} vs {list(b)})")
+            out += [f"axes.{k}" for k in a if k in b and a[k] != b[k]]
+        elif isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += [f"{key}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(key)
+    return out
+
+
+def check_store(path: str, spec) -> dict | None:
+    """Stored attrs if ``path`` holds this spec's sweep, ``None`` if ``path`` does not exist.
+
+    Raises:
+      ValueError: ``path`` exists but is not a daedyn sweep, or holds another spec (naming
+        the fields that differ).
+    """
+    if not os.path.exists(path):
+        return None
+    if not is_store(path):
+        if os.path.isdir(path) and not os.listdir(path):
+            return None
+        raise ValueError(f"output path {path!r} exists and is not a daedyn sweep store; "
+                         "choose another path")
+    attrs = read_attrs(path)
+    if attrs.get("sweep_format") != FORMAT:
+        raise ValueError(f"output path {path!r} holds format {attrs.get('sweep_format')!r}, not {FORMAT!r}")
+    if attrs.get("sweep_spec_hash") != spec.hash:
+        diff = _differences(json.loads(attrs["sweep_spec"]), spec.canonical())
+        raise ValueError(
+            f"output path {path!r} holds a sweep with a different spec (differs in: "
+            f"{', '.join(diff) or 'hash only'}); refusing to mix results. Use another path, or "
+            "overwrite=True (CLI: --overwrite) to discard the old results")
+    return attrs
+
+
+def remove_store(path: str) -> None:
+    """Delete a sweep store (only a daedyn sweep store or an empty folder)."""
+    if os.path.exists(path):
+        if not is_store(path) and os.listdir(path):
+            raise ValueError(f"refusing to overwrite {path!r}: it is not a daedyn sweep store")
+        shutil.rmtree(path)
+
+
+def create_store(path: str, prepared, plan, *, compressors="auto") -> None:
+    """Write the store's metadata, coordinates and empty (fill-valued) arrays."""
+    zarr = _zarr()
+    spec = prepared.spec
+    versions = _versions()
+    root = zarr.open_group(path, mode="w", zarr_format=3)
+    scalar_consts = {k: v for k, v in spec.constants.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and k not in prepared.outputs and k not in prepared.coords and k not in spec.axes}
+    root.attrs.update({
+        "sweep_format": FORMAT,
+        "sweep_function": spec.canonical()["function"],
+        "sweep_spec": json.dumps(spec.canonical()),
+        "sweep_spec_hash": spec.hash,
+        "sweep_plan": json.dumps(plan.to_dict()),
+        "sweep_chunk_shape": list(plan.chunk_shape),
+        "sweep_n_chunks": plan.n_chunks,
+        "sweep_status_codes": json.dumps({str(k): v for k, v in STATUS_CODES.items()}),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **{f"{k}_version": v for k, v in versions.items()},
+    })
+    comp = {} if compressors == "auto" else {"compressors": compressors}
+    coord_names = " ".join(scalar_consts)
+    for name, values in list(spec.axes.items()) + list(prepared.coords.items()):
+        values = np.asarray(values)
+        arr = root.create_array(name, shape=values.shape, chunks=values.shape, dtype=values.dtype,
+                                dimension_names=[name], **comp)
+        arr[...] = values
+    for name, value in scalar_consts.items():
+        arr = root.create_array(name, shape=(), dtype=np.asarray(value).dtype, dimension_names=[])
+        arr[...] = value
+    axes = list(spec.axes)
+    for name, out in prepared.outputs.items():
+        fill = np.nan if np.issubdtype(out.dtype, np.floating) else 0
+        arr = root.create_array(name, shape=plan.grid_shape + out.shape, chunks=plan.chunk_shape + out.shape,
+                                dtype=out.dtype, fill_value=fill, dimension_names=axes + list(out.dims),
+                                **comp)
+        if coord_names:
+            arr.attrs["coordinates"] = coord_names
+    status = root.create_array("status", shape=plan.grid_shape, chunks=plan.chunk_shape, dtype=np.int8,
+                               fill_value=STATUS_NOT_COMPUTED, dimension_names=axes, **comp)
+    status.attrs.update({"flag_values": list(STATUS_CODES), "flag_meanings": " ".join(
+        v.replace(" ", "_") for v in STATUS_CODES.values())})
+    root.create_group("_sweep", attributes={"note": "completion records of daedyn.sweep chunks"})
+    with warnings.catch_warnings():  # zarr notes that v3 consolidation is not in the spec yet
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
+    os.makedirs(os.path.join(path, _DONE), exist_ok=True)
+
+
+def done_chunks(path: str) -> set[int]:
+    """Chunks with a completion record."""
+    folder = os.path.join(path, _DONE)
+    if not os.path.isdir(folder):
+        return set()
+    return {int(f[1:-5]) for f in os.listdir(folder) if f.startswith("c") and f.endswith(".json")}
+
+
+def open_arrays(path: str, names):
+    zarr = _zarr()
+    root = zarr.open_group(path, mode="r+", use_consolidated=True)
+    return {n: root[n] for n in names}
+
+
+def write_chunk(arrays: Mapping, plan, k: int, results: Mapping[str, np.ndarray], status: np.ndarray) -> None:
+    """Write chunk ``k``'s valid points (outputs first, then status) into its region."""
+    start, size = plan.chunk_region(k)
+    region = tuple(slice(s, s + n) for s, n in zip(start, size))
+    for name, values in results.items():
+        arrays[name][region] = values.reshape(size + values.shape[1:])
+    arrays["status"][region] = status.reshape(size)
+
+
+def write_record(path: str, k: int, record: Mapping) -> None:
+    """Completion record of chunk ``k`` (atomic rename), then one log line."""
+    record = {"chunk": k, "pid": os.getpid(), "host": socket.gethostname(),
+              "time_utc": datetime.datetime.now(datetime.UTC).isoformat(), **record}
+    final = os.path.join(path, _DONE, f"c{k:08d}.json")
+    tmp = f"{final}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    with open(os.path.join(path, _LOG), "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(path: str) -> list[dict]:
+    """Every chunk computation ever logged at ``path`` (one dict per chunk computed)."""
+    try:
+        with open(os.path.join(path, _LOG)) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def open_results(path: str | os.PathLike):
+    """The results of a sweep as an ``xarray.Dataset`` with the grid axes as dimensions.
+
+    Variables are read lazily. ``attrs["sweep_complete"]`` tells whether every chunk has a
+    completion record (``sweep_chunks_done`` of ``sweep_n_chunks``); points of chunks not yet
+    recorded have ``status == -1``. ``json.loads(ds.attrs["sweep_spec"])`` is the spec.
+
+    Raises:
+      ValueError: ``path`` is not a daedyn sweep store.
+    """
+    import xarray as xr
+
+    path = os.fspath(path)
+    if not is_store(path):
+        raise ValueError(f"{path!r} is not a daedyn sweep store")
+    ds = xr.open_dataset(path, engine="zarr", consolidated=True, chunks=None)
+    done = len(done_chunks(path))
+    ds.attrs["sweep_chunks_done"] = done
+    ds.attrs["sweep_complete"] = done == ds.attrs.get("sweep_n_chunks")
+    return ds
