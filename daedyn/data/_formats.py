@@ -212,13 +212,15 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, UnicodeDecodeError) as e:
-        raise DataFormatError(f"{path}: not a readable CIFAR-10 batch pickle ({type(e).__name__}: {e})") from None
+        raise DataFormatError(
+            f"{path}: not a readable CIFAR-10 batch pickle ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):
         raise DataFormatError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
     obj = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
     missing = [k for k in ("data", "labels") if k not in obj]
     if missing:
-        raise DataFormatError(f"{path}: CIFAR-10 batch dict lacks key(s) {missing}; has {sorted(map(str, obj))}")
+        raise DataFormatError(
+            f"{path}: CIFAR-10 batch dict lacks key(s) {missing}; has {sorted(map(str, obj))}")
     data, labels = obj["data"], obj["labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         desc = f"{data.dtype.name} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__

@@ -1,0 +1,182 @@
+"""Tests of daedyn.spectrum: chunked Sigma = X^T X, float64 accumulation, sorted sign-fixed eigh."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from daedyn import spectrum as sp
+
+N, D = 300, 24
+
+
+def _data(n=N, d=D, seed=0):
+    # Non-negative pixel-like data in [0, 1], not centred, as in the paper (one dominant eigenvalue).
+    return np.random.default_rng(seed).random((n, d)).astype(np.float32)
+
+
+def test_second_moment_matches_xtx_float64(x64):
+    x = _data().astype(np.float64)
+    ref = x.T @ x
+    for chunk in (1, 7, 64, N, 10 * N):  # 1 row, a non-divisor of N, exact, > N
+        for arr in (x, jnp.asarray(x)):  # streamed host path and on-device scan path
+            s = sp.second_moment(arr, chunk_size=chunk)
+            assert s.dtype == jnp.float64 and s.shape == (D, D)
+            # float64 sums of 300 products of size <= 1: error ~ 300 * 1e-16 relative; 1e-12 leaves margin
+            np.testing.assert_allclose(s, ref, rtol=1e-12)
+
+
+def test_second_moment_float32_tolerance_and_chunk_independence():
+    x = _data()
+    ref = x.astype(np.float64).T @ x.astype(np.float64)
+    out = {c: np.asarray(sp.second_moment(jnp.asarray(x), chunk_size=c)) for c in (7, 64, N)}
+    for c, s in out.items():
+        assert s.dtype == np.float32
+        # float32 accumulation of N = 300 positive products: relative error <= N * 6e-8 ~ 2e-5 worst case,
+        # typically ~1e-6 (random-walk rounding); 2e-5 is the worst-case bound.
+        np.testing.assert_allclose(s, ref, rtol=2e-5)
+    # chunkings only reorder float32 sums: they agree to the same bound
+    np.testing.assert_allclose(out[7], out[N], rtol=2e-5)
+    host = np.asarray(sp.second_moment(x, chunk_size=64))
+    np.testing.assert_allclose(host, out[64], rtol=2e-5)  # host streaming vs scan: different sum order
+
+
+def test_float64_accumulation_without_x64_is_accurate():
+    assert not jax.config.read("jax_enable_x64")
+    # Many rows make float32 accumulation error visible: 40000 rows of values in [0, 1].
+    x = _data(n=40000, d=6, seed=1)
+    exact = x.astype(np.float64).T @ x.astype(np.float64)
+    s64 = sp.second_moment(x, chunk_size=8192, accumulate_dtype=jnp.float64)
+    assert s64.dtype == jnp.float32  # returned in JAX's default dtype, see the module docstring
+    # float64 accumulation, then one rounding to float32: within half an ulp, 6e-8 relative
+    np.testing.assert_allclose(np.asarray(s64, np.float64), exact, rtol=6.1e-8)
+    s32 = np.asarray(sp.second_moment(x, chunk_size=8192), np.float64)
+    err64 = np.abs(np.asarray(s64, np.float64) - exact).max()
+    err32 = np.abs(s32 - exact).max()
+    assert err64 < err32  # measured on CPU: err32 1.8e-3, err64 4.6e-4 (one rounding of values ~1.3e4)
+
+
+def test_float64_under_jit_without_x64_raises():
+    f = jax.jit(lambda x: sp.second_moment(x, accumulate_dtype=jnp.float64))
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        f(jnp.ones((4, 2)))
+
+
+def test_second_moment_jit_and_integer_input():
+    x = _data()
+    a = jax.jit(lambda x: sp.second_moment(x, chunk_size=50))(jnp.asarray(x))
+    b = sp.second_moment(jnp.asarray(x), chunk_size=50)
+    np.testing.assert_allclose(a, b, rtol=1e-6)  # same computation; jit may fuse differently
+    u8 = np.random.default_rng(0).integers(0, 256, (10, 3), dtype=np.uint8)
+    s = sp.second_moment(u8)
+    assert s.dtype == jnp.float32
+    ref = u8.astype(np.float64).T @ u8.astype(np.float64)
+    np.testing.assert_allclose(s, ref, rtol=1e-6)  # integers < 2^24 summed exactly-ish; 1e-6 margin
+
+
+def test_memmap_is_streamed(tmp_path):
+    x = _data(n=1000, d=8)
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    ro = np.load(tmp_path / "x.npy", mmap_mode="r")
+    s = sp.second_moment(ro, chunk_size=128)
+    ref = x.astype(np.float64).T @ x.astype(np.float64)
+    np.testing.assert_allclose(s, ref, rtol=2e-5)  # float32 bound as above (N = 1000: ~1e-5 typical)
+
+
+def test_spectrum_reconstructs_sigma_sorted_and_sign_fixed(x64):
+    x = _data().astype(np.float64)
+    s = sp.compute_spectrum(x, chunk_size=64)
+    assert isinstance(s, sp.Spectrum) and s.n == N
+    w, v = np.asarray(s.eigvals), np.asarray(s.eigvecs)
+    assert w.shape == (D,) and v.shape == (D, D) and w.dtype == np.float64
+    assert np.all(np.diff(w) <= 0) and np.all(w >= 0)
+    sigma = x.T @ x
+    # float64 eigh: backward error ~ D * 1e-16 * ||Sigma||; 1e-12 * lam_max leaves margin
+    np.testing.assert_allclose(v @ np.diag(w) @ v.T, sigma, atol=1e-12 * w[0])
+    np.testing.assert_allclose(v.T @ v, np.eye(D), atol=1e-12)  # orthonormal, same reason
+    piv = np.argmax(np.abs(v), axis=0)
+    assert np.all(v[piv, np.arange(D)] > 0)
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(sigma)[::-1], rtol=1e-10)
+    # deterministic: the same data in another row order (different rounding) give the same vectors
+    s2 = sp.compute_spectrum(x[::-1], chunk_size=7)
+    np.testing.assert_allclose(s2.eigvecs, v, atol=1e-8)  # eigengaps here are >= 0.1, V is well conditioned
+
+
+def test_spectrum_float32_and_local_float64():
+    x = _data()
+    ref = np.linalg.eigvalsh(x.astype(np.float64).T @ x.astype(np.float64))[::-1]
+    s32 = sp.compute_spectrum(x)
+    s64 = sp.compute_spectrum(x, accumulate_dtype="float64")
+    assert s32.eigvals.dtype == jnp.float32 and s64.eigvals.dtype == jnp.float32
+    # float32 eigh: absolute error ~ 1e-6 * lam_max (lam_max ~ 2e3 here); 1e-5 * lam_max bound
+    np.testing.assert_allclose(s32.eigvals, ref, atol=1e-5 * ref[0])
+    # float64 path: only the final rounding, relative 6e-8 per eigenvalue (1e-7 allows the ulp step)
+    np.testing.assert_allclose(s64.eigvals, ref, rtol=1e-7)
+
+
+def test_rank_deficient_eigenvalues_clipped_to_zero(x64):
+    x = _data(n=5, d=D).astype(np.float64)  # rank 5 < D: D - 5 eigenvalues are zero up to round-off
+    s = sp.compute_spectrum(x)
+    assert s.eigvals.dtype == jnp.float64  # float64 input under x64: dtype follows the input
+    w = np.asarray(s.eigvals)
+    assert np.all(w >= 0.0)
+    assert np.all(w[5:] < 1e-12 * w[0])  # round-off level in float64
+
+
+def test_spectrum_is_a_pytree():
+    s = sp.spectrum_from_second_moment(jnp.diag(jnp.array([1.0, 4.0, 2.0])), n=3)
+    np.testing.assert_array_equal(s.eigvals, [4.0, 2.0, 1.0])  # exact for a diagonal matrix
+    doubled = jax.tree.map(lambda a: a * 2, s)
+    assert isinstance(doubled, sp.Spectrum) and doubled.n == 6
+    top = jax.jit(lambda s: s.eigvals[0] / s.n)(s)
+    assert float(top) == pytest.approx(4.0 / 3.0, rel=1e-6)  # one float32 division
+
+
+def test_projected_second_moment(x64):
+    x, xh = _data().astype(np.float64), _data(n=57, seed=9).astype(np.float64)
+    s = sp.compute_spectrum(x)
+    v = np.asarray(s.eigvecs)
+    train = sp.projected_second_moment(s, x, chunk_size=64)
+    np.testing.assert_allclose(train, s.eigvals, rtol=1e-9, atol=1e-10 * float(s.eigvals[0]))  # eigh accuracy
+    held = sp.projected_second_moment(s, xh, chunk_size=10)
+    ref = np.diag(v.T @ xh.T @ xh @ v)
+    np.testing.assert_allclose(held, ref, rtol=1e-12)  # float64 sums of 57 terms
+    on_device = sp.projected_second_moment(s, jnp.asarray(xh), chunk_size=57)
+    np.testing.assert_allclose(on_device, held, rtol=1e-12)
+    np.testing.assert_allclose(sp.projected_from_second_moment(s, xh.T @ xh), ref, rtol=1e-11)
+    top = sp.Spectrum(s.eigvals[:3], s.eigvecs[:, :3], s.n)  # a truncated basis works too
+    np.testing.assert_allclose(sp.projected_second_moment(top, xh), ref[:3], rtol=1e-12)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+        sp.second_moment(np.ones(3))
+    with pytest.raises(ValueError, match="chunk_size"):
+        sp.second_moment(np.ones((3, 2)), chunk_size=0)
+    with pytest.raises(ValueError, match="accumulate_dtype"):
+        sp.second_moment(np.ones((3, 2)), accumulate_dtype=jnp.int32)
+    with pytest.raises(ValueError, match="square"):
+        sp.spectrum_from_second_moment(np.ones((3, 2)), n=1)
+    with pytest.raises(ValueError, match="n must lie"):
+        sp.spectrum_from_second_moment(np.eye(2), n=0)
+    s = sp.spectrum_from_second_moment(np.eye(2), n=1)
+    with pytest.raises(ValueError, match="D = 3"):
+        sp.projected_second_moment(s, np.ones((4, 3)))
+
+
+@pytest.mark.slow
+def test_full_size_cifar_shape_streamed():
+    # N = 60000, D = 3072 (CIFAR-sized, larger N): 737 MB of float32 streamed in 4096-row chunks.
+    # Checked against exact identities that need no second N x D^2 product:
+    # trace(Sigma) = sum of squares, and one column Sigma[:, j] = X^T x_j.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60000, 3072), dtype=np.uint8)
+    s = np.asarray(sp.second_moment(x, chunk_size=4096, accumulate_dtype="float64"), np.float64)
+    xf = x.astype(np.float64)
+    # integer data: float64 accumulation is exact (sums < 2^53); one rounding to float32 at the end
+    np.testing.assert_allclose(np.trace(s), (xf * xf).sum(), rtol=1e-7)
+    np.testing.assert_allclose(s[:, 5], xf.T @ xf[:, 5], rtol=6.1e-8)
