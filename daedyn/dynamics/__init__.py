@@ -1,0 +1,40 @@
+"""Batched learning dynamics of linear (denoising) autoencoders.
+
+- Scalar dynamics of one eigen-direction, Eqs. (2)-(3) with weight decay: :func:`scalar_gd` (the exact
+  gradient-descent recursion) and :func:`scalar_flow` (the continuous flow, RK4 or diffrax), batched
+  elementwise over any broadcastable grid of settings.
+- Full-matrix dynamics of (W1, W2) in the eigenbasis of Sigma (section 3.1): :func:`matrix_gd`,
+  :func:`matrix_flow`, with :func:`orthogonal_init` (section 3.2) and :func:`random_init`; reference
+  paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`).
+- :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
+"""
+
+from daedyn.dynamics.scalar import ScalarTrajectory, scalar_flow, scalar_gd, scalar_rhs
+from daedyn.dynamics.stability import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+
+__all__ = [
+    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs",
+    "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
+]
+
+try:  # the matrix engine lands in a second step
+    from daedyn.dynamics.matrix import (  # noqa: F401
+        MatrixTrajectory,
+        matrix_flow,
+        matrix_gd,
+        matrix_gd_data,
+        matrix_gd_sigma,
+        from_eigenbasis,
+        matrix_observables,
+        matrix_rhs,
+        orthogonal_init,
+        random_init,
+        to_eigenbasis,
+    )
+
+    __all__ += ["MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma",
+                "matrix_rhs", "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis",
+                "from_eigenbasis"]
+except ModuleNotFoundError as _err:  # pragma: no cover
+    if _err.name != "daedyn.dynamics.matrix":
+        raise

@@ -1,0 +1,131 @@
+"""Time stepping shared by the scalar and matrix engines (private).
+
+Two loops, both ``lax.scan`` over *save points* with an inner loop over steps, so that memory is
+proportional to (state x saved times) and never to the number of steps:
+
+- :func:`gd_loop`: a fixed number of identical steps between equally spaced saves (the GD recursion).
+- :func:`fixed_step_loop`: classical RK4 with steps of at most ``dt`` that land exactly on each
+  requested save time (the step in interval k is ``(t_k - t_{k-1}) / m_k``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jax import lax
+
+from daedyn._checks import check_range, concrete
+
+
+def _axpy(a, x, y):
+    """y + a * x over matching pytrees."""
+    return jtu.tree_map(lambda xi, yi: yi + a * xi, x, y)
+
+
+def rk4_step(f, y, h):
+    """One classical Runge-Kutta step of size ``h`` for the autonomous system dy/dt = f(y)."""
+    k1 = f(y)
+    k2 = f(_axpy(h / 2, k1, y))
+    k3 = f(_axpy(h / 2, k2, y))
+    k4 = f(_axpy(h, k3, y))
+    return jtu.tree_map(lambda yi, a, b, c, d: yi + (h / 6) * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4)
+
+
+def gd_loop(step, y0, observe, *, n_saves: int, save_every: int, unroll: int = 1):
+    """Apply ``step`` ``n_saves * save_every`` times; observe at the start and every ``save_every``.
+
+    Returns ``(y_final, obs)`` where every leaf of ``obs`` has a leading axis of length n_saves + 1.
+    """
+    unroll = max(1, min(int(unroll), save_every)) if save_every else 1
+
+    def outer(y, _):
+        y = lax.fori_loop(0, save_every, lambda i, y: step(y), y, unroll=unroll)
+        return y, observe(y)
+
+    first = observe(y0)
+    y, rest = lax.scan(outer, y0, None, length=n_saves)
+    obs = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
+    return y, obs
+
+
+def fixed_step_loop(f, y0, observe, hs, ms, m_static: int | None, *, unroll: int = 1):
+    """RK4 over consecutive intervals; interval k takes ``ms[k]`` (or ``m_static``) steps of ``hs[k]``.
+
+    Returns ``(y_final, obs)`` with one observation per interval end (leading axis len(hs)).
+    With a static step count the loop is a scan (reverse-differentiable); otherwise a while loop.
+    """
+
+    def outer(y, x):
+        h, m = x
+        if m_static is not None:
+            u = max(1, min(int(unroll), m_static))
+            y = lax.fori_loop(0, m_static, lambda i, y: rk4_step(f, y, h), y, unroll=u)
+        else:
+            y = lax.fori_loop(0, m, lambda i, y: rk4_step(f, y, h), y)
+        return y, observe(y)
+
+    return lax.scan(outer, y0, (hs, ms))
+
+
+def step_grid(ts, dt: float):
+    """Validate save times and plan the fixed steps: ``(ts, hs, ms, m_static)``.
+
+    The integration starts at t = 0; ``ts`` must be finite, >= 0 and non-decreasing. Interval k
+    (from t_{k-1}, with t_{-1} = 0, to t_k) is cut into m_k = ceil((t_k - t_{k-1}) / dt) >= 1 equal
+    steps. When ``ts`` is concrete and the m_k are (nearly) equal, one static count m = max m_k is
+    used for all intervals (each with its own step ``(t_k - t_{k-1}) / m <= dt``), which compiles to
+    a scan; otherwise the counts are traced.
+    """
+    if not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite float > 0; got {dt!r}")
+    ts_c = concrete(ts)
+    if ts_c is not None:
+        if ts_c.ndim != 1 or ts_c.size == 0:
+            raise ValueError(f"ts must be a non-empty 1-d array of save times; got shape {ts_c.shape}")
+        check_range("ts", ts_c, 0.0)
+        d = np.diff(ts_c.astype(np.float64), prepend=0.0)
+        if np.any(d < 0):
+            raise ValueError("ts must be non-decreasing")
+        ms = np.maximum(1, np.ceil(np.round(d / dt, 9))).astype(np.int32)
+        m_max = int(ms.max())
+        # A static count wastes m_max - m_k steps per interval: accept up to ~25% waste plus one
+        # empty interval (the common ts[0] = 0).
+        if m_max * ms.size <= 1.25 * ms.sum() + m_max:
+            return ts_c, d / m_max, np.full(ms.shape, m_max, np.int32), m_max
+        return ts_c, d / ms, ms, None
+    ts = jnp.asarray(ts)
+    if ts.ndim != 1:
+        raise ValueError(f"ts must be a 1-d array of save times; got shape {ts.shape}")
+    d = jnp.diff(ts, prepend=jnp.zeros((1,), ts.dtype))
+    ms = jnp.maximum(1, jnp.ceil(d / dt)).astype(jnp.int32)
+    return ts, d / ms, ms, None
+
+
+def check_int(name: str, value, lo: int) -> int:
+    """A Python int >= lo, or ValueError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    return int(value)
+
+
+PRECISIONS = (None, "default", "high", "highest", "fastest", "float32", "bfloat16", "tensorfloat32")
+
+
+def check_precision(precision):
+    """Accept None, a string JAX understands, or a ``lax.Precision``."""
+    if isinstance(precision, lax.Precision) or precision in PRECISIONS:
+        return precision
+    raise ValueError(f"precision must be one of None, 'default', 'high', 'highest' or a lax.Precision; "
+                     f"got {precision!r}")
+
+
+def float_dtype(*xs):
+    """The floating dtype implied by the inputs (JAX's default float when none is floating)."""
+    dt = jnp.result_type(*xs)
+    if not jnp.issubdtype(dt, jnp.floating):
+        dt = jnp.result_type(float)
+    return dt
+

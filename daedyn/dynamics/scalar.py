@@ -1,0 +1,264 @@
+"""Scalar learning dynamics of one eigen-direction, batched over any grid of settings.
+
+Equations (2)-(3) of the paper with the weight decay of supplement C:
+
+    tau dw1/dt = w2 lam (1 - w2 w1) - eps w2^2 w1 - n gamma w1
+    tau dw2/dt = w1 lam (1 - w2 w1) - eps w1^2 w2 - n gamma w2,
+
+advanced either by the exact gradient-descent recursion with learning rate alpha (tau = n / alpha,
+one step = one epoch: ``w <- w + RHS / tau``; :func:`scalar_gd`) or as the continuous flow
+(:func:`scalar_flow`, fixed-step RK4, or diffrax's adaptive Tsit5 on request).
+
+All settings (lam, eps, gamma, alpha or tau, n, w1, w2) broadcast against each other; the work is
+elementwise over the broadcast batch (no vmap), jit-compiled once per shape. Memory is proportional
+to batch x saved times.
+
+The loss reported is Eq. (4) per direction with weight decay (supplement C), scaled by 1 / tau
+as printed in the paper:
+
+    loss = [lam (1 - w1 w2)^2 + eps (w1 w2)^2 + n gamma (w1^2 + w2^2)] / (2 tau).
+
+Multiply by tau / n (= 1 / alpha) for this direction's share of the per-sample expected loss.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from daedyn._checks import check_broadcastable, check_range, concrete
+from daedyn.dynamics._integrate import check_int, fixed_step_loop, float_dtype, gd_loop, step_grid
+from daedyn.dynamics.stability import check_gd_stability
+
+__all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow"]
+
+
+class ScalarTrajectory(NamedTuple):
+    """Saved states of a batch of scalar runs; every field but ``t`` has shape (*batch, T).
+
+    Attributes:
+      t: (T,) save times in epochs.
+      w1, w2: the two weights.
+      w: the mapping w1 * w2.
+      norm2: w1**2 + w2**2 (the squared weight norm of Figure 4).
+      loss: Eq. (4) per direction with weight decay, scaled by 1 / tau (see module docstring).
+    """
+
+    t: Array
+    w1: Array
+    w2: Array
+    w: Array
+    norm2: Array
+    loss: Array
+
+
+def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
+               n: ArrayLike = 1) -> tuple[Array, Array]:
+    """tau times the time derivatives of (w1, w2): the right-hand sides of Eqs. (2)-(3) plus decay.
+
+    Inputs must already have one shape (rank promotion is not allowed); returns two such arrays.
+
+    Example:
+      >>> d1, d2 = scalar_rhs(0.5, 1.0, lam=1.0)  # w2 lam (1 - w), w1 lam (1 - w)
+      >>> float(d1), float(d2)
+      (0.5, 0.25)
+      >>> [float(d) for d in scalar_rhs(0.5, 1.0, lam=1.0, eps=1.0)]  # on w1 w2 = lam / (lam + eps)
+      [0.0, 0.0]
+    """
+    r = lam * (1 - w1 * w2)
+    ng = n * gamma
+    return w2 * r - eps * w2 * w2 * w1 - ng * w1, w1 * r - eps * w1 * w1 * w2 - ng * w2
+
+
+def _check_common(lam, eps, gamma, n, w1, w2):
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_range("w1", w1)
+    check_range("w2", w2)
+
+
+def _finish(t, w1, w2, lam, eps, ng, inv_tau) -> ScalarTrajectory:
+    """Move the time axis last and add the derived observables (elementwise, after the loop)."""
+    w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
+    lam, eps, ng, inv_tau = (x[..., None] for x in (lam, eps, ng, inv_tau))
+    w = w1 * w2
+    norm2 = w1 * w1 + w2 * w2
+    loss = (lam * (1 - w) ** 2 + eps * w * w + ng * norm2) * (inv_tau / 2)
+    return ScalarTrajectory(t, w1, w2, w, norm2, loss)
+
+
+def _broadcast_all(shape, *xs):
+    return tuple(jnp.broadcast_to(x, shape) for x in xs)
+
+
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
+    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, alpha, n, w1, w2)))
+    lam, eps, gamma, alpha, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, alpha, n, w1, w2)
+    inv_tau = alpha / n
+    ng = n * gamma
+
+    def step(y):
+        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
+        return y[0] + inv_tau * d1, y[1] + inv_tau * d2
+
+    _, (w1s, w2s) = gd_loop(step, (w1, w2), lambda y: y, n_saves=n_saves, save_every=save_every,
+                            unroll=unroll)
+    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau)
+
+
+def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
+              epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
+              unroll: int = 4, check_stability: bool = True) -> ScalarTrajectory:
+    """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
+
+    One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
+    right-hand sides of Eqs. (2)-(3) plus weight decay (both from the old values): the Euler step of
+    size one epoch of the flow with tau = n / alpha. This is what training does.
+
+    Args:
+      lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
+      eps: noise level n * s**2, >= 0.
+      w1, w2: initial weights (any finite values).
+      alpha: learning rate, > 0.
+      epochs: number of steps, a multiple of ``save_every``.
+      gamma: weight decay of Eq. (6), >= 0.
+      n: number of samples N (1 for the scalar demos), > 0.
+      save_every: epochs between saves; the start (t = 0) is always saved.
+      unroll: steps per loop iteration (a speed knob; results are identical).
+      check_stability: warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 at the fixed
+        point (see :func:`check_gd_stability`); only for concrete inputs.
+    Returns:
+      :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
+      ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
+    Raises:
+      ValueError: for negative lam, eps or gamma, alpha <= 0, n <= 0, NaN/inf, non-broadcastable
+        shapes, or epochs not a multiple of save_every.
+    Example:
+      >>> traj = scalar_gd(1.0, jnp.array([0.0, 1.0, 5.0]), 0.1, 0.1, alpha=0.01, epochs=3000,
+      ...                  save_every=1000)
+      >>> traj.w.shape, np.round(np.asarray(traj.w[:, -1], np.float64), 4).tolist()  # 1, 1/2, 1/6
+      ((3, 4), [1.0, 0.5, 0.1667])
+    """
+    epochs = check_int("epochs", epochs, 0)
+    save_every = check_int("save_every", save_every, 1)
+    if epochs % save_every:
+        raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
+    _check_common(lam, eps, gamma, n, w1, w2)
+    check_range("alpha", alpha, 0.0, lo_open=True)
+    if check_stability:
+        check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
+    dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
+    args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
+    return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every,
+                    unroll=check_int("unroll", unroll, 1))
+
+
+@functools.partial(jax.jit, static_argnames=("m_static", "unroll"))
+def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll):
+    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, tau, n, w1, w2)))
+    lam, eps, gamma, tau, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, tau, n, w1, w2)
+    inv_tau = 1 / tau
+
+    def f(y):
+        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
+        return inv_tau * d1, inv_tau * d2
+
+    _, (w1s, w2s) = fixed_step_loop(f, (w1, w2), lambda y: y, hs, ms, m_static, unroll=unroll)
+    return _finish(ts, w1s, w2s, lam, eps, n * gamma, inv_tau)
+
+
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
+def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps):
+    import diffrax  # optional dependency (extra "ode"), imported only when asked for
+
+    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, tau, n, w1, w2)))
+    flat = [jnp.broadcast_to(x, shape).reshape(-1) for x in (lam, eps, gamma, tau, n, w1, w2)]
+
+    def field(t, y, args):
+        lam, eps, gamma, tau, n = args
+        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
+        return jnp.stack([d1, d2]) / tau
+
+    def solve_one(lam, eps, gamma, tau, n, w1, w2):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), diffrax.Tsit5(), t0=jnp.zeros((), ts.dtype), t1=ts[-1], dt0=None,
+            y0=jnp.stack([w1, w2]), args=(lam, eps, gamma, tau, n), saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps)
+        return sol.ys[:, 0], sol.ys[:, 1]
+
+    w1s, w2s = jax.vmap(solve_one, out_axes=1)(*flat)
+    back = lambda x: x.reshape(shape)
+    lam, eps, gamma, tau, n = (back(x) for x in flat[:5])
+    w1s, w2s = w1s.reshape(ts.shape + shape), w2s.reshape(ts.shape + shape)
+    return _finish(ts, w1s, w2s, lam, eps, n * gamma, 1 / tau)
+
+
+def _default_dt(lam, eps, gamma, tau, n, w1, w2) -> float:
+    vals = [concrete(x) for x in (lam, eps, gamma, tau, n, w1, w2)]
+    if any(v is None for v in vals):
+        raise ValueError("dt must be given when the inputs are traced")
+    lam, eps, gamma, tau, n, w1, w2 = (np.asarray(v, np.float64) for v in vals)
+    # Stiffness of the flow: tau / (largest Hessian eigenvalue times n), with |w|^2 at least 1.
+    rate = ((lam + eps) * np.maximum(1.0, w1**2 + w2**2) + n * gamma) / tau
+    return float(0.05 / max(np.max(rate), 1e-300))
+
+
+def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *,
+                tau: ArrayLike = 1.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
+                method: Literal["rk4", "diffrax"] = "rk4", dt: float | None = None,
+                rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000,
+                unroll: int = 1) -> ScalarTrajectory:
+    """The continuous gradient flow of Eqs. (2)-(3) plus weight decay, saved at times ``ts``.
+
+    ``method="rk4"``: classical Runge-Kutta with steps of at most ``dt`` that land exactly on every
+    save time (global error O(dt^4)). ``method="diffrax"``: diffrax's adaptive Tsit5 with a PID
+    step-size controller (``rtol``, ``atol``), one solve per trajectory (vmapped) so that each gets
+    its own error control; diffrax is imported only then.
+
+    Args:
+      ts: (T,) save times in epochs, >= 0 and non-decreasing; the start is at t = 0.
+      lam, eps, gamma, n, w1, w2: as for :func:`scalar_gd`.
+      tau: time constant n / alpha, > 0.
+      dt: largest RK4 step (epochs). Default: 0.05 / (fastest rate in the batch), where the rate is
+        ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau.
+      rtol, atol, max_steps: diffrax only.
+      unroll: RK4 steps per loop iteration (speed only).
+    Returns:
+      :class:`ScalarTrajectory` with T = len(ts) saves and the broadcast batch shape.
+    Raises:
+      ValueError: bad ranges or NaN (as :func:`scalar_gd`), tau <= 0, dt <= 0, bad ``ts``.
+    Example:
+      >>> traj = scalar_flow(jnp.array([0.0, 50.0]), 1.0, 1.0, 0.1, 0.1, dt=0.1)
+      >>> round(float(traj.w[-1]), 4)  # fixed point lam / (lam + eps)
+      0.5
+    """
+    if method not in ("rk4", "diffrax"):
+        raise ValueError(f"method must be 'rk4' or 'diffrax'; got {method!r}")
+    check_broadcastable(lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
+    _check_common(lam, eps, gamma, n, w1, w2)
+    check_range("tau", tau, 0.0, lo_open=True)
+    dtype = float_dtype(lam, eps, gamma, tau, w1, w2)
+    if method == "diffrax":
+        ts_c = concrete(ts)
+        if ts_c is not None:
+            step_grid(ts_c, 1.0)  # validation only
+        args = [jnp.asarray(x, dtype) for x in (ts, lam, eps, gamma, tau, n, w1, w2)]
+        return _diffrax_core(*args, rtol=float(rtol), atol=float(atol),
+                             max_steps=check_int("max_steps", max_steps, 1))
+    if dt is None:
+        dt = _default_dt(lam, eps, gamma, tau, n, w1, w2)
+    ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
+    args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
+    args += [jnp.asarray(x, dtype) for x in (lam, eps, gamma, tau, n, w1, w2)]
+    return _rk4_core(*args, m_static=m_static, unroll=check_int("unroll", unroll, 1))
