@@ -9,32 +9,25 @@
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
+from daedyn.dynamics.matrix import (
+    MatrixTrajectory,
+    from_eigenbasis,
+    matrix_flow,
+    matrix_gd,
+    matrix_gd_data,
+    matrix_gd_sigma,
+    matrix_observables,
+    matrix_rhs,
+    orthogonal_init,
+    random_init,
+    to_eigenbasis,
+)
 from daedyn.dynamics.scalar import ScalarTrajectory, scalar_flow, scalar_gd, scalar_rhs
 from daedyn.dynamics.stability import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
+    "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
+    "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
 ]
-
-try:  # the matrix engine lands in a second step
-    from daedyn.dynamics.matrix import (  # noqa: F401
-        MatrixTrajectory,
-        matrix_flow,
-        matrix_gd,
-        matrix_gd_data,
-        matrix_gd_sigma,
-        from_eigenbasis,
-        matrix_observables,
-        matrix_rhs,
-        orthogonal_init,
-        random_init,
-        to_eigenbasis,
-    )
-
-    __all__ += ["MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma",
-                "matrix_rhs", "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis",
-                "from_eigenbasis"]
-except ModuleNotFoundError as _err:  # pragma: no cover
-    if _err.name != "daedyn.dynamics.matrix":
-        raise
