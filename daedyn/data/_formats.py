@@ -18,7 +18,7 @@ import numpy as np
 
 __all__ = [
     "DataFormatError", "DatasetUnavailable", "read_idx", "read_idx_images", "read_idx_labels",
-    "read_cifar10_batch", "read_cifar10_batches",
+    "read_cifar10_batch", "read_cifar10_batches", "read_cifar10_archive", "parse_cifar10_batch",
 ]
 
 
@@ -205,7 +205,11 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
       DataFormatError: truncated pickle, foreign content, missing keys or wrong shapes.
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
+    return parse_cifar10_batch(_read_bytes(path), path)
+
+
+def parse_cifar10_batch(raw: bytes, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_cifar10_batch` on the bytes of a batch; ``path`` names it in error messages."""
     try:
         obj = _BatchUnpickler(io.BytesIO(raw), path).load()
     except DataFormatError:
@@ -255,6 +259,36 @@ def read_cifar10_batches(paths: Iterable[str | os.PathLike] | str | os.PathLike
         raise ValueError("paths must name at least one CIFAR-10 batch file")
     parts = [read_cifar10_batch(p) for p in paths]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+
+
+def read_cifar10_archive(path: str | os.PathLike,
+                         names: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Read batches ``names`` (e.g. "data_batch_1") straight from the official ``cifar-10-python.tar.gz``.
+
+    Members are read into memory, never extracted to disk. Each is parsed as in
+    :func:`read_cifar10_batch`.
+
+    Raises:
+      DataFormatError: the archive is truncated or corrupt, or lacks one of the batches.
+    """
+    import tarfile
+
+    path = os.fspath(path)
+    out = []
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
+            for name in names:
+                if name not in members:
+                    raise DataFormatError(f"{path}: archive has no member {name!r} (has {sorted(members)})")
+                raw = tar.extractfile(members[name]).read()
+                out.append(parse_cifar10_batch(raw, f"{path}:{members[name].name}"))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise DataFormatError(f"{path}: corrupt or truncated tar archive ({type(e).__name__}: {e})") from None
+    return out
 
 
 def find_first(dirs: Sequence[str], names: Sequence[str]) -> str | None:
