@@ -84,7 +84,7 @@ class SweepPlan(NamedTuple):
 
     def describe(self) -> str:
         """Human-readable chunk plan (``daedyn sweep --dry-run``)."""
-        mb = lambda b: f"{b / 1e6:,.1f} MB"
+        mb = _human_bytes
         lines = [
             f"grid        {' x '.join(f'{n}={s}' for n, s in zip(self.axis_names, self.grid_shape))}"
             f" = {self.n_points:,} points",
@@ -112,6 +112,14 @@ class SweepPlan(NamedTuple):
             "outputs": {k: {"shape": list(v.shape), "dtype": np.dtype(v.dtype).name, "dims": list(v.dims)}
                         for k, v in self.outputs.items()},
         }
+
+
+def _human_bytes(b: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if b < 1000 or unit == "GB":
+            return f"{b:,.0f} {unit}" if unit == "B" else f"{b:,.1f} {unit}"
+        b /= 1000
+    return f"{b:,.1f} TB"
 
 
 def _leaf_name(path) -> str:
@@ -234,6 +242,8 @@ def prepare(spec: SweepSpec) -> Prepared:
     coords = {}
     for d, s in dim_sizes.items():
         values = spec.coords.get(d, default_coords.get(d))
+        if values is None and np.ndim(constants.get(d)) == 1 and np.size(constants[d]) == s:
+            values = constants[d]  # a trailing dim named after a 1-D constant (a time grid `t`)
         values = np.arange(s) if values is None else np.asarray(values)
         if values.shape != (s,):
             raise ValueError(f"coords for dimension {d!r} have shape {values.shape}; outputs have {s} values")

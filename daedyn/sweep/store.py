@@ -17,6 +17,7 @@ chunk's data, its status and its record are the only files a chunk writes.
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import os
 import shutil
@@ -52,10 +53,9 @@ def _versions() -> dict:
 
     out = {"daedyn": daedyn.__version__, "jax": jax.__version__, "numpy": np.__version__,
            "zarr": _zarr().__version__}
-    try:
-        import xarray
-        out["xarray"] = xarray.__version__
-    except ImportError:
+    try:  # without importing it (a second of start-up)
+        out["xarray"] = importlib.metadata.version("xarray")
+    except importlib.metadata.PackageNotFoundError:
         pass
     return out
 

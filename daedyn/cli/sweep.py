@@ -1,0 +1,91 @@
+"""``daedyn sweep SPEC``: run (or resume) a declarative sweep; ``--dry-run`` prints the chunk plan."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def _progress_printer(stream):
+    """Progress lines on ``stream``: redrawn in place on a terminal, at most 1/s otherwise."""
+    tty = stream.isatty()
+    last = [0.0]
+
+    def show(p):
+        now = time.monotonic()
+        if not (p.final or tty or now - last[0] >= 1.0 or p.chunks_computed == 1):
+            return
+        last[0] = now
+        end = "\n" if (p.final or not tty) else ""
+        stream.write(("\r" if tty else "") + p.line() + end)
+        stream.flush()
+    return show
+
+
+def _run(args) -> int:
+    import jax
+
+    from daedyn import sweep
+
+    if args.distributed:
+        kw = {}
+        if args.coordinator:
+            kw = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                      process_id=args.process_id)
+        jax.distributed.initialize(**kw)
+    spec = sweep.load_spec(args.spec)
+    changes = {}
+    if args.out:
+        changes["path"] = args.out
+    if args.max_memory:
+        changes["max_memory"] = args.max_memory
+    if args.chunk_size:
+        changes["chunk_size"] = args.chunk_size
+    if args.x64:
+        changes["dtype"] = "float64"
+    spec = spec.replace(**changes) if changes else spec
+    if args.dry_run:
+        p = sweep.plan(spec)
+        if args.json:
+            print(json.dumps({"spec": spec.to_dict(), "spec_hash": spec.hash, "plan": p.to_dict()}, indent=1))
+        else:
+            print(f"function    {spec.to_dict()['function']}")
+            print(p.describe())
+            print(f"output      {spec.path or '(none given: use --out)'}")
+        return 0
+    if spec.path is None:
+        raise ValueError("no output path: give --out PATH or 'path' in the spec")
+    main = jax.process_index() == 0
+    progress = None if (args.quiet or not main) else _progress_printer(sys.stderr)
+    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite)
+    if main:
+        if args.json:
+            print(json.dumps(summary.to_dict(), indent=1, default=str))
+        else:
+            print(summary.line())
+    return 0
+
+
+def register(subparsers) -> None:
+    from daedyn.cli import add_common_options
+
+    p = subparsers.add_parser(
+        "sweep", help="run a hyperparameter sweep from a TOML/JSON/YAML spec (see docs/sweep.md)",
+        description="Run (or resume) a declarative sweep: chunked under a memory limit, sharded over the "
+        "local devices, streamed to a zarr store readable with xarray. Re-running the same spec at the "
+        "same path resumes; another spec at that path is refused.")
+    p.add_argument("spec", help="spec file (.toml, .json, .yaml)")
+    p.add_argument("--dry-run", action="store_true", help="print the chunk plan and memory estimate only")
+    p.add_argument("--out", default=None, help="output store (overrides 'path' in the spec)")
+    p.add_argument("--max-memory", default=None, help="bound on results held in memory, e.g. 2GB, 512MiB")
+    p.add_argument("--chunk-size", type=int, default=None, help="grid points per chunk")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sweep store at the path")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first (multi-host; auto-detects SLURM/TPU pods)")
+    p.add_argument("--coordinator", default=None, help="with --distributed: coordinator host:port")
+    p.add_argument("--num-processes", type=int, default=None, help="with --coordinator: process count")
+    p.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's id")
+    add_common_options(p)
+    p.set_defaults(func=_run)
