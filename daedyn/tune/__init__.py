@@ -1,0 +1,36 @@
+"""Differentiable noise tuning: choose eps (and gamma, alpha, T) by gradient descent through dynamics.
+
+The paper ends by asking how its insights "could actually be used for tuning noise levels and
+predicting the training time of DAEs". This module answers it: a held-out objective (the denoising
+loss of the trained map on held-out data, after T epochs) is differentiated with respect to the
+noise level eps = N s^2 (and weight decay gamma, learning rate alpha, training time T) through one of
+three routes, and minimised with any optax optimiser in log-parameters.
+
+- :func:`heldout_problem` / :func:`problem_from_spectrum`: train spectrum + held-out projections.
+- :func:`heldout_objective`: ``objective(hyper) -> loss`` by route "closed_form" (daedyn.theory),
+  "dynamics" (daedyn.dynamics, scan + checkpoint) or "train" (daedyn.train, unrolled training).
+- :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
+- :func:`tune_noise`: the whole pipeline from data arrays.
+- :func:`time_to_loss`: differentiable training time to reach a target loss.
+- :func:`plot_objective`: objective against eps with the optimisation path.
+"""
+
+from daedyn.tune._objective import ROUTES, TUNABLE, heldout_loss, heldout_objective, time_to_loss
+from daedyn.tune._optimise import (
+    GridResult,
+    History,
+    TuneResult,
+    default_optimizer,
+    grid_search,
+    tune,
+    tune_anisotropic,
+)
+from daedyn.tune._plot import plot_objective
+from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
+from daedyn.tune._pipeline import tune_noise
+
+__all__ = [
+    "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum", "heldout_loss",
+    "heldout_objective", "time_to_loss", "History", "TuneResult", "GridResult", "default_optimizer",
+    "tune", "grid_search", "tune_anisotropic", "tune_noise", "plot_objective",
+]

@@ -1,0 +1,55 @@
+"""One call from data arrays to a tuned noise level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from jax.typing import ArrayLike
+
+from daedyn.tune._objective import heldout_objective
+from daedyn.tune._optimise import TuneResult, tune, tune_anisotropic
+from daedyn.tune._problem import heldout_problem
+
+__all__ = ["tune_noise"]
+
+
+def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
+               eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: str = "closed_form",
+               anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
+               **objective_kwargs) -> TuneResult:
+    """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
+
+    Builds :func:`heldout_problem`, :func:`heldout_objective` and runs :func:`tune` from ``eps0``;
+    with ``anisotropic=True`` it continues with :func:`tune_anisotropic` from the isotropic optimum.
+
+    Args:
+      x_train, x_heldout: (N, D) and (M, D) data (rows are samples), M >= 1.
+      epochs, alpha, eval_sigma2: as in :func:`heldout_objective`.
+      eps0: starting eps, > 0; default 0.01 N (per-component noise variance 0.01).
+      route: "closed_form", "dynamics" or "train".
+      anisotropic: also tune a per-direction eps_j (never worse than the isotropic optimum).
+      optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
+      **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
+    Returns:
+      The :class:`TuneResult` (of the anisotropic stage when ``anisotropic``).
+    Raises:
+      ValueError: empty held-out set, epochs <= 0, eps0 <= 0 and other invalid arguments, before
+        any work is done.
+    """
+    from daedyn._checks import check_range
+
+    check_range("epochs", epochs, 0.0, lo_open=True)
+    if eps0 is not None and not (np.all(np.isfinite(np.asarray(eps0, np.float64)))
+                                 and np.all(np.asarray(eps0, np.float64) > 0)):
+        raise ValueError(f"initial eps (eps0) must be finite and > 0 (it is optimised as log eps); "
+                         f"got {eps0!r}")
+    problem = heldout_problem(x_train, x_heldout, keep_data=(route == "train"))
+    eps0 = 0.01 * problem.n if eps0 is None else eps0
+    objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
+                                  route=route, **objective_kwargs)
+    result = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
+    if anisotropic and result.success:
+        result = tune_anisotropic(objective, result, problem.eigvals.shape[-1], optimizer=optimizer,
+                                  max_steps=max_steps)
+    return result

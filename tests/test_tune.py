@@ -1,0 +1,234 @@
+"""Tests of daedyn.tune: objectives, gradients of every route, optimisers, bad input, plot, CLI."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import daedyn.tune as tn
+
+# A small synthetic problem (D = 8): train spectrum over 4 decades, held-out projections that
+# differ from lam * M / N by +-30% so per-direction optima differ from the isotropic one.
+D8 = 8
+N8, M8 = 400, 100
+LAM8 = np.geomspace(400.0, 0.04, D8)
+PROJ8 = LAM8 * M8 / N8 * (1 + 0.3 * np.sin(np.arange(D8)))
+SETTINGS8 = dict(epochs=300.0, alpha=0.5, eval_sigma2=0.05, w0=1e-3)
+
+
+def small_problem():
+    return tn.problem_from_spectrum(LAM8, PROJ8, N8, M8)
+
+
+def central_difference(f, x, h):
+    return (f(x + h) - f(x - h)) / (2 * h)
+
+
+# --- the objective ---------------------------------------------------------------------------------
+
+def test_heldout_loss_is_expected_denoising_loss(x64):
+    # The per-direction formula equals the loss of the map W = V diag(w) V^T on the held-out data,
+    # 1/(2M) ||X_ho - X_ho W^T||^2 + s2/2 ||W||_F^2 (the Gaussian-noise expectation, exact).
+    rng = np.random.default_rng(0)
+    xt, xh = rng.random((50, 6)), rng.random((20, 6))
+    p = tn.heldout_problem(xt, xh)
+    w = rng.random(6)
+    v = np.asarray(p.eigvecs)
+    big_w = v @ np.diag(w) @ v.T
+    direct = np.sum((xh - xh @ big_w.T) ** 2) / (2 * 20) + 0.3 / 2 * np.sum(big_w**2)
+    # float64 round-off of a 6 x 6 eigendecomposition: 1e-12 relative is far above it.
+    np.testing.assert_allclose(tn.heldout_loss(w, p.projected, p.n_heldout, 0.3), direct, rtol=1e-10)
+
+
+def test_closed_form_is_theory_predicted_loss(x64):
+    # Without evaluation noise the objective is daedyn.theory.predicted_loss on the held-out set.
+    theory = pytest.importorskip("daedyn.theory")
+    p = small_problem()
+    f = tn.heldout_objective(p, epochs=300.0, alpha=0.5, w0=1e-3, hidden=5)
+    ref = theory.predicted_loss(300.0, p.eigvals, p.projected, M8, eps=3.0, w0=1e-3, tau=N8 / 0.5,
+                                n=N8, hidden=5)
+    # Same closed form on both sides; 1e-10 covers float64 round-off in different op orders.
+    np.testing.assert_allclose(f({"eps": 3.0}), ref, rtol=1e-10)
+
+
+def test_objective_jit_vmap_agree_with_plain_call(x64):
+    f = tn.heldout_objective(small_problem(), **SETTINGS8)
+    eps = jnp.geomspace(0.1, 1e3, 3)
+    plain = np.array([float(f({"eps": e})) for e in eps])  # eager: slow per op, keep it to 3 calls
+    # Identical operations traced vs eager; 1e-12 relative allows re-association by XLA.
+    np.testing.assert_allclose(jax.jit(f)({"eps": eps[1]}), plain[1], rtol=1e-12)
+    np.testing.assert_allclose(jax.vmap(lambda e: f({"eps": e}))(eps), plain, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["eps", "gamma", "alpha", "epochs"])
+def test_closed_form_gradients_match_central_differences(name, x64):
+    f = tn.heldout_objective(small_problem(), gamma=0.01, **SETTINGS8)
+    base = {"eps": 5.0, "gamma": 0.01, "alpha": 0.5, "epochs": 300.0}
+    g = jax.jit(jax.grad(lambda z, eps: f({name: jnp.exp(z), "eps": eps} if name != "eps"
+                                          else {"eps": jnp.exp(z)})))
+    h = 1e-5  # in log-parameter: float64 truncation error ~h^2 = 1e-10, round-off ~1e-16/h = 1e-11
+    for eps in (0.3, 5.0, 60.0, 800.0):  # below, around and above the optimum
+        z0 = math.log(base[name] if name != "eps" else eps)
+        fd = central_difference(lambda z: float(f({name: jnp.exp(z), "eps": eps} if name != "eps"
+                                                  else {"eps": jnp.exp(z)})), z0, h)
+        ad = float(g(z0, eps))
+        # Relative 1e-6 (or absolute 1e-9 of an O(1) objective): 100x above the FD error estimate.
+        assert ad == pytest.approx(fd, rel=1e-6, abs=1e-9), (name, eps)
+
+
+# --- the optimiser ---------------------------------------------------------------------------------
+
+def test_tune_finds_interior_optimum_of_small_problem(x64):
+    f = tn.heldout_objective(small_problem(), **SETTINGS8)
+    res = tn.tune(f, {"eps": 0.5})
+    assert res.status == "converged", res.message
+    assert res.objective <= res.initial_objective
+    grid = tn.grid_search(f, {"eps": np.geomspace(1e-2, 1e4, 3001)})
+    # Interior optimum: grid minimum away from both ends of six decades.
+    assert 0 < int(np.argmin(grid.values)) < 3000
+    # L-BFGS converges to the stationary point; the grid (step 0.0046 in log eps) brackets it
+    # within half a step.
+    assert abs(math.log(float(res.params["eps"]) / float(grid.params["eps"]))) < 0.005
+    assert res.objective <= grid.objective * (1 + 1e-9)  # tuned point at least as good as the grid
+    # History: one row per evaluated iterate, the gradient is d objective / d log eps.
+    h = res.history
+    assert h.objective.shape == h.params["eps"].shape == h.grad["eps"].shape
+    assert h.objective[0] == res.initial_objective and h.params["eps"][0] == pytest.approx(0.5)
+    assert np.nanmin(h.objective) == res.objective
+
+
+def test_tune_with_first_order_optax_optimiser(x64):
+    # Any optax transformation works (here Adam with a decaying step); it is slower but gets there.
+    f = tn.heldout_objective(small_problem(), **SETTINGS8)
+    best = tn.tune(f, {"eps": 0.5})
+    opt = optax.adam(optax.exponential_decay(0.3, transition_steps=40, decay_rate=0.3))
+    res = tn.tune(f, {"eps": 0.5}, optimizer=opt, max_steps=400, patience=20)
+    assert res.n_steps > best.n_steps
+    # Within 1% in eps of the L-BFGS optimum; the final Adam step size is ~1e-3 in log eps.
+    assert abs(math.log(float(res.params["eps"]) / float(best.params["eps"]))) < 0.01
+
+
+def test_grid_search_two_dimensional(x64):
+    f = tn.heldout_objective(small_problem(), **SETTINGS8)
+    eps, gamma = np.geomspace(0.1, 1e3, 9), np.geomspace(1e-4, 1e-1, 4)
+    r = tn.grid_search(f, {"eps": eps, "gamma": gamma}, batch_size=5)
+    assert r.values.shape == (9, 4) and r.n_evals == 36 and r.status == "ok"
+    i, j = 3, 2
+    # Batched lax.map evaluation equals a single call (same ops; float64 re-association only).
+    np.testing.assert_allclose(r.values[i, j], f({"eps": eps[i], "gamma": gamma[j]}), rtol=1e-12)
+    assert r.objective == pytest.approx(np.min(r.values), rel=0)
+
+
+def test_anisotropic_never_worse_than_isotropic(x64):
+    p = small_problem()
+    f = tn.heldout_objective(p, **SETTINGS8)
+    iso = tn.tune(f, {"eps": 0.5})
+    aniso = tn.tune_anisotropic(f, iso, D8)
+    assert aniso.params["eps"].shape == (D8,)
+    # The start (eps_j = eps_iso for all j) reproduces the isotropic optimum exactly
+    # (same elementwise arithmetic), and tune only returns points at least as good as the start.
+    assert aniso.initial_objective == pytest.approx(iso.objective, rel=1e-14)
+    assert aniso.objective <= iso.objective
+    # Here the held-out spectrum differs per direction, so per-direction noise strictly helps.
+    assert aniso.objective < iso.objective * (1 - 1e-4)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+def test_bad_input_raises_before_any_work():
+    p = small_problem()
+    with pytest.raises(ValueError, match="x_heldout is empty"):
+        tn.heldout_problem(np.ones((5, 3)), np.ones((0, 3)))
+    with pytest.raises(ValueError, match="n_heldout"):
+        tn.problem_from_spectrum(LAM8, PROJ8, N8, 0)
+    with pytest.raises(ValueError, match="epochs"):
+        tn.heldout_objective(p, epochs=0.0, alpha=0.1)
+    with pytest.raises(ValueError, match="epochs"):
+        tn.tune_noise(np.ones((5, 3)), np.ones((2, 3)), epochs=-1, alpha=0.1, eval_sigma2=0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        tn.heldout_objective(p, epochs=10.0, alpha=0.0)
+    with pytest.raises(ValueError, match="route"):
+        tn.heldout_objective(p, epochs=10.0, alpha=0.1, route="magic")
+    with pytest.raises(ValueError, match="eps must be a scalar or have shape"):
+        tn.heldout_objective(p, epochs=10.0, alpha=0.1, eps=np.ones(3))
+    f = tn.heldout_objective(p, **SETTINGS8)
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="initial eps must be finite and > 0"):
+            tn.tune(f, {"eps": bad})
+    with pytest.raises(ValueError, match="initial eps"):
+        tn.tune_noise(np.ones((5, 3)), np.ones((2, 3)), epochs=10, alpha=0.1, eval_sigma2=0.1,
+                      eps0=0.0)
+
+
+def test_nonfinite_objective_stops_and_returns_best_so_far():
+    # -log eps decreases until eps = 10, then the objective is NaN. SGD steps +0.5 in log eps:
+    # iterates z = 0, 0.5, ..., 2.0 are finite (best z = 2.0), z = 2.5 (eps = 12.2) is NaN.
+    f = lambda p: jnp.where(p["eps"] < 10.0, -jnp.log(p["eps"]), jnp.nan)
+    res = tn.tune(f, {"eps": 1.0}, optimizer=optax.sgd(0.5), max_steps=50)
+    assert res.status == "nonfinite" and not res.success
+    assert "NaN" in res.message or "nan" in res.message
+    assert "best parameters found so far" in res.message
+    # exp(2.0) exactly up to float32 round-off of the accumulated z (1e-6 relative).
+    assert float(res.params["eps"]) == pytest.approx(math.exp(2.0), rel=1e-6)
+    assert res.objective == pytest.approx(-2.0, rel=1e-6)
+    assert res.history.objective.shape == (6,) and np.isnan(res.history.objective[-1])
+    # NaN from the very start: nothing better is known than the initial parameters.
+    res0 = tn.tune(lambda p: jnp.nan * p["eps"], {"eps": 3.0}, optimizer=optax.sgd(0.5))
+    assert res0.status == "nonfinite" and math.isnan(res0.objective)
+    assert float(res0.params["eps"]) == pytest.approx(3.0, rel=1e-6)
+
+
+# --- training time ---------------------------------------------------------------------------------
+
+def test_time_to_loss_value_and_gradient(x64):
+    p = small_problem()
+    kw = dict(alpha=0.5, w0=1e-3)
+    target = 0.5 * float(np.sum(LAM8)) / (2 * N8)  # half of the loss at w = 0
+    t = float(tn.time_to_loss(p, target, eps=2.0, **kw))
+    theory = tn._objective._theory()
+    w = theory.small_init_trajectory(t, p.eigvals, 2.0, w0=1e-3, tau=N8 / 0.5, n=N8)
+    # The root: 80 bisection halvings of log t leave no error above float64 round-off (1e-10 rel).
+    np.testing.assert_allclose(float(jnp.sum((1 - w) ** 2 * p.eigvals) / (2 * N8)), target, rtol=1e-10)
+    g = float(jax.grad(lambda e: tn.time_to_loss(p, target, eps=e, **kw))(2.0))
+    fd = central_difference(lambda e: float(tn.time_to_loss(p, target, eps=e, **kw)), 2.0, 1e-4)
+    # Implicit-function derivative vs FD of bisected roots (each exact to ~1e-13 relative):
+    # 1e-5 relative is above FD truncation (~h^2 = 1e-8) and root round-off / h (~1e-9 * t).
+    assert g == pytest.approx(fd, rel=1e-5)
+    unreachable = tn.time_to_loss(p, 1e-12, eps=2.0, **kw)  # below the fixed-point loss
+    assert math.isinf(float(unreachable))
+
+
+# --- real data -------------------------------------------------------------------------------------
+
+MNIST_SETTINGS = dict(epochs=2000.0, alpha=0.02, eval_sigma2=0.05)
+
+
+@pytest.fixture(scope="module")
+def mnist_problem():
+    data = pytest.importorskip("daedyn.data")
+    try:
+        x = data.load("mnist5k").x
+    except Exception as err:  # noqa: BLE001 - data not available offline
+        pytest.skip(f"mnist5k not available: {err}")
+    xt, xh = data.train_heldout_split(x, 1000, seed=0)
+    with jax.enable_x64(True):
+        yield tn.heldout_problem(xt, xh, keep_data=False)
+
+
+def test_mnist_gradient_descent_matches_dense_grid(mnist_problem, x64):
+    # mnist5k, 4000 train / 1000 held-out, T = 2000 epochs at alpha = 0.02 (alpha lam_max / N = 0.76
+    # < 1), held-out inputs with noise variance 0.05: the optimum eps ~ 160 is interior.
+    f = tn.heldout_objective(mnist_problem, **MNIST_SETTINGS)
+    grid = tn.grid_search(f, {"eps": np.geomspace(1.0, 1e5, 2001)})  # step 0.0058 in log eps
+    k = int(np.argmin(grid.values))
+    assert 100 < k < 1900, "optimum must be interior for this test to mean anything"
+    # ... and pronounced: both ends of the grid are worse by more than 1%.
+    assert min(grid.values[0], grid.values[-1]) > 1.01 * grid.objective
+    res = tn.tune(f, {"eps": 4.0})  # start 1.6 decades below the optimum
+    assert res.success, res.message
+    # The issue's criteria: within 2% in log eps and 0.5% in held-out loss.
+    assert abs(math.log(float(res.params["eps"])) - math.log(float(grid.params["eps"]))) < 0.02
+    assert abs(res.objective - grid.objective) <= 0.005 * grid.objective
