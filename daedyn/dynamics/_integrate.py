@@ -104,6 +104,11 @@ def step_grid(ts, dt: float):
     return ts, d / ms, ms, None
 
 
+def finite(name: str, x) -> None:
+    """ValueError naming the parameter unless every element of concrete ``x`` is finite."""
+    check_range(name, x, -math.inf, math.inf, lo_open=True, hi_open=True)
+
+
 def check_int(name: str, value, lo: int) -> int:
     """A Python int >= lo, or ValueError naming the parameter."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:

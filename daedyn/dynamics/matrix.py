@@ -44,6 +44,9 @@ from daedyn.dynamics._integrate import (
     gd_loop,
     step_grid,
 )
+from daedyn.dynamics._integrate import (
+    finite as _finite,
+)
 from daedyn.dynamics.stability import check_gd_stability
 
 __all__ = [
@@ -184,8 +187,8 @@ def _check_weights(d: int, w1, w2, lead: str = "eigvals") -> tuple[int, int]:
     if s1[-1] != d or s2[-2:] != (d, h):
         raise ValueError(f"shapes must be w1 (..., H, D), w2 (..., D, H) with D = {d} from {lead}; "
                          f"got w1 {s1}, w2 {s2}")
-    check_range("w1", w1)
-    check_range("w2", w2)
+    _finite("w1", w1)
+    _finite("w2", w2)
     return d, h
 
 
@@ -478,7 +481,7 @@ def matrix_gd_sigma(sigma: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, n: int, e
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()
       [0.75, 0.0]
     """
-    check_range("sigma", sigma)
+    _finite("sigma", sigma)
     if np.ndim(sigma) != 2 or np.shape(sigma)[0] != np.shape(sigma)[1]:
         raise ValueError(f"sigma must be a square (D, D) matrix; got shape {np.shape(sigma)}")
     d = np.shape(sigma)[0]
@@ -521,7 +524,7 @@ def matrix_gd_data(x: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()  # lam / (lam + eps)
       [0.5, 0.3333]
     """
-    check_range("x", x)
+    _finite("x", x)
     if np.ndim(x) != 2:
         raise ValueError(f"x must be an (N, D) data matrix; got shape {np.shape(x)}")
     epochs, save_every, precision = _reference_checks(np.shape(x)[1], w1, w2, eps, gamma, alpha, epochs,
@@ -568,8 +571,8 @@ def orthogonal_init(d: int, h: int, d1: ArrayLike, d2: ArrayLike, *, key: Array 
       [[0.5, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     d, h = _check_dims(d, h)
-    check_range("d1", d1)
-    check_range("d2", d2)
+    _finite("d1", d1)
+    _finite("d2", d2)
     k = min(d, h)
     dtype = dtype or float_dtype(d1, d2)
     d1 = jnp.asarray(d1, dtype)

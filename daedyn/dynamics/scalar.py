@@ -34,6 +34,7 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_broadcastable, check_range, concrete
 from daedyn.dynamics._integrate import check_int, fixed_step_loop, float_dtype, gd_loop, step_grid
+from daedyn.dynamics._integrate import finite as _finite
 from daedyn.dynamics.stability import check_gd_stability
 
 __all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow"]
@@ -81,8 +82,8 @@ def _check_common(lam, eps, gamma, n, w1, w2):
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    check_range("w1", w1)
-    check_range("w2", w2)
+    _finite("w1", w1)
+    _finite("w2", w2)
 
 
 def _finish(t, w1, w2, lam, eps, ng, inv_tau) -> ScalarTrajectory:

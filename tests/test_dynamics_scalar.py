@@ -1,0 +1,289 @@
+"""Scalar engine: GD recursion, RK4 / diffrax flow, stability check, bad input."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from daedyn import theory
+from daedyn.dynamics import (
+    UnstableStepWarning,
+    check_gd_stability,
+    max_hessian_eigenvalue,
+    scalar_flow,
+    scalar_gd,
+)
+from daedyn.dynamics import scalar as scalar_mod
+
+RNG = np.random.default_rng(0)
+# A small grid that covers the cases: balanced and unbalanced starts, negative products, eps = 0,
+# eps >> lam, weight decay on and off, n > 1.
+LAM = np.array([1.0, 2.5, 0.5, 1.0, 3.0, 0.2])
+EPS = np.array([0.0, 1.0, 5.0, 0.3, 0.0, 0.1])
+GAMMA = np.array([0.0, 0.0, 0.1, 0.05, 0.2, 0.0])
+N = np.array([1.0, 1.0, 1.0, 2.0, 1.0, 1.0])
+W1 = np.array([0.1, -1.5, 0.7, 0.01, 1.2, -0.3])
+W2 = np.array([0.1, 0.8, 1.9, 0.01, -0.4, 0.6])
+
+
+def _python_gd(lam, eps, gamma, alpha, n, w1, w2, epochs):
+    """The recursion written out as the authors' scripts do it: one trajectory, one epoch at a time."""
+    out = [(w1, w2)]
+    for _ in range(epochs):
+        g1 = w2 * lam * (1 - w1 * w2) - eps * w2 * w2 * w1 - n * gamma * w1
+        g2 = w1 * lam * (1 - w1 * w2) - eps * w1 * w1 * w2 - n * gamma * w2
+        w1, w2 = w1 + alpha / n * g1, w2 + alpha / n * g2
+        out.append((w1, w2))
+    return np.array(out)  # (epochs + 1, 2)
+
+
+def test_gd_equals_python_loop(x64):
+    alpha = np.array([0.01, 0.05, 0.02, 0.3, 0.1, 0.2])
+    traj = scalar_gd(LAM, EPS, W1, W2, alpha=alpha, gamma=GAMMA, n=N, epochs=60, save_every=3)
+    assert traj.w1.shape == (6, 21) and traj.t.shape == (21,)
+    for i in range(6):
+        ref = _python_gd(LAM[i], EPS[i], GAMMA[i], alpha[i], N[i], W1[i], W2[i], 60)[::3]
+        # Same updates in the same order, float64: only rounding differs (fused multiply-adds);
+        # measured <= 3e-16 relative, 1e-13 leaves a wide margin while catching any one-term slip.
+        np.testing.assert_allclose(traj.w1[i], ref[:, 0], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(traj.w2[i], ref[:, 1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(traj.t, np.arange(0, 61, 3))
+
+
+def test_gd_float32_and_save_every_and_unroll():
+    base = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=1, unroll=1)
+    assert base.w.dtype == jnp.float32
+    sparse = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=8, unroll=8)
+    # Unrolling and save spacing do not change the arithmetic; allow float32 rounding only (XLA may
+    # fuse differently): 1e-6 relative is ~10 ulp.
+    np.testing.assert_allclose(sparse.w, base.w[:, ::8], rtol=1e-6, atol=1e-7)
+    ref = np.stack([_python_gd(*(np.float32(v) for v in (LAM[i], EPS[i], GAMMA[i], 0.05, N[i], W1[i], W2[i])),
+                               40)[:, 0] for i in range(6)])
+    # float32 both sides, 40 steps: rounding accumulates to a few ulp; 1e-5 relative is ~100 ulp.
+    np.testing.assert_allclose(base.w1, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_observables_and_loss_match_theory(x64):
+    traj = scalar_gd(LAM, EPS, W1, W2, alpha=0.02, gamma=GAMMA, n=N, epochs=10, save_every=5)
+    np.testing.assert_allclose(traj.w, traj.w1 * traj.w2, rtol=1e-15)
+    np.testing.assert_allclose(traj.norm2, traj.w1**2 + traj.w2**2, rtol=1e-15)
+    tau = N / 0.02
+    ref = theory.scalar_loss(traj.w1, traj.w2, LAM[:, None], EPS[:, None], GAMMA[:, None], tau[:, None],
+                             N[:, None])
+    # Same formula (Eq. 4 plus weight decay, 1 / tau scaling), float64: rounding only.
+    np.testing.assert_allclose(traj.loss, ref, rtol=1e-13)
+
+
+def test_broadcast_grid_equals_separate_runs():
+    lam = jnp.array([[0.5], [1.0], [2.0]])  # (3, 1)
+    eps = jnp.array([0.0, 0.5, 1.0, 4.0])  # (4,)
+    grid = scalar_gd(lam, eps, 0.2, 0.3, alpha=0.1, epochs=20, save_every=10)
+    assert grid.w.shape == (3, 4, 3)
+    one = scalar_gd(1.0, 4.0, 0.2, 0.3, alpha=0.1, epochs=20, save_every=10)
+    # Elementwise work: the grid point is computed by the same operations (float32 rounding only).
+    np.testing.assert_allclose(grid.w[1, 3], one.w, rtol=1e-6)
+
+
+def test_gd_compiles_once_per_shape():
+    kw = dict(epochs=10, save_every=5)
+    scalar_gd(jnp.ones(7), 0.5, 0.1, 0.1, alpha=0.01, **kw)
+    before = scalar_mod._gd_core._cache_size()
+    scalar_gd(jnp.full(7, 2.0), 0.25, 0.3, 0.2, alpha=0.02, gamma=0.1, **kw)  # new values, same shapes
+    assert scalar_mod._gd_core._cache_size() == before
+
+
+def _rk4_error(dt, ts, args, tau):
+    traj = scalar_flow(ts, *args, tau=tau, dt=dt)
+    closed = theory.dae_trajectory(ts[None], *(a[:, None] for a in args), tau=tau)
+    return np.max(np.abs(np.asarray(traj.w) - np.asarray(closed)))
+
+
+def test_rk4_matches_closed_form_any_start(x64):
+    ts = jnp.linspace(0.0, 30.0, 7)
+    args = (LAM, EPS, W1, W2)
+    traj = scalar_flow(ts, *args, tau=2.0, dt=0.01)
+    args = tuple(a[:, None] for a in args)
+    ts = ts[None]
+    closed = theory.dae_trajectory(ts, *args, tau=2.0)
+    # RK4 at dt = 0.01: measured max error of w 8e-12 (scipy DOP853 at rtol 1e-13 agrees with the
+    # closed form to 2e-12); atol 1e-10.
+    np.testing.assert_allclose(traj.w, closed, rtol=0, atol=1e-10)
+    w1c, w2c = theory.dae_weights(ts, *args, tau=2.0)
+    # The single weights drift along the fixed-point manifold w1 w2 = w* (a neutral direction, so
+    # truncation errors are not damped): measured 2.7e-7 (1.5e-7 relative) at dt = 0.01, shrinking
+    # 16x per halving of dt; rtol 1e-6.
+    np.testing.assert_allclose(traj.w1, w1c, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(traj.w2, w2c, rtol=1e-6, atol=1e-9)
+
+
+def test_rk4_measured_order_is_four(x64):
+    ts = jnp.array([0.0, 2.0, 4.0, 6.0, 8.0])
+    args = (jnp.array([1.0, 2.0]), jnp.array([1.0, 0.5]), jnp.array([0.3, -1.0]), jnp.array([0.5, 1.5]))
+    errs = [_rk4_error(dt, ts, args, 1.0) for dt in (0.2, 0.1, 0.05)]
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    # Classical RK4 has global order 4; at these step sizes the measured orders are 3.9-4.0.
+    # Bounds [3.6, 4.4] tell order 4 from 3 or 5 with room for the pre-asymptotic regime.
+    assert np.all((orders > 3.6) & (orders < 4.4)), (errs, orders)
+
+
+def test_gd_approaches_flow_with_small_alpha(x64):
+    # Fixed physical time t / tau = 3 (tau = n / alpha): GD is Euler with step alpha / n, error O(alpha).
+    args = (jnp.array([1.0, 2.0]), jnp.array([0.5, 1.0]), jnp.array([0.2, -0.8]), jnp.array([0.6, 1.1]))
+    errs = []
+    for alpha in (0.02, 0.01, 0.005):
+        epochs = int(round(3 / alpha))
+        traj = scalar_gd(*args, alpha=alpha, epochs=epochs, save_every=epochs)
+        errs.append(np.max(np.abs(traj.w[:, -1] - theory.dae_trajectory(3 / alpha, *args, tau=1 / alpha))))
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    # Euler is first order: measured 0.99-1.0; [0.85, 1.15] excludes orders 0 and 2.
+    assert np.all((orders > 0.85) & (orders < 1.15)), (errs, orders)
+
+
+def test_rk4_with_weight_decay_matches_small_init_closed_form(x64):
+    ts = jnp.linspace(0.0, 400.0, 9)
+    lam, eps, gamma = jnp.array([1.0, 1.0, 0.5]), jnp.array([0.0, 0.4, 0.2]), jnp.array([0.1, 0.2, 0.6])
+    u = 1e-2
+    traj = scalar_flow(ts, lam, eps, u, u, tau=10.0, gamma=gamma, n=1, dt=0.25)
+    closed = theory.small_init_trajectory(ts[None], lam[:, None], eps[:, None], gamma[:, None], w0=u * u,
+                                          tau=10.0, n=1)
+    # Balanced start stays balanced, so the logistic form is exact. RK4 at dt = 0.25 (step x rate
+    # <= 0.05): measured 3.6e-9 (5.8e-8 at dt = 0.5: order 4); atol 2e-8.
+    np.testing.assert_allclose(traj.w, closed, rtol=0, atol=2e-8)
+    # The decay-dominated direction (lam < n gamma) goes to 0, the others to 1 - n gamma/lam shrunk by eps.
+    np.testing.assert_allclose(traj.w[:, -1], theory.fixed_point(lam, eps, gamma), atol=1e-6)  # e^-40 tail
+
+
+def test_rk4_float32_accuracy():
+    ts = jnp.linspace(0.0, 20.0, 5)
+    args = (LAM[:4], EPS[:4], W1[:4], W2[:4])
+    traj = scalar_flow(ts, *args, dt=0.01)
+    assert traj.w.dtype == jnp.float32
+    with jax.enable_x64(True):
+        closed = np.asarray(theory.dae_trajectory(np.asarray(ts, np.float64)[None],
+                                                  *(a[:, None] for a in args)))
+    # float32, 2000 steps: rounding of the increments dominates (measured 1.3e-6); 1e-5 abs.
+    np.testing.assert_allclose(traj.w, closed, rtol=0, atol=1e-5)
+
+
+def test_uneven_save_times_use_dynamic_steps(x64):
+    ts = jnp.array([0.0, 0.01, 0.02, 5.0, 9.5])  # very uneven: traced per-interval step counts
+    args = (jnp.array([1.0, 3.0]), jnp.array([0.2, 1.0]), jnp.array([0.4, -0.2]), jnp.array([0.1, 0.9]))
+    traj = scalar_flow(ts, *args, dt=0.01)
+    # dt = 0.01 with lam + eps = 4: measured 1.3e-9 (from the step sizes near dt); atol 5e-9.
+    closed = theory.dae_trajectory(ts[None], *(a[:, None] for a in args))
+    np.testing.assert_allclose(traj.w, closed, rtol=0, atol=5e-9)
+    assert traj.w.shape == (2, 5)
+
+
+@pytest.mark.slow  # compiling the vmapped diffrax solve takes ~17 s on 2 CPU cores
+def test_diffrax_matches_closed_form(x64):
+    ts = jnp.linspace(0.0, 15.0, 6)
+    args = (LAM[:4], EPS[:4], W1[:4], W2[:4])
+    traj = scalar_flow(ts, *args, method="diffrax", rtol=1e-10, atol=1e-12)
+    # Adaptive Tsit5 at rtol 1e-10 per trajectory: measured 2e-11 global error; atol 1e-8.
+    np.testing.assert_allclose(traj.w, theory.dae_trajectory(ts[None], *(a[:, None] for a in args)),
+                               rtol=0, atol=1e-8)
+
+
+def test_rk4_is_differentiable_in_eps(x64):
+    ts = jnp.array([0.0, 3.0])
+
+    def w_end(eps):
+        return scalar_flow(ts, 1.0, eps, 0.3, 0.4, dt=0.01).w[-1]
+
+    g = jax.grad(w_end)(0.5)
+    fd = (w_end(0.5 + 1e-5) - w_end(0.5 - 1e-5)) / 2e-5
+    # Central difference, h = 1e-5, float64: truncation ~1e-10, rounding ~1e-11; rtol 1e-6.
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# Stability (supplement D)
+
+
+def _per_sample_loss(w, lam, eps, gamma, n):
+    p = w[0] * w[1]
+    return (lam * (1 - p) ** 2 + eps * p**2) / (2 * n) + gamma / 2 * (w[0] ** 2 + w[1] ** 2)
+
+
+_hessian = jax.jit(jax.hessian(_per_sample_loss))
+
+
+def _numeric_hmax(lam, eps, gamma, n, w1, w2):
+    return np.linalg.eigvalsh(np.asarray(_hessian(jnp.array([w1, w2]), lam, eps, gamma, n)))[-1]
+
+
+@pytest.mark.parametrize("lam,eps,gamma,n", [(1.0, 0.0, 0.0, 1.0), (2.0, 3.0, 0.0, 1.0), (1.0, 0.5, 0.2, 2.0),
+                                             (1.0, 0.0, 2.0, 1.0), (0.3, 0.1, 0.05, 1.0)])
+def test_max_hessian_eigenvalue_balanced(lam, eps, gamma, n, x64):
+    u = np.sqrt(max(0.0, (lam - n * gamma) / (lam + eps)))
+    # Closed form vs the eigenvalues of jax.hessian at the balanced fixed point: rounding only.
+    np.testing.assert_allclose(max_hessian_eigenvalue(lam, eps, gamma, n), _numeric_hmax(lam, eps, gamma, n, u, u),
+                               rtol=1e-12)
+
+
+def test_max_hessian_eigenvalue_off_balance_start(x64):
+    lam, eps, w1, w2 = 1.0, 5.0, 1.5, -0.4
+    end = theory.dae_weights(1e6, lam, eps, w1, w2)  # where the flow from (w1, w2) settles
+    np.testing.assert_allclose(max_hessian_eigenvalue(lam, eps, w1=w1, w2=w2),
+                               _numeric_hmax(lam, eps, 0.0, 1.0, float(end[0]), float(end[1])), rtol=1e-9)
+
+
+def test_stability_threshold_is_where_gd_stops_settling(x64):
+    lam, eps = 1.0, 0.5
+    h = float(max_hessian_eigenvalue(lam, eps))  # 2 lam / n = 2 at the balanced point
+    start = dict(w1=0.6, w2=0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning below the edge
+        ok = scalar_gd(lam, eps, alpha=1.9 / h, epochs=2000, save_every=2000, **start)
+    with pytest.warns(UnstableStepWarning, match=r"lam=1, alpha=1\.05"):
+        bad = scalar_gd(lam, eps, alpha=2.1 / h, epochs=2000, save_every=2000, **start)
+    w_star = lam / (lam + eps)
+    assert abs(float(ok.w[-1]) - w_star) < 1e-8  # converged: contraction 0.9 per step, 2000 steps
+    assert not abs(float(bad.w[-1]) - w_star) < 1e-2  # oscillates or diverges instead
+
+
+def test_check_gd_stability_reports_and_returns():
+    with pytest.warns(UnstableStepWarning, match=r"2 of 3 setting\(s\).*lam=300") as rec:
+        edge = check_gd_stability(jnp.array([1.0, 150.0, 300.0]), 0.0, 0.0, alpha=0.01)
+    assert len(rec) == 1
+    np.testing.assert_allclose(edge, [0.02, 3.0, 6.0], rtol=1e-12)  # alpha * 2 lam / n, exact arithmetic
+    assert jax.jit(lambda a: check_gd_stability(1.0, alpha=a) is None)(0.1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(eps=-1.0), "eps"),
+    (dict(alpha=0.0), "alpha"),
+    (dict(alpha=-0.1), "alpha"),
+    (dict(lam=-2.0), "lam"),
+    (dict(lam=np.nan), "lam"),
+    (dict(w1=np.inf), "w1"),
+    (dict(gamma=-0.1), "gamma"),
+    (dict(epochs=10, save_every=3), "multiple"),
+    (dict(epochs=-1), "epochs"),
+    (dict(lam=np.ones(3), eps=np.ones(2)), "broadcast"),
+])
+def test_gd_bad_input(kwargs, match):
+    args = dict(lam=1.0, eps=0.5, w1=0.1, w2=0.1, alpha=0.01, epochs=10, save_every=1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        scalar_gd(args.pop("lam"), args.pop("eps"), args.pop("w1"), args.pop("w2"), **args)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(tau=0.0), "tau"),
+    (dict(dt=-0.1), "dt"),
+    (dict(ts=jnp.array([0.0, 2.0, 1.0])), "non-decreasing"),
+    (dict(ts=jnp.array([-1.0, 2.0])), "ts"),
+    (dict(method="euler"), "method"),
+    (dict(eps=-0.5), "eps"),
+])
+def test_flow_bad_input(kwargs, match):
+    args = dict(ts=jnp.array([0.0, 1.0]), eps=0.5, tau=1.0, dt=0.1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        scalar_flow(args.pop("ts"), 1.0, args.pop("eps"), 0.1, 0.1, **args)
