@@ -40,7 +40,8 @@ class Spectrum(NamedTuple):
     Attributes:
       eigvals: (D,) eigenvalues lam_j of the summed second moment, descending, >= 0.
       eigvecs: (D, D) orthonormal eigenvectors V as columns, eigvecs[:, j] belongs to eigvals[j].
-      n: number of samples N the sum ran over (so lam_j / n is the per-sample eigenvalue).
+      n: number of samples N the sum ran over (so lam_j / n is the per-sample eigenvalue). A Python
+        int; like every field it is a pytree leaf, so inside ``jit`` it arrives as a traced scalar.
     """
 
     eigvals: jax.Array
@@ -209,12 +210,13 @@ def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precis
       [9.0, 2.0]
     """
     _check_x(x)
+    check_range("chunk_size", chunk_size, 1)
     n = np.shape(x)[0]
     dt = _float_dtype(_dtype_of(x), accumulate_dtype)
     if _needs_local_x64(dt) and not isinstance(x, jax.core.Tracer):
         x_host = np.asarray(x)
         with jax.enable_x64(True):
-            sigma = _second_moment_impl(x_host, max(1, int(chunk_size)), dt, precision)
+            sigma = _second_moment_impl(x_host, chunk_size, dt, precision)
             w, v = _eigh_sorted(sigma)
             w, v = np.asarray(w), np.asarray(v)
         return Spectrum(jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), int(n))
