@@ -102,7 +102,7 @@ def encode(params: Params, x: ArrayLike, activation: Activation = None, *,
     act = get_activation(activation)
     z = jnp.matmul(x, params["w1"].T, precision=precision)
     if "b1" in params:
-        z = z + params["b1"]
+        z = z + jnp.broadcast_to(params["b1"], z.shape)  # explicit: rank promotion may be disabled
     return act(z)
 
 
@@ -126,7 +126,7 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
     z = encode(params, x, activation, precision=precision)
     out = jnp.matmul(z, params["w2"].T, precision=precision)
     if "b2" in params:
-        out = out + params["b2"]
+        out = out + jnp.broadcast_to(params["b2"], out.shape)
     return out
 
 

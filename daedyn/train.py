@@ -228,7 +228,7 @@ def _quadratic_loss_terms(w1, w2, sigma, trace_sigma, mm):
 
     ``sigma`` is a full (D, D) matrix or a vector (the diagonal of Sigma in its eigenbasis).
     """
-    a = w1 * sigma if sigma.ndim == 1 else mm(w1, sigma)  # w1 Sigma, (H, D)
+    a = w1 * sigma[None, :] if sigma.ndim == 1 else mm(w1, sigma)  # w1 Sigma, (H, D)
     cross = jnp.sum(w2.T * a)  # tr(w2 w1 Sigma)
     quad = jnp.sum(mm(w2.T, w2) * mm(a, w1.T))  # tr((w2^T w2)(w1 Sigma w1^T))
     return trace_sigma - 2 * cross + quad
@@ -934,8 +934,8 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     dt = measured.dtype
     t = jnp.asarray(result.epochs, dt)[:, None]
     n = result.n
-    cont = theory.small_init_trajectory(t, lam, result.eps, result.gamma, w0=w0_arr, tau=result.tau,
-                                        n=n)
+    cont = theory.small_init_trajectory(t, lam[None, :], result.eps, result.gamma,
+                                        w0=jnp.asarray(w0_arr, dt)[None, :], tau=result.tau, n=n)
     epochs = int(result.epochs[-1] - result.epochs[0])
     rec = int(result.epochs[1] - result.epochs[0]) if result.epochs.shape[0] > 1 else max(epochs, 1)
     disc = _balanced_gd(lam, result.eps, result.gamma, jnp.asarray(n, dt), 1.0 / result.tau,
