@@ -368,6 +368,8 @@ def test_tfds_never_downloads_implicitly(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ds.x[:, 0] * 255, [0, 1, 2])  # exact small integers
     data.load("fashion_mnist", source="tfds", download=True)
     assert calls[-1][1]["download"] is True
+    with pytest.raises(DataFormatError, match="expected"):
+        data.load("cifar10", source="tfds")  # 28 x 28 records where 32 x 32 x 3 are expected
 
 
 def test_tfds_unprepared_is_unavailable(tmp_path):

@@ -274,8 +274,11 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
             f"tfds has no prepared {tfds_name!r} in {where} ({type(e).__name__}: {reason})") from None
     idx = select_indices(len(ds), opts["n"], opts["subset"], opts["seed"])
     records = _tfds_get(ds, idx)
-    images = np.stack([np.asarray(r["image"], dtype=np.uint8) for r in records]).reshape(
-        (len(records),) + image_shape)
+    images = np.stack([np.asarray(r["image"], dtype=np.uint8).reshape(-1) for r in records])
+    if images.shape[1] != int(np.prod(image_shape)):
+        raise DataFormatError(f"tfds {tfds_name!r} in {where}: images have {images.shape[1]} values, "
+                              f"expected {image_shape}")
+    images = images.reshape((len(records),) + image_shape)
     labels = None
     if records and "label" in records[0]:
         labels = np.asarray([int(r["label"]) for r in records], dtype=np.int64)
