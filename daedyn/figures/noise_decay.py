@@ -99,17 +99,23 @@ def wdae_learning_rate(lam, eps, *, scale: float = FIG3_RATE_SCALE,
     """WDAE learning rate at the equivalent weight decay gamma = lam eps / (lam + eps).
 
     ``"supplement"``: the optimal rate of supplement D, scale / (2 lam + gamma) (the paper's text).
-    ``"authors"``: scale (lam + eps) / (2 lam (lam + 2 eps)), the rate the authors' Figure 3
-    experiment used. They differ for eps > 0.
+    ``"authors"``: scale (lam + eps) / (2 lam (lam + 2 eps)) = scale / (2 lam + 2 gamma), the rate
+    the authors' Figure 3 experiment used (``convention="experiment"`` in
+    ``daedyn.theory.optimal_learning_rates``). They differ for eps > 0.
+
+    Example:
+      >>> round(float(wdae_learning_rate(1.0, 1.0)), 6)  # 0.005 / (2 + 0.5)
+      0.002
+      >>> round(float(wdae_learning_rate(1.0, 1.0, formula="authors")), 6)  # 0.005 * 2 / 6
+      0.001667
     """
     from daedyn import theory
 
-    if formula == "supplement":
-        gamma = theory.equivalent_gamma(lam, eps)
-        return theory.optimal_learning_rates(lam, eps, gamma, scale)[1]
-    if formula == "authors":
-        return scale * (lam + eps) / (2.0 * lam * (lam + 2.0 * eps))
-    raise ValueError(f"formula must be 'supplement' or 'authors'; got {formula!r}")
+    conventions = {"supplement": "supplement", "authors": "experiment"}
+    if formula not in conventions:
+        raise ValueError(f"formula must be 'supplement' or 'authors'; got {formula!r}")
+    gamma = theory.equivalent_gamma(lam, eps)
+    return theory.optimal_learning_rates(lam, eps, gamma, scale, convention=conventions[formula])[1]
 
 
 def plot_learning_rates(eps, alpha_eps, alpha_gamma, ratio, *, ax=None, title=None):
