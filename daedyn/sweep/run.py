@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -229,18 +230,17 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
     mesh = Mesh(np.array(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     repl = NamedSharding(mesh, PartitionSpec())
-    chunk = _chunk_fn(prepared, plan)
     ndim = len(plan.grid_shape)
-    compile_s = compute_s = io_s = 0.0
-    computed = points = bad = 0
+    stats = {"compile": 0.0, "compute": 0.0, "io": 0.0, "computed": 0, "points": 0, "bad": 0}
     if todo:
         t0 = time.perf_counter()
-        jitted = jax.jit(chunk, in_shardings=(repl, repl, shard), out_shardings=(shard, shard))
+        jitted = jax.jit(_chunk_fn(prepared, plan), in_shardings=(repl, repl, shard),
+                         out_shardings=(shard, shard))
         q = jax.device_put(np.arange(plan.batch_size, dtype=np.int32), shard)
         compiled = jitted.lower(jax.ShapeDtypeStruct((ndim,), np.int32, sharding=repl),
                                 jax.ShapeDtypeStruct((), np.int32, sharding=repl), q).compile()
-        compile_s = time.perf_counter() - t0
-    arrays = store.open_arrays(path, list(plan.outputs) + ["status"]) if todo else {}
+        stats["compile"] = time.perf_counter() - t0
+        arrays = store.open_arrays(path, list(plan.outputs) + ["status"])
     t_run = time.perf_counter()
     remaining = sum(math.prod(plan.chunk_region(k)[1]) for k in todo)
 
@@ -248,52 +248,69 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
         if progress is None:
             return
         now = time.perf_counter()
-        rate = points / max(now - t_run, 1e-12)
-        eta = (remaining - points) / rate if rate > 0 else math.inf
-        progress(Progress(len(done) + computed, plan.n_chunks, computed, points, rate, now - t_begin,
-                          0.0 if final else eta, final))
+        rate = stats["points"] / max(now - t_run, 1e-12)
+        eta = (remaining - stats["points"]) / rate if rate > 0 else math.inf
+        progress(Progress(len(done) + stats["computed"], plan.n_chunks, stats["computed"], stats["points"],
+                          rate, now - t_begin, 0.0 if final else eta, final))
 
-    def finish(k, out, status, n_valid, t_dispatch):
-        nonlocal compute_s, io_s, computed, points, bad
+    def write(k, host, status, n_valid, compute_s):
+        """Writer thread: data, status, then the completion record."""
         t0 = time.perf_counter()
-        jax.block_until_ready((out, status))
-        t1 = time.perf_counter()
-        host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}
-        st = np.asarray(status)[:n_valid]
-        del out, status
-        store.write_chunk(arrays, plan, k, host, st)
-        n_bad = int(np.count_nonzero(st != store.STATUS_OK))
-        t2 = time.perf_counter()
-        store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": t1 - t_dispatch,
-                                     "write_s": t2 - t1, "process_index": jax.process_index()})
-        io_s += time.perf_counter() - t1
-        compute_s += t1 - t0
-        computed += 1
-        points += n_valid
-        bad += n_bad
+        store.write_chunk(arrays, plan, k, host, status)
+        n_bad = int(np.count_nonzero(status != store.STATUS_OK))
+        store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
+                                     "write_s": time.perf_counter() - t0,
+                                     "process_index": jax.process_index()})
+        return n_bad, time.perf_counter() - t0
+
+    def collect(future, n_valid):
+        n_bad, io = future.result()
+        stats["io"] += io
+        stats["computed"] += 1
+        stats["points"] += n_valid
+        stats["bad"] += n_bad
         report()
 
-    with _Interrupt() as interrupt:
-        pending = None
+    # Pipeline: chunk k computes (async dispatch) while chunk k-1 is copied to the host and chunk
+    # k-2 is written by the writer thread. At most two device results and two host copies live.
+    with _Interrupt() as interrupt, ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-writer") as pool:
+        in_flight = None  # (k, device results, n_valid, t_dispatch)
+        writing = None  # (future, n_valid)
+
+        def drain_device():
+            nonlocal in_flight, writing
+            k, (out, status), n_valid, t_dispatch = in_flight
+            in_flight = None
+            t0 = time.perf_counter()
+            host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}  # waits for the device
+            st = np.asarray(status)[:n_valid]
+            t1 = time.perf_counter()
+            stats["compute"] += t1 - t0
+            del out, status
+            if writing is not None:
+                collect(*writing)
+            writing = (pool.submit(write, k, host, st, n_valid, t1 - t_dispatch), n_valid)
+
         for k in todo:
             if interrupt.requested:
                 break
             start, size = plan.chunk_region(k)
             n_valid = math.prod(size)
             t_dispatch = time.perf_counter()
-            out, status = compiled(jax.device_put(np.asarray(start, np.int32), repl),
-                                   jax.device_put(np.int32(n_valid), repl), q)
-            if pending is not None:
-                finish(*pending)
-            pending = (k, out, status, n_valid, t_dispatch)
-            del out, status
-        if pending is not None:
-            finish(*pending)
-            pending = None
+            result = compiled(jax.device_put(np.asarray(start, np.int32), repl),
+                              jax.device_put(np.int32(n_valid), repl), q)
+            if in_flight is not None:
+                drain_device()
+            in_flight = (k, result, n_valid, t_dispatch)
+            del result
+        if in_flight is not None:
+            drain_device()
+        if writing is not None:
+            collect(*writing)
         if interrupt.requested:
             raise KeyboardInterrupt
     wall = time.perf_counter() - t_begin
     report(final=True)
-    rate = points / max(wall - compile_s, 1e-12)
-    return SweepSummary(path, plan.n_points, plan.n_chunks, computed, len(done), bad, wall, compile_s,
-                        compute_s, io_s, rate, plan)
+    rate = stats["points"] / max(wall - stats["compile"], 1e-12)
+    return SweepSummary(path, plan.n_points, plan.n_chunks, stats["computed"], len(done), stats["bad"], wall,
+                        stats["compile"], stats["compute"], stats["io"], rate, plan)

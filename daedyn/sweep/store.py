@@ -16,6 +16,7 @@ chunk's data, its status and its record are the only files a chunk writes.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import importlib.metadata
 import json
@@ -183,13 +184,27 @@ def open_arrays(path: str, names):
     return {n: root[n] for n in names}
 
 
+def _write_many(items) -> None:
+    """``array[region] = values`` for each item, concurrently on zarr's I/O loop when possible."""
+    try:
+        from zarr.core.sync import sync
+    except ImportError:  # another zarr layout: one at a time
+        for arr, region, values in items:
+            arr[region] = values
+        return
+
+    async def write_all():
+        await asyncio.gather(*(arr.async_array.setitem(region, values) for arr, region, values in items))
+    sync(write_all())
+
+
 def write_chunk(arrays: Mapping, plan, k: int, results: Mapping[str, np.ndarray], status: np.ndarray) -> None:
-    """Write chunk ``k``'s valid points (outputs first, then status) into its region."""
+    """Write chunk ``k``'s valid points into its region: outputs first, then status."""
     start, size = plan.chunk_region(k)
     region = tuple(slice(s, s + n) for s, n in zip(start, size))
-    for name, values in results.items():
-        arrays[name][region] = values.reshape(size + values.shape[1:])
-    arrays["status"][region] = status.reshape(size)
+    _write_many([(arrays[name], region, values.reshape(size + values.shape[1:]))
+                 for name, values in results.items()])
+    _write_many([(arrays["status"], region, status.reshape(size))])
 
 
 def write_record(path: str, k: int, record: Mapping) -> None:
@@ -198,10 +213,8 @@ def write_record(path: str, k: int, record: Mapping) -> None:
               "time_utc": datetime.datetime.now(datetime.UTC).isoformat(), **record}
     final = os.path.join(path, _DONE, f"c{k:08d}.json")
     tmp = f"{final}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "w") as f:  # no fsync: guards against killed processes, not power cuts
         json.dump(record, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, final)
     with open(os.path.join(path, _LOG), "a") as f:
         f.write(json.dumps(record) + "\n")
