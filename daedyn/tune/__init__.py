@@ -15,7 +15,14 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`plot_objective`: objective against eps with the optimisation path.
 """
 
-from daedyn.tune._objective import ROUTES, TUNABLE, heldout_loss, heldout_objective, time_to_loss
+from daedyn.tune._objective import (
+    ROUTES,
+    TUNABLE,
+    heldout_loss,
+    heldout_objective,
+    time_to_loss,
+    train_init_w0,
+)
 from daedyn.tune._optimise import (
     GridResult,
     History,
@@ -31,6 +38,6 @@ from daedyn.tune._pipeline import tune_noise
 
 __all__ = [
     "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum", "heldout_loss",
-    "heldout_objective", "time_to_loss", "History", "TuneResult", "GridResult", "default_optimizer",
+    "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult", "GridResult", "default_optimizer",
     "tune", "grid_search", "tune_anisotropic", "tune_noise", "plot_objective",
 ]

@@ -14,6 +14,7 @@ map, so eps -> 0 and T -> infinity are optimal; an interior optimum in eps needs
 from __future__ import annotations
 
 import dataclasses
+import functools as ft
 from typing import Any, Literal
 
 import jax
@@ -26,7 +27,7 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_range
 from daedyn.tune._problem import HeldoutProblem, problem_from_spectrum  # noqa: F401 (doctests)
 
-__all__ = ["ROUTES", "TUNABLE", "heldout_loss", "heldout_objective", "time_to_loss"]
+__all__ = ["ROUTES", "TUNABLE", "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0"]
 
 ROUTES = ("closed_form", "dynamics", "train")
 TUNABLE = ("eps", "gamma", "alpha", "epochs")
@@ -218,19 +219,42 @@ def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike, alpha: Arra
     dt = problem.eigvals.dtype
     data = {"eigvals": problem.eigvals, "projected": problem.projected,
             "n": jnp.asarray(problem.n, dt), "n_heldout": jnp.asarray(problem.n_heldout, dt)}
+    path = None
     if route == "train":
-        data.update(x_train=problem.x_train, x_heldout=problem.x_heldout)
-    if key is not None:
+        from daedyn.tune import _routes
+
+        extra, path = _routes.prepare_train_data(problem, hidden=hidden, key=key, init_scale=init_scale,
+                                                 activation=activation, marginalised=marginalised,
+                                                 precision=precision)
+        data.update(extra, x_heldout=problem.x_heldout)
+    elif key is not None:
         data["key"] = key
     defaults = {"eps": jnp.asarray(eps, dt), "gamma": jnp.asarray(gamma, dt),
                 "alpha": jnp.asarray(alpha, dt), "epochs": jnp.asarray(epochs, dt),
                 "w0": jnp.asarray(w0, dt), "eval_sigma2": jnp.asarray(eval_sigma2, dt)}
     options = (("init_scale", float(init_scale)), ("marginalised", bool(marginalised)),
-               ("activation", activation), ("precision", precision), ("n_int", int(problem.n)),
-               ("init", init))
+               ("activation", activation), ("precision", precision),
+               ("init", init), ("path", path))
     fn = _Evaluate(route=route, hidden=hidden, epochs=epochs_static, init=init,
                    checkpoint_every=int(checkpoint_every), options=options)
     return jtu.Partial(fn, data, defaults)
+
+
+def train_init_w0(objective: jtu.Partial) -> Array:
+    """Per-direction start w0 (D,) equivalent to a route-"train" objective's initial weights.
+
+    ``daedyn.train.initial_w0(params0, V, kind="balanced")``: pass it as ``w0=`` to route
+    "closed_form" to predict the same run from the theory.
+
+    Raises:
+      ValueError: if ``objective`` is not a route-"train" objective of :func:`heldout_objective`.
+    """
+    from daedyn import train
+
+    data = objective.args[0] if isinstance(objective, jtu.Partial) and objective.args else {}
+    if not isinstance(data, dict) or "params0" not in data:
+        raise ValueError("train_init_w0 needs an objective built with route='train'")
+    return train.initial_w0(data["params0"], data["train_data"].eigvecs)
 
 
 # --- training time to a target loss ----------------------------------------------------------------
@@ -276,15 +300,22 @@ def time_to_loss(problem: HeldoutProblem, target: ArrayLike, *, eps: ArrayLike =
     dt = lam.dtype
     proj, n_eval = (lam, problem.n) if on == "train" else (problem.projected, problem.n_heldout)
     mask = _hidden_mask(lam.shape[-1], hidden, dt)
-    n = jnp.asarray(problem.n, dt)
+    args = tuple(jnp.asarray(a, dt) for a in (eps, gamma, alpha, w0, target))
+    return _time_to_loss_impl(lam, proj, jnp.asarray(n_eval, dt), jnp.asarray(problem.n, dt), mask,
+                              *args, jnp.asarray(t_max, dt), iterations=int(iterations))
+
+
+@ft.partial(jax.jit, static_argnames=("iterations",))
+def _time_to_loss_impl(lam, proj, n_eval, n, mask, eps, gamma, alpha, w0, target, t_max, *, iterations):
+    theory = _theory()
 
     def loss(t, eps, gamma, alpha, w0, target):
         w = theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=n / alpha, n=n) * mask
         return jnp.sum((1 - w) ** 2 * proj) / (2 * n_eval) - target
 
-    args = tuple(jnp.asarray(a, dt) for a in (eps, gamma, alpha, w0, target))
+    args = (eps, gamma, alpha, w0, target)
     sg = tuple(jax.lax.stop_gradient(a) for a in args)
-    lo, hi = jnp.log(jnp.asarray(1e-6, dt)), jnp.log(jnp.asarray(t_max, dt))
+    lo, hi = jnp.log(jnp.asarray(1e-6, lam.dtype)), jnp.log(t_max)
 
     def bisect(_, bracket):
         a, b = bracket
@@ -292,11 +323,12 @@ def time_to_loss(problem: HeldoutProblem, target: ArrayLike, *, eps: ArrayLike =
         above = loss(jnp.exp(m), *sg) > 0
         return jnp.where(above, m, a), jnp.where(above, b, m)
 
-    a, b = jax.lax.fori_loop(0, iterations, bisect, (lo, hi))
+    _, b = jax.lax.fori_loop(0, iterations, bisect, (lo, hi))
     t_star = jax.lax.stop_gradient(jnp.exp(b))
     reached = loss(jnp.exp(hi), *sg) <= 0
     slope = jax.grad(loss)(t_star, *sg)
     slope_safe = jnp.where(slope < 0, slope, -1.0)  # double where: finite off the taken branch
     # Implicit-function step: value t_star (residual ~ 0), derivative -(dL/dtheta) / (dL/dt).
-    t = t_star - (loss(t_star, *args) - jax.lax.stop_gradient(loss(t_star, *args))) / slope_safe
+    residual = loss(t_star, *args)
+    t = t_star - (residual - jax.lax.stop_gradient(residual)) / slope_safe
     return jnp.where(reached, t, jnp.inf)
