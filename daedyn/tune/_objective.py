@@ -71,10 +71,8 @@ def _hidden_mask(d: int, hidden: int | None, dtype) -> Array:
 
 
 def _theory():
-    try:
-        from daedyn import theory
-    except ImportError:  # pragma: no cover - until daedyn.theory lands
-        from daedyn.tune import _fallback as theory
+    from daedyn import theory
+
     return theory
 
 
