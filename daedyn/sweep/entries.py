@@ -30,15 +30,18 @@ class EntryInfo(NamedTuple):
       static: parameters that fix array shapes (epochs, a time grid): constants only.
       dims: ``constants -> {output: dim names}`` for trailing output dimensions.
       coords: ``constants -> {dim: values}`` for those dimensions.
+      defaults: ``(axes, constants) -> {name: value}``, constants derived from the whole grid
+        (e.g. an integration step small enough for every point), added when not given.
     """
 
     batching: str = "vmap"
     static: tuple[str, ...] = ()
     dims: Callable[[Mapping[str, Any]], Mapping[str, tuple[str, ...]]] | None = None
     coords: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    defaults: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None
 
 
-def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None):
+def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None, defaults=None):
     """Decorator attaching :class:`EntryInfo` to a sweep function (also for users' functions).
 
     ``dims``/``coords`` may be dicts or callables of the constants.
@@ -47,7 +50,7 @@ def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None):
         return x if callable(x) or x is None else (lambda c, _x=x: _x)
 
     def wrap(fn):
-        fn.__daedyn_sweep__ = EntryInfo(batching, tuple(static), as_fn(dims), as_fn(coords))
+        fn.__daedyn_sweep__ = EntryInfo(batching, tuple(static), as_fn(dims), as_fn(coords), defaults)
         return fn
     return wrap
 
@@ -173,26 +176,51 @@ def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
 def _gd_epochs(c):
     from daedyn import dynamics
     t = dynamics.scalar_gd(1.0, 0.0, 0.5, 0.5, alpha=1e-3, epochs=int(c["epochs"]),
-                           save_every=int(c.get("save_every", 1)), n=c.get("n", 1)).t
+                           save_every=int(c.get("save_every", 1)), check_stability=False).t
     return {"epoch": np.asarray(t)}
 
 
 _GD_OUT = ("w1", "w2", "w", "norm2", "loss")
 
 
-@entry_point(static=("epochs", "save_every"), dims={o: ("epoch",) for o in _GD_OUT}, coords=_gd_epochs)
-def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1):
+# The dynamics layer batches by broadcasting (and may pick fused kernels for large batches), so
+# these adapters take each axis as a (B,) array instead of being vmapped.
+@entry_point(batching="broadcast", static=("epochs", "save_every", "unroll", "check_stability"),
+             dims={o: ("epoch",) for o in _GD_OUT}, coords=_gd_epochs)
+def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, **options):
     """``dynamics.scalar_gd``: exact gradient-descent recursion of one direction (epochs)."""
     from daedyn import dynamics
     traj = dynamics.scalar_gd(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                              save_every=save_every)
+                              save_every=save_every, **options)
     return {k: getattr(traj, k) for k in _GD_OUT}
 
 
-@entry_point(static=("ts", "method", "dt"), dims={o: ("t",) for o in _GD_OUT},
-             coords=lambda c: {"t": np.asarray(c["ts"])})
+def _flow_dt(axes, constants):
+    """RK4 step for the stiffest point of the grid: 0.05 / max rate, the rate being
+    ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (increasing in every argument but tau)."""
+    if "dt" in constants or constants.get("method", "rk4") != "rk4":
+        return {}
+    defaults = {"gamma": 0.0, "n": 1.0, "tau": 1.0}
+
+    def extreme(name, fn):
+        v = axes.get(name, constants.get(name, defaults.get(name)))
+        return float(fn(np.abs(np.asarray(v, np.float64))))
+    big = {k: extreme(k, np.max) for k in ("lam", "eps", "gamma", "n", "w1", "w2")}
+    rate = ((big["lam"] + big["eps"]) * max(1.0, big["w1"] ** 2 + big["w2"] ** 2)
+            + big["n"] * big["gamma"]) / extreme("tau", np.min)
+    return {"dt": 0.05 / max(rate, 1e-300)}
+
+
+@entry_point(batching="broadcast",
+             static=("ts", "method", "dt", "rtol", "atol", "max_steps", "unroll"),
+             dims={o: ("t",) for o in _GD_OUT}, coords=lambda c: {"t": np.asarray(c["ts"])},
+             defaults=_flow_dt)
 def scalar_flow(*, ts, lam, eps, w1, w2, tau=1.0, gamma=0.0, n=1, **options):
-    """``dynamics.scalar_flow``: the continuous flow at times ``ts`` (a constant time grid)."""
+    """``dynamics.scalar_flow``: the continuous flow at times ``ts`` (a constant time grid).
+
+    Without ``dt`` (RK4), the step is the one ``dynamics.scalar_flow`` would choose for the
+    stiffest point of the whole grid, so every chunk uses the same step.
+    """
     from daedyn import dynamics
     traj = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=tau, gamma=gamma, n=n, **options)
     return {k: getattr(traj, k) for k in _GD_OUT}
@@ -200,17 +228,19 @@ def scalar_flow(*, ts, lam, eps, w1, w2, tau=1.0, gamma=0.0, n=1, **options):
 
 def _matrix_gd_coords(c):
     from daedyn import dynamics
-    t = dynamics.matrix_gd(np.ones(1), np.zeros((1, 1)), np.zeros((1, 1)), eps=0.0, gamma=0.0,
-                           alpha=1e-3, n=1, epochs=int(c["epochs"]),
-                           save_every=int(c.get("save_every", 1))).t
+    t = dynamics.matrix_gd(np.ones(1), np.zeros((1, 1)), np.zeros((1, 1)), alpha=1e-3, n=1,
+                           epochs=int(c["epochs"]), save_every=int(c.get("save_every", 1)),
+                           check_stability=False).t
     return {"epoch": np.asarray(t)}
 
 
-@entry_point(static=("eigvals", "w1", "w2", "epochs", "save_every", "precision"),
+@entry_point(batching="broadcast",
+             static=("eigvals", "w1", "w2", "epochs", "save_every", "precision", "form", "unroll",
+                     "check_stability"),
              dims={"mapping": ("epoch", "direction"), "singular_values": ("epoch", "component"),
                    "weight_norm": ("epoch",), "loss": ("epoch",)},
              coords=_matrix_gd_coords)
-def matrix_gd(*, eigvals, w1, w2, eps, gamma, alpha, n, epochs, save_every=1, **options):
+def matrix_gd(*, eigvals, w1, w2, alpha, n, epochs, eps=0.0, gamma=0.0, save_every=1, **options):
     """``dynamics.matrix_gd``: full-matrix GD in the eigenbasis; sweep eps, gamma, alpha, n."""
     from daedyn import dynamics
     traj = dynamics.matrix_gd(eigvals, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=n, epochs=epochs,

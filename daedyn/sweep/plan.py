@@ -190,6 +190,8 @@ def prepare(spec: SweepSpec) -> Prepared:
     dtype = np.dtype(spec.dtype)
     axes = {k: _cast_axis(k, v, dtype) for k, v in spec.axes.items()}
     constants = dict(spec.constants)
+    if info.defaults is not None:
+        constants.update({k: v for k, v in info.defaults(spec.axes, constants).items() if k not in constants})
     batching = info.batching if spec.batching == "vmap" and info.batching != "vmap" else spec.batching
 
     def call(args):
