@@ -38,17 +38,19 @@ def gd_loop(step, y0, observe, *, n_saves: int, save_every: int, unroll: int = 1
     """Apply ``step`` ``n_saves * save_every`` times; observe at the start and every ``save_every``.
 
     Returns ``(y_final, obs)`` where every leaf of ``obs`` has a leading axis of length n_saves + 1.
+    The first iteration skips the steps through ``lax.cond`` (on the unbatched loop index), so that
+    ``observe`` is traced and compiled once.
     """
-    unroll = max(1, min(int(unroll), save_every)) if save_every else 1
+    unroll = max(1, min(int(unroll), save_every))
 
-    def outer(y, _):
-        y = lax.fori_loop(0, save_every, lambda i, y: step(y), y, unroll=unroll)
+    def advance(y):
+        return lax.fori_loop(0, save_every, lambda i, y: step(y), y, unroll=unroll)
+
+    def body(y, i):
+        y = lax.cond(i > 0, advance, lambda y: y, y)
         return y, observe(y)
 
-    first = observe(y0)
-    y, rest = lax.scan(outer, y0, None, length=n_saves)
-    obs = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
-    return y, obs
+    return lax.scan(body, y0, jnp.arange(n_saves + 1))
 
 
 def fixed_step_loop(f, y0, observe, hs, ms, m_static: int | None, *, unroll: int = 1):

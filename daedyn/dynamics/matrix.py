@@ -573,10 +573,14 @@ def orthogonal_init(d: int, h: int, d1: ArrayLike, d2: ArrayLike, *, key: Array 
     d, h = _check_dims(d, h)
     _finite("d1", d1)
     _finite("d2", d2)
-    k = min(d, h)
     dtype = dtype or float_dtype(d1, d2)
-    d1 = jnp.asarray(d1, dtype)
-    d2 = jnp.asarray(d2, dtype)
+    return _orthogonal_init_core(jnp.asarray(d1, dtype), jnp.asarray(d2, dtype), key, d=d, h=h)
+
+
+@functools.partial(jax.jit, static_argnames=("d", "h"))
+def _orthogonal_init_core(d1, d2, key, *, d, h):
+    k = min(d, h)
+    dtype = d1.dtype
     bshape = jnp.broadcast_shapes(d1.shape, d2.shape, (k,))[:-1]
     d1 = jnp.broadcast_to(d1, bshape + (k,))
     d2 = jnp.broadcast_to(d2, bshape + (k,))
@@ -588,7 +592,9 @@ def orthogonal_init(d: int, h: int, d1: ArrayLike, d2: ArrayLike, *, key: Array 
     g = jr.normal(key, (h, h), dtype)
     q, r = jnp.linalg.qr(g)
     q = q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(dtype)[None, :]  # Haar measure
-    return jnp.matmul(q, big1, precision="highest"), jnp.matmul(big2, q.T, precision="highest")
+    q = jnp.broadcast_to(q, bshape + (h, h))
+    return (jnp.matmul(q, big1, precision="highest"),
+            jnp.matmul(big2, jnp.swapaxes(q, -1, -2), precision="highest"))
 
 
 def random_init(d: int, h: int, *, scale: ArrayLike, key: Array, dtype=None) -> tuple[Array, Array]:
@@ -618,14 +624,16 @@ def random_init(d: int, h: int, *, scale: ArrayLike, key: Array, dtype=None) -> 
     if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jr.wrap_key_data(key)
     dtype = dtype or float_dtype(scale)
-    scale = jnp.asarray(scale, dtype)
+    return _random_init_core(key, jnp.asarray(scale, dtype), d=d, h=h)
 
+
+@functools.partial(jax.jit, static_argnames=("d", "h"))
+def _random_init_core(key, scale, *, d, h):
     def draw(k):
         k1, k2 = jr.split(k)
-        return scale * jr.normal(k1, (h, d), dtype), scale * jr.normal(k2, (d, h), dtype)
+        return scale * jr.normal(k1, (h, d), scale.dtype), scale * jr.normal(k2, (d, h), scale.dtype)
 
-    flat = key.reshape(-1)
-    w1, w2 = jax.vmap(draw)(flat)
+    w1, w2 = jax.vmap(draw)(key.reshape(-1))
     return w1.reshape(key.shape + (h, d)), w2.reshape(key.shape + (d, h))
 
 
