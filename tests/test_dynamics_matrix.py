@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from daedyn import theory
-from daedyn.dynamics.matrix import _mm, _rhs_eig
 from daedyn.dynamics import (
     UnstableStepWarning,
     from_eigenbasis,
@@ -21,6 +20,7 @@ from daedyn.dynamics import (
     scalar_gd,
     to_eigenbasis,
 )
+from daedyn.dynamics.matrix import _mm, _rhs_eig
 
 
 def _spectrum(d):
@@ -77,8 +77,7 @@ def test_eigenbasis_equals_data_matrix_and_sigma_paths(h, x64):
     sigma = x.T @ x
     lam, v = np.linalg.eigh(sigma)
     lam, v = lam[::-1], v[:, ::-1]
-    w1, w2 = jax.vmap(lambda k: tuple(0.3 * jr.normal(kk, s) for kk, s in zip(jr.split(k), [(h, d), (d, h)])))(
-        jr.split(jr.key(h), 2))  # two seeds, data basis
+    w1, w2 = random_init(d, h, scale=0.3, key=jr.split(jr.key(h), 2))  # two seeds, used in the data basis
     kw = dict(eps=jnp.array([[0.0], [8.0]]), gamma=jnp.array([0.0, 0.05]), alpha=0.02, epochs=60,
               save_every=20)  # batch (2, 2): eps x (gamma, seed)
     data = matrix_gd_data(x, w1, w2, **kw)

@@ -220,8 +220,8 @@ def _numeric_hmax(lam, eps, gamma, n, w1, w2):
 def test_max_hessian_eigenvalue_balanced(lam, eps, gamma, n, x64):
     u = np.sqrt(max(0.0, (lam - n * gamma) / (lam + eps)))
     # Closed form vs the eigenvalues of jax.hessian at the balanced fixed point: rounding only.
-    np.testing.assert_allclose(max_hessian_eigenvalue(lam, eps, gamma, n), _numeric_hmax(lam, eps, gamma, n, u, u),
-                               rtol=1e-12)
+    numeric = _numeric_hmax(lam, eps, gamma, n, u, u)
+    np.testing.assert_allclose(max_hessian_eigenvalue(lam, eps, gamma, n), numeric, rtol=1e-12)
 
 
 def test_max_hessian_eigenvalue_off_balance_start(x64):
