@@ -22,6 +22,12 @@ Figures (``FIGURES`` maps the CLI names to the functions):
 """
 
 from daedyn.figures._common import COLORS, FigureResult, load_numbers, new_figure, save
+from daedyn.figures.beyond import (
+    crossing_times,
+    figure_learning_time,
+    figure_tuning,
+    plot_learning_times,
+)
 from daedyn.figures.noise_decay import (
     figure_2,
     figure_3,
@@ -54,11 +60,14 @@ FIGURES = {
     "5": figure_5,
     "6": figure_6,
     "s1": figure_s1,
+    "learning_time": figure_learning_time,
+    "tuning": figure_tuning,
 }
 
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
+    "figure_learning_time", "figure_tuning", "crossing_times", "plot_learning_times",
     "load_numbers", "loss_grid", "manifold_curve", "new_figure", "plot_family",
     "plot_learning_rates", "plot_loss_surface", "plot_trajectories", "plot_weight_norm", "save",
     "wdae_learning_rate",

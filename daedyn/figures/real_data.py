@@ -234,7 +234,7 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
     if not rows:
         raise data.DatasetUnavailable(f"{name}: no dataset available; " + "; ".join(
             f"{k}: {v}" for k, v in skipped.items()))
-    fig, axes = new_figure(1, len(rows), width=3.5 * len(rows), height=2.8)
+    fig, axes = new_figure(1, len(rows), width=max(5.0, 3.5 * len(rows)), height=3.0)
     for i, (dname, label) in enumerate(rows):
         ax = axes[0, i]
         ep = numbers[f"{dname}_epochs"]
@@ -246,7 +246,7 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
         ax.set(xlabel="epoch", ylabel=r"mapping $\hat\lambda_j / \lambda_j$", title=label)
         ax.legend(frameon=False, loc="lower right")
     title = "Figure 6" if activation == "relu" else "Supplement Figure 1"
-    fig.suptitle(f"{title}: {activation} autoencoders, {NL_DIRECTIONS} largest directions; "
+    fig.suptitle(f"{title}: {activation}, {NL_DIRECTIONS} largest directions, "
                  rf"$\gamma$ = {NL_GAMMA:g}, $\sigma^2$ = {sigma2:g}{' [quick]' if quick else ''}")
     return finish(name, fig, numbers, out_dir, skipped)
 
