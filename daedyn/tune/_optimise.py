@@ -166,9 +166,9 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
       ValueError: for a non-positive or non-finite initial value, or bad settings.
     Example:
       >>> f = lambda p: (jnp.log(p["eps"]) - 1.0) ** 2  # optimum eps = e
-      >>> r = tune(f, {"eps": 1.0})
-      >>> r.status, round(float(r.params["eps"]), 4)
-      ('converged', 2.7183)
+      >>> r = tune(f, {"eps": 1.0}, optimizer=optax.sgd(0.4))  # default L-BFGS: fewer steps
+      >>> r.status, round(float(r.params["eps"]), 4), r.n_steps
+      ('converged', 2.7183, 11)
     """
     from daedyn._checks import check_range
 
