@@ -58,7 +58,7 @@ def _run(args) -> int:
         raise ValueError("no output path: give --out PATH or 'path' in the spec")
     main = jax.process_index() == 0
     progress = None if (args.quiet or not main) else _progress_printer(sys.stderr)
-    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite)
+    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression)
     if main:
         if args.json:
             print(json.dumps(summary.to_dict(), indent=1, default=str))
@@ -81,6 +81,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-memory", default=None, help="bound on results held in memory, e.g. 2GB, 512MiB")
     p.add_argument("--chunk-size", type=int, default=None, help="grid points per chunk")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep store at the path")
+    p.add_argument("--compression", choices=("lz4", "zstd", "none"), default="lz4",
+                   help="zarr compression of new stores (default lz4: blosc lz4 + shuffle)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() first (multi-host; auto-detects SLURM/TPU pods)")

@@ -223,13 +223,16 @@ def prepare(spec: SweepSpec) -> Prepared:
 
     default_dims = dict(info.dims(constants)) if info.dims else {}
     default_coords = dict(info.coords(constants)) if info.coords else {}
-    outputs, dim_sizes = {}, {}
+    outputs, dim_sizes, rename = {}, {}, {}
     reserved = set(axes) | {"status"}
-    for k in selected:
-        if k in reserved:
+    for src in selected:
+        # an output named like an input (w1 of a trajectory when w1 is swept) is saved as w1_out
+        k = f"{src}_out" if src in reserved else src
+        if k in reserved or k in rename:
             raise ValueError(f"output name {k!r} clashes with an axis or the status variable")
-        shape = tuple(named[k].shape[1:])
-        dims = tuple(spec.dims.get(k, default_dims.get(k, ())))
+        rename[k] = src
+        shape = tuple(named[src].shape[1:])
+        dims = tuple(spec.dims.get(src, default_dims.get(src, ())))
         if not dims:
             dims = tuple(f"{k}_dim{i}" for i in range(len(shape)))
         if len(dims) != len(shape):
@@ -240,7 +243,7 @@ def prepare(spec: SweepSpec) -> Prepared:
                 raise ValueError(f"output {k!r}: trailing dim {d!r} clashes with a sweep axis")
             if dim_sizes.setdefault(d, s) != s:
                 raise ValueError(f"dimension {d!r} has size {dim_sizes[d]} in one output and {s} in {k!r}")
-        outputs[k] = OutputInfo(shape, np.dtype(named[k].dtype), dims)
+        outputs[k] = OutputInfo(shape, np.dtype(named[src].dtype), dims)
     coords = {}
     for d, s in dim_sizes.items():
         values = spec.coords.get(d, default_coords.get(d))
@@ -256,7 +259,7 @@ def prepare(spec: SweepSpec) -> Prepared:
 
     def batched(args):
         out = _named_outputs(full(args))
-        return {k: out[k] for k in outputs}
+        return {k: out[src] for k, src in rename.items()}
 
     return Prepared(spec, fn, info, axes, batched, outputs, coords)
 

@@ -174,7 +174,7 @@ def _barrier(name: str) -> None:
 def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLike | None = None,
         max_memory=None, chunk_size: int | None = None, devices: Sequence | None = None,
         progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
-        compressors="auto") -> SweepSummary:
+        compression: str = "lz4") -> SweepSummary:
     """Run (or resume) a sweep and stream its results to a zarr store.
 
     Args:
@@ -186,7 +186,8 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
       devices: devices to shard each chunk over (default ``jax.local_devices()``).
       progress: called with a :class:`Progress` after each chunk and at the end.
       overwrite: replace an existing sweep store at ``path`` (never a non-sweep folder).
-      compressors: zarr compressors for the arrays (``"auto"``: zarr's default, zstd).
+      compression: ``"lz4"`` (blosc lz4 + shuffle, default: fast), ``"zstd"`` or ``"none"``;
+        fixed when the store is created.
     Returns:
       A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
     Raises:
@@ -200,6 +201,8 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     if path is None:
         raise ValueError("no output path: give path= (CLI: --out) or 'path' in the spec")
     path = os.fspath(path)
+    if compression not in store.COMPRESSION:
+        raise ValueError(f"compression must be one of {store.COMPRESSION}; got {compression!r}")
     devices = list(devices) if devices is not None else jax.local_devices()
     if not devices:
         raise ValueError("devices must name at least one device")
@@ -214,7 +217,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
             plan = make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size,
                              n_devices=len(devices), chunk_shape=chunk_shape)
             if attrs is None:
-                store.create_store(path, prepared, plan, compressors=compressors)
+                store.create_store(path, prepared, plan, compression=compression)
         _barrier("daedyn-sweep-store-ready")
         if pidx != 0:
             attrs = store.check_store(path, spec)

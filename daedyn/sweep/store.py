@@ -20,6 +20,7 @@ import asyncio
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 import shutil
 import socket
@@ -120,7 +121,44 @@ def remove_store(path: str) -> None:
         shutil.rmtree(path)
 
 
-def create_store(path: str, prepared, plan, *, compressors="auto") -> None:
+COMPRESSION = ("lz4", "zstd", "none")
+ZARR_CHUNK_BYTES = 8 * 2**20
+
+
+def _compressors(compression: str):
+    """lz4: blosc lz4 with byte shuffle (fast; 1.2x on noisy float32, 200x+ on smooth fields);
+    zstd: zarr's default (4x slower to write here, similar ratios); none."""
+    if compression not in COMPRESSION:
+        raise ValueError(f"compression must be one of {COMPRESSION}; got {compression!r}")
+    if compression == "zstd":
+        return {}
+    if compression == "none":
+        return {"compressors": None}
+    from zarr.codecs import BloscCodec
+    return {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")}
+
+
+def sub_chunks(block: tuple[int, ...], per_point: int, target: int = ZARR_CHUNK_BYTES) -> tuple[int, ...]:
+    """Zarr chunk shape (grid part) of about ``target`` bytes that tiles every sweep block.
+
+    Axes before the block's first non-unit axis j stay 1; along j the size divides the block's
+    (blocks start at multiples of it); axes after j are whole in every block, so any size tiles.
+    """
+    shape = list(block)
+    k = len(shape)
+    j = next((i for i, c in enumerate(shape) if c > 1), k - 1)
+    for i in range(j, k):
+        inner = math.prod(shape[i + 1:]) * per_point
+        if shape[i] * inner <= target:
+            break
+        a = max(1, target // inner)
+        if i == j:
+            a = max(d for d in range(1, min(a, shape[i]) + 1) if shape[i] % d == 0)
+        shape[i] = min(a, shape[i])
+    return tuple(shape)
+
+
+def create_store(path: str, prepared, plan, *, compression: str = "lz4") -> None:
     """Write the store's metadata, coordinates and empty (fill-valued) arrays."""
     zarr = _zarr()
     spec = prepared.spec
@@ -141,12 +179,12 @@ def create_store(path: str, prepared, plan, *, compressors="auto") -> None:
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **{f"{k}_version": v for k, v in versions.items()},
     })
-    comp = {} if compressors == "auto" else {"compressors": compressors}
+    comp = _compressors(compression)
     coord_names = " ".join(scalar_consts)
     for name, values in list(spec.axes.items()) + list(prepared.coords.items()):
         values = np.asarray(values)
         arr = root.create_array(name, shape=values.shape, chunks=values.shape, dtype=values.dtype,
-                                dimension_names=[name], **comp)
+                                dimension_names=[name])
         arr[...] = values
     for name, value in scalar_consts.items():
         arr = root.create_array(name, shape=(), dtype=np.asarray(value).dtype, dimension_names=[])
@@ -154,7 +192,8 @@ def create_store(path: str, prepared, plan, *, compressors="auto") -> None:
     axes = list(spec.axes)
     for name, out in prepared.outputs.items():
         fill = np.nan if np.issubdtype(out.dtype, np.floating) else 0
-        arr = root.create_array(name, shape=plan.grid_shape + out.shape, chunks=plan.chunk_shape + out.shape,
+        grid_chunks = sub_chunks(plan.chunk_shape, math.prod(out.shape) * out.dtype.itemsize)
+        arr = root.create_array(name, shape=plan.grid_shape + out.shape, chunks=grid_chunks + out.shape,
                                 dtype=out.dtype, fill_value=fill, dimension_names=axes + list(out.dims),
                                 **comp)
         if coord_names:
