@@ -256,6 +256,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
         "n_train": n_tr, "n_heldout": int(x_ho.shape[0]), "d": d, "hidden": d,
         "pool": int(s["pool"]), "alpha": s["alpha"], "epochs": s["epochs"], "eval_sigma2": es2,
         "w0": w0, "quick": quick,
+        "eigvals": np.asarray(problem.eigvals), "projected": np.asarray(problem.projected),
         "s2_grid": s2_grid, "objective_grid": np.asarray(grid.values),
         "eps_grid_best": float(grid.params["eps"]), "objective_grid_best": grid.objective,
         "eps_tuned": eps_best, "objective_tuned": result.objective,
