@@ -88,7 +88,7 @@ class SweepPlan(NamedTuple):
         lines = [
             f"grid        {' x '.join(f'{n}={s}' for n, s in zip(self.axis_names, self.grid_shape))}"
             f" = {self.n_points:,} points",
-            f"outputs     " + ", ".join(
+            "outputs     " + ", ".join(
                 f"{k}{list(v.shape) if v.shape else ''} {np.dtype(v.dtype).name}"
                 for k, v in self.outputs.items()),
             f"per point   {self.bytes_per_point:,} bytes (outputs + status); all results "
@@ -332,7 +332,7 @@ def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devic
       >>> p.n_chunks, p.chunk_shape, p.bytes_per_point
       (2, (2,), 5)
     """
-    from daedyn.sweep.run import as_spec, _x64
+    from daedyn.sweep.run import _x64, as_spec
 
     spec = as_spec(spec)
     n_devices = len(jax.local_devices()) if n_devices is None else n_devices
