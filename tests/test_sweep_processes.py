@@ -202,3 +202,39 @@ def test_results_larger_than_memory_limit_stay_bounded(fns):
     want = np.sin(np.float32(a) * np.linspace(0, 10, 2500).astype(np.float32) + np.float32(b))
     # float32 sin of the same float32 products: rtol 2e-6 / atol 1e-6 cover a few ulps near zeros
     np.testing.assert_allclose(row, want, rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_with_jax_distributed(fns):
+    """Two CPU processes joined by jax.distributed share the chunks and write one store."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    path = fns / "multi.zarr"
+    code = f"""
+    import json, sys, jax
+    jax.distributed.initialize(coordinator_address="localhost:{port}", num_processes=2,
+                               process_id=int(sys.argv[1]))
+    import daedyn.sweep as sweep
+    s = sweep.run({GD_SPEC!r}, path=r"{path}")
+    print(json.dumps(dict(process=jax.process_index(), computed=s.chunks_computed)))
+    """
+    script = fns / "multi.py"
+    script.write_text(textwrap.dedent(code))
+    env = dict(os.environ, PYTHONPATH=str(fns), JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    info = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sorted(i["computed"] for i in info) == [9, 10]  # 19 chunks dealt round-robin
+    log = sweep.read_log(path)
+    assert sorted(r["chunk"] for r in log) == list(range(19))
+    assert {r["chunk"] % 2 for r in log if r["process_index"] == 1} == {1}
+    sweep.run(GD_SPEC, path=fns / "one.zarr")
+    a, b = sweep.open_results(path), sweep.open_results(fns / "one.zarr")
+    assert a.attrs["sweep_complete"]
+    for v in b.data_vars:
+        np.testing.assert_array_equal(a[v].values, b[v].values)
