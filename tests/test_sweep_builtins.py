@@ -70,3 +70,26 @@ def test_dynamics_scalar_flow_default_step(tmp_path):
     traj = dynamics.scalar_flow(f32(TS), f32(LAM)[:, None], f32(EPS), 0.1, 0.1, tau=5.0)
     np.testing.assert_allclose(ds.w.values, np.asarray(traj.w), rtol=1e-6, atol=1e-9)  # measured equal
     assert ds.w.dims == ("lam", "eps", "t")
+
+
+def test_dynamics_matrix_gd_and_learning_time(tmp_path):
+    ev, w1, w2 = np.array([4.0, 2.0, 1.0]), np.full((2, 3), 0.05), np.full((3, 2), 0.05)
+    spec = {"function": "dynamics.matrix_gd", "axes": {"eps": [0.0, 1.0, 2.0], "alpha": [0.01, 0.05]},
+            "constants": {"eigvals": ev, "w1": w1, "w2": w2, "n": 1, "epochs": 200, "save_every": 50,
+                          "check_stability": False}}
+    sweep.run(spec, path=tmp_path / "mgd.zarr")
+    ds = sweep.open_results(tmp_path / "mgd.zarr")
+    assert ds.mapping.dims == ("eps", "alpha", "epoch", "direction")
+    assert ds.singular_values.dims == ("eps", "alpha", "epoch", "component")
+    traj = dynamics.matrix_gd(f32(ev), f32(w1), f32(w2), eps=f32([0.0, 1.0, 2.0])[:, None],
+                              alpha=f32([0.01, 0.05]), n=1, epochs=200, save_every=50, check_stability=False)
+    np.testing.assert_array_equal(ds.epoch.values, np.asarray(traj.t))
+    for name in ("mapping", "singular_values", "weight_norm", "loss"):
+        # the same broadcast computation on a (B,) batch: measured bitwise equal; rtol 1e-5 allows
+        # a different matmul blocking for another batch shape
+        np.testing.assert_allclose(ds[name].values, np.asarray(getattr(traj, name)), rtol=1e-5, atol=1e-8)
+    sweep.run({"function": "theory.learning_time", "axes": {"lam": LAM.tolist(), "eps": EPS.tolist()},
+               "constants": {"f": 0.9, "w0": 1e-3, "tau": 10.0}}, path=tmp_path / "lt.zarr")
+    lt = sweep.open_results(tmp_path / "lt.zarr")
+    want = theory.learning_time(0.9, f32(LAM)[:, None], f32(EPS), w0=1e-3, tau=10.0)
+    np.testing.assert_allclose(lt.time.values, np.asarray(want), rtol=1e-6)  # measured equal
