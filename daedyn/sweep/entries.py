@@ -65,6 +65,7 @@ ENTRY_POINTS: dict[str, str] = {
     "dynamics.scalar_gd": "daedyn.sweep.entries:scalar_gd",
     "dynamics.scalar_flow": "daedyn.sweep.entries:scalar_flow",
     "dynamics.matrix_gd": "daedyn.sweep.entries:matrix_gd",
+    "train.train": "daedyn.sweep.entries:train_run",
 }
 
 
@@ -247,3 +248,61 @@ def matrix_gd(*, eigvals, w1, w2, alpha, n, epochs, eps=0.0, gamma=0.0, save_eve
                               save_every=save_every, **options)
     return {"mapping": traj.mapping, "singular_values": traj.singular_values,
             "weight_norm": traj.weight_norm, "loss": traj.loss}
+
+
+_TRAIN_STATIC = ("x", "x_heldout", "dataset", "n_train", "n_heldout", "hidden", "epochs", "record_every",
+                 "activation", "noise", "marginalised", "path", "batch_size", "precision", "data")
+
+
+def _train_data(axes, constants):
+    """Load (``dataset`` + ``n_train``) or take (``x``) the data once, with its spectrum."""
+    if "data" in constants:
+        return {}
+    from daedyn import train
+
+    if constants.get("x") is not None:
+        x = np.asarray(constants["x"], np.float32)
+        xh = constants.get("x_heldout")
+        xh = None if xh is None else np.asarray(xh, np.float32)
+    elif constants.get("dataset"):
+        from daedyn import data as data_lib
+
+        n_train, n_held = constants.get("n_train"), constants.get("n_heldout")
+        x = data_lib.load(constants["dataset"], n=None if n_train is None else int(n_train) + int(n_held or 0)).x
+        x, xh = (x[:int(n_train)], x[int(n_train):]) if n_held else (x, None)
+    else:
+        raise ValueError("train.train needs the data: a constant 'dataset' (with 'n_train') or 'x'")
+    return {"data": train.prepare_data(x, x_heldout=xh)}
+
+
+def _train_dims(c):
+    two = {"mapping": ("epoch", "direction"), "singular_values": ("epoch", "component")}
+    return {k: two.get(k, ("epoch",)) for k in ("mapping", "singular_values", "weight_norm", "train_loss",
+                                                  "heldout_loss")}
+
+
+def _train_epochs(c):
+    every = int(c.get("record_every") or c["epochs"])
+    return {"epoch": np.arange(0, int(c["epochs"]) + 1, max(every, 1))}
+
+
+@entry_point(static=_TRAIN_STATIC, dims=_train_dims, coords=_train_epochs, defaults=_train_data)
+def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e-4, record_every=None,
+              data=None, x=None, x_heldout=None, dataset=None, n_train=None, n_heldout=None, **options):
+    """``train.train``: train one linear/nonlinear autoencoder per grid point (``train_fn``).
+
+    Sweep ``alpha``, ``gamma``, ``s2`` (noise variance), ``seed`` (initialisation and noise draws)
+    and ``init_scale``; the data are a constant: ``dataset`` (a ``daedyn.data`` name) with
+    ``n_train`` (and optional ``n_heldout``), or an array ``x``. Records every ``record_every``
+    epochs: mapping, singular values, weight norm, train and held-out loss.
+    """
+    import jax
+
+    from daedyn import models, train
+
+    k_init, k_run = jax.random.split(jax.random.key(seed))
+    d = data.eigvals.shape[0]
+    p0 = models.init_autoencoder(d, int(hidden), key=k_init, scale=init_scale)
+    run = train.train_fn(epochs=int(epochs), record_every=record_every, **options)
+    _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, s2=s2), k_run)
+    return records
