@@ -240,3 +240,18 @@ def test_cli_dry_run_and_run(tmp_path, capsys):
         np.testing.assert_allclose(ds.y.values, 0.5 * np.linspace(0, 1, 11).astype(np.float32), rtol=0)
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_edited_function_or_versions_at_same_path(tmp_path):
+    path = tmp_path / "edit.zarr"
+    sweep.run({"function": lambda a: {"y": 2 * a}, "axes": {"a": [1.0, 2.0]}}, path=path)
+    with pytest.raises(ValueError, match="differs in: function_code"):  # same name, new body
+        sweep.run({"function": lambda a: {"y": 3 * a}, "axes": {"a": [1.0, 2.0]}}, path=path)
+    with pytest.raises(ValueError, match="axis name 'status'"):
+        sweep.SweepSpec(lambda status: status, {"status": [1.0]})
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["jax_version"] = "0.0.1"
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.warns(RuntimeWarning, match=r"jax 0.0.1 -> "):
+        summary = sweep.run({"function": lambda a: {"y": 2 * a}, "axes": {"a": [1.0, 2.0]}}, path=path)
+    assert summary.chunks_skipped == 1 and summary.chunks_computed == 0

@@ -268,7 +268,8 @@ def _train_data(axes, constants):
         from daedyn import data as data_lib
 
         n_train, n_held = constants.get("n_train"), constants.get("n_heldout")
-        x = data_lib.load(constants["dataset"], n=None if n_train is None else int(n_train) + int(n_held or 0)).x
+        n_total = None if n_train is None else int(n_train) + int(n_held or 0)
+        x = data_lib.load(constants["dataset"], n=n_total).x
         x, xh = (x[:int(n_train)], x[int(n_train):]) if n_held else (x, None)
     else:
         raise ValueError("train.train needs the data: a constant 'dataset' (with 'n_train') or 'x'")

@@ -131,7 +131,7 @@ def _chunk_fn(prepared: Prepared, plan: SweepPlan) -> Callable:
         ok = jnp.ones(q.shape, bool)
         for x in out.values():
             if jnp.issubdtype(x.dtype, jnp.inexact):
-                ok = ok & jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1)
+                ok = ok & jnp.all(jnp.isfinite(x).reshape(x.shape[0], math.prod(x.shape[1:])), axis=1)
         if nan_bad:
             out = {k: jnp.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), x, jnp.nan)
                    if jnp.issubdtype(x.dtype, jnp.inexact) else x for k, x in out.items()}
@@ -213,6 +213,8 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
             if overwrite:
                 store.remove_store(path)
             attrs = store.check_store(path, spec)
+            if attrs:
+                store.warn_versions(attrs, path)
             chunk_shape = tuple(attrs["sweep_chunk_shape"]) if attrs else None
             plan = make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size,
                              n_devices=len(devices), chunk_shape=chunk_shape)

@@ -154,6 +154,38 @@ def function_name(function: str | Callable) -> str:
     return f"{mod}:{getattr(function, '__qualname__', repr(function))}"
 
 
+def _code_digest(code, h) -> None:
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for c in code.co_consts:
+        if hasattr(c, "co_code"):
+            _code_digest(c, h)
+        else:
+            h.update(repr(c).encode())
+
+
+def function_fingerprint(function: str | Callable) -> str | None:
+    """SHA-256 of a callable's bytecode, names and constants (None for names given as strings).
+
+    Part of the spec hash when the spec holds a callable, so that editing a function (a lambda
+    in a notebook) and rerunning at the same path is refused instead of resuming stale results.
+    """
+    code = getattr(function, "__code__", None)
+    if isinstance(function, str) or code is None:
+        return None
+    h = hashlib.sha256()
+    _code_digest(code, h)
+    return h.hexdigest()
+
+
+_RESERVED_NAMES = ("status", "_sweep")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name.isidentifier() or name in _RESERVED_NAMES:
+        raise ValueError(f"{what} name {name!r} must be a Python identifier other than {_RESERVED_NAMES}")
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """A declarative sweep: the grid, the function and what to keep.
@@ -201,9 +233,11 @@ class SweepSpec:
             raise ValueError("axes must be a non-empty table of name -> values")
         axes, constants = {}, {}
         for name, value in dict(self.constants).items():
+            _check_name(str(name), "constant")
             constants[str(name)] = _constant_value(name, value)
         for name, value in self.axes.items():
             name = str(name)
+            _check_name(name, "axis")
             if name in constants:
                 raise ValueError(f"{name!r} is given both as an axis and as a constant")
             if isinstance(value, (int, float, str, bool)):  # a scalar axis is a constant
@@ -256,6 +290,7 @@ class SweepSpec:
         """The result-defining part of the spec as JSON-able data (axis order kept)."""
         return {
             "function": function_name(self.function),
+            "function_code": function_fingerprint(self.function),
             "axes": [[k, _jsonable(v)] for k, v in self.axes.items()],
             "axis_dtypes": {k: str(v.dtype) for k, v in self.axes.items()},
             "constants": {k: _jsonable(self.constants[k]) for k in sorted(self.constants)},
@@ -277,7 +312,7 @@ class SweepSpec:
         """Everything, JSON-able (the function as its name)."""
         out = self.canonical()
         out["axes"] = {k: v for k, v in out["axes"]}
-        del out["axis_dtypes"]
+        del out["axis_dtypes"], out["function_code"]
         out.update(max_memory=self.max_memory, chunk_size=self.chunk_size, path=self.path)
         return out
 

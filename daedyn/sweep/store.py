@@ -113,6 +113,17 @@ def check_store(path: str, spec) -> dict | None:
     return attrs
 
 
+def warn_versions(attrs: Mapping, path: str) -> None:
+    """Warn when resuming a store written with other software versions (results may differ)."""
+    now = _versions()
+    changed = [f"{k} {attrs.get(f'{k}_version')} -> {v}" for k, v in now.items()
+               if attrs.get(f"{k}_version") not in (None, v)]
+    if changed:
+        warnings.warn(f"resuming {path!r}, created with other versions ({', '.join(changed)}); chunks "
+                      "computed now may differ in the last bits from those computed before",
+                      RuntimeWarning, stacklevel=3)
+
+
 def remove_store(path: str) -> None:
     """Delete a sweep store (only a daedyn sweep store or an empty folder)."""
     if os.path.exists(path):
