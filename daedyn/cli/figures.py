@@ -91,8 +91,10 @@ def run(args) -> int:
             failed = True
             entry = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
         else:
+            notes = [v for k, v in result.numbers.items()
+                     if (k == "note" or k.endswith("_note")) and isinstance(v, str) and v]
             entry = {"status": "ok", "files": [str(p) for p in result.paths],
-                     "skipped_panels": dict(result.skipped)}
+                     "skipped_panels": dict(result.skipped), "notes": notes}
         entry["seconds"] = round(time.perf_counter() - start, 2)
         report["figures"][fn.__name__] = entry
         if not args.json:
@@ -107,6 +109,8 @@ def _print_entry(name: str, entry: dict) -> None:
     if entry["status"] == "ok":
         files = ", ".join(p.rsplit("/", 1)[-1] for p in entry["files"])
         print(f"{name}: wrote {files} ({secs:.1f} s)")
+        for note in entry["notes"]:
+            print(f"{name}: note: {note}")
         for panel, reason in entry["skipped_panels"].items():
             print(f"{name}: panel {panel} skipped: {reason}")
     elif entry["status"] == "skipped":
