@@ -358,3 +358,81 @@ def test_beyond_figures_quick(tmp_path, fn):
     else:
         f = load_numbers(tmp_path, "learning_time")
         assert f["median_abs_rel_error_ae"] < 0.1  # measured 0.046
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: `daedyn figures` and the shared conventions of every subcommand.
+
+
+def _cli(argv, capsys):
+    from daedyn.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse: --help (0) and usage errors (2)
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_figures_runs_and_reports_json(tmp_path, capsys):
+    rc, out, _ = _cli(["figures", "--out", str(tmp_path), "--only", "2,figure_3", "--json"],
+                      capsys)
+    assert rc == 0
+    report = json.loads(out)
+    assert report["quick"] is True and list(report["figures"]) == ["figure_2", "figure_3"]
+    assert all(v["status"] == "ok" for v in report["figures"].values())
+    assert (tmp_path / "figure_3.pdf").is_file()
+
+
+def test_cli_figures_skips_unavailable_and_reports_failures(tmp_path, capsys, monkeypatch):
+    from daedyn.data import DatasetUnavailable
+
+    def missing(**kwargs):
+        raise DatasetUnavailable("cifar10 (train) unavailable")
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(figures.FIGURES, "5", missing)
+    monkeypatch.setitem(figures.FIGURES, "6", broken)
+    rc, out, err = _cli(["figures", "--out", str(tmp_path), "--only", "5,2", "--quiet"], capsys)
+    assert rc == 0  # an unavailable dataset is reported, not an error; the others are produced
+    assert "SKIPPED, dataset not available: cifar10" in out and "figure_2: wrote" in out
+    assert err == ""  # --quiet: no progress lines
+    rc, out, err = _cli(["figures", "--out", str(tmp_path), "--only", "6,2"], capsys)
+    assert rc == 1 and "FAILED, RuntimeError: boom" in err and "figure_2: wrote" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["figures", "--out", "x", "--only", "9"], "unknown figure '9'"),
+    (["figures", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
+    (["figures", "--only", "1"], "required: --out"),
+    (["figures", "--out", "x", "--quick", "--full"], "not allowed with argument"),
+])
+def test_cli_figures_bad_usage(argv, message, capsys):
+    rc, out, err = _cli(argv, capsys)
+    assert rc == 2 and out == ""
+    last = err.strip().splitlines()[-1]
+    # One-line error. argparse reports unknown options from the top-level parser ("daedyn:").
+    assert last.startswith(("daedyn figures: error:", "daedyn: error:")) and message in last
+
+
+def _subcommands():
+    from daedyn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("name", _subcommands())
+def test_cli_every_subcommand_help_and_bad_option(name, capsys):
+    rc, out, _ = _cli([name, "--help"], capsys)
+    assert rc == 0 and f"usage: daedyn {name}" in out
+    for opt in ("--json", "--device", "--x64"):  # the shared options (add_common_options)
+        assert opt in out, (name, opt)
+    rc, _, err = _cli([name, "--no-such-option"], capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 2 and last.startswith((f"daedyn {name}: error:", "daedyn: error:"))
+    assert "--no-such-option" in last or "required" in last

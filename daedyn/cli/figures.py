@@ -55,6 +55,7 @@ def register(subparsers) -> None:
                    help="directory with local dataset files (MNIST IDX, CIFAR-10 batches) or "
                    "a tfds data_dir")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed for initial weights and noise")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--wdae-rate", choices=("supplement", "authors"), default="supplement",
                    help="Figure 3 WDAE learning rate: the supplement's optimal rate (paper text, "
                    "default) or the rate of the authors' experiment")
@@ -79,7 +80,7 @@ def run(args) -> int:
         kwargs = dict(quick=quick, out_dir=args.out, key=jr.fold_in(key, i), data_dir=args.data_dir)
         if name == "3":
             kwargs["wdae_rate"] = args.wdae_rate
-        if not args.json:
+        if not (args.json or args.quiet):
             print(f"[{i}/{len(names)}] {fn.__name__} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         entry = {}
