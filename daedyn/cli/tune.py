@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=0.02, help="learning rate (default 0.02)")
     p.add_argument("--eval-sigma2", type=float, default=0.05,
                    help="noise variance per pixel on held-out inputs (default 0.05)")
-    p.add_argument("--eps0", type=float, default=None, help="starting eps (default 0.01 N)")
+    p.add_argument("--eps0", type=float, default=None, help="starting eps (default: the matched noise N * eval_sigma2)")
     p.add_argument("--route", choices=("closed_form", "dynamics", "train"), default="closed_form",
                    help="closed form (default), integrated dynamics, or actual training")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default D)")
@@ -81,7 +81,10 @@ def run(args) -> int:
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
     objective = tune.heldout_objective(problem, **kw)
-    eps0 = 0.01 * problem.n if args.eps0 is None else args.eps0
+    if args.eps0 is not None:
+        eps0 = args.eps0
+    else:  # matched noise: the optimum at convergence when train and held-out spectra agree
+        eps0 = problem.n * args.eval_sigma2 if args.eval_sigma2 > 0 else 0.01 * problem.n
     result = tune.tune(objective, {"eps": eps0}, max_steps=args.max_steps)
     iso = result
     if args.anisotropic and result.success:

@@ -25,11 +25,14 @@ class History(NamedTuple):
       params: dict name -> (S, ...) constrained values (eps, gamma, ...) at each iterate.
       objective: (S,) objective at each iterate.
       grad: dict name -> (S, ...) gradient with respect to the log-parameters at each iterate.
+      evals: (S,) cumulative objective evaluations when each iterate was evaluated (line-search
+        trials included).
     """
 
     params: dict
     objective: np.ndarray
     grad: dict
+    evals: np.ndarray
 
 
 class TuneResult(NamedTuple):
@@ -183,7 +186,7 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
     z = {k: jnp.log(jnp.asarray(v, dtype)) for k, v in init.items()}
     bounds = (float(log_bounds[0]), float(log_bounds[1]))
     state = optimizer.init(z)
-    hist_z, hist_v, hist_g = [], [], []
+    hist_z, hist_v, hist_g, hist_n = [], [], [], []
     best_z, best_v = z, math.inf
     status, message = "max_steps", f"reached max_steps={max_steps}"
     n_evals, stale, n_steps = 0, 0, 0
@@ -192,7 +195,7 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
         n_evals += 1
         v = float(value)
         g_ok = all(bool(jnp.all(jnp.isfinite(g))) for g in jtu.tree_leaves(grad))
-        hist_z.append(z), hist_v.append(v), hist_g.append(grad)
+        hist_z.append(z), hist_v.append(v), hist_g.append(grad), hist_n.append(n_evals)
         if not (math.isfinite(v) and g_ok):
             what = "objective" if not math.isfinite(v) else "gradient"
             at = {k: np.asarray(jnp.exp(a)).tolist() for k, a in z.items()}
@@ -212,12 +215,15 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
             status = "converged"
             message = f"objective improved by < rtol={rtol:g} for {patience} steps (step {step})"
             break
+        if step == max_steps - 1:
+            break  # no update whose result would never be evaluated
         z, state = _update(objective, z, state, value, grad, optimizer=optimizer, bounds=bounds)
         n_steps += 1
         n_evals += _num_linesearch_evals(state)
     stack = lambda xs: {k: np.stack([np.asarray(jnp.exp(x[k])) for x in xs]) for k in xs[0]}
     history = History(params=stack(hist_z), objective=np.asarray(hist_v),
-                      grad={k: np.stack([np.asarray(g[k]) for g in hist_g]) for k in hist_g[0]})
+                      grad={k: np.stack([np.asarray(g[k]) for g in hist_g]) for k in hist_g[0]},
+                      evals=np.asarray(hist_n))
     best_params = {k: jnp.exp(a) for k, a in best_z.items()}
     return TuneResult(params=best_params, objective=best_v if math.isfinite(best_v) else math.nan,
                       initial_objective=hist_v[0], status=status, message=message, n_steps=n_steps,

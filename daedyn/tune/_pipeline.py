@@ -26,7 +26,9 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
     Args:
       x_train, x_heldout: (N, D) and (M, D) data (rows are samples), M >= 1.
       epochs, alpha, eval_sigma2: as in :func:`heldout_objective`.
-      eps0: starting eps, > 0; default 0.01 N (per-component noise variance 0.01).
+      eps0: starting eps, > 0; default the matched noise N * eval_sigma2 (the optimum at
+        convergence when the held-out spectrum equals the train spectrum), or 0.01 N without
+        evaluation noise.
       route: "closed_form", "dynamics" or "train".
       anisotropic: also tune a per-direction eps_j (never worse than the isotropic optimum).
       optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
@@ -45,7 +47,9 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
         raise ValueError(f"initial eps (eps0) must be finite and > 0 (it is optimised as log eps); "
                          f"got {eps0!r}")
     problem = heldout_problem(x_train, x_heldout, keep_data=(route == "train"))
-    eps0 = 0.01 * problem.n if eps0 is None else eps0
+    if eps0 is None:  # matched noise N s_eval^2: the optimum when train and held-out spectra agree
+        s2 = float(np.max(np.asarray(eval_sigma2)))
+        eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n
     objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
                                   route=route, **objective_kwargs)
     result = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
