@@ -27,7 +27,6 @@ import time
 import timeit
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from daedyn import data, tune

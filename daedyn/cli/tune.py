@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=0.02, help="learning rate (default 0.02)")
     p.add_argument("--eval-sigma2", type=float, default=0.05,
                    help="noise variance per pixel on held-out inputs (default 0.05)")
-    p.add_argument("--eps0", type=float, default=None, help="starting eps (default: the matched noise N * eval_sigma2)")
+    p.add_argument("--eps0", type=float, default=None,
+                   help="starting eps (default: the matched noise N * eval_sigma2)")
     p.add_argument("--route", choices=("closed_form", "dynamics", "train"), default="closed_form",
                    help="closed form (default), integrated dynamics, or actual training")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default D)")

@@ -32,12 +32,13 @@ from daedyn.tune._optimise import (
     tune,
     tune_anisotropic,
 )
+from daedyn.tune._pipeline import tune_noise
 from daedyn.tune._plot import plot_objective
 from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
-from daedyn.tune._pipeline import tune_noise
 
 __all__ = [
-    "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum", "heldout_loss",
-    "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult", "GridResult", "default_optimizer",
-    "tune", "grid_search", "tune_anisotropic", "tune_noise", "plot_objective",
+    "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
+    "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
+    "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic", "tune_noise",
+    "plot_objective",
 ]

@@ -285,8 +285,6 @@ def time_to_loss(problem: HeldoutProblem, target: ArrayLike, *, eps: ArrayLike =
       >>> bool(jnp.isfinite(t) & (t > 0))
       True
     """
-    theory = _theory()
-
     check_range("target", target, 0.0, lo_open=True)
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("eps", eps, 0.0)
