@@ -307,7 +307,7 @@ def test_nonlinear_figures_quick(tmp_path, fn):
 def test_learning_time_tiny(tmp_path):
     figures.figure_learning_time(quick=True, out_dir=tmp_path, key=jr.key(7), n=1000, hidden=8,
                                  epochs=800)
-    f = load_numbers(tmp_path, "learning_time")
+    f = load_numbers(tmp_path, "figure_learning_time")
     for m in ("ae", "wdae", "dae"):
         pred, meas = f[f"predicted_{m}"], f[f"measured_{m}"]
         ok = np.isfinite(pred) & np.isfinite(meas)
@@ -327,7 +327,7 @@ def test_learning_time_tiny(tmp_path):
 def test_tuning_tiny(tmp_path):
     figures.figure_tuning(quick=True, out_dir=tmp_path, key=jr.key(8), n=1500, epochs=300,
                           measured=2)
-    f = load_numbers(tmp_path, "tuning")
+    f = load_numbers(tmp_path, "figure_tuning")
     # The plotted curve is the closed-form objective, recomputed here in float64 from the saved
     # spectrum: J = 1/(2M) sum_j (1 - w_j)^2 p_j + s_eval^2/2 sum_j w_j^2 with the small-init w_j(T).
     n, m = f["n_train"], f["n_heldout"]
@@ -353,10 +353,10 @@ def test_beyond_figures_quick(tmp_path, fn):
     r = getattr(figures, fn)(quick=True, out_dir=tmp_path, key=jr.key(9))
     assert r.paths and all(p.is_file() for p in r.paths)
     if fn == "figure_tuning":
-        f = load_numbers(tmp_path, "tuning")
+        f = load_numbers(tmp_path, "figure_tuning")
         np.testing.assert_allclose(f["loss_measured"], f["loss_theory_at_measured"], rtol=0.05)
     else:
-        f = load_numbers(tmp_path, "learning_time")
+        f = load_numbers(tmp_path, "figure_learning_time")
         assert f["median_abs_rel_error_ae"] < 0.1  # measured 0.046
 
 

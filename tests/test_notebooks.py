@@ -59,4 +59,4 @@ def test_03_noise_tuning(tmp_path):
     assert tuned and grid
     # gradient descent and the 201-point grid agree on s^2 to the printed 4 decimals (quick run)
     assert tuned[0].split(",")[0].split("=")[1] == grid[0].split(",")[0].split("=")[1]
-    assert (tmp_path / "tuning.png").is_file()
+    assert (tmp_path / "figure_tuning.png").is_file()

@@ -113,8 +113,15 @@ def _print_entry(name: str, entry: dict) -> None:
         for note in entry["notes"]:
             print(f"{name}: note: {note}")
         for panel, reason in entry["skipped_panels"].items():
-            print(f"{name}: panel {panel} skipped: {reason}")
+            print(f"{name}: panel {panel} skipped: {_short(reason)}")
     elif entry["status"] == "skipped":
-        print(f"{name}: SKIPPED, {entry['reason']}")
+        print(f"{name}: SKIPPED, {_short(entry['reason'])}")
     else:
         print(f"{name}: FAILED, {entry['reason']}", file=sys.stderr)
+
+
+def _short(reason: str) -> str:
+    """First sentence of a dataset error plus its "To provide it" hint (the JSON has it all)."""
+    first = reason.split(". ")[0]
+    hint = reason[reason.find("To provide it"):] if "To provide it" in reason else ""
+    return f"{first}. {hint}".strip()

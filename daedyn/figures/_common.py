@@ -49,7 +49,7 @@ class FigureResult:
     """What every ``figure_*`` function returns.
 
     Attributes:
-      name: short name of the figure ("figure_1", ..., "figure_s1", "learning_time", "tuning").
+      name: short name of the figure ("figure_1", ..., "figure_s1", "figure_learning_time", "figure_tuning").
       figure: the matplotlib ``Figure`` (Agg canvas; call ``.savefig`` or display it in a notebook).
       numbers: the numbers behind the figure, a flat dict: NumPy arrays (saved to ``<name>.npz``)
         and plain scalars/strings/lists (saved to ``<name>.json`` together with the array shapes).

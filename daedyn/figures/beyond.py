@@ -137,7 +137,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
                    ylabel="(measured - predicted) / predicted", title="relative error")
     fig.suptitle("Beyond the paper: learning time per direction, measured vs "
                  f"daedyn.theory.learning_time{' [quick]' if quick else ''}")
-    return finish("learning_time", fig, numbers, out_dir)
+    return finish("figure_learning_time", fig, numbers, out_dir)
 
 
 # Quick: MNIST average-pooled 4x4 (D = 49) with H = D, so that low-variance directions are learned
@@ -266,4 +266,4 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
         "s2_measured": s2_measured, "loss_measured": loss_measured,
         "loss_theory_at_measured": loss_theory_at_measured,
     }
-    return finish("tuning", fig, numbers, out_dir)
+    return finish("figure_tuning", fig, numbers, out_dir)
