@@ -6,7 +6,7 @@ Workloads (one grid point = one trajectory):
 - scalar GD: ``dynamics.scalar_gd`` over lam x eps x alpha x w1, 1000 epochs saved every 100th
   (five saved fields: w1, w2, w, norm2, loss); quick 10^5 trajectories, full 10^6.
 
-Ours: ``daedyn.sweep.run`` end to end: chunked under a 1 GB limit (quick: 256 MB), sharded over
+Ours: ``daedyn.sweep.run`` end to end: chunked under a 1 GB limit (quick: 64 MB), sharded over
 the local devices, results streamed to a zarr store on local disk (zstd), completion records;
 trajectories per second excluding the one compilation (reported separately), best of 3 runs.
 Baseline: the same function called once on the whole grid by broadcasting, results left in
@@ -74,7 +74,7 @@ def run(quick: bool = True) -> list[dict]:
     from daedyn import dynamics, theory
 
     rows = []
-    memory = "256MB" if quick else "1GB"
+    memory = "64MB" if quick else "1GB"
     folder = tempfile.mkdtemp(prefix="daedyn-sweep-bench-")
     try:
         # ---- closed form -------------------------------------------------------------------

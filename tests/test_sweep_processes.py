@@ -44,9 +44,11 @@ def fns(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _python(code: str, tmp_path, *, devices: int = 1, check: bool = True, background: bool = False):
+def _python(code: str, tmp_path, *, devices: int = 1, check: bool = True, background: bool = False,
+            **env_extra):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-               JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+               JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               **env_extra)
     script = tmp_path / f"script_{abs(hash(code))}.py"
     script.write_text(textwrap.dedent(code))
     args = [sys.executable, str(script)]
@@ -165,8 +167,10 @@ def test_results_larger_than_memory_limit_stay_bounded(fns):
     imports allocate memory that is not results): (1) tracemalloc's peak minus its level then,
     which counts every buffer NumPy and Python allocate (host copies, zarr's encoded chunks);
     (2) the growth of the resident set size (psutil) up to the largest value seen after any
-    chunk, which also counts XLA's own buffers. Holding all results (or a tenth of them) would
-    show up in both.
+    chunk, which also counts XLA's own buffers. For (2) glibc is told to serve every block over
+    64 kB by mmap (MALLOC_MMAP_THRESHOLD_), so a freed result buffer leaves the RSS at once
+    instead of lingering in the heap (with glibc's adaptive threshold the RSS wandered by 3-13
+    MB whatever the limit). Holding all results (or a tenth of them) would show up in both.
     """
     limit = 4_000_000
     code = f"""
@@ -186,15 +190,12 @@ def test_results_larger_than_memory_limit_stay_bounded(fns):
     print(json.dumps(dict(traced_growth=peak - traced[0], rss_growth=max(rss) - rss[0],
                           total=s.plan.total_bytes, n_chunks=s.n_chunks, estimate=s.plan.memory_estimate)))
     """
-    info = json.loads(_python(code, fns).stdout.strip().splitlines()[-1])
+    info = json.loads(_python(code, fns, MALLOC_MMAP_THRESHOLD_="65536").stdout.strip().splitlines()[-1])
     assert info["total"] > 10 * limit and info["n_chunks"] >= 40  # really chunked
     assert info["estimate"] <= limit
     assert info["traced_growth"] <= limit, info  # Python/NumPy-side buffers
-    # RSS also counts memory the allocators keep after freeing it (glibc arenas of the writer
-    # and zarr I/O threads, XLA's pool): measured 3-4 MB with a 1 MB limit, 7.7 MB with this one,
-    # 12 MB with 16 MB, and the same for twice the grid. Allow the limit plus 8 MB of that
-    # overhead; holding the results would add 48 MB.
-    assert info["rss_growth"] <= limit + 8_000_000, info
+    # measured 0.3-0.8 MB here (3.4 MB with a 16 MB limit); holding the results would add 48 MB
+    assert info["rss_growth"] <= limit, info
     ds = sweep.open_results(fns / "big.zarr")
     assert ds.attrs["sweep_complete"] and ds.y.shape == (80, 60, 2500)
     row = ds.y.isel(a=7, b=3).values

@@ -22,9 +22,10 @@ from daedyn.sweep.spec import PARAMETER_RANGES, SweepSpec, function_name, parse_
 
 __all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "HELD_COPIES"]
 
-# Results held at once: two chunks in flight (one computing, one being written), each with a
-# device buffer and a host copy. The chunk size is max_memory / (HELD_COPIES * bytes per point).
-HELD_COPIES = 4
+# Copies of a chunk's results alive at once, at most: chunk k on the device before and after the
+# finiteness check, chunk k-1 on the device and as a host copy, chunk k-2 in the writer thread.
+# The chunk size is max_memory / (HELD_COPIES * bytes per point).
+HELD_COPIES = 5
 
 # Integer-valued axes with these names are still fed to the function as floats.
 _FLOAT_PARAMS = frozenset(PARAMETER_RANGES) - {"epochs", "save_every"} | {"w1", "w2", "f"}
