@@ -244,7 +244,7 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
                 ax.plot(ep, mp[:, j], "-", color=COLORS[m], lw=1.0,
                         label=LABELS[m] if j == 0 else None)
         ax.set(xlabel="epoch", ylabel=r"mapping $\hat\lambda_j / \lambda_j$", title=label)
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(frameon=False, loc="center right")
     title = "Figure 6" if activation == "relu" else "Supplement Figure 1"
     fig.suptitle(f"{title}: {activation}, {NL_DIRECTIONS} largest directions, "
                  rf"$\gamma$ = {NL_GAMMA:g}, $\sigma^2$ = {sigma2:g}{' [quick]' if quick else ''}")
