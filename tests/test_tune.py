@@ -382,3 +382,47 @@ def test_cli_tune_on_local_file(tmp_path, capsys):
     assert main(["tune", "--dataset", str(tmp_path / "x.npy"), "--epochs", "0"]) == 2
     assert "--epochs must lie in" in capsys.readouterr().err
     assert main(["tune", "--dataset", str(tmp_path / "x.npy"), "--n-heldout", "300"]) == 2
+
+
+# --- more routes and consistency checks ------------------------------------------------------------
+
+def test_time_to_loss_single_direction_is_theory_learning_time(x64):
+    # One direction: loss (1 - w)^2 lam / (2N) = target  <=>  w = f w* with f = (1 - sqrt(2 N target /
+    # lam)) / w*, which daedyn.theory.learning_time inverts in closed form.
+    from daedyn import theory
+
+    lam, n, eps, alpha, w0 = 50.0, 10, 5.0, 0.1, 1e-4
+    p = tn.problem_from_spectrum([lam], [lam], n, 1)
+    target = 0.6
+    w_star = lam / (lam + eps)
+    f = (1 - math.sqrt(2 * n * target / lam)) / w_star
+    ref = float(theory.learning_time(f, lam, eps, w0=w0, tau=n / alpha, n=n))
+    # Bisection to float64 resolution vs the closed-form inverse: 1e-9 relative.
+    assert float(tn.time_to_loss(p, target, eps=eps, alpha=alpha, w0=w0)) == pytest.approx(ref, rel=1e-9)
+
+
+def test_checkpointing_does_not_change_values_or_gradients(x64):
+    p = small_problem()
+    vals = []
+    for every in (7, 300):  # 42 blocks of 7 + remainder 6, or one block
+        f = tn.heldout_objective(p, route="dynamics", checkpoint_every=every, **SETTINGS8)
+        vals.append(jax.jit(jax.value_and_grad(lambda z: f({"eps": jnp.exp(z)})))(math.log(12.0)))
+    # Rematerialisation recomputes the same operations: equal to float64 round-off (1e-13).
+    np.testing.assert_allclose(vals[0][0], vals[1][0], rtol=1e-13)
+    np.testing.assert_allclose(vals[0][1], vals[1][1], rtol=1e-11)
+
+
+@pytest.mark.parametrize("variant", ["sampled", "tanh"])
+def test_train_route_sampled_noise_and_nonlinear_gradients(variant, small_mnist, x64):
+    # Sampled Gaussian noise with a fixed key per step (pathwise gradient), for a linear network and
+    # for a tanh network (the marginalised loss exists for linear networks only).
+    kw = dict(marginalised=False) if variant == "sampled" else dict(marginalised=False, activation="tanh")
+    p = tn.heldout_problem(np.asarray(small_mnist.x_train[:400]), np.asarray(small_mnist.x_heldout[:100]))
+    f = tn.heldout_objective(p, route="train", key=jax.random.key(0), init_scale=1e-2, epochs=40,
+                             alpha=0.2, eval_sigma2=0.02, checkpoint_every=20, **kw)
+    fj = jax.jit(lambda z: f({"eps": jnp.exp(z)}))
+    g = jax.jit(jax.grad(lambda z: f({"eps": jnp.exp(z)})))
+    z0 = math.log(40.0)
+    fd = central_difference(lambda z: float(fj(z)), z0, 1e-5)
+    # Pathwise derivative of a deterministic (fixed-key) function: 1e-5 relative as for route 3.
+    assert float(g(z0)) == pytest.approx(fd, rel=1e-5, abs=1e-10)
