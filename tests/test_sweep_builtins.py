@@ -119,3 +119,20 @@ def test_train_entry_point_matches_train_fn(tmp_path):
     for name in ("mapping", "singular_values", "weight_norm", "train_loss"):
         np.testing.assert_allclose(got[name].values, np.asarray(rec[name]), rtol=1e-5, atol=1e-7)
     assert np.ptp(ds.mapping.isel(epoch=-1, direction=0).values) > 1e-3  # the axes matter
+
+
+@pytest.mark.gpu
+def test_gpu_sweep_matches_cpu_sweep(tmp_path):
+    import jax
+
+    spec = {"function": "dynamics.scalar_gd",
+            "axes": {"lam": LAM.tolist(), "eps": EPS.tolist(), "alpha": [0.01, 0.1], "w1": [0.01, 0.1]},
+            "constants": {"w2": 0.1, "epochs": 300, "save_every": 30, "check_stability": False},
+            "chunk_size": 16}
+    gpu = sweep.run(spec, path=tmp_path / "gpu.zarr", devices=jax.devices("gpu"))
+    sweep.run(spec, path=tmp_path / "cpu.zarr", devices=jax.devices("cpu"))
+    assert gpu.plan.n_devices == len(jax.devices("gpu"))
+    a, b = sweep.open_results(tmp_path / "gpu.zarr"), sweep.open_results(tmp_path / "cpu.zarr")
+    for name in ("w", "loss", "status"):
+        # 300 float32 GD steps; GPU and CPU round fused multiply-adds differently: rtol 1e-4
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-4, atol=1e-7)

@@ -166,21 +166,24 @@ def test_results_larger_than_memory_limit_stay_bounded(fns):
     Two measurements in a fresh process, both from the end of the first chunk (compilation and
     imports allocate memory that is not results): (1) tracemalloc's peak minus its level then,
     which counts every buffer NumPy and Python allocate (host copies, zarr's encoded chunks);
-    (2) the growth of the resident set size (psutil) up to the largest value seen after any
+    (2) the growth of the resident set size (/proc/self/statm) up to the largest value seen after any
     chunk, which also counts XLA's own buffers. For (2) glibc is told to serve every block over
     64 kB by mmap (MALLOC_MMAP_THRESHOLD_), so a freed result buffer leaves the RSS at once
     instead of lingering in the heap (with glibc's adaptive threshold the RSS wandered by 3-13
     MB whatever the limit). Holding all results (or a tenth of them) would show up in both.
     """
+    if not os.path.exists("/proc/self/statm"):
+        pytest.skip("RSS is read from /proc (Linux)")
     limit = 4_000_000
     code = f"""
-    import json, tracemalloc, psutil, numpy as np, daedyn.sweep as sweep
+    import json, os, tracemalloc, numpy as np, daedyn.sweep as sweep
     spec = dict(function="sweepfns:wide", axes={{"a": {{"linspace": [0.1, 1.0, 80]}},
                 "b": {{"linspace": [0.0, 1.0, 60]}}}}, constants={{"t": np.linspace(0, 10, 2500)}},
                 dims={{"y": ["t"]}}, max_memory={limit})
-    proc, rss, traced = psutil.Process(), [], []
+    rss, traced = [], []
     def measure(p):
-        rss.append(proc.memory_info().rss)
+        with open("/proc/self/statm") as f:  # resident pages, second field
+            rss.append(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
         if p.chunks_computed == 1:  # after compilation: from here on only chunks come and go
             traced.append(tracemalloc.get_traced_memory()[0])
             tracemalloc.reset_peak()
