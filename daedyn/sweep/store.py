@@ -170,7 +170,24 @@ def sub_chunks(block: tuple[int, ...], per_point: int, target: int = ZARR_CHUNK_
 
 
 def create_store(path: str, prepared, plan, *, compression: str = "lz4") -> None:
-    """Write the store's metadata, coordinates and empty (fill-valued) arrays."""
+    """Write the store's metadata, coordinates and empty (fill-valued) arrays.
+
+    Built in a sibling folder and renamed into place, so an interrupted creation leaves no
+    half-made store at ``path``.
+    """
+    final = path.rstrip(os.sep)
+    path = f"{final}.creating-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        _build_store(path, prepared, plan, compression)
+        if os.path.isdir(final) and not os.listdir(final):
+            os.rmdir(final)
+        os.rename(path, final)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_store(path: str, prepared, plan, compression: str) -> None:
     zarr = _zarr()
     spec = prepared.spec
     versions = _versions()
