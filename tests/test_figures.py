@@ -236,21 +236,27 @@ def _check_linear_theory(f, name):
     lam = f[f"{name}_eigvals"].astype(np.float64)
     t = f[f"{name}_epochs"].astype(np.float64)[:, None]
     for m in ("ae", "wdae", "dae"):
-        ref = _logistic(t, lam, f[f"{name}_eps_{m}"], f[f"{name}_gamma_{m}"], f[f"{name}_w0_{m}"],
-                        f[f"{name}_tau_{m}"], n=f[f"{name}_n"])
+        w0 = f[f"{name}_w0_{m}"]
+        ref = _logistic(t, lam, f[f"{name}_eps_{m}"], f[f"{name}_gamma_{m}"],
+                        np.asarray(w0, np.float64), f[f"{name}_tau_{m}"], n=f[f"{name}_n"])
         # float32 closed form vs float64 formula: exponents up to 2 lam t / tau ~ 50; tol 1e-4.
         np.testing.assert_allclose(f[f"{name}_theory_{m}"], np.maximum(ref, 0.0), atol=1e-4)
-    # The top direction is learned as predicted (measured RMSE over time < 0.01, tol 0.05), and the
-    # ordering of the paper holds at the end: DAE and WDAE below AE.
+    # The top direction is learned as predicted (measured RMSE over time < 0.01, tol 0.05) with
+    # either start; with per-direction balanced starts the first four directions too (measured
+    # at most 0.061 on the tiny run, tol 0.08), and better than with the authors' shared start
+    # (measured sums 0.07-0.11 vs 0.48-0.58).
     for m in ("ae", "wdae", "dae"):
-        assert f[f"{name}_rmse_{m}"][0] < 0.05
+        assert f[f"{name}_rmse_{m}"][0] < 0.05 and f[f"{name}_rmse_other_{m}"][0] < 0.05
+        if f["w0_kind"] == "balanced":
+            assert np.all(f[f"{name}_rmse_{m}"][:4] < 0.08)
+            assert f[f"{name}_rmse_{m}"][:4].sum() < f[f"{name}_rmse_other_{m}"][:4].sum()
     s = {m: f[f"{name}_strength_{m}"][-1] for m in ("ae", "wdae", "dae")}
     assert np.all(s["dae"][:4] < s["ae"][:4]) and np.all(s["wdae"][:4] < s["ae"][:4])
 
 
 def test_figure_5_tiny(tmp_path):
     r = figures.figure_5(quick=True, out_dir=tmp_path, key=jr.key(5), n=500, hidden=8,
-                         epochs=600, directions=(0, 3, 7))
+                         epochs=600, directions=(0, 3, 7), w0="balanced")
     f = load_numbers(tmp_path, "figure_5")
     name = "mnist"
     assert f[f"{name}_n"] == 500 and f[f"{name}_strength_ae"].shape == (7, 8)

@@ -99,26 +99,32 @@ def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, s
             for m, (g, s2) in settings.items()}
 
 
-def linear_theory(result, eigvecs, hidden: int, t=None):
+def linear_theory(result, eigvecs, hidden: int, t=None, w0: str = "shared"):
     """Figure 5's theory for one linear run: small-init closed form per sorted eigenvalue.
 
     Returns ``(t, w, w0)``: w (T, hidden) at times ``t`` (default the run's record epochs) with the
-    run's tau, eps, gamma and N, and w0 the authors' shared start (mean initial singular value).
+    run's tau, eps, gamma and N. ``w0="shared"``: the authors' single start for every direction
+    (the mean initial singular value of W2 W1); ``"balanced"``: each direction's own balanced
+    start from the initial weights (``daedyn.train.initial_w0``), an array (hidden,).
     """
     from daedyn import theory, train
 
-    w0 = float(np.asarray(train.initial_w0(result.init_params, eigvecs, kind="shared"))[0])
+    if w0 not in ("shared", "balanced"):
+        raise ValueError(f"w0 must be 'shared' or 'balanced'; got {w0!r}")
+    start = np.asarray(train.initial_w0(result.init_params, eigvecs, kind=w0))[:hidden]
+    start = float(start[0]) if w0 == "shared" else start
     t = np.asarray(result.epochs, np.float32) if t is None else np.asarray(t, np.float32)
     lam = jnp.asarray(result.eigvals[:hidden])
     w = theory.small_init_trajectory(jnp.asarray(t)[:, None], lam, result.eps, result.gamma,
-                                     w0=w0, tau=result.tau, n=result.n)
-    return t, np.asarray(w), w0
+                                     w0=jnp.asarray(start), tau=result.tau, n=result.n)
+    return t, np.asarray(w), start
 
 
 @styled
 def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, data_dir=None,
              datasets=DATASETS, n: int | None = None, hidden: int | None = None,
-             epochs: int | None = None, directions=FIG5_DIRECTIONS) -> FigureResult:
+             epochs: int | None = None, directions=FIG5_DIRECTIONS,
+             w0: str = "shared") -> FigureResult:
     """Figure 5: linear AE (blue) vs WDAE (orange, left) and vs DAE (green, right) on real data.
 
     Per dataset row: the strength of directions ``directions`` (singular values of W2 W1) every
@@ -130,8 +136,11 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     from daedyn import data, spectrum
 
     key = require_key(key, "figure_5")
+    other = {"shared": "balanced", "balanced": "shared"}.get(w0)
+    if other is None:
+        raise ValueError(f"w0 must be 'shared' or 'balanced'; got {w0!r}")
     rows, numbers, skipped = [], {"directions": np.asarray(directions), "quick": quick,
-                                  "gamma": FIG5_GAMMA, "sigma2": FIG5_SIGMA2}, {}
+                                  "gamma": FIG5_GAMMA, "sigma2": FIG5_SIGMA2, "w0_kind": w0}, {}
     for name, k in zip(datasets, jr.split(key, len(datasets)), strict=True):
         s = _sizes(FIG5_FULL, FIG5_QUICK, name, quick, dict(n=n, hidden=hidden, epochs=epochs))
         try:
@@ -153,11 +162,13 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
                         f"{p}_eigvals": np.asarray(spec.eigvals[:s["hidden"]]),
                         f"{p}_epochs": np.asarray(runs["ae"].epochs), f"{p}_t_theory": t_fine})
         for m, r in runs.items():
-            _, w_rec, w0 = linear_theory(r, spec.eigvecs, s["hidden"])
-            _, w_fine, _ = linear_theory(r, spec.eigvecs, s["hidden"], t=t_fine)
+            _, w_rec, start = linear_theory(r, spec.eigvecs, s["hidden"], w0=w0)
+            _, w_fine, _ = linear_theory(r, spec.eigvecs, s["hidden"], t=t_fine, w0=w0)
+            _, w_other, _ = linear_theory(r, spec.eigvecs, s["hidden"], w0=other)
             sv = np.asarray(r.singular_values)
             numbers.update({f"{p}_strength_{m}": sv, f"{p}_theory_{m}": w_rec,
-                            f"{p}_theory_fine_{m}": w_fine, f"{p}_w0_{m}": w0,
+                            f"{p}_theory_fine_{m}": w_fine, f"{p}_w0_{m}": start,
+                            f"{p}_rmse_other_{m}": np.sqrt(np.mean((sv - w_other) ** 2, axis=0)),
                             f"{p}_eps_{m}": float(r.eps), f"{p}_gamma_{m}": float(r.gamma),
                             f"{p}_tau_{m}": float(r.tau),
                             f"{p}_rmse_{m}": np.sqrt(np.mean((sv - w_rec) ** 2, axis=0))})
@@ -180,8 +191,8 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
                     else rf"noise $\sigma^2$ = {FIG5_SIGMA2:g}")
             ax.set_title(f"{label}: {what}")
             ax.legend(frameon=False, loc="center right")
-    fig.suptitle(f"Figure 5: linear autoencoders, directions {list(directions)} "
-                 f"(lines: theory, x: measured){' [quick]' if quick else ''}")
+    fig.suptitle(f"Figure 5: directions {list(directions)}; lines: theory ({w0} $w_0$), "
+                 f"x: measured{' [quick]' if quick else ''}")
     return finish("figure_5", fig, numbers, out_dir, skipped)
 
 
