@@ -426,3 +426,37 @@ def test_train_route_sampled_noise_and_nonlinear_gradients(variant, small_mnist,
     fd = central_difference(lambda z: float(fj(z)), z0, 1e-5)
     # Pathwise derivative of a deterministic (fixed-key) function: 1e-5 relative as for route 3.
     assert float(g(z0)) == pytest.approx(fd, rel=1e-5, abs=1e-10)
+
+
+def test_tune_training_time_coarse_grid_then_gradient(x64):
+    # Early stopping as tuning: eps = 0, tune T. The objective in T is multi-modal (directions are
+    # learned one after another: a staircase), e.g. a local minimum at T ~ 33 besides the global one
+    # at T ~ 104, so gradients refine a coarse grid's best point instead of starting anywhere.
+    f = tn.heldout_objective(small_problem(), **SETTINGS8)
+    dense = tn.grid_search(f, {"epochs": np.geomspace(1.0, 1e6, 3001)})  # step 0.0046 in log T
+    coarse = tn.grid_search(f, {"epochs": np.geomspace(1.0, 1e6, 13)})  # half-decade steps
+    res = tn.tune(f, coarse.params)
+    assert res.success, res.message
+    # Converged stationary point vs a grid with log-step 0.0046: within half a step in log T.
+    assert abs(math.log(float(res.params["epochs"]) / float(dense.params["epochs"]))) < 0.005
+    assert res.objective <= dense.objective * (1 + 1e-9)
+    assert res.objective < coarse.objective  # the refinement improved on the coarse grid
+    # The local minimum exists: from T = 30 the optimiser stops there, 30% worse than the global one.
+    local = tn.tune(f, {"epochs": 30.0})
+    assert local.objective > 1.2 * dense.objective
+
+
+def test_same_structure_objectives_share_compilations_float32():
+    from daedyn.tune import _optimise
+
+    p = small_problem()  # float32 (x64 off)
+    sgd = optax.sgd(0.1)
+    f1 = tn.heldout_objective(p, **SETTINGS8)
+    assert f1({"eps": 1.0}).dtype == jnp.float32
+    r1 = tn.tune(f1, {"eps": 0.5}, optimizer=sgd, max_steps=3)
+    assert r1.history.objective.dtype == np.float64 and np.all(np.isfinite(r1.history.objective))
+    sizes = _optimise._evaluate._cache_size(), _optimise._update._cache_size()
+    # Other values of every setting (they are traced leaves of the objective): no new compilation.
+    f2 = tn.heldout_objective(p, epochs=50.0, alpha=0.1, eval_sigma2=0.2, w0=1e-4, eps=3.0, gamma=0.01)
+    tn.tune(f2, {"eps": 2.0}, optimizer=sgd, max_steps=3)
+    assert (_optimise._evaluate._cache_size(), _optimise._update._cache_size()) == sizes
