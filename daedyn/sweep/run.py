@@ -232,6 +232,9 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
         _barrier("daedyn-sweep-store-ready")
         if pidx != 0:
             attrs = store.check_store(path, spec)
+            if attrs is None:
+                raise ValueError(f"process {pidx} cannot see the store {path!r} that process 0 created: "
+                                 "multi-host sweeps need a path on a file system shared by all hosts")
             plan = make_plan(prepared, n_devices=len(devices), chunk_shape=tuple(attrs["sweep_chunk_shape"]))
         done = store.done_chunks(path)
         todo = [k for k in range(plan.n_chunks) if k % pcount == pidx and k not in done]
@@ -289,7 +292,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
         report()
 
     # Pipeline: chunk k computes (async dispatch) while chunk k-1 is copied to the host and chunk
-    # k-2 is written by the writer thread. At most two device results and two host copies live.
+    # k-2 is written by the writer thread: at most HELD_COPIES copies of a chunk's results live.
     with _Interrupt() as interrupt, ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-writer") as pool:
         in_flight = None  # (k, device results, n_valid, t_dispatch)
         writing = None  # (future, n_valid)
