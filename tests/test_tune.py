@@ -460,3 +460,19 @@ def test_same_structure_objectives_share_compilations_float32():
     f2 = tn.heldout_objective(p, epochs=50.0, alpha=0.1, eval_sigma2=0.2, w0=1e-4, eps=3.0, gamma=0.01)
     tn.tune(f2, {"eps": 2.0}, optimizer=sgd, max_steps=3)
     assert (_optimise._evaluate._cache_size(), _optimise._update._cache_size()) == sizes
+
+
+def test_diverging_gradient_descent_stops_with_best_alpha(x64):
+    # Route 2 with a learning rate pushed up by a fixed +0.7 step in log alpha (an optax
+    # transformation that ignores the gradient): at alpha lam_max / N >= 2 gradient descent
+    # diverges, the objective overflows to inf/NaN, and tuning stops with the best alpha so far.
+    up = optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda g, state, params=None: (jax.tree_util.tree_map(lambda x: jnp.full_like(x, 0.7), g), state))
+    f = tn.heldout_objective(small_problem(), route="dynamics", epochs=300, alpha=0.5, w0=1e-3)
+    res = tn.tune(f, {"alpha": 0.25}, optimizer=up, max_steps=20)
+    assert res.status == "nonfinite" and "best parameters found so far" in res.message
+    alphas = res.history.params["alpha"]
+    assert alphas[-1] * LAM8[0] / N8 >= 2  # the last iterate is past the stability edge
+    assert math.isfinite(res.objective) and float(res.params["alpha"]) * LAM8[0] / N8 < 2
+    assert res.objective == np.nanmin(res.history.objective[:-1])
