@@ -104,6 +104,7 @@ def test_bad_specs_are_refused_before_compute(tmp_path):
     assert _refused(tmp_path, "unknown output", outputs=["loss"]) == 1  # traced once by eval_shape
     assert _refused(tmp_path, "dims for output 'w'", dims={"w": ["t", "extra"]}) == 1
     assert _refused(tmp_path, "too small", max_memory="20B") == 1
+    assert _refused(tmp_path, r"coords given for \['time'\]", coords={"time": [1.0, 2.0]}) == 1
     assert not os.path.exists(tmp_path / "bad.zarr")
 
     def mismatch(a, *, u, v):

@@ -254,7 +254,11 @@ def prepare(spec: SweepSpec) -> Prepared:
         if values.shape != (s,):
             raise ValueError(f"coords for dimension {d!r} have shape {values.shape}; outputs have {s} values")
         coords[d] = values
-    extra = sorted(set(spec.dims) - set(outputs))
+    stray = sorted(set(spec.coords) - set(dim_sizes))
+    if stray:
+        raise ValueError(f"coords given for {stray}, which no saved output has as a trailing dimension "
+                         f"(trailing dims: {sorted(dim_sizes) or 'none'})")
+    extra = sorted(set(spec.dims) - set(rename.values()))
     if extra:
         raise ValueError(f"dims given for unknown/unsaved output(s) {extra}")
 

@@ -300,8 +300,9 @@ def open_results(path: str | os.PathLike):
     """The results of a sweep as an ``xarray.Dataset`` with the grid axes as dimensions.
 
     Variables are read lazily. ``attrs["sweep_complete"]`` tells whether every chunk has a
-    completion record (``sweep_chunks_done`` of ``sweep_n_chunks``); points of chunks not yet
-    recorded have ``status == -1``. ``json.loads(ds.attrs["sweep_spec"])`` is the spec.
+    completion record (``sweep_chunks_done`` of ``sweep_n_chunks``); points of chunks never
+    written have ``status == -1`` (a chunk killed between its status write and its record shows
+    its status but is recomputed on resume). ``json.loads(ds.attrs["sweep_spec"])`` is the spec.
 
     Raises:
       ValueError: ``path`` is not a daedyn sweep store.
