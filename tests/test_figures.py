@@ -442,3 +442,34 @@ def test_cli_every_subcommand_help_and_bad_option(name, capsys):
     last = err.strip().splitlines()[-1]
     assert rc == 2 and last.startswith((f"daedyn {name}: error:", "daedyn: error:"))
     assert "--no-such-option" in last or "required" in last
+
+
+@pytest.mark.slow
+def test_figure_5_both_rows_from_local_files(tmp_path):
+    # Files in the official formats (random pixels, written by the data tests' helpers), found
+    # through data_dir: both rows are drawn, nothing is skipped, the theory lines hold.
+    from data_fixtures import cifar_batch_dict, py2_pickle, write_idx
+
+    rng = np.random.default_rng(0)
+    # Dim, sparse images keep gradient descent stable at the paper's rates (alpha lam / N < 1).
+    dim = lambda *shape: (rng.integers(0, 60, shape) * (rng.random(shape) < 0.3)).astype(np.uint8)
+    mnist = tmp_path / "data" / "mnist"
+    mnist.mkdir(parents=True)
+    write_idx(mnist / "train-images-idx3-ubyte.gz", dim(300, 28, 28))
+    write_idx(mnist / "train-labels-idx1-ubyte.gz", np.zeros(300, np.uint8))
+    cifar = tmp_path / "data" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for k in range(1, 6):
+        (cifar / f"data_batch_{k}").write_bytes(py2_pickle(cifar_batch_dict(dim(60, 3072), [0] * 60)))
+    r = figures.figure_5(quick=True, out_dir=tmp_path, key=jr.key(1), data_dir=tmp_path / "data",
+                         n=300, hidden=8, epochs=300, directions=(0, 3))
+    assert r.skipped == {}
+    f = load_numbers(tmp_path, "figure_5")
+    for name in ("mnist", "cifar10"):
+        assert f[f"{name}_source"] == "files" and f[f"{name}_note"] == ""
+        lam = f[f"{name}_eigvals"].astype(np.float64)
+        t = f[f"{name}_epochs"].astype(np.float64)[:, None]
+        for m in ("ae", "wdae", "dae"):
+            ref = _logistic(t, lam, f[f"{name}_eps_{m}"], f[f"{name}_gamma_{m}"],
+                            f[f"{name}_w0_{m}"], f[f"{name}_tau_{m}"], n=f[f"{name}_n"])
+            np.testing.assert_allclose(f[f"{name}_theory_{m}"], ref, atol=1e-4)  # float32
