@@ -84,8 +84,11 @@ def run(args) -> int:
             print(f"[{i}/{len(names)}] {fn.__name__} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         entry = {}
+        quiet = args.json or args.quiet
+        say = (lambda m: None) if quiet else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
         try:
-            result = fn(**kwargs)
+            with figures.reporting(say):
+                result = fn(**kwargs)
         except DatasetUnavailable as err:
             entry = {"status": "skipped", "reason": f"dataset not available: {err}"}
         except Exception as err:  # one figure failing must not lose the others

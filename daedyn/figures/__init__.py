@@ -21,7 +21,15 @@ Figures (``FIGURES`` maps the CLI names to the functions):
   "tuning"         beyond the paper: held-out loss vs eps with the tuned optimum.
 """
 
-from daedyn.figures._common import COLORS, FigureResult, load_numbers, new_figure, save
+from daedyn.figures._common import (
+    COLORS,
+    FigureResult,
+    load_numbers,
+    new_figure,
+    report,
+    reporting,
+    save,
+)
 from daedyn.figures.beyond import (
     crossing_times,
     figure_learning_time,
@@ -68,7 +76,7 @@ __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
     "figure_learning_time", "figure_tuning", "crossing_times", "plot_learning_times",
-    "load_numbers", "loss_grid", "manifold_curve", "new_figure", "plot_family",
+    "load_numbers", "loss_grid", "report", "reporting", "manifold_curve", "new_figure", "plot_family",
     "plot_learning_rates", "plot_loss_surface", "plot_trajectories", "plot_weight_norm", "save",
     "wdae_learning_rate",
 ]

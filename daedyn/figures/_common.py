@@ -7,6 +7,8 @@ backend or opens a window, and figures are garbage-collected like any other obje
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import platform
@@ -42,6 +44,34 @@ STYLE = {
     "axes.spines.right": False,
     "savefig.dpi": 150,
 }
+
+
+_PROGRESS: contextvars.ContextVar = contextvars.ContextVar("daedyn_figures_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(callback):
+    """Within the block, long figures report their steps as ``callback(message: str)``.
+
+    Example:
+      >>> msgs = []
+      >>> with reporting(msgs.append):
+      ...     report("training AE")
+      >>> msgs
+      ['training AE']
+    """
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def report(message: str) -> None:
+    """Send a progress message to the active :func:`reporting` callback (silent without one)."""
+    cb = _PROGRESS.get()
+    if cb is not None:
+        cb(message)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from daedyn.figures._common import (
     load_dataset,
     new_figure,
     panel_axes,
+    report,
     require_key,
     styled,
 )
@@ -100,7 +101,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
     spec = spectrum.compute_spectrum(ds.x)
     runs = _train_linear(ds.x, spec, key=key, hidden=s["hidden"], alpha=s["alpha"],
                          epochs=s["epochs"], record_every=s["record_every"], gamma=FIG5_GAMMA,
-                         sigma2=FIG5_SIGMA2)
+                         sigma2=FIG5_SIGMA2, label=label)
     h = s["hidden"]
     lam = np.asarray(spec.eigvals[:h])
     numbers = {"dataset": dataset, "label": label, "note": note or "", "source": ds.source,
@@ -218,6 +219,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
     s2_measured = np.geomspace(eps_best / n_tr / 10, eps_best / n_tr * 10, int(s["measured"]))
     loss_measured = []
     for s2 in s2_measured:
+        report(f"{label}: training a linear DAE with s^2 = {s2:.3g}, {s['epochs']} epochs")
         r = train.train(x_tr, hidden=d, key=jr.fold_in(key, 1), epochs=int(s["epochs"]),
                         alpha=s["alpha"], noise=noise.gaussian(float(s2)), marginalised=True,
                         spectrum=spec, params=params0, record_every=int(s["epochs"]),

@@ -28,6 +28,7 @@ from daedyn.figures._common import (
     load_dataset,
     new_figure,
     panel_axes,
+    report,
     require_key,
     styled,
 )
@@ -88,15 +89,20 @@ def _sizes(table_full, table_quick, name, quick, overrides):
     return s
 
 
-def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, sigma2):
+def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, sigma2,
+                  label=""):
     """AE, WDAE and DAE (marginalised) from the same initial weights."""
     from daedyn import noise, train
 
     settings = {"ae": (0.0, 0.0), "wdae": (gamma, 0.0), "dae": (0.0, sigma2)}
-    return {m: train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=alpha, gamma=g,
-                           noise=noise.gaussian(s2), marginalised=True, spectrum=spec,
-                           record_every=record_every, init_scale=FIG5_INIT, precision="highest")
-            for m, (g, s2) in settings.items()}
+    runs = {}
+    for m, (g, s2) in settings.items():
+        report(f"{label}: training linear {LABELS[m]}, H = {hidden}, {epochs} epochs")
+        runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=alpha, gamma=g,
+                              noise=noise.gaussian(s2), marginalised=True, spectrum=spec,
+                              record_every=record_every, init_scale=FIG5_INIT,
+                              precision="highest")
+    return runs
 
 
 def linear_theory(result, eigvecs, hidden: int, t=None, w0: str = "shared"):
@@ -152,7 +158,7 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_linear(ds.x, spec, key=k, hidden=s["hidden"], alpha=s["alpha"],
                              epochs=s["epochs"], record_every=s["record_every"],
-                             gamma=FIG5_GAMMA, sigma2=FIG5_SIGMA2)
+                             gamma=FIG5_GAMMA, sigma2=FIG5_SIGMA2, label=label)
         t_fine = np.linspace(0.0, s["epochs"], 201)
         p = name
         numbers.update({f"{p}_label": label, f"{p}_source": ds.source, f"{p}_note": note or "",
@@ -196,16 +202,20 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     return finish("figure_5", fig, numbers, out_dir, skipped)
 
 
-def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, record_every, sigma2):
+def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, record_every, sigma2,
+                     label=""):
     from daedyn import noise, train
 
     settings = {"ae": (0.0, None), "wdae": (NL_GAMMA, None), "dae": (0.0, sigma2)}
-    return {m: train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=NL_ALPHA, gamma=g,
-                           activation=activation,
-                           noise=None if s2 is None else noise.gaussian(s2), spectrum=spec,
-                           record_every=record_every, init_scale=NL_INIT, loss_scale="mse",
-                           observables=("mapping", "weight_norm", "train_loss"))
-            for m, (g, s2) in settings.items()}
+    runs = {}
+    for m, (g, s2) in settings.items():
+        report(f"{label}: training {activation} {LABELS[m]}, H = {hidden}, {epochs} epochs")
+        runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=NL_ALPHA, gamma=g,
+                              activation=activation,
+                              noise=None if s2 is None else noise.gaussian(s2), spectrum=spec,
+                              record_every=record_every, init_scale=NL_INIT, loss_scale="mse",
+                              observables=("mapping", "weight_norm", "train_loss"))
+    return runs
 
 
 def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_dir, datasets, n,
@@ -232,7 +242,8 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
             continue
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_nonlinear(ds.x, spec, key=k, activation=activation, hidden=s["hidden"],
-                                epochs=s["epochs"], record_every=record_every, sigma2=sigma2)
+                                epochs=s["epochs"], record_every=record_every, sigma2=sigma2,
+                                label=label)
         numbers.update({f"{dname}_label": label, f"{dname}_source": ds.source,
                         f"{dname}_note": note or "",
                         f"{dname}_n": ds.x.shape[0], f"{dname}_hidden": s["hidden"],
