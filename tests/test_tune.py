@@ -214,8 +214,9 @@ def mnist_problem():
     except Exception as err:  # noqa: BLE001 - data not available offline
         pytest.skip(f"mnist5k not available: {err}")
     xt, xh = data.train_heldout_split(x, 1000, seed=0)
-    with jax.enable_x64(True):
-        yield tn.heldout_problem(xt, xh, keep_data=False)
+    with jax.enable_x64(True):  # float64 arrays; the tests using them run under the x64 fixture
+        problem = tn.heldout_problem(xt, xh, keep_data=False)
+    return problem
 
 
 def test_mnist_gradient_descent_matches_dense_grid(mnist_problem, x64):
@@ -291,8 +292,9 @@ def small_mnist():
         pytest.skip(f"mnist5k not available: {err}")
     x = x.reshape(-1, 7, 4, 7, 4).mean(axis=(2, 4)).reshape(-1, 49)
     xt, xh = data.train_heldout_split(x, 1000, seed=0)
-    with jax.enable_x64(True):
-        yield tn.heldout_problem(xt, xh)
+    with jax.enable_x64(True):  # not `yield` inside: x64 would stay on for the rest of the module
+        problem = tn.heldout_problem(xt, xh)
+    return problem
 
 
 # alpha lam_max / N = 0.45 (stable GD); the optimum eps ~ 70 is interior (measured on a grid).
@@ -360,7 +362,8 @@ def test_plot_objective_draws_curve_and_path(tmp_path, x64):
         tn.plot_objective(f, aniso)
 
 
-def test_cli_tune_on_local_file(tmp_path, capsys):
+def test_cli_tune_on_local_file(tmp_path, capsys, x64):
+    # float64 through the x64 fixture, not --x64 (which would switch it on for the whole session).
     import json
 
     from daedyn.cli import main
@@ -373,7 +376,7 @@ def test_cli_tune_on_local_file(tmp_path, capsys):
     out = tmp_path / "plot.png"
     code = main(["tune", "--dataset", str(tmp_path / "x.npy"), "--n-heldout", "100", "--epochs",
                  "500", "--alpha", "0.1", "--eval-sigma2", "0.02", "--eps0", "0.5", "--plot", str(out),
-                 "--json", "--x64"])
+                 "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert code == 0 and rep["status"] == "converged" and out.stat().st_size > 1000
     assert rep["n_train"] == 200 and rep["n_heldout"] == 100 and rep["dim"] == 8
@@ -412,7 +415,7 @@ def test_checkpointing_does_not_change_values_or_gradients(x64):
     np.testing.assert_allclose(vals[0][1], vals[1][1], rtol=1e-11)
 
 
-@pytest.mark.parametrize("variant", ["sampled", "tanh"])
+@pytest.mark.parametrize("variant", ["sampled", pytest.param("tanh", marks=pytest.mark.slow)])
 def test_train_route_sampled_noise_and_nonlinear_gradients(variant, small_mnist, x64):
     # Sampled Gaussian noise with a fixed key per step (pathwise gradient), for a linear network and
     # for a tanh network (the marginalised loss exists for linear networks only).
