@@ -188,7 +188,8 @@ def test_time_to_loss_value_and_gradient(x64):
     kw = dict(alpha=0.5, w0=1e-3)
     target = 0.5 * float(np.sum(LAM8)) / (2 * N8)  # half of the loss at w = 0
     t = float(tn.time_to_loss(p, target, eps=2.0, **kw))
-    theory = tn._objective._theory()
+    from daedyn import theory
+
     w = theory.small_init_trajectory(t, p.eigvals, 2.0, w0=1e-3, tau=N8 / 0.5, n=N8)
     # The root: 80 bisection halvings of log t leave no error above float64 round-off (1e-10 rel).
     np.testing.assert_allclose(float(jnp.sum((1 - w) ** 2 * p.eigvals) / (2 * N8)), target, rtol=1e-10)

@@ -24,6 +24,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from daedyn import theory
 from daedyn._checks import check_range
 from daedyn.tune._problem import HeldoutProblem, problem_from_spectrum  # noqa: F401 (doctests)
 
@@ -70,16 +71,8 @@ def _hidden_mask(d: int, hidden: int | None, dtype) -> Array:
     return (jnp.arange(d) < hidden).astype(dtype)
 
 
-def _theory():
-    from daedyn import theory
-
-    return theory
-
-
 def _closed_form_mapping(data, h, *, hidden):
     """Route 1: the balanced small-initialisation solution per direction (daedyn.theory)."""
-    theory = _theory()
-
     lam = data["eigvals"]
     tau = data["n"] / h["alpha"]
     w = theory.small_init_trajectory(h["epochs"], lam, h["eps"], h["gamma"], w0=h["w0"], tau=tau,
@@ -303,8 +296,6 @@ def time_to_loss(problem: HeldoutProblem, target: ArrayLike, *, eps: ArrayLike =
 
 @ft.partial(jax.jit, static_argnames=("iterations",))
 def _time_to_loss_impl(lam, proj, n_eval, n, mask, eps, gamma, alpha, w0, target, t_max, *, iterations):
-    theory = _theory()
-
     def loss(t, eps, gamma, alpha, w0, target):
         w = theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=n / alpha, n=n) * mask
         return jnp.sum((1 - w) ** 2 * proj) / (2 * n_eval) - target
