@@ -17,6 +17,7 @@ Example:
   >>> ds = sweep.open_results(out)
   >>> ds.w.dims, round(float(ds.w.sel(lam=2.0, eps=1.0)), 4)
   (('lam', 'eps'), 0.6667)
+  >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
 from daedyn.sweep.entries import ENTRY_POINTS, EntryInfo, entry_point, register, resolve
