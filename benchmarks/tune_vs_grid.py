@@ -111,7 +111,8 @@ def run(quick: bool = True) -> list[dict]:
         aniso = tune.tune_anisotropic(f1, iso, problem.eigvals.shape[0], max_steps=60)
         rows.append(dict(workload=f"{name}: anisotropic eps_j vs best isotropic", ours=aniso.objective,
                          baseline=iso.objective, ratio=iso.objective / aniso.objective,
-                         unit="objective", notes=f"{aniso.n_evals} evaluations, "
+                         unit="objective", notes=f"{100 * (1 - aniso.objective / iso.objective):.2f}% lower; "
+                         f"{aniso.n_evals} evaluations, "
                          f"{time.perf_counter() - t0:.2f} s incl. compile"))
         pool, epochs, alpha, s2 = (4, 300, 0.2, 0.02) if quick else (1, 2000, 0.02, 0.05)
         xt, xh = _mnist(pool)
@@ -132,6 +133,6 @@ if __name__ == "__main__":
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), float64")
     print(f"{'workload':70s} {'ours':>10s} {'baseline':>10s} {'ratio':>7s} unit   notes")
     for r in run(quick=True):
-        print(f"{r['workload']:70s} {r['ours']:10.4g} {r['baseline']:10.4g} {r['ratio']:7.3g} "
+        print(f"{r['workload']:70s} {r['ours']:10.4g} {r['baseline']:10.4g} {r['ratio']:7.4g} "
               f"{r['unit']:6s} {r.get('notes', '')}")
     print(f"total {time.perf_counter() - start:.1f} s")
