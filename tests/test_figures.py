@@ -424,6 +424,21 @@ def test_cli_figures_bad_usage(argv, message, capsys):
     assert last.startswith(("daedyn figures: error:", "daedyn: error:")) and message in last
 
 
+def test_cli_figures_missing_device(capsys):
+    import jax
+
+    if any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("a GPU is present")
+    import subprocess
+    import sys
+
+    # A separate process: selecting a platform changes JAX's global configuration.
+    proc = subprocess.run([sys.executable, "-m", "daedyn", "figures", "--out", "x", "--only", "2",
+                           "--device", "gpu"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("daedyn figures: error: --device gpu")
+
+
 def _subcommands():
     from daedyn.cli import build_parser
 

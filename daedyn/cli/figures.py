@@ -64,12 +64,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import jax
     import jax.random as jr
 
     from daedyn import figures
     from daedyn.data import DatasetUnavailable
     from daedyn.figures._common import quick_default
 
+    try:  # a --device whose platform is missing fails here, as one line, not in every figure
+        jax.devices()
+    except RuntimeError as err:
+        print(f"daedyn figures: error: --device {args.device}: {str(err).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     names = args.only or _names()
     quick = quick_default() if args.quick is None else args.quick
     key = jr.key(args.seed)
