@@ -48,7 +48,7 @@ from jax.typing import ArrayLike
 
 import numpy as np
 
-from daedyn._checks import check_broadcastable, check_range
+from daedyn._checks import check_broadcastable, check_range, concrete
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt
 
 __all__ = [
@@ -102,7 +102,10 @@ def _mark_invalid(out: Array, valid: Array) -> Array:
 
 
 def _check_finite(name: str, x) -> None:
-    check_range(name, x)  # no bounds: rejects NaN and +-inf only
+    """ValueError if concrete ``x`` contains NaN or +-inf (tracers pass)."""
+    v = concrete(x)
+    if v is not None and v.size and not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be finite; got {v[~np.isfinite(v)].flat[0]!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,11 +138,16 @@ def _dae_state(s, lam, eps, w1, w2):
     p22 = q + m
     a = p11 + hk * z0  # >= 1/2
     b = p22 + hk * y0  # >= q >= 0; 0 only at the saddle (y0 = 0, c = 0) once q underflows
-    # w = (y0 A^2 - z0 B^2) / (2 A B), expanded: all terms >= 0 except the last, which only
-    # dominates before a sign change of w (negative initial products).
+    # w = (y0 A^2 - z0 B^2) / (2 A B) = (N+ - z0 q (m + q/2)) / (A B), expanded so that N+ has only
+    # non-negative terms; the one negative term dominates only before w changes sign (negative
+    # initial products). Dividing by B term by term keeps q (not q^2, which underflows first) in the
+    # saddle's decay -z0 q / (2 A).
     cy = hl * half + 0.5 * q + hl * hl
-    num = y0 * cy + z0 * hl * m + 2.0 * hl * hk * y0 * z0 - z0 * q * (m + 0.5 * q)
-    return dict(u0=u0, v0=v0, a=a, b=b, num=num)
+    n_plus = y0 * cy + z0 * hl * m + 2.0 * hl * hk * y0 * z0
+    b_pos = b > 0
+    b_safe = jnp.where(b_pos, b, 1.0)
+    w = jnp.where(b_pos, (n_plus / b_safe - z0 * q * ((m + 0.5 * q) / b_safe)) / a, 0.0)
+    return dict(u0=u0, v0=v0, a=a, b=b, w=w)
 
 
 def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
@@ -155,8 +163,7 @@ def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
 def _dae_trajectory_impl(t, lam, eps, w1, w2, tau):
     t, lam, eps, w1, w2, tau = _prepare(t=t, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
     st = _dae_state(t / tau, lam, eps, w1, w2)
-    den = st["a"] * st["b"]
-    w = safe_div(st["num"], den, 0.0, where=den > 0)
+    w = st["w"]
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (tau > 0)
     return _mark_invalid(w, valid)
 
@@ -635,7 +642,7 @@ def _expected_loss_impl(w1_mat, w2_mat, sigma, n, eps, gamma, precision):
     sigma = jnp.broadcast_to(sigma.astype(dtype), batch + (d, d))
     n, eps, gamma = (jnp.broadcast_to(jnp.asarray(v, dtype), batch) for v in (n, eps, gamma))
     w = jnp.matmul(w2_mat, w1_mat, precision=precision)
-    resid = jnp.eye(d, dtype=dtype) - w
+    resid = jnp.broadcast_to(jnp.eye(d, dtype=dtype), w.shape) - w
     recon = jnp.sum(jnp.matmul(resid, sigma, precision=precision) * resid, axis=(-2, -1))
     noise = eps * jnp.sum(w * w, axis=(-2, -1))
     decay = 0.5 * gamma * (jnp.sum(w1_mat**2, axis=(-2, -1)) + jnp.sum(w2_mat**2, axis=(-2, -1)))

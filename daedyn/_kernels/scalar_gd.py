@@ -51,9 +51,23 @@ def pallas_available() -> bool:
     return jax.default_backend() == "gpu"
 
 
+_UNROLL = 8
+
+
 def _advance(c, coef, save_every):
-    body = lambda _, c: _step(*c, *coef)
-    return lax.fori_loop(0, save_every, body, c, unroll=min(save_every, 8))
+    """``save_every`` epochs: a plain loop over a Python-unrolled body (Pallas/Triton lowers no
+    ``unroll=`` argument), then the remainder unrolled."""
+    def chunk(_, c):
+        for _ in range(_UNROLL):
+            c = _step(*c, *coef)
+        return c
+
+    n_chunks, rest = divmod(save_every, _UNROLL)
+    if n_chunks:
+        c = lax.fori_loop(0, n_chunks, chunk, c)
+    for _ in range(rest):
+        c = _step(*c, *coef)
+    return c
 
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "quantities"))
