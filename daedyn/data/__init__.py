@@ -11,9 +11,11 @@ ever downloaded unless ``download=True`` is passed. A dataset that cannot be fou
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import io
+import logging
 import os
 from typing import Literal
 
@@ -253,6 +255,18 @@ def _tfds_get(ds, idx: np.ndarray, batch: int = 1024) -> list:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+    """Temporarily raise the ``absl`` logger's level to ERROR (restored afterwards)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset:
     try:
         import tensorflow_datasets as tfds
@@ -263,7 +277,8 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
     where = os.fspath(data_dir) if data_dir is not None else os.environ.get(
         "TFDS_DATA_DIR", "~/tensorflow_datasets (tfds default)")
     try:
-        ds = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=download)
+        with _quiet_absl():  # tfds logs a warning per empty/unprepared folder it looks at
+            ds = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=download)
     except (NotImplementedError, FileNotFoundError, KeyError, tfds.core.registered.DatasetNotFoundError) as e:
         if download:
             raise
