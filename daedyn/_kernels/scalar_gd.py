@@ -136,7 +136,8 @@ def scalar_gd_fused(lam, eps, ng, inv_tau, w1, w2, *, n_saves: int, save_every: 
       save_every: epochs between saves (>= 1).
       quantities: which of ``QUANTITIES`` to save, in order.
       backend: "pallas" (GPU kernel), "interpret" (the same kernel interpreted, for CPU tests),
-        "jnp" (lax.scan), or "auto" (pallas on GPU, jnp elsewhere).
+        "jnp" (lax.scan), or "auto" (pallas on GPU, jnp elsewhere). The Pallas kernel is
+        differentiable (jvp and grad go through the lax.scan path's recursion).
       block: trajectories per Pallas program (B is padded to a multiple of it).
     """
     unknown = set(quantities) - set(QUANTITIES)
@@ -156,5 +157,28 @@ def scalar_gd_fused(lam, eps, ng, inv_tau, w1, w2, *, n_saves: int, save_every: 
     pad = (-n) % block
     if pad:  # padded trajectories start at the saddle w1 = w2 = 0 and stay finite
         args = [jnp.pad(a, (0, pad)) for a in args]
-    out = _pallas_path(*args, **kw, block=block, interpret=backend == "interpret", time_major=time_major)
-    return tuple(o[:, :n] if time_major else o[:n] for o in out)
+    f = _differentiable_pallas(**kw, block=block, interpret=backend == "interpret", time_major=time_major)
+    return tuple(o[:, :n] if time_major else o[:n] for o in f(*args))
+
+
+@functools.cache
+def _differentiable_pallas(**kw):
+    """The Pallas kernel with derivatives taken through the lax.scan path (``pallas_call`` has no
+    reverse-mode rule): forward runs use the kernel, ``jax.jvp`` / ``jax.grad`` the same recursion
+    as ``_scan_path``, whose values equal the kernel's up to float rounding."""
+    time_major = kw.pop("time_major")
+    scan_kw = {k: kw[k] for k in ("n_saves", "save_every", "quantities")}
+
+    def scan(*args):
+        out = _scan_path(*args, **scan_kw)
+        return tuple(out if time_major else (o.T for o in out))
+
+    @jax.custom_jvp
+    def f(*args):
+        return tuple(_pallas_path(*args, **kw, time_major=time_major))
+
+    @f.defjvp
+    def _jvp(primals, tangents):
+        return jax.jvp(scan, primals, tangents)
+
+    return f

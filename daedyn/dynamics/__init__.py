@@ -22,11 +22,11 @@ from daedyn.dynamics.matrix import (
     random_init,
     to_eigenbasis,
 )
-from daedyn.dynamics.scalar import ScalarTrajectory, scalar_flow, scalar_gd, scalar_rhs
+from daedyn.dynamics.scalar import ScalarTrajectory, choose_backend, scalar_flow, scalar_gd, scalar_rhs
 from daedyn.dynamics.stability import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
 
 __all__ = [
-    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs",
+    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
     "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",

@@ -33,11 +33,12 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_broadcastable, check_range, concrete
+from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn.dynamics._integrate import check_int, fixed_step_loop, float_dtype, gd_loop, step_grid
 from daedyn.dynamics._integrate import finite as _finite
 from daedyn.dynamics.stability import check_gd_stability
 
-__all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow"]
+__all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
 
 class ScalarTrajectory(NamedTuple):
@@ -117,9 +118,47 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
     return _finish(t, w1s, w2s, lam, eps, ng, inv_tau)
 
 
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend"))
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend):
+    """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch."""
+    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, alpha, n, w1, w2)))
+    lam, eps, gamma, alpha, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, alpha, n, w1, w2)
+    inv_tau = alpha / n
+    ng = n * gamma
+    flat = (x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
+    w1s, w2s = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w1", "w2"),
+                               backend=backend)  # (n_saves, B), time-major: row writes
+    # The kernel saves after each block of epochs; the start (t = 0) is prepended here.
+    w1s = jnp.concatenate([w1.reshape(1, -1), w1s]).reshape((n_saves + 1,) + shape)
+    w2s = jnp.concatenate([w2.reshape(1, -1), w2s]).reshape((n_saves + 1,) + shape)
+    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau)
+
+
+BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
+
+
+def choose_backend(backend: str = "auto", *, epochs: int = 1) -> str:
+    """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
+
+    "auto" is the Pallas kernel on a GPU and the fused jnp recursion elsewhere: on a 2-core CPU,
+    10^5 trajectories x 10^3 epochs, "jnp" measured 1.15x faster than "scan" saving every epoch
+    (both are bound by writing the five saved arrays) and 1.9x saving every 100th epoch
+    (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do (epochs = 0).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if backend != "auto":
+        return backend
+    if epochs == 0:
+        return "scan"
+    return "pallas" if pallas_available() else "jnp"
+
+
 def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
-              unroll: int = 4, check_stability: bool = True) -> ScalarTrajectory:
+              unroll: int = 4, check_stability: bool = True,
+              backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto") -> ScalarTrajectory:
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -135,15 +174,22 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       gamma: weight decay of Eq. (6), >= 0.
       n: number of samples N (1 for the scalar demos), > 0.
       save_every: epochs between saves; the start (t = 0) is always saved.
-      unroll: steps per loop iteration (a speed knob; results are identical).
+      unroll: steps per loop iteration of the "scan" backend (a speed knob; results are identical).
       check_stability: warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 at the fixed
         point (see :func:`check_gd_stability`); only for concrete inputs.
+      backend: "pallas" (fused GPU kernel, ``daedyn._kernels.scalar_gd_fused``), "jnp" (the same
+        fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
+        update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
+        (:func:`choose_backend`: Pallas on GPU, "jnp" elsewhere, "scan" for epochs = 0). All are
+        differentiable and give the same numbers up to float rounding: the fused backends fold the
+        per-trajectory constants (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau),
+        measured <= 3e-16 relative in float64 and a few ulp in float32 per epoch.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
     Raises:
       ValueError: for negative lam, eps or gamma, alpha <= 0, n <= 0, NaN/inf, non-broadcastable
-        shapes, or epochs not a multiple of save_every.
+        shapes, epochs not a multiple of save_every, or an unknown backend.
     Example:
       >>> traj = scalar_gd(1.0, jnp.array([0.0, 1.0, 5.0]), 0.1, 0.1, alpha=0.01, epochs=3000,
       ...                  save_every=1000)
@@ -154,15 +200,19 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    choose_backend(backend)  # validation before any work
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
     _check_common(lam, eps, gamma, n, w1, w2)
     check_range("alpha", alpha, 0.0, lo_open=True)
     if check_stability:
         check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
+    backend = choose_backend(backend, epochs=epochs)
+    unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
-    return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every,
-                    unroll=check_int("unroll", unroll, 1))
+    if backend == "scan":
+        return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll)
+    return _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend)
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll"))
