@@ -12,11 +12,12 @@ input and work under ``jit``, ``vmap`` and ``grad`` (including second derivative
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["expm1_ratio", "safe_div", "safe_sqrt", "series_threshold"]
+__all__ = ["expm1_ratio", "safe_div", "safe_sqrt", "scaled_div", "series_threshold"]
 
 # Taylor coefficients of (e^x - 1) / x = sum_k x^k / (k + 1)!, k = 0..6.
 _EXPM1_RATIO_COEFFS = (1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040)
@@ -59,7 +60,8 @@ def expm1_ratio(x: ArrayLike) -> Array:
     return jnp.where(small, series, direct)
 
 
-def safe_div(num: ArrayLike, den: ArrayLike, fill: ArrayLike = 0.0, *, where: ArrayLike | None = None) -> Array:
+def safe_div(num: ArrayLike, den: ArrayLike, fill: ArrayLike = 0.0, *,
+             where: ArrayLike | None = None) -> Array:
     """``num / den`` where ``where`` holds (default ``den != 0``), else ``fill``; grads stay finite.
 
     The denominator is replaced by 1 outside ``where`` before dividing, so the unused quotient
@@ -90,3 +92,34 @@ def safe_sqrt(x: ArrayLike, at_zero: ArrayLike | None = None) -> Array:
     pos = x > 0
     root = jnp.sqrt(jnp.where(pos, x, jnp.ones_like(x)))
     return jnp.where(pos, root, jnp.zeros_like(x) if at_zero is None else at_zero)
+
+
+
+@jax.custom_jvp
+def scaled_div(num: ArrayLike, den: ArrayLike) -> Array:
+    """``num / den`` whose derivatives never form ``den**2`` (for a tiny, nonzero ``den``).
+
+    JAX differentiates ``x / d`` into ``dx / d - x dd / d**2``; when ``d`` is tiny (``1e-30``)
+    ``d**2`` underflows to 0 and the derivative becomes ``inf`` or ``0 * inf = NaN`` although the true
+    one is finite (``x`` and ``dd`` are as small as ``d``). Here the derivative is
+    ``(dx - (x / d) dd) / d``, the same number formed from quantities that stay in range; the rule
+    is itself written with ``scaled_div``, so derivatives of every order are exact. (A
+    ``stop_gradient`` rescaling ``(x / S) / (d / S)`` does not work under ``jit``: XLA rewrites it
+    into ``x / (S * (d / S))``-like forms that underflow again.) ``den`` must be nonzero; wrap it
+    with :func:`safe_div`'s pattern otherwise.
+
+    Example:
+      >>> import jax
+      >>> x, d = jnp.float32(1e-30), jnp.float32(2e-30)  # d(x/d)/dd = -x/d**2 = -2.5e29
+      >>> print(jax.grad(lambda d: x / d)(d), jax.grad(lambda d: scaled_div(x, d))(d))
+      -inf -2.5e+29
+    """
+    return jnp.asarray(num) / jnp.asarray(den)
+
+
+@scaled_div.defjvp
+def _scaled_div_jvp(primals, tangents):
+    num, den = primals
+    d_num, d_den = tangents
+    out = scaled_div(num, den)
+    return out, scaled_div(d_num - out * d_den, den)

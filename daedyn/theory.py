@@ -28,6 +28,12 @@ where ``N`` is expanded (see ``_dae_state``) into non-negative terms plus a sing
 changes sign only when the trajectory crosses ``w = 0``. ``w1`` and ``w2`` follow from
 ``u(t) = u0 sqrt(A / B)`` and ``v(t) = v0 sqrt(B / A)`` (:func:`dae_weights`).
 
+**Gradients.** Across the saddle line ``w1 = -w2`` the solution is genuinely steep (its curvature
+grows like ``exp(2 lam t / tau)``) while ``B`` is as small as ``q``. The divisions by ``B`` use
+:func:`~daedyn._numerics.scaled_div` (no ``B^2`` in the quotient rule) and the partial derivatives of
+``w`` are formed in forward mode (a ``custom_jvp``), so that reverse mode never multiplies an
+overflowing partial by an exact 0: first derivatives are finite for every in-range input and time.
+
 **Bad input.** Concrete arguments are checked and raise ``ValueError`` naming the parameter and
 its range. Traced arguments (inside ``jit``/``vmap``/``grad``) cannot be checked; there an
 out-of-range value (``lam < 0``, ``eps < 0``, ``gamma < 0``, ``tau <= 0``, ``t < 0``, ``w0 < 0``, ``f``
@@ -37,19 +43,17 @@ produced: every in-range input gives a finite value and finite gradients.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import functools as ft
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-import numpy as np
-
 from daedyn._checks import check_broadcastable, check_range, concrete
-from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt
+from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
 
 __all__ = [
     "dae_trajectory",
@@ -146,8 +150,40 @@ def _dae_state(s, lam, eps, w1, w2):
     n_plus = y0 * cy + z0 * hl * m + 2.0 * hl * hk * y0 * z0
     b_pos = b > 0
     b_safe = jnp.where(b_pos, b, 1.0)
-    w = jnp.where(b_pos, (n_plus / b_safe - z0 * q * ((m + 0.5 * q) / b_safe)) / a, 0.0)
+    # scaled_div: on the saddle line B ~ q is tiny (2 R t / tau > 44 in float32, > 370 in float64) and
+    # the quotient rule's B^2 underflows; plain division made the gradients 0 * inf = NaN there.
+    w = jnp.where(b_pos, (scaled_div(n_plus, b_safe) - z0 * q * scaled_div(m + 0.5 * q, b_safe)) / a, 0.0)
     return dict(u0=u0, v0=v0, a=a, b=b, w=w)
+
+
+def _dae_w(s, lam, eps, w1, w2):
+    return _dae_state(s, lam, eps, w1, w2)["w"]
+
+
+@jax.custom_jvp
+def _dae_w_fwd(s, lam, eps, w1, w2):
+    """``w(s)`` whose derivatives are formed in forward mode, also under ``jax.grad``.
+
+    Near the saddle line (``w1 = -w2``, ``B ~ q`` tiny) the partial derivatives of ``w`` with respect
+    to the intermediates ``m``, ``c^2`` are ~ 1/q (they are the genuine curvature across the line, ~
+    exp(2 R t / tau)), while the derivative of ``c^2`` with respect to the weights is 0 there. Reverse
+    mode multiplies in the order (1/q) * 0, which overflows to inf * 0 = NaN once 1/q exceeds the
+    float range (float32 from ``2 R t / tau`` ~ 77 when lam = 1e-3); forward mode multiplies 0 first.
+    The rule returns the five elementwise partials (``jax.jvp`` of the plain expression) times the
+    tangents, so reverse mode only transposes ``ct * partial``.
+    """
+    return _dae_w(s, lam, eps, w1, w2)
+
+
+@_dae_w_fwd.defjvp
+def _dae_w_fwd_jvp(primals, tangents):
+    out = _dae_w_fwd(*primals)
+    x = primals[0]
+    k = len(primals)
+    eye = jnp.eye(k, dtype=x.dtype).reshape((k, k) + (1,) * x.ndim)
+    basis = [jnp.broadcast_to(eye[:, i], (k,) + x.shape) for i in range(k)]  # one-hot tangents
+    partials = jax.vmap(lambda *e: jax.jvp(_dae_w, primals, e)[1])(*basis)  # (k, ...)
+    return out, jnp.sum(partials * jnp.stack(tangents), axis=0)
 
 
 def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
@@ -162,8 +198,7 @@ def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
 @jax.jit
 def _dae_trajectory_impl(t, lam, eps, w1, w2, tau):
     t, lam, eps, w1, w2, tau = _prepare(t=t, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
-    st = _dae_state(t / tau, lam, eps, w1, w2)
-    w = st["w"]
+    w = _dae_w_fwd(t / tau, lam, eps, w1, w2)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (tau > 0)
     return _mark_invalid(w, valid)
 
@@ -206,9 +241,12 @@ def _dae_weights_impl(t, lam, eps, w1, w2, tau):
     t, lam, eps, w1, w2, tau = _prepare(t=t, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
     st = _dae_state(t / tau, lam, eps, w1, w2)
     a, b = st["a"], st["b"]
-    # u0 = 0 with b = 0 (the saddle line, q underflowed): u stays exactly 0.
-    u = safe_div(st["u0"] * jnp.sqrt(a), jnp.sqrt(jnp.where(b > 0, b, 1.0)), 0.0, where=b > 0)
-    v = st["v0"] * jnp.sqrt(b / a)
+    # u0 = 0 with b = 0 (the saddle line, q underflowed): u stays exactly 0. The divisions are scaled
+    # (scaled_div) and sqrt(B / A) has a finite derivative at B = 0 (safe_sqrt), so that no 0 * inf
+    # turns the gradients into NaN where B is tiny or 0.
+    b_pos = b > 0
+    u = jnp.where(b_pos, scaled_div(st["u0"] * jnp.sqrt(a), jnp.sqrt(jnp.where(b_pos, b, 1.0))), 0.0)
+    v = st["v0"] * safe_sqrt(b / a)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (tau > 0)
     return _mark_invalid(0.5 * (u - v), valid), _mark_invalid(0.5 * (u + v), valid)
 
@@ -629,7 +667,8 @@ def _expected_loss_impl(w1_mat, w2_mat, sigma, n, eps, gamma, precision):
     w2_mat = jnp.asarray(w2_mat)
     sigma = jnp.asarray(sigma)
     if w1_mat.ndim < 2 or w2_mat.ndim < 2 or sigma.ndim < 2:
-        raise ValueError("w1_mat, w2_mat and sigma must be at least 2-d: (..., H, D), (..., D, H), (..., D, D)")
+        raise ValueError("w1_mat, w2_mat and sigma must be at least 2-d: "
+                         "(..., H, D), (..., D, H), (..., D, D)")
     h, d = w1_mat.shape[-2:]
     if w2_mat.shape[-2:] != (d, h) or sigma.shape[-2:] != (d, d):
         raise ValueError(f"shapes do not match: w1_mat (..., H, D) = {w1_mat.shape}, "
