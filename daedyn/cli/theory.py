@@ -1,0 +1,218 @@
+"""``daedyn theory``: closed-form trajectories w(t), fixed points and learning times (daedyn.theory)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+
+from daedyn.cli import add_common_options
+
+HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
+
+
+def _float_list(text: str) -> list[float]:
+    """``"0,1,5"`` -> [0.0, 1.0, 5.0]; argparse turns the error into a one-line usage message."""
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("needs at least one number")
+    try:
+        return [float(s) for s in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "theory", help=HELP, description=HELP + " (daedyn.theory). From a general start (--w1, --w2) "
+        "it evaluates Eq. (5) in its robust form (no weight decay); from a small balanced start "
+        "(--w0, the default) the logistic of Eq. (7) with noise and weight decay. --lam, --eps and "
+        "--gamma take comma lists; every combination is one curve. Conventions: lam is an "
+        "eigenvalue of the summed second moment X^T X, eps = N s^2, tau = N / alpha, t in epochs.",
+        epilog="Exit codes: 0 ok, 2 bad usage (an out-of-range value names the parameter and its "
+        "allowed range).")
+    p.add_argument("--lam", type=_float_list, default=[1.0], metavar="LIST",
+                   help="eigenvalue(s) lam >= 0 (default 1)")
+    p.add_argument("--eps", type=_float_list, default=[0.0], metavar="LIST",
+                   help="noise level(s) eps = N s^2 >= 0 (default 0)")
+    p.add_argument("--gamma", type=_float_list, default=[0.0], metavar="LIST",
+                   help="weight decay(s) gamma >= 0 (default 0; balanced start only)")
+    p.add_argument("--n", type=float, default=1.0, help="number of samples N in n*gamma (default 1)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--w0", type=float, default=None,
+                       help="small balanced start w1 = w2 = sqrt(w0), w0 >= 0 (default 1e-3)")
+    start.add_argument("--w1", type=float, default=None, help="general start: first weight (needs --w2)")
+    p.add_argument("--w2", type=float, default=None, help="general start: second weight (needs --w1)")
+    p.add_argument("--tau", type=float, default=1.0, help="time constant tau = N / alpha > 0 (default 1)")
+    times = p.add_mutually_exclusive_group()
+    times.add_argument("--t-max", type=float, default=None,
+                       help="last time, > 0 (default: twice the longest finite learning time to 99%% "
+                       "of the fixed point, or 10 tau)")
+    times.add_argument("--times", type=_float_list, default=None, metavar="LIST",
+                       help="explicit times >= 0 instead of --t-max/--points")
+    p.add_argument("--points", type=int, default=11, help="number of times from 0 to --t-max (default 11)")
+    p.add_argument("--f", type=float, default=0.9,
+                   help="learning time = time to reach this fraction of the fixed point, in (0, 1) "
+                   "(default 0.9)")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of w(t)")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+def _check(name: str, values, lo: float = -math.inf, hi: float = math.inf, *,
+           lo_open: bool = False, hi_open: bool = False) -> None:
+    """ValueError (exit 2) naming the option and its allowed range unless every value lies in it
+    (values must be finite: an infinite end of the range is open)."""
+    for v in values if isinstance(values, list) else [values]:
+        ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok:
+            left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
+            raise ValueError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}; got {v:g}")
+
+
+def _validate(args) -> None:
+    _check("--lam", args.lam, 0.0)
+    _check("--eps", args.eps, 0.0)
+    _check("--gamma", args.gamma, 0.0)
+    _check("--n", args.n, 0.0, lo_open=True)
+    _check("--tau", args.tau, 0.0, lo_open=True)
+    _check("--f", args.f, 0.0, 1.0, lo_open=True, hi_open=True)
+    if (args.w1 is None) != (args.w2 is None):
+        raise ValueError("--w1 and --w2 go together (a general start); use --w0 for a balanced one")
+    if args.w1 is not None:
+        _check("--w1", args.w1, -math.inf, math.inf, hi_open=True)  # finite
+        _check("--w2", args.w2, -math.inf, math.inf, hi_open=True)
+        if any(g != 0 for g in args.gamma):
+            raise ValueError("--gamma must be 0 with --w1/--w2 (Eq. (5) has no weight decay); "
+                             "use --w0 for weight decay")
+    else:
+        _check("--w0", args.w0, 0.0, math.inf, hi_open=True)
+    if args.times is not None:
+        _check("--times", args.times, 0.0, math.inf, hi_open=True)
+    else:
+        if args.t_max is not None:
+            _check("--t-max", args.t_max, 0.0, math.inf, lo_open=True, hi_open=True)
+        _check("--points", args.points, 2, 100000)
+
+
+def _curves(args):
+    """One dict per (lam, eps, gamma) combination: parameters, fixed point, learning time."""
+    import numpy as np
+
+    from daedyn import theory
+
+    combos = list(itertools.product(args.lam, args.eps, args.gamma))
+    lam, eps, gamma = (np.array(v, np.float64) for v in zip(*combos))
+    general = args.w1 is not None
+    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, args.n), np.float64)
+    if general:
+        t_learn = theory.dae_learning_time(args.f, lam, eps, args.w1, args.w2, tau=args.tau)
+    else:
+        t_learn = theory.learning_time(args.f, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+    curves = []
+    for i, (la, ep, ga) in enumerate(combos):
+        c = {"lam": la, "eps": ep}
+        c |= {"w1": args.w1, "w2": args.w2} if general else {"gamma": ga, "n": args.n, "w0": args.w0}
+        tl = float(np.asarray(t_learn)[i])
+        c |= {"fixed_point": float(fixed[i]), "learning_time": tl if math.isfinite(tl) else None}
+        curves.append(c)
+    return combos, curves
+
+
+def _times(args, combos):
+    import numpy as np
+
+    from daedyn import theory
+
+    if args.times is not None:
+        return np.array(args.times, np.float64)
+    t_max = args.t_max
+    if t_max is None:
+        lam, eps, gamma = (np.array(v, np.float64) for v in zip(*combos))
+        if args.w1 is not None:
+            t99 = theory.dae_learning_time(0.99, lam, eps, args.w1, args.w2, tau=args.tau)
+        else:
+            t99 = theory.learning_time(0.99, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+        t99 = np.asarray(t99, np.float64)
+        finite = t99[np.isfinite(t99) & (t99 > 0)]
+        t_max = 2.0 * float(finite.max()) if finite.size else 10.0 * args.tau
+    return np.linspace(0.0, t_max, args.points)
+
+
+def _trajectories(args, ts, combos):
+    import numpy as np
+
+    from daedyn import theory
+
+    lam, eps, gamma = (np.array(v, np.float64) for v in zip(*combos))
+    t = ts[:, None]
+    if args.w1 is not None:
+        w = theory.dae_trajectory(t, lam, eps, args.w1, args.w2, tau=args.tau)
+    else:
+        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+    return np.asarray(w, np.float64)  # (T, curves)
+
+
+def _label(c: dict) -> str:
+    text = f"lam={c['lam']:g} eps={c['eps']:g}"
+    return text + (f" gamma={c['gamma']:g}" if "gamma" in c else "")
+
+
+def _plot(path: str, ts, w, combos, curves, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dense = np.linspace(0.0, float(ts.max()), 400)  # smooth curves; the printed times as dots
+    wd = _trajectories(args, dense, combos)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for j, c in enumerate(curves):
+        (line,) = ax.plot(dense, wd[:, j], label=_label(c))
+        ax.plot(ts, w[:, j], ".", color=line.get_color(), ms=4)
+        ax.axhline(c["fixed_point"], color=line.get_color(), ls=":", lw=0.8)
+    start = f"w1={args.w1:g}, w2={args.w2:g}" if args.w1 is not None else f"w0={args.w0:g}"
+    ax.set(xlabel="t (epochs)", ylabel="w(t) = w2 w1", title=f"closed form, {start}, tau={args.tau:g}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    if args.w1 is None and args.w0 is None:
+        args.w0 = 1e-3
+    _validate(args)
+    combos, curves = _curves(args)
+    ts = _times(args, combos)
+    w = _trajectories(args, ts, combos)
+    general = args.w1 is not None
+    if args.plot:
+        _plot(args.plot, ts, w, combos, curves, args)
+    if args.json:
+        for j, c in enumerate(curves):
+            c["w"] = w[:, j].tolist()
+        report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
+                  "f": args.f, "t": ts.tolist(), "curves": curves}
+        if args.plot:
+            report["plot"] = args.plot
+        print(json.dumps(report, indent=1))
+        return 0
+    start = (f"general start w1 = {args.w1:g}, w2 = {args.w2:g} (Eq. 5)" if general
+             else f"balanced start w0 = {args.w0:g}, n = {args.n:g} (Eq. 7)")
+    print(f"closed form, {start}, tau = {args.tau:g}")
+    print(f"{'curve':>5}  {'lam':>9} {'eps':>9} {'gamma':>9}  {'fixed point':>12}  "
+          f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
+    for j, c in enumerate(curves):
+        tl = "never" if c["learning_time"] is None else f"{c['learning_time']:.6g}"
+        print(f"{j:>5}  {c['lam']:>9.4g} {c['eps']:>9.4g} {c.get('gamma', 0.0):>9.4g}  "
+              f"{c['fixed_point']:>12.6g}  {tl:>12}")
+    print()
+    print(f"{'t':>12}  " + "  ".join(f"{'w_' + str(j):>12}" for j in range(len(curves))))
+    for i, t in enumerate(ts):
+        print(f"{t:>12.6g}  " + "  ".join(f"{v:>12.6g}" for v in w[i]))
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
