@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
@@ -51,7 +50,7 @@ import optax
 from jax import Array
 from jax.typing import ArrayLike
 
-import daedyn
+import daedyn  # noqa: F401  (the doctests use daedyn.noise)
 from daedyn import models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
@@ -290,8 +289,13 @@ def _loss_coef(cfg: _Config, count, d, dtype):
     return 1.0 / (2.0 * count) if cfg.loss_scale == "paper" else 1.0 / (count * d)
 
 
-def _objective(cfg: _Config, params: Params, data: TrainData, hyper: Hyper, key, batch_idx):
-    """Training objective of one step (see module docstring)."""
+def _objective(cfg: _Config, params: Params, data: TrainData, hyper: Hyper, key, batch_idx,
+               unit_noise=None):
+    """Training objective of one step (see module docstring).
+
+    Sampled noise is ``sqrt(s2) * unit`` with ``unit`` drawn from ``key`` for the whole batch, or
+    given as ``unit_noise`` (the rows of the epoch's (N, D) draw picked by ``batch_idx``).
+    """
     mm = _mm(cfg.precision)
     dtype = params["w1"].dtype
     gamma = jnp.asarray(hyper.gamma, dtype)
@@ -310,7 +314,9 @@ def _objective(cfg: _Config, params: Params, data: TrainData, hyper: Hyper, key,
     c = _loss_coef(cfg, count, d, dtype)
     inputs = xb
     if cfg.noise is not None and not cfg.marginalised:
-        inputs = xb + noise_lib.Noise(cfg.noise[0], s2, cfg.noise[1]).sample(key, xb.shape, dtype)
+        nz = noise_lib.Noise(cfg.noise[0], s2, cfg.noise[1])
+        inputs = xb + (nz.sample(key, xb.shape, dtype) if unit_noise is None
+                       else jnp.sqrt(s2) * unit_noise)
     err = xb - models.reconstruct(params, inputs, cfg.activation, precision=cfg.precision)
     loss = c * jnp.sum(jnp.square(err))
     if cfg.marginalised:
@@ -365,11 +371,14 @@ def _make_optimizer(cfg: _Config, alpha):
     return opt(alpha)
 
 
+_SHUFFLE = 0x5EED  # fold_in constant of the minibatch shuffling key
+
+
 def _epoch_fn(cfg: _Config):
     """One epoch: a full-batch step, or a scan over shuffled minibatches."""
 
-    def step(params, opt_state, data, hyper, key, batch_idx, opt):
-        grads = jax.grad(_objective, argnums=1)(cfg, params, data, hyper, key, batch_idx)
+    def step(params, opt_state, data, hyper, key, batch_idx, opt, unit_noise=None):
+        grads = jax.grad(_objective, argnums=1)(cfg, params, data, hyper, key, batch_idx, unit_noise)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
@@ -380,17 +389,24 @@ def _epoch_fn(cfg: _Config):
         if cfg.batch_size is None or cfg.path != "data":
             params, opt_state = step(params, opt_state, data, hyper, k, None, opt)
         else:
+            # The epoch's noise is one (N, D) draw from the same key as a full-batch epoch, so the
+            # noise added to sample i does not depend on the batch size (batch_size = N is the
+            # full-batch step up to summation order). The shuffle uses a key derived from it.
             n = data.x.shape[0]
             nb = n // cfg.batch_size
-            kp, kn = jr.split(k)
-            perm = jr.permutation(kp, n)[: nb * cfg.batch_size].reshape(nb, cfg.batch_size)
+            perm = jr.permutation(jr.fold_in(k, _SHUFFLE), n)[: nb * cfg.batch_size]
+            perm = perm.reshape(nb, cfg.batch_size)
+            unit = None
+            if cfg.noise is not None and not cfg.marginalised:
+                nz = noise_lib.Noise(cfg.noise[0], 1.0, cfg.noise[1])
+                unit = nz.unit_sample(k, data.x.shape, params["w1"].dtype)
 
-            def inner(c, xs):
+            def inner(c, idx):
                 p, s = c
-                idx, b = xs
-                return step(p, s, data, hyper, jr.fold_in(kn, b), idx, opt), None
+                u = None if unit is None else unit[idx]
+                return step(p, s, data, hyper, k, idx, opt, u), None
 
-            (params, opt_state), _ = jax.lax.scan(inner, (params, opt_state), (perm, jnp.arange(nb)))
+            (params, opt_state), _ = jax.lax.scan(inner, (params, opt_state), perm)
         return params, opt_state, ep + 1
 
     return jax.checkpoint(epoch) if cfg.remat else epoch
@@ -464,7 +480,9 @@ def _config(*, epochs, record_every, activation, noise, marginalised, loss_scale
         raise ValueError(f"observables must be among {OBSERVABLES}; got {sorted(bad)}")
     if not linear:
         observables = tuple(o for o in observables if o != "singular_values")
-    spec = None if noise is None else (noise.kind, noise._unit_sampler)
+    # The marginalised loss needs only the variance (a traced hyperparameter): runs with any noise
+    # kind share one compiled function.
+    spec = None if (noise is None or marginalised) else (noise.kind, noise._unit_sampler)
     return _Config(epochs=int(epochs), record_every=int(record_every), activation=activation,
                    linear=linear, noise=spec, marginalised=bool(marginalised), loss_scale=loss_scale,
                    path=path, batch_size=batch_size, optimizer=optimizer, precision=precision,
@@ -601,6 +619,8 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
            x_heldout, record_every, optimizer, init_scale, batch_size, precision, loss_scale, bias,
            path, params, observables, progress, chunk_records, start_epoch, dtype, batched):
     check_range("hidden", hidden, 1)
+    if int(hidden) != hidden:
+        raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("gamma", gamma, 0.0)
     check_range("init_scale", init_scale, 0.0)
@@ -652,23 +672,31 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
     if batched:
         flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
         hyper_run = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.s2))
-        carry, first, p0, krun = fns["begin"](keys, params, scale, data, hyper_run, start)
+        run_key = keys
     else:
         hyper_run = hyper
-        carry, first, p0, krun = fns["begin"](key, params, scale, data, hyper_run, start)
+        run_key = key
 
     axis = 1 if batched else 0
-    parts = [{k: np.expand_dims(np.asarray(v), axis) for k, v in first.items()}]
-    done = 0
-    while done < n_total:
-        m = min(chunk, n_total - done)
-        carry, recs = fns["advance"](m)(carry, data, hyper_run, krun)
-        parts.append({k: np.asarray(v) for k, v in recs.items()})  # waits for the chunk
-        done += m
+    expand = lambda first: {k: np.expand_dims(np.asarray(v), axis) for k, v in first.items()}
+    if chunk == n_total and n_total > 0:  # one compiled call: begin, all records, finish
+        first, recs, final, p0 = fns["whole"](n_total)(run_key, params, scale, data, hyper_run, start)
+        parts = [expand(first), {k: np.asarray(v) for k, v in recs.items()}]
         if progress is not None:
-            progress(int(start_epoch) + done * cfg.record_every, int(start_epoch) + cfg.epochs)
+            progress(int(start_epoch) + cfg.epochs, int(start_epoch) + cfg.epochs)
+    else:
+        carry, first, p0, krun = fns["begin"](run_key, params, scale, data, hyper_run, start)
+        parts = [expand(first)]
+        done = 0
+        while done < n_total:
+            m = min(chunk, n_total - done)
+            carry, recs = fns["advance"](m)(carry, data, hyper_run, krun)
+            parts.append({k: np.asarray(v) for k, v in recs.items()})  # waits for the chunk
+            done += m
+            if progress is not None:
+                progress(int(start_epoch) + done * cfg.record_every, int(start_epoch) + cfg.epochs)
+        final = fns["finish"](carry, data)
     recs = {k: jnp.asarray(np.concatenate([p[k] for p in parts], axis=axis)) for k in parts[0]}
-    final = fns["finish"](carry, data)
     epochs_arr = jnp.asarray(np.arange(n_total + 1) * cfg.record_every + int(start_epoch))
     rate_factor = 1.0 if loss_scale == "paper" else 2.0 / d
     np_dt = np.dtype(dt)
@@ -680,7 +708,8 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
         recs = {k: unflat(v) for k, v in recs.items()}
         final = jax.tree_util.tree_map(unflat, final)
         p0 = jax.tree_util.tree_map(unflat, p0)
-        tau, eps, gamma_out = (jnp.asarray(np.broadcast_to(np.asarray(a), shape)) for a in (tau, eps, gamma_out))
+        tau, eps, gamma_out = (jnp.asarray(np.broadcast_to(np.asarray(a), shape))
+                               for a in (tau, eps, gamma_out))
     return TrainResult(
         epochs=epochs_arr, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),
         weight_norm=recs.get("weight_norm"), train_loss=recs.get("train_loss"),
@@ -707,18 +736,34 @@ def _driver_fns(cfg: _Config, batched: bool, hidden: int, bias: bool) -> dict[st
     def finish(c, dat):
         return _from_eigen(c[0], dat.eigvecs, mm) if cfg.path == "eigen" else c[0]
 
+    def advance_fn(m):
+        f = _run_records_fn(cfg, m)
+        return jax.vmap(f, in_axes=(0, None, 0, 0)) if batched else f
+
     if batched:
         begin = jax.vmap(begin, in_axes=(0, None, None, None, 0, None))
         finish = jax.vmap(finish, in_axes=(0, None))
-    advances = {}
+    advances, wholes = {}, {}
 
     def advance(m):
         if m not in advances:
-            f = _run_records_fn(cfg, m)
-            advances[m] = jax.jit(jax.vmap(f, in_axes=(0, None, 0, 0)) if batched else f)
+            advances[m] = jax.jit(advance_fn(m))
         return advances[m]
 
-    return {"begin": jax.jit(begin), "finish": jax.jit(finish), "advance": advance}
+    def whole(m):
+        """begin, m records and finish in one compiled function (one compilation per run shape)."""
+        if m not in wholes:
+            adv = advance_fn(m)
+
+            def run(key, p_given, scale, dat, hp, start_epoch):
+                carry, first, p0, k_run = begin(key, p_given, scale, dat, hp, start_epoch)
+                carry, recs = adv(carry, dat, hp, k_run)
+                return first, recs, finish(carry, dat), p0
+
+            wholes[m] = jax.jit(run)
+        return wholes[m]
+
+    return {"begin": jax.jit(begin), "finish": jax.jit(finish), "advance": advance, "whole": whole}
 
 
 def train(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: float,
@@ -878,7 +923,10 @@ class TheoryComparison(NamedTuple):
 
 
 def _balanced_gd(lam, eps, gamma, n, alpha_over_n, w0, epochs, record_every):
-    """Balanced scalar GD (w1 = w2 = u, w = u^2): u <- u + (alpha/N)(u lam (1 - u^2) - eps u^3 - N gamma u)."""
+    """Balanced scalar GD (w1 = w2 = u, w = u^2).
+
+    u <- u + (alpha/N)(u lam (1 - u^2) - eps u^3 - N gamma u).
+    """
 
     def step(u, _):
         return u + alpha_over_n * (u * lam * (1 - u * u) - eps * u ** 3 - n * gamma * u), None
