@@ -178,12 +178,14 @@ def _dae_w_fwd(s, lam, eps, w1, w2):
 @_dae_w_fwd.defjvp
 def _dae_w_fwd_jvp(primals, tangents):
     out = _dae_w_fwd(*primals)
-    x = primals[0]
     k = len(primals)
-    eye = jnp.eye(k, dtype=x.dtype).reshape((k, k) + (1,) * x.ndim)
-    basis = [jnp.broadcast_to(eye[:, i], (k,) + x.shape) for i in range(k)]  # one-hot tangents
-    partials = jax.vmap(lambda *e: jax.jvp(_dae_w, primals, e)[1])(*basis)  # (k, ...)
-    return out, jnp.sum(partials * jnp.stack(tangents), axis=0)
+    eye = jnp.eye(k, dtype=out.dtype)
+    # one-hot tangents, each of its primal's shape (the arguments share a rank, not a shape)
+    basis = [jnp.broadcast_to(eye[:, i].reshape((k,) + (1,) * x.ndim), (k,) + x.shape)
+             for i, x in enumerate(primals)]
+    partials = jax.vmap(lambda *e: jax.jvp(_dae_w, primals, e)[1])(*basis)  # (k, *out.shape)
+    dout = sum(partials[i] * dx for i, dx in enumerate(tangents))
+    return out, dout
 
 
 def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
@@ -195,12 +197,24 @@ def _validate_dae(t, lam, eps, w1, w2, tau) -> None:
     _check_finite("w2", w2)
 
 
+def _align(**named) -> tuple[list[Array], tuple[int, ...]]:
+    """Like :func:`_prepare` but only to a common rank and dtype (leading size-1 axes), not to the
+    broadcast shape, which is returned: quantities that depend only on some arguments (everything
+    but ``t`` in Eq. (5)) are then computed once per distinct value, not once per output element."""
+    shape = check_broadcastable(**named)
+    arrays = [jnp.asarray(v) for v in named.values()]
+    dtype = jnp.result_type(*arrays, 0.0)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"expected real arguments; got dtype {dtype} for {', '.join(named)}")
+    return [a.astype(dtype).reshape((1,) * (len(shape) - a.ndim) + a.shape) for a in arrays], shape
+
+
 @jax.jit
 def _dae_trajectory_impl(t, lam, eps, w1, w2, tau):
-    t, lam, eps, w1, w2, tau = _prepare(t=t, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
+    (t, lam, eps, w1, w2, tau), shape = _align(t=t, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
     w = _dae_w_fwd(t / tau, lam, eps, w1, w2)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (tau > 0)
-    return _mark_invalid(w, valid)
+    return jnp.broadcast_to(_mark_invalid(w, valid), shape)
 
 
 def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike,
