@@ -38,14 +38,21 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
     v = v.astype(np.float64) if not np.iscomplexobj(v) else v
     ok = (v > lo if lo_open else v >= lo) & (v < hi if hi_open else v <= hi)
     if not np.all(ok):
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
+        left = "(" if lo_open or lo == -math.inf else "["
+        right = ")" if hi_open or hi == math.inf else "]"
         bad = v[~ok]
-        nan_note = " (contains NaN)" if np.isnan(bad).any() else ""
-        raise ValueError(
-            f"{name} must lie in {left}{lo}, {hi}{right}; got {bad.size} value(s) outside, "
-            f"e.g. {bad.flat[0]!r}{nan_note}"
-        )
+        nan_note = " (contains NaN)" if v.size > 1 and np.isnan(bad).any() else ""
+        first = _plain(bad.flat[0])
+        got = f"got {first}" if v.size == 1 else f"got {bad.size} of {v.size} values outside, e.g. {first}"
+        raise ValueError(f"{name} must lie in {left}{_plain(lo)}, {_plain(hi)}{right}; {got}{nan_note}")
+
+
+def _plain(x) -> str:
+    """A number as a user would type it: ``-1.0``, ``0``, ``inf`` (no ``np.float64(...)``)."""
+    x = complex(x) if np.iscomplexobj(x) else float(x)
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return repr(x) if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
 def check_finite(name: str, x) -> None:

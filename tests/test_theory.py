@@ -516,7 +516,7 @@ def test_bad_input_other_functions():
     with pytest.raises(ValueError, match="w0 must"):
         theory.small_init_trajectory(1.0, 1.0, w0=-0.1)
     for f in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"f must lie in \(0.0, 1.0\)"):
+        with pytest.raises(ValueError, match=r"f must lie in \(0, 1\)"):
             theory.learning_time(f, 1.0, w0=0.1)
         with pytest.raises(ValueError, match="f must"):
             theory.dae_learning_time(f, 1.0, 0.0, 0.1, 0.1)
