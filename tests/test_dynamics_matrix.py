@@ -46,13 +46,14 @@ def test_orthogonal_init_flow_is_the_scalar_closed_form(d, h, x64):
     np.testing.assert_allclose(traj.singular_values, -np.sort(-np.abs(np.asarray(closed)), axis=1), atol=1e-9)
 
 
-def test_orthogonal_init_gd_equals_scalar_gd(x64):
+@pytest.mark.parametrize("form", ["gram_t", "square"])  # "gram": test_forms_give_the_same_gd_and_flow
+def test_orthogonal_init_gd_equals_scalar_gd(form, x64):
     d, h = 6, 4
     lam = _spectrum(d) * 100.0
     d1, d2 = np.linspace(0.1, 0.4, 4), np.linspace(0.5, -0.2, 4)
     w1, w2 = orthogonal_init(d, h, d1, d2, key=jr.key(1))
     kw = dict(eps=20.0, gamma=0.3, alpha=0.02, n=10, epochs=200, save_every=50)
-    mat = matrix_gd(lam, w1, w2, **kw)
+    mat = matrix_gd(lam, w1, w2, form=form, **kw)
     sca = scalar_gd(lam[:4], kw["eps"], d1, d2, alpha=kw["alpha"], gamma=kw["gamma"], n=kw["n"],
                     epochs=200, save_every=50)
     # Same recursion per direction (the rotation R only adds rounding): measured 4e-15; atol 1e-12.
@@ -101,16 +102,56 @@ def test_eigenbasis_equals_data_matrix_and_sigma_paths(h, x64):
     np.testing.assert_allclose(eig.singular_values[..., -1, :], sv, rtol=1e-9, atol=1e-12)
 
 
-def test_gram_and_square_forms_agree_and_are_the_gradient(x64):
+def _contract_rhs(lam, w1, w2, eps, ng):
+    """docs/CONTRACTS.md's eigenbasis RHS written out literally (NumPy, float64)."""
+    lam_m = np.diag(lam)
+    w = w2 @ w1
+    d1 = w2.T @ (lam_m - w @ lam_m) - eps * w2.T @ w2 @ w1 - ng * w1
+    d2 = (lam_m - w @ lam_m) @ w1.T - eps * w @ w1.T - ng * w2
+    return d1, d2
+
+
+@pytest.mark.parametrize("d,h", [(5, 3), (4, 4), (3, 5)])  # H <, =, > D
+def test_all_forms_equal_the_contract_rhs(d, h, x64):
+    lam = _spectrum(d)
+    w1, w2 = random_init(d, h, scale=0.5, key=jr.key(3 + h))
+    rhs = _rhs_eig  # eager: tiny arrays, cheaper than compiling 3 forms x 3 shapes
+    ref = _contract_rhs(*(np.asarray(a) for a in (lam, w1, w2)), 0.3, 0.2)
+    for form in ("gram", "gram_t", "square"):
+        got = rhs(lam, w1, w2, 0.3, 0.2, mm=_mm(None), form=form)
+        # Same algebra, different association of products: rounding only (measured <= 4e-16 on
+        # O(1) entries); rtol 1e-12 / atol 1e-14.
+        for x, y in zip(got, ref):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14, err_msg=form)
+    # Per-direction eps_j (row vector, as daedyn.tune passes it): eps W becomes W diag(eps_j).
+    eps_j = jnp.linspace(0.1, 0.9, d)[None, :]
+    for form in ("gram", "gram_t"):
+        a, b = rhs(lam, w1, w2, eps_j, 0.2, mm=_mm(None), form=form), rhs(lam, w1, w2, eps_j, 0.2,
+                                                                             mm=_mm(None), form="square")
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14, err_msg=form)
+
+
+@pytest.mark.parametrize("d,h", [(6, 4), pytest.param(3, 5, marks=pytest.mark.slow)])
+def test_forms_give_the_same_gd_and_flow(d, h, x64):
+    lam = _spectrum(d) * 10
+    w1, w2 = random_init(d, h, scale=0.3, key=jr.split(jr.key(d), 2))  # a batch of two seeds
+    kw = dict(eps=jnp.array([0.5, 2.0]), gamma=0.05, n=10)
+    runs = {f: matrix_gd(lam, w1, w2, alpha=0.05, epochs=60, save_every=20, form=f, **kw)
+            for f in ("gram", "gram_t", "square")}
+    flows = {f: matrix_flow(jnp.array([0.0, 0.5]), lam, w1, w2, tau=1.0, dt=0.01, form=f, **kw)
+             for f in ("gram_t", "square")}
+    for group, ref in ((runs, runs["square"]), (flows, flows["square"])):
+        for f, r in group.items():
+            # 60 GD steps / 50 RK4 steps in float64, rounding only: measured <= 1e-15; rtol 1e-11.
+            for field in ("mapping", "weight_norm", "loss", "w1", "w2"):
+                np.testing.assert_allclose(getattr(r, field), getattr(ref, field), rtol=1e-11, atol=1e-13,
+                                           err_msg=f"{f} {field}")
+
+
+def test_gram_and_square_forms_are_the_gradient(x64):
     lam = _spectrum(5)
     w1, w2 = random_init(5, 4, scale=0.5, key=jr.key(3))
-    rhs = jax.jit(_rhs_eig, static_argnames=("mm", "form"))
-    mm = _mm(None)
-    g = rhs(lam, w1, w2, 0.3, 0.2, mm=mm, form="gram")
-    sq = rhs(lam, w1, w2, 0.3, 0.2, mm=mm, form="square")
-    # Same algebra, different association of products: rounding only (measured 4e-16); rtol 1e-12.
-    np.testing.assert_allclose(g[0], sq[0], rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(g[1], sq[1], rtol=1e-12, atol=1e-14)
     # The right-hand side is minus n times the gradient of the expected loss (autodiff of theory's
     # loss from Sigma = diag(lam), V = I); n = 2, gamma = 0.1 so n gamma = 0.2.
     a = matrix_rhs(lam, w1, w2, eps=0.3, gamma=0.1, n=2)

@@ -10,9 +10,26 @@ Wb1 = W1 V and Wb2 = V^T W2 (section 3.1) its gradient flow, with tau = n / alph
     tau dWb1/dt = Wb2^T (Lam - Wb2 Wb1 Lam) - eps Wb2^T Wb2 Wb1 - n gamma Wb1
     tau dWb2/dt = (Lam - Wb2 Wb1 Lam) Wb1^T - eps Wb2 Wb1 Wb1^T - n gamma Wb2,
 
-which needs only the spectrum lam. A step costs 4 D H^2 multiply-adds through the H x H Gram
-matrices Wb2^T Wb2 and Wb1 (Lam + eps) Wb1^T, or 3 D^2 H through the D x D map Wb2 Wb1 (used when
-H > 3 D / 4, e.g. H >= D); the data-matrix path costs O(N D H) per step.
+which needs only the spectrum lam. Both eps terms fold into the diagonal: with W = Wb2 Wb1,
+eps Wb2^T Wb2 Wb1 = Wb2^T W eps and eps W Wb1^T = W eps Wb1^T, so with M = Lam - W (Lam + eps)
+(Lam + eps diagonal: a column scaling, no matmul)
+
+    tau dWb1/dt = Wb2^T M - n gamma Wb1,    tau dWb2/dt = M Wb1^T - n gamma Wb2.
+
+Matmul multiply-adds per step (elementwise work is O(D H) or O(D^2)):
+
+- "square" (the M form): W, Wb2^T M, M Wb1^T: 3 D^2 H.
+- "gram" / "gram_t": G = Wb2^T Wb2 and K = Wb1 (Lam + eps) Wb1^T (H x H), then G Wb1 (Lam + eps) and
+  Wb2 K: 4 D H^2. "gram_t" is the same algebra on the state (Wb1, Wb2^T), both H x D, so that
+  no step transposes anything: tau dWb2^T/dt = Wb1 Lam - K Wb2^T - n gamma Wb2^T.
+
+Gram is cheaper when 4 H < 3 D: H < D (D = 784, H = 256: 2.1e8 vs 4.7e8), square when H >= D
+(H = D: 3 D^3 vs 4 D^3; H > D: 3 D^2 H vs 4 D H^2). "auto" picks "gram" for 4 H <= 3 D, else
+"square". "gram_t" has the same flops; on a 2-core CPU (D = 784, H = 256, 8 settings) it was
+faster than "gram" in isolated step loops but not measurably in the full driver
+(benchmarks/matrix_flow.py), so it is an option, not the default. Either gram layout ran at about
+the measured float32 matmul peak there, "square" 2-3x slower (2.3x the flops). The data-matrix path
+costs O(N D H) per step.
 
 Everything here works for H < D, H = D and H > D, is batched (vmap) over any leading batch
 dimensions of the spectrum, weights and hyperparameters (seeds and settings), jit-compiled, and
@@ -85,13 +102,52 @@ def _mm(precision):
     return lambda a, b: jnp.matmul(a, b, precision=precision)
 
 
+FORMS = ("gram", "gram_t", "square")
+
+
 def _choose_form(d: int, h: int) -> str:
+    """The cheaper form by matmul multiply-adds: 4 D H^2 (gram) vs 3 D^2 H (square)."""
     return "gram" if 4 * h <= 3 * d else "square"
+
+
+def _check_form(form: str, d: int, h: int) -> str:
+    form = _choose_form(d, h) if form == "auto" else form
+    if form not in FORMS:
+        raise ValueError(f"form must be 'auto', 'gram', 'gram_t' or 'square'; got {form!r}")
+    return form
+
+
+def _rhs_eig_t(lam, u1, u2, eps, ng, mm):
+    """The gram form on the transposed state: u1 = Wb1, u2 = Wb2^T (both H x D); returns
+    tau (dWb1/dt, dWb2^T/dt). Same products as "gram", no transposes of H x D arrays."""
+    lam_r = lam[None, :]
+    e1 = u1 * (lam_r + eps)  # Wb1 (Lam + eps)
+    g = mm(u2, u2.T)  # Wb2^T Wb2                 (D H^2)
+    k = mm(e1, u1.T)  # Wb1 (Lam + eps) Wb1^T     (D H^2)
+    return u2 * lam_r - mm(g, e1) - ng * u1, u1 * lam_r - mm(k, u2) - ng * u2  # (2 D H^2)
+
+
+def _to_state(form, w1, w2):
+    return (w1, w2.T) if form == "gram_t" else (w1, w2)
+
+
+def _from_state(form, y):
+    return (y[0], y[1].T) if form == "gram_t" else tuple(y)
+
+
+def _rhs_state(lam, y, eps, ng, mm, form):
+    """tau dy/dt for the state layout of ``form`` (see :func:`_to_state`)."""
+    if form == "gram_t":
+        return _rhs_eig_t(lam, y[0], y[1], eps, ng, mm)
+    return _rhs_eig(lam, y[0], y[1], eps, ng, mm, form)
 
 
 def _rhs_eig(lam, w1, w2, eps, ng, mm, form):
     """tau dWb/dt in the eigenbasis; ``lam`` (D,), w1 (H, D), w2 (D, H), scalars eps, ng = n gamma."""
     lam_r = lam[None, :]
+    if form == "gram_t":
+        d1, d2t = _rhs_eig_t(lam, w1, w2.T, eps, ng, mm)
+        return d1, d2t.T
     if form == "gram":
         s1 = w1 * lam_r  # Wb1 Lam
         s1e = s1 + eps * w1  # Wb1 (Lam + eps)
@@ -100,9 +156,9 @@ def _rhs_eig(lam, w1, w2, eps, ng, mm, form):
         k = mm(s1e, w1.T)  # Wb1 (Lam + eps) Wb1^T (D H^2)
         d2 = s1.T - mm(w2, k) - ng * w2  # (D H^2)
         return d1, d2
-    m = mm(w2, w1)  # Wb2 Wb1 (D^2 H)
-    a = jnp.diag(lam) - m * (lam_r + eps)  # Lam - M (Lam + eps)
-    return mm(w2.T, a) - ng * w1, mm(a, w1.T) - ng * w2
+    w = mm(w2, w1)  # W = Wb2 Wb1 (D^2 H)
+    m = jnp.diag(lam) - w * (lam_r + eps)  # M = Lam - W (Lam + eps): column scaling
+    return mm(w2.T, m) - ng * w1, mm(m, w1.T) - ng * w2  # (2 D^2 H)
 
 
 def _rhs_sigma(sigma, w1, w2, eps, ng, mm):
@@ -250,12 +306,13 @@ def _matrix_gd_core(lam, w1, w2, eps, gamma, alpha, n, *, n_saves, save_every, p
         inv_tau, ng = alpha / n, n * gamma
 
         def step(y):
-            d1, d2 = _rhs_eig(lam, y[0], y[1], eps, ng, mm, form)
+            d1, d2 = _rhs_state(lam, y, eps, ng, mm, form)
             return y[0] + inv_tau * d1, y[1] + inv_tau * d2
 
-        observe = lambda y: _observe_eig(lam, y[0], y[1], eps, gamma, n, mm)
-        y, obs = gd_loop(step, (w1, w2), observe, n_saves=n_saves, save_every=save_every, unroll=unroll)
-        return y, obs
+        observe = lambda y: _observe_eig(lam, *_from_state(form, y), eps, gamma, n, mm)
+        y, obs = gd_loop(step, _to_state(form, w1, w2), observe, n_saves=n_saves, save_every=save_every,
+                         unroll=unroll)
+        return _from_state(form, y), obs
 
     flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, 0), (gamma, 0),
                                               (alpha, 0), (n, 0))]
@@ -280,8 +337,9 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
       eps: noise level n s^2, >= 0. gamma: weight decay, >= 0. alpha: learning rate, > 0.
       n: number of samples N, > 0. (eps, gamma, alpha, n: any batch shape.)
       epochs, save_every: steps and spacing of saves (epochs a multiple of save_every; t = 0 saved).
-      precision: matmul precision for every matmul. form: "auto", "gram" (4 D H^2 per step) or
-        "square" (3 D^2 H). unroll: steps per loop iteration (speed only).
+      precision: matmul precision for every matmul. form: "auto" (the cheaper of the two below),
+        "gram" / "gram_t" (4 D H^2 multiply-adds per step; gram_t keeps Wb2^T) or "square" (the
+        M form, 3 D^2 H); see the module docstring. unroll: steps per loop iteration (speed only).
       check_stability: warn when alpha * h_max >= 2 for a learned direction (balanced fixed point).
     Returns:
       :class:`MatrixTrajectory`; the batch shape is the broadcast of all batch dimensions.
@@ -306,9 +364,7 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
     _check_hyper(eps, gamma, n, alpha=alpha)
     _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
                  {"eps": eps, "gamma": gamma, "alpha": alpha, "n": n})
-    form = _choose_form(d, h) if form == "auto" else form
-    if form not in ("gram", "square"):
-        raise ValueError(f"form must be 'auto', 'gram' or 'square'; got {form!r}")
+    form = _check_form(form, d, h)
     if check_stability:
         _stability(eigvals, min(h, d), eps, gamma, alpha, n)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
@@ -327,11 +383,12 @@ def _matrix_flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, m_static, 
         ng = n * gamma
 
         def f(y):
-            d1, d2 = _rhs_eig(lam, y[0], y[1], eps, ng, mm, form)
+            d1, d2 = _rhs_state(lam, y, eps, ng, mm, form)
             return d1 / tau, d2 / tau
 
-        observe = lambda y: _observe_eig(lam, y[0], y[1], eps, gamma, n, mm)
-        return fixed_step_loop(f, (w1, w2), observe, hs, ms, m_static, unroll=unroll)
+        observe = lambda y: _observe_eig(lam, *_from_state(form, y), eps, gamma, n, mm)
+        y, obs = fixed_step_loop(f, _to_state(form, w1, w2), observe, hs, ms, m_static, unroll=unroll)
+        return _from_state(form, y), obs
 
     flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, 0), (gamma, 0),
                                               (tau, 0), (n, 0))]
@@ -369,9 +426,7 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
     _check_hyper(eps, gamma, n, tau=tau)
     _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
                  {"eps": eps, "gamma": gamma, "tau": tau, "n": n})
-    form = _choose_form(d, h) if form == "auto" else form
-    if form not in ("gram", "square"):
-        raise ValueError(f"form must be 'auto', 'gram' or 'square'; got {form!r}")
+    form = _check_form(form, d, h)
     ts, hs, ms, m_static = step_grid(ts, dt)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, tau)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
