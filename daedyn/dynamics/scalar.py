@@ -141,9 +141,10 @@ BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 def choose_backend(backend: str = "auto", *, epochs: int = 1) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
-    "auto" is the Pallas kernel on a GPU and the fused jnp recursion elsewhere: on a 2-core CPU,
-    10^5 trajectories x 10^3 epochs, "jnp" measured 1.15x faster than "scan" saving every epoch
-    (both are bound by writing the five saved arrays) and 1.9x saving every 100th epoch
+    "auto" is the Pallas kernel on a GPU and the fused jnp recursion elsewhere. On a 2-core CPU
+    (shared with other jobs; 10^5 trajectories x 10^3 epochs, best of 5 interleaved runs) saving
+    every epoch took 2.47 s with "jnp" and 2.36 s with "scan": a tie within the noise, both bound by
+    writing the five saved arrays; saving every 100th epoch "jnp" took 0.082 s, "scan" 0.108 s
     (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do (epochs = 0).
     """
     if backend not in BACKENDS:
