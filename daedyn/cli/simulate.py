@@ -1,0 +1,374 @@
+"""``daedyn simulate``: integrate the scalar or the full-matrix learning dynamics from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+
+from daedyn.cli import add_common_options
+
+HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
+
+# Chunk long runs so that progress can be reported: about this many trajectory-epochs per chunk.
+_CHUNK_WORK = 50_000_000
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number; got {text!r}")
+    return values
+
+
+def _num(x) -> float | None:
+    """A JSON-safe float: None for NaN / inf (a diverged run)."""
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate", help=HELP, description=HELP + " (daedyn.dynamics). Scalar mode integrates Eqs. "
+        "(2)-(3) with weight decay for every combination of the --lam, --eps, --gamma, --alpha lists "
+        "and prints the final mapping w = w1 w2, the fixed point and the largest deviation from the "
+        "closed form of the flow (where one exists: gamma = 0, or a balanced start w1 = w2). "
+        "Matrix mode (--matrix) runs (W1, W2) in the eigenbasis of a spectrum and prints the mapping "
+        "of every direction at the end.", epilog="Conventions: lam is an eigenvalue of the summed second "
+        "moment, eps = N s^2, tau = N / alpha, time in epochs (docs/dynamics.md). Exit codes: 0 ok, "
+        "1 non-finite result, 2 bad usage.")
+    p.add_argument("--lam", type=_floats, default=[1.0], metavar="L[,L...]",
+                   help="eigenvalue(s) lam (default 1); matrix mode: the top eigenvalue of the default "
+                   "spectrum lam_j = lam * 100^(-j / (D - 1))")
+    p.add_argument("--eps", type=_floats, default=[0.0], metavar="E[,E...]",
+                   help="noise level(s) eps = N s^2 (default 0)")
+    p.add_argument("--gamma", type=_floats, default=[0.0], metavar="G[,G...]",
+                   help="weight decay(s) gamma (default 0)")
+    p.add_argument("--alpha", type=_floats, default=[0.01], metavar="A[,A...]",
+                   help="learning rate(s) alpha (default 0.01); tau = n / alpha")
+    p.add_argument("--n", type=float, default=1.0, help="number of samples N (default 1)")
+    p.add_argument("--w1", type=float, default=0.01, help="initial w1 (matrix mode: diagonal of D1) (0.01)")
+    p.add_argument("--w2", type=float, default=0.01, help="initial w2 (matrix mode: diagonal of D2) (0.01)")
+    p.add_argument("--epochs", type=int, default=1000, help="epochs to run (default 1000)")
+    p.add_argument("--save-every", type=int, default=None,
+                   help="epochs between saved points (default: about 200 saves)")
+    p.add_argument("--method", choices=("gd", "rk4", "diffrax"), default="gd",
+                   help="gd: the exact gradient-descent recursion (default); rk4 / diffrax: the "
+                   "continuous flow (diffrax: scalar mode only)")
+    p.add_argument("--dt", type=float, default=None, help="largest RK4 step in epochs (default: automatic "
+                   "in scalar mode, 0.1 in matrix mode)")
+    p.add_argument("--backend", choices=("auto", "pallas", "jnp", "scan"), default="auto",
+                   help="scalar GD engine (default auto: Pallas on GPU, fused jnp elsewhere)")
+    p.add_argument("--precision", choices=("default", "high", "highest"), default=None,
+                   help="matmul precision in matrix mode (validate with highest or --x64)")
+    matrix = p.add_argument_group("matrix mode")
+    matrix.add_argument("--matrix", action="store_true", help="full-matrix dynamics of (W1, W2)")
+    matrix.add_argument("--dim", type=int, default=10, help="input dimension D (default 10)")
+    matrix.add_argument("--hidden", type=int, default=None, help="hidden units H (default D)")
+    matrix.add_argument("--init", choices=("orthogonal", "random"), default="orthogonal",
+                        help="orthogonal: W1 = R D1, W2 = D2 R^T from --w1/--w2 (section 3.2, decoupled); "
+                        "random: i.i.d. N(0, scale^2) entries")
+    matrix.add_argument("--scale", type=float, default=1e-2, help="random init standard deviation (0.01)")
+    matrix.add_argument("--seed", type=int, default=0, help="PRNG seed of R / the random init (default 0)")
+    matrix.add_argument("--eigvals", default=None, metavar="FILE.npy",
+                        help="spectrum (D,) from a .npy file instead of the default (sorted descending)")
+    p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_common_options(p)
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _say(args):
+    if args.quiet or args.json:
+        return lambda msg: None
+    return lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def _checked_ints(args):
+    from daedyn._checks import check_range
+
+    for name in ("lam", "eps", "gamma"):
+        check_range(name, getattr(args, name), 0.0)
+    check_range("alpha", args.alpha, 0.0, lo_open=True)
+    check_range("n", args.n, 0.0, lo_open=True)
+    check_range("--epochs", args.epochs, 1)
+    every = args.save_every or max(1, args.epochs // 200)
+    if args.save_every is None:
+        while args.epochs % every:
+            every -= 1
+    check_range("--save-every", every, 1)
+    if args.epochs % every:
+        raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every ({every})")
+    if args.dt is not None:
+        check_range("--dt", args.dt, 0.0, lo_open=True)
+    return every
+
+
+def _chunks(epochs: int, every: int, batch: int) -> list[int]:
+    """Split a run into pieces of whole save intervals, each about _CHUNK_WORK trajectory-epochs."""
+    n_saves = epochs // every
+    per = max(1, min(n_saves, _CHUNK_WORK // max(1, batch * every)))
+    sizes = [per * every] * (n_saves // per)
+    if n_saves % per:
+        sizes.append((n_saves % per) * every)
+    return sizes
+
+
+def _gd_in_chunks(fn, y0, epochs, every, batch, say, *, time_axis):
+    """Run ``fn(y, epochs) -> (tuple of saves, y_end)`` in chunks, reporting progress; each save array
+    has its time axis at ``time_axis`` and starts with the chunk's initial state."""
+    import numpy as np
+
+    sizes = _chunks(epochs, every, batch)
+    parts, y, done, start = None, y0, 0, time.perf_counter()
+    for size in sizes:
+        saves, y = fn(y, size)
+        saves = [np.moveaxis(np.asarray(s), time_axis, 0) for s in saves]
+        parts = [[s] for s in saves] if parts is None else [p + [s[1:]] for p, s in zip(parts, saves)]
+        done += size
+        if len(sizes) > 1:
+            say(f"epoch {done}/{epochs} ({100 * done / epochs:.0f}%), {time.perf_counter() - start:.1f} s")
+    return [np.moveaxis(np.concatenate(p), 0, time_axis) for p in parts], y
+
+
+def run(args) -> int:
+    with warnings.catch_warnings():  # the stability check (and any library warning): one stderr line, now
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *a, **k: print(f"daedyn simulate: warning: {message}",
+                                                               file=sys.stderr, flush=True)
+        return _run_matrix(args) if args.matrix else _run_scalar(args)
+
+
+def _scalar_closed_form(t, lam, eps, gamma, n, w1, w2, tau):
+    """w(t) of the flow: Eq. (5) for gamma = 0, the balanced solution for w1 = w2; NaN elsewhere."""
+    import numpy as np
+
+    from daedyn import theory
+
+    general = np.asarray(theory.dae_trajectory(t, lam, eps, w1, w2, tau=tau))
+    w0 = w1 * w2 if w1 == w2 else 0.0  # the balanced form only applies (and is only used) when w1 = w2
+    balanced = np.asarray(theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n))
+    out = np.where(gamma == 0, general, np.where(w1 == w2, balanced, np.nan))
+    return np.broadcast_to(out, np.broadcast_shapes(general.shape, balanced.shape))
+
+
+def _run_scalar(args) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
+    from daedyn import dynamics, theory
+
+    every = _checked_ints(args)
+    say = _say(args)
+    grid = np.meshgrid(args.lam, args.eps, args.gamma, args.alpha, indexing="ij")
+    lam, eps, gamma, alpha = (g.ravel() for g in grid)
+    dtype = jnp.result_type(float)
+    c = [jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha)]
+    n, tau = args.n, args.n / alpha
+    batch = lam.size
+    start = time.perf_counter()
+    if args.method == "gd":
+        dynamics.check_gd_stability(lam, eps, gamma, alpha, n, w1=args.w1, w2=args.w2)
+
+        def piece(y, k):
+            tr = dynamics.scalar_gd(c[0], c[1], y[0], y[1], alpha=c[3], gamma=c[2], n=n, epochs=k,
+                                    save_every=every, backend=args.backend, check_stability=False)
+            return (tr.w1, tr.w2, tr.w, tr.loss), (tr.w1[:, -1], tr.w2[:, -1])
+
+        y0 = (jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype))
+        (w1s, w2s, ws, losses), _ = _gd_in_chunks(piece, y0, args.epochs, every, batch, say, time_axis=-1)
+        t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
+    else:
+        t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
+        say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
+        tr = dynamics.scalar_flow(jnp.asarray(t, dtype), c[0], c[1], args.w1, args.w2,
+                                  tau=jnp.asarray(tau, dtype), gamma=c[2], n=n, method=args.method,
+                                  dt=args.dt)
+        w1s, w2s, ws, losses = (np.asarray(x) for x in (tr.w1, tr.w2, tr.w, tr.loss))
+    seconds = time.perf_counter() - start
+    closed = _scalar_closed_form(t[None, :], lam[:, None], eps[:, None], gamma[:, None], n, args.w1,
+                                 args.w2, tau[:, None])
+    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, n))
+    has_closed = ~np.isnan(closed[:, 0])
+    dev = np.max(np.abs(np.where(has_closed[:, None], ws - closed, 0.0)), axis=1)
+    dev = np.where(has_closed, dev, np.nan)
+    rows = [{"lam": float(lam[i]), "eps": float(eps[i]), "gamma": float(gamma[i]), "alpha": float(alpha[i]),
+             "w_final": _num(ws[i, -1]), "w1_final": _num(w1s[i, -1]), "w2_final": _num(w2s[i, -1]),
+             "fixed_point": float(fixed[i]), "loss_final": _num(losses[i, -1]),
+             "max_dev_closed_form": _num(dev[i])} for i in range(batch)]
+    report = {"mode": "scalar", "method": args.method, "epochs": args.epochs, "save_every": every,
+              "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
+    if args.method == "gd":
+        report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs)
+    if args.plot:
+        _plot_scalar(args.plot, t, ws, closed, lam, eps, gamma, alpha)
+        report["plot"] = args.plot
+    finite = bool(np.all(np.isfinite(ws[:, -1])))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        label = {"gd": f"gradient descent ({report.get('backend')})", "rk4": "flow, RK4",
+                 "diffrax": "flow, diffrax Tsit5"}[args.method]
+        print(f"scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
+              f"start w1 = {args.w1:g}, w2 = {args.w2:g} ({seconds:.2f} s)")
+        print(f"{'lam':>9} {'eps':>9} {'gamma':>9} {'alpha':>9} {'w(T)':>11} {'fixed pt':>11} "
+              f"{'max|w - closed form|':>21}")
+        for r in rows:
+            d = "n/a" if r["max_dev_closed_form"] is None else f"{r['max_dev_closed_form']:.3g}"
+            w = "nan" if r["w_final"] is None else f"{r['w_final']:.6g}"
+            print(f"{r['lam']:>9.4g} {r['eps']:>9.4g} {r['gamma']:>9.4g} {r['alpha']:>9.4g} "
+                  f"{w:>11} {r['fixed_point']:>11.6g} {d:>21}")
+        if args.method == "gd":
+            print("closed form: the continuous flow with tau = n / alpha (GD differs from it by O(alpha))")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    if not finite:
+        print("daedyn simulate: non-finite weights at the end (diverged)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plot_scalar(path, t, ws, closed, lam, eps, gamma, alpha):
+    import numpy as np
+
+    from daedyn.figures import new_figure
+
+    fig, axes = new_figure(1, 1, width=5.0, height=3.2)
+    ax = axes[0, 0]
+    for i in range(min(len(ws), 20)):
+        label = f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
+        line, = ax.plot(t, ws[i], label=label)
+        if not np.isnan(closed[i]).any():  # closed form available
+            ax.plot(t, closed[i], "--", color=line.get_color(), lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("w = w1 w2")
+    ax.legend(fontsize=6)
+    fig.savefig(path, dpi=120)
+
+
+def _spectrum(args):
+    import numpy as np
+
+    if args.eigvals:
+        lam = np.load(args.eigvals)
+        if lam.ndim != 1 or lam.size < 1:
+            raise ValueError(f"--eigvals file must hold a 1-D array (D,); got shape {lam.shape}")
+        return np.sort(np.asarray(lam, np.float64))[::-1]
+    if args.dim < 1:
+        raise ValueError(f"--dim must be >= 1; got {args.dim}")
+    return args.lam[0] * 100.0 ** (-np.arange(args.dim) / max(1, args.dim - 1))
+
+
+def _run_matrix(args) -> int:
+    import jax.numpy as jnp
+    import jax.random as jr
+    import numpy as np
+
+    from daedyn import dynamics, theory
+
+    if args.method == "diffrax":
+        raise ValueError("--method diffrax is available in scalar mode only (use gd or rk4 with --matrix)")
+    for name in ("eps", "gamma", "alpha"):
+        if len(getattr(args, name)) != 1:
+            raise ValueError(f"--{name} takes one value in matrix mode; got {getattr(args, name)}")
+    every = _checked_ints(args)
+    say = _say(args)
+    lam = _spectrum(args)
+    d = lam.size
+    h = args.hidden or d
+    if h < 1:
+        raise ValueError(f"--hidden must be >= 1; got {h}")
+    eps, gamma, alpha, n = args.eps[0], args.gamma[0], args.alpha[0], args.n
+    dtype = jnp.result_type(float)
+    key = jr.key(args.seed)
+    if args.init == "orthogonal":
+        w1, w2 = dynamics.orthogonal_init(d, h, args.w1, args.w2, key=key, dtype=dtype)
+    else:
+        w1, w2 = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype)
+    lam_j = jnp.asarray(lam, dtype)
+    kw = dict(eps=eps, gamma=gamma, n=n, precision=args.precision)
+    start = time.perf_counter()
+    if args.method == "gd":
+        dynamics.matrix_gd(lam_j, w1, w2, alpha=alpha, epochs=0, **kw)  # stability warning, once
+
+        def piece(y, k):
+            tr = dynamics.matrix_gd(lam_j, y[0], y[1], alpha=alpha, epochs=k, save_every=every,
+                                    check_stability=False, **kw)
+            return (tr.mapping, tr.loss[..., None]), (tr.w1, tr.w2)
+
+        (mapping, loss), _ = _gd_in_chunks(piece, (w1, w2), args.epochs, every, d * h, say,
+                                          time_axis=0)
+        loss = loss[..., 0]
+    else:
+        say(f"integrating the matrix flow (RK4) D = {d}, H = {h} ...")
+        ts = jnp.arange(0, args.epochs + 1, every, dtype=dtype)
+        tr = dynamics.matrix_flow(ts, lam_j, w1, w2, tau=n / alpha, dt=args.dt or 0.1, **kw)
+        mapping, loss = np.asarray(tr.mapping), np.asarray(tr.loss)
+    seconds = time.perf_counter() - start
+    t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
+    k = min(d, h)
+    fixed = np.where(np.arange(d) < k, np.asarray(theory.fixed_point(lam, eps, gamma, n)), 0.0)
+    closed = None
+    if args.init == "orthogonal" and (gamma == 0 or args.w1 == args.w2):
+        closed = np.zeros((t.size, d))
+        closed[:, :k] = _scalar_closed_form(t[:, None], lam[None, :k], eps, gamma, n, args.w1, args.w2,
+                                            n / alpha)
+    final = mapping[-1]
+    report = {"mode": "matrix", "method": args.method, "dim": d, "hidden": h, "init": args.init,
+              "epochs": args.epochs, "save_every": every, "eps": eps, "gamma": gamma, "alpha": alpha,
+              "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
+              "directions": [{"j": j, "lam": float(lam[j]), "mapping": _num(final[j]),
+                              "fixed_point": float(fixed[j]),
+                              "closed_form": None if closed is None else float(closed[-1, j])}
+                             for j in range(d)]}
+    if closed is not None:
+        report["max_dev_closed_form"] = _num(np.max(np.abs(mapping - closed)))
+    if args.plot:
+        _plot_matrix(args.plot, t, mapping, lam)
+        report["plot"] = args.plot
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"matrix dynamics ({'gradient descent' if args.method == 'gd' else 'flow, RK4'}), D = {d}, "
+              f"H = {h}, {args.init} init, eps = {eps:g}, gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
+              f"{args.epochs} epochs ({seconds:.2f} s)")
+        show = d if d <= 12 else 10
+        print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}" + ("" if closed is None else
+                                                                          f" {'closed form':>11}"))
+        for r in report["directions"][:show]:
+            extra = "" if closed is None else f" {r['closed_form']:>11.6g}"
+            m = "nan" if r["mapping"] is None else f"{r['mapping']:.6g}"
+            print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
+        if show < d:
+            print(f"   ... {d - show} more directions (--json lists all)")
+        print(f"loss at the end: {report['loss_final']}")
+        if closed is not None and report["max_dev_closed_form"] is not None:
+            print(f"max |mapping - closed form of the flow| over time and directions: "
+                  f"{report['max_dev_closed_form']:.3g}")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    if not np.all(np.isfinite(final)):
+        print("daedyn simulate: non-finite mapping at the end (diverged)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plot_matrix(path, t, mapping, lam):
+    from daedyn.figures import new_figure
+
+    fig, axes = new_figure(1, 1, width=5.0, height=3.2)
+    ax = axes[0, 0]
+    for j in range(min(mapping.shape[-1], 12)):
+        ax.plot(t, mapping[:, j], label=f"j={j} lam={lam[j]:.3g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mapping diag(V^T W2 W1 V)")
+    ax.legend(fontsize=6)
+    fig.savefig(path, dpi=120)
