@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
@@ -51,7 +52,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 import daedyn  # noqa: F401  (the doctests use daedyn.noise)
-from daedyn import models
+from daedyn import _checkpoint, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
 
@@ -597,7 +598,7 @@ def check_gd_stability(lam_max: ArrayLike, alpha: ArrayLike, n: ArrayLike, *,
         worst = float(np.max(ratio))
         warnings.warn(
             f"gradient descent is unstable for the top direction: alpha * lam / N = {worst:.3g} >= 1 "
-            f"(lam = {float(np.max(lam_c)):.6g}, alpha = {np.max(a_c)!r}, N = {int(n_c)}, "
+            f"(lam = {float(np.max(lam_c)):.6g}, alpha = {float(np.max(a_c)):.6g}, N = {int(n_c)}, "
             f"loss_scale={loss_scale!r}); the top mapping will oscillate or overshoot its fixed "
             "point. Lower alpha below N / lam.", RuntimeWarning, stacklevel=stacklevel)
         return False
@@ -617,7 +618,8 @@ def _is_key_batch(key) -> tuple[int, ...] | None:
 
 def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, gamma, spectrum,
            x_heldout, record_every, optimizer, init_scale, batch_size, precision, loss_scale, bias,
-           path, params, observables, progress, chunk_records, start_epoch, dtype, batched):
+           path, params, observables, progress, chunk_records, start_epoch, dtype, batched,
+           checkpoint=None):
     check_range("hidden", hidden, 1)
     if int(hidden) != hidden:
         raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
@@ -665,7 +667,10 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
             raise ValueError(f"params must have w1 ({hidden}, {d}) and w2 ({d}, {hidden}); got "
                              f"{params['w1'].shape} and {params['w2'].shape}")
     n_total = cfg.epochs // cfg.record_every
-    chunk = n_total if not chunk_records else max(1, min(int(chunk_records), n_total))
+    if chunk_records:
+        chunk = max(1, min(int(chunk_records), n_total))
+    else:  # checkpoints are written between chunks: about ten per run by default
+        chunk = max(1, -(-n_total // 10)) if checkpoint is not None else n_total
     fns = _driver_fns(cfg, batched, int(hidden), bool(bias))
     scale = jnp.asarray(init_scale, dt)
     start = jnp.asarray(start_epoch, jnp.int32)
@@ -679,7 +684,7 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
 
     axis = 1 if batched else 0
     expand = lambda first: {k: np.expand_dims(np.asarray(v), axis) for k, v in first.items()}
-    if chunk == n_total and n_total > 0:  # one compiled call: begin, all records, finish
+    if chunk == n_total and n_total > 0 and checkpoint is None:  # one call: begin, records, finish
         first, recs, final, p0 = fns["whole"](n_total)(run_key, params, scale, data, hyper_run, start)
         parts = [expand(first), {k: np.asarray(v) for k, v in recs.items()}]
         if progress is not None:
@@ -688,11 +693,25 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
         carry, first, p0, krun = fns["begin"](run_key, params, scale, data, hyper_run, start)
         parts = [expand(first)]
         done = 0
+        if checkpoint is not None:
+            fp = _run_fingerprint(cfg, hidden=hidden, bias=bias, init_scale=init_scale,
+                                  start_epoch=start_epoch, batched=batched, data=data,
+                                  hyper=hyper_run, key=run_key, params=params)
+            leaves, treedef = jax.tree_util.tree_flatten(carry)
+            saved = _checkpoint.load(checkpoint, fp, len(leaves))
+            if saved is not None:  # resume: the state after `done` records, and those records
+                carry = jax.tree_util.tree_unflatten(
+                    treedef, [jnp.asarray(v, dtype=leaf.dtype) for v, leaf in zip(saved.state_leaves,
+                                                                                  leaves)])
+                parts, done = [saved.records], saved.done
         while done < n_total:
             m = min(chunk, n_total - done)
             carry, recs = fns["advance"](m)(carry, data, hyper_run, krun)
             parts.append({k: np.asarray(v) for k, v in recs.items()})  # waits for the chunk
             done += m
+            if checkpoint is not None:
+                parts = [{k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}]
+                _checkpoint.save(checkpoint, carry, parts[0], done, fp)
             if progress is not None:
                 progress(int(start_epoch) + done * cfg.record_every, int(start_epoch) + cfg.epochs)
         final = fns["finish"](carry, data)
@@ -715,6 +734,26 @@ def _drive(x, *, hidden, key, epochs, alpha, activation, noise, marginalised, ga
         weight_norm=recs.get("weight_norm"), train_loss=recs.get("train_loss"),
         heldout_loss=recs.get("heldout_loss"), params=final, init_params=p0, eigvals=data.eigvals,
         n=int(n), tau=tau, eps=eps, gamma=gamma_out)
+
+
+def _run_fingerprint(cfg: _Config, *, hidden, bias, init_scale, start_epoch, batched, data, hyper,
+                     key, params) -> str:
+    """What makes two driver runs the same run (for resuming from a checkpoint)."""
+    name = lambda f: f if f is None or isinstance(f, str) else getattr(f, "__qualname__", repr(f))
+    settings = dict(
+        epochs=cfg.epochs, record_every=cfg.record_every, activation=name(cfg.activation),
+        noise=None if cfg.noise is None else cfg.noise[0], marginalised=cfg.marginalised,
+        loss_scale=cfg.loss_scale, path=cfg.path, batch_size=cfg.batch_size,
+        optimizer=None if cfg.optimizer is None else name(type(cfg.optimizer)),
+        precision=str(cfg.precision), observables=list(cfg.observables), hidden=int(hidden),
+        bias=bool(bias), init_scale=float(init_scale), start_epoch=int(start_epoch),
+        batched=bool(batched))
+    arrays = dict(x=data.x, eigvals=data.eigvals, x_heldout=data.x_heldout,
+                  sigma_heldout_eig=data.sigma_heldout_eig, alpha=hyper.alpha,
+                  gamma=hyper.gamma, s2=hyper.s2, key=key)
+    if params is not None:
+        arrays.update({f"params_{k}": v for k, v in params.items()})
+    return _checkpoint.fingerprint(settings, arrays)
 
 
 @functools.lru_cache(maxsize=32)
@@ -776,7 +815,8 @@ def train(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: float,
           path: Literal["auto", "eigen", "sigma", "data"] = "auto", params: Params | None = None,
           observables: Sequence[str] | None = None,
           progress: Callable[[int, int], None] | None = None, chunk_records: int | None = None,
-          start_epoch: int = 0, dtype: Any = None) -> TrainResult:
+          start_epoch: int = 0, dtype: Any = None,
+          checkpoint: str | os.PathLike | None = None) -> TrainResult:
     """Train one autoencoder on ``x`` and record its per-direction dynamics (see module docstring).
 
     Args:
@@ -807,6 +847,12 @@ def train(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: float,
       start_epoch: epoch counter to start from (noise keys are ``fold_in(key, epoch)``, so a resumed
         run continues the same noise sequence).
       dtype: floating dtype (default that of ``x``).
+      checkpoint: a ``.npz`` path. The state and the records so far are written there after every
+        chunk (about ten per run unless ``chunk_records`` is given), atomically; a later call with
+        the same data, settings and key resumes from it (an interrupted run loses at most one
+        chunk) and a finished one returns at once. A checkpoint of a different run is refused
+        with ``ValueError`` and left untouched. (A custom optimiser is identified by its type
+        only: change its settings and use a new path.)
     Returns:
       :class:`TrainResult` with T = epochs / record_every + 1 records.
     Raises:
@@ -825,7 +871,7 @@ def train(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: float,
                   init_scale=init_scale, batch_size=batch_size, precision=precision,
                   loss_scale=loss_scale, bias=bias, path=path, params=params, observables=observables,
                   progress=progress, chunk_records=chunk_records, start_epoch=start_epoch, dtype=dtype,
-                  batched=False)
+                  batched=False, checkpoint=checkpoint)
 
 
 def train_batch(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: ArrayLike,
@@ -837,7 +883,7 @@ def train_batch(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: Ar
                 path: Literal["auto", "eigen", "sigma", "data"] = "auto",
                 observables: Sequence[str] | None = None,
                 progress: Callable[[int, int], None] | None = None, chunk_records: int | None = None,
-                dtype: Any = None) -> TrainResult:
+                dtype: Any = None, checkpoint: str | os.PathLike | None = None) -> TrainResult:
     """Train a batch of networks in one vmapped, compiled run (seeds x hyperparameters).
 
     ``alpha``, ``gamma``, ``noise.variance`` and ``key`` broadcast to a common batch shape S
@@ -862,7 +908,7 @@ def train_batch(x: ArrayLike, *, hidden: int, key: Array, epochs: int, alpha: Ar
                   init_scale=init_scale, batch_size=batch_size, precision=precision,
                   loss_scale=loss_scale, bias=bias, path=path, params=None, observables=observables,
                   progress=progress, chunk_records=chunk_records, start_epoch=0, dtype=dtype,
-                  batched=True)
+                  batched=True, checkpoint=checkpoint)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -93,3 +93,18 @@ def test_missing_dataset_exit_1(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("daedyn train: dataset not available") and "cifar" in err.lower()
+
+
+def test_checkpoint_resume_and_refusal(npy, tmp_path, capsys):
+    ck = tmp_path / "ck.npz"
+    assert main(["train", "--dataset", npy, *BASE, "--json", "--checkpoint", str(ck)]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert ck.exists()
+    # Same command again: resumes from the finished checkpoint, same numbers.
+    assert main(["train", "--dataset", npy, *BASE, "--json", "--checkpoint", str(ck)]) == 0
+    assert json.loads(capsys.readouterr().out)["directions"] == first["directions"]
+    before = ck.read_bytes()
+    code = main(["train", "--dataset", npy, *BASE, "--gamma", "0.1", "--checkpoint", str(ck)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "belongs to a different run" in err[-1]
+    assert ck.read_bytes() == before  # nothing already saved is lost

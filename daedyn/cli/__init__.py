@@ -8,8 +8,10 @@ namespace and returns an exit code. Exit codes: 0 ok, 1 failure, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
 
 SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "bench")
 
@@ -52,6 +54,19 @@ def apply_common_options(args) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+@contextlib.contextmanager
+def _one_line_warnings(prog: str):
+    """Within the block, library warnings show as ``prog: warning: message`` on stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=file or sys.stderr)
+
+    saved, warnings.showwarning = warnings.showwarning, show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     apply_common_options(args)
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings(f"daedyn {args.command}"):
+            return int(args.func(args) or 0)
     except ValueError as err:  # bad values found by the library: usage error
         print(f"daedyn {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=5, help="directions to report (default 5)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the mapping over epochs")
     p.add_argument("--out", default=None, metavar="FILE.npz", help="save the recorded observables")
+    p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
+                   help="save the run's state there as it goes; rerunning the same command resumes "
+                   "an interrupted run from it (a checkpoint of different settings is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
     p.set_defaults(func=run)
@@ -173,7 +176,7 @@ def run(args) -> int:
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
               x_heldout=x_held, record_every=args.record_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
-              progress=progress, chunk_records=chunk)
+              progress=progress, chunk_records=chunk, checkpoint=args.checkpoint)
     say(f"training {args.seeds} {'linear' if linear else args.activation} network(s), H = {args.hidden}, "
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
