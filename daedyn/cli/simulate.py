@@ -349,7 +349,8 @@ def _run_matrix(args) -> int:
             print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
         if show < d:
             print(f"   ... {d - show} more directions (--json lists all)")
-        print(f"loss at the end: {report['loss_final']}")
+        loss_end = report["loss_final"]
+        print(f"loss at the end: {'nan' if loss_end is None else f'{loss_end:.6g}'}")
         if closed is not None and report["max_dev_closed_form"] is not None:
             print(f"max |mapping - closed form of the flow| over time and directions: "
                   f"{report['max_dev_closed_form']:.3g}")
