@@ -107,6 +107,24 @@ def test_progress_lines_for_chunked_runs(capsys, monkeypatch):
     assert json.loads(out1)["settings"][0]["w_final"] == whole  # chunks continue the same recursion
 
 
+def test_scalar_plot(capsys, tmp_path):
+    plot = tmp_path / "w.png"
+    code, out, _ = _run(capsys, "--eps", "0,1", "--epochs", "200", "--alpha", "0.05", "--plot", str(plot),
+                        "--quiet")
+    assert code == 0 and plot.stat().st_size > 0 and f"wrote {plot}" in out
+
+
+@pytest.mark.slow  # compiling the vmapped diffrax solve takes several seconds on 2 CPU cores
+def test_scalar_diffrax(capsys):
+    code, out, _ = _run(capsys, "--eps", "0,1", "--w1", "0.1", "--w2", "0.2", "--alpha", "0.05",
+                        "--epochs", "500", "--method", "diffrax", "--json")
+    assert code == 0
+    for r in json.loads(out)["settings"]:
+        # Adaptive Tsit5 at the default rtol 1e-8 in float32: measured 3.6e-7; atol 1e-5.
+        assert r["max_dev_closed_form"] < 1e-5
+        assert r["w_final"] == pytest.approx(r["fixed_point"], abs=1e-5)
+
+
 @pytest.mark.parametrize("argv,match", [
     (["--eps", "-1"], "eps"),
     (["--alpha", "0"], "alpha"),
