@@ -145,6 +145,7 @@ def test_backend_choice_and_validation():
 
     assert choose_backend("auto", epochs=10) == ("pallas" if jax.default_backend() == "gpu" else "jnp")
     assert choose_backend("auto", epochs=0) == "scan"  # nothing for the fused kernel to do
+    assert choose_backend("auto", epochs=10, dtype=np.float64) == "jnp"  # Pallas: float32 only
     start = scalar_gd(1.0, 0.5, 0.3, 0.4, alpha=0.1, epochs=0)
     assert start.w.shape == (1,) and float(start.w[0]) == pytest.approx(0.12)
     with pytest.raises(ValueError, match="backend"):

@@ -138,7 +138,7 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
-def choose_backend(backend: str = "auto", *, epochs: int = 1) -> str:
+def choose_backend(backend: str = "auto", *, epochs: int = 1, dtype=None) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
     "auto" is the Pallas kernel on a GPU and the fused jnp recursion elsewhere. On a 2-core CPU
@@ -146,6 +146,8 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1) -> str:
     every epoch took 2.47 s with "jnp" and 2.36 s with "scan": a tie within the noise, both bound by
     writing the five saved arrays; saving every 100th epoch "jnp" took 0.082 s, "scan" 0.108 s
     (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do (epochs = 0).
+    The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU arithmetic is slow and
+    the kernel was verified on a GPU in float32 only, so float64 runs use "jnp" everywhere.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
@@ -153,7 +155,8 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1) -> str:
         return backend
     if epochs == 0:
         return "scan"
-    return "pallas" if pallas_available() else "jnp"
+    wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
+    return "pallas" if pallas_available() and not wide else "jnp"
 
 
 def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
@@ -207,9 +210,9 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     check_range("alpha", alpha, 0.0, lo_open=True)
     if check_stability:
         check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
-    backend = choose_backend(backend, epochs=epochs)
     unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
+    backend = choose_backend(backend, epochs=epochs, dtype=dtype)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
     if backend == "scan":
         return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll)
