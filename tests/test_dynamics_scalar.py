@@ -143,9 +143,11 @@ def test_fused_equals_python_loop_save_every_epoch(x64):
 def test_backend_choice_and_validation():
     from daedyn.dynamics import choose_backend
 
-    assert choose_backend("auto", epochs=10) == ("pallas" if jax.default_backend() == "gpu" else "jnp")
+    gpu = jax.default_backend() == "gpu"
+    assert choose_backend("auto", epochs=1000, save_every=100) == ("pallas" if gpu else "jnp")
+    assert choose_backend("auto", epochs=1000, save_every=1) == ("pallas" if gpu else "scan")
     assert choose_backend("auto", epochs=0) == "scan"  # nothing for the fused kernel to do
-    assert choose_backend("auto", epochs=10, dtype=np.float64) == "jnp"  # Pallas: float32 only
+    assert choose_backend("auto", epochs=1000, save_every=100, dtype=np.float64) == "jnp"  # Pallas: f32
     start = scalar_gd(1.0, 0.5, 0.3, 0.4, alpha=0.1, epochs=0)
     assert start.w.shape == (1,) and float(start.w[0]) == pytest.approx(0.12)
     with pytest.raises(ValueError, match="backend"):

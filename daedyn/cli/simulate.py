@@ -63,7 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("--dt", type=float, default=None, help="largest RK4 step in epochs (default: automatic "
                    "in scalar mode, 0.1 in matrix mode)")
     p.add_argument("--backend", choices=("auto", "pallas", "jnp", "scan"), default="auto",
-                   help="scalar GD engine (default auto: Pallas on GPU, fused jnp elsewhere)")
+                   help="scalar GD engine (default auto: Pallas on GPU; elsewhere scan, or fused jnp when "
+                   "saving every 50th epoch or sparser)")
     p.add_argument("--precision", choices=("default", "high", "highest"), default=None,
                    help="matmul precision in matrix mode (validate with highest or --x64)")
     matrix = p.add_argument_group("matrix mode")
@@ -207,7 +208,7 @@ def _run_scalar(args) -> int:
     report = {"mode": "scalar", "method": args.method, "epochs": args.epochs, "save_every": every,
               "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
     if args.method == "gd":
-        report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs)
+        report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every)
     if args.plot:
         _plot_scalar(args.plot, t, ws, closed, lam, eps, gamma, alpha)
         report["plot"] = args.plot

@@ -138,16 +138,18 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
-def choose_backend(backend: str = "auto", *, epochs: int = 1, dtype=None) -> str:
+def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
-    "auto" is the Pallas kernel on a GPU and the fused jnp recursion elsewhere. On a 2-core CPU
-    (shared with other jobs; 10^5 trajectories x 10^3 epochs, best of 5 interleaved runs) saving
-    every epoch took 2.47 s with "jnp" and 2.36 s with "scan": a tie within the noise, both bound by
-    writing the five saved arrays; saving every 100th epoch "jnp" took 0.082 s, "scan" 0.108 s
-    (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do (epochs = 0).
-    The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU arithmetic is slow and
-    the kernel was verified on a GPU in float32 only, so float64 runs use "jnp" everywhere.
+    "auto" is the Pallas kernel on a GPU (float32), and elsewhere whichever of the fused jnp
+    recursion and the plain ``lax.scan`` is faster for the save spacing. Measured on the 2-core CPU
+    (idle; 10^5 trajectories x 10^3 epochs, all five outputs, best of interleaved runs), time of
+    "jnp" / time of "scan": 1.28 (save every epoch), 1.30 (2), 1.24 (5), 1.16 (10), 1.12 (20),
+    0.75 (50), 0.86 (100): the scan's XLA loop writes the saved rows more cheaply, the fused
+    recursion wins once saves are sparse. So "auto" is "scan" below ``save_every = 50`` and "jnp"
+    from there on (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do
+    (epochs = 0). The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU
+    arithmetic is slow and the kernel was verified on a GPU in float32 only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
@@ -156,7 +158,12 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, dtype=None) -> str
     if epochs == 0:
         return "scan"
     wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
-    return "pallas" if pallas_available() and not wide else "jnp"
+    if pallas_available() and not wide:
+        return "pallas"
+    return "jnp" if save_every >= _FUSED_MIN_SAVE_EVERY else "scan"
+
+
+_FUSED_MIN_SAVE_EVERY = 50
 
 
 def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
@@ -184,10 +191,11 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       backend: "pallas" (fused GPU kernel, ``daedyn._kernels.scalar_gd_fused``), "jnp" (the same
         fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
         update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
-        (:func:`choose_backend`: Pallas on GPU, "jnp" elsewhere, "scan" for epochs = 0). All are
-        differentiable and give the same numbers up to float rounding: the fused backends fold the
-        per-trajectory constants (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau),
-        measured <= 3e-16 relative in float64 and a few ulp in float32 per epoch.
+        (:func:`choose_backend`: Pallas on GPU, elsewhere "scan" for dense saves and "jnp" for
+        sparse ones). All are differentiable and give the same numbers up to float rounding: the
+        fused backends fold the per-trajectory constants
+        (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
+        relative in float64 and a few ulp in float32 per epoch.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
@@ -212,7 +220,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
     unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
-    backend = choose_backend(backend, epochs=epochs, dtype=dtype)
+    backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
     if backend == "scan":
         return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll)
