@@ -76,18 +76,19 @@ def run_all(names: list[str], quick: bool, progress=print) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="full sizes (for a GPU); default: quick CPU sizes")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
     p.add_argument("--json-out", default=None, help="where to write the JSON results")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or MODULES
     unknown = sorted(set(names) - set(MODULES))
     if unknown:
         p.error(f"unknown benchmark(s) {unknown}; choose from {MODULES}")
     result = run_all(names, quick=not args.full, progress=lambda s: print(s, file=sys.stderr, flush=True))
-    print(format_table(result["rows"]))
+    print(json.dumps(result, indent=1, default=float) if args.json else format_table(result["rows"]))
     out = pathlib.Path(args.json_out or HERE / f"results-{jax.devices()[0].platform}.json")
     out.write_text(json.dumps(result, indent=2, default=float))
     print(f"\nwrote {out}", file=sys.stderr)

@@ -17,7 +17,8 @@ def _run(args) -> int:
 
     argv = (["--full"] if args.full else []) + (["--only", args.only] if args.only else [])
     argv += ["--json-out", args.json_out] if args.json_out else []
-    return bench_main(argv)
+    argv += ["--json"] if args.json else []
+    return bench_main(argv, prog="daedyn bench")
 
 
 def register(subparsers) -> None:
