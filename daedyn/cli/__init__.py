@@ -45,6 +45,45 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--x64", action="store_true", help="compute in float64")
 
 
+def float_list(text: str) -> list[float]:
+    """``"0,1,5"`` -> [0.0, 1.0, 5.0] (an argparse ``type=``; errors become one-line usage errors)."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected at least one number; got {text!r}")
+    try:
+        return [float(v) for v in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """--dataset NAME|FILE.npy, --data-dir, --n: what :func:`load_dataset` reads."""
+    p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
+                   help="dataset name for daedyn.data.load (mnist5k, mnist, fashion_mnist, cifar10) "
+                   "or a local .npy file of shape (N, D) (default mnist5k)")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
+    p.add_argument("--n", type=int, default=None, help="samples to load (default all)")
+
+
+def load_dataset(args):
+    """(x (N, D), name) from --dataset (a name for ``daedyn.data.load`` or a ``.npy`` file)."""
+    import os
+
+    import numpy as np
+
+    from daedyn import data
+
+    if args.dataset.endswith(".npy") or os.path.isfile(args.dataset):
+        if not os.path.isfile(args.dataset):
+            raise data.DatasetUnavailable(f"no such file: {args.dataset}")
+        x = np.load(args.dataset)
+        if x.ndim != 2:
+            raise ValueError(f"--dataset file must hold a 2-D array (N, D); got shape {x.shape}")
+        return (x if args.n is None else x[: args.n]), os.path.basename(args.dataset)
+    ds = data.load(args.dataset, n=args.n, data_dir=args.data_dir)
+    return ds.x, ds.name
+
+
 def apply_common_options(args) -> None:
     import jax
 

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 import warnings
 
-from daedyn.cli import add_common_options
+from daedyn.cli import add_common_options, float_list
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
 # Chunk long runs so that progress can be reported: about this many trajectory-epochs per chunk.
 _CHUNK_WORK = 50_000_000
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number; got {text!r}")
-    return values
 
 
 def _num(x) -> float | None:
@@ -42,14 +31,14 @@ def register(subparsers) -> None:
         "of every direction at the end.", epilog="Conventions: lam is an eigenvalue of the summed second "
         "moment, eps = N s^2, tau = N / alpha, time in epochs (docs/dynamics.md). Exit codes: 0 ok, "
         "1 non-finite result, 2 bad usage.")
-    p.add_argument("--lam", type=_floats, default=[1.0], metavar="L[,L...]",
+    p.add_argument("--lam", type=float_list, default=[1.0], metavar="L[,L...]",
                    help="eigenvalue(s) lam (default 1); matrix mode: the top eigenvalue of the default "
                    "spectrum lam_j = lam * 100^(-j / (D - 1))")
-    p.add_argument("--eps", type=_floats, default=[0.0], metavar="E[,E...]",
+    p.add_argument("--eps", type=float_list, default=[0.0], metavar="E[,E...]",
                    help="noise level(s) eps = N s^2 (default 0)")
-    p.add_argument("--gamma", type=_floats, default=[0.0], metavar="G[,G...]",
+    p.add_argument("--gamma", type=float_list, default=[0.0], metavar="G[,G...]",
                    help="weight decay(s) gamma (default 0)")
-    p.add_argument("--alpha", type=_floats, default=[0.01], metavar="A[,A...]",
+    p.add_argument("--alpha", type=float_list, default=[0.01], metavar="A[,A...]",
                    help="learning rate(s) alpha (default 0.01); tau = n / alpha")
     p.add_argument("--n", type=float, default=1.0, help="number of samples N (default 1)")
     p.add_argument("--w1", type=float, default=0.01, help="initial w1 (matrix mode: diagonal of D1) (0.01)")

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
 
-from daedyn.cli import add_common_options
+from daedyn.cli import add_common_options, float_list
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
-
-
-def _float_list(text: str) -> list[float]:
-    """``"0,1,5"`` -> [0.0, 1.0, 5.0]; argparse turns the error into a one-line usage message."""
-    items = [s.strip() for s in text.split(",") if s.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("needs at least one number")
-    try:
-        return [float(s) for s in items]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
 
 
 def register(subparsers) -> None:
@@ -32,11 +20,11 @@ def register(subparsers) -> None:
         "eigenvalue of the summed second moment X^T X, eps = N s^2, tau = N / alpha, t in epochs.",
         epilog="Exit codes: 0 ok, 2 bad usage (an out-of-range value names the parameter and its "
         "allowed range).")
-    p.add_argument("--lam", type=_float_list, default=[1.0], metavar="LIST",
+    p.add_argument("--lam", type=float_list, default=[1.0], metavar="LIST",
                    help="eigenvalue(s) lam >= 0 (default 1)")
-    p.add_argument("--eps", type=_float_list, default=[0.0], metavar="LIST",
+    p.add_argument("--eps", type=float_list, default=[0.0], metavar="LIST",
                    help="noise level(s) eps = N s^2 >= 0 (default 0)")
-    p.add_argument("--gamma", type=_float_list, default=[0.0], metavar="LIST",
+    p.add_argument("--gamma", type=float_list, default=[0.0], metavar="LIST",
                    help="weight decay(s) gamma >= 0 (default 0; balanced start only)")
     p.add_argument("--n", type=float, default=1.0, help="number of samples N in n*gamma (default 1)")
     start = p.add_mutually_exclusive_group()
@@ -49,7 +37,7 @@ def register(subparsers) -> None:
     times.add_argument("--t-max", type=float, default=None,
                        help="last time, > 0 (default: twice the longest finite learning time to 99%% "
                        "of the fixed point, or 10 tau)")
-    times.add_argument("--times", type=_float_list, default=None, metavar="LIST",
+    times.add_argument("--times", type=float_list, default=None, metavar="LIST",
                        help="explicit times >= 0 instead of --t-max/--points")
     p.add_argument("--points", type=int, default=11, help="number of times from 0 to --t-max (default 11)")
     p.add_argument("--f", type=float, default=0.9,

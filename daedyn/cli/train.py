@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
-from daedyn.cli import add_common_options
+from daedyn.cli import add_common_options, add_dataset_options, load_dataset
 
 HELP = "train linear or nonlinear (denoising) autoencoders and report the per-direction mapping"
 
@@ -20,11 +19,7 @@ def register(subparsers) -> None:
         "(daedyn.theory.small_init_trajectory) with eps = N s^2 and tau = N / alpha.",
         epilog="Exit codes: 0 ok, 1 dataset not available or training diverged (NaN/inf), "
         "2 bad usage.")
-    p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
-                   help="dataset name for daedyn.data.load (mnist5k, mnist, fashion_mnist, cifar10) "
-                   "or a .npy file of shape (N, D) (default mnist5k)")
-    p.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
-    p.add_argument("--n", type=int, default=None, help="samples to load (default all)")
+    add_dataset_options(p)
     p.add_argument("--heldout", type=int, default=0, metavar="M",
                    help="hold out M of the loaded samples for the held-out loss (default 0)")
     p.add_argument("--hidden", type=int, default=32, help="hidden units H (default 32)")
@@ -60,24 +55,6 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
     p.set_defaults(func=run)
-
-
-def _load(args):
-    import numpy as np
-
-    if args.dataset.endswith(".npy") or os.path.isfile(args.dataset):
-        if not os.path.isfile(args.dataset):
-            from daedyn.data import DatasetUnavailable
-
-            raise DatasetUnavailable(f"no such file: {args.dataset}")
-        x = np.load(args.dataset)
-        if x.ndim != 2:
-            raise ValueError(f"--dataset file must hold a 2-D array (N, D); got shape {x.shape}")
-        return (x if args.n is None else x[: args.n]), os.path.basename(args.dataset)
-    from daedyn import data
-
-    ds = data.load(args.dataset, n=args.n, data_dir=args.data_dir)
-    return ds.x, ds.name
 
 
 def _noise(args):
@@ -143,7 +120,7 @@ def run(args) -> int:
         raise ValueError("--marginalised needs --activation linear (the expected loss over the noise "
                          "has a closed form only for linear networks)")
     try:
-        x, name = _load(args)
+        x, name = load_dataset(args)
     except DatasetUnavailable as err:
         print(f"daedyn train: dataset not available: {err}", file=sys.stderr)
         return 1

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
-from daedyn.cli import add_common_options
+from daedyn.cli import add_common_options, add_dataset_options, load_dataset
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -19,11 +18,7 @@ def register(subparsers) -> None:
         "training; with --eval-sigma2 0 the best eps is 0 (the identity map reconstructs clean data "
         "best).", epilog="Exit codes: 0 ok, 1 tuning stopped on a NaN/inf objective (the best eps "
         "so far is still printed), 2 bad usage.")
-    p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
-                   help="dataset name for daedyn.data.load (mnist5k, mnist, fashion_mnist, cifar10) "
-                   "or a local .npy file of shape (N, D) (default mnist5k)")
-    p.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
-    p.add_argument("--n", type=int, default=None, help="samples to load (default all)")
+    add_dataset_options(p)
     p.add_argument("--n-heldout", type=int, default=1000, help="held-out samples (default 1000)")
     p.add_argument("--epochs", type=float, default=2000.0, help="training time T in epochs (2000)")
     p.add_argument("--alpha", type=float, default=0.02, help="learning rate (default 0.02)")
@@ -43,20 +38,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _load(args):
-    import numpy as np
-
-    if args.dataset.endswith(".npy") or os.path.isfile(args.dataset):
-        x = np.load(args.dataset)
-        if x.ndim != 2:
-            raise ValueError(f"--dataset file must hold a 2-D array (N, D); got shape {x.shape}")
-        return (x if args.n is None else x[: args.n]), os.path.basename(args.dataset)
-    from daedyn import data
-
-    ds = data.load(args.dataset, n=args.n, data_dir=args.data_dir)
-    return ds.x, ds.name
-
-
 def run(args) -> int:
     import jax.random as jr
     import numpy as np
@@ -70,7 +51,7 @@ def run(args) -> int:
     check_range("--max-steps", args.max_steps, 1)
     if args.eps0 is not None:
         check_range("--eps0", args.eps0, 0.0, lo_open=True)
-    x, name = _load(args)
+    x, name = load_dataset(args)
     if not 1 <= args.n_heldout < x.shape[0]:
         raise ValueError(f"--n-heldout must lie in [1, {x.shape[0] - 1}] for {x.shape[0]} samples; "
                          f"got {args.n_heldout}")
