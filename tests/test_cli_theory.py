@@ -6,18 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli as _cli
 
 from daedyn import theory
-from daedyn.cli import main
-
-
-def _cli(argv, capsys):
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse: --help (0) and usage errors (2)
-        rc = e.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_help_lists_the_options(capsys):

@@ -370,15 +370,7 @@ def test_beyond_figures_quick(tmp_path, fn):
 # The command line: `daedyn figures` and the shared conventions of every subcommand.
 
 
-def _cli(argv, capsys):
-    from daedyn.cli import main
-
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse: --help (0) and usage errors (2)
-        rc = e.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from cli_helpers import run_cli as _cli  # noqa: E402
 
 
 def test_cli_figures_runs_and_reports_json(tmp_path, capsys):
