@@ -101,12 +101,16 @@ def _broadcast_all(shape, *xs):
     return tuple(jnp.broadcast_to(x, shape) for x in xs)
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
+def _gd_inputs(lam, eps, gamma, alpha, n, w1, w2):
+    """Broadcast to the batch shape; return it, the arrays, 1 / tau = alpha / n and n gamma."""
     shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, alpha, n, w1, w2)))
     lam, eps, gamma, alpha, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, alpha, n, w1, w2)
-    inv_tau = alpha / n
-    ng = n * gamma
+    return shape, (lam, eps, gamma, n, w1, w2), alpha / n, n * gamma
+
+
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
+    _, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
 
     def step(y):
         d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
@@ -121,10 +125,7 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend"))
 def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch."""
-    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, alpha, n, w1, w2)))
-    lam, eps, gamma, alpha, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, alpha, n, w1, w2)
-    inv_tau = alpha / n
-    ng = n * gamma
+    shape, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
     flat = (x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
     w1s, w2s = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w1", "w2"),
                                backend=backend)  # (n_saves, B), time-major: row writes
