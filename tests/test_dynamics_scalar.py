@@ -146,6 +146,7 @@ def test_backend_choice_and_validation():
     gpu = jax.default_backend() == "gpu"
     assert choose_backend("auto", epochs=1000, save_every=100) == ("pallas" if gpu else "jnp")
     assert choose_backend("auto", epochs=1000, save_every=1) == ("pallas" if gpu else "scan")
+    assert choose_backend("auto", epochs=1000, save_every=1, outputs=("w",)) == ("pallas" if gpu else "jnp")
     assert choose_backend("auto", epochs=0) == "scan"  # nothing for the fused kernel to do
     assert choose_backend("auto", epochs=1000, save_every=100, dtype=np.float64) == "jnp"  # Pallas: f32
     start = scalar_gd(1.0, 0.5, 0.3, 0.4, alpha=0.1, epochs=0)
@@ -375,3 +376,32 @@ def test_flow_bad_input(kwargs, match):
     args = dict(ts=jnp.array([0.0, 1.0]), eps=0.5, tau=1.0, dt=0.1) | kwargs
     with pytest.raises(ValueError, match=match):
         scalar_flow(args.pop("ts"), 1.0, args.pop("eps"), 0.1, 0.1, **args)
+
+
+@pytest.mark.parametrize("backend", ["scan", "jnp", "interpret"])
+def test_outputs_subset_equals_the_full_run(backend):
+    lam = jnp.array([0.5, 1.0, 2.0])[:, None]
+    eps = jnp.array([0.0, 1.0])
+    kw = dict(alpha=0.05, epochs=60, save_every=3, gamma=0.01, n=2.0, backend=backend)
+    full = scalar_gd(lam, eps, 0.2, -0.1, **kw)
+    only_w = scalar_gd(lam, eps, 0.2, -0.1, outputs=("w",), **kw)
+    assert only_w.w1 is None and only_w.w2 is None and only_w.norm2 is None and only_w.loss is None
+    assert only_w.w.shape == full.w.shape == (3, 2, 21)
+    # On "jnp"/"interpret" w comes straight from the kernel (w1 w2 formed in-kernel), elsewhere from
+    # the same products: equal to float32 rounding of one product (2 ulp of O(1) values).
+    np.testing.assert_allclose(only_w.w, full.w, rtol=0, atol=5e-7)
+    some = scalar_gd(lam, eps, 0.2, -0.1, outputs=("loss", "w1"), **kw)
+    assert some.w is None and some.w2 is None
+    np.testing.assert_array_equal(some.loss, full.loss)
+    np.testing.assert_array_equal(some.w1, full.w1)
+
+
+def test_outputs_validation_and_gradient_through_w_only():
+    with pytest.raises(ValueError, match="outputs must be a non-empty subset"):
+        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, outputs=("q",))
+    with pytest.raises(ValueError, match="outputs must be a non-empty subset"):
+        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, outputs=())
+    f = lambda e, b: scalar_gd(1.0, e, 0.1, 0.1, alpha=0.1, epochs=20, outputs="w", backend=b,
+                               check_stability=False).w[-1]
+    g_jnp, g_scan = jax.grad(f)(0.5, "jnp"), jax.grad(f)(0.5, "scan")
+    np.testing.assert_allclose(g_jnp, g_scan, rtol=1e-5)  # float32: the two recursions' rounding

@@ -24,6 +24,7 @@ Multiply by tau / n (= 1 / alpha) for this direction's share of the per-sample e
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import jax
@@ -87,14 +88,30 @@ def _check_common(lam, eps, gamma, n, w1, w2):
     _finite("w2", w2)
 
 
-def _finish(t, w1, w2, lam, eps, ng, inv_tau) -> ScalarTrajectory:
-    """Move the time axis last and add the derived observables (elementwise, after the loop)."""
+OUTPUTS = ("w1", "w2", "w", "norm2", "loss")
+
+
+def _finish(t, w1, w2, lam, eps, ng, inv_tau, outputs=OUTPUTS) -> ScalarTrajectory:
+    """Move the time axis last and add the derived observables (elementwise, after the loop);
+    fields not in ``outputs`` are None (never computed or written)."""
     w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
     lam, eps, ng, inv_tau = (x[..., None] for x in (lam, eps, ng, inv_tau))
     w = w1 * w2
     norm2 = w1 * w1 + w2 * w2
     loss = (lam * (1 - w) ** 2 + eps * w * w + ng * norm2) * (inv_tau / 2)
-    return ScalarTrajectory(t, w1, w2, w, norm2, loss)
+    keep = lambda name, x: x if name in outputs else None
+    return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("norm2", norm2),
+                            keep("loss", loss))
+
+
+def _check_outputs(outputs) -> tuple[str, ...]:
+    if outputs is None:
+        return OUTPUTS
+    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    bad = [o for o in outputs if o not in OUTPUTS]
+    if bad or not outputs:
+        raise ValueError(f"outputs must be a non-empty subset of {OUTPUTS}; got {outputs!r}")
+    return tuple(o for o in OUTPUTS if o in outputs)
 
 
 def _broadcast_all(shape, *xs):
@@ -108,8 +125,8 @@ def _gd_inputs(lam, eps, gamma, alpha, n, w1, w2):
     return shape, (lam, eps, gamma, n, w1, w2), alpha / n, n * gamma
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "outputs"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, outputs=OUTPUTS):
     _, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
 
     def step(y):
@@ -119,27 +136,33 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
     _, (w1s, w2s) = gd_loop(step, (w1, w2), lambda y: y, n_saves=n_saves, save_every=save_every,
                             unroll=unroll)
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau)
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, outputs)
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "outputs"))
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, outputs=OUTPUTS):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch."""
     shape, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
-    flat = (x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
+    flat = tuple(x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
+    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
+    if outputs == ("w",):  # the kernel writes w only: a fifth of the bytes of all five fields
+        (ws,) = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w",),
+                                backend=backend)
+        ws = jnp.concatenate([(w1 * w2).reshape(1, -1), ws]).reshape((n_saves + 1,) + shape)
+        return ScalarTrajectory(t, None, None, jnp.moveaxis(ws, 0, -1), None, None)
     w1s, w2s = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w1", "w2"),
                                backend=backend)  # (n_saves, B), time-major: row writes
     # The kernel saves after each block of epochs; the start (t = 0) is prepended here.
     w1s = jnp.concatenate([w1.reshape(1, -1), w1s]).reshape((n_saves + 1,) + shape)
     w2s = jnp.concatenate([w2.reshape(1, -1), w2s]).reshape((n_saves + 1,) + shape)
-    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau)
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, outputs)
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
-def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None) -> str:
+def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None,
+                   outputs: Sequence[str] | None = None) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
     "auto" is the Pallas kernel on a GPU (float32), and elsewhere whichever of the fused jnp
@@ -148,7 +171,9 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     "jnp" / time of "scan": 1.28 (save every epoch), 1.30 (2), 1.24 (5), 1.16 (10), 1.12 (20),
     0.75 (50), 0.86 (100): the scan's XLA loop writes the saved rows more cheaply, the fused
     recursion wins once saves are sparse. So "auto" is "scan" below ``save_every = 50`` and "jnp"
-    from there on (benchmarks/scalar_dynamics.py). "scan" where the fused path has nothing to do
+    from there on (benchmarks/scalar_dynamics.py). With ``outputs=("w",)`` the fused kernel writes
+    w alone and "jnp" is 1.8x faster than "scan" even saving every epoch (0.175 vs 0.097 G steps/s),
+    so "auto" is "jnp" then. "scan" where the fused path has nothing to do
     (epochs = 0). The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU
     arithmetic is slow and the kernel was verified on a GPU in float32 only.
     """
@@ -161,7 +186,8 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
     if pallas_available() and not wide:
         return "pallas"
-    return "jnp" if save_every >= _FUSED_MIN_SAVE_EVERY else "scan"
+    w_only = outputs is not None and tuple(outputs) == ("w",)
+    return "jnp" if w_only or save_every >= _FUSED_MIN_SAVE_EVERY else "scan"
 
 
 _FUSED_MIN_SAVE_EVERY = 50
@@ -170,7 +196,8 @@ _FUSED_MIN_SAVE_EVERY = 50
 def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
               unroll: int = 4, check_stability: bool = True,
-              backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto") -> ScalarTrajectory:
+              backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
+              outputs: Sequence[str] | None = None) -> ScalarTrajectory:
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -197,6 +224,8 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         fused backends fold the per-trajectory constants
         (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
         relative in float64 and a few ulp in float32 per epoch.
+      outputs: the fields to save, a subset of ("w1", "w2", "w", "norm2", "loss") (default all);
+        the others are None. ``("w",)`` on the fused backends writes w alone from the kernel.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
@@ -213,6 +242,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    outputs = _check_outputs(outputs)
     choose_backend(backend)  # validation before any work
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
     _check_common(lam, eps, gamma, n, w1, w2)
@@ -221,11 +251,14 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
     unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
-    backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype)
+    backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
+                             outputs=outputs)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
     if backend == "scan":
-        return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll)
-    return _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend)
+        return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
+                        outputs=outputs)
+    return _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
+                       outputs=outputs)
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll"))
