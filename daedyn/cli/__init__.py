@@ -84,6 +84,38 @@ def load_dataset(args):
     return ds.x, ds.name
 
 
+def progress_reporter(unit: str = "epoch", stream=None, min_interval: float = 1.0):
+    """A ``progress(done, total)`` callback drawing ``[#####---] unit done/total (40%)  elapsed  ETA``.
+
+    On a terminal the bar is redrawn in place; otherwise (logs, pipes, tests) one line is printed
+    per call, at most one per ``min_interval`` seconds, plus the last.
+    """
+    import time
+
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    start, last, first = time.perf_counter(), [-float("inf")], []
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if not first:  # the rate is measured from the first report on (it excludes compilation)
+            first.extend((now, done))
+        final = done >= total
+        if not (final or tty or now - last[0] >= min_interval):
+            return
+        last[0] = now
+        frac = done / max(total, 1)
+        elapsed = now - start
+        rate = (done - first[1]) / (now - first[0]) if now > first[0] and done > first[1] else 0.0
+        eta = "done" if final else (f"ETA {(total - done) / rate:.0f} s" if rate else "ETA ?")
+        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+        line = f"  [{bar}] {unit} {done}/{total} ({100 * frac:.0f}%)  {elapsed:.1f} s  {eta}"
+        stream.write(("\r" if tty else "") + line + ("\n" if final or not tty else ""))
+        stream.flush()
+
+    return report
+
+
 def apply_common_options(args) -> None:
     import jax
 

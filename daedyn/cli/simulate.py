@@ -7,7 +7,7 @@ import sys
 import time
 import warnings
 
-from daedyn.cli import add_common_options, float_list
+from daedyn.cli import add_common_options, float_list, progress_reporter
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -76,9 +76,13 @@ def register(subparsers) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def _silent(msg: str) -> None:
+    pass
+
+
 def _say(args):
     if args.quiet or args.json:
-        return lambda msg: None
+        return _silent
     return lambda msg: print(f"  {msg}", file=sys.stderr, flush=True)
 
 
@@ -86,9 +90,9 @@ def _checked_ints(args):
     from daedyn._checks import check_range
 
     for name in ("lam", "eps", "gamma"):
-        check_range(name, getattr(args, name), 0.0)
-    check_range("alpha", args.alpha, 0.0, lo_open=True)
-    check_range("n", args.n, 0.0, lo_open=True)
+        check_range(f"--{name}", getattr(args, name), 0.0)
+    check_range("--alpha", args.alpha, 0.0, lo_open=True)
+    check_range("--n", args.n, 0.0, lo_open=True)
     check_range("--epochs", args.epochs, 1)
     every = args.save_every or max(1, args.epochs // 200)
     if args.save_every is None:
@@ -118,14 +122,15 @@ def _gd_in_chunks(fn, y0, epochs, every, batch, say, *, time_axis):
     import numpy as np
 
     sizes = _chunks(epochs, every, batch)
-    parts, y, done, start = None, y0, 0, time.perf_counter()
+    parts, y, done = None, y0, 0
+    report = progress_reporter("epoch") if say is not _silent and len(sizes) > 1 else None
     for size in sizes:
         saves, y = fn(y, size)
         saves = [np.moveaxis(np.asarray(s), time_axis, 0) for s in saves]
         parts = [[s] for s in saves] if parts is None else [p + [s[1:]] for p, s in zip(parts, saves)]
         done += size
-        if len(sizes) > 1:
-            say(f"epoch {done}/{epochs} ({100 * done / epochs:.0f}%), {time.perf_counter() - start:.1f} s")
+        if report is not None:
+            report(done, epochs)
     return [np.moveaxis(np.concatenate(p), 0, time_axis) for p in parts], y
 
 

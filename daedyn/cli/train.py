@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, load_dataset
+from daedyn.cli import add_common_options, add_dataset_options, load_dataset, progress_reporter
 
 HELP = "train linear or nonlinear (denoising) autoencoders and report the per-direction mapping"
 
@@ -144,10 +144,8 @@ def run(args) -> int:
     progress = None
     chunk = None
     if not quiet:
-        chunk = max(1, n_records // 10)
-
-        def progress(done, total):
-            say(f"  epoch {done}/{total} ({time.perf_counter() - start:.1f} s)")
+        chunk = max(1, n_records // 20)
+        progress = progress_reporter("epoch")
 
     kw = dict(hidden=args.hidden, epochs=args.epochs, alpha=args.alpha, activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
