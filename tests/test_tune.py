@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from data_fixtures import load_real
 
 import daedyn.tune as tn
+from daedyn import data, theory
 
 # A small synthetic problem (D = 8): train spectrum over 4 decades, held-out projections that
 # differ from lam * M / N by +-30% so per-direction optima differ from the isotropic one.
@@ -45,7 +47,6 @@ def test_heldout_loss_is_expected_denoising_loss(x64):
 
 def test_closed_form_is_theory_predicted_loss(x64):
     # Without evaluation noise the objective is daedyn.theory.predicted_loss on the held-out set.
-    theory = pytest.importorskip("daedyn.theory")
     p = small_problem()
     f = tn.heldout_objective(p, epochs=300.0, alpha=0.5, w0=1e-3, hidden=5)
     ref = theory.predicted_loss(300.0, p.eigvals, p.projected, M8, eps=3.0, w0=1e-3, tau=N8 / 0.5,
@@ -188,7 +189,6 @@ def test_time_to_loss_value_and_gradient(x64):
     kw = dict(alpha=0.5, w0=1e-3)
     target = 0.5 * float(np.sum(LAM8)) / (2 * N8)  # half of the loss at w = 0
     t = float(tn.time_to_loss(p, target, eps=2.0, **kw))
-    from daedyn import theory
 
     w = theory.small_init_trajectory(t, p.eigvals, 2.0, w0=1e-3, tau=N8 / 0.5, n=N8)
     # The root: 80 bisection halvings of log t leave no error above float64 round-off (1e-10 rel).
@@ -209,11 +209,7 @@ MNIST_SETTINGS = dict(epochs=2000.0, alpha=0.02, eval_sigma2=0.05)
 
 @pytest.fixture(scope="module")
 def mnist_problem():
-    data = pytest.importorskip("daedyn.data")
-    try:
-        x = data.load("mnist5k").x
-    except Exception as err:  # noqa: BLE001 - data not available offline
-        pytest.skip(f"mnist5k not available: {err}")
+    x = load_real("mnist5k")
     xt, xh = data.train_heldout_split(x, 1000, seed=0)
     with jax.enable_x64(True):  # float64 arrays; the tests using them run under the x64 fixture
         problem = tn.heldout_problem(xt, xh, keep_data=False)
@@ -286,11 +282,7 @@ def test_dynamics_route_anisotropic_matches_closed_form_structure(x64):
 @pytest.fixture(scope="module")
 def small_mnist():
     """mnist5k averaged over 4 x 4 pixel blocks (D = 49), 4000 train / 1000 held-out."""
-    data = pytest.importorskip("daedyn.data")
-    try:
-        x = data.load("mnist5k").x
-    except Exception as err:  # noqa: BLE001 - data not available offline
-        pytest.skip(f"mnist5k not available: {err}")
+    x = load_real("mnist5k")
     x = x.reshape(-1, 7, 4, 7, 4).mean(axis=(2, 4)).reshape(-1, 49)
     xt, xh = data.train_heldout_split(x, 1000, seed=0)
     with jax.enable_x64(True):  # not `yield` inside: x64 would stay on for the rest of the module
@@ -393,7 +385,6 @@ def test_cli_tune_on_local_file(tmp_path, capsys, x64):
 def test_time_to_loss_single_direction_is_theory_learning_time(x64):
     # One direction: loss (1 - w)^2 lam / (2N) = target  <=>  w = f w* with f = (1 - sqrt(2 N target /
     # lam)) / w*, which daedyn.theory.learning_time inverts in closed form.
-    from daedyn import theory
 
     lam, n, eps, alpha, w0 = 50.0, 10, 5.0, 0.1, 1e-4
     p = tn.problem_from_spectrum([lam], [lam], n, 1)
