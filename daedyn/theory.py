@@ -703,6 +703,14 @@ def _expected_loss_impl(w1_mat, w2_mat, sigma, n, eps, gamma, precision):
     return _mark_invalid(loss, (n > 0) & (eps >= 0) & (gamma >= 0))
 
 
+def _eps(name: str, value: ArrayLike, n: ArrayLike, variance) -> Array:
+    """``eps = n * variance(value)`` after checking ``value >= 0`` and ``n > 0`` by name."""
+    check_range(name, value, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    value, n = _prepare(**{name: value, "n": n})
+    return n * variance(value)
+
+
 def variance_eps(var: ArrayLike, n: ArrayLike) -> Array:
     """``eps = n * var`` for any zero-mean noise with per-component variance ``var`` >= 0.
 
@@ -710,10 +718,7 @@ def variance_eps(var: ArrayLike, n: ArrayLike) -> Array:
       >>> float(variance_eps(0.5, 4))
       2.0
     """
-    check_range("var", var, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    var, n = _prepare(var=var, n=n)
-    return n * var
+    return _eps("var", var, n, lambda v: v)
 
 
 def gaussian_eps(sigma2: ArrayLike, n: ArrayLike) -> Array:
@@ -723,23 +728,18 @@ def gaussian_eps(sigma2: ArrayLike, n: ArrayLike) -> Array:
       >>> float(gaussian_eps(0.5, 50000))
       25000.0
     """
-    check_range("sigma2", sigma2, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    sigma2, n = _prepare(sigma2=sigma2, n=n)
-    return n * sigma2
+    return _eps("sigma2", sigma2, n, lambda v: v)
 
 
 def laplace_eps(b: ArrayLike, n: ArrayLike) -> Array:
-    """``eps = 2 n b^2`` for zero-mean Laplace noise with scale ``b`` >= 0 (section 3.3).
+    """``eps = 2 n b^2`` for zero-mean Laplace noise with scale ``b`` >= 0 (section 3.3): its
+    per-component variance is 2 b^2.
 
     Example:
       >>> float(laplace_eps(0.5, 10))
       5.0
     """
-    check_range("b", b, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    b, n = _prepare(b=b, n=n)
-    return 2.0 * n * b * b
+    return _eps("b", b, n, lambda b: 2.0 * b * b)
 
 
 # --------------------------------------------------------------------------------------------
