@@ -321,6 +321,20 @@ def _matrix_gd_core(lam, w1, w2, eps, gamma, alpha, n, *, n_saves, save_every, p
     return _pack(t, obs, y, bshape)
 
 
+def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, **rate):
+    """Validation shared by :func:`matrix_gd` and :func:`matrix_flow` (``rate``: alpha= or tau=);
+    returns (precision, D, H, resolved form)."""
+    precision = check_precision(precision)
+    if np.ndim(eigvals) < 1:
+        raise ValueError("eigvals must have shape (..., D)")
+    check_range("eigvals", eigvals, 0.0)
+    d, h = _check_weights(np.shape(eigvals)[-1], w1, w2)
+    _check_hyper(eps, gamma, n, **rate)
+    _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
+                 {"eps": eps, "gamma": gamma, **rate, "n": n})
+    return precision, d, h, _check_form(form, d, h)
+
+
 def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike = 0.0,
               gamma: ArrayLike = 0.0, alpha: ArrayLike, n: ArrayLike, epochs: int, save_every: int = 1,
               precision=None, form: str = "auto", unroll: int = 1,
@@ -356,15 +370,8 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
-    precision = check_precision(precision)
-    if np.ndim(eigvals) < 1:
-        raise ValueError("eigvals must have shape (..., D)")
-    check_range("eigvals", eigvals, 0.0)
-    d, h = _check_weights(np.shape(eigvals)[-1], w1, w2)
-    _check_hyper(eps, gamma, n, alpha=alpha)
-    _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
-                 {"eps": eps, "gamma": gamma, "alpha": alpha, "n": n})
-    form = _check_form(form, d, h)
+    precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form,
+                                              alpha=alpha)
     if check_stability:
         _stability(eigvals, min(h, d), eps, gamma, alpha, n)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
@@ -418,15 +425,7 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()  # 1 - n gamma / lam
       [0.875, 0.75]
     """
-    precision = check_precision(precision)
-    if np.ndim(eigvals) < 1:
-        raise ValueError("eigvals must have shape (..., D)")
-    check_range("eigvals", eigvals, 0.0)
-    d, h = _check_weights(np.shape(eigvals)[-1], w1, w2)
-    _check_hyper(eps, gamma, n, tau=tau)
-    _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
-                 {"eps": eps, "gamma": gamma, "tau": tau, "n": n})
-    form = _check_form(form, d, h)
+    precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, tau=tau)
     ts, hs, ms, m_static = step_grid(ts, dt)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, tau)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
