@@ -347,6 +347,16 @@ def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
     return _mark_invalid(w, valid)
 
 
+def _check_small_init(lam, eps, gamma, w0, tau, n) -> None:
+    """Ranges of the balanced small-start solution's parameters (concrete values only)."""
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("w0", w0, 0.0)
+    check_range("tau", tau, 0.0, lo_open=True)
+    check_range("n", n, 0.0, lo_open=True)
+
+
 def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
                           w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1) -> Array:
     """Mapping ``w(t)`` of one eigen-direction trained from a balanced start (``w1 = w2``).
@@ -376,12 +386,7 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       0.5
     """
     check_range("t", t, 0.0)
-    check_range("lam", lam, 0.0)
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
-    check_range("w0", w0, 0.0)
-    check_range("tau", tau, 0.0, lo_open=True)
-    check_range("n", n, 0.0, lo_open=True)
+    _check_small_init(lam, eps, gamma, w0, tau, n)
     return _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n)
 
 
@@ -545,12 +550,7 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
       0.25
     """
     check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
-    check_range("lam", lam, 0.0)
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
-    check_range("w0", w0, 0.0)
-    check_range("tau", tau, 0.0, lo_open=True)
-    check_range("n", n, 0.0, lo_open=True)
+    _check_small_init(lam, eps, gamma, w0, tau, n)
     return _learning_time_impl(f, lam, eps, gamma, w0, tau, n)
 
 
