@@ -11,7 +11,12 @@ from __future__ import annotations
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax import lax
+
+__all__ = ["concrete", "check_range", "check_finite", "check_broadcastable", "check_int",
+           "check_precision", "PRECISIONS", "float_dtype"]
 
 
 def concrete(x):
@@ -56,8 +61,8 @@ def _plain(x) -> str:
 
 
 def check_finite(name: str, x) -> None:
-    """Raise ``ValueError`` if concrete ``x`` has NaN or inf."""
-    check_range(name, x)
+    """Raise ``ValueError`` naming the parameter if concrete ``x`` has NaN, +inf or -inf."""
+    check_range(name, x, -math.inf, math.inf, lo_open=True, hi_open=True)
 
 
 def check_broadcastable(**arrays) -> tuple[int, ...]:
@@ -68,3 +73,38 @@ def check_broadcastable(**arrays) -> tuple[int, ...]:
     except ValueError:
         desc = ", ".join(f"{k}{s}" for k, s in shapes.items())
         raise ValueError(f"shapes do not broadcast together: {desc}") from None
+
+
+def check_int(name: str, value, lo: int) -> int:
+    """A Python int >= lo, or ``ValueError`` naming the parameter (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    return int(value)
+
+
+PRECISIONS = (None, "default", "high", "highest", "fastest", "float32", "bfloat16", "tensorfloat32")
+
+
+def check_precision(precision):
+    """Accept None, a precision string JAX understands, or a ``lax.Precision``; else ``ValueError``."""
+    if isinstance(precision, lax.Precision) or precision in PRECISIONS:
+        return precision
+    raise ValueError(f"precision must be one of None, 'default', 'high', 'highest' or a lax.Precision; "
+                     f"got {precision!r}")
+
+
+def float_dtype(*xs, dtype=None):
+    """The floating dtype of a computation: ``dtype`` if given (must be floating), else the dtype
+    the inputs promote to, or JAX's default float when none of them is floating.
+
+    NumPy float64 inputs give float32 unless 64-bit mode is on (JAX's canonicalisation).
+    """
+    if dtype is not None:
+        dt = jnp.dtype(dtype)
+        if not jnp.issubdtype(dt, jnp.floating):
+            raise ValueError(f"dtype must be a floating dtype; got {dt}")
+        return jnp.dtype(jax.dtypes.canonicalize_dtype(dt))
+    dt = jnp.result_type(*xs) if xs else jnp.result_type(float)
+    if not jnp.issubdtype(dt, jnp.floating):
+        dt = jnp.result_type(float)
+    return jnp.dtype(dt)

@@ -23,7 +23,7 @@ from daedyn.dynamics.matrix import (
     to_eigenbasis,
 )
 from daedyn.dynamics.scalar import ScalarTrajectory, choose_backend, scalar_flow, scalar_gd, scalar_rhs
-from daedyn.dynamics.stability import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend",

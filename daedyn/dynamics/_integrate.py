@@ -17,7 +17,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jax import lax
 
-from daedyn._checks import check_range, concrete
+from daedyn._checks import check_finite, check_int, check_precision, check_range, concrete, float_dtype  # noqa: F401
 
 
 def _axpy(a, x, y):
@@ -106,33 +106,5 @@ def step_grid(ts, dt: float):
     return ts, d / ms, ms, None
 
 
-def finite(name: str, x) -> None:
-    """ValueError naming the parameter unless every element of concrete ``x`` is finite."""
-    check_range(name, x, -math.inf, math.inf, lo_open=True, hi_open=True)
-
-
-def check_int(name: str, value, lo: int) -> int:
-    """A Python int >= lo, or ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-    return int(value)
-
-
-PRECISIONS = (None, "default", "high", "highest", "fastest", "float32", "bfloat16", "tensorfloat32")
-
-
-def check_precision(precision):
-    """Accept None, a string JAX understands, or a ``lax.Precision``."""
-    if isinstance(precision, lax.Precision) or precision in PRECISIONS:
-        return precision
-    raise ValueError(f"precision must be one of None, 'default', 'high', 'highest' or a lax.Precision; "
-                     f"got {precision!r}")
-
-
-def float_dtype(*xs):
-    """The floating dtype implied by the inputs (JAX's default float when none is floating)."""
-    dt = jnp.result_type(*xs)
-    if not jnp.issubdtype(dt, jnp.floating):
-        dt = jnp.result_type(float)
-    return dt
-
+# Validation and dtype helpers live in daedyn._checks (one place); re-exported for this package.
+finite = check_finite

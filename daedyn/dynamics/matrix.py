@@ -64,7 +64,7 @@ from daedyn.dynamics._integrate import (
 from daedyn.dynamics._integrate import (
     finite as _finite,
 )
-from daedyn.dynamics.stability import check_gd_stability
+from daedyn._linear import check_gd_stability
 
 __all__ = [
     "MatrixTrajectory", "matrix_rhs", "matrix_gd", "matrix_flow", "matrix_gd_sigma", "matrix_gd_data",

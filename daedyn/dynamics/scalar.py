@@ -37,7 +37,7 @@ from daedyn._checks import check_broadcastable, check_range, concrete
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn.dynamics._integrate import check_int, fixed_step_loop, float_dtype, gd_loop, step_grid
 from daedyn.dynamics._integrate import finite as _finite
-from daedyn.dynamics.stability import check_gd_stability
+from daedyn._linear import check_gd_stability
 
 __all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
