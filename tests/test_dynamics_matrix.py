@@ -6,6 +6,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 
+from daedyn import _linear as core
 from daedyn import theory
 from daedyn.dynamics import (
     UnstableStepWarning,
@@ -20,7 +21,6 @@ from daedyn.dynamics import (
     scalar_gd,
     to_eigenbasis,
 )
-from daedyn.dynamics.matrix import _mm, _rhs_eig
 
 
 def _spectrum(d):
@@ -115,19 +115,23 @@ def _contract_rhs(lam, w1, w2, eps, ng):
 def test_all_forms_equal_the_contract_rhs(d, h, x64):
     lam = _spectrum(d)
     w1, w2 = random_init(d, h, scale=0.5, key=jr.key(3 + h))
-    rhs = _rhs_eig  # eager: tiny arrays, cheaper than compiling 3 forms x 3 shapes
+    mm = core.matmul_fn(None)
+
+    def rhs(lam, w1, w2, eps, ng, form):  # eager: tiny arrays, cheaper than compiling 3 forms x 3 shapes
+        state = (w1, w2.T) if form == "gram_t" else (w1, w2)
+        d1, d2 = core.rhs(state, lam, jnp.asarray(eps), ng=ng, mm=mm, form=form)
+        return (d1, d2.T) if form == "gram_t" else (d1, d2)
     ref = _contract_rhs(*(np.asarray(a) for a in (lam, w1, w2)), 0.3, 0.2)
     for form in ("gram", "gram_t", "square"):
-        got = rhs(lam, w1, w2, 0.3, 0.2, mm=_mm(None), form=form)
+        got = rhs(lam, w1, w2, 0.3, 0.2, form=form)
         # Same algebra, different association of products: rounding only (measured <= 4e-16 on
         # O(1) entries); rtol 1e-12 / atol 1e-14.
         for x, y in zip(got, ref):
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14, err_msg=form)
-    # Per-direction eps_j (row vector, as daedyn.tune passes it): eps W becomes W diag(eps_j).
-    eps_j = jnp.linspace(0.1, 0.9, d)[None, :]
+    # Per-direction eps_j (a (D,) diagonal corruption term): eps W becomes W diag(eps_j).
+    eps_j = jnp.linspace(0.1, 0.9, d)
     for form in ("gram", "gram_t"):
-        a, b = rhs(lam, w1, w2, eps_j, 0.2, mm=_mm(None), form=form), rhs(lam, w1, w2, eps_j, 0.2,
-                                                                             mm=_mm(None), form="square")
+        a, b = rhs(lam, w1, w2, eps_j, 0.2, form=form), rhs(lam, w1, w2, eps_j, 0.2, form="square")
         for x, y in zip(a, b):
             np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14, err_msg=form)
 

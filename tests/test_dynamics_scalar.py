@@ -15,7 +15,7 @@ from daedyn.dynamics import (
     scalar_flow,
     scalar_gd,
 )
-from daedyn.dynamics import scalar as scalar_mod
+from daedyn.dynamics import _scalar as scalar_mod
 
 RNG = np.random.default_rng(0)
 # A small grid that covers the cases: balanced and unbalanced starts, negative products, eps = 0,

@@ -36,7 +36,16 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from daedyn._linear._basis import Factors, MatMul, inner_product, mapping, product, svdvals, times, weight_norm
+from daedyn._linear._basis import (
+    Factors,
+    MatMul,
+    inner_product,
+    mapping,
+    product,
+    svdvals,
+    times,
+    weight_norm,
+)
 
 __all__ = ["FORMS", "LOSS_FORMS", "choose_form", "check_form", "trace_of", "noise_term", "loss",
            "data_loss", "rhs", "grad", "gd_step", "observe"]
@@ -120,7 +129,8 @@ def data_loss(ws: Factors, x: Array, c=0.0, *, gamma=0.0, mm: MatMul) -> Array:
     recon = x
     for w in ws:
         recon = mm(recon, w.T)
-    return (jnp.sum(jnp.square(x - recon)) + noise_term(ws, c, mm)) / (2 * x.shape[0]) + gamma / 2 * weight_norm(ws)
+    recon_err = jnp.sum(jnp.square(x - recon))
+    return (recon_err + noise_term(ws, c, mm)) / (2 * x.shape[0]) + gamma / 2 * weight_norm(ws)
 
 
 def _a_times(w: Array, sigma: Array, c: Array, mm: MatMul) -> Array:

@@ -9,21 +9,11 @@
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
-from daedyn.dynamics.matrix import (
-    MatrixTrajectory,
-    from_eigenbasis,
-    matrix_flow,
-    matrix_gd,
-    matrix_gd_data,
-    matrix_gd_sigma,
-    matrix_observables,
-    matrix_rhs,
-    orthogonal_init,
-    random_init,
-    to_eigenbasis,
-)
-from daedyn.dynamics.scalar import ScalarTrajectory, choose_backend, scalar_flow, scalar_gd, scalar_rhs
 from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
+from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
+from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
+from daedyn.dynamics._scalar import ScalarTrajectory, choose_backend, scalar_flow, scalar_gd, scalar_rhs
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend",

@@ -17,7 +17,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jax import lax
 
-from daedyn._checks import check_finite, check_int, check_precision, check_range, concrete, float_dtype  # noqa: F401
+from daedyn._checks import check_range, concrete
 
 
 def _axpy(a, x, y):
@@ -105,6 +105,3 @@ def step_grid(ts, dt: float):
     ms = jnp.maximum(1, jnp.ceil(d / dt)).astype(jnp.int32)
     return ts, d / ms, ms, None
 
-
-# Validation and dtype helpers live in daedyn._checks (one place); re-exported for this package.
-finite = check_finite

@@ -33,11 +33,10 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_range, concrete
+from daedyn._checks import check_broadcastable, check_finite, check_int, check_range, concrete, float_dtype
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
-from daedyn.dynamics._integrate import check_int, fixed_step_loop, float_dtype, gd_loop, step_grid
-from daedyn.dynamics._integrate import finite as _finite
 from daedyn._linear import check_gd_stability
+from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 
 __all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -84,8 +83,8 @@ def _check_common(lam, eps, gamma, n, w1, w2):
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    _finite("w1", w1)
-    _finite("w2", w2)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
 
 
 OUTPUTS = ("w1", "w2", "w", "norm2", "loss")
