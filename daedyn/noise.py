@@ -6,7 +6,8 @@ traced, vmapped over and differentiated (the samples are reparameterised as
 
 The paper's noise level is eps = N s^2 (Section 3): Gaussian N(0, sigma^2) gives eps = N sigma^2,
 Laplace with scale b gives eps = 2 N b^2 (variance 2 b^2). Only the variance enters the dynamics of a
-linear DAE trained on the marginalised (expected) loss, Eq. (1).
+linear DAE trained on the marginalised (expected) loss, Eq. (1). :func:`eps_of` converts a noise
+model to eps with :func:`daedyn.theory.variance_eps`, the one variance-to-eps conversion.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import jax.tree_util as jtu
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_range, concrete
+from daedyn._checks import check_range, concrete, float_dtype
+from daedyn.theory import variance_eps
 
 __all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise"]
 
@@ -53,6 +55,15 @@ class Noise:
         self.kind = kind
         self.variance = variance
         self._unit_sampler = unit_sampler
+
+    @property
+    def unit_sampler(self) -> Callable[..., Array]:
+        """The static unit-variance sampler ``(key, shape, dtype) -> Array`` of this kind of noise.
+
+        Hashable (with :attr:`kind`), so ``(noise.kind, noise.unit_sampler)`` can key a compiled
+        function that any variance reuses; ``Noise(kind, variance, unit_sampler)`` rebuilds the noise.
+        """
+        return self._unit_sampler
 
     def unit_sample(self, key: Array, shape: tuple[int, ...], dtype: Any = None) -> Array:
         """Noise with zero mean and unit variance per component (before scaling)."""
@@ -175,10 +186,21 @@ def as_noise(noise: Noise | str | None, variance: ArrayLike | None = None) -> No
 def eps_of(noise: Noise | None, n: ArrayLike) -> Array:
     """The paper's noise level eps = n s^2 for ``n`` training samples (0 for no noise).
 
+    The conversion is :func:`daedyn.theory.variance_eps` applied to ``noise.variance``.
+
+    Args:
+      noise: a :class:`Noise` (its variance may carry batch axes) or None.
+      n: number of training samples N, > 0.
+    Returns:
+      eps, with the broadcast shape and floating dtype of ``noise.variance`` and ``n``; a float
+      scalar 0 for ``noise=None``.
+    Raises:
+      ValueError: if a concrete ``n <= 0`` or variance < 0, or their shapes do not broadcast.
     Example:
       >>> float(eps_of(laplace(0.5), 1000))  # 2 N b^2
       500.0
     """
     if noise is None:
-        return jnp.zeros((), jnp.result_type(float))
-    return jnp.asarray(n) * jnp.asarray(noise.variance)
+        check_range("n", n, 0.0, lo_open=True)
+        return jnp.zeros((), float_dtype())
+    return variance_eps(noise.variance, n)

@@ -49,6 +49,26 @@ def test_eps_of():
     assert float(noise.eps_of(None, 10)) == 0.0
 
 
+def test_eps_of_checks_and_broadcasts():
+    # The conversion is daedyn.theory.variance_eps: n must be > 0 (also without noise), and the
+    # variance (here a batch of 3) and n (a column of 2) broadcast explicitly, which conftest's
+    # jax_numpy_rank_promotion="raise" would refuse for an implicit rank promotion.
+    for nz in (noise.gaussian(0.5), None):
+        with pytest.raises(ValueError, match=r"n must lie in \(0, inf\)"):
+            noise.eps_of(nz, 0)
+    eps = noise.eps_of(noise.gaussian(jnp.array([0.0, 0.5, 2.0])), np.array([[10], [20]]))
+    assert eps.shape == (2, 3) and eps.dtype == jnp.float32
+    np.testing.assert_array_equal(eps, [[0.0, 5.0, 20.0], [0.0, 10.0, 40.0]])  # exact products
+
+
+def test_unit_sampler_rebuilds_the_noise():
+    # (kind, unit_sampler) is static and hashable: train keys its compiled function on it.
+    nz = noise.laplace(0.5)
+    hash((nz.kind, nz.unit_sampler))
+    again = noise.Noise(nz.kind, nz.variance, nz.unit_sampler)
+    np.testing.assert_array_equal(again.sample(jr.key(6), (5,)), nz.sample(jr.key(6), (5,)))
+
+
 def test_pytree_vmap_and_grad():
     nz = noise.gaussian(jnp.array([0.0, 1.0, 4.0]))
     leaves, treedef = jax.tree_util.tree_flatten(nz)

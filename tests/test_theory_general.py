@@ -1,5 +1,5 @@
-"""daedyn.theory: closed forms against an independent float64 integration, the paper's numbers,
-gradients, dtypes, limits and bad input."""
+"""daedyn.theory, Eq. (5) from any start (daedyn/theory/_general.py): against an independent
+float64 integration, limits, gradients, learning times, bad input, tracing and dtypes."""
 
 import itertools
 
@@ -8,43 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
-from scipy.integrate import solve_ivp
+from theory_reference import reference_flow  # tests/ is on sys.path
 
 from daedyn import theory
-
-# ---------------------------------------------------------------------------------------------
-# The reference: Eqs. (2)-(3) with weight decay, integrated by scipy's DOP853 in float64, all grid
-# trajectories stacked into one vectorised system (cheap: one solve for the whole grid).
 
 T_FINITE = np.array([0.0, 0.05, 0.3, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0])  # in units of tau
 T_LONG = np.array([1e3, 1e6, 1e9])  # compared with the converged reference state
 T_END = 80.0  # every grid trajectory with lam >= 0.5 has converged to machine precision by then
-
-
-def _reference(lam, eps, w1, w2, ts, gamma=0.0, n=1.0):
-    """(w1(t), w2(t)) for each grid point at times ts (tau = 1), float64, rtol 1e-12."""
-    lam, eps, w1, w2, gamma, n = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in
-                                                       (lam, eps, w1, w2, gamma, n)))
-    m = lam.size
-
-    def rhs(_, y):
-        a, b = y[:m], y[m:]
-        w = a * b
-        common = lam - (lam + eps) * w
-        return np.concatenate([b * common - n * gamma * a, a * common - n * gamma * b])
-
-    # Integrate from one output time to the next and restart there: solver steps end exactly on the
-    # output times, so no dense-output interpolation (less accurate than the steps) is involved.
-    ys = [np.concatenate([w1.ravel(), w2.ravel()])]
-    for t0, t1 in zip(ts[:-1], ts[1:]):
-        if t1 == t0:
-            ys.append(ys[-1])
-            continue
-        sol = solve_ivp(rhs, (t0, t1), ys[-1], method="DOP853", rtol=1e-12, atol=1e-300)
-        assert sol.success
-        ys.append(sol.y[:, -1])
-    y = np.stack(ys)
-    return y[:, :m], y[:, m:]  # (T, m) each
 
 
 # Every regime of the issue: balanced (large and tiny), w1^2 > w2^2 and w1^2 < w2^2, negative
@@ -60,7 +30,7 @@ GRID = np.array([(lam, eps, a, b) for lam, eps, (a, b) in itertools.product(LAMS
 def reference():
     lam, eps, w1, w2 = GRID.T
     ts = np.concatenate([T_FINITE, [T_END]])
-    r1, r2 = _reference(lam, eps, w1, w2, ts)
+    r1, r2 = reference_flow(lam, eps, w1, w2, ts)
     w = r1 * r2
     # Long times: the limit is lam / (lam + eps) off the saddle line w1 = -w2 and 0 on it, with
     # w2^2 - w1^2 conserved; the integration has reached it by T_END (checked, to 1e-13).
@@ -152,38 +122,6 @@ def test_printed_formula_agrees_where_finite_and_fails_elsewhere(x64):
         ours = float(theory.dae_trajectory(jnp.float32(200.0), 1.0, 5.0, 0.4, 1.3))
         assert ours == pytest.approx(1 / 6, rel=1e-6)
 
-
-# ---------------------------------------------------------------------------------------------
-# The balanced solution with noise and weight decay
-
-SI_LAM = [0.5, 1.0, 2.5]
-SI_EPS = [0.0, 1.0]
-SI_GAMMA = [0.0, 0.3, 1.0, 2.0]  # with n = 1: lam - n gamma > 0, = 0 (lam = 1), < 0
-SI_W0 = [1e-6, 0.04, 1.7]  # tiny, moderate, above the fixed point
-SI_GRID = np.array(list(itertools.product(SI_LAM, SI_EPS, SI_GAMMA, SI_W0, [1.0, 2.0])))
-
-
-def test_small_init_matches_integration(x64):
-    lam, eps, gamma, w0, n = SI_GRID.T
-    ts = np.array([0.0, 0.1, 1.0, 3.0, 7.0, 15.0, 30.0])
-    r1, r2 = _reference(lam, eps, np.sqrt(w0), np.sqrt(w0), ts, gamma=gamma, n=n)
-    ref = r1 * r2
-    w = theory.small_init_trajectory(ts[:, None] * 2.0, lam, eps, gamma, w0=w0, tau=2.0, n=n)
-    # relative error (the balanced trajectory never changes sign); the reference decays to ~1e-40 for
-    # n gamma > lam, where it is still relative-accurate (atol = 1e-300). Measured 3e-12; bound 1e-8.
-    np.testing.assert_allclose(w, ref, rtol=1e-8, atol=0)
-
-
-def test_small_init_float32_and_long_times():
-    lam, eps, gamma, w0, n = (jnp.asarray(v, jnp.float32) for v in SI_GRID.T)
-    t = jnp.asarray([0.0, 1e3, 1e6, 1e9], jnp.float32)[:, None]
-    w = theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, n=n)
-    assert w.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(w)))
-    fp = theory.fixed_point(lam, eps, gamma, n)
-    # a >= 0 at t >= 1e3: converged to the fixed point (0 for n gamma >= lam, reached like 1/t when
-    # n gamma = lam: at 1e6 it is 1e-6 / k); float32 rounding, so 1e-6 relative + 1e-6 absolute.
-    np.testing.assert_allclose(w[2:], jnp.broadcast_to(fp, w[2:].shape), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(w[0], jnp.broadcast_to(w0, w[0].shape))
 
 
 def test_dae_trajectory_balanced_equals_small_init(x64):
@@ -308,90 +246,9 @@ def test_dae_trajectory_grads_finite_on_grid(reference):
     np.testing.assert_allclose(gs[0][0], (lam - (lam + eps) * w0) * s0, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("gamma", [0.4, 1.0, 2.0])  # lam - n gamma > 0, = 0, < 0 (all interior:
-# the finite differences must not step out of gamma >= 0)
-def test_small_init_check_grads(gamma, x64):
-    f = lambda t, lam, eps, g, w0: theory.small_init_trajectory(t, lam, eps, g, w0=w0, tau=10.0)
-    # step 1e-6: w0 = 1e-2 is small, so the default step 1e-4 is too coarse for d2w/dw0^2
-    check_grads(f, (30.0, 1.0, 0.7, gamma, 1e-2), order=2, modes=("rev",), eps=1e-6)
-
-
-def test_small_init_gamma_derivative_continuous_through_lam_equals_n_gamma(x64):
-    # STYLE.md: abs() would flip dw/dgamma at lam = n gamma; the where-form must not.
-    g = jax.grad(lambda gam: theory.small_init_trajectory(20.0, 1.0, 0.5, gam, w0=0.05, tau=5.0))
-    d = 1e-7
-    left, mid, right = float(g(1.0 - d)), float(g(1.0)), float(g(1.0 + d))
-    # smooth function: the derivative moves by O(d) across the switch (1e-5 covers it 100x)
-    assert abs(left - mid) < 1e-5 and abs(right - mid) < 1e-5
-
 
 # ---------------------------------------------------------------------------------------------
-# The paper's numbers
-
-
-def test_paper_fixed_points_gamma_and_ratio(x64):
-    # section 4 / Figure 1: w* = 1, 0.5, 1/6 for lam = 1, eps = 0, 1, 5 (exact fractions, 1e-15)
-    np.testing.assert_allclose(theory.fixed_point(1.0, jnp.array([0.0, 1.0, 5.0])), [1.0, 0.5, 1 / 6],
-                               rtol=1e-15)
-    # Figure 4: gamma = lam * 0.1 / (lam + 0.1) = 0.0909 (printed to 4 digits)
-    assert round(float(theory.equivalent_gamma(1.0, 0.1)), 4) == 0.0909
-    # the equivalent gamma gives the same fixed point as the noise
-    lam, eps = jnp.array([0.1, 0.5, 1.0, 2.5]), jnp.array([0.2, 1.0, 1.8, 0.4])
-    np.testing.assert_allclose(theory.fixed_point(lam, 0.0, theory.equivalent_gamma(lam, eps, n=3.0), n=3.0),
-                               theory.fixed_point(lam, eps), rtol=1e-14)
-    # Eq. (8): R = (2 lam + gamma) / (2 lam + 3 eps); lam = 1, eps = 1, gamma_eq = 1/2: 2.5 / 5
-    g = theory.equivalent_gamma(1.0, 1.0)
-    assert float(theory.learning_rate_ratio(1.0, 1.0, g)) == pytest.approx(0.5, rel=1e-15)
-    a_eps, a_gam = theory.optimal_learning_rates(1.0, 1.0, g)
-    assert float(a_eps / a_gam) == pytest.approx(0.5, rel=1e-15)
-    # section 5: with the equivalent gamma, R decreases monotonically in eps, faster for smaller lam
-    eps_grid = jnp.linspace(0.0, 10.0, 101)
-    for lam in (0.5, 1.0, 2.5):
-        r = theory.learning_rate_ratio(lam, eps_grid, theory.equivalent_gamma(lam, eps_grid))
-        assert bool(jnp.all(jnp.diff(r) < 0)) and float(r[0]) == 1.0
-    # figure-settings.md: the authors' Figure 3 WDAE rate 0.005 (lam + eps) / (2 lam (lam + 2 eps))
-    for eps in (0.2, 1.0, 1.8):
-        g = theory.equivalent_gamma(1.0, eps)
-        _, a_exp = theory.optimal_learning_rates(1.0, eps, g, 0.005, convention="experiment")
-        assert float(a_exp) == pytest.approx(0.005 * (1 + eps) / (2 * (1 + 2 * eps)), rel=1e-14)
-        a_dae, _ = theory.optimal_learning_rates(1.0, eps, g, 0.005)
-        assert float(a_dae) == pytest.approx(0.005 / (2 + 3 * eps), rel=1e-14)
-
-
-def test_weight_decay_delays_learning_noise_does_not(x64):
-    # section 5 / Figure 2: from small weights, noise does not delay learning (it reaches half of its
-    # own fixed point slightly *earlier* than the plain AE, by log(w*) / (2 lam)), while the
-    # equivalent weight decay stretches the escape by lam / (lam - gamma).
-    lam, w0 = 1.0, 1e-6
-    t_ae = float(theory.learning_time(0.5, lam, 0.0, w0=w0))
-    for eps in (0.4, 1.0, 1.8):
-        w_star = lam / (lam + eps)
-        t_dae = float(theory.learning_time(0.5, lam, eps, w0=w0))
-        g = float(theory.equivalent_gamma(lam, eps))
-        t_wdae = float(theory.learning_time(0.5, lam, 0.0, g, w0=w0))
-        # closed-form differences (exact, float64 rounding: 1e-12)
-        assert t_dae == pytest.approx(t_ae + (np.log(w_star - w0) - np.log(1 - w0)) / (2 * lam), rel=1e-12)
-        assert t_wdae == pytest.approx(t_dae * lam / (lam - g), rel=1e-12)
-        assert t_dae < t_ae < t_wdae
-
-
-# ---------------------------------------------------------------------------------------------
-# Learning times
-
-
-def test_learning_time_inverts_small_init(x64):
-    f = jnp.array([0.1, 0.5, 0.9, 0.999])[:, None]
-    lam, eps, gamma, w0 = jnp.array([0.5, 1.0, 2.5, 1.0]), jnp.array([0.0, 1.0, 5.0, 0.2]), \
-        jnp.array([0.0, 0.3, 0.5, 0.1]), jnp.array([1e-6, 1e-3, 0.01, 1e-8])
-    t = theory.learning_time(f, lam, eps, gamma, w0=w0, tau=4.0, n=2.0)
-    w = theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=4.0, n=2.0)
-    # round trip through log and exp: float64, 1e-10 relative
-    np.testing.assert_allclose(w, np.asarray(f) * np.asarray(theory.fixed_point(lam, eps, gamma, n=2.0)),
-                               rtol=1e-10)
-    # already there: 0; never learned (n gamma >= lam) or the saddle (w0 = 0): inf
-    assert float(theory.learning_time(0.5, 1.0, 1.0, w0=0.4)) == 0.0
-    assert float(theory.learning_time(0.5, 1.0, 0.0, 1.0, w0=0.1)) == np.inf
-    assert float(theory.learning_time(0.5, 1.0, 0.0, w0=0.0)) == np.inf
+# Learning time
 
 
 def test_dae_learning_time_inverts_dae_trajectory(x64):
@@ -412,91 +269,6 @@ def test_dae_learning_time_inverts_dae_trajectory(x64):
 
 
 # ---------------------------------------------------------------------------------------------
-# Losses and eps
-
-
-def test_scalar_loss_is_the_potential_of_the_flow(x64):
-    lam, eps, gamma, tau, n = 1.3, 0.7, 0.2, 5.0, 3.0
-    w1, w2 = 0.4, -1.1
-    g1, g2 = jax.grad(theory.scalar_loss, argnums=(0, 1))(w1, w2, lam, eps, gamma, tau, n)
-    w = w1 * w2
-    rhs1 = w2 * lam * (1 - w) - eps * w2 * w2 * w1 - n * gamma * w1
-    rhs2 = w1 * lam * (1 - w) - eps * w2 * w1 * w1 - n * gamma * w2
-    # tau dw/dt = -tau grad l, exact up to float64 rounding (1e-14)
-    np.testing.assert_allclose([-tau * g1, -tau * g2], [rhs1, rhs2], rtol=1e-14)
-    # Figure 1's surface: lam/2 (1 - w)^2 + eps/2 w^2 at tau = n = 1
-    assert float(theory.scalar_loss(0.5, 2.0, 1.0, 5.0)) == pytest.approx(2.5, rel=1e-15)
-
-
-def test_expected_loss_from_data_and_eigenbasis(x64):
-    rng = np.random.default_rng(0)
-    n_s, d, h = 40, 5, 3
-    x = rng.random((n_s, d))
-    sigma = x.T @ x
-    w1 = rng.normal(size=(h, d))
-    w2 = rng.normal(size=(d, h))
-    eps, gamma = 2.0, 0.3
-    w = w2 @ w1
-    direct = (0.5 / n_s) * np.sum((x - x @ w.T) ** 2) + 0.5 * eps / n_s * np.sum(w * w) \
-        + 0.5 * gamma * (np.sum(w1**2) + np.sum(w2**2))
-    # the data form and the Sigma form: same number up to float64 rounding (1e-12)
-    assert float(theory.expected_loss(w1, w2, sigma, n_s, eps, gamma)) == pytest.approx(direct, rel=1e-12)
-    # decoupled weights W1 = R D1 V^T, W2 = V D2 R^T: the loss is sum_j (tau/n) scalar_loss_j (+ the
-    # directions the H hidden units do not cover, which keep lam_j / (2n))
-    lam, v = np.linalg.eigh(sigma)
-    lam, v = lam[::-1], v[:, ::-1]
-    r, _ = np.linalg.qr(rng.normal(size=(h, h)))
-    d1, d2 = rng.normal(size=h), rng.normal(size=h)
-    w1o = r @ np.diag(d1) @ v[:, :h].T
-    w2o = v[:, :h] @ np.diag(d2) @ r.T
-    tau = 7.0
-    per_dir = theory.scalar_loss(d1, d2, lam[:h], eps, gamma, tau, n_s) * tau / n_s
-    expect = float(jnp.sum(per_dir)) + lam[h:].sum() / (2 * n_s)
-    assert float(theory.expected_loss(w1o, w2o, sigma, n_s, eps, gamma)) == pytest.approx(expect, rel=1e-12)
-    # batched weights
-    batch = theory.expected_loss(np.stack([w1, w1o]), np.stack([w2, w2o]), sigma, n_s, eps, gamma)
-    np.testing.assert_allclose(batch, [direct, expect], rtol=1e-12)
-
-
-def test_eps_conversions():
-    assert float(theory.gaussian_eps(0.5, 50000)) == 25000.0
-    assert float(theory.laplace_eps(0.5, 10)) == 5.0  # Laplace variance 2 b^2
-    assert float(theory.variance_eps(2 * 0.5**2, 10)) == float(theory.laplace_eps(0.5, 10))
-    with pytest.raises(ValueError, match="sigma2"):
-        theory.gaussian_eps(-1.0, 10)
-    with pytest.raises(ValueError, match="n must lie"):
-        theory.laplace_eps(1.0, 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Whole spectra
-
-
-def test_spectrum_mapping_and_predicted_loss(x64):
-    eigvals = jnp.array([5.0, 2.0, 1.0, 0.5, 0.0])
-    t = jnp.array([0.0, 10.0, 1e6])
-    w = theory.spectrum_mapping(t, eigvals, 1.0, 0.1, w0=1e-3, tau=2.0, n=4, hidden=3)
-    assert w.shape == (3, 5)
-    expect = theory.small_init_trajectory(t[:, None], eigvals, 1.0, 0.1, w0=1e-3, tau=2.0, n=4)
-    np.testing.assert_array_equal(w[:, :3], expect[:, :3])
-    assert bool(jnp.all(w[:, 3:] == 0))
-    # batch over eps: shape (E, T, D)
-    wb = theory.spectrum_mapping(t, eigvals, jnp.array([0.0, 1.0])[:, None], w0=1e-3, tau=2.0, n=4)
-    assert wb.shape == (2, 3, 5)
-    projected = jnp.array([4.0, 3.0, 2.0, 1.0, 0.5])
-    loss = theory.predicted_loss(t, eigvals, projected, 10, eps=1.0, gamma=0.1, w0=1e-3, tau=2.0, n=4,
-                                 hidden=3)
-    manual = np.sum((1 - np.asarray(w)) ** 2 * np.asarray(projected), axis=-1) / 20
-    np.testing.assert_allclose(loss, manual, rtol=1e-14)
-    # t = 0 from w0 = 0: nothing learned, loss = tr / (2 n_eval); training set, eps = gamma = 0,
-    # t -> inf, all directions with lam > 0 learned: only the zero direction is left (it is 0 here)
-    at_0 = float(theory.predicted_loss(0.0, eigvals, projected, 10, w0=0.0, tau=1.0, n=4))
-    assert at_0 == pytest.approx(0.525)
-    at_inf = float(theory.predicted_loss(1e6, eigvals, eigvals, 4, w0=1e-3, tau=1.0, n=4))
-    assert at_inf == pytest.approx(0.0, abs=1e-12)
-
-
-# ---------------------------------------------------------------------------------------------
 # Bad input, tracing, dtypes
 
 
@@ -510,22 +282,14 @@ def test_dae_trajectory_bad_input(kwargs, name):
         theory.dae_trajectory(**args)
 
 
-def test_bad_input_other_functions():
-    with pytest.raises(ValueError, match="gamma must"):
-        theory.small_init_trajectory(1.0, 1.0, 0.0, -0.1, w0=0.1)
-    with pytest.raises(ValueError, match="w0 must"):
-        theory.small_init_trajectory(1.0, 1.0, w0=-0.1)
+
+
+def test_dae_learning_time_and_broadcast_bad_input():
     for f in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"f must lie in \(0, 1\)"):
-            theory.learning_time(f, 1.0, w0=0.1)
         with pytest.raises(ValueError, match="f must"):
             theory.dae_learning_time(f, 1.0, 0.0, 0.1, 0.1)
     with pytest.raises(ValueError, match="do not broadcast"):
         theory.dae_trajectory(np.zeros(3), np.ones(4), 0.0, 0.1, 0.1)
-    with pytest.raises(ValueError, match="shapes do not match"):
-        theory.expected_loss(np.ones((2, 3)), np.ones((2, 3)), np.eye(3), 5)
-    with pytest.raises(ValueError, match="convention"):
-        theory.optimal_learning_rates(1.0, 1.0, 0.1, convention="paper")
 
 
 def test_traced_out_of_range_gives_nan_only_there():
@@ -552,3 +316,16 @@ def test_jit_vmap_and_dtypes_agree():
         # float32 inputs stay float32 under x64
         assert theory.small_init_trajectory(jnp.float32(1.0), jnp.float32(1.0), w0=jnp.float32(0.1)).dtype \
             == jnp.float32
+
+
+def test_integer_inputs_give_the_default_float_and_complex_is_refused():
+    # daedyn/theory/_args.py: the dtype is daedyn._checks.float_dtype of the inputs (ints promote to the
+    # default float), complex inputs are an error naming the arguments, in every closed form.
+    assert theory.dae_trajectory(1, 1, 0, 1, 1).dtype == jnp.float32
+    assert theory.fixed_point(np.arange(3)).dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert theory.dae_weights(1, 1, 0, 1, 1)[0].dtype == jnp.float64
+    with pytest.raises(ValueError, match="expected real arguments; got dtype complex64 for t, lam, eps, w1"):
+        theory.dae_trajectory(1.0, 1.0, 0.0, np.complex64(0.1), 0.2)
+    with pytest.raises(ValueError, match="expected real arguments"):
+        theory.fixed_point(jnp.asarray(1.0 + 0j))

@@ -1,0 +1,58 @@
+"""Closed forms of the paper and its supplement, per eigen-direction, numerically safe everywhere.
+
+Conventions (docs/CONTRACTS.md): ``lam`` is an eigenvalue of the *summed* second moment
+``Sigma = sum_i x_i x_i^T``, ``eps = N s^2``, ``tau = N / alpha``, ``t`` in epochs, ``gamma`` the weight
+decay of Eq. (6) and ``n = N`` (``n = 1`` for the scalar demos). The scalar flow is
+
+    tau dw1/dt = w2 lam (1 - w2 w1) - eps w2^2 w1 - n gamma w1       (Eq. 2, plus weight decay)
+    tau dw2/dt = w1 lam (1 - w2 w1) - eps w2 w1^2 - n gamma w2       (Eq. 3, plus weight decay)
+
+and ``w = w2 w1`` is the mapping the network has learned along that direction.
+
+Every function broadcasts over its array arguments, works under ``jit``/``vmap``/``grad`` and keeps
+the floating dtype of its inputs. The implementation is split by job (docs/theory.md):
+
+- ``_general``: Eq. (5) from any start: :func:`dae_trajectory`, :func:`dae_weights`,
+  :func:`dae_trajectory_printed`, :func:`dae_learning_time`;
+- ``_balanced``: the balanced small start with noise and weight decay (Eq. (7) generalised):
+  :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`;
+- ``_rates``: :func:`equivalent_gamma`, :func:`optimal_learning_rates`, :func:`learning_rate_ratio`;
+- ``_loss``: :func:`scalar_loss`, :func:`expected_loss`;
+- ``_eps``: :func:`variance_eps`, :func:`gaussian_eps`, :func:`laplace_eps` (the one variance to
+  ``eps`` conversion);
+- ``_spectrum``: :func:`spectrum_mapping`, :func:`predicted_loss`;
+- ``_args``: broadcasting to one shape and dtype, NaN marking (private).
+
+**Bad input.** Concrete arguments are checked and raise ``ValueError`` naming the parameter and
+its range. Traced arguments (inside ``jit``/``vmap``/``grad``) cannot be checked; there an
+out-of-range value (``lam < 0``, ``eps < 0``, ``gamma < 0``, ``tau <= 0``, ``t < 0``, ``w0 < 0``, ``f``
+outside (0, 1)) turns *that* output element into NaN, as does a NaN input. No other NaN is
+produced: every in-range input gives a finite value and finite gradients.
+"""
+
+from daedyn.theory._balanced import fixed_point, learning_time, small_init_trajectory
+from daedyn.theory._eps import gaussian_eps, laplace_eps, variance_eps
+from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_trajectory_printed, dae_weights
+from daedyn.theory._loss import expected_loss, scalar_loss
+from daedyn.theory._rates import equivalent_gamma, learning_rate_ratio, optimal_learning_rates
+from daedyn.theory._spectrum import predicted_loss, spectrum_mapping
+
+__all__ = [
+    "dae_trajectory",
+    "dae_weights",
+    "dae_trajectory_printed",
+    "small_init_trajectory",
+    "fixed_point",
+    "equivalent_gamma",
+    "optimal_learning_rates",
+    "learning_rate_ratio",
+    "learning_time",
+    "dae_learning_time",
+    "scalar_loss",
+    "expected_loss",
+    "gaussian_eps",
+    "laplace_eps",
+    "variance_eps",
+    "spectrum_mapping",
+    "predicted_loss",
+]

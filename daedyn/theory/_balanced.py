@@ -1,0 +1,156 @@
+"""The balanced small-start solution with noise and weight decay (Eq. (7) generalised), its fixed
+point and the time it takes to approach it.
+
+From a balanced start ``w1 = w2`` the flow of one eigen-direction, Eqs. (2)-(3) plus the weight decay
+of Eq. (6), stays balanced and its mapping ``w = w1 w2`` obeys the logistic equation
+
+    tau dw/dt = 2 w (a - k w),    a = lam - n gamma,    k = lam + eps,
+
+whose solution, fixed point ``max(0, a / k)`` and inverse (a learning time) are closed forms.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from daedyn._checks import check_range
+from daedyn._numerics import expm1_ratio, safe_div
+from daedyn.theory._args import mark_invalid, prepare
+
+__all__ = ["small_init_trajectory", "fixed_point", "learning_time"]
+
+
+@jax.jit
+def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
+    t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    s = t / tau
+    a = lam - n * gamma
+    k = lam + eps
+    x = 2.0 * a * s
+    grow = a > 0
+    xp = jnp.where(grow, x, 0.0)  # x > 0: divide through by e^x
+    xn = jnp.where(grow, 0.0, x)  # x <= 0: e^x already decays
+    two_skw = 2.0 * s * k * w0
+    w_grow = w0 / (jnp.exp(-xp) + two_skw * expm1_ratio(-xp))
+    w_decay = w0 * jnp.exp(xn) / (1.0 + two_skw * expm1_ratio(xn))
+    w = jnp.where(grow, w_grow, w_decay)
+    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+    return mark_invalid(w, valid)
+
+
+def _check_small_init(lam, eps, gamma, w0, tau, n) -> None:
+    """Ranges of the balanced small-start solution's parameters (concrete values only)."""
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("w0", w0, 0.0)
+    check_range("tau", tau, 0.0, lo_open=True)
+    check_range("n", n, 0.0, lo_open=True)
+
+
+def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
+                          w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1) -> Array:
+    """Mapping ``w(t)`` of one eigen-direction trained from a balanced start (``w1 = w2``).
+
+    Solves ``tau dw/dt = 2 w (a - k w)`` with ``a = lam - n gamma`` and ``k = lam + eps`` (noise and
+    weight decay together; Eq. (7) when ``eps = 0``; figure-settings.md):
+    ``w(t) = w0 e^{2 a s} / (1 + 2 s k w0 expm1_ratio(2 a s))``, ``s = t / tau``, evaluated with the
+    decaying exponential on each side of ``a = 0`` (``jnp.where(a > 0, ...)``), so it is finite for
+    all ``t >= 0``, continuous (with continuous derivatives) through ``lam = n gamma``, and decays to
+    0 when ``n gamma >= lam``. Broadcasts over all arguments.
+
+    Args:
+      t: time in epochs, >= 0.
+      lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
+      eps: noise level ``n s^2``, >= 0.
+      gamma: weight decay of Eq. (6), >= 0.
+      w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
+      tau: time constant ``n / alpha``, > 0.
+      n: number of samples N (1 for the scalar demos), > 0.
+    Returns:
+      ``w(t)``, with the broadcast shape and floating dtype of the inputs.
+    Raises:
+      ValueError: for concrete out-of-range values or shapes that do not broadcast (traced
+        out-of-range values give NaN in their element instead).
+    Example:
+      >>> float(small_init_trajectory(1e4, lam=1.0, eps=1.0, w0=1e-6))  # fixed point lam / (lam + eps)
+      0.5
+    """
+    check_range("t", t, 0.0)
+    _check_small_init(lam, eps, gamma, w0, tau, n)
+    return _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n)
+
+
+
+@jax.jit
+def _fixed_point_impl(lam, eps, gamma, n):
+    lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
+    a = lam - n * gamma
+    w = safe_div(a, lam + eps, 0.0, where=a > 0)
+    return mark_invalid(w, (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0))
+
+
+def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1) -> Array:
+    """Balanced fixed point ``max(0, (lam - n gamma) / (lam + eps))`` (section 4, supplement E).
+
+    With ``gamma = 0`` it is ``w* = lam / (lam + eps)``, also the limit of :func:`dae_trajectory` from
+    any start off the saddle line ``w1 = -w2``. 0 where ``lam + eps = 0``.
+
+    Example:
+      >>> [round(float(fixed_point(1.0, e)), 4) for e in (0.0, 1.0, 5.0)]
+      [1.0, 0.5, 0.1667]
+    """
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    return _fixed_point_impl(lam, eps, gamma, n)
+
+
+
+@jax.jit
+def _learning_time_impl(f, lam, eps, gamma, w0, tau, n):
+    f, lam, eps, gamma, w0, tau, n = prepare(f=f, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    a = lam - n * gamma
+    k = lam + eps
+    kw0 = k * w0
+    learnable = (a > 0) & (w0 > 0)
+    ahead = kw0 >= f * a  # already at or beyond f w*
+    ok = learnable & ~ahead
+    a_s = jnp.where(ok, a, 1.0)
+    gap = jnp.where(ok, a - kw0, 1.0)
+    kw0_s = jnp.where(ok, kw0, 1.0)
+    f_s = jnp.where(ok, f, 0.5)
+    log_e = jnp.log(f_s) - jnp.log1p(-f_s) + jnp.log(gap) - jnp.log(kw0_s)
+    t = 0.5 * tau / a_s * log_e
+    out = jnp.where(ok, t, jnp.where(learnable, 0.0, jnp.inf))
+    valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+    return mark_invalid(out, valid)
+
+
+def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
+                  w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1) -> Array:
+    """Time for a balanced start to reach the fraction ``f`` of its fixed point.
+
+    Inverts :func:`small_init_trajectory`: with ``a = lam - n gamma > 0``, ``k = lam + eps`` and
+    ``w* = a / k``, ``t = tau / (2 a) * log(f (w* - w0) / ((1 - f) w0))``. Returns 0 when
+    ``w0 >= f w*`` already, and ``inf`` when the direction is never learned (``a <= 0``, fixed point 0,
+    or ``w0 = 0``, the saddle).
+
+    Args:
+      f: target fraction of the fixed point, in (0, 1).
+      lam, eps, gamma, w0, tau, n: as :func:`small_init_trajectory`.
+    Returns:
+      time in epochs, broadcast shape and floating dtype of the inputs.
+    Example:
+      >>> t = learning_time(0.5, 1.0, 1.0, w0=1e-6, tau=100.0)
+      >>> round(float(small_init_trajectory(t, 1.0, 1.0, w0=1e-6, tau=100.0)), 6)  # half of w* = 0.5
+      0.25
+    """
+    check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
+    _check_small_init(lam, eps, gamma, w0, tau, n)
+    return _learning_time_impl(f, lam, eps, gamma, w0, tau, n)
+
