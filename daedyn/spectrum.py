@@ -29,6 +29,7 @@ import numpy as np
 from jax import lax
 
 from daedyn._checks import check_range
+from daedyn._linear import eigh_desc
 
 __all__ = ["Spectrum", "second_moment", "compute_spectrum", "spectrum_from_second_moment",
            "projected_second_moment", "projected_from_second_moment"]
@@ -158,17 +159,6 @@ def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision
     return _second_moment_impl(x, chunk_size, dt, precision)
 
 
-@jax.jit
-def _eigh_sorted(sigma):
-    sigma = (sigma + sigma.T) / 2  # exact symmetry for eigh
-    w, v = jnp.linalg.eigh(sigma)
-    w, v = w[::-1], v[:, ::-1]  # descending
-    w = jnp.maximum(w, jnp.zeros((), w.dtype))  # PSD: negatives are round-off
-    pivot = jnp.argmax(jnp.abs(v), axis=0)
-    sign = jnp.where(v[pivot, jnp.arange(v.shape[1])] < 0, -1, 1).astype(v.dtype)
-    return w, v * sign[None, :]
-
-
 def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
     """Eigendecomposition of a given Sigma (D, D): eigenvalues descending, sign-fixed eigenvectors.
 
@@ -190,7 +180,7 @@ def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
     sigma = jnp.asarray(sigma)
     if not jnp.issubdtype(sigma.dtype, jnp.floating):
         sigma = sigma.astype(jnp.result_type(float))
-    w, v = _eigh_sorted(sigma)
+    w, v = eigh_desc(sigma)
     return Spectrum(w, v, int(n))
 
 
@@ -217,7 +207,7 @@ def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precis
         x_host = np.asarray(x)
         with jax.enable_x64(True):
             sigma = _second_moment_impl(x_host, chunk_size, dt, precision)
-            w, v = _eigh_sorted(sigma)
+            w, v = eigh_desc(sigma)
             w, v = np.asarray(w), np.asarray(v)
         return Spectrum(jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), int(n))
     sigma = second_moment(x, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, precision=precision)
