@@ -1,5 +1,10 @@
-"""The built-in sweep entry points against direct (broadcast) calls of daedyn.theory/dynamics."""
+"""The built-in sweep entry points against direct (broadcast) calls of daedyn.theory/dynamics, and
+what every built-in promises: a range for each parameter it accepts, time coordinates computed
+from the settings, a read-only name table."""
 
+import inspect
+
+import jax
 import numpy as np
 import pytest
 
@@ -134,3 +139,83 @@ def test_gpu_sweep_matches_cpu_sweep(tmp_path):
     for name in ("w", "loss", "status"):
         # 300 float32 GD steps; GPU and CPU round fused multiply-adds differently: rtol 1e-4
         np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-4, atol=1e-7)
+
+
+def _accepted(fn):
+    """Every keyword a built-in takes: its signature and the options it declares static."""
+    names = {p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD}
+    return names | set(sweep.resolve(fn)[1].static)
+
+
+@pytest.mark.parametrize("name", sorted(sweep.ENTRY_POINTS))
+def test_every_accepted_parameter_has_a_range(name):
+    # the one range table must know every name a built-in accepts (or list it as data/choice/flag):
+    # a new adapter parameter without a range fails here
+    missing = _accepted(sweep.ENTRY_POINTS[name]) - set(sweep.PARAMETER_RANGES) - sweep.NOT_RANGED
+    assert not missing, f"{name} accepts {sorted(missing)} without a range"
+    assert not set(sweep.PARAMETER_RANGES) & sweep.NOT_RANGED
+
+
+def test_noise_variances_share_the_eps_range():
+    for var in ("s2", "sigma2", "var"):
+        assert sweep.PARAMETER_RANGES[var] == sweep.PARAMETER_RANGES["eps"]
+
+
+@pytest.mark.parametrize("axes, match", [
+    ({"s2": [-0.1, 0.0], "alpha": [0.1]}, r"axis 's2'.*\[0, inf\)"),  # a swept s2 was never checked
+    ({"alpha": [0.1], "seed": [0, 1], "init_scale": [-1.0]}, r"axis 'init_scale'"),
+    ({"alpha": [0.1, 0.0]}, r"axis 'alpha'.*\(0, inf\)"),
+])
+def test_swept_train_parameters_are_range_checked(axes, match):
+    with pytest.raises(ValueError, match=match):
+        sweep.SweepSpec("train.train", axes, {"x": np.ones((4, 2)), "hidden": 1, "epochs": 2})
+
+
+def test_range_checks_cover_constants_of_every_kind():
+    with pytest.raises(ValueError, match=r"constant 'f'.*\(0, 1\)"):
+        sweep.SweepSpec("theory.learning_time", {"lam": [1.0]}, {"f": 1.0, "w0": 1e-3})
+    with pytest.raises(ValueError, match="constant 'save_every'"):
+        sweep.SweepSpec("dynamics.scalar_gd", {"lam": [1.0]}, {"epochs": 10, "save_every": 0})
+    with pytest.raises(ValueError, match="constant 'w1'"):
+        sweep.SweepSpec("theory.dae_trajectory", {"lam": [1.0]}, {"w1": np.inf, "t": 1.0})
+    # counts stay integers on an axis; real parameters given as integers become floats
+    s = sweep.SweepSpec(lambda seed, lam: {"y": seed * lam}, {"seed": [0, 1], "lam": [1, 2]})
+    p = sweep.plan(s, n_devices=1)
+    assert p.outputs["y"].dtype == np.float32  # int32 seed x float32 lam
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("dynamics.scalar_gd", {"lam": 1.0, "w1": 0.1, "w2": 0.1}),
+    ("dynamics.matrix_gd", {"eigvals": np.array([2.0, 1.0]), "w1": np.full((1, 2), 0.1),
+                            "w2": np.full((2, 1), 0.1), "n": 1}),
+])
+def test_epoch_coordinates_are_computed_not_simulated(monkeypatch, name, extra):
+    fn = getattr(dynamics, name.split(".")[1])
+    concrete_calls = []
+
+    def spy(*args, **kw):
+        values = list(args) + [kw.get(k) for k in ("alpha", "eps")]
+        if not any(isinstance(v, jax.core.Tracer) for v in values):
+            concrete_calls.append(kw)  # a run only to learn the save times
+        return fn(*args, **kw)
+
+    monkeypatch.setattr(dynamics, name.split(".")[1], spy)
+    p = sweep.plan({"function": name, "axes": {"eps": [0.0, 1.0], "alpha": [0.01]},
+                    "constants": {**extra, "epochs": 40, "save_every": 10, "check_stability": False}},
+                   n_devices=1)
+    assert concrete_calls == []  # only the abstract evaluation of the shapes
+    first = next(iter(p.outputs.values()))
+    assert first.dims[0] == "epoch" and first.shape[0] == 5  # epochs 0, 10, 20, 30, 40
+
+
+def test_entry_points_are_read_only_and_names_resolve():
+    with pytest.raises(TypeError):
+        sweep.ENTRY_POINTS["mine"] = print  # no global registry to mutate
+    assert not hasattr(sweep, "register")
+    fn, info = sweep.resolve("theory.fixed_point")
+    assert fn is sweep.ENTRY_POINTS["theory.fixed_point"] and info.batching == "vmap"
+    assert sweep.resolve("numpy:add")[0] is np.add  # a user's own function, by import path
+    with pytest.raises(ValueError, match="not a built-in entry point"):
+        sweep.resolve("theory.nonsense")
+    with pytest.raises(ValueError, match="cannot import module"):
+        sweep.resolve("no_such_module_xyz:f")

@@ -1,7 +1,8 @@
 """Large hyperparameter sweeps: declarative grids, chunked, sharded over devices, streamed to disk.
 
-A sweep runs one function (a closed form, an integrator or a training run; see
-``ENTRY_POINTS``) over the outer product of named axes, in chunks that fit a memory limit.
+A sweep runs one function (a closed form, an integrator or a training run named in the
+read-only ``ENTRY_POINTS``, or a user's own ``"module:function"`` or callable) over the outer
+product of named axes, in chunks that fit a memory limit.
 Each chunk is compiled once, sharded over the local devices with ``jax.sharding``, and written
 to a zarr store as soon as it finishes, with a completion record so that an interrupted sweep
 resumes where it stopped. Results are read back as an ``xarray.Dataset``.
@@ -20,17 +21,26 @@ Example:
   >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
-from daedyn.sweep.entries import ENTRY_POINTS, EntryInfo, entry_point, register, resolve
-from daedyn.sweep.plan import HELD_COPIES, OutputInfo, SweepPlan, plan
-from daedyn.sweep.run import Progress, SweepSummary, as_spec, run
-from daedyn.sweep.spec import PARAMETER_RANGES, SweepSpec, load_spec, parse_memory
-from daedyn.sweep.store import STATUS_CODES, open_results, read_log
+from daedyn.sweep._builtins import ENTRY_POINTS, resolve
+from daedyn.sweep._entries import EntryInfo, entry_point
+from daedyn.sweep._plan import HELD_COPIES, OutputInfo, SweepPlan, plan
+from daedyn.sweep._run import Progress, SweepSummary, run
+from daedyn.sweep._spec import (
+    NOT_RANGED,
+    PARAMETER_RANGES,
+    ParameterRange,
+    SweepSpec,
+    as_spec,
+    load_spec,
+    parse_memory,
+)
+from daedyn.sweep._store import STATUS_CODES, open_results, read_log
 
 run_sweep = run
 
 __all__ = [
-    "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "OutputInfo", "PARAMETER_RANGES", "Progress",
-    "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec", "entry_point",
-    "load_spec", "open_results", "parse_memory", "plan", "read_log", "register", "resolve", "run",
+    "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "NOT_RANGED", "OutputInfo", "PARAMETER_RANGES",
+    "ParameterRange", "Progress", "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec",
+    "entry_point", "load_spec", "open_results", "parse_memory", "plan", "read_log", "resolve", "run",
     "run_sweep",
 ]

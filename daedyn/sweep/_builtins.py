@@ -1,123 +1,29 @@
-"""Functions a sweep can run: the built-in entry points and the hook for users' own.
+"""The built-in entry points: adapters from one sweep call to daedyn's theory, dynamics and train.
 
-A sweep function takes keyword arguments (one per axis and constant) and returns a dict, a
-NamedTuple or any pytree of arrays. With ``batching="vmap"`` it is written for ONE grid point
-(the runner vmaps it over a chunk); with ``"broadcast"`` it receives (B,) arrays. Trailing
-dimensions of an output (time, direction) are named by :func:`entry_point` metadata or by the
-spec's ``dims``.
-
-Built-ins are registered by import-path string and imported only when used, so this module
-does not import the theory/dynamics layers.
+Each adapter imports what it calls at the top of this module and names its trailing output
+dimensions; their coordinates (save times, epochs) are computed from the settings, never by
+running the function. :data:`ENTRY_POINTS` is a read-only mapping from the names used in specs
+to these adapters; a user's own function is named ``"module:function"`` (or passed as a
+callable) and found by :func:`resolve`. Every parameter name an adapter accepts has a range in
+``PARAMETER_RANGES`` or is listed in ``NOT_RANGED``; the module refuses to import otherwise.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import Any
 
+import jax.random as jr
 import numpy as np
 
-__all__ = ["ENTRY_POINTS", "EntryInfo", "entry_point", "register", "resolve"]
+from daedyn import data as data_lib
+from daedyn import dynamics, models, theory, train
+from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
+from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
 
+__all__ = ["ENTRY_POINTS", "resolve", "accepted_names"]
 
-class EntryInfo(NamedTuple):
-    """What the sweep runner needs to know about a function besides its signature.
-
-    Attributes:
-      batching: ``"vmap"`` or ``"broadcast"`` (see module docstring).
-      static: parameters that fix array shapes (epochs, a time grid): constants only.
-      dims: ``constants -> {output: dim names}`` for trailing output dimensions.
-      coords: ``constants -> {dim: values}`` for those dimensions.
-      defaults: ``(axes, constants) -> {name: value}``, constants derived from the whole grid
-        (e.g. an integration step small enough for every point), added when not given.
-    """
-
-    batching: str = "vmap"
-    static: tuple[str, ...] = ()
-    dims: Callable[[Mapping[str, Any]], Mapping[str, tuple[str, ...]]] | None = None
-    coords: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
-    defaults: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None
-
-
-def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None, defaults=None):
-    """Decorator attaching :class:`EntryInfo` to a sweep function (also for users' functions).
-
-    ``dims``/``coords`` may be dicts or callables of the constants.
-    """
-    def as_fn(x):
-        return x if callable(x) or x is None else (lambda c, _x=x: _x)
-
-    def wrap(fn):
-        fn.__daedyn_sweep__ = EntryInfo(batching, tuple(static), as_fn(dims), as_fn(coords), defaults)
-        return fn
-    return wrap
-
-
-# name -> "module:function"; resolved lazily.
-ENTRY_POINTS: dict[str, str] = {
-    "theory.dae_trajectory": "daedyn.sweep.entries:dae_trajectory",
-    "theory.dae_weights": "daedyn.sweep.entries:dae_weights",
-    "theory.small_init_trajectory": "daedyn.sweep.entries:small_init_trajectory",
-    "theory.fixed_point": "daedyn.sweep.entries:fixed_point",
-    "theory.learning_time": "daedyn.sweep.entries:learning_time",
-    "dynamics.scalar_gd": "daedyn.sweep.entries:scalar_gd",
-    "dynamics.scalar_flow": "daedyn.sweep.entries:scalar_flow",
-    "dynamics.matrix_gd": "daedyn.sweep.entries:matrix_gd",
-    "train.train": "daedyn.sweep.entries:train_run",
-}
-
-
-def register(name: str, target: str | Callable) -> None:
-    """Add an entry point: ``register("my.model", "mypkg.sweeps:model")``."""
-    if not isinstance(target, str):
-        mod, qual = target.__module__, target.__qualname__
-        target = f"{mod}:{qual}"
-    ENTRY_POINTS[name] = target
-
-
-def _import(target: str) -> Callable:
-    if ":" not in target:
-        raise ValueError(f"function {target!r} is not a registered entry point "
-                         f"({', '.join(sorted(ENTRY_POINTS))}) nor 'module:function'")
-    mod_name, _, attr = target.partition(":")
-    try:
-        obj = importlib.import_module(mod_name)
-    except ImportError as err:
-        raise ValueError(f"function {target!r}: cannot import module {mod_name!r} ({err})") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"function {target!r}: module {mod_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ValueError(f"function {target!r} is not callable")
-    return obj
-
-
-def resolve(function: str | Callable) -> tuple[Callable, EntryInfo]:
-    """The callable and its :class:`EntryInfo` for an entry-point name, path or callable."""
-    fn = function
-    if isinstance(function, str):
-        fn = _import(ENTRY_POINTS.get(function, function))
-    return fn, getattr(fn, "__daedyn_sweep__", EntryInfo())
-
-
-def parameters(fn: Callable) -> tuple[set[str], set[str], bool]:
-    """(all keyword names, required names, accepts **kwargs) of ``fn``."""
-    sig = inspect.signature(fn)
-    names, required, var_kw = set(), set(), False
-    for p in sig.parameters.values():
-        if p.kind is p.VAR_KEYWORD:
-            var_kw = True
-        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            names.add(p.name)
-            if p.default is p.empty:
-                required.add(p.name)
-    return names, required, var_kw
-
-
-# --- built-in adapters (one grid point each; theory/dynamics imported on call) ----------------
 
 def _time_dims(key: str, outputs: tuple[str, ...]):
     """Outputs get a trailing dim named ``key`` when the constant ``key`` is a 1-D time grid."""
@@ -129,13 +35,24 @@ def _time_dims(key: str, outputs: tuple[str, ...]):
     return dims, coords
 
 
+def _save_epochs(epochs, every) -> np.ndarray:
+    """Epochs at which a run of ``epochs`` steps saving every ``every`` records: 0, every, ...
+
+    The same times as the ``t`` of ``dynamics.scalar_gd``/``matrix_gd`` and the records of
+    ``train.train_fn`` (which require ``epochs`` to be a multiple of ``every``).
+    """
+    every = max(int(every), 1)
+    return np.arange(int(epochs) // every + 1) * every
+
+
+# --- daedyn.theory: closed forms, vmapped over the grid (one point per call) -------------------
+
 _d, _c = _time_dims("t", ("w",))
 
 
 @entry_point(dims=_d, coords=_c)
 def dae_trajectory(*, t, lam, eps, w1, w2, tau=1.0):
     """``theory.dae_trajectory``: w(t) = w1(t) w2(t), Eq. (5); ``t`` an axis or a time grid."""
-    from daedyn import theory
     return {"w": theory.dae_trajectory(t, lam, eps, w1, w2, tau=tau)}
 
 
@@ -145,7 +62,6 @@ _d, _c = _time_dims("t", ("w1", "w2", "w"))
 @entry_point(dims=_d, coords=_c)
 def dae_weights(*, t, lam, eps, w1, w2, tau=1.0):
     """``theory.dae_weights``: the two weights w1(t), w2(t) and their product."""
-    from daedyn import theory
     a, b = theory.dae_weights(t, lam, eps, w1, w2, tau=tau)
     return {"w1": a, "w2": b, "w": a * b}
 
@@ -156,41 +72,36 @@ _d, _c = _time_dims("t", ("w",))
 @entry_point(dims=_d, coords=_c)
 def small_init_trajectory(*, t, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
     """``theory.small_init_trajectory``: balanced-start mapping w(t) (Eq. 7 and its eps/gamma forms)."""
-    from daedyn import theory
     return {"w": theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n)}
 
 
 @entry_point()
 def fixed_point(*, lam, eps=0.0, gamma=0.0, n=1):
     """``theory.fixed_point``: max(0, (lam - n gamma) / (lam + eps))."""
-    from daedyn import theory
     return {"w": theory.fixed_point(lam, eps, gamma, n=n)}
 
 
 @entry_point()
 def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
     """``theory.learning_time``: time for a balanced start to reach f x the fixed point."""
-    from daedyn import theory
     return {"time": theory.learning_time(f, lam, eps, gamma, w0=w0, tau=tau, n=n)}
 
 
-def _gd_epochs(c):
-    from daedyn import dynamics
-    t = dynamics.scalar_gd(1.0, 0.0, 0.5, 0.5, alpha=1e-3, epochs=int(c["epochs"]),
-                           save_every=int(c.get("save_every", 1)), check_stability=False).t
-    return {"epoch": np.asarray(t)}
-
+# --- daedyn.dynamics: batched by broadcasting ----------------------------------------------------
+# The dynamics layer batches by broadcasting (and may pick fused kernels for large batches), so
+# these adapters take each axis as a (B,) array instead of being vmapped.
 
 _GD_OUT = ("w1", "w2", "w", "norm2", "loss")
 
 
-# The dynamics layer batches by broadcasting (and may pick fused kernels for large batches), so
-# these adapters take each axis as a (B,) array instead of being vmapped.
-@entry_point(batching="broadcast", static=("epochs", "save_every", "unroll", "check_stability"),
+def _gd_epochs(c):
+    return {"epoch": _save_epochs(c["epochs"], c.get("save_every", 1))}
+
+
+@entry_point(batching="broadcast", static=("epochs", "save_every", "unroll", "check_stability", "backend"),
              dims={o: ("epoch",) for o in _GD_OUT}, coords=_gd_epochs)
 def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, **options):
     """``dynamics.scalar_gd``: exact gradient-descent recursion of one direction (epochs)."""
-    from daedyn import dynamics
     traj = dynamics.scalar_gd(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
                               save_every=save_every, **options)
     return {k: getattr(traj, k) for k in _GD_OUT}
@@ -198,7 +109,8 @@ def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, 
 
 def _flow_dt(axes, constants):
     """RK4 step for the stiffest point of the grid: 0.05 / max rate, the rate being
-    ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (increasing in every argument but tau)."""
+    ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (increasing in every argument but tau),
+    the rule ``dynamics.scalar_flow`` applies to the batch it is given."""
     if "dt" in constants or constants.get("method", "rk4") != "rk4":
         return {}
     defaults = {"gamma": 0.0, "n": 1.0, "tau": 1.0}
@@ -222,17 +134,8 @@ def scalar_flow(*, ts, lam, eps, w1, w2, tau=1.0, gamma=0.0, n=1, **options):
     Without ``dt`` (RK4), the step is the one ``dynamics.scalar_flow`` would choose for the
     stiffest point of the whole grid, so every chunk uses the same step.
     """
-    from daedyn import dynamics
     traj = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=tau, gamma=gamma, n=n, **options)
     return {k: getattr(traj, k) for k in _GD_OUT}
-
-
-def _matrix_gd_coords(c):
-    from daedyn import dynamics
-    t = dynamics.matrix_gd(np.ones(1), np.zeros((1, 1)), np.zeros((1, 1)), alpha=1e-3, n=1,
-                           epochs=int(c["epochs"]), save_every=int(c.get("save_every", 1)),
-                           check_stability=False).t
-    return {"epoch": np.asarray(t)}
 
 
 @entry_point(batching="broadcast",
@@ -240,33 +143,31 @@ def _matrix_gd_coords(c):
                      "check_stability"),
              dims={"mapping": ("epoch", "direction"), "singular_values": ("epoch", "component"),
                    "weight_norm": ("epoch",), "loss": ("epoch",)},
-             coords=_matrix_gd_coords)
+             coords=_gd_epochs)
 def matrix_gd(*, eigvals, w1, w2, alpha, n, epochs, eps=0.0, gamma=0.0, save_every=1, **options):
     """``dynamics.matrix_gd``: full-matrix GD in the eigenbasis; sweep eps, gamma, alpha, n."""
-    from daedyn import dynamics
     traj = dynamics.matrix_gd(eigvals, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=n, epochs=epochs,
                               save_every=save_every, **options)
     return {"mapping": traj.mapping, "singular_values": traj.singular_values,
             "weight_norm": traj.weight_norm, "loss": traj.loss}
 
 
+# --- daedyn.train: one training run per grid point (vmapped) ------------------------------------
+
 _TRAIN_STATIC = ("x", "x_heldout", "dataset", "n_train", "n_heldout", "hidden", "epochs", "record_every",
-                 "activation", "noise", "marginalised", "path", "batch_size", "precision", "data")
+                 "activation", "noise", "marginalised", "path", "batch_size", "precision", "data",
+                 "loss_scale", "optimizer", "observables", "remat", "bias")
 
 
 def _train_data(axes, constants):
     """Load (``dataset`` + ``n_train``) or take (``x``) the data once, with its spectrum."""
     if "data" in constants:
         return {}
-    from daedyn import train
-
     if constants.get("x") is not None:
         x = np.asarray(constants["x"], np.float32)
         xh = constants.get("x_heldout")
         xh = None if xh is None else np.asarray(xh, np.float32)
     elif constants.get("dataset"):
-        from daedyn import data as data_lib
-
         n_train, n_held = constants.get("n_train"), constants.get("n_heldout")
         n_total = None if n_train is None else int(n_train) + int(n_held or 0)
         x = data_lib.load(constants["dataset"], n=n_total).x
@@ -283,8 +184,7 @@ def _train_dims(c):
 
 
 def _train_epochs(c):
-    every = int(c.get("record_every") or c["epochs"])
-    return {"epoch": np.arange(0, int(c["epochs"]) + 1, max(every, 1))}
+    return {"epoch": _save_epochs(c["epochs"], c.get("record_every") or c["epochs"])}
 
 
 @entry_point(static=_TRAIN_STATIC, dims=_train_dims, coords=_train_epochs, defaults=_train_data)
@@ -297,13 +197,60 @@ def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e
     ``n_train`` (and optional ``n_heldout``), or an array ``x``. Records every ``record_every``
     epochs: mapping, singular values, weight norm, train and held-out loss.
     """
-    import jax
-
-    from daedyn import models, train
-
-    k_init, k_run = jax.random.split(jax.random.key(seed))
+    k_init, k_run = jr.split(jr.key(seed))
     d = data.eigvals.shape[0]
     p0 = models.init_autoencoder(d, int(hidden), key=k_init, scale=init_scale)
     run = train.train_fn(epochs=int(epochs), record_every=record_every, **options)
     _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, s2=s2), k_run)
     return records
+
+
+ENTRY_POINTS: Mapping[str, Callable] = MappingProxyType({
+    "theory.dae_trajectory": dae_trajectory,
+    "theory.dae_weights": dae_weights,
+    "theory.small_init_trajectory": small_init_trajectory,
+    "theory.fixed_point": fixed_point,
+    "theory.learning_time": learning_time,
+    "dynamics.scalar_gd": scalar_gd,
+    "dynamics.scalar_flow": scalar_flow,
+    "dynamics.matrix_gd": matrix_gd,
+    "train.train": train_run,
+})
+
+
+def accepted_names(fn: Callable) -> set[str]:
+    """Every parameter name ``fn`` accepts by keyword: its signature and its declared static
+    options (passed on through ``**options``)."""
+    return parameters(fn)[0] | set(entry_info(fn).static)
+
+
+def _check_ranged(entry_points: Mapping[str, Callable]) -> None:
+    for name, fn in entry_points.items():
+        missing = sorted(accepted_names(fn) - set(PARAMETER_RANGES) - NOT_RANGED)
+        if missing:
+            raise TypeError(f"entry point {name!r} accepts {missing}, which have no range in "
+                            "PARAMETER_RANGES and are not listed in NOT_RANGED")
+
+
+_check_ranged(ENTRY_POINTS)
+
+
+def resolve(function: str | Callable) -> tuple[Callable, EntryInfo]:
+    """The callable and its :class:`EntryInfo` for a built-in name, ``"module:function"`` or callable.
+
+    Raises:
+      ValueError: a string that is neither a built-in name nor an importable ``"module:function"``.
+    Example:
+      >>> fn, info = resolve("dynamics.scalar_gd")
+      >>> info.batching, "epochs" in info.static
+      ('broadcast', True)
+    """
+    fn: Any = function
+    if isinstance(function, str):
+        fn = ENTRY_POINTS.get(function)
+        if fn is None:
+            if ":" not in function:
+                raise ValueError(f"function {function!r} is not a built-in entry point "
+                                 f"({', '.join(ENTRY_POINTS)}) nor 'module:function'")
+            fn = import_function(function)
+    return fn, entry_info(fn)

@@ -17,10 +17,11 @@ import jax
 import jax.tree_util as jtu
 import numpy as np
 
-from daedyn.sweep.entries import EntryInfo, parameters, resolve
-from daedyn.sweep.spec import PARAMETER_RANGES, SweepSpec, function_name, parse_memory
+from daedyn.sweep._builtins import resolve
+from daedyn.sweep._entries import EntryInfo, parameters
+from daedyn.sweep._spec import PARAMETER_RANGES, SweepSpec, as_spec, dtype_scope, function_name, parse_memory
 
-__all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "HELD_COPIES"]
+__all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "plan", "HELD_COPIES"]
 
 # Copies of a chunk's results alive at once, at most: chunk k on the device before and after the
 # finiteness check, chunk k-1 on the device and as a host copy, chunk k-2 in the writer thread.
@@ -28,7 +29,7 @@ __all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "HELD_
 HELD_COPIES = 5
 
 # Integer-valued axes with these names are still fed to the function as floats.
-_FLOAT_PARAMS = frozenset(PARAMETER_RANGES) - {"epochs", "save_every"} | {"w1", "w2", "f"}
+_FLOAT_PARAMS = frozenset(k for k, r in PARAMETER_RANGES.items() if not r.integer)
 
 
 class OutputInfo(NamedTuple):
@@ -337,10 +338,8 @@ def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devic
       >>> p.n_chunks, p.chunk_shape, p.bytes_per_point
       (2, (2,), 5)
     """
-    from daedyn.sweep.run import _x64, as_spec
-
     spec = as_spec(spec)
     n_devices = len(jax.local_devices()) if n_devices is None else n_devices
-    with _x64(spec.dtype):
+    with dtype_scope(spec.dtype):
         prepared = prepare(spec)
     return make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size, n_devices=n_devices)

@@ -1,6 +1,6 @@
 """Running a sweep: one compiled chunk function, sharded over devices, streamed to disk, resumable.
 
-Each chunk is a block of the grid (see :mod:`daedyn.sweep.plan`). The chunk function takes the
+Each chunk is a block of the grid (see ``daedyn.sweep._plan``). The chunk function takes the
 block's start indices, its number of valid points and a (B,) index vector sharded over a
 ``jax.sharding.Mesh`` of the local devices; it rebuilds the axis values on the device, runs the
 (vmapped) sweep function and returns the outputs plus a per-point status. Shapes never change
@@ -14,7 +14,6 @@ and the others wait at a barrier before opening it.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -27,17 +26,22 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from daedyn.sweep import store
-from daedyn.sweep.plan import Prepared, SweepPlan, make_plan, prepare
-from daedyn.sweep.spec import SweepSpec, load_spec
+from daedyn.sweep import _store as store
+from daedyn.sweep._plan import Prepared, SweepPlan, make_plan, prepare
+from daedyn.sweep._spec import SweepSpec, as_spec, dtype_scope
 
-__all__ = ["run", "Progress", "SweepSummary", "as_spec"]
+__all__ = ["run", "Progress", "SweepSummary"]
 
 
 class Progress(NamedTuple):
-    """Passed to the ``progress`` callback after every chunk (and once more with ``final=True``)."""
+    """Passed to the ``progress`` callback after every chunk (and once more with ``final=True``).
+
+    A typed record, not text: rendering it is the caller's job (the ``daedyn sweep`` command
+    draws a bar from ``chunks_done`` / ``chunks_total`` and ``points_per_s``).
+    """
 
     chunks_done: int  # chunks with a record, this run and earlier ones
     chunks_total: int
@@ -47,14 +51,6 @@ class Progress(NamedTuple):
     elapsed_s: float
     eta_s: float  # estimate for this process's remaining chunks
     final: bool = False
-
-    def line(self) -> str:
-        """One-line rendering, e.g. for a progress bar on stderr."""
-        frac = self.chunks_done / max(self.chunks_total, 1)
-        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-        eta = "done" if self.final else f"ETA {_hms(self.eta_s)}"
-        return (f"[{bar}] {self.chunks_done}/{self.chunks_total} chunks  "
-                f"{self.points_per_s:,.0f} traj/s  {_hms(self.elapsed_s)} elapsed  {eta}")
 
 
 class SweepSummary(NamedTuple):
@@ -88,28 +84,6 @@ class SweepSummary(NamedTuple):
         out["plan"] = self.plan.to_dict()
         out["io_fraction"] = self.io_fraction
         return out
-
-
-def _hms(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:
-    """A :class:`SweepSpec` from a spec, a dict, or a spec file path."""
-    if isinstance(spec, SweepSpec):
-        return spec
-    if isinstance(spec, Mapping):
-        return SweepSpec.from_dict(spec)
-    if isinstance(spec, (str, os.PathLike)):
-        return load_spec(spec)
-    raise ValueError(f"spec must be a SweepSpec, a dict or a spec file path; got {type(spec).__name__}")
-
-
-def _x64(dtype: str):
-    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
 def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]:
@@ -176,7 +150,6 @@ class _Interrupt:
 
 def _barrier(name: str) -> None:
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices(name)
 
 
@@ -216,7 +189,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     if not devices:
         raise ValueError("devices must name at least one device")
     pidx, pcount = jax.process_index(), jax.process_count()
-    with _x64(spec.dtype):
+    with dtype_scope(spec.dtype):
         prepared = prepare(spec)
         if pidx == 0:
             if overwrite:

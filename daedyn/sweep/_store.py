@@ -27,10 +27,14 @@ import socket
 import warnings
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
-__all__ = ["open_results", "STATUS_CODES", "create_store", "check_store", "done_chunks",
-           "write_chunk", "write_record", "read_log"]
+import daedyn
+
+__all__ = ["open_results", "read_log", "STATUS_CODES", "STATUS_OK", "STATUS_NONFINITE", "COMPRESSION",
+           "create_store", "check_store", "remove_store", "warn_versions", "done_chunks", "open_arrays",
+           "write_chunk", "write_record"]
 
 STATUS_NOT_COMPUTED, STATUS_OK, STATUS_NONFINITE = -1, 0, 1
 STATUS_CODES = {STATUS_NOT_COMPUTED: "not computed", STATUS_OK: "ok",
@@ -49,10 +53,6 @@ def _zarr():
 
 
 def _versions() -> dict:
-    import jax
-
-    import daedyn
-
     out = {"daedyn": daedyn.__version__, "jax": jax.__version__, "numpy": np.__version__,
            "zarr": _zarr().__version__}
     try:  # without importing it (a second of start-up)

@@ -8,6 +8,7 @@ not, so a sweep can be resumed with another memory limit or on another number of
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -16,30 +17,71 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from daedyn._checks import check_range
 
-__all__ = ["SweepSpec", "load_spec", "parse_memory", "PARAMETER_RANGES", "axis_values"]
+__all__ = ["SweepSpec", "load_spec", "as_spec", "parse_memory", "axis_values", "function_name",
+           "function_fingerprint", "dtype_scope", "ParameterRange", "PARAMETER_RANGES", "NOT_RANGED",
+           "NOISE_VARIANCES"]
 
-# Ranges of the paper's symbols, enforced on every axis and constant of that name, whatever the
-# function: (lo, hi, lo_open). A bad value is refused before any compute.
-PARAMETER_RANGES: dict[str, tuple[float, float, bool]] = {
-    "lam": (0.0, math.inf, False),
-    "eps": (0.0, math.inf, False),
-    "gamma": (0.0, math.inf, False),
-    "alpha": (0.0, math.inf, True),
-    "tau": (0.0, math.inf, True),
-    "n": (0.0, math.inf, True),
-    "t": (0.0, math.inf, False),
-    "ts": (0.0, math.inf, False),
-    "w0": (0.0, math.inf, True),
-    "epochs": (0.0, math.inf, False),
-    "save_every": (1.0, math.inf, False),
-    "sigma2": (0.0, math.inf, False),
-}
+_INF = math.inf
+
+
+class ParameterRange(NamedTuple):
+    """Allowed values of a parameter: ``lo`` to ``hi``, open where ``lo_open`` / ``hi_open``.
+
+    ``integer`` marks counts (epochs, seeds, sizes): an integer-valued axis of that name is fed
+    to the function as integers; every other name in :data:`PARAMETER_RANGES` is fed as floats.
+    """
+
+    lo: float
+    hi: float = _INF
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+
+
+# Names of noise variances accepted in specs; they share eps's range (eps = N s^2).
+NOISE_VARIANCES = ("s2", "sigma2", "var")
+
+_NONNEGATIVE = ParameterRange(0.0)
+_POSITIVE = ParameterRange(0.0, lo_open=True)
+_FINITE = ParameterRange(-_INF, _INF, lo_open=True, hi_open=True)
+_COUNT = ParameterRange(0.0, integer=True)
+_POSITIVE_COUNT = ParameterRange(1.0, integer=True)
+
+# The one range table of the sweep: every parameter name a built-in entry point accepts, checked
+# on every axis and constant of that name (whatever the function) before any compute. Names of
+# data, choices and flags (``x``, ``method``, ``activation``...) are listed in NOT_RANGED.
+PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
+    # paper symbols
+    **dict.fromkeys(("lam", "eps", "gamma", "t", "ts", "eigvals"), _NONNEGATIVE),
+    **dict.fromkeys(("alpha", "tau", "n", "w0"), _POSITIVE),
+    **dict.fromkeys(("w1", "w2"), _FINITE),
+    "f": ParameterRange(0.0, 1.0, lo_open=True, hi_open=True),
+    **dict.fromkeys(NOISE_VARIANCES, _NONNEGATIVE),
+    # steps and saves
+    **dict.fromkeys(("epochs", "n_heldout"), _COUNT),
+    **dict.fromkeys(("save_every", "record_every", "hidden", "n_train", "batch_size", "max_steps",
+                     "unroll"), _POSITIVE_COUNT),
+    "seed": ParameterRange(-_INF, _INF, lo_open=True, hi_open=True, integer=True),
+    # integrator and initialisation settings
+    "dt": _POSITIVE,
+    **dict.fromkeys(("rtol", "atol", "init_scale"), _NONNEGATIVE),
+})
+
+# Parameter names of built-in entry points that are not numbers with a range: data arrays,
+# choices, flags and objects. Together with PARAMETER_RANGES they cover every accepted name.
+NOT_RANGED = frozenset({
+    "x", "x_heldout", "data", "dataset", "method", "backend", "form", "precision", "activation",
+    "noise", "marginalised", "check_stability", "outputs", "path", "loss_scale", "optimizer",
+    "observables", "remat", "bias",
+})
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -127,9 +169,9 @@ def _constant_value(name: str, value: Any) -> Any:
 
 def _check_parameter(name: str, value: Any, where: str) -> None:
     if name in PARAMETER_RANGES and not isinstance(value, (str, bool)) and value is not None:
-        lo, hi, lo_open = PARAMETER_RANGES[name]
+        r = PARAMETER_RANGES[name]
         try:
-            check_range(name, value, lo, hi, lo_open=lo_open)
+            check_range(name, value, r.lo, r.hi, lo_open=r.lo_open, hi_open=r.hi_open)
         except ValueError as err:
             raise ValueError(f"{where} {name!r}: {err}") from None
 
@@ -191,8 +233,8 @@ class SweepSpec:
     """A declarative sweep: the grid, the function and what to keep.
 
     Args:
-      function: entry-point name (``"theory.dae_trajectory"``, see
-        ``daedyn.sweep.ENTRY_POINTS``), ``"module:function"`` or a callable.
+      function: built-in entry-point name (``"theory.dae_trajectory"``, see
+        ``daedyn.sweep.ENTRY_POINTS``), a user's ``"module:function"`` or a callable.
       axes: name -> values (list, ``{linspace = [a, b, num]}``, ``logspace`` (exponents),
         ``geomspace`` (end points), ``arange``). A scalar here becomes a constant. The grid is
         the outer product, in the order given; each name is a keyword of ``function``.
@@ -210,7 +252,15 @@ class SweepSpec:
       path: output store (a ``.zarr`` directory).
     Raises:
       ValueError: empty/non-finite/repeated axis values, an axis also given as a constant, a
-        paper parameter out of range (``eps < 0``, ``alpha <= 0``...), unknown options.
+        parameter out of the range :data:`PARAMETER_RANGES` gives its name (``eps < 0``,
+        ``s2 < 0``, ``alpha <= 0``...), unknown options.
+    Example:
+      >>> SweepSpec("theory.fixed_point", {"lam": [1.0, 2.0], "eps": [0.0, 1.0, 2.0]}).grid_shape
+      (2, 3)
+      >>> SweepSpec("train.train", {"s2": [-0.1, 0.1]})
+      Traceback (most recent call last):
+      ...
+      ValueError: axis 's2': s2 must lie in [0, inf); got 1 of 2 values outside, e.g. -0.1
     """
 
     function: str | Callable
@@ -359,3 +409,23 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     if data.get("path") and not os.path.isabs(data["path"]):
         data["path"] = os.path.join(os.path.dirname(os.path.abspath(path)), data["path"])
     return SweepSpec.from_dict(data)
+
+
+def as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:
+    """A :class:`SweepSpec` from a spec, a dict of its fields, or a spec file path.
+
+    Raises:
+      ValueError: anything else, or a bad spec (see :class:`SweepSpec`).
+    """
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return SweepSpec.from_dict(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        return load_spec(spec)
+    raise ValueError(f"spec must be a SweepSpec, a dict or a spec file path; got {type(spec).__name__}")
+
+
+def dtype_scope(dtype: str):
+    """Context in which a spec of ``dtype`` is traced: ``jax.enable_x64`` for ``"float64"``."""
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
