@@ -13,10 +13,17 @@ from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
 from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
-from daedyn.dynamics._scalar import ScalarTrajectory, choose_backend, scalar_flow, scalar_gd, scalar_rhs
+from daedyn.dynamics._scalar import (
+    ScalarTrajectory,
+    choose_backend,
+    default_dt,
+    scalar_flow,
+    scalar_gd,
+    scalar_rhs,
+)
 
 __all__ = [
-    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend",
+    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
     "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",

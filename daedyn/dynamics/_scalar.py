@@ -38,7 +38,7 @@ from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn._linear import check_gd_stability
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 
-__all__ = ["ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
+__all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
 
 class ScalarTrajectory(NamedTuple):
@@ -300,7 +300,18 @@ def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps)
     return _finish(ts, w1s, w2s, lam, eps, n * gamma, 1 / tau)
 
 
-def _default_dt(lam, eps, gamma, tau, n, w1, w2) -> float:
+def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, gamma: ArrayLike = 0.0,
+               tau: ArrayLike = 1.0, n: ArrayLike = 1) -> float:
+    """The RK4 step :func:`scalar_flow` takes when ``dt`` is not given: 0.05 / (fastest rate).
+
+    The rate of a setting is ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (the stiffness of the
+    flow, largest Hessian eigenvalue over tau with |w|^2 at least 1); the step serves the fastest
+    setting of the broadcast inputs. Concrete inputs only.
+
+    Example:
+      >>> default_dt(1.0, 1.0, 0.1, 0.1, tau=10.0)  # 0.05 / (2 / 10)
+      0.25
+    """
     vals = [concrete(x) for x in (lam, eps, gamma, tau, n, w1, w2)]
     if any(v is None for v in vals):
         raise ValueError("dt must be given when the inputs are traced")
@@ -353,7 +364,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
         return _diffrax_core(*args, rtol=float(rtol), atol=float(atol),
                              max_steps=check_int("max_steps", max_steps, 1))
     if dt is None:
-        dt = _default_dt(lam, eps, gamma, tau, n, w1, w2)
+        dt = default_dt(lam, eps, w1, w2, gamma=gamma, tau=tau, n=n)
     ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
     args += [jnp.asarray(x, dtype) for x in (lam, eps, gamma, tau, n, w1, w2)]

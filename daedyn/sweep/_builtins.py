@@ -108,9 +108,7 @@ def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, 
 
 
 def _flow_dt(axes, constants):
-    """RK4 step for the stiffest point of the grid: 0.05 / max rate, the rate being
-    ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (increasing in every argument but tau),
-    the rule ``dynamics.scalar_flow`` applies to the batch it is given."""
+    """RK4 step for the stiffest point of the grid: ``dynamics.default_dt`` at the extremes."""
     if "dt" in constants or constants.get("method", "rk4") != "rk4":
         return {}
     defaults = {"gamma": 0.0, "n": 1.0, "tau": 1.0}
@@ -119,9 +117,9 @@ def _flow_dt(axes, constants):
         v = axes.get(name, constants.get(name, defaults.get(name)))
         return float(fn(np.abs(np.asarray(v, np.float64))))
     big = {k: extreme(k, np.max) for k in ("lam", "eps", "gamma", "n", "w1", "w2")}
-    rate = ((big["lam"] + big["eps"]) * max(1.0, big["w1"] ** 2 + big["w2"] ** 2)
-            + big["n"] * big["gamma"]) / extreme("tau", np.min)
-    return {"dt": 0.05 / max(rate, 1e-300)}
+    # the rate is increasing in every argument but tau: the stiffest point of the grid sets the step
+    return {"dt": dynamics.default_dt(big["lam"], big["eps"], big["w1"], big["w2"], gamma=big["gamma"],
+                                      n=big["n"], tau=extreme("tau", np.min))}
 
 
 @entry_point(batching="broadcast",
