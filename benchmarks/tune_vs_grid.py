@@ -117,9 +117,9 @@ def run(quick: bool = True) -> list[dict]:
         pool, epochs, alpha, s2 = (4, 300, 0.2, 0.02) if quick else (1, 2000, 0.02, 0.05)
         xt, xh = _mnist(pool)
         problem = tune.heldout_problem(xt, xh)
-        f3 = tune.heldout_objective(problem, route="train", epochs=epochs, alpha=alpha,
-                                    eval_sigma2=s2, key=jax.random.key(0), init_scale=1e-3,
-                                    checkpoint_every=50 if quick else 100)
+        route3 = tune.TrainRoute(epochs=epochs, remat_every=50 if quick else 100)
+        f3 = tune.heldout_objective(problem, route=route3, alpha=alpha, eval_sigma2=s2,
+                                    key=jax.random.key(0), init_scale=1e-3)
         groups3 = [range(2, 9), range(9, 17), [20, 24, 32, 48, 64]]
         rows += _workload(f"train route, linear DAE D={problem.eigvals.shape[0]}, T={epochs}", f3,
                           1.0, 1e4, tols=(1e-2, 1e-3), starts={"N s_eval^2": problem.n * s2},

@@ -37,7 +37,7 @@ try:
     ds = data.load("mnist", n=5000)
 except data.DatasetUnavailable:
     ds = data.load("mnist5k")
-x = figures.beyond.pool_images(ds.x, ds.image_shape, 4) if QUICK else ds.x
+x = figures.pool_images(ds.x, ds.image_shape, 4) if QUICK else ds.x
 x_tr, x_ho = data.train_heldout_split(x, 1000, seed=0)
 print(ds.name, "train", x_tr.shape, "held out", x_ho.shape)
 
@@ -56,6 +56,17 @@ objective = tune.heldout_objective(problem, **settings)
 n = problem.n
 for s2 in (1e-3, 1e-2, 1e-1):
     print(f"s^2 = {s2:5.3f}: held-out loss {float(objective({'eps': jnp.asarray(s2 * n)})):.5f}")
+
+# %% [markdown]
+# `heldout_objective` is a convenience over one factory per route: here the closed form,
+# `closed_form_objective_fn`, a pure function of the traced hyperparameters (`Hyperparams`; the
+# held-out noise enters as eps_eval = M s_eval^2).
+
+# %%
+pure = tune.closed_form_objective_fn(problem, tune.ClosedFormRoute())
+hyper = tune.Hyperparams(eps=0.01 * n, alpha=settings["alpha"], epochs=settings["epochs"],
+                         eps_eval=problem.n_heldout * settings["eval_sigma2"])
+print(f"factory: {float(pure(hyper)):.5f}, heldout_objective: {float(objective({'eps': 0.01 * n})):.5f}")
 
 # %% [markdown]
 # ## Gradient descent in log eps against a grid search

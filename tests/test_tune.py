@@ -241,7 +241,7 @@ ADAM = optax.adam(optax.exponential_decay(0.3, transition_steps=20, decay_rate=0
 def test_dynamics_route_gradients_match_central_differences(init, x64):
     key = jax.random.key(3) if init == "orthogonal" else None
     f = tn.heldout_objective(small_problem(), route="dynamics", init=init, key=key,
-                             checkpoint_every=64, **SETTINGS8)  # 300 = 4 x 64 + 44: both block kinds
+                             remat_every=64, **SETTINGS8)  # 300 = 4 x 64 + 44: both block kinds
     g = jax.jit(jax.grad(lambda z: f({"eps": jnp.exp(z)})))
     fj = jax.jit(lambda z: f({"eps": jnp.exp(z)}))  # compiled once for the six FD evaluations
     for eps in (0.3, 15.0, 500.0):
@@ -396,11 +396,11 @@ def test_time_to_loss_single_direction_is_theory_learning_time(x64):
     assert float(tn.time_to_loss(p, target, eps=eps, alpha=alpha, w0=w0)) == pytest.approx(ref, rel=1e-9)
 
 
-def test_checkpointing_does_not_change_values_or_gradients(x64):
+def test_remat_does_not_change_values_or_gradients(x64):
     p = small_problem()
     vals = []
     for every in (7, 300):  # 42 blocks of 7 + remainder 6, or one block
-        f = tn.heldout_objective(p, route="dynamics", checkpoint_every=every, **SETTINGS8)
+        f = tn.heldout_objective(p, route="dynamics", remat_every=every, **SETTINGS8)
         vals.append(jax.jit(jax.value_and_grad(lambda z: f({"eps": jnp.exp(z)})))(math.log(12.0)))
     # Rematerialisation recomputes the same operations: equal to float64 round-off (1e-13).
     np.testing.assert_allclose(vals[0][0], vals[1][0], rtol=1e-13)
@@ -414,7 +414,7 @@ def test_train_route_sampled_noise_and_nonlinear_gradients(variant, small_mnist,
     kw = dict(marginalised=False) if variant == "sampled" else dict(marginalised=False, activation="tanh")
     p = tn.heldout_problem(np.asarray(small_mnist.x_train[:400]), np.asarray(small_mnist.x_heldout[:100]))
     f = tn.heldout_objective(p, route="train", key=jax.random.key(0), init_scale=1e-2, epochs=40,
-                             alpha=0.2, eval_sigma2=0.02, checkpoint_every=20, **kw)
+                             alpha=0.2, eval_sigma2=0.02, remat_every=20, **kw)
     fj = jax.jit(lambda z: f({"eps": jnp.exp(z)}))
     g = jax.jit(jax.grad(lambda z: f({"eps": jnp.exp(z)})))
     z0 = math.log(40.0)
@@ -473,14 +473,14 @@ def test_diverging_gradient_descent_stops_with_best_alpha(x64):
     assert res.objective == np.nanmin(res.history.objective[:-1])
 
 
-def test_checkpointing_bounds_reverse_mode_memory(x64):
+def test_remat_bounds_reverse_mode_memory(x64):
     # 4000 matrix GD steps (D = H = 8): without blocks every step's weights (2 x 8 x 8 float64 = 1 KiB)
     # are kept for the backward pass; with blocks of 100 only 40 boundaries plus one block are.
     # Measured by XLA's memory analysis: 12.3 MB vs 0.35 MB; the test asks for a 10x reduction.
     temp = {}
     for every in (100, 4000):
         f = tn.heldout_objective(small_problem(), route="dynamics", init="orthogonal", epochs=4000,
-                                 alpha=0.05, w0=1e-3, eval_sigma2=0.05, checkpoint_every=every)
+                                 alpha=0.05, w0=1e-3, eval_sigma2=0.05, remat_every=every)
         grad = jax.jit(jax.grad(lambda z, f: f({"eps": jnp.exp(z)})))
         analysis = grad.lower(1.0, f).compile().memory_analysis()
         if analysis is None:

@@ -7,22 +7,27 @@ noise level eps = N s^2 (and weight decay gamma, learning rate alpha, training t
 three routes, and minimised with any optax optimiser in log-parameters.
 
 - :func:`heldout_problem` / :func:`problem_from_spectrum`: train spectrum + held-out projections.
-- :func:`heldout_objective`: ``objective(hyper) -> loss`` by route "closed_form" (daedyn.theory),
-  "dynamics" (daedyn.dynamics, scan + checkpoint) or "train" (daedyn.train, unrolled training).
+- Routes, one factory each, returning a pure ``objective(hyper: Hyperparams) -> loss``:
+  :func:`closed_form_objective_fn` (:class:`ClosedFormRoute`, daedyn.theory),
+  :func:`dynamics_objective_fn` (:class:`DynamicsRoute`, daedyn.dynamics, scan + remat) and
+  :func:`train_objective_fn` (:class:`TrainRoute`, daedyn.train, unrolled training).
+- :func:`heldout_objective`: the convenience edge: a route name or config plus default values,
+  giving ``objective(overrides: dict | Hyperparams) -> loss``.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
 - :func:`tune_noise`: the whole pipeline from data arrays.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
 - :func:`plot_objective`: objective against eps with the optimisation path.
 """
 
-from daedyn.tune._objective import (
+from daedyn.tune._config import (
     ROUTES,
     TUNABLE,
-    heldout_loss,
-    heldout_objective,
-    time_to_loss,
-    train_init_w0,
+    ClosedFormRoute,
+    DynamicsRoute,
+    Hyperparams,
+    TrainRoute,
 )
+from daedyn.tune._objective import heldout_objective, time_to_loss
 from daedyn.tune._optimise import (
     GridResult,
     History,
@@ -35,9 +40,13 @@ from daedyn.tune._optimise import (
 from daedyn.tune._pipeline import tune_noise
 from daedyn.tune._plot import plot_objective
 from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
+from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn, heldout_loss
+from daedyn.tune._train_route import train_init_w0, train_objective_fn
 
 __all__ = [
     "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
+    "Hyperparams", "ClosedFormRoute", "DynamicsRoute", "TrainRoute",
+    "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
     "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic", "tune_noise",
     "plot_objective",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
+from daedyn.tune._config import TrainRoute
 from daedyn.tune._objective import heldout_objective
 from daedyn.tune._optimise import TuneResult, tune, tune_anisotropic
 from daedyn.tune._problem import heldout_problem
@@ -15,7 +16,7 @@ __all__ = ["tune_noise"]
 
 
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
-               eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: str = "closed_form",
+               eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
                **objective_kwargs) -> TuneResult:
     """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
@@ -29,7 +30,7 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
       eps0: starting eps, > 0; default the matched noise N * eval_sigma2 (the optimum at
         convergence when the held-out spectrum equals the train spectrum), or 0.01 N without
         evaluation noise.
-      route: "closed_form", "dynamics" or "train".
+      route: "closed_form", "dynamics" or "train", or a route config (:class:`DynamicsRoute`, ...).
       anisotropic: also tune a per-direction eps_j (never worse than the isotropic optimum).
       optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
       **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
@@ -46,7 +47,8 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
                                  and np.all(np.asarray(eps0, np.float64) > 0)):
         raise ValueError(f"initial eps (eps0) must be finite and > 0 (it is optimised as log eps); "
                          f"got {eps0!r}")
-    problem = heldout_problem(x_train, x_heldout, keep_data=(route == "train"))
+    keep_data = route == "train" or isinstance(route, TrainRoute)
+    problem = heldout_problem(x_train, x_heldout, keep_data=keep_data)
     if eps0 is None:  # matched noise N s_eval^2: the optimum when train and held-out spectra agree
         s2 = float(np.max(np.asarray(eval_sigma2)))
         eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n

@@ -9,6 +9,9 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from daedyn import spectrum
+from daedyn._checks import check_range, float_dtype
+
 __all__ = ["HeldoutProblem", "heldout_problem", "problem_from_spectrum"]
 
 
@@ -32,10 +35,6 @@ class HeldoutProblem(NamedTuple):
     eigvecs: Array | None = None
     x_train: Array | None = None
     x_heldout: Array | None = None
-
-
-def _float_dtype(dtype=None):
-    return jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
 
 
 def heldout_problem(x_train: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool = True,
@@ -69,11 +68,9 @@ def heldout_problem(x_train: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool
                          f"{xt.shape[1]} and {xh.shape[1]}")
     if not (np.all(np.isfinite(xt)) and np.all(np.isfinite(xh))):
         raise ValueError("x_train and x_heldout must be finite (found NaN or inf)")
-    from daedyn import spectrum as _spectrum
-
-    dt = _float_dtype(dtype)
-    spec = _spectrum.compute_spectrum(xt, accumulate_dtype=np.float64)
-    projected = _spectrum.projected_second_moment(spec, xh)
+    dt = float_dtype(dtype=dtype)
+    spec = spectrum.compute_spectrum(xt, accumulate_dtype=np.float64)
+    projected = spectrum.projected_second_moment(spec, xh)
     return HeldoutProblem(
         eigvals=jnp.asarray(np.maximum(np.asarray(spec.eigvals, np.float64), 0.0), dt),  # round-off < 0
         projected=jnp.asarray(np.maximum(np.asarray(projected, np.float64), 0.0), dt),
@@ -101,8 +98,6 @@ def problem_from_spectrum(eigvals: ArrayLike, projected: ArrayLike, n: int, n_he
       >>> p.eigvals.shape, p.n_heldout
       ((2,), 5)
     """
-    from daedyn._checks import check_range
-
     if int(n_heldout) < 1:
         raise ValueError(f"n_heldout must be >= 1 (the held-out set is empty); got {n_heldout}")
     if int(n) < 1:
@@ -113,5 +108,5 @@ def problem_from_spectrum(eigvals: ArrayLike, projected: ArrayLike, n: int, n_he
                          f"{lam.shape} and {proj.shape}")
     check_range("eigvals", lam, 0.0)
     check_range("projected", proj, 0.0)
-    dt = _float_dtype(dtype)
+    dt = float_dtype(dtype=dtype)
     return HeldoutProblem(jnp.asarray(lam, dt), jnp.asarray(proj, dt), int(n), int(n_heldout))
