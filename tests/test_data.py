@@ -382,3 +382,42 @@ def test_tfds_unprepared_is_unavailable(tmp_path):
         data.load("mnist", data_dir=empty)
     assert "files: no train-images" in str(info.value) and "tfds build mnist" in str(info.value)
     assert not any(empty.rglob("*.array_record*"))  # nothing was fetched or prepared
+
+
+# --- load_dataset: a name or a .npy file, with a fallback ----------------------------------------
+
+def test_load_dataset_from_npy_file_keeps_values_and_dtype(tmp_path):
+    x = np.arange(24.0).reshape(6, 4)  # float64, not in [0, 1]: used as stored
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    ds, note = data.load_dataset(path)
+    assert note is None and ds.name == "x.npy" and ds.source == "npy" and ds.location == str(path)
+    assert ds.x.dtype == np.float64
+    np.testing.assert_array_equal(ds.x, x)  # exact: no scaling
+    first, _ = data.load_dataset(str(path), n=2)
+    np.testing.assert_array_equal(first.x, x[:2])
+    np.save(tmp_path / "bad.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="2-D array"):
+        data.load_dataset(tmp_path / "bad.npy")
+    with pytest.raises(DatasetUnavailable, match="no such file"):
+        data.load_dataset(tmp_path / "missing.npy")
+    with pytest.raises(ValueError, match="n must lie in"):
+        data.load_dataset(path, n=0)
+
+
+def test_load_dataset_by_name_and_fallback(tmp_path):
+    ref = write_mnist_dir(tmp_path, n_train=30, n_test=10)
+    ds, note = data.load_dataset("mnist", n=5, data_dir=tmp_path)
+    assert note is None and ds.name == "mnist" and ds.x.shape == (5, 784)
+    np.testing.assert_array_equal(ds.x * 255, ref["train_images"][:5].reshape(5, -1))  # exact, k/255
+    with pytest.raises(DatasetUnavailable, match="cifar10"):
+        data.load_dataset("cifar10", data_dir=tmp_path)
+    # cifar10 is not there: the fallback's first n rows, with a note naming both.
+    fb, note = data.load_dataset("cifar10", n=7, data_dir=tmp_path, fallback="mnist")
+    assert fb.name == "mnist" and fb.x.shape == (7, 784)
+    np.testing.assert_array_equal(fb.indices, np.arange(7))
+    assert note.startswith("cifar10 not available, used the mnist subset instead (")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetUnavailable, match="fallback mnist"):
+        data.load_dataset("cifar10", data_dir=empty, fallback="mnist")

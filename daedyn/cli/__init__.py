@@ -3,6 +3,10 @@
 Each subcommand lives in its own module ``daedyn/cli/<name>.py`` exposing
 ``register(subparsers) -> None``, which adds a parser whose ``func`` default takes the parsed
 namespace and returns an exit code. Exit codes: 0 ok, 1 failure, 2 bad usage.
+
+A subcommand parses its arguments, calls one library function and formats its output: datasets
+come from :func:`daedyn.data.load_dataset`, progress bars from :mod:`daedyn._progress`, plots from
+:mod:`daedyn.figures`, and range errors from the library's own checks (a ``ValueError`` exits 2).
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import contextlib
 import importlib
 import sys
 import warnings
+
+__all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "float_list",
+           "apply_common_options", "SUBCOMMANDS"]
 
 SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "bench")
 
@@ -57,63 +64,12 @@ def float_list(text: str) -> list[float]:
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
-    """--dataset NAME|FILE.npy, --data-dir, --n: what :func:`load_dataset` reads."""
+    """--dataset NAME|FILE.npy, --data-dir, --n: the arguments of :func:`daedyn.data.load_dataset`."""
     p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
                    help="dataset name for daedyn.data.load (mnist5k, mnist, fashion_mnist, cifar10) "
                    "or a local .npy file of shape (N, D) (default mnist5k)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
     p.add_argument("--n", type=int, default=None, help="samples to load (default all)")
-
-
-def load_dataset(args):
-    """(x (N, D), name) from --dataset (a name for ``daedyn.data.load`` or a ``.npy`` file)."""
-    import os
-
-    import numpy as np
-
-    from daedyn import data
-
-    if args.dataset.endswith(".npy") or os.path.isfile(args.dataset):
-        if not os.path.isfile(args.dataset):
-            raise data.DatasetUnavailable(f"no such file: {args.dataset}")
-        x = np.load(args.dataset)
-        if x.ndim != 2:
-            raise ValueError(f"--dataset file must hold a 2-D array (N, D); got shape {x.shape}")
-        return (x if args.n is None else x[: args.n]), os.path.basename(args.dataset)
-    ds = data.load(args.dataset, n=args.n, data_dir=args.data_dir)
-    return ds.x, ds.name
-
-
-def progress_reporter(unit: str = "epoch", stream=None, min_interval: float = 1.0):
-    """A ``progress(done, total)`` callback drawing ``[#####---] unit done/total (40%)  elapsed  ETA``.
-
-    On a terminal the bar is redrawn in place; otherwise (logs, pipes, tests) one line is printed
-    per call, at most one per ``min_interval`` seconds, plus the last.
-    """
-    import time
-
-    stream = stream or sys.stderr
-    tty = stream.isatty()
-    start, last, first = time.perf_counter(), [-float("inf")], []
-
-    def report(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if not first:  # the rate is measured from the first report on (it excludes compilation)
-            first.extend((now, done))
-        final = done >= total
-        if not (final or tty or now - last[0] >= min_interval):
-            return
-        last[0] = now
-        frac = done / max(total, 1)
-        elapsed = now - start
-        rate = (done - first[1]) / (now - first[0]) if now > first[0] and done > first[1] else 0.0
-        eta = "done" if final else (f"ETA {(total - done) / rate:.0f} s" if rate else "ETA ?")
-        bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-        line = f"  [{bar}] {unit} {done}/{total} ({100 * frac:.0f}%)  {elapsed:.1f} s  {eta}"
-        stream.write(("\r" if tty else "") + line + ("\n" if final or not tty else ""))
-        stream.flush()
-
-    return report
 
 
 def apply_common_options(args) -> None:
@@ -127,15 +83,15 @@ def apply_common_options(args) -> None:
 
 @contextlib.contextmanager
 def _one_line_warnings(prog: str):
-    """Within the block, library warnings show as ``prog: warning: message`` on stderr."""
+    """Within the block, warnings show as ``prog: warning: message`` on stderr, and daedyn's own
+    (e.g. an unstable learning rate) every time they are raised (filters and hook restored after)."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"{prog}: warning: {message}", file=file or sys.stderr)
+        print(f"{prog}: warning: {message}", file=file or sys.stderr, flush=True)
 
-    saved, warnings.showwarning = warnings.showwarning, show
-    try:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", module=r"daedyn(\.|$)")
+        warnings.showwarning = show
         yield
-    finally:
-        warnings.showwarning = saved
 
 
 def main(argv: list[str] | None = None) -> int:

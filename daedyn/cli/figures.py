@@ -68,8 +68,8 @@ def run(args) -> int:
     import jax.random as jr
 
     from daedyn import figures
+    from daedyn._progress import progress_bar
     from daedyn.data import DatasetUnavailable
-    from daedyn.figures._common import quick_default
 
     try:  # a --device whose platform is missing fails here, as one line, not in every figure
         jax.devices()
@@ -78,7 +78,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     names = args.only or _names()
-    quick = quick_default() if args.quick is None else args.quick
+    quick = figures.quick_default() if args.quick is None else args.quick
     key = jr.key(args.seed)
     report = {"out": args.out, "quick": quick, "seed": args.seed, "figures": {}}
     failed = False
@@ -94,7 +94,7 @@ def run(args) -> int:
         quiet = args.json or args.quiet
         say = (lambda m: None) if quiet else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
         try:
-            with figures.reporting(say):
+            with figures.reporting(say, progress=None if quiet else progress_bar):
                 result = fn(**kwargs)
         except DatasetUnavailable as err:
             entry = {"status": "skipped", "reason": f"dataset not available: {err}"}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 
-from daedyn.cli import add_common_options, float_list, progress_reporter
+from daedyn.cli import add_common_options, float_list
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
-# Chunk long runs so that progress can be reported: about this many trajectory-epochs per chunk.
+# Long gradient-descent runs go in pieces of about this many trajectory-epochs, reporting progress
+# (daedyn.dynamics._simulate.CHUNK_WORK; a module constant here so that tests can shrink it).
 _CHUNK_WORK = 50_000_000
 
 
@@ -106,40 +106,19 @@ def _checked_ints(args):
     return every
 
 
-def _chunks(epochs: int, every: int, batch: int) -> list[int]:
-    """Split a run into pieces of whole save intervals, each about _CHUNK_WORK trajectory-epochs."""
-    n_saves = epochs // every
-    per = max(1, min(n_saves, _CHUNK_WORK // max(1, batch * every)))
-    sizes = [per * every] * (n_saves // per)
-    if n_saves % per:
-        sizes.append((n_saves % per) * every)
-    return sizes
+def _progress(args, every: int, batch: int):
+    """A progress bar on stderr for gradient-descent runs in several pieces, else None (also with
+    --quiet or --json)."""
+    from daedyn._progress import progress_bar
+    from daedyn.dynamics._simulate import chunk_sizes
 
-
-def _gd_in_chunks(fn, y0, epochs, every, batch, say, *, time_axis):
-    """Run ``fn(y, epochs) -> (tuple of saves, y_end)`` in chunks, reporting progress; each save array
-    has its time axis at ``time_axis`` and starts with the chunk's initial state."""
-    import numpy as np
-
-    sizes = _chunks(epochs, every, batch)
-    parts, y, done = None, y0, 0
-    report = progress_reporter("epoch") if say is not _silent and len(sizes) > 1 else None
-    for size in sizes:
-        saves, y = fn(y, size)
-        saves = [np.moveaxis(np.asarray(s), time_axis, 0) for s in saves]
-        parts = [[s] for s in saves] if parts is None else [p + [s[1:]] for p, s in zip(parts, saves)]
-        done += size
-        if report is not None:
-            report(done, epochs)
-    return [np.moveaxis(np.concatenate(p), 0, time_axis) for p in parts], y
+    if args.quiet or args.json or args.method != "gd":
+        return None
+    return progress_bar("epochs") if len(chunk_sizes(args.epochs, every, batch, _CHUNK_WORK)) > 1 else None
 
 
 def run(args) -> int:
-    with warnings.catch_warnings():  # the stability check (and any library warning): one stderr line, now
-        warnings.simplefilter("always")
-        warnings.showwarning = lambda message, *a, **k: print(f"daedyn simulate: warning: {message}",
-                                                               file=sys.stderr, flush=True)
-        return _run_matrix(args) if args.matrix else _run_scalar(args)
+    return _run_matrix(args) if args.matrix else _run_scalar(args)
 
 
 def _scalar_closed_form(t, lam, eps, gamma, n, w1, w2, tau):
@@ -160,6 +139,7 @@ def _run_scalar(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
+    from daedyn.dynamics._simulate import simulate_scalar
 
     every = _checked_ints(args)
     say = _say(args)
@@ -170,24 +150,14 @@ def _run_scalar(args) -> int:
     n, tau = args.n, args.n / alpha
     batch = lam.size
     start = time.perf_counter()
-    if args.method == "gd":
-        dynamics.check_gd_stability(lam, eps, gamma, alpha, n, w1=args.w1, w2=args.w2)
-
-        def piece(y, k):
-            tr = dynamics.scalar_gd(c[0], c[1], y[0], y[1], alpha=c[3], gamma=c[2], n=n, epochs=k,
-                                    save_every=every, backend=args.backend, check_stability=False)
-            return (tr.w1, tr.w2, tr.w, tr.loss), (tr.w1[:, -1], tr.w2[:, -1])
-
-        y0 = (jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype))
-        (w1s, w2s, ws, losses), _ = _gd_in_chunks(piece, y0, args.epochs, every, batch, say, time_axis=-1)
-        t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
-    else:
-        t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
+    if args.method != "gd":
         say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
-        tr = dynamics.scalar_flow(jnp.asarray(t, dtype), c[0], c[1], args.w1, args.w2,
-                                  tau=jnp.asarray(tau, dtype), gamma=c[2], n=n, method=args.method,
-                                  dt=args.dt)
-        w1s, w2s, ws, losses = (np.asarray(x) for x in (tr.w1, tr.w2, tr.w, tr.loss))
+    tr = simulate_scalar(c[0], c[1], jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),
+                         alpha=c[3], gamma=c[2], n=n, epochs=args.epochs, save_every=every,
+                         method=args.method, dt=args.dt, backend=args.backend,
+                         progress=_progress(args, every, batch), chunk_work=_CHUNK_WORK)
+    t = np.asarray(tr.t, np.float64)
+    w1s, w2s, ws, losses = (np.asarray(x) for x in (tr.w1, tr.w2, tr.w, tr.loss))
     seconds = time.perf_counter() - start
     closed = _scalar_closed_form(t[None, :], lam[:, None], eps[:, None], gamma[:, None], n, args.w1,
                                  args.w2, tau[:, None])
@@ -204,7 +174,11 @@ def _run_scalar(args) -> int:
     if args.method == "gd":
         report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every)
     if args.plot:
-        _plot_scalar(args.plot, t, ws, closed, lam, eps, gamma, alpha)
+        from daedyn.figures import plot_scalar_runs
+
+        labels = [f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
+                  for i in range(batch)]
+        plot_scalar_runs(t, ws, labels, closed=closed).figure.savefig(args.plot, dpi=120)
         report["plot"] = args.plot
     finite = bool(np.all(np.isfinite(ws[:, -1])))
     if args.json:
@@ -231,24 +205,6 @@ def _run_scalar(args) -> int:
     return 0
 
 
-def _plot_scalar(path, t, ws, closed, lam, eps, gamma, alpha):
-    import numpy as np
-
-    from daedyn.figures import new_figure
-
-    fig, axes = new_figure(1, 1, width=5.0, height=3.2)
-    ax = axes[0, 0]
-    for i in range(min(len(ws), 20)):
-        label = f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
-        line, = ax.plot(t, ws[i], label=label)
-        if not np.isnan(closed[i]).any():  # closed form available
-            ax.plot(t, closed[i], "--", color=line.get_color(), lw=0.8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("w = w1 w2")
-    ax.legend(fontsize=6)
-    fig.savefig(path, dpi=120)
-
-
 def _spectrum(args):
     import numpy as np
 
@@ -268,6 +224,7 @@ def _run_matrix(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
+    from daedyn.dynamics._simulate import simulate_matrix
 
     if args.method == "diffrax":
         raise ValueError("--method diffrax is available in scalar mode only (use gd or rk4 with --matrix)")
@@ -291,22 +248,12 @@ def _run_matrix(args) -> int:
     lam_j = jnp.asarray(lam, dtype)
     kw = dict(eps=eps, gamma=gamma, n=n, precision=args.precision)
     start = time.perf_counter()
-    if args.method == "gd":
-        dynamics.matrix_gd(lam_j, w1, w2, alpha=alpha, epochs=0, **kw)  # stability warning, once
-
-        def piece(y, k):
-            tr = dynamics.matrix_gd(lam_j, y[0], y[1], alpha=alpha, epochs=k, save_every=every,
-                                    check_stability=False, **kw)
-            return (tr.mapping, tr.loss[..., None]), (tr.w1, tr.w2)
-
-        (mapping, loss), _ = _gd_in_chunks(piece, (w1, w2), args.epochs, every, d * h, say,
-                                          time_axis=0)
-        loss = loss[..., 0]
-    else:
+    if args.method != "gd":
         say(f"integrating the matrix flow (RK4) D = {d}, H = {h} ...")
-        ts = jnp.arange(0, args.epochs + 1, every, dtype=dtype)
-        tr = dynamics.matrix_flow(ts, lam_j, w1, w2, tau=n / alpha, dt=args.dt or 0.1, **kw)
-        mapping, loss = np.asarray(tr.mapping), np.asarray(tr.loss)
+    tr = simulate_matrix(lam_j, w1, w2, alpha=alpha, epochs=args.epochs, save_every=every,
+                         method=args.method, dt=args.dt or 0.1, progress=_progress(args, every, d * h),
+                         chunk_work=_CHUNK_WORK, **kw)
+    mapping, loss = np.asarray(tr.mapping), np.asarray(tr.loss)
     seconds = time.perf_counter() - start
     t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
     k = min(d, h)
@@ -327,7 +274,9 @@ def _run_matrix(args) -> int:
     if closed is not None:
         report["max_dev_closed_form"] = _num(np.max(np.abs(mapping - closed)))
     if args.plot:
-        _plot_matrix(args.plot, t, mapping, lam)
+        from daedyn.figures import plot_matrix_mapping
+
+        plot_matrix_mapping(t, mapping, lam).figure.savefig(args.plot, dpi=120)
         report["plot"] = args.plot
     if args.json:
         print(json.dumps(report, indent=1))
@@ -355,16 +304,3 @@ def _run_matrix(args) -> int:
         print("daedyn simulate: non-finite mapping at the end (diverged)", file=sys.stderr)
         return 1
     return 0
-
-
-def _plot_matrix(path, t, mapping, lam):
-    from daedyn.figures import new_figure
-
-    fig, axes = new_figure(1, 1, width=5.0, height=3.2)
-    ax = axes[0, 0]
-    for j in range(min(mapping.shape[-1], 12)):
-        ax.plot(t, mapping[:, j], label=f"j={j} lam={lam[j]:.3g}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mapping diag(V^T W2 W1 V)")
-    ax.legend(fontsize=6)
-    fig.savefig(path, dpi=120)

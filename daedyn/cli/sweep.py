@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
-
-
-def _progress_printer(stream):
-    """Progress lines on ``stream``: redrawn in place on a terminal, at most 1/s otherwise."""
-    tty = stream.isatty()
-    last = [0.0]
-
-    def show(p):
-        now = time.monotonic()
-        if not (p.final or tty or now - last[0] >= 1.0 or p.chunks_computed == 1):
-            return
-        last[0] = now
-        end = "\n" if (p.final or not tty) else ""
-        stream.write(("\r" if tty else "") + p.line() + end)
-        stream.flush()
-    return show
 
 
 def _run(args) -> int:
     import jax
 
     from daedyn import sweep
+    from daedyn._progress import progress_bar, sweep_callback
 
     if args.distributed:
         kw = {}
@@ -57,7 +40,7 @@ def _run(args) -> int:
     if spec.path is None:
         raise ValueError("no output path: give --out PATH or 'path' in the spec")
     main = jax.process_index() == 0
-    progress = None if (args.quiet or not main) else _progress_printer(sys.stderr)
+    progress = None if (args.quiet or not main) else sweep_callback(progress_bar("chunks"))
     summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression)
     if main:
         if args.json:

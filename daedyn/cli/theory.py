@@ -50,13 +50,14 @@ def register(subparsers) -> None:
 
 def _check(name: str, values, lo: float = -math.inf, hi: float = math.inf, *,
            lo_open: bool = False, hi_open: bool = False) -> None:
-    """ValueError (exit 2) naming the option and its allowed range unless every value lies in it
-    (values must be finite: an infinite end of the range is open)."""
+    """The library's range check (``ValueError``, exit 2, naming the option and its range) for each
+    value of an option, so the message quotes the first bad one; an infinite end is open (values
+    must be finite)."""
+    from daedyn._checks import check_range
+
     for v in values if isinstance(values, list) else [values]:
-        ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        if not ok:
-            left, right = "(" if lo_open else "[", ")" if hi_open or hi == math.inf else "]"
-            raise ValueError(f"{name} must lie in {left}{lo:g}, {hi:g}{right}; got {v:g}")
+        check_range(name, v, lo, hi, lo_open=lo_open or lo == -math.inf,
+                    hi_open=hi_open or hi == math.inf)
 
 
 def _validate(args) -> None:
@@ -148,25 +149,16 @@ def _label(c: dict) -> str:
 
 
 def _plot(path: str, ts, w, combos, curves, args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from daedyn.figures import plot_closed_form
+
     dense = np.linspace(0.0, float(ts.max()), 400)  # smooth curves; the printed times as dots
-    wd = _trajectories(args, dense, combos)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for j, c in enumerate(curves):
-        (line,) = ax.plot(dense, wd[:, j], label=_label(c))
-        ax.plot(ts, w[:, j], ".", color=line.get_color(), ms=4)
-        ax.axhline(c["fixed_point"], color=line.get_color(), ls=":", lw=0.8)
     start = f"w1={args.w1:g}, w2={args.w2:g}" if args.w1 is not None else f"w0={args.w0:g}"
-    ax.set(xlabel="t (epochs)", ylabel="w(t) = w2 w1", title=f"closed form, {start}, tau={args.tau:g}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax = plot_closed_form(dense, _trajectories(args, dense, combos), [_label(c) for c in curves],
+                          fixed_points=[c["fixed_point"] for c in curves], t_points=ts, w_points=w,
+                          title=f"closed form, {start}, tau={args.tau:g}")
+    ax.figure.savefig(path, dpi=120)
 
 
 def run(args) -> int:

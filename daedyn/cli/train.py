@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, load_dataset, progress_reporter
+from daedyn.cli import add_common_options, add_dataset_options
 
 HELP = "train linear or nonlinear (denoising) autoencoders and report the per-direction mapping"
 
@@ -103,14 +103,23 @@ def _check(args):
                          f"sigmoid, gelu, ...); got {args.activation!r}") from None
 
 
-def run(args) -> int:
+def _one_seed(r, s: int):
+    """Seed ``s`` of a :func:`daedyn.train.train_batch` result, as an unbatched result."""
     import jax
+
+    per_seed = ("mapping", "singular_values", "weight_norm", "train_loss", "heldout_loss", "tau", "eps",
+                "gamma", "params", "init_params")
+    return r._replace(**{f: jax.tree_util.tree_map(lambda a: a[s], getattr(r, f))
+                         for f in per_seed if getattr(r, f) is not None})
+
+
+def run(args) -> int:
     import jax.numpy as jnp
     import jax.random as jr
     import numpy as np
 
     from daedyn import data, models, spectrum, theory, train
-    from daedyn.data import DatasetUnavailable
+    from daedyn._progress import progress_bar
 
     _check(args)
     nz = _noise(args)
@@ -120,11 +129,11 @@ def run(args) -> int:
         raise ValueError("--marginalised needs --activation linear (the expected loss over the noise "
                          "has a closed form only for linear networks)")
     try:
-        x, name = load_dataset(args)
-    except DatasetUnavailable as err:
+        ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
+    except data.DatasetUnavailable as err:
         print(f"daedyn train: dataset not available: {err}", file=sys.stderr)
         return 1
-    x = np.asarray(x)
+    x, name = np.asarray(ds.x), ds.name
     if args.heldout:
         if not 1 <= args.heldout < x.shape[0] - 1:
             raise ValueError(f"--heldout must lie in [0, {x.shape[0] - 2}] for {x.shape[0]} samples; "
@@ -138,47 +147,40 @@ def run(args) -> int:
     start = time.perf_counter()
     say(f"{name}: N = {n}, D = {d}; computing the spectrum of X^T X ...")
     spec = spectrum.compute_spectrum(x_train)
-    dt = jnp.result_type(float)
-    x_train = jnp.asarray(x_train, dt)
+    x_train = jnp.asarray(x_train, jnp.result_type(float))
     n_records = args.epochs // args.record_every
-    progress = None
-    chunk = None
-    if not quiet:
-        chunk = max(1, n_records // 20)
-        progress = progress_reporter("epoch")
-
     kw = dict(hidden=args.hidden, epochs=args.epochs, alpha=args.alpha, activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
               x_heldout=x_held, record_every=args.record_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
-              progress=progress, chunk_records=chunk, checkpoint=args.checkpoint)
+              progress=None if quiet else progress_bar("epochs"),
+              chunk_records=None if quiet else max(1, n_records // 20), checkpoint=args.checkpoint)
     say(f"training {args.seeds} {'linear' if linear else args.activation} network(s), H = {args.hidden}, "
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
     if args.seeds > 1:
         r = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
+        runs = [_one_seed(r, s) for s in range(args.seeds)]
     else:
-        r = train.train(x_train, key=key, **kw)
-        r = r._replace(**{f: (None if getattr(r, f) is None else getattr(r, f)[None])
-                          for f in ("mapping", "singular_values", "weight_norm", "train_loss",
-                                    "heldout_loss", "tau", "eps", "gamma")},
-                       init_params=jax.tree_util.tree_map(lambda a: a[None], r.init_params))
+        runs = [train.train(x_train, key=key, **kw)]
     seconds = time.perf_counter() - start
     top = min(args.top, d)
-    lam = np.asarray(r.eigvals)
-    epochs = np.asarray(r.epochs)
-    mapping = np.asarray(r.mapping)  # (S, T, D)
-    tau, eps, gamma = float(np.ravel(r.tau)[0]), float(np.ravel(r.eps)[0]), float(np.ravel(r.gamma)[0])
+    r0 = runs[0]
+    lam = np.asarray(r0.eigvals)
+    epochs = np.asarray(r0.epochs)
+    mapping = np.stack([np.asarray(r.mapping) for r in runs])  # (S, T, D)
+    tau, eps, gamma = float(np.ravel(r0.tau)[0]), float(np.ravel(r0.eps)[0]), float(np.ravel(r0.gamma)[0])
     pred = None
     if linear and args.batch_size is None:
-        # Balanced small-init theory per direction, each seed's own w0 (train.initial_w0).
-        w0 = np.asarray(train.initial_w0(r.init_params, spec.eigvecs))[:, :top]  # (S, top)
-        pred = np.asarray(theory.small_init_trajectory(
-            epochs[None, :, None], lam[None, None, :top], eps, gamma, w0=w0[:, None, :], tau=tau, n=n))
-        pred = np.where(np.arange(top) < args.hidden, pred, 0.0)  # directions >= H are not learned
+        # Balanced small-init theory per direction from each seed's own start; directions >= H are
+        # not learned by H hidden units.
+        pred = np.stack([np.asarray(train.compare_with_theory(r, eigvecs=spec.eigvecs).continuous)[:, :top]
+                         for r in runs])
+        pred = np.where(np.arange(top) < args.hidden, pred, 0.0)
     fixed = np.asarray(theory.fixed_point(lam[:top], eps, gamma, n))
     fixed = np.where(np.arange(top) < args.hidden, fixed, 0.0) if linear else None
-    finite = bool(np.all(np.isfinite(mapping[..., :top])) and np.all(np.isfinite(np.asarray(r.train_loss))))
+    loss = np.stack([np.asarray(r.train_loss) for r in runs])
+    finite = bool(np.all(np.isfinite(mapping[..., :top])) and np.all(np.isfinite(loss)))
     directions = []
     for j in range(top):
         row = {"index": j, "lam": float(lam[j]), "mapping": float(mapping[:, -1, j].mean()),
@@ -189,7 +191,6 @@ def run(args) -> int:
         if fixed is not None:
             row["fixed_point"] = float(fixed[j])
         directions.append(row)
-    loss = np.asarray(r.train_loss)
     report = {
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
         "dim": d, "hidden": args.hidden, "activation": args.activation, "noise": args.noise,
@@ -200,23 +201,29 @@ def run(args) -> int:
         "train_loss_initial": float(loss[:, 0].mean()), "train_loss_final": float(loss[:, -1].mean()),
         "seconds": round(seconds, 3), "finite": finite,
     }
-    if r.heldout_loss is not None:
-        report["heldout_loss_final"] = float(np.asarray(r.heldout_loss)[:, -1].mean())
+    if r0.heldout_loss is not None:
+        report["heldout_loss_final"] = float(np.mean([np.asarray(r.heldout_loss)[-1] for r in runs]))
     if args.out:
-        arrays = {"epochs": epochs, "mapping": mapping, "eigvals": lam, "tau": np.asarray(r.tau),
-                  "eps": np.asarray(r.eps), "gamma": np.asarray(r.gamma),
+        per_seed = lambda f: np.stack([np.asarray(getattr(r, f)) for r in runs])
+        arrays = {"epochs": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
+                  "eps": per_seed("eps"), "gamma": per_seed("gamma"),
                   "settings": np.asarray(json.dumps({k: v for k, v in report.items()
                                                      if k != "directions"}))}
         for f in ("singular_values", "weight_norm", "train_loss", "heldout_loss"):
-            if getattr(r, f) is not None:
-                arrays[f] = np.asarray(getattr(r, f))
+            if getattr(r0, f) is not None:
+                arrays[f] = per_seed(f)
         if pred is not None:
             arrays["theory"] = pred
         np.savez(args.out, **arrays)
         report["out"] = args.out
     if args.plot:
-        _plot(args.plot, epochs, mapping, pred, lam, n, tau, eps, gamma, r, spec, top, linear,
-              title=f"{name}: {args.activation}, H = {args.hidden}, eps = {eps:.3g}, gamma = {gamma:g}")
+        from daedyn.figures import plot_training_run
+
+        ax = plot_training_run(r0, directions=range(top), hidden=args.hidden,
+                               eigvecs=spec.eigvecs if pred is not None else None,
+                               title=f"{name}: {args.activation}, H = {args.hidden}, eps = {eps:.3g}, "
+                               f"gamma = {gamma:g}")
+        ax.figure.savefig(args.plot, dpi=120)
         report["plot"] = args.plot
     if args.json:
         print(json.dumps(report, indent=1))
@@ -227,32 +234,6 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     return 0
-
-
-def _plot(path, epochs, mapping, pred, lam, n, tau, eps, gamma, r, spec, top, linear, title):
-    import numpy as np
-
-    from daedyn import theory, train
-    from daedyn.figures._common import new_figure
-    from daedyn.figures.real_data import plot_strengths
-
-    fig, axes = new_figure(1, 1, width=5.0, height=3.4)
-    ax = axes[0, 0]
-    colors = [f"C{j % 10}" for j in range(top)]
-    th = None
-    if pred is not None:  # smooth theory lines on a fine grid, seed 0's w0
-        t = np.linspace(float(epochs[0]), float(epochs[-1]), 400)
-        w0 = np.asarray(train.initial_w0(
-            {k: v[0] for k, v in r.init_params.items()}, spec.eigvecs))[:top]
-        th = (t, np.asarray(theory.small_init_trajectory(t[:, None], lam[None, :top], eps, gamma,
-                                                         w0=w0[None, :], tau=tau, n=n)))
-        th = (t, np.where(np.arange(top) < pred.shape[-1], th[1], 0.0))
-    for j in range(top):
-        plot_strengths(epochs, mapping[0][:, : top], None if th is None else (th[0], th[1]),
-                       directions=[j], color=colors[j], label=f"j = {j}", ax=ax, ylabel="mapping")
-    ax.set_title(title, fontsize=8)
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
-    fig.savefig(path, dpi=120)
 
 
 def _print_report(rep: dict, linear: bool) -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, load_dataset
+from daedyn.cli import add_common_options, add_dataset_options
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -51,34 +51,31 @@ def run(args) -> int:
     check_range("--max-steps", args.max_steps, 1)
     if args.eps0 is not None:
         check_range("--eps0", args.eps0, 0.0, lo_open=True)
-    x, name = load_dataset(args)
+    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
+    x, name = np.asarray(ds.x), ds.name
     if not 1 <= args.n_heldout < x.shape[0]:
         raise ValueError(f"--n-heldout must lie in [1, {x.shape[0] - 1}] for {x.shape[0]} samples; "
                          f"got {args.n_heldout}")
     start = time.perf_counter()
-    xt, xh = data.train_heldout_split(np.asarray(x), args.n_heldout, seed=args.seed)
-    problem = tune.heldout_problem(xt, xh, keep_data=args.route == "train")
+    xt, xh = data.train_heldout_split(x, args.n_heldout, seed=args.seed)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,
-              hidden=args.hidden)
+              hidden=args.hidden, max_steps=args.max_steps)
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
-    objective = tune.heldout_objective(problem, **kw)
-    if args.eps0 is not None:
-        eps0 = args.eps0
-    else:  # matched noise: the optimum at convergence when train and held-out spectra agree
-        eps0 = problem.n * args.eval_sigma2 if args.eval_sigma2 > 0 else 0.01 * problem.n
-    result = tune.tune(objective, {"eps": eps0}, max_steps=args.max_steps)
-    iso = result
-    if args.anisotropic and result.success:
-        result = tune.tune_anisotropic(objective, iso, problem.eigvals.shape[-1],
-                                       max_steps=args.max_steps)
+    iso = tune.tune_noise(xt, xh, eps0=args.eps0, **kw)
+    # The start tune_noise chose (the matched noise N * eval_sigma2 unless --eps0): its first iterate.
+    eps0 = args.eps0 if args.eps0 is not None else float(np.asarray(iso.history.params["eps"])[0])
+    result = iso
+    if args.anisotropic and iso.success:  # the isotropic stage again (deterministic), then per direction
+        result = tune.tune_noise(xt, xh, eps0=eps0, anisotropic=True, **kw)
+    n_train, dim = xt.shape
     seconds = time.perf_counter() - start
     report = {
-        "dataset": name, "n_train": problem.n, "n_heldout": problem.n_heldout,
-        "dim": int(problem.eigvals.shape[-1]), "route": args.route, "epochs": args.epochs,
+        "dataset": name, "n_train": n_train, "n_heldout": int(xh.shape[0]),
+        "dim": int(dim), "route": args.route, "epochs": args.epochs,
         "alpha": args.alpha, "eval_sigma2": args.eval_sigma2,
         "eps0": eps0, "objective_before": iso.initial_objective,
-        "eps": float(iso.params["eps"]), "sigma2": float(iso.params["eps"]) / problem.n,
+        "eps": float(iso.params["eps"]), "sigma2": float(iso.params["eps"]) / n_train,
         "objective_after": iso.objective, "status": iso.status, "message": iso.message,
         "steps": iso.n_steps, "evaluations": iso.n_evals, "seconds": round(seconds, 3),
     }
@@ -88,14 +85,18 @@ def run(args) -> int:
                                  "eps_min": float(eps_j.min()) if eps_j.ndim else float(eps_j),
                                  "eps_max": float(eps_j.max()) if eps_j.ndim else float(eps_j)}
     if args.plot:
-        ax = tune.plot_objective(objective, iso)
-        ax.set_title(f"{name}: {args.route}, T = {args.epochs:g}, eval noise {args.eval_sigma2:g}")
+        from daedyn.figures import plot_noise_tuning
+
+        ax = plot_noise_tuning(xt, xh, iso, epochs=args.epochs, alpha=args.alpha,
+                               eval_sigma2=args.eval_sigma2, route=args.route, hidden=args.hidden,
+                               key=kw.get("key"), title=f"{name}: {args.route}, T = {args.epochs:g}, "
+                               f"eval noise {args.eval_sigma2:g}")
         ax.figure.savefig(args.plot, dpi=120)
         report["plot"] = args.plot
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        print(f"{name}: N = {problem.n} train, M = {problem.n_heldout} held-out, D = {report['dim']}; "
+        print(f"{name}: N = {n_train} train, M = {report['n_heldout']} held-out, D = {report['dim']}; "
               f"route {args.route}, T = {args.epochs:g} epochs, alpha = {args.alpha:g}, "
               f"held-out noise variance {args.eval_sigma2:g}")
         print(f"objective before: {iso.initial_objective:.6g} at eps = {eps0:.6g}")

@@ -9,6 +9,11 @@ return the Axes, so they compose into other figures.
 This is the only part of daedyn that imports matplotlib; it never imports ``pyplot`` (figures carry
 an Agg canvas), so it does not change the backend of a user's session.
 
+Plots of single computations, as the ``daedyn`` subcommands draw them: :func:`plot_closed_form`,
+:func:`plot_scalar_runs`, :func:`plot_matrix_mapping`, :func:`plot_training_run`,
+:func:`plot_noise_tuning`. Long figures report their steps, and their training runs' progress,
+inside :func:`reporting`.
+
 Figures (``FIGURES`` maps the CLI names to the functions):
   "1"  Figure 1: scalar GD paths vs Eq. (5) for eps = 0, 1, 5 and loss surfaces.
   "2"  Figure 2: noise vs equivalent weight decay over lam (closed forms).
@@ -21,36 +26,45 @@ Figures (``FIGURES`` maps the CLI names to the functions):
   "tuning"         beyond the paper: held-out loss vs eps with the tuned optimum.
 """
 
+from daedyn.figures._beyond import (
+    crossing_times,
+    figure_learning_time,
+    figure_tuning,
+    plot_learning_times,
+    pool_images,
+)
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
     load_numbers,
     new_figure,
+    quick_default,
     report,
     reporting,
     save,
 )
-from daedyn.figures.beyond import (
-    crossing_times,
-    figure_learning_time,
-    figure_tuning,
-    plot_learning_times,
-)
-from daedyn.figures.noise_decay import (
+from daedyn.figures._noise_decay import (
     figure_2,
     figure_3,
     plot_family,
     plot_learning_rates,
     wdae_learning_rate,
 )
-from daedyn.figures.real_data import (
+from daedyn.figures._real_data import (
     figure_5,
     figure_6,
     figure_s1,
     linear_theory,
     plot_strengths,
 )
-from daedyn.figures.scalar import (
+from daedyn.figures._runs import (
+    plot_closed_form,
+    plot_matrix_mapping,
+    plot_noise_tuning,
+    plot_scalar_runs,
+    plot_training_run,
+)
+from daedyn.figures._scalar import (
     figure_1,
     figure_4,
     loss_grid,
@@ -75,8 +89,9 @@ FIGURES = {
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "crossing_times", "plot_learning_times",
-    "load_numbers", "loss_grid", "report", "reporting", "manifold_curve", "new_figure", "plot_family",
-    "plot_learning_rates", "plot_loss_surface", "plot_trajectories", "plot_weight_norm", "save",
-    "wdae_learning_rate",
+    "figure_learning_time", "figure_tuning", "crossing_times", "plot_learning_times", "pool_images",
+    "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
+    "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",
+    "plot_weight_norm", "save", "wdae_learning_rate", "plot_closed_form", "plot_scalar_runs",
+    "plot_matrix_mapping", "plot_training_run", "plot_noise_tuning",
 ]

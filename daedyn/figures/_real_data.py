@@ -24,12 +24,13 @@ import numpy as np
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
+    figure_dataset,
     finish,
-    load_dataset,
     new_figure,
     panel_axes,
     report,
     require_key,
+    run_progress,
     styled,
 )
 
@@ -89,6 +90,21 @@ def _sizes(table_full, table_quick, name, quick, overrides):
     return s
 
 
+def _each_dataset(datasets, key, tables, quick, overrides, data_dir, skipped):
+    """Yield (name, key, sizes, figure_dataset(...)) per dataset; an unavailable one is recorded in
+    ``skipped`` (never faked) and left out."""
+    from daedyn import data
+
+    for name, k in zip(datasets, jr.split(key, len(datasets)), strict=True):
+        s = _sizes(*tables, name, quick, overrides)
+        try:
+            loaded = figure_dataset(name, n=s["n"], quick=quick, data_dir=data_dir)
+        except data.DatasetUnavailable as err:
+            skipped[name] = f"dataset not available: {err}"
+            continue
+        yield name, k, s, loaded
+
+
 def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, sigma2,
                   label=""):
     """AE, WDAE and DAE (marginalised) from the same initial weights."""
@@ -101,7 +117,7 @@ def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, s
         runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=alpha, gamma=g,
                               noise=noise.gaussian(s2), marginalised=True, spectrum=spec,
                               record_every=record_every, init_scale=FIG5_INIT,
-                              precision="highest")
+                              precision="highest", **run_progress(epochs, record_every))
     return runs
 
 
@@ -147,13 +163,9 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
         raise ValueError(f"w0 must be 'shared' or 'balanced'; got {w0!r}")
     rows, numbers, skipped = [], {"directions": np.asarray(directions), "quick": quick,
                                   "gamma": FIG5_GAMMA, "sigma2": FIG5_SIGMA2, "w0_kind": w0}, {}
-    for name, k in zip(datasets, jr.split(key, len(datasets)), strict=True):
-        s = _sizes(FIG5_FULL, FIG5_QUICK, name, quick, dict(n=n, hidden=hidden, epochs=epochs))
-        try:
-            ds, label, note = load_dataset(name, n=s["n"], quick=quick, data_dir=data_dir)
-        except data.DatasetUnavailable as err:
-            skipped[name] = f"dataset not available: {err}"
-            continue
+    for name, k, s, (ds, label, note) in _each_dataset(
+            datasets, key, (FIG5_FULL, FIG5_QUICK), quick, dict(n=n, hidden=hidden, epochs=epochs),
+            data_dir, skipped):
         dirs = [j for j in directions if j < s["hidden"]]
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_linear(ds.x, spec, key=k, hidden=s["hidden"], alpha=s["alpha"],
@@ -214,7 +226,8 @@ def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, record_every, 
                               activation=activation,
                               noise=None if s2 is None else noise.gaussian(s2), spectrum=spec,
                               record_every=record_every, init_scale=NL_INIT, loss_scale="mse",
-                              observables=("mapping", "weight_norm", "train_loss"))
+                              observables=("mapping", "weight_norm", "train_loss"),
+                              **run_progress(epochs, record_every))
     return runs
 
 
@@ -233,13 +246,9 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
     numbers = {"activation": activation, "sigma2": sigma2, "gamma": NL_GAMMA, "alpha": NL_ALPHA,
                "noise_setting": noise_setting, "quick": quick, "record_every": record_every}
     rows, skipped = [], {}
-    for dname, k in zip(datasets, jr.split(key, len(datasets)), strict=True):
-        s = _sizes(NL_FULL, NL_QUICK, dname, quick, dict(n=n, hidden=hidden, epochs=epochs))
-        try:
-            ds, label, note = load_dataset(dname, n=s["n"], quick=quick, data_dir=data_dir)
-        except data.DatasetUnavailable as err:
-            skipped[dname] = f"dataset not available: {err}"
-            continue
+    for dname, k, s, (ds, label, note) in _each_dataset(
+            datasets, key, (NL_FULL, NL_QUICK), quick, dict(n=n, hidden=hidden, epochs=epochs),
+            data_dir, skipped):
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_nonlinear(ds.x, spec, key=k, activation=activation, hidden=s["hidden"],
                                 epochs=s["epochs"], record_every=record_every, sigma2=sigma2,

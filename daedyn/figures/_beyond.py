@@ -22,15 +22,16 @@ import numpy as np
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
+    figure_dataset,
     finish,
-    load_dataset,
     new_figure,
     panel_axes,
     report,
     require_key,
+    run_progress,
     styled,
 )
-from daedyn.figures.real_data import FIG5_GAMMA, FIG5_INIT, FIG5_SIGMA2, LABELS, MODELS
+from daedyn.figures._real_data import FIG5_GAMMA, FIG5_INIT, FIG5_SIGMA2, LABELS, MODELS
 
 LT_FULL = dict(n=50000, hidden=256, alpha=0.01, epochs=5000, record_every=10)
 LT_QUICK = dict(n=5000, hidden=32, alpha=0.01, epochs=3000, record_every=10)
@@ -92,12 +93,12 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
     per direction index. Quick: MNIST N = 5000 (mnist5k fallback), H = 32, 3000 epochs.
     """
     from daedyn import spectrum, theory, train
-    from daedyn.figures.real_data import _train_linear
+    from daedyn.figures._real_data import _train_linear
 
     key = require_key(key, "figure_learning_time")
     s = dict(LT_QUICK if quick else LT_FULL)
     s.update({k: v for k, v in dict(n=n, hidden=hidden, epochs=epochs).items() if v is not None})
-    ds, label, note = load_dataset(dataset, n=s["n"], quick=quick, data_dir=data_dir)
+    ds, label, note = figure_dataset(dataset, n=s["n"], quick=quick, data_dir=data_dir)
     spec = spectrum.compute_spectrum(ds.x)
     runs = _train_linear(ds.x, spec, key=key, hidden=s["hidden"], alpha=s["alpha"],
                          epochs=s["epochs"], record_every=s["record_every"], gamma=FIG5_GAMMA,
@@ -197,7 +198,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
     s = dict(TUNE_QUICK if quick else TUNE_FULL)
     s.update({k: v for k, v in dict(n=n, epochs=epochs, measured=measured, pool=pool,
                                     eval_sigma2=eval_sigma2).items() if v is not None})
-    ds, label, note = load_dataset(dataset, n=s["n"], quick=quick, data_dir=data_dir)
+    ds, label, note = figure_dataset(dataset, n=s["n"], quick=quick, data_dir=data_dir)
     x = pool_images(ds.x, ds.image_shape, int(s["pool"]))
     if s["pool"] > 1:
         label += f", pooled {s['pool']}x{s['pool']} (D = {x.shape[1]})"
@@ -223,7 +224,8 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
         r = train.train(x_tr, hidden=d, key=jr.fold_in(key, 1), epochs=int(s["epochs"]),
                         alpha=s["alpha"], noise=noise.gaussian(float(s2)), marginalised=True,
                         spectrum=spec, params=params0, record_every=int(s["epochs"]),
-                        precision="highest", observables=("weight_norm",))
+                        precision="highest", observables=("weight_norm",),
+                        **run_progress(int(s["epochs"]), int(s["epochs"])))
         loss_measured.append(_heldout_denoising_loss(r.params, x_ho, es2))
     loss_measured = np.asarray(loss_measured)
     loss_theory_at_measured = np.asarray(jax.vmap(lambda e: objective({"eps": e}))(

@@ -1,0 +1,197 @@
+"""Long simulations in chunks, reporting progress: scalar and full-matrix dynamics end to end.
+
+:func:`simulate_scalar` and :func:`simulate_matrix` run the same recursions and flows as
+:func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow` and
+:func:`~daedyn.dynamics.matrix_gd` / :func:`~daedyn.dynamics.matrix_flow` (they call them), but split
+a long gradient-descent run into pieces of whole save intervals so that a ``progress(done, total)``
+callback (e.g. :func:`daedyn._progress.progress_bar`) hears about it as it goes. Each piece starts
+from the last state of the one before, so the result is the same recursion as one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from daedyn._checks import check_int
+
+# The public functions of daedyn.dynamics are looked up when called (``from daedyn import
+# dynamics`` inside each function): this module builds only on that public API, and the package may
+# re-export it without an import cycle.
+
+__all__ = ["simulate_scalar", "simulate_matrix", "chunk_sizes", "CHUNK_WORK"]
+
+#: Default work per piece of a chunked run: about this many trajectory-epochs (batch x epochs).
+CHUNK_WORK = 50_000_000
+
+Progress = Callable[[int, int], None] | None
+
+
+def chunk_sizes(epochs: int, save_every: int, batch: int, chunk_work: int = CHUNK_WORK) -> list[int]:
+    """Epochs per piece: whole save intervals, about ``chunk_work`` trajectory-epochs each.
+
+    Example:
+      >>> chunk_sizes(1000, 100, 1, chunk_work=300)
+      [300, 300, 300, 100]
+      >>> chunk_sizes(1000, 100, 10**6)  # too big for a piece of 5e7: one save interval each
+      [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
+    """
+    n_saves = epochs // save_every
+    per = max(1, min(n_saves, chunk_work // max(1, batch * save_every)))
+    sizes = [per * save_every] * (n_saves // per)
+    if n_saves % per:
+        sizes.append((n_saves % per) * save_every)
+    return sizes
+
+
+def _check_schedule(epochs, save_every) -> tuple[int, int]:
+    epochs = check_int("epochs", epochs, 1)
+    save_every = check_int("save_every", save_every, 1)
+    if epochs % save_every:
+        raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    return epochs, save_every
+
+
+def _join(parts: list, time_axis: dict[str, int], final: tuple[str, ...] = ()):
+    """One trajectory from consecutive pieces: saves concatenated (each later piece's first save,
+    the previous piece's last, dropped), times shifted, ``final`` fields from the last piece."""
+    if len(parts) == 1:
+        return parts[0]
+    kind = type(parts[0])
+    fields = {}
+    offset, ts = 0.0, []
+    for i, p in enumerate(parts):
+        ts.append((p.t + offset)[(1 if i else 0):])
+        offset = float(offset + p.t[-1])
+    for name in kind._fields:
+        if name == "t":
+            fields[name] = jnp.concatenate(ts)
+        elif name in final or getattr(parts[0], name) is None:
+            fields[name] = getattr(parts[-1], name)
+        else:
+            ax = time_axis.get(name, -1)
+            pieces = [getattr(p, name) for p in parts]
+            pieces = [pieces[0]] + [jnp.moveaxis(jnp.moveaxis(a, ax, 0)[1:], 0, ax) for a in pieces[1:]]
+            fields[name] = jnp.concatenate(pieces, axis=ax)
+    return kind(**fields)
+
+
+def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *,
+                    alpha: ArrayLike, epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
+                    save_every: int = 1, method: Literal["gd", "rk4", "diffrax"] = "gd",
+                    dt: float | None = None, backend: str = "auto", progress: Progress = None,
+                    chunk_work: int = CHUNK_WORK):
+    """Scalar dynamics of a batch of eigen-directions over ``epochs``, reporting progress.
+
+    ``method="gd"``: the gradient-descent recursion of :func:`daedyn.dynamics.scalar_gd`, run in
+    pieces of about ``chunk_work`` trajectory-epochs; ``progress(epochs_done, epochs)`` is called
+    after each piece. ``"rk4"`` / ``"diffrax"``: the continuous flow of
+    :func:`daedyn.dynamics.scalar_flow` with tau = n / alpha at the save times, in one call
+    (``progress`` is called once, at the end).
+
+    Args:
+      lam, eps, w1, w2, alpha, gamma, n: as in :func:`daedyn.dynamics.scalar_gd`; broadcast.
+      epochs: epochs to run, >= 1, a multiple of ``save_every``.
+      save_every: epochs between saves; the start (t = 0) is always saved.
+      method: "gd", "rk4" or "diffrax".
+      dt: largest RK4 step (flow only; default automatic).
+      backend: scalar GD engine (see :func:`daedyn.dynamics.scalar_gd`).
+      progress: optional ``progress(done, total)`` callback, in epochs.
+      chunk_work: trajectory-epochs per piece (a memory and reporting knob; results are identical).
+    Returns:
+      :class:`~daedyn.dynamics.ScalarTrajectory` with T = epochs / save_every + 1 saves.
+    Raises:
+      ValueError: bad ranges (as the functions called), or epochs not a multiple of save_every.
+      UnstableStepWarning (a warning): gradient descent that cannot settle, once per call.
+    Example:
+      >>> seen = []
+      >>> tr = simulate_scalar(1.0, 1.0, 0.1, 0.1, alpha=0.1, epochs=400, save_every=100,
+      ...                      progress=lambda d, t: seen.append(d), chunk_work=200)
+      >>> seen, tr.t.tolist(), round(float(tr.w[-1]), 4)  # fixed point lam / (lam + eps)
+      ([200, 400], [0.0, 100.0, 200.0, 300.0, 400.0], 0.5)
+    """
+    from daedyn import dynamics
+
+    epochs, save_every = _check_schedule(epochs, save_every)
+    if method not in ("gd", "rk4", "diffrax"):
+        raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
+    if method != "gd":
+        alpha_arr = jnp.asarray(alpha)
+        ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(alpha_arr, float))
+        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=n / alpha_arr, gamma=gamma, n=n, method=method,
+                         dt=dt)
+        if progress is not None:
+            progress(epochs, epochs)
+        return tr
+    batch = int(np.prod(np.broadcast_shapes(*(np.shape(x) for x in (lam, eps, w1, w2, alpha, gamma,
+                                                                      n)))))
+    parts, y1, y2, done = [], w1, w2, 0
+    for size in chunk_sizes(epochs, save_every, batch, chunk_work):
+        tr = dynamics.scalar_gd(lam, eps, y1, y2, alpha=alpha, gamma=gamma, n=n, epochs=size,
+                       save_every=save_every, backend=backend, check_stability=not parts)
+        parts.append(tr)
+        y1, y2 = tr.w1[..., -1], tr.w2[..., -1]
+        done += size
+        if progress is not None:
+            progress(done, epochs)
+    return _join(parts, {})
+
+
+def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
+                    epochs: int, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
+                    save_every: int = 1, method: Literal["gd", "rk4"] = "gd", dt: float = 0.1,
+                    precision=None, progress: Progress = None,
+                    chunk_work: int = CHUNK_WORK):
+    """Full-matrix dynamics of (W1, W2) in the eigenbasis over ``epochs``, reporting progress.
+
+    ``method="gd"``: :func:`daedyn.dynamics.matrix_gd` in pieces of about ``chunk_work``
+    weight-epochs (H x D x epochs), ``progress(epochs_done, epochs)`` after each. ``"rk4"``:
+    :func:`daedyn.dynamics.matrix_flow` with tau = n / alpha and steps of at most ``dt``, in one
+    call (``progress`` once, at the end).
+
+    Args:
+      eigvals, w1, w2, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
+        (w1 (H, D), w2 (D, H) in the eigenbasis).
+      epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
+      method: "gd" or "rk4"; dt: largest RK4 step in epochs (flow only).
+    Returns:
+      :class:`~daedyn.dynamics.MatrixTrajectory` with T = epochs / save_every + 1 saves and the
+      final weights.
+    Raises:
+      ValueError: bad ranges (as the functions called), or epochs not a multiple of save_every.
+    Example:
+      >>> import jax.numpy as jnp
+      >>> w = 0.1 * jnp.eye(2)
+      >>> tr = simulate_matrix(jnp.array([2.0, 1.0]), w, w, eps=1.0, alpha=0.1, epochs=600,
+      ...                      save_every=200, chunk_work=800)
+      >>> tr.mapping.shape, [round(float(m), 3) for m in tr.mapping[-1]]  # lam / (lam + eps)
+      ((4, 2), [0.667, 0.5])
+    """
+    from daedyn import dynamics
+
+    epochs, save_every = _check_schedule(epochs, save_every)
+    if method not in ("gd", "rk4"):
+        raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
+    kw = dict(eps=eps, gamma=gamma, n=n, precision=precision)
+    if method == "rk4":
+        alpha_arr = jnp.asarray(alpha)
+        ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
+        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=n / alpha_arr, dt=dt, **kw)
+        if progress is not None:
+            progress(epochs, epochs)
+        return tr
+    batch = int(np.prod(np.shape(w1)))
+    parts, y1, y2, done = [], w1, w2, 0
+    for size in chunk_sizes(epochs, save_every, batch, chunk_work):
+        tr = dynamics.matrix_gd(eigvals, y1, y2, alpha=alpha, epochs=size, save_every=save_every,
+                       check_stability=not parts, **kw)
+        parts.append(tr)
+        y1, y2 = tr.w1, tr.w2
+        done += size
+        if progress is not None:
+            progress(done, epochs)
+    return _join(parts, {"mapping": -2, "singular_values": -2}, final=("w1", "w2"))

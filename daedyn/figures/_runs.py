@@ -1,0 +1,156 @@
+"""Plots of single computations, as the ``daedyn`` subcommands draw them (``--plot FILE.png``).
+
+Each function takes the numbers already computed (closed forms, trajectories, a training run) and
+``ax=None``, draws them in the package style, and returns the Axes; ``ax.figure.savefig(path)``
+writes the image. Nothing here computes dynamics of its own, except :func:`plot_training_run`'s
+theory lines, which come from :func:`daedyn.figures.linear_theory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from daedyn.figures._common import new_figure
+from daedyn.figures._real_data import linear_theory, plot_strengths
+
+__all__ = ["plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping", "plot_training_run",
+           "plot_noise_tuning"]
+
+
+def _axes(ax, width=5.0, height=3.2):
+    if ax is not None:
+        return ax
+    _, axes = new_figure(1, 1, width=width, height=height)
+    return axes[0, 0]
+
+
+def plot_closed_form(t, w, labels: Sequence[str], *, fixed_points=None, t_points=None, w_points=None,
+                     title: str | None = None, ax=None):
+    """Closed-form curves w(t) (lines), optional marked points and fixed points (dotted).
+
+    Args:
+      t: (T,) times; w: (T, K) one curve per column.
+      labels: K legend labels.
+      fixed_points: optional (K,) horizontal dotted lines, one per curve.
+      t_points, w_points: optional (P,), (P, K) values to mark with dots (e.g. printed times).
+      title: optional title; ax: Axes to draw on (default a new figure).
+    Returns:
+      The Axes.
+    Example:
+      >>> ax = plot_closed_form(np.linspace(0, 1, 5), np.ones((5, 1)), ["w"], fixed_points=[1.0])
+      >>> len(ax.lines)
+      2
+    """
+    ax = _axes(ax, 6.0, 4.0)
+    w = np.asarray(w)
+    for j, label in enumerate(labels):
+        (line,) = ax.plot(t, w[:, j], label=label)
+        if t_points is not None:
+            ax.plot(t_points, np.asarray(w_points)[:, j], ".", color=line.get_color(), ms=4)
+        if fixed_points is not None:
+            ax.axhline(fixed_points[j], color=line.get_color(), ls=":", lw=0.8)
+    ax.set(xlabel="t (epochs)", ylabel="w(t) = w2 w1")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_scalar_runs(t, w, labels: Sequence[str], *, closed=None, max_runs: int = 20, ax=None):
+    """Simulated scalar mappings w = w1 w2 over time, with their closed forms (dashed) where known.
+
+    Args:
+      t: (T,) epochs; w: (K, T) one run per row; labels: K legend labels.
+      closed: optional (K, T) closed forms; rows holding NaN (no closed form) are not drawn.
+      max_runs: draw at most this many runs.
+    Returns:
+      The Axes.
+    """
+    ax = _axes(ax)
+    for i in range(min(len(w), max_runs)):
+        (line,) = ax.plot(t, w[i], label=labels[i])
+        if closed is not None and not np.isnan(closed[i]).any():
+            ax.plot(t, closed[i], "--", color=line.get_color(), lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("w = w1 w2")
+    ax.legend(fontsize=6)
+    return ax
+
+
+def plot_matrix_mapping(t, mapping, eigvals, *, max_directions: int = 12, ax=None):
+    """Per-direction mapping diag(V^T W2 W1 V) of a full-matrix run over time.
+
+    Args:
+      t: (T,) epochs; mapping: (T, D); eigvals: (D,) labels of the directions.
+    Returns:
+      The Axes.
+    """
+    ax = _axes(ax)
+    for j in range(min(np.shape(mapping)[-1], max_directions)):
+        ax.plot(t, np.asarray(mapping)[:, j], label=f"j={j} lam={eigvals[j]:.3g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mapping diag(V^T W2 W1 V)")
+    ax.legend(fontsize=6)
+    return ax
+
+
+def plot_training_run(result, *, directions: Sequence[int], eigvecs=None, hidden: int | None = None,
+                      title: str | None = None, ax=None):
+    """One training run's recorded per-direction mapping ('x'), with the small-init theory (lines).
+
+    Args:
+      result: an unbatched ``daedyn.train.TrainResult``.
+      directions: the directions j to draw, one colour each.
+      eigvecs: V of the training Sigma; given, the balanced small-initialisation theory of each
+        direction (its own w0 from the initial weights, :func:`linear_theory`) is drawn on a fine
+        grid, 0 for directions j >= ``hidden`` (linear networks only).
+      hidden: H (default the number of singular values recorded).
+    Returns:
+      The Axes.
+    """
+    ax = _axes(ax, 5.0, 3.4)
+    epochs = np.asarray(result.epochs)
+    mapping = np.asarray(result.mapping)
+    theory = None
+    if eigvecs is not None:
+        h = hidden if hidden is not None else np.shape(result.singular_values)[-1]
+        t = np.linspace(float(epochs[0]), float(epochs[-1]), 400)
+        _, w, _ = linear_theory(result, eigvecs, h, t=t, w0="balanced")
+        full = np.zeros((t.size, mapping.shape[-1]), w.dtype)
+        full[:, : w.shape[-1]] = w
+        theory = (t, full)
+    for j in directions:
+        plot_strengths(epochs, mapping, theory, directions=[j], color=f"C{j % 10}", label=f"j = {j}",
+                       ax=ax, ylabel="mapping")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    return ax
+
+
+def plot_noise_tuning(x_train, x_heldout, result, *, epochs, alpha, eval_sigma2, route="closed_form",
+                      hidden=None, key=None, title: str | None = None, ax=None):
+    """The held-out objective of :func:`daedyn.tune.tune_noise` against eps, with the tuning path.
+
+    Rebuilds the same objective (``daedyn.tune.heldout_problem`` and ``heldout_objective`` with the
+    given settings) and draws it with :func:`daedyn.tune.plot_objective`.
+
+    Args:
+      x_train, x_heldout: the split that was tuned on.
+      result: the (isotropic) ``TuneResult``.
+      epochs, alpha, eval_sigma2, route, hidden, key: the settings given to ``tune_noise``.
+    Returns:
+      The Axes.
+    """
+    from daedyn import tune
+
+    problem = tune.heldout_problem(x_train, x_heldout, keep_data=route == "train")
+    kw = dict(epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2, route=route, hidden=hidden)
+    if key is not None:
+        kw["key"] = key
+    ax = tune.plot_objective(tune.heldout_objective(problem, **kw), result, ax=ax)
+    if title:
+        ax.set_title(title)
+    return ax
