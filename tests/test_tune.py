@@ -10,7 +10,7 @@ import pytest
 from data_fixtures import load_real
 
 import daedyn.tune as tn
-from daedyn import data, theory
+from daedyn import data, figures, theory
 
 # A small synthetic problem (D = 8): train spectrum over 4 decades, held-out projections that
 # differ from lam * M / N by +-30% so per-direction optima differ from the isotropic one.
@@ -340,7 +340,7 @@ def test_train_route_tuned_optimum_close_to_route_1(small_mnist, x64):
 def test_plot_objective_draws_curve_and_path(tmp_path, x64):
     f = tn.heldout_objective(small_problem(), **SETTINGS8)
     res = tn.tune(f, {"eps": 0.5})
-    ax = tn.plot_objective(f, res)
+    ax = figures.plot_objective(f, res)
     assert ax.get_xscale() == "log"
     xs, ys = ax.lines[0].get_data()
     assert len(xs) == 121 and np.all(np.diff(xs) > 0)
@@ -352,7 +352,7 @@ def test_plot_objective_draws_curve_and_path(tmp_path, x64):
     assert (tmp_path / "obj.png").stat().st_size > 1000
     aniso = tn.tune_anisotropic(f, res, D8, max_steps=2)
     with pytest.raises(ValueError, match="scalar"):
-        tn.plot_objective(f, aniso)
+        figures.plot_objective(f, aniso)
 
 
 def test_cli_tune_on_local_file(tmp_path, capsys, x64):
@@ -494,11 +494,16 @@ def test_tune_noise_pipeline_matches_manual_steps(x64):
     x = rng.random((300, 8)) * np.geomspace(1.0, 0.05, 8)
     xt, xh = x[:200], x[200:]
     kw = dict(epochs=500.0, alpha=0.1, eval_sigma2=0.02)
-    res = tn.tune_noise(xt, xh, **kw)
+    out = tn.tune_noise(xt, xh, **kw)
+    res = out.isotropic
+    assert out.anisotropic is None and out.result is res and out.eps0 == pytest.approx(4.0, rel=1e-12)
     f = tn.heldout_objective(tn.heldout_problem(xt, xh, keep_data=False), **kw)
     manual = tn.tune(f, {"eps": 200 * 0.02})  # the default start: matched noise N s_eval^2
     # Same computation, same start: identical up to float64 round-off of the spectrum (1e-10).
     assert float(res.params["eps"]) == pytest.approx(float(manual.params["eps"]), rel=1e-10)
     assert res.history.params["eps"][0] == pytest.approx(4.0, rel=1e-12)
-    aniso = tn.tune_noise(xt, xh, anisotropic=True, max_steps=5, **kw)
+    both = tn.tune_noise(xt, xh, anisotropic=True, max_steps=5, **kw)
+    aniso = both.anisotropic
+    assert both.result is aniso and float(both.objective({"eps": aniso.params["eps"]})) == pytest.approx(
+        aniso.objective, rel=1e-9)  # the returned objective is the one that was minimised
     assert aniso.params["eps"].shape == (8,) and aniso.objective <= aniso.initial_objective

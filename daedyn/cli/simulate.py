@@ -110,7 +110,7 @@ def _progress(args, every: int, batch: int):
     """A progress bar on stderr for gradient-descent runs in several pieces, else None (also with
     --quiet or --json)."""
     from daedyn._progress import progress_bar
-    from daedyn.dynamics._simulate import chunk_sizes
+    from daedyn.dynamics import chunk_sizes
 
     if args.quiet or args.json or args.method != "gd":
         return None
@@ -139,7 +139,7 @@ def _run_scalar(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
-    from daedyn.dynamics._simulate import simulate_scalar
+    from daedyn.dynamics import simulate_scalar
 
     every = _checked_ints(args)
     say = _say(args)
@@ -224,7 +224,7 @@ def _run_matrix(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
-    from daedyn.dynamics._simulate import simulate_matrix
+    from daedyn.dynamics import simulate_matrix
 
     if args.method == "diffrax":
         raise ValueError("--method diffrax is available in scalar mode only (use gd or rk4 with --matrix)")

@@ -62,12 +62,8 @@ def run(args) -> int:
               hidden=args.hidden, max_steps=args.max_steps)
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
-    iso = tune.tune_noise(xt, xh, eps0=args.eps0, **kw)
-    # The start tune_noise chose (the matched noise N * eval_sigma2 unless --eps0): its first iterate.
-    eps0 = args.eps0 if args.eps0 is not None else float(np.asarray(iso.history.params["eps"])[0])
-    result = iso
-    if args.anisotropic and iso.success:  # the isotropic stage again (deterministic), then per direction
-        result = tune.tune_noise(xt, xh, eps0=eps0, anisotropic=True, **kw)
+    tuned = tune.tune_noise(xt, xh, eps0=args.eps0, anisotropic=args.anisotropic, **kw)
+    iso, result, eps0 = tuned.isotropic, tuned.result, tuned.eps0
     n_train, dim = xt.shape
     seconds = time.perf_counter() - start
     report = {
@@ -87,9 +83,7 @@ def run(args) -> int:
     if args.plot:
         from daedyn.figures import plot_noise_tuning
 
-        ax = plot_noise_tuning(xt, xh, iso, epochs=args.epochs, alpha=args.alpha,
-                               eval_sigma2=args.eval_sigma2, route=args.route, hidden=args.hidden,
-                               key=kw.get("key"), title=f"{name}: {args.route}, T = {args.epochs:g}, "
+        ax = plot_noise_tuning(tuned, title=f"{name}: {args.route}, T = {args.epochs:g}, "
                                f"eval noise {args.eval_sigma2:g}")
         ax.figure.savefig(args.plot, dpi=120)
         report["plot"] = args.plot

@@ -21,10 +21,12 @@ from daedyn.dynamics._scalar import (
     scalar_gd,
     scalar_rhs,
 )
+from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_scalar
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
     "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
+    "simulate_scalar", "simulate_matrix", "chunk_sizes",
 ]

@@ -15,8 +15,7 @@ import numpy as np
 from daedyn.figures._common import new_figure
 from daedyn.figures._real_data import linear_theory, plot_strengths
 
-__all__ = ["plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping", "plot_training_run",
-           "plot_noise_tuning"]
+__all__ = ["plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping", "plot_training_run"]
 
 
 def _axes(ax, width=5.0, height=3.2):
@@ -127,30 +126,4 @@ def plot_training_run(result, *, directions: Sequence[int], eigvecs=None, hidden
     if title:
         ax.set_title(title, fontsize=8)
     ax.legend(frameon=False, fontsize=7, loc="lower right")
-    return ax
-
-
-def plot_noise_tuning(x_train, x_heldout, result, *, epochs, alpha, eval_sigma2, route="closed_form",
-                      hidden=None, key=None, title: str | None = None, ax=None):
-    """The held-out objective of :func:`daedyn.tune.tune_noise` against eps, with the tuning path.
-
-    Rebuilds the same objective (``daedyn.tune.heldout_problem`` and ``heldout_objective`` with the
-    given settings) and draws it with :func:`daedyn.tune.plot_objective`.
-
-    Args:
-      x_train, x_heldout: the split that was tuned on.
-      result: the (isotropic) ``TuneResult``.
-      epochs, alpha, eval_sigma2, route, hidden, key: the settings given to ``tune_noise``.
-    Returns:
-      The Axes.
-    """
-    from daedyn import tune
-
-    problem = tune.heldout_problem(x_train, x_heldout, keep_data=route == "train")
-    kw = dict(epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2, route=route, hidden=hidden)
-    if key is not None:
-        kw["key"] = key
-    ax = tune.plot_objective(tune.heldout_objective(problem, **kw), result, ax=ax)
-    if title:
-        ax.set_title(title)
     return ax

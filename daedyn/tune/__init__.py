@@ -16,7 +16,6 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
 - :func:`tune_noise`: the whole pipeline from data arrays.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
-- :func:`plot_objective`: objective against eps with the optimisation path.
 """
 
 from daedyn.tune._config import (
@@ -37,8 +36,7 @@ from daedyn.tune._optimise import (
     tune,
     tune_anisotropic,
 )
-from daedyn.tune._pipeline import tune_noise
-from daedyn.tune._plot import plot_objective
+from daedyn.tune._pipeline import NoiseTuning, tune_noise
 from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
 from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn, heldout_loss
 from daedyn.tune._train_route import train_init_w0, train_objective_fn
@@ -48,6 +46,5 @@ __all__ = [
     "Hyperparams", "ClosedFormRoute", "DynamicsRoute", "TrainRoute",
     "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
-    "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic", "tune_noise",
-    "plot_objective",
+    "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic", "NoiseTuning", "tune_noise",
 ]

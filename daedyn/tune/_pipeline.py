@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from jax.typing import ArrayLike
@@ -10,15 +11,38 @@ from jax.typing import ArrayLike
 from daedyn.tune._config import TrainRoute
 from daedyn.tune._objective import heldout_objective
 from daedyn.tune._optimise import TuneResult, tune, tune_anisotropic
-from daedyn.tune._problem import heldout_problem
+from daedyn.tune._problem import HeldoutProblem, heldout_problem
 
-__all__ = ["tune_noise"]
+__all__ = ["NoiseTuning", "tune_noise"]
+
+
+class NoiseTuning(NamedTuple):
+    """Everything :func:`tune_noise` computed, stage by stage.
+
+    Attributes:
+      isotropic: the :class:`TuneResult` of the one-eps stage.
+      anisotropic: the per-direction stage (None unless asked for and the first stage succeeded).
+      eps0: the starting eps of the isotropic stage.
+      objective: the held-out objective both stages minimised (for plots and re-evaluation).
+      problem: the :class:`HeldoutProblem` behind it.
+    """
+
+    isotropic: TuneResult
+    anisotropic: TuneResult | None
+    eps0: float
+    objective: Callable
+    problem: HeldoutProblem
+
+    @property
+    def result(self) -> TuneResult:
+        """The last stage run: anisotropic when there is one, else isotropic."""
+        return self.isotropic if self.anisotropic is None else self.anisotropic
 
 
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
-               **objective_kwargs) -> TuneResult:
+               **objective_kwargs) -> NoiseTuning:
     """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
 
     Builds :func:`heldout_problem`, :func:`heldout_objective` and runs :func:`tune` from ``eps0``;
@@ -35,7 +59,8 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
       optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
       **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
     Returns:
-      The :class:`TuneResult` (of the anisotropic stage when ``anisotropic``).
+      :class:`NoiseTuning` with both stages (``.result`` is the last one run), the starting eps
+      and the objective.
     Raises:
       ValueError: empty held-out set, epochs <= 0, eps0 <= 0 and other invalid arguments, before
         any work is done.
@@ -54,8 +79,9 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
         eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n
     objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
                                   route=route, **objective_kwargs)
-    result = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
-    if anisotropic and result.success:
-        result = tune_anisotropic(objective, result, problem.eigvals.shape[-1], optimizer=optimizer,
-                                  max_steps=max_steps)
-    return result
+    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
+    aniso = None
+    if anisotropic and iso.success:
+        aniso = tune_anisotropic(objective, iso, problem.eigvals.shape[-1], optimizer=optimizer,
+                                 max_steps=max_steps)
+    return NoiseTuning(iso, aniso, float(eps0), objective, problem)

@@ -1,4 +1,4 @@
-"""Objective against eps with the optimisation path (matplotlib, Agg canvas, no pyplot state)."""
+"""Tuning plots: a held-out objective against eps with the optimisation path (Agg canvas, no pyplot)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Callable
 import numpy as np
 from jax.typing import ArrayLike
 
-from daedyn.tune._optimise import GridResult, TuneResult, grid_search
+from daedyn.tune import GridResult, NoiseTuning, TuneResult, grid_search
 
-__all__ = ["plot_objective"]
+__all__ = ["plot_objective", "plot_noise_tuning"]
 
 
 def plot_objective(objective: Callable, result: TuneResult | None = None, *,
@@ -18,13 +18,13 @@ def plot_objective(objective: Callable, result: TuneResult | None = None, *,
     """Plot a held-out objective against one hyperparameter (log axis) with the optimiser's path.
 
     Args:
-      objective: ``f(params) -> scalar`` (as given to :func:`tune`).
-      result: a :class:`TuneResult` whose history over ``name`` (a scalar parameter) is drawn as
+      objective: ``f(params) -> scalar`` (as given to :func:`daedyn.tune.tune`).
+      result: a :class:`daedyn.tune.TuneResult` whose history over ``name`` (a scalar parameter) is drawn as
         connected markers from start (square) to the best point (star).
       values: grid of ``name`` values for the curve; default: 121 log-spaced values spanning the path
         (or 1e-3..1e3 without a result), widened by a decade on each side.
-      grid_result: a :class:`GridResult` over ``name`` to draw instead of evaluating the curve; its
-        optimum is marked.
+      grid_result: a :class:`daedyn.tune.GridResult` over ``name`` to draw instead of evaluating
+        the curve; its optimum is marked.
       name: the hyperparameter on the x axis.
       ax: matplotlib Axes to draw on; default a new Figure on an Agg canvas (no pyplot, no window).
       fixed: other hyperparameters held fixed while evaluating the curve (default: the result's
@@ -80,4 +80,19 @@ def plot_objective(objective: Callable, result: TuneResult | None = None, *,
     ax.set_xlabel(name)
     ax.set_ylabel("held-out objective")
     ax.legend(fontsize="small")
+    return ax
+
+
+def plot_noise_tuning(tuned: NoiseTuning, *, title: str | None = None, ax=None):
+    """The objective :func:`daedyn.tune.tune_noise` minimised against eps, with its isotropic path.
+
+    Args:
+      tuned: the :class:`daedyn.tune.NoiseTuning` returned by ``tune_noise``.
+      title: optional Axes title. ax: Axes to draw on (default a new Agg figure).
+    Returns:
+      The Axes.
+    """
+    ax = plot_objective(tuned.objective, tuned.isotropic, ax=ax)
+    if title:
+        ax.set_title(title)
     return ax
