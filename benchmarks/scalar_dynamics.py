@@ -94,17 +94,17 @@ def run(quick: bool = True) -> list[dict]:
             ours=steps / t_auto / 1e9, baseline=steps / t_scan / 1e9, ratio=t_scan / t_auto,
             unit="G steps/s", hw_fraction=saved / t_auto / _hw.write_bandwidth(),
             notes=f"auto = {choose_backend('auto', epochs=t, save_every=every)}; writes w1, w2, w, "
-                  f"norm2, loss (20 bytes per saved point) batch-major"))
-    # outputs=("w",): the API asking the kernel for w alone (a fifth of the bytes), auto vs scan.
-    api_w = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, outputs=("w",),
+                  f"weight_norm, loss (20 bytes per saved point) batch-major"))
+    # observables=("w",): the API asking the kernel for w alone (a fifth of the bytes), auto vs scan.
+    api_w = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, observables=("w",),
                               check_stability=False)
     t_w = _hw.best_time(lambda *a: api_w(*a, backend="auto").w, lam, eps, w1, w2, repeat=3)
     t_w_scan = _hw.best_time(lambda *a: api_w(*a, backend="scan").w, lam, eps, w1, w2, repeat=3)
     rows.append(dict(
-        workload=f"scalar_gd API {b}x{t}, outputs=('w',), save every epoch, auto vs scan",
+        workload=f"scalar_gd API {b}x{t}, observables=('w',), save every epoch, auto vs scan",
         ours=steps / t_w / 1e9, baseline=steps / t_w_scan / 1e9, ratio=t_w_scan / t_w,
         unit="G steps/s", hw_fraction=4 * b * (t + 1) / t_w / _hw.write_bandwidth(),
-        notes=f"auto = {choose_backend('auto', epochs=t, outputs=('w',))}; 4 bytes per saved point, "
+        notes=f"auto = {choose_backend('auto', epochs=t, observables=('w',))}; 4 bytes per saved point, "
               "batch-major"))
     sub = [a[:b_sub] for a in (lam, eps, w1, w2)]
     ts = jnp.arange(t + 1, dtype=jnp.float32)

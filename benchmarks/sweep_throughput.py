@@ -4,7 +4,7 @@ Workloads (one grid point = one trajectory):
 - closed form: ``theory.dae_trajectory`` (Eq. 5) over lam x eps x w1 x w2, 16 saved times each;
   quick 10^6 trajectories, full 10^7.
 - scalar GD: ``dynamics.scalar_gd`` over lam x eps x alpha x w1, 1000 epochs saved every 100th
-  (five saved fields: w1, w2, w, norm2, loss); quick 10^5 trajectories, full 10^6.
+  (five saved fields: w1, w2, w, weight_norm, loss); quick 10^5 trajectories, full 10^6.
 
 Ours: ``daedyn.sweep.run`` end to end: chunked under a 1 GB limit (quick: 64 MB), sharded over
 the local devices, results streamed to a zarr store on local disk (zstd), completion records;

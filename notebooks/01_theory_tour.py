@@ -111,7 +111,7 @@ r3.figure
 
 # %%
 r4 = figures.figure_4(quick=QUICK, out_dir=OUT, key=jr.fold_in(key, 4))
-norm = r4.numbers["norm2_sim"][:, :, -1]
+norm = r4.numbers["weight_norm_sim"][:, :, -1]
 print("final ||w||^2, noise row:", np.round(norm[0], 3))
 print("final ||w||^2, decay row:", np.round(norm[1], 3))
 r4.figure

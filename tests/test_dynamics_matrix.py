@@ -59,7 +59,7 @@ def test_orthogonal_init_gd_equals_scalar_gd(form, x64):
     # Same recursion per direction (the rotation R only adds rounding): measured 4e-15; atol 1e-12.
     np.testing.assert_allclose(mat.mapping[:, :4], sca.w.T, rtol=0, atol=1e-12)
     # Weight norm: sum of the directions' w1^2 + w2^2 (R is orthogonal).
-    np.testing.assert_allclose(mat.weight_norm, sca.norm2.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(mat.weight_norm, sca.weight_norm.sum(0), rtol=1e-12)
     # Loss: the per-direction Eq. (4) summed, times tau / n, plus the unlearned directions' lam / (2n).
     tau = kw["n"] / kw["alpha"]
     want = sca.loss.sum(0) * tau / kw["n"] + float(lam[4:].sum()) / (2 * kw["n"])

@@ -68,7 +68,7 @@ def test_gd_float32_and_save_every_and_unroll():
 def test_observables_and_loss_match_theory(x64):
     traj = scalar_gd(LAM, EPS, W1, W2, alpha=0.02, gamma=GAMMA, n=N, epochs=10, save_every=5)
     np.testing.assert_allclose(traj.w, traj.w1 * traj.w2, rtol=1e-15)
-    np.testing.assert_allclose(traj.norm2, traj.w1**2 + traj.w2**2, rtol=1e-15)
+    np.testing.assert_allclose(traj.weight_norm, traj.w1**2 + traj.w2**2, rtol=1e-15)
     tau = N / 0.02
     ref = theory.scalar_loss(traj.w1, traj.w2, LAM[:, None], EPS[:, None], GAMMA[:, None], tau[:, None],
                              N[:, None])
@@ -122,11 +122,11 @@ def test_backends_agree_on_every_quantity(dtype, x64):
     for name in ("jnp", "interpret"):
         run = runs[name]
         np.testing.assert_array_equal(run.t, ref.t)
-        for field in ("w1", "w2", "w", "norm2", "loss"):
+        for field in ("w1", "w2", "w", "weight_norm", "loss"):
             x, y = getattr(run, field), getattr(ref, field)
             assert x.dtype == jnp.dtype(dtype) and x.shape == y.shape == (3, 4, 101), (name, field)
             np.testing.assert_allclose(x, y, rtol=0, atol=atol, err_msg=f"{name} {field}")
-    for field in ("w1", "w2", "w", "norm2", "loss"):  # the same jnp code inside and outside Pallas
+    for field in ("w1", "w2", "w", "weight_norm", "loss"):  # the same jnp code inside and outside Pallas
         np.testing.assert_array_equal(getattr(runs["jnp"], field), getattr(runs["interpret"], field))
 
 
@@ -146,7 +146,8 @@ def test_backend_choice_and_validation():
     gpu = jax.default_backend() == "gpu"
     assert choose_backend("auto", epochs=1000, save_every=100) == ("pallas" if gpu else "jnp")
     assert choose_backend("auto", epochs=1000, save_every=1) == ("pallas" if gpu else "scan")
-    assert choose_backend("auto", epochs=1000, save_every=1, outputs=("w",)) == ("pallas" if gpu else "jnp")
+    w_only = choose_backend("auto", epochs=1000, save_every=1, observables=("w",))
+    assert w_only == ("pallas" if gpu else "jnp")
     assert choose_backend("auto", epochs=0) == "scan"  # nothing for the fused kernel to do
     assert choose_backend("auto", epochs=1000, save_every=100, dtype=np.float64) == "jnp"  # Pallas: f32
     start = scalar_gd(1.0, 0.5, 0.3, 0.4, alpha=0.1, epochs=0)
@@ -177,7 +178,7 @@ def test_pallas_backend_equals_cpu_scan():
     with jax.default_device(cpu_dev):
         cpu = scalar_gd(*(jax.device_put(a, cpu_dev) for a in args), alpha=0.05, epochs=200, save_every=2,
                         backend="scan")
-    for field in ("w1", "w2", "w", "norm2", "loss"):
+    for field in ("w1", "w2", "w", "weight_norm", "loss"):
         # float32, 200 epochs, different constant folding and GPU FMA contraction: 2e-5 absolute on O(1).
         np.testing.assert_allclose(np.asarray(getattr(gpu, field)), np.asarray(getattr(cpu, field)),
                                    rtol=0, atol=2e-5)
@@ -384,24 +385,24 @@ def test_outputs_subset_equals_the_full_run(backend):
     eps = jnp.array([0.0, 1.0])
     kw = dict(alpha=0.05, epochs=60, save_every=3, gamma=0.01, n=2.0, backend=backend)
     full = scalar_gd(lam, eps, 0.2, -0.1, **kw)
-    only_w = scalar_gd(lam, eps, 0.2, -0.1, outputs=("w",), **kw)
-    assert only_w.w1 is None and only_w.w2 is None and only_w.norm2 is None and only_w.loss is None
+    only_w = scalar_gd(lam, eps, 0.2, -0.1, observables=("w",), **kw)
+    assert only_w.w1 is None and only_w.w2 is None and only_w.weight_norm is None and only_w.loss is None
     assert only_w.w.shape == full.w.shape == (3, 2, 21)
     # On "jnp"/"interpret" w comes straight from the kernel (w1 w2 formed in-kernel), elsewhere from
     # the same products: equal to float32 rounding of one product (2 ulp of O(1) values).
     np.testing.assert_allclose(only_w.w, full.w, rtol=0, atol=5e-7)
-    some = scalar_gd(lam, eps, 0.2, -0.1, outputs=("loss", "w1"), **kw)
+    some = scalar_gd(lam, eps, 0.2, -0.1, observables=("loss", "w1"), **kw)
     assert some.w is None and some.w2 is None
     np.testing.assert_array_equal(some.loss, full.loss)
     np.testing.assert_array_equal(some.w1, full.w1)
 
 
 def test_outputs_validation_and_gradient_through_w_only():
-    with pytest.raises(ValueError, match="outputs must be a non-empty subset"):
-        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, outputs=("q",))
-    with pytest.raises(ValueError, match="outputs must be a non-empty subset"):
-        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, outputs=())
-    f = lambda e, b: scalar_gd(1.0, e, 0.1, 0.1, alpha=0.1, epochs=20, outputs="w", backend=b,
+    with pytest.raises(ValueError, match="observables must be a non-empty subset"):
+        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, observables=("q",))
+    with pytest.raises(ValueError, match="observables must be a non-empty subset"):
+        scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, observables=())
+    f = lambda e, b: scalar_gd(1.0, e, 0.1, 0.1, alpha=0.1, epochs=20, observables="w", backend=b,
                                check_stability=False).w[-1]
     g_jnp, g_scan = jax.grad(f)(0.5, "jnp"), jax.grad(f)(0.5, "scan")
     np.testing.assert_allclose(g_jnp, g_scan, rtol=1e-5)  # float32: the two recursions' rounding

@@ -32,12 +32,13 @@ def _numpy_loop(lam, eps, ng, it, w1, w2):
 @pytest.mark.parametrize("backend", ["jnp", "interpret"])
 def test_fused_gd_matches_numpy_loop_float64(backend, x64):
     args = _inputs(jnp.float64)
-    w, norm2 = scalar_gd_fused(*args, n_saves=N_SAVES, save_every=EVERY, quantities=("w", "norm2"),
-                               backend=backend, block=128)  # 300 is not a multiple of 128: padding path
+    w, weight_norm = scalar_gd_fused(*args, n_saves=N_SAVES, save_every=EVERY,
+                                     # 300 is not a multiple of 128: padding path
+                                     quantities=("w", "weight_norm"), backend=backend, block=128)
     ref_w, ref_n = _numpy_loop(*args)
     # Same operations in the same order in float64: differences are rounding only (~1e-16 x 21 steps).
     np.testing.assert_allclose(w, ref_w, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(norm2, ref_n, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(weight_norm, ref_n, rtol=1e-12, atol=1e-14)
 
 
 def test_fused_gd_float32_interpret_equals_scan():
@@ -70,11 +71,12 @@ def test_fused_gd_rejects_unknown_quantity():
 @pytest.mark.gpu
 def test_pallas_gpu_equals_cpu_scan():
     args = _inputs(jnp.float32)
-    gpu = scalar_gd_fused(*args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="pallas",
+    gpu = scalar_gd_fused(*args, n_saves=50, save_every=2, quantities=("w", "weight_norm"), backend="pallas",
                           time_major=False)
     cpu_args = [jax.device_put(a, jax.devices("cpu")[0]) for a in args]
     with jax.default_device(jax.devices("cpu")[0]):
-        cpu = scalar_gd_fused(*cpu_args, n_saves=50, save_every=2, quantities=("w", "norm2"), backend="jnp",
+        cpu = scalar_gd_fused(*cpu_args, n_saves=50, save_every=2, quantities=("w", "weight_norm"),
+                              backend="jnp",
                               time_major=False)
     for g, c in zip(gpu, cpu):
         # float32 over 100 steps; GPU may contract multiply-adds into FMAs: relative 1e-5.

@@ -58,7 +58,7 @@ def test_dynamics_scalar_gd_grid(tmp_path):
     traj = dynamics.scalar_gd(f32(LAM)[:, None, None], f32(EPS)[:, None], 0.1, 0.1,
                               alpha=f32([0.01, 0.1]), epochs=100, save_every=10, check_stability=False)
     np.testing.assert_array_equal(ds.epoch.values, np.asarray(traj.t))
-    for name in ("w1", "w2", "w", "norm2", "loss"):
+    for name in ("w1", "w2", "w", "weight_norm", "loss"):
         # the same broadcast recursion on a (B,) batch instead of the grid: measured bitwise equal;
         # rtol 1e-6 only allows for a different vectorisation of the elementwise loop.
         np.testing.assert_allclose(ds[name].values, np.asarray(getattr(traj, name)), rtol=1e-6, atol=1e-9)

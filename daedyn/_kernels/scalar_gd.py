@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-QUANTITIES = ("w1", "w2", "w", "norm2")
+QUANTITIES = ("w1", "w2", "w", "weight_norm")
 
 
 def _coefficients(lam, eps, ng, inv_tau):
@@ -42,7 +42,8 @@ def _step(w1, w2, a, b, c):
 
 
 def _observe(w1, w2, quantities):
-    table = {"w1": lambda: w1, "w2": lambda: w2, "w": lambda: w1 * w2, "norm2": lambda: w1 * w1 + w2 * w2}
+    table = {"w1": lambda: w1, "w2": lambda: w2, "w": lambda: w1 * w2,
+             "weight_norm": lambda: w1 * w1 + w2 * w2}
     return tuple(table[q]() for q in quantities)
 
 

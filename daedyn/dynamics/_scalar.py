@@ -48,7 +48,7 @@ class ScalarTrajectory(NamedTuple):
       t: (T,) save times in epochs.
       w1, w2: the two weights.
       w: the mapping w1 * w2.
-      norm2: w1**2 + w2**2 (the squared weight norm of Figure 4).
+      weight_norm: w1**2 + w2**2 (the squared weight norm of Figure 4).
       loss: Eq. (4) per direction with weight decay, scaled by 1 / tau (see module docstring).
     """
 
@@ -56,7 +56,7 @@ class ScalarTrajectory(NamedTuple):
     w1: Array
     w2: Array
     w: Array
-    norm2: Array
+    weight_norm: Array
     loss: Array
 
 
@@ -87,30 +87,30 @@ def _check_common(lam, eps, gamma, n, w1, w2):
     check_finite("w2", w2)
 
 
-OUTPUTS = ("w1", "w2", "w", "norm2", "loss")
+OBSERVABLES = ("w1", "w2", "w", "weight_norm", "loss")
 
 
-def _finish(t, w1, w2, lam, eps, ng, inv_tau, outputs=OUTPUTS) -> ScalarTrajectory:
+def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES) -> ScalarTrajectory:
     """Move the time axis last and add the derived observables (elementwise, after the loop);
-    fields not in ``outputs`` are None (never computed or written)."""
+    fields not in ``observables`` are None (never computed or written)."""
     w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
     lam, eps, ng, inv_tau = (x[..., None] for x in (lam, eps, ng, inv_tau))
     w = w1 * w2
-    norm2 = w1 * w1 + w2 * w2
-    loss = (lam * (1 - w) ** 2 + eps * w * w + ng * norm2) * (inv_tau / 2)
-    keep = lambda name, x: x if name in outputs else None
-    return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("norm2", norm2),
+    weight_norm = w1 * w1 + w2 * w2
+    loss = (lam * (1 - w) ** 2 + eps * w * w + ng * weight_norm) * (inv_tau / 2)
+    keep = lambda name, x: x if name in observables else None
+    return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("weight_norm", weight_norm),
                             keep("loss", loss))
 
 
-def _check_outputs(outputs) -> tuple[str, ...]:
-    if outputs is None:
-        return OUTPUTS
-    outputs = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-    bad = [o for o in outputs if o not in OUTPUTS]
-    if bad or not outputs:
-        raise ValueError(f"outputs must be a non-empty subset of {OUTPUTS}; got {outputs!r}")
-    return tuple(o for o in OUTPUTS if o in outputs)
+def _check_outputs(observables) -> tuple[str, ...]:
+    if observables is None:
+        return OBSERVABLES
+    observables = (observables,) if isinstance(observables, str) else tuple(observables)
+    bad = [o for o in observables if o not in OBSERVABLES]
+    if bad or not observables:
+        raise ValueError(f"observables must be a non-empty subset of {OBSERVABLES}; got {observables!r}")
+    return tuple(o for o in OBSERVABLES if o in observables)
 
 
 def _broadcast_all(shape, *xs):
@@ -124,8 +124,8 @@ def _gd_inputs(lam, eps, gamma, alpha, n, w1, w2):
     return shape, (lam, eps, gamma, n, w1, w2), alpha / n, n * gamma
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "outputs"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, outputs=OUTPUTS):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables=OBSERVABLES):
     _, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
 
     def step(y):
@@ -135,16 +135,16 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, 
     _, (w1s, w2s) = gd_loop(step, (w1, w2), lambda y: y, n_saves=n_saves, save_every=save_every,
                             unroll=unroll)
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, outputs)
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables)
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "outputs"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, outputs=OUTPUTS):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables"))
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables=OBSERVABLES):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch."""
     shape, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
     flat = tuple(x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    if outputs == ("w",):  # the kernel writes w only: a fifth of the bytes of all five fields
+    if observables == ("w",):  # the kernel writes w only: a fifth of the bytes of all five fields
         (ws,) = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w",),
                                 backend=backend)
         ws = jnp.concatenate([(w1 * w2).reshape(1, -1), ws]).reshape((n_saves + 1,) + shape)
@@ -154,23 +154,23 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
     # The kernel saves after each block of epochs; the start (t = 0) is prepended here.
     w1s = jnp.concatenate([w1.reshape(1, -1), w1s]).reshape((n_saves + 1,) + shape)
     w2s = jnp.concatenate([w2.reshape(1, -1), w2s]).reshape((n_saves + 1,) + shape)
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, outputs)
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables)
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
 def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None,
-                   outputs: Sequence[str] | None = None) -> str:
+                   observables: Sequence[str] | None = None) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
     "auto" is the Pallas kernel on a GPU (float32), and elsewhere whichever of the fused jnp
     recursion and the plain ``lax.scan`` is faster for the save spacing. Measured on the 2-core CPU
-    (idle; 10^5 trajectories x 10^3 epochs, all five outputs, best of interleaved runs), time of
+    (idle; 10^5 trajectories x 10^3 epochs, all five observables, best of interleaved runs), time of
     "jnp" / time of "scan": 1.28 (save every epoch), 1.30 (2), 1.24 (5), 1.16 (10), 1.12 (20),
     0.75 (50), 0.86 (100): the scan's XLA loop writes the saved rows more cheaply, the fused
     recursion wins once saves are sparse. So "auto" is "scan" below ``save_every = 50`` and "jnp"
-    from there on (benchmarks/scalar_dynamics.py). With ``outputs=("w",)`` the fused kernel writes
+    from there on (benchmarks/scalar_dynamics.py). With ``observables=("w",)`` the fused kernel writes
     w alone and "jnp" is 1.8x faster than "scan" even saving every epoch (0.175 vs 0.097 G steps/s),
     so "auto" is "jnp" then. "scan" where the fused path has nothing to do
     (epochs = 0). The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU
@@ -185,7 +185,7 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
     if pallas_available() and not wide:
         return "pallas"
-    w_only = outputs is not None and tuple(outputs) == ("w",)
+    w_only = observables is not None and tuple(observables) == ("w",)
     return "jnp" if w_only or save_every >= _FUSED_MIN_SAVE_EVERY else "scan"
 
 
@@ -196,7 +196,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
               unroll: int = 4, check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
-              outputs: Sequence[str] | None = None) -> ScalarTrajectory:
+              observables: Sequence[str] | None = None) -> ScalarTrajectory:
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -223,7 +223,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         fused backends fold the per-trajectory constants
         (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
         relative in float64 and a few ulp in float32 per epoch.
-      outputs: the fields to save, a subset of ("w1", "w2", "w", "norm2", "loss") (default all);
+      observables: the fields to save, a subset of ("w1", "w2", "w", "weight_norm", "loss") (default all);
         the others are None. ``("w",)`` on the fused backends writes w alone from the kernel.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
@@ -241,7 +241,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
-    outputs = _check_outputs(outputs)
+    observables = _check_outputs(observables)
     choose_backend(backend)  # validation before any work
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
     _check_common(lam, eps, gamma, n, w1, w2)
@@ -251,13 +251,13 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
-                             outputs=outputs)
+                             observables=observables)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
     if backend == "scan":
         return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
-                        outputs=outputs)
+                        observables=observables)
     return _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
-                       outputs=outputs)
+                       observables=observables)
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll"))

@@ -128,13 +128,13 @@ def plot_trajectories(t, w_sim, w_theory=None, *, w_star=None, w_small=None, w_s
     return ax
 
 
-def plot_weight_norm(t, norm2, *, norm2_small=None, ax=None, title: str | None = None):
+def plot_weight_norm(t, weight_norm, *, weight_norm_small=None, ax=None, title: str | None = None):
     """||w||^2 = w1^2 + w2^2 over time for each run (and the small-start run in magenta)."""
     ax = panel_axes(ax)
-    for v in np.asarray(norm2):
+    for v in np.asarray(weight_norm):
         ax.plot(t, v, "--", color=COLORS["sim"], lw=1.0)
-    if norm2_small is not None:
-        ax.plot(t, norm2_small, "-", color=COLORS["small"], lw=1.5)
+    if weight_norm_small is not None:
+        ax.plot(t, weight_norm_small, "-", color=COLORS["small"], lw=1.5)
     ax.set(xlabel="epoch", ylabel="$w_1^2 + w_2^2$")
     if title:
         ax.set_title(title)
@@ -249,7 +249,7 @@ def figure_4(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
         plot_trajectories(t, gd.w[i, :-1], dae_theory[:-1] if gi == 0 else None, w_star=ws,
                           w_small=gd.w[i, -1], w_small_theory=small_theory[i], ax=axes[i, 1],
                           title=rf"$w(t)$, $w^*$ = {ws:.4g}")
-        plot_weight_norm(t, gd.norm2[i, :-1], norm2_small=gd.norm2[i, -1], ax=axes[i, 2],
+        plot_weight_norm(t, gd.weight_norm[i, :-1], weight_norm_small=gd.weight_norm[i, -1], ax=axes[i, 2],
                          title="weight norm")
     fig.suptitle(rf"Figure 4: noise vs weight decay, $\lambda$ = {lam:g}, GD $\alpha$ = {alpha:g}")
     numbers = {
@@ -257,7 +257,7 @@ def figure_4(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
         "eps": np.asarray(e[:, 0]), "gamma": np.asarray(g[:, 0]), "t": t,
         "w1_0": np.asarray(w1_0), "w2_0": np.asarray(w2_0),
         "w_sim": np.asarray(gd.w), "w1_sim": np.asarray(gd.w1), "w2_sim": np.asarray(gd.w2),
-        "norm2_sim": np.asarray(gd.norm2), "loss_sim": np.asarray(gd.loss),
+        "weight_norm_sim": np.asarray(gd.weight_norm), "loss_sim": np.asarray(gd.loss),
         "w_small_theory": np.asarray(small_theory), "w_theory_noise": np.asarray(dae_theory),
         "fixed_point": w_star,
     }

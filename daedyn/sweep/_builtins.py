@@ -91,7 +91,7 @@ def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
 # The dynamics layer batches by broadcasting (and may pick fused kernels for large batches), so
 # these adapters take each axis as a (B,) array instead of being vmapped.
 
-_GD_OUT = ("w1", "w2", "w", "norm2", "loss")
+_GD_OUT = ("w1", "w2", "w", "weight_norm", "loss")
 
 
 def _gd_epochs(c):
