@@ -33,8 +33,12 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
                 lo_open: bool = False, hi_open: bool = False) -> None:
     """Raise ``ValueError`` unless every element of concrete ``x`` lies in the interval.
 
-    The interval is [lo, hi] with open ends where ``lo_open`` / ``hi_open``. NaN fails.
+    The interval is [lo, hi] with open ends where ``lo_open`` / ``hi_open``. An infinite end is
+    always open: +-inf are never valid inputs (an unbounded range is [0, inf), not [0, inf]).
+    NaN fails.
     """
+    lo_open = lo_open or lo == -math.inf
+    hi_open = hi_open or hi == math.inf
     v = concrete(x)
     if v is None or v.size == 0:
         return

@@ -255,7 +255,10 @@ def test_dae_learning_time_inverts_dae_trajectory(x64):
     lam, eps, w1, w2 = GRID.T
     f = 0.9
     t = theory.dae_learning_time(f, lam, eps, w1, w2, tau=2.0)
-    w = theory.dae_trajectory(t, lam, eps, w1, w2, tau=2.0)
+    # t = inf (never reached) is not a valid time to evaluate at: the trajectory refuses it
+    w = theory.dae_trajectory(jnp.where(jnp.isinf(t), 0.0, t), lam, eps, w1, w2, tau=2.0)
+    with pytest.raises(ValueError, match=r"^t must lie in \[0, inf\)"):
+        theory.dae_trajectory(t, lam, eps, w1, w2, tau=2.0)
     target = f * lam / (lam + eps)
     saddle = (w1 + w2) == 0
     ahead = w1 * w2 >= target
