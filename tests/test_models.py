@@ -63,3 +63,16 @@ def test_activation_names():
 def test_bad_input(kw):
     with pytest.raises(ValueError, match="must lie in"):
         models.init_autoencoder(key=jr.key(0), **kw)
+
+
+def test_non_floating_dtype_is_refused():
+    with pytest.raises(ValueError, match="dtype must be a floating dtype"):
+        models.init_autoencoder(3, 2, key=jr.key(0), dtype=jnp.int32)
+
+
+def test_end_to_end_is_the_product_of_the_factors():
+    p = models.init_autoencoder(4, 2, key=jr.key(1), scale=1.0)
+    np.testing.assert_allclose(models.end_to_end(p, precision="highest"),
+                               np.asarray(p["w2"], np.float64) @ np.asarray(p["w1"], np.float64),
+                               rtol=1e-5, atol=1e-6)  # float32 products of 2 terms
+

@@ -1,10 +1,9 @@
-"""Tests for daedyn.train: exact agreement with the dynamics engine, noise in expectation, paths,
-batching, optimisers, minibatches, nonlinear observables, gradients and bad input.
+"""Tests of the training loop (daedyn.train._loop, _objective): exact agreement with the dynamics
+engine and the shared core, noise in expectation, paths, optimisers, nonlinear observables, gradients.
 
 Compilation dominates on a CPU, so tests share the small ``tiny`` data set and reuse run shapes.
 """
 
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -83,7 +82,7 @@ def test_orthogonal_init_marginalised_dae_matches_dynamics_per_direction(tiny, d
         gd_w = np.asarray(gd.w).T  # ScalarTrajectory is (*batch, T): (T, D) here
         np.testing.assert_allclose(r.mapping, gd_w, rtol=0, atol=atol)
         np.testing.assert_allclose(r.singular_values, np.sort(gd_w[:, :h])[:, ::-1], rtol=0, atol=atol)
-        np.testing.assert_allclose(r.weight_norm, np.sum(np.asarray(gd.norm2), axis=0), rtol=1e-4 if
+        np.testing.assert_allclose(r.weight_norm, np.sum(np.asarray(gd.weight_norm), axis=0), rtol=1e-4 if
                                    dtype == "float32" else 1e-10)
         # The full-matrix dynamics engine from the same eigenbasis weights gives the same run.
         mt = dynamics.matrix_gd(lam, wb1, wb2, eps=n * s2, gamma=gamma, alpha=alpha, n=n, epochs=epochs,
@@ -126,6 +125,11 @@ def test_random_init_matches_matrix_engine_on_every_path(tiny, x64):
     for f in ("mapping", "singular_values", "weight_norm", "train_loss"):
         np.testing.assert_allclose(getattr(rd, f), getattr(r, f), rtol=1e-9, atol=1e-12, err_msg=f)
     np.testing.assert_allclose(rd.params["w2"], r.params["w2"], rtol=1e-9, atol=1e-12)
+    # The Sigma path (the core's closed-form gradient with Sigma = X^T X in the input basis) is the
+    # same run again (default optimiser forced onto it; measured ~1e-14).
+    rs = tr.train(x, path="sigma", **kw)
+    for f in ("mapping", "singular_values", "weight_norm", "train_loss"):
+        np.testing.assert_allclose(getattr(rs, f), getattr(r, f), rtol=1e-9, atol=1e-12, err_msg=f)
     # The recorded train loss is the clean reconstruction loss 1/(2N) sum ||x - W x||^2.
     xhat = models.reconstruct(rd.params, x)
     np.testing.assert_allclose(rd.train_loss[-1], np.sum((x - xhat) ** 2) / (2 * n), rtol=1e-10)
@@ -196,6 +200,44 @@ def test_fashion_mnist_linear_dae_reaches_fixed_point():
     np.testing.assert_allclose(r.mapping[-1, :2], fp, rtol=0.05)
 
 
+def test_mse_loss_scale_is_the_paper_loss_with_normaliser_nd_over_2(tiny, x64):
+    """loss_scale="mse" on the eigenbasis (the core's loss with normaliser N D / 2) equals the mean
+    over all N x D entries on the data matrix, and is the paper's run with alpha -> 2 alpha / D,
+    gamma -> gamma D / 2 (tau = N D / (2 alpha)); float64 rounding only."""
+    x = np.asarray(tiny, np.float64)
+    n, d = x.shape
+    p0 = models.init_autoencoder(d, 3, key=jr.key(2), scale=0.1, dtype=jnp.float64)
+    kw = dict(hidden=3, key=jr.key(0), epochs=200, record_every=100, noise=noise.gaussian(0.05),
+              marginalised=True, params=p0)
+    r = tr.train(x, alpha=2.0, gamma=0.004, loss_scale="mse", **kw)
+    np.testing.assert_allclose(r.tau, n * d / (2 * 2.0), rtol=1e-12)
+    rd = tr.train(x, alpha=2.0, gamma=0.004, loss_scale="mse", path="data", **kw)
+    paper = tr.train(x, alpha=2.0 * 2 / d, gamma=0.004 * d / 2, **kw)
+    for f in ("mapping", "singular_values", "weight_norm", "train_loss"):
+        # Measured ~1e-15 (same steps, summed in another order).
+        np.testing.assert_allclose(getattr(rd, f), getattr(r, f), rtol=1e-9, atol=1e-12, err_msg=f)
+        np.testing.assert_allclose(getattr(paper, f), getattr(r, f), rtol=1e-9, atol=1e-12, err_msg=f)
+    assert float(r.mapping[-1, 0]) > 0.1  # the run moved away from the small start
+
+
+def test_hyper_carries_eps_and_the_deprecated_s2_gives_n_s2(tiny):
+    """Hyper(alpha, gamma, eps) is the traced noise level; the legacy s2 field means eps = N s2, on
+    the marginalised eigenbasis path and with sampled noise on the data path."""
+    x = jnp.asarray(tiny)
+    n = x.shape[0]
+    p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.1)
+    for kw in (dict(marginalised=True), dict(noise="gaussian", path="data")):
+        run = jax.jit(tr.train_fn(epochs=20, record_every=10, **kw))
+        data = tr.prepare_data(x, path="eigen" if kw.get("marginalised") else "data")
+        p_eps, rec_eps = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, eps=n * 0.2), jr.key(3))
+        p_s2, rec_s2 = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, s2=0.2), jr.key(3))
+        p_0, _ = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01), jr.key(3))
+        # N * 0.2 is rounded once either way (float32): equal to a few ulp.
+        np.testing.assert_allclose(rec_s2["mapping"], rec_eps["mapping"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(p_s2["w1"], p_eps["w1"], rtol=1e-5, atol=1e-7)
+        assert not np.allclose(p_0["w1"], p_eps["w1"], rtol=1e-3)  # the noise level matters
+
+
 # --------------------------------------------------------------------------------------------------
 # Sampled noise vs the marginalised loss
 # --------------------------------------------------------------------------------------------------
@@ -206,7 +248,7 @@ def test_sampled_noise_converges_to_marginalised_as_samples_grow(tiny):
     x = jnp.asarray(tiny)
     data = tr.prepare_data(x, linear=True, path="data")
     p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.3)
-    hyper = tr.Hyper(alpha=0.5, gamma=0.01, s2=0.3)
+    hyper = tr.Hyper(alpha=0.5, gamma=0.01, eps=32 * 0.3)  # eps = N s^2: noise variance 0.3
     sampled = tr.train_fn(epochs=1, noise="gaussian", path="data", observables=(), precision="highest")
     marg = tr.train_fn(epochs=1, marginalised=True, path="data", observables=(), precision="highest")
     keys = jr.split(jr.key(2), 4000)
@@ -263,7 +305,7 @@ def test_gd_equals_manual_optax_loop(tiny):
     key, s2, gamma, alpha = jr.key(5), 0.1, 0.02, 0.4
     run = tr.train_fn(epochs=30, record_every=10, noise="gaussian", activation="tanh", precision="highest")
     p_run, rec = jax.jit(run)(p0, tr.prepare_data(x, linear=False, path="data"),
-                              tr.Hyper(alpha, gamma, s2), key)
+                              tr.Hyper(alpha, gamma, eps=n * s2), key)
 
     def loss(p, xt):
         err = x - jnp.tanh(xt @ p["w1"].T) @ p["w2"].T
@@ -284,65 +326,6 @@ def test_gd_equals_manual_optax_loop(tiny):
     for k in ("w1", "w2"):
         np.testing.assert_allclose(p_run[k], p[k], rtol=1e-5, atol=1e-7)  # float32, 30 steps
     assert rec["train_loss"].shape == (4,) and float(rec["train_loss"][-1]) < float(rec["train_loss"][0])
-
-
-def test_batch_equals_separate_runs(tiny):
-    """vmap over seeds and hyperparameters (gamma, sampled noise variance) equals separate runs."""
-    s2, gamma = jnp.array([0.1, 0.3]), jnp.array([0.0, 0.05])
-    rb = tr.train_batch(tiny, key=jr.key(6), alpha=0.3, noise=noise.gaussian(s2), gamma=gamma,
-                        init_scale=0.1, **S1)
-    keys = jr.split(jr.key(6), 2)
-    for i in range(2):
-        ri = tr.train(tiny, key=keys[i], alpha=0.3, noise=noise.gaussian(s2[i]), gamma=gamma[i],
-                      init_scale=0.1, **S1)
-        for f in ("mapping", "singular_values", "weight_norm", "train_loss"):
-            # vmap batches the same float32 operations; measured differences ~1e-7 relative.
-            np.testing.assert_allclose(getattr(rb, f)[i], getattr(ri, f), rtol=1e-5, atol=1e-6, err_msg=f)
-        np.testing.assert_allclose(rb.eps[i], ri.eps, rtol=1e-6)
-        np.testing.assert_array_equal(rb.init_params["w1"][i], ri.init_params["w1"])  # same seed
-    assert rb.mapping.shape == (2, 3, 5)
-    assert not np.allclose(rb.init_params["w1"][0], rb.init_params["w1"][1])  # different seeds
-
-
-@pytest.mark.slow
-def test_batch_grid_of_seeds_and_alpha(tiny):
-    """A (seeds x alpha) grid: keys of shape S and alpha broadcasting to S."""
-    keys = jr.split(jr.key(7), (2, 2))
-    r = tr.train_batch(tiny, hidden=2, key=keys, epochs=20, alpha=jnp.array([0.1, 0.4]), record_every=10,
-                       noise=noise.gaussian(0.1), marginalised=True, init_scale=0.1)
-    assert r.mapping.shape == (2, 2, 3, 5) and r.tau.shape == (2, 2)
-    np.testing.assert_allclose(r.tau, np.broadcast_to(32 / np.array([0.1, 0.4]), (2, 2)), rtol=1e-6)
-    one = tr.train(tiny, hidden=2, key=keys[1, 0], epochs=20, alpha=0.1, record_every=10,
-                   noise=noise.gaussian(0.1), marginalised=True, init_scale=0.1)
-    np.testing.assert_allclose(r.mapping[1, 0], one.mapping, rtol=1e-5, atol=1e-7)  # float32 vmap
-
-
-def test_minibatches(tiny):
-    kw = dict(key=jr.key(9), alpha=0.3, noise=noise.gaussian(0.1), init_scale=0.1, **S1)
-    full = tr.train(tiny, **kw)
-    # The epoch's noise does not depend on the batch size, so one shuffled minibatch of all N samples
-    # is the full-batch step up to summation order (float32, measured 1e-7).
-    same = tr.train(tiny, batch_size=32, **kw)
-    np.testing.assert_allclose(same.mapping, full.mapping, rtol=1e-4, atol=1e-6)
-    mini = tr.train(tiny, batch_size=8, **kw)
-    assert np.all(np.isfinite(np.asarray(mini.mapping)))
-    assert not np.allclose(mini.mapping[-1], full.mapping[-1], atol=1e-3)  # 4 steps per epoch
-    assert float(mini.train_loss[-1]) < float(full.train_loss[-1])  # 4x the steps: further along
-
-
-@pytest.mark.slow
-def test_resume_and_progress(tiny):
-    kw = dict(key=jr.key(9), alpha=0.3, noise=noise.gaussian(0.1), init_scale=0.1, **S1)
-    full = tr.train(tiny, **kw)
-    calls = []
-    chunked = tr.train(tiny, chunk_records=1, progress=lambda d, t: calls.append((d, t)), **kw)
-    assert calls == [(20, 40), (40, 40)]
-    np.testing.assert_allclose(chunked.mapping, full.mapping, rtol=1e-6, atol=1e-8)  # same computation
-    # Resuming from the state at epoch 20 continues the same noise sequence.
-    first = tr.train(tiny, chunk_records=1, **{**kw, "epochs": 20})
-    rest = tr.train(tiny, params=first.params, start_epoch=20, chunk_records=1, **{**kw, "epochs": 20})
-    np.testing.assert_array_equal(rest.epochs, [20, 40])
-    np.testing.assert_allclose(rest.mapping[-1], full.mapping[-1], rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -405,14 +388,14 @@ def test_any_jax_nn_activation(tiny, act):
 
 @pytest.mark.slow  # also covered by tests/test_tune.py (route "train")
 def test_train_fn_gradients_match_finite_differences(tiny, x64):
-    """jax.grad through 100 epochs of training (marginalised linear DAE, checkpointed) w.r.t. s2,
-    gamma and alpha equals central finite differences."""
+    """jax.grad through 100 epochs of training (marginalised linear DAE, checkpointed) w.r.t. alpha,
+    gamma and eps equals central finite differences."""
     x = np.asarray(tiny, np.float64)
     data = tr.prepare_data(x[:24], x_heldout=x[24:])
     run = tr.train_fn(epochs=100, record_every=50, marginalised=True, observables=("heldout_loss",))
     p0 = models.init_autoencoder(5, 3, key=jr.key(8), scale=0.05, dtype=jnp.float64)
     f = jax.jit(lambda h: run(p0, data, tr.Hyper(*h), jr.key(0))[1]["heldout_loss"][-1])
-    h = jnp.array([0.5, 0.01, 0.2])
+    h = jnp.array([0.5, 0.01, 24 * 0.2])  # (alpha, gamma, eps = N s^2 with s^2 = 0.2)
     g = jax.grad(f)(h)
     for i in range(3):
         dh = jnp.zeros(3).at[i].set(1e-6)
@@ -420,149 +403,3 @@ def test_train_fn_gradients_match_finite_differences(tiny, x64):
         # float64 central differences with step 1e-6: truncation ~1e-12, rounding ~1e-10 relative.
         np.testing.assert_allclose(g[i], fd, rtol=1e-6, atol=1e-10)
     assert abs(float(g[1])) > 0 and abs(float(g[2])) > 0
-
-
-def test_stability_warning(tiny):
-    lam0 = float(np.linalg.eigvalsh(tiny.T @ tiny)[-1])
-    with pytest.warns(RuntimeWarning, match=r"lam = .*alpha = "):
-        tr.train(tiny, key=jr.key(0), alpha=1.5 * 32 / lam0, **S1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert tr.check_gd_stability(lam0, 0.5 * 32 / lam0, 32)
-
-
-def test_compare_with_theory_options(tiny):
-    r = tr.train(tiny, key=jr.key(10), alpha=0.5, init_scale=0.05, **S1)
-    v = np.linalg.eigh(tiny.T @ tiny)[1][:, ::-1]
-    c = tr.compare_with_theory(r, eigvecs=v, measure="strength", w0="shared")
-    assert c.measured.shape == (3, 3) and c.continuous.shape == (3, 3) and c.rmse_discrete.shape == (3,)
-    sv0 = np.linalg.svd(np.asarray(r.init_params["w2"] @ r.init_params["w1"]), compute_uv=False)[:3]
-    np.testing.assert_allclose(c.w0, np.full(3, sv0.mean()), rtol=1e-4)  # float32 SVD of a tiny product
-    np.testing.assert_allclose(c.continuous[0], c.w0, rtol=1e-5)  # t = 0 gives the start
-    c2 = tr.compare_with_theory(r, eigvecs=v, w0=1e-3)
-    assert c2.continuous.shape == (3, 5)
-
-
-# --------------------------------------------------------------------------------------------------
-# Bad input: ValueError naming the parameter (and its range), raised before any compilation
-# --------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("kw, match", [
-    (dict(hidden=0), r"hidden must lie in \[1"),
-    (dict(hidden=2.5), "hidden must be an integer"),
-    (dict(alpha=-1.0), r"alpha must lie in \(0"),
-    (dict(alpha=0.0), r"alpha must lie in \(0"),
-    (dict(gamma=-0.1), r"gamma must lie in \[0"),
-    (dict(epochs=-10), r"epochs must lie in \[0"),
-    (dict(record_every=0), r"record_every must lie in \[1"),
-    (dict(epochs=25), "multiple of record_every"),
-    (dict(init_scale=-1.0), r"init_scale must lie in \[0"),
-    (dict(activation="relu", marginalised=True, noise=noise.gaussian(0.1)), "linear network"),
-    (dict(marginalised=True), "needs a noise model"),
-    (dict(activation="nope"), "activation must be"),
-    (dict(activation=3), "activation must be"),
-    (dict(noise="uniform"), "noise must be"),
-    (dict(path="eigen", noise=noise.gaussian(0.1)), "path='eigen'"),
-    (dict(path="fast"), "path must be"),
-    (dict(loss_scale="sum"), "loss_scale"),
-    (dict(batch_size=64), "batch_size must be <= N"),
-    (dict(batch_size=0), r"batch_size must lie in \[1"),
-    (dict(observables=("mapping", "nope")), "observables"),
-    (dict(optimizer="adam"), "optimizer must be"),
-])
-def test_bad_input(tiny, kw, match):
-    args = dict(hidden=2, key=jr.key(0), epochs=20, alpha=0.1, record_every=10) | kw
-    with pytest.raises(ValueError, match=match):
-        tr.train(tiny, **args)
-
-
-@pytest.mark.parametrize("make, match", [
-    (lambda: noise.gaussian(-0.1), r"sigma2 must lie in \[0"),
-    (lambda: noise.laplace(-1.0), r"b must lie in \[0"),
-])
-def test_bad_noise(make, match):
-    with pytest.raises(ValueError, match=match):
-        make()
-
-
-def test_bad_data():
-    with pytest.raises(ValueError, match=r"x must be a 2-D array \(N, D\)"):
-        tr.train(np.zeros(5), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
-    with pytest.raises(ValueError, match=r"x must be a 2-D array \(N, D\)"):
-        tr.train(np.zeros((2, 3, 4)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
-    with pytest.raises(ValueError, match="x must lie in"):
-        tr.train(np.full((4, 3), np.nan), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
-    with pytest.raises(ValueError, match="x_heldout"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
-                 x_heldout=np.ones((2, 4)))
-    with pytest.raises(ValueError, match="single PRNG key"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.split(jr.key(0), 2), epochs=2, alpha=0.1, record_every=1)
-    with pytest.raises(ValueError, match="params must have"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
-                 params={"w1": np.zeros((3, 3)), "w2": np.zeros((3, 3))})
-    with pytest.raises(ValueError, match="spectrum must have"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
-                 spectrum=tr.TrainData(None, np.ones(2), np.eye(2), 4))
-
-
-# ------------------------------------------------------------------------------------------------
-# Checkpoints: an interrupted run resumes where it stopped
-# ------------------------------------------------------------------------------------------------
-
-def test_checkpoint_resume_after_interrupt_equals_uninterrupted_run(tmp_path):
-    x = jr.uniform(jr.key(0), (64, 6))
-    kw = dict(hidden=3, key=jr.key(1), epochs=200, alpha=0.5, record_every=20,
-              noise=noise.gaussian(0.05), init_scale=1e-2, chunk_records=2)  # 5 chunks
-    ref = tr.train(x, **kw)
-    ck = tmp_path / "run.npz"
-    calls = []
-
-    def interrupt_after_two(done, total):
-        calls.append(done)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        tr.train(x, **kw, checkpoint=ck, progress=interrupt_after_two)
-    assert ck.exists() and calls == [40, 80]  # the second chunk was saved before progress ran
-    seen = []
-    res = tr.train(x, **kw, checkpoint=ck, progress=lambda d, t: seen.append(d))
-    assert seen == [120, 160, 200]  # only the missing chunks ran
-    # Same compiled chunks, same noise keys (fold_in by epoch): identical to the bit.
-    for field in ("mapping", "singular_values", "weight_norm", "train_loss"):
-        np.testing.assert_array_equal(getattr(res, field), getattr(ref, field))
-    np.testing.assert_array_equal(res.params["w1"], ref.params["w1"])
-    again = []
-    tr.train(x, **kw, checkpoint=ck, progress=lambda d, t: again.append(d))
-    assert again == []  # a finished checkpoint returns without training
-
-
-def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path):
-    x = jr.uniform(jr.key(0), (32, 5))
-    kw = dict(hidden=2, key=jr.key(1), epochs=40, alpha=0.5, record_every=20, init_scale=1e-2)
-    ck = tmp_path / "run.npz"
-    tr.train(x, **kw, checkpoint=ck)
-    before = ck.read_bytes()
-    with pytest.raises(ValueError, match="belongs to a different run"):
-        tr.train(x, **{**kw, "alpha": 0.4}, checkpoint=ck)
-    with pytest.raises(ValueError, match="belongs to a different run"):
-        tr.train(x + 0.01, **kw, checkpoint=ck)
-    assert ck.read_bytes() == before
-
-
-def test_checkpoint_batched_run(tmp_path):
-    x = jr.uniform(jr.key(0), (32, 5))
-    kw = dict(hidden=2, key=jr.key(1), epochs=60, alpha=jnp.array([0.3, 0.5]), record_every=20,
-              init_scale=1e-2, chunk_records=1)
-    ref = tr.train_batch(x, **kw)
-    ck = tmp_path / "batch.npz"
-
-    def stop(done, total):
-        if done == 20:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        tr.train_batch(x, **kw, checkpoint=ck, progress=stop)
-    res = tr.train_batch(x, **kw, checkpoint=ck)
-    np.testing.assert_array_equal(res.mapping, ref.mapping)
-    assert res.mapping.shape == ref.mapping.shape == (2, 4, 5)

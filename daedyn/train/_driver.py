@@ -1,0 +1,357 @@
+"""The driver: ``train`` and ``train_batch`` over the pure pieces of the training loop.
+
+A driver run prepares the data (:func:`~daedyn.train.prepare_data`), converts the noise to eps once
+(:func:`daedyn.noise.eps_of`), checks gradient-descent stability with the shared check
+(:func:`daedyn._linear.check_gd_stability`), then runs :func:`~daedyn.train._loop.start`,
+:func:`~daedyn.train._loop.advance_fn` and :func:`~daedyn.train._loop.finish` (the same functions
+:func:`~daedyn.train.train_fn` composes), chunk by chunk when progress or checkpoints ask for it and
+as one compiled call otherwise. :func:`train_batch` is the same driver with those pieces vmapped.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from daedyn import _checkpoint, _linear, models
+from daedyn import noise as noise_lib
+from daedyn._checks import check_range
+from daedyn.train import _loop
+from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
+from daedyn.train._data import TrainData, prepare_data
+
+__all__ = ["TrainResult", "train", "train_batch"]
+
+
+class TrainResult(NamedTuple):
+    """Recorded observables of a run; arrays carry the batch axes of :func:`train_batch` first.
+
+    Attributes:
+      epochs: record times in epochs (T,), starting at 0 (``start_epoch`` when resuming).
+      mapping: per-direction mapping (T, D), directions in descending order of lam.
+      singular_values: singular values of W2 W1 (T, min(H, D)), descending; None for nonlinear nets.
+      weight_norm: ||W1||^2 + ||W2||^2 (T,).
+      train_loss: clean reconstruction loss on the training set, paper scaling (T,).
+      heldout_loss: the same on ``x_heldout`` (T,); None without held-out data.
+      params: final parameters, input basis ({"w1": (H, D), "w2": (D, H)}, + biases).
+      init_params: the initial parameters.
+      eigvals: lam (D,) of the training Sigma used for the mapping.
+      n: N (int).
+      tau: time constant of gradient descent, N / alpha ("paper") or N D / (2 alpha) ("mse").
+      eps: noise level N s^2.
+      gamma: weight decay.
+    """
+
+    epochs: Array
+    mapping: Array | None
+    singular_values: Array | None
+    weight_norm: Array | None
+    train_loss: Array | None
+    heldout_loss: Array | None
+    params: Params
+    init_params: Params
+    eigvals: Array
+    n: int
+    tau: Array
+    eps: Array
+    gamma: Array
+
+
+class _Compiled(NamedTuple):
+    begin: Callable  # (key, params | None, scale, data, hyper, start_epoch) -> (carry, first, p0, key)
+    advance: Callable  # n_records -> jitted advance(carry, data, hyper, key)
+    finish: Callable  # (carry, data) -> params
+    whole: Callable  # (key, params | None, scale, data, hyper, start_epoch) -> (records, params, p0)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(loop: LoopConfig, batched: bool, hidden: int, bias: bool) -> _Compiled:
+    """The loop's pure pieces, jitted (and vmapped over runs when ``batched``), once per structure."""
+
+    def init(key, p_given, scale, data):
+        k_init, k_run = jr.split(key)
+        if p_given is None:
+            p_given = models.init_autoencoder(data.eigvals.shape[0], hidden, key=k_init, scale=scale,
+                                              bias=bias, dtype=data.eigvals.dtype)
+        return p_given, k_run
+
+    start = functools.partial(_loop.start, loop)
+    finish = functools.partial(_loop.finish, loop)
+    run = _loop.run_fn(loop)
+    advance = lambda m: _loop.advance_fn(loop, m)
+    if batched:
+        init = jax.vmap(init, in_axes=(0, None, None, None))
+        start = jax.vmap(start, in_axes=(0, None, 0, None))
+        finish = jax.vmap(finish, in_axes=(0, None))
+        run = jax.vmap(run, in_axes=(0, None, 0, 0, None))
+        advance = lambda m: jax.vmap(_loop.advance_fn(loop, m), in_axes=(0, None, 0, 0))
+
+    def begin(key, p_given, scale, data, hyper, start_epoch):
+        p0, k_run = init(key, p_given, scale, data)
+        carry, first = start(p0, data, hyper, start_epoch)
+        return carry, first, p0, k_run
+
+    def whole(key, p_given, scale, data, hyper, start_epoch):
+        p0, k_run = init(key, p_given, scale, data)
+        final, recs = run(p0, data, hyper, k_run, start_epoch)
+        return recs, final, p0
+
+    return _Compiled(begin=jax.jit(begin), advance=functools.cache(lambda m: jax.jit(advance(m))),
+                     finish=jax.jit(finish), whole=jax.jit(whole))
+
+
+def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
+          noise: noise_lib.Noise | None = None, spectrum: Any = None, x_heldout: ArrayLike | None = None,
+          params: Params | None = None, start_epoch: int = 0,
+          progress: Callable[[int, int], None] | None = None,
+          checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
+          **options) -> TrainResult:
+    """Train one autoencoder on ``x`` and record its per-direction dynamics.
+
+    Args:
+      x: training inputs (N, D), rows are samples (the paper: pixels in [0, 1], not centred).
+      key: PRNG key (split into an initialisation key and a noise/shuffling key).
+      alpha: learning rate (> 0); with the default optimiser tau = N / alpha.
+      gamma: weight decay (>= 0).
+      noise: None, or a :class:`daedyn.noise.Noise` (e.g. ``gaussian(0.5)``, ``laplace(b)``),
+        sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2.
+      spectrum: :class:`daedyn.spectrum.Spectrum` of X^T X (computed when None).
+      x_heldout: held-out inputs (M, D) for ``heldout_loss``.
+      params: start from these parameters instead of a random initialisation (resuming).
+      start_epoch: epoch counter to start from (noise keys are ``fold_in(key, epoch)``, so a resumed
+        run continues the same noise sequence).
+      progress: called as ``progress(epochs_done, epochs_total)`` after each chunk.
+      checkpoint: a ``.npz`` path. The state and the records so far are written there after every
+        chunk (about ten per run unless ``chunk_records`` is given), atomically; a later call with
+        the same data, settings and key resumes from it (an interrupted run loses at most one
+        chunk) and a finished one returns at once. A checkpoint of a different run is refused
+        with ``ValueError`` and left untouched. (A custom optimiser is identified by its type
+        only: change its settings and use a new path.)
+      config: a :class:`TrainConfig` with the run's static structure.
+      **options: fields of :class:`TrainConfig` as keywords (``hidden`` and ``epochs`` are
+        required unless ``config`` is given; they override ``config``'s): ``hidden``, ``epochs``,
+        ``record_every=100``, ``activation=None``, ``marginalised=False``, ``loss_scale="paper"``,
+        ``path="auto"``, ``batch_size=None``, ``optimizer=None``, ``precision=None``,
+        ``observables=None``, ``bias=False``, ``init_scale=1e-4``, ``chunk_records=None``,
+        ``dtype=None``.
+    Returns:
+      :class:`TrainResult` with T = epochs / record_every + 1 records.
+    Raises:
+      ValueError: for bad arguments. TypeError: for an unknown option. Warns
+      (:class:`daedyn.dynamics.UnstableStepWarning`) when gradient descent on a linear network
+      cannot settle at its fixed point (supplement D's Hessian, in the paper's units for
+      ``loss_scale="mse"``: alpha -> 2 alpha / D, gamma -> gamma D / 2).
+    Example:
+      >>> import jax.random as jr
+      >>> from daedyn import noise, train
+      >>> x = jr.uniform(jr.key(0), (64, 6))
+      >>> r = train.train(x, hidden=3, key=jr.key(1), epochs=200, alpha=0.5, record_every=100,
+      ...                 noise=noise.gaussian(0.05), marginalised=True, init_scale=1e-2)
+      >>> r.mapping.shape, r.singular_values.shape, r.epochs.tolist()
+      ((3, 6), (3, 3), [0, 100, 200])
+    """
+    cfg = TrainConfig.of(config, options, "train")
+    return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
+                x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
+                checkpoint=checkpoint, batched=False)
+
+
+def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
+                noise: noise_lib.Noise | str | None = None, spectrum: Any = None,
+                x_heldout: ArrayLike | None = None, progress: Callable[[int, int], None] | None = None,
+                checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
+                **options) -> TrainResult:
+    """Train a batch of networks in one vmapped, compiled run (seeds x hyperparameters).
+
+    ``alpha``, ``gamma``, ``noise.variance`` and ``key`` broadcast to a common batch shape S
+    (a single key is split into one per run); every field of the result gets the leading axes S.
+    All runs share the data, the :class:`TrainConfig`, and the noise kind. Figure 5's AE/WDAE/DAE
+    triple: ``gamma=[0, 0.5, 0]`` with ``noise=gaussian([0, 0, 0.5])`` and ``marginalised=True``.
+
+    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0).
+    Returns:
+      :class:`TrainResult` with batch axes S first (``epochs`` and ``eigvals`` are shared).
+    Example:
+      >>> import jax.numpy as jnp, jax.random as jr
+      >>> from daedyn import noise, train
+      >>> x = jr.uniform(jr.key(0), (64, 6))
+      >>> r = train.train_batch(x, hidden=3, key=jr.key(1), epochs=100, alpha=0.5, record_every=50,
+      ...                       gamma=jnp.array([0.0, 0.01, 0.0]), marginalised=True,
+      ...                       noise=noise.gaussian(jnp.array([0.0, 0.0, 0.05])), init_scale=1e-2)
+      >>> r.mapping.shape, r.tau.shape
+      ((3, 3, 6), (3,))
+    """
+    cfg = TrainConfig.of(config, options, "train_batch")
+    return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
+                x_heldout=x_heldout, params=None, start_epoch=0, progress=progress,
+                checkpoint=checkpoint, batched=True)
+
+
+def _key_batch_shape(key) -> tuple[int, ...]:
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.shape
+    return key.shape[:-1]
+
+
+def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps) -> None:
+    """The shared GD stability check on the directions the network learns (the top H), with the
+    run's eps and gamma, in the paper's units (for "mse": alpha -> 2 alpha / D, gamma -> gamma D / 2).
+    """
+    if not (loop.linear and loop.optimizer is None):
+        return
+    n, d = data.x.shape
+    f = rate_factor(loop.loss_scale, d)
+    col = lambda a: np.asarray(a, np.float64)[..., None]  # batch axes first, directions last
+    lam = np.maximum(np.asarray(data.eigvals[:hidden], np.float64), 0.0)
+    # Frames: core check -> _check_stability -> _run -> train/train_batch -> the user's call.
+    _linear.check_gd_stability(lam, col(eps), col(gamma) / f, col(alpha) * f, n, stacklevel=4)
+
+
+def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
+         progress, checkpoint, batched) -> TrainResult:
+    hidden = cfg.hidden
+    check_range("hidden", hidden, 1)
+    if int(hidden) != hidden:
+        raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
+    hidden = int(hidden)
+    check_range("alpha", alpha, 0.0, lo_open=True)
+    check_range("gamma", gamma, 0.0)
+    check_range("init_scale", cfg.init_scale, 0.0)
+    check_range("start_epoch", start_epoch, 0)
+    noise = noise_lib.as_noise(noise)
+    check_range("noise variance", 0.0 if noise is None else noise.variance, 0.0)
+    if cfg.marginalised and noise is None:
+        raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
+                         "whose variance enters the expected loss")
+    loop = loop_config(epochs=cfg.epochs, record_every=cfg.record_every, activation=cfg.activation,
+                       noise=noise, marginalised=cfg.marginalised, loss_scale=cfg.loss_scale, path=cfg.path,
+                       batch_size=cfg.batch_size, optimizer=cfg.optimizer, precision=cfg.precision,
+                       observables=cfg.observables, remat=False, bias=cfg.bias)
+    if loop.batch_size is not None and loop.batch_size > np.shape(x)[0]:
+        raise ValueError(f"batch_size must be <= N = {np.shape(x)[0]}; got {cfg.batch_size}")
+    data = prepare_data(x, spectrum=spectrum, x_heldout=x_heldout, linear=loop.linear, path=loop.path,
+                        dtype=cfg.dtype)
+    dt = data.x.dtype
+    n, d = data.x.shape
+    eps = jnp.asarray(noise_lib.eps_of(noise, n), dt)  # the one variance -> eps conversion
+    _check_stability(loop, data, hidden, alpha, gamma, eps)
+
+    key_shape = _key_batch_shape(key)
+    shape, size = (), 1
+    if batched:
+        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), np.shape(eps), key_shape))
+        size = int(np.prod(shape)) if shape else 1
+        if key_shape == ():
+            key = jr.split(key, size)
+        elif tuple(key_shape) == shape:
+            key = key.reshape(size, *key.shape[len(shape):])
+        else:
+            raise ValueError(f"a batch of keys must have the batch shape {shape} of alpha/gamma/noise; "
+                             f"got {tuple(key_shape)}")
+    elif key_shape != ():
+        raise ValueError(f"key must be a single PRNG key for train(); got a batch of shape {key_shape} "
+                         "(use train_batch)")
+    hyper = Hyper(jnp.asarray(alpha, dt), jnp.asarray(gamma, dt), eps)
+    if batched:
+        flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
+        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps))
+    if params is not None:
+        params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
+        if params["w1"].shape[-2:] != (hidden, d) or params["w2"].shape[-2:] != (d, hidden):
+            raise ValueError(f"params must have w1 ({hidden}, {d}) and w2 ({d}, {hidden}); got "
+                             f"{params['w1'].shape} and {params['w2'].shape}")
+    n_total = loop.epochs // loop.record_every
+    if cfg.chunk_records:
+        chunk = max(1, min(int(cfg.chunk_records), n_total))
+    else:  # checkpoints are written between chunks: about ten per run by default
+        chunk = max(1, -(-n_total // 10)) if checkpoint is not None else n_total
+    fns = _compiled(loop, batched, hidden, bool(cfg.bias))
+    scale = jnp.asarray(cfg.init_scale, dt)
+    start = jnp.asarray(start_epoch, jnp.int32)
+    end = int(start_epoch) + loop.epochs
+    axis = 1 if batched else 0  # the record axis
+    if chunk == n_total and checkpoint is None:  # one compiled call: train_fn's run
+        recs, final, p0 = fns.whole(key, params, scale, data, hyper, start)
+        recs = {k: np.asarray(v) for k, v in recs.items()}
+        if progress is not None:
+            progress(end, end)
+    else:
+        carry, first, p0, k_run = fns.begin(key, params, scale, data, hyper, start)
+        parts = [{k: np.expand_dims(np.asarray(v), axis) for k, v in first.items()}]
+        done = 0
+        if checkpoint is not None:
+            fp = _fingerprint(loop, cfg, start_epoch=start_epoch, batched=batched, data=data,
+                              hyper=hyper, key=key, params=params)
+            leaves, treedef = jax.tree_util.tree_flatten(carry)
+            saved = _checkpoint.load(checkpoint, fp, len(leaves))
+            if saved is not None:  # resume: the state after `done` records, and those records
+                carry = jax.tree_util.tree_unflatten(
+                    treedef, [jnp.asarray(v, dtype=leaf.dtype) for v, leaf in zip(saved.state_leaves,
+                                                                                  leaves, strict=True)])
+                parts, done = [saved.records], saved.done
+        while done < n_total:
+            m = min(chunk, n_total - done)
+            carry, new = fns.advance(m)(carry, data, hyper, k_run)
+            parts.append({k: np.asarray(v) for k, v in new.items()})  # waits for the chunk
+            done += m
+            if checkpoint is not None:
+                parts = [{k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}]
+                _checkpoint.save(checkpoint, carry, parts[0], done, fp)
+            if progress is not None:
+                progress(int(start_epoch) + done * loop.record_every, end)
+        final = fns.finish(carry, data)
+        recs = {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
+    return _result(recs, final, p0, data, loop, alpha=alpha, gamma=gamma, eps=eps,
+                   start_epoch=int(start_epoch), shape=shape if batched else None)
+
+
+def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma, eps, start_epoch,
+            shape) -> TrainResult:
+    """Assemble a :class:`TrainResult` (batch axes restored when ``shape`` is not None)."""
+    n, d = data.x.shape
+    np_dt = np.dtype(data.x.dtype)
+    recs = {k: jnp.asarray(v) for k, v in recs.items()}
+    epochs = jnp.asarray(np.arange(loop.epochs // loop.record_every + 1) * loop.record_every + start_epoch)
+    tau = jnp.asarray(np.asarray(n / (np.asarray(alpha, np.float64) * rate_factor(loop.loss_scale, d)),
+                                 np_dt))
+    gamma = jnp.asarray(np.asarray(gamma, np_dt))
+    if shape is not None:
+        unflat = lambda a: a.reshape(*shape, *a.shape[1:])
+        recs = {k: unflat(v) for k, v in recs.items()}
+        final, p0 = (jax.tree_util.tree_map(unflat, p) for p in (final, p0))
+        tau, eps, gamma = (jnp.broadcast_to(a, shape) for a in (tau, eps, gamma))
+    return TrainResult(
+        epochs=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),
+        weight_norm=recs.get("weight_norm"), train_loss=recs.get("train_loss"),
+        heldout_loss=recs.get("heldout_loss"), params=final, init_params=p0, eigvals=data.eigvals,
+        n=int(n), tau=tau, eps=eps, gamma=gamma)
+
+
+def _fingerprint(loop: LoopConfig, cfg: TrainConfig, *, start_epoch, batched, data, hyper, key,
+                 params) -> str:
+    """What makes two driver runs the same run (for resuming from a checkpoint)."""
+    name = lambda f: f if f is None or isinstance(f, str) else getattr(f, "__qualname__", repr(f))
+    settings = dict(
+        epochs=loop.epochs, record_every=loop.record_every, activation=name(loop.activation),
+        noise=None if loop.noise is None else loop.noise[0], marginalised=loop.marginalised,
+        loss_scale=loop.loss_scale, path=loop.path, batch_size=loop.batch_size,
+        optimizer=None if loop.optimizer is None else name(type(loop.optimizer)),
+        precision=str(loop.precision), observables=list(loop.observables), hidden=int(cfg.hidden),
+        bias=bool(cfg.bias), init_scale=float(cfg.init_scale), start_epoch=int(start_epoch),
+        batched=bool(batched))
+    arrays = dict(x=data.x, eigvals=data.eigvals, x_heldout=data.x_heldout,
+                  sigma_heldout_eig=data.sigma_heldout_eig, alpha=hyper.alpha, gamma=hyper.gamma,
+                  eps=hyper.eps, key=key)
+    if params is not None:
+        arrays.update({f"params_{k}": v for k, v in params.items()})
+    return _checkpoint.fingerprint(settings, arrays)

@@ -1,0 +1,82 @@
+"""Tests of the theory comparison (daedyn.train._compare): compare_with_theory and initial_w0."""
+
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from daedyn import models, noise
+from daedyn import train as tr
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Small synthetic data (N = 32, D = 5) with a spread-out spectrum."""
+    x = jr.uniform(jr.key(0), (32, 5)) * jnp.array([1.0, 0.8, 0.6, 0.4, 0.2])[None, :]
+    return np.asarray(x)
+
+
+# One static run shape shared by several tests (alpha, gamma, s^2 and init_scale are traced), so they
+# reuse one compilation.
+S1 = dict(hidden=3, epochs=40, record_every=20)
+
+
+def test_compare_with_theory_options(tiny):
+    r = tr.train(tiny, key=jr.key(10), alpha=0.5, init_scale=0.05, **S1)
+    v = np.linalg.eigh(tiny.T @ tiny)[1][:, ::-1]
+    c = tr.compare_with_theory(r, eigvecs=v, measure="strength", w0="shared")
+    assert c.measured.shape == (3, 3) and c.continuous.shape == (3, 3) and c.rmse_discrete.shape == (3,)
+    sv0 = np.linalg.svd(np.asarray(r.init_params["w2"] @ r.init_params["w1"]), compute_uv=False)[:3]
+    np.testing.assert_allclose(c.w0, np.full(3, sv0.mean()), rtol=1e-4)  # float32 SVD of a tiny product
+    np.testing.assert_allclose(c.continuous[0], c.w0, rtol=1e-5)  # t = 0 gives the start
+    c2 = tr.compare_with_theory(r, eigvecs=v, w0=1e-3)
+    assert c2.continuous.shape == (3, 5)
+
+
+def _balanced_gd_reference(lam, eps, gamma, n, tau, w0, epochs, every):
+    """The balanced recursion compare_with_theory iterated before it called dynamics.scalar_gd:
+    u <- u + (1/tau)(u lam (1 - u^2) - eps u^3 - N gamma u), w = u^2, saved every ``every`` epochs."""
+    u = np.sqrt(np.asarray(w0, np.float64))
+    out = [u * u]
+    for e in range(1, epochs + 1):
+        u = u + (u * lam * (1 - u * u) - eps * u**3 - n * gamma * u) / tau
+        if e % every == 0:
+            out.append(u * u)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("measure, w0", [("mapping", "balanced"), ("strength", "shared")])
+def test_discrete_theory_is_scalar_gd_from_the_balanced_start(tiny, x64, measure, w0):
+    """The discrete prediction (dynamics.scalar_gd, w1 = w2 = sqrt(w0)) equals the balanced
+    recursion iterated by hand, to float64 round-off, with noise and weight decay."""
+    x = np.asarray(tiny, np.float64)
+    r = tr.train(x, key=jr.key(10), alpha=0.5, init_scale=0.05, hidden=3, epochs=400, record_every=20,
+                 noise=noise.gaussian(0.05), marginalised=True, gamma=0.002)
+    v = np.linalg.eigh(x.T @ x)[1][:, ::-1]
+    c = tr.compare_with_theory(r, eigvecs=v, measure=measure, w0=w0)
+    k = c.measured.shape[-1]
+    ref = _balanced_gd_reference(np.asarray(r.eigvals[:k]), float(r.eps), float(r.gamma), r.n,
+                                 float(r.tau), np.asarray(c.w0), 400, 20)
+    assert c.discrete.shape == ref.shape == c.measured.shape
+    # Same arithmetic, grouped differently (scalar_gd folds constants): measured ~1e-16 relative.
+    np.testing.assert_allclose(c.discrete, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(c.rmse_discrete, np.sqrt(np.mean((ref - np.asarray(c.measured)) ** 2, 0)),
+                               rtol=1e-9, atol=1e-15)
+    # The top direction is decoupled enough that the discrete theory tracks the run.
+    assert float(c.rmse_discrete[0]) < 0.05
+
+
+def test_initial_w0_balanced_is_per_direction_and_batched(tiny):
+    """initial_w0: |u_j + v_j|^2 / 4 per direction, computed per run over batch axes."""
+    p = models.init_autoencoder(5, 3, key=jr.key(3), scale=0.1)
+    v = np.linalg.eigh(tiny.T @ tiny)[1][:, ::-1].astype(np.float32)
+    u, vv = np.asarray(p["w1"]) @ v, (v.T @ np.asarray(p["w2"])).T
+    np.testing.assert_allclose(tr.initial_w0(p, v), np.sum((u + vv) ** 2, axis=0) / 4, rtol=1e-5)
+    both = {k: jnp.stack([a, 2 * a]) for k, a in p.items()}
+    w0 = tr.initial_w0(both, v)
+    assert w0.shape == (2, 5)
+    np.testing.assert_allclose(w0[1], 4 * w0[0], rtol=1e-5)  # quadratic in the weights
+    with pytest.raises(ValueError, match="kind must be"):
+        tr.initial_w0(p, v, kind="mean")
+
