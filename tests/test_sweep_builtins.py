@@ -115,7 +115,7 @@ def test_train_entry_point_matches_train_fn(tmp_path):
     k_init, k_run = jax.random.split(jax.random.key(2))
     p0 = models.init_autoencoder(6, 3, key=k_init, scale=1e-2)
     _, rec = train.train_fn(epochs=60, record_every=20, marginalised=True)(
-        p0, train.prepare_data(x), train.Hyper(alpha=0.3, gamma=0.0, s2=0.1), k_run)
+        p0, train.prepare_data(x), train.Hyper(alpha=0.3, gamma=0.0, eps=64 * 0.1), k_run)
     got = ds.sel(alpha=0.3, s2=0.1, seed=2)  # alpha * lam_max / N ~ 0.5: stable GD
     # one training run vmapped among 12 vs alone: same float32 ops, measured 1e-14 apart; the
     # tolerance allows a different matmul blocking in the batched program

@@ -220,21 +220,18 @@ def test_mse_loss_scale_is_the_paper_loss_with_normaliser_nd_over_2(tiny, x64):
     assert float(r.mapping[-1, 0]) > 0.1  # the run moved away from the small start
 
 
-def test_hyper_carries_eps_and_the_deprecated_s2_gives_n_s2(tiny):
-    """Hyper(alpha, gamma, eps) is the traced noise level; the legacy s2 field means eps = N s2, on
-    the marginalised eigenbasis path and with sampled noise on the data path."""
+def test_hyper_carries_eps(tiny):
+    """Hyper(alpha, gamma, eps) is the traced noise level, on the marginalised eigenbasis path and
+    with sampled noise on the data path; a variance is not accepted (it is converted at the edge)."""
     x = jnp.asarray(tiny)
     n = x.shape[0]
     p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.1)
+    assert tr.Hyper._fields == ("alpha", "gamma", "eps")
     for kw in (dict(marginalised=True), dict(noise="gaussian", path="data")):
         run = jax.jit(tr.train_fn(epochs=20, record_every=10, **kw))
         data = tr.prepare_data(x, path="eigen" if kw.get("marginalised") else "data")
-        p_eps, rec_eps = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, eps=n * 0.2), jr.key(3))
-        p_s2, rec_s2 = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, s2=0.2), jr.key(3))
+        p_eps, _ = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, eps=n * 0.2), jr.key(3))
         p_0, _ = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01), jr.key(3))
-        # N * 0.2 is rounded once either way (float32): equal to a few ulp.
-        np.testing.assert_allclose(rec_s2["mapping"], rec_eps["mapping"], rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(p_s2["w1"], p_eps["w1"], rtol=1e-5, atol=1e-7)
         assert not np.allclose(p_0["w1"], p_eps["w1"], rtol=1e-3)  # the noise level matters
 
 

@@ -199,7 +199,8 @@ def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e
     d = data.eigvals.shape[0]
     p0 = models.init_autoencoder(d, int(hidden), key=k_init, scale=init_scale)
     run = train.train_fn(epochs=int(epochs), record_every=record_every, **options)
-    _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, s2=s2), k_run)
+    # the sweep axis is the variance s2 (the user-facing edge); the loop takes eps = N s2
+    _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, eps=data.n * s2), k_run)
     return records
 
 

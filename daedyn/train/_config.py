@@ -41,20 +41,16 @@ class Hyper(NamedTuple):
       eps: noise level eps = N s^2 (>= 0), N the number of training samples and s^2 the
         per-component noise variance: it enters the marginalised loss as the corruption term
         tr(W eps I W^T) / (2N), and sampled noise is drawn with variance eps / N (reparameterised).
-      s2: deprecated, for callers written before ``eps``: a per-component variance; when not None
-        it replaces ``eps`` by N * s2 (the loop knows N). Leave it None in new code.
     """
 
     alpha: ArrayLike
     gamma: ArrayLike = 0.0
     eps: ArrayLike = 0.0
-    s2: ArrayLike | None = None
 
 
 def hyper_eps(hyper: Hyper, n: Array, dtype) -> Array:
-    """The run's eps as an array of ``dtype``: ``hyper.eps``, or N * ``hyper.s2`` when s2 is given."""
-    if hyper.s2 is not None:
-        return n * jnp.asarray(hyper.s2, dtype)
+    """The run's eps as an array of ``dtype``."""
+    del n  # eps is already N s^2: converted once, at the edge (train(noise=...), sweeps, tune)
     return jnp.asarray(hyper.eps, dtype)
 
 

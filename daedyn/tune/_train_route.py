@@ -41,7 +41,7 @@ def train_objective_fn(problem, route: TrainRoute, *, key: Array,
                        init_scale: ArrayLike = 1e-4) -> jtu.Partial:
     """Held-out loss of an autoencoder trained for ``route.epochs`` epochs, as a pure function.
 
-    Full-batch training by ``daedyn.train.train_fn`` (``train.Hyper(alpha, gamma, s2=eps / N)``)
+    Full-batch training by ``daedyn.train.train_fn`` (``train.Hyper(alpha, gamma, eps)``)
     from weights drawn with ``key`` (``daedyn.models.init_autoencoder``, scale ``init_scale``), on the
     marginalised noise loss or with Gaussian noise sampled with a fixed key per step. The loss is
     evaluated with the learned map, not the per-direction approximation: for a linear network the
@@ -94,7 +94,7 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
                          noise=None if route.marginalised else "gaussian",
                          marginalised=route.marginalised, path=_path(route), precision=route.precision,
                          observables=("weight_norm",))
-    hyper_train = train.Hyper(alpha=h.alpha, gamma=h.gamma, s2=h.eps / data.n)
+    hyper_train = train.Hyper(alpha=h.alpha, gamma=h.gamma, eps=h.eps)
     params, _ = run(data.params0, data.train_data, hyper_train, data.noise_key)
     xh, m = data.x_heldout, data.n_heldout
     if models.is_linear(route.activation):
