@@ -53,7 +53,7 @@ def _batched_vs_loop(quick):
     alpha = 0.5 * n / float(spec.eigvals[0])
     gammas = jnp.array([0.0, 0.1, 0.2, 0.5])[:, None] * jnp.ones((1, 2))
     s2 = jnp.array([0.0, 0.5])[None, :] * jnp.ones((4, 1))
-    kw = dict(hidden=hidden, epochs=epochs, alpha=alpha, record_every=100, spectrum=spec,
+    kw = dict(hidden=hidden, epochs=epochs, alpha=alpha, save_every=100, spectrum=spec,
               marginalised=True, precision="highest")
     keys = jr.split(jr.key(0), 8).reshape(4, 2)
     batched = lambda: jax.block_until_ready(train.train_batch(
@@ -77,14 +77,14 @@ def _batched_vs_loop(quick):
                  "(highest); compiled once, best of repeats")]
 
 
-def _figure5(path_kind, datasets, hidden, epochs, record_every=100):
+def _figure5(path_kind, datasets, hidden, epochs, save_every=100):
     """Load, spectrum, train the three models, theory curves; returns (strengths, theory) per set."""
     out = {}
     for name, (loader, alpha) in datasets.items():
         x = loader()
         spec = spectrum.compute_spectrum(x)
         n = x.shape[0]
-        common = dict(hidden=hidden, epochs=epochs, alpha=alpha, record_every=record_every,
+        common = dict(hidden=hidden, epochs=epochs, alpha=alpha, save_every=save_every,
                       spectrum=spec, marginalised=True, init_scale=1e-4, precision="highest")
         settings = [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)]  # AE, WDAE gamma=0.5, DAE sigma^2=0.5
         if path_kind == "eigen":
@@ -101,7 +101,7 @@ def _figure5(path_kind, datasets, hidden, epochs, record_every=100):
             eps = jnp.stack([r.eps for r in runs])
             gamma = jnp.stack([r.gamma for r in runs])
             w0 = jnp.mean(sv[:, 0], axis=-1)
-        t = jnp.asarray(np.arange(0, epochs + 1, record_every), sv.dtype)
+        t = jnp.asarray(np.arange(0, epochs + 1, save_every), sv.dtype)
         th = theory.small_init_trajectory(t[None, :, None], spec.eigvals[None, None, :hidden],
                                           eps[:, None, None], gamma[:, None, None],
                                           w0=w0[:, None, None], tau=tau[:, None, None], n=n)
@@ -131,7 +131,7 @@ def _end_to_end(quick):
                  notes=f"compile included, one run each; max |strength difference| {diff:.2g}")]
 
 
-def _authors_style(x, hidden, epochs, alpha, settings, record_every=100):
+def _authors_style(x, hidden, epochs, alpha, settings, save_every=100):
     """The authors' experiment: a Python loop over epochs, one jitted full-batch step on the data
     matrix per epoch (expected loss, authors' scaling), strengths from an SVD on the host."""
     n, d = x.shape
@@ -153,7 +153,7 @@ def _authors_style(x, hidden, epochs, alpha, settings, record_every=100):
         p = {"w1": 1e-4 * jr.normal(k1, (hidden, d)), "w2": 1e-4 * jr.normal(k2, (d, hidden))}
         strengths = []
         for e in range(epochs + 1):
-            if e % record_every == 0:
+            if e % save_every == 0:
                 strengths.append(np.linalg.svd(np.asarray(p["w2"] @ p["w1"]), compute_uv=False)[:hidden])
             if e < epochs:
                 p = step(p, gamma, s2)
@@ -172,7 +172,7 @@ def _vs_authors_loop(quick):
         r = train.train_batch(x, key=jr.key(0), gamma=jnp.array([g for g, _ in settings]),
                               noise=noise.gaussian(jnp.array([s for _, s in settings])),
                               marginalised=True, hidden=hidden, epochs=epochs, alpha=alpha,
-                              record_every=100, spectrum=spec, init_scale=1e-4, precision="highest")
+                              save_every=100, spectrum=spec, init_scale=1e-4, precision="highest")
         return np.asarray(r.singular_values)
 
     t0 = time.perf_counter()

@@ -60,7 +60,7 @@ runs = {}
 for name, gamma, sigma2 in [("AE", 0.0, 0.0), ("WDAE", 0.5, 0.0), ("DAE", 0.0, 0.5)]:
     runs[name] = train.train(x, hidden=H, key=jr.key(0), epochs=EPOCHS, alpha=0.01, gamma=gamma,
                              noise=noise.gaussian(sigma2), marginalised=True, spectrum=spec,
-                             record_every=EPOCHS // 10, precision="highest")
+                             save_every=EPOCHS // 10, precision="highest")
     cmp = train.compare_with_theory(runs[name], eigvecs=spec.eigvecs, measure="mapping")
     print(f"{name:4s}: final mapping of directions 0-4 {np.round(np.asarray(cmp.measured[-1, :5]), 3)}"
           f"  | RMSE vs theory {np.round(np.asarray(cmp.rmse_continuous[:5]), 3)}")

@@ -13,7 +13,7 @@ def test_check_range_accepts_the_interval_and_names_the_parameter():
     ch.check_range("alpha", 0.5, 0.0, 1.0, lo_open=True, hi_open=True)
     with pytest.raises(ValueError, match=r"^alpha must lie in \(0, 1\); got 0$"):
         ch.check_range("alpha", 0.0, 0.0, 1.0, lo_open=True, hi_open=True)
-    with pytest.raises(ValueError, match=r"^gamma must lie in \[0, inf\); got 2 of 3 values outside, e.g. -1"):
+    with pytest.raises(ValueError, match=r"^gamma must lie in \[0, inf\); got 2 of 3 values outside"):
         ch.check_range("gamma", [-1.0, 0.5, -2.0], 0.0)
     with pytest.raises(ValueError, match=r"contains NaN"):
         ch.check_range("lam", [1.0, np.nan], 0.0)

@@ -19,7 +19,7 @@ def npy(tmp_path_factory):
 
 
 BASE = ["--hidden", "3", "--noise", "gaussian", "--sigma2", "0.05", "--marginalised", "--alpha", "0.2",
-        "--epochs", "200", "--record-every", "20", "--init-scale", "0.01", "--top", "4"]
+        "--epochs", "200", "--save-every", "20", "--init-scale", "0.01", "--top", "4"]
 
 
 def test_help(capsys):
@@ -28,7 +28,7 @@ def test_help(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for opt in ("--dataset", "--hidden", "--activation", "--noise", "--sigma2", "--b", "--marginalised",
-                "--gamma", "--alpha", "--epochs", "--record-every", "--seeds", "--heldout", "--plot",
+                "--gamma", "--alpha", "--epochs", "--save-every", "--seeds", "--heldout", "--plot",
                 "--out", "--json"):
         assert opt in out, opt
 
@@ -52,14 +52,14 @@ def test_tiny_run_json_files(npy, tmp_path, capsys):
     with np.load(out) as z:
         assert z["mapping"].shape == (1, 11, 6) and z["theory"].shape == (1, 11, 4)
         assert z["singular_values"].shape == (1, 11, 3) and z["heldout_loss"].shape == (1, 11)
-        np.testing.assert_array_equal(z["epochs"], np.arange(0, 201, 20))
+        np.testing.assert_array_equal(z["t"], np.arange(0, 201, 20))
         assert json.loads(str(z["settings"]))["hidden"] == 3
     assert plot.stat().st_size > 1000
 
 
 def test_text_summary_seeds_and_nonlinear(npy, capsys):
     code = main(["train", "--dataset", npy, *BASE[:4], "--alpha", "0.2", "--epochs", "40",
-                 "--record-every", "20", "--seeds", "2", "--activation", "tanh", "--quiet"])
+                 "--save-every", "20", "--seeds", "2", "--activation", "tanh", "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "tanh H = 3" in out and "2 seed(s)" in out and "(std)" in out and "theory" not in out
@@ -69,7 +69,7 @@ def test_text_summary_seeds_and_nonlinear(npy, capsys):
 @pytest.mark.parametrize("argv, match", [
     (["--alpha", "-1"], "--alpha must lie in"),
     (["--hidden", "0"], "--hidden must lie in"),
-    (["--epochs", "30", "--record-every", "20"], "multiple of --record-every"),
+    (["--epochs", "30", "--save-every", "20"], "multiple of --save-every"),
     (["--activation", "nope"], "--activation must be"),
     (["--noise", "gaussian", "--sigma2", "-0.1"], "--sigma2 must lie in"),
     (["--marginalised"], "--marginalised needs"),
@@ -87,7 +87,7 @@ def test_missing_dataset_exit_1(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     code = main(["train", "--dataset", "cifar10", "--data-dir", str(empty), "--epochs", "1",
-                 "--record-every", "1"])
+                 "--save-every", "1"])
     if code == 0:
         pytest.skip("CIFAR-10 is installed on this machine")
     assert code == 1

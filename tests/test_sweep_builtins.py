@@ -105,7 +105,7 @@ def test_train_entry_point_matches_train_fn(tmp_path):
 
     x = np.random.default_rng(0).random((64, 6)).astype(np.float32)
     spec = {"function": "train.train", "axes": {"alpha": [0.1, 0.3], "s2": [0.0, 0.1], "seed": [0, 1, 2]},
-            "constants": {"x": x, "hidden": 3, "epochs": 60, "record_every": 20, "marginalised": True,
+            "constants": {"x": x, "hidden": 3, "epochs": 60, "save_every": 20, "marginalised": True,
                           "init_scale": 1e-2}}
     sweep.run(spec, path=tmp_path / "train.zarr")
     ds = sweep.open_results(tmp_path / "train.zarr")
@@ -114,7 +114,7 @@ def test_train_entry_point_matches_train_fn(tmp_path):
     assert ds.seed.dtype.kind == "i" and (ds.status.values == 0).all()
     k_init, k_run = jax.random.split(jax.random.key(2))
     p0 = models.init_autoencoder(6, 3, key=k_init, scale=1e-2)
-    _, rec = train.train_fn(epochs=60, record_every=20, marginalised=True)(
+    _, rec = train.train_fn(epochs=60, save_every=20, marginalised=True)(
         p0, train.prepare_data(x), train.Hyper(alpha=0.3, gamma=0.0, eps=64 * 0.1), k_run)
     got = ds.sel(alpha=0.3, s2=0.1, seed=2)  # alpha * lam_max / N ~ 0.5: stable GD
     # one training run vmapped among 12 vs alone: same float32 ops, measured 1e-14 apart; the

@@ -19,7 +19,7 @@ def tiny():
 
 # One static run shape shared by several tests (alpha, gamma, s^2 and init_scale are traced), so they
 # reuse one compilation.
-S1 = dict(hidden=3, epochs=40, record_every=20)
+S1 = dict(hidden=3, epochs=40, save_every=20)
 
 
 def test_compare_with_theory_options(tiny):
@@ -51,7 +51,7 @@ def test_discrete_theory_is_scalar_gd_from_the_balanced_start(tiny, x64, measure
     """The discrete prediction (dynamics.scalar_gd, w1 = w2 = sqrt(w0)) equals the balanced
     recursion iterated by hand, to float64 round-off, with noise and weight decay."""
     x = np.asarray(tiny, np.float64)
-    r = tr.train(x, key=jr.key(10), alpha=0.5, init_scale=0.05, hidden=3, epochs=400, record_every=20,
+    r = tr.train(x, key=jr.key(10), alpha=0.5, init_scale=0.05, hidden=3, epochs=400, save_every=20,
                  noise=noise.gaussian(0.05), marginalised=True, gamma=0.002)
     v = np.linalg.eigh(x.T @ x)[1][:, ::-1]
     c = tr.compare_with_theory(r, eigvecs=v, measure=measure, w0=w0)

@@ -21,7 +21,7 @@ def tiny():
 
 # One static run shape shared by several tests (alpha, gamma, s^2 and init_scale are traced), so they
 # reuse one compilation.
-S1 = dict(hidden=3, epochs=40, record_every=20)
+S1 = dict(hidden=3, epochs=40, save_every=20)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,11 +50,11 @@ def test_batch_equals_separate_runs(tiny):
 def test_batch_grid_of_seeds_and_alpha(tiny):
     """A (seeds x alpha) grid: keys of shape S and alpha broadcasting to S."""
     keys = jr.split(jr.key(7), (2, 2))
-    r = tr.train_batch(tiny, hidden=2, key=keys, epochs=20, alpha=jnp.array([0.1, 0.4]), record_every=10,
+    r = tr.train_batch(tiny, hidden=2, key=keys, epochs=20, alpha=jnp.array([0.1, 0.4]), save_every=10,
                        noise=noise.gaussian(0.1), marginalised=True, init_scale=0.1)
     assert r.mapping.shape == (2, 2, 3, 5) and r.tau.shape == (2, 2)
     np.testing.assert_allclose(r.tau, np.broadcast_to(32 / np.array([0.1, 0.4]), (2, 2)), rtol=1e-6)
-    one = tr.train(tiny, hidden=2, key=keys[1, 0], epochs=20, alpha=0.1, record_every=10,
+    one = tr.train(tiny, hidden=2, key=keys[1, 0], epochs=20, alpha=0.1, save_every=10,
                    noise=noise.gaussian(0.1), marginalised=True, init_scale=0.1)
     np.testing.assert_allclose(r.mapping[1, 0], one.mapping, rtol=1e-5, atol=1e-7)  # float32 vmap
 
@@ -83,7 +83,7 @@ def test_resume_and_progress(tiny):
     # Resuming from the state at epoch 20 continues the same noise sequence.
     first = tr.train(tiny, chunk_records=1, **{**kw, "epochs": 20})
     rest = tr.train(tiny, params=first.params, start_epoch=20, chunk_records=1, **{**kw, "epochs": 20})
-    np.testing.assert_array_equal(rest.epochs, [20, 40])
+    np.testing.assert_array_equal(rest.t, [20, 40])
     np.testing.assert_allclose(rest.mapping[-1], full.mapping[-1], rtol=1e-5, atol=1e-7)
 
 def test_stability_warning(tiny):
@@ -133,8 +133,8 @@ def test_train_config_is_the_keyword_set_of_train_and_train_batch(tiny):
     by_kw = tr.train(tiny, **kw, **S1)
     by_cfg = tr.train(tiny, config=cfg, **kw)
     np.testing.assert_array_equal(by_cfg.mapping, by_kw.mapping)  # the same compiled run
-    longer = tr.train(tiny, config=cfg, record_every=40, **kw)  # keywords override the config
-    assert longer.epochs.tolist() == [0, 40]
+    longer = tr.train(tiny, config=cfg, save_every=40, **kw)  # keywords override the config
+    assert longer.t.tolist() == [0, 40]
     rb = tr.train_batch(tiny, config=cfg, key=jr.key(4), alpha=jnp.array([0.5, 0.3]), init_scale=0.1)
     assert rb.mapping.shape == (2, 3, 5)
     assert hash(cfg) == hash(tr.TrainConfig(**S1))  # frozen and hashable
@@ -155,8 +155,8 @@ def test_train_config_is_the_keyword_set_of_train_and_train_batch(tiny):
     (dict(alpha=0.0), r"alpha must lie in \(0"),
     (dict(gamma=-0.1), r"gamma must lie in \[0"),
     (dict(epochs=-10), r"epochs must lie in \[0"),
-    (dict(record_every=0), r"record_every must lie in \[1"),
-    (dict(epochs=25), "multiple of record_every"),
+    (dict(save_every=0), r"save_every must lie in \[1"),
+    (dict(epochs=25), "multiple of save_every"),
     (dict(init_scale=-1.0), r"init_scale must lie in \[0"),
     (dict(activation="relu", marginalised=True, noise=noise.gaussian(0.1)), "linear network"),
     (dict(marginalised=True), "needs a noise model"),
@@ -172,7 +172,7 @@ def test_train_config_is_the_keyword_set_of_train_and_train_batch(tiny):
     (dict(optimizer="adam"), "optimizer must be"),
 ])
 def test_bad_input(tiny, kw, match):
-    args = dict(hidden=2, key=jr.key(0), epochs=20, alpha=0.1, record_every=10) | kw
+    args = dict(hidden=2, key=jr.key(0), epochs=20, alpha=0.1, save_every=10) | kw
     with pytest.raises(ValueError, match=match):
         tr.train(tiny, **args)
 
@@ -188,21 +188,21 @@ def test_bad_noise(make, match):
 
 def test_bad_data():
     with pytest.raises(ValueError, match=r"x must be a 2-D array \(N, D\)"):
-        tr.train(np.zeros(5), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
+        tr.train(np.zeros(5), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1)
     with pytest.raises(ValueError, match=r"x must be a 2-D array \(N, D\)"):
-        tr.train(np.zeros((2, 3, 4)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
+        tr.train(np.zeros((2, 3, 4)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1)
     with pytest.raises(ValueError, match="x must lie in"):
-        tr.train(np.full((4, 3), np.nan), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1)
+        tr.train(np.full((4, 3), np.nan), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1)
     with pytest.raises(ValueError, match="x_heldout"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
+        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1,
                  x_heldout=np.ones((2, 4)))
     with pytest.raises(ValueError, match="single PRNG key"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.split(jr.key(0), 2), epochs=2, alpha=0.1, record_every=1)
+        tr.train(np.ones((4, 3)), hidden=2, key=jr.split(jr.key(0), 2), epochs=2, alpha=0.1, save_every=1)
     with pytest.raises(ValueError, match="params must have"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
+        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1,
                  params={"w1": np.zeros((3, 3)), "w2": np.zeros((3, 3))})
     with pytest.raises(ValueError, match="spectrum must have"):
-        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, record_every=1,
+        tr.train(np.ones((4, 3)), hidden=2, key=jr.key(0), epochs=2, alpha=0.1, save_every=1,
                  spectrum=tr.TrainData(None, np.ones(2), np.eye(2), 4))
 
 
@@ -212,7 +212,7 @@ def test_bad_data():
 
 def test_checkpoint_resume_after_interrupt_equals_uninterrupted_run(tmp_path):
     x = jr.uniform(jr.key(0), (64, 6))
-    kw = dict(hidden=3, key=jr.key(1), epochs=200, alpha=0.5, record_every=20,
+    kw = dict(hidden=3, key=jr.key(1), epochs=200, alpha=0.5, save_every=20,
               noise=noise.gaussian(0.05), init_scale=1e-2, chunk_records=2)  # 5 chunks
     ref = tr.train(x, **kw)
     ck = tmp_path / "run.npz"
@@ -240,7 +240,7 @@ def test_checkpoint_resume_after_interrupt_equals_uninterrupted_run(tmp_path):
 
 def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path):
     x = jr.uniform(jr.key(0), (32, 5))
-    kw = dict(hidden=2, key=jr.key(1), epochs=40, alpha=0.5, record_every=20, init_scale=1e-2)
+    kw = dict(hidden=2, key=jr.key(1), epochs=40, alpha=0.5, save_every=20, init_scale=1e-2)
     ck = tmp_path / "run.npz"
     tr.train(x, **kw, checkpoint=ck)
     before = ck.read_bytes()
@@ -253,7 +253,7 @@ def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path):
 
 def test_checkpoint_batched_run(tmp_path):
     x = jr.uniform(jr.key(0), (32, 5))
-    kw = dict(hidden=2, key=jr.key(1), epochs=60, alpha=jnp.array([0.3, 0.5]), record_every=20,
+    kw = dict(hidden=2, key=jr.key(1), epochs=60, alpha=jnp.array([0.3, 0.5]), save_every=20,
               init_scale=1e-2, chunk_records=1)
     ref = tr.train_batch(x, **kw)
     ck = tmp_path / "batch.npz"
@@ -273,7 +273,7 @@ _VMAPPED_RUN = """
 import jax.numpy as jnp, jax.random as jr
 from daedyn import noise, train
 x = jr.uniform(jr.key(0), (200, 784))
-r = train.train_batch(x, hidden=16, key=jr.key(0), epochs=20, alpha=0.01, record_every=5,
+r = train.train_batch(x, hidden=16, key=jr.key(0), epochs=20, alpha=0.01, save_every=5,
                       gamma=jnp.array([0.0, 0.5, 0.0]), noise=noise.gaussian(jnp.array([0.0, 0.0, 0.5])),
                       marginalised=True)
 print(r.singular_values.shape, r.train_loss.shape)

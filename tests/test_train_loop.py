@@ -34,7 +34,7 @@ def mnist():
 
 # One static run shape shared by several tests (alpha, gamma, s^2 and init_scale are traced), so they
 # reuse one compilation.
-S1 = dict(hidden=3, epochs=40, record_every=20)
+S1 = dict(hidden=3, epochs=40, save_every=20)
 
 
 def _unbatch(r, i):
@@ -66,7 +66,7 @@ def test_orthogonal_init_marginalised_dae_matches_dynamics_per_direction(tiny, d
         # Haar-random rotation R of the hidden units: W2 W1 is still diagonal in the eigenbasis.
         wb1, wb2 = dynamics.orthogonal_init(d, h, np.sqrt(w0), np.sqrt(w0), key=jr.key(1), dtype=dtype)
         w1, w2 = dynamics.from_eigenbasis(wb1, wb2, v)
-        r = tr.train(x, hidden=h, key=jr.key(0), epochs=epochs, alpha=alpha, record_every=every,
+        r = tr.train(x, hidden=h, key=jr.key(0), epochs=epochs, alpha=alpha, save_every=every,
                      noise=noise.gaussian(s2), marginalised=True, gamma=gamma,
                      params={"w1": w1, "w2": w2}, precision="highest")
         assert r.mapping.dtype == dtype and r.params["w1"].dtype == dtype
@@ -94,7 +94,7 @@ def test_orthogonal_init_marginalised_dae_matches_dynamics_per_direction(tiny, d
         if dtype == "float64":
             # Continuous balanced solution vs one Euler step per epoch: the error is O(alpha lam / N)
             # relative to the change; measured max 2.6e-3 (top direction, during its rise). 1e-2.
-            cont = theory.small_init_trajectory(np.asarray(r.epochs)[:, None], lam[None, :h], n * s2,
+            cont = theory.small_init_trajectory(np.asarray(r.t)[:, None], lam[None, :h], n * s2,
                                                 gamma, w0=w0, tau=n / alpha, n=n)
             np.testing.assert_allclose(r.mapping[:, :h], cont, rtol=0, atol=1e-2)
             # ... and reaches the fixed point (lam - N gamma) / (lam + eps) for the top direction.
@@ -109,7 +109,7 @@ def test_random_init_matches_matrix_engine_on_every_path(tiny, x64):
     x = np.asarray(tiny, np.float64)
     n, d = x.shape
     p0 = models.init_autoencoder(d, 3, key=jr.key(2), scale=0.1, dtype=jnp.float64)
-    kw = dict(hidden=3, key=jr.key(0), epochs=1200, alpha=0.4, record_every=100,
+    kw = dict(hidden=3, key=jr.key(0), epochs=1200, alpha=0.4, save_every=100,
               noise=noise.gaussian(0.05), marginalised=True, gamma=0.002, params=p0)
     r = tr.train(x, **kw)
     assert r.mapping.dtype == jnp.float64 and r.params["w1"].dtype == jnp.float64
@@ -144,7 +144,7 @@ def test_linear_ae_wdae_dae_track_theory_on_mnist5k(mnist):
     alpha = 0.2 * n / lam[0]  # alpha lam_0 / N = 0.2: GD close to the flow and well inside stability
     # Regularisation strong enough to show at the 50-epoch record resolution: N gamma = eps = 0.2 lam_3.
     reg = 0.2 * lam[3] / n
-    r = tr.train_batch(x, hidden=8, key=jr.key(0), epochs=1000, alpha=alpha, record_every=50,
+    r = tr.train_batch(x, hidden=8, key=jr.key(0), epochs=1000, alpha=alpha, save_every=50,
                        spectrum=spec, x_heldout=x_held, gamma=jnp.array([0.0, reg, 0.0]),
                        noise=noise.gaussian(jnp.array([0.0, 0.0, reg])), marginalised=True,
                        precision="highest")
@@ -166,7 +166,7 @@ def test_linear_ae_wdae_dae_track_theory_on_mnist5k(mnist):
         assert float(cmp.rmse_discrete[0]) < 5e-3
         # Same check against the library's theory directly (independent of compare_with_theory).
         w0 = tr.initial_w0(ri.init_params, spec.eigvecs)[:top]
-        pred = theory.small_init_trajectory(np.asarray(r.epochs)[:, None], lam[None, :top], ri.eps, ri.gamma,
+        pred = theory.small_init_trajectory(np.asarray(r.t)[:, None], lam[None, :top], ri.eps, ri.gamma,
                                             w0=np.asarray(w0)[None, :], tau=ri.tau, n=n)
         np.testing.assert_allclose(cmp.continuous[:, :top], pred, rtol=1e-4, atol=1e-6)  # same formula
         # First record where each top direction reaches half of its own final value.
@@ -192,7 +192,7 @@ def test_fashion_mnist_linear_dae_reaches_fixed_point():
     theory's fixed point (lam - N gamma) / (lam + eps)."""
     x = load_real("fashion_mnist", 500)
     r = tr.train(x, hidden=4, key=jr.key(3), epochs=600, alpha=0.3 * 500 / float(np.linalg.eigvalsh(
-        x.T.astype(np.float64) @ x)[-1]), record_every=100, noise=noise.gaussian(0.05),
+        x.T.astype(np.float64) @ x)[-1]), save_every=100, noise=noise.gaussian(0.05),
         marginalised=True, init_scale=1e-2, precision="highest")
     fp = theory.fixed_point(r.eigvals[:2], r.eps)
     # 600 epochs at alpha lam_0 / N = 0.3: direction 0 is converged (measured 1e-5 off), direction 1
@@ -207,7 +207,7 @@ def test_mse_loss_scale_is_the_paper_loss_with_normaliser_nd_over_2(tiny, x64):
     x = np.asarray(tiny, np.float64)
     n, d = x.shape
     p0 = models.init_autoencoder(d, 3, key=jr.key(2), scale=0.1, dtype=jnp.float64)
-    kw = dict(hidden=3, key=jr.key(0), epochs=200, record_every=100, noise=noise.gaussian(0.05),
+    kw = dict(hidden=3, key=jr.key(0), epochs=200, save_every=100, noise=noise.gaussian(0.05),
               marginalised=True, params=p0)
     r = tr.train(x, alpha=2.0, gamma=0.004, loss_scale="mse", **kw)
     np.testing.assert_allclose(r.tau, n * d / (2 * 2.0), rtol=1e-12)
@@ -228,7 +228,7 @@ def test_hyper_carries_eps(tiny):
     p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.1)
     assert tr.Hyper._fields == ("alpha", "gamma", "eps")
     for kw in (dict(marginalised=True), dict(noise="gaussian", path="data")):
-        run = jax.jit(tr.train_fn(epochs=20, record_every=10, **kw))
+        run = jax.jit(tr.train_fn(epochs=20, save_every=10, **kw))
         data = tr.prepare_data(x, path="eigen" if kw.get("marginalised") else "data")
         p_eps, _ = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01, eps=n * 0.2), jr.key(3))
         p_0, _ = run(p0, data, tr.Hyper(alpha=0.4, gamma=0.01), jr.key(3))
@@ -300,7 +300,7 @@ def test_gd_equals_manual_optax_loop(tiny):
     n = x.shape[0]
     p0 = models.init_autoencoder(5, 3, key=jr.key(4), scale=0.1)
     key, s2, gamma, alpha = jr.key(5), 0.1, 0.02, 0.4
-    run = tr.train_fn(epochs=30, record_every=10, noise="gaussian", activation="tanh", precision="highest")
+    run = tr.train_fn(epochs=30, save_every=10, noise="gaussian", activation="tanh", precision="highest")
     p_run, rec = jax.jit(run)(p0, tr.prepare_data(x, linear=False, path="data"),
                               tr.Hyper(alpha, gamma, eps=n * s2), key)
 
@@ -334,7 +334,7 @@ def test_nonlinear_runs_finite_with_consistent_observables(mnist, act):
     """Figure 6 settings in miniature (MSE loss, rate 0.9, init 1e-3, sampled noise std 2)."""
     x, x_held, spec = mnist
     x = x[:200]
-    r = tr.train(x, hidden=16, key=jr.key(7), epochs=200, alpha=0.9, record_every=100,
+    r = tr.train(x, hidden=16, key=jr.key(7), epochs=200, alpha=0.9, save_every=100,
                  activation=act, noise=noise.gaussian(4.0), gamma=0.0045, loss_scale="mse",
                  init_scale=1e-3, x_heldout=x_held)
     assert r.singular_values is None
@@ -363,7 +363,7 @@ def test_nonlinear_runs_finite_with_consistent_observables(mnist, act):
 def test_supplement_f_estimate_equals_linear_mapping(tiny):
     """The supplement-F estimator (used for nonlinear nets) applied to an identity activation given
     as a callable gives the linear network's diag(V^T W V)."""
-    kw = dict(hidden=3, key=jr.key(8), epochs=40, alpha=0.5, record_every=20, init_scale=0.1,
+    kw = dict(hidden=3, key=jr.key(8), epochs=40, alpha=0.5, save_every=20, init_scale=0.1,
               precision="highest", noise=noise.gaussian(0.05), path="data")
     lin = tr.train(tiny, **kw)
     est = tr.train(tiny, activation=lambda z: z, **kw)
@@ -389,7 +389,7 @@ def test_train_fn_gradients_match_finite_differences(tiny, x64):
     gamma and eps equals central finite differences."""
     x = np.asarray(tiny, np.float64)
     data = tr.prepare_data(x[:24], x_heldout=x[24:])
-    run = tr.train_fn(epochs=100, record_every=50, marginalised=True, observables=("heldout_loss",))
+    run = tr.train_fn(epochs=100, save_every=50, marginalised=True, observables=("heldout_loss",))
     p0 = models.init_autoencoder(5, 3, key=jr.key(8), scale=0.05, dtype=jnp.float64)
     f = jax.jit(lambda h: run(p0, data, tr.Hyper(*h), jr.key(0))[1]["heldout_loss"][-1])
     h = jnp.array([0.5, 0.01, 24 * 0.2])  # (alpha, gamma, eps = N s^2 with s^2 = 0.2)

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--gamma", type=float, default=0.0, help="weight decay gamma (default 0)")
     p.add_argument("--alpha", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs of full-batch GD (default 1000)")
-    p.add_argument("--record-every", type=int, default=100, metavar="K",
+    p.add_argument("--save-every", type=int, default=100, metavar="K",
                    help="record the observables every K epochs (default 100)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default full batch)")
     p.add_argument("--init-scale", type=float, default=1e-4,
@@ -86,16 +86,16 @@ def _check(args):
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--gamma", args.gamma, 0.0)
     check_range("--epochs", args.epochs, 1)
-    check_range("--record-every", args.record_every, 1)
+    check_range("--save-every", args.save_every, 1)
     check_range("--seeds", args.seeds, 1)
     check_range("--top", args.top, 1)
     check_range("--heldout", args.heldout, 0)
     check_range("--init-scale", args.init_scale, 0.0)
     if args.n is not None:
         check_range("--n", args.n, 2)
-    if args.epochs % args.record_every:
-        raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --record-every "
-                         f"({args.record_every})")
+    if args.epochs % args.save_every:
+        raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every "
+                         f"({args.save_every})")
     try:
         models.get_activation(None if args.activation == "linear" else args.activation)
     except ValueError:
@@ -148,10 +148,10 @@ def run(args) -> int:
     say(f"{name}: N = {n}, D = {d}; computing the spectrum of X^T X ...")
     spec = spectrum.compute_spectrum(x_train)
     x_train = jnp.asarray(x_train, jnp.result_type(float))
-    n_records = args.epochs // args.record_every
+    n_records = args.epochs // args.save_every
     kw = dict(hidden=args.hidden, epochs=args.epochs, alpha=args.alpha, activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
-              x_heldout=x_held, record_every=args.record_every, init_scale=args.init_scale,
+              x_heldout=x_held, save_every=args.save_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
               progress=None if quiet else progress_bar("epochs"),
               chunk_records=None if quiet else max(1, n_records // 20), checkpoint=args.checkpoint)
@@ -167,7 +167,7 @@ def run(args) -> int:
     top = min(args.top, d)
     r0 = runs[0]
     lam = np.asarray(r0.eigvals)
-    epochs = np.asarray(r0.epochs)
+    epochs = np.asarray(r0.t)
     mapping = np.stack([np.asarray(r.mapping) for r in runs])  # (S, T, D)
     tau, eps, gamma = float(np.ravel(r0.tau)[0]), float(np.ravel(r0.eps)[0]), float(np.ravel(r0.gamma)[0])
     pred = None
@@ -196,7 +196,7 @@ def run(args) -> int:
         "dim": d, "hidden": args.hidden, "activation": args.activation, "noise": args.noise,
         "s2": eps / n, "eps": eps, "marginalised": args.marginalised, "gamma": gamma,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
-        "record_every": args.record_every, "batch_size": args.batch_size, "seeds": args.seeds,
+        "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,
         "seed": args.seed, "dtype": str(mapping.dtype), "directions": directions,
         "train_loss_initial": float(loss[:, 0].mean()), "train_loss_final": float(loss[:, -1].mean()),
         "seconds": round(seconds, 3), "finite": finite,
@@ -205,7 +205,7 @@ def run(args) -> int:
         report["heldout_loss_final"] = float(np.mean([np.asarray(r.heldout_loss)[-1] for r in runs]))
     if args.out:
         per_seed = lambda f: np.stack([np.asarray(getattr(r, f)) for r in runs])
-        arrays = {"epochs": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
+        arrays = {"t": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
                   "eps": per_seed("eps"), "gamma": per_seed("gamma"),
                   "settings": np.asarray(json.dumps({k: v for k, v in report.items()
                                                      if k != "directions"}))}

@@ -33,8 +33,8 @@ from daedyn.figures._common import (
 )
 from daedyn.figures._real_data import FIG5_GAMMA, FIG5_INIT, FIG5_SIGMA2, LABELS, MODELS
 
-LT_FULL = dict(n=50000, hidden=256, alpha=0.01, epochs=5000, record_every=10)
-LT_QUICK = dict(n=5000, hidden=32, alpha=0.01, epochs=3000, record_every=10)
+LT_FULL = dict(n=50000, hidden=256, alpha=0.01, epochs=5000, save_every=10)
+LT_QUICK = dict(n=5000, hidden=32, alpha=0.01, epochs=3000, save_every=10)
 LT_FRACTION = 0.5
 
 
@@ -101,13 +101,13 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
     ds, label, note = figure_dataset(dataset, n=s["n"], quick=quick, data_dir=data_dir)
     spec = spectrum.compute_spectrum(ds.x)
     runs = _train_linear(ds.x, spec, key=key, hidden=s["hidden"], alpha=s["alpha"],
-                         epochs=s["epochs"], record_every=s["record_every"], gamma=FIG5_GAMMA,
+                         epochs=s["epochs"], save_every=s["save_every"], gamma=FIG5_GAMMA,
                          sigma2=FIG5_SIGMA2, label=label)
     h = s["hidden"]
     lam = np.asarray(spec.eigvals[:h])
     numbers = {"dataset": dataset, "label": label, "note": note or "", "source": ds.source,
                "n": ds.x.shape[0], "hidden": h, "alpha": s["alpha"], "epochs_total": s["epochs"],
-               "record_every": s["record_every"], "fraction": fraction, "eigvals": lam,
+               "save_every": s["save_every"], "fraction": fraction, "eigvals": lam,
                "quick": quick}
     fig, axes = new_figure(1, 2, width=7.0, height=3.0)
     for m in MODELS:
@@ -118,7 +118,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
         predicted = np.where(keep, np.asarray(theory.learning_time(
             fraction, lam, r.eps, r.gamma, w0=jnp.asarray(w0), tau=r.tau, n=r.n)), np.nan)
         mapping = np.asarray(r.mapping)[:, :h]
-        measured = crossing_times(r.epochs, mapping, fraction * w_star)
+        measured = crossing_times(r.t, mapping, fraction * w_star)
         measured = np.where(keep, measured, np.nan)
         rel = (measured - predicted) / predicted
         numbers.update({f"predicted_{m}": predicted, f"measured_{m}": measured,
@@ -131,7 +131,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
         plot_learning_times(predicted, measured, color=COLORS[m], label=LABELS[m], ax=axes[0, 0])
         ax = axes[0, 1]
         ax.plot(np.arange(h), rel, "o-", color=COLORS[m], ms=3, lw=0.8, label=LABELS[m])
-    numbers["epochs"] = np.asarray(runs["ae"].epochs)
+    numbers["epochs"] = np.asarray(runs["ae"].t)
     axes[0, 0].legend(frameon=False)
     axes[0, 0].set_title(f"time to {fraction:g} w*, {label}")
     axes[0, 1].axhline(0.0, color="k", lw=0.6)
@@ -223,7 +223,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
         report(f"{label}: training a linear DAE with s^2 = {s2:.3g}, {s['epochs']} epochs")
         r = train.train(x_tr, hidden=d, key=jr.fold_in(key, 1), epochs=int(s["epochs"]),
                         alpha=s["alpha"], noise=noise.gaussian(float(s2)), marginalised=True,
-                        spectrum=spec, params=params0, record_every=int(s["epochs"]),
+                        spectrum=spec, params=params0, save_every=int(s["epochs"]),
                         precision="highest", observables=("weight_norm",),
                         **run_progress(int(s["epochs"]), int(s["epochs"])))
         loss_measured.append(_heldout_denoising_loss(r.params, x_ho, es2))

@@ -82,7 +82,7 @@ def report(message: str) -> None:
         cb(message)
 
 
-def run_progress(epochs: int, record_every: int) -> dict:
+def run_progress(epochs: int, save_every: int) -> dict:
     """``train.train`` keywords reporting a run's progress to the active :func:`reporting` factory.
 
     Empty without one (the run then compiles as one piece, as without progress); otherwise a fresh
@@ -98,7 +98,7 @@ def run_progress(epochs: int, record_every: int) -> dict:
     factory = _PROGRESS.get()
     if factory is None:
         return {}
-    return {"progress": factory("epochs"), "chunk_records": max(1, epochs // record_every // 10)}
+    return {"progress": factory("epochs"), "chunk_records": max(1, epochs // save_every // 10)}
 
 
 @dataclass

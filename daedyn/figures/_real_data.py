@@ -38,10 +38,10 @@ DATASETS = ("mnist", "cifar10")
 FIG5_DIRECTIONS = (0, 3, 7, 15, 31)
 FIG5_GAMMA, FIG5_SIGMA2, FIG5_INIT = 0.5, 0.5, 1e-4
 # Paper settings (figure-settings.md) and the reduced quick settings (a 2-core CPU).
-FIG5_FULL = {"mnist": dict(n=50000, hidden=256, alpha=0.01, epochs=5000, record_every=100),
-             "cifar10": dict(n=30000, hidden=512, alpha=0.001, epochs=5000, record_every=100)}
-FIG5_QUICK = {"mnist": dict(n=5000, hidden=32, alpha=0.01, epochs=3000, record_every=100),
-              "cifar10": dict(n=2000, hidden=32, alpha=0.001, epochs=3000, record_every=100)}
+FIG5_FULL = {"mnist": dict(n=50000, hidden=256, alpha=0.01, epochs=5000, save_every=100),
+             "cifar10": dict(n=30000, hidden=512, alpha=0.001, epochs=5000, save_every=100)}
+FIG5_QUICK = {"mnist": dict(n=5000, hidden=32, alpha=0.01, epochs=3000, save_every=100),
+              "cifar10": dict(n=2000, hidden=32, alpha=0.001, epochs=3000, save_every=100)}
 
 NL_GAMMA, NL_ALPHA, NL_INIT, NL_DIRECTIONS = 0.0045, 0.9, 1e-3, 4
 # Noise variance: the paper's text (3 for ReLU, 2 for tanh); the authors' runs used std 2 (var 4).
@@ -105,7 +105,7 @@ def _each_dataset(datasets, key, tables, quick, overrides, data_dir, skipped):
         yield name, k, s, loaded
 
 
-def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, sigma2,
+def _train_linear(x, spec, *, key, hidden, alpha, epochs, save_every, gamma, sigma2,
                   label=""):
     """AE, WDAE and DAE (marginalised) from the same initial weights."""
     from daedyn import noise, train
@@ -116,8 +116,8 @@ def _train_linear(x, spec, *, key, hidden, alpha, epochs, record_every, gamma, s
         report(f"{label}: training linear {LABELS[m]}, H = {hidden}, {epochs} epochs")
         runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=alpha, gamma=g,
                               noise=noise.gaussian(s2), marginalised=True, spectrum=spec,
-                              record_every=record_every, init_scale=FIG5_INIT,
-                              precision="highest", **run_progress(epochs, record_every))
+                              save_every=save_every, init_scale=FIG5_INIT,
+                              precision="highest", **run_progress(epochs, save_every))
     return runs
 
 
@@ -135,7 +135,7 @@ def linear_theory(result, eigvecs, hidden: int, t=None, w0: str = "shared"):
         raise ValueError(f"w0 must be 'shared' or 'balanced'; got {w0!r}")
     start = np.asarray(train.initial_w0(result.init_params, eigvecs, kind=w0))[:hidden]
     start = float(start[0]) if w0 == "shared" else start
-    t = np.asarray(result.epochs, np.float32) if t is None else np.asarray(t, np.float32)
+    t = np.asarray(result.t, np.float32) if t is None else np.asarray(t, np.float32)
     lam = jnp.asarray(result.eigvals[:hidden])
     w = theory.small_init_trajectory(jnp.asarray(t)[:, None], lam, result.eps, result.gamma,
                                      w0=jnp.asarray(start), tau=result.tau, n=result.n)
@@ -150,7 +150,7 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     """Figure 5: linear AE (blue) vs WDAE (orange, left) and vs DAE (green, right) on real data.
 
     Per dataset row: the strength of directions ``directions`` (singular values of W2 W1) every
-    ``record_every`` epochs ('x') and the theory (lines). Paper settings with ``quick=False``
+    ``save_every`` epochs ('x') and the theory (lines). Paper settings with ``quick=False``
     (MNIST N = 50000, H = 256, alpha = 0.01; CIFAR-10 N = 30000, H = 512, alpha = 0.001; 5000
     epochs); quick: MNIST N = 5000 (falling back to mnist5k), H = 32, 3000 epochs. ``n``,
     ``hidden``, ``epochs`` override the sizes for every dataset.
@@ -169,7 +169,7 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
         dirs = [j for j in directions if j < s["hidden"]]
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_linear(ds.x, spec, key=k, hidden=s["hidden"], alpha=s["alpha"],
-                             epochs=s["epochs"], record_every=s["record_every"],
+                             epochs=s["epochs"], save_every=s["save_every"],
                              gamma=FIG5_GAMMA, sigma2=FIG5_SIGMA2, label=label)
         t_fine = np.linspace(0.0, s["epochs"], 201)
         p = name
@@ -178,7 +178,7 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
                         f"{p}_hidden": s["hidden"], f"{p}_alpha": s["alpha"],
                         f"{p}_epochs_total": s["epochs"],
                         f"{p}_eigvals": np.asarray(spec.eigvals[:s["hidden"]]),
-                        f"{p}_epochs": np.asarray(runs["ae"].epochs), f"{p}_t_theory": t_fine})
+                        f"{p}_epochs": np.asarray(runs["ae"].t), f"{p}_t_theory": t_fine})
         for m, r in runs.items():
             _, w_rec, start = linear_theory(r, spec.eigvecs, s["hidden"], w0=w0)
             _, w_fine, _ = linear_theory(r, spec.eigvecs, s["hidden"], t=t_fine, w0=w0)
@@ -214,7 +214,7 @@ def figure_5(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     return finish("figure_5", fig, numbers, out_dir, skipped)
 
 
-def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, record_every, sigma2,
+def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, save_every, sigma2,
                      label=""):
     from daedyn import noise, train
 
@@ -225,9 +225,9 @@ def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, record_every, 
         runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=NL_ALPHA, gamma=g,
                               activation=activation,
                               noise=None if s2 is None else noise.gaussian(s2), spectrum=spec,
-                              record_every=record_every, init_scale=NL_INIT, loss_scale="mse",
+                              save_every=save_every, init_scale=NL_INIT, loss_scale="mse",
                               observables=("mapping", "weight_norm", "train_loss"),
-                              **run_progress(epochs, record_every))
+                              **run_progress(epochs, save_every))
     return runs
 
 
@@ -242,21 +242,21 @@ def _figure_nonlinear(name: str, activation: str, *, quick, out_dir, key, data_d
         sigma2 = NL_SIGMA2_AUTHORS
     else:
         raise ValueError(f"noise_setting must be 'paper' or 'authors'; got {noise_setting!r}")
-    record_every = NL_RECORD[activation][1 if quick else 0]
+    save_every = NL_RECORD[activation][1 if quick else 0]
     numbers = {"activation": activation, "sigma2": sigma2, "gamma": NL_GAMMA, "alpha": NL_ALPHA,
-               "noise_setting": noise_setting, "quick": quick, "record_every": record_every}
+               "noise_setting": noise_setting, "quick": quick, "save_every": save_every}
     rows, skipped = [], {}
     for dname, k, s, (ds, label, note) in _each_dataset(
             datasets, key, (NL_FULL, NL_QUICK), quick, dict(n=n, hidden=hidden, epochs=epochs),
             data_dir, skipped):
         spec = spectrum.compute_spectrum(ds.x)
         runs = _train_nonlinear(ds.x, spec, key=k, activation=activation, hidden=s["hidden"],
-                                epochs=s["epochs"], record_every=record_every, sigma2=sigma2,
+                                epochs=s["epochs"], save_every=save_every, sigma2=sigma2,
                                 label=label)
         numbers.update({f"{dname}_label": label, f"{dname}_source": ds.source,
                         f"{dname}_note": note or "",
                         f"{dname}_n": ds.x.shape[0], f"{dname}_hidden": s["hidden"],
-                        f"{dname}_epochs": np.asarray(runs["ae"].epochs),
+                        f"{dname}_epochs": np.asarray(runs["ae"].t),
                         f"{dname}_eigvals": np.asarray(spec.eigvals[:NL_DIRECTIONS])})
         for m, r in runs.items():
             numbers[f"{dname}_mapping_{m}"] = np.asarray(r.mapping[:, :NL_DIRECTIONS])

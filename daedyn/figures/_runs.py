@@ -110,7 +110,7 @@ def plot_training_run(result, *, directions: Sequence[int], eigvecs=None, hidden
       The Axes.
     """
     ax = _axes(ax, 5.0, 3.4)
-    epochs = np.asarray(result.epochs)
+    epochs = np.asarray(result.t)
     mapping = np.asarray(result.mapping)
     theory = None
     if eigvecs is not None:

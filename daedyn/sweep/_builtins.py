@@ -152,7 +152,7 @@ def matrix_gd(*, eigvals, w1, w2, alpha, n, epochs, eps=0.0, gamma=0.0, save_eve
 
 # --- daedyn.train: one training run per grid point (vmapped) ------------------------------------
 
-_TRAIN_STATIC = ("x", "x_heldout", "dataset", "n_train", "n_heldout", "hidden", "epochs", "record_every",
+_TRAIN_STATIC = ("x", "x_heldout", "dataset", "n_train", "n_heldout", "hidden", "epochs", "save_every",
                  "activation", "noise", "marginalised", "path", "batch_size", "precision", "data",
                  "loss_scale", "optimizer", "observables", "remat", "bias")
 
@@ -182,23 +182,23 @@ def _train_dims(c):
 
 
 def _train_epochs(c):
-    return {"epoch": _save_epochs(c["epochs"], c.get("record_every") or c["epochs"])}
+    return {"epoch": _save_epochs(c["epochs"], c.get("save_every") or c["epochs"])}
 
 
 @entry_point(static=_TRAIN_STATIC, dims=_train_dims, coords=_train_epochs, defaults=_train_data)
-def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e-4, record_every=None,
+def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e-4, save_every=None,
               data=None, x=None, x_heldout=None, dataset=None, n_train=None, n_heldout=None, **options):
     """``train.train``: train one linear/nonlinear autoencoder per grid point (``train_fn``).
 
     Sweep ``alpha``, ``gamma``, ``s2`` (noise variance), ``seed`` (initialisation and noise draws)
     and ``init_scale``; the data are a constant: ``dataset`` (a ``daedyn.data`` name) with
-    ``n_train`` (and optional ``n_heldout``), or an array ``x``. Records every ``record_every``
+    ``n_train`` (and optional ``n_heldout``), or an array ``x``. Records every ``save_every``
     epochs: mapping, singular values, weight norm, train and held-out loss.
     """
     k_init, k_run = jr.split(jr.key(seed))
     d = data.eigvals.shape[0]
     p0 = models.init_autoencoder(d, int(hidden), key=k_init, scale=init_scale)
-    run = train.train_fn(epochs=int(epochs), record_every=record_every, **options)
+    run = train.train_fn(epochs=int(epochs), save_every=save_every, **options)
     # the sweep axis is the variance s2 (the user-facing edge); the loop takes eps = N s2
     _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, eps=data.n * s2), k_run)
     return records

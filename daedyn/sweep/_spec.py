@@ -67,7 +67,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
     **dict.fromkeys(NOISE_VARIANCES, _NONNEGATIVE),
     # steps and saves
     **dict.fromkeys(("epochs", "n_heldout"), _COUNT),
-    **dict.fromkeys(("save_every", "record_every", "hidden", "n_train", "batch_size", "max_steps",
+    **dict.fromkeys(("save_every", "hidden", "n_train", "batch_size", "max_steps",
                      "unroll"), _POSITIVE_COUNT),
     "seed": ParameterRange(-_INF, _INF, lo_open=True, hi_open=True, integer=True),
     # integrator and initialisation settings

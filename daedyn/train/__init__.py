@@ -18,7 +18,7 @@ closed-form gradient, rotations, observables, stability check) is the shared cor
 eigenbasis (``path="eigen"``: O(D H^2) per step, never touches X), with Sigma in the input basis
 (``path="sigma"``, any optax optimiser) or on the data matrix (``path="data"``, as the authors did).
 
-Every ``record_every`` epochs (and at epoch 0) the run records, without leaving the device:
+Every ``save_every`` epochs (and at epoch 0) the run records, without leaving the device:
 
 - ``mapping`` (D,): per-direction mapping lam_hat_j / lam_j with lam_hat_j = [V^T (sum_i xhat_i x_i^T) V]_jj
   (supplement section F). For a linear network this equals diag(V^T W V) exactly and is computed so

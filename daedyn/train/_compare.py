@@ -124,11 +124,11 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     dt = measured.dtype
     w0_dt = jnp.asarray(w0_arr, dt)
     n = jnp.asarray(result.n, dt)
-    cont = theory.small_init_trajectory(jnp.asarray(result.epochs, dt)[:, None], lam[None, :], result.eps,
+    cont = theory.small_init_trajectory(jnp.asarray(result.t, dt)[:, None], lam[None, :], result.eps,
                                         result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n)
-    epochs = int(result.epochs[-1] - result.epochs[0])
+    epochs = int(result.t[-1] - result.t[0])
     if epochs:
-        every = int(result.epochs[1] - result.epochs[0])
+        every = int(result.t[1] - result.t[0])
         u = jnp.sqrt(w0_dt)
         traj = dynamics.scalar_gd(jnp.maximum(lam, 0), result.eps, u, u, alpha=n / result.tau, epochs=epochs,
                                   gamma=result.gamma, n=n, save_every=every, check_stability=False)

@@ -64,8 +64,8 @@ class TrainConfig:
 
     Attributes:
       hidden: hidden units H (>= 1).
-      epochs: number of epochs (>= 0, a multiple of ``record_every``).
-      record_every: epochs between records (the start is always recorded).
+      epochs: number of epochs (>= 0, a multiple of ``save_every``).
+      save_every: epochs between records (the start is always recorded).
       activation: None/"linear", a ``jax.nn`` name ("relu", "tanh", ...) or a callable.
       marginalised: train a linear network on the expected loss over the noise.
       loss_scale: "paper" (1/(2B) sum of squared errors; tau = N / alpha) or "mse" (mean over the
@@ -82,14 +82,14 @@ class TrainConfig:
       dtype: floating dtype (None: that of the data).
     Example:
       >>> from daedyn import train
-      >>> cfg = train.TrainConfig(hidden=3, epochs=200, record_every=100)
+      >>> cfg = train.TrainConfig(hidden=3, epochs=200, save_every=100)
       >>> cfg.replace(activation="relu").activation
       'relu'
     """
 
     hidden: int
     epochs: int
-    record_every: int = 100
+    save_every: int = 100
     activation: models.Activation = None
     marginalised: bool = False
     loss_scale: Literal["paper", "mse"] = "paper"
@@ -132,7 +132,7 @@ class LoopConfig:
     """Resolved static structure of the training loop (one compiled loop per value)."""
 
     epochs: int
-    record_every: int
+    save_every: int
     activation: Any
     linear: bool
     noise: tuple[str, Callable] | None  # (kind, unit sampler) of sampled noise, else None
@@ -160,7 +160,7 @@ def _resolve_path(path, linear, noise, marginalised, batch_size, optimizer, bias
     return path
 
 
-def loop_config(*, epochs, record_every, activation=None, noise=None, marginalised=False,
+def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised=False,
                 loss_scale="paper", path="auto", batch_size=None, optimizer=None, precision=None,
                 observables=None, remat=True, bias=False) -> LoopConfig:
     """Validate the options of a training loop and resolve them into a :class:`LoopConfig`.
@@ -169,9 +169,9 @@ def loop_config(*, epochs, record_every, activation=None, noise=None, marginalis
       ValueError: naming the offending option.
     """
     check_range("epochs", epochs, 0)
-    check_range("record_every", record_every, 1)
-    if int(epochs) % int(record_every):
-        raise ValueError(f"epochs ({epochs}) must be a multiple of record_every ({record_every})")
+    check_range("save_every", save_every, 1)
+    if int(epochs) % int(save_every):
+        raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     if loss_scale not in ("paper", "mse"):
         raise ValueError(f"loss_scale must be 'paper' or 'mse'; got {loss_scale!r}")
     models.get_activation(activation)  # validates the name
@@ -197,7 +197,7 @@ def loop_config(*, epochs, record_every, activation=None, noise=None, marginalis
         observables = tuple(o for o in observables if o != "singular_values")
     # The marginalised loss needs only eps (traced): runs with any noise kind share one compilation.
     spec = None if (noise is None or marginalised) else (noise.kind, noise.unit_sampler)
-    return LoopConfig(epochs=int(epochs), record_every=int(record_every), activation=activation,
+    return LoopConfig(epochs=int(epochs), save_every=int(save_every), activation=activation,
                       linear=linear, noise=spec, marginalised=bool(marginalised), loss_scale=loss_scale,
                       path=path, batch_size=batch_size, optimizer=optimizer, precision=precision,
                       observables=observables, remat=bool(remat))

@@ -36,7 +36,7 @@ class TrainResult(NamedTuple):
     """Recorded observables of a run; arrays carry the batch axes of :func:`train_batch` first.
 
     Attributes:
-      epochs: record times in epochs (T,), starting at 0 (``start_epoch`` when resuming).
+      t: record times in epochs (T,), starting at 0 (``start_epoch`` when resuming).
       mapping: per-direction mapping (T, D), directions in descending order of lam.
       singular_values: singular values of W2 W1 (T, min(H, D)), descending; None for nonlinear nets.
       weight_norm: ||W1||^2 + ||W2||^2 (T,).
@@ -51,7 +51,7 @@ class TrainResult(NamedTuple):
       gamma: weight decay.
     """
 
-    epochs: Array
+    t: Array
     mapping: Array | None
     singular_values: Array | None
     weight_norm: Array | None
@@ -139,12 +139,12 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
       config: a :class:`TrainConfig` with the run's static structure.
       **options: fields of :class:`TrainConfig` as keywords (``hidden`` and ``epochs`` are
         required unless ``config`` is given; they override ``config``'s): ``hidden``, ``epochs``,
-        ``record_every=100``, ``activation=None``, ``marginalised=False``, ``loss_scale="paper"``,
+        ``save_every=100``, ``activation=None``, ``marginalised=False``, ``loss_scale="paper"``,
         ``path="auto"``, ``batch_size=None``, ``optimizer=None``, ``precision=None``,
         ``observables=None``, ``bias=False``, ``init_scale=1e-4``, ``chunk_records=None``,
         ``dtype=None``.
     Returns:
-      :class:`TrainResult` with T = epochs / record_every + 1 records.
+      :class:`TrainResult` with T = epochs / save_every + 1 records.
     Raises:
       ValueError: for bad arguments. TypeError: for an unknown option. Warns
       (:class:`daedyn.dynamics.UnstableStepWarning`) when gradient descent on a linear network
@@ -154,9 +154,9 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
       >>> import jax.random as jr
       >>> from daedyn import noise, train
       >>> x = jr.uniform(jr.key(0), (64, 6))
-      >>> r = train.train(x, hidden=3, key=jr.key(1), epochs=200, alpha=0.5, record_every=100,
+      >>> r = train.train(x, hidden=3, key=jr.key(1), epochs=200, alpha=0.5, save_every=100,
       ...                 noise=noise.gaussian(0.05), marginalised=True, init_scale=1e-2)
-      >>> r.mapping.shape, r.singular_values.shape, r.epochs.tolist()
+      >>> r.mapping.shape, r.singular_values.shape, r.t.tolist()
       ((3, 6), (3, 3), [0, 100, 200])
     """
     cfg = TrainConfig.of(config, options, "train")
@@ -184,7 +184,7 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
       >>> import jax.numpy as jnp, jax.random as jr
       >>> from daedyn import noise, train
       >>> x = jr.uniform(jr.key(0), (64, 6))
-      >>> r = train.train_batch(x, hidden=3, key=jr.key(1), epochs=100, alpha=0.5, record_every=50,
+      >>> r = train.train_batch(x, hidden=3, key=jr.key(1), epochs=100, alpha=0.5, save_every=50,
       ...                       gamma=jnp.array([0.0, 0.01, 0.0]), marginalised=True,
       ...                       noise=noise.gaussian(jnp.array([0.0, 0.0, 0.05])), init_scale=1e-2)
       >>> r.mapping.shape, r.tau.shape
@@ -233,7 +233,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if cfg.marginalised and noise is None:
         raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
                          "whose variance enters the expected loss")
-    loop = loop_config(epochs=cfg.epochs, record_every=cfg.record_every, activation=cfg.activation,
+    loop = loop_config(epochs=cfg.epochs, save_every=cfg.save_every, activation=cfg.activation,
                        noise=noise, marginalised=cfg.marginalised, loss_scale=cfg.loss_scale, path=cfg.path,
                        batch_size=cfg.batch_size, optimizer=cfg.optimizer, precision=cfg.precision,
                        observables=cfg.observables, remat=False, bias=cfg.bias)
@@ -270,7 +270,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
         if params["w1"].shape[-2:] != (hidden, d) or params["w2"].shape[-2:] != (d, hidden):
             raise ValueError(f"params must have w1 ({hidden}, {d}) and w2 ({d}, {hidden}); got "
                              f"{params['w1'].shape} and {params['w2'].shape}")
-    n_total = loop.epochs // loop.record_every
+    n_total = loop.epochs // loop.save_every
     if cfg.chunk_records:
         chunk = max(1, min(int(cfg.chunk_records), n_total))
     else:  # checkpoints are written between chunks: about ten per run by default
@@ -308,7 +308,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                 parts = [{k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}]
                 _checkpoint.save(checkpoint, carry, parts[0], done, fp)
             if progress is not None:
-                progress(int(start_epoch) + done * loop.record_every, end)
+                progress(int(start_epoch) + done * loop.save_every, end)
         final = fns.finish(carry, data)
         recs = {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
     return _result(recs, final, p0, data, loop, alpha=alpha, gamma=gamma, eps=eps,
@@ -321,7 +321,7 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
     n, d = data.x.shape
     np_dt = np.dtype(data.x.dtype)
     recs = {k: jnp.asarray(v) for k, v in recs.items()}
-    epochs = jnp.asarray(np.arange(loop.epochs // loop.record_every + 1) * loop.record_every + start_epoch)
+    epochs = jnp.asarray(np.arange(loop.epochs // loop.save_every + 1) * loop.save_every + start_epoch)
     tau = jnp.asarray(np.asarray(n / (np.asarray(alpha, np.float64) * rate_factor(loop.loss_scale, d)),
                                  np_dt))
     gamma = jnp.asarray(np.asarray(gamma, np_dt))
@@ -331,7 +331,7 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
         final, p0 = (jax.tree_util.tree_map(unflat, p) for p in (final, p0))
         tau, eps, gamma = (jnp.broadcast_to(a, shape) for a in (tau, eps, gamma))
     return TrainResult(
-        epochs=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),
+        t=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),
         weight_norm=recs.get("weight_norm"), train_loss=recs.get("train_loss"),
         heldout_loss=recs.get("heldout_loss"), params=final, init_params=p0, eigvals=data.eigvals,
         n=int(n), tau=tau, eps=eps, gamma=gamma)
@@ -342,7 +342,7 @@ def _fingerprint(loop: LoopConfig, cfg: TrainConfig, *, start_epoch, batched, da
     """What makes two driver runs the same run (for resuming from a checkpoint)."""
     name = lambda f: f if f is None or isinstance(f, str) else getattr(f, "__qualname__", repr(f))
     settings = dict(
-        epochs=loop.epochs, record_every=loop.record_every, activation=name(loop.activation),
+        epochs=loop.epochs, save_every=loop.save_every, activation=name(loop.activation),
         noise=None if loop.noise is None else loop.noise[0], marginalised=loop.marginalised,
         loss_scale=loop.loss_scale, path=loop.path, batch_size=loop.batch_size,
         optimizer=None if loop.optimizer is None else name(type(loop.optimizer)),

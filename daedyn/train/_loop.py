@@ -91,7 +91,7 @@ def start(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hyper, start_
 
 def advance_fn(cfg: LoopConfig, n_records: int) -> Callable[..., tuple[Carry, dict[str, Array]]]:
     """Pure ``advance(carry, data, hyper, key, include_start=False) -> (carry, records)``:
-    ``n_records`` records of ``record_every`` epochs each, observed after each; records have a
+    ``n_records`` records of ``save_every`` epochs each, observed after each; records have a
     leading axis ``n_records`` (``n_records + 1`` with ``include_start``: the state as given is
     observed first, inside the same loop)."""
     epoch = _epoch_fn(cfg)
@@ -100,7 +100,7 @@ def advance_fn(cfg: LoopConfig, n_records: int) -> Callable[..., tuple[Carry, di
         def body(c, _):
             return epoch(c, data, hyper, key), None
 
-        carry, _ = jax.lax.scan(body, carry, None, length=cfg.record_every)
+        carry, _ = jax.lax.scan(body, carry, None, length=cfg.save_every)
         return carry
 
     if cfg.remat:
@@ -133,7 +133,7 @@ def finish(cfg: LoopConfig, carry: Carry, data: TrainData) -> Params:
 def run_fn(cfg: LoopConfig) -> Callable[..., tuple[Params, dict[str, Array]]]:
     """:func:`start`, all of the run's records and :func:`finish`, composed (what :func:`train_fn`
     returns)."""
-    advance = advance_fn(cfg, cfg.epochs // cfg.record_every)
+    advance = advance_fn(cfg, cfg.epochs // cfg.save_every)
 
     def run(params, data, hyper, key, start_epoch=0):
         carry, _ = start(cfg, params, data, hyper, start_epoch, observe_start=False)
@@ -143,7 +143,7 @@ def run_fn(cfg: LoopConfig) -> Callable[..., tuple[Params, dict[str, Array]]]:
     return run
 
 
-def train_fn(*, epochs: int, record_every: int | None = None, activation: models.Activation = None,
+def train_fn(*, epochs: int, save_every: int | None = None, activation: models.Activation = None,
              noise: noise_lib.Noise | str | None = None, marginalised: bool = False,
              loss_scale: Literal["paper", "mse"] = "paper",
              path: Literal["auto", "eigen", "sigma", "data"] = "auto", batch_size: int | None = None,
@@ -154,12 +154,12 @@ def train_fn(*, epochs: int, record_every: int | None = None, activation: models
 
     ``run`` trains from ``params`` (input basis) for ``epochs`` epochs and returns
     ``(final_params, records)``, where ``records[name]`` has a leading axis of
-    ``epochs // record_every + 1`` records (epoch 0 first). Everything a user may tune is an
+    ``epochs // save_every + 1`` records (epoch 0 first). Everything a user may tune is an
     argument of ``run`` and is traced: ``hyper = Hyper(alpha, gamma, eps)``; the data come in as a
     :class:`TrainData` pytree (nothing large is closed over). With the same ``key`` every call draws
     the same noise (keys are ``fold_in(key, epoch)``), so ``jax.grad(lambda h: loss(run(p, d, h, k)))``
     is a pathwise (reparameterised) gradient. ``jax.checkpoint`` wraps each epoch and each chunk of
-    ``record_every`` epochs, so reverse-mode memory grows with the number of records, not epochs.
+    ``save_every`` epochs, so reverse-mode memory grows with the number of records, not epochs.
 
     On the eigen and Sigma paths the gradient is the closed form of the shared linear core
     (:func:`daedyn._linear.grad` of the expected loss), handed to the optax optimiser; on the data
@@ -167,7 +167,7 @@ def train_fn(*, epochs: int, record_every: int | None = None, activation: models
 
     Args:
       epochs: number of epochs (>= 0).
-      record_every: epochs between records (default: ``epochs``, i.e. first and last only); must
+      save_every: epochs between records (default: ``epochs``, i.e. first and last only); must
         divide ``epochs``.
       activation: None/"linear" or a nonlinearity (see :func:`daedyn.models.get_activation`).
       noise: None, "gaussian", "laplace" or a :class:`daedyn.noise.Noise` (only its kind is used;
@@ -198,14 +198,14 @@ def train_fn(*, epochs: int, record_every: int | None = None, activation: models
       >>> from daedyn import models, train
       >>> x = jr.uniform(jr.key(0), (32, 4))
       >>> data = train.prepare_data(x)
-      >>> run = jax.jit(train.train_fn(epochs=50, record_every=25, marginalised=True))
+      >>> run = jax.jit(train.train_fn(epochs=50, save_every=25, marginalised=True))
       >>> p0 = models.init_autoencoder(4, 2, key=jr.key(1), scale=1e-2)
       >>> p, rec = run(p0, data, train.Hyper(alpha=0.1, gamma=0.0, eps=3.2), jr.key(2))  # eps = N s^2
       >>> rec["mapping"].shape, rec["train_loss"].shape
       ((3, 4), (3,))
     """
-    record_every = max(int(epochs if record_every is None else record_every), 1)
-    cfg = loop_config(epochs=epochs, record_every=record_every, activation=activation, noise=noise,
+    save_every = max(int(epochs if save_every is None else save_every), 1)
+    cfg = loop_config(epochs=epochs, save_every=save_every, activation=activation, noise=noise,
                       marginalised=marginalised, loss_scale=loss_scale, path=path, batch_size=batch_size,
                       optimizer=optimizer, precision=precision, observables=observables, remat=remat,
                       bias=bias)

@@ -89,8 +89,8 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
     h = as_hyperparams(hyper, data.n.dtype)
     if h.eps.ndim != 0:
         raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'")
-    record_every = route.remat_every if route.epochs % route.remat_every == 0 else route.epochs
-    run = train.train_fn(epochs=route.epochs, record_every=record_every, activation=route.activation,
+    save_every = route.remat_every if route.epochs % route.remat_every == 0 else route.epochs
+    run = train.train_fn(epochs=route.epochs, save_every=save_every, activation=route.activation,
                          noise=None if route.marginalised else "gaussian",
                          marginalised=route.marginalised, path=_path(route), precision=route.precision,
                          observables=("weight_norm",))
