@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from daedyn import _linear as core
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
@@ -168,11 +169,13 @@ def pool_images(x, image_shape, pool: int):
 
 
 def _heldout_denoising_loss(params, x_heldout, eval_sigma2):
-    """J = 1/(2M) sum_i ||x_i - W x_i||^2 + (s^2/2) tr(W W^T) of a trained linear map W = W2 W1."""
-    w = np.asarray(params["w2"], np.float64) @ np.asarray(params["w1"], np.float64)
-    x = np.asarray(x_heldout, np.float64)
-    resid = x - x @ w.T
-    return 0.5 * np.sum(resid * resid) / x.shape[0] + 0.5 * eval_sigma2 * np.sum(w * w)
+    """J = 1/(2M) sum_i ||x_i - W x_i||^2 + (s^2/2) tr(W W^T) of a trained linear map W = W2 W1:
+    the core's data loss with corruption term eps = M s^2, evaluated in float64."""
+    with jax.enable_x64(True):
+        ws = tuple(jnp.asarray(np.asarray(params[k], np.float64)) for k in ("w1", "w2"))
+        x = jnp.asarray(np.asarray(x_heldout, np.float64))
+        eps = jnp.asarray(x.shape[0] * float(eval_sigma2))
+        return float(core.data_loss(ws, x, eps, mm=core.matmul_fn("highest")))
 
 
 @styled
