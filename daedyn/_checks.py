@@ -16,7 +16,12 @@ import numpy as np
 from jax import lax
 
 __all__ = ["concrete", "check_range", "check_finite", "check_broadcastable", "check_int",
-           "check_precision", "PRECISIONS", "float_dtype"]
+           "check_precision", "PRECISIONS", "float_dtype", "FLOAT64_HINT", "check_representable",
+           "check_output", "check_nonempty", "check_fit"]
+
+#: How to get float64, quoted by every error about the limits of the computation dtype.
+FLOAT64_HINT = ("compute in float64: call jax.config.update('jax_enable_x64', True) at startup (or "
+                "wrap the call in `with jax.enable_x64(True):`) and pass float64 inputs")
 
 
 def concrete(x):
@@ -101,14 +106,93 @@ def float_dtype(*xs, dtype=None):
     """The floating dtype of a computation: ``dtype`` if given (must be floating), else the dtype
     the inputs promote to, or JAX's default float when none of them is floating.
 
-    NumPy float64 inputs give float32 unless 64-bit mode is on (JAX's canonicalisation).
+    NumPy float64 inputs give float32 unless 64-bit mode is on (JAX's canonicalisation). Python
+    lists and tuples count as arrays. Half-precision inputs (float16, bfloat16: largest value 6.5e4,
+    3 decimal digits) are computed in float32: the closed forms and recursions need the range.
     """
     if dtype is not None:
         dt = jnp.dtype(dtype)
         if not jnp.issubdtype(dt, jnp.floating):
             raise ValueError(f"dtype must be a floating dtype; got {dt}")
         return jnp.dtype(jax.dtypes.canonicalize_dtype(dt))
+    xs = [np.asarray(x) if isinstance(x, list | tuple) else x for x in xs]
     dt = jnp.result_type(*xs) if xs else jnp.result_type(float)
     if not jnp.issubdtype(dt, jnp.floating):
         dt = jnp.result_type(float)
+    if jnp.dtype(dt).itemsize < 4:
+        dt = jnp.float32
     return jnp.dtype(dt)
+
+
+def _dtype_name(dtype) -> str:
+    return jnp.dtype(dtype).name
+
+
+def check_representable(name: str, x, dtype, *, power: int = 1, underflow: bool = True) -> None:
+    """Raise ``ValueError`` if a concrete finite ``x`` (or ``|x|**power``) does not fit in ``dtype``.
+
+    A nonzero value fits when its magnitude lies between the smallest normal number and the
+    largest finite number of ``dtype`` (CPUs and GPUs flush subnormals to 0 in XLA). ``power`` checks
+    a product the computation forms, e.g. ``power=2`` for a value that is squared. The message names
+    the value, the dtype and :data:`FLOAT64_HINT`. ``underflow=False`` checks the upper end only (for
+    a quantity whose flush to 0 does no harm). Traced, complex and non-finite values pass (the range
+    checks refuse the latter).
+
+    Example:
+      >>> try:
+      ...     check_representable("lam", 1e300, "float32")
+      ... except ValueError as e:
+      ...     print(str(e)[:53])
+      lam = 1e+300 is outside the range of float32 (nonzero
+    """
+    v = concrete(x)
+    if v is None or v.size == 0 or not np.issubdtype(v.dtype, np.number) or np.iscomplexobj(v):
+        return
+    info = jnp.finfo(dtype)
+    a = np.abs(v.astype(np.float64)).ravel()
+    a = a[np.isfinite(a) & (a > 0)]
+    if not a.size:
+        return
+    hi, lo = float(info.max) ** (1.0 / power), float(info.tiny) ** (1.0 / power)
+    bad = a[(a > hi) | ((a < lo) & underflow)]
+    if bad.size:
+        what = name if power == 1 else f"{name} (raised to the power {power} here)"
+        worst = bad[np.argmax(np.abs(np.log(bad)))]
+        raise ValueError(f"{what} = {worst:.3g} is outside the range of {_dtype_name(dtype)} (nonzero "
+                         f"magnitudes from {lo:.3g} to {hi:.3g}); {FLOAT64_HINT}")
+
+
+def check_output(name: str, out, *, allow_inf: bool = False):
+    """Return ``out``, or raise ``ValueError`` if a concrete ``out`` has NaN (or inf) values.
+
+    The post-check of a computation whose inputs were valid: a non-finite result then means the
+    computation dtype ran out of range (or precision), which is reported instead of returned.
+    ``allow_inf`` lets documented infinities (a time that is never reached) through. Traced
+    outputs pass unchecked; the check reduces on the device and fetches one flag.
+    """
+    leaves = [leaf for leaf in jax.tree_util.tree_leaves(out)
+              if leaf is not None and not isinstance(leaf, jax.core.Tracer)]
+    for leaf in leaves:
+        a = jnp.asarray(leaf)
+        if not jnp.issubdtype(a.dtype, jnp.inexact) or a.size == 0:
+            continue
+        bad = jnp.isnan(a) if allow_inf else ~jnp.isfinite(a)
+        if bool(jnp.any(bad)):
+            count = int(jnp.sum(bad))
+            raise ValueError(f"{name} is not finite for these inputs in {_dtype_name(a.dtype)} ({count} of "
+                             f"{a.size} values NaN{'' if allow_inf else ' or inf'}): an intermediate left "
+                             f"the range of the dtype; {FLOAT64_HINT}")
+    return out
+
+
+def check_nonempty(name: str, size: int, what: str = "size") -> int:
+    """Raise ``ValueError`` naming the parameter if a core dimension is 0 (an empty problem)."""
+    if int(size) < 1:
+        raise ValueError(f"{name} must have {what} >= 1; got {size}")
+    return int(size)
+
+
+def check_fit(dtype, **named) -> None:
+    """:func:`check_representable` for every named value in one computation dtype."""
+    for name, value in named.items():
+        check_representable(name, value, dtype)

@@ -19,10 +19,11 @@ from typing import Any
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_range, concrete, float_dtype
+from daedyn._checks import check_range, check_representable, concrete, float_dtype
 from daedyn.theory import variance_eps
 
 __all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise"]
@@ -90,7 +91,12 @@ class Noise:
         return scale * self.unit_sample(key, shape, dtype)
 
     def with_variance(self, variance: ArrayLike) -> Noise:
-        """The same kind of noise with another per-component variance."""
+        """The same kind of noise with another per-component variance (>= 0, finite).
+
+        Raises:
+          ValueError: for a concrete negative, NaN or infinite variance.
+        """
+        check_range("variance", variance, 0.0)
         return Noise(self.kind, variance, self._unit_sampler)
 
     def tree_flatten(self):
@@ -112,12 +118,13 @@ def gaussian(sigma2: ArrayLike) -> Noise:
     Returns:
       A :class:`Noise` with ``variance = sigma2``.
     Raises:
-      ValueError: if a concrete sigma2 is negative or NaN.
+      ValueError: if a concrete sigma2 is negative, NaN, inf or beyond the range of its dtype.
     Example:
       >>> gaussian(0.5).variance
       0.5
     """
     check_range("sigma2", sigma2, 0.0)
+    check_representable("sigma2", sigma2, float_dtype(sigma2))
     return Noise("gaussian", sigma2, _unit_gaussian)
 
 
@@ -129,12 +136,14 @@ def laplace(b: ArrayLike) -> Noise:
     Returns:
       A :class:`Noise` with ``variance = 2 b**2``.
     Raises:
-      ValueError: if a concrete b is negative or NaN.
+      ValueError: if a concrete b is negative, NaN, inf, or its variance 2 b**2 overflows the dtype.
     Example:
       >>> float(laplace(0.5).variance)
       0.5
     """
     check_range("b", b, 0.0)
+    variance = 2 * np.square(np.asarray(b, np.float64)) if concrete(b) is not None else b
+    check_representable("the variance 2 * b**2", variance, float_dtype(b), underflow=False)
     b = jnp.asarray(b) if concrete(b) is None else b
     return Noise("laplace", 2 * jnp.square(b), _unit_laplace)
 
@@ -179,6 +188,8 @@ def as_noise(noise: Noise | str | None, variance: ArrayLike | None = None) -> No
         samplers = {"gaussian": _unit_gaussian, "laplace": _unit_laplace}
         if noise not in samplers:
             raise ValueError(f"noise must be 'gaussian', 'laplace', a Noise or None; got {noise!r}")
+        if variance is not None:
+            check_range("variance", variance, 0.0)
         return Noise(noise, 0.0 if variance is None else variance, samplers[noise])
     raise ValueError(f"noise must be a daedyn.noise.Noise, 'gaussian', 'laplace' or None; got {noise!r}")
 

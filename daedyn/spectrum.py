@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from daedyn._checks import check_range
+from daedyn._checks import FLOAT64_HINT, check_range, concrete
 from daedyn._linear import eigh_desc
 
 __all__ = ["Spectrum", "second_moment", "compute_spectrum", "spectrum_from_second_moment",
@@ -58,6 +58,8 @@ def _float_dtype(x_dtype, accumulate_dtype):
             raise ValueError(f"accumulate_dtype must be a floating dtype; got {dt}")
         return dt
     if jnp.issubdtype(x_dtype, jnp.floating):
+        if jnp.dtype(x_dtype).itemsize < 4:  # float16 / bfloat16 data: accumulate in float32
+            return jnp.dtype(jnp.float32)
         return jnp.dtype(jax.dtypes.canonicalize_dtype(x_dtype))  # NumPy float64 -> float32 unless x64
     return jnp.dtype(jnp.result_type(float))
 
@@ -122,6 +124,27 @@ def _check_x(x):
     shape = np.shape(x)
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
         raise ValueError(f"x must have shape (N, D) with N, D >= 1; got shape {shape}")
+    dt = _dtype_of(x)
+    if not (np.issubdtype(dt, np.number) or dt == np.bool_) or np.issubdtype(dt, np.complexfloating):
+        raise ValueError(f"x must be a real numeric array; got dtype {dt}")
+
+
+def _finite_result(name: str, result, x, dtype):
+    """``result`` (Sigma or projections), or ``ValueError``: "x must be finite" when the data hold NaN
+    or inf, otherwise the accumulation overflowed ``dtype``. One device flag; traced values pass."""
+    if isinstance(result, jax.core.Tracer) or isinstance(x, jax.core.Tracer):
+        return result
+    ok = (np.all(np.isfinite(result)) if isinstance(result, np.ndarray)
+          else jnp.all(jnp.isfinite(jnp.asarray(result))))
+    if bool(ok):
+        return result
+    finite = (all(bool(np.all(np.isfinite(x[i:i + 65536]))) for i in range(0, x.shape[0], 65536))
+              if isinstance(x, np.ndarray) else bool(jnp.all(jnp.isfinite(x))))
+    if not finite:
+        raise ValueError("x must be finite: the data contain NaN or inf (clean or drop those rows first)")
+    raise ValueError(f"{name} overflowed {jnp.dtype(dtype).name} (the data are finite but their squares "
+                     f"summed out of range); pass accumulate_dtype=jnp.float64, rescale the data, or "
+                     f"{FLOAT64_HINT}")
 
 
 def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision="highest") -> jax.Array:
@@ -133,13 +156,16 @@ def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision
         memory.
       chunk_size: rows per chunk, >= 1; peak extra memory is about chunk_size * D values.
       accumulate_dtype: dtype to accumulate in; default the floating dtype of x (integer input:
-        JAX's default float). float64 without JAX's 64-bit mode: see the module docstring.
+        JAX's default float; float16/bfloat16 input: float32). float64 without JAX's 64-bit mode:
+        see the module docstring.
       precision: matmul precision (``jax.lax.Precision`` or "highest"/"high"/"default"); the default
         "highest" avoids TF32/bf16 passes on GPUs and TPUs.
     Returns:
       Sigma, (D, D), symmetric, in ``accumulate_dtype`` (or float32 as explained above).
     Raises:
-      ValueError: x is not 2-d, chunk_size < 1, or float64 requested under jit with 64-bit mode off.
+      ValueError: x is not 2-d or empty, x holds NaN or inf ("x must be finite"), Sigma overflows the
+        accumulation dtype (use float64), chunk_size < 1, or float64 requested under jit with 64-bit
+        mode off.
     Example:
       >>> x = jnp.array([[1.0, 0.0], [1.0, 2.0]])
       >>> second_moment(x, chunk_size=1).tolist()
@@ -155,8 +181,11 @@ def second_moment(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision
         x_host = np.asarray(x)
         with jax.enable_x64(True):
             sigma = np.asarray(_second_moment_impl(x_host, chunk_size, dt, precision))
-        return jnp.asarray(sigma, jnp.float32)
-    return _second_moment_impl(x, chunk_size, dt, precision)
+        _finite_result("Sigma = X^T X", sigma, x_host, dt)
+        with np.errstate(over="ignore"):
+            sigma32 = sigma.astype(np.float32)
+        return _finite_result("Sigma = X^T X", jnp.asarray(sigma32), x_host, jnp.float32)
+    return _finite_result("Sigma = X^T X", _second_moment_impl(x, chunk_size, dt, precision), x, dt)
 
 
 def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
@@ -176,7 +205,16 @@ def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
     shape = np.shape(sigma)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ValueError(f"sigma must be a square (D, D) matrix; got shape {shape}")
+    if shape[0] < 1:
+        raise ValueError("sigma must be a non-empty (D, D) matrix, D >= 1; got shape (0, 0)")
     check_range("n", n, 1)
+    c = concrete(sigma)
+    if c is not None and not (np.issubdtype(c.dtype, np.number) or c.dtype == np.bool_):
+        raise ValueError(f"sigma must be a real numeric matrix; got dtype {c.dtype}")
+    if c is not None and np.issubdtype(c.dtype, np.complexfloating):
+        raise ValueError(f"sigma must be a real numeric matrix; got dtype {c.dtype}")
+    if c is not None and not np.all(np.isfinite(c)):
+        raise ValueError("sigma must be finite: it contains NaN or inf")
     sigma = jnp.asarray(sigma)
     if not jnp.issubdtype(sigma.dtype, jnp.floating):
         sigma = sigma.astype(jnp.result_type(float))
@@ -206,10 +244,14 @@ def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precis
     if _needs_local_x64(dt) and not isinstance(x, jax.core.Tracer):
         x_host = np.asarray(x)
         with jax.enable_x64(True):
-            sigma = _second_moment_impl(x_host, chunk_size, dt, precision)
+            sigma = _finite_result("Sigma = X^T X", _second_moment_impl(x_host, chunk_size, dt, precision),
+                                   x_host, dt)
             w, v = eigh_desc(sigma)
             w, v = np.asarray(w), np.asarray(v)
-        return Spectrum(jnp.asarray(w, jnp.float32), jnp.asarray(v, jnp.float32), int(n))
+        with np.errstate(over="ignore"):
+            w32 = w.astype(np.float32)
+        _finite_result("the eigenvalues of Sigma", w32, x_host, jnp.float32)
+        return Spectrum(jnp.asarray(w32), jnp.asarray(v, jnp.float32), int(n))
     sigma = second_moment(x, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, precision=precision)
     return spectrum_from_second_moment(sigma, n)
 
@@ -277,8 +319,8 @@ def projected_second_moment(spectrum: Spectrum, x, *, chunk_size: int = 4096,
             f"x has D = {np.shape(x)[1]} columns but the spectrum's eigenvectors have D = {v.shape[0]}")
     chunk = min(int(chunk_size), np.shape(x)[0])
     if isinstance(x, np.ndarray):
-        return _stream_projected(v, x, chunk, precision)
-    return _scan_projected(v, jnp.asarray(x), chunk, precision)
+        return _finite_result("the projections", _stream_projected(v, x, chunk, precision), x, v.dtype)
+    return _finite_result("the projections", _scan_projected(v, jnp.asarray(x), chunk, precision), x, v.dtype)
 
 
 def projected_from_second_moment(spectrum: Spectrum, sigma) -> jax.Array:
@@ -290,6 +332,9 @@ def projected_from_second_moment(spectrum: Spectrum, sigma) -> jax.Array:
       [3.0, 2.0]
     """
     v = jnp.asarray(spectrum.eigvecs)
+    c = concrete(sigma)
+    if c is not None and not np.all(np.isfinite(c)):
+        raise ValueError("sigma must be finite: it contains NaN or inf")
     sigma = jnp.asarray(sigma, v.dtype)
     if sigma.shape != (v.shape[0], v.shape[0]):
         raise ValueError(f"sigma must have shape ({v.shape[0]}, {v.shape[0]}); got {sigma.shape}")

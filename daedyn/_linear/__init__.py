@@ -45,12 +45,17 @@ from daedyn._linear._loss import (
     rhs,
     trace_of,
 )
-from daedyn._linear._stability import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+from daedyn._linear._stability import (
+    UnstableStepWarning,
+    check_gd_stability,
+    max_hessian_eigenvalue,
+    start_hessian_eigenvalue,
+)
 
 __all__ = [
     "Factors", "matmul_fn", "eigh_desc", "eigh_desc_float64", "to_eigenbasis", "from_eigenbasis",
     "inner_product", "product", "mapping", "svdvals", "weight_norm", "times",
     "FORMS", "LOSS_FORMS", "choose_form", "check_form", "trace_of", "noise_term", "loss", "data_loss",
     "rhs", "grad", "gd_step", "observe",
-    "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
+    "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue", "start_hessian_eigenvalue",
 ]

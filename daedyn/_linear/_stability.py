@@ -31,7 +31,7 @@ import numpy as np
 
 from daedyn._checks import check_broadcastable, check_range, concrete
 
-__all__ = ["UnstableStepWarning", "max_hessian_eigenvalue", "check_gd_stability"]
+__all__ = ["UnstableStepWarning", "max_hessian_eigenvalue", "start_hessian_eigenvalue", "check_gd_stability"]
 
 
 class UnstableStepWarning(RuntimeWarning):
@@ -65,19 +65,43 @@ def max_hessian_eigenvalue(lam, eps=0.0, gamma=0.0, n=1, *, w1=None, w2=None) ->
     return np.where(gamma > 0, balanced, np.maximum(manifold, balanced))
 
 
+def start_hessian_eigenvalue(lam, eps, gamma, n, w1, w2) -> np.ndarray:
+    """Largest Hessian eigenvalue of the per-sample scalar loss at the start ``(w1, w2)``.
+
+    The same supplement-D entries as :func:`max_hessian_eigenvalue`, evaluated where gradient descent
+    begins: with ``h11 = (lam + eps) w2^2 / n + gamma``, ``h22 = (lam + eps) w1^2 / n + gamma`` and
+    ``h12 = (2 (lam + eps) w1 w2 - lam) / n`` it is ``(h11 + h22) / 2 + sqrt(((h11 - h22) / 2)^2 + h12^2)``.
+    A first step with ``alpha`` times this above 2 overshoots (e.g. ``eps = 1e12`` from ``w = 1``).
+
+    Example:
+      >>> float(start_hessian_eigenvalue(1.0, 0.0, 0.0, 1, 0.0, 0.0))  # the saddle: lam / n
+      1.0
+    """
+    lam, eps, gamma, n, w1, w2 = (np.asarray(v, np.float64) for v in (lam, eps, gamma, n, w1, w2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = (lam + eps) / n
+        h11, h22 = k * w2 * w2 + gamma, k * w1 * w1 + gamma
+        h12 = 2 * k * w1 * w2 - lam / n
+        return 0.5 * (h11 + h22) + np.hypot(0.5 * (h11 - h22), h12)
+
+
 def check_gd_stability(lam, eps=0.0, gamma=0.0, alpha=0.01, n=1, *, w1=None, w2=None,
                        stacklevel: int = 2):
     """Warn when gradient descent with rate ``alpha`` cannot settle: alpha * h_max >= 2.
 
     h_max is :func:`max_hessian_eigenvalue` (supplement D's Hessian at the fixed point). The warning
     (:class:`UnstableStepWarning`) names how many settings fail and the worst offending lam and alpha,
-    with the largest stable rate there. Traced inputs (under jit/vmap) are not checked.
+    with the largest stable rate there. When the start ``w1, w2`` is given and the fixed point is
+    fine, the Hessian at the start is checked too (:func:`start_hessian_eigenvalue`): a run can
+    diverge from its first step (``eps = 1e12`` from ``w = 1``) long before it nears a fixed point.
+    One warning per call. Traced inputs (under jit/vmap) are not checked.
 
     Args:
       lam, eps, gamma, n, w1, w2: as for :func:`max_hessian_eigenvalue`; all broadcast.
       alpha: learning rate(s), > 0.
     Returns:
-      ``alpha * h_max`` as a NumPy array (stable where < 2), or ``None`` when any input is traced.
+      ``alpha * h_max`` as a NumPy array (stable where < 2; where the start is what fails, the start's
+      larger value), or ``None`` when any input is traced.
     Raises:
       ValueError: for negative lam, eps, gamma, non-positive alpha or n, or NaN.
     Example:
@@ -115,4 +139,21 @@ def check_gd_stability(lam, eps=0.0, gamma=0.0, alpha=0.01, n=1, *, w1=None, w2=
             f"n={pick('n'):g}): alpha * h_max = {float(edge[i]):.4g}; alpha < {2 / float(h[i]):.4g} "
             f"would be stable there",
             UnstableStepWarning, stacklevel=stacklevel + 1)
+    elif "w1" in conc:
+        start = np.asarray(conc["alpha"], np.float64) * start_hessian_eigenvalue(
+            conc["lam"], conc["eps"], conc["gamma"], conc["n"], conc["w1"], conc["w2"])
+        bad = ~(start < 2)  # an overflowing Hessian (inf, NaN) counts as unstable
+        if np.any(bad):
+            start = np.broadcast_to(start, bad.shape)
+            i = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(start, nan=np.inf), -np.inf)),
+                                 bad.shape)
+            pick = lambda k: float(np.broadcast_to(np.asarray(conc[k], np.float64), bad.shape)[i])
+            warnings.warn(
+                f"gradient descent diverges from its start for {int(bad.sum())} of {bad.size} setting(s): "
+                f"alpha * (largest Hessian eigenvalue at the start) >= 2; worst at lam={pick('lam'):g}, "
+                f"eps={pick('eps'):g}, alpha={pick('alpha'):g}, w1={pick('w1'):g}, w2={pick('w2'):g} "
+                f"(gamma={pick('gamma'):g}, n={pick('n'):g}): alpha * h_start = {float(start[i]):.4g}; "
+                f"alpha < {2 * pick('alpha') / float(start[i]):.4g} would take a stable first step",
+                UnstableStepWarning, stacklevel=stacklevel + 1)
+        return np.maximum(edge, np.where(np.isnan(start), np.inf, start))
     return edge

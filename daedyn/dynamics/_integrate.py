@@ -72,6 +72,22 @@ def fixed_step_loop(f, y0, observe, hs, ms, m_static: int | None, *, unroll: int
     return lax.scan(outer, y0, (hs, ms))
 
 
+#: Most RK4 steps in one save interval: the step counts are int32 (and 2**31 steps take hours).
+MAX_STEPS = 2**31 - 1
+
+
+def check_times(ts_c) -> np.ndarray:
+    """Validate concrete save times (1-d, non-empty, finite, >= 0, non-decreasing); return the
+    interval lengths (float64, from t = 0)."""
+    if ts_c.ndim != 1 or ts_c.size == 0:
+        raise ValueError(f"ts must be a non-empty 1-d array of save times; got shape {ts_c.shape}")
+    check_range("ts", ts_c, 0.0)
+    d = np.diff(ts_c.astype(np.float64), prepend=0.0)
+    if np.any(d < 0):
+        raise ValueError("ts must be non-decreasing")
+    return d
+
+
 def step_grid(ts, dt: float):
     """Validate save times and plan the fixed steps: ``(ts, hs, ms, m_static)``.
 
@@ -85,13 +101,16 @@ def step_grid(ts, dt: float):
         raise ValueError(f"dt must be a finite float > 0; got {dt!r}")
     ts_c = concrete(ts)
     if ts_c is not None:
-        if ts_c.ndim != 1 or ts_c.size == 0:
-            raise ValueError(f"ts must be a non-empty 1-d array of save times; got shape {ts_c.shape}")
-        check_range("ts", ts_c, 0.0)
-        d = np.diff(ts_c.astype(np.float64), prepend=0.0)
-        if np.any(d < 0):
-            raise ValueError("ts must be non-decreasing")
-        ms = np.maximum(1, np.ceil(np.round(d / dt, 9))).astype(np.int32)
+        d = check_times(ts_c)
+        steps = np.maximum(1, np.ceil(np.round(d / dt, 9)))
+        if steps.max() > MAX_STEPS:
+            k = int(np.argmax(steps))
+            raise ValueError(f"ts/dt: the save interval ending at ts[{k}] = {ts_c[k]:g} needs "
+                             f"{steps[k]:.3g} RK4 "
+                             f"steps of dt = {dt:g}, more than one run can take ({MAX_STEPS}); pass a larger "
+                             f"dt, shorter times, or use the closed form (daedyn.theory) or "
+                             f"method='diffrax'")
+        ms = steps.astype(np.int32)
         m_max = int(ms.max())
         # A static count wastes m_max - m_k steps per interval: accept up to ~25% waste plus one
         # empty interval (the common ts[0] = 0).

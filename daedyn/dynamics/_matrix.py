@@ -58,13 +58,16 @@ from daedyn import _linear as core
 from daedyn._checks import (
     check_broadcastable,
     check_finite,
+    check_fit,
     check_int,
+    check_nonempty,
     check_precision,
     check_range,
     concrete,
     float_dtype,
 )
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
+from daedyn.dynamics._scalar import warn_nonfinite, warned
 
 __all__ = ["MatrixTrajectory", "matrix_rhs", "matrix_observables", "matrix_gd", "matrix_flow"]
 
@@ -190,11 +193,11 @@ def _stability(eigvals, h, eps, gamma, alpha, n):
     """Warn for the learned (top min(H, D)) directions whose GD step cannot settle."""
     vals = [concrete(x) for x in (eigvals, eps, gamma, alpha, n)]
     if any(v is None for v in vals):
-        return
+        return None
     lam, eps, gamma, alpha, n = (np.asarray(v, np.float64) for v in vals)
     lam = lam[..., :h]
     ex = lambda v: v[..., None]
-    core.check_gd_stability(lam, ex(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3)
+    return core.check_gd_stability(lam, ex(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3)
 
 
 def _pack(t, obs, y, bshape):
@@ -235,6 +238,7 @@ def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, **rate):
     precision = check_precision(precision)
     if np.ndim(eigvals) < 1:
         raise ValueError("eigvals must have shape (..., D)")
+    check_nonempty("eigvals", np.shape(eigvals)[-1], "D = eigvals.shape[-1]")
     check_range("eigvals", eigvals, 0.0)
     d, h = _check_weights(np.shape(eigvals)[-1], w1, w2)
     _check_hyper(eps, gamma, n, **rate)
@@ -266,7 +270,8 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
     Returns:
       :class:`MatrixTrajectory`; the batch shape is the broadcast of all batch dimensions.
     Raises:
-      ValueError: negative eigenvalues/eps/gamma, alpha <= 0, n <= 0, H < 1, NaN, bad shapes.
+      ValueError: negative eigenvalues/eps/gamma, alpha <= 0, n <= 0, D < 1 or H < 1, NaN or inf,
+        values outside the range of the dtype, bad shapes.
     Example:
       >>> lam = jnp.array([3.0, 2.0, 1.0])
       >>> from daedyn.dynamics import orthogonal_init
@@ -281,12 +286,13 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form,
                                               alpha=alpha)
-    if check_stability:
-        _stability(eigvals, min(h, d), eps, gamma, alpha, n)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
+    check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, alpha=alpha, n=n)
+    edge = _stability(eigvals, min(h, d), eps, gamma, alpha, n) if check_stability else None
     args = [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, alpha, n)]
-    return _matrix_gd_core(*args, n_saves=epochs // save_every, save_every=save_every,
-                           precision=precision, form=form, unroll=check_int("unroll", unroll, 1))
+    return warn_nonfinite("matrix_gd", _matrix_gd_core(
+        *args, n_saves=epochs // save_every, save_every=save_every, precision=precision, form=form,
+        unroll=check_int("unroll", unroll, 1)), already_warned=warned(edge))
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "precision", "form", "unroll"))
@@ -336,7 +342,8 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, tau=tau)
     ts, hs, ms, m_static = step_grid(ts, dt)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, tau)
+    check_fit(dtype, ts=ts, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, tau=tau, n=n)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
     args += [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, tau, n)]
-    return _matrix_flow_core(*args, m_static=m_static, precision=precision, form=form,
-                             unroll=check_int("unroll", unroll, 1))
+    return warn_nonfinite("matrix_flow", _matrix_flow_core(
+        *args, m_static=m_static, precision=precision, form=form, unroll=check_int("unroll", unroll, 1)))

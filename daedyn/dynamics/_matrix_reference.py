@@ -17,7 +17,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from daedyn import _linear as core
-from daedyn._checks import check_finite, check_int, check_precision, check_range, float_dtype
+from daedyn._checks import check_finite, check_int, check_nonempty, check_precision, check_range, float_dtype
 from daedyn.dynamics._integrate import gd_loop
 from daedyn.dynamics._matrix import (
     MatrixTrajectory,
@@ -84,6 +84,7 @@ def _reference_checks(d, w1, w2, eps, gamma, alpha, epochs, save_every, precisio
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    check_nonempty("the data's dimension D", d)
     _check_weights(d, w1, w2, lead="the data")
     _check_hyper(eps, gamma, 1, alpha=alpha)
     _batch_shape({"w1": (w1, 2), "w2": (w2, 2)}, {"eps": eps, "gamma": gamma, "alpha": alpha})
@@ -158,8 +159,8 @@ def matrix_gd_data(x: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike
       [0.5, 0.3333]
     """
     check_finite("x", x)
-    if np.ndim(x) != 2:
-        raise ValueError(f"x must be an (N, D) data matrix; got shape {np.shape(x)}")
+    if np.ndim(x) != 2 or 0 in np.shape(x):
+        raise ValueError(f"x must be an (N, D) data matrix, N, D >= 1; got shape {np.shape(x)}")
     epochs, save_every, precision = _reference_checks(np.shape(x)[1], w1, w2, eps, gamma, alpha, epochs,
                                                       save_every, precision)
     if eigvals is None or eigvecs is None:

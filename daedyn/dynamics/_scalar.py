@@ -24,6 +24,7 @@ Multiply by tau / n (= 1 / alpha) for this direction's share of the per-sample e
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
@@ -33,10 +34,18 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_finite, check_int, check_range, concrete, float_dtype
+from daedyn._checks import (
+    check_broadcastable,
+    check_finite,
+    check_fit,
+    check_int,
+    check_range,
+    concrete,
+    float_dtype,
+)
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
-from daedyn._linear import check_gd_stability
-from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
+from daedyn._linear import UnstableStepWarning, check_gd_stability
+from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -101,6 +110,32 @@ def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES) -> Scalar
     keep = lambda name, x: x if name in observables else None
     return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("weight_norm", weight_norm),
                             keep("loss", loss))
+
+
+def warned(edge) -> bool:
+    """Whether :func:`check_gd_stability` (which returned ``edge``) has warned."""
+    return edge is not None and bool(np.any(~(np.asarray(edge) < 2)))
+
+
+def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool = False):
+    """Return ``traj``; warn (:class:`UnstableStepWarning`) if a concrete run ended NaN or inf.
+
+    Valid inputs were checked before, so a non-finite end is the dynamics diverging (a step too
+    large for the settings): a legitimate result, but never a silent one. Nothing more is said when
+    the stability check has already warned (``already_warned``): one warning per call. Looks at the last save
+    only (a diverged run stays non-finite), one device flag.
+    """
+    field = next((f for f in traj[1:] if f is not None), None)
+    if already_warned or field is None or isinstance(field, jax.core.Tracer) or field.size == 0:
+        return traj
+    last = field[..., -1] if name.startswith("scalar") else field
+    bad = ~jnp.isfinite(last)
+    if bool(jnp.any(bad)):
+        warnings.warn(f"{name}: {int(jnp.sum(bad))} of {bad.size} value(s) at the last save are NaN or inf: "
+                      f"the run diverged (the step is too large for these settings; see "
+                      f"daedyn.dynamics.check_gd_stability), or its values left the range of "
+                      f"{field.dtype}", UnstableStepWarning, stacklevel=stacklevel)
+    return traj
 
 
 def _check_outputs(observables) -> tuple[str, ...]:
@@ -246,18 +281,21 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
     _check_common(lam, eps, gamma, n, w1, w2)
     check_range("alpha", alpha, 0.0, lo_open=True)
-    if check_stability:
-        check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
-    unroll = check_int("unroll", unroll, 1)
     dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
+    check_fit(dtype, lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
+    edge = (check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
+            if check_stability else None)
+    unroll = check_int("unroll", unroll, 1)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
                              observables=observables)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
     if backend == "scan":
-        return _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
+        traj = _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
                         observables=observables)
-    return _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
-                       observables=observables)
+    else:
+        traj = _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
+                           observables=observables)
+    return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge))
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll"))
@@ -290,14 +328,17 @@ def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field), diffrax.Tsit5(), t0=jnp.zeros((), ts.dtype), t1=ts[-1], dt0=None,
             y0=jnp.stack([w1, w2]), args=(lam, eps, gamma, tau, n), saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps)
-        return sol.ys[:, 0], sol.ys[:, 1]
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol), max_steps=max_steps,
+            throw=False)  # a failed solve is marked (NaN, ok = False), never an in-graph exception
+        ok = sol.result == diffrax.RESULTS.successful
+        ys = jnp.where(ok, sol.ys, jnp.nan)
+        return ys[:, 0], ys[:, 1], ok
 
-    w1s, w2s = jax.vmap(solve_one, out_axes=1)(*flat)
+    w1s, w2s, ok = jax.vmap(solve_one, out_axes=(1, 1, 0))(*flat)
     back = lambda x: x.reshape(shape)
     lam, eps, gamma, tau, n = (back(x) for x in flat[:5])
     w1s, w2s = w1s.reshape(ts.shape + shape), w2s.reshape(ts.shape + shape)
-    return _finish(ts, w1s, w2s, lam, eps, n * gamma, 1 / tau)
+    return _finish(ts, w1s, w2s, lam, eps, n * gamma, 1 / tau), ok.reshape(shape)
 
 
 def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, gamma: ArrayLike = 0.0,
@@ -344,7 +385,9 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
     Returns:
       :class:`ScalarTrajectory` with T = len(ts) saves and the broadcast batch shape.
     Raises:
-      ValueError: bad ranges or NaN (as :func:`scalar_gd`), tau <= 0, dt <= 0, bad ``ts``.
+      ValueError: bad ranges or NaN (as :func:`scalar_gd`), tau <= 0, dt <= 0, bad ``ts``, or more
+        than 2**31 - 1 RK4 steps in one save interval (``ts`` too long for ``dt``).
+      RuntimeError: ``method="diffrax"`` ran out of ``max_steps`` (under jit: those runs are NaN).
     Example:
       >>> traj = scalar_flow(jnp.array([0.0, 50.0]), 1.0, 1.0, 0.1, 0.1, dt=0.1)
       >>> round(float(traj.w[-1]), 4)  # fixed point lam / (lam + eps)
@@ -359,13 +402,24 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
     if method == "diffrax":
         ts_c = concrete(ts)
         if ts_c is not None:
-            step_grid(ts_c, 1.0)  # validation only
+            check_times(ts_c)
+        check_fit(dtype, ts=ts, lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
+        check_range("rtol", rtol, 0.0, lo_open=True)
+        check_range("atol", atol, 0.0, lo_open=True)
+        max_steps = check_int("max_steps", max_steps, 1)
         args = [jnp.asarray(x, dtype) for x in (ts, lam, eps, gamma, tau, n, w1, w2)]
-        return _diffrax_core(*args, rtol=float(rtol), atol=float(atol),
-                             max_steps=check_int("max_steps", max_steps, 1))
+        traj, ok = _diffrax_core(*args, rtol=float(rtol), atol=float(atol), max_steps=max_steps)
+        if not isinstance(ok, jax.core.Tracer) and not bool(jnp.all(ok)):
+            raise RuntimeError(f"scalar_flow(method='diffrax'): the adaptive solver stopped early for "
+                               f"{int(jnp.sum(~ok))} of {ok.size} trajectories (max_steps={max_steps} steps "
+                               f"were not enough at rtol={rtol:g}, atol={atol:g}); raise max_steps, loosen "
+                               f"rtol/atol, or use method='rk4' with an explicit dt")
+        return traj  # traced: the failed trajectories are NaN
     if dt is None:
         dt = default_dt(lam, eps, w1, w2, gamma=gamma, tau=tau, n=n)
+    check_fit(dtype, ts=ts, lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
     ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
     args += [jnp.asarray(x, dtype) for x in (lam, eps, gamma, tau, n, w1, w2)]
-    return _rk4_core(*args, m_static=m_static, unroll=check_int("unroll", unroll, 1))
+    return warn_nonfinite("scalar_flow", _rk4_core(*args, m_static=m_static,
+                                                    unroll=check_int("unroll", unroll, 1)))

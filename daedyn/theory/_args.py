@@ -9,11 +9,19 @@ out-of-range inputs with NaN.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
-from daedyn._checks import check_broadcastable, float_dtype
+from daedyn._checks import (
+    check_broadcastable,
+    check_fit,
+    check_output,
+    check_representable,
+    concrete,
+    float_dtype,
+)
 
-__all__ = ["prepare", "align", "mark_invalid"]
+__all__ = ["prepare", "align", "mark_invalid", "check_fits", "check_start", "finite_result"]
 
 
 def _real_dtype(named: dict, arrays: list[Array]):
@@ -49,3 +57,45 @@ def align(**named) -> tuple[list[Array], tuple[int, ...]]:
 def mark_invalid(out: Array, valid: Array) -> Array:
     """NaN where a (traced) input was out of range; concrete inputs were checked before."""
     return jnp.where(valid, out, jnp.asarray(jnp.nan, out.dtype))
+
+
+def _dtype_of(named: dict):
+    arrays = [np.asarray(v) if isinstance(v, list | tuple) else v for v in named.values()]
+    if any(np.iscomplexobj(a) for a in arrays):
+        return None  # prepare() names the complex arguments
+    return float_dtype(*arrays)
+
+
+def check_fits(**named):
+    """Every concrete named value fits in the computation dtype (``daedyn._checks``); returns it.
+
+    A valid number that does not survive the cast (``lam = 1e300`` or ``w0 = 1e-60`` in float32)
+    is refused with an error naming it, the dtype and how to get float64, instead of computing with
+    inf or 0.
+    """
+    dtype = _dtype_of(named)
+    if dtype is not None:
+        check_fit(dtype, **named)
+    return dtype
+
+
+def check_start(w1, w2, dtype) -> None:
+    """The state the general solution starts from fits in ``dtype``: ``(w1 +- w2)**2 / 2`` neither
+    overflow nor flush to 0 (a start whose growing mode underflows would never learn), and
+    ``(w2**2 - w1**2)**2 / 4`` does not overflow."""
+    c1, c2 = concrete(w1), concrete(w2)
+    if dtype is None or c1 is None or c2 is None:
+        return
+    if np.iscomplexobj(c1) or np.iscomplexobj(c2):
+        return
+    with np.errstate(over="ignore", under="ignore"):
+        a, b = (np.asarray(c, dtype).astype(np.float64) for c in (c1, c2))  # the values the dtype holds
+        check_representable("(w1 + w2)**2 / 2", 0.5 * (a + b) ** 2, dtype)
+        check_representable("(w2 - w1)**2 / 2", 0.5 * (b - a) ** 2, dtype)
+        check_representable("(w2**2 - w1**2)**2 / 4", 0.25 * (b * b - a * a) ** 2, dtype, underflow=False)
+
+
+def finite_result(name: str, out, *, allow_inf: bool = False):
+    """The post-check of a closed form (``daedyn._checks.check_output``): its inputs were valid, so
+    a NaN (or an inf that is not documented) is the dtype's range running out, reported as such."""
+    return check_output(name, out, allow_inf=allow_inf)

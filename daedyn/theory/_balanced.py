@@ -18,9 +18,18 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_range
 from daedyn._numerics import expm1_ratio, safe_div
-from daedyn.theory._args import mark_invalid, prepare
+from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 
 __all__ = ["small_init_trajectory", "fixed_point", "learning_time"]
+
+
+def _time_factor(s, y):
+    """``2 s expm1_ratio(y)`` for ``y = -+2 a s``, formed as ``expm1(y) (2 s / y)`` where ``|y| > 1``: the
+    ratio 1 / x is not formed, which flushes to 0 (subnormal) for x > 8.5e37 in float32."""
+    big = jnp.abs(y) > 1.0
+    y_big = jnp.where(big, y, 1.0)
+    y_small = jnp.where(big, 0.0, y)
+    return jnp.where(big, jnp.expm1(y_big) * (s / y_big * 2.0), 2.0 * s * expm1_ratio(y_small))
 
 
 @jax.jit
@@ -33,22 +42,27 @@ def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
     grow = a > 0
     xp = jnp.where(grow, x, 0.0)  # x > 0: divide through by e^x
     xn = jnp.where(grow, 0.0, x)  # x <= 0: e^x already decays
-    two_skw = 2.0 * s * k * w0
-    w_grow = w0 / (jnp.exp(-xp) + two_skw * expm1_ratio(-xp))
-    w_decay = w0 * jnp.exp(xn) / (1.0 + two_skw * expm1_ratio(xn))
+    # k w0 (2 s expm1_ratio(x)): the time factor is bounded by 1 / |a| where the exponential has
+    # decayed, so a long time does not overflow 2 s k w0 into inf * 0.
+    kw0 = k * w0
+    den_grow = jnp.exp(-xp) + kw0 * _time_factor(s, -xp)
+    w_grow = safe_div(w0, den_grow, 0.0)  # w0 = 0 once exp(-x) underflows: 0 / 0, the saddle's 0
+    w_decay = w0 * jnp.exp(xn) / (1.0 + kw0 * _time_factor(s, xn))
     w = jnp.where(grow, w_grow, w_decay)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
     return mark_invalid(w, valid)
 
 
-def _check_small_init(lam, eps, gamma, w0, tau, n) -> None:
-    """Ranges of the balanced small-start solution's parameters (concrete values only)."""
+def _check_small_init(lam, eps, gamma, w0, tau, n, **first) -> None:
+    """Ranges of the balanced small-start solution's parameters (concrete values only) and their
+    fit in the computation dtype (``first``: the time or fraction argument)."""
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
     check_range("w0", w0, 0.0)
     check_range("tau", tau, 0.0, lo_open=True)
     check_range("n", n, 0.0, lo_open=True)
+    check_fits(**first, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
 
 
 def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
@@ -80,8 +94,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       0.5
     """
     check_range("t", t, 0.0)
-    _check_small_init(lam, eps, gamma, w0, tau, n)
-    return _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n)
+    _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
+    return finite_result("small_init_trajectory", _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n))
 
 
 
@@ -89,7 +103,12 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
 def _fixed_point_impl(lam, eps, gamma, n):
     lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
     a = lam - n * gamma
-    w = safe_div(a, lam + eps, 0.0, where=a > 0)
+    # a / (lam + eps) with both divided by m = max(lam, eps) first (lam + eps may overflow). The barrier
+    # keeps XLA from folding (a / m) / (lam / m + eps / m) back into a / (lam + eps).
+    m = jnp.maximum(lam, eps)
+    m = jnp.where(m > 0, m, 1.0)
+    a_m, lam_m, eps_m = jax.lax.optimization_barrier((a / m, lam / m, eps / m))
+    w = safe_div(a_m, lam_m + eps_m, 0.0, where=a > 0)
     return mark_invalid(w, (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0))
 
 
@@ -107,7 +126,8 @@ def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n:
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    return _fixed_point_impl(lam, eps, gamma, n)
+    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    return finite_result("fixed_point", _fixed_point_impl(lam, eps, gamma, n))
 
 
 
@@ -122,9 +142,12 @@ def _learning_time_impl(f, lam, eps, gamma, w0, tau, n):
     ok = learnable & ~ahead
     a_s = jnp.where(ok, a, 1.0)
     gap = jnp.where(ok, a - kw0, 1.0)
-    kw0_s = jnp.where(ok, kw0, 1.0)
+    k_s = jnp.where(ok, k, 1.0)
+    w0_s = jnp.where(ok, w0, 1.0)
     f_s = jnp.where(ok, f, 0.5)
-    log_e = jnp.log(f_s) - jnp.log1p(-f_s) + jnp.log(gap) - jnp.log(kw0_s)
+    # log(k) + log(w0), not log(k w0): reverse mode multiplies the cotangent tau / (2 a) (huge where lam
+    # is within rounding of n gamma) by 1 / (k w0) before by w0, which overflowed float32 to -inf.
+    log_e = jnp.log(f_s) - jnp.log1p(-f_s) + jnp.log(gap) - jnp.log(k_s) - jnp.log(w0_s)
     t = 0.5 * tau / a_s * log_e
     out = jnp.where(ok, t, jnp.where(learnable, 0.0, jnp.inf))
     valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
@@ -151,6 +174,6 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
       0.25
     """
     check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
-    _check_small_init(lam, eps, gamma, w0, tau, n)
-    return _learning_time_impl(f, lam, eps, gamma, w0, tau, n)
+    _check_small_init(lam, eps, gamma, w0, tau, n, f=f)
+    return finite_result("learning_time", _learning_time_impl(f, lam, eps, gamma, w0, tau, n), allow_inf=True)
 

@@ -12,7 +12,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_range
-from daedyn.theory._args import prepare
+from daedyn.theory._args import check_fits, finite_result, prepare
 
 __all__ = ["variance_eps", "gaussian_eps", "laplace_eps"]
 
@@ -21,8 +21,9 @@ def _eps(name: str, value: ArrayLike, n: ArrayLike, variance_of: Callable[[Array
     """``eps = n * variance_of(value)`` after checking ``value >= 0`` and ``n > 0`` by name."""
     check_range(name, value, 0.0)
     check_range("n", n, 0.0, lo_open=True)
+    check_fits(**{name: value, "n": n})
     value, n = prepare(**{name: value, "n": n})
-    return n * variance_of(value)
+    return finite_result("eps", n * variance_of(value))
 
 
 def variance_eps(var: ArrayLike, n: ArrayLike) -> Array:

@@ -41,14 +41,23 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
-from daedyn.theory._args import align, mark_invalid, prepare
+from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
 
 __all__ = ["dae_trajectory", "dae_weights", "dae_trajectory_printed", "dae_learning_time"]
 
 
 def _dae_state(s, lam, eps, w1, w2):
-    """Shared pieces of the hyperbolic solution (see the module docstring)."""
+    """Shared pieces of the hyperbolic solution (see the module docstring).
+
+    Evaluated in units of ``k = lam + eps``: the flow is unchanged when lam and eps are divided by k
+    and the time multiplied by k, so ``lam / k`` and ``k = 1`` enter the squares below and a lam of
+    1e30 stays inside float32 (``lam**2`` would overflow). ``k = 0`` (lam = eps = 0) keeps its units.
+    """
     k = lam + eps
+    unit = jnp.where(k > 0, k, 1.0)
+    s = s * unit
+    lam = lam / unit
+    k = k / unit
     u0 = w1 + w2
     v0 = w2 - w1
     y0 = 0.5 * u0 * u0
@@ -61,6 +70,9 @@ def _dae_state(s, lam, eps, w1, w2):
     big_r = safe_sqrt(r2, at_zero=lam)
     lam_plus_r = lam + big_r
     r_minus_lam = safe_div(kc2, lam_plus_r, 0.0, where=lam_plus_r > 0)  # R - lam, no cancellation
+    # s * k may overflow (t / tau = 1e9, k = 1e30 in float32): clamp it so that x = 2 R s stays finite;
+    # the clamped time is one at which exp(-x) has long underflowed, so w is at its limit either way.
+    s = jnp.minimum(s, safe_div(jnp.sqrt(jnp.finfo(s.dtype).max), big_r, jnp.inf))  # x <= 2 sqrt(max)
     x = 2.0 * big_r * s
     q = jnp.exp(-x)
     h = s * expm1_ratio(-x)  # (1 - q) / (2 R), = s at R = 0
@@ -118,13 +130,21 @@ def _dae_w_fwd_jvp(primals, tangents):
     return out, dout
 
 
-def _check_args(lam, eps, w1, w2, tau) -> None:
-    """Ranges of the general solution's parameters (concrete values only)."""
+def _check_args(lam, eps, w1, w2, tau, **first) -> None:
+    """Ranges of the general solution's parameters (concrete values only) and their fit in the
+    computation dtype (``first``: the time or fraction argument, checked first)."""
+    (name, value), = first.items()
+    if name == "t":
+        check_range("t", value, 0.0)
+    else:
+        check_range("f", value, 0.0, 1.0, lo_open=True, hi_open=True)
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("tau", tau, 0.0, lo_open=True)
     check_finite("w1", w1)
     check_finite("w2", w2)
+    dtype = check_fits(**first, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
+    check_start(w1, w2, dtype)
 
 
 @jax.jit
@@ -164,9 +184,8 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
       >>> print(float(dae_trajectory(50.0, 1.0, 0.0, 1.0, -1.0)) == 0.0)  # w1 = -w2: into the saddle
       True
     """
-    check_range("t", t, 0.0)
-    _check_args(lam, eps, w1, w2, tau)
-    return _dae_trajectory_impl(t, lam, eps, w1, w2, tau)
+    _check_args(lam, eps, w1, w2, tau, t=t)
+    return finite_result("dae_trajectory", _dae_trajectory_impl(t, lam, eps, w1, w2, tau))
 
 
 @jax.jit
@@ -203,9 +222,8 @@ def dae_weights(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2:
       >>> print(round(float(w1 * w2), 6), round(float(w2**2 - w1**2), 6))  # w* = 1, c conserved
       1.0 2.0
     """
-    check_range("t", t, 0.0)
-    _check_args(lam, eps, w1, w2, tau)
-    return _dae_weights_impl(t, lam, eps, w1, w2, tau)
+    _check_args(lam, eps, w1, w2, tau, t=t)
+    return finite_result("dae_weights", _dae_weights_impl(t, lam, eps, w1, w2, tau))
 
 
 @jax.jit
@@ -249,6 +267,8 @@ def dae_trajectory_printed(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: Arr
 def _dae_learning_time_impl(f, lam, eps, w1, w2, tau):
     f, lam, eps, w1, w2, tau = prepare(f=f, lam=lam, eps=eps, w1=w1, w2=w2, tau=tau)
     k = lam + eps
+    unit = jnp.where(k > 0, k, 1.0)  # in units of k (as _dae_state): no lam**2 overflow
+    lam, k = lam / unit, k / unit
     u0 = w1 + w2
     v0 = w2 - w1
     c = u0 * v0
@@ -276,7 +296,7 @@ def _dae_learning_time_impl(f, lam, eps, w1, w2, tau):
                  + jnp.log(y_plus + y0_s) - jnp.log(y_plus + y_f)
                  + jnp.log(qs + qf) - jnp.log(jnp.where(ok, qs + q0, one))
                  + jnp.log(y_f + y_minus_abs) - jnp.log(y0_s + y_minus_abs))
-    t = 0.5 * tau / r * log_ratio
+    t = 0.5 * (tau / unit) / r * log_ratio
     out = jnp.where(ok, t, jnp.where(lam_pos & ahead, 0.0, jnp.inf))
     valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (tau > 0)
     return mark_invalid(out, valid)
@@ -296,7 +316,7 @@ def dae_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLik
       >>> round(float(dae_trajectory(t, 1.0, 1.0, 0.1, -0.8)), 6)  # 0.9 * 0.5
       0.45
     """
-    check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
-    _check_args(lam, eps, w1, w2, tau)
-    return _dae_learning_time_impl(f, lam, eps, w1, w2, tau)
+    _check_args(lam, eps, w1, w2, tau, f=f)
+    return finite_result("dae_learning_time", _dae_learning_time_impl(f, lam, eps, w1, w2, tau),
+                         allow_inf=True)
 

@@ -16,8 +16,8 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import _linear as core
-from daedyn._checks import check_range
-from daedyn.theory._args import mark_invalid, prepare
+from daedyn._checks import check_finite, check_range
+from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 
 __all__ = ["scalar_loss", "expected_loss"]
 
@@ -47,7 +47,10 @@ def scalar_loss(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0
     check_range("gamma", gamma, 0.0)
     check_range("tau", tau, 0.0, lo_open=True)
     check_range("n", n, 0.0, lo_open=True)
-    return _scalar_loss_impl(w1, w2, lam, eps, gamma, tau, n)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
+    check_fits(w1=w1, w2=w2, lam=lam, eps=eps, gamma=gamma, tau=tau, n=n)
+    return finite_result("scalar_loss", _scalar_loss_impl(w1, w2, lam, eps, gamma, tau, n))
 
 
 def expected_loss(w1_mat: ArrayLike, w2_mat: ArrayLike, sigma: ArrayLike, n: ArrayLike,
@@ -76,7 +79,14 @@ def expected_loss(w1_mat: ArrayLike, w2_mat: ArrayLike, sigma: ArrayLike, n: Arr
     check_range("n", n, 0.0, lo_open=True)
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
-    return _expected_loss_impl(w1_mat, w2_mat, sigma, n, eps, gamma, precision)
+    check_finite("w1_mat", w1_mat)
+    check_finite("w2_mat", w2_mat)
+    check_finite("sigma", sigma)
+    for name, m in (("w1_mat", w1_mat), ("w2_mat", w2_mat), ("sigma", sigma)):
+        if 0 in np.shape(m)[-2:]:
+            raise ValueError(f"{name} must have non-empty matrix dimensions; got shape {np.shape(m)}")
+    return finite_result("expected_loss",
+                         _expected_loss_impl(w1_mat, w2_mat, sigma, n, eps, gamma, precision))
 
 
 @ft.partial(jax.jit, static_argnames=("precision",))

@@ -17,7 +17,7 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_range
 from daedyn._numerics import safe_div
-from daedyn.theory._args import mark_invalid, prepare
+from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 
 __all__ = ["equivalent_gamma", "optimal_learning_rates", "learning_rate_ratio"]
 
@@ -26,7 +26,12 @@ __all__ = ["equivalent_gamma", "optimal_learning_rates", "learning_rate_ratio"]
 def _equivalent_gamma_impl(lam, eps, n):
     lam, eps, n = prepare(lam=lam, eps=eps, n=n)
     k = lam + eps
-    g = safe_div(lam * eps, n * k, 0.0, where=k > 0)
+    # (lam / n) (eps / k), eps / k in [0, 1] after dividing by max(lam, eps): neither lam * eps nor
+    # lam + eps overflows
+    m = jnp.maximum(lam, eps)
+    m = jnp.where(m > 0, m, 1.0)
+    lam_m, eps_m = jax.lax.optimization_barrier((lam / m, eps / m))  # not refolded into lam + eps
+    g = (lam / n) * safe_div(eps_m, lam_m + eps_m, 0.0, where=k > 0)
     return mark_invalid(g, (lam >= 0) & (eps >= 0) & (n > 0))
 
 
@@ -43,7 +48,8 @@ def equivalent_gamma(lam: ArrayLike, eps: ArrayLike, n: ArrayLike = 1) -> Array:
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    return _equivalent_gamma_impl(lam, eps, n)
+    check_fits(lam=lam, eps=eps, n=n)
+    return finite_result("equivalent_gamma", _equivalent_gamma_impl(lam, eps, n))
 
 
 @ft.partial(jax.jit, static_argnames=("convention",))
@@ -89,7 +95,9 @@ def optimal_learning_rates(lam: ArrayLike, eps: ArrayLike, gamma: ArrayLike, tau
     check_range("n", n, 0.0, lo_open=True)
     if convention not in ("supplement", "experiment"):
         raise ValueError(f"convention must be 'supplement' or 'experiment'; got {convention!r}")
-    return _optimal_learning_rates_impl(lam, eps, gamma, tau, n, convention)
+    check_fits(lam=lam, eps=eps, gamma=gamma, tau=tau, n=n)
+    return finite_result("optimal_learning_rates",
+                         _optimal_learning_rates_impl(lam, eps, gamma, tau, n, convention), allow_inf=True)
 
 
 def learning_rate_ratio(lam: ArrayLike, eps: ArrayLike, gamma: ArrayLike, *, n: ArrayLike = 1) -> Array:
@@ -106,5 +114,6 @@ def learning_rate_ratio(lam: ArrayLike, eps: ArrayLike, gamma: ArrayLike, *, n: 
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    return _learning_rate_ratio_impl(lam, eps, gamma, n)
+    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    return finite_result("learning_rate_ratio", _learning_rate_ratio_impl(lam, eps, gamma, n))
 

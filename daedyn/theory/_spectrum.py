@@ -12,7 +12,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_int, check_range
+from daedyn._checks import check_broadcastable, check_int, check_output, check_range
 from daedyn.theory._balanced import small_init_trajectory
 
 __all__ = ["spectrum_mapping", "predicted_loss"]
@@ -50,8 +50,9 @@ def spectrum_mapping(t: ArrayLike, eigvals: ArrayLike, eps: ArrayLike = 0.0, gam
     """
     hidden = None if hidden is None else check_int("hidden", hidden, 0)
     eigvals = jnp.asarray(eigvals)
-    if eigvals.ndim < 1:
-        raise ValueError(f"eigvals must have a trailing direction axis (..., D); got shape {eigvals.shape}")
+    if eigvals.ndim < 1 or eigvals.shape[-1] == 0:
+        raise ValueError(f"eigvals must have a trailing direction axis (..., D), D >= 1; got shape "
+                         f"{eigvals.shape}")
     check_broadcastable(t=t, eps=eps, gamma=gamma, tau=tau)
     w = small_init_trajectory(_batch_last(t), eigvals, _batch_last(eps), _batch_last(gamma),
                               w0=w0, tau=_batch_last(tau), n=n)
@@ -87,7 +88,7 @@ def predicted_loss(t: ArrayLike, eigvals: ArrayLike, projected: ArrayLike, n_eva
     check_range("projected", projected, 0.0)
     check_range("n_eval", n_eval, 0.0, lo_open=True)
     w = spectrum_mapping(t, eigvals, eps, gamma, w0=w0, tau=tau, n=n, hidden=hidden)
-    return _loss_from_mapping(w, projected, n_eval)
+    return check_output("predicted_loss", _loss_from_mapping(w, projected, n_eval))
 
 
 @jax.jit

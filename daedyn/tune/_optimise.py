@@ -42,8 +42,9 @@ class TuneResult(NamedTuple):
       params: best constrained hyperparameters found (dict of arrays), never worse than ``init``.
       objective: objective at ``params`` (NaN only if even the initial objective was not finite).
       initial_objective: objective at ``init``.
-      status: "converged" (early stopping), "max_steps", or "nonfinite" (NaN/inf objective or
-        gradient: stopped, best-so-far returned).
+      status: "converged" (early stopping), "max_steps", "nonfinite" (NaN/inf objective or
+        gradient: stopped, best-so-far returned), or "flat" (the gradient vanished on a plateau, e.g.
+        an absurd starting eps where the objective is saturated: nothing was optimised).
       message: human-readable reason for stopping.
       n_steps: optimiser iterations taken.
       n_evals: objective evaluations (iterates plus line-search trials, when the optimiser has them).
@@ -138,6 +139,17 @@ def _update(obj, z, state, value, grad, *, optimizer, bounds):
     return jtu.tree_map(lambda a: jnp.clip(a, *bounds), z), state
 
 
+def _is_flat(objective, z, value: float, rtol: float) -> bool:
+    """Whether the objective has the same value a factor e either side of ``z`` (all parameters
+    scaled together): a plateau (saturated objective), not a minimum."""
+    for shift in (1.0, -1.0):
+        other, _ = _evaluate(objective, jtu.tree_map(lambda a: a + shift, z))
+        other = float(other)
+        if not math.isfinite(other) or abs(other - value) > max(rtol, 1e-12) * max(abs(value), 1e-300):
+            return False
+    return True
+
+
 def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
          optimizer: optax.GradientTransformation | None = None, max_steps: int = 100,
          patience: int = 5, rtol: float = 1e-9, gtol: float = 1e-7,
@@ -162,11 +174,13 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
       patience: iterations without relative improvement ``rtol`` before stopping, >= 1.
       rtol: relative improvement that counts as progress, >= 0.
       gtol: gradient-norm threshold (in log-parameters) for convergence, >= 0.
-      log_bounds: z is clipped to this box after each step (keeps exp(z) finite).
+      log_bounds: z is clipped to this box after each step (keeps exp(z) finite); ``init`` must lie
+        inside ``[exp(lo), exp(hi)]``.
     Returns:
       A :class:`TuneResult`.
     Raises:
-      ValueError: for a non-positive or non-finite initial value, or bad settings.
+      ValueError: for a non-positive or non-finite initial value, one outside ``exp(log_bounds)``, or
+        bad settings.
     Example:
       >>> f = lambda p: (jnp.log(p["eps"]) - 1.0) ** 2  # optimum eps = e
       >>> r = tune(f, {"eps": 1.0}, optimizer=optax.sgd(0.4))  # default L-BFGS: fewer steps
@@ -176,6 +190,11 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
     from daedyn._checks import check_range
 
     init = _check_init(init)
+    if not (len(log_bounds) == 2 and all(math.isfinite(float(b)) for b in log_bounds)
+            and float(log_bounds[0]) < float(log_bounds[1])):
+        raise ValueError(f"log_bounds must be two finite numbers lo < hi; got {log_bounds!r}")
+    for k, a in init.items():  # the box the iterates are clipped to: a start outside it is refused
+        check_range(f"initial {k}", a, math.exp(float(log_bounds[0])), math.exp(float(log_bounds[1])))
     check_range("max_steps", max_steps, 1)
     check_range("patience", patience, 1)
     check_range("rtol", rtol, 0.0)
@@ -209,6 +228,14 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
         stale = 0 if improved else stale + 1
         gnorm = float(optax.tree.norm(grad))
         if gnorm <= gtol:
+            if _is_flat(objective, z, v, rtol):
+                at = {k: np.asarray(jnp.exp(a)).tolist() for k, a in z.items()}
+                status = "flat"
+                message = (f"the objective is flat (saturated) at step {step}, params {at}: gradient norm "
+                           f"{gnorm:.3g} and the same value {v:.6g} at params times e and divided by e; "
+                           f"no optimum was found there: start nearer the problem's scale (e.g. eps0 ~ "
+                           f"N * eval_sigma2)")
+                break
             status, message = "converged", f"gradient norm {gnorm:.3g} <= gtol={gtol:g} at step {step}"
             break
         if stale >= patience:
