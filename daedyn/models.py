@@ -20,7 +20,8 @@ from jax.typing import ArrayLike
 from daedyn import _linear
 from daedyn._checks import check_range, float_dtype
 
-__all__ = ["init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct", "end_to_end"]
+__all__ = ["ACTIVATIONS", "init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct",
+           "end_to_end"]
 
 Params = dict[str, Array]
 Activation = str | Callable[[Array], Array] | None
@@ -35,12 +36,20 @@ def is_linear(activation: Activation) -> bool:
     return activation is None or (isinstance(activation, str) and activation in ("linear", "identity"))
 
 
+#: Elementwise activations of ``jax.nn`` accepted by name (a whitelist: names are never looked up
+#: as arbitrary attributes, so "softmax", "one_hot" or "__class__" are refused, not run).
+ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "softplus", "sparse_plus", "sparse_sigmoid",
+               "soft_sign", "silu", "swish", "log_sigmoid", "leaky_relu", "hard_sigmoid", "hard_silu",
+               "hard_swish", "hard_tanh", "elu", "celu", "selu", "gelu", "mish", "squareplus",
+               "identity")
+
+
 def get_activation(activation: Activation) -> Callable[[Array], Array]:
-    """Resolve an activation: None/"linear" (identity), a name in ``jax.nn`` ("relu", "tanh", ...),
-    or any callable applied elementwise.
+    """Resolve an activation: None/"linear" (identity), an elementwise ``jax.nn`` function by name
+    (one of :data:`ACTIVATIONS`: "relu", "tanh", ...), or any callable applied elementwise.
 
     Raises:
-      ValueError: for an unknown name.
+      ValueError: for a name outside :data:`ACTIVATIONS` (or one this JAX lacks).
     Example:
       >>> float(get_activation("relu")(jnp.asarray(-2.0)))
       0.0
@@ -50,14 +59,14 @@ def get_activation(activation: Activation) -> Callable[[Array], Array]:
     if callable(activation):
         return activation
     if isinstance(activation, str):
-        fn = getattr(jax.nn, activation, None)
+        fn = getattr(jax.nn, activation, None) if activation in ACTIVATIONS else None
         if fn is None and activation == "tanh":
             fn = jnp.tanh
         if callable(fn):
             return fn
         raise ValueError(
-            f"activation must be None, 'linear', a callable or a function name in jax.nn "
-            f"(e.g. 'relu', 'tanh', 'sigmoid', 'gelu'); got {activation!r}"
+            f"activation must be None, 'linear', a callable or an elementwise function name in jax.nn "
+            f"(one of {', '.join(ACTIVATIONS)}); got {activation!r}"
         )
     raise ValueError(f"activation must be None, a string or a callable; got {type(activation).__name__}")
 

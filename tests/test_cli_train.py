@@ -58,7 +58,8 @@ def test_tiny_run_json_files(npy, tmp_path, capsys):
 
 
 def test_text_summary_seeds_and_nonlinear(npy, capsys):
-    code = main(["train", "--dataset", npy, *BASE[:4], "--alpha", "0.2", "--epochs", "40",
+    # --noise gaussian needs an explicit level (a missing one used to mean s^2 = 0 silently).
+    code = main(["train", "--dataset", npy, *BASE[:4], "--sigma2", "0", "--alpha", "0.2", "--epochs", "40",
                  "--save-every", "20", "--seeds", "2", "--activation", "tanh", "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
@@ -73,6 +74,8 @@ def test_text_summary_seeds_and_nonlinear(npy, capsys):
     (["--activation", "nope"], "--activation must be"),
     (["--noise", "gaussian", "--sigma2", "-0.1"], "--sigma2 must lie in"),
     (["--marginalised"], "--marginalised needs"),
+    (["--noise", "gaussian"], "--noise gaussian needs its variance: give --sigma2"),
+    (["--noise", "laplace"], "--noise laplace needs its scale: give --b"),
     (["--activation", "relu", "--noise", "gaussian", "--sigma2", "0.1", "--marginalised"], "linear"),
 ])
 def test_bad_values_exit_2(npy, capsys, argv, match):

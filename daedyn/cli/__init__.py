@@ -6,19 +6,28 @@ namespace and returns an exit code. Exit codes: 0 ok, 1 failure, 2 bad usage.
 
 A subcommand parses its arguments, calls one library function and formats its output: datasets
 come from :func:`daedyn.data.load_dataset`, progress bars from :mod:`daedyn._progress`, plots from
-:mod:`daedyn.figures`, and range errors from the library's own checks (a ``ValueError`` exits 2).
+:mod:`daedyn.figures`, and range errors from the library's own checks. Output paths are checked
+before any work (``daedyn.cli._files``).
+
+:func:`main` is the one place where failures become messages: one line on stderr, never a
+traceback. A ``ValueError`` (a bad value, a corrupt input file, an output path that cannot be
+written) exits 2; a missing dataset, a file-system error (missing input, permission, disk full),
+a missing optional extra, a runtime error of the backend or anything unexpected exits 1
+(``DAEDYN_TRACEBACK=1`` re-raises the latter for debugging); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
+import os
 import sys
 import warnings
 
 __all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "float_list",
-           "apply_common_options", "SUBCOMMANDS"]
+           "seed_int", "apply_common_options", "SUBCOMMANDS"]
 
 SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "bench")
 
@@ -63,6 +72,17 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
 
 
+def seed_int(text: str) -> int:
+    """A PRNG seed: an integer that fits in int64 (an argparse ``type=``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if not -2**63 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must fit in a 64-bit integer; got {text}")
+    return value
+
+
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
     """--dataset NAME|FILE.npy, --data-dir, --n: the arguments of :func:`daedyn.data.load_dataset`."""
     p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
@@ -73,12 +93,53 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def apply_common_options(args) -> None:
+    """Apply --device and --x64 to JAX's configuration.
+
+    Raises:
+      ValueError: naming ``--device`` when this machine has no such platform (JAX's platform
+        setting is restored first).
+    """
     import jax
 
     if getattr(args, "device", None):
+        old = jax.config.jax_platforms
         jax.config.update("jax_platforms", args.device)
+        try:
+            jax.devices(args.device)
+        except RuntimeError as err:
+            jax.config.update("jax_platforms", old)
+            raise ValueError(f"--device {args.device}: {str(err).splitlines()[0]}") from None
     if getattr(args, "x64", False):
         jax.config.update("jax_enable_x64", True)
+
+
+# Optional dependencies -> the extra that installs them (pyproject's optional-dependencies).
+_EXTRAS = {"zarr": "sweep", "xarray": "sweep", "numcodecs": "sweep", "diffrax": "ode",
+           "tensorflow_datasets": "tfds", "mlxtend": "data", "yaml": None}
+
+
+def _import_message(err: ImportError) -> str:
+    name = (err.name or "").split(".")[0]
+    if name in _EXTRAS:
+        extra = _EXTRAS[name]
+        how = "pip install pyyaml" if extra is None else f"pip install 'daedyn[{extra}]'"
+        return f"{name} is not installed; {how}"
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text if "pip install" in text else f"{text} (a dependency is missing or broken)"
+
+
+def _os_message(err: OSError) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    where = f"{err.filename}: " if err.filename is not None else ""
+    text = f"{where}{reason}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        text += " (free some space and rerun: checkpoints and sweep stores resume)"
+    return text
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 @contextlib.contextmanager
@@ -95,18 +156,45 @@ def _one_line_warnings(prog: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``daedyn <argv>``; returns the exit code (argparse's own usage errors raise SystemExit 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    apply_common_options(args)
+    prog = f"daedyn {args.command}"
+
+    def fail(message: str, code: int) -> int:
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        return code
+
     try:
-        with _one_line_warnings(f"daedyn {args.command}"):
+        apply_common_options(args)
+        with _one_line_warnings(prog):
             return int(args.func(args) or 0)
-    except ValueError as err:  # bad values found by the library: usage error
-        print(f"daedyn {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"daedyn {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except ValueError as err:
+        from daedyn.data import DatasetUnavailable
+
+        if isinstance(err, DatasetUnavailable):  # the data are absent: a runtime failure
+            print(f"{prog}: dataset not available: {err}", file=sys.stderr)
+            return 1
+        from daedyn import _checks
+
+        hint = getattr(_checks, "FLOAT64_HINT", None)  # the library's advice, in CLI terms
+        text = str(err).replace(hint, "rerun with --x64 (float64)") if hint else str(err)
+        return fail(text, 2)  # a bad value, found by the CLI or the library: usage error
+    except OSError as err:  # missing input, permission, disk full, ...
+        return fail(_os_message(err), 1)
+    except ImportError as err:
+        return fail(_import_message(err), 1)
+    except MemoryError:
+        return fail("out of memory (lower the problem size, e.g. --n, --hidden or --max-memory)", 1)
+    except Exception as err:  # the backend (XlaRuntimeError is a RuntimeError) or a bug
+        if os.environ.get("DAEDYN_TRACEBACK"):
+            raise
+        kind = "" if isinstance(err, RuntimeError) else f"internal error, {type(err).__name__}: "
+        hint = "" if not kind else " (set DAEDYN_TRACEBACK=1 for the traceback and please report it)"
+        return fail(f"{kind}{_first_line(err)}{hint}", 1)

@@ -12,6 +12,10 @@ def _run(args) -> int:
         print("daedyn bench: the benchmarks/ folder ships with the source checkout, not the wheel; "
               "run it from a clone of the repository", file=sys.stderr)
         return 1
+    if args.json_out is not None:
+        from daedyn._checkpoint import check_writable
+
+        check_writable("--json-out", args.json_out)
     sys.path.insert(0, str(root))
     from benchmarks.__main__ import main as bench_main
 

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options
+from daedyn.cli import add_common_options, seed_int
 
 HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their numbers"
 
@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="directory with local dataset files (MNIST IDX, CIFAR-10 batches) or "
                    "a tfds data_dir")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed for initial weights and noise")
+    p.add_argument("--seed", type=seed_int, default=0, help="PRNG seed for initial weights and noise")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--wdae-rate", choices=("supplement", "authors"), default="supplement",
                    help="Figure 3 WDAE learning rate: the supplement's optimal rate (paper text, "
@@ -64,19 +64,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import jax
     import jax.random as jr
 
     from daedyn import figures
+    from daedyn._checkpoint import check_writable
     from daedyn._progress import progress_bar
     from daedyn.data import DatasetUnavailable
 
-    try:  # a --device whose platform is missing fails here, as one line, not in every figure
-        jax.devices()
-    except RuntimeError as err:
-        print(f"daedyn figures: error: --device {args.device}: {str(err).splitlines()[0]}",
-              file=sys.stderr)
-        return 2
+    check_writable("--out", args.out, folder=True)  # created by the first figure: refused now if it cannot be
     names = args.only or _names()
     quick = figures.quick_default() if args.quick is None else args.quick
     key = jr.key(args.seed)

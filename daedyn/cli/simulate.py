@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, float_list
+from daedyn.cli import add_common_options, float_list, seed_int
+from daedyn.cli._files import check_plot, save_plot
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -64,7 +66,8 @@ def register(subparsers) -> None:
                         help="orthogonal: W1 = R D1, W2 = D2 R^T from --w1/--w2 (section 3.2, decoupled); "
                         "random: i.i.d. N(0, scale^2) entries")
     matrix.add_argument("--scale", type=float, default=1e-2, help="random init standard deviation (0.01)")
-    matrix.add_argument("--seed", type=int, default=0, help="PRNG seed of R / the random init (default 0)")
+    matrix.add_argument("--seed", type=seed_int, default=0,
+                        help="PRNG seed of R / the random init (default 0)")
     matrix.add_argument("--eigvals", default=None, metavar="FILE.npy",
                         help="spectrum (D,) from a .npy file instead of the default (sorted descending)")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
@@ -94,7 +97,7 @@ def _checked_ints(args):
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--n", args.n, 0.0, lo_open=True)
     check_range("--epochs", args.epochs, 1)
-    every = args.save_every or max(1, args.epochs // 200)
+    every = args.save_every if args.save_every is not None else max(1, args.epochs // 200)
     if args.save_every is None:
         while args.epochs % every:
             every -= 1
@@ -103,6 +106,15 @@ def _checked_ints(args):
         raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every ({every})")
     if args.dt is not None:
         check_range("--dt", args.dt, 0.0, lo_open=True)
+    for name in ("w1", "w2", "scale"):
+        check_range(f"--{name}", getattr(args, name), -math.inf, math.inf)  # finite
+    check_range("--scale", args.scale, 0.0)
+    for a in args.alpha:  # tau = n / alpha must be a finite positive number
+        tau = args.n / a
+        if not 0.0 < tau < math.inf:
+            raise ValueError(f"--n / --alpha (the time constant tau) must be a finite positive number; got "
+                             f"--n {args.n:g} / --alpha {a:g} = {tau:g}")
+    check_plot("--plot", args.plot)
     return every
 
 
@@ -178,7 +190,7 @@ def _run_scalar(args) -> int:
 
         labels = [f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
                   for i in range(batch)]
-        plot_scalar_runs(t, ws, labels, closed=closed).figure.savefig(args.plot, dpi=120)
+        save_plot(plot_scalar_runs(t, ws, labels, closed=closed).figure, args.plot)
         report["plot"] = args.plot
     finite = bool(np.all(np.isfinite(ws[:, -1])))
     if args.json:
@@ -209,9 +221,13 @@ def _spectrum(args):
     import numpy as np
 
     if args.eigvals:
-        lam = np.load(args.eigvals)
+        from daedyn._checks import check_range
+        from daedyn.data import read_npy
+
+        lam = read_npy(args.eigvals)
         if lam.ndim != 1 or lam.size < 1:
-            raise ValueError(f"--eigvals file must hold a 1-D array (D,); got shape {lam.shape}")
+            raise ValueError(f"--eigvals {args.eigvals}: must hold a 1-D array (D,); got shape {lam.shape}")
+        check_range(f"--eigvals {args.eigvals}: eigenvalues", lam, 0.0)
         return np.sort(np.asarray(lam, np.float64))[::-1]
     if args.dim < 1:
         raise ValueError(f"--dim must be >= 1; got {args.dim}")
@@ -235,7 +251,7 @@ def _run_matrix(args) -> int:
     say = _say(args)
     lam = _spectrum(args)
     d = lam.size
-    h = args.hidden or d
+    h = d if args.hidden is None else args.hidden
     if h < 1:
         raise ValueError(f"--hidden must be >= 1; got {h}")
     eps, gamma, alpha, n = args.eps[0], args.gamma[0], args.alpha[0], args.n
@@ -276,7 +292,7 @@ def _run_matrix(args) -> int:
     if args.plot:
         from daedyn.figures import plot_matrix_mapping
 
-        plot_matrix_mapping(t, mapping, lam).figure.savefig(args.plot, dpi=120)
+        save_plot(plot_matrix_mapping(t, mapping, lam).figure, args.plot)
         report["plot"] = args.plot
     if args.json:
         print(json.dumps(report, indent=1))

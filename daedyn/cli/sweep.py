@@ -17,13 +17,24 @@ def _run(args) -> int:
             kw = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
                       process_id=args.process_id)
         jax.distributed.initialize(**kw)
+    from daedyn._checks import check_range
+
+    if args.chunk_size is not None:
+        check_range("--chunk-size", args.chunk_size, 1)
+    if args.max_memory is not None:
+        try:
+            sweep.parse_memory(args.max_memory)
+        except ValueError as err:
+            raise ValueError(f"--max-memory: {err}") from None
+    if args.out is not None and not args.out.strip():
+        raise ValueError("--out: empty path")
     spec = sweep.load_spec(args.spec)
     changes = {}
     if args.out:
         changes["path"] = args.out
-    if args.max_memory:
+    if args.max_memory is not None:
         changes["max_memory"] = args.max_memory
-    if args.chunk_size:
+    if args.chunk_size is not None:
         changes["chunk_size"] = args.chunk_size
     if args.x64:
         changes["dtype"] = "float64"

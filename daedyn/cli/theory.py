@@ -7,6 +7,7 @@ import json
 import math
 
 from daedyn.cli import add_common_options, float_list
+from daedyn.cli._files import check_plot, save_plot
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 
@@ -83,6 +84,7 @@ def _validate(args) -> None:
         if args.t_max is not None:
             _check("--t-max", args.t_max, 0.0, math.inf, lo_open=True, hi_open=True)
         _check("--points", args.points, 2, 100000)
+    check_plot("--plot", args.plot)
 
 
 def _curves(args):
@@ -158,7 +160,7 @@ def _plot(path: str, ts, w, combos, curves, args) -> None:
     ax = plot_closed_form(dense, _trajectories(args, dense, combos), [_label(c) for c in curves],
                           fixed_points=[c["fixed_point"] for c in curves], t_points=ts, w_points=w,
                           title=f"closed form, {start}, tau={args.tau:g}")
-    ax.figure.savefig(path, dpi=120)
+    save_plot(ax.figure, path)
 
 
 def run(args) -> int:

@@ -6,7 +6,16 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options
+from daedyn.cli import add_common_options, add_dataset_options, seed_int
+from daedyn.cli._files import (
+    check_data_fits,
+    check_distinct,
+    check_file,
+    check_plot,
+    npz_path,
+    save_npz,
+    save_plot,
+)
 
 HELP = "train linear or nonlinear (denoising) autoencoders and report the per-direction mapping"
 
@@ -43,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--loss-scale", choices=("paper", "mse"), default="paper",
                    help="paper: 1/(2N) sum of squared errors (tau = N / alpha); mse: mean over N x D "
                    "entries (Figure 6)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed (initial weights, noise, split)")
+    p.add_argument("--seed", type=seed_int, default=0, help="PRNG seed (initial weights, noise, split)")
     p.add_argument("--seeds", type=int, default=1,
                    help="number of seeds trained together in one vmapped run (default 1)")
     p.add_argument("--top", type=int, default=5, help="directions to report (default 5)")
@@ -70,12 +79,16 @@ def _noise(args):
     if args.noise == "gaussian":
         if args.b is not None:
             raise ValueError("--b is the Laplace scale; use --sigma2 with --noise gaussian")
-        check_range("--sigma2", 0.0 if args.sigma2 is None else args.sigma2, 0.0)
-        return noise.gaussian(0.0 if args.sigma2 is None else args.sigma2)
+        if args.sigma2 is None:
+            raise ValueError("--noise gaussian needs its variance: give --sigma2 (e.g. --sigma2 0.05)")
+        check_range("--sigma2", args.sigma2, 0.0)
+        return noise.gaussian(args.sigma2)
     if args.sigma2 is not None:
         raise ValueError("--sigma2 is the Gaussian variance; use --b with --noise laplace")
-    check_range("--b", 0.0 if args.b is None else args.b, 0.0)
-    return noise.laplace(0.0 if args.b is None else args.b)
+    if args.b is None:
+        raise ValueError("--noise laplace needs its scale: give --b (variance 2 b^2)")
+    check_range("--b", args.b, 0.0)
+    return noise.laplace(args.b)
 
 
 def _check(args):
@@ -93,14 +106,21 @@ def _check(args):
     check_range("--init-scale", args.init_scale, 0.0)
     if args.n is not None:
         check_range("--n", args.n, 2)
+    if args.batch_size is not None:
+        check_range("--batch-size", args.batch_size, 1)
+    check_plot("--plot", args.plot)
+    check_file("--out", args.out)
+    check_file("--checkpoint", args.checkpoint)
+    check_distinct(**{"--out": None if args.out is None else npz_path(args.out), "--plot": args.plot,
+                      "--checkpoint": args.checkpoint})
     if args.epochs % args.save_every:
         raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every "
                          f"({args.save_every})")
     try:
         models.get_activation(None if args.activation == "linear" else args.activation)
     except ValueError:
-        raise ValueError(f"--activation must be 'linear' or a function name in jax.nn (relu, tanh, "
-                         f"sigmoid, gelu, ...); got {args.activation!r}") from None
+        raise ValueError(f"--activation must be 'linear' or an elementwise function name in jax.nn "
+                         f"({', '.join(models.ACTIVATIONS)}); got {args.activation!r}") from None
 
 
 def _one_seed(r, s: int):
@@ -128,12 +148,11 @@ def run(args) -> int:
     if args.marginalised and not linear:
         raise ValueError("--marginalised needs --activation linear (the expected loss over the noise "
                          "has a closed form only for linear networks)")
-    try:
-        ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
-    except data.DatasetUnavailable as err:
-        print(f"daedyn train: dataset not available: {err}", file=sys.stderr)
-        return 1
+    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
+    check_data_fits(args.dataset, x)
+    if x.shape[0] < 2:
+        raise ValueError(f"--dataset {args.dataset}: training needs at least 2 samples; got {x.shape[0]}")
     if args.heldout:
         if not 1 <= args.heldout < x.shape[0] - 1:
             raise ValueError(f"--heldout must lie in [0, {x.shape[0] - 2}] for {x.shape[0]} samples; "
@@ -214,8 +233,7 @@ def run(args) -> int:
                 arrays[f] = per_seed(f)
         if pred is not None:
             arrays["theory"] = pred
-        np.savez(args.out, **arrays)
-        report["out"] = args.out
+        report["out"] = save_npz(args.out, arrays)
     if args.plot:
         from daedyn.figures import plot_training_run
 
@@ -223,8 +241,7 @@ def run(args) -> int:
                                eigvecs=spec.eigvecs if pred is not None else None,
                                title=f"{name}: {args.activation}, H = {args.hidden}, eps = {eps:.3g}, "
                                f"gamma = {gamma:g}")
-        ax.figure.savefig(args.plot, dpi=120)
-        report["plot"] = args.plot
+        report["plot"] = save_plot(ax.figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

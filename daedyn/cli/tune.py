@@ -6,7 +6,8 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options
+from daedyn.cli import add_common_options, add_dataset_options, seed_int
+from daedyn.cli._files import check_data_fits, check_plot, save_plot
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and the initial weights")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     add_common_options(p)
     p.set_defaults(func=run)
@@ -51,8 +52,14 @@ def run(args) -> int:
     check_range("--max-steps", args.max_steps, 1)
     if args.eps0 is not None:
         check_range("--eps0", args.eps0, 0.0, lo_open=True)
+    if args.hidden is not None:
+        check_range("--hidden", args.hidden, 1)
+    if args.n is not None:
+        check_range("--n", args.n, 2)
+    check_plot("--plot", args.plot)
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
+    check_data_fits(args.dataset, x)
     if not 1 <= args.n_heldout < x.shape[0]:
         raise ValueError(f"--n-heldout must lie in [1, {x.shape[0] - 1}] for {x.shape[0]} samples; "
                          f"got {args.n_heldout}")
@@ -85,8 +92,7 @@ def run(args) -> int:
 
         ax = plot_noise_tuning(tuned, title=f"{name}: {args.route}, T = {args.epochs:g}, "
                                f"eval noise {args.eval_sigma2:g}")
-        ax.figure.savefig(args.plot, dpi=120)
-        report["plot"] = args.plot
+        report["plot"] = save_plot(ax.figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -22,11 +22,13 @@ from daedyn.data._formats import (
     read_idx,
     read_idx_images,
     read_idx_labels,
+    read_npy,
 )
 from daedyn.data._load import DATASETS, SYSTEM_DIRS, load, load_dataset
 
 __all__ = [
     "Dataset", "DatasetUnavailable", "DataFormatError", "load", "load_dataset", "from_array",
     "train_heldout_split", "select_indices", "read_idx", "read_idx_images", "read_idx_labels",
-    "read_cifar10_batch", "read_cifar10_batches", "read_cifar10_archive", "DATASETS", "SYSTEM_DIRS",
+    "read_cifar10_batch", "read_cifar10_batches", "read_cifar10_archive", "read_npy", "DATASETS",
+    "SYSTEM_DIRS",
 ]

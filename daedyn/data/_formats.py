@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "DataFormatError", "DatasetUnavailable", "read_idx", "read_idx_images", "read_idx_labels",
     "read_cifar10_batch", "read_cifar10_batches", "read_cifar10_archive", "parse_cifar10_batch",
+    "read_npy",
 ]
 
 
@@ -299,3 +300,42 @@ def find_first(dirs: Sequence[str], names: Sequence[str]) -> str | None:
             if os.path.isfile(p):
                 return p
     return None
+
+
+def read_npy(path: str | os.PathLike) -> np.ndarray:
+    """Read a ``.npy`` file of real numbers, refusing pickles and unreadable files by name.
+
+    Args:
+      path: the file.
+    Returns:
+      The array as stored (its dtype: integer, boolean or floating).
+    Raises:
+      FileNotFoundError / PermissionError: the file is missing or unreadable (an ``OSError``).
+      DataFormatError: not a ``.npy`` file, truncated, pickled objects, or not real numbers.
+    Example:
+      >>> import os, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
+      >>> with open(path, "wb") as f:
+      ...     _ = f.write(b"not numpy")
+      >>> read_npy(path)
+      Traceback (most recent call last):
+      ...
+      daedyn.data._formats.DataFormatError: ...a.npy: not a readable .npy file (...)
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataFormatError(f"{path}: is a directory, expected a .npy file")
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except (ValueError, OSError, EOFError, TypeError) as e:
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise DataFormatError(f"{path}: not a readable .npy file ({type(e).__name__}: {reason})") from None
+    if not isinstance(a, np.ndarray):  # np.load also opens .npz archives
+        a.close()
+        raise DataFormatError(f"{path}: an .npz archive, expected a .npy file holding one array")
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)
+            or a.dtype == np.bool_):
+        raise DataFormatError(f"{path}: expected real numbers; got dtype {a.dtype}")
+    return a

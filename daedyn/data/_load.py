@@ -22,6 +22,7 @@ from daedyn.data._formats import (
     read_cifar10_batch,
     read_idx_images,
     read_idx_labels,
+    read_npy,
 )
 
 __all__ = ["DATASETS", "SYSTEM_DIRS", "load", "load_dataset"]
@@ -283,8 +284,9 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
 
     Args:
       source: a dataset name for :func:`load` ("mnist", "fashion_mnist", "cifar10", "mnist5k"), or
-        the path of a ``.npy`` file holding a 2-D array (N, D) of samples (any existing file, or
-        any name ending in ``.npy``). A file's values are used as stored (no scaling, its dtype).
+        the path of a ``.npy`` file holding a 2-D array (N, D) of finite real samples (any existing
+        file, or any name ending in ``.npy``). A file's values are used as stored (no scaling, its
+        dtype; half precision is widened to float32).
       n: the first n samples (default all); >= 1. For a file, at most all of its rows.
       split: "train" or "test" (names only).
       data_dir: folder with local dataset files (names only).
@@ -296,7 +298,9 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
     Raises:
       DatasetUnavailable: no such file, or neither ``source`` nor ``fallback`` is available (the
         message has both reasons).
-      ValueError: a file that does not hold a 2-D array, n < 1, or a bad option of :func:`load`.
+      DataFormatError: a file that is not a readable ``.npy`` of real numbers (names the file).
+      ValueError: a file that does not hold a non-empty 2-D array, NaN/inf among the rows taken
+        (naming the file and the first bad row), n < 1, or a bad option of :func:`load`.
     Example:
       >>> import os, tempfile
       >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
@@ -309,12 +313,21 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
         check_range("n", n, 1)
     text = os.fspath(source)
     if text.endswith(".npy") or os.path.isfile(text):
-        if not os.path.isfile(text):
+        if not os.path.exists(text):
             raise DatasetUnavailable(f"no such file: {text}")
-        x = np.load(text)
+        x = read_npy(text)
         if x.ndim != 2:
             raise ValueError(f"a dataset file must hold a 2-D array (N, D); got shape {x.shape} in {text}")
+        if x.size == 0:
+            raise ValueError(f"{text}: the dataset is empty (shape {x.shape}); it needs N, D >= 1")
+        if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize < 4:
+            x = x.astype(np.float32)  # half precision (largest value 65504) is computed in float32
         x = x if n is None else x[: int(n)]
+        bad = ~np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None
+        if bad is not None and bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise ValueError(f"{text}: the data must be finite; {int(bad.sum())} NaN/inf value(s), the "
+                             f"first at row {row}, column {col} (clean or drop those rows)")
         return Dataset(x=x, name=os.path.basename(text), image_shape=(x.shape[1],), source="npy",
                        location=text, split=split, indices=np.arange(x.shape[0], dtype=np.int64)), None
     try:

@@ -198,7 +198,14 @@ def environment() -> dict[str, str]:
 
 
 def save(result: FigureResult, out_dir, *, formats=("png", "pdf")) -> FigureResult:
-    """Write ``<name>.png``, ``<name>.pdf``, ``<name>.npz`` and ``<name>.json`` into ``out_dir``."""
+    """Write ``<name>.png``, ``<name>.pdf``, ``<name>.npz`` and ``<name>.json`` into ``out_dir``.
+
+    The folder is created if missing; each file is written through a temporary file and a rename,
+    so a failed write (disk full) leaves the previous file, never a partial one (``OSError``
+    naming the file).
+    """
+    from daedyn._checkpoint import atomic_write
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -206,18 +213,21 @@ def save(result: FigureResult, out_dir, *, formats=("png", "pdf")) -> FigureResu
         p = out / f"{result.name}.{fmt}"
         # PDF metadata carries a creation date; keep files reproducible.
         metadata = {"CreationDate": None} if fmt == "pdf" else None
-        result.figure.savefig(p, format=fmt, metadata=metadata)
+        with atomic_write(p, "figure") as tmp:
+            result.figure.savefig(tmp, format=fmt, metadata=metadata)
         paths.append(p)
     arrays, meta = split_numbers(result.numbers)
     npz = out / f"{result.name}.npz"
-    np.savez_compressed(npz, **arrays)
+    with atomic_write(npz, "figure numbers") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     paths.append(npz)
     meta = dict(meta)
     meta["arrays"] = {k: list(a.shape) for k, a in arrays.items()}
     meta["skipped"] = dict(result.skipped)
     meta["environment"] = environment()
     js = out / f"{result.name}.json"
-    js.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+    with atomic_write(js, "figure numbers") as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
     paths.append(js)
     result.paths = paths
     return result

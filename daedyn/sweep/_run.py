@@ -14,6 +14,8 @@ and the others wait at a barrier before opening it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import signal
@@ -173,8 +175,13 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     Returns:
       A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
     Raises:
-      ValueError: bad spec (see :class:`SweepSpec` and ``prepare``), or ``path`` holding a
-        different sweep; always before any compute.
+      ValueError: bad spec (see :class:`SweepSpec` and ``prepare``), ``path`` holding a
+        different sweep, or a ``path`` that cannot be created (missing or unwritable parent
+        folder, a file); always before any compute.
+      RuntimeError: another run is writing the store at ``path`` (its lock file ``PATH.lock``
+        names the process; a lock left by a killed run on this host is replaced).
+      OSError: a write failed (disk full): the chunks recorded so far are kept and a rerun
+        resumes.
       KeyboardInterrupt: after Ctrl-C, once the chunk being written is recorded.
     """
     t_begin = time.perf_counter()
@@ -189,9 +196,13 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     if not devices:
         raise ValueError("devices must name at least one device")
     pidx, pcount = jax.process_index(), jax.process_count()
-    with dtype_scope(spec.dtype):
+    if pidx == 0:
+        store.check_location(path)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dtype_scope(spec.dtype))
         prepared = prepare(spec)
         if pidx == 0:
+            stack.enter_context(store.locked(path))  # one writer per store (process 0 for all hosts)
             if overwrite:
                 store.remove_store(path)
             attrs = store.check_store(path, spec)
@@ -249,11 +260,17 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
     def write(k, host, status, n_valid, compute_s):
         """Writer thread: data, status, then the completion record."""
         t0 = time.perf_counter()
-        store.write_chunk(arrays, plan, k, host, status)
         n_bad = int(np.count_nonzero(status != store.STATUS_OK))
-        store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
-                                     "write_s": time.perf_counter() - t0,
-                                     "process_index": jax.process_index()})
+        try:
+            store.write_chunk(arrays, plan, k, host, status)
+            store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
+                                         "write_s": time.perf_counter() - t0,
+                                         "process_index": jax.process_index()})
+        except OSError as err:  # disk full, quota, permission: the chunk has no record, so a rerun redoes it
+            code = err.errno or errno.EIO
+            raise OSError(code, f"writing chunk {k} failed ({err.strerror or os.strerror(code)}); the "
+                          f"{len(done) + stats['computed']} chunks recorded are kept: rerun the same "
+                          "command to resume", path) from None
         return n_bad, time.perf_counter() - t0
 
     def collect(future, n_valid):

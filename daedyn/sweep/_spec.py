@@ -389,26 +389,37 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".toml", ".json", ".yaml", ".yml"):
+        raise ValueError(f"spec file must end in .toml, .json, .yaml or .yml; got {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
-    if ext == ".toml":
-        data = tomllib.loads(raw.decode())
-    elif ext == ".json":
-        data = json.loads(raw)
-    elif ext in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError("YAML specs need PyYAML (pip install pyyaml); use TOML or JSON") from None
-        data = yaml.safe_load(raw)
-    else:
-        raise ValueError(f"spec file must end in .toml, .json, .yaml or .yml; got {path!r}")
+    try:
+        if ext == ".toml":
+            data = tomllib.loads(raw.decode())
+        elif ext == ".json":
+            data = json.loads(raw)
+        else:
+            try:
+                import yaml
+            except ImportError:
+                raise ValueError("YAML specs need PyYAML (pip install pyyaml); use TOML or JSON") from None
+            try:
+                data = yaml.safe_load(raw)
+            except yaml.YAMLError as err:
+                raise ValueError(str(err).replace("\n", " ")) from None
+    except ValueError as err:  # also UnicodeDecodeError, TOMLDecodeError, JSONDecodeError
+        if "PyYAML" in str(err):
+            raise
+        raise ValueError(f"spec file {path!r} is not valid {ext[1:].upper()}: {err}") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"spec file {path!r} must hold a table at top level")
     data = dict(data)
-    if data.get("path") and not os.path.isabs(data["path"]):
+    if isinstance(data.get("path"), str) and data["path"] and not os.path.isabs(data["path"]):
         data["path"] = os.path.join(os.path.dirname(os.path.abspath(path)), data["path"])
-    return SweepSpec.from_dict(data)
+    try:
+        return SweepSpec.from_dict(data)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"spec file {path!r}: {err}") from None
 
 
 def as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:

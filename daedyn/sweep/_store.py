@@ -10,6 +10,10 @@ Layout of ``PATH`` (a directory)::
     _sweep/done/cK.json  completion record of chunk K, written (atomically) after its data
     _sweep/log.jsonl     one line per chunk computed (appended after its record)
 
+Next to it, ``PATH.lock`` exists while a run writes the store (:func:`locked`): it holds the
+writer's PID and host, so a second writer is refused and a lock left by a killed run on the same
+host is recognised as stale and replaced.
+
 Metadata is written once, at creation, and consolidated; data writes never touch it, so a
 chunk's data, its status and its record are the only files a chunk writes.
 """
@@ -17,6 +21,7 @@ chunk's data, its status and its record are the only files a chunk writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -24,6 +29,7 @@ import math
 import os
 import shutil
 import socket
+import time
 import warnings
 from collections.abc import Mapping
 
@@ -31,10 +37,11 @@ import jax
 import numpy as np
 
 import daedyn
+from daedyn._checkpoint import atomic_write, check_writable
 
 __all__ = ["open_results", "read_log", "STATUS_CODES", "STATUS_OK", "STATUS_NONFINITE", "COMPRESSION",
            "create_store", "check_store", "remove_store", "warn_versions", "done_chunks", "open_arrays",
-           "write_chunk", "write_record"]
+           "write_chunk", "write_record", "check_location", "locked"]
 
 STATUS_NOT_COMPUTED, STATUS_OK, STATUS_NONFINITE = -1, 0, 1
 STATUS_CODES = {STATUS_NOT_COMPUTED: "not computed", STATUS_OK: "ok",
@@ -111,6 +118,95 @@ def check_store(path: str, spec) -> dict | None:
             f"{', '.join(diff) or 'hash only'}); refusing to mix results. Use another path, or "
             "overwrite=True (CLI: --overwrite) to discard the old results")
     return attrs
+
+
+def check_location(path: str) -> None:
+    """Refuse (``ValueError``) a store path that cannot be created, before any compute: a file at
+    ``path``, a missing parent folder, or a parent folder this process cannot write to."""
+    if not path.strip():
+        raise ValueError("sweep store path is empty")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"sweep store {path!r} is a file, not a folder; choose another path")
+    parent = os.path.dirname(os.path.abspath(path.rstrip(os.sep) or os.sep))
+    if not os.path.isdir(parent):
+        raise ValueError(f"sweep store {path!r}: the folder {parent!r} does not exist (create it first, "
+                         "or choose another path)")
+    check_writable(f"sweep store {path!r}", parent, folder=True)
+
+
+def _lock_holder(lock: str) -> dict | None:
+    """The lock file's content, None when it is unreadable or half-written."""
+    try:
+        with open(lock) as f:
+            info = json.load(f)
+        return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: str):
+    """Hold ``PATH.lock`` (exclusive create) while the block runs; remove it afterwards.
+
+    A lock whose process is gone (same host, PID not running) or that has been half-written for
+    more than 10 s is stale and replaced.
+
+    Raises:
+      RuntimeError: another live run holds the lock (the message names the store, the process and
+        the lock file).
+    """
+    lock = path.rstrip(os.sep) + ".lock"
+    host = socket.gethostname()
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            info = _lock_holder(lock)
+            if info is None:
+                try:
+                    age = time.time() - os.path.getmtime(lock)
+                except OSError:
+                    continue  # removed meanwhile: try again
+                stale = age > 10.0
+            else:
+                stale = info.get("host") == host and not _alive(info["pid"])
+            if not stale:
+                who = ("another process (lock being written)" if info is None
+                       else f"process {info['pid']} on {info.get('host')}")
+                raise RuntimeError(f"sweep store {path!r} is being written by {who} (lock file {lock!r}); "
+                                   "wait for that run to finish, or delete the lock file if it is not "
+                                   "running any more") from None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)
+            continue
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": host,
+                           "time_utc": datetime.datetime.now(datetime.UTC).isoformat()}, f)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(lock)
+            raise
+        break
+    else:
+        raise RuntimeError(f"sweep store {path!r}: cannot take the lock file {lock!r}")
+    try:
+        yield
+    finally:
+        info = _lock_holder(lock)
+        if info is not None and info["pid"] == os.getpid() and info.get("host") == host:
+            with contextlib.suppress(OSError):
+                os.remove(lock)
 
 
 def warn_versions(attrs: Mapping, path: str) -> None:
@@ -279,10 +375,8 @@ def write_record(path: str, k: int, record: Mapping) -> None:
     record = {"chunk": k, "pid": os.getpid(), "host": socket.gethostname(),
               "time_utc": datetime.datetime.now(datetime.UTC).isoformat(), **record}
     final = os.path.join(path, _DONE, f"c{k:08d}.json")
-    tmp = f"{final}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:  # no fsync: guards against killed processes, not power cuts
-        json.dump(record, f)
-    os.replace(tmp, final)
+    with atomic_write(final, "chunk record") as tmp, open(tmp, "w") as f:  # no fsync: guards
+        json.dump(record, f)  # against killed processes, not power cuts
     with open(os.path.join(path, _LOG), "a") as f:
         f.write(json.dumps(record) + "\n")
 
