@@ -104,6 +104,11 @@ def _stream_second_moment(x: np.ndarray, chunk_size: int, dtype, precision):
         c = np.asarray(x[start:start + chunk_size])
         if c.shape[0] < chunk_size and n > chunk_size:  # keep one compiled shape
             c = np.concatenate([c, np.zeros((chunk_size - c.shape[0], d), c.dtype)])
+        big = float(np.finfo(dtype).max)
+        if np.issubdtype(c.dtype, np.floating) and c.dtype.itemsize > np.dtype(dtype).itemsize and (
+                np.abs(c) > big).any():  # the cast itself would overflow (and warn) before any check
+            raise ValueError(f"x has values beyond {np.dtype(dtype).name} (|x| > {big:.3g}); pass "
+                             "accumulate_dtype=jnp.float64 (under jax.enable_x64) or rescale the data")
         acc = _add_chunk(acc, jnp.asarray(c, dtype), precision)
     return acc
 

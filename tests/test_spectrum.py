@@ -199,3 +199,11 @@ def test_full_size_cifar_shape_streamed():
     # integer data: float64 accumulation is exact (sums < 2^53); one rounding to float32 at the end
     np.testing.assert_allclose(np.trace(s), trace, rtol=1e-7)  # sum of 3072 rounded values: <= 6e-8 each
     np.testing.assert_allclose(s[:, 5], col, rtol=6.1e-8)
+
+
+def test_float64_data_beyond_float32_is_refused_before_the_cast():
+    """Casting 1e300 to float32 would overflow (and warn) before any finiteness check could run."""
+    x = np.ones((4, 3))
+    x[1, 2] = 1e300
+    with pytest.raises(ValueError, match=r"^x has values beyond float32 .*accumulate_dtype=jnp.float64"):
+        spectrum.compute_spectrum(x)
