@@ -206,4 +206,4 @@ def test_float64_data_beyond_float32_is_refused_before_the_cast():
     x = np.ones((4, 3))
     x[1, 2] = 1e300
     with pytest.raises(ValueError, match=r"^x has values beyond float32 .*accumulate_dtype=jnp.float64"):
-        spectrum.compute_spectrum(x)
+        sp.compute_spectrum(x)
