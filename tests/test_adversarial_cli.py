@@ -363,6 +363,7 @@ CASES = [
     ("tune-steps-0", TUNE + ["--max-steps", "0"], 2, ["--max-steps"]),
     ("tune-eps0-0", TUNE + ["--eps0", "0"], 2, ["--eps0"]),
     ("tune-eps0-inf", TUNE + ["--eps0", "inf"], 2, ["--eps0"]),
+    ("tune-eps0-beyond-the-tuning-box", TUNE + ["--eps0", "1e30"], 2, ["--eps0"]),
     ("tune-hidden-0", TUNE + ["--hidden", "0"], 2, ["--hidden"]),
     ("tune-heldout-0", TUNE[:3] + ["--n-heldout", "0"], 2, ["--n-heldout"]),
     ("tune-heldout-all", TUNE[:3] + ["--n-heldout", "20"], 2, ["--n-heldout"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 
@@ -51,7 +52,8 @@ def run(args) -> int:
     check_range("--eval-sigma2", args.eval_sigma2, 0.0)
     check_range("--max-steps", args.max_steps, 1)
     if args.eps0 is not None:
-        check_range("--eps0", args.eps0, 0.0, lo_open=True)
+        lo, hi = (math.exp(b) for b in tune.LOG_BOUNDS)  # the tuner optimises log eps in this box
+        check_range("--eps0", args.eps0, lo, hi)
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
     if args.n is not None:

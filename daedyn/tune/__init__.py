@@ -28,6 +28,7 @@ from daedyn.tune._config import (
 )
 from daedyn.tune._objective import heldout_objective, time_to_loss
 from daedyn.tune._optimise import (
+    LOG_BOUNDS,
     GridResult,
     History,
     TuneResult,
@@ -46,5 +47,6 @@ __all__ = [
     "Hyperparams", "ClosedFormRoute", "DynamicsRoute", "TrainRoute",
     "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
-    "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic", "NoiseTuning", "tune_noise",
+    "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
+    "NoiseTuning", "tune_noise",
 ]

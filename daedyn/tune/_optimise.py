@@ -35,6 +35,10 @@ class History(NamedTuple):
     evals: np.ndarray
 
 
+#: Default box for the optimised log-parameters: exp(-30) ~ 9.4e-14 to exp(30) ~ 1.1e13.
+LOG_BOUNDS = (-30.0, 30.0)
+
+
 class TuneResult(NamedTuple):
     """Outcome of :func:`tune`.
 
@@ -153,7 +157,7 @@ def _is_flat(objective, z, value: float, rtol: float) -> bool:
 def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
          optimizer: optax.GradientTransformation | None = None, max_steps: int = 100,
          patience: int = 5, rtol: float = 1e-9, gtol: float = 1e-7,
-         log_bounds: tuple[float, float] = (-30.0, 30.0)) -> TuneResult:
+         log_bounds: tuple[float, float] = LOG_BOUNDS) -> TuneResult:
     """Minimise ``objective`` over positive hyperparameters by gradient descent in their logarithms.
 
     The optimiser works on z = log(params) (so eps, gamma, alpha, T stay positive); the gradient
