@@ -178,6 +178,7 @@ def _snapshot(d):
 TRAIN = ["train", "--dataset", "{d}/good.npy", "--hidden", "2", "--epochs", "10", "--save-every", "5",
          "--quiet"]
 TUNE = ["tune", "--dataset", "{d}/good.npy", "--n-heldout", "5", "--epochs", "10", "--max-steps", "2"]
+CROSS = ["crosscheck", "--eigvals", "3,2,1", "--n", "10", "--hidden", "2", "--epochs", "20"]
 SIM = ["simulate", "--epochs", "10", "--quiet"]
 MAT = SIM + ["--matrix", "--dim", "3"]
 SWEEP = ["sweep", "{d}/spec.json", "--quiet"]
@@ -364,6 +365,16 @@ CASES = [
     ("tune-eps0-0", TUNE + ["--eps0", "0"], 2, ["--eps0"]),
     ("tune-eps0-inf", TUNE + ["--eps0", "inf"], 2, ["--eps0"]),
     ("tune-eps0-beyond-the-tuning-box", TUNE + ["--eps0", "1e30"], 2, ["--eps0"]),
+    # crosscheck
+    ("cross-alpha-0", CROSS + ["--alpha", "0"], 2, ["alpha"]),
+    ("cross-alpha-inf", CROSS + ["--alpha", "inf"], 2, ["alpha"]),
+    ("cross-eps-neg", CROSS + ["--eps", "-1"], 2, ["eps"]),
+    ("cross-gamma-nan", CROSS + ["--gamma", "nan"], 2, ["gamma"]),
+    ("cross-hidden-0", CROSS + ["--hidden", "0"], 2, ["hidden"]),
+    ("cross-epochs-0", CROSS + ["--epochs", "0"], 2, ["epochs"]),
+    ("cross-fraction-1", CROSS + ["--fraction", "1"], 2, ["fraction"]),
+    ("cross-eigvals-neg", ["crosscheck", "--eigvals", "3,-2", "--n", "10", "--hidden", "1"], 2, ["eigvals"]),
+    ("cross-plot-missing-dir", CROSS + ["--plot", "{d}/missing/p.png"], 2, ["--plot"]),
     ("tune-hidden-0", TUNE + ["--hidden", "0"], 2, ["--hidden"]),
     ("tune-heldout-0", TUNE[:3] + ["--n-heldout", "0"], 2, ["--n-heldout"]),
     ("tune-heldout-all", TUNE[:3] + ["--n-heldout", "20"], 2, ["--n-heldout"]),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from daedyn import figures
+from daedyn import figures, train
 from daedyn.figures import load_numbers
 
 # ---------------------------------------------------------------------------------------------
@@ -269,6 +269,51 @@ def test_figure_5_tiny(tmp_path):
         assert json.loads((tmp_path / "figure_5.json").read_text())["skipped"] == r.skipped
 
 
+def test_figure_5_defaults_to_the_authors_w0_and_records_every_prediction(tmp_path):
+    """Default w0 = the authors' formula (top 100 initial singular values / D), said so in the
+    JSON, with RMSE and learning-time errors for every prediction kind."""
+    r = figures.figure_5(quick=True, out_dir=tmp_path, key=jr.key(5), n=300, hidden=8, epochs=400,
+                         directions=(0, 3), datasets=("mnist",))
+    meta = json.loads((tmp_path / "figure_5.json").read_text())
+    assert meta["w0_kind"] == "authors" and meta["conventions"]["published"] is True
+    assert "top min(100, H)" in meta["conventions"]["w0_formula"]
+    f = load_numbers(tmp_path, "figure_5")
+    errs = meta["mnist_prediction_errors_dae"]
+    assert set(errs) == {"authors_continuous", "mean_continuous", "balanced_continuous", "balanced_discrete"}
+    for m in ("ae", "wdae", "dae"):
+        e = meta[f"mnist_prediction_errors_{m}"]
+        assert all(v["directions"] >= 1 for v in e.values())
+        # The per-direction recursion is the best prediction; the old mean w0 the worst (H = 8 of
+        # D = 784: mean = D / H times the authors' value).
+        assert e["balanced_discrete"]["rmse"] <= e["balanced_continuous"]["rmse"] * 1.05
+        assert e["authors_continuous"]["rmse"] < e["mean_continuous"]["rmse"]
+    # The saved w0 is the authors' formula on this run's initial weights (H = 8 <= 100: all of them).
+    assert r.skipped == {} and np.all(f["mnist_w0_ae"] > 0)
+    lam_sv = f["mnist_strength_ae"][0].astype(np.float64)  # record 0 = the initial singular values
+    np.testing.assert_allclose(f["mnist_w0_ae"], lam_sv.sum() / 784, rtol=1e-3)
+
+
+def test_nonlinear_figure_defaults_are_the_published_conventions(tmp_path):
+    """Figure 6 by default: noise std 2 (variance 4) and the noisy-input estimator, recorded in the
+    JSON; the estimate equals supplement F computed by hand on the epoch's noisy inputs."""
+    r = figures.figure_6(quick=True, out_dir=tmp_path, key=jr.key(6), n=200, hidden=8, epochs=40,
+                         datasets=("mnist",))
+    meta = json.loads((tmp_path / "figure_6.json").read_text())
+    assert meta["sigma2"] == 4.0 and meta["estimator"] == "noisy"
+    assert meta["conventions"]["published"] is True
+    clean = figures.figure_6(quick=True, key=jr.key(6), n=200, hidden=8, epochs=40, datasets=("mnist",),
+                             estimator="clean").numbers
+    # AE and WDAE see no noise: both estimators agree; the DAE's differ.
+    for m in ("ae", "wdae"):
+        np.testing.assert_allclose(r.numbers[f"mnist_mapping_{m}"], clean[f"mnist_mapping_{m}"], rtol=1e-5)
+    assert not np.allclose(r.numbers["mnist_mapping_dae"][1:], clean["mnist_mapping_dae"][1:], rtol=1e-4)
+    paper = figures.figure_s1(quick=True, key=jr.key(6), n=200, hidden=8, epochs=40, datasets=("mnist",),
+                              noise_setting="paper")
+    assert paper.numbers["sigma2"] == 2.0 and paper.numbers["conventions"]["published"] is False
+    with pytest.raises(ValueError, match="estimator"):
+        figures.figure_6(quick=True, key=jr.key(6), estimator="exact")
+
+
 def test_real_data_figure_without_any_dataset(tmp_path):
     from daedyn.data import DatasetUnavailable
 
@@ -286,7 +331,9 @@ def test_figure_5_quick(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("fn", ["figure_6", "figure_s1"])
 def test_nonlinear_figures_quick(tmp_path, fn):
-    r = getattr(figures, fn)(quick=True, out_dir=tmp_path, key=jr.key(6))
+    # The paper's text settings (variance 3 / 2, clean estimator): the measurements quoted below.
+    r = getattr(figures, fn)(quick=True, out_dir=tmp_path, key=jr.key(6), noise_setting="paper",
+                             estimator="clean")
     f = load_numbers(tmp_path, fn)
     assert (tmp_path / f"{fn}.pdf").is_file()
     m = {k: f[f"mnist_mapping_{k}"] for k in ("ae", "wdae", "dae")}
@@ -295,7 +342,7 @@ def test_nonlinear_figures_quick(tmp_path, fn):
     # quick run: weight decay shrinks the mapping below the AE's and delays learning; noise does not
     # delay it (half-way time within 20% of the AE's).
     ep = f["mnist_epochs"]
-    half = {k: figures.crossing_times(ep, v[:, :2], 0.5 * m["ae"][-1, :2]) for k, v in m.items()}
+    half = {k: np.asarray(train.crossing_times(ep, v[:, :2], 0.5 * m["ae"][-1, :2])) for k, v in m.items()}
     assert np.all(m["wdae"][-1, :2] < m["ae"][-1, :2])
     assert np.all(half["wdae"] > half["ae"])
     np.testing.assert_allclose(half["dae"], half["ae"], rtol=0.2)

@@ -25,7 +25,7 @@ S1 = dict(hidden=3, epochs=40, save_every=20)
 def test_compare_with_theory_options(tiny):
     r = tr.train(tiny, key=jr.key(10), alpha=0.5, init_scale=0.05, **S1)
     v = np.linalg.eigh(tiny.T @ tiny)[1][:, ::-1]
-    c = tr.compare_with_theory(r, eigvecs=v, measure="strength", w0="shared")
+    c = tr.compare_with_theory(r, eigvecs=v, measure="strength", w0="mean")
     assert c.measured.shape == (3, 3) and c.continuous.shape == (3, 3) and c.rmse_discrete.shape == (3,)
     sv0 = np.linalg.svd(np.asarray(r.init_params["w2"] @ r.init_params["w1"]), compute_uv=False)[:3]
     np.testing.assert_allclose(c.w0, np.full(3, sv0.mean()), rtol=1e-4)  # float32 SVD of a tiny product
@@ -46,7 +46,8 @@ def _balanced_gd_reference(lam, eps, gamma, n, tau, w0, epochs, every):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("measure, w0", [("mapping", "balanced"), ("strength", "shared")])
+@pytest.mark.parametrize("measure, w0", [("mapping", "balanced"), ("strength", "mean"),
+                                         ("strength", "authors")])
 def test_discrete_theory_is_scalar_gd_from_the_balanced_start(tiny, x64, measure, w0):
     """The discrete prediction (dynamics.scalar_gd, w1 = w2 = sqrt(w0)) equals the balanced
     recursion iterated by hand, to float64 round-off, with noise and weight decay."""
@@ -78,5 +79,54 @@ def test_initial_w0_balanced_is_per_direction_and_batched(tiny):
     assert w0.shape == (2, 5)
     np.testing.assert_allclose(w0[1], 4 * w0[0], rtol=1e-5)  # quadratic in the weights
     with pytest.raises(ValueError, match="kind must be"):
-        tr.initial_w0(p, v, kind="mean")
+        tr.initial_w0(p, v, kind="median")
+    with pytest.raises(ValueError, match="renamed"):
+        tr.initial_w0(p, v, kind="shared")
 
+
+
+def _authors_w0(w1, w2):
+    """The authors' Figure 5 line, transcribed: s_int = singular values of the D x D product
+    W1 W2 (row-vector convention; the same as W2 W1 here), ``np.sum(s_int[:100]) / len(s_int)``."""
+    s_int = np.linalg.svd(np.asarray(w2, np.float64) @ np.asarray(w1, np.float64), compute_uv=False)
+    assert len(s_int) == w2.shape[0]  # len = D
+    return np.sum(s_int[:100]) / len(s_int)
+
+
+@pytest.mark.parametrize("d, h", [(5, 3), (40, 8), (130, 120)])
+def test_initial_w0_authors_is_the_authors_formula(x64, d, h):
+    """kind="authors": top min(100, H) singular values of W2 W1 summed, divided by D (also H > 100);
+    "mean": the mean of the min(H, D) singular values; both shared by every direction."""
+    p = models.init_autoencoder(d, h, key=jr.key(d), scale=0.1, dtype=jnp.float64)
+    v = np.eye(d)
+    got = np.asarray(tr.initial_w0(p, v, kind="authors"))
+    np.testing.assert_allclose(got, np.full(d, _authors_w0(p["w1"], p["w2"])), rtol=1e-10)
+    sv = np.linalg.svd(np.asarray(p["w2"]) @ np.asarray(p["w1"]), compute_uv=False)[:min(h, d)]
+    np.testing.assert_allclose(tr.initial_w0(p, v, kind="mean"), np.full(d, sv.mean()), rtol=1e-10)
+    if h > 100:  # only the top 100 enter
+        assert got[0] < np.sum(sv) / d
+
+
+def test_compare_reports_learning_times_and_best(tiny, x64):
+    """Learning times (time to half w*) of the three curves, their relative errors, alpha lam / N,
+    and ``best`` = the discrete recursion; the discrete one tracks the run better than the flow."""
+    x = np.asarray(tiny, np.float64)
+    r = tr.train(x, key=jr.key(11), alpha=1.0, init_scale=0.01, hidden=3, epochs=600, save_every=2)
+    v = np.linalg.eigh(x.T @ x)[1][:, ::-1]
+    c = tr.compare_with_theory(r, eigvecs=v, w0="balanced")
+    assert c.best is c.discrete
+    np.testing.assert_allclose(c.alpha_lam_over_n, np.asarray(r.eigvals) * 1.0 / r.n, rtol=1e-12)
+    lt = np.asarray(c.time_measured)
+    assert np.isfinite(lt[0]) and 0 < lt[0] < 600
+    # By hand: first record at or above w*/2, interpolated.
+    m, tt, ws = np.asarray(c.measured[:, 0]), np.asarray(r.t), float(c.fixed_point[0])
+    i = int(np.argmax(m >= ws / 2))
+    ref = tt[i - 1] + (tt[i] - tt[i - 1]) * (ws / 2 - m[i - 1]) / (m[i] - m[i - 1])
+    np.testing.assert_allclose(lt[0], ref, rtol=1e-12)
+    np.testing.assert_allclose(c.time_error_discrete, (np.asarray(c.time_discrete) - lt) / lt, rtol=1e-12)
+    assert abs(float(c.time_error_discrete[0])) < abs(float(c.time_error_continuous[0]))
+    assert float(c.rmse_discrete[0]) < float(c.rmse_continuous[0])
+    # Directions that are not learned (w* < min_fixed_point) or beyond H get NaN.
+    assert np.isnan(np.asarray(c.time_measured)[3:]).all()
+    with pytest.raises(ValueError, match="fraction"):
+        tr.compare_with_theory(r, eigvecs=v, fraction=1.0)

@@ -29,7 +29,7 @@ import warnings
 __all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "float_list",
            "seed_int", "apply_common_options", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "bench")
+SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ an Agg canvas), so it does not change the backend of a user's session.
 
 Plots of single computations, as the ``daedyn`` subcommands draw them: :func:`plot_closed_form`,
 :func:`plot_scalar_runs`, :func:`plot_matrix_mapping`, :func:`plot_training_run`,
-:func:`plot_noise_tuning`. Long figures report their steps, and their training runs' progress,
-inside :func:`reporting`.
+:func:`plot_noise_tuning`, :func:`plot_crosscheck`. Long figures report their steps, and their
+training runs' progress, inside :func:`reporting`.
 
 Figures (``FIGURES`` maps the CLI names to the functions):
   "1"  Figure 1: scalar GD paths vs Eq. (5) for eps = 0, 1, 5 and loss surfaces.
@@ -27,9 +27,9 @@ Figures (``FIGURES`` maps the CLI names to the functions):
 """
 
 from daedyn.figures._beyond import (
-    crossing_times,
     figure_learning_time,
     figure_tuning,
+    plot_crosscheck,
     plot_learning_times,
     pool_images,
 )
@@ -56,6 +56,7 @@ from daedyn.figures._real_data import (
     figure_s1,
     linear_theory,
     plot_strengths,
+    prediction_errors,
 )
 from daedyn.figures._runs import (
     plot_closed_form,
@@ -89,7 +90,8 @@ FIGURES = {
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "crossing_times", "plot_learning_times", "pool_images",
+    "figure_learning_time", "figure_tuning", "plot_learning_times", "pool_images",
+    "plot_crosscheck", "prediction_errors",
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
     "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",
     "plot_weight_norm", "save", "wdae_learning_rate", "plot_closed_form", "plot_scalar_runs",

@@ -20,6 +20,7 @@ import jax.random as jr
 import numpy as np
 
 from daedyn import _linear as core
+from daedyn import train
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
@@ -37,31 +38,6 @@ from daedyn.figures._real_data import FIG5_GAMMA, FIG5_INIT, FIG5_SIGMA2, LABELS
 LT_FULL = dict(n=50000, hidden=256, alpha=0.01, epochs=5000, save_every=10)
 LT_QUICK = dict(n=5000, hidden=32, alpha=0.01, epochs=3000, save_every=10)
 LT_FRACTION = 0.5
-
-
-def crossing_times(t, w, target):
-    """First time each column of ``w`` (T, K) reaches ``target`` (K,), linearly interpolated.
-
-    NaN where it never does within ``t``.
-
-    Example:
-      >>> crossing_times(np.array([0.0, 10.0]), np.array([[0.0], [1.0]]), np.array([0.25]))
-      array([2.5])
-    """
-    t, w, target = np.asarray(t, np.float64), np.asarray(w, np.float64), np.asarray(target)
-    out = np.full(w.shape[1], np.nan)
-    above = w >= target
-    for k in range(w.shape[1]):
-        idx = np.flatnonzero(above[:, k])
-        if idx.size == 0:
-            continue
-        i = idx[0]
-        if i == 0:
-            out[k] = t[0]
-            continue
-        w_a, w_b = w[i - 1, k], w[i, k]
-        out[k] = t[i - 1] + (t[i] - t[i - 1]) * (target[k] - w_a) / (w_b - w_a)
-    return out
 
 
 def plot_learning_times(predicted, measured, *, color, label=None, ax=None, title=None):
@@ -93,7 +69,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
     numbers). Left: measured against predicted (log-log, diagonal dotted). Right: relative error
     per direction index. Quick: MNIST N = 5000 (mnist5k fallback), H = 32, 3000 epochs.
     """
-    from daedyn import spectrum, theory, train
+    from daedyn import spectrum, theory
     from daedyn.figures._real_data import _train_linear
 
     key = require_key(key, "figure_learning_time")
@@ -119,7 +95,7 @@ def figure_learning_time(*, quick: bool = True, out_dir=None, key: jax.Array | N
         predicted = np.where(keep, np.asarray(theory.learning_time(
             fraction, lam, r.eps, r.gamma, w0=jnp.asarray(w0), tau=r.tau, n=r.n)), np.nan)
         mapping = np.asarray(r.mapping)[:, :h]
-        measured = crossing_times(r.t, mapping, fraction * w_star)
+        measured = np.asarray(train.crossing_times(r.t, mapping, fraction * w_star), np.float64)
         measured = np.where(keep, measured, np.nan)
         rel = (measured - predicted) / predicted
         numbers.update({f"predicted_{m}": predicted, f"measured_{m}": measured,
@@ -195,7 +171,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
     eval s^2 = 0.05. Quick: 5000 images (mnist5k fallback) average-pooled 4x4 to 7x7 (D = 49),
     4000 / 1000, alpha = 0.2, T = 500, eval s^2 = 0.02.
     """
-    from daedyn import data, models, noise, spectrum, train, tune
+    from daedyn import data, models, noise, spectrum, tune
 
     key = require_key(key, "figure_tuning")
     s = dict(TUNE_QUICK if quick else TUNE_FULL)
@@ -274,3 +250,41 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
         "loss_theory_at_measured": loss_theory_at_measured,
     }
     return finish("figure_tuning", fig, numbers, out_dir)
+
+
+_WAY_STYLE = {"closed": ("-", "closed form"), "scalar": ("--", "scalar GD"),
+              "matrix": (":", "matrix GD"), "train": ("x", "trained")}
+
+
+def plot_crosscheck(result, *, directions=None, title: str | None = None):
+    """The four ways of a :func:`daedyn.crosscheck.crosscheck` and their verdict, as one figure.
+
+    Left: the mapping of ``directions`` (default the checked ones, at most 6) over epochs, one
+    colour per direction, one line style per way (markers: the trained network). Right: the
+    RMSE difference of every pair per direction (log scale), the tolerance dotted.
+
+    Returns:
+      The matplotlib ``Figure``.
+    """
+    fig, axes = new_figure(1, 2, width=7.4, height=3.0)
+    ax = axes[0, 0]
+    t = np.asarray(result.t)
+    if directions is None:
+        directions = [int(j) for j in np.flatnonzero(result.checked)[:6]] or [0]
+    for j in directions:
+        for way, (style, name) in _WAY_STYLE.items():
+            w = np.asarray(result.mapping[way])[:, j]
+            kw = dict(ms=3, mew=0.8) if style == "x" else dict(lw=1.0)
+            ax.plot(t, w, style, color=f"C{j % 10}", label=(name if j == directions[0] else None), **kw)
+    ax.set(xlabel="epoch", ylabel="mapping", title=title or "four ways, per direction")
+    ax.legend(frameon=False, fontsize=6)
+    ax = axes[0, 1]
+    k = np.arange(len(result.eigvals))
+    for i, (pair, d) in enumerate(result.pairs.items()):
+        ax.semilogy(k, np.maximum(np.asarray(d["rmse"]), 1e-12), "o-", ms=3, lw=0.8, color=f"C{i}",
+                    label=pair)
+    ax.axhline(result.tolerances.rmse, color="k", ls=":", lw=0.8)
+    ax.set(xlabel="direction j", ylabel="RMSE difference",
+           title="verdict: " + ("agree" if result.verdict else "DISAGREE"))
+    ax.legend(frameon=False, fontsize=6)
+    return fig

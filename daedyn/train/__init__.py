@@ -42,7 +42,7 @@ Layout (one job per private module):
 - ``_compare``: :func:`compare_with_theory`, :func:`initial_w0`.
 """
 
-from daedyn.train._compare import TheoryComparison, compare_with_theory, initial_w0
+from daedyn.train._compare import W0_KINDS, TheoryComparison, compare_with_theory, crossing_times, initial_w0
 from daedyn.train._config import OBSERVABLES, Hyper, TrainConfig
 from daedyn.train._data import TrainData, prepare_data
 from daedyn.train._driver import TrainResult, train, train_batch
@@ -51,4 +51,5 @@ from daedyn.train._loop import train_fn
 __all__ = [
     "Hyper", "TrainConfig", "TrainData", "TrainResult", "TheoryComparison", "OBSERVABLES",
     "prepare_data", "train_fn", "train", "train_batch", "initial_w0", "compare_with_theory",
+    "crossing_times", "W0_KINDS",
 ]

@@ -1,4 +1,19 @@
-"""A trained linear network next to the small-initialisation theory, direction by direction."""
+"""A trained linear network next to the small-initialisation theory, direction by direction.
+
+Two predictions are made from each direction's start w0 (:func:`initial_w0`):
+
+- ``continuous``: the paper's closed form :func:`daedyn.theory.small_init_trajectory` (the gradient
+  *flow*, tau dw/dt = 2 w (lam - N gamma - (lam + eps) w)).
+- ``discrete``: the same balanced start iterated with gradient descent, one step per epoch
+  (:func:`daedyn.dynamics.scalar_gd`): what training actually does, Euler step of size 1/tau.
+
+Which to use when: the discrete recursion is the **best prediction** of a gradient-descent run
+(:attr:`TheoryComparison.best`). The two agree when alpha lam / N << 1; when alpha lam / N is not
+small (mnist5k direction 0: 0.38) the flow runs early by up to ~20% in learning time while the
+recursion stays within a few percent, and for alpha lam / N > 1 gradient descent settles into a
+2-cycle that only the recursion reproduces. The continuous form is the one to use for analysis
+(closed form, any time, differentiable in every argument) and for runs with small steps.
+"""
 
 from __future__ import annotations
 
@@ -14,26 +29,34 @@ from daedyn._checks import check_range
 from daedyn.train._config import Params
 from daedyn.train._driver import TrainResult
 
-__all__ = ["initial_w0", "TheoryComparison", "compare_with_theory"]
+__all__ = ["W0_KINDS", "AUTHORS_TOP", "initial_w0", "crossing_times", "TheoryComparison",
+           "compare_with_theory"]
+
+W0_KINDS = ("balanced", "authors", "mean")
+AUTHORS_TOP = 100  # the authors' code sums the top 100 initial singular values
 
 
-def initial_w0(params: Params, eigvecs: ArrayLike, *, kind: Literal["balanced", "shared"] = "balanced",
+def initial_w0(params: Params, eigvecs: ArrayLike, *,
+               kind: Literal["balanced", "authors", "mean"] = "balanced",
                precision: Any = "highest") -> Array:
     """Initial value w0 per direction for the small-initialisation theory.
 
     ``"balanced"``: each direction's own balanced-equivalent start |u_j + v_j|^2 / 4 with
     u_j = (W1 V)[:, j], v_j = (V^T W2)[j, :]: during training u_j + v_j grows like exp(lam t / tau)
     while u_j - v_j decays, so a direction behaves like the balanced solution started from this w0
-    (w = ((|u+v|^2 - |u-v|^2) / 4) at all times). ``"shared"``: the authors' choice, one value for
-    every direction, the mean of the initial singular values of W2 W1 (figure-settings.md).
+    (w = ((|u+v|^2 - |u-v|^2) / 4) at all times). ``"authors"``: the authors' Figure 5 code, one
+    value for every direction, the sum of the top min(100, H) initial singular values s of W2 W1
+    divided by D (``np.sum(s_int[:100]) / len(s_int)`` with the D singular values of the D x D
+    product). ``"mean"``: the mean of the min(H, D) initial singular values (daedyn's earlier
+    "shared" w0, D / min(H, D) times larger than "authors" for H <= 100).
 
     Args:
       params: ``{"w1": (..., H, D), "w2": (..., D, H)}`` in the input basis (batch axes first).
       eigvecs: V of the training Sigma, columns (D, D).
-      kind: "balanced" or "shared".
+      kind: "balanced", "authors" or "mean".
       precision: matmul precision.
     Returns:
-      (D,) array (``"shared"`` broadcast to D), with the batch axes of ``params``.
+      (D,) array (the shared kinds broadcast to D), with the batch axes of ``params``.
     Raises:
       ValueError: for an unknown ``kind``.
     Example:
@@ -42,18 +65,24 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *, kind: Literal["balanced", 
       >>> p = {"w1": jnp.array([[0.2, 0.0]]), "w2": jnp.array([[0.2], [0.0]])}
       >>> [round(w, 6) for w in train.initial_w0(p, jnp.eye(2)).tolist()]  # (0.2 + 0.2)^2 / 4
       [0.04, 0.0]
+      >>> [round(w, 6) for w in train.initial_w0(p, jnp.eye(2), kind="authors").tolist()]  # 0.04 / D
+      [0.02, 0.02]
     """
-    if kind not in ("balanced", "shared"):
-        raise ValueError(f"kind must be 'balanced' or 'shared'; got {kind!r}")
+    if kind not in W0_KINDS:
+        hint = " (renamed: 'mean' is the old 'shared', 'authors' the authors' formula)" \
+            if kind == "shared" else ""
+        raise ValueError(f"kind must be one of {W0_KINDS}; got {kind!r}{hint}")
     mm = _linear.matmul_fn(precision)
     v = jnp.asarray(eigvecs)
+    d = v.shape[0]
 
     def one(w1, w2):
-        u, vv = _linear.to_eigenbasis((w1, w2), v, mm)  # W1 V (H, D), V^T W2 (D, H)
         if kind == "balanced":
+            u, vv = _linear.to_eigenbasis((w1, w2), v, mm)  # W1 V (H, D), V^T W2 (D, H)
             return jnp.sum(jnp.square(u + vv.T), axis=0) / 4
-        sv = _linear.svdvals((w1, w2), mm)
-        return jnp.full((v.shape[0],), jnp.mean(sv), sv.dtype)
+        sv = _linear.svdvals((w1, w2), mm)  # descending, min(H, D) values
+        value = jnp.sum(sv[:AUTHORS_TOP]) / d if kind == "authors" else jnp.mean(sv)
+        return jnp.full((d,), value, sv.dtype)
 
     w1, w2 = jnp.asarray(params["w1"]), jnp.asarray(params["w2"])
     f = one
@@ -62,16 +91,46 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *, kind: Literal["balanced", 
     return f(w1, w2)
 
 
+def crossing_times(t: ArrayLike, w: ArrayLike, target: ArrayLike) -> Array:
+    """First time each column of ``w`` (T, K) reaches ``target`` (K,), linearly interpolated.
+
+    NaN where it never does within ``t`` (T,); ``t[0]`` where it starts at or above the target.
+
+    Example:
+      >>> crossing_times(jnp.array([0.0, 10.0]), jnp.array([[0.0], [1.0]]), jnp.array([0.25])).tolist()
+      [2.5]
+    """
+    t, w = jnp.asarray(t), jnp.asarray(w)
+    target = jnp.broadcast_to(jnp.asarray(target, w.dtype), w.shape[-1:])
+    above = w >= target[None, :]
+    i = jnp.argmax(above, axis=0)  # first index at or above (0 when never)
+    hit = jnp.any(above, axis=0)
+    cols = jnp.arange(w.shape[1])
+    ip = jnp.maximum(i - 1, 0)
+    wa, wb = w[ip, cols], w[i, cols]
+    ta, tb = t[ip].astype(w.dtype), t[i].astype(w.dtype)
+    span = jnp.where(wb > wa, wb - wa, 1.0)
+    inner = ta + (tb - ta) * jnp.clip((target - wa) / span, 0.0, 1.0)
+    out = jnp.where(i == 0, t[0].astype(w.dtype), inner)
+    return jnp.where(hit, out, jnp.nan)
+
+
 class TheoryComparison(NamedTuple):
-    """Measured mapping next to the theory (all (..., T, D) except the RMSEs (..., D)).
+    """Measured mapping next to the theory (all (..., T, D) except the per-direction (..., D) fields).
 
     Attributes:
       measured: the recorded per-direction mapping (or sorted singular values for "strength").
       continuous: the continuous-time small-init prediction (daedyn.theory.small_init_trajectory).
       discrete: the same balanced start iterated with gradient descent, one step per epoch
-        (daedyn.dynamics.scalar_gd).
+        (daedyn.dynamics.scalar_gd); the best prediction of a gradient-descent run.
       w0: initial value used per direction.
       rmse_continuous, rmse_discrete: RMSE over time per direction.
+      fixed_point: w* per direction (daedyn.theory.fixed_point).
+      time_measured, time_continuous, time_discrete: first time each trajectory reaches
+        ``fraction`` w*, interpolated between records (NaN: not reached, or w* < ``min_fixed_point``).
+      time_error_continuous, time_error_discrete: (predicted - measured) / measured learning time.
+      alpha_lam_over_n: alpha lam / N per direction (= lam / tau), the Euler step of the recursion:
+        the continuous form is accurate when it is << 1.
     """
 
     measured: Array
@@ -80,35 +139,54 @@ class TheoryComparison(NamedTuple):
     w0: Array
     rmse_continuous: Array
     rmse_discrete: Array
+    fixed_point: Array | None = None
+    time_measured: Array | None = None
+    time_continuous: Array | None = None
+    time_discrete: Array | None = None
+    time_error_continuous: Array | None = None
+    time_error_discrete: Array | None = None
+    alpha_lam_over_n: Array | None = None
+
+    @property
+    def best(self) -> Array:
+        """The best prediction of a gradient-descent run: :attr:`discrete`."""
+        return self.discrete
 
 
 def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
                         measure: Literal["mapping", "strength"] = "mapping",
-                        w0: Literal["balanced", "shared"] | ArrayLike = "balanced") -> TheoryComparison:
-    """Per-direction theory next to a linear run's measurements, with RMSE per direction.
+                        w0: Literal["balanced", "authors", "mean"] | ArrayLike = "balanced",
+                        fraction: float = 0.5, min_fixed_point: float = 0.05) -> TheoryComparison:
+    """Per-direction theory next to a linear run's measurements: RMSE and learning-time errors.
 
     The continuous prediction is :func:`daedyn.theory.small_init_trajectory` with the run's
     (tau, eps, gamma, N); the discrete one is :func:`daedyn.dynamics.scalar_gd` from the balanced
     start w1 = w2 = sqrt(w0) with alpha = N / tau, one step per epoch, saved at the run's records
     (the default optimiser's gradient descent; its stability was checked when the run started).
-    ``measure``: "mapping" compares diag(V^T W V) per direction j with lam_j; "strength" compares
-    the sorted singular values of W2 W1 with the sorted eigenvalues (Figure 5), directions 0..H-1.
+    Use the discrete one (:attr:`TheoryComparison.best`) to predict a gradient-descent run; the
+    two coincide when alpha lam / N << 1 (module docstring). ``measure``: "mapping" compares
+    diag(V^T W V) per direction j with lam_j; "strength" compares the sorted singular values of
+    W2 W1 with the sorted eigenvalues (Figure 5), directions 0..H-1.
 
     Args:
       result: from :func:`~daedyn.train.train` (unbatched) with a linear network.
       eigvecs: V of the training Sigma (for ``w0`` read from the initial weights).
       measure: "mapping" or "strength".
-      w0: "balanced" (per direction, :func:`initial_w0`), "shared" (authors' mean initial singular
-        value) or an explicit array broadcasting to (D,), > 0.
+      w0: "balanced" (per direction), "authors" (the authors' shared formula), "mean" (mean
+        initial singular value; see :func:`initial_w0`) or an explicit array broadcasting to (D,), > 0.
+      fraction: learning time = first time a trajectory reaches ``fraction`` of w*, in (0, 1).
+      min_fixed_point: directions with w* below this get NaN learning times.
     Returns:
       :class:`TheoryComparison`.
     Raises:
-      ValueError: for an unknown ``measure``, "strength" without singular values, or w0 <= 0.
+      ValueError: for an unknown ``measure`` or ``w0`` kind, "strength" without singular values,
+        w0 <= 0, or ``fraction`` outside (0, 1).
     """
     if measure not in ("mapping", "strength"):
         raise ValueError(f"measure must be 'mapping' or 'strength'; got {measure!r}")
     if result.singular_values is None and measure == "strength":
         raise ValueError("measure='strength' needs a linear run with singular_values recorded")
+    check_range("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     if isinstance(w0, str):
         w0_arr = initial_w0(result.init_params, eigvecs, kind=w0)
     else:
@@ -124,7 +202,8 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     dt = measured.dtype
     w0_dt = jnp.asarray(w0_arr, dt)
     n = jnp.asarray(result.n, dt)
-    cont = theory.small_init_trajectory(jnp.asarray(result.t, dt)[:, None], lam[None, :], result.eps,
+    t = jnp.asarray(result.t, dt)
+    cont = theory.small_init_trajectory(t[:, None], lam[None, :], result.eps,
                                         result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n)
     epochs = int(result.t[-1] - result.t[0])
     if epochs:
@@ -136,5 +215,15 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     else:
         disc = w0_dt[None]
     rmse = lambda a: jnp.sqrt(jnp.mean(jnp.square(a - measured), axis=0))
+    w_star = jnp.asarray(theory.fixed_point(lam, result.eps, result.gamma, n=result.n), dt)
+    keep = w_star >= min_fixed_point
+    times = {}
+    for name, traj_w in (("measured", measured), ("continuous", cont), ("discrete", disc)):
+        times[name] = jnp.where(keep, crossing_times(t, traj_w, fraction * w_star), jnp.nan)
+    rel = lambda p: (p - times["measured"]) / times["measured"]
     return TheoryComparison(measured=measured, continuous=cont, discrete=disc, w0=w0_arr,
-                            rmse_continuous=rmse(cont), rmse_discrete=rmse(disc))
+                            rmse_continuous=rmse(cont), rmse_discrete=rmse(disc), fixed_point=w_star,
+                            time_measured=times["measured"], time_continuous=times["continuous"],
+                            time_discrete=times["discrete"], time_error_continuous=rel(times["continuous"]),
+                            time_error_discrete=rel(times["discrete"]),
+                            alpha_lam_over_n=jnp.asarray(lam, dt) / jnp.asarray(result.tau, dt))

@@ -146,7 +146,8 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     Returns:
       :class:`TrainResult` with T = epochs / save_every + 1 records.
     Raises:
-      ValueError: for bad arguments. TypeError: for an unknown option. Warns
+      ValueError: for bad arguments (including an unusable ``checkpoint``). TypeError: for an
+      unknown option. OSError: a checkpoint write failed (the previous one is kept). Warns
       (:class:`daedyn.dynamics.UnstableStepWarning`) when gradient descent on a linear network
       cannot settle at its fixed point (supplement D's Hessian, in the paper's units for
       ``loss_scale="mse"``: alpha -> 2 alpha / D, gamma -> gamma D / 2).
@@ -219,6 +220,8 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
          progress, checkpoint, batched) -> TrainResult:
+    if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
+        _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = cfg.hidden
     check_range("hidden", hidden, 1)
     if int(hidden) != hidden:
