@@ -130,3 +130,22 @@ def test_compare_reports_learning_times_and_best(tiny, x64):
     assert np.isnan(np.asarray(c.time_measured)[3:]).all()
     with pytest.raises(ValueError, match="fraction"):
         tr.compare_with_theory(r, eigvecs=v, fraction=1.0)
+
+
+def test_mse_runs_report_gamma_in_the_papers_units_like_tau(tiny, x64):
+    """loss_scale="mse" is the paper's loss with alpha -> 2 alpha / D and gamma -> gamma D / 2: the
+    result carries both converted, so the theory comparison of an mse run equals that of the
+    equivalent paper run."""
+    x = np.asarray(tiny, np.float64)  # a float64 run: the comparison below is at float64 rounding
+    d = x.shape[1]
+    kw = dict(key=jr.key(3), init_scale=0.05, noise=noise.gaussian(0.01), marginalised=True, **S1)
+    paper = tr.train(x, alpha=0.5, gamma=0.02, **kw)
+    mse = tr.train(x, alpha=0.5 * d / 2, gamma=0.02 * 2 / d, loss_scale="mse", **kw)
+    # the conversions are exact up to float64 rounding of 2 / D
+    np.testing.assert_allclose([float(mse.tau), float(mse.gamma)], [float(paper.tau), float(paper.gamma)],
+                               rtol=1e-12)
+    v = np.linalg.eigh(x.T @ x)[1][:, ::-1]
+    a, b = (tr.compare_with_theory(r, eigvecs=v) for r in (paper, mse))
+    # same recursion in float64 (the two runs differ by the rounding of the rescaled loss): 1e-9
+    for field in ("measured", "continuous", "discrete"):
+        np.testing.assert_allclose(getattr(b, field), getattr(a, field), rtol=1e-9, atol=1e-12)

@@ -48,7 +48,8 @@ class TrainResult(NamedTuple):
       n: N (int).
       tau: time constant of gradient descent, N / alpha ("paper") or N D / (2 alpha) ("mse").
       eps: noise level N s^2.
-      gamma: weight decay.
+      gamma: weight decay in the paper's units, like ``tau``: the given gamma ("paper") or
+        gamma D / 2 ("mse"), so that ``theory`` and :func:`compare_with_theory` apply unchanged.
     """
 
     t: Array
@@ -327,7 +328,9 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
     epochs = jnp.asarray(np.arange(loop.epochs // loop.save_every + 1) * loop.save_every + start_epoch)
     tau = jnp.asarray(np.asarray(n / (np.asarray(alpha, np.float64) * rate_factor(loop.loss_scale, d)),
                                  np_dt))
-    gamma = jnp.asarray(np.asarray(gamma, np_dt))
+    # in the paper's units, like tau: "mse" decays gamma ||W||^2 / 2 against a data term 2 / D times
+    # the paper's, i.e. gamma D / 2 in paper units (rate_factor is the 2 / D of the step)
+    gamma = jnp.asarray(np.asarray(np.asarray(gamma, np.float64) / rate_factor(loop.loss_scale, d), np_dt))
     if shape is not None:
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}
