@@ -1,5 +1,7 @@
 """Full-matrix engine: decoupling, agreement with data/Sigma paths, fixed points, options, bad input."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -270,3 +272,15 @@ def test_init_and_flow_bad_input():
         matrix_flow(jnp.array([0.0, 1.0]), jnp.ones(3), w1, w2, tau=1.0, n=1, dt=0.0)
     with pytest.raises(ValueError, match="x"):
         matrix_gd_data(np.full((4, 3), np.inf), w1, w2, alpha=0.1, epochs=1)
+
+
+def test_matrix_gd_warns_when_the_start_overshoots():
+    """At the fixed point alpha * 2 lam / n = 0.006 is stable, but from w = 1 with eps = 1e6 the first
+    step overshoots (alpha * h_start ~ 2000): the check looks at the start too."""
+    w1, w2 = orthogonal_init(3, 2, 1.0, 1.0)
+    with pytest.warns(UnstableStepWarning, match="start"):
+        matrix_gd(jnp.array([3.0, 2.0, 1.0]), w1, w2, eps=1e6, alpha=1e-3, n=1, epochs=2)
+    small1, small2 = orthogonal_init(3, 2, 1e-3, 1e-3)  # the same rate from a small start: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matrix_gd(jnp.array([3.0, 2.0, 1.0]), small1, small2, eps=1.0, alpha=1e-3, n=1, epochs=2)

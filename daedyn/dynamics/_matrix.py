@@ -189,15 +189,22 @@ def _unflat(tree, bshape):
     return jax.tree_util.tree_map(lambda a: a.reshape(tuple(bshape) + a.shape[1:]), tree)
 
 
-def _stability(eigvals, h, eps, gamma, alpha, n):
-    """Warn for the learned (top min(H, D)) directions whose GD step cannot settle."""
+def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None):
+    """Warn for the learned (top min(H, D)) directions whose GD step cannot settle at the fixed point
+    or overshoots from the start. The start of direction j is summarised by the norms of its column
+    of Wb1 and its row of Wb2 (exact for the decoupled start of section 3.2, a proxy otherwise)."""
     vals = [concrete(x) for x in (eigvals, eps, gamma, alpha, n)]
     if any(v is None for v in vals):
         return None
     lam, eps, gamma, alpha, n = (np.asarray(v, np.float64) for v in vals)
     lam = lam[..., :h]
     ex = lambda v: v[..., None]
-    return core.check_gd_stability(lam, ex(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3)
+    start = {}
+    c1, c2 = concrete(w1), concrete(w2)
+    if c1 is not None and c2 is not None:
+        start = dict(w1=np.linalg.norm(np.asarray(c1, np.float64), axis=-2)[..., :h],
+                     w2=np.linalg.norm(np.asarray(c2, np.float64), axis=-1)[..., :h])
+    return core.check_gd_stability(lam, ex(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
 
 
 def _pack(t, obs, y, bshape):
@@ -288,7 +295,7 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
                                               alpha=alpha)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, alpha=alpha, n=n)
-    edge = _stability(eigvals, min(h, d), eps, gamma, alpha, n) if check_stability else None
+    edge = _stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2) if check_stability else None
     args = [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, alpha, n)]
     return warn_nonfinite("matrix_gd", _matrix_gd_core(
         *args, n_saves=epochs // save_every, save_every=save_every, precision=precision, form=form,
