@@ -68,6 +68,8 @@ def test_files_written(made, name):
     assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((out / f"{name}.json").read_text())
     assert meta["skipped"] == {} and "jax" in meta["environment"]
+    # every figure says which conventions it used (published = the authors' own, issue 17)
+    assert isinstance(meta["conventions"]["published"], bool)
     nums = load_numbers(out, name)
     for k, v in results[name].numbers.items():  # the saved numbers are the plotted ones
         if isinstance(v, np.ndarray):

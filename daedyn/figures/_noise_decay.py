@@ -91,6 +91,8 @@ def figure_2(*, quick: bool = True, out_dir=None, key=None, data_dir=None,
         "fixed_point": np.asarray(w_star),
         "half_time_noise": np.asarray(lt_noise), "half_time_decay": np.asarray(lt_decay),
     }
+    numbers["conventions"] = {
+        "published": True, "theory": "small-start closed forms (Eq. 7 with noise or weight decay), N = 1"}
     return finish("figure_2", fig, numbers, out_dir)
 
 
@@ -202,4 +204,11 @@ def figure_3(*, quick: bool = True, out_dir=None, key=None, data_dir=None,
         "eps_wide": np.asarray(eps_wide), "alpha_eps_opt": np.asarray(a_eps),
         "alpha_gamma_opt": np.asarray(a_gamma), "ratio": np.asarray(ratio),
     }
+    numbers["conventions"] = {
+        "published": wdae_rate == "authors", "wdae_rate": wdae_rate,
+        "wdae_rate_formula": {"supplement": "supplement D's optimal rate 0.005 / (2 lam + gamma)",
+                              "authors": "the experiment's rate 0.005 (lam + eps) / (2 lam (lam + 2 eps))"
+                              }[wdae_rate],
+        "note": "the supplement rate makes DAE and WDAE identical; the paper's plotted difference "
+                "comes from the experiment's rate (docs/errata.md)"}
     return finish("figure_3", fig, numbers, out_dir)
