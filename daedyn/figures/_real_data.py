@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from daedyn import _linear as core
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
@@ -308,7 +309,7 @@ def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, save_every, si
         progress = run_progress(epochs, save_every).get("progress")
         for e in range(0, epochs + 1, save_every):
             maps.append(estimate(params, e, use_noise))
-            norms.append(jnp.sum(params["w1"] ** 2) + jnp.sum(params["w2"] ** 2))
+            norms.append(core.weight_norm((params["w1"], params["w2"])))
             if e < epochs:
                 params, _ = run(params, data, hyper, k_noise, e)
             if progress is not None:

@@ -24,7 +24,7 @@ from daedyn import models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_int, check_precision, check_range
 
-__all__ = ["OBSERVABLES", "Params", "Hyper", "hyper_eps", "TrainConfig", "LoopConfig", "loop_config",
+__all__ = ["OBSERVABLES", "Params", "Hyper", "TrainConfig", "LoopConfig", "loop_config",
            "normaliser", "rate_factor"]
 
 OBSERVABLES = ("mapping", "singular_values", "weight_norm", "train_loss", "heldout_loss")
@@ -46,12 +46,6 @@ class Hyper(NamedTuple):
     alpha: ArrayLike
     gamma: ArrayLike = 0.0
     eps: ArrayLike = 0.0
-
-
-def hyper_eps(hyper: Hyper, n: Array, dtype) -> Array:
-    """The run's eps as an array of ``dtype``."""
-    del n  # eps is already N s^2: converted once, at the edge (train(noise=...), sweeps, tune)
-    return jnp.asarray(hyper.eps, dtype)
 
 
 @dataclasses.dataclass(frozen=True)

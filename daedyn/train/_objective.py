@@ -18,7 +18,7 @@ from jax import Array
 
 from daedyn import _linear, models
 from daedyn import noise as noise_lib
-from daedyn.train._config import Hyper, LoopConfig, Params, hyper_eps, normaliser
+from daedyn.train._config import Hyper, LoopConfig, Params, normaliser
 from daedyn.train._data import TrainData
 
 __all__ = ["factors", "with_factors", "to_eigen", "from_eigen", "data_objective", "gradient", "observe"]
@@ -58,7 +58,7 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
     mm = _linear.matmul_fn(cfg.precision)
     dtype = params["w1"].dtype
     gamma = jnp.asarray(hyper.gamma, dtype)
-    eps = hyper_eps(hyper, data.n, dtype)
+    eps = jnp.asarray(hyper.eps, dtype)
     xb = data.x if batch_idx is None else data.x[batch_idx]
     count, d = xb.shape
     inputs = xb
@@ -90,7 +90,7 @@ def gradient(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hyper, key
     ws = factors(params)
     h, d = ws[0].shape
     sigma = data.eigvals if cfg.path == "eigen" else data.sigma
-    eps = hyper_eps(hyper, data.n, dtype) if cfg.marginalised else jnp.zeros((), dtype)
+    eps = jnp.asarray(hyper.eps, dtype) if cfg.marginalised else jnp.zeros((), dtype)
     grads = _linear.grad(ws, sigma, eps, n=normaliser(cfg.loss_scale, data.n, d, dtype),
                          gamma=jnp.asarray(hyper.gamma, dtype), mm=mm, form=_linear.choose_form(d, h))
     return with_factors(params, grads)
