@@ -15,7 +15,9 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
 - ``_general``: Eq. (5) from any start: :func:`dae_trajectory`, :func:`dae_weights`,
   :func:`dae_trajectory_printed`, :func:`dae_learning_time`;
 - ``_balanced``: the balanced small start with noise and weight decay (Eq. (7) generalised):
-  :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`;
+  :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`,
+  :func:`learning_threshold`; each takes ``depth=L`` (default 2) for deep linear DAEs (``_deep``,
+  ``_deep_solve``: L >= 3, docs/depth.md);
 - ``_rates``: :func:`equivalent_gamma`, :func:`optimal_learning_rates`, :func:`learning_rate_ratio`;
 - ``_loss``: :func:`scalar_loss`, :func:`expected_loss`;
 - ``_eps``: :func:`variance_eps`, :func:`gaussian_eps`, :func:`laplace_eps` (the one variance to
@@ -30,7 +32,7 @@ outside (0, 1)) turns *that* output element into NaN, as does a NaN input. No ot
 produced: every in-range input gives a finite value and finite gradients.
 """
 
-from daedyn.theory._balanced import fixed_point, learning_time, small_init_trajectory
+from daedyn.theory._balanced import fixed_point, learning_threshold, learning_time, small_init_trajectory
 from daedyn.theory._eps import gaussian_eps, laplace_eps, variance_eps
 from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_trajectory_printed, dae_weights
 from daedyn.theory._loss import expected_loss, scalar_loss
@@ -47,6 +49,7 @@ __all__ = [
     "optimal_learning_rates",
     "learning_rate_ratio",
     "learning_time",
+    "learning_threshold",
     "dae_learning_time",
     "scalar_loss",
     "expected_loss",

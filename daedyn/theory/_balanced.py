@@ -19,8 +19,9 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_range
 from daedyn._numerics import expm1_ratio, safe_div
 from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
+from daedyn.theory._deep import check_depth, deep_fixed_point, deep_learning_time, deep_small_init, deep_threshold
 
-__all__ = ["small_init_trajectory", "fixed_point", "learning_time"]
+__all__ = ["small_init_trajectory", "fixed_point", "learning_time", "learning_threshold"]
 
 
 def _time_factor(s, y):
@@ -66,7 +67,7 @@ def _check_small_init(lam, eps, gamma, w0, tau, n, **first) -> None:
 
 
 def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
-                          w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1) -> Array:
+                          w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1, depth: int = 2) -> Array:
     """Mapping ``w(t)`` of one eigen-direction trained from a balanced start (``w1 = w2``).
 
     Solves ``tau dw/dt = 2 w (a - k w)`` with ``a = lam - n gamma`` and ``k = lam + eps`` (noise and
@@ -84,6 +85,9 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
       tau: time constant ``n / alpha``, > 0.
       n: number of samples N (1 for the scalar demos), > 0.
+      depth: number of weight matrices L (static int >= 2). For L >= 3 every factor starts at
+        ``w0^(1/L)`` and ``tau dw/dt = L w^(2-2/L) (lam - w k) - L n gamma w`` is solved exactly up to a
+        fixed quadrature table (docs/depth.md); L = 2 is the closed form above.
     Returns:
       ``w(t)``, with the broadcast shape and floating dtype of the inputs.
     Raises:
@@ -95,6 +99,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     """
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
+    if check_depth(depth) > 2:
+        return finite_result("small_init_trajectory", deep_small_init(t, lam, eps, gamma, w0, tau, n, depth=depth))
     return finite_result("small_init_trajectory", _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n))
 
 
@@ -112,11 +118,16 @@ def _fixed_point_impl(lam, eps, gamma, n):
     return mark_invalid(w, (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0))
 
 
-def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1) -> Array:
+def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1, *,
+                depth: int = 2) -> Array:
     """Balanced fixed point ``max(0, (lam - n gamma) / (lam + eps))`` (section 4, supplement E).
 
     With ``gamma = 0`` it is ``w* = lam / (lam + eps)``, also the limit of :func:`dae_trajectory` from
     any start off the saddle line ``w1 = -w2``. 0 where ``lam + eps = 0``.
+
+    ``depth = L >= 3``: the largest stable root of ``w^(1-2/L) (lam - w (lam + eps)) = n gamma`` (still
+    ``lam / (lam + eps)`` at ``gamma = 0``), and 0 where weight decay leaves no positive root (past the
+    critical gamma). A start must also exceed :func:`learning_threshold` to reach it.
 
     Example:
       >>> [round(float(fixed_point(1.0, e)), 4) for e in (0.0, 1.0, 5.0)]
@@ -127,7 +138,35 @@ def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n:
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    if check_depth(depth) > 2:
+        return finite_result("fixed_point", deep_fixed_point(lam, eps, gamma, n, depth=depth))
     return finite_result("fixed_point", _fixed_point_impl(lam, eps, gamma, n))
+
+
+def learning_threshold(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1, *,
+                       depth: int = 2) -> Array:
+    """The smallest balanced start ``w0`` that is learned: the unstable fixed point.
+
+    At depth 2 (and at any depth without weight decay) every start ``w0 > 0`` of a direction with
+    ``lam > n gamma`` (resp. ``lam > 0``) is learned: the threshold is 0, and ``inf`` where nothing is
+    learned. At depth ``L >= 3`` weight decay makes ``w = 0`` stable: the threshold is the smaller root
+    of ``w^(1-2/L) (lam - w (lam + eps)) = n gamma`` (about ``(n gamma / lam)^(L/(L-2))`` for small
+    gamma), and ``inf`` past the critical gamma where no positive root is left.
+
+    Example:
+      >>> f"{float(learning_threshold(1.0, 0.0, 0.01, depth=3)):.4e}"  # about (n gamma / lam)^3
+      '1.0000e-06'
+    """
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    if check_depth(depth) > 2:
+        return finite_result("learning_threshold", deep_threshold(lam, eps, gamma, n, depth=depth), allow_inf=True)
+    lam_, eps_, gamma_, n_ = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
+    out = jnp.where(lam_ > n_ * gamma_, 0.0, jnp.inf).astype(lam_.dtype)
+    return finite_result("learning_threshold", out, allow_inf=True)
 
 
 
@@ -155,7 +194,7 @@ def _learning_time_impl(f, lam, eps, gamma, w0, tau, n):
 
 
 def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
-                  w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1) -> Array:
+                  w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1, depth: int = 2) -> Array:
     """Time for a balanced start to reach the fraction ``f`` of its fixed point.
 
     Inverts :func:`small_init_trajectory`: with ``a = lam - n gamma > 0``, ``k = lam + eps`` and
@@ -165,7 +204,9 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
 
     Args:
       f: target fraction of the fixed point, in (0, 1).
-      lam, eps, gamma, w0, tau, n: as :func:`small_init_trajectory`.
+      lam, eps, gamma, w0, tau, n, depth: as :func:`small_init_trajectory`. At depth ``L >= 3`` a
+        small start takes a time growing like ``w0^-(1-2/L)`` (not ``log(1/w0)``), and a start at or
+        below :func:`learning_threshold` takes ``inf``.
     Returns:
       time in epochs, broadcast shape and floating dtype of the inputs.
     Example:
@@ -175,5 +216,8 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
     """
     check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
     _check_small_init(lam, eps, gamma, w0, tau, n, f=f)
+    if check_depth(depth) > 2:
+        return finite_result("learning_time", deep_learning_time(f, lam, eps, gamma, w0, tau, n, depth=depth),
+                             allow_inf=True)
     return finite_result("learning_time", _learning_time_impl(f, lam, eps, gamma, w0, tau, n), allow_inf=True)
 

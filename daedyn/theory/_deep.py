@@ -1,0 +1,88 @@
+"""Deep linear DAEs (L >= 3 factors): the balanced direction's trajectory, learned state, learning
+threshold and learning time, broadcasting like the depth-2 closed forms.
+
+With L factors all equal to ``a`` along an eigen-direction and ``u = a^L`` its mapping,
+
+    tau da/dt = a^(L-1) (lam - u k) - n gamma a,    tau du/dt = L u^(2-2/L) (lam - u k) - L n gamma u,
+
+``k = lam + eps``. Depth 2 is the paper's Eq. (7) (:mod:`daedyn.theory._balanced`, used unchanged).
+For L >= 3 the fixed points solve ``u^(1-2/L) (lam - u k) = n gamma``: without weight decay the learned
+value is ``lam / k`` as at depth 2; with weight decay there are two positive roots or none, ``u = 0`` is
+stable, the smaller root is an unstable threshold below which a start is never learned, and past the
+critical gamma nothing is learned. The solution is exact up to a quadrature with a fixed table
+(:mod:`daedyn.theory._deep_solve`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from daedyn._checks import check_int
+from daedyn.theory._args import mark_invalid, prepare
+from daedyn.theory._deep_solve import deep_roots, deep_time_to, deep_trajectory
+
+__all__ = ["check_depth", "deep_small_init", "deep_fixed_point", "deep_threshold", "deep_learning_time"]
+
+
+def check_depth(depth) -> int:
+    """``depth`` (the number of weight matrices) as an int >= 2, or ValueError naming it."""
+    return check_int("depth", depth, 2)
+
+
+def _flat_map(fn, *arrays):
+    shape = arrays[0].shape
+    flat = [a.reshape(-1) for a in arrays]
+    out = jax.vmap(fn)(*flat) if flat[0].size else jnp.zeros((0,), arrays[0].dtype)
+    return out.reshape(shape)
+
+
+@jax.jit(static_argnames="depth")
+def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+    t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+    ones = jnp.ones_like(t)
+    args = [jnp.where(valid, a, ones) for a in (t, lam, eps, gamma, w0, tau, n)]
+    u = _flat_map(lambda *a: deep_trajectory(*a, depth), *args)
+    return mark_invalid(u, valid)
+
+
+@jax.jit(static_argnames="depth")
+def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
+    lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
+    valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
+    m = depth / (depth - 2.0)
+
+    def one(lam, eps, gamma, n):
+        z_star, _, _, has_root = deep_roots(lam, eps, gamma, n, depth)
+        return jnp.where(has_root, z_star ** (-m), 0.0)
+
+    ones = jnp.ones_like(lam)
+    u = _flat_map(one, *[jnp.where(valid, a, ones) for a in (lam, eps, gamma, n)])
+    return mark_invalid(u, valid)
+
+
+@jax.jit(static_argnames="depth")
+def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
+    lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
+    valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
+    m = depth / (depth - 2.0)
+
+    def one(lam, eps, gamma, n):
+        _, z_th, _, has_root = deep_roots(lam, eps, gamma, n, depth)
+        return jnp.where(has_root, jnp.where(jnp.isfinite(z_th), z_th, 1.0) ** (-m) * jnp.isfinite(z_th), jnp.inf)
+
+    ones = jnp.ones_like(lam)
+    u = _flat_map(one, *[jnp.where(valid, a, ones) for a in (lam, eps, gamma, n)])
+    return mark_invalid(u, valid)
+
+
+@jax.jit(static_argnames="depth")
+def deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+    f, lam, eps, gamma, w0, tau, n = prepare(f=f, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+    ones = jnp.ones_like(f)
+    args = [jnp.where(valid, a, ones * 0.5 if i == 0 else ones) for i, a in enumerate((f, lam, eps, gamma, w0, tau, n))]
+    t = _flat_map(lambda *a: deep_time_to(*a, depth), *args)
+    return mark_invalid(t, valid)
