@@ -6,10 +6,28 @@
 - Full-matrix dynamics of (W1, W2) in the eigenbasis of Sigma (section 3.1): :func:`matrix_gd`,
   :func:`matrix_flow`, with :func:`orthogonal_init` (section 3.2) and :func:`random_init`; reference
   paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`).
+- Deep linear DAEs (L >= 2 weight matrices, docs/depth.md): per direction :func:`deep_scalar_gd`,
+  :func:`deep_scalar_flow` (L factor values from any start; :func:`balanced_factors`), and as full
+  matrices :func:`deep_matrix_gd`, :func:`deep_matrix_flow` with :func:`deep_orthogonal_init` /
+  :func:`deep_random_init`; ``scalar_gd(..., depth=L)`` starts L - 1 factors at w1 and the last at w2.
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
 from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+from daedyn.dynamics._deep import (
+    DeepScalarTrajectory,
+    balanced_factors,
+    deep_scalar_flow,
+    deep_scalar_gd,
+    deep_scalar_rhs,
+)
+from daedyn.dynamics._deep_matrix import (
+    DeepMatrixTrajectory,
+    deep_matrix_flow,
+    deep_matrix_gd,
+    deep_orthogonal_init,
+    deep_random_init,
+)
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
 from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
@@ -29,4 +47,6 @@ __all__ = [
     "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
+    "DeepScalarTrajectory", "balanced_factors", "deep_scalar_rhs", "deep_scalar_gd", "deep_scalar_flow",
+    "DeepMatrixTrajectory", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init", "deep_random_init",
 ]

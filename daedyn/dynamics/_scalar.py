@@ -46,6 +46,7 @@ from daedyn._checks import (
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
+from daedyn.theory._deep import check_depth
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -231,7 +232,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
               unroll: int = 4, check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
-              observables: Sequence[str] | None = None) -> ScalarTrajectory:
+              observables: Sequence[str] | None = None, depth: int = 2):
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -260,6 +261,10 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         relative in float64 and a few ulp in float32 per epoch.
       observables: the fields to save, a subset of ("w1", "w2", "w", "weight_norm", "loss") (default all);
         the others are None. ``("w",)`` on the fused backends writes w alone from the kernel.
+      depth: number of weight matrices L (int >= 2). L >= 3: the first L - 1 factors start at w1 and
+        the last at w2 (balanced when w1 = w2) and the run is
+        :func:`daedyn.dynamics.deep_scalar_gd` (returns a :class:`DeepScalarTrajectory`; backend,
+        unroll, observables and the stability check apply to depth 2 only).
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
@@ -272,6 +277,14 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       >>> traj.w.shape, np.round(np.asarray(traj.w[:, -1], np.float64), 4).tolist()  # 1, 1/2, 1/6
       ((3, 4), [1.0, 0.5, 0.1667])
     """
+    if check_depth(depth) > 2:
+        from daedyn.dynamics._deep import deep_scalar_gd
+
+        check_broadcastable(w1=w1, w2=w2)
+        w1_, w2_ = jnp.broadcast_arrays(jnp.asarray(w1), jnp.asarray(w2))
+        factors = jnp.stack([w1_] * (depth - 1) + [w2_], axis=-1)
+        return deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
+                              save_every=save_every)
     epochs = check_int("epochs", epochs, 0)
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
