@@ -8,12 +8,13 @@ key (Figure 5 uses scale 1e-4, Figure 6 uses 1e-3).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
@@ -21,7 +22,7 @@ from daedyn import _linear
 from daedyn._checks import check_range, float_dtype
 
 __all__ = ["ACTIVATIONS", "init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct",
-           "end_to_end"]
+           "end_to_end", "weights", "widths"]
 
 Params = dict[str, Array]
 Activation = str | Callable[[Array], Array] | None
@@ -71,13 +72,46 @@ def get_activation(activation: Activation) -> Callable[[Array], Array]:
     raise ValueError(f"activation must be None, a string or a callable; got {type(activation).__name__}")
 
 
-def init_autoencoder(d: int, h: int, *, key: Array, scale: ArrayLike = 1e-4, bias: bool = False,
-                     dtype: Any = None) -> Params:
-    """Random weights of a D -> H -> D autoencoder, entries i.i.d. N(0, scale^2).
+def weights(params: Params) -> tuple[Array, ...]:
+    """The weight matrices ``(W_1, ..., W_L)`` of a network (keys "w1" .. "wL"), encoder first.
+
+    Example:
+      >>> [w.shape for w in weights(init_autoencoder(5, (4, 3), key=jr.key(0)))]
+      [(4, 5), (3, 4), (5, 3)]
+    """
+    count = sum(1 for k in params if k.startswith("w") and k[1:].isdigit())
+    return tuple(params[f"w{l}"] for l in range(1, count + 1))
+
+
+def widths(h) -> tuple[int, ...]:
+    """Hidden widths as a tuple: an int H is one hidden layer (depth 2), a sequence one per hidden layer.
+
+    Raises:
+      ValueError: naming ``hidden`` for anything else, or a width < 1.
+    """
+    if isinstance(h, int | np.integer) and not isinstance(h, bool):
+        hs = (h,)
+    elif isinstance(h, list | tuple) and len(h) >= 1:
+        hs = tuple(h)
+    else:
+        raise ValueError(f"hidden must be a width (integer >= 1) or a list of widths, one per hidden layer; "
+                         f"got {h!r}")
+    for i, v in enumerate(hs):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            where = "hidden" if len(hs) == 1 and not isinstance(h, list | tuple) else f"hidden[{i}]"
+            raise ValueError(f"{where} must be an integer >= 1; got {v!r}")
+    return tuple(int(v) for v in hs)
+
+
+def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, scale: ArrayLike = 1e-4,
+                     bias: bool = False, dtype: Any = None) -> Params:
+    """Random weights of a D -> H -> D autoencoder (or D -> H_1 -> ... -> D), entries i.i.d. N(0, scale^2).
 
     Args:
       d: input dimension D (>= 1).
-      h: hidden units H (>= 1).
+      h: hidden units H (>= 1), or a list of widths (H_1, ..., H_{L-1}) for a deep network of L weight
+        matrices "w1" .. "wL" (and biases "b1" .. "bL" when ``bias``). One width gives exactly the
+        depth-2 network (same keys and draws).
       key: JAX PRNG key (required; split into one key per weight matrix).
       scale: standard deviation of the entries (>= 0); the paper uses 1e-4 (linear, Figure 5) and
         1e-3 (nonlinear, Figure 6).
@@ -93,9 +127,19 @@ def init_autoencoder(d: int, h: int, *, key: Array, scale: ArrayLike = 1e-4, bia
       ((3, 5), (5, 3))
     """
     check_range("d", d, 1)
-    check_range("h", h, 1)
+    hs = widths(h)
     check_range("scale", scale, 0.0)
     dtype = float_dtype(dtype=dtype)
+    if len(hs) > 1:
+        sizes = (int(d),) + hs + (int(d),)
+        keys = jr.split(key, len(sizes) - 1)
+        scale = jnp.asarray(scale, dtype)
+        params = {f"w{l + 1}": scale * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype)
+                  for l in range(len(sizes) - 1)}
+        if bias:
+            params.update({f"b{l + 1}": jnp.zeros((sizes[l + 1],), dtype) for l in range(len(sizes) - 1)})
+        return params
+    h = hs[0]
     k1, k2 = jr.split(key)
     scale = jnp.asarray(scale, dtype)
     params = {"w1": scale * jr.normal(k1, (int(h), int(d)), dtype),
@@ -116,6 +160,19 @@ def encode(params: Params, x: ArrayLike, activation: Activation = None, *,
     return act(z)
 
 
+def _deep_reconstruct(params: Params, x, activation, precision) -> Array:
+    act = get_activation(activation)
+    ws = weights(params)
+    z = x
+    for l, w in enumerate(ws, start=1):
+        z = jnp.matmul(z, w.T, precision=precision)
+        if f"b{l}" in params:
+            z = z + jnp.broadcast_to(params[f"b{l}"], z.shape)
+        if l < len(ws):
+            z = act(z)
+    return z
+
+
 def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
                 precision: Any = None) -> Array:
     """Reconstruction ``act(x @ W1.T + b1) @ W2.T + b2`` of rows ``x`` (..., D).
@@ -133,6 +190,8 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
       >>> reconstruct(p, jnp.array([[1.0, -1.0]]), "relu").tolist()
       [[2.0, 0.0]]
     """
+    if "w3" in params:  # deep: the activation after every hidden layer, a linear output layer
+        return _deep_reconstruct(params, x, activation, precision)
     z = encode(params, x, activation, precision=precision)
     out = jnp.matmul(z, params["w2"].T, precision=precision)
     if "b2" in params:
@@ -141,10 +200,10 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
 
 
 def end_to_end(params: Params, *, precision: Any = None) -> Array:
-    """The linear network's map W = W2 W1 (D x D).
+    """The linear network's map W = W2 W1 (D x D); W_L ... W_1 for a deep one.
 
     Example:
       >>> end_to_end({"w1": jnp.array([[1.0, 2.0]]), "w2": jnp.array([[3.0], [4.0]])}).tolist()
       [[3.0, 6.0], [4.0, 8.0]]
     """
-    return _linear.product((params["w1"], params["w2"]), _linear.matmul_fn(precision))
+    return _linear.product(weights(params), _linear.matmul_fn(precision))

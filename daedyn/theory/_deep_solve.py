@@ -87,12 +87,22 @@ def _newton_root(z_start, z_clip, lam, ng, k, m, left: bool):
     return z - _p(z, lam, ng, k, m) / _dp(z, ng, k, m)
 
 
+def _scale(lam, eps, gamma, n):
+    """A positive rate scale c (lam where lam > 0): P / c has the same roots and O(1) coefficients, so
+    tiny eigenvalues (1e-30 in float32) do not underflow; times scale by c."""
+    k = lam + eps
+    ng = n * gamma
+    return jnp.where(lam > 0, lam, jnp.where(k > 0, k, jnp.where(ng > 0, ng, 1.0)))
+
+
 def deep_roots(lam, eps, gamma, n, depth: int):
     """``(z_star, z_th, z_pk, has_root)`` of P for scalar float arguments (z_th = inf without weight decay).
 
     ``has_root``: a positive learned state exists (lam > 0 and, with weight decay, max P > 0).
     Unused entries are 1 (finite, harmless for the branches not taken).
     """
+    c = _scale(lam, eps, gamma, n)  # the roots of P / c are those of P
+    lam, eps, gamma, n = lam / c, eps / c, gamma * n / c, jnp.ones_like(n)
     m = depth / (depth - 2.0)
     ng = n * gamma
     k = lam + eps
@@ -332,6 +342,8 @@ def _mapping(kind, phi, path: _Path):
 
 
 def _setup(w0, lam, eps, gamma, n, depth):
+    c = _scale(lam, eps, gamma, n)
+    lam, eps, gamma, n = lam / c, eps / c, gamma * n / c, jnp.ones_like(n)
     m = depth / (depth - 2.0)
     ng = n * gamma
     k = lam + eps
@@ -376,7 +388,7 @@ def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
     phi0 = _start_phi(kind, z0, path)
     edges, panel = path.table()
     j = path.rebase(edges, panel, phi0)
-    target = path.time(phi0, edges, j) + (depth - 2.0) * t / tau
+    target = path.time(phi0, edges, j) + (depth - 2.0) * t * _scale(lam_in, eps, gamma, n) / tau
     u = _mapping(kind, path.solve(target, edges, j), path)
     at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
     return jnp.where(special, u_special, jnp.where(at_rest, w0, u))
@@ -397,5 +409,6 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     phi0 = _start_phi(kind, z0, path)
     j = path.rebase(edges, panel, phi0)
     reached = (kind == _B) | (z0 <= zs + d_f)
-    t = tau / (depth - 2.0) * (path.time(phi_f, edges, j) - path.time(phi0, edges, j))
+    c = _scale(lam, eps, gamma, n)
+    t = tau / ((depth - 2.0) * c) * (path.time(phi_f, edges, j) - path.time(phi0, edges, j))
     return jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn import _linear, dynamics, theory
+from daedyn import _linear, dynamics, models, theory
 from daedyn._checks import check_range
 from daedyn.train._config import Params
 from daedyn.train._driver import TrainResult
@@ -40,6 +40,10 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *,
                kind: Literal["balanced", "authors", "mean"] = "balanced",
                precision: Any = "highest") -> Array:
     """Initial value w0 per direction for the small-initialisation theory.
+
+    Deep networks (L >= 3 weight matrices): ``"balanced"`` is |diag(V^T W V)|_j of the initial map
+    W = W_L ... W_1 (exact for the decoupled start of :func:`daedyn.dynamics.deep_orthogonal_init`),
+    ``"authors"`` and ``"mean"`` use the singular values of W.
 
     ``"balanced"``: each direction's own balanced-equivalent start |u_j + v_j|^2 / 4 with
     u_j = (W1 V)[:, j], v_j = (V^T W2)[j, :]: during training u_j + v_j grows like exp(lam t / tau)
@@ -76,19 +80,21 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *,
     v = jnp.asarray(eigvecs)
     d = v.shape[0]
 
-    def one(w1, w2):
-        if kind == "balanced":
-            u, vv = _linear.to_eigenbasis((w1, w2), v, mm)  # W1 V (H, D), V^T W2 (D, H)
+    def one(*ws):
+        if kind == "balanced" and len(ws) == 2:
+            u, vv = _linear.to_eigenbasis(ws, v, mm)  # W1 V (H, D), V^T W2 (D, H)
             return jnp.sum(jnp.square(u + vv.T), axis=0) / 4
-        sv = _linear.svdvals((w1, w2), mm)  # descending, min(H, D) values
+        if kind == "balanced":  # deep: |diag(V^T W V)|, exact for the decoupled start
+            return jnp.abs(_linear.mapping(_linear.to_eigenbasis(ws, v, mm), mm))
+        sv = _linear.svdvals(ws, mm)  # descending, min(H, D) values
         value = jnp.sum(sv[:AUTHORS_TOP]) / d if kind == "authors" else jnp.mean(sv)
         return jnp.full((d,), value, sv.dtype)
 
-    w1, w2 = jnp.asarray(params["w1"]), jnp.asarray(params["w2"])
+    ws = tuple(jnp.asarray(w) for w in models.weights(params))
     f = one
-    for _ in w1.shape[:-2]:
+    for _ in ws[0].shape[:-2]:
         f = jax.vmap(f)
-    return f(w1, w2)
+    return f(*ws)
 
 
 def crossing_times(t: ArrayLike, w: ArrayLike, target: ArrayLike) -> Array:
@@ -203,10 +209,18 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     w0_dt = jnp.asarray(w0_arr, dt)
     n = jnp.asarray(result.n, dt)
     t = jnp.asarray(result.t, dt)
+    depth = len(models.weights(result.init_params)) if result.init_params is not None else 2
     cont = theory.small_init_trajectory(t[:, None], lam[None, :], result.eps,
-                                        result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n)
+                                        result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n,
+                                        depth=depth)
     epochs = int(result.t[-1] - result.t[0])
-    if epochs:
+    if epochs and depth > 2:
+        every = int(result.t[1] - result.t[0])
+        traj = dynamics.deep_scalar_gd(jnp.maximum(lam, 0), result.eps, dynamics.balanced_factors(w0_dt, depth),
+                                       alpha=n / result.tau, epochs=epochs, gamma=result.gamma, n=n,
+                                       save_every=every)
+        disc = traj.w.T
+    elif epochs:
         every = int(result.t[1] - result.t[0])
         u = jnp.sqrt(w0_dt)
         traj = dynamics.scalar_gd(jnp.maximum(lam, 0), result.eps, u, u, alpha=n / result.tau, epochs=epochs,
@@ -215,7 +229,7 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     else:
         disc = w0_dt[None]
     rmse = lambda a: jnp.sqrt(jnp.mean(jnp.square(a - measured), axis=0))
-    w_star = jnp.asarray(theory.fixed_point(lam, result.eps, result.gamma, n=result.n), dt)
+    w_star = jnp.asarray(theory.fixed_point(lam, result.eps, result.gamma, n=result.n, depth=depth), dt)
     keep = w_star >= min_fixed_point
     times = {}
     for name, traj_w in (("measured", measured), ("continuous", cont), ("discrete", disc)):

@@ -57,7 +57,10 @@ class TrainConfig:
     validated when a run starts (``ValueError`` naming the field).
 
     Attributes:
-      hidden: hidden units H (>= 1).
+      hidden: hidden units H (>= 1), or a list of widths (H_1, ..., H_{L-1}) for a deep network of L
+        weight matrices (docs/depth.md).
+      depth: number of weight matrices L (>= 2) with one width ``hidden`` repeated (None: from
+        ``hidden``).
       epochs: number of epochs (>= 0, a multiple of ``save_every``).
       save_every: epochs between records (the start is always recorded).
       activation: None/"linear", a ``jax.nn`` name ("relu", "tanh", ...) or a callable.
@@ -81,7 +84,7 @@ class TrainConfig:
       'relu'
     """
 
-    hidden: int
+    hidden: int | tuple[int, ...]
     epochs: int
     save_every: int = 100
     activation: models.Activation = None
@@ -96,10 +99,13 @@ class TrainConfig:
     init_scale: float = 1e-4
     chunk_records: int | None = None
     dtype: Any = None
+    depth: int | None = None
 
     def __post_init__(self):
         if self.observables is not None and not isinstance(self.observables, tuple):
             object.__setattr__(self, "observables", tuple(self.observables))  # keeps the config hashable
+        if isinstance(self.hidden, list):
+            object.__setattr__(self, "hidden", tuple(self.hidden))
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed."""

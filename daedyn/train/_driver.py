@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range
+from daedyn.theory._deep import check_depth
 from daedyn.train import _loop
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
@@ -75,7 +76,7 @@ class _Compiled(NamedTuple):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(loop: LoopConfig, batched: bool, hidden: int, bias: bool) -> _Compiled:
+def _compiled(loop: LoopConfig, batched: bool, hidden, bias: bool) -> _Compiled:
     """The loop's pure pieces, jitted (and vmapped over runs when ``batched``), once per structure."""
 
     def init(key, p_given, scale, data):
@@ -205,6 +206,35 @@ def _key_batch_shape(key) -> tuple[int, ...]:
     return key.shape[:-1]
 
 
+def _resolve_widths(cfg: TrainConfig) -> int | tuple[int, ...]:
+    """The hidden widths of a run: an int for the one-hidden-layer network (depth 2), else a tuple
+    (H_1, ..., H_{L-1}); ``depth=L`` with one width repeats it."""
+    hs = models.widths(cfg.hidden)
+    if cfg.depth is not None:
+        depth = check_depth(cfg.depth)
+        if len(hs) == 1:
+            hs = hs * (depth - 1)
+        elif len(hs) != depth - 1:
+            raise ValueError(f"hidden has {len(hs)} widths, so depth is {len(hs) + 1}; got depth={cfg.depth} "
+                             "(give one width with depth=, or the list of widths alone)")
+    return hs[0] if len(hs) == 1 else hs
+
+
+def _fingerprint_widths(cfg: TrainConfig):
+    hs = _resolve_widths(cfg)
+    return hs if isinstance(hs, int) else list(hs)
+
+
+def _check_params_shapes(params, hidden, d) -> None:
+    sizes = (d,) + ((hidden,) if isinstance(hidden, int) else tuple(hidden)) + (d,)
+    want = [(sizes[l + 1], sizes[l]) for l in range(len(sizes) - 1)]
+    got = [tuple(w.shape[-2:]) for w in models.weights(params)]
+    if got != want:
+        names = ", ".join(f"w{l + 1} {s}" for l, s in enumerate(want))
+        raise ValueError(f"params must have {names} (hidden widths {sizes[1:-1]}, D = {d}); got "
+                         f"{', '.join(f'w{l + 1} {s}' for l, s in enumerate(got))}")
+
+
 def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps) -> None:
     """The shared GD stability check on the directions the network learns (the top H), with the
     run's eps and gamma, in the paper's units (for "mse": alpha -> 2 alpha / D, gamma -> gamma D / 2).
@@ -223,11 +253,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
          progress, checkpoint, batched) -> TrainResult:
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
-    hidden = cfg.hidden
-    check_range("hidden", hidden, 1)
-    if int(hidden) != hidden:
-        raise ValueError(f"hidden must be an integer >= 1; got {hidden!r}")
-    hidden = int(hidden)
+    hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("gamma", gamma, 0.0)
     check_range("init_scale", cfg.init_scale, 0.0)
@@ -248,7 +274,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     dt = data.x.dtype
     n, d = data.x.shape
     eps = jnp.asarray(noise_lib.eps_of(noise, n), dt)  # the one variance -> eps conversion
-    _check_stability(loop, data, hidden, alpha, gamma, eps)
+    if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
+        _check_stability(loop, data, hidden, alpha, gamma, eps)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1
@@ -271,9 +298,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
         hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
-        if params["w1"].shape[-2:] != (hidden, d) or params["w2"].shape[-2:] != (d, hidden):
-            raise ValueError(f"params must have w1 ({hidden}, {d}) and w2 ({d}, {hidden}); got "
-                             f"{params['w1'].shape} and {params['w2'].shape}")
+        _check_params_shapes(params, hidden, d)
     n_total = loop.epochs // loop.save_every
     if cfg.chunk_records:
         chunk = max(1, min(int(cfg.chunk_records), n_total))
@@ -352,7 +377,7 @@ def _fingerprint(loop: LoopConfig, cfg: TrainConfig, *, start_epoch, batched, da
         noise=None if loop.noise is None else loop.noise[0], marginalised=loop.marginalised,
         loss_scale=loop.loss_scale, path=loop.path, batch_size=loop.batch_size,
         optimizer=None if loop.optimizer is None else name(type(loop.optimizer)),
-        precision=str(loop.precision), observables=list(loop.observables), hidden=int(cfg.hidden),
+        precision=str(loop.precision), observables=list(loop.observables), hidden=_fingerprint_widths(cfg),
         bias=bool(cfg.bias), init_scale=float(cfg.init_scale), start_epoch=int(start_epoch),
         batched=bool(batched))
     arrays = dict(x=data.x, eigvals=data.eigvals, x_heldout=data.x_heldout,

@@ -24,14 +24,14 @@ from daedyn.train._data import TrainData
 __all__ = ["factors", "with_factors", "to_eigen", "from_eigen", "data_objective", "gradient", "observe"]
 
 
-def factors(params: Params) -> tuple[Array, Array]:
-    """The network's factors (W1, W2) as the core takes them."""
-    return params["w1"], params["w2"]
+def factors(params: Params) -> tuple[Array, ...]:
+    """The network's factors (W1, ..., WL) as the core takes them (L = 2: (W1, W2))."""
+    return models.weights(params)
 
 
 def with_factors(params: Params, ws) -> Params:
-    """``params`` with W1, W2 replaced by ``ws`` (biases kept)."""
-    return {**params, "w1": ws[0], "w2": ws[1]}
+    """``params`` with W1 .. WL replaced by ``ws`` (biases kept)."""
+    return {**params, **{f"w{l}": w for l, w in enumerate(ws, start=1)}}
 
 
 def to_eigen(params: Params, v: Array, mm) -> Params:
@@ -89,10 +89,11 @@ def gradient(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hyper, key
     dtype = params["w1"].dtype
     ws = factors(params)
     h, d = ws[0].shape
+    form = _linear.choose_form(d, h) if len(ws) == 2 else "gram"
     sigma = data.eigvals if cfg.path == "eigen" else data.sigma
     eps = jnp.asarray(hyper.eps, dtype) if cfg.marginalised else jnp.zeros((), dtype)
     grads = _linear.grad(ws, sigma, eps, n=normaliser(cfg.loss_scale, data.n, d, dtype),
-                         gamma=jnp.asarray(hyper.gamma, dtype), mm=mm, form=_linear.choose_form(d, h))
+                         gamma=jnp.asarray(hyper.gamma, dtype), mm=mm, form=form)
     return with_factors(params, grads)
 
 
