@@ -113,17 +113,16 @@ def apply_common_options(args) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-# Optional dependencies -> the extra that installs them (pyproject's optional-dependencies).
-_EXTRAS = {"zarr": "sweep", "xarray": "sweep", "numcodecs": "sweep", "diffrax": "ode",
-           "tensorflow_datasets": "tfds", "mlxtend": "data", "yaml": None}
-
-
 def _import_message(err: ImportError) -> str:
+    from daedyn._extras import MissingExtra, extra_of, missing_message
+
+    if isinstance(err, MissingExtra):
+        return str(err)
     name = (err.name or "").split(".")[0]
-    if name in _EXTRAS:
-        extra = _EXTRAS[name]
-        how = "pip install pyyaml" if extra is None else f"pip install 'daedyn[{extra}]'"
-        return f"{name} is not installed; {how}"
+    if extra_of(name) is not None:
+        return missing_message("this command", [name])
+    if name == "yaml":
+        return "YAML specs need PyYAML: pip install pyyaml (or use TOML or JSON)"
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return text if "pip install" in text else f"{text} (a dependency is missing or broken)"
 

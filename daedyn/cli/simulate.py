@@ -151,6 +151,7 @@ def _run_scalar(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
+    from daedyn._extras import require
     from daedyn.dynamics import simulate_scalar
 
     every = _checked_ints(args)
@@ -162,6 +163,8 @@ def _run_scalar(args) -> int:
     n, tau = args.n, args.n / alpha
     batch = lam.size
     start = time.perf_counter()
+    if args.method == "diffrax":
+        require("diffrax", what="daedyn simulate --method diffrax")
     if args.method != "gd":
         say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
     tr = simulate_scalar(c[0], c[1], jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),

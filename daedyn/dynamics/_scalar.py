@@ -43,6 +43,7 @@ from daedyn._checks import (
     concrete,
     float_dtype,
 )
+from daedyn._extras import require
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
@@ -400,6 +401,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
     check_range("tau", tau, 0.0, lo_open=True)
     dtype = float_dtype(lam, eps, gamma, tau, w1, w2)
     if method == "diffrax":
+        require("diffrax", what="scalar_flow(method='diffrax')")  # one line naming the extra
         ts_c = concrete(ts)
         if ts_c is not None:
             check_times(ts_c)

@@ -21,6 +21,9 @@ Example:
   >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
+import functools
+
+from daedyn._extras import require
 from daedyn.sweep._builtins import ENTRY_POINTS, resolve
 from daedyn.sweep._entries import EntryInfo, entry_point
 from daedyn.sweep._plan import HELD_COPIES, OutputInfo, SweepPlan, plan
@@ -34,9 +37,16 @@ from daedyn.sweep._spec import (
     load_spec,
     parse_memory,
 )
-from daedyn.sweep._store import STATUS_CODES, open_results, read_log
+from daedyn.sweep._store import STATUS_CODES, read_log
+from daedyn.sweep._store import open_results as _open_results
 
 run_sweep = run
+
+
+@functools.wraps(_open_results)
+def open_results(path):
+    require("xarray", "zarr", what="daedyn.sweep.open_results")  # one line naming the extra
+    return _open_results(path)
 
 __all__ = [
     "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "NOT_RANGED", "OutputInfo", "PARAMETER_RANGES",
