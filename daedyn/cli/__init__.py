@@ -32,7 +32,10 @@ __all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", 
 SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``daedyn`` parser; with ``only`` (a subcommand name), just that subcommand is imported and
+    registered (how :func:`main` starts: the other subcommand modules are never imported). Building
+    it imports no jax, numpy or matplotlib: subcommands import what they need when they run."""
     from daedyn import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daedyn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in (only,) if only in SUBCOMMANDS else SUBCOMMANDS:
         try:
             module = importlib.import_module(f"daedyn.cli.{name}")
         except ModuleNotFoundError as err:
@@ -156,8 +159,9 @@ def _one_line_warnings(prog: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``daedyn <argv>``; returns the exit code (argparse's own usage errors raise SystemExit 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
