@@ -12,7 +12,8 @@ import pytest
 
 from daedyn import _extras
 
-_HIDE = "import sys\nfor m in {hide!r}: sys.modules[m] = None\nfrom daedyn.cli import main\nsys.exit(main({argv!r}))"
+_HIDE = ("import sys\nfor m in {hide!r}: sys.modules[m] = None\n"
+         "from daedyn.cli import main\nsys.exit(main({argv!r}))")
 
 
 _ROOT = str(Path(__file__).resolve().parent.parent)

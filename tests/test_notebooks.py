@@ -77,7 +77,8 @@ def test_notebook_executes_as_a_notebook(name, tmp_path, monkeypatch):
                            JAX_PLATFORMS="cpu", PYTHONPATH=root).items():
         monkeypatch.setenv(key, value)  # the kernel inherits them; PYTHONPATH: this checkout's daedyn
     nb = jupytext.read(NOTEBOOKS / name)
-    ExecutePreprocessor(timeout=600, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    run = ExecutePreprocessor(timeout=600, kernel_name="python3")
+    run.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors

@@ -46,6 +46,7 @@ def run(args) -> int:
 
     from daedyn import data, tune
     from daedyn._checks import check_range
+    from daedyn._progress import progress_bar
 
     check_range("--epochs", args.epochs, 0.0, lo_open=True)
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
@@ -71,6 +72,8 @@ def run(args) -> int:
               hidden=args.hidden, max_steps=args.max_steps)
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
+    if not (args.json or getattr(args, "quiet", False)):  # progress on stderr; stdout stays clean
+        kw["progress"] = lambda stage: progress_bar("steps", desc=f"tune ({stage})")
     tuned = tune.tune_noise(xt, xh, eps0=args.eps0, anisotropic=args.anisotropic, **kw)
     iso, result, eps0 = tuned.isotropic, tuned.result, tuned.eps0
     n_train, dim = xt.shape

@@ -25,6 +25,7 @@ from jax.typing import ArrayLike
 from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range
+from daedyn._progress import starting
 from daedyn.train import _loop
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
@@ -285,6 +286,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     end = int(start_epoch) + loop.epochs
     axis = 1 if batched else 0  # the record axis
     if chunk == n_total and checkpoint is None:  # one compiled call: train_fn's run
+        starting(progress, int(start_epoch), end)
         recs, final, p0 = fns.whole(key, params, scale, data, hyper, start)
         recs = {k: np.asarray(v) for k, v in recs.items()}
         if progress is not None:
@@ -303,6 +305,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                     treedef, [jnp.asarray(v, dtype=leaf.dtype) for v, leaf in zip(saved.state_leaves,
                                                                                   leaves, strict=True)])
                 parts, done = [saved.records], saved.done
+        at = int(start_epoch) + done * loop.save_every
+        starting(progress, at, end, note=f"resumed at epoch {at} of {end}" if done else "")
         while done < n_total:
             m = min(chunk, n_total - done)
             carry, new = fns.advance(m)(carry, data, hyper, k_run)

@@ -15,6 +15,8 @@ import optax
 from jax import Array
 from jax.typing import ArrayLike
 
+from daedyn._progress import starting
+
 __all__ = ["History", "TuneResult", "GridResult", "tune", "grid_search", "tune_anisotropic"]
 
 
@@ -157,7 +159,8 @@ def _is_flat(objective, z, value: float, rtol: float) -> bool:
 def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
          optimizer: optax.GradientTransformation | None = None, max_steps: int = 100,
          patience: int = 5, rtol: float = 1e-9, gtol: float = 1e-7,
-         log_bounds: tuple[float, float] = LOG_BOUNDS) -> TuneResult:
+         log_bounds: tuple[float, float] = LOG_BOUNDS,
+         progress: Callable[[int, int], None] | None = None) -> TuneResult:
     """Minimise ``objective`` over positive hyperparameters by gradient descent in their logarithms.
 
     The optimiser works on z = log(params) (so eps, gamma, alpha, T stay positive); the gradient
@@ -180,6 +183,9 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
       gtol: gradient-norm threshold (in log-parameters) for convergence, >= 0.
       log_bounds: z is clipped to this box after each step (keeps exp(z) finite); ``init`` must lie
         inside ``[exp(lo), exp(hi)]``.
+      progress: optional ``progress(done, total)`` callback (e.g. :func:`daedyn._progress.progress_bar`),
+        called after each evaluation with ``total = max_steps``, and once at the end with
+        ``done = total`` = the evaluations made.
     Returns:
       A :class:`TuneResult`.
     Raises:
@@ -213,10 +219,13 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
     best_z, best_v = z, math.inf
     status, message = "max_steps", f"reached max_steps={max_steps}"
     n_evals, stale, n_steps = 0, 0, 0
+    starting(progress, 0, max_steps)
     for step in range(max_steps):
         value, grad = _evaluate(objective, z)
         n_evals += 1
         v = float(value)
+        if progress is not None and step + 1 < max_steps:
+            progress(step + 1, max_steps)
         g_ok = all(bool(jnp.all(jnp.isfinite(g))) for g in jtu.tree_leaves(grad))
         hist_z.append(z), hist_v.append(v), hist_g.append(grad), hist_n.append(n_evals)
         if not (math.isfinite(v) and g_ok):
@@ -251,6 +260,8 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
         z, state = _update(objective, z, state, value, grad, optimizer=optimizer, bounds=bounds)
         n_steps += 1
         n_evals += _num_linesearch_evals(state)
+    if progress is not None:
+        progress(len(hist_v), len(hist_v))  # finished (possibly before max_steps)
     stack = lambda xs: {k: np.stack([np.asarray(jnp.exp(x[k])) for x in xs]) for k in xs[0]}
     history = History(params=stack(hist_z), objective=np.asarray(hist_v),
                       grad={k: np.stack([np.asarray(g[k]) for g in hist_g]) for k in hist_g[0]},

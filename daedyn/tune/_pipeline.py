@@ -42,7 +42,7 @@ class NoiseTuning(NamedTuple):
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
-               **objective_kwargs) -> NoiseTuning:
+               progress: Any = None, **objective_kwargs) -> NoiseTuning:
     """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
 
     Builds :func:`heldout_problem`, :func:`heldout_objective` and runs :func:`tune` from ``eps0``;
@@ -57,6 +57,9 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
       route: "closed_form", "dynamics" or "train", or a route config (:class:`DynamicsRoute`, ...).
       anisotropic: also tune a per-direction eps_j (never worse than the isotropic optimum).
       optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
+      progress: optional factory ``progress(stage: str) -> (done, total) callback`` (e.g.
+        ``lambda stage: progress_bar("steps", desc=stage)``), one callback per stage
+        ("isotropic", "anisotropic"), passed to :func:`tune`.
       **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
     Returns:
       :class:`NoiseTuning` with both stages (``.result`` is the last one run), the starting eps
@@ -79,9 +82,10 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
         eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n
     objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
                                   route=route, **objective_kwargs)
-    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
+    bar = (lambda stage: None) if progress is None else progress
+    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps, progress=bar("isotropic"))
     aniso = None
     if anisotropic and iso.success:
         aniso = tune_anisotropic(objective, iso, problem.eigvals.shape[-1], optimizer=optimizer,
-                                 max_steps=max_steps)
+                                 max_steps=max_steps, progress=bar("anisotropic"))
     return NoiseTuning(iso, aniso, float(eps0), objective, problem)
