@@ -57,7 +57,9 @@ def register(subparsers) -> None:
                    help="number of seeds trained together in one vmapped run (default 1)")
     p.add_argument("--top", type=int, default=5, help="directions to report (default 5)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the mapping over epochs")
-    p.add_argument("--out", default=None, metavar="FILE.npz", help="save the recorded observables")
+    p.add_argument("--out", default=None, metavar="FILE.npz|.nc|.zarr",
+                   help="save the recorded observables: .nc (netCDF) or .zarr as a labelled xarray "
+                   "dataset (the sweep extra), anything else as .npz")
     p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
                    help="save the run's state there as it goes; rerunning the same command resumes "
                    "an interrupted run from it (a checkpoint of different settings is refused)")
@@ -111,7 +113,7 @@ def _check(args):
     check_plot("--plot", args.plot)
     check_file("--out", args.out)
     check_file("--checkpoint", args.checkpoint)
-    check_distinct(**{"--out": None if args.out is None else npz_path(args.out), "--plot": args.plot,
+    check_distinct(**{"--out": None if args.out is None else _out_path(args.out), "--plot": args.plot,
                       "--checkpoint": args.checkpoint})
     if args.epochs % args.save_every:
         raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every "
@@ -178,10 +180,11 @@ def run(args) -> int:
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
     if args.seeds > 1:
-        r = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
-        runs = [_one_seed(r, s) for s in range(args.seeds)]
+        batch = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
+        runs = [_one_seed(batch, s) for s in range(args.seeds)]
     else:
         runs = [train.train(x_train, key=key, **kw)]
+        batch = None
     seconds = time.perf_counter() - start
     top = min(args.top, d)
     r0 = runs[0]
@@ -222,7 +225,9 @@ def run(args) -> int:
     }
     if r0.heldout_loss is not None:
         report["heldout_loss_final"] = float(np.mean([np.asarray(r.heldout_loss)[-1] for r in runs]))
-    if args.out:
+    if args.out and _is_dataset_path(args.out):
+        report["out"] = _save_dataset(args.out, runs[0] if batch is None else batch, pred, report)
+    elif args.out:
         per_seed = lambda f: np.stack([np.asarray(getattr(r, f)) for r in runs])
         arrays = {"t": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
                   "eps": per_seed("eps"), "gamma": per_seed("gamma"),
@@ -279,3 +284,30 @@ def _print_report(rep: dict, linear: bool) -> None:
     for key in ("out", "plot"):
         if key in rep:
             print(f"wrote {rep[key]}")
+
+
+def _is_dataset_path(path: str) -> bool:
+    return path.rstrip("/").lower().endswith((".nc", ".zarr"))
+
+
+def _out_path(path: str) -> str:
+    return path if _is_dataset_path(path) else npz_path(path)
+
+
+def _save_dataset(path: str, result, pred, report: dict) -> str:
+    """``result.to_xarray()`` (a ``seed`` axis for several seeds), the theory curves and the settings,
+    written as netCDF or zarr by the extension."""
+    import numpy as np
+
+    from daedyn import _xarray
+
+    seeds = report["seeds"]
+    ds = result.to_xarray(**({} if seeds == 1 else {"batch_dims": ("seed",),
+                                                    "coords": {"seed": np.arange(seeds)}}))
+    if pred is not None:  # (S, T, top): NaN beyond the directions compared
+        full = np.full(pred.shape[:2] + (ds.sizes["direction"],), np.nan, pred.dtype)
+        full[..., :pred.shape[-1]] = pred
+        dims = ("seed", "epoch", "direction")
+        ds["theory"] = (dims, full) if seeds > 1 else (dims[1:], full[0])
+    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "directions"})
+    return _xarray.write(ds, path)

@@ -69,6 +69,24 @@ class ScalarTrajectory(NamedTuple):
     weight_norm: Array
     loss: Array
 
+    def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
+        """The trajectory as an ``xarray.Dataset`` (w1, w2, w, weight_norm, loss over the batch axes
+        and ``time_dim``), with the dimension names of :mod:`daedyn.sweep`.
+
+        Args:
+          batch_dims: names of the leading batch axes (e.g. ``("eps",)``; unnamed: ``batch``, ...).
+          coords: values along named dimensions (e.g. ``{"eps": eps_values}``).
+          time_dim: name of the save-time dimension: ``"epoch"`` (the sweeps' name for gradient
+            descent and training) or ``"t"`` (their name for the continuous flows).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        return dataset({k: (getattr(self, k), (time_dim,)) for k in ("w1", "w2", "w", "weight_norm", "loss")},
+                       time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
+                       what="ScalarTrajectory.to_xarray")
+
 
 def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
                n: ArrayLike = 1) -> tuple[Array, Array]:

@@ -67,6 +67,55 @@ class TrainResult(NamedTuple):
     eps: Array
     gamma: Array
 
+    def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
+        """The run as an ``xarray.Dataset`` with the dimension names of :mod:`daedyn.sweep`'s
+        training entry: mapping over (``epoch``, ``direction``), singular values over
+        (``epoch``, ``component``), losses and weight norm over ``epoch``, ``lam`` (the
+        eigenvalues) over ``direction``, tau / eps / gamma per run, the final w1 / w2 over
+        ``hidden`` and ``input``; ``attrs["n"]`` is N. A :func:`train_batch` result has its batch
+        axes first (name them: ``batch_dims=("seed",)`` or ``("gamma", "eps")``).
+
+        Args:
+          batch_dims: names of the leading batch axes (unnamed: ``batch``, ``batch_1``, ...).
+          coords: values along named dimensions (e.g. ``{"seed": [0, 1, 2]}``).
+          time_dim: the name of the record-time dimension (default ``"epoch"``).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        t = (time_dim,)
+        return dataset({"mapping": (self.mapping, t + ("direction",)),
+                        "singular_values": (self.singular_values, t + ("component",)),
+                        "weight_norm": (self.weight_norm, t), "train_loss": (self.train_loss, t),
+                        "heldout_loss": (self.heldout_loss, t), "lam": (self.eigvals, ("direction",)),
+                        "tau": (self.tau, ()), "eps": (self.eps, ()), "gamma": (self.gamma, ()),
+                        "w1": (self.params["w1"], ("hidden", "input")),
+                        "w2": (self.params["w2"], ("input", "hidden"))},
+                       time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
+                       attrs={"n": int(self.n)}, what="TrainResult.to_xarray")
+
+
+# A clean pytree: array leaves only. N (a Python int) is static metadata, kept in the treedef with
+# the names of the fields that are None (nonlinear nets, no held-out data), so that
+# jax.tree.map(f, result) applies f to arrays only and returns a TrainResult.
+_TRAIN_STATIC = ("n",)
+
+
+def _flatten_result(r: TrainResult):
+    present = tuple(f for f in TrainResult._fields if f not in _TRAIN_STATIC and getattr(r, f) is not None)
+    keys = tuple(jax.tree_util.GetAttrKey(f) for f in present)
+    return list(zip(keys, (getattr(r, f) for f in present), strict=True)), (present, r.n)
+
+
+def _unflatten_result(aux, children) -> TrainResult:
+    present, n = aux
+    given = dict(zip(present, children, strict=True))
+    return TrainResult(**{f: given.get(f) for f in TrainResult._fields if f not in _TRAIN_STATIC}, n=n)
+
+
+jax.tree_util.register_pytree_with_keys(TrainResult, _flatten_result, _unflatten_result)
+
 
 class _Compiled(NamedTuple):
     begin: Callable  # (key, params | None, scale, data, hyper, start_epoch) -> (carry, first, p0, key)

@@ -70,6 +70,31 @@ class TuneResult(NamedTuple):
     def success(self) -> bool:
         return self.status in ("converged", "max_steps")
 
+    def to_xarray(self):
+        """The optimisation history as an ``xarray.Dataset`` over ``step`` (one row per evaluated
+        iterate): each tuned hyperparameter (``eps`` over (``step``, ``direction``) when
+        anisotropic), its gradient in log-space (``grad_eps``), ``objective`` and the cumulative
+        ``evals``; the best values are ``best_<name>`` and the status, message, step and
+        evaluation counts and objectives are attributes.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        h = self.history
+        dims = lambda a, lead: lead + ("direction",) * (np.ndim(a) - len(lead))
+        fields = {"objective": (h.objective, ("step",)), "evals": (h.evals, ("step",))}
+        for k, a in h.params.items():
+            fields[k] = (a, dims(a, ("step",)))
+            fields[f"grad_{k}"] = (h.grad[k], dims(h.grad[k], ("step",)))
+            fields[f"best_{k}"] = (np.asarray(self.params[k]), dims(self.params[k], ()))
+        attrs = {"status": self.status, "message": self.message, "n_steps": int(self.n_steps),
+                 "n_evals": int(self.n_evals), "best_objective": float(self.objective),
+                 "initial_objective": float(self.initial_objective)}
+        return dataset(fields, time=("step", np.arange(len(h.objective))), attrs=attrs,
+                       what="TuneResult.to_xarray")
+
 
 class GridResult(NamedTuple):
     """Outcome of :func:`grid_search`.

@@ -38,6 +38,27 @@ class NoiseTuning(NamedTuple):
         """The last stage run: anisotropic when there is one, else isotropic."""
         return self.isotropic if self.anisotropic is None else self.anisotropic
 
+    def to_xarray(self, stage: str = "result"):
+        """One stage's history as an ``xarray.Dataset`` (:meth:`TuneResult.to_xarray`), with
+        ``attrs["stage"]``, ``attrs["eps0"]`` and the held-out problem's sizes.
+
+        Args:
+          stage: "isotropic", "anisotropic" or "result" (the last stage run).
+        Raises:
+          ValueError: an unknown stage, or "anisotropic" when that stage did not run.
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        if stage not in ("isotropic", "anisotropic", "result"):
+            raise ValueError(f"stage must be 'isotropic', 'anisotropic' or 'result'; got {stage!r}")
+        chosen = self.result if stage == "result" else getattr(self, stage)
+        if chosen is None:
+            raise ValueError("stage='anisotropic': the anisotropic stage did not run (anisotropic=False, "
+                             "or the isotropic stage failed)")
+        ds = chosen.to_xarray()
+        ds.attrs.update(stage="isotropic" if chosen is self.isotropic else "anisotropic",
+                        eps0=float(self.eps0))
+        return ds
+
 
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
