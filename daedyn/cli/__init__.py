@@ -26,8 +26,8 @@ import os
 import sys
 import warnings
 
-__all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "float_list",
-           "seed_int", "apply_common_options", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "add_config_options",
+           "float_list", "seed_int", "apply_common_options", "SUBCOMMANDS"]
 
 SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench")
 
@@ -53,7 +53,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    parser.subcommands = sub.choices  # name -> subparser (for --config)
     return parser
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """--config FILE and --print-config (see :func:`daedyn.cli._config.resolve`)."""
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read options from a TOML/JSON/YAML file (keys: option names, e.g. save_every "
+                   "= 50); options on the command line override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved options as TOML (usable as --config) and exit")
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -171,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
         return code
 
+    if getattr(args, "config", None) or getattr(args, "print_config", False):
+        from daedyn.cli import _config
+
+        try:
+            args = _config.resolve(parser.subcommands[args.command], args, words)
+        except (ValueError, OSError) as err:
+            return fail(_os_message(err) if isinstance(err, OSError) else str(err),
+                        1 if isinstance(err, OSError) else 2)
+        if args.print_config:
+            print(_config.to_toml(args), end="")
+            return 0
     try:
         apply_common_options(args)
         with _one_line_warnings(prog):

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, float_list, seed_int
+from daedyn.cli import add_common_options, add_config_options, float_list, seed_int
 from daedyn.cli._files import check_plot, save_plot
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
@@ -73,6 +73,7 @@ def register(subparsers) -> None:
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, seed_int
+from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._files import (
     check_data_fits,
     check_distinct,
@@ -44,8 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--gamma", type=float, default=0.0, help="weight decay gamma (default 0)")
     p.add_argument("--alpha", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs of full-batch GD (default 1000)")
-    p.add_argument("--save-every", type=int, default=100, metavar="K",
-                   help="record the observables every K epochs (default 100)")
+    p.add_argument("--save-every", type=int, default=None, metavar="K",
+                   help="record the observables every K epochs (default: the largest divisor of "
+                   "--epochs up to min(100, epochs), i.e. 100 for 1000 epochs)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default full batch)")
     p.add_argument("--init-scale", type=float, default=1e-4,
                    help="std of the initial weights (default 1e-4, Figure 5; Figure 6 uses 1e-3)")
@@ -65,6 +66,7 @@ def register(subparsers) -> None:
                    "an interrupted run from it (a checkpoint of different settings is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -101,6 +103,8 @@ def _check(args):
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--gamma", args.gamma, 0.0)
     check_range("--epochs", args.epochs, 1)
+    if args.save_every is None:  # adapts to --epochs: 100 when it divides them, else the next divisor down
+        args.save_every = next(k for k in range(min(100, args.epochs), 0, -1) if args.epochs % k == 0)
     check_range("--save-every", args.save_every, 1)
     check_range("--seeds", args.seeds, 1)
     check_range("--top", args.top, 1)

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, seed_int
+from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._files import check_data_fits, check_plot, save_plot
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 

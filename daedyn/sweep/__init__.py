@@ -34,8 +34,10 @@ from daedyn.sweep._spec import (
     ParameterRange,
     SweepSpec,
     as_spec,
+    check_parameters,
     load_spec,
     parse_memory,
+    read_table,
 )
 from daedyn.sweep._store import STATUS_CODES, read_log
 from daedyn.sweep._store import open_results as _open_results
@@ -52,5 +54,5 @@ __all__ = [
     "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "NOT_RANGED", "OutputInfo", "PARAMETER_RANGES",
     "ParameterRange", "Progress", "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec",
     "entry_point", "load_spec", "open_results", "parse_memory", "plan", "read_log", "resolve", "run",
-    "run_sweep",
+    "run_sweep", "read_table", "check_parameters",
 ]
