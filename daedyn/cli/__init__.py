@@ -29,7 +29,7 @@ import warnings
 __all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "add_config_options",
            "float_list", "seed_int", "apply_common_options", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench")
+SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench", "cache")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -67,8 +67,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
-    """Options every subcommand shares: --json, --device, --x64."""
+    """Options every subcommand shares: --json, --device, --x64, --no-cache."""
     p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the on-disk spectrum cache ($DAEDYN_CACHE, else "
+                   "~/.cache/daedyn; see `daedyn cache`)")
     p.add_argument("--device", choices=("cpu", "gpu", "tpu"), default=None,
                    help="JAX platform to run on (default: JAX's default backend)")
     p.add_argument("--x64", action="store_true", help="compute in float64")
@@ -194,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     try:
         apply_common_options(args)
-        with _one_line_warnings(prog):
+        from daedyn._cache import caching
+
+        with _one_line_warnings(prog), caching(not getattr(args, "no_cache", False)):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
