@@ -185,7 +185,8 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
          optimizer: optax.GradientTransformation | None = None, max_steps: int = 100,
          patience: int = 5, rtol: float = 1e-9, gtol: float = 1e-7,
          log_bounds: tuple[float, float] = LOG_BOUNDS,
-         progress: Callable[[int, int], None] | None = None) -> TuneResult:
+         progress: Callable[[int, int], None] | None = None,
+         log: Callable[[dict], Any] | None = None) -> TuneResult:
     """Minimise ``objective`` over positive hyperparameters by gradient descent in their logarithms.
 
     The optimiser works on z = log(params) (so eps, gamma, alpha, T stay positive); the gradient
@@ -211,6 +212,9 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
       progress: optional ``progress(done, total)`` callback (e.g. :func:`daedyn._progress.progress_bar`),
         called after each evaluation with ``total = max_steps``, and once at the end with
         ``done = total`` = the evaluations made.
+      log: the logging hook: ``log(record)`` after each evaluated iterate, ``record`` a dict
+        ``{"step": int, "objective": float, "<name>": value, "grad_<name>": value}`` of NumPy values
+        (values in the constrained space, gradients in log-space), for TensorBoard / W&B.
     Returns:
       A :class:`TuneResult`.
     Raises:
@@ -251,6 +255,12 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
         v = float(value)
         if progress is not None and step + 1 < max_steps:
             progress(step + 1, max_steps)
+        if log is not None:
+            record = {"step": step, "objective": v}
+            for k, a in z.items():
+                record[k] = np.asarray(jnp.exp(a))[()]
+                record[f"grad_{k}"] = np.asarray(grad[k])[()]
+            log(record)
         g_ok = all(bool(jnp.all(jnp.isfinite(g))) for g in jtu.tree_leaves(grad))
         hist_z.append(z), hist_v.append(v), hist_g.append(grad), hist_n.append(n_evals)
         if not (math.isfinite(v) and g_ok):

@@ -63,7 +63,8 @@ class NoiseTuning(NamedTuple):
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
-               progress: Any = None, **objective_kwargs) -> NoiseTuning:
+               progress: Any = None, log: Callable[[dict], Any] | None = None,
+               **objective_kwargs) -> NoiseTuning:
     """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
 
     Builds :func:`heldout_problem`, :func:`heldout_objective` and runs :func:`tune` from ``eps0``;
@@ -81,6 +82,8 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
       progress: optional factory ``progress(stage: str) -> (done, total) callback`` (e.g.
         ``lambda stage: progress_bar("steps", desc=stage)``), one callback per stage
         ("isotropic", "anisotropic"), passed to :func:`tune`.
+      log: the logging hook of :func:`tune`, called for every iterate of both stages (records carry
+        ``"stage"``).
       **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
     Returns:
       :class:`NoiseTuning` with both stages (``.result`` is the last one run), the starting eps
@@ -104,9 +107,11 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
     objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
                                   route=route, **objective_kwargs)
     bar = (lambda stage: None) if progress is None else progress
-    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps, progress=bar("isotropic"))
+    staged = lambda stage: None if log is None else (lambda record: log({"stage": stage, **record}))
+    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps, progress=bar("isotropic"),
+               log=staged("isotropic"))
     aniso = None
     if anisotropic and iso.success:
         aniso = tune_anisotropic(objective, iso, problem.eigvals.shape[-1], optimizer=optimizer,
-                                 max_steps=max_steps, progress=bar("anisotropic"))
+                                 max_steps=max_steps, progress=bar("anisotropic"), log=staged("anisotropic"))
     return NoiseTuning(iso, aniso, float(eps0), objective, problem)
