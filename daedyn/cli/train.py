@@ -248,8 +248,8 @@ def run(args) -> int:
 
         ax = plot_training_run(r0, directions=range(top), hidden=args.hidden,
                                eigvecs=spec.eigvecs if pred is not None else None,
-                               title=f"{name}: {args.activation}, H = {args.hidden}, eps = {eps:.3g}, "
-                               f"gamma = {gamma:g}")
+                               title=f"{name}: {args.activation}, H = {args.hidden}, ε = {eps:.3g}, "
+                               f"γ = {gamma:g}")
         report["plot"] = save_plot(ax.figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
