@@ -53,7 +53,8 @@ def _run(args) -> int:
         raise ValueError("no output path: give --out PATH or 'path' in the spec")
     require("xarray", "zarr", what="daedyn sweep")
     main = jax.process_index() == 0
-    bar = None if (args.quiet or args.json or not main) else progress_bar("chunks", desc="sweep")
+    # on stderr, also with --json
+    bar = None if (args.quiet or not main) else progress_bar("chunks", desc="sweep")
     if bar is not None:
         bar.start(0, sweep.plan(spec).n_chunks)  # "compiling" until the first chunk is written
     progress = None if bar is None else sweep_callback(bar)

@@ -21,9 +21,9 @@ Example:
   >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
-import functools
+import functools as _functools
 
-from daedyn._extras import require
+from daedyn._extras import require as _require
 from daedyn.sweep._builtins import ENTRY_POINTS, resolve
 from daedyn.sweep._entries import EntryInfo, entry_point
 from daedyn.sweep._plan import HELD_COPIES, OutputInfo, SweepPlan, plan
@@ -45,9 +45,9 @@ from daedyn.sweep._store import open_results as _open_results
 run_sweep = run
 
 
-@functools.wraps(_open_results)
+@_functools.wraps(_open_results)
 def open_results(path):
-    require("xarray", "zarr", what="daedyn.sweep.open_results")  # one line naming the extra
+    _require("xarray", "zarr", what="daedyn.sweep.open_results")  # one line naming the extra
     return _open_results(path)
 
 __all__ = [
