@@ -21,7 +21,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["dataset", "write"]
+__all__ = ["dataset", "figure_dataset", "write"]
+
+# 1-D entries of a figure's numbers that label an axis: key -> dimension name (the sweeps' names).
+_FIGURE_COORDS = {"t": "t", "epochs": "epoch", "epoch": "epoch", "eps": "eps", "gamma": "gamma",
+                  "lam": "lam", "s2": "s2", "sigma2": "sigma2", "eigvals": "direction"}
 
 
 def _batch_names(n: int, batch_dims: Sequence[str] | None) -> tuple[str, ...]:
@@ -72,6 +76,54 @@ def dataset(fields: Mapping[str, tuple[Any, tuple[str, ...]]], *, time: tuple[st
     for k, v in (coords or {}).items():
         all_coords[k] = np.asarray(v)
     return xr.Dataset(data_vars, coords=all_coords, attrs=dict(attrs or {}))
+
+
+def figure_dataset(numbers: Mapping[str, Any], name: str = "figure"):
+    """A figure's numbers (:class:`daedyn.figures.FigureResult`) as an ``xarray.Dataset``.
+
+    Arrays become variables; an axis is named after the one 1-D coordinate entry of the same length
+    (``t``, ``epochs`` -> ``epoch``, ``eps``, ``gamma``, ``lam``, ``eigvals`` -> ``direction``; a
+    scalar ``runs`` of that length -> ``run``), else ``<variable>_dim_<i>`` (two coordinates of one
+    length are ambiguous and left unnamed). Scalars and strings become attributes, dicts and lists
+    JSON attributes. ``eigvals`` stays a variable (along ``direction``).
+
+    Example:
+      >>> ds = figure_dataset({"eps": np.array([0.0, 1.0]), "t": np.arange(3.0), "runs": 4,
+      ...                      "w": np.zeros((2, 4, 3)), "note": "x"})
+      >>> ds.w.dims, ds.attrs["runs"], ds.attrs["note"]
+      (('eps', 'run', 't'), 4, 'x')
+    """
+    import json
+
+    is_array = lambda v: hasattr(v, "__array__") and not isinstance(v, (str, bytes)) and np.ndim(v) > 0
+    arrays = {k: np.asarray(v) for k, v in numbers.items() if is_array(v)}
+    coords = {k: a for k, a in arrays.items() if k in _FIGURE_COORDS and a.ndim == 1}
+    by_length: dict[int, list[str]] = {}
+    for k, a in coords.items():
+        by_length.setdefault(a.shape[0], []).append(_FIGURE_COORDS[k])
+    runs = numbers.get("runs")
+    fields, index = {}, {}
+    for k, a in arrays.items():
+        if k in coords and _FIGURE_COORDS[k] != "direction":
+            index[_FIGURE_COORDS[k]] = a
+            continue
+        dims: list[str] = []
+        for i, n in enumerate(a.shape):
+            names = [d for d in by_length.get(n, []) if d not in dims]
+            if len(names) == 1:
+                dims.append(names[0])
+            elif isinstance(runs, int) and n == runs and "run" not in dims:
+                dims.append("run")
+            else:
+                dims.append(f"{k}_dim_{i}")
+        fields[k] = (a, tuple(dims))
+    attrs = {"figure": name}
+    for k, v in numbers.items():
+        if k in arrays:
+            continue
+        v = v.item() if isinstance(v, np.generic) or (hasattr(v, "__array__") and np.ndim(v) == 0) else v
+        attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)
+    return dataset(fields, coords=index, attrs=attrs, what="FigureResult.to_xarray")
 
 
 def write(ds, path: str | os.PathLike) -> str:

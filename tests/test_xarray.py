@@ -120,3 +120,23 @@ def test_to_xarray_without_xarray_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"^ScalarTrajectory.to_xarray needs xarray: "
                                           r"pip install 'daedyn\[sweep\]'$"):
         tr.to_xarray()
+
+
+def test_figure_numbers_to_xarray(tmp_path):
+    from daedyn import _xarray
+    from daedyn.figures import FigureResult
+
+    numbers = {"eps": np.array([0.0, 1.0, 5.0]), "t": np.arange(4.0), "runs": 2, "lam": 1.0,
+               "w_sim": np.zeros((3, 2, 4)), "eigvals": np.arange(5.0), "mapping": np.ones((4, 5)),
+               "ambiguous": np.zeros(3), "gamma": np.array([0.0, 0.1, 0.2]),
+               "conventions": {"theory": "Eq. 5"}}
+    ds = FigureResult("figure_x", None, numbers).to_xarray()
+    assert ds.w_sim.dims == ("w_sim_dim_0", "run", "t")  # eps and gamma both have length 3: not guessed
+    assert ds.mapping.dims == ("t", "direction") and ds.eigvals.dims == ("direction",)
+    assert ds.attrs["figure"] == "figure_x" and ds.attrs["lam"] == 1.0 and "Eq. 5" in ds.attrs["conventions"]
+    del numbers["gamma"]
+    ds = _xarray.figure_dataset(numbers)
+    assert ds.w_sim.dims == ("eps", "run", "t") and ds.ambiguous.dims == ("eps",)
+    np.testing.assert_array_equal(ds.eps, numbers["eps"])
+    back = xr.open_dataset(_xarray.write(ds, tmp_path / "f.nc"))
+    np.testing.assert_array_equal(back.w_sim.values, numbers["w_sim"])

@@ -122,6 +122,14 @@ class FigureResult:
     paths: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def to_xarray(self):
+        """The numbers behind the figure as an ``xarray.Dataset`` (axes named after the figure's
+        1-D coordinates, ``t``, ``epoch``, ``eps``, ``gamma``, ``lam``, ``direction``, ``run``,
+        where unambiguous; scalars as attributes): :func:`daedyn._xarray.figure_dataset`."""
+        from daedyn._xarray import figure_dataset
+
+        return figure_dataset(self.numbers, self.name)
+
 
 def styled(fn):
     """Run a figure function under the package's matplotlib style (rcParams restored after)."""
