@@ -140,3 +140,20 @@ def test_figure_numbers_to_xarray(tmp_path):
     np.testing.assert_array_equal(ds.eps, numbers["eps"])
     back = xr.open_dataset(_xarray.write(ds, tmp_path / "f.nc"))
     np.testing.assert_array_equal(back.w_sim.values, numbers["w_sim"])
+
+
+def test_cli_tune_out_needs_a_dataset_extension(tmp_path, capsys):
+    rc, err = main(["tune", "--out", str(tmp_path / "h.h5")]), capsys.readouterr().err
+    assert rc == 2 and "--out must end in .nc (netCDF) or .zarr" in err
+
+
+@pytest.mark.slow  # a tuning run through the CLI: ~10 s on 2 cores
+def test_cli_tune_out_netcdf(tiny, tmp_path, capsys):
+    data = tmp_path / "x.npy"
+    np.save(data, np.tile(tiny, (4, 1)))
+    out = tmp_path / "tune.nc"
+    rc = main(["tune", "--dataset", str(data), "--n-heldout", "32", "--epochs", "100", "--max-steps", "3",
+               "--out", str(out)])
+    assert rc in (0, 1), capsys.readouterr().err
+    ds = xr.open_dataset(out)
+    assert ds.eps.dims == ("step",) and json.loads(ds.attrs["settings"])["route"] == "closed_form"
