@@ -29,7 +29,7 @@ def test_notebook_is_a_percent_notebook(name):
 
 def _run(name, tmp_path):
     env = dict(os.environ, DAEDYN_QUICK="1", DAEDYN_NOTEBOOK_OUT=str(tmp_path),
-               MPLBACKEND="Agg", JAX_PLATFORMS="cpu")
+               MPLBACKEND="Agg", JAX_PLATFORMS="cpu", PYTHONPATH=str(NOTEBOOKS.parent))  # this checkout
     proc = subprocess.run([sys.executable, str(NOTEBOOKS / name)], capture_output=True, text=True,
                           env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
