@@ -59,3 +59,8 @@ def test_train_save_every_adapts_to_epochs(epochs, every):
     args = build_parser("train").parse_args(["train", "--epochs", str(epochs)])
     train._check(args)
     assert args.save_every == every and epochs % every == 0
+
+
+def test_print_config_shows_the_adapted_save_every(capsys):
+    rc, out, _ = run_cli(["train", "--epochs", "250", "--print-config"], capsys)
+    assert rc == 0 and "save_every = 50" in out.splitlines() and "resolve_defaults" not in out

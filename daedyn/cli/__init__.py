@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail(_os_message(err) if isinstance(err, OSError) else str(err),
                         1 if isinstance(err, OSError) else 2)
         if args.print_config:
+            if getattr(args, "resolve_defaults", None):  # defaults that follow other options
+                args.resolve_defaults(args)
             print(_config.to_toml(args), end="")
             return 0
     try:

@@ -67,7 +67,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
     add_config_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resolve_defaults=_resolve_defaults)
 
 
 def _noise(args):
@@ -95,6 +95,13 @@ def _noise(args):
     return noise.laplace(args.b)
 
 
+def _resolve_defaults(args) -> None:
+    """Defaults that follow other options (also shown by --print-config): --save-every follows
+    --epochs, 100 when it divides them, else the next divisor down."""
+    if args.save_every is None and isinstance(args.epochs, int) and args.epochs >= 1:
+        args.save_every = next(k for k in range(min(100, args.epochs), 0, -1) if args.epochs % k == 0)
+
+
 def _check(args):
     from daedyn import models
     from daedyn._checks import check_range
@@ -103,8 +110,7 @@ def _check(args):
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--gamma", args.gamma, 0.0)
     check_range("--epochs", args.epochs, 1)
-    if args.save_every is None:  # adapts to --epochs: 100 when it divides them, else the next divisor down
-        args.save_every = next(k for k in range(min(100, args.epochs), 0, -1) if args.epochs % k == 0)
+    _resolve_defaults(args)
     check_range("--save-every", args.save_every, 1)
     check_range("--seeds", args.seeds, 1)
     check_range("--top", args.top, 1)
