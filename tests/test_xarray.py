@@ -157,3 +157,18 @@ def test_cli_tune_out_netcdf(tiny, tmp_path, capsys):
     assert rc in (0, 1), capsys.readouterr().err
     ds = xr.open_dataset(out)
     assert ds.eps.dims == ("step",) and json.loads(ds.attrs["settings"])["route"] == "closed_form"
+
+
+def test_cli_simulate_out_is_labelled_by_the_grid(tmp_path, capsys):
+    out = tmp_path / "s.nc"
+    rc = main(["simulate", "--lam", "1,2", "--eps", "0,0.5,1", "--epochs", "20", "--save-every", "10",
+               "--alpha", "0.1", "--out", str(out), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    ds = xr.open_dataset(out)
+    assert ds.w.dims == ("lam", "eps", "gamma", "alpha", "epoch") and ds.closed_form.dims == ds.w.dims
+    for row in report["settings"]:  # every grid point holds its own run: the same float32 numbers
+        sel = ds.w.sel(lam=row["lam"], eps=row["eps"], gamma=row["gamma"], alpha=row["alpha"])
+        assert float(sel.isel(epoch=-1)) == pytest.approx(row["w_final"], rel=1e-6)
+    rc = main(["simulate", "--matrix", "--out", str(tmp_path / "m.nc")])
+    assert rc == 2 and "scalar mode only" in capsys.readouterr().err
