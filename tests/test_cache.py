@@ -93,3 +93,15 @@ def test_cli_cache_info_and_clear(cache, capsys):
 def test_test_runs_never_use_the_home_cache():
     home = os.path.expanduser("~")
     assert os.environ.get("DAEDYN_CACHE") and not _cache.cache_dir().startswith(os.path.join(home, ".cache"))
+
+
+def test_the_cli_caches_unless_no_cache(cache, capsys, monkeypatch):
+    from daedyn.cli import theory as cli_theory
+
+    monkeypatch.setattr(cli_theory, "run", lambda args: spectrum.compute_spectrum(X) and 0)
+    rc, _, err = run_cli(["theory", "--no-cache"], capsys)
+    assert rc == 0 and _entries(cache) == [], err  # --no-cache: nothing written
+    rc, _, err = run_cli(["theory"], capsys)
+    assert rc == 0 and len(_entries(cache)) == 1, err  # every subcommand runs inside caching()
+    spectrum.compute_spectrum(X * 3)  # and the library outside the CLI still writes nothing
+    assert len(_entries(cache)) == 1
