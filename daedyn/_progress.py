@@ -1,14 +1,26 @@
-"""Progress reporting: one renderer for every long-running call (training, simulation, sweeps, figures).
+"""Progress reporting: one tqdm-based bar for every long-running call (training, simulation, sweeps,
+figures, tuning).
 
-Long-running library functions take a ``progress`` argument, a callable ``progress(done, total)``
-called after each chunk of work (:func:`daedyn.train.train`, the chunked simulations of
-:mod:`daedyn.dynamics`; :func:`daedyn.sweep.run` passes a ``Progress`` record, turned into
-``(done, total)`` by :func:`sweep_callback`). The library never prints: a caller who wants a
-progress bar passes :func:`progress_bar`, which draws
+The protocol. Long-running library functions take a ``progress`` argument, a callable
+``progress(done, total)`` called after each chunk of work (:func:`daedyn.train.train`, the chunked
+simulations of :mod:`daedyn.dynamics`, the tuning loop; :func:`daedyn.sweep.run` passes a
+``Progress`` record, turned into ``(done, total)`` by :func:`sweep_callback`). A callback MAY also
+have a method ``start(done, total, *, note="")``: the library calls it (through :func:`starting`)
+once before the first chunk, i.e. before compiling, with ``done`` the work already done (a
+resumed checkpoint) and ``note`` e.g. ``"resumed at epoch 500 of 1000"``. Plain callables never
+see it. The library never prints.
 
-    ``  [#####---------------] 25/100 epochs (25%)  1.2 s  ETA 3.6 s``
+The bar. :func:`progress_bar` returns a :class:`ProgressBar`, the one renderer, built on
+``tqdm.auto`` (a live bar on a terminal, a widget in Jupyter) and writing to stderr:
 
-redrawn in place on a terminal, and as throttled lines elsewhere (logs, pipes, tests).
+- from ``start`` until the first chunk finishes it shows ``compiling`` (the first chunk pays for
+  compilation, so no rate or ETA is claimed);
+- after that, the rate and the ETA count only the chunks that followed the first one (tqdm's
+  average rate from a reset clock, no smoothing), so they describe the compiled loop;
+- off a terminal (logs, pipes, tests) the same tqdm text is written as whole lines, at most one per
+  ``min_interval`` seconds plus the first and the last.
+
+Quiet and JSON modes of the CLI pass no bar, so stdout holds only the results.
 """
 
 from __future__ import annotations
@@ -19,9 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "progress_bar", "sweep_callback", "format_seconds"]
-
-_WIDTH = 20  # characters of the bar
+__all__ = ["ProgressBar", "progress_bar", "sweep_callback", "starting", "format_seconds"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -39,87 +49,148 @@ def format_seconds(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-class ProgressBar:
-    """A ``progress(done, total)`` callback that draws a bar with the elapsed time and an ETA.
+def starting(progress: Callable[..., Any] | None, done: int, total: int, *, note: str = "") -> None:
+    """Tell ``progress`` that work (``done`` of ``total`` already done) is about to start.
 
-    The ETA comes from the rate measured since the first report (so compilation, which happens
-    before it, is not counted). On a terminal the line is redrawn in place (``\\r``) on every
-    call; elsewhere one line is written per call, at most one per ``min_interval`` seconds, plus
-    the first and the last. The last report (``done >= total``) ends with ``done`` and a newline;
-    repeating it draws nothing.
+    Calls ``progress.start(done, total, note=note)`` when the callback has such a method (a
+    :class:`ProgressBar` does); a plain ``(done, total)`` callable, or None, is left alone.
+
+    Example:
+      >>> seen = []
+      >>> starting(lambda d, t: seen.append((d, t)), 0, 10)  # plain callables: not called
+      >>> seen
+      []
+    """
+    start = getattr(progress, "start", None)
+    if start is not None:
+        start(int(done), int(total), note=note)
+
+
+class ProgressBar:
+    """A ``progress(done, total)`` callback drawing a tqdm bar, with a compiling phase and an honest rate.
 
     Args:
-      unit: what is counted, plural ("epochs", "chunks").
-      stream: where to draw (default ``sys.stderr`` at the time of the call).
-      min_interval: seconds between lines off a terminal.
+      unit: what is counted ("epoch", "chunk", "step").
+      desc: a label in front of the bar (e.g. the model of a figure).
+      stream: where to draw (default ``sys.stderr`` at the time of the first report).
+      min_interval: seconds between lines off a terminal (and between redraws on one).
 
     Example:
       >>> import io
-      >>> out = io.StringIO()
-      >>> bar = ProgressBar("epochs", stream=out, min_interval=0.0)
-      >>> bar(50, 100); bar(100, 100)
-      >>> out.getvalue().splitlines()[1].startswith("  [####################] 100/100 epochs (100%)")
+      >>> out = io.StringIO()  # not a terminal: whole lines
+      >>> bar = ProgressBar("epoch", desc="DAE", stream=out, min_interval=0.0)
+      >>> bar.start(0, 100); bar(50, 100); bar(100, 100)
+      >>> lines = out.getvalue().splitlines()
+      >>> lines[0].startswith("DAE:   0%") and lines[0].endswith("compiling]")
       True
+      >>> "50/100" in lines[1], "100/100" in lines[2]
+      (True, True)
     """
 
-    def __init__(self, unit: str = "steps", *, stream: TextIO | None = None,
+    def __init__(self, unit: str = "step", *, desc: str | None = None, stream: TextIO | None = None,
                  min_interval: float = 1.0):
         self.unit = unit
+        self.desc = desc
         self.stream = stream
         self.min_interval = float(min_interval)
-        self._start = time.perf_counter()
-        self._first: tuple[float, int] | None = None
+        self._bar = None  # the live tqdm bar (terminal / notebook)
+        self._clock: tuple[float, int] | None = None  # (time, done) from which the rate counts
+        self._compiling = False
+        self._note = ""
         self._last_line = -math.inf
         self._finished = False
+        self._begin = time.perf_counter()
+
+    # -- the protocol ---------------------------------------------------------------------------
+    def start(self, done: int, total: int, *, note: str = "") -> None:
+        """Work is about to start (``done`` of ``total`` already done): show ``compiling``.
+
+        With ``done >= total`` (a finished checkpoint) there is nothing to run: the final line."""
+        done, total = int(done), int(total)
+        self._compiling, self._note = done < total, note
+        self._clock = None
+        self._report(done, total, force=True)
 
     def __call__(self, done: int, total: int, *, note: str = "") -> None:
-        """Report ``done`` of ``total`` units; ``note`` (e.g. a throughput) goes after the counts."""
-        stream = self.stream if self.stream is not None else sys.stderr
-        now = time.perf_counter()
+        """Report ``done`` of ``total``; ``note`` (e.g. a throughput) goes after the counts."""
         done, total = int(done), int(total)
-        if self._first is None:
-            self._first = (now, done)
+        if done >= total and self._finished:
+            return
+        first = self._clock is None
+        if first:  # the first chunk (and the compilation) is done: the rate counts from here
+            self._clock = (time.perf_counter(), done)
+            self._compiling = False
+        self._note = note
+        self._report(done, total, force=first or done >= total)
+
+    def close(self) -> None:
+        """Finish the live bar (a finished run closes it itself)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _postfix(self) -> str:
+        parts = [p for p in (self._note, "compiling" if self._compiling else "") if p]
+        return ", ".join(parts)
+
+    def _stream(self):
+        return self.stream if self.stream is not None else sys.stderr
+
+    def line(self, done: int, total: int) -> str:
+        """The text of one report, as tqdm formats it (without ``\\r`` or newline)."""
+        from tqdm import tqdm
+
+        now = time.perf_counter()
+        t0, d0 = self._clock if self._clock is not None else (now, done)
+        postfix = self._postfix()
+        return tqdm.format_meter(done, total, now - t0, prefix=f"{self.desc}: " if self.desc else "",
+                                 unit=self.unit, initial=d0, postfix=postfix or None, ncols=100)
+
+    def _report(self, done: int, total: int, *, force: bool) -> None:
         final = done >= total
-        if final and self._finished:
-            return
-        tty = _isatty(stream)
-        if not (final or tty or now - self._last_line >= self.min_interval):
-            return
-        self._last_line = now
-        self._finished = final
-        stream.write(("\r" if tty else "") + self.line(done, total, now=now, note=note)
-                     + ("\n" if final or not tty else ""))
-        stream.flush()
-
-    def line(self, done: int, total: int, *, now: float | None = None, note: str = "") -> str:
-        """The text of one report (without ``\\r`` or newline)."""
-        now = time.perf_counter() if now is None else now
-        frac = min(max(done / max(total, 1), 0.0), 1.0)
-        filled = int(_WIDTH * frac)
-        t0, d0 = self._first if self._first is not None else (now, done)
-        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
-        if done >= total:
-            eta = "done"
+        stream = self._stream()
+        if _live(stream):
+            self._draw_live(done, total, stream)
         else:
-            eta = f"ETA {format_seconds((total - done) / rate)}" if rate else "ETA ?"
-        note = f"  {note}" if note else ""
-        return (f"  [{'#' * filled}{'-' * (_WIDTH - filled)}] {done}/{total} {self.unit} "
-                f"({100 * frac:.0f}%){note}  {format_seconds(now - self._start)}  {eta}")
+            now = time.perf_counter()
+            if force or final or now - self._last_line >= self.min_interval:
+                self._last_line = now
+                stream.write(self.line(done, total) + "\n")
+                stream.flush()
+        if final:
+            self._finished = True
+            self.close()
+
+    def _draw_live(self, done: int, total: int, stream) -> None:
+        from tqdm.auto import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, initial=done, desc=self.desc, unit=self.unit, file=stream,
+                             smoothing=0, mininterval=self.min_interval, dynamic_ncols=True, leave=True)
+        bar = self._bar
+        if self._clock is not None and self._clock[1] == done and bar.initial != done:
+            bar.reset(total)  # the clock restarts after the first chunk: an honest average rate
+            bar.initial = bar.n = bar.last_print_n = done
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(self._postfix(), refresh=False)
+        bar.refresh()
 
 
-def progress_bar(unit: str = "steps", *, stream: TextIO | None = None,
+def progress_bar(unit: str = "step", *, desc: str | None = None, stream: TextIO | None = None,
                  min_interval: float = 1.0) -> ProgressBar:
     """A :class:`ProgressBar` counting ``unit`` (the callback to pass as ``progress=``).
 
     Example:
       >>> import io
       >>> out = io.StringIO()
-      >>> report = progress_bar("chunks", stream=out)
+      >>> report = progress_bar("chunk", stream=out)
       >>> report(1, 4); report(4, 4)
-      >>> [line.split("]")[1].split("  ")[0] for line in out.getvalue().splitlines()]
-      [' 1/4 chunks (25%)', ' 4/4 chunks (100%)']
+      >>> [line.split("|")[2].split(" [")[0] for line in out.getvalue().splitlines()]
+      [' 1/4', ' 4/4']
     """
-    return ProgressBar(unit, stream=stream, min_interval=min_interval)
+    return ProgressBar(unit, desc=desc, stream=stream, min_interval=min_interval)
 
 
 def sweep_callback(bar: Callable[..., Any]) -> Callable[[Any], None]:
@@ -145,7 +216,14 @@ def sweep_callback(bar: Callable[..., Any]) -> Callable[[Any], None]:
     return report
 
 
-def _isatty(stream) -> bool:
+def _live(stream) -> bool:
+    """Draw a live tqdm bar: on a terminal, or in Jupyter (where tqdm.auto is the widget bar)."""
+    try:
+        from tqdm.autonotebook import tqdm as chosen  # tqdm.auto's choice: the widget in Jupyter
+    except ImportError:  # tqdm is a core dependency; a broken install draws lines
+        return False
+    if "notebook" in chosen.__module__ and stream is sys.stderr:
+        return True
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty()) if isatty is not None else False

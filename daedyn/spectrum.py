@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from daedyn import _cache
 from daedyn._checks import FLOAT64_HINT, check_range, concrete
 from daedyn._linear import eigh_desc
 
@@ -227,7 +228,8 @@ def spectrum_from_second_moment(sigma, n: int) -> Spectrum:
     return Spectrum(w, v, int(n))
 
 
-def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision="highest") -> Spectrum:
+def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precision="highest",
+                     cache: bool | None = None) -> Spectrum:
     """Spectrum of Sigma = X^T X for samples x (N, D): :func:`second_moment` then eigh.
 
     With ``accumulate_dtype=jnp.float64`` both the accumulation and the eigendecomposition run in
@@ -235,6 +237,10 @@ def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precis
 
     Args:
       x, chunk_size, accumulate_dtype, precision: as in :func:`second_moment`.
+      cache: True: read the result from the on-disk spectrum cache, or compute and store it there
+        (keyed by a hash of the data and the options; ``daedyn._cache``, docs/workflow.md);
+        False: never; None (default): only inside a ``daedyn._cache.caching()`` block (the
+        ``daedyn`` command opens one unless ``--no-cache``). Never under ``jit``.
     Returns:
       :class:`Spectrum` with ``n = N``.
     Example:
@@ -244,6 +250,13 @@ def compute_spectrum(x, *, chunk_size: int = 4096, accumulate_dtype=None, precis
     """
     _check_x(x)
     check_range("chunk_size", chunk_size, 1)
+    if _cache.enabled(cache) and not isinstance(x, jax.core.Tracer):
+        opts = dict(chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, precision=precision)
+        acc = None if accumulate_dtype is None else np.dtype(accumulate_dtype).name  # one key per dtype
+        w, v, n = _cache.load_or_compute(np.asarray(x), lambda: compute_spectrum(x, cache=False, **opts),
+                                         chunk_size=int(chunk_size), accumulate_dtype=acc,
+                                         precision=str(precision))
+        return Spectrum(jnp.asarray(w), jnp.asarray(v), int(n))
     n = np.shape(x)[0]
     dt = _float_dtype(_dtype_of(x), accumulate_dtype)
     if _needs_local_x64(dt) and not isinstance(x, jax.core.Tracer):

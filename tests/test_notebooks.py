@@ -29,7 +29,7 @@ def test_notebook_is_a_percent_notebook(name):
 
 def _run(name, tmp_path):
     env = dict(os.environ, DAEDYN_QUICK="1", DAEDYN_NOTEBOOK_OUT=str(tmp_path),
-               MPLBACKEND="Agg", JAX_PLATFORMS="cpu")
+               MPLBACKEND="Agg", JAX_PLATFORMS="cpu", PYTHONPATH=str(NOTEBOOKS.parent))  # this checkout
     proc = subprocess.run([sys.executable, str(NOTEBOOKS / name)], capture_output=True, text=True,
                           env=env, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -60,3 +60,25 @@ def test_03_noise_tuning(tmp_path):
     # gradient descent and the 201-point grid agree on s^2 to the printed 4 decimals (quick run)
     assert tuned[0].split(",")[0].split("=")[1] == grid[0].split(",")[0].split("=")[1]
     assert (tmp_path / "figure_tuning.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_executes_as_a_notebook(name, tmp_path, monkeypatch):
+    """Each notebook converted to .ipynb and run cell by cell in a Jupyter kernel (the `notebooks`
+    extra: jupytext, nbconvert, ipykernel), in the quick setting; no cell may raise."""
+    jupytext = pytest.importorskip("jupytext", reason="the notebooks extra is not installed")
+    pytest.importorskip("nbconvert", reason="the notebooks extra (nbconvert) is not installed")
+    pytest.importorskip("ipykernel", reason="the notebooks extra (ipykernel) is not installed")
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    root = str(NOTEBOOKS.parent)
+    for key, value in dict(DAEDYN_QUICK="1", DAEDYN_NOTEBOOK_OUT=str(tmp_path), MPLBACKEND="Agg",
+                           JAX_PLATFORMS="cpu", PYTHONPATH=root).items():
+        monkeypatch.setenv(key, value)  # the kernel inherits them; PYTHONPATH: this checkout's daedyn
+    nb = jupytext.read(NOTEBOOKS / name)
+    run = ExecutePreprocessor(timeout=600, kernel_name="python3")
+    run.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors

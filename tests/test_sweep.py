@@ -236,7 +236,7 @@ def test_cli_dry_run_and_run(tmp_path, capsys):
                          "--max-memory", "200B"]) == 0
         captured = capsys.readouterr()
         assert json.loads(captured.out)["chunks_computed"] == 2
-        assert "2/2 chunks" in captured.err  # progress line on stderr
+        assert "sweep: 100%" in captured.err and " 2/2 [" in captured.err  # progress (tqdm) on stderr
         ds = sweep.open_results(out_path)
         np.testing.assert_allclose(ds.y.values, 0.5 * np.linspace(0, 1, 11).astype(np.float32), rtol=0)
     finally:

@@ -26,13 +26,16 @@ import os
 import sys
 import warnings
 
-__all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "float_list",
-           "seed_int", "apply_common_options", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "add_common_options", "add_dataset_options", "add_config_options",
+           "float_list", "seed_int", "apply_common_options", "SUBCOMMANDS"]
 
-SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench")
+SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench", "cache")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``daedyn`` parser; with ``only`` (a subcommand name), just that subcommand is imported and
+    registered (how :func:`main` starts: the other subcommand modules are never imported). Building
+    it imports no jax, numpy or matplotlib: subcommands import what they need when they run."""
     from daedyn import __version__
 
     parser = argparse.ArgumentParser(
@@ -42,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"daedyn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    for name in (only,) if only in SUBCOMMANDS else SUBCOMMANDS:
         try:
             module = importlib.import_module(f"daedyn.cli.{name}")
         except ModuleNotFoundError as err:
@@ -50,12 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    parser.subcommands = sub.choices  # name -> subparser (for --config)
     return parser
 
 
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """--config FILE and --print-config (see :func:`daedyn.cli._config.resolve`)."""
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read options from a TOML/JSON/YAML file (keys: option names, e.g. save_every "
+                   "= 50); options on the command line override it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved options as TOML (usable as --config) and exit")
+
+
 def add_common_options(p: argparse.ArgumentParser) -> None:
-    """Options every subcommand shares: --json, --device, --x64."""
+    """Options every subcommand shares: --json, --device, --x64, --no-cache."""
     p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the on-disk spectrum cache ($DAEDYN_CACHE, else "
+                   "~/.cache/daedyn; see `daedyn cache`)")
     p.add_argument("--device", choices=("cpu", "gpu", "tpu"), default=None,
                    help="JAX platform to run on (default: JAX's default backend)")
     p.add_argument("--x64", action="store_true", help="compute in float64")
@@ -113,17 +129,16 @@ def apply_common_options(args) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-# Optional dependencies -> the extra that installs them (pyproject's optional-dependencies).
-_EXTRAS = {"zarr": "sweep", "xarray": "sweep", "numcodecs": "sweep", "diffrax": "ode",
-           "tensorflow_datasets": "tfds", "mlxtend": "data", "yaml": None}
-
-
 def _import_message(err: ImportError) -> str:
+    from daedyn._extras import MissingExtra, extra_of, missing_message
+
+    if isinstance(err, MissingExtra):
+        return str(err)
     name = (err.name or "").split(".")[0]
-    if name in _EXTRAS:
-        extra = _EXTRAS[name]
-        how = "pip install pyyaml" if extra is None else f"pip install 'daedyn[{extra}]'"
-        return f"{name} is not installed; {how}"
+    if extra_of(name) is not None:
+        return missing_message("this command", [name])
+    if name == "yaml":
+        return "YAML specs need PyYAML: pip install pyyaml (or use TOML or JSON)"
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return text if "pip install" in text else f"{text} (a dependency is missing or broken)"
 
@@ -157,8 +172,9 @@ def _one_line_warnings(prog: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``daedyn <argv>``; returns the exit code (argparse's own usage errors raise SystemExit 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -168,9 +184,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
         return code
 
+    if getattr(args, "config", None) or getattr(args, "print_config", False):
+        from daedyn.cli import _config
+
+        try:
+            args = _config.resolve(parser.subcommands[args.command], args, words)
+        except (ValueError, OSError) as err:
+            return fail(_os_message(err) if isinstance(err, OSError) else str(err),
+                        1 if isinstance(err, OSError) else 2)
+        if args.print_config:
+            if getattr(args, "resolve_defaults", None):  # defaults that follow other options
+                args.resolve_defaults(args)
+            print(_config.to_toml(args), end="")
+            return 0
     try:
         apply_common_options(args)
-        with _one_line_warnings(prog):
+        from daedyn._cache import caching
+
+        with _one_line_warnings(prog), caching(not getattr(args, "no_cache", False)):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

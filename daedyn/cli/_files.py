@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-from daedyn._checkpoint import atomic_write, check_writable
-
 __all__ = ["check_file", "check_plot", "check_distinct", "check_data_fits", "save_npz", "save_plot",
            "npz_path"]
 
@@ -19,11 +17,15 @@ __all__ = ["check_file", "check_plot", "check_distinct", "check_data_fits", "sav
 def check_file(option: str, path: str | None) -> str | None:
     """``path`` (or None) after :func:`daedyn._checkpoint.check_writable` (``ValueError`` naming
     ``option``)."""
+    from daedyn._checkpoint import check_writable  # imports jax: not at `daedyn --help` time
+
     return None if path is None else check_writable(option, path)
 
 
 def check_plot(option: str, path: str | None) -> str | None:
     """As :func:`check_file`, and the file extension must be an image format matplotlib writes."""
+    from daedyn._checkpoint import check_writable  # imports jax: not at `daedyn --help` time
+
     if path is None:
         return None
     check_writable(option, path)
@@ -59,6 +61,8 @@ def save_npz(path: str, arrays: dict) -> str:
     """Write ``arrays`` to ``npz_path(path)`` atomically; returns the path written."""
     import numpy as np
 
+    from daedyn._checkpoint import atomic_write  # imports jax: not at `daedyn --help` time
+
     target = npz_path(path)
     with atomic_write(target, "results") as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -67,6 +71,8 @@ def save_npz(path: str, arrays: dict) -> str:
 
 def save_plot(fig, path: str, *, dpi: int = 120) -> str:
     """``fig.savefig(path)`` through a temporary file (format from the extension, default PNG)."""
+    from daedyn._checkpoint import atomic_write  # imports jax: not at `daedyn --help` time
+
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or None
     with atomic_write(path, "plot") as tmp:
         fig.savefig(tmp, format=fmt or "png", dpi=dpi)

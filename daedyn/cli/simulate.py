@@ -7,8 +7,8 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, float_list, seed_int
-from daedyn.cli._files import check_plot, save_plot
+from daedyn.cli import add_common_options, add_config_options, float_list, seed_int
+from daedyn.cli._files import check_file, check_plot, save_plot
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -58,6 +58,9 @@ def register(subparsers) -> None:
                    "saving every 50th epoch or sparser)")
     p.add_argument("--precision", choices=("default", "high", "highest"), default=None,
                    help="matmul precision in matrix mode (validate with highest or --x64)")
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+                   help="scalar mode: write the trajectories as a labelled dataset over (lam, eps, gamma, "
+                   "alpha, epoch) (t for the flows), with the closed form")
     matrix = p.add_argument_group("matrix mode")
     matrix.add_argument("--matrix", action="store_true", help="full-matrix dynamics of (W1, W2)")
     matrix.add_argument("--dim", type=int, default=10, help="input dimension D (default 10)")
@@ -73,6 +76,7 @@ def register(subparsers) -> None:
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -115,6 +119,12 @@ def _checked_ints(args):
             raise ValueError(f"--n / --alpha (the time constant tau) must be a finite positive number; got "
                              f"--n {args.n:g} / --alpha {a:g} = {tau:g}")
     check_plot("--plot", args.plot)
+    if args.out is not None:
+        if args.matrix:
+            raise ValueError("--out is available in scalar mode only")
+        check_file("--out", args.out)
+        if not args.out.rstrip("/").lower().endswith((".nc", ".zarr")):
+            raise ValueError(f"--out must end in .nc (netCDF) or .zarr; got {args.out!r}")
     return every
 
 
@@ -151,6 +161,7 @@ def _run_scalar(args) -> int:
     import numpy as np
 
     from daedyn import dynamics, theory
+    from daedyn._extras import require
     from daedyn.dynamics import simulate_scalar
 
     every = _checked_ints(args)
@@ -162,6 +173,8 @@ def _run_scalar(args) -> int:
     n, tau = args.n, args.n / alpha
     batch = lam.size
     start = time.perf_counter()
+    if args.method == "diffrax":
+        require("diffrax", what="daedyn simulate --method diffrax")
     if args.method != "gd":
         say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
     tr = simulate_scalar(c[0], c[1], jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),
@@ -185,6 +198,8 @@ def _run_scalar(args) -> int:
               "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
     if args.method == "gd":
         report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every)
+    if args.out:
+        report["out"] = _save_dataset(args, tr, closed, report)
     if args.plot:
         from daedyn.figures import plot_scalar_runs
 
@@ -211,10 +226,31 @@ def _run_scalar(args) -> int:
             print("closed form: the continuous flow with tau = n / alpha (GD differs from it by O(alpha))")
         if args.plot:
             print(f"wrote {args.plot}")
+        if args.out:
+            print(f"wrote {args.out}")
     if not finite:
         print("daedyn simulate: non-finite weights at the end (diverged)", file=sys.stderr)
         return 1
     return 0
+
+
+def _save_dataset(args, tr, closed, report) -> str:
+    """The scalar runs as ``ScalarTrajectory.to_xarray()`` over the grid (lam, eps, gamma, alpha) of
+    the command line (the sweeps' names), plus the closed form; netCDF or zarr by extension."""
+    import jax
+    import numpy as np
+
+    from daedyn import _xarray
+
+    axes = {k: np.asarray(getattr(args, k), np.float64) for k in ("lam", "eps", "gamma", "alpha")}
+    grid = tuple(a.size for a in axes.values())
+    regrid = lambda a: np.asarray(a).reshape(grid + np.shape(a)[1:]) if np.ndim(a) > 1 else a  # t: (T,)
+    on_grid = jax.tree.map(regrid, tr)
+    time_dim = "epoch" if args.method == "gd" else "t"
+    ds = on_grid.to_xarray(batch_dims=tuple(axes), coords=axes, time_dim=time_dim)
+    ds["closed_form"] = (tuple(axes) + (time_dim,), np.asarray(closed).reshape(grid + (-1,)))
+    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "settings"})
+    return _xarray.write(ds, args.out)
 
 
 def _spectrum(args):

@@ -9,6 +9,7 @@ def _run(args) -> int:
     import jax
 
     from daedyn import sweep
+    from daedyn._extras import require
     from daedyn._progress import progress_bar, sweep_callback
 
     if args.distributed:
@@ -50,8 +51,13 @@ def _run(args) -> int:
         return 0
     if spec.path is None:
         raise ValueError("no output path: give --out PATH or 'path' in the spec")
+    require("xarray", "zarr", what="daedyn sweep")
     main = jax.process_index() == 0
-    progress = None if (args.quiet or not main) else sweep_callback(progress_bar("chunks"))
+    # on stderr, also with --json
+    bar = None if (args.quiet or not main) else progress_bar("chunks", desc="sweep")
+    if bar is not None:
+        bar.start(0, sweep.plan(spec).n_chunks)  # "compiling" until the first chunk is written
+    progress = None if bar is None else sweep_callback(bar)
     summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression)
     if main:
         if args.json:

@@ -146,8 +146,9 @@ def _trajectories(args, ts, combos):
 
 
 def _label(c: dict) -> str:
-    text = f"lam={c['lam']:g} eps={c['eps']:g}"
-    return text + (f" gamma={c['gamma']:g}" if "gamma" in c else "")
+    """A legend label in the figures' symbols: λ, ε, γ."""
+    text = f"λ={c['lam']:g} ε={c['eps']:g}"
+    return text + (f" γ={c['gamma']:g}" if "gamma" in c else "")
 
 
 def _plot(path: str, ts, w, combos, curves, args) -> None:

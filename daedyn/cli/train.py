@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, seed_int
+from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._files import (
     check_data_fits,
     check_distinct,
@@ -44,8 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--gamma", type=float, default=0.0, help="weight decay gamma (default 0)")
     p.add_argument("--alpha", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs of full-batch GD (default 1000)")
-    p.add_argument("--save-every", type=int, default=100, metavar="K",
-                   help="record the observables every K epochs (default 100)")
+    p.add_argument("--save-every", type=int, default=None, metavar="K",
+                   help="record the observables every K epochs (default: the largest divisor of "
+                   "--epochs up to min(100, epochs), i.e. 100 for 1000 epochs)")
     p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default full batch)")
     p.add_argument("--init-scale", type=float, default=1e-4,
                    help="std of the initial weights (default 1e-4, Figure 5; Figure 6 uses 1e-3)")
@@ -57,13 +58,16 @@ def register(subparsers) -> None:
                    help="number of seeds trained together in one vmapped run (default 1)")
     p.add_argument("--top", type=int, default=5, help="directions to report (default 5)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the mapping over epochs")
-    p.add_argument("--out", default=None, metavar="FILE.npz", help="save the recorded observables")
+    p.add_argument("--out", default=None, metavar="FILE.npz|.nc|.zarr",
+                   help="save the recorded observables: .nc (netCDF) or .zarr as a labelled xarray "
+                   "dataset (the sweep extra), anything else as .npz")
     p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
                    help="save the run's state there as it goes; rerunning the same command resumes "
                    "an interrupted run from it (a checkpoint of different settings is refused)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
-    p.set_defaults(func=run)
+    add_config_options(p)
+    p.set_defaults(func=run, resolve_defaults=_resolve_defaults)
 
 
 def _noise(args):
@@ -91,6 +95,13 @@ def _noise(args):
     return noise.laplace(args.b)
 
 
+def _resolve_defaults(args) -> None:
+    """Defaults that follow other options (also shown by --print-config): --save-every follows
+    --epochs, 100 when it divides them, else the next divisor down."""
+    if args.save_every is None and isinstance(args.epochs, int) and args.epochs >= 1:
+        args.save_every = next(k for k in range(min(100, args.epochs), 0, -1) if args.epochs % k == 0)
+
+
 def _check(args):
     from daedyn import models
     from daedyn._checks import check_range
@@ -99,6 +110,7 @@ def _check(args):
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--gamma", args.gamma, 0.0)
     check_range("--epochs", args.epochs, 1)
+    _resolve_defaults(args)
     check_range("--save-every", args.save_every, 1)
     check_range("--seeds", args.seeds, 1)
     check_range("--top", args.top, 1)
@@ -111,7 +123,7 @@ def _check(args):
     check_plot("--plot", args.plot)
     check_file("--out", args.out)
     check_file("--checkpoint", args.checkpoint)
-    check_distinct(**{"--out": None if args.out is None else npz_path(args.out), "--plot": args.plot,
+    check_distinct(**{"--out": None if args.out is None else _out_path(args.out), "--plot": args.plot,
                       "--checkpoint": args.checkpoint})
     if args.epochs % args.save_every:
         raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every "
@@ -178,10 +190,11 @@ def run(args) -> int:
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
     if args.seeds > 1:
-        r = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
-        runs = [_one_seed(r, s) for s in range(args.seeds)]
+        batch = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
+        runs = [_one_seed(batch, s) for s in range(args.seeds)]
     else:
         runs = [train.train(x_train, key=key, **kw)]
+        batch = None
     seconds = time.perf_counter() - start
     top = min(args.top, d)
     r0 = runs[0]
@@ -222,7 +235,9 @@ def run(args) -> int:
     }
     if r0.heldout_loss is not None:
         report["heldout_loss_final"] = float(np.mean([np.asarray(r.heldout_loss)[-1] for r in runs]))
-    if args.out:
+    if args.out and _is_dataset_path(args.out):
+        report["out"] = _save_dataset(args.out, runs[0] if batch is None else batch, pred, report)
+    elif args.out:
         per_seed = lambda f: np.stack([np.asarray(getattr(r, f)) for r in runs])
         arrays = {"t": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
                   "eps": per_seed("eps"), "gamma": per_seed("gamma"),
@@ -239,8 +254,8 @@ def run(args) -> int:
 
         ax = plot_training_run(r0, directions=range(top), hidden=args.hidden,
                                eigvecs=spec.eigvecs if pred is not None else None,
-                               title=f"{name}: {args.activation}, H = {args.hidden}, eps = {eps:.3g}, "
-                               f"gamma = {gamma:g}")
+                               title=f"{name}: {args.activation}, H = {args.hidden}, ε = {eps:.3g}, "
+                               f"γ = {gamma:g}")
         report["plot"] = save_plot(ax.figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
@@ -279,3 +294,30 @@ def _print_report(rep: dict, linear: bool) -> None:
     for key in ("out", "plot"):
         if key in rep:
             print(f"wrote {rep[key]}")
+
+
+def _is_dataset_path(path: str) -> bool:
+    return path.rstrip("/").lower().endswith((".nc", ".zarr"))
+
+
+def _out_path(path: str) -> str:
+    return path if _is_dataset_path(path) else npz_path(path)
+
+
+def _save_dataset(path: str, result, pred, report: dict) -> str:
+    """``result.to_xarray()`` (a ``seed`` axis for several seeds), the theory curves and the settings,
+    written as netCDF or zarr by the extension."""
+    import numpy as np
+
+    from daedyn import _xarray
+
+    seeds = report["seeds"]
+    ds = result.to_xarray(**({} if seeds == 1 else {"batch_dims": ("seed",),
+                                                    "coords": {"seed": np.arange(seeds)}}))
+    if pred is not None:  # (S, T, top): NaN beyond the directions compared
+        full = np.full(pred.shape[:2] + (ds.sizes["direction"],), np.nan, pred.dtype)
+        full[..., :pred.shape[-1]] = pred
+        dims = ("seed", "epoch", "direction")
+        ds["theory"] = (dims, full) if seeds > 1 else (dims[1:], full[0])
+    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "directions"})
+    return _xarray.write(ds, path)

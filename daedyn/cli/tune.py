@@ -7,8 +7,8 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_dataset_options, seed_int
-from daedyn.cli._files import check_data_fits, check_plot, save_plot
+from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
+from daedyn.cli._files import check_data_fits, check_file, check_plot, save_plot
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -36,7 +36,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+                   help="write the optimisation history (every iterate) as a labelled xarray dataset")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,6 +49,7 @@ def run(args) -> int:
 
     from daedyn import data, tune
     from daedyn._checks import check_range
+    from daedyn._progress import progress_bar
 
     check_range("--epochs", args.epochs, 0.0, lo_open=True)
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
@@ -59,6 +63,10 @@ def run(args) -> int:
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
+    if args.out is not None:
+        check_file("--out", args.out)
+        if not args.out.rstrip("/").lower().endswith((".nc", ".zarr")):
+            raise ValueError(f"--out must end in .nc (netCDF) or .zarr; got {args.out!r}")
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
@@ -71,6 +79,8 @@ def run(args) -> int:
               hidden=args.hidden, max_steps=args.max_steps)
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
+    if not (args.json or getattr(args, "quiet", False)):  # progress on stderr; stdout stays clean
+        kw["progress"] = lambda stage: progress_bar("steps", desc=f"tune ({stage})")
     tuned = tune.tune_noise(xt, xh, eps0=args.eps0, anisotropic=args.anisotropic, **kw)
     iso, result, eps0 = tuned.isotropic, tuned.result, tuned.eps0
     n_train, dim = xt.shape
@@ -89,6 +99,12 @@ def run(args) -> int:
         report["anisotropic"] = {"objective_after": result.objective, "status": result.status,
                                  "eps_min": float(eps_j.min()) if eps_j.ndim else float(eps_j),
                                  "eps_max": float(eps_j.max()) if eps_j.ndim else float(eps_j)}
+    if args.out:
+        from daedyn import _xarray
+
+        history = tuned.to_xarray()
+        history.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "anisotropic"})
+        report["out"] = _xarray.write(history, args.out)
     if args.plot:
         from daedyn.figures import plot_noise_tuning
 
@@ -112,6 +128,8 @@ def run(args) -> int:
                   f"{a['objective_after']:.6g} ({a['status']})")
         if args.plot:
             print(f"wrote {args.plot}")
+        if args.out:
+            print(f"wrote {args.out}")
     if not result.success:
         print(f"daedyn tune: {result.message}", file=sys.stderr)
         return 1

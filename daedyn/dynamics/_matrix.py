@@ -92,6 +92,28 @@ class MatrixTrajectory(NamedTuple):
     w1: Array
     w2: Array
 
+    def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
+        """The run as an ``xarray.Dataset`` (mapping over ``direction``, singular values over
+        ``component``, the final w1 / w2 over ``hidden`` and ``input``), with the dimension names
+        of :mod:`daedyn.sweep`.
+
+        Args:
+          batch_dims: names of the leading batch axes (e.g. ``("eps",)``; unnamed: ``batch``, ...).
+          coords: values along named dimensions (e.g. ``{"eps": eps_values}``).
+          time_dim: name of the save-time dimension: ``"epoch"`` (the sweeps' name for gradient
+            descent and training) or ``"t"`` (their name for the continuous flows).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        return dataset({"mapping": (self.mapping, (time_dim, "direction")),
+                        "singular_values": (self.singular_values, (time_dim, "component")),
+                        "weight_norm": (self.weight_norm, (time_dim,)), "loss": (self.loss, (time_dim,)),
+                        "w1": (self.w1, ("hidden", "input")), "w2": (self.w2, ("input", "hidden"))},
+                       time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
+                       what="MatrixTrajectory.to_xarray")
+
 
 # ----------------------------------------------------------------------------------------------
 # The state layout of a form: "gram_t" keeps Wb2 transposed (both factors H x D)

@@ -43,6 +43,7 @@ from daedyn._checks import (
     concrete,
     float_dtype,
 )
+from daedyn._extras import require
 from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
@@ -68,6 +69,24 @@ class ScalarTrajectory(NamedTuple):
     w: Array
     weight_norm: Array
     loss: Array
+
+    def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
+        """The trajectory as an ``xarray.Dataset`` (w1, w2, w, weight_norm, loss over the batch axes
+        and ``time_dim``), with the dimension names of :mod:`daedyn.sweep`.
+
+        Args:
+          batch_dims: names of the leading batch axes (e.g. ``("eps",)``; unnamed: ``batch``, ...).
+          coords: values along named dimensions (e.g. ``{"eps": eps_values}``).
+          time_dim: name of the save-time dimension: ``"epoch"`` (the sweeps' name for gradient
+            descent and training) or ``"t"`` (their name for the continuous flows).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        return dataset({k: (getattr(self, k), (time_dim,)) for k in ("w1", "w2", "w", "weight_norm", "loss")},
+                       time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
+                       what="ScalarTrajectory.to_xarray")
 
 
 def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
@@ -413,6 +432,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
     check_range("tau", tau, 0.0, lo_open=True)
     dtype = float_dtype(lam, eps, gamma, tau, w1, w2)
     if method == "diffrax":
+        require("diffrax", what="scalar_flow(method='diffrax')")  # one line naming the extra
         ts_c = concrete(ts)
         if ts_c is not None:
             check_times(ts_c)

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_int
+from daedyn._progress import starting
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may
@@ -130,6 +132,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     batch = int(np.prod(np.broadcast_shapes(*(np.shape(x) for x in (lam, eps, w1, w2, alpha, gamma,
                                                                       n)))))
     parts, y1, y2, done = [], w1, w2, 0
+    starting(progress, 0, epochs)
     for size in chunk_sizes(epochs, save_every, batch, chunk_work):
         tr = dynamics.scalar_gd(lam, eps, y1, y2, alpha=alpha, gamma=gamma, n=n, epochs=size,
                        save_every=save_every, backend=backend, check_stability=not parts)
@@ -137,6 +140,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         y1, y2 = tr.w1[..., -1], tr.w2[..., -1]
         done += size
         if progress is not None:
+            jax.block_until_ready(tr)  # report work done, not work dispatched
             progress(done, epochs)
     return _join(parts, {})
 
@@ -186,6 +190,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
         return tr
     batch = int(np.prod(np.shape(w1)))
     parts, y1, y2, done = [], w1, w2, 0
+    starting(progress, 0, epochs)
     for size in chunk_sizes(epochs, save_every, batch, chunk_work):
         tr = dynamics.matrix_gd(eigvals, y1, y2, alpha=alpha, epochs=size, save_every=save_every,
                        check_stability=not parts, **kw)
@@ -193,5 +198,6 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
         y1, y2 = tr.w1, tr.w2
         done += size
         if progress is not None:
+            jax.block_until_ready(tr)  # report work done, not work dispatched
             progress(done, epochs)
     return _join(parts, {"mapping": -2, "singular_values": -2}, final=("w1", "w2"))

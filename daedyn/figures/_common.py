@@ -56,7 +56,7 @@ def reporting(callback=None, *, progress=None):
 
     Args:
       callback: ``callback(message: str)`` called as each step starts, or None.
-      progress: a factory ``progress(unit: str) -> (done, total) callback`` (e.g.
+      progress: a factory ``progress(unit: str, *, desc: str = None) -> (done, total) callback`` (e.g.
         :func:`daedyn._progress.progress_bar`); each training run inside a figure gets a fresh
         one, counting epochs, as its ``progress=`` argument. None: no progress reports.
 
@@ -82,11 +82,12 @@ def report(message: str) -> None:
         cb(message)
 
 
-def run_progress(epochs: int, save_every: int) -> dict:
+def run_progress(epochs: int, save_every: int, label: str | None = None) -> dict:
     """``train.train`` keywords reporting a run's progress to the active :func:`reporting` factory.
 
     Empty without one (the run then compiles as one piece, as without progress); otherwise a fresh
-    ``progress`` callback and about ten chunks of records.
+    ``progress`` callback (``factory("epochs", desc=label)``, or ``factory("epochs")`` without a
+    label: one bar per model, named) and about ten chunks of records.
 
     Example:
       >>> run_progress(100, 10)
@@ -98,7 +99,8 @@ def run_progress(epochs: int, save_every: int) -> dict:
     factory = _PROGRESS.get()
     if factory is None:
         return {}
-    return {"progress": factory("epochs"), "chunk_records": max(1, epochs // save_every // 10)}
+    bar = factory("epochs") if label is None else factory("epochs", desc=label)
+    return {"progress": bar, "chunk_records": max(1, epochs // save_every // 10)}
 
 
 @dataclass
@@ -119,6 +121,14 @@ class FigureResult:
     numbers: dict[str, Any]
     paths: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_xarray(self):
+        """The numbers behind the figure as an ``xarray.Dataset`` (axes named after the figure's
+        1-D coordinates, ``t``, ``epoch``, ``eps``, ``gamma``, ``lam``, ``direction``, ``run``,
+        where unambiguous; scalars as attributes): :func:`daedyn._xarray.figure_dataset`."""
+        from daedyn._xarray import figure_dataset
+
+        return figure_dataset(self.numbers, self.name)
 
 
 def styled(fn):

@@ -28,6 +28,7 @@ import jax.random as jr
 import numpy as np
 
 from daedyn import _linear as core
+from daedyn._progress import starting
 from daedyn.figures._common import (
     COLORS,
     FigureResult,
@@ -135,7 +136,8 @@ def _train_linear(x, spec, *, key, hidden, alpha, epochs, save_every, gamma, sig
         runs[m] = train.train(x, hidden=hidden, key=key, epochs=epochs, alpha=alpha, gamma=g,
                               noise=noise.gaussian(s2), marginalised=True, spectrum=spec,
                               save_every=save_every, init_scale=FIG5_INIT,
-                              precision="highest", **run_progress(epochs, save_every))
+                              precision="highest",
+                              **run_progress(epochs, save_every, f"{label} {LABELS[m]}".strip()))
     return runs
 
 
@@ -306,13 +308,15 @@ def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, save_every, si
         hyper = train.Hyper(alpha=NL_ALPHA, gamma=g, eps=0.0 if s2 is None else n * s2)
         use_noise = None if (s2 is None or estimator == "clean") else s2
         params, maps, norms = p0, [], []
-        progress = run_progress(epochs, save_every).get("progress")
+        progress = run_progress(epochs, save_every, f"{label} {LABELS[m]}".strip()).get("progress")
+        starting(progress, 0, epochs)
         for e in range(0, epochs + 1, save_every):
             maps.append(estimate(params, e, use_noise))
             norms.append(core.weight_norm((params["w1"], params["w2"])))
             if e < epochs:
                 params, _ = run(params, data, hyper, k_noise, e)
             if progress is not None:
+                jax.block_until_ready(params)  # report work done, not work dispatched
                 progress(min(e + save_every, epochs), epochs)
         runs[m] = (np.arange(0, epochs + 1, save_every), np.asarray(jnp.stack(maps)),
                    np.asarray(jnp.stack(norms)))

@@ -53,7 +53,9 @@ def plot_closed_form(t, w, labels: Sequence[str], *, fixed_points=None, t_points
     ax.set(xlabel="t (epochs)", ylabel="w(t) = w2 w1")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    # outside the axes, on the right: never over the curves, however many there are (the figures'
+    # constrained layout makes room for it)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
     return ax
 
 
@@ -109,7 +111,7 @@ def plot_training_run(result, *, directions: Sequence[int], eigvecs=None, hidden
     Returns:
       The Axes.
     """
-    ax = _axes(ax, 5.0, 3.4)
+    ax = _axes(ax, 6.8, 3.4)  # room on the right for the legend
     epochs = np.asarray(result.t)
     mapping = np.asarray(result.mapping)
     theory = None
@@ -125,5 +127,13 @@ def plot_training_run(result, *, directions: Sequence[int], eigvecs=None, hidden
                        ax=ax, ylabel="mapping")
     if title:
         ax.set_title(title, fontsize=8)
-    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    handles, _ = ax.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles.append(Line2D([], [], color="0.4", marker="x", ls="none", ms=4,
+                          label="measured (trained network)"))
+    if theory is not None:
+        handles.append(Line2D([], [], color="0.4", ls="-", lw=1.2, label="theory (small-init closed form)"))
+    ax.legend(handles=handles, frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0)  # outside the axes: never over the curves
     return ax

@@ -21,6 +21,9 @@ Example:
   >>> import shutil; shutil.rmtree(os.path.dirname(out))
 """
 
+import functools as _functools
+
+from daedyn._extras import require as _require
 from daedyn.sweep._builtins import ENTRY_POINTS, resolve
 from daedyn.sweep._entries import EntryInfo, entry_point
 from daedyn.sweep._plan import HELD_COPIES, OutputInfo, SweepPlan, plan
@@ -31,16 +34,25 @@ from daedyn.sweep._spec import (
     ParameterRange,
     SweepSpec,
     as_spec,
+    check_parameters,
     load_spec,
     parse_memory,
+    read_table,
 )
-from daedyn.sweep._store import STATUS_CODES, open_results, read_log
+from daedyn.sweep._store import STATUS_CODES, read_log
+from daedyn.sweep._store import open_results as _open_results
 
 run_sweep = run
+
+
+@_functools.wraps(_open_results)
+def open_results(path):
+    _require("xarray", "zarr", what="daedyn.sweep.open_results")  # one line naming the extra
+    return _open_results(path)
 
 __all__ = [
     "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "NOT_RANGED", "OutputInfo", "PARAMETER_RANGES",
     "ParameterRange", "Progress", "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec",
     "entry_point", "load_spec", "open_results", "parse_memory", "plan", "read_log", "resolve", "run",
-    "run_sweep",
+    "run_sweep", "read_table", "check_parameters",
 ]

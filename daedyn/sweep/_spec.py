@@ -27,7 +27,7 @@ from daedyn._checks import check_range
 
 __all__ = ["SweepSpec", "load_spec", "as_spec", "parse_memory", "axis_values", "function_name",
            "function_fingerprint", "dtype_scope", "ParameterRange", "PARAMETER_RANGES", "NOT_RANGED",
-           "NOISE_VARIANCES"]
+           "NOISE_VARIANCES", "read_table", "check_parameters"]
 
 _INF = math.inf
 
@@ -382,15 +382,18 @@ class SweepSpec:
         return cls(**dict(data))
 
 
-def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read a spec from ``.toml``, ``.json`` or (when PyYAML is installed) ``.yaml``/``.yml``.
+def read_table(path: str | os.PathLike, what: str = "spec") -> dict:
+    """The top-level table of a ``.toml``, ``.json`` or (with PyYAML) ``.yaml``/``.yml`` file: the
+    one loader of sweep specs and of run configs (``daedyn train|tune|simulate --config``).
 
-    A relative ``path`` inside the file is taken relative to the spec file's folder.
+    Raises:
+      ValueError: another extension, a file that does not parse, or no table at top level
+        (naming ``what`` and the file). OSError: the file cannot be read.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".toml", ".json", ".yaml", ".yml"):
-        raise ValueError(f"spec file must end in .toml, .json, .yaml or .yml; got {path!r}")
+        raise ValueError(f"{what} file must end in .toml, .json, .yaml or .yml; got {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
     try:
@@ -410,10 +413,32 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     except ValueError as err:  # also UnicodeDecodeError, TOMLDecodeError, JSONDecodeError
         if "PyYAML" in str(err):
             raise
-        raise ValueError(f"spec file {path!r} is not valid {ext[1:].upper()}: {err}") from None
+        raise ValueError(f"{what} file {path!r} is not valid {ext[1:].upper()}: {err}") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"spec file {path!r} must hold a table at top level")
-    data = dict(data)
+        raise ValueError(f"{what} file {path!r} must hold a table at top level")
+    return dict(data)
+
+
+def check_parameters(values: Mapping[str, Any], where: str) -> None:
+    """Check every value whose name is in :data:`PARAMETER_RANGES` (the sweep's range table).
+
+    Raises:
+      ValueError: ``"<where> 'alpha': alpha must lie in (0, inf); got -1"``.
+    """
+    for name, value in values.items():
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+            value = np.asarray(value, float)
+        if isinstance(value, (int, float, np.ndarray)) and not isinstance(value, bool):
+            _check_parameter(name, value, where)
+
+
+def load_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read a spec from ``.toml``, ``.json`` or (when PyYAML is installed) ``.yaml``/``.yml``.
+
+    A relative ``path`` inside the file is taken relative to the spec file's folder.
+    """
+    path = os.fspath(path)
+    data = read_table(path)
     if isinstance(data.get("path"), str) and data["path"] and not os.path.isabs(data["path"]):
         data["path"] = os.path.join(os.path.dirname(os.path.abspath(path)), data["path"])
     try:

@@ -25,8 +25,9 @@ from jax.typing import ArrayLike
 from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range
+from daedyn._progress import starting
 from daedyn.theory._deep import check_depth
-from daedyn.train import _loop
+from daedyn.train import _log, _loop
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
 
@@ -66,6 +67,55 @@ class TrainResult(NamedTuple):
     tau: Array
     eps: Array
     gamma: Array
+
+    def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
+        """The run as an ``xarray.Dataset`` with the dimension names of :mod:`daedyn.sweep`'s
+        training entry: mapping over (``epoch``, ``direction``), singular values over
+        (``epoch``, ``component``), losses and weight norm over ``epoch``, ``lam`` (the
+        eigenvalues) over ``direction``, tau / eps / gamma per run, the final w1 / w2 over
+        ``hidden`` and ``input``; ``attrs["n"]`` is N. A :func:`train_batch` result has its batch
+        axes first (name them: ``batch_dims=("seed",)`` or ``("gamma", "eps")``).
+
+        Args:
+          batch_dims: names of the leading batch axes (unnamed: ``batch``, ``batch_1``, ...).
+          coords: values along named dimensions (e.g. ``{"seed": [0, 1, 2]}``).
+          time_dim: the name of the record-time dimension (default ``"epoch"``).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        t = (time_dim,)
+        return dataset({"mapping": (self.mapping, t + ("direction",)),
+                        "singular_values": (self.singular_values, t + ("component",)),
+                        "weight_norm": (self.weight_norm, t), "train_loss": (self.train_loss, t),
+                        "heldout_loss": (self.heldout_loss, t), "lam": (self.eigvals, ("direction",)),
+                        "tau": (self.tau, ()), "eps": (self.eps, ()), "gamma": (self.gamma, ()),
+                        "w1": (self.params["w1"], ("hidden", "input")),
+                        "w2": (self.params["w2"], ("input", "hidden"))},
+                       time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
+                       attrs={"n": int(self.n)}, what="TrainResult.to_xarray")
+
+
+# A clean pytree: array leaves only. N (a Python int) is static metadata, kept in the treedef with
+# the names of the fields that are None (nonlinear nets, no held-out data), so that
+# jax.tree.map(f, result) applies f to arrays only and returns a TrainResult.
+_TRAIN_STATIC = ("n",)
+
+
+def _flatten_result(r: TrainResult):
+    present = tuple(f for f in TrainResult._fields if f not in _TRAIN_STATIC and getattr(r, f) is not None)
+    keys = tuple(jax.tree_util.GetAttrKey(f) for f in present)
+    return list(zip(keys, (getattr(r, f) for f in present), strict=True)), (present, r.n)
+
+
+def _unflatten_result(aux, children) -> TrainResult:
+    present, n = aux
+    given = dict(zip(present, children, strict=True))
+    return TrainResult(**{f: given.get(f) for f in TrainResult._fields if f not in _TRAIN_STATIC}, n=n)
+
+
+jax.tree_util.register_pytree_with_keys(TrainResult, _flatten_result, _unflatten_result)
 
 
 class _Compiled(NamedTuple):
@@ -116,7 +166,7 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
           params: Params | None = None, start_epoch: int = 0,
           progress: Callable[[int, int], None] | None = None,
           checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
-          **options) -> TrainResult:
+          log: Callable[[dict], Any] | None = None, **options) -> TrainResult:
     """Train one autoencoder on ``x`` and record its per-direction dynamics.
 
     Args:
@@ -139,6 +189,11 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
         with ``ValueError`` and left untouched. (A custom optimiser is identified by its type
         only: change its settings and use a new path.)
       config: a :class:`TrainConfig` with the run's static structure.
+      log: the logging hook: ``log(record)`` for every recorded point, in order, as soon as its
+        chunk has finished (the run is split into about ten chunks unless ``chunk_records`` is
+        given); ``record`` is a dict of NumPy values, ``{"epoch": int, "mapping": (D,),
+        "train_loss": float, ...}``, one key per recorded observable (``daedyn.train._log``;
+        TensorBoard / W&B examples in docs/train.md). A resumed run logs only the new records.
       **options: fields of :class:`TrainConfig` as keywords (``hidden`` and ``epochs`` are
         required unless ``config`` is given; they override ``config``'s): ``hidden``, ``epochs``,
         ``save_every=100``, ``activation=None``, ``marginalised=False``, ``loss_scale="paper"``,
@@ -165,14 +220,14 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     cfg = TrainConfig.of(config, options, "train")
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
-                checkpoint=checkpoint, batched=False)
+                checkpoint=checkpoint, batched=False, log=log)
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
                 noise: noise_lib.Noise | str | None = None, spectrum: Any = None,
                 x_heldout: ArrayLike | None = None, progress: Callable[[int, int], None] | None = None,
                 checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
-                **options) -> TrainResult:
+                log: Callable[[dict], Any] | None = None, **options) -> TrainResult:
     """Train a batch of networks in one vmapped, compiled run (seeds x hyperparameters).
 
     ``alpha``, ``gamma``, ``noise.variance`` and ``key`` broadcast to a common batch shape S
@@ -196,7 +251,7 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     cfg = TrainConfig.of(config, options, "train_batch")
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=None, start_epoch=0, progress=progress,
-                checkpoint=checkpoint, batched=True)
+                checkpoint=checkpoint, batched=True, log=log)
 
 
 def _key_batch_shape(key) -> tuple[int, ...]:
@@ -250,7 +305,7 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
-         progress, checkpoint, batched) -> TrainResult:
+         progress, checkpoint, batched, log=None) -> TrainResult:
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
@@ -302,16 +357,19 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     n_total = loop.epochs // loop.save_every
     if cfg.chunk_records:
         chunk = max(1, min(int(cfg.chunk_records), n_total))
-    else:  # checkpoints are written between chunks: about ten per run by default
-        chunk = max(1, -(-n_total // 10)) if checkpoint is not None else n_total
+    else:  # checkpoints are written (and records logged) between chunks: about ten per run by default
+        chunk = max(1, -(-n_total // 10)) if (checkpoint is not None or log is not None) else n_total
     fns = _compiled(loop, batched, hidden, bool(cfg.bias))
     scale = jnp.asarray(cfg.init_scale, dt)
     start = jnp.asarray(start_epoch, jnp.int32)
     end = int(start_epoch) + loop.epochs
     axis = 1 if batched else 0  # the record axis
+    log_shape = shape if batched else None
     if chunk == n_total and checkpoint is None:  # one compiled call: train_fn's run
+        starting(progress, int(start_epoch), end)
         recs, final, p0 = fns.whole(key, params, scale, data, hyper, start)
         recs = {k: np.asarray(v) for k, v in recs.items()}
+        _log.emit(log, recs, int(start_epoch), loop.save_every, axis=axis, shape=log_shape)
         if progress is not None:
             progress(end, end)
     else:
@@ -328,10 +386,16 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                     treedef, [jnp.asarray(v, dtype=leaf.dtype) for v, leaf in zip(saved.state_leaves,
                                                                                   leaves, strict=True)])
                 parts, done = [saved.records], saved.done
+        at = int(start_epoch) + done * loop.save_every
+        starting(progress, at, end, note=f"resumed at epoch {at} of {end}" if done else "")
+        if not done:  # the starting point (a resumed run logged it before)
+            _log.emit(log, parts[0], int(start_epoch), loop.save_every, axis=axis, shape=log_shape)
         while done < n_total:
             m = min(chunk, n_total - done)
             carry, new = fns.advance(m)(carry, data, hyper, k_run)
             parts.append({k: np.asarray(v) for k, v in new.items()})  # waits for the chunk
+            _log.emit(log, parts[-1], int(start_epoch) + (done + 1) * loop.save_every, loop.save_every,
+                      axis=axis, shape=log_shape)
             done += m
             if checkpoint is not None:
                 parts = [{k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}]

@@ -15,6 +15,8 @@ import optax
 from jax import Array
 from jax.typing import ArrayLike
 
+from daedyn._progress import starting
+
 __all__ = ["History", "TuneResult", "GridResult", "tune", "grid_search", "tune_anisotropic"]
 
 
@@ -67,6 +69,31 @@ class TuneResult(NamedTuple):
     @property
     def success(self) -> bool:
         return self.status in ("converged", "max_steps")
+
+    def to_xarray(self):
+        """The optimisation history as an ``xarray.Dataset`` over ``step`` (one row per evaluated
+        iterate): each tuned hyperparameter (``eps`` over (``step``, ``direction``) when
+        anisotropic), its gradient in log-space (``grad_eps``), ``objective`` and the cumulative
+        ``evals``; the best values are ``best_<name>`` and the status, message, step and
+        evaluation counts and objectives are attributes.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        h = self.history
+        dims = lambda a, lead: lead + ("direction",) * (np.ndim(a) - len(lead))
+        fields = {"objective": (h.objective, ("step",)), "evals": (h.evals, ("step",))}
+        for k, a in h.params.items():
+            fields[k] = (a, dims(a, ("step",)))
+            fields[f"grad_{k}"] = (h.grad[k], dims(h.grad[k], ("step",)))
+            fields[f"best_{k}"] = (np.asarray(self.params[k]), dims(self.params[k], ()))
+        attrs = {"status": self.status, "message": self.message, "n_steps": int(self.n_steps),
+                 "n_evals": int(self.n_evals), "best_objective": float(self.objective),
+                 "initial_objective": float(self.initial_objective)}
+        return dataset(fields, time=("step", np.arange(len(h.objective))), attrs=attrs,
+                       what="TuneResult.to_xarray")
 
 
 class GridResult(NamedTuple):
@@ -157,7 +184,9 @@ def _is_flat(objective, z, value: float, rtol: float) -> bool:
 def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
          optimizer: optax.GradientTransformation | None = None, max_steps: int = 100,
          patience: int = 5, rtol: float = 1e-9, gtol: float = 1e-7,
-         log_bounds: tuple[float, float] = LOG_BOUNDS) -> TuneResult:
+         log_bounds: tuple[float, float] = LOG_BOUNDS,
+         progress: Callable[[int, int], None] | None = None,
+         log: Callable[[dict], Any] | None = None) -> TuneResult:
     """Minimise ``objective`` over positive hyperparameters by gradient descent in their logarithms.
 
     The optimiser works on z = log(params) (so eps, gamma, alpha, T stay positive); the gradient
@@ -180,6 +209,12 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
       gtol: gradient-norm threshold (in log-parameters) for convergence, >= 0.
       log_bounds: z is clipped to this box after each step (keeps exp(z) finite); ``init`` must lie
         inside ``[exp(lo), exp(hi)]``.
+      progress: optional ``progress(done, total)`` callback (e.g. :func:`daedyn._progress.progress_bar`),
+        called after each evaluation with ``total = max_steps``, and once at the end with
+        ``done = total`` = the evaluations made.
+      log: the logging hook: ``log(record)`` after each evaluated iterate, ``record`` a dict
+        ``{"step": int, "objective": float, "<name>": value, "grad_<name>": value}`` of NumPy values
+        (values in the constrained space, gradients in log-space), for TensorBoard / W&B.
     Returns:
       A :class:`TuneResult`.
     Raises:
@@ -213,10 +248,19 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
     best_z, best_v = z, math.inf
     status, message = "max_steps", f"reached max_steps={max_steps}"
     n_evals, stale, n_steps = 0, 0, 0
+    starting(progress, 0, max_steps)
     for step in range(max_steps):
         value, grad = _evaluate(objective, z)
         n_evals += 1
         v = float(value)
+        if progress is not None and step + 1 < max_steps:
+            progress(step + 1, max_steps)
+        if log is not None:
+            record = {"step": step, "objective": v}
+            for k, a in z.items():
+                record[k] = np.asarray(jnp.exp(a))[()]
+                record[f"grad_{k}"] = np.asarray(grad[k])[()]
+            log(record)
         g_ok = all(bool(jnp.all(jnp.isfinite(g))) for g in jtu.tree_leaves(grad))
         hist_z.append(z), hist_v.append(v), hist_g.append(grad), hist_n.append(n_evals)
         if not (math.isfinite(v) and g_ok):
@@ -251,6 +295,8 @@ def tune(objective: Callable[[dict], Array], init: Mapping[str, ArrayLike], *,
         z, state = _update(objective, z, state, value, grad, optimizer=optimizer, bounds=bounds)
         n_steps += 1
         n_evals += _num_linesearch_evals(state)
+    if progress is not None:
+        progress(len(hist_v), len(hist_v))  # finished (possibly before max_steps)
     stack = lambda xs: {k: np.stack([np.asarray(jnp.exp(x[k])) for x in xs]) for k in xs[0]}
     history = History(params=stack(hist_z), objective=np.asarray(hist_v),
                       grad={k: np.stack([np.asarray(g[k]) for g in hist_g]) for k in hist_g[0]},

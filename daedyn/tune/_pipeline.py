@@ -38,10 +38,32 @@ class NoiseTuning(NamedTuple):
         """The last stage run: anisotropic when there is one, else isotropic."""
         return self.isotropic if self.anisotropic is None else self.anisotropic
 
+    def to_xarray(self, stage: str = "result"):
+        """One stage's history as an ``xarray.Dataset`` (:meth:`TuneResult.to_xarray`), with
+        ``attrs["stage"]``, ``attrs["eps0"]`` and the held-out problem's sizes.
+
+        Args:
+          stage: "isotropic", "anisotropic" or "result" (the last stage run).
+        Raises:
+          ValueError: an unknown stage, or "anisotropic" when that stage did not run.
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        if stage not in ("isotropic", "anisotropic", "result"):
+            raise ValueError(f"stage must be 'isotropic', 'anisotropic' or 'result'; got {stage!r}")
+        chosen = self.result if stage == "result" else getattr(self, stage)
+        if chosen is None:
+            raise ValueError("stage='anisotropic': the anisotropic stage did not run (anisotropic=False, "
+                             "or the isotropic stage failed)")
+        ds = chosen.to_xarray()
+        ds.attrs.update(stage="isotropic" if chosen is self.isotropic else "anisotropic",
+                        eps0=float(self.eps0))
+        return ds
+
 
 def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
+               progress: Any = None, log: Callable[[dict], Any] | None = None,
                **objective_kwargs) -> NoiseTuning:
     """Tune the noise level eps of a linear DAE on a held-out split, from data arrays.
 
@@ -57,6 +79,11 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
       route: "closed_form", "dynamics" or "train", or a route config (:class:`DynamicsRoute`, ...).
       anisotropic: also tune a per-direction eps_j (never worse than the isotropic optimum).
       optimizer: optax optimiser (default L-BFGS); max_steps: iteration cap.
+      progress: optional factory ``progress(stage: str) -> (done, total) callback`` (e.g.
+        ``lambda stage: progress_bar("steps", desc=stage)``), one callback per stage
+        ("isotropic", "anisotropic"), passed to :func:`tune`.
+      log: the logging hook of :func:`tune`, called for every iterate of both stages (records carry
+        ``"stage"``).
       **objective_kwargs: other options of :func:`heldout_objective` (gamma, hidden, w0, key, ...).
     Returns:
       :class:`NoiseTuning` with both stages (``.result`` is the last one run), the starting eps
@@ -79,9 +106,12 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
         eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n
     objective = heldout_objective(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2,
                                   route=route, **objective_kwargs)
-    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps)
+    bar = (lambda stage: None) if progress is None else progress
+    staged = lambda stage: None if log is None else (lambda record: log({"stage": stage, **record}))
+    iso = tune(objective, {"eps": eps0}, optimizer=optimizer, max_steps=max_steps, progress=bar("isotropic"),
+               log=staged("isotropic"))
     aniso = None
     if anisotropic and iso.success:
         aniso = tune_anisotropic(objective, iso, problem.eigvals.shape[-1], optimizer=optimizer,
-                                 max_steps=max_steps)
+                                 max_steps=max_steps, progress=bar("anisotropic"), log=staged("anisotropic"))
     return NoiseTuning(iso, aniso, float(eps0), objective, problem)
