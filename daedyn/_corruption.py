@@ -41,7 +41,8 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_finite, check_range, concrete
 
 __all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",
-           "gaussian_covariance", "diag_of_sigma", "rotate_term", "BASES"]
+           "gaussian_covariance", "diag_of_sigma", "rotate_term", "BASES", "check_eps_dims",
+           "check_noise_term"]
 
 BASES = ("eigen", "input")
 
@@ -94,6 +95,43 @@ def rotate_term(c: Array, v: Array) -> Array:
     vt_c = v.T * c[None, :] if c.ndim == 1 else jnp.matmul(v.T, c, precision=hi)
     out = jnp.matmul(vt_c, v, precision=hi)
     return (out + out.T) / 2  # exactly symmetric, like C
+
+
+def check_eps_dims(eps, eps_dims, d: int) -> int:
+    """Validate ``eps_dims`` (0, 1 or 2 trailing core dimensions of a corruption term) against the
+    shape of ``eps`` and the input size D; return it as an int."""
+    if isinstance(eps_dims, bool) or eps_dims not in (0, 1, 2):
+        raise ValueError(f"eps_dims must be 0 (scalar eps), 1 ((D,) per direction) or 2 ((D, D) "
+                         f"matrix); got {eps_dims!r}")
+    shape = np.shape(eps)
+    want = (d,) * eps_dims
+    if eps_dims and shape[len(shape) - eps_dims:] != want or len(shape) < eps_dims:
+        raise ValueError(f"eps with eps_dims={eps_dims} must have shape (..., {', '.join(['D'] * eps_dims)}) "
+                         f"with D = {d}; got {shape}")
+    return int(eps_dims)
+
+
+def check_noise_term(name: str, c, c_dims: int) -> None:
+    """A scalar or (D,) term must be >= 0; a (D, D) term finite, symmetric and positive
+    semi-definite (per batch element; tolerance 1e3 machine epsilons of the largest entry)."""
+    if c_dims < 2:
+        check_range(name, c, 0.0)
+        return
+    check_finite(name, c)
+    v = concrete(c)
+    if v is None or v.size == 0:
+        return
+    a = v.astype(np.float64)
+    scale = max(float(np.max(np.abs(a))), np.finfo(np.float64).tiny)
+    eps = np.finfo(v.dtype).eps if np.issubdtype(v.dtype, np.floating) else np.finfo(np.float64).eps
+    tol = 1e3 * eps * scale
+    asym = float(np.max(np.abs(a - np.swapaxes(a, -1, -2))))
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g} "
+                         f"(tolerance {tol:.3g})")
+    low = float(np.min(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2)))
+    if low < -tol * a.shape[-1]:
+        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
 
 
 def _check_p(p, hi_open: bool = True) -> None:
@@ -280,7 +318,6 @@ def salt_and_pepper(p: ArrayLike, *, low: float = 0.0, high: float = 1.0) -> Sal
 
 
 def _check_covariance(cov) -> None:
-    v = concrete(cov)
     shape = np.shape(cov)
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != shape[1]):
         raise ValueError("cov must be (D,) per-component variances or a (D, D) covariance; "
@@ -290,18 +327,7 @@ def _check_covariance(cov) -> None:
     if len(shape) == 1:
         check_range("cov", cov, 0.0)
         return
-    check_finite("cov", cov)
-    if v is None:
-        return
-    a = v.astype(np.float64)
-    scale = max(float(np.max(np.abs(a))), np.finfo(np.float64).tiny)
-    tol = 1e3 * np.finfo(v.dtype if np.issubdtype(v.dtype, np.floating) else np.float64).eps * scale
-    asym = float(np.max(np.abs(a - a.T)))
-    if asym > tol:
-        raise ValueError(f"cov must be symmetric; max |cov - cov^T| = {asym:.3g} (tolerance {tol:.3g})")
-    low = float(np.linalg.eigvalsh((a + a.T) / 2)[0])
-    if low < -tol * a.shape[0]:
-        raise ValueError(f"cov must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
+    check_noise_term("cov", cov, 2)
 
 
 @jtu.register_pytree_node_class
