@@ -225,7 +225,15 @@ def custom(sample_fn: Callable[[Array, tuple[int, ...], Any], ArrayLike], varian
 
 
 def as_noise(noise: Noise | str | None, variance: ArrayLike | None = None) -> Noise | None:
-    """Normalise a noise argument: a :class:`Noise`, a kind name ("gaussian"/"laplace") or None."""
+    """Normalise a noise argument: a :class:`Noise`, a kind name ("gaussian"/"laplace") or None.
+
+    A corruption object (:class:`Masking`, :class:`SaltAndPepper`, :class:`GaussianCovariance`) is
+    returned as it is; it has no variance to set.
+    """
+    if isinstance(noise, Masking | SaltAndPepper | GaussianCovariance):
+        if variance is not None:
+            raise ValueError(f"a variance cannot be given for noise {noise.kind!r} (set its own parameters)")
+        return noise
     if noise is None or isinstance(noise, Noise):
         return noise if variance is None or noise is None else noise.with_variance(variance)
     if isinstance(noise, str):

@@ -69,6 +69,7 @@ def test_matrix_flow_with_covariance_matrix_equals_solve_ivp(x64):
     np.testing.assert_allclose(traj.mapping[-1], np.diag(v.T @ a2 @ a1 @ v), atol=1e-7)
 
 
+@pytest.mark.slow  # three compiled runs
 def test_vector_and_matrix_eps_batch_and_scalar_limit(x64):
     _, spec = _data(n=30, d=5, seed=2)
     w1, w2 = orthogonal_init(5, 3, 0.1, 0.1, dtype=jnp.float64)

@@ -40,7 +40,7 @@ def _exact_mask_expectation(ws, x, p, rescale):
     return total
 
 
-@pytest.mark.parametrize("p", [0.0, 0.3, 0.8])
+@pytest.mark.parametrize("p", [0.3, 0.8])
 def test_masking_marginal_loss_equals_exact_expectation(p, x64):
     x, w1, w2 = _problem()
     sigma = x.T @ x
@@ -68,7 +68,7 @@ def test_raw_masking_is_inverted_masking_of_the_scaled_network(x64):
 
 
 def test_masking_loss_and_gradient_match_monte_carlo(x64):
-    p, k = 0.3, 4000
+    p, k = 0.3, 2000
     x, w1, w2 = _problem(n=8, d=6, h=3, seed=2)
     sigma = jnp.asarray(x.T @ x)
     ws = (jnp.asarray(w1), jnp.asarray(w2))

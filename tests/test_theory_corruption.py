@@ -27,6 +27,7 @@ def test_masking_eps_is_the_diagonal_of_the_rotated_term_and_differentiable(x64)
         theory.masking_eps(1.0, spec.eigvals, spec.eigvecs)
 
 
+@pytest.mark.slow
 def test_diagonal_term_makes_the_theory_exact(x64):
     spec = _spec(seed=1)
     c = jnp.diag(jnp.array([3.0, 2.0, 1.0, 0.5, 0.1]))  # diagonal in the eigenbasis: no coupling
