@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from cli_helpers import run_cli
 
 

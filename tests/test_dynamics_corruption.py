@@ -59,7 +59,8 @@ def test_matrix_flow_with_covariance_matrix_equals_solve_ivp(x64):
     def f(_, y):
         a1, a2 = y[: h * d].reshape(h, d), y[h * d:].reshape(d, h)
         m = sigma - a2 @ a1 @ a
-        return np.concatenate([(a2.T @ m - n * gamma * a1).ravel(), (m @ a1.T - n * gamma * a2).ravel()]) / tau
+        d1, d2 = a2.T @ m - n * gamma * a1, m @ a1.T - n * gamma * a2
+        return np.concatenate([d1.ravel(), d2.ravel()]) / tau
 
     y0 = np.concatenate([(np.asarray(w1) @ v.T).ravel(), (v @ np.asarray(w2)).ravel()])
     sol = solve_ivp(f, (0.0, t_end), y0, method="DOP853", rtol=1e-12, atol=1e-14)
