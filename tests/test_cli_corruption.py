@@ -43,3 +43,24 @@ def test_usage_errors(npy, capsys, extra, message):
                           *extra], capsys)
     assert rc == 2
     assert __import__("re").search(message, err), err
+
+
+def test_tune_masking_run(npy, capsys):
+    rc, out, _ = run_cli(["tune", "--dataset", npy, "--n-heldout", "16", "--noise", "masking",
+                          "--epochs", "200", "--alpha", "0.1", "--max-steps", "50", "--json"], capsys)
+    assert rc == 0
+    rep = json.loads(out)
+    # Adam from p = 0.2 reaches the continuous optimum: no grid point (spacing 0.01) is better.
+    assert rep["objective_after"] <= rep["grid_objective"] * (1 + 1e-6)
+    assert abs(rep["p"] - rep["grid_p"]) <= 0.01 + 1e-6
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--noise", "masking", "--route", "dynamics"], "closed form only"),
+    (["--noise", "masking", "--p", "1.5"], r"--p must lie in \(0, 1\)"),
+    (["--p", "0.2"], "--p is the starting rate"),
+])
+def test_tune_usage_errors(npy, capsys, extra, message):
+    rc, _, err = run_cli(["tune", "--dataset", npy, "--n-heldout", "8", *extra], capsys)
+    assert rc == 2
+    assert __import__("re").search(message, err), err
