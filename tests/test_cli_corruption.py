@@ -45,6 +45,7 @@ def test_usage_errors(npy, capsys, extra, message):
     assert __import__("re").search(message, err), err
 
 
+@pytest.mark.slow  # a whole CLI run with compilation: ~5 s loaded
 def test_tune_masking_run(npy, capsys):
     rc, out, _ = run_cli(["tune", "--dataset", npy, "--n-heldout", "16", "--noise", "masking",
                           "--epochs", "200", "--alpha", "0.1", "--max-steps", "50", "--json"], capsys)

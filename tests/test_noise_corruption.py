@@ -68,8 +68,8 @@ def test_raw_masking_is_inverted_masking_of_the_scaled_network(x64):
 
 
 def test_masking_loss_and_gradient_match_monte_carlo(x64):
-    p, k = 0.3, 2000
-    x, w1, w2 = _problem(n=8, d=6, h=3, seed=2)
+    p, k = 0.3, 1000
+    x, w1, w2 = _problem(n=6, d=5, h=2, seed=2)
     sigma = jnp.asarray(x.T @ x)
     ws = (jnp.asarray(w1), jnp.asarray(w2))
     mk = noise.masking(p)

@@ -21,7 +21,7 @@ def test_tune_masking_synthetic_matches_grid():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(300, 8)) * np.linspace(1.0, 0.2, 8)
     prob = tune.heldout_problem(x[:200], x[200:])
-    r = tune.tune_masking(prob, epochs=500.0, alpha=0.05, eval_sigma2=0.05, steps=200)
+    r = tune.tune_masking(prob, epochs=500.0, alpha=0.05, eval_sigma2=0.05, steps=150)
     assert 0.01 < float(r.p) < 0.99  # an interior optimum
     _check_against_grid(r)
     # the objective is differentiable in p: finite, nonzero slope away from the optimum
