@@ -65,3 +65,27 @@ def test_tune_usage_errors(npy, capsys, extra, message):
     rc, _, err = run_cli(["tune", "--dataset", npy, "--n-heldout", "8", *extra], capsys)
     assert rc == 2
     assert __import__("re").search(message, err), err
+
+
+@pytest.mark.slow  # loads a dataset and runs a coupled D x D matrix GD
+def test_simulate_masking_matrix(npy, capsys):
+    rc, out, _ = run_cli(["simulate", "--matrix", "--noise", "masking", "--p", "0.3", "--dataset", npy,
+                          "--hidden", "3", "--alpha", "0.2", "--epochs", "300", "--json"], capsys)
+    assert rc == 0
+    rep = json.loads(out)
+    assert rep["noise"] == "masking" and rep["p"] == 0.3 and rep["n"] == 48 and rep["eps"] is None
+    top = rep["directions"][0]
+    # settled; the coupling lifts it above the diagonal fixed point (0.901 vs 0.873 in the train test)
+    assert top["fixed_point"] - 1e-3 < top["mapping"] < top["fixed_point"] + 0.05
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--matrix", "--noise", "masking", "--p", "0.3"], "needs --p .* and --dataset"),
+    (["--noise", "masking", "--p", "0.3", "--dataset", "x.npy"], "need --matrix"),
+    (["--matrix", "--p", "0.3"], "go with --noise masking"),
+    (["--matrix", "--noise", "masking", "--p", "0.3", "--dataset", "x.npy", "--n", "5"], "drop --eigvals"),
+])
+def test_simulate_usage_errors(capsys, extra, message):
+    rc, _, err = run_cli(["simulate", *extra], capsys)
+    assert rc == 2
+    assert __import__("re").search(message, err), err
