@@ -74,3 +74,22 @@ def test_unmarginalisable_corruptions_are_refused(corruption, match):
     with pytest.raises(ValueError, match=match):
         train.train(_x(), key=jr.key(0), alpha=0.05, noise=corruption, marginalised=True, hidden=2,
                     epochs=2, save_every=1)
+
+
+@pytest.mark.slow  # reverse mode through 20 epochs: ~6 s idle
+def test_training_is_differentiable_in_the_masking_rate(x64):
+    # p is a traced leaf of Hyper.corruption: the held-out loss after marginalised training is a
+    # smooth function of p (tuning p through training), and jax.grad agrees with central differences.
+    from jax.test_util import check_grads
+
+    x = jnp.asarray(_x(n=20, d=4, seed=3))
+    data = train.prepare_data(x[:16], x_heldout=x[16:])
+    p0 = models.init_autoencoder(4, 2, key=jr.key(0), scale=0.3, dtype=jnp.float64)
+    run = train.train_fn(epochs=20, save_every=20, noise=noise.masking(0.3), marginalised=True)
+
+    def heldout(p):
+        hyper = train.Hyper(alpha=0.05, corruption=noise.Masking(p))
+        return run(p0, data, hyper, jr.key(1))[1]["heldout_loss"][-1]
+
+    check_grads(heldout, (0.3,), order=1, modes=("rev",))  # float64 central differences: 1e-5-ish
+    assert float(jax.grad(heldout)(0.3)) != 0.0
