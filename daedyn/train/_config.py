@@ -42,7 +42,6 @@ class Hyper(NamedTuple):
       eps: noise level eps = N s^2 (>= 0), N the number of training samples and s^2 the
         per-component noise variance: it enters the marginalised loss as the corruption term
         tr(W eps I W^T) / (2N), and sampled noise is drawn with variance eps / N (reparameterised).
-
       corruption: None, or a corruption object from :mod:`daedyn.noise` (``masking``,
         ``salt_and_pepper``, ``gaussian_covariance``) whose parameters are traced leaves: sampled
         with ``corrupt(key, x)``, or, when marginalised, its term C replaces eps (docs/corruption.md).

@@ -240,7 +240,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     check_range("start_epoch", start_epoch, 0)
     noise = noise_lib.as_noise(noise)
     corruption = noise if corruption_lib.is_corruption(noise) else None
-    check_range("noise variance", 0.0 if noise is None or corruption else noise.variance, 0.0)
+    check_range("noise variance", 0.0 if noise is None or corruption is not None else noise.variance, 0.0)
     if cfg.marginalised and noise is None:
         raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
                          "whose variance enters the expected loss")
