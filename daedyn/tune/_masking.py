@@ -96,6 +96,13 @@ def tune_masking(problem, *, epochs: ArrayLike, alpha: ArrayLike, eval_sigma2: A
       :class:`MaskingTuning`.
     Raises:
       ValueError: for p0 outside (0, 1), a grid outside [0, 1), or as :func:`masking_objective_fn`.
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from daedyn.tune import HeldoutProblem
+      >>> prob = HeldoutProblem(jnp.array([4.0, 1.0]), jnp.array([0.8, 0.2]), 10, 2, eigvecs=jnp.eye(2))
+      >>> r = tune_masking(prob, epochs=1000.0, alpha=0.5, eval_sigma2=0.1)
+      >>> round(float(r.p), 3), round(float(r.grid_p[jnp.argmin(r.grid_loss)]), 2)  # tuned vs grid
+      (0.286, 0.29)
     """
     check_range("p0", p0, 0.0, 1.0, lo_open=True, hi_open=True)
     steps = check_int("steps", steps, 0)
