@@ -4,6 +4,12 @@ A :class:`Noise` is a pytree whose only leaf is the per-component ``variance`` s
 traced, vmapped over and differentiated (the samples are reparameterised as
 ``sqrt(variance) * unit_sample``). The noise *kind* (the unit-variance sampler) is static.
 
+Beyond additive isotropic noise (docs/corruption.md, private module ``daedyn._corruption``):
+:func:`masking` (input dropout), :func:`salt_and_pepper` and :func:`gaussian_covariance`
+(per-component variances or a full covariance). Every noise object has ``corrupt(key, x)`` (the
+corrupted clean inputs, for any network) and, where a linear network has one, ``marginal_term``:
+the second-order term C of the marginalised loss (a scalar eps, a (D,) vector or a (D, D) matrix).
+
 The paper's noise level is eps = N s^2 (Section 3): Gaussian N(0, sigma^2) gives eps = N sigma^2,
 Laplace with scale b gives eps = 2 N b^2 (variance 2 b^2). Only the variance enters the dynamics of a
 linear DAE trained on the marginalised (expected) loss, Eq. (1). :func:`eps_of` converts a noise
@@ -24,9 +30,19 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_range, check_representable, concrete, float_dtype
+from daedyn._corruption import (
+    GaussianCovariance,
+    Masking,
+    SaltAndPepper,
+    _check_basis,
+    gaussian_covariance,
+    masking,
+    salt_and_pepper,
+)
 from daedyn.theory import variance_eps
 
-__all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise"]
+__all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise", "Masking", "SaltAndPepper",
+           "GaussianCovariance", "masking", "salt_and_pepper", "gaussian_covariance"]
 
 
 def _unit_gaussian(key, shape, dtype):
@@ -89,6 +105,34 @@ class Noise:
         dtype = jnp.float32 if dtype is None else dtype
         scale = jnp.sqrt(jnp.asarray(self.variance, dtype))
         return scale * self.unit_sample(key, shape, dtype)
+
+    #: E[x~] / x: 1 for additive noise (the core's loss sees the network itself).
+    mean_scale = 1.0
+
+    def corrupt(self, key: Array, x: ArrayLike) -> Array:
+        """``x + sample(key, x.shape, x.dtype)``: the corrupted inputs (float dtype of ``x``)."""
+        x = jnp.asarray(x)
+        x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float_dtype(x))
+        return x + self.sample(key, x.shape, x.dtype)
+
+    def marginal_term(self, stats=None, n: ArrayLike | None = None, *, basis: str = "eigen") -> Array:
+        """The scalar corruption term eps = n s^2 (isotropic, so the same in every basis).
+
+        Args:
+          stats: None or a :class:`daedyn.spectrum.Spectrum` (then n defaults to its n).
+          n: number of training samples N, > 0.
+          basis: "eigen" or "input" (checked; the value does not depend on it).
+        Raises:
+          ValueError: without n, or as :func:`eps_of`.
+        Example:
+          >>> float(gaussian(0.5).marginal_term(n=4))
+          2.0
+        """
+        _check_basis(basis)
+        n = getattr(stats, "n", None) if n is None else n
+        if n is None:
+            raise ValueError("n (the number of training samples) is needed: pass n= or a Spectrum")
+        return eps_of(self, n)
 
     def with_variance(self, variance: ArrayLike) -> Noise:
         """The same kind of noise with another per-component variance (>= 0, finite).
@@ -181,7 +225,15 @@ def custom(sample_fn: Callable[[Array, tuple[int, ...], Any], ArrayLike], varian
 
 
 def as_noise(noise: Noise | str | None, variance: ArrayLike | None = None) -> Noise | None:
-    """Normalise a noise argument: a :class:`Noise`, a kind name ("gaussian"/"laplace") or None."""
+    """Normalise a noise argument: a :class:`Noise`, a kind name ("gaussian"/"laplace") or None.
+
+    A corruption object (:class:`Masking`, :class:`SaltAndPepper`, :class:`GaussianCovariance`) is
+    returned as it is; it has no variance to set.
+    """
+    if isinstance(noise, Masking | SaltAndPepper | GaussianCovariance):
+        if variance is not None:
+            raise ValueError(f"a variance cannot be given for noise {noise.kind!r} (set its own parameters)")
+        return noise
     if noise is None or isinstance(noise, Noise):
         return noise if variance is None or noise is None else noise.with_variance(variance)
     if isinstance(noise, str):

@@ -73,6 +73,14 @@ def register(subparsers) -> None:
                         help="PRNG seed of R / the random init (default 0)")
     matrix.add_argument("--eigvals", default=None, metavar="FILE.npy",
                         help="spectrum (D,) from a .npy file instead of the default (sorted descending)")
+    matrix.add_argument("--noise", choices=("none", "masking"), default="none",
+                        help="masking: inverted-dropout noise at rate --p on the spectrum of --dataset; "
+                        "the full term V^T C V, C = p / (1 - p) diag(Sigma), couples the directions and N "
+                        "is the dataset's size (docs/corruption.md)")
+    matrix.add_argument("--p", type=float, default=None, help="masking rate in [0, 1) (with --noise masking)")
+    matrix.add_argument("--dataset", default=None, metavar="NAME|FILE.npy",
+                        help="the data whose spectrum and masking term --noise masking uses (e.g. mnist5k)")
+    matrix.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
@@ -140,6 +148,8 @@ def _progress(args, every: int, batch: int):
 
 
 def run(args) -> int:
+    if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None):
+        raise ValueError("--noise masking, --p and --dataset need --matrix (the coupled full-matrix run)")
     return _run_matrix(args) if args.matrix else _run_scalar(args)
 
 
@@ -270,6 +280,31 @@ def _spectrum(args):
     return args.lam[0] * 100.0 ** (-np.arange(args.dim) / max(1, args.dim - 1))
 
 
+def _masking(args, say):
+    """(lam (D,), V^T C V (D, D), N) for ``--noise masking``, from the dataset's spectrum; else None."""
+    import numpy as np
+
+    from daedyn._checks import check_range
+
+    if args.noise == "none":
+        if args.p is not None or args.dataset is not None:
+            raise ValueError("--p and --dataset go with --noise masking")
+        return None
+    if args.p is None or args.dataset is None:
+        raise ValueError("--noise masking needs --p (the rate) and --dataset (whose spectrum it uses)")
+    check_range("--p", args.p, 0.0, 1.0, hi_open=True)
+    if args.eigvals or args.n != 1.0 or args.eps != [0.0]:
+        raise ValueError("--noise masking takes the spectrum and N from --dataset and its own noise term: "
+                         "drop --eigvals, --n and --eps")
+    from daedyn import data, noise, spectrum
+
+    ds, _ = data.load_dataset(args.dataset, data_dir=args.data_dir)
+    say(f"{ds.name}: N = {ds.x.shape[0]}, D = {ds.x.shape[1]}; spectrum and masking term ...")
+    spec = spectrum.compute_spectrum(ds.x)
+    c = noise.masking(args.p).marginal_term(spec)
+    return np.asarray(spec.eigvals, np.float64), np.asarray(c), float(ds.x.shape[0])
+
+
 def _run_matrix(args) -> int:
     import jax.numpy as jnp
     import jax.random as jr
@@ -285,12 +320,17 @@ def _run_matrix(args) -> int:
             raise ValueError(f"--{name} takes one value in matrix mode; got {getattr(args, name)}")
     every = _checked_ints(args)
     say = _say(args)
-    lam = _spectrum(args)
+    masked = _masking(args, say)
+    lam = _spectrum(args) if masked is None else masked[0]
     d = lam.size
     h = d if args.hidden is None else args.hidden
     if h < 1:
         raise ValueError(f"--hidden must be >= 1; got {h}")
     eps, gamma, alpha, n = args.eps[0], args.gamma[0], args.alpha[0], args.n
+    eps_run, eps_dims = eps, 0
+    if masked is not None:  # the coupled term runs; the theory columns use its diagonal eps_j
+        _, eps_run, n = masked
+        eps, eps_dims = np.diagonal(eps_run), 2
     dtype = jnp.result_type(float)
     key = jr.key(args.seed)
     if args.init == "orthogonal":
@@ -298,7 +338,7 @@ def _run_matrix(args) -> int:
     else:
         w1, w2 = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype)
     lam_j = jnp.asarray(lam, dtype)
-    kw = dict(eps=eps, gamma=gamma, n=n, precision=args.precision)
+    kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims)
     start = time.perf_counter()
     if args.method != "gd":
         say(f"integrating the matrix flow (RK4) D = {d}, H = {h} ...")
@@ -313,11 +353,13 @@ def _run_matrix(args) -> int:
     closed = None
     if args.init == "orthogonal" and (gamma == 0 or args.w1 == args.w2):
         closed = np.zeros((t.size, d))
-        closed[:, :k] = _scalar_closed_form(t[:, None], lam[None, :k], eps, gamma, n, args.w1, args.w2,
+        eps_k = eps[None, :k] if np.ndim(eps) else eps
+        closed[:, :k] = _scalar_closed_form(t[:, None], lam[None, :k], eps_k, gamma, n, args.w1, args.w2,
                                             n / alpha)
     final = mapping[-1]
     report = {"mode": "matrix", "method": args.method, "dim": d, "hidden": h, "init": args.init,
-              "epochs": args.epochs, "save_every": every, "eps": eps, "gamma": gamma, "alpha": alpha,
+              "epochs": args.epochs, "save_every": every, "gamma": gamma, "alpha": alpha,
+              "eps": float(eps) if masked is None else None, "noise": args.noise, "p": args.p,
               "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
               "directions": [{"j": j, "lam": float(lam[j]), "mapping": _num(final[j]),
                               "fixed_point": float(fixed[j]),
@@ -333,8 +375,10 @@ def _run_matrix(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
+        level = f"eps = {eps:g}" if masked is None else f"masking p = {args.p:g} (coupled; theory: eps_j)"
         print(f"matrix dynamics ({'gradient descent' if args.method == 'gd' else 'flow, RK4'}), D = {d}, "
-              f"H = {h}, {args.init} init, eps = {eps:g}, gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
+              f"H = {h}, {args.init} init, {level}, "
+              f"gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
               f"{args.epochs} epochs ({seconds:.2f} s)")
         show = d if d <= 12 else 10
         print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}" + ("" if closed is None else

@@ -34,10 +34,13 @@ def register(subparsers) -> None:
     p.add_argument("--hidden", type=int, default=32, help="hidden units H (default 32)")
     p.add_argument("--activation", default="linear",
                    help="linear (default), or a jax.nn function name: relu, tanh, sigmoid, gelu, ...")
-    p.add_argument("--noise", choices=("none", "gaussian", "laplace"), default="none",
-                   help="input noise (default none)")
+    p.add_argument("--noise", choices=("none", "gaussian", "laplace", "masking", "salt-and-pepper"),
+                   default="none", help="input noise or corruption (default none; docs/corruption.md)")
     p.add_argument("--sigma2", type=float, default=None, help="Gaussian noise variance sigma^2")
     p.add_argument("--b", type=float, default=None, help="Laplace noise scale b (variance 2 b^2)")
+    p.add_argument("--p", type=float, default=None,
+                   help="corruption rate: the drop rate of --noise masking (inverted dropout, in [0, 1)) "
+                   "or the replaced fraction of --noise salt-and-pepper (values 0 and 1, in [0, 1])")
     p.add_argument("--marginalised", action="store_true",
                    help="train on the expected loss over the noise (linear networks) instead of "
                    "sampling it every epoch")
@@ -75,11 +78,26 @@ def _noise(args):
     from daedyn._checks import check_range
 
     if args.noise == "none":
-        if args.sigma2 is not None or args.b is not None:
-            raise ValueError("--sigma2/--b need --noise gaussian/laplace")
+        if args.sigma2 is not None or args.b is not None or args.p is not None:
+            raise ValueError("--sigma2/--b/--p need --noise gaussian/laplace/masking/salt-and-pepper")
         if args.marginalised:
-            raise ValueError("--marginalised needs --noise gaussian or laplace")
+            raise ValueError("--marginalised needs --noise gaussian, laplace or masking")
         return None
+    if args.noise in ("masking", "salt-and-pepper"):
+        if args.sigma2 is not None or args.b is not None:
+            raise ValueError(f"--sigma2/--b are additive noise levels; --noise {args.noise} takes --p")
+        if args.p is None:
+            raise ValueError(f"--noise {args.noise} needs its rate: give --p (e.g. --p 0.3)")
+        if args.noise == "masking":
+            check_range("--p", args.p, 0.0, 1.0, hi_open=True)
+            return noise.masking(args.p)
+        check_range("--p", args.p, 0.0, 1.0)
+        if args.marginalised:
+            raise ValueError("--noise salt-and-pepper cannot be --marginalised (its mean is affine in the "
+                             "input; the expected loss has no bias term): drop --marginalised to sample it")
+        return noise.salt_and_pepper(args.p)
+    if args.p is not None:
+        raise ValueError("--p is the rate of --noise masking or salt-and-pepper")
     if args.noise == "gaussian":
         if args.b is not None:
             raise ValueError("--b is the Laplace scale; use --sigma2 with --noise gaussian")
@@ -202,14 +220,19 @@ def run(args) -> int:
     epochs = np.asarray(r0.t)
     mapping = np.stack([np.asarray(r.mapping) for r in runs])  # (S, T, D)
     tau, eps, gamma = float(np.ravel(r0.tau)[0]), float(np.ravel(r0.eps)[0]), float(np.ravel(r0.gamma)[0])
+    eps_dir = eps
+    if args.noise == "masking":  # the per-direction (diagonal) approximation eps_j (docs/corruption.md)
+        eps_dir = np.asarray(theory.masking_eps(args.p, spec.eigvals, spec.eigvecs), np.float64)
+        runs = [r._replace(eps=jnp.asarray(eps_dir, r.mapping.dtype)) for r in runs]
     pred = None
-    if linear and args.batch_size is None:
+    if linear and args.batch_size is None and args.noise != "salt-and-pepper":
         # Balanced small-init theory per direction from each seed's own start; directions >= H are
         # not learned by H hidden units.
         pred = np.stack([np.asarray(train.compare_with_theory(r, eigvecs=spec.eigvecs).continuous)[:, :top]
                          for r in runs])
         pred = np.where(np.arange(top) < args.hidden, pred, 0.0)
-    fixed = np.asarray(theory.fixed_point(lam[:top], eps, gamma, n))
+    eps_top = eps_dir[:top] if np.ndim(eps_dir) else eps_dir
+    fixed = np.asarray(theory.fixed_point(lam[:top], eps_top, gamma, n))
     fixed = np.where(np.arange(top) < args.hidden, fixed, 0.0) if linear else None
     loss = np.stack([np.asarray(r.train_loss) for r in runs])
     finite = bool(np.all(np.isfinite(mapping[..., :top])) and np.all(np.isfinite(loss)))
@@ -226,7 +249,7 @@ def run(args) -> int:
     report = {
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
         "dim": d, "hidden": args.hidden, "activation": args.activation, "noise": args.noise,
-        "s2": eps / n, "eps": eps, "marginalised": args.marginalised, "gamma": gamma,
+        "s2": eps / n, "eps": eps, "p": args.p, "marginalised": args.marginalised, "gamma": gamma,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
         "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,
         "seed": args.seed, "dtype": str(mapping.dtype), "directions": directions,
@@ -268,10 +291,17 @@ def run(args) -> int:
     return 0
 
 
+def _level(rep: dict) -> str:
+    if rep["p"] is not None:
+        extra = ", theory with the diagonal eps_j" if rep["noise"] == "masking" else ""
+        return f"p = {rep['p']:g}{extra}"
+    return f"s^2 = {rep['s2']:.4g}, eps = N s^2 = {rep['eps']:.4g}"
+
+
 def _print_report(rep: dict, linear: bool) -> None:
     print(f"{rep['dataset']}: N = {rep['n_train']} train, M = {rep['n_heldout']} held-out, D = {rep['dim']}; "
-          f"{rep['activation']} H = {rep['hidden']}, noise {rep['noise']} (s^2 = {rep['s2']:.4g}, "
-          f"eps = N s^2 = {rep['eps']:.4g}{', marginalised' if rep['marginalised'] else ''}), "
+          f"{rep['activation']} H = {rep['hidden']}, noise {rep['noise']} ({_level(rep)}"
+          f"{', marginalised' if rep['marginalised'] else ''}), "
           f"gamma = {rep['gamma']:g}, alpha = {rep['alpha']:g} (tau = {rep['tau']:.4g}), "
           f"{rep['epochs']} epochs, {rep['seeds']} seed(s), {rep['dtype']}")
     head = f"{'j':>3} {'lam_j':>11} {'mapping':>9}"

@@ -66,6 +66,7 @@ from daedyn._checks import (
     concrete,
     float_dtype,
 )
+from daedyn._corruption import check_eps_dims, check_noise_term
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._scalar import warn_nonfinite, warned
 
@@ -184,8 +185,8 @@ def _check_weights(d: int, w1, w2, lead: str = "eigvals") -> tuple[int, int]:
     return d, h
 
 
-def _check_hyper(eps, gamma, n, alpha=None, tau=None):
-    check_range("eps", eps, 0.0)
+def _check_hyper(eps, gamma, n, alpha=None, tau=None, eps_dims=0):
+    check_noise_term("eps", eps, eps_dims)
     check_range("gamma", gamma, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     if alpha is not None:
@@ -211,22 +212,29 @@ def _unflat(tree, bshape):
     return jax.tree_util.tree_map(lambda a: a.reshape(tuple(bshape) + a.shape[1:]), tree)
 
 
-def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None):
+def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0):
     """Warn for the learned (top min(H, D)) directions whose GD step cannot settle at the fixed point
     or overshoots from the start. The start of direction j is summarised by the norms of its column
-    of Wb1 and its row of Wb2 (exact for the decoupled start of section 3.2, a proxy otherwise)."""
+    of Wb1 and its row of Wb2 (exact for the decoupled start of section 3.2, a proxy otherwise); a
+    per-direction or matrix noise term by its diagonal eps_j (exact for a diagonal term)."""
     vals = [concrete(x) for x in (eigvals, eps, gamma, alpha, n)]
     if any(v is None for v in vals):
         return None
     lam, eps, gamma, alpha, n = (np.asarray(v, np.float64) for v in vals)
     lam = lam[..., :h]
     ex = lambda v: v[..., None]
+    if eps_dims:
+        eps = np.diagonal(eps, axis1=-2, axis2=-1) if eps_dims == 2 else eps
+        eps = eps[..., :h]
+        ex_eps = lambda v: v
+    else:
+        ex_eps = ex
     start = {}
     c1, c2 = concrete(w1), concrete(w2)
     if c1 is not None and c2 is not None:
         start = dict(w1=np.linalg.norm(np.asarray(c1, np.float64), axis=-2)[..., :h],
                      w2=np.linalg.norm(np.asarray(c2, np.float64), axis=-1)[..., :h])
-    return core.check_gd_stability(lam, ex(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
+    return core.check_gd_stability(lam, ex_eps(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
 
 
 def _pack(t, obs, y, bshape):
@@ -239,9 +247,12 @@ def _pack(t, obs, y, bshape):
 # Eigenbasis drivers
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "precision", "form", "unroll"))
-def _matrix_gd_core(lam, w1, w2, eps, gamma, alpha, n, *, n_saves, save_every, precision, form, unroll):
-    bshape = jnp.broadcast_shapes(lam.shape[:-1], w1.shape[:-2], w2.shape[:-2], eps.shape, gamma.shape,
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "precision", "form", "unroll",
+                                             "eps_dims"))
+def _matrix_gd_core(lam, w1, w2, eps, gamma, alpha, n, *, n_saves, save_every, precision, form, unroll,
+                    eps_dims=0):
+    bshape = jnp.broadcast_shapes(lam.shape[:-1], w1.shape[:-2], w2.shape[:-2],
+                                  eps.shape[:eps.ndim - eps_dims], gamma.shape,
                                   alpha.shape, n.shape)
     mm = core.matmul_fn(precision)
 
@@ -254,14 +265,14 @@ def _matrix_gd_core(lam, w1, w2, eps, gamma, alpha, n, *, n_saves, save_every, p
                          unroll=unroll)
         return _from_state(form, y), obs
 
-    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, 0), (gamma, 0),
+    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, eps_dims), (gamma, 0),
                                               (alpha, 0), (n, 0))]
     y, obs = jax.vmap(one)(*flat)
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
     return _pack(t, obs, y, bshape)
 
 
-def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, **rate):
+def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims=0, **rate):
     """Validation shared by :func:`matrix_gd` and :func:`matrix_flow` (``rate``: alpha= or tau=);
     returns (precision, D, H, resolved form)."""
     precision = check_precision(precision)
@@ -270,16 +281,17 @@ def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, **rate):
     check_nonempty("eigvals", np.shape(eigvals)[-1], "D = eigvals.shape[-1]")
     check_range("eigvals", eigvals, 0.0)
     d, h = _check_weights(np.shape(eigvals)[-1], w1, w2)
-    _check_hyper(eps, gamma, n, **rate)
-    _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
-                 {"eps": eps, "gamma": gamma, **rate, "n": n})
+    eps_dims = check_eps_dims(eps, eps_dims, d)
+    _check_hyper(eps, gamma, n, eps_dims=eps_dims, **rate)
+    _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2), "eps": (eps, eps_dims)},
+                 {"gamma": gamma, **rate, "n": n})
     return precision, d, h, core.check_form(form, d, h)
 
 
 def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike = 0.0,
               gamma: ArrayLike = 0.0, alpha: ArrayLike, n: ArrayLike, epochs: int, save_every: int = 1,
               precision=None, form: str = "auto", unroll: int = 1,
-              check_stability: bool = True) -> MatrixTrajectory:
+              check_stability: bool = True, eps_dims: int = 0) -> MatrixTrajectory:
     """Full-batch gradient descent on the expected loss, in the eigenbasis of Sigma (spectrum only).
 
     One step (one epoch) is ``Wb <- Wb + (alpha / n) * RHS`` with the eigenbasis right-hand sides of
@@ -289,13 +301,19 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
     Args:
       eigvals: (*batch, D) eigenvalues of Sigma = X^T X (a sum), >= 0, descending by convention.
       w1: (*batch, H, D) initial Wb1 = W1 V. w2: (*batch, D, H) initial Wb2 = V^T W2.
-      eps: noise level n s^2, >= 0. gamma: weight decay, >= 0. alpha: learning rate, > 0.
-      n: number of samples N, > 0. (eps, gamma, alpha, n: any batch shape.)
+      eps: the corruption term in the eigenbasis: the noise level n s^2 >= 0 (``eps_dims=0``), a
+        per-direction (*batch, D) vector eps_j >= 0 (``eps_dims=1``) or a (*batch, D, D) symmetric
+        positive semi-definite matrix V^T C V (``eps_dims=2``; e.g. ``noise.masking(p).marginal_term``
+        of the spectrum), in the paper's (summed) scaling. gamma: weight decay, >= 0.
+        alpha: learning rate, > 0. n: number of samples N, > 0. (All: any batch shape.)
       epochs, save_every: steps and spacing of saves (epochs a multiple of save_every; t = 0 saved).
       precision: matmul precision for every matmul. form: "auto" (the cheaper of the two below),
         "gram" / "gram_t" (4 D H^2 multiply-adds per step; gram_t keeps Wb2^T) or "square" (the
         M form, 3 D^2 H); see the module docstring. unroll: steps per loop iteration (speed only).
-      check_stability: warn when alpha * h_max >= 2 for a learned direction (balanced fixed point).
+      check_stability: warn when alpha * h_max >= 2 for a learned direction (balanced fixed point;
+        a vector or matrix eps enters through its diagonal eps_j).
+      eps_dims: trailing dimensions of ``eps`` that are one run's corruption term: 0 (scalar, the
+        default), 1 ((D,) diagonal) or 2 ((D, D) matrix); leading ones are batch dimensions.
     Returns:
       :class:`MatrixTrajectory`; the batch shape is the broadcast of all batch dimensions.
     Raises:
@@ -314,19 +332,22 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form,
-                                              alpha=alpha)
+                                              eps_dims, alpha=alpha)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, alpha=alpha, n=n)
-    edge = _stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2) if check_stability else None
+    edge = (_stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims)
+            if check_stability else None)
     args = [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, alpha, n)]
     return warn_nonfinite("matrix_gd", _matrix_gd_core(
         *args, n_saves=epochs // save_every, save_every=save_every, precision=precision, form=form,
-        unroll=check_int("unroll", unroll, 1)), already_warned=warned(edge))
+        unroll=check_int("unroll", unroll, 1), eps_dims=eps_dims), already_warned=warned(edge))
 
 
-@functools.partial(jax.jit, static_argnames=("m_static", "precision", "form", "unroll"))
-def _matrix_flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, m_static, precision, form, unroll):
-    bshape = jnp.broadcast_shapes(lam.shape[:-1], w1.shape[:-2], w2.shape[:-2], eps.shape, gamma.shape,
+@functools.partial(jax.jit, static_argnames=("m_static", "precision", "form", "unroll", "eps_dims"))
+def _matrix_flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, m_static, precision, form, unroll,
+                      eps_dims=0):
+    bshape = jnp.broadcast_shapes(lam.shape[:-1], w1.shape[:-2], w2.shape[:-2],
+                                  eps.shape[:eps.ndim - eps_dims], gamma.shape,
                                   tau.shape, n.shape)
     mm = core.matmul_fn(precision)
 
@@ -339,7 +360,7 @@ def _matrix_flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, m_static, 
         y, obs = fixed_step_loop(f, _to_state(form, w1, w2), observe, hs, ms, m_static, unroll=unroll)
         return _from_state(form, y), obs
 
-    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, 0), (gamma, 0),
+    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (eps, eps_dims), (gamma, 0),
                                               (tau, 0), (n, 0))]
     y, obs = jax.vmap(one)(*flat)
     return _pack(ts, obs, y, bshape)
@@ -347,14 +368,14 @@ def _matrix_flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, m_static, 
 
 def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike = 0.0,
                 gamma: ArrayLike = 0.0, tau: ArrayLike, n: ArrayLike, dt: float, precision=None,
-                form: str = "auto", unroll: int = 1) -> MatrixTrajectory:
+                form: str = "auto", unroll: int = 1, eps_dims: int = 0) -> MatrixTrajectory:
     """The continuous gradient flow of section 3.1 (plus weight decay) with fixed-step RK4.
 
     Steps are at most ``dt`` epochs and land exactly on each save time (see :func:`scalar_flow`).
 
     Args:
       ts: (T,) save times (epochs), >= 0, non-decreasing; the run starts at t = 0.
-      eigvals, w1, w2, eps, gamma, n, precision, form, unroll: as for :func:`matrix_gd`.
+      eigvals, w1, w2, eps, gamma, n, precision, form, unroll, eps_dims: as for :func:`matrix_gd`.
       tau: time constant n / alpha, > 0. dt: largest RK4 step in epochs, > 0.
     Returns:
       :class:`MatrixTrajectory` saved at ``ts``.
@@ -368,11 +389,13 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()  # 1 - n gamma / lam
       [0.875, 0.75]
     """
-    precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, tau=tau)
+    precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims,
+                                              tau=tau)
     ts, hs, ms, m_static = step_grid(ts, dt)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, tau)
     check_fit(dtype, ts=ts, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, tau=tau, n=n)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
     args += [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, tau, n)]
     return warn_nonfinite("matrix_flow", _matrix_flow_core(
-        *args, m_static=m_static, precision=precision, form=form, unroll=check_int("unroll", unroll, 1)))
+        *args, m_static=m_static, precision=precision, form=form, unroll=check_int("unroll", unroll, 1),
+        eps_dims=eps_dims))

@@ -149,7 +149,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
                     epochs: int, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
                     save_every: int = 1, method: Literal["gd", "rk4"] = "gd", dt: float = 0.1,
                     precision=None, progress: Progress = None,
-                    chunk_work: int = CHUNK_WORK):
+                    chunk_work: int = CHUNK_WORK, eps_dims: int = 0):
     """Full-matrix dynamics of (W1, W2) in the eigenbasis over ``epochs``, reporting progress.
 
     ``method="gd"``: :func:`daedyn.dynamics.matrix_gd` in pieces of about ``chunk_work``
@@ -162,6 +162,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
         (w1 (H, D), w2 (D, H) in the eigenbasis).
       epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
       method: "gd" or "rk4"; dt: largest RK4 step in epochs (flow only).
+      eps_dims: 0 (scalar eps), 1 or 2 (a (D,) or (D, D) corruption term), as in ``matrix_gd``.
     Returns:
       :class:`~daedyn.dynamics.MatrixTrajectory` with T = epochs / save_every + 1 saves and the
       final weights.
@@ -180,7 +181,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
-    kw = dict(eps=eps, gamma=gamma, n=n, precision=precision)
+    kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
     if method == "rk4":
         alpha_arr = jnp.asarray(alpha)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))

@@ -24,6 +24,8 @@ Figures (``FIGURES`` maps the CLI names to the functions):
   "s1" Supplement Figure 1: the same with tanh.
   "learning_time"  beyond the paper: measured vs predicted learning time per direction.
   "tuning"         beyond the paper: held-out loss vs eps with the tuned optimum.
+  "corruption"     beyond the paper: what masking noise suppresses per direction vs isotropic
+                   Gaussian noise, and the error of the per-direction theory (docs/corruption.md).
 """
 
 from daedyn.figures._beyond import (
@@ -43,6 +45,7 @@ from daedyn.figures._common import (
     reporting,
     save,
 )
+from daedyn.figures._corruption import figure_corruption
 from daedyn.figures._noise_decay import (
     figure_2,
     figure_3,
@@ -85,12 +88,13 @@ FIGURES = {
     "s1": figure_s1,
     "learning_time": figure_learning_time,
     "tuning": figure_tuning,
+    "corruption": figure_corruption,
 }
 
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "plot_learning_times", "pool_images",
+    "figure_learning_time", "figure_tuning", "figure_corruption", "plot_learning_times", "pool_images",
     "plot_crosscheck", "prediction_errors",
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
     "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",

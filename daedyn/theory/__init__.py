@@ -23,6 +23,9 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
 - ``_eps``: :func:`variance_eps`, :func:`gaussian_eps`, :func:`laplace_eps` (the one variance to
   ``eps`` conversion);
 - ``_spectrum``: :func:`spectrum_mapping`, :func:`predicted_loss`;
+- ``_corruption``: a general corruption term C (masking, covariance noise): :func:`diagonal_eps`,
+  :func:`masking_eps` and the measured error of the per-direction approximation,
+  :func:`diagonal_approximation_error` (docs/corruption.md);
 - ``_args``: broadcasting to one shape and dtype, NaN marking (private).
 
 **Bad input.** Concrete arguments are checked and raise ``ValueError`` naming the parameter and
@@ -33,6 +36,12 @@ produced: every in-range input gives a finite value and finite gradients.
 """
 
 from daedyn.theory._balanced import fixed_point, learning_threshold, learning_time, small_init_trajectory
+from daedyn.theory._corruption import (
+    DiagonalApproximation,
+    diagonal_approximation_error,
+    diagonal_eps,
+    masking_eps,
+)
 from daedyn.theory._eps import gaussian_eps, laplace_eps, variance_eps
 from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_trajectory_printed, dae_weights
 from daedyn.theory._loss import expected_loss, scalar_loss
@@ -58,4 +67,8 @@ __all__ = [
     "variance_eps",
     "spectrum_mapping",
     "predicted_loss",
+    "diagonal_eps",
+    "masking_eps",
+    "DiagonalApproximation",
+    "diagonal_approximation_error",
 ]

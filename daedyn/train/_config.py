@@ -23,6 +23,7 @@ from jax.typing import ArrayLike
 from daedyn import models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_int, check_precision, check_range
+from daedyn.train import _corruption as corruption_lib
 
 __all__ = ["OBSERVABLES", "Params", "Hyper", "TrainConfig", "LoopConfig", "loop_config",
            "normaliser", "rate_factor"]
@@ -41,11 +42,15 @@ class Hyper(NamedTuple):
       eps: noise level eps = N s^2 (>= 0), N the number of training samples and s^2 the
         per-component noise variance: it enters the marginalised loss as the corruption term
         tr(W eps I W^T) / (2N), and sampled noise is drawn with variance eps / N (reparameterised).
+      corruption: None, or a corruption object from :mod:`daedyn.noise` (``masking``,
+        ``salt_and_pepper``, ``gaussian_covariance``) whose parameters are traced leaves: sampled
+        with ``corrupt(key, x)``, or, when marginalised, its term C replaces eps (docs/corruption.md).
     """
 
     alpha: ArrayLike
     gamma: ArrayLike = 0.0
     eps: ArrayLike = 0.0
+    corruption: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +140,8 @@ class LoopConfig:
     save_every: int
     activation: Any
     linear: bool
-    noise: tuple[str, Callable] | None  # (kind, unit sampler) of sampled noise, else None
+    noise: tuple[str, Callable | None] | None  # (kind, unit sampler) of sampled noise, else None;
+    # the sampler is None for a corruption (masking, ...), drawn by Hyper.corruption.corrupt
     marginalised: bool
     loss_scale: str
     path: str
@@ -177,6 +183,7 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     models.get_activation(activation)  # validates the name
     linear = models.is_linear(activation)
     noise = noise_lib.as_noise(noise)
+    corruption_lib.check_route(noise, marginalised)
     if marginalised and not linear:
         raise ValueError("marginalised=True needs a linear network (activation=None): the expected "
                          "loss over noise has a closed form only for linear maps")
@@ -196,7 +203,8 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     if not linear:
         observables = tuple(o for o in observables if o != "singular_values")
     # The marginalised loss needs only eps (traced): runs with any noise kind share one compilation.
-    spec = None if (noise is None or marginalised) else (noise.kind, noise.unit_sampler)
+    spec = None if (noise is None or marginalised) else (
+        (noise.kind, None) if corruption_lib.is_corruption(noise) else (noise.kind, noise.unit_sampler))
     return LoopConfig(epochs=int(epochs), save_every=int(save_every), activation=activation,
                       linear=linear, noise=spec, marginalised=bool(marginalised), loss_scale=loss_scale,
                       path=path, batch_size=batch_size, optimizer=optimizer, precision=precision,

@@ -27,6 +27,7 @@ from daedyn import noise as noise_lib
 from daedyn._checks import check_range
 from daedyn._progress import starting
 from daedyn.theory._deep import check_depth
+from daedyn.train import _corruption as corruption_lib
 from daedyn.train import _log, _loop
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
@@ -175,7 +176,10 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
       alpha: learning rate (> 0); with the default optimiser tau = N / alpha.
       gamma: weight decay (>= 0).
       noise: None, or a :class:`daedyn.noise.Noise` (e.g. ``gaussian(0.5)``, ``laplace(b)``),
-        sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2.
+        sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2. Or a
+        corruption: ``noise.masking(p)``, ``noise.salt_and_pepper(p)`` (sampled only) or
+        ``noise.gaussian_covariance(cov)``; marginalised, its term C (from the data's spectrum)
+        replaces eps I and ``TrainResult.eps`` is 0 (docs/corruption.md).
       spectrum: :class:`daedyn.spectrum.Spectrum` of X^T X (computed when None).
       x_heldout: held-out inputs (M, D) for ``heldout_loss``.
       params: start from these parameters instead of a random initialisation (resuming).
@@ -290,7 +294,8 @@ def _check_params_shapes(params, hidden, d) -> None:
                          f"{', '.join(f'w{l + 1} {s}' for l, s in enumerate(got))}")
 
 
-def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps) -> None:
+def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps,
+                     eps_j=None) -> None:
     """The shared GD stability check on the directions the network learns (the top H), with the
     run's eps and gamma, in the paper's units (for "mse": alpha -> 2 alpha / D, gamma -> gamma D / 2).
     """
@@ -301,7 +306,8 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     col = lambda a: np.asarray(a, np.float64)[..., None]  # batch axes first, directions last
     lam = np.maximum(np.asarray(data.eigvals[:hidden], np.float64), 0.0)
     # Frames: core check -> _check_stability -> _run -> train/train_batch -> the user's call.
-    _linear.check_gd_stability(lam, col(eps), col(gamma) / f, col(alpha) * f, n, stacklevel=4)
+    eps = col(eps) if eps_j is None else eps_j  # a corruption: its diagonal eps_j per direction
+    _linear.check_gd_stability(lam, eps, col(gamma) / f, col(alpha) * f, n, stacklevel=4)
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
@@ -314,7 +320,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     check_range("init_scale", cfg.init_scale, 0.0)
     check_range("start_epoch", start_epoch, 0)
     noise = noise_lib.as_noise(noise)
-    check_range("noise variance", 0.0 if noise is None else noise.variance, 0.0)
+    corruption = noise if corruption_lib.is_corruption(noise) else None
+    check_range("noise variance", 0.0 if noise is None or corruption is not None else noise.variance, 0.0)
     if cfg.marginalised and noise is None:
         raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
                          "whose variance enters the expected loss")
@@ -328,14 +335,19 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                         dtype=cfg.dtype)
     dt = data.x.dtype
     n, d = data.x.shape
-    eps = jnp.asarray(noise_lib.eps_of(noise, n), dt)  # the one variance -> eps conversion
+    # the one variance -> eps conversion; a corruption's term is formed in the loop (eps stays 0)
+    eps = jnp.asarray(noise_lib.eps_of(None if corruption else noise, n), dt)
+    eps_j = None
+    if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
+        eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        _check_stability(loop, data, hidden, alpha, gamma, eps)
+        _check_stability(loop, data, hidden, alpha, gamma, eps, eps_j)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1
     if batched:
-        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), np.shape(eps), key_shape))
+        extra = () if corruption is None else corruption_lib.batch_shape(corruption)
+        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), np.shape(eps), key_shape, extra))
         size = int(np.prod(shape)) if shape else 1
         if key_shape == ():
             key = jr.split(key, size)
@@ -347,10 +359,11 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     elif key_shape != ():
         raise ValueError(f"key must be a single PRNG key for train(); got a batch of shape {key_shape} "
                          "(use train_batch)")
-    hyper = Hyper(jnp.asarray(alpha, dt), jnp.asarray(gamma, dt), eps)
+    hyper = Hyper(jnp.asarray(alpha, dt), jnp.asarray(gamma, dt), eps, corruption)
     if batched:
         flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
-        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps))
+        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
+                      None if corruption is None else corruption_lib.flatten(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
         _check_params_shapes(params, hidden, d)
@@ -447,6 +460,9 @@ def _fingerprint(loop: LoopConfig, cfg: TrainConfig, *, start_epoch, batched, da
     arrays = dict(x=data.x, eigvals=data.eigvals, x_heldout=data.x_heldout,
                   sigma_heldout_eig=data.sigma_heldout_eig, alpha=hyper.alpha, gamma=hyper.gamma,
                   eps=hyper.eps, key=key)
+    if hyper.corruption is not None:  # its kind is in loop.noise; its parameters (p, cov) here
+        arrays.update({f"corruption_{i}": leaf for i, leaf in
+                       enumerate(jax.tree_util.tree_leaves(hyper.corruption))})
     if params is not None:
         arrays.update({f"params_{k}": v for k, v in params.items()})
     return _checkpoint.fingerprint(settings, arrays)

@@ -20,6 +20,7 @@ from jax import Array
 
 from daedyn import _linear, models
 from daedyn import noise as noise_lib
+from daedyn.train import _corruption as corruption_lib
 from daedyn.train._config import Hyper, LoopConfig, Params, loop_config
 from daedyn.train._data import TrainData
 from daedyn.train._objective import from_eigen, gradient, observe, to_eigen
@@ -64,7 +65,9 @@ def _epoch_fn(cfg: LoopConfig):
             perm = jr.permutation(jr.fold_in(k, _SHUFFLE), n)[: nb * cfg.batch_size]
             perm = perm.reshape(nb, cfg.batch_size)
             unit = None
-            if cfg.noise is not None and not cfg.marginalised:
+            if cfg.noise is not None and not cfg.marginalised and cfg.noise[1] is None:
+                unit = corruption_lib.corrupt(hyper, k, data.x)  # the epoch's corrupted inputs
+            elif cfg.noise is not None and not cfg.marginalised:
                 nz = noise_lib.Noise(cfg.noise[0], 1.0, cfg.noise[1])
                 unit = nz.unit_sample(k, data.x.shape, params["w1"].dtype)
 
@@ -107,6 +110,9 @@ def advance_fn(cfg: LoopConfig, n_records: int) -> Callable[..., tuple[Carry, di
         chunk = jax.checkpoint(chunk)
 
     def advance(carry, data, hyper, key, include_start=False):
+        if cfg.marginalised:  # a corruption's term C, in the run's basis, once per chunk
+            hyper = corruption_lib.with_term(hyper, data, cfg.path)
+
         def outer(c, train_now):
             if train_now is True:
                 c = chunk(c, data, hyper, key)

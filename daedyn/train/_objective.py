@@ -18,6 +18,7 @@ from jax import Array
 
 from daedyn import _linear, models
 from daedyn import noise as noise_lib
+from daedyn.train import _corruption as corruption_lib
 from daedyn.train._config import Hyper, LoopConfig, Params, normaliser
 from daedyn.train._data import TrainData
 
@@ -53,7 +54,10 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
     """The objective of one step on the data matrix (rows ``batch_idx``, all rows when None).
 
     Sampled noise is sqrt(eps / N) times a unit-variance draw from ``key`` for the whole batch, or
-    ``unit_noise`` (the rows of the epoch's (N, D) draw picked by ``batch_idx``).
+    ``unit_noise`` (the rows of the epoch's (N, D) draw picked by ``batch_idx``). A corruption
+    (``hyper.corruption``, masking etc.) corrupts the batch from ``key``, or ``unit_noise`` holds the
+    rows of the epoch's corrupted inputs. When marginalised, ``hyper.eps`` may be the corruption
+    term C in the input basis ((D,) or (D, D); :func:`daedyn.train._corruption.with_term`).
     """
     mm = _linear.matmul_fn(cfg.precision)
     dtype = params["w1"].dtype
@@ -62,7 +66,9 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
     xb = data.x if batch_idx is None else data.x[batch_idx]
     count, d = xb.shape
     inputs = xb
-    if cfg.noise is not None and not cfg.marginalised:
+    if cfg.noise is not None and not cfg.marginalised and cfg.noise[1] is None:  # not additive
+        inputs = unit_noise if unit_noise is not None else corruption_lib.corrupt(hyper, key, xb)
+    elif cfg.noise is not None and not cfg.marginalised:
         scale = jnp.sqrt(eps / data.n)  # per-component standard deviation s
         if unit_noise is None:
             unit_noise = noise_lib.Noise(cfg.noise[0], 1.0, cfg.noise[1]).unit_sample(key, xb.shape, dtype)

@@ -16,6 +16,8 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
 - :func:`tune_noise`: the whole pipeline from data arrays.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
+- :func:`tune_masking`: the masking rate p through the closed form in the per-direction
+  approximation (docs/corruption.md), against a grid.
 """
 
 from daedyn.tune._config import (
@@ -26,6 +28,7 @@ from daedyn.tune._config import (
     Hyperparams,
     TrainRoute,
 )
+from daedyn.tune._masking import MaskingTuning, masking_objective_fn, tune_masking
 from daedyn.tune._objective import heldout_objective, time_to_loss
 from daedyn.tune._optimise import (
     LOG_BOUNDS,
@@ -48,5 +51,5 @@ __all__ = [
     "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
     "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
-    "NoiseTuning", "tune_noise",
+    "NoiseTuning", "tune_noise", "MaskingTuning", "masking_objective_fn", "tune_masking",
 ]

@@ -1,0 +1,419 @@
+"""Corruptions beyond additive isotropic noise: masking, salt-and-pepper, Gaussian with a covariance.
+
+Each corruption ``corrupt(key, x)``s clean inputs x (N, D) for any network, and, where a linear
+network without biases has one, gives the marginalised second-order term C of the core's expected
+loss (:mod:`daedyn._linear`), summed over the n samples like Sigma = sum_i x_i x_i^T:
+
+    E sum_i ||x_i - W x~_i||^2 = sum_i ||x_i - W E[x~_i]||^2 + tr(W C W^T),  C = sum_i Cov(x~_i | x_i).
+
+With E[x~_i] = x_i this is the core's loss with corruption term C (isotropic Gaussian noise of
+variance s^2: C = n s^2 I = eps I, the paper's scaling).
+
+- **Masking, inverted** (``rescale=True``): x~ = m x / (1 - p), m ~ Bernoulli(1 - p) per component.
+  E[x~] = x and Var(x~_k) = x_k^2 (1 - p) / (1 - p)^2 - x_k^2 = x_k^2 p / (1 - p), so
+  C = p / (1 - p) diag(Sigma) in the input basis and V^T C V in the eigenbasis (not diagonal there:
+  directions couple).
+- **Masking, raw** (``rescale=False``): x~ = m x. E[x~] = (1 - p) x, Var(x~_k) = p (1 - p) x_k^2, so the
+  expected loss of W is sum ||x - (1-p) W x||^2 + p (1-p) tr(W diag(Sigma) W^T), which is the inverted
+  case for W' = (1 - p) W: sum ||x - W' x||^2 + p / (1 - p) tr(W' diag(Sigma) W'^T). The corruption
+  term is the same; the network the core's loss sees is W' (:attr:`Masking.mean_scale` = 1 - p). For
+  L factors, W'_l = (1 - p)^(1/L) W_l maps one onto the other; under gradient flow that rescales time
+  (tau' = tau / (1 - p)^(2/L)), the weight decay (gamma' = gamma / (1 - p)^(2/L)) and the start.
+- **Salt-and-pepper**: each component is kept with probability 1 - p and otherwise set to ``low`` or
+  ``high`` with equal probability. E[x~] = (1 - p) x + p (low + high) / 2: an affine map with a constant
+  term, which the bias-free expected loss of the core cannot express. It can be sampled, not
+  marginalised (:meth:`SaltAndPepper.marginal_term` raises).
+- **Gaussian with a covariance**: x~ = x + z, z ~ N(0, S) with per-component variances (D,) or a full
+  (D, D) symmetric positive semi-definite S. C = n S.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax.numpy as jnp
+import jax.random as jr
+import jax.tree_util as jtu
+import numpy as np
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from daedyn._checks import check_finite, check_range, concrete
+
+__all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",
+           "gaussian_covariance", "diag_of_sigma", "rotate_term", "BASES", "check_eps_dims",
+           "check_noise_term"]
+
+BASES = ("eigen", "input")
+
+
+# ----------------------------------------------------------------------------------------------
+# The data a marginalised term depends on
+
+
+def _is_spectrum(stats) -> bool:
+    return all(hasattr(stats, a) for a in ("eigvals", "eigvecs", "n"))
+
+
+def _check_basis(basis: str) -> str:
+    if basis not in BASES:
+        raise ValueError(f"basis must be 'eigen' or 'input'; got {basis!r}")
+    return basis
+
+
+def _resolve(stats, n, basis: str, kind: str):
+    """(Sigma or None, V or None, n) from a Spectrum or a (D, D) Sigma, with n from the spectrum."""
+    basis = _check_basis(basis)
+    if stats is None:
+        if basis == "eigen" and kind != "isotropic":
+            raise ValueError(f"{kind} noise in basis='eigen' needs the data's spectrum: pass a "
+                             "daedyn.spectrum.Spectrum as stats")
+        return None, None, n
+    if _is_spectrum(stats):
+        return None, stats.eigvecs, stats.n if n is None else n
+    sigma = jnp.asarray(stats)
+    if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1]:
+        raise ValueError(f"stats must be a daedyn.spectrum.Spectrum or the (D, D) second moment Sigma; "
+                         f"got shape {sigma.shape}")
+    if basis == "eigen":
+        raise ValueError("basis='eigen' needs the eigenvectors: pass a daedyn.spectrum.Spectrum as "
+                         "stats (a Sigma matrix gives the term in the input basis only)")
+    return sigma, None, n
+
+
+def diag_of_sigma(stats) -> Array:
+    """diag(Sigma) (D,) from a Spectrum (sum_j V_kj^2 lam_j, no matmul) or a (D, D) Sigma."""
+    if _is_spectrum(stats):
+        v, lam = jnp.asarray(stats.eigvecs), jnp.asarray(stats.eigvals)
+        return jnp.sum(v * v * lam[None, :], axis=1)
+    return jnp.diagonal(jnp.asarray(stats))
+
+
+def rotate_term(c: Array, v: Array) -> Array:
+    """V^T C V for C given as a (D,) diagonal or a (D, D) matrix (float64-exact where the inputs are)."""
+    hi = lax.Precision.HIGHEST
+    vt_c = v.T * c[None, :] if c.ndim == 1 else jnp.matmul(v.T, c, precision=hi)
+    out = jnp.matmul(vt_c, v, precision=hi)
+    return (out + out.T) / 2  # exactly symmetric, like C
+
+
+def check_eps_dims(eps, eps_dims, d: int) -> int:
+    """Validate ``eps_dims`` (0, 1 or 2 trailing core dimensions of a corruption term) against the
+    shape of ``eps`` and the input size D; return it as an int."""
+    if isinstance(eps_dims, bool) or eps_dims not in (0, 1, 2):
+        raise ValueError(f"eps_dims must be 0 (scalar eps), 1 ((D,) per direction) or 2 ((D, D) "
+                         f"matrix); got {eps_dims!r}")
+    shape = np.shape(eps)
+    want = (d,) * eps_dims
+    if eps_dims and shape[len(shape) - eps_dims:] != want or len(shape) < eps_dims:
+        raise ValueError(f"eps with eps_dims={eps_dims} must have shape (..., {', '.join(['D'] * eps_dims)}) "
+                         f"with D = {d}; got {shape}")
+    return int(eps_dims)
+
+
+def check_noise_term(name: str, c, c_dims: int) -> None:
+    """A scalar or (D,) term must be >= 0; a (D, D) term finite, symmetric and positive
+    semi-definite (per batch element; tolerance 1e3 machine epsilons of the largest entry)."""
+    if c_dims < 2:
+        check_range(name, c, 0.0)
+        return
+    check_finite(name, c)
+    v = concrete(c)
+    if v is None or v.size == 0:
+        return
+    a = v.astype(np.float64)
+    scale = max(float(np.max(np.abs(a))), np.finfo(np.float64).tiny)
+    eps = np.finfo(v.dtype).eps if np.issubdtype(v.dtype, np.floating) else np.finfo(np.float64).eps
+    tol = 1e3 * eps * scale
+    asym = float(np.max(np.abs(a - np.swapaxes(a, -1, -2))))
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g} "
+                         f"(tolerance {tol:.3g})")
+    low = float(np.min(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2)))
+    if low < -tol * a.shape[-1]:
+        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
+
+
+def _check_p(p, hi_open: bool = True) -> None:
+    check_range("p", p, 0.0, 1.0, hi_open=hi_open)
+
+
+def _size_check(name: str, d: int, x) -> None:
+    if np.shape(x)[-1:] != (d,):
+        raise ValueError(f"x must have D = {d} components (the size of {name}); got shape {np.shape(x)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Masking
+
+
+@jtu.register_pytree_node_class
+class Masking:
+    """Masking (input dropout) with drop rate ``p``; build with :func:`masking`.
+
+    ``p`` is the only pytree leaf (traceable: the marginalised term is differentiable in p, the
+    Bernoulli draw is not). ``rescale`` is static.
+    """
+
+    kind = "masking"
+
+    def __init__(self, p: ArrayLike, rescale: bool = True):
+        self.p = p
+        self.rescale = rescale
+
+    @property
+    def mean_scale(self):
+        """E[x~] / x: 1 for inverted dropout, 1 - p for the raw mask (the core sees W' = mean_scale W)."""
+        return 1.0 if self.rescale else 1.0 - jnp.asarray(self.p)
+
+    def corrupt(self, key: Array, x: ArrayLike) -> Array:
+        """Masked inputs m x / (1 - p) (or m x), m ~ Bernoulli(1 - p) per entry of ``x``; dtype of x."""
+        x = jnp.asarray(x)
+        x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+        keep = jnp.asarray(1.0, x.dtype) - jnp.asarray(self.p, x.dtype)
+        m = jr.bernoulli(key, keep, x.shape)
+        kept = x / keep if self.rescale else x
+        return jnp.where(m, kept, jnp.zeros((), x.dtype))
+
+    def marginal_term(self, stats, n: ArrayLike | None = None, *,
+                      basis: Literal["eigen", "input"] = "eigen") -> Array:
+        """The marginalised corruption term C = p / (1 - p) diag(Sigma) (module docstring).
+
+        For ``rescale=False`` the same C goes with the network W' = (1 - p) W (:attr:`mean_scale`).
+
+        Args:
+          stats: a :class:`daedyn.spectrum.Spectrum` or the (D, D) summed second moment Sigma
+            (input basis only).
+          n: unused (diag(Sigma) is already a sum over the samples); accepted for a uniform API.
+          basis: "eigen" (V^T C V, (D, D)) or "input" (the diagonal, (D,)).
+        Returns:
+          C in the requested basis, in the paper's (summed) scaling.
+        Example:
+          >>> import jax.numpy as jnp
+          >>> masking(0.5).marginal_term(jnp.array([[2.0, 1.0], [1.0, 4.0]]), basis="input").tolist()
+          [2.0, 4.0]
+        """
+        _, v, _ = _resolve(stats, n, basis, self.kind)
+        diag = diag_of_sigma(stats)
+        p = jnp.asarray(self.p, diag.dtype)
+        c = p / (1 - p) * diag
+        return c if basis == "input" else rotate_term(c, jnp.asarray(v))
+
+    def tree_flatten(self):
+        return (self.p,), (self.rescale,)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], aux[0])
+
+    def __repr__(self) -> str:
+        return f"Masking(p={self.p!r}, rescale={self.rescale})"
+
+
+def masking(p: ArrayLike, *, rescale: bool = True) -> Masking:
+    """Masking noise: each input component is dropped (set to 0) with probability ``p``.
+
+    Args:
+      p: drop rate in [0, 1) (scalar, or an array for a vmapped batch).
+      rescale: True (inverted dropout, x~ = m x / (1 - p), E[x~] = x) or False (x~ = m x).
+    Returns:
+      A :class:`Masking`.
+    Raises:
+      ValueError: for a concrete p outside [0, 1) or NaN, or a non-bool ``rescale``.
+    Example:
+      >>> import jax.numpy as jnp, jax.random as jr
+      >>> masking(0.5).corrupt(jr.key(0), jnp.ones(6)).tolist()  # kept entries are scaled by 2
+      [0.0, 0.0, 2.0, 2.0, 0.0, 2.0]
+    """
+    _check_p(p)
+    if not isinstance(rescale, bool):
+        raise ValueError(f"rescale must be True or False; got {rescale!r}")
+    return Masking(p, rescale)
+
+
+# ----------------------------------------------------------------------------------------------
+# Salt-and-pepper
+
+
+@jtu.register_pytree_node_class
+class SaltAndPepper:
+    """Salt-and-pepper noise; build with :func:`salt_and_pepper`. ``p`` is the pytree leaf."""
+
+    kind = "salt_and_pepper"
+
+    def __init__(self, p: ArrayLike, low: float = 0.0, high: float = 1.0):
+        self.p = p
+        self.low = low
+        self.high = high
+
+    @property
+    def mean_scale(self):
+        return 1.0 - jnp.asarray(self.p)
+
+    def corrupt(self, key: Array, x: ArrayLike) -> Array:
+        """``x`` with each entry replaced, with probability p, by ``low`` or ``high`` (equally likely)."""
+        x = jnp.asarray(x)
+        x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+        k1, k2 = jr.split(key)
+        hit = jr.bernoulli(k1, jnp.asarray(self.p, x.dtype), x.shape)
+        salt = jr.bernoulli(k2, 0.5, x.shape)
+        value = jnp.where(salt, jnp.asarray(self.high, x.dtype), jnp.asarray(self.low, x.dtype))
+        return jnp.where(hit, value, x)
+
+    def marginal_term(self, stats=None, n=None, *, basis="eigen"):
+        """Refused: see the module docstring (the corrupted mean has a constant term).
+
+        Raises:
+          ValueError: always, naming the noise kind and the reason.
+        """
+        raise ValueError(
+            "noise 'salt_and_pepper' cannot be marginalised for a linear network without biases: "
+            f"E[x~] = (1 - p) x + p (low + high) / 2 = (1 - p) x + {self._mid()} p is affine, and the "
+            "expected loss of the core has no constant term; sample it instead (marginalised=False)")
+
+    def _mid(self) -> str:
+        return f"{(self.low + self.high) / 2:g}"
+
+    def tree_flatten(self):
+        return (self.p,), (self.low, self.high)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    def __repr__(self) -> str:
+        return f"SaltAndPepper(p={self.p!r}, low={self.low}, high={self.high})"
+
+
+def salt_and_pepper(p: ArrayLike, *, low: float = 0.0, high: float = 1.0) -> SaltAndPepper:
+    """Salt-and-pepper noise: each component becomes ``low`` or ``high`` with probability p / 2 each.
+
+    Args:
+      p: corruption rate in [0, 1].
+      low, high: the pepper and salt values, finite numbers with low < high (the data's value
+        range: 0 and 1 for images scaled to [0, 1]).
+    Returns:
+      A :class:`SaltAndPepper` (sampling only: it has no marginalised form, see
+      :meth:`SaltAndPepper.marginal_term`).
+    Raises:
+      ValueError: for p outside [0, 1], non-finite low/high or low >= high.
+    Example:
+      >>> import jax.numpy as jnp, jax.random as jr
+      >>> salt_and_pepper(0.5).corrupt(jr.key(0), jnp.full(6, 0.5)).tolist()
+      [0.5, 1.0, 0.0, 1.0, 1.0, 0.5]
+    """
+    _check_p(p, hi_open=False)
+    for name, value in (("low", low), ("high", high)):
+        if np.ndim(value) != 0:
+            raise ValueError(f"{name} must be a number; got shape {np.shape(value)}")
+        check_finite(name, value)
+    if not float(low) < float(high):
+        raise ValueError(f"salt_and_pepper needs low < high (the data's value range); got low={low}, "
+                         f"high={high}")
+    return SaltAndPepper(p, float(low), float(high))
+
+
+# ----------------------------------------------------------------------------------------------
+# Gaussian with per-component variances or a full covariance
+
+
+def _check_covariance(cov) -> None:
+    shape = np.shape(cov)
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != shape[1]):
+        raise ValueError("cov must be (D,) per-component variances or a (D, D) covariance; "
+                         f"got shape {shape}")
+    if shape[0] < 1:
+        raise ValueError("cov must have D >= 1 components; got an empty array")
+    if len(shape) == 1:
+        check_range("cov", cov, 0.0)
+        return
+    check_noise_term("cov", cov, 2)
+
+
+@jtu.register_pytree_node_class
+class GaussianCovariance:
+    """Additive Gaussian noise N(0, cov); build with :func:`gaussian_covariance`. ``cov`` is the leaf."""
+
+    kind = "gaussian_covariance"
+    mean_scale = 1.0
+
+    def __init__(self, cov: ArrayLike):
+        self.cov = cov
+
+    @property
+    def dim(self) -> int:
+        return int(np.shape(self.cov)[0])
+
+    def corrupt(self, key: Array, x: ArrayLike) -> Array:
+        """``x + z`` with z ~ N(0, cov) per row of ``x`` (..., D); dtype of x.
+
+        Raises:
+          ValueError: if x does not have D components.
+        """
+        x = jnp.asarray(x)
+        x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+        _size_check("cov", self.dim, x)
+        z = jr.normal(key, x.shape, x.dtype)
+        cov = jnp.asarray(self.cov, x.dtype)
+        if cov.ndim == 1:
+            return x + z * jnp.broadcast_to(jnp.sqrt(cov), z.shape)
+        s, u = jnp.linalg.eigh((cov + cov.T) / 2)
+        root = u * jnp.sqrt(jnp.maximum(s, 0.0))[None, :]  # root root^T = cov
+        return x + jnp.matmul(z, root.T, precision=lax.Precision.HIGHEST)
+
+    def marginal_term(self, stats=None, n: ArrayLike | None = None, *,
+                      basis: Literal["eigen", "input"] = "eigen") -> Array:
+        """C = n cov: (D,) or (D, D) in the input basis, V^T C V (D, D) in the eigenbasis.
+
+        Args:
+          stats: a Spectrum (gives n and V), or None with ``basis="input"`` and ``n`` given.
+          n: number of training samples N (> 0; taken from the spectrum when None).
+          basis: "eigen" or "input".
+        Raises:
+          ValueError: without n, for n <= 0, or if the spectrum's D differs from cov's.
+        Example:
+          >>> gaussian_covariance([0.5, 0.25]).marginal_term(n=4, basis="input").tolist()
+          [2.0, 1.0]
+        """
+        _, v, n = _resolve(stats, n, basis, self.kind)
+        if n is None:
+            raise ValueError("n (the number of training samples) is needed: pass n= or a Spectrum")
+        check_range("n", n, 0.0, lo_open=True)
+        if stats is not None and np.shape(stats.eigvecs if _is_spectrum(stats) else stats)[-1] != self.dim:
+            raise ValueError(f"cov has D = {self.dim} components but the data has "
+                             f"{np.shape(stats.eigvecs if _is_spectrum(stats) else stats)[-1]}")
+        cov = jnp.asarray(self.cov)
+        cov = cov if jnp.issubdtype(cov.dtype, jnp.floating) else cov.astype(jnp.result_type(float))
+        c = jnp.asarray(n, cov.dtype) * cov
+        return c if basis == "input" else rotate_term(c, jnp.asarray(v, cov.dtype))
+
+    def tree_flatten(self):
+        return (self.cov,), ()
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0])
+
+    def __repr__(self) -> str:
+        return f"GaussianCovariance(cov shape {np.shape(self.cov)})"
+
+
+def gaussian_covariance(cov: ArrayLike) -> GaussianCovariance:
+    """Additive Gaussian noise with per-component variances (D,) or a full covariance (D, D).
+
+    Args:
+      cov: (D,) variances >= 0, or a (D, D) symmetric positive semi-definite covariance.
+    Returns:
+      A :class:`GaussianCovariance`.
+    Raises:
+      ValueError: for another shape, NaN or inf, negative variances, an asymmetric or indefinite
+        matrix (tolerance 1e3 machine epsilons of the largest entry).
+    Example:
+      >>> import jax.numpy as jnp, jax.random as jr
+      >>> x = gaussian_covariance(jnp.array([[1.0, 0.9], [0.9, 1.0]])).corrupt(jr.key(0),
+      ...                                                                     jnp.zeros((20000, 2)))
+      >>> round(float(jnp.corrcoef(x.T)[0, 1]), 2)
+      0.9
+    """
+    _check_covariance(cov)
+    return GaussianCovariance(cov)
