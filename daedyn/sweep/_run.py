@@ -163,7 +163,7 @@ def _barrier(name: str) -> None:
 def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLike | None = None,
         max_memory=None, chunk_size: int | None = None, devices: Sequence | None = None,
         progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
-        compression: str | Mapping[str, str] = "auto") -> SweepSummary:
+        compression: str | Mapping[str, str] = "auto", overlap: bool = True) -> SweepSummary:
     """Run (or resume) a sweep and stream its results to a zarr store.
 
     Args:
@@ -179,6 +179,8 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
         integer outputs blosc lz4 + shuffle), ``"lz4"``, ``"zstd"`` or ``"none"`` for every
         variable, or a mapping ``{variable: codec}`` (variables not named get ``"auto"``);
         fixed when the store is created (a resumed store keeps its own).
+      overlap: compute the next chunk while the last one is written (default); ``False``
+        computes, writes and records one chunk at a time (same results; for measurements).
     Returns:
       A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
     Raises:
@@ -234,12 +236,12 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
             plan = make_plan(prepared, n_devices=len(devices), chunk_shape=tuple(attrs["sweep_chunk_shape"]))
         done = store.done_chunks(path) if ready is _nothing else set()
         todo = [k for k in range(plan.n_chunks) if k % pcount == pidx and k not in done]
-        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready)
+        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap)
         _barrier("daedyn-sweep-finished")
     return summary
 
 
-def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready) -> SweepSummary:
+def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap) -> SweepSummary:
     mesh = Mesh(np.array(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     repl = NamedSharding(mesh, PartitionSpec())
@@ -328,6 +330,9 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                     hand_over()
                 in_flight = (k, result, n_valid, t_dispatch)
                 del result
+                if not overlap:
+                    hand_over()
+                    writer.wait_idle()
             if in_flight is not None:  # computed: written even after a failed write
                 hand_over()
             collect(_close(writer, path))

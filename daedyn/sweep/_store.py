@@ -394,7 +394,8 @@ def _raw_chunks(arr, region: tuple[slice, ...], values: np.ndarray):
         return None
     chunks = arr.chunks
     region = tuple(region) + tuple(slice(0, n) for n in values.shape[len(region):])  # trailing dims whole
-    if len(region) != len(chunks) or any(r.start % c or (r.stop - r.start) % c for r, c in zip(region, chunks)):
+    if len(region) != len(chunks) or any(r.start % c or (r.stop - r.start) % c
+                                         for r, c in zip(region, chunks)):
         return None
     values = np.ascontiguousarray(values)
     blocks = [range(r.start // c, r.stop // c) for r, c in zip(region, chunks)]

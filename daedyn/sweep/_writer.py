@@ -50,6 +50,7 @@ class ChunkWriter:
         while True:
             item = self._queue.get()
             if item is _STOP:
+                self._queue.task_done()
                 return
             try:
                 result = self._write(item)
@@ -61,6 +62,7 @@ class ChunkWriter:
                     self._done.append(result)
             finally:
                 del item
+                self._queue.task_done()
 
     @property
     def alive(self) -> bool:
@@ -78,6 +80,10 @@ class ChunkWriter:
         if not self._thread.is_alive():
             raise RuntimeError("the sweep writer thread has stopped")
         self._queue.put(item)
+
+    def wait_idle(self) -> None:
+        """Wait until every item handed over is written (or failed)."""
+        self._queue.join()
 
     def take_done(self) -> list:
         """Results of the writes finished since the last call, in order."""
