@@ -151,8 +151,10 @@ class _Interrupt:
         return False
 
 
-def _nothing() -> None:
-    pass
+def _open_store(path, prepared, plan, compression, create: bool, open_arrays: bool) -> dict | None:
+    if create:
+        store.create_store(path, prepared, plan, compression=compression)
+    return store.open_arrays(path, [*plan.outputs, "status"]) if open_arrays else None
 
 
 def _barrier(name: str) -> None:
@@ -204,7 +206,6 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     if not devices:
         raise ValueError("devices must name at least one device")
     pidx, pcount = jax.process_index(), jax.process_count()
-    ready = _nothing  # waits for the store's creation (see below)
     if pidx == 0:
         store.check_location(path)
     with contextlib.ExitStack() as stack:
@@ -221,11 +222,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
             plan = make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size,
                              n_devices=len(devices), chunk_shape=chunk_shape)
             store.check_compression(compression, [*prepared.outputs, "status"])
-            if attrs is None and pcount == 1:  # created on a thread while the chunk programs compile
-                creator = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-create"))
-                creating = creator.submit(store.create_store, path, prepared, plan, compression=compression)
-                ready = creating.result
-            elif attrs is None:
+            if attrs is None and pcount > 1:
                 store.create_store(path, prepared, plan, compression=compression)
         _barrier("daedyn-sweep-store-ready")
         if pidx != 0:
@@ -234,14 +231,20 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
                 raise ValueError(f"process {pidx} cannot see the store {path!r} that process 0 created: "
                                  "multi-host sweeps need a path on a file system shared by all hosts")
             plan = make_plan(prepared, n_devices=len(devices), chunk_shape=tuple(attrs["sweep_chunk_shape"]))
-        done = store.done_chunks(path) if ready is _nothing else set()
+        create = pidx == 0 and attrs is None and pcount == 1
+        done = set() if create else store.done_chunks(path)
         todo = [k for k in range(plan.n_chunks) if k % pcount == pidx and k not in done]
-        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap)
+        # the store is created (single process) and opened on a thread while the chunk programs compile
+        opener = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-open"))
+        opened = opener.submit(_open_store, path, prepared, plan, compression, create, bool(todo))
+        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, opened.result,
+                           overlap)
         _barrier("daedyn-sweep-finished")
     return summary
 
 
 def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap) -> SweepSummary:
+    """Compile, then compute and write ``todo``; ``ready()`` returns the opened store arrays."""
     mesh = Mesh(np.array(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     repl = NamedSharding(mesh, PartitionSpec())
@@ -258,9 +261,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                       for k, o in plan.outputs.items()}
         check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
         stats["compile"] = time.perf_counter() - t0
-    ready()
-    if todo:
-        arrays = store.open_arrays(path, list(plan.outputs) + ["status"])
+    arrays = ready()
     t_run = time.perf_counter()
     remaining = sum(math.prod(plan.chunk_region(k)[1]) for k in todo)
 
