@@ -26,9 +26,9 @@ def closed(lam, eps, w0, *, t):
             "big": (lam > 1.0).astype(jnp.int32)}
 
 
-SPEC = sweep.SweepSpec(function=closed, axes={"lam": {"geomspace": [0.2, 5.0, 9]}, "eps": [0.0, 0.5, 2.0, 4.0],
-                                              "w0": [0.01, 0.1]},
-                       constants={"t": TS}, dims={"w": ["t"]}, chunk_size=8)  # 9 chunks of 1 x 4 x 2
+AXES = {"lam": {"geomspace": [0.2, 5.0, 9]}, "eps": [0.0, 0.5, 2.0, 4.0], "w0": [0.01, 0.1]}
+SPEC = sweep.SweepSpec(function=closed, axes=AXES, constants={"t": TS}, dims={"w": ["t"]},
+                       chunk_size=8)  # 9 chunks of 1 x 4 x 2
 
 
 def _values(path):
