@@ -101,7 +101,8 @@ def run(quick: bool = True) -> list[dict]:
             hw_fraction=nbytes / (best.n_points / best.points_per_s) / disk,
             notes=f"{best.n_chunks} chunks, {nbytes / 1e6:.0f} MB of results; I/O "
                   f"{100 * best.io_fraction:.0f}% of the run; compile {best.compile_s:.2f} s; "
-                  f"disk {disk / 1e9:.2f} GB/s; serial (overlap=False) {serial.points_per_s / 1e6:.3g} M traj/s"))
+                  f"disk {disk / 1e9:.2f} GB/s; serial (overlap=False) "
+                  f"{serial.points_per_s / 1e6:.3g} M traj/s"))
         # ---- scalar GD ---------------------------------------------------------------------
         n = (50, 20, 10, 10) if quick else (100, 50, 20, 10)
         axes = {"lam": np.geomspace(0.1, 10.0, n[0]), "eps": np.linspace(0.0, 5.0, n[1]),
