@@ -46,6 +46,7 @@ Weights here are in the eigenbasis unless a function says otherwise; :func:`to_e
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -251,7 +252,10 @@ def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, **rate):
     _check_hyper(eps, gamma, n, **rate)
     _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2)},
                  {"eps": eps, "gamma": gamma, **rate, "n": n})
-    return precision, d, h, core.check_form(form, d, h)
+    batch = math.prod(np.broadcast_shapes(np.shape(eigvals)[:-1], np.shape(w1)[:-2], np.shape(w2)[:-2],
+                                          *(np.shape(x) for x in (eps, gamma, n, *rate.values()))))
+    measure = dict(dtype=float_dtype(eigvals, w1, w2), batch=batch, precision=precision, transposed_ok=True)
+    return precision, d, h, core.check_form(form, d, h, measure=measure)
 
 
 def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike = 0.0,
