@@ -23,8 +23,9 @@ from daedyn.sweep._spec import PARAMETER_RANGES, SweepSpec, as_spec, dtype_scope
 
 __all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "plan", "HELD_COPIES"]
 
-# Copies of a chunk's results alive at once, at most: chunk k on the device before and after the
-# finiteness check, chunk k-1 on the device and as a host copy, chunk k-2 in the writer thread.
+# Copies of a chunk's results alive at once, at most: chunk k on the device, chunk k-1 on the
+# device and as a host copy, chunk k-2 waiting for the writer thread, chunk k-3 being written
+# (NaN-masked into a copy when it has bad points; the copy replaces it once made).
 # The chunk size is max_memory / (HELD_COPIES * bytes per point).
 HELD_COPIES = 5
 

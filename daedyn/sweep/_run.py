@@ -91,16 +91,17 @@ class SweepSummary(NamedTuple):
 
 def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]:
     """Two programs: ``compute(start (k,), n_valid (), q (B,)) -> {output: (B, ...)}`` and
-    ``check(outputs) -> (outputs, status (B,) int8)``.
+    ``check(outputs) -> status (B,) int8``.
 
     They are separate programs on purpose: in one program XLA fuses the sweep function into the
     per-point finiteness reduction and computes it twice (measured 3x slower on CPU for a
-    16-time closed form).
+    16-time closed form). ``check`` only reads the outputs; the NaN masking of bad points is done
+    on the host copy by the writer, and only for chunks that have bad points (masking on the
+    device rewrote every chunk's outputs: a second full pass over the results).
     """
     names = list(prepared.axes)
     values = [jnp.asarray(prepared.axes[n]) for n in names]
     chunk_shape = plan.chunk_shape
-    nan_bad = prepared.spec.bad_points == "nan"
 
     def compute(start, n_valid, q):
         q = jnp.minimum(q, n_valid - 1)  # padding repeats the last valid point: finite and discarded
@@ -118,13 +119,20 @@ def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]
         for x in out.values():
             if jnp.issubdtype(x.dtype, jnp.inexact):
                 ok = ok & jnp.all(jnp.isfinite(x).reshape(b, math.prod(x.shape[1:])), axis=1)
-        if nan_bad:
-            out = {k: jnp.where(jnp.broadcast_to(ok.reshape((b,) + (1,) * (x.ndim - 1)), x.shape), x, jnp.nan)
-                   if jnp.issubdtype(x.dtype, jnp.inexact) else x for k, x in out.items()}
-        status = jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
-        return out, status
+        return jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
 
     return compute, check
+
+
+def _mask_bad(host: dict, bad: np.ndarray) -> dict:
+    """NaN in every floating output of the points flagged ``bad`` (copies only those arrays)."""
+    out = {}
+    for name, x in host.items():
+        if np.issubdtype(x.dtype, np.inexact):
+            x = np.array(x)
+            x[bad] = np.nan
+        out[name] = x
+    return out
 
 
 class _Interrupt:
@@ -261,6 +269,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                       for k, o in plan.outputs.items()}
         check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
         stats["compile"] = time.perf_counter() - t0
+    nan_bad = prepared.spec.bad_points == "nan"
     arrays = ready()
     t_run = time.perf_counter()
     remaining = sum(math.prod(plan.chunk_region(k)[1]) for k in todo)
@@ -278,7 +287,10 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
         """On the writer thread: data, status, then the completion record."""
         k, host, status, n_valid, compute_s = item
         t0 = time.perf_counter()
-        n_bad = int(np.count_nonzero(status != store.STATUS_OK))
+        bad = status != store.STATUS_OK
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad and nan_bad:
+            host = _mask_bad(host, bad)
         try:
             store.write_chunk(arrays, plan, k, host, status)
             store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
@@ -299,14 +311,14 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
 
     # Pipeline: chunk k computes (async dispatch) while chunk k-1 is copied to the host and handed
     # to the writer thread, which writes chunk k-2 with chunk k-3 at most waiting in its queue:
-    # HELD_COPIES copies of a chunk's results at most (chunk k twice on the device, around its
-    # finiteness check).
+    # at most HELD_COPIES copies of a chunk's results (the fifth: the writer's NaN-masked copy of a
+    # chunk with bad points).
     writer = ChunkWriter(write, depth=1)
-    in_flight = None  # (k, device results, n_valid, t_dispatch)
+    in_flight = None  # (k, device results, device status, n_valid, t_dispatch)
 
     def hand_over():
         nonlocal in_flight
-        k, (out, status), n_valid, t_dispatch = in_flight
+        k, out, status, n_valid, t_dispatch = in_flight
         in_flight = None
         t0 = time.perf_counter()
         host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}  # waits for the device
@@ -325,12 +337,13 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                 start, size = plan.chunk_region(k)
                 n_valid = math.prod(size)
                 t_dispatch = time.perf_counter()
-                result = check(compute(jax.device_put(np.asarray(start, np.int32), repl),
-                                       jax.device_put(np.int32(n_valid), repl), q))
+                result = compute(jax.device_put(np.asarray(start, np.int32), repl),
+                                 jax.device_put(np.int32(n_valid), repl), q)
+                status = check(result)
                 if in_flight is not None:
                     hand_over()
-                in_flight = (k, result, n_valid, t_dispatch)
-                del result
+                in_flight = (k, result, status, n_valid, t_dispatch)
+                del result, status
                 if not overlap:
                     hand_over()
                     writer.wait_idle()
