@@ -60,8 +60,8 @@ def run(quick: bool = True) -> list[dict]:
         chosen = "auto"
         if picked:
             winner, secs = picked[-1][1]
-            times = ", ".join(f"{f} {t:.3g}" for f, t in secs.items())
-            chosen = f"auto = {winner} (measured s/step: {times})"
+            per_step = ", ".join(f"{f} {t:.3g}" for f, t in secs.items())
+            chosen = f"auto = {winner} (measured s/step: {per_step})"
         for base in ("square", "gram_t"):
             rows.append(dict(
                 workload=f"matrix GD {settings}x D{D} H{H}, {steps} steps, precision {label}, vs {base}",
