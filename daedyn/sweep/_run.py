@@ -5,7 +5,9 @@ block's start indices, its number of valid points and a (B,) index vector sharde
 ``jax.sharding.Mesh`` of the local devices; it rebuilds the axis values on the device, runs the
 (vmapped) sweep function and returns the outputs plus a per-point status. Shapes never change
 between chunks, so it is compiled once. While chunk k+1 computes (asynchronous dispatch), chunk
-k is copied to the host, written to its zarr region and recorded as done.
+k is copied to the host and handed to the writer thread (``daedyn.sweep._writer``), which writes
+its zarr region and records it as done; the store is created and opened while the programs
+compile. ``overlap=False`` does one chunk at a time (same results).
 
 Multi-host: after ``jax.distributed.initialize()``, process p runs chunks k with
 k % process_count == p, each sharded over its own local devices; process 0 creates the store
