@@ -1,4 +1,5 @@
-"""Run every benchmark and print one table: ``python -m benchmarks [--full] [--only NAME,...]``.
+"""Run every benchmark and print one table: ``python -m benchmarks [--full] [--only NAME,...]``;
+or the prepared GPU check: ``python -m benchmarks --gpu-check [--dry-run]`` (benchmarks/_gpu_check.py).
 
 Each benchmark module exposes ``run(quick: bool = True) -> list[dict]`` with the keys
 ``workload, ours, baseline, ratio, unit`` (and optionally ``hw_fraction``, ``notes``). The table is
@@ -18,7 +19,7 @@ import traceback
 
 import jax
 
-from benchmarks import _hw
+from benchmarks import _gpu_check, _hw
 
 HERE = pathlib.Path(__file__).parent
 MODULES = sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_"))
@@ -77,12 +78,26 @@ def run_all(names: list[str], quick: bool, progress=print) -> dict:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="--gpu-check:\n" + _gpu_check.__doc__.split("\n", 1)[1].strip())
     p.add_argument("--full", action="store_true", help="full sizes (for a GPU); default: quick CPU sizes")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
     p.add_argument("--json-out", default=None, help="where to write the JSON results")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="the prepared GPU check (< 8 min on one H100/H200): gpu-marked tests and the "
+                   "full-size GPU benchmarks -> benchmarks/results-gpu.json; refuses (exit 3) without a GPU")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --gpu-check: every step at tiny sizes on any device (seconds on a CPU)")
     args = p.parse_args(argv)
+    if args.dry_run and not args.gpu_check:
+        p.error("--dry-run goes with --gpu-check")
+    if args.gpu_check:
+        if args.full or args.only or args.json:
+            p.error("--gpu-check runs its own fixed steps: drop --full/--only/--json")
+        return _gpu_check.run_check(dry_run=args.dry_run, json_out=args.json_out,
+                                    progress=lambda s: print(s, file=sys.stderr, flush=True))
     names = [n.strip() for n in args.only.split(",") if n.strip()] or MODULES
     unknown = sorted(set(names) - set(MODULES))
     if unknown:

@@ -4,7 +4,9 @@ Workload: S hyperparameter settings (eps, gamma) of gradient descent on the expe
 eigenbasis of Sigma (``daedyn.dynamics.matrix_gd``), D = 784, H = 256 (MNIST-sized), observed at the
 start and the end only. Issue target: S = 64 at >= 50% of the matmul peak (GPU, full size); the quick
 CPU run uses S = 8 and a few steps.
-Ours: ``form="auto"`` (= "gram" here: 4 D H^2 multiply-adds per step). Baselines in the same process:
+Ours: ``form="auto"``: the form measured fastest for this shape, dtype, batch and precision on this
+device, once per process (``daedyn._linear._measure``; the notes name it and the per-step times
+it measured). Baselines in the same process:
 "square", the older-style M = Lam - W (Lam + eps) form (3 D^2 H, cheaper only for H >= 3 D / 4), and
 "gram_t" (the same flops on the state (Wb1, Wb2^T), no transposes; ratio < 1 means gram_t is faster).
 FLOP/s count 8 D H^2 per setting and step for every form (so the ratio is the time ratio), including
@@ -19,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _hw
+from daedyn._linear import _measure
 from daedyn.dynamics import matrix_gd, random_init
 
 D, H = 784, 256
@@ -53,6 +56,12 @@ def run(quick: bool = True) -> list[dict]:
         peak = _hw.matmul_peak(precision)
         times = {f: step_seconds(f, precision, settings, steps) for f in ("auto", "gram_t", "square")}
         label = precision or "default"
+        picked = [(k, v) for k, v in _measure.measured_forms().items() if k[5] == precision and k[0] == D]
+        chosen = "auto"
+        if picked:
+            winner, secs = picked[-1][1]
+            per_step = ", ".join(f"{f} {t:.3g}" for f, t in secs.items())
+            chosen = f"auto = {winner} (measured s/step: {per_step})"
         for base in ("square", "gram_t"):
             rows.append(dict(
                 workload=f"matrix GD {settings}x D{D} H{H}, {steps} steps, precision {label}, vs {base}",
@@ -60,7 +69,7 @@ def run(quick: bool = True) -> list[dict]:
                 ratio=times[base] / times["auto"], unit="GFLOP/s",
                 hw_fraction=flops / times["auto"] / peak,
                 notes=f"limit = measured {peak / 1e9:.4g} GFLOP/s float32 matmul, precision {label}; "
-                      f"{8 * D * H * H / 1e6:.0f} MFLOP per setting-step"))
+                      f"{8 * D * H * H / 1e6:.0f} MFLOP per setting-step; {chosen}"))
     return rows
 
 

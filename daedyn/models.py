@@ -89,7 +89,7 @@ def widths(h) -> tuple[int, ...]:
     Raises:
       ValueError: naming ``hidden`` for anything else, or a width < 1.
     """
-    if isinstance(h, int | np.integer) and not isinstance(h, bool):
+    if isinstance(h, int | np.integer | float) and not isinstance(h, bool):
         hs = (h,)
     elif isinstance(h, list | tuple) and len(h) >= 1:
         hs = tuple(h)
@@ -97,9 +97,10 @@ def widths(h) -> tuple[int, ...]:
         raise ValueError(f"hidden must be a width (integer >= 1) or a list of widths, one per hidden layer; "
                          f"got {h!r}")
     for i, v in enumerate(hs):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            where = "hidden" if len(hs) == 1 and not isinstance(h, list | tuple) else f"hidden[{i}]"
+        where = "hidden" if len(hs) == 1 and not isinstance(h, list | tuple) else f"hidden[{i}]"
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise ValueError(f"{where} must be an integer >= 1; got {v!r}")
+        check_range(where, v, 1)
     return tuple(int(v) for v in hs)
 
 

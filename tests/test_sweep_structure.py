@@ -11,7 +11,7 @@ import daedyn.sweep as sweep
 PACKAGE = pathlib.Path(sweep.__file__).parent
 MODULES = sorted(PACKAGE.glob("*.py"))
 # Optional extras, imported where used so that the core works without them.
-OPTIONAL = {"zarr", "zarr.codecs", "zarr.core.sync", "xarray", "yaml"}
+OPTIONAL = {"zarr", "zarr.codecs", "zarr.core.buffer", "zarr.core.sync", "xarray", "yaml"}
 
 
 def _tree(path):

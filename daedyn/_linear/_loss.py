@@ -46,6 +46,7 @@ from daedyn._linear._basis import (
     times,
     weight_norm,
 )
+from daedyn._linear._measure import fastest_form, flop_form
 
 __all__ = ["FORMS", "LOSS_FORMS", "choose_form", "check_form", "trace_of", "noise_term", "loss",
            "data_loss", "rhs", "grad", "gd_step", "observe"]
@@ -56,12 +57,17 @@ LOSS_FORMS = ("gram", "residual")
 
 def choose_form(d: int, h: int) -> str:
     """The cheaper gradient form by matmul multiply-adds: 4 D H^2 (gram) vs 3 D^2 H (square)."""
-    return "gram" if 4 * h <= 3 * d else "square"
+    return flop_form(d, h)
 
 
-def check_form(form: str, d: int, h: int, depth: int = 2) -> str:
-    """Resolve ``"auto"`` and validate a form name (``gram_t`` exists for depth 2 only)."""
-    form = choose_form(d, h) if form == "auto" else form
+def check_form(form: str, d: int, h: int, depth: int = 2, *, measure: dict | None = None) -> str:
+    """Resolve ``"auto"`` and validate a form name (``gram_t`` exists for depth 2 only).
+
+    ``measure``: the run's ``dtype``, ``batch``, ``precision`` and ``transposed_ok`` (state kept as
+    (W_1, W_2^T)): "auto" is then the fastest form measured once per process for large steps
+    (:mod:`daedyn._linear._measure`); without it, the flop count."""
+    if form == "auto":
+        form = choose_form(d, h) if measure is None else fastest_form(rhs, d, h, depth=depth, **measure)
     if form not in FORMS:
         raise ValueError(f"form must be 'auto', 'gram', 'gram_t' or 'square'; got {form!r}")
     if form == "gram_t" and depth != 2:

@@ -46,6 +46,7 @@ Weights here are in the eigenbasis unless a function says otherwise; :func:`to_e
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -285,7 +286,11 @@ def _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims=
     _check_hyper(eps, gamma, n, eps_dims=eps_dims, **rate)
     _batch_shape({"eigvals": (eigvals, 1), "w1": (w1, 2), "w2": (w2, 2), "eps": (eps, eps_dims)},
                  {"gamma": gamma, **rate, "n": n})
-    return precision, d, h, core.check_form(form, d, h)
+    eps_batch = np.shape(eps)[:np.ndim(eps) - eps_dims]
+    batch = math.prod(np.broadcast_shapes(np.shape(eigvals)[:-1], np.shape(w1)[:-2], np.shape(w2)[:-2],
+                                          eps_batch, *(np.shape(x) for x in (gamma, n, *rate.values()))))
+    measure = dict(dtype=float_dtype(eigvals, w1, w2), batch=batch, precision=precision, transposed_ok=True)
+    return precision, d, h, core.check_form(form, d, h, measure=measure)
 
 
 def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLike = 0.0,

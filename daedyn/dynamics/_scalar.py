@@ -44,7 +44,7 @@ from daedyn._checks import (
     float_dtype,
 )
 from daedyn._extras import require
-from daedyn._kernels.scalar_gd import pallas_available, scalar_gd_fused
+from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.theory._deep import check_depth
@@ -119,17 +119,23 @@ def _check_common(lam, eps, gamma, n, w1, w2):
 OBSERVABLES = ("w1", "w2", "w", "weight_norm", "loss")
 
 
-def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES) -> ScalarTrajectory:
-    """Move the time axis last and add the derived observables (elementwise, after the loop);
-    fields not in ``observables`` are None (never computed or written)."""
-    w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
-    lam, eps, ng, inv_tau = (x[..., None] for x in (lam, eps, ng, inv_tau))
+def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES, time_major=False) -> ScalarTrajectory:
+    """Add the derived observables (elementwise, after the loop) to time-major (T, *batch) weights;
+    move the time axis last unless ``time_major``. Fields not in ``observables`` are None (never
+    computed or written)."""
+    if not time_major:
+        w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
+    lam, eps, ng, inv_tau = (x[None] if time_major else x[..., None] for x in (lam, eps, ng, inv_tau))
     w = w1 * w2
     weight_norm = w1 * w1 + w2 * w2
-    loss = (lam * (1 - w) ** 2 + eps * w * w + ng * weight_norm) * (inv_tau / 2)
+    loss = _loss(w, weight_norm, lam, eps, ng, inv_tau)
     keep = lambda name, x: x if name in observables else None
     return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("weight_norm", weight_norm),
                             keep("loss", loss))
+
+
+def _loss(w, weight_norm, lam, eps, ng, inv_tau):
+    return (lam * (1 - w) ** 2 + eps * w * w + ng * weight_norm) * (inv_tau / 2)
 
 
 def warned(edge) -> bool:
@@ -137,7 +143,8 @@ def warned(edge) -> bool:
     return edge is not None and bool(np.any(~(np.asarray(edge) < 2)))
 
 
-def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool = False):
+def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool = False,
+                   time_axis: int = -1):
     """Return ``traj``; warn (:class:`UnstableStepWarning`) if a concrete run ended NaN or inf.
 
     Valid inputs were checked before, so a non-finite end is the dynamics diverging (a step too
@@ -148,7 +155,7 @@ def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool
     field = next((f for f in traj[1:] if f is not None), None)
     if already_warned or field is None or isinstance(field, jax.core.Tracer) or field.size == 0:
         return traj
-    last = field[..., -1] if name.startswith("scalar") else field
+    last = jnp.take(field, -1, axis=time_axis) if name.startswith("scalar") else field
     bad = ~jnp.isfinite(last)
     if bool(jnp.any(bad)):
         warnings.warn(f"{name}: {int(jnp.sum(bad))} of {bad.size} value(s) at the last save are NaN or inf: "
@@ -179,8 +186,9 @@ def _gd_inputs(lam, eps, gamma, alpha, n, w1, w2):
     return shape, (lam, eps, gamma, n, w1, w2), alpha / n, n * gamma
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables=OBSERVABLES):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables", "time_major"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables=OBSERVABLES,
+             time_major=False):
     _, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
 
     def step(y):
@@ -190,26 +198,30 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, 
     _, (w1s, w2s) = gd_loop(step, (w1, w2), lambda y: y, n_saves=n_saves, save_every=save_every,
                             unroll=unroll)
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables)
+    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables, time_major)
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables=OBSERVABLES):
-    """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch."""
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major"))
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables=OBSERVABLES,
+                time_major=False):
+    """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch.
+
+    The kernel saves exactly the fields asked for (the loss from its w and weight_norm), start
+    included, time-major: no concatenation, and no transpose when ``time_major``."""
     shape, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
     flat = tuple(x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
     t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    if observables == ("w",):  # the kernel writes w only: a fifth of the bytes of all five fields
-        (ws,) = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w",),
-                                backend=backend)
-        ws = jnp.concatenate([(w1 * w2).reshape(1, -1), ws]).reshape((n_saves + 1,) + shape)
-        return ScalarTrajectory(t, None, None, jnp.moveaxis(ws, 0, -1), None, None)
-    w1s, w2s = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=("w1", "w2"),
-                               backend=backend)  # (n_saves, B), time-major: row writes
-    # The kernel saves after each block of epochs; the start (t = 0) is prepended here.
-    w1s = jnp.concatenate([w1.reshape(1, -1), w1s]).reshape((n_saves + 1,) + shape)
-    w2s = jnp.concatenate([w2.reshape(1, -1), w2s]).reshape((n_saves + 1,) + shape)
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables)
+    need = set(observables) | ({"w", "weight_norm"} if "loss" in observables else set())
+    quantities = tuple(q for q in QUANTITIES if q in need)
+    saved = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=quantities,
+                            backend=backend, with_start=True)  # (n_saves + 1, B) each
+    fields = {q: x.reshape((n_saves + 1,) + shape) for q, x in zip(quantities, saved)}
+    if "loss" in observables:
+        consts = (x[None] for x in (lam, eps, ng, inv_tau))
+        fields["loss"] = _loss(fields["w"], fields["weight_norm"], *consts)
+    if not time_major:
+        fields = {q: jnp.moveaxis(x, 0, -1) for q, x in fields.items()}
+    return ScalarTrajectory(t, *(fields[q] if q in observables else None for q in OBSERVABLES))
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
@@ -251,7 +263,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
               unroll: int = 4, check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
-              observables: Sequence[str] | None = None, depth: int = 2):
+              observables: Sequence[str] | None = None, time_major: bool = False, depth: int = 2):
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -279,7 +291,11 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
         relative in float64 and a few ulp in float32 per epoch.
       observables: the fields to save, a subset of ("w1", "w2", "w", "weight_norm", "loss") (default all);
-        the others are None. ``("w",)`` on the fused backends writes w alone from the kernel.
+        the others are None and are not computed. The fused backends save exactly these from the
+        kernel (the loss from its w and weight_norm).
+      time_major: fields of shape (T, *batch) instead of (*batch, T): the layout the recursion
+        writes, so no transpose (measured on the 2-core CPU, 10^5 x 10^3 saving w every epoch:
+        the transpose took ~2x the kernel's time; see docs/dynamics.md). Same values.
       depth: number of weight matrices L (int >= 2). L >= 3: the first L - 1 factors start at w1 and
         the last at w2 (balanced when w1 = w2) and the run is
         :func:`daedyn.dynamics.deep_scalar_gd` (returns a :class:`DeepScalarTrajectory`; backend,
@@ -321,13 +337,14 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
                              observables=observables)
     args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
+    time_major = bool(time_major)
     if backend == "scan":
         traj = _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
-                        observables=observables)
+                        observables=observables, time_major=time_major)
     else:
         traj = _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
-                           observables=observables)
-    return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge))
+                           observables=observables, time_major=time_major)
+    return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll"))

@@ -23,10 +23,17 @@ from daedyn.sweep._spec import PARAMETER_RANGES, SweepSpec, as_spec, dtype_scope
 
 __all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "plan", "HELD_COPIES"]
 
-# Copies of a chunk's results alive at once, at most: chunk k on the device before and after the
-# finiteness check, chunk k-1 on the device and as a host copy, chunk k-2 in the writer thread.
+# Copies of a chunk's results alive at once, at most: chunk k on the device, chunk k-1 on the
+# device and as a host copy, chunk k-2 waiting for the writer thread, chunk k-3 being written
+# (NaN-masked into a copy when it has bad points; the copy replaces it once made).
 # The chunk size is max_memory / (HELD_COPIES * bytes per point).
 HELD_COPIES = 5
+
+# Pipelining: the first chunk's compute and the last chunk's write overlap nothing, so without a
+# chunk_size a sweep is cut into at least PIPELINE_CHUNKS chunks while each still holds at least
+# PIPELINE_MIN_BYTES of results (smaller chunks would pay per-chunk costs: dispatch, files, records).
+PIPELINE_CHUNKS = 8
+PIPELINE_MIN_BYTES = 4 * 2**20
 
 # Integer-valued axes with these names are still fed to the function as floats.
 _FLOAT_PARAMS = frozenset(k for k, r in PARAMETER_RANGES.items() if not r.integer)
@@ -291,7 +298,8 @@ def make_plan(prepared: Prepared, *, max_memory=None, chunk_size: int | None = N
 
     Args:
       max_memory: bound on results held at once (bytes or ``"2GB"``); default the spec's.
-      chunk_size: points per chunk instead of the largest that fits (still checked).
+      chunk_size: points per chunk (still checked); default the largest that fits, but small
+        enough for PIPELINE_CHUNKS chunks when each still holds PIPELINE_MIN_BYTES of results.
       n_devices: devices the batch axis is sharded over; the batch is a multiple of it.
       chunk_shape: reuse an existing store's block shape (resume).
     Raises:
@@ -317,7 +325,8 @@ def make_plan(prepared: Prepared, *, max_memory=None, chunk_size: int | None = N
                                  f"over max_memory {limit:,}; use chunk_size <= {fit_dev:,}")
             target = int(chunk_size)
         else:
-            target = fit_dev
+            pipelined = max(-(-n_points // PIPELINE_CHUNKS), PIPELINE_MIN_BYTES // bpp, 1)
+            target = max(min(fit_dev, -(-pipelined // n_devices) * n_devices), 1)
         chunk_shape = _layout(grid, target)
     chunk_shape = tuple(int(c) for c in chunk_shape)
     if len(chunk_shape) != len(grid) or any(c < 1 or c > g for c, g in zip(chunk_shape, grid)):

@@ -5,7 +5,9 @@ block's start indices, its number of valid points and a (B,) index vector sharde
 ``jax.sharding.Mesh`` of the local devices; it rebuilds the axis values on the device, runs the
 (vmapped) sweep function and returns the outputs plus a per-point status. Shapes never change
 between chunks, so it is compiled once. While chunk k+1 computes (asynchronous dispatch), chunk
-k is copied to the host, written to its zarr region and recorded as done.
+k is copied to the host and handed to the writer thread (``daedyn.sweep._writer``), which writes
+its zarr region and records it as done; the store is created and opened while the programs
+compile. ``overlap=False`` does one chunk at a time (same results).
 
 Multi-host: after ``jax.distributed.initialize()``, process p runs chunks k with
 k % process_count == p, each sharded over its own local devices; process 0 creates the store
@@ -34,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from daedyn.sweep import _store as store
 from daedyn.sweep._plan import Prepared, SweepPlan, make_plan, prepare
 from daedyn.sweep._spec import SweepSpec, as_spec, dtype_scope
+from daedyn.sweep._writer import ChunkWriter
 
 __all__ = ["run", "Progress", "SweepSummary"]
 
@@ -90,16 +93,17 @@ class SweepSummary(NamedTuple):
 
 def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]:
     """Two programs: ``compute(start (k,), n_valid (), q (B,)) -> {output: (B, ...)}`` and
-    ``check(outputs) -> (outputs, status (B,) int8)``.
+    ``check(outputs) -> status (B,) int8``.
 
     They are separate programs on purpose: in one program XLA fuses the sweep function into the
     per-point finiteness reduction and computes it twice (measured 3x slower on CPU for a
-    16-time closed form).
+    16-time closed form). ``check`` only reads the outputs; the NaN masking of bad points is done
+    on the host copy by the writer, and only for chunks that have bad points (masking on the
+    device rewrote every chunk's outputs: a second full pass over the results).
     """
     names = list(prepared.axes)
     values = [jnp.asarray(prepared.axes[n]) for n in names]
     chunk_shape = plan.chunk_shape
-    nan_bad = prepared.spec.bad_points == "nan"
 
     def compute(start, n_valid, q):
         q = jnp.minimum(q, n_valid - 1)  # padding repeats the last valid point: finite and discarded
@@ -117,13 +121,20 @@ def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]
         for x in out.values():
             if jnp.issubdtype(x.dtype, jnp.inexact):
                 ok = ok & jnp.all(jnp.isfinite(x).reshape(b, math.prod(x.shape[1:])), axis=1)
-        if nan_bad:
-            out = {k: jnp.where(jnp.broadcast_to(ok.reshape((b,) + (1,) * (x.ndim - 1)), x.shape), x, jnp.nan)
-                   if jnp.issubdtype(x.dtype, jnp.inexact) else x for k, x in out.items()}
-        status = jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
-        return out, status
+        return jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
 
     return compute, check
+
+
+def _mask_bad(host: dict, bad: np.ndarray) -> dict:
+    """NaN in every floating output of the points flagged ``bad`` (copies only those arrays)."""
+    out = {}
+    for name, x in host.items():
+        if np.issubdtype(x.dtype, np.inexact):
+            x = np.array(x)
+            x[bad] = np.nan
+        out[name] = x
+    return out
 
 
 class _Interrupt:
@@ -150,6 +161,12 @@ class _Interrupt:
         return False
 
 
+def _open_store(path, prepared, plan, compression, create: bool, open_arrays: bool) -> dict | None:
+    if create:
+        store.create_store(path, prepared, plan, compression=compression)
+    return store.open_arrays(path, [*plan.outputs, "status"]) if open_arrays else None
+
+
 def _barrier(name: str) -> None:
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
@@ -158,7 +175,7 @@ def _barrier(name: str) -> None:
 def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLike | None = None,
         max_memory=None, chunk_size: int | None = None, devices: Sequence | None = None,
         progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
-        compression: str = "lz4") -> SweepSummary:
+        compression: str | Mapping[str, str] = "auto", overlap: bool = True) -> SweepSummary:
     """Run (or resume) a sweep and stream its results to a zarr store.
 
     Args:
@@ -170,8 +187,12 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
       devices: devices to shard each chunk over (default ``jax.local_devices()``).
       progress: called with a :class:`Progress` after each chunk and at the end.
       overwrite: replace an existing sweep store at ``path`` (never a non-sweep folder).
-      compression: ``"lz4"`` (blosc lz4 + shuffle, default: fast), ``"zstd"`` or ``"none"``;
-        fixed when the store is created.
+      compression: ``"auto"`` (default: floating-point outputs uncompressed, the status and
+        integer outputs blosc lz4 + shuffle), ``"lz4"``, ``"zstd"`` or ``"none"`` for every
+        variable, or a mapping ``{variable: codec}`` (variables not named get ``"auto"``);
+        fixed when the store is created (a resumed store keeps its own).
+      overlap: compute the next chunk while the last one is written (default); ``False``
+        computes, writes and records one chunk at a time (same results; for measurements).
     Returns:
       A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
     Raises:
@@ -190,8 +211,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     if path is None:
         raise ValueError("no output path: give path= (CLI: --out) or 'path' in the spec")
     path = os.fspath(path)
-    if compression not in store.COMPRESSION:
-        raise ValueError(f"compression must be one of {store.COMPRESSION}; got {compression!r}")
+    store.check_compression(compression, [*compression] if isinstance(compression, Mapping) else [])
     devices = list(devices) if devices is not None else jax.local_devices()
     if not devices:
         raise ValueError("devices must name at least one device")
@@ -211,7 +231,8 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
             chunk_shape = tuple(attrs["sweep_chunk_shape"]) if attrs else None
             plan = make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size,
                              n_devices=len(devices), chunk_shape=chunk_shape)
-            if attrs is None:
+            store.check_compression(compression, [*prepared.outputs, "status"])
+            if attrs is None and pcount > 1:
                 store.create_store(path, prepared, plan, compression=compression)
         _barrier("daedyn-sweep-store-ready")
         if pidx != 0:
@@ -220,14 +241,20 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
                 raise ValueError(f"process {pidx} cannot see the store {path!r} that process 0 created: "
                                  "multi-host sweeps need a path on a file system shared by all hosts")
             plan = make_plan(prepared, n_devices=len(devices), chunk_shape=tuple(attrs["sweep_chunk_shape"]))
-        done = store.done_chunks(path)
+        create = pidx == 0 and attrs is None and pcount == 1
+        done = set() if create else store.done_chunks(path)
         todo = [k for k in range(plan.n_chunks) if k % pcount == pidx and k not in done]
-        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin)
+        # the store is created (single process) and opened on a thread while the chunk programs compile
+        opener = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-open"))
+        opened = opener.submit(_open_store, path, prepared, plan, compression, create, bool(todo))
+        summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, opened.result,
+                           overlap)
         _barrier("daedyn-sweep-finished")
     return summary
 
 
-def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> SweepSummary:
+def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap) -> SweepSummary:
+    """Compile, then compute and write ``todo``; ``ready()`` returns the opened store arrays."""
     mesh = Mesh(np.array(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     repl = NamedSharding(mesh, PartitionSpec())
@@ -244,7 +271,8 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
                       for k, o in plan.outputs.items()}
         check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
         stats["compile"] = time.perf_counter() - t0
-        arrays = store.open_arrays(path, list(plan.outputs) + ["status"])
+    nan_bad = prepared.spec.bad_points == "nan"
+    arrays = ready()
     t_run = time.perf_counter()
     remaining = sum(math.prod(plan.chunk_region(k)[1]) for k in todo)
 
@@ -257,70 +285,93 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin) -> Sw
         progress(Progress(len(done) + stats["computed"], plan.n_chunks, stats["computed"], stats["points"],
                           rate, now - t_begin, 0.0 if final else eta, final))
 
-    def write(k, host, status, n_valid, compute_s):
-        """Writer thread: data, status, then the completion record."""
+    def write(item):
+        """On the writer thread: data, status, then the completion record."""
+        k, host, status, n_valid, compute_s = item
         t0 = time.perf_counter()
-        n_bad = int(np.count_nonzero(status != store.STATUS_OK))
+        bad = status != store.STATUS_OK
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad and nan_bad:
+            host = _mask_bad(host, bad)
         try:
             store.write_chunk(arrays, plan, k, host, status)
             store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
                                          "write_s": time.perf_counter() - t0,
                                          "process_index": jax.process_index()})
         except OSError as err:  # disk full, quota, permission: the chunk has no record, so a rerun redoes it
-            code = err.errno or errno.EIO
-            raise OSError(code, f"writing chunk {k} failed ({err.strerror or os.strerror(code)}); the "
-                          f"{len(done) + stats['computed']} chunks recorded are kept: rerun the same "
-                          "command to resume", path) from None
-        return n_bad, time.perf_counter() - t0
+            err.daedyn_chunk = k
+            raise
+        return n_valid, n_bad, time.perf_counter() - t0
 
-    def collect(future, n_valid):
-        n_bad, io = future.result()
-        stats["io"] += io
-        stats["computed"] += 1
-        stats["points"] += n_valid
-        stats["bad"] += n_bad
-        report()
+    def collect(results):
+        for n_valid, n_bad, io in results:
+            stats["io"] += io
+            stats["computed"] += 1
+            stats["points"] += n_valid
+            stats["bad"] += n_bad
+            report()
 
-    # Pipeline: chunk k computes (async dispatch) while chunk k-1 is copied to the host and chunk
-    # k-2 is written by the writer thread: at most HELD_COPIES copies of a chunk's results live.
-    with _Interrupt() as interrupt, ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-writer") as pool:
-        in_flight = None  # (k, device results, n_valid, t_dispatch)
-        writing = None  # (future, n_valid)
+    # Pipeline: chunk k computes (async dispatch) while chunk k-1 is copied to the host and handed
+    # to the writer thread, which writes chunk k-2 with chunk k-3 at most waiting in its queue:
+    # at most HELD_COPIES copies of a chunk's results (the fifth: the writer's NaN-masked copy of a
+    # chunk with bad points).
+    writer = ChunkWriter(write, depth=1)
+    in_flight = None  # (k, device results, device status, n_valid, t_dispatch)
 
-        def drain_device():
-            nonlocal in_flight, writing
-            k, (out, status), n_valid, t_dispatch = in_flight
-            in_flight = None
-            t0 = time.perf_counter()
-            host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}  # waits for the device
-            st = np.asarray(status)[:n_valid]
-            t1 = time.perf_counter()
-            stats["compute"] += t1 - t0
-            del out, status
-            if writing is not None:
-                collect(*writing)
-            writing = (pool.submit(write, k, host, st, n_valid, t1 - t_dispatch), n_valid)
+    def hand_over():
+        nonlocal in_flight
+        k, out, status, n_valid, t_dispatch = in_flight
+        in_flight = None
+        t0 = time.perf_counter()
+        host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}  # waits for the device
+        st = np.asarray(status)[:n_valid]
+        t1 = time.perf_counter()
+        stats["compute"] += t1 - t0
+        del out, status
+        writer.put((k, host, st, n_valid, t1 - t_dispatch))
+        collect(writer.take_done())
 
-        for k in todo:
+    try:
+        with _Interrupt() as interrupt:
+            for k in todo:
+                if interrupt.requested or writer.failed:
+                    break
+                start, size = plan.chunk_region(k)
+                n_valid = math.prod(size)
+                t_dispatch = time.perf_counter()
+                result = compute(jax.device_put(np.asarray(start, np.int32), repl),
+                                 jax.device_put(np.int32(n_valid), repl), q)
+                status = check(result)
+                if in_flight is not None:
+                    hand_over()
+                in_flight = (k, result, status, n_valid, t_dispatch)
+                del result, status
+                if not overlap:
+                    hand_over()
+                    writer.wait_idle()
+            if in_flight is not None:  # computed: written even after a failed write
+                hand_over()
+            collect(_close(writer, path))
             if interrupt.requested:
-                break
-            start, size = plan.chunk_region(k)
-            n_valid = math.prod(size)
-            t_dispatch = time.perf_counter()
-            result = check(compute(jax.device_put(np.asarray(start, np.int32), repl),
-                                   jax.device_put(np.int32(n_valid), repl), q))
-            if in_flight is not None:
-                drain_device()
-            in_flight = (k, result, n_valid, t_dispatch)
-            del result
-        if in_flight is not None:
-            drain_device()
-        if writing is not None:
-            collect(*writing)
-        if interrupt.requested:
-            raise KeyboardInterrupt
+                raise KeyboardInterrupt
+    finally:
+        if writer.alive:  # an error in this thread: still write what was handed over
+            with contextlib.suppress(Exception):
+                writer.close()
     wall = time.perf_counter() - t_begin
     report(final=True)
     rate = stats["points"] / max(wall - stats["compile"], 1e-12)
     return SweepSummary(path, plan.n_points, plan.n_chunks, stats["computed"], len(done), stats["bad"], wall,
                         stats["compile"], stats["compute"], stats["io"], rate, plan)
+
+
+def _close(writer: ChunkWriter, path: str) -> list:
+    """Wait for the writer; a failed write becomes an ``OSError`` naming the chunk and the store."""
+    try:
+        return writer.close()
+    except OSError as err:
+        code = err.errno or errno.EIO
+        k = getattr(err, "daedyn_chunk", "?")
+        raise OSError(code, f"writing chunk {k} failed ({err.strerror or os.strerror(code)}); the "
+                      f"{len(store.done_chunks(path))} chunks recorded are kept: rerun the same command "
+                      "to resume", path) from None
