@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     start.add_argument("--w1", type=float, default=None, help="general start: first weight (needs --w2)")
     p.add_argument("--w2", type=float, default=None, help="general start: second weight (needs --w1)")
     p.add_argument("--tau", type=float, default=1.0, help="time constant tau = N / alpha > 0 (default 1)")
+    p.add_argument("--depth", type=int, default=2, metavar="L",
+                   help="number of weight matrices L >= 2 (default 2, the paper); L >= 3 needs the balanced "
+                   "start --w0 (each factor w0^(1/L)) and also prints the learning threshold (docs/depth.md)")
     times = p.add_mutually_exclusive_group()
     times.add_argument("--t-max", type=float, default=None,
                        help="last time, > 0 (default: twice the longest finite learning time to 99%% "
@@ -68,6 +71,12 @@ def _validate(args) -> None:
     _check("--n", args.n, 0.0, lo_open=True)
     _check("--tau", args.tau, 0.0, lo_open=True)
     _check("--f", args.f, 0.0, 1.0, lo_open=True, hi_open=True)
+    from daedyn._checks import check_int
+
+    check_int("--depth", args.depth, 2)
+    if args.depth > 2 and args.w1 is not None:
+        raise ValueError("--depth >= 3 needs the balanced start --w0 (the general start --w1/--w2 is the "
+                         "paper's two-factor Eq. (5))")
     if (args.w1 is None) != (args.w2 is None):
         raise ValueError("--w1 and --w2 go together (a general start); use --w0 for a balanced one")
     if args.w1 is not None:
@@ -96,17 +105,22 @@ def _curves(args):
     combos = list(itertools.product(args.lam, args.eps, args.gamma))
     lam, eps, gamma = (np.array(v, np.float64) for v in zip(*combos))
     general = args.w1 is not None
-    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, args.n), np.float64)
+    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, args.n, depth=args.depth), np.float64)
+    threshold = np.asarray(theory.learning_threshold(lam, eps, gamma, args.n, depth=args.depth), np.float64)
     if general:
         t_learn = theory.dae_learning_time(args.f, lam, eps, args.w1, args.w2, tau=args.tau)
     else:
-        t_learn = theory.learning_time(args.f, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+        t_learn = theory.learning_time(args.f, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n,
+                                       depth=args.depth)
     curves = []
     for i, (la, ep, ga) in enumerate(combos):
         c = {"lam": la, "eps": ep}
         c |= {"w1": args.w1, "w2": args.w2} if general else {"gamma": ga, "n": args.n, "w0": args.w0}
         tl = float(np.asarray(t_learn)[i])
         c |= {"fixed_point": float(fixed[i]), "learning_time": tl if math.isfinite(tl) else None}
+        if args.depth > 2:
+            th = float(threshold[i])
+            c["threshold"] = th if math.isfinite(th) else None
         curves.append(c)
     return combos, curves
 
@@ -124,7 +138,8 @@ def _times(args, combos):
         if args.w1 is not None:
             t99 = theory.dae_learning_time(0.99, lam, eps, args.w1, args.w2, tau=args.tau)
         else:
-            t99 = theory.learning_time(0.99, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+            t99 = theory.learning_time(0.99, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n,
+                                       depth=args.depth)
         t99 = np.asarray(t99, np.float64)
         finite = t99[np.isfinite(t99) & (t99 > 0)]
         t_max = 2.0 * float(finite.max()) if finite.size else 10.0 * args.tau
@@ -141,7 +156,8 @@ def _trajectories(args, ts, combos):
     if args.w1 is not None:
         w = theory.dae_trajectory(t, lam, eps, args.w1, args.w2, tau=args.tau)
     else:
-        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n)
+        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n,
+                                         depth=args.depth)
     return np.asarray(w, np.float64)  # (T, curves)
 
 
@@ -178,20 +194,23 @@ def run(args) -> int:
         for j, c in enumerate(curves):
             c["w"] = w[:, j].tolist()
         report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
-                  "f": args.f, "t": ts.tolist(), "curves": curves}
+                  "depth": args.depth, "f": args.f, "t": ts.tolist(), "curves": curves}
         if args.plot:
             report["plot"] = args.plot
         print(json.dumps(report, indent=1))
         return 0
+    deep = args.depth > 2
     start = (f"general start w1 = {args.w1:g}, w2 = {args.w2:g} (Eq. 5)" if general
-             else f"balanced start w0 = {args.w0:g}, n = {args.n:g} (Eq. 7)")
+             else f"balanced start w0 = {args.w0:g}, n = {args.n:g} "
+             + (f"(depth {args.depth}, docs/depth.md)" if deep else "(Eq. 7)"))
     print(f"closed form, {start}, tau = {args.tau:g}")
     print(f"{'curve':>5}  {'lam':>9} {'eps':>9} {'gamma':>9}  {'fixed point':>12}  "
-          f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
+          + (f"{'threshold':>12}  " if deep else "") + f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
     for j, c in enumerate(curves):
         tl = "never" if c["learning_time"] is None else f"{c['learning_time']:.6g}"
+        th = ("" if not deep else ("none" if c["threshold"] is None else f"{c['threshold']:.6g}").rjust(12) + "  ")
         print(f"{j:>5}  {c['lam']:>9.4g} {c['eps']:>9.4g} {c.get('gamma', 0.0):>9.4g}  "
-              f"{c['fixed_point']:>12.6g}  {tl:>12}")
+              f"{c['fixed_point']:>12.6g}  {th}{tl:>12}")
     print()
     print(f"{'t':>12}  " + "  ".join(f"{'w_' + str(j):>12}" for j in range(len(curves))))
     for i, t in enumerate(ts):

@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--heldout", type=int, default=0, metavar="M",
                    help="hold out M of the loaded samples for the held-out loss (default 0)")
     p.add_argument("--hidden", type=int, default=32, help="hidden units H (default 32)")
+    p.add_argument("--depth", type=int, default=2, metavar="L",
+                   help="number of weight matrices L >= 2, each hidden layer H wide (default 2, the paper; "
+                   "docs/depth.md)")
     p.add_argument("--activation", default="linear",
                    help="linear (default), or a jax.nn function name: relu, tanh, sigmoid, gelu, ...")
     p.add_argument("--noise", choices=("none", "gaussian", "laplace", "masking", "salt-and-pepper"),
@@ -122,9 +125,10 @@ def _resolve_defaults(args) -> None:
 
 def _check(args):
     from daedyn import models
-    from daedyn._checks import check_range
+    from daedyn._checks import check_int, check_range
 
     check_range("--hidden", args.hidden, 1)
+    check_int("--depth", args.depth, 2)
     check_range("--alpha", args.alpha, 0.0, lo_open=True)
     check_range("--gamma", args.gamma, 0.0)
     check_range("--epochs", args.epochs, 1)
@@ -198,13 +202,14 @@ def run(args) -> int:
     spec = spectrum.compute_spectrum(x_train)
     x_train = jnp.asarray(x_train, jnp.result_type(float))
     n_records = args.epochs // args.save_every
-    kw = dict(hidden=args.hidden, epochs=args.epochs, alpha=args.alpha, activation=activation,
+    kw = dict(hidden=args.hidden, depth=args.depth, epochs=args.epochs, alpha=args.alpha, activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
               x_heldout=x_held, save_every=args.save_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
               progress=None if quiet else progress_bar("epochs"),
               chunk_records=None if quiet else max(1, n_records // 20), checkpoint=args.checkpoint)
     say(f"training {args.seeds} {'linear' if linear else args.activation} network(s), H = {args.hidden}, "
+        f"depth {args.depth}, "
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
     if args.seeds > 1:
@@ -232,7 +237,7 @@ def run(args) -> int:
                          for r in runs])
         pred = np.where(np.arange(top) < args.hidden, pred, 0.0)
     eps_top = eps_dir[:top] if np.ndim(eps_dir) else eps_dir
-    fixed = np.asarray(theory.fixed_point(lam[:top], eps_top, gamma, n))
+    fixed = np.asarray(theory.fixed_point(lam[:top], eps_top, gamma, n, depth=args.depth))
     fixed = np.where(np.arange(top) < args.hidden, fixed, 0.0) if linear else None
     loss = np.stack([np.asarray(r.train_loss) for r in runs])
     finite = bool(np.all(np.isfinite(mapping[..., :top])) and np.all(np.isfinite(loss)))
@@ -248,7 +253,7 @@ def run(args) -> int:
         directions.append(row)
     report = {
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
-        "dim": d, "hidden": args.hidden, "activation": args.activation, "noise": args.noise,
+        "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation, "noise": args.noise,
         "s2": eps / n, "eps": eps, "p": args.p, "marginalised": args.marginalised, "gamma": gamma,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
         "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,

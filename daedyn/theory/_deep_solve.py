@@ -390,7 +390,7 @@ def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
     j = path.rebase(edges, panel, phi0)
     target = path.time(phi0, edges, j) + (depth - 2.0) * t * _scale(lam_in, eps, gamma, n) / tau
     u = _mapping(kind, path.solve(target, edges, j), path)
-    at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
+    at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th) | (t <= 0)  # t = 0: the start itself, exactly
     return jnp.where(special, u_special, jnp.where(at_rest, w0, u))
 
 
