@@ -48,6 +48,10 @@ class Schedule:
     def __call__(self, t: ArrayLike) -> Array:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
 
+    def left_limit(self, t: ArrayLike) -> Array:
+        """The limit from the left at ``t`` (the value just before a jump); ``self(t)`` where continuous."""
+        return self(t)
+
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of one value (``()`` for a scalar schedule)."""
@@ -82,6 +86,11 @@ class PiecewiseConstant(Schedule):
     def __call__(self, t: ArrayLike) -> Array:
         t = jnp.asarray(t)
         idx = jnp.searchsorted(self.boundaries, t, side="right")
+        return self.values[idx]
+
+    def left_limit(self, t: ArrayLike) -> Array:
+        """``values[i]`` on ``(boundaries[i-1], boundaries[i]]``: the value just before a jump at ``t``."""
+        idx = jnp.searchsorted(self.boundaries, jnp.asarray(t), side="left")
         return self.values[idx]
 
     @property
