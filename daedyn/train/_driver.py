@@ -25,7 +25,7 @@ from jax.typing import ArrayLike
 from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range
-from daedyn.train import _loop
+from daedyn.train import _loop, _schedule
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
 
@@ -47,7 +47,7 @@ class TrainResult(NamedTuple):
       eigvals: lam (D,) of the training Sigma used for the mapping.
       n: N (int).
       tau: time constant of gradient descent, N / alpha ("paper") or N D / (2 alpha) ("mse").
-      eps: noise level N s^2.
+      eps: noise level N s^2 (the schedule itself for a run with ``eps=schedule``).
       gamma: weight decay in the paper's units, like ``tau``: the given gamma ("paper") or
         gamma D / 2 ("mse"), so that ``theory`` and :func:`compare_with_theory` apply unchanged.
     """
@@ -111,7 +111,7 @@ def _compiled(loop: LoopConfig, batched: bool, hidden: int, bias: bool) -> _Comp
 
 
 def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
-          noise: noise_lib.Noise | None = None, spectrum: Any = None, x_heldout: ArrayLike | None = None,
+          noise: noise_lib.Noise | None = None, eps: Any = None, spectrum: Any = None, x_heldout: ArrayLike | None = None,
           params: Params | None = None, start_epoch: int = 0,
           progress: Callable[[int, int], None] | None = None,
           checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
@@ -125,6 +125,8 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
       gamma: weight decay (>= 0).
       noise: None, or a :class:`daedyn.noise.Noise` (e.g. ``gaussian(0.5)``, ``laplace(b)``),
         sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2.
+      eps: None, or a :mod:`daedyn.schedules` schedule of eps = N s^2 (then ``noise`` is None and
+        sampled noise is Gaussian); epoch k uses ``eps(k)`` (docs/schedules.md). ``train`` only.
       spectrum: :class:`daedyn.spectrum.Spectrum` of X^T X (computed when None).
       x_heldout: held-out inputs (M, D) for ``heldout_loss``.
       params: start from these parameters instead of a random initialisation (resuming).
@@ -164,7 +166,7 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     cfg = TrainConfig.of(config, options, "train")
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
-                checkpoint=checkpoint, batched=False)
+                checkpoint=checkpoint, batched=False, eps=eps)
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
@@ -220,7 +222,7 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
-         progress, checkpoint, batched) -> TrainResult:
+         progress, checkpoint, batched, eps=None) -> TrainResult:
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = cfg.hidden
@@ -233,6 +235,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     check_range("init_scale", cfg.init_scale, 0.0)
     check_range("start_epoch", start_epoch, 0)
     noise = noise_lib.as_noise(noise)
+    if eps is not None:  # an eps schedule (train/_schedule.py): Gaussian kind, eps(k) at epoch k
+        noise = _schedule.driver_eps(eps, noise, batched=batched, checkpoint=checkpoint)
     check_range("noise variance", 0.0 if noise is None else noise.variance, 0.0)
     if cfg.marginalised and noise is None:
         raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
@@ -247,8 +251,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                         dtype=cfg.dtype)
     dt = data.x.dtype
     n, d = data.x.shape
-    eps = jnp.asarray(noise_lib.eps_of(noise, n), dt)  # the one variance -> eps conversion
-    _check_stability(loop, data, hidden, alpha, gamma, eps)
+    eps = jnp.asarray(noise_lib.eps_of(noise, n), dt) if eps is None else _schedule.cast(eps, dt)
+    _check_stability(loop, data, hidden, alpha, gamma, _schedule.stability_eps(eps))
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1
