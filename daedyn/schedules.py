@@ -59,7 +59,8 @@ class Schedule:
 
     def __jax_array__(self):
         raise TypeError(f"a {type(self).__name__} schedule was given where a constant number or array is "
-                        f"required; only the functions documented to accept a schedule do (docs/schedules.md)")
+                        f"required; only the functions documented to accept a schedule do "
+                        f"(docs/schedules.md)")
 
     __array__ = __jax_array__
 
@@ -157,7 +158,8 @@ def reject_schedule(name: str, x: Any, where: str = "") -> None:
     """Raise ``ValueError`` naming the parameter if a schedule is passed where a constant is required."""
     if is_schedule(x):
         hint = f" ({where})" if where else ""
-        raise ValueError(f"{name} must be a number or an array here, not a {type(x).__name__} schedule{hint}; "
+        raise ValueError(f"{name} must be a number or an array here, not a {type(x).__name__} "
+                         f"schedule{hint}; "
                          f"see docs/schedules.md for the functions that accept schedules")
 
 

@@ -95,7 +95,8 @@ EPS, _ = eps_gamma()  # float32, for the bad-input table
 
 @pytest.mark.parametrize("call, match", [
     (lambda: dynamics.scalar_gd(1.0, EPS, 0.1, 0.1, alpha=0.01, epochs=10, backend="jnp"), "backend must be"),
-    (lambda: dynamics.scalar_flow(jnp.array([1.0]), 1.0, EPS, 0.1, 0.1, method="diffrax"), "method must be 'rk4'"),
+    (lambda: dynamics.scalar_flow(jnp.array([1.0]), 1.0, EPS, 0.1, 0.1, method="diffrax"),
+     "method must be 'rk4'"),
     (lambda: dynamics.scalar_gd(-1.0, EPS, 0.1, 0.1, alpha=0.01, epochs=10), "lam must lie in"),
     (lambda: dynamics.scalar_gd(1.0, schedules.PiecewiseConstant(jnp.array([1.0]), jnp.array([1.0, -1.0])),
                                 0.1, 0.1, alpha=0.01, epochs=10), "eps schedule values must lie in"),

@@ -127,7 +127,8 @@ def _check_schedules(eps, gamma, ts):
 
 def _require_scan(backend):
     if backend not in ("auto", "scan"):
-        raise ValueError(f"backend must be 'auto' or 'scan' with an eps or gamma schedule (the fused kernels take "
+        raise ValueError(f"backend must be 'auto' or 'scan' with an eps or gamma schedule (the fused kernels "
+                         f"take "
                          f"constants); got {backend!r}")
 
 
@@ -195,7 +196,8 @@ def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll):
 
     def rates(t, left=False):
         pick = (lambda x: x.left_limit(t)) if left else (lambda x: x(t))
-        return [jnp.broadcast_to(jnp.asarray(pick(x) if is_schedule(x) else x, dtype), shape) for x in (eps, gamma)]
+        return [jnp.broadcast_to(jnp.asarray(pick(x) if is_schedule(x) else x, dtype), shape)
+                for x in (eps, gamma)]
 
     def rk4(y, t, h):
         # stages at t (value from the right), t + h/2 and t + h (value from the left): a jump at a
@@ -247,6 +249,7 @@ def scalar_flow_scheduled(ts, lam, eps, w1, w2, *, tau, gamma, n, method, dt, un
     eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
     rest = [jnp.asarray(x, dtype) for x in (lam,)]
     tail = [jnp.asarray(x, dtype) for x in (tau, n, w1, w2)]
-    traj = _rk4_core(*args, *rest, eps, gamma, *tail, m_static=m_static, unroll=check_int("unroll", unroll, 1))
+    traj = _rk4_core(*args, *rest, eps, gamma, *tail, m_static=m_static,
+                     unroll=check_int("unroll", unroll, 1))
     return warn_nonfinite("scalar_flow", traj, stacklevel=3)
 

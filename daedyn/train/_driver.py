@@ -111,7 +111,8 @@ def _compiled(loop: LoopConfig, batched: bool, hidden: int, bias: bool) -> _Comp
 
 
 def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
-          noise: noise_lib.Noise | None = None, eps: Any = None, spectrum: Any = None, x_heldout: ArrayLike | None = None,
+          noise: noise_lib.Noise | None = None, eps: Any = None, spectrum: Any = None,
+          x_heldout: ArrayLike | None = None,
           params: Params | None = None, start_epoch: int = 0,
           progress: Callable[[int, int], None] | None = None,
           checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
