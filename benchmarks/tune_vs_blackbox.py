@@ -172,17 +172,19 @@ def _timeit(f):
     return time.perf_counter() - t0
 
 
-def cases(quick: bool = True) -> list[dict]:
-    trials = 300 if quick else 2000
+def cases(quick: bool = True, progress=None) -> list[dict]:
+    """Every case; ``progress(case_result)`` is called after each (the runs are long on a CPU)."""
+    trials = 200 if quick else 2000
     points = 4096 if quick else 65536
     results = []
     with jax.enable_x64(True):
         problem = _problem()
-        for k in (1, 4, 16, 64):
-            results.append(_case(problem, f"K={k} schedule", k, False, trials=trials, points=points,
-                                 max_steps=200))
-        results.append(_case(problem, "per-direction eps_j", 1, True, trials=trials // 3 if quick else trials,
-                             points=points // 4, max_steps=200))
+        plan = [(f"K={k} schedule", k, False, trials, points) for k in (1, 4, 16, 64)]
+        plan.append(("per-direction eps_j", 1, True, trials // 4 if quick else trials, points // 4))
+        for label, k, per_dir, n_trials, n_points in plan:
+            results.append(_case(problem, label, k, per_dir, trials=n_trials, points=n_points, max_steps=200))
+            if progress is not None:
+                progress(results[-1])
     return results
 
 
@@ -241,7 +243,14 @@ def markdown(results: list[dict]) -> str:
 if __name__ == "__main__":
     start = time.perf_counter()
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), float64")
-    res = cases(quick=True)
+    import json
+    import sys
+
+    def show(c):
+        print(markdown([c]), flush=True)
+        print(json.dumps(c, default=float), file=sys.stderr, flush=True)
+
+    res = cases(quick=True, progress=show)
     for c in res:
         print(f"{c['case']}: J* = {c['j_star']:.8g}, J0 = {c['j0']:.8g}; objective {c['t_f'] * 1e3:.2f} ms, "
               f"objective+gradient "

@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
+    p.add_argument("--schedule", default=None, metavar="piecewise:K",
+                   help="tune a noise schedule of K equal pieces on [0, T] instead of one eps, against "
+                   "the best constant eps (routes closed_form and dynamics; with --anisotropic one per "
+                   "direction)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     add_common_options(p)
@@ -59,6 +63,10 @@ def run(args) -> int:
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
+    if args.schedule is not None:
+        from daedyn.cli._schedule import pieces_spec
+
+        pieces_spec(args.schedule)  # a usage error before loading data
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
@@ -67,6 +75,10 @@ def run(args) -> int:
                          f"got {args.n_heldout}")
     start = time.perf_counter()
     xt, xh = data.train_heldout_split(x, args.n_heldout, seed=args.seed)
+    if args.schedule is not None:  # a K-piece eps schedule (cli/_schedule.py)
+        from daedyn.cli import _schedule
+
+        return _schedule.run_tune(args, xt, xh, name, start)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,
               hidden=args.hidden, max_steps=args.max_steps)
     if args.route == "train":
