@@ -115,7 +115,10 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       ([200, 400], [0.0, 100.0, 200.0, 300.0, 400.0], 0.5)
     """
     from daedyn import dynamics
+    from daedyn.schedules import reject_schedule
 
+    for name, x in (("eps", eps), ("gamma", gamma)):  # the chunks would restart a schedule's clock
+        reject_schedule(name, x, "simulate_scalar runs in chunks; call dynamics.scalar_gd or scalar_flow")
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4", "diffrax"):
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
