@@ -46,6 +46,7 @@ from daedyn.tune._schedule import (
     ScheduleRoute,
     ScheduleTuning,
     even_boundaries,
+    schedule_heldout_curve,
     schedule_objective_fn,
     tune_schedule,
 )
@@ -59,4 +60,5 @@ __all__ = [
     "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
     "NoiseTuning", "tune_noise",
     "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
+    "schedule_heldout_curve",
 ]

@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
@@ -33,7 +34,8 @@ from daedyn._checks import check_int, check_range
 from daedyn.tune._optimise import TuneResult, grid_search, tune
 from daedyn.tune._routes import _loss, check_hidden, hidden_mask, spectral_data
 
-__all__ = ["ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries"]
+__all__ = ["ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
+           "schedule_heldout_curve"]
 
 
 def even_boundaries(epochs: float, pieces: int) -> np.ndarray:
@@ -210,3 +212,34 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
     improvement = 1.0 - res.objective / const.objective
     return ScheduleTuning(sched, gsched, float(res.objective), eps_c, float(const.objective),
                           float(improvement), res, const, fn)
+
+
+def schedule_heldout_curve(tuning: ScheduleTuning, ts: ArrayLike) -> tuple[Array, Array]:
+    """Held-out objective over training time under the tuned schedule and under the best constant.
+
+    Evaluates the same objective as the tuning (closed form, the problem and settings of
+    ``tuning.objective_fn``) at every time in ``ts`` instead of at T only: the curves a figure
+    draws. (The schedule's pieces keep their times; past T the last piece continues.)
+
+    Args:
+      tuning: a :class:`ScheduleTuning` (route "closed_form" or "dynamics": both are drawn with the
+        closed form, the flow).
+      ts: (S,) times in epochs, >= 0.
+    Returns:
+      ``(J_schedule(ts), J_constant(ts))``, each (S,).
+    """
+    check_range("ts", ts, 0.0)
+    data, fixed = tuning.objective_fn.args
+    route = tuning.objective_fn.func.route
+    lam = data.eigvals
+    dt = lam.dtype
+    t = jnp.asarray(ts, dt)[:, None]
+    mask = hidden_mask(lam.shape[-1], route.hidden, dt)
+    gamma = tuning.gamma_schedule if tuning.gamma_schedule is not None else fixed["gamma"]
+
+    def curve(eps):
+        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=fixed["w0"], tau=data.n / fixed["alpha"],
+                                         n=data.n)
+        return jax.vmap(lambda wt: _loss(wt * mask, data.projected, data.n_heldout, fixed["eps_eval"]))(w)
+
+    return curve(tuning.schedule), curve(jnp.asarray(tuning.constant_eps, dt))
