@@ -51,7 +51,7 @@ def _problem():
 
 def _gradient(fn, shape, e0, max_steps):
     init = {"eps": np.full(shape, e0)}
-    tune.tune(fn, init, max_steps=2)  # compile
+    tune.tune(fn, init, max_steps=max_steps)  # compile everything the run uses (stopping checks too)
     t0 = time.perf_counter()
     res = tune.tune(fn, init, max_steps=max_steps)
     total = time.perf_counter() - t0
@@ -231,11 +231,12 @@ def markdown(results: list[dict]) -> str:
              "best objective | best at gradient's wall time | evals run |",
              "|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda x, f: "not reached" if x is None else format(x, f)
+    eq = lambda x: "no evaluation yet" if math.isnan(x) else format(x, ".8g")
     for c in results:
         for name, m in c["methods"].items():
             lines.append(f"| {c['case']} ({c['n_params']} params) | {name} | {fmt(m['evals_gap99'], 'd')} | "
                          f"{fmt(m['time_gap99'], '.3g')} | {fmt(m['evals_0.1%'], 'd')} | "
-                         f"{fmt(m['time_0.1%'], '.3g')} | {m['best']:.8g} | {m['best_at_equal_time']:.8g} | "
+                         f"{fmt(m['time_0.1%'], '.3g')} | {m['best']:.8g} | {eq(m['best_at_equal_time'])} | "
                          f"{m['total_evals']} |")
     return "\n".join(lines)
 
