@@ -34,8 +34,9 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_range, concrete
 
-__all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function", "piecewise_constant",
-           "linear", "exponential", "function", "is_schedule", "reject_schedule", "parse_schedule"]
+__all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function", "Shifted",
+           "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule",
+           "reject_schedule", "parse_schedule"]
 
 
 class Schedule:
@@ -147,6 +148,41 @@ class Function(Schedule):
 
     def __call__(self, t: ArrayLike) -> Array:
         return jnp.asarray(self.fn(jnp.asarray(t), *self.params))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True, eq=False)
+class Shifted(Schedule):
+    """``inner(t + offset)``: a schedule seen from a later start (a run resumed at epoch ``offset``).
+    Build with :func:`shift`."""
+
+    inner: Schedule
+    offset: Array
+
+    def __call__(self, t: ArrayLike) -> Array:
+        return self.inner(jnp.asarray(t) + self.offset)
+
+    def left_limit(self, t: ArrayLike) -> Array:
+        return self.inner.left_limit(jnp.asarray(t) + self.offset)
+
+
+def shift(schedule: Schedule, offset: ArrayLike) -> Schedule:
+    """The schedule ``t -> schedule(t + offset)``: what a run that starts at epoch ``offset`` sees
+    (used to continue a scheduled run in pieces). A piecewise-constant schedule stays piecewise
+    constant (its boundaries move; those at or before the new start drop out of play).
+
+    Example:
+      >>> s = shift(piecewise_constant([10.0], [4.0, 1.0]), 8.0)
+      >>> s(jnp.array([0.0, 1.9, 2.0])).tolist()
+      [4.0, 4.0, 1.0]
+    """
+    if not is_schedule(schedule):
+        raise ValueError(f"schedule must be a daedyn.schedules schedule; got {type(schedule).__name__}")
+    if isinstance(schedule, PiecewiseConstant):  # stays exact for the closed forms
+        # boundaries already passed move to 0 (empty pieces, harmless for the chained closed forms)
+        b = jnp.maximum(schedule.boundaries - jnp.asarray(offset, schedule.boundaries.dtype), 0.0)
+        return PiecewiseConstant(b, schedule.values)
+    return Shifted(schedule, _as_float(offset))
 
 
 def is_schedule(x: Any) -> bool:

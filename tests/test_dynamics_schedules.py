@@ -108,3 +108,19 @@ def test_bad_input(call, match):
     EPS, _ = eps_gamma()
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.slow  # 9 s on the loaded 2-core CPU (two compilations)
+def test_simulate_scalar_in_chunks_equals_one_run(x64):
+    # simulate_scalar continues each chunk with the schedules shifted to its start (schedules.shift):
+    # the same steps as one scalar_gd call; measured 0 difference, bound 1e-14
+    eps, _ = eps_gamma()
+    gamma = schedules.linear(0.0, 0.3, 600.0)
+    lam = jnp.array([0.5, 1.0, 2.0])
+    kw = dict(gamma=gamma, alpha=0.05, epochs=1000, save_every=50)
+    a = dynamics.simulate_scalar(lam, eps, 0.1, 0.1, chunk_work=300, **kw)  # 10 chunks
+    b = dynamics.scalar_gd(lam, eps, 0.1, 0.1, **kw)
+    np.testing.assert_allclose(a.w, b.w, rtol=1e-14)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-14)
+    s = schedules.shift(eps, 300.0)  # piecewise constant stays piecewise constant
+    np.testing.assert_array_equal(s(jnp.array([0.0, 449.0, 450.0])), eps(jnp.array([300.0, 749.0, 750.0])))

@@ -9,7 +9,7 @@ import pytest
 from jax.test_util import check_grads
 from scipy.integrate import solve_ivp
 
-from daedyn import dynamics, schedules, theory
+from daedyn import schedules, theory
 
 
 def reference_scheduled(lam, eps_fn, gamma_fn, w1, w2, ts, boundaries, n=1.0, tau=1.0):
@@ -93,8 +93,6 @@ def test_schedule_where_a_constant_is_required():
         schedules.reject_schedule("eps", s)
     with pytest.raises(ValueError, match="eps must be a number or an array here"):  # any range-checked input
         theory.fixed_point(1.0, s)
-    with pytest.raises(ValueError, match="gamma must be a number or an array here.*runs in chunks"):
-        dynamics.simulate_scalar(1.0, 0.1, 0.1, 0.1, gamma=s, alpha=0.1, epochs=10)
     with pytest.raises(ValueError, match="eps: small_init_trajectory is exact for piecewise-constant"):
         theory.small_init_trajectory(1.0, 1.0, schedules.linear(1.0, 0.0, 5.0), w0=1e-3)
     with pytest.raises(ValueError, match="eps must lie in"):  # traced values are checked at the edge too

@@ -31,20 +31,20 @@ from jax import Array
 from daedyn._checks import check_broadcastable, check_fit, check_int, check_range, concrete, float_dtype
 from daedyn._linear import check_gd_stability
 from daedyn.dynamics._integrate import gd_loop, step_grid
-from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule
+from daedyn.schedules import Exponential, Linear, PiecewiseConstant, is_schedule
 
 __all__ = ["scalar_gd_scheduled", "scalar_flow_scheduled", "schedule_values"]
 
 
 def schedule_values(name: str, x, ts=None):
     """Concrete values a schedule (or a constant) takes, for the range and stability checks: the
-    piece values, the ramp ends, or a user function on the save times ``ts``; None when traced."""
+    piece values, the ramp ends, or any other schedule on the save times ``ts``; None when traced."""
     if isinstance(x, PiecewiseConstant):
         v = concrete(x.values)
     elif isinstance(x, Linear | Exponential):
         a, b = concrete(x.start), concrete(x.end)
         v = None if a is None or b is None else np.stack([a, b])
-    elif isinstance(x, Function):
+    elif is_schedule(x):  # a user function, a shifted schedule: its values on the save times
         try:
             v = concrete(x(jnp.asarray(ts)))
         except jax.errors.ConcretizationTypeError:
