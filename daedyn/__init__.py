@@ -6,7 +6,7 @@ Denoising Autoencoders" (ICML 2018). Conventions follow the paper: lam is an eig
 
 Public modules are imported lazily: ``daedyn.theory``, ``daedyn.dynamics``, ``daedyn.spectrum``,
 ``daedyn.data``, ``daedyn.noise``, ``daedyn.models``, ``daedyn.train``, ``daedyn.tune``,
-``daedyn.sweep``, ``daedyn.figures``.
+``daedyn.sweep``, ``daedyn.figures``, ``daedyn.schedules``.
 """
 
 import importlib
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "theory", "dynamics", "spectrum", "data", "noise", "models", "train", "tune", "sweep", "figures",
+    "schedules",
 )
 
 

@@ -44,6 +44,7 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
     """
     lo_open = lo_open or lo == -math.inf
     hi_open = hi_open or hi == math.inf
+    _reject_schedule(name, x)
     v = concrete(x)
     if v is None or v.size == 0:
         return
@@ -59,6 +60,14 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
         first = _plain(bad.flat[0])
         got = f"got {first}" if v.size == 1 else f"got {bad.size} of {v.size} values outside, e.g. {first}"
         raise ValueError(f"{name} must lie in {left}{_plain(lo)}, {_plain(hi)}{right}; {got}{nan_note}")
+
+
+def _reject_schedule(name: str, x) -> None:
+    """A :mod:`daedyn.schedules` schedule where a number is required: ``ValueError`` naming it."""
+    if type(x).__module__ == "daedyn.schedules":  # no import: daedyn.schedules imports this module
+        from daedyn.schedules import reject_schedule
+
+        reject_schedule(name, x)
 
 
 def _plain(x) -> str:

@@ -81,6 +81,10 @@ def register(subparsers) -> None:
     matrix.add_argument("--dataset", default=None, metavar="NAME|FILE.npy",
                         help="the data whose spectrum and masking term --noise masking uses (e.g. mnist5k)")
     matrix.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
+    p.add_argument("--eps-schedule", default=None, metavar="SPEC",
+                   help="an eps schedule instead of --eps (scalar mode): 'piecewise:B1,...:V0,...', "
+                   "'linear:START,END,T_END' or 'exponential:START,END,T_END' (docs/schedules.md); the "
+                   "eps and fixed point columns are then those at the last epoch")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
@@ -150,6 +154,14 @@ def _progress(args, every: int, batch: int):
 def run(args) -> int:
     if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None):
         raise ValueError("--noise masking, --p and --dataset need --matrix (the coupled full-matrix run)")
+    args.schedule = None
+    if args.eps_schedule is not None:  # the table's eps is the value at the last epoch
+        from daedyn.schedules import parse_schedule
+
+        if args.matrix:
+            raise ValueError("--eps-schedule is available in scalar mode only")
+        args.schedule = parse_schedule(args.eps_schedule)
+        args.eps = [float(args.schedule(float(args.epochs)))]
     return _run_matrix(args) if args.matrix else _run_scalar(args)
 
 
@@ -187,15 +199,21 @@ def _run_scalar(args) -> int:
         require("diffrax", what="daedyn simulate --method diffrax")
     if args.method != "gd":
         say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
-    tr = simulate_scalar(c[0], c[1], jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),
+    eps_run = c[1] if args.schedule is None else args.schedule  # --eps-schedule
+    tr = simulate_scalar(c[0], eps_run, jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),
                          alpha=c[3], gamma=c[2], n=n, epochs=args.epochs, save_every=every,
                          method=args.method, dt=args.dt, backend=args.backend,
                          progress=_progress(args, every, batch), chunk_work=_CHUNK_WORK)
     t = np.asarray(tr.t, np.float64)
     w1s, w2s, ws, losses = (np.asarray(x) for x in (tr.w1, tr.w2, tr.w, tr.loss))
     seconds = time.perf_counter() - start
-    closed = _scalar_closed_form(t[None, :], lam[:, None], eps[:, None], gamma[:, None], n, args.w1,
-                                 args.w2, tau[:, None])
+    from daedyn.schedules import PiecewiseConstant
+
+    eps_closed = eps[:, None] if args.schedule is None else args.schedule
+    closed = (np.full(ws.shape, np.nan) if args.schedule is not None and not isinstance(args.schedule,
+              PiecewiseConstant) else  # continuous schedules have no closed form
+              _scalar_closed_form(t[None, :], lam[:, None], eps_closed, gamma[:, None], n, args.w1, args.w2,
+                                  tau[:, None]))
     fixed = np.asarray(theory.fixed_point(lam, eps, gamma, n))
     has_closed = ~np.isnan(closed[:, 0])
     dev = np.max(np.abs(np.where(has_closed[:, None], ws - closed, 0.0)), axis=1)
@@ -207,7 +225,8 @@ def _run_scalar(args) -> int:
     report = {"mode": "scalar", "method": args.method, "epochs": args.epochs, "save_every": every,
               "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
     if args.method == "gd":
-        report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every)
+        report["backend"] = ("scan" if args.schedule is not None  # schedules run the scan recursion
+                             else dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every))
     if args.out:
         report["out"] = _save_dataset(args, tr, closed, report)
     if args.plot:

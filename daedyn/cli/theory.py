@@ -47,6 +47,10 @@ def register(subparsers) -> None:
     p.add_argument("--f", type=float, default=0.9,
                    help="learning time = time to reach this fraction of the fixed point, in (0, 1) "
                    "(default 0.9)")
+    p.add_argument("--eps-schedule", default=None, metavar="piecewise:B1,...:V0,...",
+                   help="a piecewise-constant eps schedule instead of --eps (K boundaries in epochs, K + 1 "
+                   "values; exact closed form, docs/schedules.md); the eps, fixed point and learning "
+                   "time columns are then those of the last piece")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of w(t)")
     add_common_options(p)
     p.set_defaults(func=run)
@@ -153,6 +157,8 @@ def _trajectories(args, ts, combos):
 
     lam, eps, gamma = (np.array(v, np.float64) for v in zip(*combos))
     t = ts[:, None]
+    if getattr(args, "schedule", None) is not None:  # --eps-schedule (parsed in run)
+        eps = args.schedule
     if args.w1 is not None:
         w = theory.dae_trajectory(t, lam, eps, args.w1, args.w2, tau=args.tau)
     else:
@@ -183,9 +189,24 @@ def _plot(path: str, ts, w, combos, curves, args) -> None:
 def run(args) -> int:
     if args.w1 is None and args.w0 is None:
         args.w0 = 1e-3
+    args.schedule = None
+    if args.eps_schedule is not None:  # the table's eps is the last piece's (docs/schedules.md)
+        from daedyn.schedules import PiecewiseConstant, parse_schedule
+
+        args.schedule = parse_schedule(args.eps_schedule)
+        if not isinstance(args.schedule, PiecewiseConstant):
+            raise ValueError(f"--eps-schedule: the closed forms are exact for piecewise-constant "
+                             f"schedules only ('piecewise:B1,...:V0,...'); got {args.eps_schedule!r} "
+                             f"(integrate it with daedyn.dynamics.scalar_flow)")
+        args.eps = [float(args.schedule.values[-1])]
     _validate(args)
     combos, curves = _curves(args)
     ts = _times(args, combos)
+    sched = args.schedule
+    if sched is not None and args.times is None and args.t_max is None and sched.boundaries.size:
+        import numpy as np  # the default range also covers the last jump
+
+        ts = np.linspace(0.0, max(float(ts[-1]), 2.0 * float(sched.boundaries[-1])), args.points)
     w = _trajectories(args, ts, combos)
     general = args.w1 is not None
     if args.plot:
@@ -204,6 +225,9 @@ def run(args) -> int:
              else f"balanced start w0 = {args.w0:g}, n = {args.n:g} "
              + (f"(depth {args.depth}, docs/depth.md)" if deep else "(Eq. 7)"))
     print(f"closed form, {start}, tau = {args.tau:g}")
+    if args.schedule is not None:
+        print(f"eps schedule {args.eps_schedule} (exact, chained per piece); the eps, fixed point and "
+              f"learning time columns are those of the last piece")
     print(f"{'curve':>5}  {'lam':>9} {'eps':>9} {'gamma':>9}  {'fixed point':>12}  "
           + (f"{'threshold':>12}  " if deep else "") + f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
     for j, c in enumerate(curves):

@@ -34,6 +34,10 @@ def register(subparsers) -> None:
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
+    p.add_argument("--schedule", default=None, metavar="piecewise:K",
+                   help="tune a noise schedule of K equal pieces on [0, T] instead of one eps, against "
+                   "the best constant eps (routes closed_form and dynamics; with --anisotropic one per "
+                   "direction)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
@@ -80,6 +84,10 @@ def run(args) -> int:
             check_range("--p", args.p, 0.0, 1.0, lo_open=True, hi_open=True)
     elif args.p is not None:
         raise ValueError("--p is the starting rate of --noise masking")
+    if args.schedule is not None:
+        from daedyn.cli._schedule import pieces_spec
+
+        pieces_spec(args.schedule)  # a usage error before loading data
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
@@ -88,6 +96,10 @@ def run(args) -> int:
                          f"got {args.n_heldout}")
     start = time.perf_counter()
     xt, xh = data.train_heldout_split(x, args.n_heldout, seed=args.seed)
+    if args.schedule is not None:  # a K-piece eps schedule (cli/_schedule.py)
+        from daedyn.cli import _schedule
+
+        return _schedule.run_tune(args, xt, xh, name, start)
     if args.noise == "masking":
         return _masking(args, name, xt, xh, start)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,

@@ -48,6 +48,8 @@ from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fu
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.theory._deep import check_depth
+from daedyn.dynamics._scheduled import scalar_flow_scheduled, scalar_gd_scheduled
+from daedyn.schedules import is_schedule
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -272,7 +274,8 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
 
     Args:
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
-      eps: noise level n * s**2, >= 0.
+      eps: noise level n * s**2, >= 0, or a :mod:`daedyn.schedules` schedule (step k, from epoch k to
+        k + 1, uses ``eps(k)``; ``gamma`` likewise; "scan" backend only; docs/schedules.md).
       w1, w2: initial weights (any finite values).
       alpha: learning rate, > 0.
       epochs: number of steps, a multiple of ``save_every``.
@@ -320,6 +323,10 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         factors = jnp.stack([w1_] * (depth - 1) + [w2_], axis=-1)
         return deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
                               save_every=save_every)
+    if is_schedule(eps) or is_schedule(gamma):  # step k uses eps(k), gamma(k) (dynamics/_scheduled.py)
+        return scalar_gd_scheduled(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
+                                   save_every=save_every, unroll=unroll, check_stability=check_stability,
+                                   backend=backend, observables=observables)
     epochs = check_int("epochs", epochs, 0)
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
@@ -425,7 +432,8 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
 
     Args:
       ts: (T,) save times in epochs, >= 0 and non-decreasing; the start is at t = 0.
-      lam, eps, gamma, n, w1, w2: as for :func:`scalar_gd`.
+      lam, eps, gamma, n, w1, w2: as for :func:`scalar_gd`; eps and gamma may be schedules (the
+        right-hand side at time t uses ``eps(t)``; RK4 only; put jump times among ``ts``).
       tau: time constant n / alpha, > 0.
       dt: largest RK4 step (epochs). Default: 0.05 / (fastest rate in the batch), where the rate is
         ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau.
@@ -442,6 +450,9 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
       >>> round(float(traj.w[-1]), 4)  # fixed point lam / (lam + eps)
       0.5
     """
+    if is_schedule(eps) or is_schedule(gamma):  # the RHS at time t uses eps(t) (dynamics/_scheduled.py)
+        return scalar_flow_scheduled(ts, lam, eps, w1, w2, tau=tau, gamma=gamma, n=n, method=method, dt=dt,
+                                     unroll=unroll)
     if method not in ("rk4", "diffrax"):
         raise ValueError(f"method must be 'rk4' or 'diffrax'; got {method!r}")
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)

@@ -117,7 +117,11 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       ([200, 400], [0.0, 100.0, 200.0, 300.0, 400.0], 0.5)
     """
     from daedyn import dynamics
+    from daedyn.schedules import is_schedule, shift
 
+    # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
+    at = lambda x, done: shift(x, done) if is_schedule(x) and done else x
+    shape_of = lambda x: x.shape if is_schedule(x) else np.shape(x)
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4", "diffrax"):
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
@@ -129,13 +133,14 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         if progress is not None:
             progress(epochs, epochs)
         return tr
-    batch = int(np.prod(np.broadcast_shapes(*(np.shape(x) for x in (lam, eps, w1, w2, alpha, gamma,
+    batch = int(np.prod(np.broadcast_shapes(*(shape_of(x) for x in (lam, eps, w1, w2, alpha, gamma,
                                                                       n)))))
     parts, y1, y2, done = [], w1, w2, 0
     starting(progress, 0, epochs)
     for size in chunk_sizes(epochs, save_every, batch, chunk_work):
-        tr = dynamics.scalar_gd(lam, eps, y1, y2, alpha=alpha, gamma=gamma, n=n, epochs=size,
-                       save_every=save_every, backend=backend, check_stability=not parts)
+        tr = dynamics.scalar_gd(lam, at(eps, done), y1, y2, alpha=alpha, gamma=at(gamma, done), n=n,
+                                epochs=size, save_every=save_every, backend=backend,
+                                check_stability=not parts)
         parts.append(tr)
         y1, y2 = tr.w1[..., -1], tr.w2[..., -1]
         done += size

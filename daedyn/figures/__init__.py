@@ -76,6 +76,7 @@ from daedyn.figures._scalar import (
     plot_trajectories,
     plot_weight_norm,
 )
+from daedyn.figures._schedules import plot_schedule_tuning
 from daedyn.figures._tuning import plot_noise_tuning, plot_objective
 
 FIGURES = {
@@ -99,5 +100,5 @@ __all__ = [
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
     "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",
     "plot_weight_norm", "save", "wdae_learning_rate", "plot_closed_form", "plot_scalar_runs",
-    "plot_matrix_mapping", "plot_training_run", "plot_noise_tuning", "plot_objective",
+    "plot_matrix_mapping", "plot_training_run", "plot_noise_tuning", "plot_objective", "plot_schedule_tuning",
 ]

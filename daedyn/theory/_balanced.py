@@ -18,6 +18,8 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_range
 from daedyn._numerics import expm1_ratio, safe_div
+from daedyn.schedules import is_schedule
+from daedyn.theory import _schedule
 from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 from daedyn.theory._deep import check_depth, deep_fixed_point, deep_learning_time, deep_small_init, deep_threshold
 
@@ -80,8 +82,9 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     Args:
       t: time in epochs, >= 0.
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
-      eps: noise level ``n s^2``, >= 0.
-      gamma: weight decay of Eq. (6), >= 0.
+      eps: noise level ``n s^2``, >= 0, or a piecewise-constant schedule
+        (:func:`daedyn.schedules.piecewise_constant`; exact, docs/schedules.md).
+      gamma: weight decay of Eq. (6), >= 0, or a piecewise-constant schedule.
       w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
       tau: time constant ``n / alpha``, > 0.
       n: number of samples N (1 for the scalar demos), > 0.
@@ -97,6 +100,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       >>> float(small_init_trajectory(1e4, lam=1.0, eps=1.0, w0=1e-6))  # fixed point lam / (lam + eps)
       0.5
     """
+    if is_schedule(eps) or is_schedule(gamma):  # piecewise-constant schedules: exact, chained per piece
+        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n)
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
     if check_depth(depth) > 2:

@@ -41,6 +41,8 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
+from daedyn.schedules import is_schedule
+from daedyn.theory import _schedule
 from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
 
 __all__ = ["dae_trajectory", "dae_weights", "dae_trajectory_printed", "dae_learning_time"]
@@ -170,7 +172,8 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
     Args:
       t: time in epochs, >= 0.
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
-      eps: noise level ``n s^2``, >= 0.
+      eps: noise level ``n s^2``, >= 0, or a piecewise-constant schedule
+        (:func:`daedyn.schedules.piecewise_constant`; exact, docs/schedules.md).
       w1, w2: initial weights of the direction, any finite reals.
       tau: time constant ``n / alpha``, > 0.
     Returns:
@@ -184,6 +187,8 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
       >>> print(float(dae_trajectory(50.0, 1.0, 0.0, 1.0, -1.0)) == 0.0)  # w1 = -w2: into the saddle
       True
     """
+    if is_schedule(eps):  # a piecewise-constant schedule: exact, chained per piece
+        return _schedule.dae_scheduled(t, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, t=t)
     return finite_result("dae_trajectory", _dae_trajectory_impl(t, lam, eps, w1, w2, tau))
 

@@ -28,7 +28,7 @@ from daedyn._checks import check_range
 from daedyn._progress import starting
 from daedyn.theory._deep import check_depth
 from daedyn.train import _corruption as corruption_lib
-from daedyn.train import _log, _loop
+from daedyn.train import _log, _loop, _schedule
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
 from daedyn.train._data import TrainData, prepare_data
 
@@ -50,7 +50,7 @@ class TrainResult(NamedTuple):
       eigvals: lam (D,) of the training Sigma used for the mapping.
       n: N (int).
       tau: time constant of gradient descent, N / alpha ("paper") or N D / (2 alpha) ("mse").
-      eps: noise level N s^2.
+      eps: noise level N s^2 (the schedule itself for a run with ``eps=schedule``).
       gamma: weight decay in the paper's units, like ``tau``: the given gamma ("paper") or
         gamma D / 2 ("mse"), so that ``theory`` and :func:`compare_with_theory` apply unchanged.
     """
@@ -163,7 +163,8 @@ def _compiled(loop: LoopConfig, batched: bool, hidden, bias: bool) -> _Compiled:
 
 
 def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
-          noise: noise_lib.Noise | None = None, spectrum: Any = None, x_heldout: ArrayLike | None = None,
+          noise: noise_lib.Noise | None = None, eps: Any = None, spectrum: Any = None,
+          x_heldout: ArrayLike | None = None,
           params: Params | None = None, start_epoch: int = 0,
           progress: Callable[[int, int], None] | None = None,
           checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
@@ -180,6 +181,8 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
         corruption: ``noise.masking(p)``, ``noise.salt_and_pepper(p)`` (sampled only) or
         ``noise.gaussian_covariance(cov)``; marginalised, its term C (from the data's spectrum)
         replaces eps I and ``TrainResult.eps`` is 0 (docs/corruption.md).
+      eps: None, or a :mod:`daedyn.schedules` schedule of eps = N s^2 (then ``noise`` is None and
+        sampled noise is Gaussian); epoch k uses ``eps(k)`` (docs/schedules.md). ``train`` only.
       spectrum: :class:`daedyn.spectrum.Spectrum` of X^T X (computed when None).
       x_heldout: held-out inputs (M, D) for ``heldout_loss``.
       params: start from these parameters instead of a random initialisation (resuming).
@@ -224,7 +227,7 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     cfg = TrainConfig.of(config, options, "train")
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
-                checkpoint=checkpoint, batched=False, log=log)
+                checkpoint=checkpoint, batched=False, log=log, eps=eps)
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
@@ -311,7 +314,7 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
-         progress, checkpoint, batched, log=None) -> TrainResult:
+         progress, checkpoint, batched, log=None, eps=None) -> TrainResult:
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
@@ -321,6 +324,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     check_range("start_epoch", start_epoch, 0)
     noise = noise_lib.as_noise(noise)
     corruption = noise if corruption_lib.is_corruption(noise) else None
+    if eps is not None:  # an eps schedule (train/_schedule.py): Gaussian kind, eps(k) at epoch k
+        noise = _schedule.driver_eps(eps, noise, batched=batched, checkpoint=checkpoint)
     check_range("noise variance", 0.0 if noise is None or corruption is not None else noise.variance, 0.0)
     if cfg.marginalised and noise is None:
         raise ValueError("marginalised=True needs a noise model (e.g. daedyn.noise.gaussian(sigma2)) "
@@ -336,12 +341,12 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     dt = data.x.dtype
     n, d = data.x.shape
     # the one variance -> eps conversion; a corruption's term is formed in the loop (eps stays 0)
-    eps = jnp.asarray(noise_lib.eps_of(None if corruption else noise, n), dt)
+    eps = jnp.asarray(noise_lib.eps_of(None if corruption else noise, n), dt) if eps is None else _schedule.cast(eps, dt)
     eps_j = None
     if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        _check_stability(loop, data, hidden, alpha, gamma, eps, eps_j)
+        _check_stability(loop, data, hidden, alpha, gamma, _schedule.stability_eps(eps), eps_j)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1

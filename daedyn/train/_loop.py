@@ -24,6 +24,7 @@ from daedyn.train import _corruption as corruption_lib
 from daedyn.train._config import Hyper, LoopConfig, Params, loop_config
 from daedyn.train._data import TrainData
 from daedyn.train._objective import from_eigen, gradient, observe, to_eigen
+from daedyn.train._schedule import hyper_at_epoch
 
 __all__ = ["make_optimizer", "start", "advance_fn", "finish", "run_fn", "train_fn"]
 
@@ -52,6 +53,7 @@ def _epoch_fn(cfg: LoopConfig):
 
     def epoch(carry, data, hyper, key):
         params, opt_state, ep = carry
+        hyper = hyper_at_epoch(hyper, ep)  # schedules: epoch k uses eps(k) (train/_schedule.py)
         opt = make_optimizer(cfg, hyper.alpha)
         k = jr.fold_in(key, ep)
         if cfg.batch_size is None or cfg.path != "data":

@@ -18,6 +18,8 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
 - :func:`tune_masking`: the masking rate p through the closed form in the per-direction
   approximation (docs/corruption.md), against a grid.
+- :func:`tune_schedule` / :func:`schedule_objective_fn` (:class:`ScheduleRoute`): a K-piece noise
+  schedule eps(t) (optionally gamma(t), per direction) against the best constant eps.
 """
 
 from daedyn.tune._config import (
@@ -43,6 +45,14 @@ from daedyn.tune._optimise import (
 from daedyn.tune._pipeline import NoiseTuning, tune_noise
 from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
 from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn, heldout_loss
+from daedyn.tune._schedule import (
+    ScheduleRoute,
+    ScheduleTuning,
+    even_boundaries,
+    schedule_heldout_curve,
+    schedule_objective_fn,
+    tune_schedule,
+)
 from daedyn.tune._train_route import train_init_w0, train_objective_fn
 
 __all__ = [
@@ -52,4 +62,6 @@ __all__ = [
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
     "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
     "NoiseTuning", "tune_noise", "MaskingTuning", "masking_objective_fn", "tune_masking",
+    "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
+    "schedule_heldout_curve",
 ]

@@ -1,0 +1,71 @@
+"""The schedule options of ``daedyn tune`` (``--schedule piecewise:K``) and ``daedyn theory``
+(``--eps-schedule``): parsing and formatting only; the work is ``daedyn.tune.tune_schedule`` and
+``daedyn.theory.small_init_trajectory``."""
+
+from __future__ import annotations
+
+import json
+
+
+def pieces_spec(text: str) -> int:
+    """``piecewise:K`` -> K (the number of equal pieces); ValueError (usage, exit 2) otherwise."""
+    kind, _, k = text.partition(":")
+    if kind != "piecewise" or not k.strip().isdigit() or int(k) < 1:
+        raise ValueError(f"--schedule must be 'piecewise:K' with an integer K >= 1 (K equal pieces); "
+                         f"got {text!r}")
+    return int(k)
+
+
+def run_tune(args, xt, xh, name: str, start: float) -> int:
+    """``daedyn tune --schedule piecewise:K``: tune_schedule on the split, then print or JSON."""
+    import time
+
+    import numpy as np
+
+    from daedyn import tune
+
+    if args.route not in ("closed_form", "dynamics"):
+        raise ValueError(f"--route must be 'closed_form' or 'dynamics' with --schedule; got {args.route!r}")
+    if args.plot:
+        raise ValueError("--plot is not available with --schedule")
+    k = pieces_spec(args.schedule)
+    problem = tune.heldout_problem(xt, xh, keep_data=False)
+    r = tune.tune_schedule(problem, pieces=k, epochs=args.epochs, alpha=args.alpha,
+                           eval_sigma2=args.eval_sigma2, route=args.route, per_direction=args.anisotropic,
+                           hidden=args.hidden, max_steps=args.max_steps)
+    seconds = time.perf_counter() - start
+    values = np.asarray(r.schedule.values)
+    report = {
+        "dataset": name, "n_train": int(xt.shape[0]), "n_heldout": int(xh.shape[0]), "dim": int(xt.shape[1]),
+        "route": args.route, "epochs": args.epochs, "alpha": args.alpha, "eval_sigma2": args.eval_sigma2,
+        "pieces": k, "per_direction": bool(args.anisotropic),
+        "boundaries": np.asarray(r.schedule.boundaries).tolist(),
+        "eps": values.tolist() if not args.anisotropic else None,
+        "eps_min_per_piece": values.min(axis=-1).tolist() if args.anisotropic else None,
+        "eps_max_per_piece": values.max(axis=-1).tolist() if args.anisotropic else None,
+        "objective": r.objective, "constant_eps": r.constant_eps, "constant_objective": r.constant_objective,
+        "improvement": r.improvement, "status": r.result.status, "message": r.result.message,
+        "steps": r.result.n_steps, "evaluations": r.result.n_evals, "seconds": round(seconds, 3),
+    }
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{name}: N = {report['n_train']} train, M = {report['n_heldout']} held-out, "
+              f"D = {report['dim']}; "
+              f"route {args.route}, T = {args.epochs:g} epochs, alpha = {args.alpha:g}, "
+              f"held-out noise variance {args.eval_sigma2:g}")
+        print(f"best constant eps: {r.constant_eps:.6g}, objective {r.constant_objective:.8g}")
+        edges = [0.0, *report["boundaries"], float(args.epochs)]
+        for i in range(k):
+            v = (f"{values[i]:.6g}" if not args.anisotropic
+                 else f"[{values[i].min():.4g}, {values[i].max():.4g}] over directions")
+            print(f"  eps on [{edges[i]:g}, {edges[i + 1]:g}): {v}")
+        print(f"schedule objective: {r.objective:.8g} ({100 * r.improvement:.4f}% below the best constant)")
+        print(f"{r.result.status}: {r.result.message}; {r.result.n_steps} steps, {r.result.n_evals} "
+              f"evaluations, {seconds:.2f} s")
+    if not r.result.success:
+        import sys
+
+        print(f"daedyn tune: {r.result.message}", file=sys.stderr)
+        return 1
+    return 0

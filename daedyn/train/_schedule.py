@@ -1,0 +1,61 @@
+"""Training under an eps (or gamma) schedule (private): the epoch's values and the driver's checks.
+
+A :class:`~daedyn.train.Hyper` field may be a :class:`daedyn.schedules.Schedule`; the training loop
+then evaluates it once per epoch (epoch k, the step from k to k + 1, uses ``eps(k)``: the same
+convention as :func:`daedyn.dynamics.scalar_gd`), so a marginalised linear run from the decoupling
+start follows the scheduled scalar recursion exactly. Runs without a schedule are untouched (the
+check is on the pytree structure, static under jit).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from daedyn import noise as noise_lib
+from daedyn._checks import check_range, concrete
+from daedyn.schedules import PiecewiseConstant, is_schedule
+
+__all__ = ["hyper_at_epoch", "driver_eps", "stability_eps"]
+
+
+def hyper_at_epoch(hyper, epoch):
+    """``hyper`` with every schedule field replaced by its value at ``epoch`` (unchanged if none)."""
+    if not any(is_schedule(v) for v in hyper):
+        return hyper
+    t = jnp.asarray(epoch).astype(jnp.result_type(float))
+    return hyper._replace(**{k: v(t) for k, v in hyper._asdict().items() if is_schedule(v)})
+
+
+def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
+    """Validate ``train(eps=schedule)``; returns the noise model that carries the kind (Gaussian)."""
+    if not is_schedule(eps):
+        raise ValueError(f"eps must be a daedyn.schedules schedule (give a constant noise level as noise=); "
+                         f"got {type(eps).__name__}")
+    if noise is not None:
+        raise ValueError("noise must be None when eps is a schedule (the schedule gives eps = N s^2 at every "
+                         "epoch; sampled noise is Gaussian)")
+    if batched:
+        raise ValueError("eps schedules are supported by train() only, not train_batch()")
+    if checkpoint is not None:
+        raise ValueError("checkpoint is not supported with an eps schedule")
+    values = concrete(eps.values) if isinstance(eps, PiecewiseConstant) else None
+    if values is not None:
+        check_range("eps schedule values", values, 0.0)
+    return noise_lib.gaussian(0.0)
+
+
+def stability_eps(eps):
+    """A constant stand-in for the stability check: the largest piece value (the Hessian grows with
+    eps), or 0 for schedules whose values are not known in advance."""
+    if not is_schedule(eps):
+        return eps
+    if isinstance(eps, PiecewiseConstant) and concrete(eps.values) is not None:
+        return np.max(np.asarray(eps.values), axis=0)
+    return 0.0
+
+
+def cast(eps, dtype):
+    """A schedule's leaves in the run's dtype."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), eps)

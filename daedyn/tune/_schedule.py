@@ -1,0 +1,245 @@
+"""Tuning a noise schedule: K piece values of eps(t) (optionally gamma(t)) by gradient.
+
+The objective is the held-out loss of :mod:`daedyn.tune._routes` after ``epochs`` epochs of training
+under a piecewise-constant schedule with K equal pieces on [0, T]:
+
+    J(eps_1..K) = 1/(2M) [ sum_j (1 - w_j(T))^2 p_j + eps_eval sum_j w_j(T)^2 ],
+
+with ``w_j(T)`` from the exact chained closed form (route "closed_form",
+:func:`daedyn.theory.small_init_trajectory` with a schedule) or from the scheduled gradient-descent
+recursion (route "dynamics", :func:`daedyn.dynamics.scalar_gd`, step k uses eps(k)). Positivity is
+kept by optimising log-values (:func:`daedyn.tune.tune`), with any optax optimiser (default L-BFGS).
+
+:func:`tune_schedule` first finds the best *constant* eps (a log grid, then :func:`tune` from its
+best point) and starts the schedule there (every piece at the constant optimum, where both
+objectives agree), so the tuned schedule is never worse than the best constant; its report is the
+schedule, the objective and the improvement over that constant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from daedyn import dynamics, schedules, theory
+from daedyn._checks import check_int, check_range
+from daedyn.tune._optimise import TuneResult, grid_search, tune
+from daedyn.tune._routes import _loss, check_hidden, hidden_mask, spectral_data
+
+__all__ = ["ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
+           "schedule_heldout_curve"]
+
+
+def even_boundaries(epochs: float, pieces: int) -> np.ndarray:
+    """The K - 1 boundaries of K equal pieces on [0, epochs] (rounded to whole epochs for GD).
+
+    Example:
+      >>> even_boundaries(100, 4).tolist()
+      [25.0, 50.0, 75.0]
+    """
+    return np.round(np.arange(1, pieces) * (float(epochs) / pieces))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleRoute:
+    """Static structure of a schedule objective.
+
+    Attributes:
+      pieces: number K of schedule pieces, >= 1 (K = 1: a constant eps).
+      epochs: training time T in epochs, > 0 (a whole number for ``route="dynamics"``).
+      route: "closed_form" (exact chained flow) or "dynamics" (the GD recursion, step k uses eps(k)).
+      per_direction: one schedule per eigen-direction (eps of shape (K, D)) instead of one (K,).
+      tune_gamma: gamma is a K-piece schedule too (params["gamma"], (K,)).
+      hidden: hidden units H (directions j >= H stay 0); None means H = D.
+    """
+
+    pieces: int
+    epochs: float
+    route: Literal["closed_form", "dynamics"] = "closed_form"
+    per_direction: bool = False
+    tune_gamma: bool = False
+    hidden: int | None = None
+
+    def __post_init__(self):
+        check_int("pieces", self.pieces, 1)
+        check_range("epochs", self.epochs, 0.0, lo_open=True)
+        if self.route not in ("closed_form", "dynamics"):
+            raise ValueError(f"route must be 'closed_form' or 'dynamics'; got {self.route!r}")
+        if self.route == "dynamics" and float(self.epochs) != int(self.epochs):
+            raise ValueError(f"epochs must be a whole number on route 'dynamics'; got {self.epochs}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+    route: ScheduleRoute
+
+    def __call__(self, data, fixed, params) -> Array:
+        return _schedule_loss(self.route, data, fixed, params)
+
+
+def _schedule_loss(route: ScheduleRoute, data, fixed, params) -> Array:
+    lam = data.eigvals
+    dt = lam.dtype
+    b = jnp.asarray(even_boundaries(route.epochs, route.pieces), dt)
+    eps = schedules.PiecewiseConstant(b, jnp.asarray(params["eps"], dt))
+    gamma = (schedules.PiecewiseConstant(b, jnp.asarray(params["gamma"], dt)) if route.tune_gamma
+             else fixed["gamma"])
+    if route.route == "closed_form":
+        w = theory.small_init_trajectory(jnp.asarray(route.epochs, dt), lam, eps, gamma, w0=fixed["w0"],
+                                         tau=data.n / fixed["alpha"], n=data.n)
+    else:
+        u = jnp.sqrt(fixed["w0"]) * hidden_mask(lam.shape[-1], route.hidden, dt)
+        w = dynamics.scalar_gd(lam, eps, u, u, alpha=fixed["alpha"], gamma=gamma, n=data.n,
+                               epochs=int(route.epochs), save_every=int(route.epochs),
+                               check_stability=False, observables=("w",)).w[..., -1]
+    w = w * hidden_mask(lam.shape[-1], route.hidden, dt)
+    return _loss(w, data.projected, data.n_heldout, fixed["eps_eval"])
+
+
+def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, gamma: ArrayLike = 0.0,
+                          w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0) -> jtu.Partial:
+    """Held-out loss after training under a K-piece eps schedule, as a pure function of its values.
+
+    Args:
+      problem: a :class:`~daedyn.tune.HeldoutProblem`.
+      route: the static structure (:class:`ScheduleRoute`).
+      alpha: learning rate, > 0 (tau = N / alpha); gamma: weight decay, >= 0 (when not tuned);
+      w0: initial per-direction mapping, > 0; eval_sigma2: noise variance of the held-out inputs.
+    Returns:
+      ``objective(params) -> scalar`` with ``params = {"eps": (K,) or (K, D)[, "gamma": (K,)]}``;
+      pure (``jax.grad``, ``jax.vmap`` apply), to pass to :func:`daedyn.tune.tune`.
+    Raises:
+      ValueError: for out-of-range settings or an empty held-out set.
+    Example:
+      >>> from daedyn.tune import problem_from_spectrum
+      >>> p = problem_from_spectrum([4.0, 1.0], [2.0, 0.5], n=10, n_heldout=5)
+      >>> f = schedule_objective_fn(p, ScheduleRoute(pieces=2, epochs=1e3), alpha=0.1, eval_sigma2=0.1)
+      >>> bool(f({"eps": jnp.array([1.0, 1.0])}) < f({"eps": jnp.array([100.0, 100.0])}))
+      True
+    """
+    check_hidden(route, int(problem.eigvals.shape[-1]))
+    check_range("alpha", alpha, 0.0, lo_open=True)
+    check_range("gamma", gamma, 0.0)
+    check_range("w0", w0, 0.0, lo_open=True)
+    check_range("eval_sigma2", eval_sigma2, 0.0)
+    data = spectral_data(problem)
+    dt = data.eigvals.dtype
+    fixed = dict(alpha=jnp.asarray(alpha, dt), gamma=jnp.asarray(gamma, dt), w0=jnp.asarray(w0, dt),
+                 eps_eval=jnp.asarray(problem.n_heldout * jnp.asarray(eval_sigma2), dt))
+    return jtu.Partial(_Bound(route), data, fixed)
+
+
+class ScheduleTuning(NamedTuple):
+    """Outcome of :func:`tune_schedule`.
+
+    Attributes:
+      schedule: the tuned :class:`daedyn.schedules.PiecewiseConstant` of eps (values (K,) or (K, D)).
+      gamma_schedule: the tuned gamma schedule (None unless ``tune_gamma``).
+      objective: held-out objective of the tuned schedule.
+      constant_eps: the best constant eps found (log grid + L-BFGS).
+      constant_objective: its objective.
+      improvement: 1 - objective / constant_objective (>= 0; the relative gain of the schedule).
+      result: the :class:`~daedyn.tune.TuneResult` of the schedule stage (history, evaluations).
+      constant: the :class:`~daedyn.tune.TuneResult` of the constant stage.
+      objective_fn: the schedule objective (for re-evaluation, e.g. on another held-out split).
+    """
+
+    schedule: Any
+    gamma_schedule: Any
+    objective: float
+    constant_eps: float
+    constant_objective: float
+    improvement: float
+    result: TuneResult
+    constant: TuneResult
+    objective_fn: Callable
+
+
+def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamma: ArrayLike = 0.0,
+                  w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0, route: str = "closed_form",
+                  per_direction: bool = False, tune_gamma: bool = False, hidden: int | None = None,
+                  eps_range: tuple[float, float] | None = None, optimizer: Any = None,
+                  max_steps: int = 200) -> ScheduleTuning:
+    """Tune a K-piece noise schedule eps(t) on a held-out objective and compare it with the best
+    constant eps.
+
+    Stage 1: the best constant eps, from a 61-point log grid over ``eps_range`` refined by
+    :func:`daedyn.tune.tune`. Stage 2: :func:`daedyn.tune.tune` (L-BFGS by default, in log-values) of
+    the K piece values (``(K, D)`` with ``per_direction``; plus K gamma values with ``tune_gamma``)
+    from every piece at the constant optimum, so the result is never worse than the constant.
+
+    Args:
+      problem: a :class:`~daedyn.tune.HeldoutProblem` (train spectrum, held-out projections).
+      pieces: K, >= 1; the pieces split [0, epochs] evenly (:func:`even_boundaries`).
+      epochs, alpha, gamma, w0, eval_sigma2, route, per_direction, tune_gamma, hidden: see
+        :class:`ScheduleRoute` and :func:`schedule_objective_fn`.
+      eps_range: the constant stage's grid range (default ``(1e-3 N, 10 N)``).
+      optimizer, max_steps: for :func:`daedyn.tune.tune`.
+    Returns:
+      :class:`ScheduleTuning`.
+    Raises:
+      ValueError: for out-of-range settings (naming them).
+    """
+    r = ScheduleRoute(pieces=pieces, epochs=epochs, route=route, per_direction=per_direction,
+                      tune_gamma=tune_gamma, hidden=hidden)
+    kw = dict(alpha=alpha, gamma=gamma, w0=w0, eval_sigma2=eval_sigma2)
+    const_fn = schedule_objective_fn(problem, dataclasses.replace(r, pieces=1, per_direction=False,
+                                                                  tune_gamma=False), **kw)
+    lo, hi = eps_range if eps_range is not None else (1e-3 * problem.n, 10.0 * problem.n)
+    check_range("eps_range", np.asarray([lo, hi]), 0.0, lo_open=True)
+    grid = grid_search(lambda p: const_fn({"eps": p["eps"][None]}), {"eps": np.geomspace(lo, hi, 61)})
+    const = tune(const_fn, {"eps": np.asarray([float(grid.params["eps"])])}, optimizer=optimizer,
+                 max_steps=max_steps)
+    eps_c = float(np.asarray(const.params["eps"])[0])
+    d = int(problem.eigvals.shape[-1])
+    fn = schedule_objective_fn(problem, r, **kw)
+    init = {"eps": np.full((pieces, d) if per_direction else (pieces,), eps_c)}
+    if tune_gamma:
+        g0 = float(np.max(np.asarray(gamma)))
+        init["gamma"] = np.full((pieces,), g0 if g0 > 0 else 1e-6)  # log-parameters need > 0
+    res = tune(fn, init, optimizer=optimizer, max_steps=max_steps)
+    b = even_boundaries(epochs, pieces)
+    sched = schedules.piecewise_constant(b, np.asarray(res.params["eps"]))
+    gsched = schedules.piecewise_constant(b, np.asarray(res.params["gamma"])) if tune_gamma else None
+    improvement = 1.0 - res.objective / const.objective
+    return ScheduleTuning(sched, gsched, float(res.objective), eps_c, float(const.objective),
+                          float(improvement), res, const, fn)
+
+
+def schedule_heldout_curve(tuning: ScheduleTuning, ts: ArrayLike) -> tuple[Array, Array]:
+    """Held-out objective over training time under the tuned schedule and under the best constant.
+
+    Evaluates the same objective as the tuning (closed form, the problem and settings of
+    ``tuning.objective_fn``) at every time in ``ts`` instead of at T only: the curves a figure
+    draws. (The schedule's pieces keep their times; past T the last piece continues.)
+
+    Args:
+      tuning: a :class:`ScheduleTuning` (route "closed_form" or "dynamics": both are drawn with the
+        closed form, the flow).
+      ts: (S,) times in epochs, >= 0.
+    Returns:
+      ``(J_schedule(ts), J_constant(ts))``, each (S,).
+    """
+    check_range("ts", ts, 0.0)
+    data, fixed = tuning.objective_fn.args
+    route = tuning.objective_fn.func.route
+    lam = data.eigvals
+    dt = lam.dtype
+    t = jnp.asarray(ts, dt)[:, None]
+    mask = hidden_mask(lam.shape[-1], route.hidden, dt)
+    gamma = tuning.gamma_schedule if tuning.gamma_schedule is not None else fixed["gamma"]
+
+    def curve(eps):
+        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=fixed["w0"], tau=data.n / fixed["alpha"],
+                                         n=data.n)
+        return jax.vmap(lambda wt: _loss(wt * mask, data.projected, data.n_heldout, fixed["eps_eval"]))(w)
+
+    return curve(tuning.schedule), curve(jnp.asarray(tuning.constant_eps, dt))
