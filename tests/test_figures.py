@@ -529,3 +529,15 @@ def test_figure_5_both_rows_from_local_files(tmp_path):
             ref = _logistic(t, lam, f[f"{name}_eps_{m}"], f[f"{name}_gamma_{m}"],
                             f[f"{name}_w0_{m}"], f[f"{name}_tau_{m}"], n=f[f"{name}_n"])
             np.testing.assert_allclose(f[f"{name}_theory_{m}"], ref, atol=1e-4)  # float32
+
+
+@pytest.mark.slow  # nine training runs and the depth-3/4 solvers: ~1.5 min on 2 cores
+def test_figure_depth_quick(tmp_path):
+    from daedyn.figures import figure_depth
+
+    r = figure_depth(quick=True, out_dir=tmp_path)
+    # depth 2 from a small start follows its per-direction theory (measured RMSE <= 0.03 for the
+    # top four directions); the threshold diagram: at depth 3 weight decay leaves 0 stable past gamma_c
+    assert np.all(r.numbers["L2_ae_rmse"] < 0.05)
+    assert np.any(r.numbers["L3_fp_gamma"] == 0.0) and np.all(r.numbers["L2_fp_gamma"] > 0.0)
+    assert (tmp_path / "figure_depth.png").exists()

@@ -39,7 +39,7 @@ def reference_factor_flow(lam, eps, gamma, w0, ts, depth):
     return np.stack(ys) ** depth  # (T, m)
 
 
-@pytest.mark.parametrize("depth", [3, 4])
+@pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])
 def test_depth_trajectory_matches_integration(x64, depth):
     lam, eps, gamma, w0 = GRID.T
     ref = reference_factor_flow(lam, eps, gamma, np.broadcast_to(w0, lam.shape).copy(), TS, depth)
@@ -110,7 +110,8 @@ def test_depth_gradients_match_finite_differences(x64):
                 atol=1e-6, rtol=1e-5)
 
 
-def test_depth_gradient_default_suite(x64):
+@pytest.mark.slow  # a reverse-mode compilation of the solver: ~1 min on 2 cores
+def test_depth_gradient_reverse_mode(x64):
     """One reverse-mode gradient against central differences in the default suite (the full check
     over every kind of path is the slow test above)."""
     f = lambda lam, eps, gamma, w0: theory.small_init_trajectory(TS[3], lam, eps, gamma, w0=w0, depth=3)

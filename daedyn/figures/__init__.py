@@ -46,6 +46,7 @@ from daedyn.figures._common import (
     save,
 )
 from daedyn.figures._corruption import figure_corruption
+from daedyn.figures._depth import figure_depth
 from daedyn.figures._noise_decay import (
     figure_2,
     figure_3,
@@ -90,12 +91,13 @@ FIGURES = {
     "learning_time": figure_learning_time,
     "tuning": figure_tuning,
     "corruption": figure_corruption,
+    "depth": figure_depth,
 }
 
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "figure_corruption", "plot_learning_times", "pool_images",
+    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "plot_learning_times", "pool_images",
     "plot_crosscheck", "prediction_errors",
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
     "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",

@@ -101,6 +101,10 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       0.5
     """
     if is_schedule(eps) or is_schedule(gamma):  # piecewise-constant schedules: exact, chained per piece
+        if check_depth(depth) != 2:
+            raise ValueError(f"depth must be 2 with an eps or gamma schedule (the chained closed form is the "
+                             f"two-factor one); got depth={depth}: integrate a deep scheduled run with "
+                             "daedyn.dynamics instead")
         return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n)
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)

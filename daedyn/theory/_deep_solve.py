@@ -360,7 +360,8 @@ def _setup(w0, lam, eps, gamma, n, depth):
 
 
 def _special(t, w0, lam, eps, ng, tau, depth):
-    """Exact decays where P has no scale: k = 0 (pure weight decay) or lam = 0 with no weight decay."""
+    """Exact decays where P has no scale: k = 0 (pure weight decay) or lam = 0 (or negligible) with no
+    weight decay."""
     k = lam + eps
     u_k0 = w0 * jnp.exp(-depth * ng * t / tau)
     p = (2.0 * depth - 2.0) / depth
@@ -368,7 +369,11 @@ def _special(t, w0, lam, eps, ng, tau, depth):
     w0_s = jnp.where(alg, w0, 1.0)
     k_s = jnp.where(alg, k, 1.0)
     u_alg = jnp.where(alg, (w0_s ** (-p) + p * depth * k_s * t / tau) ** (-1.0 / p), 0.0)
-    return jnp.where(k <= 0, u_k0, u_alg), (k <= 0) | ((lam <= 0) & (ng <= 0))
+    # lam negligible against k without weight decay (a learned state below 1e-12 (float32) or 1e-100
+    # (float64) of the start's scale): the pure noise decay, whose z-scale would underflow otherwise
+    tiny = 1e-12 if jnp.asarray(lam).dtype == jnp.float32 else 1e-100
+    negligible = (ng <= 0) & (k > 0) & (lam <= k * tiny)
+    return jnp.where(k <= 0, u_k0, u_alg), (k <= 0) | ((lam <= 0) & (ng <= 0)) | negligible
 
 
 def _harmless(mask, *args):
