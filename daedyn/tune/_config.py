@@ -60,13 +60,17 @@ class ClosedFormRoute:
 
     Attributes:
       hidden: number of hidden units H (directions j >= H stay 0); None means H = D.
+      depth: number of weight matrices L >= 2 (the depth-L closed form, docs/depth.md; w0 is then
+        the initial mapping, every factor w0^(1/L)).
     """
 
     hidden: int | None = None
+    depth: int = 2
 
     def __post_init__(self):
         if self.hidden is not None:
             object.__setattr__(self, "hidden", check_int("hidden", self.hidden, 1))
+        object.__setattr__(self, "depth", check_int("depth", self.depth, 2))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -150,7 +150,7 @@ def _closed_form_loss(route: ClosedFormRoute, data: SpectralData, hyper: Hyperpa
     h = as_hyperparams(hyper, data.eigvals.dtype)
     lam = data.eigvals
     w = theory.small_init_trajectory(h.epochs, lam, h.eps, h.gamma, w0=h.w0, tau=data.n / h.alpha,
-                                     n=data.n)
+                                     n=data.n, depth=route.depth)
     w = w * hidden_mask(lam.shape[-1], route.hidden, lam.dtype)
     return _loss(w, data.projected, data.n_heldout, h.eps_eval)
 
