@@ -56,6 +56,11 @@ def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
     return mark_invalid(w, valid)
 
 
+def _lists_to_arrays(*args):
+    """Python lists and tuples as arrays (a list inside ``jit`` would be traced element by element)."""
+    return [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in args]
+
+
 def _check_small_init(lam, eps, gamma, w0, tau, n, **first) -> None:
     """Ranges of the balanced small-start solution's parameters (concrete values only) and their
     fit in the computation dtype (``first``: the time or fraction argument)."""
@@ -106,6 +111,7 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
                              f"two-factor one); got depth={depth}: integrate a deep scheduled run with "
                              "daedyn.dynamics instead")
         return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n)
+    t, lam, eps, gamma, w0, tau, n = _lists_to_arrays(t, lam, eps, gamma, w0, tau, n)
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
     if check_depth(depth) > 2:
@@ -223,6 +229,7 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
       >>> round(float(small_init_trajectory(t, 1.0, 1.0, w0=1e-6, tau=100.0)), 6)  # half of w* = 0.5
       0.25
     """
+    f, lam, eps, gamma, w0, tau, n = _lists_to_arrays(f, lam, eps, gamma, w0, tau, n)
     check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
     _check_small_init(lam, eps, gamma, w0, tau, n, f=f)
     if check_depth(depth) > 2:

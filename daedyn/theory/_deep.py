@@ -39,7 +39,7 @@ def _flat_map(fn, *arrays):
 
 
 @jax.jit(static_argnames="depth")
-def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+def _deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
     ones = jnp.ones_like(t)
@@ -49,7 +49,7 @@ def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
 
 
 @jax.jit(static_argnames="depth")
-def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
+def _deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
     lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
     valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
     m = depth / (depth - 2.0)
@@ -64,7 +64,7 @@ def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
 
 
 @jax.jit(static_argnames="depth")
-def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
+def _deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
     lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
     valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
     m = depth / (depth - 2.0)
@@ -79,10 +79,31 @@ def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
 
 
 @jax.jit(static_argnames="depth")
-def deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+def _deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     f, lam, eps, gamma, w0, tau, n = prepare(f=f, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
     valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
     ones = jnp.ones_like(f)
     args = [jnp.where(valid, a, ones * 0.5 if i == 0 else ones) for i, a in enumerate((f, lam, eps, gamma, w0, tau, n))]
     t = _flat_map(lambda *a: deep_time_to(*a, depth), *args)
     return mark_invalid(t, valid)
+
+
+def _arrays(*args):
+    """Lists and tuples become arrays before the jitted call (a list would be traced leaf by leaf)."""
+    return [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in args]
+
+
+def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+    return _deep_small_init(*_arrays(t, lam, eps, gamma, w0, tau, n), depth=depth)
+
+
+def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
+    return _deep_fixed_point(*_arrays(lam, eps, gamma, n), depth=depth)
+
+
+def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
+    return _deep_threshold(*_arrays(lam, eps, gamma, n), depth=depth)
+
+
+def deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+    return _deep_learning_time(*_arrays(f, lam, eps, gamma, w0, tau, n), depth=depth)
