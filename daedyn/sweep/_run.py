@@ -349,6 +349,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                 if not overlap:
                     hand_over()
                     writer.wait_idle()
+                    collect(writer.take_done())  # reported now, before the next chunk is handed over
             if in_flight is not None:  # computed: written even after a failed write
                 hand_over()
             collect(_close(writer, path))
