@@ -26,6 +26,8 @@ Figures (``FIGURES`` maps the CLI names to the functions):
   "tuning"         beyond the paper: held-out loss vs eps with the tuned optimum.
   "corruption"     beyond the paper: what masking noise suppresses per direction vs isotropic
                    Gaussian noise, and the error of the per-direction theory (docs/corruption.md).
+  "depth"          beyond the paper: deep linear AE / WDAE / DAE (L = 2, 3, 4) trained vs theory, the
+                   learning threshold weight decay creates at depth, learning time vs w0 (docs/depth.md).
 """
 
 from daedyn.figures._beyond import (
