@@ -61,6 +61,15 @@ def _lists_to_arrays(*args):
     return [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in args]
 
 
+def _check_rates(lam, eps, gamma, n) -> None:
+    """Ranges and dtype fit of the arguments of the fixed points."""
+    check_range("lam", lam, 0.0)
+    check_range("eps", eps, 0.0)
+    check_range("gamma", gamma, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+
+
 def _check_small_init(lam, eps, gamma, w0, tau, n, **first) -> None:
     """Ranges of the balanced small-start solution's parameters (concrete values only) and their
     fit in the computation dtype (``first``: the time or fraction argument)."""
@@ -148,11 +157,7 @@ def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n:
       >>> [round(float(fixed_point(1.0, e)), 4) for e in (0.0, 1.0, 5.0)]
       [1.0, 0.5, 0.1667]
     """
-    check_range("lam", lam, 0.0)
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    _check_rates(lam, eps, gamma, n)
     if check_depth(depth) > 2:
         return finite_result("fixed_point", deep_fixed_point(lam, eps, gamma, n, depth=depth))
     return finite_result("fixed_point", _fixed_point_impl(lam, eps, gamma, n))
@@ -172,11 +177,7 @@ def learning_threshold(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 
       >>> f"{float(learning_threshold(1.0, 0.0, 0.01, depth=3)):.4e}"  # about (n gamma / lam)^3
       '1.0000e-06'
     """
-    check_range("lam", lam, 0.0)
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    check_fits(lam=lam, eps=eps, gamma=gamma, n=n)
+    _check_rates(lam, eps, gamma, n)
     if check_depth(depth) > 2:
         return finite_result("learning_threshold", deep_threshold(lam, eps, gamma, n, depth=depth), allow_inf=True)
     lam_, eps_, gamma_, n_ = prepare(lam=lam, eps=eps, gamma=gamma, n=n)

@@ -48,34 +48,32 @@ def _deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     return mark_invalid(u, valid)
 
 
-@jax.jit(static_argnames="depth")
-def _deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
+def _roots_map(one, lam, eps, gamma, n):
+    """``one(lam, eps, gamma, n)`` per element of the broadcast arguments, NaN where out of range."""
     lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
     valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
-    m = depth / (depth - 2.0)
+    ones = jnp.ones_like(lam)
+    return mark_invalid(_flat_map(one, *[jnp.where(valid, a, ones) for a in (lam, eps, gamma, n)]), valid)
 
+
+@jax.jit(static_argnames="depth")
+def _deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
     def one(lam, eps, gamma, n):
         z_star, _, _, has_root = deep_roots(lam, eps, gamma, n, depth)
-        return jnp.where(has_root, z_star ** (-m), 0.0)
+        return jnp.where(has_root, z_star ** (-depth / (depth - 2.0)), 0.0)
 
-    ones = jnp.ones_like(lam)
-    u = _flat_map(one, *[jnp.where(valid, a, ones) for a in (lam, eps, gamma, n)])
-    return mark_invalid(u, valid)
+    return _roots_map(one, lam, eps, gamma, n)
 
 
 @jax.jit(static_argnames="depth")
 def _deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
-    lam, eps, gamma, n = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
-    valid = (lam >= 0) & (eps >= 0) & (gamma >= 0) & (n > 0)
-    m = depth / (depth - 2.0)
-
     def one(lam, eps, gamma, n):
         _, z_th, _, has_root = deep_roots(lam, eps, gamma, n, depth)
-        return jnp.where(has_root, jnp.where(jnp.isfinite(z_th), z_th, 1.0) ** (-m) * jnp.isfinite(z_th), jnp.inf)
+        finite = jnp.isfinite(z_th)  # no threshold without weight decay: 0
+        u = jnp.where(finite, z_th, 1.0) ** (-depth / (depth - 2.0)) * finite
+        return jnp.where(has_root, u, jnp.inf)
 
-    ones = jnp.ones_like(lam)
-    u = _flat_map(one, *[jnp.where(valid, a, ones) for a in (lam, eps, gamma, n)])
-    return mark_invalid(u, valid)
+    return _roots_map(one, lam, eps, gamma, n)
 
 
 @jax.jit(static_argnames="depth")
