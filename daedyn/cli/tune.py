@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--route", choices=("closed_form", "dynamics", "train"), default="closed_form",
                    help="closed form (default), integrated dynamics, or actual training")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default D)")
+    p.add_argument("--depth", type=int, default=2, metavar="L",
+                   help="number of weight matrices L >= 2 (default 2); L >= 3 tunes through the depth-L closed "
+                   "form (route closed_form only; docs/depth.md)")
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
@@ -57,7 +60,7 @@ def run(args) -> int:
     import numpy as np
 
     from daedyn import data, tune
-    from daedyn._checks import check_range
+    from daedyn._checks import check_int, check_range
     from daedyn._progress import progress_bar
 
     check_range("--epochs", args.epochs, 0.0, lo_open=True)
@@ -69,6 +72,10 @@ def run(args) -> int:
         check_range("--eps0", args.eps0, lo, hi)
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
+    check_int("--depth", args.depth, 2)
+    if args.depth > 2 and (args.route != "closed_form" or args.schedule is not None or args.noise != "gaussian"):
+        raise ValueError("--depth >= 3 tunes through the depth-L closed form: use --route closed_form, without "
+                         "--schedule and --noise masking")
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
@@ -104,6 +111,8 @@ def run(args) -> int:
         return _masking(args, name, xt, xh, start)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,
               hidden=args.hidden, max_steps=args.max_steps)
+    if args.depth > 2:  # the route config carries the structure (daedyn.tune.ClosedFormRoute)
+        kw["route"] = tune.ClosedFormRoute(hidden=kw.pop("hidden"), depth=args.depth)
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
     if not (args.json or getattr(args, "quiet", False)):  # progress on stderr; stdout stays clean
@@ -114,7 +123,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
     report = {
         "dataset": name, "n_train": n_train, "n_heldout": int(xh.shape[0]),
-        "dim": int(dim), "route": args.route, "epochs": args.epochs,
+        "dim": int(dim), "route": args.route, "depth": args.depth, "epochs": args.epochs,
         "alpha": args.alpha, "eval_sigma2": args.eval_sigma2,
         "eps0": eps0, "objective_before": iso.initial_objective,
         "eps": float(iso.params["eps"]), "sigma2": float(iso.params["eps"]) / n_train,
