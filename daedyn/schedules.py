@@ -104,6 +104,12 @@ class PiecewiseConstant(Schedule):
         return jnp.concatenate([jnp.zeros((1,), self.boundaries.dtype), self.boundaries])
 
 
+def _progress_fraction(t: ArrayLike, t_end: Array, value_ndim: int) -> Array:
+    """min(t / t_end, 1) clipped at 0, with axes for the values' own shape appended."""
+    f = jnp.clip(jnp.asarray(t) / t_end, 0.0, 1.0)
+    return f.reshape(f.shape + (1,) * value_ndim)
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True, eq=False)
 class Linear(Schedule):
@@ -114,9 +120,7 @@ class Linear(Schedule):
     t_end: Array
 
     def __call__(self, t: ArrayLike) -> Array:
-        t = jnp.asarray(t)
-        f = jnp.clip(t / self.t_end, 0.0, 1.0)
-        f = f.reshape(f.shape + (1,) * self.start.ndim)
+        f = _progress_fraction(t, self.t_end, self.start.ndim)
         return self.start + (self.end - self.start) * f
 
 
@@ -131,9 +135,7 @@ class Exponential(Schedule):
     t_end: Array
 
     def __call__(self, t: ArrayLike) -> Array:
-        t = jnp.asarray(t)
-        f = jnp.clip(t / self.t_end, 0.0, 1.0)
-        f = f.reshape(f.shape + (1,) * self.start.ndim)
+        f = _progress_fraction(t, self.t_end, self.start.ndim)
         log_s = jnp.log(self.start)
         return jnp.exp(log_s + (jnp.log(self.end) - log_s) * f)
 
