@@ -38,7 +38,9 @@ def _step_flops(lam, ws, eps, gamma, precision) -> float:
     def step(ws, eps, gamma):
         return _linear.gd_step(ws, lam, eps, n=50_000.0, gamma=gamma, alpha=1e-2, mm=mm, form="gram")
 
-    cost = jax.jit(jax.vmap(step, in_axes=(None, 0, 0))).lower(tuple(ws), eps, gamma).compile().cost_analysis()
+    cost = (
+        jax.jit(jax.vmap(step, in_axes=(None, 0, 0))).lower(tuple(ws), eps, gamma).compile().cost_analysis()
+    )
     cost = cost[0] if isinstance(cost, list | tuple) else cost
     return float(cost.get("flops", float("nan")))
 
@@ -53,8 +55,20 @@ def run(quick: bool = True) -> list[dict]:
         w1, w2 = random_init(D, H, scale=1e-2, key=jax.random.key(0))
 
         def two(lam, w1, w2, eps, gamma):
-            return matrix_gd(lam, w1, w2, eps=eps, gamma=gamma, alpha=1e-2, n=50_000, epochs=steps,
-                             save_every=steps, precision=precision, form="gram", check_stability=False).mapping
+            return matrix_gd(
+                lam,
+                w1,
+                w2,
+                eps=eps,
+                gamma=gamma,
+                alpha=1e-2,
+                n=50_000,
+                epochs=steps,
+                save_every=steps,
+                precision=precision,
+                form="gram",
+                check_stability=False,
+            ).mapping
 
         base_flops = _step_flops(lam, (w1, w2), eps, gamma, precision) * steps
         base_rate = base_flops / _hw.best_time(two, lam, w1, w2, eps, gamma, repeat=repeat)
@@ -63,18 +77,34 @@ def run(quick: bool = True) -> list[dict]:
             ws = deep_random_init(D, (H,) * (depth - 1), scale=1e-2, key=jax.random.key(depth))
 
             def deep(lam, ws, eps, gamma):
-                return deep_matrix_gd(lam, ws, eps=eps, gamma=gamma, alpha=1e-2, n=50_000, epochs=steps,
-                                      save_every=steps, precision=precision).mapping
+                return deep_matrix_gd(
+                    lam,
+                    ws,
+                    eps=eps,
+                    gamma=gamma,
+                    alpha=1e-2,
+                    n=50_000,
+                    epochs=steps,
+                    save_every=steps,
+                    precision=precision,
+                ).mapping
 
             seconds = _hw.best_time(deep, lam, ws, eps, gamma, repeat=repeat)
             rate = _step_flops(lam, ws, eps, gamma, precision) * steps / seconds
-            rows.append(dict(
-                workload=f"deep matrix GD L={depth}, {settings}x D{D} H{H}, {steps} steps, precision {label}",
-                ours=rate / 1e9, baseline=base_rate / 1e9, ratio=rate / base_rate, unit="GFLOP/s",
-                hw_fraction=rate / peak,
-                notes=f"baseline: depth-2 matrix_gd (gram) on the same settings; limit = measured "
-                      f"{peak / 1e9:.4g} GFLOP/s float32 matmul, precision {label}; XLA flop count of a step; "
-                      f"{seconds * 1e3 / steps:.3g} ms per step for {settings} settings"))
+            rows.append(
+                dict(
+                    workload=f"deep matrix GD L={depth}, {settings}x D{D} H{H}, {steps} steps, "
+                    f"precision {label}",
+                    ours=rate / 1e9,
+                    baseline=base_rate / 1e9,
+                    ratio=rate / base_rate,
+                    unit="GFLOP/s",
+                    hw_fraction=rate / peak,
+                    notes=f"baseline: depth-2 matrix_gd (gram) on the same settings; limit = measured "
+                    f"{peak / 1e9:.4g} GFLOP/s float32 matmul, precision {label}; XLA flop count of a step; "
+                    f"{seconds * 1e3 / steps:.3g} ms per step for {settings} settings",
+                )
+            )
     return rows
 
 

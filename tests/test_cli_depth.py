@@ -10,12 +10,18 @@ from cli_helpers import run_cli
 from daedyn import theory
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["theory", "--depth", "1"], "--depth must be an integer >= 2"),
-    (["theory", "--depth", "3", "--w1", "0.1", "--w2", "0.1"], "--depth >= 3 needs the balanced start"),
-    (["train", "--depth", "1"], "--depth must be an integer >= 2"),
-    (["tune", "--depth", "3", "--route", "dynamics"], "--depth >= 3 tunes through the depth-L closed form"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["theory", "--depth", "1"], "--depth must be an integer >= 2"),
+        (["theory", "--depth", "3", "--w1", "0.1", "--w2", "0.1"], "--depth >= 3 needs the balanced start"),
+        (["train", "--depth", "1"], "--depth must be an integer >= 2"),
+        (
+            ["tune", "--depth", "3", "--route", "dynamics"],
+            "--depth >= 3 tunes through the depth-L closed form",
+        ),
+    ],
+)
 def test_depth_bad_usage(capsys, argv, match):
     rc, _, err = run_cli(argv, capsys)
     assert rc == 2 and match in err and "Traceback" not in err
@@ -23,8 +29,25 @@ def test_depth_bad_usage(capsys, argv, match):
 
 @pytest.mark.slow  # compiles the depth-3 closed form and its learning time
 def test_theory_depth_json_matches_library(capsys):
-    rc, out, _ = run_cli(["theory", "--depth", "3", "--lam", "1", "--eps", "0.5", "--gamma", "0,0.05,0.5",
-                          "--w0", "1e-3", "--points", "3", "--json"], capsys)
+    rc, out, _ = run_cli(
+        [
+            "theory",
+            "--depth",
+            "3",
+            "--lam",
+            "1",
+            "--eps",
+            "0.5",
+            "--gamma",
+            "0,0.05,0.5",
+            "--w0",
+            "1e-3",
+            "--points",
+            "3",
+            "--json",
+        ],
+        capsys,
+    )
     assert rc == 0
     rep = json.loads(out)
     fp = [c["fixed_point"] for c in rep["curves"]]
@@ -39,8 +62,25 @@ def test_tune_depth_three_runs(capsys, tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "x.npy"
     np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
-    rc, out, _ = run_cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--depth", "3", "--epochs", "20000",
-                          "--alpha", "0.5", "--max-steps", "20", "--json"], capsys)
+    rc, out, _ = run_cli(
+        [
+            "tune",
+            "--dataset",
+            str(path),
+            "--n-heldout",
+            "40",
+            "--depth",
+            "3",
+            "--epochs",
+            "20000",
+            "--alpha",
+            "0.5",
+            "--max-steps",
+            "20",
+            "--json",
+        ],
+        capsys,
+    )
     rep = json.loads(out)
     # measured: eps 4.0 -> 3.53, objective 0.068168 -> 0.068012 (converged)
     assert rc == 0 and rep["depth"] == 3 and rep["objective_after"] <= rep["objective_before"]

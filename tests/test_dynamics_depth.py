@@ -2,7 +2,6 @@
 recursion and flow against independent references, the full-matrix L-factor runs against the
 per-direction ones from the decoupled start, depth 2 against the existing paths, bad input."""
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -17,14 +16,16 @@ LAM = np.array([3.0, 2.0, 1.0, 0.5, 0.1])
 def test_depth_two_equals_scalar_gd(x64):
     lam, eps, gamma = jnp.asarray(LAM), 0.7, 0.01
     ref = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20)
-    deep = dynamics.deep_scalar_gd(lam, eps, jnp.array([0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200,
-                                   save_every=20)
+    deep = dynamics.deep_scalar_gd(
+        lam, eps, jnp.array([0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20
+    )
     # the same Euler step written with prefix/suffix products: equal to float64 rounding (1e-15)
     np.testing.assert_allclose(deep.w, ref.w, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(deep.loss, ref.loss, rtol=1e-12)
     via = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20, depth=3)
-    direct = dynamics.deep_scalar_gd(lam, eps, jnp.array([0.1, 0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200,
-                                     save_every=20)
+    direct = dynamics.deep_scalar_gd(
+        lam, eps, jnp.array([0.1, 0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20
+    )
     assert bool(jnp.all(via.w == direct.w)) and via.factors.shape == (5, 3, 11)
 
 
@@ -33,7 +34,9 @@ def test_deep_scalar_gd_equals_numpy_recursion(x64):
     products written out by hand)."""
     lam, eps, gamma, alpha = 2.0, 0.5, 0.02, 0.03
     a = np.array([0.2, -0.4, 0.3, 0.5])
-    traj = dynamics.deep_scalar_gd(lam, eps, jnp.asarray(a), alpha=alpha, gamma=gamma, epochs=50, save_every=50)
+    traj = dynamics.deep_scalar_gd(
+        lam, eps, jnp.asarray(a), alpha=alpha, gamma=gamma, epochs=50, save_every=50
+    )
     for _ in range(50):
         w = np.prod(a)
         others = np.array([np.prod(np.delete(a, i)) for i in range(4)])
@@ -47,7 +50,10 @@ def test_deep_scalar_flow_from_unbalanced_start_matches_solve_ivp(x64):
     ts = np.array([0.0, 1.0, 5.0, 20.0])
 
     def rhs(_, a):
-        return np.array([np.prod(np.delete(a, i)) for i in range(3)]) * (lam - np.prod(a) * (lam + eps)) - gamma * a
+        return (
+            np.array([np.prod(np.delete(a, i)) for i in range(3)]) * (lam - np.prod(a) * (lam + eps))
+            - gamma * a
+        )
 
     ref = solve_ivp(rhs, (0, 20.0), a0, t_eval=ts, method="DOP853", rtol=1e-13, atol=1e-15).y
     traj = dynamics.deep_scalar_flow(ts, lam, eps, jnp.asarray(a0), gamma=gamma, dt=0.01)
@@ -61,10 +67,18 @@ def test_matrix_gd_from_decoupled_start_follows_directions(x64, depth):
     k = min((5,) + hidden)
     a = jnp.linspace(0.1, 0.4, k)
     ws = dynamics.deep_orthogonal_init(5, hidden, a, key=jr.key(1))
-    m = dynamics.deep_matrix_gd(jnp.asarray(LAM), ws, eps=0.5, gamma=0.01, alpha=0.02, n=1, epochs=300,
-                                save_every=50)
-    s = dynamics.deep_scalar_gd(jnp.asarray(LAM[:k]), 0.5, jnp.stack([a] * depth, -1), alpha=0.02, gamma=0.01,
-                                epochs=300, save_every=50)
+    m = dynamics.deep_matrix_gd(
+        jnp.asarray(LAM), ws, eps=0.5, gamma=0.01, alpha=0.02, n=1, epochs=300, save_every=50
+    )
+    s = dynamics.deep_scalar_gd(
+        jnp.asarray(LAM[:k]),
+        0.5,
+        jnp.stack([a] * depth, -1),
+        alpha=0.02,
+        gamma=0.01,
+        epochs=300,
+        save_every=50,
+    )
     # decoupled: each direction is its own scalar run; rotations by Haar Q's cost rounding only (1e-13)
     np.testing.assert_allclose(m.mapping[:, :k], np.asarray(s.w).T, atol=1e-13)
     np.testing.assert_allclose(m.mapping[:, k:], 0.0, atol=1e-15)
@@ -73,10 +87,12 @@ def test_matrix_gd_from_decoupled_start_follows_directions(x64, depth):
 
 def test_deep_matrix_at_depth_two_equals_matrix_gd(x64):
     w1, w2 = dynamics.random_init(5, 3, scale=0.2, key=jr.key(0))
-    ref = dynamics.matrix_gd(jnp.asarray(LAM), w1, w2, eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100,
-                             save_every=25, form="gram")
-    deep = dynamics.deep_matrix_gd(jnp.asarray(LAM), (w1, w2), eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100,
-                                   save_every=25)
+    ref = dynamics.matrix_gd(
+        jnp.asarray(LAM), w1, w2, eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100, save_every=25, form="gram"
+    )
+    deep = dynamics.deep_matrix_gd(
+        jnp.asarray(LAM), (w1, w2), eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100, save_every=25
+    )
     np.testing.assert_allclose(deep.mapping, ref.mapping, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(deep.loss, ref.loss, rtol=1e-12)
 
@@ -87,8 +103,15 @@ def test_deep_matrix_flow_batched_matches_scalar_flow(x64):
     ws = dynamics.deep_orthogonal_init(5, (4, 4), 0.3, key=jr.key(2))
     ts = jnp.array([0.0, 2.0, 6.0])
     m = dynamics.deep_matrix_flow(ts, jnp.asarray(LAM), ws, eps=eps, gamma=gamma, tau=2.0, n=1, dt=0.01)
-    s = dynamics.deep_scalar_flow(ts, jnp.asarray(LAM[:4]), eps[..., None], dynamics.balanced_factors(0.027, 3),
-                                  gamma=gamma[..., None], tau=2.0, dt=0.01)
+    s = dynamics.deep_scalar_flow(
+        ts,
+        jnp.asarray(LAM[:4]),
+        eps[..., None],
+        dynamics.balanced_factors(0.027, 3),
+        gamma=gamma[..., None],
+        tau=2.0,
+        dt=0.01,
+    )
     assert m.mapping.shape == (2, 2, 3, 5)
     np.testing.assert_allclose(m.mapping[..., :4], np.swapaxes(np.asarray(s.w), -1, -2), atol=1e-12)
 

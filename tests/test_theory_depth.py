@@ -29,7 +29,7 @@ def reference_factor_flow(lam, eps, gamma, w0, ts, depth):
     k = lam + eps
 
     def rhs(_, a):
-        return a ** (depth - 1) * (lam - a ** depth * k) - gamma * a
+        return a ** (depth - 1) * (lam - a**depth * k) - gamma * a
 
     ys = [w0 ** (1.0 / depth)]
     for t0, t1 in zip(ts[:-1], ts[1:]):
@@ -53,7 +53,9 @@ def test_depth_trajectory_matches_integration(x64, depth):
 @pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])
 def test_depth_float32_close_to_float64(depth):
     lam, eps, gamma, w0 = (jnp.asarray(v, jnp.float32) for v in GRID.T)
-    u32 = theory.small_init_trajectory(jnp.asarray(TS, jnp.float32)[:, None], lam, eps, gamma, w0=w0, depth=depth)
+    u32 = theory.small_init_trajectory(
+        jnp.asarray(TS, jnp.float32)[:, None], lam, eps, gamma, w0=w0, depth=depth
+    )
     with jax.enable_x64(True):
         lam, eps, gamma, w0 = GRID.T
         u64 = np.asarray(theory.small_init_trajectory(TS[:, None], lam, eps, gamma, w0=w0, depth=depth))
@@ -102,12 +104,25 @@ def test_depth_gradients_match_finite_differences(x64):
     # kinds of path: from a small start (A0 without, A with weight decay), from above the learned state
     # (B), below the threshold (C), past the critical gamma (D); gamma > 0 so that the finite
     # differences stay in range. check_grads' own tolerance for float64 central differences.
-    for args in [(1.0, 0.5, 1e-3, 1e-3, 30.0), (2.0, 0.5, 0.1, 0.05, 3.0), (1.0, 0.2, 0.01, 1.7, 1.0),
-                 (1.0, 0.5, 0.2, 1e-3, 2.0), (0.5, 0.5, 0.5, 0.3, 1.5)]:
-        check_grads(f, tuple(jnp.asarray(a) for a in args), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-5)
+    for args in [
+        (1.0, 0.5, 1e-3, 1e-3, 30.0),
+        (2.0, 0.5, 0.1, 0.05, 3.0),
+        (1.0, 0.2, 0.01, 1.7, 1.0),
+        (1.0, 0.5, 0.2, 1e-3, 2.0),
+        (0.5, 0.5, 0.5, 0.3, 1.5),
+    ]:
+        check_grads(
+            f, tuple(jnp.asarray(a) for a in args), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-5
+        )
     lt = lambda lam, eps, w0: theory.learning_time(0.5, lam, eps, 0.01, w0=w0, depth=4)
-    check_grads(lt, (jnp.asarray(1.0), jnp.asarray(0.5), jnp.asarray(1e-3)), order=1, modes=("rev",),
-                atol=1e-6, rtol=1e-5)
+    check_grads(
+        lt,
+        (jnp.asarray(1.0), jnp.asarray(0.5), jnp.asarray(1e-3)),
+        order=1,
+        modes=("rev",),
+        atol=1e-6,
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.slow  # a reverse-mode compilation of the solver: ~1 min on 2 cores
@@ -115,8 +130,14 @@ def test_depth_gradient_reverse_mode(x64):
     """One reverse-mode gradient against central differences in the default suite (the full check
     over every kind of path is the slow test above)."""
     f = lambda lam, eps, gamma, w0: theory.small_init_trajectory(TS[3], lam, eps, gamma, w0=w0, depth=3)
-    check_grads(f, (jnp.asarray(2.0), jnp.asarray(0.5), jnp.asarray(0.1), jnp.asarray(0.05)), order=1,
-                modes=("rev",), atol=1e-6, rtol=1e-5)
+    check_grads(
+        f,
+        (jnp.asarray(2.0), jnp.asarray(0.5), jnp.asarray(0.1), jnp.asarray(0.05)),
+        order=1,
+        modes=("rev",),
+        atol=1e-6,
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.slow  # compiles the learning-time solver for two depths and its gradient
@@ -149,8 +170,12 @@ def test_depth_extremes_finite(x64):
 
 def test_depth_two_is_unchanged_and_bad_depth_refused():
     args = (jnp.linspace(0.0, 50.0, 7), 1.3, 0.4, 0.1)
-    assert bool(jnp.all(theory.small_init_trajectory(*args, w0=1e-3, depth=2)
-                        == theory.small_init_trajectory(*args, w0=1e-3)))
+    assert bool(
+        jnp.all(
+            theory.small_init_trajectory(*args, w0=1e-3, depth=2)
+            == theory.small_init_trajectory(*args, w0=1e-3)
+        )
+    )
     for bad in (1, 0, 2.0, 3.5, True, "3"):
         with pytest.raises(ValueError, match="depth"):
             theory.fixed_point(1.0, depth=bad)

@@ -23,11 +23,30 @@ def test_deep_training_from_decoupled_start_is_the_recursion(x64, path):
     x = jr.normal(jr.key(0), (200, 6)) * jnp.linspace(2.0, 0.3, 6)[None, :]
     spec = spectrum.compute_spectrum(x)
     hidden, a = (5, 4), 0.3
-    r = train.train(x, hidden=list(hidden), key=jr.key(1), alpha=0.05, gamma=1e-3, noise=noise.gaussian(0.1),
-                    marginalised=True, params=_decoupled_params(spec, hidden, a, jr.key(3)), epochs=400,
-                    save_every=100, spectrum=spec, path=path)
-    s = dynamics.deep_scalar_gd(spec.eigvals[:4], 200 * 0.1, jnp.full((4, 3), a), alpha=0.05, gamma=1e-3, n=200,
-                                epochs=400, save_every=100)
+    r = train.train(
+        x,
+        hidden=list(hidden),
+        key=jr.key(1),
+        alpha=0.05,
+        gamma=1e-3,
+        noise=noise.gaussian(0.1),
+        marginalised=True,
+        params=_decoupled_params(spec, hidden, a, jr.key(3)),
+        epochs=400,
+        save_every=100,
+        spectrum=spec,
+        path=path,
+    )
+    s = dynamics.deep_scalar_gd(
+        spec.eigvals[:4],
+        200 * 0.1,
+        jnp.full((4, 3), a),
+        alpha=0.05,
+        gamma=1e-3,
+        n=200,
+        epochs=400,
+        save_every=100,
+    )
     # the same GD on the same loss, rotated: float64 rounding only (measured <= 4e-15)
     np.testing.assert_allclose(r.mapping[:, :4], np.asarray(s.w).T, atol=1e-12)
     np.testing.assert_allclose(r.mapping[:, 4:], 0.0, atol=1e-12)
@@ -40,8 +59,19 @@ def test_deep_training_on_real_images_matches_theory_per_direction(x64):
     spec = spectrum.compute_spectrum(x)
     w0 = 1e-3
     a = dynamics.balanced_factors(w0, 3)[0]
-    r = train.train(x, hidden=8, depth=3, key=jr.key(0), alpha=0.004, noise=noise.gaussian(0.5), marginalised=True,
-                    params=_decoupled_params(spec, (8, 8), a, jr.key(1)), epochs=600, save_every=20, spectrum=spec)
+    r = train.train(
+        x,
+        hidden=8,
+        depth=3,
+        key=jr.key(0),
+        alpha=0.004,
+        noise=noise.gaussian(0.5),
+        marginalised=True,
+        params=_decoupled_params(spec, (8, 8), a, jr.key(1)),
+        epochs=600,
+        save_every=20,
+        spectrum=spec,
+    )
     c = train.compare_with_theory(r, eigvecs=spec.eigvecs, w0="balanced")
     np.testing.assert_allclose(c.w0[:8], w0, rtol=1e-10)  # |diag(V^T W V)| of the decoupled start
     # rounding only (measured <= 1e-13 over 600 steps of D = 784)
@@ -51,8 +81,16 @@ def test_deep_training_on_real_images_matches_theory_per_direction(x64):
 
 def test_deep_nonlinear_and_sampled_noise_runs():
     x = jr.uniform(jr.key(0), (64, 5))
-    r = train.train(x, hidden=[4, 3], key=jr.key(1), alpha=0.1, epochs=20, save_every=10, activation="tanh",
-                    noise=noise.gaussian(0.05))
+    r = train.train(
+        x,
+        hidden=[4, 3],
+        key=jr.key(1),
+        alpha=0.1,
+        epochs=20,
+        save_every=10,
+        activation="tanh",
+        noise=noise.gaussian(0.05),
+    )
     assert sorted(r.params) == ["w1", "w2", "w3"] and r.mapping.shape == (3, 5)
     assert [w.shape for w in models.weights(r.params)] == [(4, 5), (3, 4), (5, 3)]
     assert bool(jnp.all(jnp.isfinite(r.train_loss)))
@@ -63,14 +101,17 @@ def test_deep_nonlinear_and_sampled_noise_runs():
     assert bool(jnp.all(one.mapping == two.mapping))  # one width is exactly the depth-2 network
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(hidden=[]), "hidden"),
-    (dict(hidden=[4, 0]), r"hidden\[1\]"),
-    (dict(hidden=[4, 2.5]), r"hidden\[1\] must be an integer"),
-    (dict(hidden=4, depth=1), "depth"),
-    (dict(hidden=4, depth=2.0), "depth"),
-    (dict(hidden=[4, 4], depth=4), "hidden has 2 widths"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(hidden=[]), "hidden"),
+        (dict(hidden=[4, 0]), r"hidden\[1\]"),
+        (dict(hidden=[4, 2.5]), r"hidden\[1\] must be an integer"),
+        (dict(hidden=4, depth=1), "depth"),
+        (dict(hidden=4, depth=2.0), "depth"),
+        (dict(hidden=[4, 4], depth=4), "hidden has 2 widths"),
+    ],
+)
 def test_deep_bad_input(kw, match):
     x = jr.uniform(jr.key(0), (16, 5))
     with pytest.raises(ValueError, match=match):
@@ -98,7 +139,16 @@ def test_random_start_depth_three_on_real_data(name):
         pytest.skip(f"{name} not installed: {err}")
     x = jnp.asarray(np.asarray(ds.x, np.float32))
     spec = spectrum.compute_spectrum(x, accumulate_dtype=jnp.float64)
-    r = train.train(x, hidden=[8, 8], key=jr.key(3), epochs=3000, alpha=0.004, spectrum=spec, save_every=50,
-                    init_scale=0.03, precision="highest")
+    r = train.train(
+        x,
+        hidden=[8, 8],
+        key=jr.key(3),
+        epochs=3000,
+        alpha=0.004,
+        spectrum=spec,
+        save_every=50,
+        init_scale=0.03,
+        precision="highest",
+    )
     rmse = np.asarray(train.compare_with_theory(r, eigvecs=spec.eigvecs, w0="balanced").rmse_discrete[:4])
     assert rmse[0] < 0.2 and rmse.mean() < 0.3, rmse

@@ -232,7 +232,8 @@ def run(args) -> int:
           + (f"{'threshold':>12}  " if deep else "") + f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
     for j, c in enumerate(curves):
         tl = "never" if c["learning_time"] is None else f"{c['learning_time']:.6g}"
-        th = ("" if not deep else ("none" if c["threshold"] is None else f"{c['threshold']:.6g}").rjust(12) + "  ")
+        th = "" if not deep else (
+            ("none" if c["threshold"] is None else f"{c['threshold']:.6g}").rjust(12) + "  ")
         print(f"{j:>5}  {c['lam']:>9.4g} {c['eps']:>9.4g} {c.get('gamma', 0.0):>9.4g}  "
               f"{c['fixed_point']:>12.6g}  {th}{tl:>12}")
     print()

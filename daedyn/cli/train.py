@@ -202,7 +202,8 @@ def run(args) -> int:
     spec = spectrum.compute_spectrum(x_train)
     x_train = jnp.asarray(x_train, jnp.result_type(float))
     n_records = args.epochs // args.save_every
-    kw = dict(hidden=args.hidden, depth=args.depth, epochs=args.epochs, alpha=args.alpha, activation=activation,
+    kw = dict(hidden=args.hidden, depth=args.depth, epochs=args.epochs, alpha=args.alpha,
+              activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
               x_heldout=x_held, save_every=args.save_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
@@ -253,7 +254,8 @@ def run(args) -> int:
         directions.append(row)
     report = {
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
-        "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation, "noise": args.noise,
+        "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation,
+        "noise": args.noise,
         "s2": eps / n, "eps": eps, "p": args.p, "marginalised": args.marginalised, "gamma": gamma,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
         "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,

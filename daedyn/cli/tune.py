@@ -32,7 +32,8 @@ def register(subparsers) -> None:
                    help="closed form (default), integrated dynamics, or actual training")
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default D)")
     p.add_argument("--depth", type=int, default=2, metavar="L",
-                   help="number of weight matrices L >= 2 (default 2); L >= 3 tunes through the depth-L closed "
+                   help="number of weight matrices L >= 2 (default 2); L >= 3 tunes through the depth-L "
+                   "closed "
                    "form (route closed_form only; docs/depth.md)")
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
@@ -73,8 +74,10 @@ def run(args) -> int:
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
     check_int("--depth", args.depth, 2)
-    if args.depth > 2 and (args.route != "closed_form" or args.schedule is not None or args.noise != "gaussian"):
-        raise ValueError("--depth >= 3 tunes through the depth-L closed form: use --route closed_form, without "
+    other = args.route != "closed_form" or args.schedule is not None or args.noise != "gaussian"
+    if args.depth > 2 and other:
+        raise ValueError("--depth >= 3 tunes through the depth-L closed form: use --route closed_form, "
+                         "without "
                          "--schedule and --noise masking")
     if args.n is not None:
         check_range("--n", args.n, 2)

@@ -21,23 +21,19 @@ Gaussian one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn import _linear as core
 from daedyn._checks import (
     check_broadcastable,
     check_finite,
     check_fit,
     check_int,
-    check_precision,
     check_range,
     float_dtype,
 )
@@ -46,9 +42,11 @@ from daedyn.dynamics._scalar import warn_nonfinite
 from daedyn.theory._deep import check_depth
 
 __all__ = [
-    "DeepScalarTrajectory", "DeepMatrixTrajectory", "balanced_factors", "deep_scalar_rhs",
-    "deep_scalar_gd", "deep_scalar_flow", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init",
-    "deep_random_init",
+    "DeepScalarTrajectory",
+    "balanced_factors",
+    "deep_scalar_rhs",
+    "deep_scalar_gd",
+    "deep_scalar_flow",
 ]
 
 
@@ -87,8 +85,9 @@ def _others(a: Array) -> Array:
     return left * right
 
 
-def deep_scalar_rhs(factors: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
-                    n: ArrayLike = 1) -> Array:
+def deep_scalar_rhs(
+    factors: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1
+) -> Array:
     """tau times the time derivative of every factor (last axis of ``factors``); lam, eps, gamma, n
     broadcast against ``factors[..., 0]``.
 
@@ -125,8 +124,9 @@ def _scalar_inputs(lam, eps, gamma, n, factors, **rate):
     check_broadcastable(lam=lam, eps=eps, gamma=gamma, n=n, factors=np.empty(np.shape(factors)[:-1]), **rate)
     dtype = float_dtype(lam, eps, gamma, factors, *rate.values())
     check_fit(dtype, lam=lam, eps=eps, gamma=gamma, n=n, factors=factors, **rate)
-    shape = np.broadcast_shapes(*(np.shape(x) for x in (lam, eps, gamma, n, *rate.values())),
-                                np.shape(factors)[:-1])
+    shape = np.broadcast_shapes(
+        *(np.shape(x) for x in (lam, eps, gamma, n, *rate.values())), np.shape(factors)[:-1]
+    )
     cast = lambda x: jnp.broadcast_to(jnp.asarray(x, dtype), shape)
     a = jnp.broadcast_to(jnp.asarray(factors, dtype), shape + np.shape(factors)[-1:])
     return dtype, [cast(x) for x in (lam, eps, gamma, n, *rate.values())], a
@@ -141,8 +141,17 @@ def _deep_gd_core(lam, eps, gamma, n, alpha, a, *, n_saves, save_every):
     return _finish(t, saved, lam, eps, n * gamma, inv_tau)
 
 
-def deep_scalar_gd(lam: ArrayLike, eps: ArrayLike, factors: ArrayLike, *, alpha: ArrayLike, epochs: int,
-                   gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1) -> DeepScalarTrajectory:
+def deep_scalar_gd(
+    lam: ArrayLike,
+    eps: ArrayLike,
+    factors: ArrayLike,
+    *,
+    alpha: ArrayLike,
+    epochs: int,
+    gamma: ArrayLike = 0.0,
+    n: ArrayLike = 1,
+    save_every: int = 1,
+) -> DeepScalarTrajectory:
     """Exact full-batch gradient descent on one direction's deep loss, for a batch of settings.
 
     One step is ``a_l <- a_l + (alpha / n) * RHS_l`` (all factors from the old values; see
@@ -176,8 +185,17 @@ def _deep_rk4_core(ts, hs, ms, lam, eps, gamma, n, tau, a, *, m_static):
     return _finish(ts, saved, lam, eps, n * gamma, 1 / tau)
 
 
-def deep_scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, factors: ArrayLike, *, tau: ArrayLike = 1.0,
-                     gamma: ArrayLike = 0.0, n: ArrayLike = 1, dt: float | None = None) -> DeepScalarTrajectory:
+def deep_scalar_flow(
+    ts: ArrayLike,
+    lam: ArrayLike,
+    eps: ArrayLike,
+    factors: ArrayLike,
+    *,
+    tau: ArrayLike = 1.0,
+    gamma: ArrayLike = 0.0,
+    n: ArrayLike = 1,
+    dt: float | None = None,
+) -> DeepScalarTrajectory:
     """The continuous flow of the L factors (fixed-step RK4 landing on every save time).
 
     Args:
@@ -193,8 +211,10 @@ def deep_scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, factors: Arr
     if dt is None:
         big = np.maximum(1.0, np.max(np.asarray(a, np.float64) ** 2))
         depth = a.shape[-1]
-        rate = np.max((np.asarray(lam + eps, np.float64) * big ** (depth - 1) + np.asarray(n * gamma))
-                      / np.asarray(tau, np.float64))
+        rate = np.max(
+            (np.asarray(lam + eps, np.float64) * big ** (depth - 1) + np.asarray(n * gamma))
+            / np.asarray(tau, np.float64)
+        )
         dt = float(0.05 / max(rate, 1e-300))
     check_range("dt", dt, 0.0, lo_open=True)
     ts, hs, ms, m_static = step_grid(ts, float(dt))

@@ -21,12 +21,20 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import _linear as core
+from daedyn import models
 from daedyn._checks import check_finite, check_fit, check_int, check_precision, check_range, float_dtype
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
+from daedyn.dynamics._matrix import _flat
 from daedyn.dynamics._scalar import warn_nonfinite
 
-__all__ = ["DeepMatrixTrajectory", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init",
-           "deep_random_init", "check_widths"]
+__all__ = [
+    "DeepMatrixTrajectory",
+    "deep_matrix_gd",
+    "deep_matrix_flow",
+    "deep_orthogonal_init",
+    "deep_random_init",
+    "check_widths",
+]
 
 
 class DeepMatrixTrajectory(NamedTuple):
@@ -48,13 +56,10 @@ class DeepMatrixTrajectory(NamedTuple):
 
 
 def check_widths(d: int, hidden: Sequence[int]) -> tuple[int, ...]:
-    """``hidden`` as a tuple of ints >= 1 (one per hidden layer, depth = len(hidden) + 1 >= 2)."""
-    if isinstance(hidden, int | np.integer) and not isinstance(hidden, bool):
-        hidden = (int(hidden),)
-    if not isinstance(hidden, Sequence) or isinstance(hidden, str) or len(hidden) < 1:
-        raise ValueError(f"hidden must be a width or a list of layer widths (each an integer >= 1); got {hidden!r}")
+    """``hidden`` as a tuple of ints >= 1 (one per hidden layer, depth = len(hidden) + 1 >= 2): the
+    models' own check (:func:`daedyn.models.widths`), and ``d`` >= 1."""
     check_int("d", d, 1)
-    return tuple(check_int(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden))
+    return models.widths(hidden)
 
 
 def _check_factors(d: int, ws) -> tuple[int, ...]:
@@ -64,18 +69,15 @@ def _check_factors(d: int, ws) -> tuple[int, ...]:
     for i, w in enumerate(ws):
         shape = np.shape(w)
         if len(shape) < 2 or shape[-1] != prev:
-            raise ValueError(f"ws[{i}] must have shape (..., H_{i + 1}, {prev}) (its input width is the "
-                             f"previous output width); got {shape}")
+            raise ValueError(
+                f"ws[{i}] must have shape (..., H_{i + 1}, {prev}) (its input width is the "
+                f"previous output width); got {shape}"
+            )
         check_finite(f"ws[{i}]", w)
         prev = shape[-2]
     if prev != d:
         raise ValueError(f"the last factor ws[{len(ws) - 1}] must map back to D = {d} rows; got {prev}")
     return tuple(np.shape(w)[-2] for w in ws[:-1])
-
-
-def _flat(x, bshape, ncore):
-    x = jnp.asarray(x)
-    return jnp.broadcast_to(x, tuple(bshape) + x.shape[x.ndim - ncore:]).reshape((-1,) + x.shape[x.ndim - ncore:])
 
 
 def _prepare(eigvals, ws, eps, gamma, n, precision, **rate):
@@ -95,12 +97,16 @@ def _prepare(eigvals, ws, eps, gamma, n, precision, **rate):
     try:
         bshape = np.broadcast_shapes(*shapes)
     except ValueError:
-        raise ValueError(f"the batch axes of eigvals, ws and the hyperparameters do not broadcast: {shapes}") from None
+        raise ValueError(
+            f"the batch axes of eigvals, ws and the hyperparameters do not broadcast: {shapes}"
+        ) from None
     dtype = float_dtype(eigvals, *ws, eps, gamma, *rate.values())
     check_fit(dtype, eigvals=eigvals, eps=eps, gamma=gamma, n=n, **rate)
-    flat = dict(lam=_flat(jnp.asarray(eigvals, dtype), bshape, 1),
-                ws=tuple(_flat(jnp.asarray(w, dtype), bshape, 2) for w in ws),
-                hyper=[_flat(jnp.asarray(x, dtype), bshape, 0) for x in (eps, gamma, n, *rate.values())])
+    flat = dict(
+        lam=_flat(jnp.asarray(eigvals, dtype), bshape, 1),
+        ws=tuple(_flat(jnp.asarray(w, dtype), bshape, 2) for w in ws),
+        hyper=[_flat(jnp.asarray(x, dtype), bshape, 0) for x in (eps, gamma, n, *rate.values())],
+    )
     return precision, bshape, flat
 
 
@@ -124,9 +130,18 @@ def _gd_core(lam, ws, eps, gamma, n, alpha, *, n_saves, save_every, precision, b
     return _pack(t, obs, y, bshape)
 
 
-def deep_matrix_gd(eigvals: ArrayLike, ws: Sequence[ArrayLike], *, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
-                   alpha: ArrayLike, n: ArrayLike, epochs: int, save_every: int = 1,
-                   precision=None) -> DeepMatrixTrajectory:
+def deep_matrix_gd(
+    eigvals: ArrayLike,
+    ws: Sequence[ArrayLike],
+    *,
+    eps: ArrayLike = 0.0,
+    gamma: ArrayLike = 0.0,
+    alpha: ArrayLike,
+    n: ArrayLike,
+    epochs: int,
+    save_every: int = 1,
+    precision=None,
+) -> DeepMatrixTrajectory:
     """Full-batch gradient descent of L >= 2 factor matrices on the expected loss, in the eigenbasis.
 
     With two factors it is :func:`daedyn.dynamics.matrix_gd` (form "gram"). From
@@ -139,7 +154,8 @@ def deep_matrix_gd(eigvals: ArrayLike, ws: Sequence[ArrayLike], *, eps: ArrayLik
       epochs, save_every: steps and save spacing. precision: matmul precision.
     Example:
       >>> ws = deep_orthogonal_init(3, (2, 2), jnp.array([0.3, 0.3]))
-      >>> traj = deep_matrix_gd(jnp.array([3.0, 2.0, 1.0]), ws, eps=1.0, alpha=0.1, n=1, epochs=600, save_every=300)
+      >>> traj = deep_matrix_gd(jnp.array([3.0, 2.0, 1.0]), ws, eps=1.0, alpha=0.1, n=1, epochs=600,
+      ...                       save_every=300)
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 3).tolist()  # lam / (lam + eps), 2 learned
       [0.75, 0.667, 0.0]
     """
@@ -148,8 +164,15 @@ def deep_matrix_gd(eigvals: ArrayLike, ws: Sequence[ArrayLike], *, eps: ArrayLik
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     precision, bshape, flat = _prepare(eigvals, ws, eps, gamma, n, precision, alpha=alpha)
-    traj = _gd_core(flat["lam"], flat["ws"], *flat["hyper"], n_saves=epochs // save_every,
-                    save_every=save_every, precision=precision, bshape=tuple(bshape))
+    traj = _gd_core(
+        flat["lam"],
+        flat["ws"],
+        *flat["hyper"],
+        n_saves=epochs // save_every,
+        save_every=save_every,
+        precision=precision,
+        bshape=tuple(bshape),
+    )
     return warn_nonfinite("deep_matrix_gd", traj)
 
 
@@ -166,17 +189,35 @@ def _flow_core(ts, hs, ms, lam, ws, eps, gamma, n, tau, *, m_static, precision, 
     return _pack(ts, obs, y, bshape)
 
 
-def deep_matrix_flow(ts: ArrayLike, eigvals: ArrayLike, ws: Sequence[ArrayLike], *, eps: ArrayLike = 0.0,
-                     gamma: ArrayLike = 0.0, tau: ArrayLike, n: ArrayLike, dt: float,
-                     precision=None) -> DeepMatrixTrajectory:
+def deep_matrix_flow(
+    ts: ArrayLike,
+    eigvals: ArrayLike,
+    ws: Sequence[ArrayLike],
+    *,
+    eps: ArrayLike = 0.0,
+    gamma: ArrayLike = 0.0,
+    tau: ArrayLike,
+    n: ArrayLike,
+    dt: float,
+    precision=None,
+) -> DeepMatrixTrajectory:
     """The continuous gradient flow of the L factor matrices (fixed-step RK4 landing on the save times);
     arguments as :func:`deep_matrix_gd` with ``tau = n / alpha`` and the largest step ``dt``."""
     check_range("dt", dt, 0.0, lo_open=True)
     precision, bshape, flat = _prepare(eigvals, ws, eps, gamma, n, precision, tau=tau)
     ts, hs, ms, m_static = step_grid(ts, float(dt))
     dtype = flat["lam"].dtype
-    traj = _flow_core(jnp.asarray(ts, dtype), jnp.asarray(hs, dtype), jnp.asarray(ms, jnp.int32), flat["lam"],
-                      flat["ws"], *flat["hyper"], m_static=m_static, precision=precision, bshape=tuple(bshape))
+    traj = _flow_core(
+        jnp.asarray(ts, dtype),
+        jnp.asarray(hs, dtype),
+        jnp.asarray(ms, jnp.int32),
+        flat["lam"],
+        flat["ws"],
+        *flat["hyper"],
+        m_static=m_static,
+        precision=precision,
+        bshape=tuple(bshape),
+    )
     return warn_nonfinite("deep_matrix_flow", traj)
 
 
@@ -185,8 +226,9 @@ def _haar(key, h, dtype):
     return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(dtype)[None, :]
 
 
-def deep_orthogonal_init(d: int, hidden: Sequence[int], a: ArrayLike, *, key: Array | None = None,
-                         dtype=None) -> tuple[Array, ...]:
+def deep_orthogonal_init(
+    d: int, hidden: Sequence[int], a: ArrayLike, *, key: Array | None = None, dtype=None
+) -> tuple[Array, ...]:
     """The decoupled start of L = len(hidden) + 1 factors in the eigenbasis (section 3.2 generalised).
 
     Direction j < k = min(D, *hidden) gets the value ``a[l, j]`` in factor l: with orthogonal Q_l
@@ -229,7 +271,9 @@ def deep_orthogonal_init(d: int, hidden: Sequence[int], a: ArrayLike, *, key: Ar
     return tuple(out)
 
 
-def deep_random_init(d: int, hidden: Sequence[int], *, scale: ArrayLike, key: Array, dtype=None) -> tuple[Array, ...]:
+def deep_random_init(
+    d: int, hidden: Sequence[int], *, scale: ArrayLike, key: Array, dtype=None
+) -> tuple[Array, ...]:
     """Small Gaussian start: every factor with i.i.d. N(0, scale^2) entries (in the eigenbasis too, V
     being orthogonal). A batch of keys gives a batch of starts."""
     hidden = check_widths(d, hidden)
@@ -244,7 +288,10 @@ def deep_random_init(d: int, hidden: Sequence[int], *, scale: ArrayLike, key: Ar
 
     def draw(k):
         ks = jr.split(k, len(sizes) - 1)
-        return tuple(jnp.asarray(scale, dtype) * jr.normal(kk, (sizes[i + 1], sizes[i]), dtype) for i, kk in enumerate(ks))
+        return tuple(
+            jnp.asarray(scale, dtype) * jr.normal(kk, (sizes[i + 1], sizes[i]), dtype)
+            for i, kk in enumerate(ks)
+        )
 
     out = jax.vmap(draw)(keys.reshape(-1))
     return tuple(w.reshape(keys.shape + w.shape[1:]) for w in out)

@@ -47,9 +47,9 @@ from daedyn._extras import require
 from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
-from daedyn.theory._deep import check_depth
 from daedyn.dynamics._scheduled import scalar_flow_scheduled, scalar_gd_scheduled
 from daedyn.schedules import is_schedule
+from daedyn.theory._deep import check_depth
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 

@@ -99,7 +99,8 @@ FIGURES = {
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "plot_learning_times", "pool_images",
+    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "plot_learning_times",
+    "pool_images",
     "plot_crosscheck", "prediction_errors",
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
     "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",

@@ -24,17 +24,27 @@ from daedyn.figures._common import COLORS, figure_dataset, finish, new_figure, r
 # init_scale per depth: the initial mapping of a random product scales like scale^L, and learning
 # times like w0^-(1-2/L) (log(1/w0) at L = 2): these put all three depths' top directions inside the run
 INIT_SCALE = {2: 1e-3, 3: 0.03, 4: 0.06}
-DEPTH_QUICK = dict(n=1000, hidden=8, epochs=3000, save_every=50, alpha=0.004, gamma=0.05, sigma2=0.5,
-                   directions=4)
-DEPTH_FULL = dict(n=5000, hidden=32, epochs=6000, save_every=50, alpha=0.004, gamma=0.05, sigma2=0.5,
-                  directions=6)
+DEPTH_QUICK = dict(
+    n=1000, hidden=8, epochs=3000, save_every=50, alpha=0.004, gamma=0.05, sigma2=0.5, directions=4
+)
+DEPTH_FULL = dict(
+    n=5000, hidden=32, epochs=6000, save_every=50, alpha=0.004, gamma=0.05, sigma2=0.5, directions=6
+)
 DEPTHS = (2, 3, 4)
 MODELS = ("ae", "wdae", "dae")
 
 
 @styled
-def figure_depth(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, data_dir=None,
-                 dataset: str = "mnist", n: int | None = None, hidden: int | None = None):
+def figure_depth(
+    *,
+    quick: bool = True,
+    out_dir=None,
+    key: jax.Array | None = None,
+    data_dir=None,
+    dataset: str = "mnist",
+    n: int | None = None,
+    hidden: int | None = None,
+):
     """Beyond the paper: deep linear DAEs, trained vs theory, the learning threshold and learning times.
 
     Quick: MNIST N = 1000 (mnist5k fallback), hidden width 8, 3000 epochs (about 1.5 minutes on a 2-core
@@ -56,12 +66,21 @@ def figure_depth(*, quick: bool = True, out_dir=None, key: jax.Array | None = No
     for depth in DEPTHS:
         for model in MODELS:
             report(f"depth: training {model.upper()} of depth {depth} on {label}")
-            r = train.train(x, hidden=[int(s["hidden"])] * (depth - 1), key=jr.fold_in(key, depth),
-                            alpha=float(s["alpha"]), gamma=float(s["gamma"]) if model == "wdae" else 0.0,
-                            noise=noise.gaussian(float(s["sigma2"])) if model == "dae" else None,
-                            marginalised=model == "dae", epochs=int(s["epochs"]), save_every=int(s["save_every"]),
-                            spectrum=spec, init_scale=INIT_SCALE[depth], precision="highest",
-                            **run_progress(int(s["epochs"]), int(s["save_every"]), f"L={depth} {model}"))
+            r = train.train(
+                x,
+                hidden=[int(s["hidden"])] * (depth - 1),
+                key=jr.fold_in(key, depth),
+                alpha=float(s["alpha"]),
+                gamma=float(s["gamma"]) if model == "wdae" else 0.0,
+                noise=noise.gaussian(float(s["sigma2"])) if model == "dae" else None,
+                marginalised=model == "dae",
+                epochs=int(s["epochs"]),
+                save_every=int(s["save_every"]),
+                spectrum=spec,
+                init_scale=INIT_SCALE[depth],
+                precision="highest",
+                **run_progress(int(s["epochs"]), int(s["save_every"]), f"L={depth} {model}"),
+            )
             c = train.compare_with_theory(r, eigvecs=spec.eigvecs, w0="balanced")
             runs[depth, model] = (r, c)
             numbers[f"L{depth}_{model}_measured"] = np.asarray(r.mapping[:, :k])
@@ -79,7 +98,8 @@ def figure_depth(*, quick: bool = True, out_dir=None, key: jax.Array | None = No
                 fp_gamma=np.asarray(theory.fixed_point(1.0, 0.5, gammas, depth=depth)),
                 th_gamma=np.asarray(theory.learning_threshold(1.0, 0.5, gammas, depth=depth)),
                 fp_eps=np.asarray(theory.fixed_point(1.0, epss, 0.0, depth=depth)),
-                t_w0=np.asarray(theory.learning_time(0.5, 1.0, 0.0, 0.0, w0=w0s, depth=depth)))
+                t_w0=np.asarray(theory.learning_time(0.5, 1.0, 0.0, 0.0, w0=w0s, depth=depth)),
+            )
     fig, axes = new_figure(2, 3, width=8.0, height=5.2)
     colors = [COLORS["ae"], COLORS["wdae"], COLORS["dae"]]
     for col, model in enumerate(MODELS):
@@ -89,34 +109,71 @@ def figure_depth(*, quick: bool = True, out_dir=None, key: jax.Array | None = No
             t = np.asarray(r.t)
             for j in range(k):
                 ax.plot(t, np.asarray(r.mapping[:, j]), ".", ms=1.5, color=colors[DEPTHS.index(depth)])
-                ax.plot(t, np.asarray(c.discrete[:, j]), ls, lw=0.7, color=colors[DEPTHS.index(depth)],
-                        label=f"L = {depth}" if j == 0 else None)
-        ax.set(xlabel="epoch", ylabel="mapping per direction", title=f"{model.upper()}: dots measured, lines theory")
+                ax.plot(
+                    t,
+                    np.asarray(c.discrete[:, j]),
+                    ls,
+                    lw=0.7,
+                    color=colors[DEPTHS.index(depth)],
+                    label=f"L = {depth}" if j == 0 else None,
+                )
+        ax.set(
+            xlabel="epoch",
+            ylabel="mapping per direction",
+            title=f"{model.upper()}: dots measured, lines theory",
+        )
         if col == 0:
             ax.legend(frameon=False, fontsize=6)
     for depth, color in zip(DEPTHS, colors, strict=True):
         tc = theory_curves[depth]
         axes[1, 0].plot(gammas, tc["fp_gamma"], color=color, lw=1.0, label=f"L = {depth} learned")
         th = np.where(np.isfinite(tc["th_gamma"]), tc["th_gamma"], np.nan)
-        axes[1, 0].plot(gammas, th, ":", color=color, lw=1.0, label=f"L = {depth} threshold" if depth > 2 else None)
-        axes[1, 1].plot(epss, tc["fp_eps"], color=color, lw=1.0, ls=("-", "--", ":")[DEPTHS.index(depth)],
-                        label=f"L = {depth}")
+        axes[1, 0].plot(
+            gammas, th, ":", color=color, lw=1.0, label=f"L = {depth} threshold" if depth > 2 else None
+        )
+        axes[1, 1].plot(
+            epss,
+            tc["fp_eps"],
+            color=color,
+            lw=1.0,
+            ls=("-", "--", ":")[DEPTHS.index(depth)],
+            label=f"L = {depth}",
+        )
         axes[1, 2].loglog(w0s, tc["t_w0"], color=color, lw=1.0, label=f"L = {depth}")
     axes[1, 0].set(xlabel="weight decay γ (λ = 1, ε = 0.5, n = 1)", ylabel="w", title="learning threshold")
-    axes[1, 1].set(xlabel="noise ε (λ = 1, γ = 0)", ylabel="learned value", title="noise: same at every depth")
+    axes[1, 1].set(
+        xlabel="noise ε (λ = 1, γ = 0)", ylabel="learned value", title="noise: same at every depth"
+    )
     axes[1, 2].set(xlabel="initial mapping w0", ylabel="time to w*/2 (τ = 1)", title="learning time vs start")
     for ax in axes[1]:
         ax.legend(frameon=False, fontsize=6)
     fig.suptitle(f"Beyond the paper: deep linear DAEs, {label}{' [quick]' if quick else ''}")
-    numbers.update({"dataset": dataset, "label": label, "note": note or "", "n": int(spec.n),
-                    "hidden": int(s["hidden"]), "epochs": int(s["epochs"]), "alpha": float(s["alpha"]),
-                    "gamma": float(s["gamma"]), "sigma2": float(s["sigma2"]), "init_scale": [INIT_SCALE[d] for d in DEPTHS],
-                    "quick": quick, "train_seconds": train_seconds, "gammas": gammas, "eps": epss, "w0s": w0s})
+    numbers.update(
+        {
+            "dataset": dataset,
+            "label": label,
+            "note": note or "",
+            "n": int(spec.n),
+            "hidden": int(s["hidden"]),
+            "epochs": int(s["epochs"]),
+            "alpha": float(s["alpha"]),
+            "gamma": float(s["gamma"]),
+            "sigma2": float(s["sigma2"]),
+            "init_scale": [INIT_SCALE[d] for d in DEPTHS],
+            "quick": quick,
+            "train_seconds": train_seconds,
+            "gammas": gammas,
+            "eps": epss,
+            "w0s": w0s,
+        }
+    )
     for depth in DEPTHS:
         numbers.update({f"L{depth}_{name}": v for name, v in theory_curves[depth].items()})
     numbers["conventions"] = {
-        "published": False, "beyond_the_paper": True,
+        "published": False,
+        "beyond_the_paper": True,
         "training": "train.train with hidden=[H] * (L - 1), small random start, full-batch GD, float32",
         "theory": "train.compare_with_theory(w0='balanced'): discrete deep_scalar_gd from |diag(V^T W(0) V)|",
-        "closed_forms": "theory.fixed_point / learning_threshold / learning_time with depth=L"}
+        "closed_forms": "theory.fixed_point / learning_threshold / learning_time with depth=L",
+    }
     return finish("figure_depth", fig, numbers, out_dir)

@@ -21,7 +21,13 @@ from daedyn._numerics import expm1_ratio, safe_div
 from daedyn.schedules import is_schedule
 from daedyn.theory import _schedule
 from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
-from daedyn.theory._deep import check_depth, deep_fixed_point, deep_learning_time, deep_small_init, deep_threshold
+from daedyn.theory._deep import (
+    check_depth,
+    deep_fixed_point,
+    deep_learning_time,
+    deep_small_init,
+    deep_threshold,
+)
 
 __all__ = ["small_init_trajectory", "fixed_point", "learning_time", "learning_threshold"]
 
@@ -62,7 +68,7 @@ def _lists_to_arrays(*args):
 
 
 def _check_rates(lam, eps, gamma, n) -> None:
-    """Ranges and dtype fit of the arguments of the fixed points."""
+    """Ranges and dtype fit of the arguments of the fixed points (lists already made arrays)."""
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
@@ -124,7 +130,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
     if check_depth(depth) > 2:
-        return finite_result("small_init_trajectory", deep_small_init(t, lam, eps, gamma, w0, tau, n, depth=depth))
+        u = deep_small_init(t, lam, eps, gamma, w0, tau, n, depth=depth)
+        return finite_result("small_init_trajectory", u)
     return finite_result("small_init_trajectory", _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n))
 
 
@@ -157,6 +164,7 @@ def fixed_point(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n:
       >>> [round(float(fixed_point(1.0, e)), 4) for e in (0.0, 1.0, 5.0)]
       [1.0, 0.5, 0.1667]
     """
+    lam, eps, gamma, n = _lists_to_arrays(lam, eps, gamma, n)
     _check_rates(lam, eps, gamma, n)
     if check_depth(depth) > 2:
         return finite_result("fixed_point", deep_fixed_point(lam, eps, gamma, n, depth=depth))
@@ -177,9 +185,11 @@ def learning_threshold(lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 
       >>> f"{float(learning_threshold(1.0, 0.0, 0.01, depth=3)):.4e}"  # about (n gamma / lam)^3
       '1.0000e-06'
     """
+    lam, eps, gamma, n = _lists_to_arrays(lam, eps, gamma, n)
     _check_rates(lam, eps, gamma, n)
     if check_depth(depth) > 2:
-        return finite_result("learning_threshold", deep_threshold(lam, eps, gamma, n, depth=depth), allow_inf=True)
+        u = deep_threshold(lam, eps, gamma, n, depth=depth)
+        return finite_result("learning_threshold", u, allow_inf=True)
     lam_, eps_, gamma_, n_ = prepare(lam=lam, eps=eps, gamma=gamma, n=n)
     out = jnp.where(lam_ > n_ * gamma_, 0.0, jnp.inf).astype(lam_.dtype)
     return finite_result("learning_threshold", out, allow_inf=True)

@@ -39,7 +39,7 @@ def _flat_map(fn, *arrays):
 
 
 @jax.jit(static_argnames="depth")
-def _deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
     valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
     ones = jnp.ones_like(t)
@@ -57,7 +57,7 @@ def _roots_map(one, lam, eps, gamma, n):
 
 
 @jax.jit(static_argnames="depth")
-def _deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
+def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
     def one(lam, eps, gamma, n):
         z_star, _, _, has_root = deep_roots(lam, eps, gamma, n, depth)
         return jnp.where(has_root, z_star ** (-depth / (depth - 2.0)), 0.0)
@@ -66,7 +66,7 @@ def _deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
 
 
 @jax.jit(static_argnames="depth")
-def _deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
+def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
     def one(lam, eps, gamma, n):
         _, z_th, _, has_root = deep_roots(lam, eps, gamma, n, depth)
         finite = jnp.isfinite(z_th)  # no threshold without weight decay: 0
@@ -77,31 +77,13 @@ def _deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
 
 
 @jax.jit(static_argnames="depth")
-def _deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+def deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     f, lam, eps, gamma, w0, tau, n = prepare(f=f, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
     valid = (f > 0) & (f < 1) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
     ones = jnp.ones_like(f)
-    args = [jnp.where(valid, a, ones * 0.5 if i == 0 else ones) for i, a in enumerate((f, lam, eps, gamma, w0, tau, n))]
+    args = [
+        jnp.where(valid, a, ones * 0.5 if i == 0 else ones)
+        for i, a in enumerate((f, lam, eps, gamma, w0, tau, n))
+    ]
     t = _flat_map(lambda *a: deep_time_to(*a, depth), *args)
     return mark_invalid(t, valid)
-
-
-def _arrays(*args):
-    """Lists and tuples become arrays before the jitted call (a list would be traced leaf by leaf)."""
-    return [jnp.asarray(a) if isinstance(a, list | tuple) else a for a in args]
-
-
-def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
-    return _deep_small_init(*_arrays(t, lam, eps, gamma, w0, tau, n), depth=depth)
-
-
-def deep_fixed_point(lam, eps, gamma, n, *, depth: int) -> Array:
-    return _deep_fixed_point(*_arrays(lam, eps, gamma, n), depth=depth)
-
-
-def deep_threshold(lam, eps, gamma, n, *, depth: int) -> Array:
-    return _deep_threshold(*_arrays(lam, eps, gamma, n), depth=depth)
-
-
-def deep_learning_time(f, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
-    return _deep_learning_time(*_arrays(f, lam, eps, gamma, w0, tau, n), depth=depth)

@@ -27,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from daedyn._numerics import expm1_ratio
+
 __all__ = ["deep_roots", "deep_trajectory", "deep_time_to"]
 
 _PANELS = 48
@@ -47,21 +49,14 @@ def _log1p_ratio(x):
     small = jnp.abs(x) < 1e-4
     xs = jnp.where(small, 1.0, x)
     xz = jnp.where(small, x, 0.0)
-    return jnp.where(small, 1.0 - xz / 2.0 + xz * xz / 3.0 - xz ** 3 / 4.0, jnp.log1p(xs) / xs)
-
-
-def _expm1_ratio(y):
-    small = jnp.abs(y) < 1e-4
-    ys = jnp.where(small, 1.0, y)
-    yz = jnp.where(small, y, 0.0)
-    return jnp.where(small, 1.0 + yz / 2.0 + yz * yz / 6.0 + yz ** 3 / 24.0, jnp.expm1(ys) / ys)
+    return jnp.where(small, 1.0 - xz / 2.0 + xz * xz / 3.0 - xz**3 / 4.0, jnp.log1p(xs) / xs)
 
 
 def _q(d, zr, lam, ng, k, m):
     """``P(zr + d) / d`` for a root ``zr`` of P, formed without cancellation (any d > -zr)."""
     x = d / zr
     y = -m * jnp.log1p(x)
-    e = _expm1_ratio(y) * (-m) * _log1p_ratio(x)  # ((1 + x)^-m - 1) / x
+    e = expm1_ratio(y) * (-m) * _log1p_ratio(x)  # ((1 + x)^-m - 1) / x
     return -ng - k * zr ** (-m - 1.0) * e
 
 
@@ -130,7 +125,7 @@ def deep_roots(lam, eps, gamma, n, depth: int):
 class _Path:
     """One element's path: its kind, the table and the maps (scalar fields; built under vmap)."""
 
-    def __init__(self, kind, z_star, z_th, z_pk, lam, ng, k, m, lam_big):
+    def __init__(self, kind, z_star, z_th, z_pk, lam, ng, k, m):
         self.kind, self.lam, self.ng, self.k, self.m = kind, lam, ng, k, m
         self.lam_pos = jnp.where(lam > 0, lam, 1.0)  # for the divisions of the A0 branch
         self.zs = z_star
@@ -141,10 +136,10 @@ class _Path:
         lo_a = jnp.minimum(-37.0, -ratio - 37.0)
         tail_lo = -40.0 / (m + 1.0)
         # grid in phi (increasing with time); A, A0 run theta = -phi
-        self.phi_lo = jnp.select([kind == _A, kind == _A0, (kind == _B) | (kind == _D)],
-                                 [-37.0, -37.0, tail_lo], -37.0)
+        self.phi_lo = jnp.select(
+            [kind == _A, kind == _A0, (kind == _B) | (kind == _D)], [-37.0, -37.0, tail_lo], -37.0
+        )
         self.phi_hi = jnp.select([kind == _A], [-lo_a], 37.0)
-        del lam_big
 
     # dt/dphi (in units tau / (L - 2)), positive; the A0 part without its exponential term
     def h(self, phi):
@@ -160,8 +155,9 @@ class _Path:
         d_left = gap * jnp.where(left, s, 0.5)
         d_right = -gap * jnp.where(left, 0.5, _sigmoid(-th))
         s_r = jnp.where(left, 0.5, s)
-        h_a = jnp.where(left, (1.0 - s) / _q(d_left, zs, lam, ng, k, m),
-                        -s_r / _q(d_right, zt, lam, ng, k, m))
+        h_a = jnp.where(
+            left, (1.0 - s) / _q(d_left, zs, lam, ng, k, m), -s_r / _q(d_right, zt, lam, ng, k, m)
+        )
         # A0 (ng = 0): z = zs (1 + e^theta); the remainder k z^-m / (lam q) after dz / lam
         th0 = -ph[_A0]
         x0 = jnp.exp(jnp.clip(th0, -80.0, 80.0))
@@ -179,22 +175,31 @@ class _Path:
 
     def extra(self, phi):
         """The exact exponential part of the A0 time: -zs e^-phi / lam (0 for the others)."""
-        return jnp.where(self.kind == _A0, -self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0)
+        return jnp.where(
+            self.kind == _A0, -self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0
+        )
 
     def d_extra(self, phi):
-        return jnp.where(self.kind == _A0, self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0)
+        return jnp.where(
+            self.kind == _A0, self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0
+        )
 
     def h_ends(self):
         """Constant limits of h below and above the grid, and the power-law tail below (p, c)."""
-        kind, lam, ng, k, m = self.kind, self.lam, self.ng, self.k, self.m
+        kind, ng, k, m = self.kind, self.ng, self.k, self.m
         d_star = _dp(self.zs, ng, k, m)
         d_th = _dp(self.zt, ng, k, m)
-        h_hi = jnp.select([(kind == _A) | (kind == _A0) | (kind == _B)], [1.0 / d_star], 1.0 / jnp.where(ng > 0, ng, 1.0))
+        h_hi = jnp.select(
+            [(kind == _A) | (kind == _A0) | (kind == _B)], [1.0 / d_star], 1.0 / jnp.where(ng > 0, ng, 1.0)
+        )
         h_lo = jnp.select([(kind == _A) | (kind == _C)], [-1.0 / d_th], 0.0)
         p = jnp.select([(kind == _B) | (kind == _D), kind == _A0], [m + 1.0, m - 1.0], 0.0)
         z_ref = jnp.where(kind == _D, self.zp, self.zs)
-        c = jnp.select([(kind == _B) | (kind == _D), kind == _A0],
-                       [z_ref ** (m + 1.0) / (k * (m + 1.0)), self.zs / (self.lam_pos * (m - 1.0))], 0.0)
+        c = jnp.select(
+            [(kind == _B) | (kind == _D), kind == _A0],
+            [z_ref ** (m + 1.0) / (k * (m + 1.0)), self.zs / (self.lam_pos * (m - 1.0))],
+            0.0,
+        )
         return h_lo, h_hi, p, c
 
     def scale(self):
@@ -222,8 +227,11 @@ class _Path:
         """The time table at the edges measured from ``phi0`` (sums run outwards from ``phi0``'s panel,
         so times near the start keep full relative precision in float32)."""
         i = jnp.arange(_PANELS)
-        idx0 = jnp.clip(jnp.searchsorted(edges, jnp.clip(phi0, self.phi_lo, self.phi_hi), side="right") - 1,
-                        0, _PANELS - 1)
+        idx0 = jnp.clip(
+            jnp.searchsorted(edges, jnp.clip(phi0, self.phi_lo, self.phi_hi), side="right") - 1,
+            0,
+            _PANELS - 1,
+        )
         fwd = jnp.cumsum(jnp.where(i >= idx0, panel, 0.0))
         bwd = jnp.cumsum(jnp.where(i < idx0, panel, 0.0)[::-1])[::-1]
         zero = jnp.zeros((1,), panel.dtype)
@@ -235,7 +243,9 @@ class _Path:
         pa, pb = jnp.arcsinh(a / s), jnp.arcsinh(b / s)
         half = (pb - pa) / 2.0
         nodes = (pa + pb) / 2.0 + half * jnp.asarray(_NODES, half.dtype)
-        return half * ((self.h(s * jnp.sinh(nodes)) * s * jnp.cosh(nodes)) @ jnp.asarray(_WEIGHTS, half.dtype))
+        return half * (
+            (self.h(s * jnp.sinh(nodes)) * s * jnp.cosh(nodes)) @ jnp.asarray(_WEIGHTS, half.dtype)
+        )
 
     def time(self, phi, edges, j):
         """F(phi) = extra(phi) + integral of h from phi_lo (tails exact outside the grid)."""
@@ -307,8 +317,11 @@ def _kind(z0, z_star, z_th, has_root, ng, lam_big):
     """Path kind of a start z0 > 0 (see the module docstring)."""
     wd = ng > 0
     far = jnp.log(jnp.where(wd & jnp.isfinite(z_th), (z_th - z_star) / z_star, 1.0)) > lam_big
-    kind = jnp.where(z0 < z_star, _B, jnp.where(wd & ~far, jnp.where(z0 < z_th, _A, _C),
-                                                 jnp.where(wd & (z0 > z_th), _C, _A0)))
+    kind = jnp.where(
+        z0 < z_star,
+        _B,
+        jnp.where(wd & ~far, jnp.where(z0 < z_th, _A, _C), jnp.where(wd & (z0 > z_th), _C, _A0)),
+    )
     return jnp.where(has_root, kind, _D)
 
 
@@ -355,7 +368,7 @@ def _setup(w0, lam, eps, gamma, n, depth):
     lam_s = jnp.where(lam > 0, lam, 1.0)
     k_s = jnp.where(k > 0, k, 1.0)
     ng_s = jnp.where(kind == _A0, 0.0, jnp.where(ng > 0, ng, 0.0))
-    path = _Path(kind, z_star, z_th, z_pk, jnp.where(kind == _A0, lam_s, lam), ng_s, k_s, m, lam_big)
+    path = _Path(kind, z_star, z_th, z_pk, jnp.where(kind == _A0, lam_s, lam), ng_s, k_s, m)
     return path, kind, z0, z_star, z_th, has_root, m
 
 
@@ -380,8 +393,12 @@ def _harmless(mask, *args):
     """Stand-in arguments (lam = 1, eps = gamma = 0, w0 = 1/2) where ``mask``: a branch that is not
     taken then has finite values and derivatives."""
     lam, eps, gamma, w0 = args
-    return (jnp.where(mask, 1.0, lam), jnp.where(mask, 0.0, eps), jnp.where(mask, 0.0, gamma),
-            jnp.where(mask, 0.5, w0))
+    return (
+        jnp.where(mask, 1.0, lam),
+        jnp.where(mask, 0.0, eps),
+        jnp.where(mask, 0.0, gamma),
+        jnp.where(mask, 0.5, w0),
+    )
 
 
 def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):

@@ -216,7 +216,8 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     epochs = int(result.t[-1] - result.t[0])
     if epochs and depth > 2:
         every = int(result.t[1] - result.t[0])
-        traj = dynamics.deep_scalar_gd(jnp.maximum(lam, 0), result.eps, dynamics.balanced_factors(w0_dt, depth),
+        start = dynamics.balanced_factors(w0_dt, depth)
+        traj = dynamics.deep_scalar_gd(jnp.maximum(lam, 0), result.eps, start,
                                        alpha=n / result.tau, epochs=epochs, gamma=result.gamma, n=n,
                                        save_every=every)
         disc = traj.w.T

@@ -341,7 +341,10 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     dt = data.x.dtype
     n, d = data.x.shape
     # the one variance -> eps conversion; a corruption's term is formed in the loop (eps stays 0)
-    eps = jnp.asarray(noise_lib.eps_of(None if corruption else noise, n), dt) if eps is None else _schedule.cast(eps, dt)
+    if eps is None:
+        eps = jnp.asarray(noise_lib.eps_of(None if corruption else noise, n), dt)
+    else:
+        eps = _schedule.cast(eps, dt)
     eps_j = None
     if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
