@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
@@ -69,22 +70,29 @@ def dae_weights(*, t, lam, eps, w1, w2, tau=1.0):
 _d, _c = _time_dims("t", ("w",))
 
 
-@entry_point(dims=_d, coords=_c)
-def small_init_trajectory(*, t, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
-    """``theory.small_init_trajectory``: balanced-start mapping w(t) (Eq. 7 and its eps/gamma forms)."""
-    return {"w": theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n)}
+@entry_point(dims=_d, coords=_c, switch=("depth",))
+def small_init_trajectory(*, t, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2):
+    """``theory.small_init_trajectory``: balanced-start mapping w(t) (Eq. 7, its eps/gamma forms and
+    depth L >= 3)."""
+    return {"w": theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)}
 
 
-@entry_point()
-def fixed_point(*, lam, eps=0.0, gamma=0.0, n=1):
-    """``theory.fixed_point``: max(0, (lam - n gamma) / (lam + eps))."""
-    return {"w": theory.fixed_point(lam, eps, gamma, n=n)}
+@entry_point(switch=("depth",))
+def fixed_point(*, lam, eps=0.0, gamma=0.0, n=1, depth=2):
+    """``theory.fixed_point``: the learned value (depth 2: max(0, (lam - n gamma) / (lam + eps)))."""
+    return {"w": theory.fixed_point(lam, eps, gamma, n=n, depth=depth)}
 
 
-@entry_point()
-def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1):
+@entry_point(switch=("depth",))
+def learning_threshold(*, lam, eps=0.0, gamma=0.0, n=1, depth=2):
+    """``theory.learning_threshold``: the smallest balanced start that is learned (0 at depth 2)."""
+    return {"w": theory.learning_threshold(lam, eps, gamma, n=n, depth=depth)}
+
+
+@entry_point(switch=("depth",))
+def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2):
     """``theory.learning_time``: time for a balanced start to reach f x the fixed point."""
-    return {"time": theory.learning_time(f, lam, eps, gamma, w0=w0, tau=tau, n=n)}
+    return {"time": theory.learning_time(f, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)}
 
 
 # --- daedyn.dynamics: batched by broadcasting ----------------------------------------------------
@@ -105,6 +113,21 @@ def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, 
     traj = dynamics.scalar_gd(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
                               save_every=save_every, **options)
     return {k: getattr(traj, k) for k in _GD_OUT}
+
+
+_DEEP_OUT = ("w", "weight_norm", "loss")
+
+
+@entry_point(batching="broadcast", static=("epochs", "save_every"), switch=("depth",),
+             dims={o: ("epoch",) for o in _DEEP_OUT}, coords=_gd_epochs)
+def deep_scalar_gd(*, lam, eps, w0, alpha, epochs, depth=2, gamma=0.0, n=1, save_every=1):
+    """``dynamics.deep_scalar_gd`` from the balanced start with mapping ``w0`` (every one of the
+    ``depth`` factors ``w0^(1/depth)``): the same outputs at every depth, so depth can be an axis."""
+    b = np.broadcast_shapes(*(np.shape(v) for v in (lam, eps, w0, alpha, gamma, n)))
+    factors = dynamics.balanced_factors(jnp.broadcast_to(w0, b), depth)
+    traj = dynamics.deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
+                                   save_every=save_every)
+    return {k: getattr(traj, k) for k in _DEEP_OUT}
 
 
 def _flow_dt(axes, constants):
@@ -210,7 +233,9 @@ ENTRY_POINTS: Mapping[str, Callable] = MappingProxyType({
     "theory.small_init_trajectory": small_init_trajectory,
     "theory.fixed_point": fixed_point,
     "theory.learning_time": learning_time,
+    "theory.learning_threshold": learning_threshold,
     "dynamics.scalar_gd": scalar_gd,
+    "dynamics.deep_scalar_gd": deep_scalar_gd,
     "dynamics.scalar_flow": scalar_flow,
     "dynamics.matrix_gd": matrix_gd,
     "train.train": train_run,

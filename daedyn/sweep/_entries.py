@@ -23,6 +23,9 @@ class EntryInfo(NamedTuple):
     Attributes:
       batching: ``"vmap"`` or ``"broadcast"`` (see module docstring).
       static: parameters that fix array shapes (epochs, a time grid): constants only.
+      switch: parameters that must be Python values (they pick code, e.g. a network's depth) but
+        leave output shapes alone: they may be sweep axes. Each value compiles its own branch
+        (``lax.switch``); the planner keeps one value per chunk, so a chunk runs one branch.
       dims: ``constants -> {output: dim names}`` for trailing output dimensions.
       coords: ``constants -> {dim: values}`` for those dimensions, computed from the settings
         (never by running the function).
@@ -35,14 +38,17 @@ class EntryInfo(NamedTuple):
     dims: Callable[[Mapping[str, Any]], Mapping[str, tuple[str, ...]]] | None = None
     coords: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
     defaults: Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, Any]] | None = None
+    switch: tuple[str, ...] = ()
 
 
-def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None, defaults=None):
+def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None, defaults=None, switch=()):
     """Decorator attaching :class:`EntryInfo` to a sweep function (built-ins and users' own).
 
     Args:
       batching: ``"vmap"`` (written for one grid point) or ``"broadcast"`` (takes (B,) arrays).
       static: names of the shape-fixing parameters, allowed as constants only.
+      switch: names of parameters taken as Python values that may still be sweep axes (one
+        compiled branch per value; see :class:`EntryInfo`).
       dims, coords: dicts, or callables of the constants, naming the outputs' trailing
         dimensions and giving their coordinate values.
       defaults: ``(axes, constants) -> {name: value}`` for constants derived from the grid.
@@ -64,7 +70,8 @@ def entry_point(*, batching: str = "vmap", static=(), dims=None, coords=None, de
         return x if callable(x) or x is None else (lambda c, _x=x: _x)
 
     def wrap(fn):
-        fn.__daedyn_sweep__ = EntryInfo(batching, tuple(static), as_fn(dims), as_fn(coords), defaults)
+        fn.__daedyn_sweep__ = EntryInfo(batching, tuple(static), as_fn(dims), as_fn(coords), defaults,
+                                        tuple(switch))
         return fn
     return wrap
 

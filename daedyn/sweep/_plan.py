@@ -9,11 +9,14 @@ same batch size (a multiple of the device count), so the chunk function compiles
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
@@ -203,13 +206,30 @@ def prepare(spec: SweepSpec) -> Prepared:
         constants.update({k: v for k, v in info.defaults(spec.axes, constants).items() if k not in constants})
     batching = info.batching if spec.batching == "vmap" and info.batching != "vmap" else spec.batching
 
-    def call(args):
-        return fn(**args, **constants)
-
-    def full(args):
+    def run(args, fixed):
+        def call(a):
+            return fn(**a, **constants, **fixed)
         if batching == "vmap":
             return jax.vmap(call)(args)
         return call(args)
+
+    switched = [a for a in axes if a in info.switch]
+    if switched:
+        # one compiled branch per combination of switched values; the planner keeps those values
+        # constant within a chunk, so the branch index is read off the chunk's first point
+        combos = list(itertools.product(*(axes[a].tolist() for a in switched)))
+        branches = [functools.partial(lambda fixed, a: run(a, fixed), dict(zip(switched, c))) for c in combos]
+
+        def full(args):
+            rest = {k: v for k, v in args.items() if k not in switched}
+            index = 0
+            for a in switched:
+                values = jnp.asarray(axes[a])
+                index = index * values.shape[0] + jnp.argmax(values == args[a][0])
+            return jax.lax.switch(index, branches, rest)
+    else:
+        def full(args):
+            return run(args, {})
 
     probe = 2  # two points, so that a broadcasting mistake shows up as a shape error
     shapes = {k: jax.ShapeDtypeStruct((probe,), v.dtype) for k, v in axes.items()}
@@ -327,10 +347,15 @@ def make_plan(prepared: Prepared, *, max_memory=None, chunk_size: int | None = N
         else:
             pipelined = max(-(-n_points // PIPELINE_CHUNKS), PIPELINE_MIN_BYTES // bpp, 1)
             target = max(min(fit_dev, -(-pipelined // n_devices) * n_devices), 1)
-        chunk_shape = _layout(grid, target)
+        # axes that switch code (info.switch) keep one value per chunk: blocks lie after the last
+        lead = max((i + 1 for i, a in enumerate(spec.axes) if a in prepared.info.switch), default=0)
+        chunk_shape = (1,) * lead + _layout(grid[lead:], target)
     chunk_shape = tuple(int(c) for c in chunk_shape)
     if len(chunk_shape) != len(grid) or any(c < 1 or c > g for c, g in zip(chunk_shape, grid)):
         raise ValueError(f"chunk_shape {chunk_shape} does not fit the grid {grid}")
+    if any(c != 1 for c, a in zip(chunk_shape, spec.axes) if a in prepared.info.switch):
+        raise ValueError(f"chunk_shape {chunk_shape} holds several values of a switched axis "
+                         f"({', '.join(a for a in spec.axes if a in prepared.info.switch)})")
     points = math.prod(chunk_shape)
     batch = -(-points // n_devices) * n_devices
     n_chunks = math.prod(-(-g // c) for g, c in zip(grid, chunk_shape))

@@ -69,6 +69,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
     **dict.fromkeys(("epochs", "n_heldout"), _COUNT),
     **dict.fromkeys(("save_every", "hidden", "n_train", "batch_size", "max_steps",
                      "unroll"), _POSITIVE_COUNT),
+    "depth": ParameterRange(2.0, integer=True),
     "seed": ParameterRange(-_INF, _INF, lo_open=True, hi_open=True, integer=True),
     # integrator and initialisation settings
     "dt": _POSITIVE,
