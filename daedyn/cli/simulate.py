@@ -85,6 +85,10 @@ def register(subparsers) -> None:
                    help="an eps schedule instead of --eps (scalar mode): 'piecewise:B1,...:V0,...', "
                    "'linear:START,END,T_END' or 'exponential:START,END,T_END' (docs/schedules.md); the "
                    "eps and fixed point columns are then those at the last epoch")
+    p.add_argument("--depth", type=int, default=2, metavar="L",
+                   help="number of weight matrices L >= 2 (default 2); L >= 3 runs the depth-L dynamics: "
+                   "the first L - 1 factors start at --w1, the last at --w2; matrix mode has L - 1 hidden "
+                   "layers of --hidden units (docs/depth.md)")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write the trajectories to an image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
@@ -152,6 +156,13 @@ def _progress(args, every: int, batch: int):
 
 
 def run(args) -> int:
+    from daedyn._checks import check_int
+
+    check_int("--depth", args.depth, 2)
+    if args.depth > 2:
+        from daedyn.cli import _simulate_deep
+
+        return _simulate_deep.run(args, sys.modules[__name__])
     if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None):
         raise ValueError("--noise masking, --p and --dataset need --matrix (the coupled full-matrix run)")
     args.schedule = None

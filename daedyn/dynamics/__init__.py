@@ -9,7 +9,8 @@
 - Deep linear DAEs (L >= 2 weight matrices, docs/depth.md): per direction :func:`deep_scalar_gd`,
   :func:`deep_scalar_flow` (L factor values from any start; :func:`balanced_factors`), and as full
   matrices :func:`deep_matrix_gd`, :func:`deep_matrix_flow` with :func:`deep_orthogonal_init` /
-  :func:`deep_random_init`; ``scalar_gd(..., depth=L)`` starts L - 1 factors at w1 and the last at w2.
+  :func:`deep_random_init`; ``scalar_gd(..., depth=L)`` starts L - 1 factors at w1 and the last at w2;
+  long runs in pieces with progress: :func:`simulate_deep_scalar`, :func:`simulate_deep_matrix`.
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
@@ -40,6 +41,7 @@ from daedyn.dynamics._scalar import (
     scalar_rhs,
 )
 from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_scalar
+from daedyn.dynamics._simulate_deep import simulate_deep_matrix, simulate_deep_scalar
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
@@ -49,4 +51,5 @@ __all__ = [
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
     "DeepScalarTrajectory", "balanced_factors", "deep_scalar_rhs", "deep_scalar_gd", "deep_scalar_flow",
     "DeepMatrixTrajectory", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init", "deep_random_init",
+    "simulate_deep_scalar", "simulate_deep_matrix",
 ]

@@ -1,0 +1,210 @@
+"""``daedyn simulate --depth L`` (L >= 3): the per-direction and full-matrix dynamics of L factors.
+
+Scalar mode runs :func:`daedyn.dynamics.simulate_deep_scalar` for every combination of the --lam,
+--eps, --gamma, --alpha lists (the first L - 1 factors start at --w1, the last at --w2, as
+``scalar_gd(depth=L)``); matrix mode runs :func:`daedyn.dynamics.simulate_deep_matrix` on L factor
+matrices (--hidden units in each of the L - 1 hidden layers). Where the start is balanced
+(--w1 = --w2 > 0; orthogonal init in matrix mode) the depth-L closed form
+``theory.small_init_trajectory(depth=L)`` is printed beside the run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def _refuse(args) -> None:
+    if args.method == "diffrax":
+        raise ValueError("--depth >= 3 integrates with --method gd or rk4 (diffrax: depth 2 only)")
+    if args.eps_schedule is not None:
+        raise ValueError("--eps-schedule works at --depth 2 only (the depth-L schedules are not built)")
+    if args.noise != "none" or args.p is not None:
+        raise ValueError("--noise masking works at --depth 2 only (the coupled term of deep networks "
+                         "is not built)")
+    if args.backend != "auto":
+        raise ValueError("--backend chooses the depth-2 kernels; drop it with --depth >= 3")
+
+
+def _closed(t, lam, eps, gamma, n, tau, args):
+    """The balanced depth-L closed form w(t) where the start is balanced (w1 = w2 > 0), else None."""
+    import numpy as np
+
+    from daedyn import theory
+
+    if not (args.w1 == args.w2 and args.w1 > 0):
+        return None
+    w0 = args.w1 ** args.depth
+    return np.asarray(theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=args.depth),
+                      np.float64)
+
+
+def run(args, helpers) -> int:
+    """Deep scalar or matrix mode; ``helpers`` is the simulate module (its checks and formatting)."""
+    _refuse(args)
+    return _run_matrix(args, helpers) if args.matrix else _run_scalar(args, helpers)
+
+
+def _run_scalar(args, h) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
+    from daedyn import dynamics, theory
+
+    every = h._checked_ints(args)
+    say = h._say(args)
+    depth = args.depth
+    grid = np.meshgrid(args.lam, args.eps, args.gamma, args.alpha, indexing="ij")
+    lam, eps, gamma, alpha = (g.ravel() for g in grid)
+    dtype = jnp.result_type(float)
+    batch, n = lam.size, args.n
+    factors = jnp.broadcast_to(jnp.asarray([args.w1] * (depth - 1) + [args.w2], dtype)[None, :],
+                               (batch, depth))
+    if args.method != "gd":
+        say(f"integrating the depth-{depth} flow ({args.method}) for {batch} setting(s) ...")
+    start = time.perf_counter()
+    tr = dynamics.simulate_deep_scalar(*(jnp.asarray(x, dtype) for x in (lam, eps)), factors,
+                                       alpha=jnp.asarray(alpha, dtype), gamma=jnp.asarray(gamma, dtype), n=n,
+                                       epochs=args.epochs, save_every=every, method=args.method, dt=args.dt,
+                                       progress=h._progress(args, every, batch * depth),
+                                       chunk_work=h._CHUNK_WORK)
+    ws, losses = np.asarray(tr.w), np.asarray(tr.loss)
+    seconds = time.perf_counter() - start
+    t = np.asarray(tr.t, np.float64)
+    closed = _closed(t[None, :], lam[:, None], eps[:, None], gamma[:, None], n, (n / alpha)[:, None], args)
+    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, n, depth=depth), np.float64)
+    threshold = np.asarray(theory.learning_threshold(lam, eps, gamma, n, depth=depth), np.float64)
+    dev = None if closed is None else np.max(np.abs(ws - closed), axis=1)
+    rows = [{"lam": float(lam[i]), "eps": float(eps[i]), "gamma": float(gamma[i]), "alpha": float(alpha[i]),
+             "w_final": h._num(ws[i, -1]), "fixed_point": float(fixed[i]),
+             "threshold": h._num(threshold[i]), "loss_final": h._num(losses[i, -1]),
+             "max_dev_closed_form": None if dev is None else h._num(dev[i])} for i in range(batch)]
+    report = {"mode": "scalar", "depth": depth, "method": args.method, "epochs": args.epochs,
+              "save_every": every, "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3),
+              "settings": rows}
+    if args.plot:
+        from daedyn.cli._files import save_plot
+        from daedyn.figures import plot_scalar_runs
+
+        labels = [f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
+                  for i in range(batch)]
+        save_plot(plot_scalar_runs(t, ws, labels, closed=closed).figure, args.plot)
+        report["plot"] = args.plot
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        label = "gradient descent" if args.method == "gd" else "flow, RK4"
+        print(f"depth-{depth} scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
+              f"start: {depth - 1} factor(s) {args.w1:g}, last {args.w2:g} ({seconds:.2f} s)")
+        print(f"{'lam':>9} {'eps':>9} {'gamma':>9} {'alpha':>9} {'w(T)':>11} {'fixed pt':>11} "
+              f"{'threshold':>11} {'max|w - closed form|':>21}")
+        for r in rows:
+            d = "n/a" if r["max_dev_closed_form"] is None else f"{r['max_dev_closed_form']:.3g}"
+            w = "nan" if r["w_final"] is None else f"{r['w_final']:.6g}"
+            th = "none" if r["threshold"] is None else f"{r['threshold']:.6g}"
+            print(f"{r['lam']:>9.4g} {r['eps']:>9.4g} {r['gamma']:>9.4g} {r['alpha']:>9.4g} "
+                  f"{w:>11} {r['fixed_point']:>11.6g} {th:>11} {d:>21}")
+        print(f"closed form: the balanced depth-{depth} flow with tau = n / alpha and w0 = w1^{depth} "
+              f"({'n/a: the start is not balanced' if closed is None else 'GD differs by O(alpha)'}); "
+              "threshold: the smallest balanced start that is learned")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    if not np.all(np.isfinite(ws[:, -1])):
+        print("daedyn simulate: non-finite weights at the end (diverged)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_matrix(args, h) -> int:
+    import jax.numpy as jnp
+    import jax.random as jr
+    import numpy as np
+
+    from daedyn import dynamics, theory
+
+    for name in ("eps", "gamma", "alpha"):
+        if len(getattr(args, name)) != 1:
+            raise ValueError(f"--{name} takes one value in matrix mode; got {getattr(args, name)}")
+    if args.dataset is not None:
+        raise ValueError("--dataset goes with --noise masking (depth 2 only); use --eigvals FILE.npy")
+    every = h._checked_ints(args)
+    say = h._say(args)
+    depth = args.depth
+    lam = h._spectrum(args)
+    d = lam.size
+    width = d if args.hidden is None else args.hidden
+    if width < 1:
+        raise ValueError(f"--hidden must be >= 1; got {width}")
+    hidden = (width,) * (depth - 1)
+    eps, gamma, alpha, n = args.eps[0], args.gamma[0], args.alpha[0], args.n
+    dtype = jnp.result_type(float)
+    key = jr.key(args.seed)
+    k = min(d, width)
+    if args.init == "orthogonal":
+        a = jnp.asarray([args.w1] * (depth - 1) + [args.w2], dtype)[:, None] * jnp.ones((1, k), dtype)
+        ws = dynamics.deep_orthogonal_init(d, hidden, a, key=key, dtype=dtype)
+    else:
+        ws = dynamics.deep_random_init(d, hidden, scale=args.scale, key=key, dtype=dtype)
+    if args.method != "gd":
+        say(f"integrating the depth-{depth} matrix flow (RK4) D = {d}, H = {width} ...")
+    start = time.perf_counter()
+    tr = dynamics.simulate_deep_matrix(jnp.asarray(lam, dtype), ws, alpha=alpha, epochs=args.epochs,
+                                       save_every=every, eps=eps, gamma=gamma, n=n, method=args.method,
+                                       dt=args.dt or 0.1, precision=args.precision,
+                                       progress=h._progress(args, every, sum(int(w.size) for w in ws)),
+                                       chunk_work=h._CHUNK_WORK)
+    mapping, loss = np.asarray(tr.mapping), np.asarray(tr.loss)
+    seconds = time.perf_counter() - start
+    t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
+    learned = np.arange(d) < k
+    fixed = np.where(learned, np.asarray(theory.fixed_point(lam, eps, gamma, n, depth=depth)), 0.0)
+    closed = None
+    if args.init == "orthogonal":
+        per = _closed(t[:, None], lam[None, :k], eps, gamma, n, n / alpha, args)
+        if per is not None:
+            closed = np.zeros((t.size, d))
+            closed[:, :k] = per
+    final = mapping[-1]
+    report = {"mode": "matrix", "depth": depth, "method": args.method, "dim": d, "hidden": list(hidden),
+              "init": args.init, "epochs": args.epochs, "save_every": every, "eps": eps, "gamma": gamma,
+              "alpha": alpha, "n": n, "seconds": round(seconds, 3), "loss_final": h._num(loss[-1]),
+              "directions": [{"j": j, "lam": float(lam[j]), "mapping": h._num(final[j]),
+                              "fixed_point": float(fixed[j]),
+                              "closed_form": None if closed is None else float(closed[-1, j])}
+                             for j in range(d)]}
+    if closed is not None:
+        report["max_dev_closed_form"] = h._num(np.max(np.abs(mapping - closed)))
+    if args.plot:
+        from daedyn.cli._files import save_plot
+        from daedyn.figures import plot_matrix_mapping
+
+        save_plot(plot_matrix_mapping(t, mapping, lam).figure, args.plot)
+        report["plot"] = args.plot
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        label = "gradient descent" if args.method == "gd" else "flow, RK4"
+        print(f"depth-{depth} matrix dynamics ({label}), "
+              f"D = {d}, hidden {list(hidden)}, {args.init} init, eps = {eps:g}, gamma = {gamma:g}, "
+              f"alpha = {alpha:g}, n = {n:g}, {args.epochs} epochs ({seconds:.2f} s)")
+        show = d if d <= 12 else 10
+        print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}"
+              + ("" if closed is None else f" {'closed form':>11}"))
+        for r in report["directions"][:show]:
+            extra = "" if closed is None else f" {r['closed_form']:>11.6g}"
+            m = "nan" if r["mapping"] is None else f"{r['mapping']:.6g}"
+            print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
+        if show < d:
+            print(f"   ... {d - show} more directions (--json lists all)")
+        end = report["loss_final"]
+        print(f"loss at the end: {'nan' if end is None else f'{end:.6g}'}")
+        if closed is not None and report["max_dev_closed_form"] is not None:
+            print(f"max |mapping - closed form of the flow| over time and directions: "
+                  f"{report['max_dev_closed_form']:.3g}")
+        if args.plot:
+            print(f"wrote {args.plot}")
+    if not np.all(np.isfinite(final)):
+        print("daedyn simulate: non-finite mapping at the end (diverged)", file=sys.stderr)
+        return 1
+    return 0
