@@ -17,8 +17,8 @@ from daedyn import theory
         (["theory", "--depth", "3", "--w1", "0.1", "--w2", "0.1"], "--depth >= 3 needs the balanced start"),
         (["train", "--depth", "1"], "--depth must be an integer >= 2"),
         (
-            ["tune", "--depth", "3", "--route", "dynamics"],
-            "--depth >= 3 tunes through the depth-L closed form",
+            ["tune", "--depth", "3", "--noise", "masking"],
+            "--depth >= 3 tunes the Gaussian noise level eps",
         ),
     ],
 )
@@ -84,3 +84,15 @@ def test_tune_depth_three_runs(capsys, tmp_path):
     rep = json.loads(out)
     # measured: eps 4.0 -> 3.53, objective 0.068168 -> 0.068012 (converged)
     assert rc == 0 and rep["depth"] == 3 and rep["objective_after"] <= rep["objective_before"]
+
+
+@pytest.mark.slow  # reverse mode through 300 steps of the depth-3 recursion inside the tuner
+def test_tune_depth_three_dynamics_route(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.npy"
+    np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
+    rc, out, _ = run_cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--depth", "3", "--route",
+                          "dynamics", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10", "--json"], capsys)
+    rep = json.loads(out)
+    assert rc == 0 and rep["depth"] == 3 and rep["route"] == "dynamics"
+    assert rep["objective_after"] <= rep["objective_before"]

@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--hidden", type=int, default=None, help="hidden units (default D)")
     p.add_argument("--depth", type=int, default=2, metavar="L",
                    help="number of weight matrices L >= 2 (default 2); L >= 3 tunes through the depth-L "
-                   "closed "
-                   "form (route closed_form only; docs/depth.md)")
+                   "closed form, the L-factor recursion or a network with L - 1 hidden layers (--route; "
+                   "docs/depth.md)")
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
@@ -74,11 +74,9 @@ def run(args) -> int:
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
     check_int("--depth", args.depth, 2)
-    other = args.route != "closed_form" or args.schedule is not None or args.noise != "gaussian"
-    if args.depth > 2 and other:
-        raise ValueError("--depth >= 3 tunes through the depth-L closed form: use --route closed_form, "
-                         "without "
-                         "--schedule and --noise masking")
+    if args.depth > 2 and (args.schedule is not None or args.noise != "gaussian"):
+        raise ValueError("--depth >= 3 tunes the Gaussian noise level eps: drop --schedule and "
+                         "--noise masking (depth 2 only)")
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
@@ -114,8 +112,8 @@ def run(args) -> int:
         return _masking(args, name, xt, xh, start)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,
               hidden=args.hidden, max_steps=args.max_steps)
-    if args.depth > 2:  # the route config carries the structure (daedyn.tune.ClosedFormRoute)
-        kw["route"] = tune.ClosedFormRoute(hidden=kw.pop("hidden"), depth=args.depth)
+    if args.depth > 2:  # every route builds its depth-L config from this (tune.heldout_objective)
+        kw["depth"] = args.depth
     if args.route == "train":
         kw["key"] = jr.key(args.seed)
     if not (args.json or getattr(args, "quiet", False)):  # progress on stderr; stdout stays clean

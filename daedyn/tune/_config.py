@@ -85,6 +85,10 @@ class DynamicsRoute:
       hidden: number of hidden units H; None means H = D.
       remat_every: steps per rematerialised block (``jax.checkpoint``) in reverse mode, >= 1.
       precision: matmul precision of the matrix recursion.
+      depth: number of weight matrices L >= 2 (docs/depth.md): "balanced" runs the L factor values
+        of each direction (``dynamics.deep_scalar_gd``, every factor w0^(1/L)); "orthogonal" /
+        "random" run L factor matrices (``deep_orthogonal_init`` / ``deep_random_init``, hidden
+        units H in each of the L - 1 hidden layers).
     """
 
     epochs: int
@@ -92,8 +96,10 @@ class DynamicsRoute:
     hidden: int | None = None
     remat_every: int = 100
     precision: Any = None
+    depth: int = 2
 
     def __post_init__(self):
+        object.__setattr__(self, "depth", check_int("depth", self.depth, 2))
         object.__setattr__(self, "epochs", check_int("epochs", self.epochs, 1))
         object.__setattr__(self, "remat_every", check_int("remat_every", self.remat_every, 1))
         if self.hidden is not None:
@@ -115,6 +121,7 @@ class TrainRoute:
       activation: None for a linear DAE, or an activation name/function (``daedyn.models``).
       remat_every: epochs per rematerialised block in reverse mode, >= 1.
       precision: matmul precision of training and of the held-out loss.
+      depth: number of weight matrices L >= 2 (L - 1 hidden layers of H units; docs/depth.md).
     """
 
     epochs: int
@@ -123,8 +130,10 @@ class TrainRoute:
     activation: Any = None
     remat_every: int = 100
     precision: Any = None
+    depth: int = 2
 
     def __post_init__(self):
+        object.__setattr__(self, "depth", check_int("depth", self.depth, 2))
         object.__setattr__(self, "epochs", check_int("epochs", self.epochs, 1))
         object.__setattr__(self, "remat_every", check_int("remat_every", self.remat_every, 1))
         object.__setattr__(self, "marginalised", bool(self.marginalised))

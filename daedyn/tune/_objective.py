@@ -45,7 +45,7 @@ __all__ = ["heldout_objective", "time_to_loss"]
 RouteName = Literal["closed_form", "dynamics", "train"]
 # Structural keywords of heldout_objective and their defaults: with a route config they stay unset.
 _STRUCTURE = {"hidden": None, "init": "balanced", "marginalised": True, "activation": None,
-              "remat_every": None, "precision": None}
+              "remat_every": None, "precision": None, "depth": 2}
 
 
 def _with_defaults(route_objective: jtu.Partial, defaults: Hyperparams, hyper) -> Array:
@@ -67,18 +67,19 @@ def _route_config(route: str, epochs, structure: dict) -> Route:
     """The one place where a route name becomes its typed config."""
     if route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES} or a route config; got {route!r}")
-    hidden = structure["hidden"]
+    hidden, depth = structure["hidden"], structure["depth"]
     if route == "closed_form":
-        return ClosedFormRoute(hidden=hidden)
+        return ClosedFormRoute(hidden=hidden, depth=depth)
     e = float(np.asarray(epochs))
     if e != int(e):
         raise ValueError(f"epochs must be a whole number on route {route!r}; got {e}")
     remat = {} if structure["remat_every"] is None else {"remat_every": structure["remat_every"]}
     if route == "dynamics":
         return DynamicsRoute(epochs=int(e), init=structure["init"], hidden=hidden,
-                             precision=structure["precision"], **remat)
+                             precision=structure["precision"], depth=depth, **remat)
     return TrainRoute(epochs=int(e), hidden=hidden, marginalised=structure["marginalised"],
-                      activation=structure["activation"], precision=structure["precision"], **remat)
+                      activation=structure["activation"], precision=structure["precision"], depth=depth,
+                      **remat)
 
 
 def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike | None = None, alpha: ArrayLike,
@@ -88,7 +89,7 @@ def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike | None = Non
                       init: Literal["balanced", "orthogonal", "random"] = "balanced",
                       key: Array | None = None, init_scale: float = 1e-4, marginalised: bool = True,
                       activation: Any = None, remat_every: int | None = None,
-                      precision: Any = None) -> jtu.Partial:
+                      precision: Any = None, depth: int = 2) -> jtu.Partial:
     """Held-out loss after ``epochs`` epochs of training with noise level ``eps``, as a pure function.
 
     Returns ``objective(hyper) -> scalar``: ``hyper`` is a dict with any of ``"eps"`` (scalar, or
@@ -127,6 +128,8 @@ def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike | None = Non
       remat_every: steps per rematerialised block on routes "dynamics" and "train", >= 1
         (default 100).
       precision: matmul precision on routes "dynamics" and "train".
+      depth: number of weight matrices L >= 2 on every route (docs/depth.md): the depth-L closed
+        form, the L-factor recursion, or a network with L - 1 hidden layers of ``hidden`` units.
     Returns:
       The objective function.
     Raises:
@@ -139,7 +142,7 @@ def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike | None = Non
       True
     """
     structure = dict(hidden=hidden, init=init, marginalised=marginalised, activation=activation,
-                     remat_every=remat_every, precision=precision)
+                     remat_every=remat_every, precision=precision, depth=depth)
     if isinstance(route, str):
         if epochs is None:
             raise ValueError("epochs is required (training time T in epochs, > 0)")

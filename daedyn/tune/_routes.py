@@ -216,9 +216,20 @@ def remat_blocks(run: Callable[[Any, int], Any], carry, steps: int, every: int):
 
 
 def _balanced_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) -> Array:
-    """The scalar recursion per direction from w1 = w2 = sqrt(w0) (``dynamics.scalar_gd``)."""
+    """The scalar recursion per direction from w1 = w2 = sqrt(w0) (``dynamics.scalar_gd``); at depth
+    L >= 3 the L factor values from w0^(1/L) each (``dynamics.deep_scalar_gd``)."""
     lam = data.eigvals
-    u = jnp.sqrt(h.w0) * hidden_mask(lam.shape[-1], route.hidden, lam.dtype)
+    mask = hidden_mask(lam.shape[-1], route.hidden, lam.dtype)
+    if route.depth > 2:
+        a0 = dynamics.balanced_factors(jnp.broadcast_to(h.w0, lam.shape), route.depth) * mask[:, None]
+
+        def run_deep(a, k):
+            tr = dynamics.deep_scalar_gd(lam, h.eps, a, alpha=h.alpha, epochs=k, gamma=h.gamma, n=data.n,
+                                         save_every=k)
+            return tr.factors[..., -1]
+
+        return jnp.prod(remat_blocks(run_deep, a0, route.epochs, route.remat_every), axis=-1)
+    u = jnp.sqrt(h.w0) * mask
 
     def run(carry, k):
         tr = dynamics.scalar_gd(lam, h.eps, carry[0], carry[1], alpha=h.alpha, epochs=k, gamma=h.gamma,
@@ -229,8 +240,8 @@ def _balanced_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) 
     return w1 * w2
 
 
-def _gd_step(lam: Array, ws: tuple[Array, Array], *, eps: Array, gamma: Array, n: Array, alpha: Array,
-             mm, form: str) -> tuple[Array, Array]:
+def _gd_step(lam: Array, ws: tuple[Array, ...], *, eps: Array, gamma: Array, n: Array, alpha: Array,
+             mm, form: str) -> tuple[Array, ...]:
     """One gradient-descent step of the linear DAE in the eigenbasis: THE swap point of route 2.
 
     The shared core's step (``daedyn._linear.gd_step``) with Sigma = diag(lam) and the corruption
@@ -240,21 +251,28 @@ def _gd_step(lam: Array, ws: tuple[Array, Array], *, eps: Array, gamma: Array, n
 
 
 def _matrix_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) -> Array:
-    """The full-matrix recursion in the eigenbasis; returns diag(Wb2 Wb1)."""
+    """The full-matrix recursion in the eigenbasis (L factors at depth L); returns diag(Wb_L ... Wb_1)."""
     lam = data.eigvals
     dt = lam.dtype
     d = lam.shape[-1]
     hh = d if route.hidden is None else route.hidden
-    if route.init == "orthogonal":
+    if route.depth > 2:  # L factor matrices, H units in each hidden layer
+        hidden = (hh,) * (route.depth - 1)
+        if route.init == "orthogonal":
+            a = jnp.broadcast_to(h.w0, (d,))[:min(d, hh)] ** (1.0 / route.depth)
+            ws0 = dynamics.deep_orthogonal_init(d, hidden, a, key=data.key, dtype=dt)
+        else:
+            ws0 = dynamics.deep_random_init(d, hidden, scale=data.init_scale, key=data.key, dtype=dt)
+    elif route.init == "orthogonal":
         s = jnp.sqrt(h.w0)
-        wb1, wb2 = dynamics.orthogonal_init(d, hh, s, s, key=data.key, dtype=dt)
+        ws0 = dynamics.orthogonal_init(d, hh, s, s, key=data.key, dtype=dt)
     else:
-        wb1, wb2 = dynamics.random_init(d, hh, scale=data.init_scale, key=data.key, dtype=dt)
+        ws0 = dynamics.random_init(d, hh, scale=data.init_scale, key=data.key, dtype=dt)
     kw = dict(eps=h.eps, gamma=h.gamma, n=data.n, alpha=h.alpha, mm=_linear.matmul_fn(route.precision),
-              form=_linear.check_form("auto", d, hh))
+              form=_linear.check_form("auto", d, hh, route.depth))
 
     def run(carry, k):
         return lax.fori_loop(0, k, lambda _, ws: _gd_step(lam, ws, **kw), carry)
 
-    ws = remat_blocks(run, (wb1, wb2), route.epochs, route.remat_every)
+    ws = remat_blocks(run, tuple(ws0), route.epochs, route.remat_every)
     return _linear.mapping(ws, kw["mm"])  # diag(Wb2 Wb1) without forming the D x D product

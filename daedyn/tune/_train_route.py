@@ -42,10 +42,11 @@ def train_objective_fn(problem, route: TrainRoute, *, key: Array,
     """Held-out loss of an autoencoder trained for ``route.epochs`` epochs, as a pure function.
 
     Full-batch training by ``daedyn.train.train_fn`` (``train.Hyper(alpha, gamma, eps)``)
-    from weights drawn with ``key`` (``daedyn.models.init_autoencoder``, scale ``init_scale``), on the
+    from weights drawn with ``key`` (``daedyn.models.init_autoencoder``, scale ``init_scale``; L - 1
+    hidden layers of H units at ``route.depth`` L), on the
     marginalised noise loss or with Gaussian noise sampled with a fixed key per step. The loss is
     evaluated with the learned map, not the per-direction approximation: for a linear network the
-    exact expected loss 1/(2M) [||X_ho - X_ho W^T||^2 + eps_eval ||W||_F^2] of W = W2 W1; for a
+    exact expected loss 1/(2M) [||X_ho - X_ho W^T||^2 + eps_eval ||W||_F^2] of W = W_L ... W_1; for a
     nonlinear network the reconstruction of held-out inputs corrupted with fixed-key Gaussian noise
     of variance eps_eval / M (pathwise).
 
@@ -74,8 +75,9 @@ def train_objective_fn(problem, route: TrainRoute, *, key: Array,
                                path=_path(route), dtype=dt)
     d = problem.x_train.shape[1]
     k_init, k_noise = jr.split(key)
-    params = models.init_autoencoder(d, d if route.hidden is None else route.hidden, key=k_init,
-                                     scale=init_scale)
+    width = d if route.hidden is None else route.hidden
+    hidden = width if route.depth == 2 else [width] * (route.depth - 1)
+    params = models.init_autoencoder(d, hidden, key=k_init, scale=init_scale)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
     data = TrainData(tdata, params, k_noise, problem.x_heldout, problem.eigvecs,
                      jnp.asarray(problem.n, dt), jnp.asarray(problem.n_heldout, dt))
@@ -99,7 +101,7 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
     xh, m = data.x_heldout, data.n_heldout
     if models.is_linear(route.activation):
         # 1/(2M) [||X_ho - X_ho W^T||^2 + eps_eval ||W||_F^2]: the expected loss from data rows.
-        return _linear.data_loss((params["w1"], params["w2"]), xh, h.eps_eval,
+        return _linear.data_loss(models.weights(params), xh, h.eps_eval,
                                  mm=_linear.matmul_fn(route.precision))
     e = jr.normal(jr.fold_in(data.noise_key, 2**30), xh.shape, xh.dtype)
     rec = models.reconstruct(params, xh + jnp.sqrt(h.eps_eval / m) * e, route.activation,
