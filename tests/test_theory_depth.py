@@ -48,6 +48,11 @@ def test_depth_trajectory_matches_integration(x64, depth):
     # (still relative-accurate in the reference, atol 1e-300). Measured <= 1e-9 (the reference's own
     # rtol 1e-13 accumulated over the restarts); bound 1e-8 as the issue asks.
     np.testing.assert_allclose(u, ref, rtol=1e-8, atol=0)
+    if depth == 3:  # the shared-table path (a time grid) against the per-element reference path
+        full = [np.broadcast_to(a, u.shape) for a in (TS[:, None], lam, eps, gamma, w0)]
+        per = theory.small_init_trajectory(*full[:4], w0=full[4], depth=3)
+        # the same operations up to the grouping of (L - 2) t c / tau: measured <= 4e-16 relative
+        np.testing.assert_allclose(u, per, rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])
@@ -103,7 +108,9 @@ def test_depth_gradients_match_finite_differences(x64):
     f = lambda lam, eps, gamma, w0, t: theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, depth=3)
     # kinds of path: from a small start (A0 without, A with weight decay), from above the learned state
     # (B), below the threshold (C), past the critical gamma (D); gamma > 0 so that the finite
-    # differences stay in range. check_grads' own tolerance for float64 central differences.
+    # differences stay in range. Step 1e-6, not check_grads' 1e-4: a step of 1e-4 moves w0 = 1e-3 by
+    # 10%, whose truncation error (measured 8e-4 relative at (1, 0.5, 0.2, 1e-3, 2)) is not the
+    # gradient's; with 1e-6 central differences agree to ~1e-9 here, so rtol 1e-5 is a clear margin.
     for args in [
         (1.0, 0.5, 1e-3, 1e-3, 30.0),
         (2.0, 0.5, 0.1, 0.05, 3.0),
@@ -112,7 +119,8 @@ def test_depth_gradients_match_finite_differences(x64):
         (0.5, 0.5, 0.5, 0.3, 1.5),
     ]:
         check_grads(
-            f, tuple(jnp.asarray(a) for a in args), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-5
+            f, tuple(jnp.asarray(a) for a in args), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-5,
+            eps=1e-6,
         )
     lt = lambda lam, eps, w0: theory.learning_time(0.5, lam, eps, 0.01, w0=w0, depth=4)
     check_grads(
@@ -122,6 +130,7 @@ def test_depth_gradients_match_finite_differences(x64):
         modes=("rev",),
         atol=1e-6,
         rtol=1e-5,
+        eps=1e-6,  # as above: w0 = 1e-3
     )
 
 

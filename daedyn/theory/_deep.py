@@ -15,13 +15,21 @@ critical gamma nothing is learned. The solution is exact up to a quadrature with
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 
 from daedyn._checks import check_int
-from daedyn.theory._args import mark_invalid, prepare
-from daedyn.theory._deep_solve import deep_roots, deep_time_to, deep_trajectory
+from daedyn.theory._args import align, mark_invalid, prepare
+from daedyn.theory._deep_solve import (
+    deep_roots,
+    deep_time_to,
+    deep_trajectory,
+    evaluate_trajectory,
+    prepare_trajectory,
+)
 
 __all__ = ["check_depth", "deep_small_init", "deep_fixed_point", "deep_threshold", "deep_learning_time"]
 
@@ -40,12 +48,31 @@ def _flat_map(fn, *arrays):
 
 @jax.jit(static_argnames="depth")
 def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
-    t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
-    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
-    ones = jnp.ones_like(t)
-    args = [jnp.where(valid, a, ones) for a in (t, lam, eps, gamma, w0, tau, n)]
-    u = _flat_map(lambda *a: deep_trajectory(*a, depth), *args)
-    return mark_invalid(u, valid)
+    (t, *params), shape = align(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    p_shape = jnp.broadcast_shapes(*(a.shape for a in params))
+    if math.prod(p_shape) == math.prod(shape):  # one time per parameter set: solve per element
+        t, *params = (jnp.broadcast_to(a, shape) for a in (t, *params))
+        valid = (t >= 0) & _valid_params(*params)
+        ones = jnp.ones_like(t)
+        args = [jnp.where(valid, a, ones) for a in (t, *params)]
+        return mark_invalid(_flat_map(lambda *a: deep_trajectory(*a, depth), *args), valid)
+    # a time grid: the table of each parameter set is built once and shared by its times
+    params = [jnp.broadcast_to(a, p_shape) for a in params]
+    valid_p = _valid_params(*params)
+    ones = jnp.ones(p_shape, t.dtype)
+    flat = [jnp.where(valid_p, a, ones).reshape(-1) for a in params]
+    prep = jax.vmap(lambda *a: prepare_trajectory(*a, depth))(*flat)
+    index = jnp.broadcast_to(jnp.arange(math.prod(p_shape)).reshape(p_shape), shape).reshape(-1)
+    t = jnp.broadcast_to(t, shape)
+    valid = (t >= 0) & jnp.broadcast_to(valid_p, shape)
+    t_flat = jnp.where(valid, t, jnp.ones_like(t)).reshape(-1)
+    one = lambda t, i: evaluate_trajectory(jax.tree.map(lambda x: x[i], prep), t, depth)
+    u = jax.vmap(one)(t_flat, index) if t_flat.size else jnp.zeros((0,), t.dtype)
+    return mark_invalid(u.reshape(shape), valid)
+
+
+def _valid_params(lam, eps, gamma, w0, tau, n):
+    return (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
 
 
 def _roots_map(one, lam, eps, gamma, n):

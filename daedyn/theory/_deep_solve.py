@@ -23,9 +23,12 @@ gradients gives exact first derivatives by the implicit function theorem.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from daedyn._numerics import expm1_ratio
 
@@ -127,6 +130,7 @@ class _Path:
 
     def __init__(self, kind, z_star, z_th, z_pk, lam, ng, k, m):
         self.kind, self.lam, self.ng, self.k, self.m = kind, lam, ng, k, m
+        self.z_th = z_th
         self.lam_pos = jnp.where(lam > 0, lam, 1.0)  # for the divisions of the A0 branch
         self.zs = z_star
         self.zt = jnp.where(jnp.isfinite(z_th), z_th, 2.0 * z_star)
@@ -401,19 +405,51 @@ def _harmless(mask, *args):
     )
 
 
-def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
-    """Mapping ``u(t)`` of a balanced depth-``depth`` direction (scalars; vmap for arrays)."""
+class _Prepared(NamedTuple):
+    """Everything of one element's trajectory that does not depend on t (built once per parameter
+    set; :func:`evaluate_trajectory` then solves for any number of times)."""
+
+    lam: Array
+    eps: Array
+    gamma: Array
+    w0: Array
+    tau: Array
+    n: Array
+    path_args: tuple  # _Path(kind, z_star, z_th, z_pk, lam, ng, k, m) without m (static)
+    edges: Array
+    j: Array
+    time0: Array  # F(phi0): the time table's value at the start
+    rate: Array  # (L - 2) c / tau: d(target)/dt
+    at_rest: Array
+
+
+def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
+    """The t-independent part of :func:`deep_trajectory` (scalars; vmap for arrays)."""
     ng = n * gamma
-    u_special, special = _special(t, w0, lam, eps, ng, tau, depth)
-    lam_in, eps, gamma, w0_in = _harmless(special | (w0 <= 0), lam, eps, gamma, w0)
-    path, kind, z0, z_star, z_th, has_root, m = _setup(w0_in, lam_in, eps, gamma, n, depth)
+    _, special = _special(jnp.zeros_like(lam), w0, lam, eps, ng, tau, depth)
+    lam_in, eps_in, gamma_in, w0_in = _harmless(special | (w0 <= 0), lam, eps, gamma, w0)
+    path, kind, z0, z_star, z_th, has_root, m = _setup(w0_in, lam_in, eps_in, gamma_in, n, depth)
     phi0 = _start_phi(kind, z0, path)
     edges, panel = path.table()
     j = path.rebase(edges, panel, phi0)
-    target = path.time(phi0, edges, j) + (depth - 2.0) * t * _scale(lam_in, eps, gamma, n) / tau
-    u = _mapping(kind, path.solve(target, edges, j), path)
-    at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th) | (t <= 0)  # t = 0: the start itself, exactly
-    return jnp.where(special, u_special, jnp.where(at_rest, w0, u))
+    args = (path.kind, path.zs, path.z_th, path.zp, path.lam, path.ng, path.k)
+    at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
+    rate = (depth - 2.0) * _scale(lam_in, eps_in, gamma_in, n) / tau
+    return _Prepared(lam, eps, gamma, w0, tau, n, args, edges, j, path.time(phi0, edges, j), rate, at_rest)
+
+
+def evaluate_trajectory(prep: _Prepared, t, depth: int):
+    """Mapping ``u(t)`` from a :func:`prepare_trajectory` state (scalars; vmap for arrays)."""
+    u_special, special = _special(t, prep.w0, prep.lam, prep.eps, prep.n * prep.gamma, prep.tau, depth)
+    path = _Path(*prep.path_args, depth / (depth - 2.0))
+    u = _mapping(path.kind, path.solve(prep.time0 + prep.rate * t, prep.edges, prep.j), path)
+    at_rest = prep.at_rest | (t <= 0)  # t = 0: the start itself, exactly
+    return jnp.where(special, u_special, jnp.where(at_rest, prep.w0, u))
+
+
+def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
+    """Mapping ``u(t)`` of a balanced depth-``depth`` direction (scalars; vmap for arrays)."""
+    return evaluate_trajectory(prepare_trajectory(lam, eps, gamma, w0, tau, n, depth), t, depth)
 
 
 def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
