@@ -531,7 +531,7 @@ def test_figure_5_both_rows_from_local_files(tmp_path):
             np.testing.assert_allclose(f[f"{name}_theory_{m}"], ref, atol=1e-4)  # float32
 
 
-@pytest.mark.slow  # nine training runs and the depth-3/4 solvers: ~1.5 min on 2 cores
+@pytest.mark.slow  # three batched training runs and the depth-3/4 solvers: ~1-2 min on 2 cores
 def test_figure_depth_quick(tmp_path):
     from daedyn.figures import figure_depth
 
