@@ -1,7 +1,6 @@
 """Tuning a corruption's parameters (masking rate p, per-component Gaussian variances) through the
 closed form, the dynamics and training (daedyn.tune.tune_masking, tune_variances)."""
 
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
