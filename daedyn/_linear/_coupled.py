@@ -42,7 +42,8 @@ import numpy as np
 
 from daedyn._linear._stability import UnstableStepWarning
 
-__all__ = ["coupled_fixed_point", "coupled_hessian_eigenvalue", "check_coupled_stability"]
+__all__ = ["coupled_fixed_point", "coupled_hessian_eigenvalue", "learned_directions",
+           "check_coupled_stability"]
 
 
 def coupled_fixed_point(lam, c, hidden: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +53,9 @@ def coupled_fixed_point(lam, c, hidden: int) -> tuple[np.ndarray, np.ndarray]:
     d = lam.shape[-1]
     h = int(min(hidden, d))
     a_hh = np.diag(lam[:h]) + c[:h, :h]
-    w_h = lam[:h, None] * np.linalg.inv(a_hh)  # Lam_H A_HH^(-1)
+    # Lam_H A_HH^(-1); directions with lam + c below 1e-10 of the top (pixels that are always 0) have no
+    # fixed point to speak of and are left out (a pseudo-inverse), not inverted into noise
+    w_h = lam[:h, None] * np.linalg.pinv(a_hh, rcond=1e-10, hermitian=True)
     u, s, vt = np.linalg.svd(w_h)
     root = np.sqrt(np.maximum(s, 0.0))
     w1 = np.zeros((h, d))
@@ -130,11 +133,26 @@ def coupled_hessian_eigenvalue(lam, c, n, *, hidden: int, steps: int = 24, w1=No
     return float(np.linalg.eigvalsh(t)[-1])
 
 
-def check_coupled_stability(lam, c, alpha, n, *, hidden: int, stacklevel: int = 2):
+def learned_directions(lam, alpha, n, epochs, hidden: int) -> int:
+    """How many leading directions a run of ``epochs`` GD steps learns: those with alpha T lam_j / N >= 1
+    (at least one time constant tau / lam_j), at most H. Directions beyond never reach their fixed
+    point in the run, and with a coupled term an H = D fixed point can put large weights on them
+    (the optimal denoiser uses nearly silent directions to cancel correlated noise): its curvature
+    belongs to runs millions of epochs long."""
+    lam = np.asarray(lam, np.float64)
+    if epochs is None:
+        return int(min(hidden, lam.shape[-1]))
+    k = int(np.sum(alpha * float(epochs) * lam / n >= 1.0))
+    return int(max(1, min(hidden, k)))
+
+
+def check_coupled_stability(lam, c, alpha, n, *, hidden: int, epochs=None, stacklevel: int = 2):
     """Warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 for a coupled term; return alpha * h_max.
 
-    ``c`` is (..., D, D) and ``alpha`` and ``n`` broadcast against its batch shape; one power
-    iteration per distinct batch element (a check on concrete values, not a hot path).
+    ``c`` is (..., D, D) and ``alpha`` and ``n`` broadcast against its batch shape; one Lanczos run
+    per distinct (batch element, learned directions) (a check on concrete values, not a hot path).
+    With ``epochs`` the fixed point is that of the directions the run learns
+    (:func:`learned_directions`), else of the top H.
     """
     lam = np.asarray(lam, np.float64)
     c = np.asarray(c, np.float64)
@@ -145,9 +163,10 @@ def check_coupled_stability(lam, c, alpha, n, *, hidden: int, stacklevel: int = 
     cache: dict = {}
     edge = np.empty(a_b.shape)
     for i in range(a_b.size):
-        key = (id(c_b) if c.ndim == 2 else i, float(n_b[i]))
+        h = learned_directions(lam, a_b[i], n_b[i], epochs, hidden)
+        key = (0 if c.ndim == 2 else i, float(n_b[i]), h)
         if key not in cache:
-            cache[key] = coupled_hessian_eigenvalue(lam, c_b[i], n_b[i], hidden=hidden)
+            cache[key] = coupled_hessian_eigenvalue(lam, c_b[i], n_b[i], hidden=h)
         edge[i] = a_b[i] * cache[key]
     edge = edge.reshape(batch)
     bad = edge >= 2
@@ -155,9 +174,11 @@ def check_coupled_stability(lam, c, alpha, n, *, hidden: int, stacklevel: int = 
         worst = int(np.argmax(np.where(bad, edge, -np.inf).reshape(-1)))
         h = edge.reshape(-1)[worst] / a_b[worst]
         warnings.warn(
-            f"gradient descent cannot settle for {int(bad.sum())} of {bad.size} setting(s) with the coupled "
-            f"corruption term: alpha * (largest Hessian eigenvalue of the coupled loss at the fixed point) "
-            f">= 2; worst at alpha={a_b[worst]:g}: alpha * h_max = {edge.reshape(-1)[worst]:.4g} "
-            f"(per direction, 2 alpha lam_0 / N = {2 * a_b[worst] * lam[0] / n_b[worst]:.4g}); "
-            f"alpha < {2 / h:.4g} would be stable there", UnstableStepWarning, stacklevel=stacklevel + 1)
+            f"gradient descent cannot settle at the balanced fixed point for {int(bad.sum())} of {bad.size} "
+            f"setting(s) with the coupled corruption term: alpha * (largest Hessian eigenvalue of the "
+            f"coupled loss there) >= 2; worst at alpha={a_b[worst]:g}: alpha * h_max = "
+            f"{edge.reshape(-1)[worst]:.4g} (per direction, 2 alpha lam_0 / N = "
+            f"{2 * a_b[worst] * lam[0] / n_b[worst]:.4g}); the run diverges or drifts to an unbalanced "
+            f"factorisation of the same map; alpha < {2 / h:.4g} is stable there",
+            UnstableStepWarning, stacklevel=stacklevel + 1)
     return edge

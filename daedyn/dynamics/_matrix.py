@@ -213,7 +213,7 @@ def _unflat(tree, bshape):
     return jax.tree_util.tree_map(lambda a: a.reshape(tuple(bshape) + a.shape[1:]), tree)
 
 
-def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0):
+def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0, epochs=None):
     """Warn for the learned (top min(H, D)) directions whose GD step cannot settle at the fixed point
     or overshoots from the start. The start of direction j is summarised by the norms of its column
     of Wb1 and its row of Wb2 (exact for the decoupled start of section 3.2, a proxy otherwise); a
@@ -241,7 +241,8 @@ def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0):
     edge = core.check_gd_stability(lam, ex_eps(eps_diag), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
     if eps_dims == 2 and np.ndim(vals[0]) == 1 and not (edge is not None and np.any(~(np.asarray(edge) < 2))):
         # a coupled term: the Hessian of the coupled loss (daedyn._linear._coupled), not its diagonal
-        coupled = core.check_coupled_stability(vals[0], eps, alpha, n, hidden=h, stacklevel=3)
+        coupled = core.check_coupled_stability(vals[0], eps, alpha, n, hidden=h, epochs=epochs,
+                                               stacklevel=3)
         return coupled if np.any(~(coupled < 2)) else edge
     return edge
 
@@ -348,7 +349,7 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
                                               eps_dims, alpha=alpha)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, alpha=alpha, n=n)
-    edge = (_stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims)
+    edge = (_stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims, epochs=epochs)
             if check_stability else None)
     args = [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, alpha, n)]
     return warn_nonfinite("matrix_gd", _matrix_gd_core(

@@ -103,7 +103,7 @@ def stability_eps(noise, data, hidden: int):
     return np.diagonal(np.asarray(term, np.float64))[:hidden]
 
 
-def check_coupled(noise, data, hidden: int, alpha, *, stacklevel: int):
+def check_coupled(noise, data, hidden: int, alpha, *, epochs=None, stacklevel: int):
     """The GD check with the whole eigenbasis term V^T C V (:func:`daedyn._linear.check_coupled_stability`:
     the largest Hessian eigenvalue of the coupled loss at the balanced fixed point), for a corruption
     whose term :func:`stability_eps` could give (one rate or covariance); ``alpha`` in the paper's
@@ -112,4 +112,5 @@ def check_coupled(noise, data, hidden: int, alpha, *, stacklevel: int):
         return None
     term = np.asarray(noise.marginal_term(data, basis="eigen"), np.float64)
     return _linear.check_coupled_stability(np.asarray(data.eigvals, np.float64), term, alpha,
-                                           float(data.n), hidden=hidden, stacklevel=stacklevel + 1)
+                                           float(data.n), hidden=hidden, epochs=epochs,
+                                           stacklevel=stacklevel + 1)

@@ -314,7 +314,7 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     if eps_j is not None and corruption is not None and not np.any(~(np.asarray(edge) < 2)):
         # a coupled term (masking, a covariance): the Hessian of the coupled loss (_linear._coupled)
         corruption_lib.check_coupled(corruption, data, hidden, np.asarray(alpha, np.float64) * f,
-                                     stacklevel=5)
+                                     epochs=loop.epochs, stacklevel=5)
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
