@@ -1,6 +1,7 @@
 """Tuning a corruption's parameters (masking rate p, per-component Gaussian variances) through the
 closed form, the dynamics and training (daedyn.tune.tune_masking, tune_variances)."""
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -58,9 +59,10 @@ def test_variances_term_per_route_equals_independent_runs(x64):
     np.testing.assert_allclose(float(f({"var": 0.02})), float(g({"eps": prob.n * 0.02})), rtol=1e-12)
 
 
-# the balanced route reuses the per-direction GD recursion the existing tune tests check: slow here
+# the default suite checks the training route (the (D, D) term through train_fn); the dynamics routes
+# reuse recursions the existing tune tests differentiate: slow here (~5 s each loaded)
 @pytest.mark.parametrize("route", [pytest.param("dynamics_balanced", marks=pytest.mark.slow),
-                                   "dynamics_coupled", "train"])
+                                   pytest.param("dynamics_coupled", marks=pytest.mark.slow), "train"])
 def test_masking_gradient_matches_finite_differences(route, x64):
     prob = _problem(d=4, n=40, m=20)
     kw = dict(epochs=10, alpha=0.5, eval_sigma2=0.05)
@@ -72,7 +74,7 @@ def test_masking_gradient_matches_finite_differences(route, x64):
         f = tune.masking_objective_fn(prob, route="train", key=jr.key(0), init_scale=0.1, **kw)
     # float64 central differences (step 1e-4 in p): truncation ~1e-8 relative; check_grads' default
     # tolerance (1e-5 in float64) is the stated bound
-    check_grads(f, (0.3,), order=1, modes=("rev",))
+    check_grads(jax.jit(f), (0.3,), order=1, modes=("rev",))  # jit: one compilation per mode
 
 
 @pytest.mark.parametrize("coupled", [pytest.param(False, marks=pytest.mark.slow), True])
@@ -81,7 +83,7 @@ def test_variances_gradient_matches_finite_differences(coupled, x64):
     route = tune.DynamicsRoute(epochs=10, init="orthogonal" if coupled else "balanced")
     f = tune.variances_objective_fn(prob, epochs=None, alpha=0.5, eval_sigma2=0.05, route=route, w0=1e-2)
     v = jnp.array([0.01, 0.02, 0.03, 0.04])
-    check_grads(lambda v: f({"var": v}), (v,), order=1, modes=("rev",))  # float64 (see above)
+    check_grads(jax.jit(lambda v: f({"var": v})), (v,), order=1, modes=("rev",))  # float64 (see above)
 
 
 def _check_against_grid(r, spacing):
