@@ -38,8 +38,6 @@ from daedyn.tune._objective import _route_config, heldout_objective
 __all__ = ["CORRUPTION_KINDS", "corruption_objective_fn", "coupled_route"]
 
 CORRUPTION_KINDS = ("masking", "variances")
-#: the tuned parameter of each kind (a key of the objective's ``params``)
-PARAM = {"masking": "odds", "variances": "var"}
 
 
 def coupled_route(route) -> bool:
@@ -111,6 +109,8 @@ def corruption_objective_fn(problem, kind: Literal["masking", "variances"], *, e
     if problem.eigvecs is None:
         raise ValueError(f"tuning {kind} needs the train eigenvectors: build the problem with "
                          "heldout_problem(..., keep_data=True)")
+    if isinstance(route, str) and epochs is None:
+        raise ValueError("epochs is required (training time T in epochs, > 0)")
     structure = dict(hidden=hidden, init=init, marginalised=True, activation=None,
                      remat_every=remat_every, precision=precision)
     config = _as_config(route, epochs, structure)
