@@ -128,6 +128,8 @@ def test_tune_corruption_errors():
         tune.variances_objective_fn(no_v, epochs=10.0, alpha=0.1, eval_sigma2=0.1)
     with pytest.raises(ValueError, match="var0"):
         tune.tune_variances(prob, epochs=10.0, alpha=0.1, eval_sigma2=0.1, var0=0.0)
+    with pytest.raises(ValueError, match="epochs is required"):
+        tune.masking_objective_fn(prob, epochs=None, alpha=0.1, eval_sigma2=0.1, route="dynamics")
     with pytest.raises(ValueError, match="grid"):
         tune.tune_masking(prob, epochs=10.0, alpha=0.1, eval_sigma2=0.1, grid=[0.0, 0.5])
 
