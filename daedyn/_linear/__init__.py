@@ -31,6 +31,12 @@ from daedyn._linear._basis import (
     to_eigenbasis,
     weight_norm,
 )
+from daedyn._linear._coupled import (
+    check_coupled_stability,
+    coupled_fixed_point,
+    coupled_hessian_eigenvalue,
+    learned_directions,
+)
 from daedyn._linear._loss import (
     FORMS,
     LOSS_FORMS,
@@ -58,4 +64,6 @@ __all__ = [
     "FORMS", "LOSS_FORMS", "choose_form", "check_form", "trace_of", "noise_term", "loss", "data_loss",
     "rhs", "grad", "gd_step", "observe",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue", "start_hessian_eigenvalue",
+    "coupled_fixed_point", "coupled_hessian_eigenvalue", "learned_directions",
+    "check_coupled_stability",
 ]

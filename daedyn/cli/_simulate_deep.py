@@ -20,9 +20,9 @@ def _refuse(args) -> None:
         raise ValueError("--depth >= 3 integrates with --method gd or rk4 (diffrax: depth 2 only)")
     if args.eps_schedule is not None:
         raise ValueError("--eps-schedule works at --depth 2 only (the depth-L schedules are not built)")
-    if args.noise != "none" or args.p is not None:
-        raise ValueError("--noise masking works at --depth 2 only (the coupled term of deep networks "
-                         "is not built)")
+    if args.noise != "none" or args.p is not None or args.cov is not None or args.raw:
+        raise ValueError("--noise, --p, --cov and --raw work at --depth 2 only (the coupled term of deep "
+                         "networks is not built)")
     if args.backend != "auto":
         raise ValueError("--backend chooses the depth-2 kernels; drop it with --depth >= 3")
 

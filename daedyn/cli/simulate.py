@@ -8,6 +8,7 @@ import sys
 import time
 
 from daedyn.cli import add_common_options, add_config_options, float_list, seed_int
+from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
 from daedyn.cli._files import check_file, check_plot, save_plot
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
@@ -73,10 +74,12 @@ def register(subparsers) -> None:
                         help="PRNG seed of R / the random init (default 0)")
     matrix.add_argument("--eigvals", default=None, metavar="FILE.npy",
                         help="spectrum (D,) from a .npy file instead of the default (sorted descending)")
-    matrix.add_argument("--noise", choices=("none", "masking"), default="none",
+    matrix.add_argument("--noise", choices=("none", "masking", "gaussian"), default="none",
                         help="masking: inverted-dropout noise at rate --p on the spectrum of --dataset; "
                         "the full term V^T C V, C = p / (1 - p) diag(Sigma), couples the directions and N "
-                        "is the dataset's size (docs/corruption.md)")
+                        "is the dataset's size (docs/corruption.md); gaussian: the covariance --cov "
+                        "(C = N cov)")
+    add_corruption_options(matrix)
     matrix.add_argument("--p", type=float, default=None, help="masking rate in [0, 1) (with --noise masking)")
     matrix.add_argument("--dataset", default=None, metavar="NAME|FILE.npy",
                         help="the data whose spectrum and masking term --noise masking uses (e.g. mnist5k)")
@@ -163,8 +166,10 @@ def run(args) -> int:
         from daedyn.cli import _simulate_deep
 
         return _simulate_deep.run(args, sys.modules[__name__])
-    if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None):
-        raise ValueError("--noise masking, --p and --dataset need --matrix (the coupled full-matrix run)")
+    if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None
+                            or args.cov is not None or args.raw):
+        raise ValueError("--noise masking/gaussian, --p, --cov, --raw and --dataset need --matrix (the "
+                         "coupled full-matrix run)")
     args.schedule = None
     if args.eps_schedule is not None:  # the table's eps is the value at the last epoch
         from daedyn.schedules import parse_schedule
@@ -317,21 +322,34 @@ def _masking(args, say):
     from daedyn._checks import check_range
 
     if args.noise == "none":
-        if args.p is not None or args.dataset is not None:
-            raise ValueError("--p and --dataset go with --noise masking")
+        if args.p is not None or args.dataset is not None or args.cov is not None or args.raw:
+            raise ValueError("--p, --raw and --dataset go with --noise masking, --cov with --noise gaussian")
         return None
-    if args.p is None or args.dataset is None:
-        raise ValueError("--noise masking needs --p (the rate) and --dataset (whose spectrum it uses)")
-    check_range("--p", args.p, 0.0, 1.0, hi_open=True)
+    if args.raw:
+        raise ValueError("simulate runs the marginalised dynamics, and the raw mask (--raw) has none for "
+                         "the trained W: its expected loss is that of W' = (1 - p) W (docs/corruption.md); "
+                         "sample it with `daedyn train --noise masking --raw`")
+    if args.noise == "gaussian":
+        if args.cov is None or args.dataset is None or args.p is not None:
+            raise ValueError("--noise gaussian in matrix mode needs --cov FILE.npy and --dataset (N and "
+                             "the eigenbasis), not --p (isotropic noise is --eps)")
+    elif args.p is None or args.dataset is None or args.cov is not None:
+        raise ValueError("--noise masking needs --p (the rate) and --dataset (whose spectrum it uses), "
+                         "not --cov")
+    else:
+        check_range("--p", args.p, 0.0, 1.0, hi_open=True)
     if args.eigvals or args.n != 1.0 or args.eps != [0.0]:
-        raise ValueError("--noise masking takes the spectrum and N from --dataset and its own noise term: "
-                         "drop --eigvals, --n and --eps")
+        raise ValueError(f"--noise {args.noise} takes the spectrum and N from --dataset and its own noise "
+                         "term: drop --eigvals, --n and --eps")
     from daedyn import data, noise, spectrum
 
+    nz = noise.masking(args.p) if args.noise == "masking" else load_cov(args.cov)
     ds, _ = data.load_dataset(args.dataset, data_dir=args.data_dir)
-    say(f"{ds.name}: N = {ds.x.shape[0]}, D = {ds.x.shape[1]}; spectrum and masking term ...")
+    if args.noise == "gaussian":
+        check_cov_dim(nz, ds.x.shape[1])
+    say(f"{ds.name}: N = {ds.x.shape[0]}, D = {ds.x.shape[1]}; spectrum and {args.noise} term ...")
     spec = spectrum.compute_spectrum(ds.x)
-    c = noise.masking(args.p).marginal_term(spec)
+    c = nz.marginal_term(spec)
     return np.asarray(spec.eigvals, np.float64), np.asarray(c), float(ds.x.shape[0])
 
 
@@ -390,6 +408,7 @@ def _run_matrix(args) -> int:
     report = {"mode": "matrix", "method": args.method, "dim": d, "hidden": h, "init": args.init,
               "epochs": args.epochs, "save_every": every, "gamma": gamma, "alpha": alpha,
               "eps": float(eps) if masked is None else None, "noise": args.noise, "p": args.p,
+              "cov": args.cov,
               "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
               "directions": [{"j": j, "lam": float(lam[j]), "mapping": _num(final[j]),
                               "fixed_point": float(fixed[j]),
@@ -405,7 +424,9 @@ def _run_matrix(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     else:
-        level = f"eps = {eps:g}" if masked is None else f"masking p = {args.p:g} (coupled; theory: eps_j)"
+        level = f"eps = {eps:g}" if masked is None else (
+            f"masking p = {args.p:g} (coupled; theory: eps_j)" if args.noise == "masking" else
+            f"gaussian cov {args.cov} (coupled; theory: eps_j)")
         print(f"matrix dynamics ({'gradient descent' if args.method == 'gd' else 'flow, RK4'}), D = {d}, "
               f"H = {h}, {args.init} init, {level}, "
               f"gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "

@@ -7,6 +7,7 @@ import sys
 import time
 
 from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
+from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
 from daedyn.cli._files import (
     check_data_fits,
     check_distinct,
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--p", type=float, default=None,
                    help="corruption rate: the drop rate of --noise masking (inverted dropout, in [0, 1)) "
                    "or the replaced fraction of --noise salt-and-pepper (values 0 and 1, in [0, 1])")
+    add_corruption_options(p)
     p.add_argument("--marginalised", action="store_true",
                    help="train on the expected loss over the noise (linear networks) instead of "
                    "sampling it every epoch")
@@ -80,6 +82,10 @@ def _noise(args):
     from daedyn import noise
     from daedyn._checks import check_range
 
+    if args.cov is not None and args.noise != "gaussian":
+        raise ValueError("--cov is the covariance of --noise gaussian")
+    if args.raw and args.noise != "masking":
+        raise ValueError("--raw goes with --noise masking (the mask without the 1 / (1 - p) rescaling)")
     if args.noise == "none":
         if args.sigma2 is not None or args.b is not None or args.p is not None:
             raise ValueError("--sigma2/--b/--p need --noise gaussian/laplace/masking/salt-and-pepper")
@@ -93,7 +99,10 @@ def _noise(args):
             raise ValueError(f"--noise {args.noise} needs its rate: give --p (e.g. --p 0.3)")
         if args.noise == "masking":
             check_range("--p", args.p, 0.0, 1.0, hi_open=True)
-            return noise.masking(args.p)
+            if args.raw and args.marginalised:
+                raise ValueError("--raw cannot be --marginalised: the raw mask's expected loss is that of "
+                                 "W' = (1 - p) W, not of the trained W (docs/corruption.md); sample it")
+            return noise.masking(args.p, rescale=not args.raw)
         check_range("--p", args.p, 0.0, 1.0)
         if args.marginalised:
             raise ValueError("--noise salt-and-pepper cannot be --marginalised (its mean is affine in the "
@@ -104,6 +113,10 @@ def _noise(args):
     if args.noise == "gaussian":
         if args.b is not None:
             raise ValueError("--b is the Laplace scale; use --sigma2 with --noise gaussian")
+        if args.cov is not None:
+            if args.sigma2 is not None:
+                raise ValueError("give --sigma2 (isotropic) or --cov (per component), not both")
+            return load_cov(args.cov)
         if args.sigma2 is None:
             raise ValueError("--noise gaussian needs its variance: give --sigma2 (e.g. --sigma2 0.05)")
         check_range("--sigma2", args.sigma2, 0.0)
@@ -185,6 +198,8 @@ def run(args) -> int:
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
+    if args.cov is not None:
+        check_cov_dim(nz, x.shape[1])
     if x.shape[0] < 2:
         raise ValueError(f"--dataset {args.dataset}: training needs at least 2 samples; got {x.shape[0]}")
     if args.heldout:
@@ -227,11 +242,12 @@ def run(args) -> int:
     mapping = np.stack([np.asarray(r.mapping) for r in runs])  # (S, T, D)
     tau, eps, gamma = float(np.ravel(r0.tau)[0]), float(np.ravel(r0.eps)[0]), float(np.ravel(r0.gamma)[0])
     eps_dir = eps
-    if args.noise == "masking":  # the per-direction (diagonal) approximation eps_j (docs/corruption.md)
-        eps_dir = np.asarray(theory.masking_eps(args.p, spec.eigvals, spec.eigvecs), np.float64)
+    if args.noise == "masking" or args.cov is not None:  # the diagonal eps_j (docs/corruption.md)
+        eps_dir = np.asarray(theory.diagonal_eps(nz.marginal_term(spec)), np.float64)
         runs = [r._replace(eps=jnp.asarray(eps_dir, r.mapping.dtype)) for r in runs]
     pred = None
-    if linear and args.batch_size is None and args.noise != "salt-and-pepper":
+    # no theory for salt-and-pepper (no marginalised form) nor the raw mask (it trains W' / (1 - p))
+    if linear and args.batch_size is None and args.noise != "salt-and-pepper" and not args.raw:
         # Balanced small-init theory per direction from each seed's own start; directions >= H are
         # not learned by H hidden units.
         pred = np.stack([np.asarray(train.compare_with_theory(r, eigvecs=spec.eigvecs).continuous)[:, :top]
@@ -239,7 +255,7 @@ def run(args) -> int:
         pred = np.where(np.arange(top) < args.hidden, pred, 0.0)
     eps_top = eps_dir[:top] if np.ndim(eps_dir) else eps_dir
     fixed = np.asarray(theory.fixed_point(lam[:top], eps_top, gamma, n, depth=args.depth))
-    fixed = np.where(np.arange(top) < args.hidden, fixed, 0.0) if linear else None
+    fixed = np.where(np.arange(top) < args.hidden, fixed, 0.0) if linear and not args.raw else None
     loss = np.stack([np.asarray(r.train_loss) for r in runs])
     finite = bool(np.all(np.isfinite(mapping[..., :top])) and np.all(np.isfinite(loss)))
     directions = []
@@ -256,7 +272,8 @@ def run(args) -> int:
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
         "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation,
         "noise": args.noise,
-        "s2": eps / n, "eps": eps, "p": args.p, "marginalised": args.marginalised, "gamma": gamma,
+        "s2": eps / n, "eps": eps, "p": args.p, "raw": args.raw, "cov": args.cov,
+        "marginalised": args.marginalised, "gamma": gamma,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
         "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,
         "seed": args.seed, "dtype": str(mapping.dtype), "directions": directions,
@@ -301,7 +318,10 @@ def run(args) -> int:
 def _level(rep: dict) -> str:
     if rep["p"] is not None:
         extra = ", theory with the diagonal eps_j" if rep["noise"] == "masking" else ""
+        extra = ", raw mask, no theory" if rep.get("raw") else extra
         return f"p = {rep['p']:g}{extra}"
+    if rep.get("cov"):
+        return f"cov from {rep['cov']}, theory with the diagonal eps_j"
     return f"s^2 = {rep['s2']:.4g}, eps = N s^2 = {rep['eps']:.4g}"
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 
 from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
+from daedyn.cli._corruption import add_corruption_options
 from daedyn.cli._files import check_data_fits, check_file, check_plot, save_plot
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
@@ -46,11 +47,18 @@ def register(subparsers) -> None:
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
                    help="write the optimisation history (every iterate) as a labelled xarray dataset")
-    p.add_argument("--noise", choices=("gaussian", "masking"), default="gaussian",
-                   help="the training corruption to tune: gaussian (its eps, default) or masking (its rate "
-                   "p, closed-form route in the per-direction approximation; docs/corruption.md)")
+    p.add_argument("--noise", choices=("gaussian", "masking", "variances"), default="gaussian",
+                   help="the training corruption to tune: gaussian (its eps, default), masking (its rate "
+                   "p, against a grid) or variances (D per-component Gaussian variances, from the best "
+                   "shared one); any --route (docs/corruption.md)")
     p.add_argument("--p", type=float, default=None,
                    help="--noise masking: the starting rate in (0, 1) (default 0.2)")
+    p.add_argument("--init", choices=("balanced", "orthogonal"), default="balanced",
+                   help="--noise masking/variances, route dynamics: balanced (per-direction GD with the "
+                   "diagonal eps_j, default) or orthogonal (full-matrix GD with the coupled V^T C V)")
+    p.add_argument("--grid", type=int, default=99, metavar="K",
+                   help="--noise masking: K rates 1/(K+1) ... K/(K+1) for the grid baseline (default 99)")
+    add_corruption_options(p)
     add_common_options(p)
     add_config_options(p)
     p.set_defaults(func=run)
@@ -84,14 +92,26 @@ def run(args) -> int:
         check_file("--out", args.out)
         if not args.out.rstrip("/").lower().endswith((".nc", ".zarr")):
             raise ValueError(f"--out must end in .nc (netCDF) or .zarr; got {args.out!r}")
-    if args.noise == "masking":
-        if args.route != "closed_form" or args.anisotropic or args.eps0 is not None or args.plot:
-            raise ValueError("--noise masking tunes p through the closed form only: drop --route, "
-                             "--anisotropic, --eps0 and --plot")
+    if args.cov is not None:
+        raise ValueError("--cov fixes the noise, and tune chooses it: use --noise variances to tune D "
+                         "per-component variances")
+    if args.raw:
+        raise ValueError("--raw: the raw mask has no marginalised loss for the trained W (its expected "
+                         "loss is that of W' = (1 - p) W, docs/corruption.md), so its rate cannot be tuned "
+                         "through these routes; tune inverted dropout (--noise masking)")
+    if args.noise != "gaussian":
+        if args.anisotropic or args.eps0 is not None or args.plot or args.out:
+            raise ValueError(f"--noise {args.noise} tunes its own parameters: drop --anisotropic, --eps0, "
+                             "--plot and --out")
         if args.p is not None:
+            if args.noise != "masking":
+                raise ValueError("--p is the starting rate of --noise masking")
             check_range("--p", args.p, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range("--grid", args.grid, 1)
     elif args.p is not None:
         raise ValueError("--p is the starting rate of --noise masking")
+    if args.init != "balanced" and (args.route != "dynamics" or args.noise == "gaussian"):
+        raise ValueError("--init orthogonal goes with --noise masking/variances on --route dynamics")
     if args.schedule is not None:
         from daedyn.cli._schedule import pieces_spec
 
@@ -108,8 +128,8 @@ def run(args) -> int:
         from daedyn.cli import _schedule
 
         return _schedule.run_tune(args, xt, xh, name, start)
-    if args.noise == "masking":
-        return _masking(args, name, xt, xh, start)
+    if args.noise != "gaussian":
+        return _corruption(args, name, xt, xh, start)
     kw = dict(epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2, route=args.route,
               hidden=args.hidden, max_steps=args.max_steps)
     if args.depth > 2:  # every route builds its depth-L config from this (tune.heldout_objective)
@@ -173,34 +193,62 @@ def run(args) -> int:
     return 0
 
 
-def _masking(args, name, xt, xh, start) -> int:
+def _corruption(args, name, xt, xh, start) -> int:
+    import jax.random as jr
     import numpy as np
 
     from daedyn import tune
 
     problem = tune.heldout_problem(xt, xh)
-    r = tune.tune_masking(problem, epochs=args.epochs, alpha=args.alpha, eval_sigma2=args.eval_sigma2,
-                          hidden=args.hidden, p0=0.2 if args.p is None else args.p, steps=args.max_steps)
-    i = int(np.argmin(np.asarray(r.grid_loss)))
+    kw = dict(epochs=args.epochs, alpha=args.alpha,
+              eval_sigma2=args.eval_sigma2, route=args.route, hidden=args.hidden)
+    if args.route == "dynamics":
+        kw["init"] = args.init
+    if args.route == "train":
+        kw["key"] = jr.key(args.seed)
+    how = {"closed_form": "the closed form (diagonal eps_j)",
+           "dynamics": f"{int(args.epochs)} GD steps ("
+                       + ("coupled V^T C V" if args.init == "orthogonal" else "diagonal eps_j") + ")",
+           "train": f"{int(args.epochs)} epochs of marginalised training (coupled V^T C V)"}[args.route]
     report = {"dataset": name, "n_train": int(xt.shape[0]), "n_heldout": int(xh.shape[0]),
-              "dim": int(xt.shape[1]), "noise": "masking", "epochs": args.epochs, "alpha": args.alpha,
-              "eval_sigma2": args.eval_sigma2, "p0": float(r.history_p[0]), "p": float(r.p),
-              "objective_after": float(r.loss), "grid_p": float(r.grid_p[i]),
-              "grid_objective": float(r.grid_loss[i]), "steps": args.max_steps,
-              "seconds": round(time.perf_counter() - start, 3)}
-    finite = bool(np.isfinite(report["objective_after"]))
+              "dim": int(xt.shape[1]), "noise": args.noise, "route": args.route, "init": args.init,
+              "epochs": args.epochs, "alpha": args.alpha, "eval_sigma2": args.eval_sigma2}
+    if args.noise == "masking":
+        grid = np.arange(1, args.grid + 1) / (args.grid + 1)
+        r = tune.tune_masking(problem, p0=0.2 if args.p is None else args.p, steps=args.max_steps,
+                              grid=grid, **kw)
+        i = int(np.argmin(np.asarray(r.grid_loss)))
+        res = r.result
+        report.update({"p0": float(r.history_p[0]), "p": float(r.p), "objective_after": float(r.loss),
+                       "grid_p": float(r.grid_p[i]), "grid_objective": float(r.grid_loss[i]),
+                       "grid_points": args.grid})
+    else:
+        r = tune.tune_variances(problem, max_steps=args.max_steps, **kw)
+        res = r.result if r.result is not None else r.isotropic
+        v = np.asarray(r.var, np.float64)
+        report.update({"isotropic_var": float(r.isotropic_var), "isotropic_objective": r.isotropic_objective,
+                       "var_min": float(v.min()), "var_max": float(v.max()), "objective_after": r.objective})
+    report.update({"status": res.status, "message": res.message, "steps": res.n_steps,
+                   "seconds": round(time.perf_counter() - start, 3)})
     if args.json:
         print(json.dumps(report, indent=1))
     else:
+        what = "masking rate" if args.noise == "masking" else "per-component noise variances"
         print(f"{name}: N = {report['n_train']} train, M = {report['n_heldout']} held-out, "
-              f"D = {report['dim']}; masking rate through the closed form (diagonal eps_j), "
-              f"T = {args.epochs:g} epochs, alpha = {args.alpha:g}, held-out noise variance "
-              f"{args.eval_sigma2:g}")
-        print(f"tuned: p = {report['p']:.4g}, objective {report['objective_after']:.6g} "
-              f"({args.max_steps} Adam steps from p = {report['p0']:.3g})")
-        print(f"grid:  p = {report['grid_p']:.4g}, objective {report['grid_objective']:.6g} "
-              f"(99 rates 0.01 ... 0.99); {report['seconds']:.2f} s")
-    if not finite:
-        print("daedyn tune: the objective is not finite at the tuned rate", file=sys.stderr)
+              f"D = {report['dim']}; {what} through {how}, T = {args.epochs:g} epochs, "
+              f"alpha = {args.alpha:g}, held-out noise variance {args.eval_sigma2:g}")
+        if args.noise == "masking":
+            print(f"tuned: p = {report['p']:.4g}, objective {report['objective_after']:.6g} "
+                  f"({res.status}, {res.n_steps} steps from p = {report['p0']:.3g})")
+            print(f"grid:  p = {report['grid_p']:.4g}, objective {report['grid_objective']:.6g} "
+                  f"({args.grid} rates {grid[0]:.3g} ... {grid[-1]:.3g}); {report['seconds']:.2f} s")
+        else:
+            print(f"isotropic: variance {report['isotropic_var']:.4g}, objective "
+                  f"{report['isotropic_objective']:.6g}")
+            print(f"per component: variances in [{report['var_min']:.3g}, {report['var_max']:.3g}], "
+                  f"objective {report['objective_after']:.6g} ({res.status}, {res.n_steps} steps); "
+                  f"{report['seconds']:.2f} s")
+    if not res.success:
+        print(f"daedyn tune: {res.message}", file=sys.stderr)
         return 1
     return 0

@@ -213,20 +213,23 @@ def _unflat(tree, bshape):
     return jax.tree_util.tree_map(lambda a: a.reshape(tuple(bshape) + a.shape[1:]), tree)
 
 
-def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0):
+def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0, epochs=None):
     """Warn for the learned (top min(H, D)) directions whose GD step cannot settle at the fixed point
     or overshoots from the start. The start of direction j is summarised by the norms of its column
     of Wb1 and its row of Wb2 (exact for the decoupled start of section 3.2, a proxy otherwise); a
-    per-direction or matrix noise term by its diagonal eps_j (exact for a diagonal term)."""
+    per-direction noise term by eps_j (exact for a diagonal term); a (D, D) term, when the per-direction
+    check passes, also by the largest Hessian eigenvalue of the coupled loss
+    (:func:`daedyn._linear.check_coupled_stability`)."""
     vals = [concrete(x) for x in (eigvals, eps, gamma, alpha, n)]
     if any(v is None for v in vals):
         return None
     lam, eps, gamma, alpha, n = (np.asarray(v, np.float64) for v in vals)
     lam = lam[..., :h]
     ex = lambda v: v[..., None]
+    eps_diag = eps
     if eps_dims:
-        eps = np.diagonal(eps, axis1=-2, axis2=-1) if eps_dims == 2 else eps
-        eps = eps[..., :h]
+        eps_diag = np.diagonal(eps, axis1=-2, axis2=-1) if eps_dims == 2 else eps
+        eps_diag = eps_diag[..., :h]
         ex_eps = lambda v: v
     else:
         ex_eps = ex
@@ -235,7 +238,13 @@ def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0):
     if c1 is not None and c2 is not None:
         start = dict(w1=np.linalg.norm(np.asarray(c1, np.float64), axis=-2)[..., :h],
                      w2=np.linalg.norm(np.asarray(c2, np.float64), axis=-1)[..., :h])
-    return core.check_gd_stability(lam, ex_eps(eps), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
+    edge = core.check_gd_stability(lam, ex_eps(eps_diag), ex(gamma), ex(alpha), ex(n), stacklevel=3, **start)
+    if eps_dims == 2 and np.ndim(vals[0]) == 1 and not (edge is not None and np.any(~(np.asarray(edge) < 2))):
+        # a coupled term: the Hessian of the coupled loss (daedyn._linear._coupled), not its diagonal
+        coupled = core.check_coupled_stability(vals[0], eps, alpha, n, hidden=h, epochs=epochs,
+                                               stacklevel=3)
+        return coupled if np.any(~(coupled < 2)) else edge
+    return edge
 
 
 def _pack(t, obs, y, bshape):
@@ -340,7 +349,7 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
                                               eps_dims, alpha=alpha)
     dtype = float_dtype(eigvals, w1, w2, eps, gamma, alpha)
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, eps=eps, gamma=gamma, alpha=alpha, n=n)
-    edge = (_stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims)
+    edge = (_stability(eigvals, min(h, d), eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims, epochs=epochs)
             if check_stability else None)
     args = [jnp.asarray(x, dtype) for x in (eigvals, w1, w2, eps, gamma, alpha, n)]
     return warn_nonfinite("matrix_gd", _matrix_gd_core(

@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from daedyn import _corruption
+from daedyn import _corruption, _linear
 
 __all__ = ["KINDS", "is_corruption", "check_route", "with_term", "corrupt", "batch_shape", "flatten",
-           "stability_eps"]
+           "stability_eps", "check_coupled"]
 
 KINDS = (_corruption.Masking, _corruption.SaltAndPepper, _corruption.GaussianCovariance)
 
@@ -101,3 +101,16 @@ def stability_eps(noise, data, hidden: int):
         return None
     term = noise.marginal_term(data, basis="eigen")
     return np.diagonal(np.asarray(term, np.float64))[:hidden]
+
+
+def check_coupled(noise, data, hidden: int, alpha, *, epochs=None, stacklevel: int):
+    """The GD check with the whole eigenbasis term V^T C V (:func:`daedyn._linear.check_coupled_stability`:
+    the largest Hessian eigenvalue of the coupled loss at the balanced fixed point), for a corruption
+    whose term :func:`stability_eps` could give (one rate or covariance); ``alpha`` in the paper's
+    units. Returns alpha * h_max, or None where there is no such term."""
+    if stability_eps(noise, data, hidden) is None or np.ndim(getattr(noise, "cov", 0)) > 2:
+        return None
+    term = np.asarray(noise.marginal_term(data, basis="eigen"), np.float64)
+    return _linear.check_coupled_stability(np.asarray(data.eigvals, np.float64), term, alpha,
+                                           float(data.n), hidden=hidden, epochs=epochs,
+                                           stacklevel=stacklevel + 1)

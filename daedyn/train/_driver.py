@@ -298,7 +298,7 @@ def _check_params_shapes(params, hidden, d) -> None:
 
 
 def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps,
-                     eps_j=None) -> None:
+                     eps_j=None, corruption=None) -> None:
     """The shared GD stability check on the directions the network learns (the top H), with the
     run's eps and gamma, in the paper's units (for "mse": alpha -> 2 alpha / D, gamma -> gamma D / 2).
     """
@@ -310,7 +310,11 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     lam = np.maximum(np.asarray(data.eigvals[:hidden], np.float64), 0.0)
     # Frames: core check -> _check_stability -> _run -> train/train_batch -> the user's call.
     eps = col(eps) if eps_j is None else eps_j  # a corruption: its diagonal eps_j per direction
-    _linear.check_gd_stability(lam, eps, col(gamma) / f, col(alpha) * f, n, stacklevel=4)
+    edge = _linear.check_gd_stability(lam, eps, col(gamma) / f, col(alpha) * f, n, stacklevel=4)
+    if eps_j is not None and corruption is not None and not np.any(~(np.asarray(edge) < 2)):
+        # a coupled term (masking, a covariance): the Hessian of the coupled loss (_linear._coupled)
+        corruption_lib.check_coupled(corruption, data, hidden, np.asarray(alpha, np.float64) * f,
+                                     epochs=loop.epochs, stacklevel=5)
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
@@ -349,7 +353,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        _check_stability(loop, data, hidden, alpha, gamma, _schedule.stability_eps(eps), eps_j)
+        _check_stability(loop, data, hidden, alpha, gamma, _schedule.stability_eps(eps), eps_j, corruption)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1

@@ -16,8 +16,10 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
 - :func:`tune_noise`: the whole pipeline from data arrays.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
-- :func:`tune_masking`: the masking rate p through the closed form in the per-direction
-  approximation (docs/corruption.md), against a grid.
+- :func:`tune_masking`: the masking rate p through any route (closed form and balanced dynamics in
+  the per-direction approximation, matrix dynamics and training with the coupled term;
+  docs/corruption.md), against a grid. :func:`tune_variances`: per-component Gaussian noise
+  variances from the best isotropic one. :func:`corruption_objective_fn`: the objective of either.
 - :func:`tune_schedule` / :func:`schedule_objective_fn` (:class:`ScheduleRoute`): a K-piece noise
   schedule eps(t) (optionally gamma(t), per direction) against the best constant eps.
 """
@@ -30,6 +32,7 @@ from daedyn.tune._config import (
     Hyperparams,
     TrainRoute,
 )
+from daedyn.tune._corruption import CORRUPTION_KINDS, corruption_objective_fn
 from daedyn.tune._masking import MaskingTuning, masking_objective_fn, tune_masking
 from daedyn.tune._objective import heldout_objective, time_to_loss
 from daedyn.tune._optimise import (
@@ -54,6 +57,7 @@ from daedyn.tune._schedule import (
     tune_schedule,
 )
 from daedyn.tune._train_route import train_init_w0, train_objective_fn
+from daedyn.tune._variances import VarianceTuning, tune_variances, variances_objective_fn
 
 __all__ = [
     "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
@@ -63,5 +67,6 @@ __all__ = [
     "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
     "NoiseTuning", "tune_noise", "MaskingTuning", "masking_objective_fn", "tune_masking",
     "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
-    "schedule_heldout_curve",
+    "schedule_heldout_curve", "CORRUPTION_KINDS", "corruption_objective_fn", "VarianceTuning",
+    "variances_objective_fn", "tune_variances",
 ]

@@ -1,29 +1,28 @@
-"""Tuning the masking rate p through the closed form, in the per-direction (diagonal) approximation.
+"""Tuning the masking rate p through any route of the held-out objective, against a grid.
 
-Inverted-dropout masking with rate p gives the per-direction noise levels
-eps_j(p) = p / (1 - p) [V^T diag(Sigma) V]_jj (:func:`daedyn.theory.masking_eps`; docs/corruption.md),
-so the closed-form mapping w_j(T) (:func:`daedyn.theory.small_init_trajectory`) and the held-out
-objective of :mod:`daedyn.tune` (:func:`~daedyn.tune.heldout_loss`: the denoising loss on held-out
-inputs with Gaussian noise of variance ``eval_sigma2``) are smooth functions of p. The rate is
-optimised in u = logit(p) (any p in (0, 1) reachable, no clipping) with Adam, and checked against a
-grid. The coupling the diagonal approximation neglects is measured by
-:func:`daedyn.theory.diagonal_approximation_error` (about 1e-3 in the mapping on mnist5k).
+Inverted-dropout masking with rate p has the marginalised term C = p / (1 - p) diag(Sigma)
+(docs/corruption.md): linear in the odds r = p / (1 - p). The objective is the route's held-out
+objective with that term (:func:`~daedyn.tune._corruption.corruption_objective_fn`): the diagonal
+eps_j(p) = r [V^T diag(Sigma) V]_jj on the per-direction routes (closed form; dynamics from a
+balanced start), the whole coupled V^T C V on the matrix dynamics (``init="orthogonal"`` /
+``"random"``) and on training (a linear network on the marginalised loss). The rate is optimised
+by :func:`~daedyn.tune.tune` in log r = logit p (every p in (0, 1) reachable, no clipping) and
+checked against :func:`~daedyn.tune.grid_search` over p.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
-import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
-import optax
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn import theory
 from daedyn._checks import check_int, check_range
-from daedyn.tune._routes import heldout_loss
+from daedyn.tune._corruption import corruption_objective_fn
+from daedyn.tune._optimise import TuneResult, grid_search, tune
 
 __all__ = ["MaskingTuning", "masking_objective_fn", "tune_masking"]
 
@@ -34,7 +33,8 @@ class MaskingTuning(NamedTuple):
     Attributes:
       p: the tuned rate. loss: the objective there.
       grid_p, grid_loss: the grid and its objective values (the baseline).
-      history_p: (steps + 1,) the rate along the optimisation.
+      history_p: the rate at each evaluated iterate (the start first).
+      result: the optimiser's :class:`~daedyn.tune.TuneResult` (parameter ``"odds"`` = p / (1 - p)).
     """
 
     p: Array
@@ -42,60 +42,64 @@ class MaskingTuning(NamedTuple):
     grid_p: Array
     grid_loss: Array
     history_p: Array
+    result: TuneResult | None = None
 
 
-def masking_objective_fn(problem, *, epochs: ArrayLike, alpha: ArrayLike, eval_sigma2: ArrayLike,
-                         hidden: int | None = None, w0: ArrayLike = 1e-4, gamma: ArrayLike = 0.0):
+def _odds_to_p(objective, p):
+    p = jnp.asarray(p)
+    return objective({"odds": p / (1 - p)})
+
+
+def masking_objective_fn(problem, *, epochs: ArrayLike | None, alpha: ArrayLike, eval_sigma2: ArrayLike,
+                         route: Any = "closed_form", hidden: int | None = None, w0: ArrayLike = 1e-4,
+                         gamma: ArrayLike = 0.0,
+                         init: Literal["balanced", "orthogonal", "random"] = "balanced",
+                         key: Array | None = None, init_scale: float = 1e-4,
+                         remat_every: int | None = None, precision: Any = None):
     """``objective(p)``: the held-out loss after ``epochs`` of training with masking rate p.
 
     Args:
       problem: a :class:`~daedyn.tune.HeldoutProblem` with ``eigvecs`` (``keep_data=True``).
-      epochs: training time T. alpha: learning rate (tau = N / alpha). eval_sigma2: noise variance
-        on the held-out inputs (> 0 for an interior optimum). hidden: H (None: all directions).
-      w0: initial mapping per direction. gamma: weight decay.
+      epochs: training time T (a whole number on routes "dynamics" and "train").
+      alpha: learning rate (tau = N / alpha). eval_sigma2: noise variance on the held-out inputs
+        (> 0 for an interior optimum).
+      route: "closed_form" (default), "dynamics" or "train", or a route config; see the module
+        docstring for which term each integrates.
+      hidden: H (None: all directions). w0: initial mapping per direction (closed form, dynamics).
+      gamma: weight decay. init: start of route "dynamics". key, init_scale: initial weights of
+        route "train" and of ``init="random"``. remat_every, precision: as
+        :func:`~daedyn.tune.heldout_objective`.
     Returns:
-      A pure function of p (jit, grad and vmap apply).
+      A pure function of p in (0, 1) (jit, grad and vmap apply).
     Raises:
-      ValueError: without eigenvectors, or for out-of-range settings.
+      ValueError: without eigenvectors, for out-of-range settings, or route "train" on a sampled
+        or nonlinear network.
     """
-    if problem.eigvecs is None:
-        raise ValueError("masking tuning needs the train eigenvectors: build the problem with "
-                         "heldout_problem(..., keep_data=True)")
-    check_range("epochs", epochs, 0.0)
-    check_range("alpha", alpha, 0.0, lo_open=True)
-    check_range("eval_sigma2", eval_sigma2, 0.0)
-    lam, v = problem.eigvals, problem.eigvecs
-    d = lam.shape[-1]
-    hidden = d if hidden is None else check_int("hidden", hidden, 1)
-    keep = (jnp.arange(d) < hidden).astype(lam.dtype)
-    theory.masking_eps(0.0, lam, v)  # validates the shapes and eigenvalues once
-    v2 = v * v
-    per_unit = jnp.sum(v2 * jnp.sum(v2 * lam[None, :], axis=1)[:, None], axis=0)  # [V^T diag V]_jj
-    n = problem.n
-
-    def objective(p):
-        p = jnp.asarray(p, lam.dtype)
-        eps = p / (1 - p) * per_unit  # = theory.masking_eps(p, lam, v), without its concrete checks
-        w = theory.small_init_trajectory(epochs, lam, eps, gamma, w0=w0, tau=n / alpha, n=n) * keep
-        return heldout_loss(w, problem.projected, problem.n_heldout, eval_sigma2)
-
-    return objective
+    f = corruption_objective_fn(problem, "masking", epochs=epochs, alpha=alpha, route=route,
+                                eval_sigma2=eval_sigma2, gamma=gamma, w0=w0, hidden=hidden, init=init,
+                                key=key, init_scale=init_scale, remat_every=remat_every,
+                                precision=precision)
+    return jtu.Partial(_odds_to_p, f)
 
 
-def tune_masking(problem, *, epochs: ArrayLike, alpha: ArrayLike, eval_sigma2: ArrayLike,
-                 hidden: int | None = None, w0: ArrayLike = 1e-4, gamma: ArrayLike = 0.0,
-                 p0: float = 0.2, steps: int = 200, learning_rate: float = 0.1,
+def tune_masking(problem, *, epochs: ArrayLike | None, alpha: ArrayLike, eval_sigma2: ArrayLike,
+                 route: Any = "closed_form", hidden: int | None = None, w0: ArrayLike = 1e-4,
+                 gamma: ArrayLike = 0.0, init: Literal["balanced", "orthogonal", "random"] = "balanced",
+                 key: Array | None = None, init_scale: float = 1e-4, remat_every: int | None = None,
+                 precision: Any = None, p0: float = 0.2, steps: int = 100, optimizer: Any = None,
                  grid: ArrayLike | None = None) -> MaskingTuning:
-    """Tune the masking rate p by gradient descent (Adam in logit p) and compare with a grid.
+    """Tune the masking rate p by gradient descent in logit p through a route; compare with a grid.
 
     Args:
-      problem, epochs, alpha, eval_sigma2, hidden, w0, gamma: as :func:`masking_objective_fn`.
-      p0: starting rate in (0, 1). steps: Adam steps (>= 0). learning_rate: Adam's step in logit p.
-      grid: rates for the baseline (default 99 points 0.01 ... 0.99).
+      problem, epochs, alpha, eval_sigma2, route, hidden, w0, gamma, init, key, init_scale,
+        remat_every, precision: as :func:`masking_objective_fn`.
+      p0: starting rate in (0, 1). steps: the optimiser's iteration cap (>= 1).
+      optimizer: any optax transformation for :func:`~daedyn.tune.tune` (default L-BFGS).
+      grid: rates for the baseline (default 99 points 0.01 ... 0.99), in (0, 1).
     Returns:
       :class:`MaskingTuning`.
     Raises:
-      ValueError: for p0 outside (0, 1), a grid outside [0, 1), or as :func:`masking_objective_fn`.
+      ValueError: for p0 outside (0, 1), a grid outside (0, 1), or as :func:`masking_objective_fn`.
     Example:
       >>> import jax.numpy as jnp
       >>> from daedyn.tune import HeldoutProblem
@@ -105,29 +109,17 @@ def tune_masking(problem, *, epochs: ArrayLike, alpha: ArrayLike, eval_sigma2: A
       (0.286, 0.29)
     """
     check_range("p0", p0, 0.0, 1.0, lo_open=True, hi_open=True)
-    steps = check_int("steps", steps, 0)
+    steps = check_int("steps", steps, 1)
     grid = np.linspace(0.01, 0.99, 99) if grid is None else np.asarray(grid, np.float64)
-    check_range("grid", grid, 0.0, 1.0, hi_open=True)
-    f = masking_objective_fn(problem, epochs=epochs, alpha=alpha, eval_sigma2=eval_sigma2, hidden=hidden,
-                             w0=w0, gamma=gamma)
+    check_range("grid", grid, 0.0, 1.0, lo_open=True, hi_open=True)
+    f = corruption_objective_fn(problem, "masking", epochs=epochs, alpha=alpha, route=route,
+                                eval_sigma2=eval_sigma2, gamma=gamma, w0=w0, hidden=hidden, init=init,
+                                key=key, init_scale=init_scale, remat_every=remat_every,
+                                precision=precision)
+    res = tune(f, {"odds": p0 / (1 - p0)}, optimizer=optimizer, max_steps=steps)
     dtype = problem.eigvals.dtype
-    g = lambda u: f(jax.nn.sigmoid(u))
-    opt = optax.adam(learning_rate)
-
-    @jax.jit
-    def run(u0):
-        def step(carry, _):
-            u, state = carry
-            upd, state = opt.update(jax.grad(g)(u), state)
-            u = optax.apply_updates(u, upd)
-            return (u, state), jax.nn.sigmoid(u)
-
-        (u, _), ps = jax.lax.scan(step, (u0, opt.init(u0)), None, length=steps)
-        return u, ps
-
-    u0 = jnp.asarray(np.log(p0 / (1 - p0)), dtype)
-    u, ps = run(u0)
-    grid_j = jnp.asarray(grid, dtype)
-    grid_loss = jax.jit(jax.vmap(f))(grid_j)
-    p = jax.nn.sigmoid(u)
-    return MaskingTuning(p, f(p), grid_j, grid_loss, jnp.concatenate([jnp.asarray([p0], dtype), ps]))
+    g = grid_search(f, {"odds": grid / (1 - grid)})
+    odds = jnp.asarray(res.params["odds"], dtype)
+    history = np.asarray(res.history.params["odds"], np.float64)
+    return MaskingTuning(odds / (1 + odds), jnp.asarray(res.objective, dtype), jnp.asarray(grid, dtype),
+                         jnp.asarray(g.values, dtype), jnp.asarray(history / (1 + history), dtype), res)

@@ -89,8 +89,10 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
         raise ValueError("epochs can only be tuned on route 'closed_form' (TrainRoute runs a whole "
                          f"number of epochs, epochs={route.epochs} in the route config)")
     h = as_hyperparams(hyper, data.n.dtype)
-    if h.eps.ndim != 0:
-        raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'")
+    if h.eps.ndim != 0 and not (h.eps.ndim == 2 and _path(route) == "eigen"):
+        raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'; route "
+                         "'train' takes a scalar eps, or a (D, D) corruption term in the eigenbasis "
+                         "(V^T C V) on the marginalised linear network")
     save_every = route.remat_every if route.epochs % route.remat_every == 0 else route.epochs
     run = train.train_fn(epochs=route.epochs, save_every=save_every, activation=route.activation,
                          noise=None if route.marginalised else "gaussian",
