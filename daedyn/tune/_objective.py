@@ -67,7 +67,7 @@ def _route_config(route: str, epochs, structure: dict) -> Route:
     """The one place where a route name becomes its typed config."""
     if route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES} or a route config; got {route!r}")
-    hidden, depth = structure["hidden"], structure["depth"]
+    hidden, depth = structure["hidden"], structure.get("depth", 2)
     if route == "closed_form":
         return ClosedFormRoute(hidden=hidden, depth=depth)
     e = float(np.asarray(epochs))
