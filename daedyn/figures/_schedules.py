@@ -78,10 +78,11 @@ def plot_schedule_tuning(tuning: ScheduleTuning, *, points: int = 200, axes=None
 
 
 # Quick: mnist5k pooled 4 x 4 (D = 49), 4000 / 1000, T = 400 epochs, alpha = 0.2 (alpha lam_1 / N = 0.45:
-# stable GD), K = 8 pieces. Full: the same images pooled 2 x 2 (D = 196), K = 16, T = 1000, alpha = 0.1.
+# stable GD), K = 8 pieces. Full: the same images pooled 2 x 2 (D = 196, lam_1 / N four times larger, so
+# alpha = 0.05 keeps alpha lam_1 / N at 0.45), K = 16, T = 2000.
 SCHEDULES_QUICK = dict(n=5000, pool=4, heldout=1000, epochs=400, alpha=0.2, eval_sigma2=0.02, pieces=8,
                        w0=1e-6, saves=40, max_steps=100)
-SCHEDULES_FULL = dict(n=5000, pool=2, heldout=1000, epochs=1000, alpha=0.1, eval_sigma2=0.02, pieces=16,
+SCHEDULES_FULL = dict(n=5000, pool=2, heldout=1000, epochs=2000, alpha=0.05, eval_sigma2=0.02, pieces=16,
                       w0=1e-6, saves=50, max_steps=200)
 
 
@@ -93,7 +94,8 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
     confirmed by training linear DAEs with both.
 
     The schedule (K equal pieces on [0, T]) is tuned by :func:`daedyn.tune.tune_schedule` (the
-    chained closed form, L-BFGS in log-values, from the best constant) on the held-out objective J = 1/(2M) sum_i ||x_i - W x_i||^2 + (s_eval^2 / 2) ||W||_F^2 (held-out
+    chained closed form, L-BFGS in log-values, from the best constant) on the held-out objective
+    J = 1/(2M) sum_i ||x_i - W x_i||^2 + (s_eval^2 / 2) ||W||_F^2 (held-out
     inputs corrupted with variance s_eval^2). Two linear DAEs (H = D, marginalised noise, float64,
     the decoupling start of mapping w0 in every direction) are then trained with
     ``train.train(eps=schedule)`` and with the best constant; their J is measured on the held-out
@@ -105,8 +107,8 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
     unused (the start is deterministic).
 
     Quick: mnist5k pooled 4 x 4 (D = 49), 4000 / 1000 images, T = 400, alpha = 0.2, s_eval^2 =
-    0.02, K = 8 (17 s of CPU time, most of it compiling the tuning); full: pooled 2 x 2 (D = 196), T = 1000, alpha =
-    0.1, K = 16.
+    0.02, K = 8 (15-17 s of CPU time, most of it compiling the tuning); full: pooled 2 x 2
+    (D = 196), T = 2000, alpha = 0.05, K = 16.
     """
     from daedyn import data, dynamics, schedules, train, tune
     from daedyn.figures._beyond import pool_images
@@ -160,7 +162,8 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
     ax.stairs(np.maximum(values, floor), edges, baseline=None, color=COLORS["dae"],
               label=f"tuned, K = {k}")
     ax.axhline(r.constant_eps, color=COLORS["ae"], lw=1.0, label=f"best constant {r.constant_eps:.3g}")
-    ax.set(yscale="log", xlabel="epoch t", ylabel="eps(t) = N s^2(t)", title=f"(a) eps(t) (values < {floor:.2g} drawn at it)")
+    ax.set(yscale="log", xlabel="epoch t", ylabel="eps(t) = N s^2(t)",
+           title=f"(a) eps(t) (values < {floor:.2g} drawn at it)")
     ax.legend(frameon=False, fontsize=6, loc="center", bbox_to_anchor=(0.63, 0.45))
     ax = axes[0, 1]
     for name, c in (("constant", COLORS["ae"]), ("schedule", COLORS["dae"])):
@@ -178,7 +181,8 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
     ax.set(xlabel="epoch t", ylabel="J(schedule) / J(constant) - 1 (%)",
            title=f"(c) relative: {100 * gain:.3f}% lower at T")
     ax.legend(frameon=False, fontsize=6)
-    fig.suptitle(f"Beyond the paper: a tuned noise schedule vs the best constant eps{' [quick]' if quick else ''}"
+    tag = " [quick]" if quick else ""
+    fig.suptitle(f"Beyond the paper: a tuned noise schedule vs the best constant eps{tag}"
                  f"\n{label}; lines: GD recursion, x: trained linear DAEs")
     numbers = {"dataset": dataset, "label": label, "note": note or "", "source": ds.source,
                "n": int(problem.n), "n_heldout": int(problem.n_heldout), "d": d, "pool": int(s["pool"]),
@@ -187,7 +191,8 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
                "objective": r.objective, "constant_objective": r.constant_objective,
                "improvement": r.improvement, "trained_improvement": float(gain),
                "evaluations": int(r.result.n_evals),
-               "t": t, "predicted_schedule": predicted["schedule"], "predicted_constant": predicted["constant"],
+               "t": t, "predicted_schedule": predicted["schedule"],
+               "predicted_constant": predicted["constant"],
                "trained_schedule": trained["schedule"], "trained_constant": trained["constant"],
                "conventions": {"published": False, "beyond_the_paper": True,
                                "tuning": "tune.tune_schedule (closed form, L-BFGS in log-values)",
