@@ -74,6 +74,7 @@ def test_matrix_gd_one_piece_is_the_constant(x64):
         np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-300)
 
 
+@pytest.mark.slow  # ~4 s on the loaded 2-core CPU (keeps the default suite's budget)
 def test_matrix_flow_schedule_equals_scalar_flow_per_direction(x64):
     lam, eps, gamma, w1, w2 = setup()
     ts = jnp.array([0.0, 10.0, 20.0, 30.0, 50.0, 80.0])  # every jump is a save time
