@@ -85,6 +85,11 @@ def test_joint_route_errors():
         tune.ScheduleRoute(pieces=2, epochs=10.0, route="dynamics", tune_epochs=True)
     with pytest.raises(ValueError, match="alpha_max must lie in"):
         tune.ScheduleRoute(pieces=2, epochs=10.0, tune_alpha=True, alpha_max=0.0)
+    with pytest.raises(ValueError, match="alpha must be < alpha_max"):
+        tune.tune_schedule(None, pieces=2, epochs=10.0, alpha=1.0, tune_alpha=True, alpha_max=0.5)
+    with pytest.raises(ValueError, match=r"alpha schedule values must lie in \(0"):
+        dynamics.scalar_gd(1.0, 0.5, 0.1, 0.1, alpha=schedules.piecewise_constant([5.0], [0.1, 0.0]),
+                           epochs=10)
 
 
 @pytest.mark.slow  # about 45 s on the loaded 2-core CPU (two tuning stages on D = 784)
