@@ -91,6 +91,6 @@ def test_matrix_flow_schedule_equals_scalar_flow_per_direction(x64):
     (dict(gamma=schedules.function(lambda t: -1.0 + 0 * t)), "gamma schedule values must lie in"),
 ])
 def test_matrix_schedule_bad_input(kwargs, match):
-    lam, _, _, w1, w2 = setup()
+    w1, w2 = np.full((4, 4), 0.1), np.full((4, 4), 0.1)  # refused before anything compiles
     with pytest.raises(ValueError, match=match):
-        dynamics.matrix_gd(lam, w1, w2, alpha=0.1, n=2, epochs=10, **kwargs)
+        dynamics.matrix_gd(np.asarray(LAM), w1, w2, alpha=0.1, n=2, epochs=10, **kwargs)
