@@ -12,11 +12,15 @@ epochs with alpha = 0.02 and evaluation noise s_eval^2 = 0.05 under a K-piece sc
 16, 64 equal pieces), and, as one more row, K = 1 with one eps per direction (784 parameters).
 float64 on the CPU.
 
-- Gradient: from every value at the matched noise N s_eval^2 (the default start of
-  daedyn.tune.tune_noise); an evaluation is one objective-and-gradient evaluation (line-search
-  trials included), which costs about 2-3 objective evaluations (the ratio is measured and
-  printed). Time to a target: the run repeated with the iteration cap at the first iterate that
-  reached it (compiled before).
+- Gradient (L-BFGS, daedyn.tune's default; and Adam with step 0.3 in log-values): from every value
+  at the matched noise N s_eval^2 (the default start of daedyn.tune.tune_noise); an evaluation is
+  one objective-and-gradient evaluation (line-search trials included), which costs about 2-3
+  objective evaluations (the ratio is measured and printed). Time to a target: the run repeated
+  with the iteration cap at the first iterate that reached it (compiled before).
+- ``--start``: "matched" (the default above: only the gradient starts at the matched noise),
+  "shared" (every method gets it as its first point: Optuna enqueues it and CMA-ES takes it as its
+  initial mean, random search evaluates it first) or "cold" (nobody: the gradient starts at the
+  box's log-centre).
 - Optuna (TPE, CMA-ES): one trial = one objective evaluation of the jitted objective, log-uniform
   box [1e-2, 1e5] for every value; time stamped at every trial.
 - Random search: log-uniform points in the same box, evaluated in vmapped batches of 256; time per
@@ -49,34 +53,46 @@ def _problem():
     return tune.heldout_problem(xt, xh, keep_data=False)
 
 
-def _gradient(fn, shape, e0, max_steps):
+def _gradient(fn, shape, e0, max_steps, optimizer=None):
     init = {"eps": np.full(shape, e0)}
-    tune.tune(fn, init, max_steps=max_steps)  # compile everything the run uses (stopping checks too)
+    tune.tune(fn, init, max_steps=max_steps, optimizer=optimizer)  # compile everything the run uses
     t0 = time.perf_counter()
-    res = tune.tune(fn, init, max_steps=max_steps)
+    res = tune.tune(fn, init, max_steps=max_steps, optimizer=optimizer)
     total = time.perf_counter() - t0
     return res, total
 
 
-def _gradient_time_to(fn, shape, e0, steps, repeat=2):
+def _gradient_time_to(fn, shape, e0, steps, repeat=2, optimizer=None):
     init = {"eps": np.full(shape, e0)}
     best = math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
-        tune.tune(fn, init, max_steps=steps)
+        tune.tune(fn, init, max_steps=steps, optimizer=optimizer)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def _optuna(fn_jit, n_params, trials, sampler_name, seed=0):
+#: The gradient methods: daedyn.tune's default L-BFGS (zoom line search; its trials are counted as
+#: evaluations) and Adam with step 0.3 in log-values (one evaluation per step; one setting, not tuned
+#: to this benchmark: 0.3 is a ~35% change of a value per step).
+def _optimizers():
+    import optax
+
+    return {"gradient (L-BFGS)": None, "gradient (Adam 0.3)": optax.adam(0.3)}
+
+
+def _optuna(fn_jit, n_params, trials, sampler_name, seed=0, x0=None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = None if x0 is None else {f"e{i}": float(x0) for i in range(n_params)}
     if sampler_name == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
-    else:
-        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    else:  # with a shared start CMA-ES's mean starts there too
+        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, x0=start)
     study = optuna.create_study(sampler=sampler)
+    if start is not None:
+        study.enqueue_trial(start)  # the first trial is the shared start
     values, times = [], []
     t0 = time.perf_counter()
 
@@ -92,10 +108,12 @@ def _optuna(fn_jit, n_params, trials, sampler_name, seed=0):
     return np.asarray(values), np.asarray(times)
 
 
-def _random(fn_batch, n_params, points, seed=0):
+def _random(fn_batch, n_params, points, seed=0, x0=None):
     rng = np.random.default_rng(seed)
     lo, hi = np.log(BOX[0]), np.log(BOX[1])
     z = np.exp(rng.uniform(lo, hi, size=(points, n_params)))
+    if x0 is not None:
+        z[0] = x0  # the first point is the shared start
     jax.block_until_ready(fn_batch(jnp.asarray(z[:BATCH])))  # compile
     values, times = [], []
     t0 = time.perf_counter()
@@ -116,13 +134,21 @@ def _best_by(values, times, budget):
     return float(np.min(values[ok])) if np.any(ok) else math.nan
 
 
-def _case(problem, label, pieces, per_direction, *, trials, points, max_steps):
+def _case(problem, label, pieces, per_direction, *, trials, points, max_steps, start="matched"):
     d = int(problem.eigvals.shape[-1])
     route = tune.ScheduleRoute(pieces=pieces, epochs=2000.0, per_direction=per_direction)
     fn = tune.schedule_objective_fn(problem, route, alpha=0.02, eval_sigma2=0.05)
     shape = (pieces, d) if per_direction else (pieces,)
     n_params = int(np.prod(shape))
-    e0 = problem.n * 0.05
+    e_matched = problem.n * 0.05
+    # "matched": the gradient starts at the matched noise, black-box methods sample the box (as
+    # published first); "shared": every method gets that start as its first point (Optuna:
+    # enqueued, CMA-ES: its initial mean; random: the first point); "cold": nobody does (the
+    # gradient starts at the box's log-centre, sqrt(1e-2 * 1e5) = 31.6)
+    if start not in ("matched", "shared", "cold"):
+        raise ValueError(f"start must be 'matched', 'shared' or 'cold'; got {start!r}")
+    e0 = math.sqrt(BOX[0] * BOX[1]) if start == "cold" else e_matched
+    x0 = e_matched if start == "shared" else None
     flat = lambda z: fn({"eps": z.reshape(shape)})
     fn_jit = jax.jit(flat)
     fn_batch = jax.jit(jax.vmap(flat))
@@ -133,26 +159,30 @@ def _case(problem, label, pieces, per_direction, *, trials, points, max_steps):
     t_f = min(_timeit(lambda: fn_jit(z0)) for _ in range(5))
     t_vg = min(_timeit(lambda: vg(z0)) for _ in range(5))
 
-    res, t_grad_total = _gradient(fn, shape, e0, max_steps)
-    hist = res.history
+    grads = {name: _gradient(fn, shape, e0, max_steps, opt) for name, opt in _optimizers().items()}
+    res, t_grad_total = grads["gradient (L-BFGS)"]
     methods = {}
     try:
-        methods["optuna TPE"] = _optuna(fn_jit, n_params, trials, "tpe")
-        methods["optuna CMA-ES"] = _optuna(fn_jit, n_params, trials, "cmaes")
+        methods["optuna TPE"] = _optuna(fn_jit, n_params, trials, "tpe", x0=x0)
+        methods["optuna CMA-ES"] = _optuna(fn_jit, n_params, trials, "cmaes", x0=x0)
     except ImportError:
         methods = {}
-    methods["random (vmapped)"] = _random(fn_batch, n_params, points)
-    j_star = min([float(np.min(hist.objective))] + [float(np.min(v)) for v, _ in methods.values()])
-    j0 = float(fn_jit(z0))
+    methods["random (vmapped)"] = _random(fn_batch, n_params, points, x0=x0)
+    j_star = min([float(np.min(r.history.objective)) for r, _ in grads.values()]
+                 + [float(np.min(v)) for v, _ in methods.values()])
+    j0 = float(fn_jit(jnp.full((n_params,), e_matched)))  # the gap is measured from the matched start
     thresholds = {"0.1%": j_star + TOL * abs(j_star), "gap99": j_star + GAP * (j0 - j_star)}
 
-    out = dict(case=label, n_params=n_params, j_star=j_star, j0=j0, t_f=t_f, t_vg=t_vg, methods={})
-    g = dict(best=float(res.objective), best_at_equal_time=float(res.objective), total_evals=int(res.n_evals))
-    for crit, thr in thresholds.items():
-        i = _first(hist.objective, thr)
-        g[f"evals_{crit}"] = None if i is None else int(hist.evals[i])
-        g[f"time_{crit}"] = None if i is None else _gradient_time_to(fn, shape, e0, i + 1)
-    out["methods"]["gradient (L-BFGS)"] = g
+    out = dict(case=label, n_params=n_params, j_star=j_star, j0=j0, t_f=t_f, t_vg=t_vg, methods={},
+               start=start)
+    for name, opt in _optimizers().items():
+        r, _ = grads[name]
+        g = dict(best=float(r.objective), best_at_equal_time=float(r.objective), total_evals=int(r.n_evals))
+        for crit, thr in thresholds.items():
+            i = _first(r.history.objective, thr)
+            g[f"evals_{crit}"] = None if i is None else int(r.history.evals[i])
+            g[f"time_{crit}"] = None if i is None else _gradient_time_to(fn, shape, e0, i + 1, optimizer=opt)
+        out["methods"][name] = g
     for name, (values, times) in methods.items():
         m = dict(best=float(np.min(values)), best_at_equal_time=_best_by(values, times, t_grad_total),
                  total_evals=int(values.size))
@@ -172,17 +202,21 @@ def _timeit(f):
     return time.perf_counter() - t0
 
 
-def cases(quick: bool = True, progress=None) -> list[dict]:
-    """Every case; ``progress(case_result)`` is called after each (the runs are long on a CPU)."""
+def cases(quick: bool = True, progress=None, start: str = "matched", pieces=(1, 4, 16, 64),
+          per_direction: bool = True) -> list[dict]:
+    """Every case; ``progress(case_result)`` is called after each (the runs are long on a CPU).
+    ``start``: "matched", "shared" or "cold" (see ``_case``); ``pieces``: the K to run."""
     trials = 200 if quick else 2000
     points = 4096 if quick else 65536
     results = []
     with jax.enable_x64(True):
         problem = _problem()
-        plan = [(f"K={k} schedule", k, False, trials, points) for k in (1, 4, 16, 64)]
-        plan.append(("per-direction eps_j", 1, True, trials // 4 if quick else trials, points // 4))
+        plan = [(f"K={k} schedule", k, False, trials, points) for k in pieces]
+        if per_direction:
+            plan.append(("per-direction eps_j", 1, True, trials // 4 if quick else trials, points // 4))
         for label, k, per_dir, n_trials, n_points in plan:
-            results.append(_case(problem, label, k, per_dir, trials=n_trials, points=n_points, max_steps=200))
+            results.append(_case(problem, label, k, per_dir, trials=n_trials, points=n_points, max_steps=200,
+                                 start=start))
             if progress is not None:
                 progress(results[-1])
     return results
@@ -192,7 +226,7 @@ def run(quick: bool = True) -> list[dict]:
     rows = []
     for c in cases(quick):
         g = c["methods"]["gradient (L-BFGS)"]
-        others = {k: v for k, v in c["methods"].items() if not k.startswith("gradient")}
+        others = {k: v for k, v in c["methods"].items() if not k.startswith("gradient")}  # L-BFGS is `g`
         note = (f"{c['n_params']} parameters; J* = {c['j_star']:.8g}, start J0 = {c['j0']:.8g}; objective "
                 f"{c['t_f'] * 1e3:.2f} ms, objective+gradient {c['t_vg'] * 1e3:.2f} ms")
         if not c["optuna"]:
@@ -251,7 +285,17 @@ if __name__ == "__main__":
         print(markdown([c]), flush=True)
         print(json.dumps(c, default=float), file=sys.stderr, flush=True)
 
-    res = cases(quick=True, progress=show)
+    import argparse
+
+    parser = argparse.ArgumentParser(description="gradient tuning vs black-box search")
+    parser.add_argument("--start", choices=("matched", "shared", "cold"), default="matched",
+                        help="who starts at the matched noise: the gradient only (default), every method, "
+                        "or nobody")
+    parser.add_argument("--pieces", default="1,4,16,64", help="comma-separated K values")
+    parser.add_argument("--no-per-direction", action="store_true", help="skip the 784-parameter case")
+    a = parser.parse_args()
+    res = cases(quick=True, progress=show, start=a.start, pieces=[int(k) for k in a.pieces.split(",")],
+                per_direction=not a.no_per_direction)
     for c in res:
         print(f"{c['case']}: J* = {c['j_star']:.8g}, J0 = {c['j0']:.8g}; objective {c['t_f'] * 1e3:.2f} ms, "
               f"objective+gradient "

@@ -28,6 +28,9 @@ def test_theory_eps_schedule_prints_the_chained_closed_form(capsys):
     (["theory", "--eps-schedule", "linear:1,0,100"], "piecewise-constant schedules only"),
     (["tune", "--schedule", "piecewise:x"], "--schedule must be 'piecewise:K'"),
     (["tune", "--schedule", "piecewise:0"], "--schedule must be 'piecewise:K'"),
+    (["tune", "--schedule-also", "gamma"], "--schedule-also needs --schedule"),
+    (["tune", "--schedule", "piecewise:2", "--schedule-also", "beta"], "--schedule-also must be a comma"),
+    (["tune", "--schedule", "piecewise:2", "--alpha-max", "1"], "--alpha-max bounds the learning rate"),
 ])
 def test_bad_schedule_usage_is_exit_2(argv, message, capsys):
     rc, _, err = _cli(argv, capsys)
@@ -58,3 +61,14 @@ def test_simulate_eps_schedule_runs_the_scheduled_recursion(capsys):
     assert rep["backend"] == "scan" and [r["eps"] for r in rep["settings"]] == [2.0, 2.0]
     # GD vs the chained closed form (flow): O(alpha lam / N); measured 4e-3 and 5e-3
     assert all(r["max_dev_closed_form"] < 0.02 for r in rep["settings"])
+
+
+@pytest.mark.slow  # about 40 s on the loaded 2-core CPU (the joint tuning compiles two stages)
+def test_tune_schedule_also_joint_run(capsys):
+    rc, out, _ = _cli(["tune", "--dataset", "mnist5k", "--n", "600", "--n-heldout", "200", "--schedule",
+                       "piecewise:2", "--schedule-also", "gamma,alpha", "--alpha-max", "0.05", "--max-steps",
+                       "10", "--route", "dynamics", "--epochs", "200", "--json"], capsys)
+    rep = json.loads(out)
+    assert rc == 0 and len(rep["gamma"]) == 2 and len(rep["alpha_schedule"]) == 2
+    assert all(0 < a < 0.05 for a in rep["alpha_schedule"]) and rep["tuned_epochs"] is None
+    assert rep["objective"] <= rep["constant_objective"]  # never worse than the best constant

@@ -1,6 +1,6 @@
-"""The schedule options of ``daedyn tune`` (``--schedule piecewise:K``) and ``daedyn theory``
-(``--eps-schedule``): parsing and formatting only; the work is ``daedyn.tune.tune_schedule`` and
-``daedyn.theory.small_init_trajectory``."""
+"""The schedule options of ``daedyn tune`` (``--schedule piecewise:K``, ``--schedule-also``) and
+``daedyn theory`` (``--eps-schedule``): parsing and formatting only; the work is
+``daedyn.tune.tune_schedule`` and ``daedyn.theory.small_init_trajectory``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,26 @@ def pieces_spec(text: str) -> int:
         raise ValueError(f"--schedule must be 'piecewise:K' with an integer K >= 1 (K equal pieces); "
                          f"got {text!r}")
     return int(k)
+
+
+ALSO = ("gamma", "alpha", "epochs")
+
+
+def also_spec(args) -> set[str]:
+    """The parameters ``--schedule-also`` names (a subset of gamma, alpha, epochs); ValueError (usage)
+    for unknown names, for ``--schedule-also`` without ``--schedule`` or ``--alpha-max`` without alpha."""
+    names = set()
+    if getattr(args, "schedule_also", None):
+        if args.schedule is None:
+            raise ValueError("--schedule-also needs --schedule piecewise:K")
+        names = {n.strip() for n in args.schedule_also.split(",") if n.strip()}
+        unknown = sorted(names - set(ALSO))
+        if unknown or not names:
+            raise ValueError(f"--schedule-also must be a comma list of {', '.join(ALSO)}; got "
+                             f"{args.schedule_also!r}")
+    if getattr(args, "alpha_max", None) is not None and "alpha" not in names:
+        raise ValueError("--alpha-max bounds the learning rate of --schedule-also alpha")
+    return names
 
 
 def run_tune(args, xt, xh, name: str, start: float) -> int:
@@ -30,9 +50,11 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
         raise ValueError("--plot is not available with --schedule")
     k = pieces_spec(args.schedule)
     problem = tune.heldout_problem(xt, xh, keep_data=False)
+    also = also_spec(args)
     r = tune.tune_schedule(problem, pieces=k, epochs=args.epochs, alpha=args.alpha,
                            eval_sigma2=args.eval_sigma2, route=args.route, per_direction=args.anisotropic,
-                           hidden=args.hidden, max_steps=args.max_steps)
+                           hidden=args.hidden, max_steps=args.max_steps, tune_gamma="gamma" in also,
+                           tune_alpha="alpha" in also, alpha_max=args.alpha_max, tune_epochs="epochs" in also)
     seconds = time.perf_counter() - start
     values = np.asarray(r.schedule.values)
     report = {
@@ -44,6 +66,9 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
         "eps_min_per_piece": values.min(axis=-1).tolist() if args.anisotropic else None,
         "eps_max_per_piece": values.max(axis=-1).tolist() if args.anisotropic else None,
         "objective": r.objective, "constant_eps": r.constant_eps, "constant_objective": r.constant_objective,
+        "gamma": None if r.gamma_schedule is None else np.asarray(r.gamma_schedule.values).tolist(),
+        "alpha_schedule": None if r.alpha_schedule is None else np.asarray(r.alpha_schedule.values).tolist(),
+        "tuned_epochs": r.epochs if "epochs" in also else None,
         "improvement": r.improvement, "status": r.result.status, "message": r.result.message,
         "steps": r.result.n_steps, "evaluations": r.result.n_evals, "seconds": round(seconds, 3),
     }
@@ -55,11 +80,16 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
               f"route {args.route}, T = {args.epochs:g} epochs, alpha = {args.alpha:g}, "
               f"held-out noise variance {args.eval_sigma2:g}")
         print(f"best constant eps: {r.constant_eps:.6g}, objective {r.constant_objective:.8g}")
-        edges = [0.0, *report["boundaries"], float(args.epochs)]
+        edges = [0.0, *report["boundaries"], float(r.epochs)]
+        if "epochs" in also:
+            print(f"tuned training time T: {r.epochs:.6g} epochs")
         for i in range(k):
             v = (f"{values[i]:.6g}" if not args.anisotropic
                  else f"[{values[i].min():.4g}, {values[i].max():.4g}] over directions")
-            print(f"  eps on [{edges[i]:g}, {edges[i + 1]:g}): {v}")
+            more = "".join(f", {lbl} {report[key][i]:.4g}" for lbl, key in (("gamma", "gamma"),
+                                                                          ("alpha", "alpha_schedule"))
+                           if report[key] is not None)
+            print(f"  eps on [{edges[i]:g}, {edges[i + 1]:g}): {v}{more}")
         print(f"schedule objective: {r.objective:.8g} ({100 * r.improvement:.4f}% below the best constant)")
         print(f"{r.result.status}: {r.result.message}; {r.result.n_steps} steps, {r.result.n_evals} "
               f"evaluations, {seconds:.2f} s")

@@ -14,7 +14,8 @@ HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their
 
 # The keys of daedyn.figures.FIGURES, spelled out so that `daedyn figures --help` does not import
 # matplotlib and jax (tests/test_cli_startup.py checks that the two agree).
-FIGURE_NAMES = ("1", "2", "3", "4", "5", "6", "s1", "learning_time", "tuning", "corruption", "depth")
+FIGURE_NAMES = ("1", "2", "3", "4", "5", "6", "s1", "learning_time", "tuning", "corruption", "depth",
+                "schedules")
 
 
 def _names():

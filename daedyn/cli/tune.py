@@ -43,6 +43,12 @@ def register(subparsers) -> None:
                    help="tune a noise schedule of K equal pieces on [0, T] instead of one eps, against "
                    "the best constant eps (routes closed_form and dynamics; with --anisotropic one per "
                    "direction)")
+    p.add_argument("--schedule-also", default=None, metavar="LIST",
+                   help="with --schedule, tune these jointly with the eps pieces: a comma list of gamma "
+                   "(K pieces), alpha (K pieces of the learning rate), epochs (T; route closed_form)")
+    p.add_argument("--alpha-max", type=float, default=None, metavar="A",
+                   help="with --schedule-also alpha: bound the learning rate below A by reparametrisation "
+                   "(e.g. the GD stability edge N / lam_1)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
@@ -116,6 +122,9 @@ def run(args) -> int:
         from daedyn.cli._schedule import pieces_spec
 
         pieces_spec(args.schedule)  # a usage error before loading data
+    from daedyn.cli._schedule import also_spec
+
+    also_spec(args)  # --schedule-also / --alpha-max: usage errors before loading data
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)

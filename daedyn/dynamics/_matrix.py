@@ -69,7 +69,9 @@ from daedyn._checks import (
 )
 from daedyn._corruption import check_eps_dims, check_noise_term
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
+from daedyn.dynamics._matrix_scheduled import matrix_flow_scheduled, matrix_gd_scheduled
 from daedyn.dynamics._scalar import warn_nonfinite, warned
+from daedyn.schedules import is_schedule
 
 __all__ = ["MatrixTrajectory", "matrix_rhs", "matrix_observables", "matrix_gd", "matrix_flow"]
 
@@ -320,6 +322,9 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
         positive semi-definite matrix V^T C V (``eps_dims=2``; e.g. ``noise.masking(p).marginal_term``
         of the spectrum), in the paper's (summed) scaling. gamma: weight decay, >= 0.
         alpha: learning rate, > 0. n: number of samples N, > 0. (All: any batch shape.)
+        ``eps`` (with ``eps_dims`` 0 or 1) and ``gamma`` may be :mod:`daedyn.schedules` schedules
+        whose value has the constant's shape: step k (epoch k to k + 1) uses eps(k), gamma(k), as
+        :func:`scalar_gd` does; the loss saved at t uses eps(t) (docs/schedules.md).
       epochs, save_every: steps and spacing of saves (epochs a multiple of save_every; t = 0 saved).
       precision: matmul precision for every matmul. form: "auto" (the cheaper of the two below),
         "gram" / "gram_t" (4 D H^2 multiply-adds per step; gram_t keeps Wb2^T) or "square" (the
@@ -341,6 +346,10 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 3).tolist()  # lam / (lam + eps), H = 2
       [0.75, 0.667, 0.0]
     """
+    if is_schedule(eps) or is_schedule(gamma):  # step k uses eps(k) (dynamics/_matrix_scheduled.py)
+        return matrix_gd_scheduled(eigvals, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=n, epochs=epochs,
+                                   save_every=save_every, precision=precision, form=form, unroll=unroll,
+                                   check_stability=check_stability, eps_dims=eps_dims)
     epochs = check_int("epochs", epochs, 0)
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
@@ -391,6 +400,9 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       ts: (T,) save times (epochs), >= 0, non-decreasing; the run starts at t = 0.
       eigvals, w1, w2, eps, gamma, n, precision, form, unroll, eps_dims: as for :func:`matrix_gd`.
       tau: time constant n / alpha, > 0. dt: largest RK4 step in epochs, > 0.
+        With ``eps`` or ``gamma`` schedules the right-hand side at t uses eps(t), gamma(t) (an RK4
+        step from t to t + h evaluates t, t + h/2 and the left limit at t + h, as
+        :func:`scalar_flow`): put a piecewise schedule's jumps among ``ts``.
     Returns:
       :class:`MatrixTrajectory` saved at ``ts``.
     Raises:
@@ -403,6 +415,9 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()  # 1 - n gamma / lam
       [0.875, 0.75]
     """
+    if is_schedule(eps) or is_schedule(gamma):  # the RHS at t uses eps(t) (dynamics/_matrix_scheduled.py)
+        return matrix_flow_scheduled(ts, eigvals, w1, w2, eps=eps, gamma=gamma, tau=tau, n=n, dt=dt,
+                                     precision=precision, form=form, unroll=unroll, eps_dims=eps_dims)
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims,
                                               tau=tau)
     ts, hs, ms, m_static = step_grid(ts, dt)

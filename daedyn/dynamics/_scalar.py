@@ -277,7 +277,8 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       eps: noise level n * s**2, >= 0, or a :mod:`daedyn.schedules` schedule (step k, from epoch k to
         k + 1, uses ``eps(k)``; ``gamma`` likewise; "scan" backend only; docs/schedules.md).
       w1, w2: initial weights (any finite values).
-      alpha: learning rate, > 0.
+      alpha: learning rate, > 0, or a schedule (step k uses ``alpha(k)``; the loss saved at t is
+        scaled by alpha(t) / n).
       epochs: number of steps, a multiple of ``save_every``.
       gamma: weight decay of Eq. (6), >= 0.
       n: number of samples N (1 for the scalar demos), > 0.
@@ -323,7 +324,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         factors = jnp.stack([w1_] * (depth - 1) + [w2_], axis=-1)
         return deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
                               save_every=save_every)
-    if is_schedule(eps) or is_schedule(gamma):  # step k uses eps(k), gamma(k) (dynamics/_scheduled.py)
+    if is_schedule(eps) or is_schedule(gamma) or is_schedule(alpha):  # step k uses eps(k) (_scheduled.py)
         return scalar_gd_scheduled(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
                                    save_every=save_every, unroll=unroll, check_stability=check_stability,
                                    backend=backend, observables=observables)

@@ -69,13 +69,18 @@ def _series(x, ts, shape, dtype):
     return jnp.broadcast_to(v, shape + ts.shape)
 
 
-def _finish(ts, w1s, w2s, lam, eps, gamma, n, inv_tau):
+def _finish(ts, w1s, w2s, lam, eps, gamma, n, inv_tau, n_last=False):
+    """The trajectory record; ``inv_tau`` is (*batch,) or, with ``n_last``, alpha(t) (*batch, T) and
+    ``n`` (*batch, 1)."""
     from daedyn.dynamics._scalar import ScalarTrajectory
 
     w1, w2 = jnp.moveaxis(w1s, 0, -1), jnp.moveaxis(w2s, 0, -1)
     shape = w1.shape[:-1]
     eps_t, gamma_t = _series(eps, ts, shape, w1.dtype), _series(gamma, ts, shape, w1.dtype)
-    lam, n, inv_tau = (x[..., None] for x in (lam, n, inv_tau))
+    if n_last:
+        lam, inv_tau = lam[..., None], inv_tau / n
+    else:
+        lam, n, inv_tau = (x[..., None] for x in (lam, n, inv_tau))
     w = w1 * w2
     weight_norm = w1 * w1 + w2 * w2
     loss = (lam * (1 - w) ** 2 + eps_t * w * w + n * gamma_t * weight_norm) * (inv_tau / 2)
@@ -83,9 +88,8 @@ def _finish(ts, w1s, w2s, lam, eps, gamma, n, inv_tau):
 
 
 def _batch_shape(eps, gamma, *xs):
-    trailing = [x.shape for x in (eps, gamma) if is_schedule(x)]
-    plain = [jnp.shape(x) for x in (eps, gamma) if not is_schedule(x)]
-    return jnp.broadcast_shapes(*trailing, *plain, *(jnp.shape(x) for x in xs))
+    shapes = [x.shape if is_schedule(x) else jnp.shape(x) for x in (eps, gamma, *xs)]
+    return jnp.broadcast_shapes(*shapes)
 
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll"))
@@ -94,12 +98,12 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
 
     dtype = w1.dtype
     shape = _batch_shape(eps, gamma, lam, alpha, n, w1, w2)
-    lam, alpha, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, alpha, n, w1, w2))
-    inv_tau = alpha / n
+    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
 
     def step(y):
         a, b, k = y
         e, g = _at(eps, k, shape, dtype), _at(gamma, k, shape, dtype)
+        inv_tau = _at(alpha, k, shape, dtype) / n  # step k uses alpha(k) too
         d1, d2 = scalar_rhs(a, b, lam, e, g, n)
         return a + inv_tau * d1, b + inv_tau * d2, k + 1
 
@@ -107,7 +111,10 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll):
     _, (w1s, w2s) = gd_loop(step, (w1, w2, k0), lambda y: y[:2], n_saves=n_saves, save_every=save_every,
                             unroll=unroll)
     ts = jnp.arange(n_saves + 1, dtype=dtype) * save_every
-    return _finish(ts, w1s, w2s, lam, eps, gamma, n, inv_tau)
+    if is_schedule(alpha):  # the loss saved at t is scaled by 1 / tau(t) = alpha(t) / n
+        return _finish(ts, w1s, w2s, lam, eps, gamma, n[..., None], _series(alpha, ts, shape, dtype),
+                       n_last=True)
+    return _finish(ts, w1s, w2s, lam, eps, gamma, n, jnp.broadcast_to(alpha, shape) / n)
 
 
 def _check_schedules(eps, gamma, ts):
@@ -145,24 +152,27 @@ def scalar_gd_scheduled(lam, eps, w1, w2, *, alpha, epochs, gamma, n, save_every
     _require_scan(backend)
     ts = np.arange(epochs // save_every + 1) * save_every
     eps_max, gamma_max = _check_schedules(eps, gamma, ts)
+    alpha_max = schedule_values("alpha", alpha, ts)  # a learning-rate schedule: step k uses alpha(k)
+    if alpha_max is not None:
+        check_range("alpha schedule values" if is_schedule(alpha) else "alpha", alpha_max, 0.0, lo_open=True)
+        alpha_max = np.max(alpha_max, axis=0) if is_schedule(alpha) else alpha_max
     check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    check_range("alpha", alpha, 0.0, lo_open=True)
     for name, x in (("w1", w1), ("w2", w2)):
         check_range(name, x, -np.inf, np.inf)
-    check_broadcastable(lam=lam, alpha=alpha, n=n, w1=w1, w2=w2,
+    check_broadcastable(lam=lam, n=n, w1=w1, w2=w2,
                         **{k: np.empty(x.shape if is_schedule(x) else np.shape(x)) for k, x in
-                           (("eps", eps), ("gamma", gamma))})
-    dtype = float_dtype(lam, alpha, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma)))
-    check_fit(dtype, lam=lam, alpha=alpha, n=n, w1=w1, w2=w2)
+                           (("eps", eps), ("gamma", gamma), ("alpha", alpha))})
+    dtype = float_dtype(lam, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma, alpha)))
+    check_fit(dtype, lam=lam, n=n, w1=w1, w2=w2)
     edge = None
-    if check_stability and eps_max is not None and gamma_max is not None:
-        edge = check_gd_stability(lam, eps_max, gamma_max, alpha, n, w1=w1, w2=w2, stacklevel=3)
+    if check_stability and eps_max is not None and gamma_max is not None and alpha_max is not None:
+        edge = check_gd_stability(lam, eps_max, gamma_max, alpha_max, n, w1=w1, w2=w2, stacklevel=3)
     unroll = check_int("unroll", unroll, 1)
-    eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
-    args = [jnp.asarray(x, dtype) for x in (lam, alpha, n, w1, w2)]
-    traj = _gd_core(args[0], eps, gamma, *args[1:], n_saves=epochs // save_every, save_every=save_every,
-                    unroll=unroll)
+    eps, gamma, alpha = (_cast(x, dtype) for x in (eps, gamma, alpha))
+    args = [jnp.asarray(x, dtype) for x in (lam, n, w1, w2)]
+    traj = _gd_core(args[0], eps, gamma, alpha, *args[1:], n_saves=epochs // save_every,
+                    save_every=save_every, unroll=unroll)
     traj = traj._replace(**{f: None for f in traj._fields[1:] if f not in observables})
     return warn_nonfinite("scalar_gd", traj, stacklevel=3, already_warned=warned(edge))
 

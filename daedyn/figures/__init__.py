@@ -28,6 +28,8 @@ Figures (``FIGURES`` maps the CLI names to the functions):
                    Gaussian noise, and the error of the per-direction theory (docs/corruption.md).
   "depth"          beyond the paper: deep linear AE / WDAE / DAE (L = 2, 3, 4) trained vs theory, the
                    learning threshold weight decay creates at depth, learning time vs w0 (docs/depth.md).
+  "schedules"      beyond the paper: a tuned noise schedule eps(t) vs the best constant eps on real
+                   images, confirmed by training linear DAEs with both (docs/schedules.md).
 """
 
 from daedyn.figures._beyond import (
@@ -79,7 +81,7 @@ from daedyn.figures._scalar import (
     plot_trajectories,
     plot_weight_norm,
 )
-from daedyn.figures._schedules import plot_schedule_tuning
+from daedyn.figures._schedules import figure_schedules, plot_schedule_tuning
 from daedyn.figures._tuning import plot_noise_tuning, plot_objective
 
 FIGURES = {
@@ -94,12 +96,14 @@ FIGURES = {
     "tuning": figure_tuning,
     "corruption": figure_corruption,
     "depth": figure_depth,
+    "schedules": figure_schedules,
 }
 
 __all__ = [
     "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
     "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "plot_learning_times",
+    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "figure_schedules",
+    "plot_learning_times",
     "pool_images",
     "plot_crosscheck", "prediction_errors",
     "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",

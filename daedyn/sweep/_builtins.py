@@ -21,6 +21,7 @@ import numpy as np
 from daedyn import data as data_lib
 from daedyn import dynamics, models, theory, train
 from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
+from daedyn.sweep._schedules import scheduled_gd, scheduled_trajectory
 from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
 
 __all__ = ["ENTRY_POINTS", "resolve", "accepted_names"]
@@ -239,6 +240,8 @@ ENTRY_POINTS: Mapping[str, Callable] = MappingProxyType({
     "dynamics.scalar_flow": scalar_flow,
     "dynamics.matrix_gd": matrix_gd,
     "train.train": train_run,
+    "theory.scheduled_trajectory": scheduled_trajectory,  # schedule pieces as axes (sweep/_schedules.py)
+    "dynamics.scheduled_gd": scheduled_gd,
 })
 
 

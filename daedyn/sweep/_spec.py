@@ -73,6 +73,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
     "seed": ParameterRange(-_INF, _INF, lo_open=True, hi_open=True, integer=True),
     # integrator and initialisation settings
     "dt": _POSITIVE,
+    "boundaries": _POSITIVE,  # schedule boundaries (epochs); their piece values eps_i etc. are traced
     **dict.fromkeys(("rtol", "atol", "init_scale"), _NONNEGATIVE),
 })
 
@@ -169,8 +170,10 @@ def _constant_value(name: str, value: Any) -> Any:
 
 
 def _check_parameter(name: str, value: Any, where: str) -> None:
-    if name in PARAMETER_RANGES and not isinstance(value, (str, bool)) and value is not None:
-        r = PARAMETER_RANGES[name]
+    piece = re.fullmatch(r"(eps|gamma|alpha)_[0-9]+", name)  # a schedule piece: its parameter's range
+    ranged = piece.group(1) if piece else name
+    if ranged in PARAMETER_RANGES and not isinstance(value, (str, bool)) and value is not None:
+        r = PARAMETER_RANGES[ranged]
         try:
             check_range(name, value, r.lo, r.hi, lo_open=r.lo_open, hi_open=r.hi_open)
         except ValueError as err:

@@ -106,7 +106,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
         (:func:`daedyn.schedules.piecewise_constant`; exact, docs/schedules.md).
       gamma: weight decay of Eq. (6), >= 0, or a piecewise-constant schedule.
       w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
-      tau: time constant ``n / alpha``, > 0.
+      tau: time constant ``n / alpha``, > 0, or a piecewise-constant schedule ``n / alpha(t)`` (a
+        learning-rate schedule; exact).
       n: number of samples N (1 for the scalar demos), > 0.
       depth: number of weight matrices L (static int >= 2). For L >= 3 every factor starts at
         ``w0^(1/L)`` and ``tau dw/dt = L w^(2-2/L) (lam - w k) - L n gamma w`` is solved exactly up to a
@@ -120,7 +121,7 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       >>> float(small_init_trajectory(1e4, lam=1.0, eps=1.0, w0=1e-6))  # fixed point lam / (lam + eps)
       0.5
     """
-    if is_schedule(eps) or is_schedule(gamma):  # piecewise-constant schedules: exact, chained per piece
+    if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
         if check_depth(depth) != 2:
             raise ValueError(f"depth must be 2 with an eps or gamma schedule (the chained closed form is the "
                              f"two-factor one); got depth={depth}: integrate a deep scheduled run with "

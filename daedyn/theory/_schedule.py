@@ -1,4 +1,4 @@
-"""Closed forms under a piecewise-constant schedule of eps (and gamma): exact, piece by piece.
+"""Closed forms under a piecewise-constant schedule of eps (and gamma, tau): exact, piece by piece.
 
 With ``eps(t)`` (and ``gamma(t)``) constant on each piece, the balanced small-start equation
 
@@ -89,21 +89,22 @@ def _lead(x, pieces, shape, dtype):
 
 
 @jax.jit
-def _small_init_pieces_impl(t, lam, eps_p, gamma_p, w0, tau, n, boundaries):
+def _small_init_pieces_impl(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
     from daedyn.theory._balanced import _small_init_trajectory_impl as one_piece
 
-    dtype = jnp.result_type(t, lam, eps_p, gamma_p, w0, tau, n, boundaries, 0.0)
-    shape = jnp.broadcast_shapes(jnp.shape(t), jnp.shape(lam), jnp.shape(w0), jnp.shape(tau), jnp.shape(n),
-                                 eps_p.shape[1:], gamma_p.shape[1:])
-    t, lam, w0, tau, n = _full(shape, dtype, t, lam, w0, tau, n)
+    dtype = jnp.result_type(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries, 0.0)
+    shape = jnp.broadcast_shapes(jnp.shape(t), jnp.shape(lam), jnp.shape(w0), jnp.shape(n),
+                                 eps_p.shape[1:], gamma_p.shape[1:], tau_p.shape[1:])
+    t, lam, w0, n = _full(shape, dtype, t, lam, w0, n)
     pieces = boundaries.shape[0] + 1
-    eps_p, gamma_p = _lead(eps_p, pieces, shape, dtype), _lead(gamma_p, pieces, shape, dtype)
+    eps_p, gamma_p, tau_p = (_lead(x, pieces, shape, dtype) for x in (eps_p, gamma_p, tau_p))
 
-    def step(elapsed, w, eps, gamma):
+    def step(elapsed, w, eps, gamma, tau):  # tau = N / alpha on the piece: an alpha schedule
         return one_piece(elapsed, lam, eps, gamma, w, tau, n)
 
-    w = _compose(step, w0, boundaries, t, (eps_p, gamma_p))
-    valid = (t >= 0) & (w0 >= 0) & jnp.all(eps_p >= 0, axis=0) & jnp.all(gamma_p >= 0, axis=0)
+    w = _compose(step, w0, boundaries, t, (eps_p, gamma_p, tau_p))
+    valid = ((t >= 0) & (w0 >= 0) & jnp.all(eps_p >= 0, axis=0) & jnp.all(gamma_p >= 0, axis=0)
+             & jnp.all(tau_p > 0, axis=0))
     return mark_invalid(w, valid)
 
 
@@ -113,27 +114,27 @@ def _as_pieces(x):
 
 
 def small_init_scheduled(t, lam, eps, gamma, *, w0, tau, n) -> Array:
-    """:func:`daedyn.theory.small_init_trajectory` with eps and/or gamma piecewise-constant schedules.
+    """:func:`daedyn.theory.small_init_trajectory` with eps, gamma and/or tau piecewise-constant schedules.
 
     Called by ``small_init_trajectory`` when a schedule is passed (see its docstring); exact, chained
-    over the pieces (module docstring).
+    over the pieces (module docstring). A tau schedule is a learning-rate schedule, tau(t) = N / alpha(t):
+    on each piece the equation is the constant one with that piece's tau.
     """
     from daedyn.theory._balanced import _check_small_init, _small_init_trajectory_impl
 
     func = "small_init_trajectory"
-    _require_piecewise("eps", eps, func)
-    _require_piecewise("gamma", gamma, func)
+    for name, x in (("eps", eps), ("gamma", gamma), ("tau", tau)):
+        _require_piecewise(name, x, func)
     check_range("t", t, 0.0)
-    eps_v = eps.values if is_schedule(eps) else eps
-    gamma_v = gamma.values if is_schedule(gamma) else gamma
-    _check_small_init(lam, eps_v, gamma_v, w0, tau, n, t=t)
-    boundaries, (eps_p, gamma_p) = schedule_pieces(eps, gamma)
+    eps_v, gamma_v, tau_v = (x.values if is_schedule(x) else x for x in (eps, gamma, tau))
+    _check_small_init(lam, eps_v, gamma_v, w0, tau_v, n, t=t)
+    boundaries, (eps_p, gamma_p, tau_p) = schedule_pieces(eps, gamma, tau)
     if boundaries is None:  # one piece: the constant-eps function itself (bit-identical)
-        return finite_result(func, _small_init_trajectory_impl(t, lam, eps_p, gamma_p, w0, tau, n))
-    eps_p = eps_p if is_schedule(eps) else _as_pieces(eps_p)
-    gamma_p = gamma_p if is_schedule(gamma) else _as_pieces(gamma_p)
-    check_broadcastable(t=t, lam=lam, eps=eps_p[0], gamma=gamma_p[0], w0=w0, tau=tau, n=n)
-    return finite_result(func, _small_init_pieces_impl(t, lam, eps_p, gamma_p, w0, tau, n, boundaries))
+        return finite_result(func, _small_init_trajectory_impl(t, lam, eps_p, gamma_p, w0, tau_p, n))
+    eps_p, gamma_p, tau_p = (p if is_schedule(x) else _as_pieces(p)
+                             for x, p in ((eps, eps_p), (gamma, gamma_p), (tau, tau_p)))
+    check_broadcastable(t=t, lam=lam, eps=eps_p[0], gamma=gamma_p[0], w0=w0, tau=tau_p[0], n=n)
+    return finite_result(func, _small_init_pieces_impl(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries))
 
 
 @jax.jit

@@ -231,7 +231,7 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
-                noise: noise_lib.Noise | str | None = None, spectrum: Any = None,
+                noise: noise_lib.Noise | str | None = None, eps: Any = None, spectrum: Any = None,
                 x_heldout: ArrayLike | None = None, progress: Callable[[int, int], None] | None = None,
                 checkpoint: str | os.PathLike | None = None, config: TrainConfig | None = None,
                 log: Callable[[dict], Any] | None = None, **options) -> TrainResult:
@@ -242,7 +242,9 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     All runs share the data, the :class:`TrainConfig`, and the noise kind. Figure 5's AE/WDAE/DAE
     triple: ``gamma=[0, 0.5, 0]`` with ``noise=gaussian([0, 0, 0.5])`` and ``marginalised=True``.
 
-    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0).
+    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0); ``eps`` a
+    piecewise-constant schedule whose values (K + 1, *S) give one schedule per run (S broadcasts with
+    the other batch shapes; docs/schedules.md).
     Returns:
       :class:`TrainResult` with batch axes S first (``epochs`` and ``eigvals`` are shared).
     Example:
@@ -258,7 +260,7 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     cfg = TrainConfig.of(config, options, "train_batch")
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=None, start_epoch=0, progress=progress,
-                checkpoint=checkpoint, batched=True, log=log)
+                checkpoint=checkpoint, batched=True, log=log, eps=eps)
 
 
 def _key_batch_shape(key) -> tuple[int, ...]:
@@ -359,7 +361,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     shape, size = (), 1
     if batched:
         extra = () if corruption is None else corruption_lib.batch_shape(corruption)
-        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), np.shape(eps), key_shape, extra))
+        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), _schedule.batch_shape(eps),
+                                          key_shape, extra))
         size = int(np.prod(shape)) if shape else 1
         if key_shape == ():
             key = jr.split(key, size)
@@ -374,7 +377,9 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     hyper = Hyper(jnp.asarray(alpha, dt), jnp.asarray(gamma, dt), eps, corruption)
     if batched:
         flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
-        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
+        eps_runs = (_schedule.flatten(hyper.eps, shape, size) if _schedule.is_schedule(hyper.eps)
+                    else flat(hyper.eps))
+        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), eps_runs,
                       None if corruption is None else corruption_lib.flatten(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
@@ -449,7 +454,8 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}
         final, p0 = (jax.tree_util.tree_map(unflat, p) for p in (final, p0))
-        tau, eps, gamma = (jnp.broadcast_to(a, shape) for a in (tau, eps, gamma))
+        tau, gamma = (jnp.broadcast_to(a, shape) for a in (tau, gamma))
+        eps = eps if _schedule.is_schedule(eps) else jnp.broadcast_to(eps, shape)  # a schedule: as given
     return TrainResult(
         t=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),
         weight_norm=recs.get("weight_norm"), train_loss=recs.get("train_loss"),

@@ -17,7 +17,7 @@ from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
 from daedyn.schedules import PiecewiseConstant, is_schedule
 
-__all__ = ["hyper_at_epoch", "driver_eps", "stability_eps"]
+__all__ = ["hyper_at_epoch", "driver_eps", "stability_eps", "batch_shape", "flatten"]
 
 
 def hyper_at_epoch(hyper, epoch):
@@ -36,8 +36,9 @@ def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
     if noise is not None:
         raise ValueError("noise must be None when eps is a schedule (the schedule gives eps = N s^2 at every "
                          "epoch; sampled noise is Gaussian)")
-    if batched:
-        raise ValueError("eps schedules are supported by train() only, not train_batch()")
+    if batched and not isinstance(eps, PiecewiseConstant):
+        raise ValueError(f"eps must be a piecewise-constant schedule in train_batch() (its values "
+                         f"(K + 1, *S) give one schedule per run); got a {type(eps).__name__} schedule")
     if checkpoint is not None:
         raise ValueError("checkpoint is not supported with an eps schedule")
     values = concrete(eps.values) if isinstance(eps, PiecewiseConstant) else None
@@ -59,3 +60,17 @@ def stability_eps(eps):
 def cast(eps, dtype):
     """A schedule's leaves in the run's dtype."""
     return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), eps)
+
+
+def batch_shape(eps) -> tuple[int, ...]:
+    """The batch shape ``eps`` contributes to ``train_batch``: a schedule's value shape, else its own."""
+    return tuple(eps.shape) if is_schedule(eps) else np.shape(eps)
+
+
+def flatten(eps, shape, size):
+    """A piecewise-constant schedule with values (K + 1, *S) as ``size`` runs' schedules: leaves with a
+    leading run axis (boundaries (size, K), values (size, K + 1)), which the vmapped loop slices."""
+    v = jnp.moveaxis(eps.values, 0, -1)  # (*S, K + 1)
+    v = jnp.broadcast_to(v, tuple(shape) + v.shape[-1:]).reshape(size, v.shape[-1])
+    b = jnp.broadcast_to(eps.boundaries, (size,) + eps.boundaries.shape)
+    return PiecewiseConstant(b, v)

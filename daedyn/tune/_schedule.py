@@ -59,6 +59,13 @@ class ScheduleRoute:
       per_direction: one schedule per eigen-direction (eps of shape (K, D)) instead of one (K,).
       tune_gamma: gamma is a K-piece schedule too (params["gamma"], (K,)).
       hidden: hidden units H (directions j >= H stay 0); None means H = D.
+      tune_alpha: the learning rate is a K-piece schedule too (params["alpha"], (K,); step k uses
+        alpha(k) on route "dynamics", tau = N / alpha(t) per piece in the closed form).
+      alpha_max: with ``tune_alpha``, bound the learning rate by reparametrisation:
+        alpha = alpha_max u / (1 + u) for the positive parameter u (alpha_max sigmoid(log u); e.g.
+        the GD stability edge N / lam_1); None: positivity only (alpha = u).
+      tune_epochs: the training time T is tuned too (params["epochs"], a scalar > 0; the K pieces
+        stay equal, T / K each); route "closed_form" only (GD takes a whole number of steps).
     """
 
     pieces: int
@@ -67,6 +74,9 @@ class ScheduleRoute:
     per_direction: bool = False
     tune_gamma: bool = False
     hidden: int | None = None
+    tune_alpha: bool = False
+    alpha_max: float | None = None
+    tune_epochs: bool = False
 
     def __post_init__(self):
         check_int("pieces", self.pieces, 1)
@@ -75,6 +85,11 @@ class ScheduleRoute:
             raise ValueError(f"route must be 'closed_form' or 'dynamics'; got {self.route!r}")
         if self.route == "dynamics" and float(self.epochs) != int(self.epochs):
             raise ValueError(f"epochs must be a whole number on route 'dynamics'; got {self.epochs}")
+        if self.alpha_max is not None:
+            check_range("alpha_max", self.alpha_max, 0.0, lo_open=True)
+        if self.tune_epochs and self.route != "closed_form":
+            raise ValueError("tune_epochs needs route 'closed_form' (the GD recursion takes a whole, static "
+                             "number of steps)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,19 +100,33 @@ class _Bound:
         return _schedule_loss(self.route, data, fixed, params)
 
 
+def alpha_of(route: ScheduleRoute, u: ArrayLike) -> Array:
+    """The learning rate of the positive parameter ``u``: ``alpha_max u / (1 + u)`` with a bound, else u."""
+    u = jnp.asarray(u)
+    return u if route.alpha_max is None else route.alpha_max * u / (1 + u)
+
+
 def _schedule_loss(route: ScheduleRoute, data, fixed, params) -> Array:
     lam = data.eigvals
     dt = lam.dtype
-    b = jnp.asarray(even_boundaries(route.epochs, route.pieces), dt)
+    if route.tune_epochs:  # K equal pieces of the tuned T: traced boundaries
+        t_end = jnp.asarray(params["epochs"], dt)
+        b = t_end * jnp.arange(1, route.pieces, dtype=dt) / route.pieces
+    else:
+        t_end = jnp.asarray(route.epochs, dt)
+        b = jnp.asarray(even_boundaries(route.epochs, route.pieces), dt)
     eps = schedules.PiecewiseConstant(b, jnp.asarray(params["eps"], dt))
     gamma = (schedules.PiecewiseConstant(b, jnp.asarray(params["gamma"], dt)) if route.tune_gamma
              else fixed["gamma"])
+    alpha = (schedules.PiecewiseConstant(b, alpha_of(route, jnp.asarray(params["alpha"], dt)))
+             if route.tune_alpha else fixed["alpha"])
     if route.route == "closed_form":
-        w = theory.small_init_trajectory(jnp.asarray(route.epochs, dt), lam, eps, gamma, w0=fixed["w0"],
-                                         tau=data.n / fixed["alpha"], n=data.n)
+        tau = (schedules.PiecewiseConstant(b, data.n / alpha.values) if route.tune_alpha
+               else data.n / fixed["alpha"])
+        w = theory.small_init_trajectory(t_end, lam, eps, gamma, w0=fixed["w0"], tau=tau, n=data.n)
     else:
         u = jnp.sqrt(fixed["w0"]) * hidden_mask(lam.shape[-1], route.hidden, dt)
-        w = dynamics.scalar_gd(lam, eps, u, u, alpha=fixed["alpha"], gamma=gamma, n=data.n,
+        w = dynamics.scalar_gd(lam, eps, u, u, alpha=alpha, gamma=gamma, n=data.n,
                                epochs=int(route.epochs), save_every=int(route.epochs),
                                check_stability=False, observables=("w",)).w[..., -1]
     w = w * hidden_mask(lam.shape[-1], route.hidden, dt)
@@ -114,7 +143,8 @@ def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, ga
       alpha: learning rate, > 0 (tau = N / alpha); gamma: weight decay, >= 0 (when not tuned);
       w0: initial per-direction mapping, > 0; eval_sigma2: noise variance of the held-out inputs.
     Returns:
-      ``objective(params) -> scalar`` with ``params = {"eps": (K,) or (K, D)[, "gamma": (K,)]}``;
+      ``objective(params) -> scalar`` with ``params = {"eps": (K,) or (K, D)[, "gamma": (K,)]
+      [, "alpha": (K,) positive u, alpha = alpha_of(route, u)][, "epochs": T]}``;
       pure (``jax.grad``, ``jax.vmap`` apply), to pass to :func:`daedyn.tune.tune`.
     Raises:
       ValueError: for out-of-range settings or an empty held-out set.
@@ -150,6 +180,9 @@ class ScheduleTuning(NamedTuple):
       result: the :class:`~daedyn.tune.TuneResult` of the schedule stage (history, evaluations).
       constant: the :class:`~daedyn.tune.TuneResult` of the constant stage.
       objective_fn: the schedule objective (for re-evaluation, e.g. on another held-out split).
+      alpha_schedule: the tuned learning-rate schedule (values are alpha itself, after the
+        ``alpha_max`` reparametrisation; None unless ``tune_alpha``).
+      epochs: the training time T of the schedules (the tuned one with ``tune_epochs``).
     """
 
     schedule: Any
@@ -161,20 +194,25 @@ class ScheduleTuning(NamedTuple):
     result: TuneResult
     constant: TuneResult
     objective_fn: Callable
+    alpha_schedule: Any = None
+    epochs: float | None = None
 
 
 def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamma: ArrayLike = 0.0,
                   w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0, route: str = "closed_form",
                   per_direction: bool = False, tune_gamma: bool = False, hidden: int | None = None,
                   eps_range: tuple[float, float] | None = None, optimizer: Any = None,
-                  max_steps: int = 200) -> ScheduleTuning:
+                  max_steps: int = 200, tune_alpha: bool = False, alpha_max: float | None = None,
+                  tune_epochs: bool = False) -> ScheduleTuning:
     """Tune a K-piece noise schedule eps(t) on a held-out objective and compare it with the best
     constant eps.
 
     Stage 1: the best constant eps, from a 61-point log grid over ``eps_range`` refined by
     :func:`daedyn.tune.tune`. Stage 2: :func:`daedyn.tune.tune` (L-BFGS by default, in log-values) of
-    the K piece values (``(K, D)`` with ``per_direction``; plus K gamma values with ``tune_gamma``)
-    from every piece at the constant optimum, so the result is never worse than the constant.
+    the K piece values (``(K, D)`` with ``per_direction``; plus K gamma values with ``tune_gamma``,
+    K learning rates with ``tune_alpha`` and the training time T with ``tune_epochs``: the joint
+    (eps, gamma, alpha, T) problem) from every piece at the constant optimum (and the given gamma,
+    alpha, T), so the result is never worse than the constant.
 
     Args:
       problem: a :class:`~daedyn.tune.HeldoutProblem` (train spectrum, held-out projections).
@@ -183,16 +221,23 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
         :class:`ScheduleRoute` and :func:`schedule_objective_fn`.
       eps_range: the constant stage's grid range (default ``(1e-3 N, 10 N)``).
       optimizer, max_steps: for :func:`daedyn.tune.tune`.
+      tune_alpha, alpha_max, tune_epochs: see :class:`ScheduleRoute` (the bounded learning rate
+        starts at ``alpha``, which must be < ``alpha_max``).
     Returns:
       :class:`ScheduleTuning`.
     Raises:
       ValueError: for out-of-range settings (naming them).
     """
     r = ScheduleRoute(pieces=pieces, epochs=epochs, route=route, per_direction=per_direction,
-                      tune_gamma=tune_gamma, hidden=hidden)
+                      tune_gamma=tune_gamma, hidden=hidden, tune_alpha=tune_alpha, alpha_max=alpha_max,
+                      tune_epochs=tune_epochs)
+    if tune_alpha and alpha_max is not None and not float(np.max(np.asarray(alpha))) < alpha_max:
+        raise ValueError(f"alpha must be < alpha_max = {alpha_max} (the start of the bounded learning-rate "
+                         f"schedule); got {alpha}")
     kw = dict(alpha=alpha, gamma=gamma, w0=w0, eval_sigma2=eval_sigma2)
     const_fn = schedule_objective_fn(problem, dataclasses.replace(r, pieces=1, per_direction=False,
-                                                                  tune_gamma=False), **kw)
+                                                                  tune_gamma=False, tune_alpha=False,
+                                                                  tune_epochs=False), **kw)
     lo, hi = eps_range if eps_range is not None else (1e-3 * problem.n, 10.0 * problem.n)
     check_range("eps_range", np.asarray([lo, hi]), 0.0, lo_open=True)
     grid = grid_search(lambda p: const_fn({"eps": p["eps"][None]}), {"eps": np.geomspace(lo, hi, 61)})
@@ -205,13 +250,21 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
     if tune_gamma:
         g0 = float(np.max(np.asarray(gamma)))
         init["gamma"] = np.full((pieces,), g0 if g0 > 0 else 1e-6)  # log-parameters need > 0
+    if tune_alpha:  # u such that alpha_of(u) = alpha: every piece at the given rate
+        a0 = float(np.max(np.asarray(alpha)))
+        init["alpha"] = np.full((pieces,), a0 if alpha_max is None else a0 / (alpha_max - a0))
+    if tune_epochs:
+        init["epochs"] = np.asarray(float(epochs))
     res = tune(fn, init, optimizer=optimizer, max_steps=max_steps)
-    b = even_boundaries(epochs, pieces)
+    t_end = float(np.asarray(res.params["epochs"])) if tune_epochs else float(epochs)
+    b = (t_end * np.arange(1, pieces) / pieces) if tune_epochs else even_boundaries(epochs, pieces)
     sched = schedules.piecewise_constant(b, np.asarray(res.params["eps"]))
     gsched = schedules.piecewise_constant(b, np.asarray(res.params["gamma"])) if tune_gamma else None
+    asched = (schedules.piecewise_constant(b, np.asarray(alpha_of(r, res.params["alpha"])))
+              if tune_alpha else None)
     improvement = 1.0 - res.objective / const.objective
     return ScheduleTuning(sched, gsched, float(res.objective), eps_c, float(const.objective),
-                          float(improvement), res, const, fn)
+                          float(improvement), res, const, fn, asched, t_end)
 
 
 def schedule_heldout_curve(tuning: ScheduleTuning, ts: ArrayLike) -> tuple[Array, Array]:
@@ -236,10 +289,12 @@ def schedule_heldout_curve(tuning: ScheduleTuning, ts: ArrayLike) -> tuple[Array
     t = jnp.asarray(ts, dt)[:, None]
     mask = hidden_mask(lam.shape[-1], route.hidden, dt)
     gamma = tuning.gamma_schedule if tuning.gamma_schedule is not None else fixed["gamma"]
+    a = tuning.alpha_schedule
+    tau = (schedules.PiecewiseConstant(jnp.asarray(a.boundaries, dt), data.n / jnp.asarray(a.values, dt))
+           if a is not None else data.n / fixed["alpha"])
 
-    def curve(eps):
-        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=fixed["w0"], tau=data.n / fixed["alpha"],
-                                         n=data.n)
+    def curve(eps, tau):
+        w = theory.small_init_trajectory(t, lam, eps, gamma, w0=fixed["w0"], tau=tau, n=data.n)
         return jax.vmap(lambda wt: _loss(wt * mask, data.projected, data.n_heldout, fixed["eps_eval"]))(w)
 
-    return curve(tuning.schedule), curve(jnp.asarray(tuning.constant_eps, dt))
+    return curve(tuning.schedule, tau), curve(jnp.asarray(tuning.constant_eps, dt), data.n / fixed["alpha"])
