@@ -187,7 +187,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
       devices: devices to shard each chunk over (default ``jax.local_devices()``).
       progress: called with a :class:`Progress` after each chunk and at the end.
       overwrite: replace an existing sweep store at ``path`` (never a non-sweep folder).
-      compression: ``"auto"`` (default: floating-point outputs uncompressed, the status and
+      compression: ``"auto"`` (default: floating-point outputs and the status uncompressed,
         integer outputs blosc lz4 + shuffle), ``"lz4"``, ``"zstd"`` or ``"none"`` for every
         variable, or a mapping ``{variable: codec}`` (variables not named get ``"auto"``);
         fixed when the store is created (a resumed store keeps its own).
