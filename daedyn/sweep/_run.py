@@ -339,8 +339,9 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                 start, size = plan.chunk_region(k)
                 n_valid = math.prod(size)
                 t_dispatch = time.perf_counter()
-                result = compute(jax.device_put(np.asarray(start, np.int32), repl),
-                                 jax.device_put(np.int32(n_valid), repl), q)
+                # host arrays straight into the compiled program: a device_put per argument
+                # cost ~0.3-0.6 ms of dispatch per chunk on the 2-core CPU, the call itself 0.03 ms
+                result = compute(np.asarray(start, np.int32), np.int32(n_valid), q)
                 status = check(result)
                 if in_flight is not None:
                     hand_over()
