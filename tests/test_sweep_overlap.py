@@ -189,3 +189,30 @@ def test_serial_mode_records_every_chunk_before_the_next(tmp_path):
               progress=lambda p: order.append((p.chunks_computed, len(_store.done_chunks(str(path))))))
     assert all(n == d for n, d in order)  # when chunk n is reported, exactly n are recorded
     assert json.loads(sweep.open_results(path).attrs["sweep_spec"])["function"].endswith(":closed")
+
+
+def test_a_store_of_the_older_layout_resumes(tmp_path, reference, monkeypatch):
+    """Stores created before the flat chunk names and the raw status (nested c/I/J/K folders,
+    status lz4) keep their own layout when resumed: their chunk keys come from their metadata."""
+    real = _chunkfiles.write_many
+    calls = {"n": 0}
+
+    def crash_after_outputs(items):
+        calls["n"] += 1
+        real(items)
+        if calls["n"] == 2 * 3 + 1:  # chunk 3's outputs written, then the process "dies"
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_store, "FLAT_KEYS", {"name": "default", "separator": "/"})
+    monkeypatch.setattr(_chunkfiles, "write_many", crash_after_outputs)
+    path = tmp_path / "old.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(SPEC, path=path, compression={"status": "lz4"})
+    monkeypatch.undo()
+    assert os.path.isdir(path / "w" / "c")  # nested folders, as the older code wrote them
+    done = _store.done_chunks(str(path))
+    assert 3 not in done and {0, 1, 2} <= done
+    resumed = sweep.run(SPEC, path=path)
+    assert resumed.chunks_skipped == len(done) and resumed.chunks_computed == 9 - len(done)
+    assert _store.read_attrs(str(path))["sweep_compression"]["status"] == "lz4"
+    _assert_same(path, reference)
