@@ -393,7 +393,10 @@ def test_outputs_subset_equals_the_full_run(backend):
     np.testing.assert_allclose(only_w.w, full.w, rtol=0, atol=5e-7)
     some = scalar_gd(lam, eps, 0.2, -0.1, observables=("loss", "w1"), **kw)
     assert some.w is None and some.w2 is None
-    np.testing.assert_array_equal(some.loss, full.loss)
+    # the loss is formed after the loop; XLA fuses it with whichever other fields are asked for, and
+    # the CPU code generator may contract a multiply-add differently (measured: 1 ulp, 1 of 126
+    # entries, scan backend, time-major program)
+    np.testing.assert_array_max_ulp(some.loss, full.loss, maxulp=1)
     np.testing.assert_array_equal(some.w1, full.w1)
 
 

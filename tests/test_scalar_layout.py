@@ -93,3 +93,33 @@ def test_time_major_is_differentiable():
     f = lambda e, tm: scalar_gd(1.0, e, 0.1, 0.1, alpha=0.1, epochs=20, observables=("loss",), backend="jnp",
                                 check_stability=False, time_major=tm).loss.sum()
     np.testing.assert_array_equal(jax.grad(f)(0.5, True), jax.grad(f)(0.5, False))  # same sum, same graph
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(("backend", "epochs"), [("scan", 12), ("jnp", 12), ("scan", 0)])
+def test_batch_major_default_is_a_layout_not_a_copy(dtype, backend, epochs, x64):
+    """Concrete calls: the (*batch, T) fields are the time-major results with the time axis still
+    outermost in memory (a device layout, dynamics/_layout.py): bitwise the traced (transposed)
+    results, and the caller's arrays are left alone (the results are donated, not the inputs)."""
+    lam = jnp.asarray([[0.5], [1.0], [2.0]], dtype)
+    eps, w1 = jnp.asarray([0.0, 1.0], dtype), jnp.full((3, 2), 0.2, dtype)
+    kw = dict(alpha=0.05, epochs=epochs, gamma=0.01, backend=backend, check_stability=False)
+    eager = scalar_gd(lam, eps, w1, -0.1, **kw)
+    traced = jax.jit(lambda *a: scalar_gd(*a, **kw))(lam, eps, w1, -0.1)  # the caller's program: a transpose
+    for name in ("w1", "w2", "w", "weight_norm", "loss"):
+        a, b = getattr(eager, name), getattr(traced, name)
+        assert a.shape == b.shape == (3, 2, epochs + 1) and a.dtype == dtype
+        assert a.format.layout.major_to_minor == (2, 0, 1)  # T outermost in memory
+        if name == "loss" and backend == "scan":  # formed after the loop, fused per program: 1 ulp
+            np.testing.assert_array_max_ulp(a, b, maxulp=1)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_array_equal(np.asarray(eager.w)[:, :, 0], np.asarray(w1) * -0.1)  # host copy
+    assert float(jnp.sum(w1 + lam)) == pytest.approx(2 * 3.5 + 6 * 0.2)  # inputs still alive
+
+
+def test_scalar_batch_and_time_major_keep_the_plain_layout():
+    one = scalar_gd(1.0, 0.5, 0.1, 0.1, alpha=0.1, epochs=4, check_stability=False)
+    assert one.w.shape == (5,)  # no batch axis: nothing to relay out
+    tm = scalar_gd(jnp.ones(3), 0.5, 0.1, 0.1, alpha=0.1, epochs=4, check_stability=False, time_major=True)
+    assert tm.w.shape == (5, 3) and tm.w.format.layout.major_to_minor == (0, 1)

@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 import daedyn.sweep as sweep
-from daedyn.sweep import _run, _store
+from daedyn.sweep import _chunkfiles, _run, _store
 from daedyn.sweep._writer import ChunkWriter
 
 TS = np.linspace(0.0, 3.0, 6)
@@ -58,9 +58,11 @@ def test_overlapped_equals_serial_for_every_compression(tmp_path, reference, com
     _assert_same(tmp_path / "o.zarr", reference)
     attrs = _store.read_attrs(str(tmp_path / "o.zarr"))
     codecs = attrs["sweep_compression"]
-    if compression == "auto":  # floats stored raw, integers (status, big) compressed
-        assert codecs == {"w": "none", "fp": "none", "big": "lz4", "status": "lz4"}
+    if compression == "auto":  # floats and the status stored raw, integer outputs (big) compressed
+        assert codecs == {"w": "none", "fp": "none", "big": "lz4", "status": "none"}
         assert zarr.open_array(str(tmp_path / "o.zarr" / "w")).compressors == ()
+        # chunk files side by side ("c.I.J.K"), no folder per chunk index
+        assert sorted(os.listdir(tmp_path / "o.zarr" / "status"))[:2] == ["c.0.0.0", "c.1.0.0"]
     elif isinstance(compression, dict):
         assert codecs == {"w": "lz4", "fp": "none", "big": "lz4", "status": "none"}
 
@@ -107,7 +109,7 @@ def test_failed_write_propagates_and_keeps_every_computed_chunk(tmp_path, refere
 
 
 def test_write_interrupted_half_way_resumes_to_the_same_results(tmp_path, reference, monkeypatch):
-    real = _store._write_many
+    real = _chunkfiles.write_many
     calls = {"n": 0}
 
     def crash_after_outputs(items):  # chunk 3: outputs written, then the process "dies"
@@ -116,13 +118,13 @@ def test_write_interrupted_half_way_resumes_to_the_same_results(tmp_path, refere
         if calls["n"] == 2 * 3 + 1:  # two calls per chunk (outputs, then status)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_store, "_write_many", crash_after_outputs)
+    monkeypatch.setattr(_chunkfiles, "write_many", crash_after_outputs)
     path = tmp_path / "i.zarr"
     with pytest.raises(KeyboardInterrupt):
         sweep.run(SPEC, path=path)
     done = _store.done_chunks(str(path))
     assert 3 not in done and {0, 1, 2} <= done
-    monkeypatch.setattr(_store, "_write_many", real)
+    monkeypatch.setattr(_chunkfiles, "write_many", real)
     resumed = sweep.run(SPEC, path=path)
     assert resumed.chunks_computed == 9 - len(done)
     _assert_same(path, reference)
@@ -131,24 +133,32 @@ def test_write_interrupted_half_way_resumes_to_the_same_results(tmp_path, refere
 
 
 @pytest.mark.parametrize("region", [(slice(0, 4), slice(0, 6)), (slice(2, 4), slice(0, 3)),
-                                    (slice(1, 3), slice(0, 6)), (slice(3, 5), slice(2, 4))])
+                                    (slice(1, 3), slice(0, 6)), (slice(3, 5), slice(2, 4)),
+                                    (slice(4, 5), slice(3, 6)), (slice(2, 5), slice(0, 6))])
 @pytest.mark.parametrize("compressors", [None, "auto"])
-def test_direct_chunk_writes_equal_zarr_writes(tmp_path, region, compressors):
-    """Whole uncompressed chunks go to the store directly; anything else through zarr."""
+@pytest.mark.parametrize("keys", ["nested", "flat"])
+def test_direct_chunk_writes_equal_zarr_writes(tmp_path, region, compressors, keys, monkeypatch):
+    """Whole uncompressed chunks, and edge chunks up to the array's end (padded with the fill
+    value, as zarr stores them), are written directly as files; anything else through zarr."""
+    monkeypatch.setattr(_chunkfiles, "WRITE_PIECE", 40)  # many write() calls per chunk file (72 bytes)
     kw = {} if compressors == "auto" else {"compressors": None}
+    if keys == "flat":  # the sweep's layout: "c.I.J.K" files in one folder
+        kw["chunk_key_encoding"] = _store.FLAT_KEYS
     a = zarr.create_array(str(tmp_path / "a"), shape=(5, 6, 3), chunks=(2, 3, 3), dtype=np.float32,
                           fill_value=np.nan, **kw)
     b = zarr.create_array(str(tmp_path / "b"), shape=(5, 6, 3), chunks=(2, 3, 3), dtype=np.float32,
                           fill_value=np.nan, **kw)
     shape = tuple(r.stop - r.start for r in region) + (3,)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    raw = _store._raw_chunks(a, region, x)
-    aligned = all(r.start % c == 0 and (r.stop - r.start) % c == 0 for r, c in zip(region, (2, 3)))
+    raw = _chunkfiles.raw_chunks(a, region, x)
+    aligned = all(r.start % c == 0 and ((r.stop - r.start) % c == 0 or r.stop == n)
+                  for r, c, n in zip(region, (2, 3), (5, 6)))
     assert (raw is not None) == (aligned and compressors is None)
-    _store._write_many([(a, region, x)])
+    _chunkfiles.write_many([(a, region, x)])
     b[region] = x
     np.testing.assert_array_equal(a[...], b[...])
     np.testing.assert_array_equal(a[region], x)
+    assert not [f for _, _, files in os.walk(tmp_path / "a") for f in files if f.endswith(".partial")]
 
 
 def test_writer_keeps_order_bounds_its_queue_and_reports_errors():
@@ -179,3 +189,30 @@ def test_serial_mode_records_every_chunk_before_the_next(tmp_path):
               progress=lambda p: order.append((p.chunks_computed, len(_store.done_chunks(str(path))))))
     assert all(n == d for n, d in order)  # when chunk n is reported, exactly n are recorded
     assert json.loads(sweep.open_results(path).attrs["sweep_spec"])["function"].endswith(":closed")
+
+
+def test_a_store_of_the_older_layout_resumes(tmp_path, reference, monkeypatch):
+    """Stores created before the flat chunk names and the raw status (nested c/I/J/K folders,
+    status lz4) keep their own layout when resumed: their chunk keys come from their metadata."""
+    real = _chunkfiles.write_many
+    calls = {"n": 0}
+
+    def crash_after_outputs(items):
+        calls["n"] += 1
+        real(items)
+        if calls["n"] == 2 * 3 + 1:  # chunk 3's outputs written, then the process "dies"
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_store, "FLAT_KEYS", {"name": "default", "separator": "/"})
+    monkeypatch.setattr(_chunkfiles, "write_many", crash_after_outputs)
+    path = tmp_path / "old.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(SPEC, path=path, compression={"status": "lz4"})
+    monkeypatch.undo()
+    assert os.path.isdir(path / "w" / "c")  # nested folders, as the older code wrote them
+    done = _store.done_chunks(str(path))
+    assert 3 not in done and {0, 1, 2} <= done
+    resumed = sweep.run(SPEC, path=path)
+    assert resumed.chunks_skipped == len(done) and resumed.chunks_computed == 9 - len(done)
+    assert _store.read_attrs(str(path))["sweep_compression"]["status"] == "lz4"
+    _assert_same(path, reference)

@@ -82,8 +82,8 @@ def register(subparsers) -> None:
     p.add_argument("--chunk-size", type=int, default=None, help="grid points per chunk")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sweep store at the path")
     p.add_argument("--compression", choices=("auto", "lz4", "zstd", "none"), default="auto",
-                   help="zarr compression of new stores (default auto: float outputs uncompressed, "
-                   "status and integer outputs blosc lz4 + shuffle)")
+                   help="zarr compression of new stores (default auto: float outputs and the status "
+                   "uncompressed, integer outputs blosc lz4 + shuffle)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() first (multi-host; auto-detects SLURM/TPU pods)")

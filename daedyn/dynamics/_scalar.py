@@ -46,6 +46,7 @@ from daedyn._checks import (
 from daedyn._extras import require
 from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fused
 from daedyn._linear import UnstableStepWarning, check_gd_stability
+from daedyn.dynamics import _layout
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._scheduled import scalar_flow_scheduled, scalar_gd_scheduled
 from daedyn.schedules import is_schedule
@@ -344,14 +345,19 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
     unroll = check_int("unroll", unroll, 1)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
                              observables=observables)
-    args = (jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2))
+    args = [jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2)]
     time_major = bool(time_major)
+    # batch-major results of concrete inputs: computed time-major, then given the (*batch, T) shape
+    # by a device layout, not a transpose (dynamics/_layout.py)
+    relayout = not time_major and _layout.eligible(*args)
     if backend == "scan":
         traj = _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
-                        observables=observables, time_major=time_major)
+                        observables=observables, time_major=time_major or relayout)
     else:
         traj = _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
-                           observables=observables, time_major=time_major)
+                           observables=observables, time_major=time_major or relayout)
+    if relayout:
+        traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=args) for f in traj[1:]))
     return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
 
 

@@ -187,7 +187,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
       devices: devices to shard each chunk over (default ``jax.local_devices()``).
       progress: called with a :class:`Progress` after each chunk and at the end.
       overwrite: replace an existing sweep store at ``path`` (never a non-sweep folder).
-      compression: ``"auto"`` (default: floating-point outputs uncompressed, the status and
+      compression: ``"auto"`` (default: floating-point outputs and the status uncompressed,
         integer outputs blosc lz4 + shuffle), ``"lz4"``, ``"zstd"`` or ``"none"`` for every
         variable, or a mapping ``{variable: codec}`` (variables not named get ``"auto"``);
         fixed when the store is created (a resumed store keeps its own).
@@ -339,8 +339,9 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                 start, size = plan.chunk_region(k)
                 n_valid = math.prod(size)
                 t_dispatch = time.perf_counter()
-                result = compute(jax.device_put(np.asarray(start, np.int32), repl),
-                                 jax.device_put(np.int32(n_valid), repl), q)
+                # host arrays straight into the compiled program: a device_put per argument
+                # cost ~0.3-0.6 ms of dispatch per chunk on the 2-core CPU, the call itself 0.03 ms
+                result = compute(np.asarray(start, np.int32), np.int32(n_valid), q)
                 status = check(result)
                 if in_flight is not None:
                     hand_over()

@@ -5,7 +5,7 @@ Layout of ``PATH`` (a directory)::
     zarr.json            root group; attrs: spec (JSON), spec hash, plan, software versions
     <axis>/              1-D coordinate per sweep axis (the spec's values)
     <dim>/               1-D coordinate per trailing output dimension (time, direction)
-    <output>/            (*grid, *trailing) array, one zarr chunk per sweep chunk
+    <output>/            (*grid, *trailing) array, one zarr chunk (file c.I.J...) per sweep chunk
     status/              (*grid) int8: -1 not computed, 0 ok, 1 non-finite output
     _sweep/done/cK.json  completion record of chunk K, written (atomically) after its data
     _sweep/log.jsonl     one line per chunk computed (appended after its record)
@@ -15,22 +15,20 @@ writer's PID and host, so a second writer is refused and a lock left by a killed
 host is recognised as stale and replaced.
 
 Metadata is written once, at creation, and consolidated; data writes never touch it, so a
-chunk's data, its status and its record are the only files a chunk writes.
+chunk's data, its status and its record are the only files a chunk writes (the data and status
+through :mod:`daedyn.sweep._chunkfiles`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import importlib.metadata
-import itertools
 import json
 import math
 import os
 import shutil
 import socket
-import sys
 import time
 import warnings
 from collections.abc import Mapping
@@ -40,6 +38,7 @@ import numpy as np
 
 import daedyn
 from daedyn._checkpoint import atomic_write, check_writable
+from daedyn.sweep._chunkfiles import write_chunk
 
 __all__ = ["open_results", "read_log", "STATUS_CODES", "STATUS_OK", "STATUS_NONFINITE", "COMPRESSION",
            "create_store", "check_store", "remove_store", "warn_versions", "done_chunks", "open_arrays",
@@ -237,17 +236,26 @@ COMPRESSION = ("auto", "lz4", "zstd", "none")
 ZARR_CHUNK_BYTES = 32 * 2**20
 
 
+# Chunk files named "c.I.J.K" in one folder per variable, not zarr's default nested "c/I/J/K":
+# creating the nested folders of each new chunk cost ~2 ms per chunk file on the project's machine
+# (ext4), more than writing a 720 kB chunk (0.4-0.8 ms).
+FLAT_KEYS = {"name": "default", "separator": "."}
+
+
 def codec_for(name: str, dtype, compression: str | Mapping[str, str] = "auto") -> str:
     """The codec of variable ``name``: ``compression`` itself, or its entry for ``name`` (a
     mapping; missing names get ``"auto"``). ``"auto"`` is no compression for floating-point
     arrays (trajectories barely compress, 1.1-1.2x, and compressing them on the write path cost
-    more than writing them) and lz4 for integer ones (status codes compress 100x+)."""
+    more than writing them) and for the status (one byte per point beside at least four of
+    results; uncompressed, it is written as a file like the results instead of through zarr's
+    codec pipeline, whose hand-offs between threads took 10-20 ms a chunk on a loaded 2-core
+    machine), lz4 for integer outputs."""
     codec = compression.get(name, "auto") if isinstance(compression, Mapping) else compression
     if codec not in COMPRESSION:
         raise ValueError(f"compression{'[' + repr(name) + ']' if isinstance(compression, Mapping) else ''} "
                          f"must be one of {COMPRESSION}; got {codec!r}")
     if codec == "auto":
-        return "none" if np.issubdtype(np.dtype(dtype), np.inexact) else "lz4"
+        return "none" if name == "status" or np.issubdtype(np.dtype(dtype), np.inexact) else "lz4"
     return codec
 
 
@@ -352,11 +360,13 @@ def _build_store(path: str, prepared, plan, compression) -> None:
         grid_chunks = sub_chunks(plan.chunk_shape, math.prod(out.shape) * out.dtype.itemsize)
         arr = root.create_array(name, shape=plan.grid_shape + out.shape, chunks=grid_chunks + out.shape,
                                 dtype=out.dtype, fill_value=fill, dimension_names=axes + list(out.dims),
+                                chunk_key_encoding=FLAT_KEYS,
                                 **_compressors(codec_for(name, out.dtype, compression)))
         if coord_names:
             arr.attrs["coordinates"] = coord_names
     status = root.create_array("status", shape=plan.grid_shape, chunks=plan.chunk_shape, dtype=np.int8,
                                fill_value=STATUS_NOT_COMPUTED, dimension_names=axes,
+                               chunk_key_encoding=FLAT_KEYS,
                                **_compressors(codec_for("status", np.int8, compression)))
     status.attrs.update({"flag_values": list(STATUS_CODES), "flag_meanings": " ".join(
         v.replace(" ", "_") for v in STATUS_CODES.values())})
@@ -379,67 +389,6 @@ def open_arrays(path: str, names):
     zarr = _zarr()
     root = zarr.open_group(path, mode="r+", use_consolidated=True)
     return {n: root[n] for n in names}
-
-
-def _raw_chunks(arr, region: tuple[slice, ...], values: np.ndarray):
-    """``[(key, bytes)]`` of the zarr chunks that ``values`` fills exactly, when ``arr`` stores
-    chunks uncompressed (the bytes codec alone, little-endian, this dtype) and ``region`` is made
-    of whole chunks; ``None`` otherwise. Those chunks' encoded form is their C-order bytes, so
-    they go to the store without zarr's per-chunk copy-and-encode pipeline."""
-    meta = arr.metadata
-    codecs = getattr(meta, "codecs", None)
-    if (codecs is None or len(codecs) != 1 or type(codecs[0]).__name__ != "BytesCodec"
-            or getattr(arr, "shards", None) is not None or values.dtype != arr.dtype
-            or values.dtype.byteorder == ">" or sys.byteorder != "little"):
-        return None
-    chunks = arr.chunks
-    region = tuple(region) + tuple(slice(0, n) for n in values.shape[len(region):])  # trailing dims whole
-    if len(region) != len(chunks) or any(r.start % c or (r.stop - r.start) % c
-                                         for r, c in zip(region, chunks)):
-        return None
-    values = np.ascontiguousarray(values)
-    blocks = [range(r.start // c, r.stop // c) for r, c in zip(region, chunks)]
-    out = []
-    for idx in itertools.product(*blocks):
-        sel = tuple(slice((i - r.start // c) * c, (i - r.start // c + 1) * c)
-                    for i, r, c in zip(idx, region, chunks))
-        out.append((meta.encode_chunk_key(idx), np.ascontiguousarray(values[sel])))
-    return out
-
-
-def _write_many(items) -> None:
-    """``array[region] = values`` for each item, concurrently on zarr's I/O loop when possible;
-    whole uncompressed chunks are handed to the store as they are (:func:`_raw_chunks`)."""
-    try:
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-    except ImportError:  # another zarr layout: one at a time
-        for arr, region, values in items:
-            arr[region] = values
-        return
-    make = default_buffer_prototype().buffer.from_bytes
-
-    def jobs():
-        for arr, region, values in items:
-            raw = _raw_chunks(arr, region, values)
-            if raw is None:
-                yield arr.async_array.setitem(region, values)
-            else:
-                path = arr.async_array.store_path
-                yield from ((path / key).set(make(memoryview(block).cast("B"))) for key, block in raw)
-
-    async def write_all():
-        await asyncio.gather(*jobs())
-    sync(write_all())
-
-
-def write_chunk(arrays: Mapping, plan, k: int, results: Mapping[str, np.ndarray], status: np.ndarray) -> None:
-    """Write chunk ``k``'s valid points into its region: outputs first, then status."""
-    start, size = plan.chunk_region(k)
-    region = tuple(slice(s, s + n) for s, n in zip(start, size))
-    _write_many([(arrays[name], region, values.reshape(size + values.shape[1:]))
-                 for name, values in results.items()])
-    _write_many([(arrays["status"], region, status.reshape(size))])
 
 
 def write_record(path: str, k: int, record: Mapping) -> None:
