@@ -1,7 +1,6 @@
 """Depth (and any parameter that switches code) as a sweep axis: one compiled branch per value,
 one value per chunk, results identical to direct calls at each depth."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -79,9 +78,11 @@ def test_depth_axis_is_range_checked_and_user_switches_work(tmp_path):
 
 
 def test_chunk_shape_with_several_switched_values_is_refused():
-    prepared = sweep._plan.prepare(sweep._spec.as_spec(
-        {"function": "theory.fixed_point", "axes": {"depth": [2, 3], "gamma": GAMMA},
-         "constants": {"lam": 1.0}}))
+    @entry_point(switch=("k",))
+    def power(*, x, k):
+        return {"y": x ** k}
+
+    spec = sweep._spec.as_spec({"function": power, "axes": {"k": [1, 2], "x": GAMMA}})
+    prepared = sweep._plan.prepare(spec)
     with pytest.raises(ValueError, match="switched axis"):
         sweep._plan.make_plan(prepared, chunk_shape=(2, 4))
-    jax.clear_caches()

@@ -48,11 +48,18 @@ def test_depth_trajectory_matches_integration(x64, depth):
     # (still relative-accurate in the reference, atol 1e-300). Measured <= 1e-9 (the reference's own
     # rtol 1e-13 accumulated over the restarts); bound 1e-8 as the issue asks.
     np.testing.assert_allclose(u, ref, rtol=1e-8, atol=0)
-    if depth == 3:  # the shared-table path (a time grid) against the per-element reference path
-        full = [np.broadcast_to(a, u.shape) for a in (TS[:, None], lam, eps, gamma, w0)]
-        per = theory.small_init_trajectory(*full[:4], w0=full[4], depth=3)
-        # the same operations up to the grouping of (L - 2) t c / tau: measured <= 4e-16 relative
-        np.testing.assert_allclose(u, per, rtol=1e-13, atol=0)
+
+
+@pytest.mark.slow  # a second compilation of the float64 solver (~10 s)
+def test_shared_table_path_equals_per_element_path(x64):
+    """A time grid builds each parameter set's table once (the fast path); broadcasting every
+    argument to the grid first forces one table per element (the reference path)."""
+    lam, eps, gamma, w0 = GRID.T
+    u = theory.small_init_trajectory(TS[:, None], lam, eps, gamma, w0=w0, depth=3)
+    full = [np.broadcast_to(a, u.shape) for a in (TS[:, None], lam, eps, gamma, w0)]
+    per = theory.small_init_trajectory(*full[:4], w0=full[4], depth=3)
+    # the same operations up to the grouping of (L - 2) t c / tau: measured <= 4e-16 relative
+    np.testing.assert_allclose(u, per, rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])

@@ -52,6 +52,8 @@ def test_deep_training_from_decoupled_start_is_the_recursion(x64, path):
     np.testing.assert_allclose(r.mapping[:, 4:], 0.0, atol=1e-12)
 
 
+@pytest.mark.slow  # real images through three compilations (~18 s); the default suite keeps the
+# synthetic check of every path above
 def test_deep_training_on_real_images_matches_theory_per_direction(x64):
     """300 real MNIST images (mnist5k), depth 3, widths (8, 8): the trained network's mapping equals the
     per-direction discrete theory from the decoupled start, and compare_with_theory says so."""
