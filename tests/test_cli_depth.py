@@ -92,7 +92,8 @@ def test_tune_depth_three_dynamics_route(capsys, tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
     rc, out, _ = run_cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--depth", "3", "--route",
-                          "dynamics", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10", "--json"], capsys)
+                          "dynamics", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10", "--json"],
+                         capsys)
     rep = json.loads(out)
     assert rc == 0 and rep["depth"] == 3 and rep["route"] == "dynamics"
     assert rep["objective_after"] <= rep["objective_before"]

@@ -50,9 +50,9 @@ def test_simulate_depth_bad_usage(capsys, argv, match):
 
 @pytest.mark.slow  # compiles the depth-4 closed form, fixed point and threshold
 def test_simulate_depth_flow_matches_closed_form_and_matrix_matches_library(capsys):
-    rc, out, err = run_cli(["simulate", "--depth", "4", "--lam", "1", "--eps", "0.5", "--gamma", "0.05", "--w1",
-                          "0.3", "--w2", "0.3", "--alpha", "0.05", "--epochs", "2000", "--method", "rk4",
-                          "--dt", "0.05", "--x64", "--json"], capsys)
+    rc, out, err = run_cli(["simulate", "--depth", "4", "--lam", "1", "--eps", "0.5", "--gamma", "0.05",
+                            "--w1", "0.3", "--w2", "0.3", "--alpha", "0.05", "--epochs", "2000", "--method",
+                            "rk4", "--dt", "0.05", "--x64", "--json"], capsys)
     assert rc == 0, err
     row = json.loads(out)["settings"][0]
     # RK4 with dt = 0.05 epochs against the quadrature closed form: measured 6.8e-13
