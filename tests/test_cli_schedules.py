@@ -72,3 +72,16 @@ def test_tune_schedule_also_joint_run(capsys):
     assert rc == 0 and len(rep["gamma"]) == 2 and len(rep["alpha_schedule"]) == 2
     assert all(0 < a < 0.05 for a in rep["alpha_schedule"]) and rep["tuned_epochs"] is None
     assert rep["objective"] <= rep["constant_objective"]  # never worse than the best constant
+
+
+@pytest.mark.slow  # trains 61 + ~20 small networks (the constant grid and the schedule stage)
+def test_tune_schedule_train_route_run(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "x.npy"
+    np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
+    rc, out, _ = _cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--schedule", "piecewise:3",
+                       "--route", "train", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10",
+                       "--json"], capsys)
+    rep = json.loads(out)
+    assert rc == 0 and rep["route"] == "train" and len(rep["eps"]) == 3
+    assert rep["objective"] <= rep["constant_objective"]  # never worse than the best constant

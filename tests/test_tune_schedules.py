@@ -58,7 +58,8 @@ def test_tuned_schedule_is_never_worse_than_the_best_constant(small, x64):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(pieces=0), "pieces must be an integer >= 1"),
-    (dict(route="train"), "route must be 'closed_form' or 'dynamics'"),
+    (dict(route="sampled"), "route must be 'closed_form', 'dynamics' or 'train'"),
+    (dict(route="train", epochs=10.5), "epochs must be a whole number on route 'train'"),
     (dict(route="dynamics", epochs=10.5), "epochs must be a whole number"),
     (dict(epochs=-1.0), "epochs must lie in"),
 ])
@@ -130,3 +131,38 @@ def test_mnist5k_pooled_schedule_confirmed_by_training(x64):
     np.testing.assert_allclose([j_sched, j_const], [r.objective, r.constant_objective], rtol=1e-5)
     # the schedule's gain survives training: measured 7.4e-4 (0.074%); bound 3e-4
     assert 1 - j_sched / j_const > 3e-4
+
+
+def test_train_route_schedule_is_a_trained_network_and_its_gradient_is_exact():
+    """Route "train" of tune_schedule: the K eps pieces as the schedule of a real (linear,
+    marginalised) training run, checked against train.train with the same start, against the
+    constant-eps train route, and against central differences."""
+    from jax.test_util import check_grads
+
+    from daedyn import _linear, models, schedules, train
+    from daedyn.tune._schedule import ScheduleRoute, schedule_objective_fn
+    from daedyn.tune._train_route import _train_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)) * np.linspace(2.0, 0.3, 6)
+    with jax.enable_x64(True):
+        prob = tune.heldout_problem(x[:50], x[50:])
+        kw = dict(alpha=0.01, eval_sigma2=0.1, key=jax.random.key(0), init_scale=0.1)
+        f = schedule_objective_fn(prob, ScheduleRoute(pieces=4, epochs=200, route="train"), **kw)
+        const = tune.heldout_objective(prob, epochs=200, route="train", **kw)
+        # four equal pieces are the constant: the same epochs with the same eps values
+        assert float(f({"eps": jnp.full(4, 3.0)})) == pytest.approx(float(const({"eps": 3.0})), rel=1e-14)
+        values = jnp.array([1.0, 8.0, 3.0, 0.5])
+        sched = schedules.piecewise_constant([50.0, 100.0, 150.0], values)
+        p0 = _train_data(f).params0
+        r = train.train(prob.x_train, key=jax.random.key(5), alpha=0.01, eps=sched, marginalised=True,
+                        params=p0, hidden=6, epochs=200, save_every=200, path="data")
+        want = _linear.data_loss(models.weights(r.params), prob.x_heldout, 30 * 0.1,
+                                 mm=_linear.matmul_fn("highest"))
+        # the same marginalised GD through the public driver on the data path (the route trains in the
+        # eigenbasis): agreement to float64 rounding of the two paths
+        assert float(f({"eps": values})) == pytest.approx(float(want), rel=1e-10)
+        check_grads(lambda e: f({"eps": e}), (values,), order=1, modes=("rev",), atol=1e-7, rtol=1e-6,
+                    eps=1e-5)
+        with pytest.raises(ValueError, match="eps pieces only"):
+            ScheduleRoute(pieces=2, epochs=10, route="train", tune_gamma=True)

@@ -44,14 +44,17 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
 
     from daedyn import tune
 
-    if args.route not in ("closed_form", "dynamics"):
-        raise ValueError(f"--route must be 'closed_form' or 'dynamics' with --schedule; got {args.route!r}")
     if args.plot:
         raise ValueError("--plot is not available with --schedule")
     k = pieces_spec(args.schedule)
-    problem = tune.heldout_problem(xt, xh, keep_data=False)
+    problem = tune.heldout_problem(xt, xh, keep_data=args.route == "train")
     also = also_spec(args)
-    r = tune.tune_schedule(problem, pieces=k, epochs=args.epochs, alpha=args.alpha,
+    extra = {}
+    if args.route == "train":  # the initial weights of both stages' networks
+        import jax.random as jr
+
+        extra["key"] = jr.key(args.seed)
+    r = tune.tune_schedule(problem, pieces=k, epochs=args.epochs, alpha=args.alpha, **extra,
                            eval_sigma2=args.eval_sigma2, route=args.route, per_direction=args.anisotropic,
                            hidden=args.hidden, max_steps=args.max_steps, tune_gamma="gamma" in also,
                            tune_alpha="alpha" in also, alpha_max=args.alpha_max, tune_epochs="epochs" in also)

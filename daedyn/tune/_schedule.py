@@ -55,7 +55,9 @@ class ScheduleRoute:
     Attributes:
       pieces: number K of schedule pieces, >= 1 (K = 1: a constant eps).
       epochs: training time T in epochs, > 0 (a whole number for ``route="dynamics"``).
-      route: "closed_form" (exact chained flow) or "dynamics" (the GD recursion, step k uses eps(k)).
+      route: "closed_form" (exact chained flow), "dynamics" (the GD recursion, step k uses eps(k)) or
+        "train" (full-batch training of a linear DAE on the marginalised loss, epoch k with eps(k),
+        from weights drawn with the objective's ``key``; eps pieces only).
       per_direction: one schedule per eigen-direction (eps of shape (K, D)) instead of one (K,).
       tune_gamma: gamma is a K-piece schedule too (params["gamma"], (K,)).
       hidden: hidden units H (directions j >= H stay 0); None means H = D.
@@ -70,7 +72,7 @@ class ScheduleRoute:
 
     pieces: int
     epochs: float
-    route: Literal["closed_form", "dynamics"] = "closed_form"
+    route: Literal["closed_form", "dynamics", "train"] = "closed_form"
     per_direction: bool = False
     tune_gamma: bool = False
     hidden: int | None = None
@@ -81,10 +83,13 @@ class ScheduleRoute:
     def __post_init__(self):
         check_int("pieces", self.pieces, 1)
         check_range("epochs", self.epochs, 0.0, lo_open=True)
-        if self.route not in ("closed_form", "dynamics"):
-            raise ValueError(f"route must be 'closed_form' or 'dynamics'; got {self.route!r}")
-        if self.route == "dynamics" and float(self.epochs) != int(self.epochs):
-            raise ValueError(f"epochs must be a whole number on route 'dynamics'; got {self.epochs}")
+        if self.route not in ("closed_form", "dynamics", "train"):
+            raise ValueError(f"route must be 'closed_form', 'dynamics' or 'train'; got {self.route!r}")
+        if self.route != "closed_form" and float(self.epochs) != int(self.epochs):
+            raise ValueError(f"epochs must be a whole number on route {self.route!r}; got {self.epochs}")
+        if self.route == "train" and (self.per_direction or self.tune_gamma or self.tune_alpha):
+            raise ValueError("route 'train' tunes the eps pieces only: per_direction, tune_gamma and "
+                             "tune_alpha need route 'closed_form' or 'dynamics'")
         if self.alpha_max is not None:
             check_range("alpha_max", self.alpha_max, 0.0, lo_open=True)
         if self.tune_epochs and self.route != "closed_form":
@@ -98,6 +103,25 @@ class _Bound:
 
     def __call__(self, data, fixed, params) -> Array:
         return _schedule_loss(self.route, data, fixed, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainBound:
+    """Route "train": the K eps pieces as a schedule of the training loop (``_train_route``)."""
+
+    route: ScheduleRoute
+    config: Any  # the TrainRoute that builds and runs the network
+
+    def __call__(self, data, fixed, params) -> Array:
+        from daedyn.tune._config import Hyperparams
+        from daedyn.tune._train_route import _train_loss
+
+        dt = data.n.dtype
+        b = jnp.asarray(even_boundaries(self.route.epochs, self.route.pieces), dt)
+        eps = schedules.PiecewiseConstant(b, jnp.asarray(params["eps"], dt))
+        hyper = Hyperparams(eps=eps, alpha=fixed["alpha"], gamma=fixed["gamma"], w0=fixed["w0"],
+                            eps_eval=fixed["eps_eval"])
+        return _train_loss(self.config, data, hyper)
 
 
 def alpha_of(route: ScheduleRoute, u: ArrayLike) -> Array:
@@ -134,7 +158,8 @@ def _schedule_loss(route: ScheduleRoute, data, fixed, params) -> Array:
 
 
 def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, gamma: ArrayLike = 0.0,
-                          w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0) -> jtu.Partial:
+                          w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0, key: Array | None = None,
+                          init_scale: ArrayLike = 1e-4) -> jtu.Partial:
     """Held-out loss after training under a K-piece eps schedule, as a pure function of its values.
 
     Args:
@@ -142,6 +167,8 @@ def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, ga
       route: the static structure (:class:`ScheduleRoute`).
       alpha: learning rate, > 0 (tau = N / alpha); gamma: weight decay, >= 0 (when not tuned);
       w0: initial per-direction mapping, > 0; eval_sigma2: noise variance of the held-out inputs.
+      key, init_scale: route "train": PRNG key and standard deviation of the initial weights (the
+        problem must hold its data: ``heldout_problem(..., keep_data=True)``).
     Returns:
       ``objective(params) -> scalar`` with ``params = {"eps": (K,) or (K, D)[, "gamma": (K,)]
       [, "alpha": (K,) positive u, alpha = alpha_of(route, u)][, "epochs": T]}``;
@@ -164,6 +191,13 @@ def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, ga
     dt = data.eigvals.dtype
     fixed = dict(alpha=jnp.asarray(alpha, dt), gamma=jnp.asarray(gamma, dt), w0=jnp.asarray(w0, dt),
                  eps_eval=jnp.asarray(problem.n_heldout * jnp.asarray(eval_sigma2), dt))
+    if route.route == "train":
+        from daedyn.tune._config import TrainRoute
+        from daedyn.tune._train_route import _train_data, train_objective_fn
+
+        config = TrainRoute(epochs=int(route.epochs), hidden=route.hidden)
+        tdata = _train_data(train_objective_fn(problem, config, key=key, init_scale=init_scale))
+        return jtu.Partial(_TrainBound(route, config), tdata, fixed)
     return jtu.Partial(_Bound(route), data, fixed)
 
 
@@ -203,7 +237,8 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
                   per_direction: bool = False, tune_gamma: bool = False, hidden: int | None = None,
                   eps_range: tuple[float, float] | None = None, optimizer: Any = None,
                   max_steps: int = 200, tune_alpha: bool = False, alpha_max: float | None = None,
-                  tune_epochs: bool = False) -> ScheduleTuning:
+                  tune_epochs: bool = False, key: Array | None = None,
+                  init_scale: ArrayLike = 1e-4) -> ScheduleTuning:
     """Tune a K-piece noise schedule eps(t) on a held-out objective and compare it with the best
     constant eps.
 
@@ -223,6 +258,8 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
       optimizer, max_steps: for :func:`daedyn.tune.tune`.
       tune_alpha, alpha_max, tune_epochs: see :class:`ScheduleRoute` (the bounded learning rate
         starts at ``alpha``, which must be < ``alpha_max``).
+      key, init_scale: route "train" (see :func:`schedule_objective_fn`); both stages train from the
+        same initial weights.
     Returns:
       :class:`ScheduleTuning`.
     Raises:
@@ -235,6 +272,8 @@ def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamm
         raise ValueError(f"alpha must be < alpha_max = {alpha_max} (the start of the bounded learning-rate "
                          f"schedule); got {alpha}")
     kw = dict(alpha=alpha, gamma=gamma, w0=w0, eval_sigma2=eval_sigma2)
+    if route == "train":
+        kw.update(key=key, init_scale=init_scale)
     const_fn = schedule_objective_fn(problem, dataclasses.replace(r, pieces=1, per_direction=False,
                                                                   tune_gamma=False, tune_alpha=False,
                                                                   tune_epochs=False), **kw)
@@ -282,6 +321,9 @@ def schedule_heldout_curve(tuning: ScheduleTuning, ts: ArrayLike) -> tuple[Array
       ``(J_schedule(ts), J_constant(ts))``, each (S,).
     """
     check_range("ts", ts, 0.0)
+    if isinstance(tuning.objective_fn.func, _TrainBound):
+        raise ValueError("schedule_heldout_curve draws the closed form of a spectral objective; a tuning on "
+                         "route 'train' has no spectrum to draw it from (tune on 'closed_form' to draw)")
     data, fixed = tuning.objective_fn.args
     route = tuning.objective_fn.func.route
     lam = data.eigvals

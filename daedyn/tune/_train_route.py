@@ -13,6 +13,7 @@ from jax.typing import ArrayLike
 
 from daedyn import _linear, models, train
 from daedyn._checks import check_range
+from daedyn.schedules import is_schedule
 from daedyn.spectrum import Spectrum
 from daedyn.tune._config import Hyperparams, TrainRoute, as_hyperparams
 from daedyn.tune._routes import Bound, check_hidden
@@ -88,8 +89,11 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
     if hyper.epochs is not None:
         raise ValueError("epochs can only be tuned on route 'closed_form' (TrainRoute runs a whole "
                          f"number of epochs, epochs={route.epochs} in the route config)")
-    h = as_hyperparams(hyper, data.n.dtype)
-    if h.eps.ndim != 0 and not (h.eps.ndim == 2 and _path(route) == "eigen"):
+    if is_schedule(hyper.eps):  # an eps schedule (tune_schedule's route "train"): step k uses eps(k)
+        h = as_hyperparams(hyper._replace(eps=0.0), data.n.dtype)._replace(eps=hyper.eps)
+    else:
+        h = as_hyperparams(hyper, data.n.dtype)
+    if not is_schedule(h.eps) and h.eps.ndim != 0 and not (h.eps.ndim == 2 and _path(route) == "eigen"):
         raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'; route "
                          "'train' takes a scalar eps, or a (D, D) corruption term in the eigenbasis "
                          "(V^T C V) on the marginalised linear network")
