@@ -36,6 +36,34 @@ def test_scheduled_training_equals_scheduled_dynamics(tiny, x64):
     assert schedules.is_schedule(r.eps)
 
 
+def test_alpha_and_gamma_schedules_in_training_equal_the_scheduled_recursion(tiny, x64):
+    """train(alpha=schedule, gamma=schedule): epoch k steps with alpha(k) and decays with gamma(k), as
+    dynamics.scalar_gd with the same schedules; the result reports tau and gamma as schedules."""
+    x = np.asarray(tiny, np.float64)
+    n, d = x.shape
+    spec = tr.prepare_data(x)
+    lam, v = np.asarray(spec.eigvals), np.asarray(spec.eigvecs)
+    a0 = 0.05 * n / lam[0]
+    alpha = schedules.piecewise_constant([100.0], [a0, 3 * a0])
+    gamma = schedules.piecewise_constant([250.0], [0.0, 0.01])
+    eps = schedules.piecewise_constant([150.0], [0.5, 3.0])
+    wb1, wb2 = dynamics.orthogonal_init(d, d, 0.05, 0.05, key=jr.key(1))
+    w1, w2 = dynamics.from_eigenbasis(wb1, wb2, v)
+    r = tr.train(x, hidden=d, key=jr.key(0), epochs=400, alpha=alpha, gamma=gamma, eps=eps, save_every=100,
+                 marginalised=True, params={"w1": w1, "w2": w2}, precision="highest")
+    gd = dynamics.scalar_gd(lam, eps, 0.05, 0.05, alpha=alpha, gamma=gamma, n=n, epochs=400, save_every=100)
+    # the same recursion in another order of operations: rounding only (as the test above)
+    np.testing.assert_allclose(r.mapping, np.asarray(gd.w).T, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(r.tau.values, [n / a0, n / (3 * a0)], rtol=1e-15)
+    np.testing.assert_array_equal(r.gamma.values, [0.0, 0.01])
+    with pytest.raises(ValueError, match="alpha schedule values must lie in"):
+        tr.train(x, hidden=2, key=jr.key(0), epochs=10, alpha=schedules.piecewise_constant([5.0], [0.1, 0.0]))
+    with pytest.raises(ValueError, match="train_batch\\(\\) takes eps schedules"):
+        tr.train_batch(x, hidden=2, key=jr.key(0), epochs=10, alpha=0.1, gamma=gamma)
+    with pytest.raises(ValueError, match="piecewise-constant"):
+        tr.train(x, hidden=2, key=jr.key(0), epochs=10, alpha=schedules.linear(0.1, 0.2, 10.0))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(eps=1.0), "eps must be a daedyn.schedules schedule"),
     (dict(eps=schedules.piecewise_constant([], [1.0]), noise=noise.gaussian(0.1)), "noise must be None"),

@@ -324,8 +324,11 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
-    check_range("alpha", alpha, 0.0, lo_open=True)
-    check_range("gamma", gamma, 0.0)
+    # alpha / gamma schedules (train/_schedule.py): their largest pieces stand in for the checks
+    alpha_c, gamma_c = _schedule.driver_rates(alpha, gamma, batched=batched, checkpoint=checkpoint,
+                                              optimizer=cfg.optimizer)
+    check_range("alpha", alpha_c, 0.0, lo_open=True)
+    check_range("gamma", gamma_c, 0.0)
     check_range("init_scale", cfg.init_scale, 0.0)
     check_range("start_epoch", start_epoch, 0)
     noise = noise_lib.as_noise(noise)
@@ -355,7 +358,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        _check_stability(loop, data, hidden, alpha, gamma, _schedule.stability_eps(eps), eps_j, corruption)
+        _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps), eps_j,
+                         corruption)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1
@@ -374,7 +378,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     elif key_shape != ():
         raise ValueError(f"key must be a single PRNG key for train(); got a batch of shape {key_shape} "
                          "(use train_batch)")
-    hyper = Hyper(jnp.asarray(alpha, dt), jnp.asarray(gamma, dt), eps, corruption)
+    as_dt = lambda v: _schedule.cast(v, dt) if _schedule.is_schedule(v) else jnp.asarray(v, dt)
+    hyper = Hyper(as_dt(alpha), as_dt(gamma), eps, corruption)
     if batched:
         flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
         eps_runs = (_schedule.flatten(hyper.eps, shape, size) if _schedule.is_schedule(hyper.eps)
@@ -445,11 +450,14 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
     np_dt = np.dtype(data.x.dtype)
     recs = {k: jnp.asarray(v) for k, v in recs.items()}
     epochs = jnp.asarray(np.arange(loop.epochs // loop.save_every + 1) * loop.save_every + start_epoch)
-    tau = jnp.asarray(np.asarray(n / (np.asarray(alpha, np.float64) * rate_factor(loop.loss_scale, d)),
-                                 np_dt))
+    rf = rate_factor(loop.loss_scale, d)
+    # alpha / gamma schedules give piecewise-constant tau / gamma schedules (train/_schedule.in_units)
+    tau = _schedule.in_units(alpha, lambda a: jnp.asarray(np.asarray(n / (np.asarray(a, np.float64) * rf),
+                                                                      np_dt)))
     # in the paper's units, like tau: "mse" decays gamma ||W||^2 / 2 against a data term 2 / D times
     # the paper's, i.e. gamma D / 2 in paper units (rate_factor is the 2 / D of the step)
-    gamma = jnp.asarray(np.asarray(np.asarray(gamma, np.float64) / rate_factor(loop.loss_scale, d), np_dt))
+    gamma = _schedule.in_units(gamma, lambda g: jnp.asarray(np.asarray(np.asarray(g, np.float64) / rf,
+                                                                       np_dt)))
     if shape is not None:
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}

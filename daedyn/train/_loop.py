@@ -90,7 +90,8 @@ def start(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hyper, start_
     (None unless ``observe_start``)."""
     mm = _linear.matmul_fn(cfg.precision)
     p = to_eigen(params, data.eigvecs, mm) if cfg.path == "eigen" else params
-    carry = (p, make_optimizer(cfg, hyper.alpha).init(p), jnp.asarray(start_epoch, jnp.int32))
+    alpha = hyper_at_epoch(hyper, start_epoch).alpha  # a schedule's first value: the state's structure
+    carry = (p, make_optimizer(cfg, alpha).init(p), jnp.asarray(start_epoch, jnp.int32))
     return carry, observe(cfg, p, data) if observe_start else None
 
 

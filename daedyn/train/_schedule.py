@@ -1,4 +1,4 @@
-"""Training under an eps (or gamma) schedule (private): the epoch's values and the driver's checks.
+"""Training under eps, gamma and alpha schedules (private): the epoch's values and the driver's checks.
 
 A :class:`~daedyn.train.Hyper` field may be a :class:`daedyn.schedules.Schedule`; the training loop
 then evaluates it once per epoch (epoch k, the step from k to k + 1, uses ``eps(k)``: the same
@@ -17,7 +17,8 @@ from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
 from daedyn.schedules import PiecewiseConstant, is_schedule
 
-__all__ = ["hyper_at_epoch", "driver_eps", "stability_eps", "batch_shape", "flatten"]
+__all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
+           "in_units"]
 
 
 def hyper_at_epoch(hyper, epoch):
@@ -45,6 +46,39 @@ def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
     if values is not None:
         check_range("eps schedule values", values, 0.0)
     return noise_lib.gaussian(0.0)
+
+
+def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer):
+    """Validate learning-rate and weight-decay schedules of ``train``; returns constant stand-ins
+    (the largest piece values) for the range and stability checks, or the values themselves."""
+    out = []
+    for name, v in (("alpha", alpha), ("gamma", gamma)):
+        if not is_schedule(v):
+            out.append(v)
+            continue
+        if not isinstance(v, PiecewiseConstant):
+            raise ValueError(f"{name} must be a piecewise-constant schedule in train() (its pieces are "
+                             f"reported in the result); got a {type(v).__name__} schedule")
+        if batched:
+            raise ValueError(f"{name} schedules work in train() only; train_batch() takes eps schedules")
+        if checkpoint is not None:
+            raise ValueError(f"checkpoint is not supported with a {name} schedule")
+        if name == "alpha" and optimizer is not None:
+            raise ValueError("an alpha schedule is the learning rate of gradient descent: drop optimizer= "
+                             "(or give the optimizer its own optax schedule)")
+        values = concrete(v.values)
+        if values is None:
+            raise ValueError(f"{name} schedule values must be concrete (not traced) in train()")
+        check_range(f"{name} schedule values", values, 0.0, lo_open=name == "alpha")
+        out.append(np.max(np.asarray(values), axis=0))
+    return tuple(out)
+
+
+def in_units(v, fn):
+    """``fn`` applied to a value, or to every piece of a piecewise-constant schedule (a schedule back)."""
+    if isinstance(v, PiecewiseConstant):
+        return PiecewiseConstant(v.boundaries, fn(v.values))
+    return fn(v)
 
 
 def stability_eps(eps):
