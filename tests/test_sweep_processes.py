@@ -118,9 +118,12 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
                            timeout=240)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
     log1 = sweep.read_log(path)
-    assert [r["chunk"] for r in log1] == [0, 1, 2, 3, 4]
+    # killed when the 5th chunk was reported; the writer thread runs behind a bounded queue, so a
+    # chunk or two more may have been written and recorded before the kill landed (seen: 6)
+    n1 = len(log1)
+    assert [r["chunk"] for r in log1] == list(range(n1)) and 5 <= n1 <= 8
     part = sweep.open_results(path)
-    assert part.attrs["sweep_chunks_done"] == 5 and not part.attrs["sweep_complete"]
+    assert part.attrs["sweep_chunks_done"] == n1 and not part.attrs["sweep_complete"]
     second = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
                             timeout=240)
     assert second.returncode == 0 and "finished" in second.stdout, second.stderr[-2000:]
@@ -128,7 +131,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
     chunks = [r["chunk"] for r in log]
     assert sorted(chunks) == list(range(19))  # every chunk recorded exactly once over both runs
     pids = {r["chunk"]: r["pid"] for r in log}
-    assert len({pids[c] for c in range(5)}) == 1 and pids[0] != pids[5]  # first five by the killed run
+    assert len({pids[c] for c in range(n1)}) == 1 and pids[0] != pids[n1]  # the first n1 by the killed run
     ref = sweep.run(GD_SPEC, path=fns / "ref.zarr")
     a, b = sweep.open_results(path), sweep.open_results(fns / "ref.zarr")
     assert a.attrs["sweep_complete"] and ref.chunks_computed == 19
