@@ -188,23 +188,5 @@ def _run_matrix(args, h) -> int:
         print(f"depth-{depth} matrix dynamics ({label}), "
               f"D = {d}, hidden {list(hidden)}, {args.init} init, eps = {eps:g}, gamma = {gamma:g}, "
               f"alpha = {alpha:g}, n = {n:g}, {args.epochs} epochs ({seconds:.2f} s)")
-        show = d if d <= 12 else 10
-        print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}"
-              + ("" if closed is None else f" {'closed form':>11}"))
-        for r in report["directions"][:show]:
-            extra = "" if closed is None else f" {r['closed_form']:>11.6g}"
-            m = "nan" if r["mapping"] is None else f"{r['mapping']:.6g}"
-            print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
-        if show < d:
-            print(f"   ... {d - show} more directions (--json lists all)")
-        end = report["loss_final"]
-        print(f"loss at the end: {'nan' if end is None else f'{end:.6g}'}")
-        if closed is not None and report["max_dev_closed_form"] is not None:
-            print(f"max |mapping - closed form of the flow| over time and directions: "
-                  f"{report['max_dev_closed_form']:.3g}")
-        if args.plot:
-            print(f"wrote {args.plot}")
-    if not np.all(np.isfinite(final)):
-        print("daedyn simulate: non-finite mapping at the end (diverged)", file=sys.stderr)
-        return 1
-    return 0
+        h._print_directions(report, args)
+    return h._matrix_exit(final)

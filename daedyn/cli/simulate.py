@@ -431,22 +431,36 @@ def _run_matrix(args) -> int:
               f"H = {h}, {args.init} init, {level}, "
               f"gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
               f"{args.epochs} epochs ({seconds:.2f} s)")
-        show = d if d <= 12 else 10
-        print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}" + ("" if closed is None else
-                                                                          f" {'closed form':>11}"))
-        for r in report["directions"][:show]:
-            extra = "" if closed is None else f" {r['closed_form']:>11.6g}"
-            m = "nan" if r["mapping"] is None else f"{r['mapping']:.6g}"
-            print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
-        if show < d:
-            print(f"   ... {d - show} more directions (--json lists all)")
-        loss_end = report["loss_final"]
-        print(f"loss at the end: {'nan' if loss_end is None else f'{loss_end:.6g}'}")
-        if closed is not None and report["max_dev_closed_form"] is not None:
-            print(f"max |mapping - closed form of the flow| over time and directions: "
-                  f"{report['max_dev_closed_form']:.3g}")
-        if args.plot:
-            print(f"wrote {args.plot}")
+        _print_directions(report, args)
+    return _matrix_exit(final)
+
+
+def _print_directions(report: dict, args) -> None:
+    """The per-direction table of a matrix run, its final loss and deviation from the closed form."""
+    d = len(report["directions"])
+    closed = "max_dev_closed_form" in report
+    show = d if d <= 12 else 10
+    print(f"{'j':>4} {'lam_j':>11} {'mapping':>11} {'fixed pt':>11}" + (f" {'closed form':>11}" if closed
+                                                                      else ""))
+    for r in report["directions"][:show]:
+        extra = f" {r['closed_form']:>11.6g}" if closed else ""
+        m = "nan" if r["mapping"] is None else f"{r['mapping']:.6g}"
+        print(f"{r['j']:>4} {r['lam']:>11.5g} {m:>11} {r['fixed_point']:>11.6g}{extra}")
+    if show < d:
+        print(f"   ... {d - show} more directions (--json lists all)")
+    loss_end = report["loss_final"]
+    print(f"loss at the end: {'nan' if loss_end is None else f'{loss_end:.6g}'}")
+    if closed and report["max_dev_closed_form"] is not None:
+        print(f"max |mapping - closed form of the flow| over time and directions: "
+              f"{report['max_dev_closed_form']:.3g}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+
+
+def _matrix_exit(final) -> int:
+    """Exit code of a matrix run: 1 (and a line on stderr) when the final mapping is not finite."""
+    import numpy as np
+
     if not np.all(np.isfinite(final)):
         print("daedyn simulate: non-finite mapping at the end (diverged)", file=sys.stderr)
         return 1
