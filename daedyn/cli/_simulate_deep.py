@@ -168,19 +168,8 @@ def _run_matrix(args, h) -> int:
     final = mapping[-1]
     report = {"mode": "matrix", "depth": depth, "method": args.method, "dim": d, "hidden": list(hidden),
               "init": args.init, "epochs": args.epochs, "save_every": every, "eps": eps, "gamma": gamma,
-              "alpha": alpha, "n": n, "seconds": round(seconds, 3), "loss_final": h._num(loss[-1]),
-              "directions": [{"j": j, "lam": float(lam[j]), "mapping": h._num(final[j]),
-                              "fixed_point": float(fixed[j]),
-                              "closed_form": None if closed is None else float(closed[-1, j])}
-                             for j in range(d)]}
-    if closed is not None:
-        report["max_dev_closed_form"] = h._num(np.max(np.abs(mapping - closed)))
-    if args.plot:
-        from daedyn.cli._files import save_plot
-        from daedyn.figures import plot_matrix_mapping
-
-        save_plot(plot_matrix_mapping(t, mapping, lam).figure, args.plot)
-        report["plot"] = args.plot
+              "alpha": alpha, "n": n, "seconds": round(seconds, 3), "loss_final": h._num(loss[-1])}
+    h._add_directions(report, args, t, lam, mapping, fixed, closed)
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -409,18 +409,8 @@ def _run_matrix(args) -> int:
               "epochs": args.epochs, "save_every": every, "gamma": gamma, "alpha": alpha,
               "eps": float(eps) if masked is None else None, "noise": args.noise, "p": args.p,
               "cov": args.cov,
-              "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
-              "directions": [{"j": j, "lam": float(lam[j]), "mapping": _num(final[j]),
-                              "fixed_point": float(fixed[j]),
-                              "closed_form": None if closed is None else float(closed[-1, j])}
-                             for j in range(d)]}
-    if closed is not None:
-        report["max_dev_closed_form"] = _num(np.max(np.abs(mapping - closed)))
-    if args.plot:
-        from daedyn.figures import plot_matrix_mapping
-
-        save_plot(plot_matrix_mapping(t, mapping, lam).figure, args.plot)
-        report["plot"] = args.plot
+              "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1])}
+    _add_directions(report, args, t, lam, mapping, fixed, closed)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -433,6 +423,25 @@ def _run_matrix(args) -> int:
               f"{args.epochs} epochs ({seconds:.2f} s)")
         _print_directions(report, args)
     return _matrix_exit(final)
+
+
+def _add_directions(report: dict, args, t, lam, mapping, fixed, closed) -> None:
+    """A matrix run's per-direction rows (final mapping, fixed point, closed form), its largest
+    deviation from the closed form, and its plot (``--plot``), into ``report``."""
+    import numpy as np
+
+    final = mapping[-1]
+    report["directions"] = [{"j": j, "lam": float(lam[j]), "mapping": _num(final[j]),
+                             "fixed_point": float(fixed[j]),
+                             "closed_form": None if closed is None else float(closed[-1, j])}
+                            for j in range(lam.size)]
+    if closed is not None:
+        report["max_dev_closed_form"] = _num(np.max(np.abs(mapping - closed)))
+    if args.plot:
+        from daedyn.figures import plot_matrix_mapping
+
+        save_plot(plot_matrix_mapping(t, mapping, lam).figure, args.plot)
+        report["plot"] = args.plot
 
 
 def _print_directions(report: dict, args) -> None:
