@@ -55,7 +55,8 @@ def figure_depth(
     """Beyond the paper: deep linear DAEs, trained vs theory, the learning threshold and learning times.
 
     Quick: MNIST N = 1000 (mnist5k fallback), hidden width 8, 3000 epochs (40 s on an idle 2-core
-    CPU; the three models of a depth train in one compiled ``train_batch`` run); full: N = 5000, width 32, 6000 epochs.
+    CPU; the three models of a depth train in one compiled ``train_batch`` run); full: N = 5000,
+    width 32, 6000 epochs.
     Initial weights N(0, s^2) with s = 1e-3, 0.03, 0.06 for L = 2, 3, 4.
     Training is float32 with ``precision="highest"``; the theory panels are float64.
     """
