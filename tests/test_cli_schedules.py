@@ -85,3 +85,16 @@ def test_tune_schedule_train_route_run(capsys, tmp_path):
     rep = json.loads(out)
     assert rc == 0 and rep["route"] == "train" and len(rep["eps"]) == 3
     assert rep["objective"] <= rep["constant_objective"]  # never worse than the best constant
+
+
+@pytest.mark.slow  # compiles the matrix RK4 flow and the chained closed forms (~4 s)
+def test_simulate_matrix_eps_schedule_flow_matches_the_chained_closed_form(capsys):
+    rc, out, _ = _cli(["simulate", "--matrix", "--dim", "5", "--hidden", "3", "--eps-schedule",
+                       "piecewise:100:0.5,3", "--alpha", "0.05", "--epochs", "400", "--x64", "--method",
+                       "rk4", "--dt", "0.05", "--json"], capsys)
+    rep = json.loads(out)
+    # RK4 (dt 0.05, the jump on a save time) vs the exact chained closed form: measured 3.2e-12
+    assert rc == 0 and rep["eps"] == 3.0 and rep["max_dev_closed_form"] < 1e-9
+    rc, _, err = _cli(["simulate", "--matrix", "--eps-schedule", "piecewise:100:0.5,3", "--noise", "masking",
+                       "--p", "0.2", "--dataset", "mnist5k"], capsys)
+    assert rc == 2 and "drop --noise" in err

@@ -164,7 +164,8 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
 
     Args:
       eigvals, w1, w2, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
-        (w1 (H, D), w2 (D, H) in the eigenbasis).
+        (w1 (H, D), w2 (D, H) in the eigenbasis; eps and gamma may be schedules, step k of the
+        whole run using eps(k)).
       epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
       method: "gd" or "rk4"; dt: largest RK4 step in epochs (flow only).
       eps_dims: 0 (scalar eps), 1 or 2 (a (D,) or (D, D) corruption term), as in ``matrix_gd``.
@@ -182,7 +183,10 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
       ((4, 2), [0.667, 0.5])
     """
     from daedyn import dynamics
+    from daedyn.schedules import is_schedule, shift
 
+    # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
+    at = lambda x, done: shift(x, done) if is_schedule(x) and done else x
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
@@ -199,7 +203,8 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
     starting(progress, 0, epochs)
     for size in chunk_sizes(epochs, save_every, batch, chunk_work):
         tr = dynamics.matrix_gd(eigvals, y1, y2, alpha=alpha, epochs=size, save_every=save_every,
-                       check_stability=not parts, **kw)
+                                check_stability=not parts, **{**kw, "eps": at(eps, done),
+                                                              "gamma": at(gamma, done)})
         parts.append(tr)
         y1, y2 = tr.w1, tr.w2
         done += size
