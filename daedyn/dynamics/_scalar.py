@@ -457,7 +457,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
       >>> round(float(traj.w[-1]), 4)  # fixed point lam / (lam + eps)
       0.5
     """
-    if is_schedule(eps) or is_schedule(gamma):  # the RHS at time t uses eps(t) (dynamics/_scheduled.py)
+    if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # the RHS at t uses eps(t) (_scheduled.py)
         return scalar_flow_scheduled(ts, lam, eps, w1, w2, tau=tau, gamma=gamma, n=n, method=method, dt=dt,
                                      unroll=unroll)
     if method not in ("rk4", "diffrax"):

@@ -196,18 +196,17 @@ def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll):
     from daedyn.dynamics._scalar import scalar_rhs
 
     dtype = w1.dtype
-    shape = _batch_shape(eps, gamma, lam, tau, n, w1, w2)
-    lam, tau, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, tau, n, w1, w2))
-    inv_tau = 1 / tau
+    shape = _batch_shape(eps, gamma, tau, lam, n, w1, w2)
+    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
 
-    def f(y, e, g):
+    def f(y, e, g, tau_t):
         d1, d2 = scalar_rhs(y[0], y[1], lam, e, g, n)
-        return inv_tau * d1, inv_tau * d2
+        return d1 / tau_t, d2 / tau_t
 
-    def rates(t, left=False):
+    def rates(t, left=False):  # eps, gamma and tau (a schedule N / alpha(t) too) at t
         pick = (lambda x: x.left_limit(t)) if left else (lambda x: x(t))
         return [jnp.broadcast_to(jnp.asarray(pick(x) if is_schedule(x) else x, dtype), shape)
-                for x in (eps, gamma)]
+                for x in (eps, gamma, tau)]
 
     def rk4(y, t, h):
         # stages at t (value from the right), t + h/2 and t + h (value from the left): a jump at a
@@ -232,33 +231,40 @@ def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll):
         return y, y
 
     _, (w1s, w2s) = jax.lax.scan(outer, (w1, w2), (starts, hs, ms))
-    return _finish(ts, w1s, w2s, lam, eps, gamma, n, inv_tau)
+    if is_schedule(tau):  # the loss saved at t is scaled by 1 / tau(t)
+        tau_t = _series(tau, ts, shape, dtype)
+        return _finish(ts, w1s, w2s, lam, eps, gamma, n[..., None], n[..., None] / tau_t, n_last=True)
+    return _finish(ts, w1s, w2s, lam, eps, gamma, n, 1 / jnp.broadcast_to(tau, shape))
 
 
 def scalar_flow_scheduled(ts, lam, eps, w1, w2, *, tau, gamma, n, method, dt, unroll) -> Array:
-    """:func:`daedyn.dynamics.scalar_flow` with ``eps`` and/or ``gamma`` schedules (RK4 only)."""
+    """:func:`daedyn.dynamics.scalar_flow` with ``eps``, ``gamma`` and/or ``tau`` schedules (RK4 only; a
+    tau schedule N / alpha(t) is the flow of a learning-rate schedule)."""
     from daedyn.dynamics._scalar import default_dt, warn_nonfinite
 
     if method != "rk4":
-        raise ValueError(f"method must be 'rk4' with an eps or gamma schedule; got {method!r}")
+        raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule; got {method!r}")
     ts_c = concrete(ts)
     eps_max, gamma_max = _check_schedules(eps, gamma, ts_c if ts_c is not None else np.zeros(1))
     check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
-    check_range("tau", tau, 0.0, lo_open=True)
+    tau_values = schedule_values("tau", tau, ts_c if ts_c is not None else np.zeros(1))
+    if tau_values is not None:
+        check_range("tau schedule values" if is_schedule(tau) else "tau", tau_values, 0.0, lo_open=True)
+    tau_min = np.min(tau_values, axis=0) if is_schedule(tau) and tau_values is not None else tau
     for name, x in (("w1", w1), ("w2", w2)):
         check_range(name, x, -np.inf, np.inf)
-    dtype = float_dtype(lam, tau, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma)))
-    check_fit(dtype, ts=ts, lam=lam, tau=tau, n=n, w1=w1, w2=w2)
+    dtype = float_dtype(lam, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma, tau)))
+    check_fit(dtype, ts=ts, lam=lam, n=n, w1=w1, w2=w2)
     if dt is None:
-        if eps_max is None or gamma_max is None:
+        if eps_max is None or gamma_max is None or tau_min is None or is_schedule(tau_min):
             raise ValueError("dt must be given when the schedule values are traced")
-        dt = default_dt(lam, eps_max, w1, w2, gamma=gamma_max, tau=tau, n=n)
+        dt = default_dt(lam, eps_max, w1, w2, gamma=gamma_max, tau=tau_min, n=n)  # the fastest piece
     ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
     eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
     rest = [jnp.asarray(x, dtype) for x in (lam,)]
-    tail = [jnp.asarray(x, dtype) for x in (tau, n, w1, w2)]
+    tail = [_cast(tau, dtype)] + [jnp.asarray(x, dtype) for x in (n, w1, w2)]
     traj = _rk4_core(*args, *rest, eps, gamma, *tail, m_static=m_static,
                      unroll=check_int("unroll", unroll, 1))
     return warn_nonfinite("scalar_flow", traj, stacklevel=3)
