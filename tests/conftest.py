@@ -15,6 +15,17 @@ def x64():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_x64():
+    """An in-process ``daedyn ... --x64`` switches float64 on for the whole process, as a command-line
+    program should; here that must not leak into the next test on the same worker (a float32 sweep
+    would then compute in float64: seen in the slow suite)."""
+    before = jax.config.jax_enable_x64
+    yield
+    if jax.config.jax_enable_x64 != before:
+        jax.config.update("jax_enable_x64", before)
+
+
 def pytest_collection_modifyitems(config, items):
     has_gpu = any(d.platform == "gpu" for d in jax.devices()) if items else False
     skip_gpu = pytest.mark.skip(reason="needs a GPU; none is visible to JAX")
