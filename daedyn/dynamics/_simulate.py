@@ -82,6 +82,23 @@ def _join(parts: list, time_axis: dict[str, int], final: tuple[str, ...] = ()):
     return kind(**fields)
 
 
+def run_in_pieces(step: Callable, state, *, epochs: int, save_every: int, work: int, chunk_work: int,
+                  progress: Progress) -> list:
+    """The pieces of a long gradient-descent run: ``step(state, size, done) -> (trajectory, state)``
+    runs ``size`` epochs from ``state`` (``done`` epochs into the run); ``progress(done, epochs)``
+    hears about each finished piece. ``work`` is the run's size per epoch (batch x weights)."""
+    parts, done = [], 0
+    starting(progress, 0, epochs)
+    for size in chunk_sizes(epochs, save_every, work, chunk_work):
+        tr, state = step(state, size, done)
+        parts.append(tr)
+        done += size
+        if progress is not None:
+            jax.block_until_ready(tr)  # report work done, not work dispatched
+            progress(done, epochs)
+    return parts
+
+
 def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *,
                     alpha: ArrayLike, epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
                     save_every: int = 1, method: Literal["gd", "rk4", "diffrax"] = "gd",
@@ -135,19 +152,15 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         return tr
     batch = int(np.prod(np.broadcast_shapes(*(shape_of(x) for x in (lam, eps, w1, w2, alpha, gamma,
                                                                       n)))))
-    parts, y1, y2, done = [], w1, w2, 0
-    starting(progress, 0, epochs)
-    for size in chunk_sizes(epochs, save_every, batch, chunk_work):
-        tr = dynamics.scalar_gd(lam, at(eps, done), y1, y2, alpha=alpha, gamma=at(gamma, done), n=n,
+
+    def step(y, size, done):
+        tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=alpha, gamma=at(gamma, done), n=n,
                                 epochs=size, save_every=save_every, backend=backend,
-                                check_stability=not parts)
-        parts.append(tr)
-        y1, y2 = tr.w1[..., -1], tr.w2[..., -1]
-        done += size
-        if progress is not None:
-            jax.block_until_ready(tr)  # report work done, not work dispatched
-            progress(done, epochs)
-    return _join(parts, {})
+                                check_stability=not done)
+        return tr, (tr.w1[..., -1], tr.w2[..., -1])
+
+    return _join(run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every, work=batch,
+                               chunk_work=chunk_work, progress=progress), {})
 
 
 def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
@@ -198,17 +211,13 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
         if progress is not None:
             progress(epochs, epochs)
         return tr
-    batch = int(np.prod(np.shape(w1)))
-    parts, y1, y2, done = [], w1, w2, 0
-    starting(progress, 0, epochs)
-    for size in chunk_sizes(epochs, save_every, batch, chunk_work):
-        tr = dynamics.matrix_gd(eigvals, y1, y2, alpha=alpha, epochs=size, save_every=save_every,
-                                check_stability=not parts, **{**kw, "eps": at(eps, done),
-                                                              "gamma": at(gamma, done)})
-        parts.append(tr)
-        y1, y2 = tr.w1, tr.w2
-        done += size
-        if progress is not None:
-            jax.block_until_ready(tr)  # report work done, not work dispatched
-            progress(done, epochs)
+
+    def step(y, size, done):
+        tr = dynamics.matrix_gd(eigvals, y[0], y[1], alpha=alpha, epochs=size, save_every=save_every,
+                                check_stability=not done, **{**kw, "eps": at(eps, done),
+                                                             "gamma": at(gamma, done)})
+        return tr, (tr.w1, tr.w2)
+
+    parts = run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every,
+                          work=int(np.prod(np.shape(w1))), chunk_work=chunk_work, progress=progress)
     return _join(parts, {"mapping": -2, "singular_values": -2}, final=("w1", "w2"))

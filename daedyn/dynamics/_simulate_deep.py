@@ -14,13 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from daedyn._progress import starting
-from daedyn.dynamics._simulate import CHUNK_WORK, Progress, _check_schedule, _join, chunk_sizes
+from daedyn.dynamics._simulate import CHUNK_WORK, Progress, _check_schedule, _join, run_in_pieces
 
 __all__ = ["simulate_deep_scalar", "simulate_deep_matrix"]
 
@@ -65,17 +63,15 @@ def simulate_deep_scalar(lam: ArrayLike, eps: ArrayLike, factors: ArrayLike, *, 
         return tr
     batch = int(np.prod(np.broadcast_shapes(*(np.shape(x) for x in (lam, eps, alpha, gamma, n)),
                                             np.shape(factors)[:-1])))
-    parts, a, done = [], factors, 0
-    starting(progress, 0, epochs)
-    for size in chunk_sizes(epochs, save_every, batch * np.shape(factors)[-1], chunk_work):
+
+    def step(a, size, done):
         tr = dynamics.deep_scalar_gd(lam, eps, a, alpha=alpha, gamma=gamma, n=n, epochs=size,
                                      save_every=save_every)
-        parts.append(tr)
-        a, done = tr.factors[..., -1], done + size
-        if progress is not None:
-            jax.block_until_ready(tr)  # report work done, not work dispatched
-            progress(done, epochs)
-    return _join(parts, {})
+        return tr, tr.factors[..., -1]
+
+    return _join(run_in_pieces(step, factors, epochs=epochs, save_every=save_every,
+                               work=batch * np.shape(factors)[-1], chunk_work=chunk_work, progress=progress),
+                 {})
 
 
 def simulate_deep_matrix(eigvals: ArrayLike, ws: Sequence[ArrayLike], *, alpha: ArrayLike, epochs: int,
@@ -111,14 +107,12 @@ def simulate_deep_matrix(eigvals: ArrayLike, ws: Sequence[ArrayLike], *, alpha: 
         if progress is not None:
             progress(epochs, epochs)
         return tr
-    work = sum(int(np.prod(np.shape(w))) for w in ws)
-    parts, y, done = [], tuple(ws), 0
-    starting(progress, 0, epochs)
-    for size in chunk_sizes(epochs, save_every, work, chunk_work):
+
+    def step(y, size, done):
         tr = dynamics.deep_matrix_gd(eigvals, y, alpha=alpha, epochs=size, save_every=save_every, **kw)
-        parts.append(tr)
-        y, done = tr.ws, done + size
-        if progress is not None:
-            jax.block_until_ready(tr)  # report work done, not work dispatched
-            progress(done, epochs)
+        return tr, tr.ws
+
+    parts = run_in_pieces(step, tuple(ws), epochs=epochs, save_every=save_every,
+                          work=sum(int(np.prod(np.shape(w))) for w in ws), chunk_work=chunk_work,
+                          progress=progress)
     return _join(parts, {"mapping": -2, "singular_values": -2}, final=("ws",))
