@@ -40,10 +40,12 @@ def _closed(t, lam, eps, gamma, n, tau, args):
                       np.float64)
 
 
-def run(args, helpers) -> int:
-    """Deep scalar or matrix mode; ``helpers`` is the simulate module (its checks and formatting)."""
+def run(args) -> int:
+    """Deep scalar or matrix mode, with the checks and formatting of ``daedyn.cli.simulate``."""
+    from daedyn.cli import simulate  # loaded already: it dispatches here
+
     _refuse(args)
-    return _run_matrix(args, helpers) if args.matrix else _run_scalar(args, helpers)
+    return _run_matrix(args, simulate) if args.matrix else _run_scalar(args, simulate)
 
 
 def _run_scalar(args, h) -> int:

@@ -166,7 +166,7 @@ def run(args) -> int:
     if args.depth > 2:
         from daedyn.cli import _simulate_deep
 
-        return _simulate_deep.run(args, sys.modules[__name__])
+        return _simulate_deep.run(args)
     if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None
                             or args.cov is not None or args.raw):
         raise ValueError("--noise masking/gaussian, --p, --cov, --raw and --dataset need --matrix (the "
