@@ -193,10 +193,10 @@ def schedule_objective_fn(problem, route: ScheduleRoute, *, alpha: ArrayLike, ga
                  eps_eval=jnp.asarray(problem.n_heldout * jnp.asarray(eval_sigma2), dt))
     if route.route == "train":
         from daedyn.tune._config import TrainRoute
-        from daedyn.tune._train_route import _train_data, train_objective_fn
+        from daedyn.tune._train_route import train_data
 
         config = TrainRoute(epochs=int(route.epochs), hidden=route.hidden)
-        tdata = _train_data(train_objective_fn(problem, config, key=key, init_scale=init_scale))
+        tdata = train_data(problem, config, key=key, init_scale=init_scale)
         return jtu.Partial(_TrainBound(route, config), tdata, fixed)
     return jtu.Partial(_Bound(route), data, fixed)
 

@@ -18,7 +18,7 @@ from daedyn.spectrum import Spectrum
 from daedyn.tune._config import Hyperparams, TrainRoute, as_hyperparams
 from daedyn.tune._routes import Bound, check_hidden
 
-__all__ = ["train_objective_fn", "train_init_w0"]
+__all__ = ["train_objective_fn", "train_data", "train_init_w0"]
 
 
 class TrainData(NamedTuple):
@@ -61,6 +61,12 @@ def train_objective_fn(problem, route: TrainRoute, *, key: Array,
     Raises:
       ValueError: for a problem without data, a missing key, or hidden outside [1, D].
     """
+    return jtu.Partial(Bound(_train_loss, route), train_data(problem, route, key=key, init_scale=init_scale))
+
+
+def train_data(problem, route: TrainRoute, *, key: Array, init_scale: ArrayLike = 1e-4) -> TrainData:
+    """The traced data of route 3 (checked): the prepared training data, the initial weights drawn
+    with ``key`` and the held-out set; shared by :func:`train_objective_fn` and the schedule route."""
     if problem.x_train is None or problem.x_heldout is None or problem.eigvecs is None:
         raise ValueError("route 'train' needs the data: build the problem with "
                          "heldout_problem(x_train, x_heldout, keep_data=True)")
@@ -80,9 +86,8 @@ def train_objective_fn(problem, route: TrainRoute, *, key: Array,
     hidden = width if route.depth == 2 else [width] * (route.depth - 1)
     params = models.init_autoencoder(d, hidden, key=k_init, scale=init_scale)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
-    data = TrainData(tdata, params, k_noise, problem.x_heldout, problem.eigvecs,
+    return TrainData(tdata, params, k_noise, problem.x_heldout, problem.eigvecs,
                      jnp.asarray(problem.n, dt), jnp.asarray(problem.n_heldout, dt))
-    return jtu.Partial(Bound(_train_loss, route), data)
 
 
 def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array:
