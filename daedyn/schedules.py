@@ -206,12 +206,16 @@ def _check_values(name: str, values) -> None:
     check_range(name, values, 0.0)
 
 
-def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseConstant:
+def piecewise_constant(boundaries: ArrayLike, values: ArrayLike, *,
+                       matrix: bool = False) -> PiecewiseConstant:
     """A piecewise-constant schedule: ``values[0]`` until ``boundaries[0]``, then ``values[1]``, ...
 
     Args:
       boundaries: (K,) strictly increasing times > 0 in epochs (K >= 0; ``[]`` gives a constant).
       values: (K + 1, *shape) values >= 0; a trailing shape gives, e.g., one schedule per direction.
+      matrix: the values are (K + 1, ..., D, D) corruption terms (``eps_dims=2`` of
+        :func:`daedyn.dynamics.matrix_gd`): each must be symmetric positive semi-definite instead of
+        elementwise >= 0 (its off-diagonal entries may be negative).
     Returns:
       :class:`PiecewiseConstant`.
     Raises:
@@ -234,7 +238,13 @@ def piecewise_constant(boundaries: ArrayLike, values: ArrayLike) -> PiecewiseCon
         check_range("boundaries", b, 0.0, lo_open=True)
         if b.size > 1 and not np.all(np.diff(b.astype(np.float64)) > 0):
             raise ValueError(f"boundaries must be strictly increasing; got {b.tolist()}")
-    if v is not None:
+    if v is not None and matrix:
+        from daedyn._corruption import check_noise_term
+
+        if v.ndim < 3 or v.shape[-1] != v.shape[-2]:
+            raise ValueError(f"values with matrix=True must have shape (K + 1, ..., D, D); got {v.shape}")
+        check_noise_term("values", v, 2)
+    elif v is not None:
         _check_values("values", v)
     dtype = jnp.result_type(boundaries, values)
     return PiecewiseConstant(boundaries.astype(dtype), values.astype(dtype))

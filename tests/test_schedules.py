@@ -227,3 +227,16 @@ def test_per_direction_schedules_and_vmap_over_values(x64):
     f = lambda v: theory.small_init_trajectory(30.0, 1.0, schedules.PiecewiseConstant(b, v), w0=1e-2, tau=4.0)
     batch = jax.vmap(f)(vals.T)  # three scalar schedules at once
     np.testing.assert_allclose(batch, [f(vals[:, j]) for j in range(3)], rtol=1e-14)
+
+
+def test_piecewise_constant_matrix_values():
+    """matrix=True: (K + 1, D, D) pieces, each symmetric PSD (negative off-diagonals allowed)."""
+    c = np.array([[1.0, -0.5], [-0.5, 1.0]])
+    s = schedules.piecewise_constant([5.0], np.stack([c, 2 * c]), matrix=True)
+    np.testing.assert_array_equal(s(jnp.asarray(6.0)), 2 * c)
+    with pytest.raises(ValueError, match="values must lie in"):  # without matrix=True: elementwise >= 0
+        schedules.piecewise_constant([5.0], np.stack([c, 2 * c]))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        schedules.piecewise_constant([5.0], np.stack([c, -c]), matrix=True)
+    with pytest.raises(ValueError, match=r"shape \(K \+ 1, ..., D, D\)"):
+        schedules.piecewise_constant([5.0], np.ones((2, 3)), matrix=True)

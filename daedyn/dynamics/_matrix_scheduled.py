@@ -12,8 +12,11 @@ engines (:mod:`daedyn.dynamics._scheduled`):
 - The observables saved at time t (the loss) use ``eps(t)`` and ``gamma(t)``.
 
 A schedule's value at one time has the shape the constant would have: a scalar noise level (or one
-per batch element) with ``eps_dims=0``, a (..., D) per-direction vector with ``eps_dims=1``. Matrix
-terms (``eps_dims=2``) are not scheduled. Every step is the shared core's ``_linear.gd_step`` /
+per batch element) with ``eps_dims=0``, a (..., D) per-direction vector with ``eps_dims=1``, a (..., D, D)
+symmetric positive semi-definite matrix V^T C V with ``eps_dims=2`` (e.g. a masking rate or a noise
+covariance that changes during training). Every piece of a matrix schedule is validated like a
+constant term, and the stability check runs on every piece (the ramp ends of a linear or exponential
+schedule; a user function's values at the save times). Every step is the shared core's ``_linear.gd_step`` /
 ``_linear.rhs``, vmapped over the flattened batch inside the time loop (the schedule is looked up
 once per step for the whole batch).
 """
@@ -40,27 +43,40 @@ def _stand_in(name: str, x, ts, eps_dims: int):
     warning): the largest value a schedule takes (None entries when traced), or ``x`` itself."""
     if not is_schedule(x):
         return x
-    if eps_dims == 2:
-        raise ValueError(f"{name} must not be a schedule with eps_dims=2 (a scheduled (D, D) corruption "
-                         f"term is not supported); use eps_dims 0 or 1")
     v = schedule_values(name, x, ts)
     if v is None:  # traced values: shapes only
         return np.zeros(x.shape)
+    if eps_dims == 2:  # (P, ..., D, D): the pieces, each checked as a constant term by the caller
+        return np.asarray(v, np.float64)
     check_range(f"{name} schedule values", v, 0.0)
     return np.max(np.asarray(v, np.float64), axis=0)
+
+
+def _matrix_pieces(eps, eps_c, eps_dims):
+    """The concrete pieces of a scheduled (D, D) term, (P, ..., D, D), or None."""
+    if eps_dims != 2 or not is_schedule(eps) or np.ndim(eps_c) < 3 or np.ndim(eps_c) == len(eps.shape):
+        return None
+    return eps_c
 
 
 def _prepare(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, **rate):
     from daedyn.dynamics._matrix import _check_eig_inputs
 
     eps_c, gamma_c = _stand_in("eps", eps, ts, eps_dims), _stand_in("gamma", gamma, ts, 0)
+    pieces = _matrix_pieces(eps, eps_c, eps_dims)
+    if pieces is not None:  # a scheduled (D, D) term: every piece must be a valid constant term
+        for piece in pieces[1:]:
+            _check_eig_inputs(eigvals, w1, w2, piece, gamma_c, n, precision, form, eps_dims, **rate)
+        eps_c = pieces[0]
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps_c, gamma_c, n, precision, form,
                                               eps_dims, **rate)
+    eps_c = pieces if pieces is not None else eps_c
     (rate_name, rate_value), = rate.items()
     dtype = float_dtype(eigvals, w1, w2, rate_value, *(_leaf_dtype_probe(x) for x in (eps, gamma)))
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, n=n, **{rate_name: rate_value})
+    eps_shape = np.shape(eps_c)[1:] if pieces is not None else np.shape(eps_c)
     bshape = tuple(np.broadcast_shapes(np.shape(eigvals)[:-1], np.shape(w1)[:-2], np.shape(w2)[:-2],
-                                       np.shape(eps_c)[:np.ndim(eps_c) - eps_dims], np.shape(gamma_c),
+                                       eps_shape[:len(eps_shape) - eps_dims], np.shape(gamma_c),
                                        np.shape(rate_value), np.shape(n)))
     return precision, d, h, form, dtype, bshape, eps_c, gamma_c
 
@@ -138,8 +154,12 @@ def matrix_gd_scheduled(eigvals, w1, w2, *, eps, gamma, alpha, n, epochs, save_e
     ts = np.arange(epochs // save_every + 1) * save_every
     precision, d, h, form, dtype, bshape, eps_c, gamma_c = _prepare(
         eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, alpha=alpha)
-    edge = (_stability(eigvals, min(h, d), eps_c, gamma_c, alpha, n, w1, w2, eps_dims=eps_dims)
-            if check_stability else None)
+    edge = None
+    if check_stability:
+        for e in (eps_c if _matrix_pieces(eps, eps_c, eps_dims) is not None else [eps_c]):
+            edge = _stability(eigvals, min(h, d), e, gamma_c, alpha, n, w1, w2, eps_dims=eps_dims)
+            if warned(edge):  # one warning for the first piece that cannot settle
+                break
     eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
     lam, w1, w2, alpha, n = (jnp.asarray(x, dtype) for x in (eigvals, w1, w2, alpha, n))
     traj = _gd_core(lam, w1, w2, eps, gamma, alpha, n, bshape=bshape, n_saves=epochs // save_every,
