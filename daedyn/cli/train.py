@@ -46,6 +46,11 @@ def register(subparsers) -> None:
                    help="corruption rate: the drop rate of --noise masking (inverted dropout, in [0, 1)) "
                    "or the replaced fraction of --noise salt-and-pepper (values 0 and 1, in [0, 1])")
     add_corruption_options(p)
+    p.add_argument("--eps-schedule", default=None, metavar="SPEC",
+                   help="a schedule of eps = N s^2 instead of --noise/--sigma2: Gaussian noise of variance "
+                   "eps(k) / N at epoch k (sampled, or the expected loss with --marginalised): "
+                   "'piecewise:B1,...:V0,...', 'linear:START,END,T_END' or 'exponential:START,END,T_END' "
+                   "(docs/schedules.md); the report's eps is the value at the last epoch")
     p.add_argument("--marginalised", action="store_true",
                    help="train on the expected loss over the noise (linear networks) instead of "
                    "sampling it every epoch")
@@ -89,8 +94,8 @@ def _noise(args):
     if args.noise == "none":
         if args.sigma2 is not None or args.b is not None or args.p is not None:
             raise ValueError("--sigma2/--b/--p need --noise gaussian/laplace/masking/salt-and-pepper")
-        if args.marginalised:
-            raise ValueError("--marginalised needs --noise gaussian, laplace or masking")
+        if args.marginalised and getattr(args, "eps_schedule", None) is None:
+            raise ValueError("--marginalised needs --noise gaussian, laplace or masking, or --eps-schedule")
         return None
     if args.noise in ("masking", "salt-and-pepper"):
         if args.sigma2 is not None or args.b is not None:
@@ -176,8 +181,11 @@ def _one_seed(r, s: int):
 
     per_seed = ("mapping", "singular_values", "weight_norm", "train_loss", "heldout_loss", "tau", "eps",
                 "gamma", "params", "init_params")
+    from daedyn.schedules import is_schedule
+
+    # a schedule (--eps-schedule) is one for all seeds: kept whole, not indexed
     return r._replace(**{f: jax.tree_util.tree_map(lambda a: a[s], getattr(r, f))
-                         for f in per_seed if getattr(r, f) is not None})
+                         for f in per_seed if getattr(r, f) is not None and not is_schedule(getattr(r, f))})
 
 
 def run(args) -> int:
@@ -187,9 +195,18 @@ def run(args) -> int:
 
     from daedyn import data, models, spectrum, theory, train
     from daedyn._progress import progress_bar
+    from daedyn.schedules import is_schedule
 
     _check(args)
     nz = _noise(args)
+    schedule = None
+    if args.eps_schedule is not None:
+        from daedyn.schedules import parse_schedule
+
+        if args.noise != "none" or args.cov is not None or args.raw:
+            raise ValueError("--eps-schedule is the schedule of Gaussian noise's eps = N s^2: drop --noise, "
+                             "--sigma2, --cov and --raw")
+        schedule = parse_schedule(args.eps_schedule)
     activation = None if args.activation == "linear" else args.activation
     linear = models.is_linear(activation)
     if args.marginalised and not linear:
@@ -220,6 +237,7 @@ def run(args) -> int:
     kw = dict(hidden=args.hidden, depth=args.depth, epochs=args.epochs, alpha=args.alpha,
               activation=activation,
               noise=nz, marginalised=args.marginalised, gamma=args.gamma, spectrum=spec,
+              **({} if schedule is None else {"eps": schedule}),
               x_heldout=x_held, save_every=args.save_every, init_scale=args.init_scale,
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
               progress=None if quiet else progress_bar("epochs"),
@@ -240,7 +258,9 @@ def run(args) -> int:
     lam = np.asarray(r0.eigvals)
     epochs = np.asarray(r0.t)
     mapping = np.stack([np.asarray(r.mapping) for r in runs])  # (S, T, D)
-    tau, eps, gamma = float(np.ravel(r0.tau)[0]), float(np.ravel(r0.eps)[0]), float(np.ravel(r0.gamma)[0])
+    # a schedule's columns are those of its value at the last epoch (the fixed point it approaches)
+    last = lambda v: v(float(args.epochs)) if is_schedule(v) else v
+    tau, eps, gamma = (float(np.ravel(last(v))[0]) for v in (r0.tau, r0.eps, r0.gamma))
     eps_dir = eps
     if args.noise == "masking" or args.cov is not None:  # the diagonal eps_j (docs/corruption.md)
         eps_dir = np.asarray(theory.diagonal_eps(nz.marginal_term(spec)), np.float64)
@@ -271,9 +291,9 @@ def run(args) -> int:
     report = {
         "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
         "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation,
-        "noise": args.noise,
+        "noise": "gaussian" if schedule is not None else args.noise,
         "s2": eps / n, "eps": eps, "p": args.p, "raw": args.raw, "cov": args.cov,
-        "marginalised": args.marginalised, "gamma": gamma,
+        "marginalised": args.marginalised, "gamma": gamma, "eps_schedule": args.eps_schedule,
         "alpha": args.alpha, "tau": tau, "loss_scale": args.loss_scale, "epochs": args.epochs,
         "save_every": args.save_every, "batch_size": args.batch_size, "seeds": args.seeds,
         "seed": args.seed, "dtype": str(mapping.dtype), "directions": directions,
@@ -285,7 +305,9 @@ def run(args) -> int:
     if args.out and _is_dataset_path(args.out):
         report["out"] = _save_dataset(args.out, runs[0] if batch is None else batch, pred, report)
     elif args.out:
-        per_seed = lambda f: np.stack([np.asarray(getattr(r, f)) for r in runs])
+        # a schedule is saved as its values at the recorded epochs
+        at_t = lambda v: v(jnp.asarray(epochs, r0.mapping.dtype)) if is_schedule(v) else v
+        per_seed = lambda f: np.stack([np.asarray(at_t(getattr(r, f))) for r in runs])
         arrays = {"t": epochs, "mapping": mapping, "eigvals": lam, "tau": per_seed("tau"),
                   "eps": per_seed("eps"), "gamma": per_seed("gamma"),
                   "settings": np.asarray(json.dumps({k: v for k, v in report.items()
@@ -322,6 +344,8 @@ def _level(rep: dict) -> str:
         return f"p = {rep['p']:g}{extra}"
     if rep.get("cov"):
         return f"cov from {rep['cov']}, theory with the diagonal eps_j"
+    if rep.get("eps_schedule"):
+        return f"eps schedule {rep['eps_schedule']}, eps = {rep['eps']:.4g} at the last epoch"
     return f"s^2 = {rep['s2']:.4g}, eps = N s^2 = {rep['eps']:.4g}"
 
 
