@@ -113,8 +113,8 @@ def npy(tmp_path_factory):
 def test_train_eps_schedule_marginalised_json(npy, capsys, tmp_path):
     """``daedyn train --eps-schedule``: the trained network follows the scheduled theory, and a
     one-piece schedule reports the same as the constant --noise gaussian run."""
-    base = ["train", "--dataset", npy, "--hidden", "3", "--marginalised", "--alpha", "0.05", "--epochs", "400",
-            "--save-every", "50", "--init-scale", "0.001", "--top", "3", "--json"]
+    base = ["train", "--dataset", npy, "--hidden", "3", "--marginalised", "--alpha", "0.05", "--epochs",
+            "400", "--save-every", "50", "--init-scale", "0.001", "--top", "3", "--json"]
     out_npz = str(tmp_path / "run.npz")
     rc, out, _ = _cli(base + ["--eps-schedule", "piecewise:200:60,3", "--out", out_npz], capsys)
     assert rc == 0
