@@ -56,8 +56,9 @@ class ScheduleRoute:
       pieces: number K of schedule pieces, >= 1 (K = 1: a constant eps).
       epochs: training time T in epochs, > 0 (a whole number for ``route="dynamics"``).
       route: "closed_form" (exact chained flow), "dynamics" (the GD recursion, step k uses eps(k)) or
-        "train" (full-batch training of a linear DAE on the marginalised loss, epoch k with eps(k),
-        from weights drawn with the objective's ``key``; eps pieces only).
+        "train" (full-batch training of a linear DAE on the marginalised loss, epoch k with eps(k)
+        (and gamma(k), alpha(k) with ``tune_gamma`` / ``tune_alpha``), from weights drawn with the
+        objective's ``key``; one eps per piece, not per direction).
       per_direction: one schedule per eigen-direction (eps of shape (K, D)) instead of one (K,).
       tune_gamma: gamma is a K-piece schedule too (params["gamma"], (K,)).
       hidden: hidden units H (directions j >= H stay 0); None means H = D.
@@ -87,9 +88,9 @@ class ScheduleRoute:
             raise ValueError(f"route must be 'closed_form', 'dynamics' or 'train'; got {self.route!r}")
         if self.route != "closed_form" and float(self.epochs) != int(self.epochs):
             raise ValueError(f"epochs must be a whole number on route {self.route!r}; got {self.epochs}")
-        if self.route == "train" and (self.per_direction or self.tune_gamma or self.tune_alpha):
-            raise ValueError("route 'train' tunes the eps pieces only: per_direction, tune_gamma and "
-                             "tune_alpha need route 'closed_form' or 'dynamics'")
+        if self.route == "train" and self.per_direction:
+            raise ValueError("route 'train' tunes one eps per piece: per_direction needs route 'closed_form' "
+                             "or 'dynamics'")
         if self.alpha_max is not None:
             check_range("alpha_max", self.alpha_max, 0.0, lo_open=True)
         if self.tune_epochs and self.route != "closed_form":
@@ -117,10 +118,13 @@ class _TrainBound:
         from daedyn.tune._train_route import _train_loss
 
         dt = data.n.dtype
-        b = jnp.asarray(even_boundaries(self.route.epochs, self.route.pieces), dt)
-        eps = schedules.PiecewiseConstant(b, jnp.asarray(params["eps"], dt))
-        hyper = Hyperparams(eps=eps, alpha=fixed["alpha"], gamma=fixed["gamma"], w0=fixed["w0"],
-                            eps_eval=fixed["eps_eval"])
+        r = self.route
+        b = jnp.asarray(even_boundaries(r.epochs, r.pieces), dt)
+        piecewise = lambda v: schedules.PiecewiseConstant(b, jnp.asarray(v, dt))
+        eps = piecewise(params["eps"])
+        gamma = piecewise(params["gamma"]) if r.tune_gamma else fixed["gamma"]
+        alpha = piecewise(alpha_of(r, params["alpha"])) if r.tune_alpha else fixed["alpha"]
+        hyper = Hyperparams(eps=eps, alpha=alpha, gamma=gamma, w0=fixed["w0"], eps_eval=fixed["eps_eval"])
         return _train_loss(self.config, data, hyper)
 
 

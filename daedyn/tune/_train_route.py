@@ -94,10 +94,12 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
     if hyper.epochs is not None:
         raise ValueError("epochs can only be tuned on route 'closed_form' (TrainRoute runs a whole "
                          f"number of epochs, epochs={route.epochs} in the route config)")
-    if is_schedule(hyper.eps):  # an eps schedule (tune_schedule's route "train"): step k uses eps(k)
-        h = as_hyperparams(hyper._replace(eps=0.0), data.n.dtype)._replace(eps=hyper.eps)
-    else:
-        h = as_hyperparams(hyper, data.n.dtype)
+    # schedules (tune_schedule's route "train"): step k uses eps(k), gamma(k), alpha(k); the checks
+    # and casts of as_hyperparams see stand-ins (their values are the tuned parameters, > 0 by the
+    # log / bounded reparametrisation)
+    sched = {k: getattr(hyper, k) for k in ("eps", "gamma", "alpha") if is_schedule(getattr(hyper, k))}
+    stand_in = {k: 1.0 if k == "alpha" else 0.0 for k in sched}
+    h = as_hyperparams(hyper._replace(**stand_in), data.n.dtype)._replace(**sched)
     if not is_schedule(h.eps) and h.eps.ndim != 0 and not (h.eps.ndim == 2 and _path(route) == "eigen"):
         raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'; route "
                          "'train' takes a scalar eps, or a (D, D) corruption term in the eigenbasis "
