@@ -29,7 +29,7 @@ import jax.random as jr
 import numpy as np
 from jax.typing import ArrayLike
 
-from daedyn import dynamics, models, theory, train
+from daedyn import dynamics, models, schedules, theory, train
 from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
 from daedyn._checks import check_range
@@ -128,8 +128,13 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
       x: data (N, D) (rows are samples), or None with ``eigvals`` and ``n``.
       eigvals: a spectrum lam (D,) of Sigma = X^T X instead of data; ``n`` >= D samples.
       n: sample count for ``eigvals`` (ignored with ``x``).
-      eps: noise level N s^2 (marginalised Gaussian noise of variance eps / N), >= 0.
-      gamma: weight decay, >= 0. alpha: learning rate, > 0 (tau = N / alpha).
+      eps: noise level N s^2 (marginalised Gaussian noise of variance eps / N), >= 0, or a
+        piecewise-constant :mod:`daedyn.schedules` schedule of it (every way runs under it: the
+        chained closed form, epoch k with eps(k) in the recursions and the training; docs/schedules.md).
+      gamma: weight decay, >= 0, or a piecewise-constant schedule.
+      alpha: learning rate, > 0 (tau = N / alpha).
+      The fixed point w* of a schedule (for ``fraction`` and ``min_fixed_point``) is that of its
+      value at the last epoch.
       hidden: H. epochs: epochs of gradient descent. save_every: record spacing (default epochs / 100,
         at least 1, a divisor of ``epochs``).
       init: "random" (i.i.d. N(0, init_scale^2) weights, the network's own start for every way) or
@@ -154,8 +159,16 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
         raise ValueError("give exactly one of x (data) or eigvals (a spectrum, with n)")
     if init not in ("random", "orthogonal"):
         raise ValueError(f"init must be 'random' or 'orthogonal'; got {init!r}")
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
+    for name, v in (("eps", eps), ("gamma", gamma)):
+        if isinstance(v, schedules.PiecewiseConstant):
+            if np.ndim(v.values) != 1:
+                raise ValueError(f"{name} must be a schedule of one value per piece (values (K + 1,)); got "
+                                 f"values of shape {np.shape(v.values)}")
+        elif schedules.is_schedule(v):
+            raise ValueError(f"{name}: crosscheck takes piecewise-constant schedules (the closed form is "
+                             f"exact for those); got a {type(v).__name__} schedule")
+        else:
+            check_range(name, v, 0.0)
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("hidden", hidden, 1)
     check_range("epochs", epochs, 1)
@@ -181,9 +194,13 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     caught = []
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
+        if schedules.is_schedule(eps):
+            noise_kw = dict(eps=eps, marginalised=True)
+        else:
+            noise_kw = dict(noise=noise_lib.gaussian(eps / nn) if eps else None, marginalised=bool(eps))
         run = train.train(xm, key=jr.fold_in(key, 2), alpha=alpha, gamma=gamma, hidden=h, epochs=epochs,
-                          save_every=save_every, noise=noise_lib.gaussian(eps / nn) if eps else None,
-                          marginalised=bool(eps), spectrum=spec, params=params, precision=precision)
+                          save_every=save_every, spectrum=spec, params=params, precision=precision,
+                          **noise_kw)
         t = np.asarray(run.t, np.float64)
         w0 = np.asarray(train.initial_w0(params, v, kind="balanced"), np.float64)[:k]
         w0 = np.maximum(w0, np.finfo(np.float32).tiny)
@@ -200,7 +217,8 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     maps = {"closed": np.asarray(closed, np.float64), "scalar": np.asarray(scalar.w, np.float64).T,
             "matrix": np.asarray(matrix.mapping, np.float64)[:, :k],
             "train": np.asarray(run.mapping, np.float64)[:, :k]}
-    w_star = np.asarray(theory.fixed_point(lam[:k], eps, gamma, n=nn), np.float64)
+    last = lambda v: float(v(float(epochs))) if schedules.is_schedule(v) else v  # the final piece
+    w_star = np.asarray(theory.fixed_point(lam[:k], last(eps), last(gamma), n=nn), np.float64)
     checked = w_star >= tolerances.min_fixed_point
     cross = lambda w: np.asarray(train.crossing_times(t, w, fraction * w_star), np.float64)
     times = {m: np.where(checked, cross(w), np.nan) for m, w in maps.items()}
@@ -222,7 +240,10 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
                     failures.append(f"{a} vs {b}: {q} = {val[j]:.4g} > {tol:g} at direction {j} "
                                     f"(alpha lam / N = {alpha * lam[j] / nn:.3g}); {int(bad.sum())} "
                                     f"direction(s) fail")
-    settings = {"n": int(nn), "d": int(d), "hidden": h, "eps": float(eps), "gamma": float(gamma),
+    described = lambda v: ({"boundaries": np.asarray(v.boundaries).tolist(),
+                            "values": np.asarray(v.values).tolist()}
+                           if schedules.is_schedule(v) else float(v))
+    settings = {"n": int(nn), "d": int(d), "hidden": h, "eps": described(eps), "gamma": described(gamma),
                 "alpha": float(alpha), "tau": float(tau), "epochs": int(epochs), "save_every": save_every,
                 "init": init, "init_scale": float(init_scale), "fraction": float(fraction),
                 "source": "data" if x is not None else "spectrum", "warnings": caught}

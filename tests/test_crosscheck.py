@@ -66,7 +66,42 @@ def test_tolerances_are_what_the_verdict_uses():
     assert not strict.verdict and all("time_rel" in f for f in strict.failures)
 
 
+def test_schedules_run_under_every_way():
+    """Piecewise-constant eps and gamma schedules from the orthogonal start: the three recursions
+    coincide (float32 round-off), the chained closed form is within the flow's Euler error, and a
+    one-piece schedule is the constant."""
+    from daedyn import schedules
+
+    kw = dict(eigvals=[4.0, 2.0, 1.0, 0.5], n=4, alpha=0.01, hidden=3, epochs=3000, save_every=10,
+              init="orthogonal", init_scale=0.01)
+    eps = schedules.piecewise_constant([1000.0, 2000.0], [0.5, 3.0, 1.0])
+    gamma = schedules.piecewise_constant([1500.0], [0.0, 0.01])
+    r = crosscheck(**kw, eps=eps, gamma=gamma)
+    assert r.verdict, r.failures
+    for p in ("scalar-matrix", "scalar-train", "matrix-train"):  # measured <= 8e-7
+        assert np.max(r.pairs[p]["max"]) < 1e-5, p
+    # flow vs recursion: measured 7.8e-3 max (alpha lam / N = 0.01, the jumps included)
+    assert np.max(r.pairs["closed-scalar"]["max"]) < 0.02
+    # w* is the last piece's (eps 1, gamma 0.01): lam / (lam + eps) - n gamma / (lam + eps)
+    np.testing.assert_allclose(r.fixed_point, [(4 - 0.04) / 5, (2 - 0.04) / 3, (1 - 0.04) / 2], rtol=1e-6)
+    assert r.settings["eps"] == {"boundaries": [1000.0, 2000.0], "values": [0.5, 3.0, 1.0]}
+
+
+@pytest.mark.slow  # two more crosschecks: ~7 s on the loaded 2-core CPU
+def test_one_piece_schedule_crosscheck_is_the_constant():
+    from daedyn import schedules
+
+    kw = dict(eigvals=[4.0, 2.0, 1.0, 0.5], n=4, alpha=0.01, hidden=3, epochs=3000, save_every=10,
+              init="orthogonal", init_scale=0.01)
+    one = crosscheck(**kw, eps=schedules.piecewise_constant([], [2.0]))
+    const = crosscheck(**kw, eps=2.0)
+    for w in WAYS:  # the library's one-piece schedules are the constants (bit for bit)
+        np.testing.assert_allclose(one.mapping[w], const.mapping[w], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    (dict(eigvals=[1.0], n=2, eps=__import__("daedyn").schedules.linear(1.0, 0.0, 10.0)),
+     "piecewise-constant schedules"),
     (dict(), "exactly one"),
     (dict(x=np.ones((4, 2)), eigvals=[1.0, 2.0], n=4), "exactly one"),
     (dict(eigvals=[1.0, 2.0, 3.0], n=2), "n >= D"),

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     noise.add_argument("--sigma2", type=float, default=None,
                        help="Gaussian noise variance s^2 (marginalised; eps = N s^2)")
     noise.add_argument("--eps", type=float, default=None, help="noise level eps = N s^2 (default 0)")
+    noise.add_argument("--eps-schedule", default=None, metavar="piecewise:B1,...:V0,...",
+                       help="a piecewise-constant schedule of eps instead (every way runs under it; "
+                       "w* is the last piece's; docs/schedules.md)")
     p.add_argument("--gamma", type=float, default=0.0, help="weight decay (default 0)")
     p.add_argument("--alpha", type=float, default=0.01, help="learning rate (default 0.01)")
     p.add_argument("--hidden", type=int, default=16, help="hidden units H (default 16)")
@@ -67,6 +70,10 @@ def run(args) -> int:
         if n is None:
             raise ValueError("--sigma2 with --eigvals needs --n")
         eps = float(n) * args.sigma2
+    elif args.eps_schedule is not None:
+        from daedyn.schedules import parse_schedule
+
+        eps = parse_schedule(args.eps_schedule)
     else:
         eps = 0.0 if args.eps is None else args.eps
     r = cc.crosscheck(x, eigvals=args.eigvals, n=n, eps=eps, gamma=args.gamma, alpha=args.alpha,
@@ -94,7 +101,9 @@ def _fmt(v) -> str:
 
 def _print_table(r, top: int) -> None:
     s = r.settings
-    print(f"crosscheck: N = {s['n']}, D = {s['d']}, H = {s['hidden']}, eps = {s['eps']:g}, "
+    eps = (f"{s['eps']:g}" if not isinstance(s["eps"], dict)
+           else f"schedule {s['eps']['values']} switching at {s['eps']['boundaries']}")
+    print(f"crosscheck: N = {s['n']}, D = {s['d']}, H = {s['hidden']}, eps = {eps}, "
           f"gamma = {s['gamma']:g}, alpha = {s['alpha']:g}, {s['epochs']} epochs, init {s['init']}")
     k = min(top, len(r.eigvals))
     head = ["j", "lam", "a*lam/N", "w*"] + [f"t_{w}" for w in r.times] + [f"rmse {p}" for p in r.pairs]
