@@ -242,9 +242,10 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     All runs share the data, the :class:`TrainConfig`, and the noise kind. Figure 5's AE/WDAE/DAE
     triple: ``gamma=[0, 0.5, 0]`` with ``noise=gaussian([0, 0, 0.5])`` and ``marginalised=True``.
 
-    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0); ``eps`` a
-    piecewise-constant schedule whose values (K + 1, *S) give one schedule per run (S broadcasts with
-    the other batch shapes; docs/schedules.md).
+    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0); ``eps``,
+    ``alpha`` and ``gamma`` may be piecewise-constant schedules whose values (K + 1, *S) give one
+    schedule per run (S broadcasts with the other batch shapes; a result's ``tau`` / ``gamma`` is
+    then a schedule with values (K + 1, *batch); docs/schedules.md).
     Returns:
       :class:`TrainResult` with batch axes S first (``epochs`` and ``eigvals`` are shared).
     Example:
@@ -365,7 +366,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     shape, size = (), 1
     if batched:
         extra = () if corruption is None else corruption_lib.batch_shape(corruption)
-        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), _schedule.batch_shape(eps),
+        shape = tuple(np.broadcast_shapes(_schedule.batch_shape(alpha), _schedule.batch_shape(gamma),
+                                          _schedule.batch_shape(eps),
                                           key_shape, extra))
         size = int(np.prod(shape)) if shape else 1
         if key_shape == ():
@@ -381,10 +383,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     as_dt = lambda v: _schedule.cast(v, dt) if _schedule.is_schedule(v) else jnp.asarray(v, dt)
     hyper = Hyper(as_dt(alpha), as_dt(gamma), eps, corruption)
     if batched:
-        flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
-        eps_runs = (_schedule.flatten(hyper.eps, shape, size) if _schedule.is_schedule(hyper.eps)
-                    else flat(hyper.eps))
-        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), eps_runs,
+        flat = lambda a: _schedule.flatten_any(a, shape, size)  # schedules: one per run
+        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
                       None if corruption is None else corruption_lib.flatten(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
@@ -462,7 +462,7 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}
         final, p0 = (jax.tree_util.tree_map(unflat, p) for p in (final, p0))
-        tau, gamma = (jnp.broadcast_to(a, shape) for a in (tau, gamma))
+        tau, gamma = (_schedule.broadcast_runs(a, shape) for a in (tau, gamma))
         eps = eps if _schedule.is_schedule(eps) else jnp.broadcast_to(eps, shape)  # a schedule: as given
     return TrainResult(
         t=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),

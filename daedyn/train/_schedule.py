@@ -18,7 +18,7 @@ from daedyn._checks import check_range, concrete
 from daedyn.schedules import PiecewiseConstant, is_schedule
 
 __all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
-           "in_units"]
+           "flatten_any", "broadcast_runs", "in_units"]
 
 
 def hyper_at_epoch(hyper, epoch):
@@ -57,10 +57,10 @@ def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer):
             out.append(v)
             continue
         if not isinstance(v, PiecewiseConstant):
-            raise ValueError(f"{name} must be a piecewise-constant schedule in train() (its pieces are "
-                             f"reported in the result); got a {type(v).__name__} schedule")
-        if batched:
-            raise ValueError(f"{name} schedules work in train() only; train_batch() takes eps schedules")
+            where = ("train_batch() (its values (K + 1, *S) give one schedule per run)" if batched else
+                     "train() (its pieces are reported in the result)")
+            raise ValueError(f"{name} must be a piecewise-constant schedule in {where}; got a "
+                             f"{type(v).__name__} schedule")
         if checkpoint is not None:
             raise ValueError(f"checkpoint is not supported with a {name} schedule")
         if name == "alpha" and optimizer is not None:
@@ -70,7 +70,7 @@ def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer):
         if values is None:
             raise ValueError(f"{name} schedule values must be concrete (not traced) in train()")
         check_range(f"{name} schedule values", values, 0.0, lo_open=name == "alpha")
-        out.append(np.max(np.asarray(values), axis=0))
+        out.append(np.max(np.asarray(values), axis=0))  # (*S): one stand-in per run in train_batch
     return tuple(out)
 
 
@@ -108,3 +108,20 @@ def flatten(eps, shape, size):
     v = jnp.broadcast_to(v, tuple(shape) + v.shape[-1:]).reshape(size, v.shape[-1])
     b = jnp.broadcast_to(eps.boundaries, (size,) + eps.boundaries.shape)
     return PiecewiseConstant(b, v)
+
+
+def flatten_any(v, shape, size):
+    """A run's hyperparameter for the vmapped loop: a schedule through :func:`flatten`, an array
+    broadcast to the batch ``shape`` and flattened to (size,)."""
+    if is_schedule(v):
+        return flatten(v, shape, size)
+    return jnp.broadcast_to(v, shape).reshape(size)
+
+
+def broadcast_runs(v, shape):
+    """A ``train_batch`` result field with the batch ``shape``: an array broadcast to it, a
+    piecewise-constant schedule with its values broadcast to (K + 1, *shape) (run b's schedule is
+    ``values[:, b]``)."""
+    if isinstance(v, PiecewiseConstant):
+        return PiecewiseConstant(v.boundaries, jnp.broadcast_to(v.values, v.values.shape[:1] + tuple(shape)))
+    return jnp.broadcast_to(v, shape)
