@@ -6,9 +6,9 @@ paper's units). The two predictions then follow the same schedules, direction by
 the balanced start w1 = w2 = sqrt(w0):
 
 - ``continuous``: the chained closed form :func:`daedyn.theory.small_init_trajectory` (exact for
-  piecewise-constant eps, gamma and tau); with a continuous eps schedule (a ramp, a function) the
-  scheduled RK4 flow :func:`daedyn.dynamics.scalar_flow`, with every jump of the piecewise-constant
-  schedules among its time steps (the saves and the jumps form its time grid).
+  piecewise-constant eps, gamma and tau); with a continuous schedule (a ramp, a function; eps, gamma
+  or alpha) the scheduled RK4 flow :func:`daedyn.dynamics.scalar_flow`, with every jump of the
+  piecewise-constant schedules among its time steps (the saves and the jumps form its time grid).
 - ``discrete``: the scheduled recursion :func:`daedyn.dynamics.scalar_gd`: epoch k uses eps(k),
   gamma(k) and alpha(k) = N / tau(k), the convention of the training loop, so that a marginalised
   run from the decoupling start equals it to rounding.
@@ -27,7 +27,8 @@ import numpy as np
 
 from daedyn import dynamics, theory
 from daedyn._checks import concrete
-from daedyn.schedules import PiecewiseConstant, is_schedule, shift
+from daedyn.schedules import Function, PiecewiseConstant, is_schedule, shift
+from daedyn.train._schedule import over
 
 __all__ = ["is_scheduled", "without_one_piece", "scheduled_theory"]
 
@@ -64,9 +65,6 @@ def scheduled_theory(result, lam, w0, t, n, depth: int):
         raise ValueError(f"compare_with_theory of a run with eps, gamma or alpha schedules needs a "
                          f"one-hidden-layer network (depth 2); got depth {depth}")
     tau = result.tau
-    if is_schedule(tau) and not isinstance(tau, PiecewiseConstant):
-        raise ValueError(f"tau must be a constant or a piecewise-constant schedule (a learning-rate "
-                         f"schedule of train()); got a {type(tau).__name__} schedule")
     dt = t.dtype
     t0 = float(np.asarray(result.t[0]))
     eps, gamma = result.eps, result.gamma
@@ -85,8 +83,12 @@ def scheduled_theory(result, lam, w0, t, n, depth: int):
     epochs = int(np.asarray(result.t[-1] - result.t[0]))
     if epochs:
         every = int(np.asarray(result.t[1] - result.t[0]))
-        alpha = (PiecewiseConstant(tau.boundaries, n / tau.values) if is_schedule(tau)
-                 else n / jnp.asarray(tau, dt))
+        if isinstance(tau, PiecewiseConstant):
+            alpha = PiecewiseConstant(tau.boundaries, n / tau.values)
+        elif is_schedule(tau):  # a continuous learning-rate schedule: alpha(t) = N / tau(t)
+            alpha = Function((tau, n), over)
+        else:
+            alpha = n / jnp.asarray(tau, dt)
         traj = dynamics.scalar_gd(jnp.maximum(lam, 0), eps, u, u, alpha=alpha, epochs=epochs, gamma=gamma,
                                   n=n, save_every=every, check_stability=False, observables=_SCALAR_W)
         disc = traj.w.T  # (D, T) -> (T, D)
@@ -95,5 +97,10 @@ def scheduled_theory(result, lam, w0, t, n, depth: int):
     t_end = jnp.asarray(result.t[-1], dt)
     at_end = lambda x: x(t_end) if is_schedule(x) else x  # the original schedules: absolute epochs
     w_star = jnp.asarray(theory.fixed_point(lam, at_end(result.eps), at_end(result.gamma), n=result.n), dt)
-    tau_min = jnp.min(tau.values, axis=0) if is_schedule(tau) else tau
+    if isinstance(tau, PiecewiseConstant):
+        tau_min = jnp.min(tau.values, axis=0)
+    elif is_schedule(tau):  # the smallest tau any step of the run uses
+        tau_min = jnp.min(tau(jnp.arange(max(epochs, 1), dtype=dt)), axis=0)
+    else:
+        tau_min = tau
     return cont, disc, w_star, jnp.asarray(lam, dt) / jnp.asarray(tau_min, dt)

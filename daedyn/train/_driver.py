@@ -174,8 +174,10 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     Args:
       x: training inputs (N, D), rows are samples (the paper: pixels in [0, 1], not centred).
       key: PRNG key (split into an initialisation key and a noise/shuffling key).
-      alpha: learning rate (> 0); with the default optimiser tau = N / alpha.
-      gamma: weight decay (>= 0).
+      alpha: learning rate (> 0); with the default optimiser tau = N / alpha. Or a
+        :mod:`daedyn.schedules` schedule of any kind (gradient descent, no ``optimizer=``): epoch k
+        steps with alpha(k); the result's ``tau`` is then the schedule N / alpha(t).
+      gamma: weight decay (>= 0), or a schedule of any kind (epoch k uses gamma(k)).
       noise: None, or a :class:`daedyn.noise.Noise` (e.g. ``gaussian(0.5)``, ``laplace(b)``),
         sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2. Or a
         corruption: ``noise.masking(p)``, ``noise.salt_and_pepper(p)`` (sampled only) or
@@ -327,7 +329,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
     # alpha / gamma schedules (train/_schedule.py): their largest pieces stand in for the checks
     alpha_c, gamma_c = _schedule.driver_rates(alpha, gamma, batched=batched, checkpoint=checkpoint,
-                                              optimizer=cfg.optimizer)
+                                              optimizer=cfg.optimizer, epochs=int(start_epoch) + cfg.epochs)
     check_range("alpha", alpha_c, 0.0, lo_open=True)
     check_range("gamma", gamma_c, 0.0)
     check_range("init_scale", cfg.init_scale, 0.0)
@@ -453,11 +455,12 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
     rf = rate_factor(loop.loss_scale, d)
     # alpha / gamma schedules give piecewise-constant tau / gamma schedules (train/_schedule.in_units)
     tau = _schedule.in_units(alpha, lambda a: jnp.asarray(np.asarray(n / (np.asarray(a, np.float64) * rf),
-                                                                      np_dt)))
+                                                                      np_dt)),
+                             c=jnp.asarray(n / rf, np_dt), inverse=True)  # continuous: N / (alpha(t) rf)
     # in the paper's units, like tau: "mse" decays gamma ||W||^2 / 2 against a data term 2 / D times
     # the paper's, i.e. gamma D / 2 in paper units (rate_factor is the 2 / D of the step)
     gamma = _schedule.in_units(gamma, lambda g: jnp.asarray(np.asarray(np.asarray(g, np.float64) / rf,
-                                                                       np_dt)))
+                                                                       np_dt)), c=jnp.asarray(1 / rf, np_dt))
     if shape is not None:
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}
