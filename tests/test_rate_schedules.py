@@ -228,3 +228,29 @@ def test_rate_schedules_in_float32():
     # in float64; measured 0.019; bound 0.05
     np.testing.assert_allclose(c.discrete, c.measured, rtol=0, atol=1e-5)
     np.testing.assert_allclose(c.continuous, c.measured, rtol=0, atol=0.05)
+
+
+@pytest.mark.slow  # ~13 s on the loaded 2-core CPU (forward and reverse mode through both engines)
+def test_matrix_rate_schedule_gradients_and_vmap(x64):
+    from jax.test_util import check_grads
+
+    lam, eps, gamma, alpha, w1, w2 = matrix_setup()
+
+    def gd(values):
+        a = schedules.PiecewiseConstant(alpha.boundaries, values)
+        return dynamics.matrix_gd(lam, w1, w2, eps=eps, gamma=gamma, alpha=a, n=2, epochs=60,
+                                  save_every=60).mapping[-1]
+
+    tau = schedules.piecewise_constant([40.0], [20.0, 8.0])
+    ts = jnp.array([0.0, 20.0, 40.0, 60.0])  # equal intervals: a static step count (reverse mode)
+
+    def flow(values):
+        t = schedules.PiecewiseConstant(tau.boundaries, values)
+        return dynamics.matrix_flow(ts, lam, w1, w2, eps=eps, gamma=gamma, tau=t, n=2, dt=1.0).mapping[-1]
+
+    # d mapping / d piece values against central differences (float64; check_grads' default tolerance)
+    check_grads(gd, (alpha.values,), order=1, modes=["fwd", "rev"])
+    check_grads(flow, (tau.values,), order=1, modes=["fwd", "rev"])
+    # traced values under vmap: one schedule per batch element, each its own run (measured 0)
+    both = jax.vmap(gd)(jnp.stack([alpha.values, 0.5 * alpha.values]))
+    np.testing.assert_allclose(both[1], gd(0.5 * alpha.values), rtol=0, atol=1e-15)
