@@ -108,10 +108,11 @@ def test_simulate_matrix_in_pieces_follows_the_schedules_of_the_whole_run():
         w1, w2 = dynamics.random_init(3, 2, scale=0.2, key=jax.random.key(0), dtype=jnp.float64)
         eps = schedules.piecewise_constant([70.0, 130.0], jnp.array([0.5, 3.0, 1.0]))
         gamma = schedules.piecewise_constant([90.0], jnp.array([0.0, 0.02]))
+        alpha = schedules.piecewise_constant([50.0], jnp.array([0.1, 0.2]))  # a learning-rate schedule too
         seen = []
-        a = dynamics.simulate_matrix(lam, w1, w2, eps=eps, gamma=gamma, alpha=0.1, n=1, epochs=200,
+        a = dynamics.simulate_matrix(lam, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=1, epochs=200,
                                      save_every=20, chunk_work=6 * 40, progress=lambda d, t: seen.append(d))
-        b = dynamics.matrix_gd(lam, w1, w2, eps=eps, gamma=gamma, alpha=0.1, n=1, epochs=200, save_every=20)
+        b = dynamics.matrix_gd(lam, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=1, epochs=200, save_every=20)
     assert seen == [40, 80, 120, 160, 200]  # 3 x 2 weights x 40 epochs = 240 per piece
     np.testing.assert_array_equal(a.mapping, b.mapping)
     np.testing.assert_array_equal(a.loss, b.loss)

@@ -117,7 +117,8 @@ def test_simulate_scalar_in_chunks_equals_one_run(x64):
     eps, _ = eps_gamma()
     gamma = schedules.linear(0.0, 0.3, 600.0)
     lam = jnp.array([0.5, 1.0, 2.0])
-    kw = dict(gamma=gamma, alpha=0.05, epochs=1000, save_every=50)
+    alpha = schedules.piecewise_constant([420.0], [0.05, 0.08])  # a learning-rate schedule is shifted too
+    kw = dict(gamma=gamma, alpha=alpha, epochs=1000, save_every=50)
     a = dynamics.simulate_scalar(lam, eps, 0.1, 0.1, chunk_work=300, **kw)  # 10 chunks
     b = dynamics.scalar_gd(lam, eps, 0.1, 0.1, **kw)
     np.testing.assert_allclose(a.w, b.w, rtol=1e-14)

@@ -58,10 +58,6 @@ def test_alpha_and_gamma_schedules_in_training_equal_the_scheduled_recursion(tin
     np.testing.assert_array_equal(r.gamma.values, [0.0, 0.01])
     with pytest.raises(ValueError, match="alpha schedule values must lie in"):
         tr.train(x, hidden=2, key=jr.key(0), epochs=10, alpha=schedules.piecewise_constant([5.0], [0.1, 0.0]))
-    with pytest.raises(ValueError, match="train_batch\\(\\) takes eps schedules"):
-        tr.train_batch(x, hidden=2, key=jr.key(0), epochs=10, alpha=0.1, gamma=gamma)
-    with pytest.raises(ValueError, match="piecewise-constant"):
-        tr.train(x, hidden=2, key=jr.key(0), epochs=10, alpha=schedules.linear(0.1, 0.2, 10.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [

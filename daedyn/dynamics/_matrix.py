@@ -324,7 +324,8 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
         alpha: learning rate, > 0. n: number of samples N, > 0. (All: any batch shape.)
         ``eps`` (with ``eps_dims`` 0 or 1) and ``gamma`` may be :mod:`daedyn.schedules` schedules
         whose value has the constant's shape: step k (epoch k to k + 1) uses eps(k), gamma(k), as
-        :func:`scalar_gd` does; the loss saved at t uses eps(t) (docs/schedules.md).
+        :func:`scalar_gd` does; the loss saved at t uses eps(t) (docs/schedules.md). ``alpha`` may
+        be a schedule too (a learning-rate schedule: step k uses alpha(k); values > 0).
       epochs, save_every: steps and spacing of saves (epochs a multiple of save_every; t = 0 saved).
       precision: matmul precision for every matmul. form: "auto" (the cheaper of the two below),
         "gram" / "gram_t" (4 D H^2 multiply-adds per step; gram_t keeps Wb2^T) or "square" (the
@@ -346,7 +347,7 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, eps: ArrayLik
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 3).tolist()  # lam / (lam + eps), H = 2
       [0.75, 0.667, 0.0]
     """
-    if is_schedule(eps) or is_schedule(gamma):  # step k uses eps(k) (dynamics/_matrix_scheduled.py)
+    if any(map(is_schedule, (eps, gamma, alpha))):  # step k uses eps(k), alpha(k) (_matrix_scheduled.py)
         return matrix_gd_scheduled(eigvals, w1, w2, eps=eps, gamma=gamma, alpha=alpha, n=n, epochs=epochs,
                                    save_every=save_every, precision=precision, form=form, unroll=unroll,
                                    check_stability=check_stability, eps_dims=eps_dims)
@@ -402,7 +403,8 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       tau: time constant n / alpha, > 0. dt: largest RK4 step in epochs, > 0.
         With ``eps`` or ``gamma`` schedules the right-hand side at t uses eps(t), gamma(t) (an RK4
         step from t to t + h evaluates t, t + h/2 and the left limit at t + h, as
-        :func:`scalar_flow`): put a piecewise schedule's jumps among ``ts``.
+        :func:`scalar_flow`): put a piecewise schedule's jumps among ``ts``. ``tau`` may be a
+        schedule N / alpha(t) too (the flow of a learning-rate schedule; values > 0).
     Returns:
       :class:`MatrixTrajectory` saved at ``ts``.
     Raises:
@@ -415,7 +417,7 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       >>> np.round(np.asarray(traj.mapping[-1], np.float64), 4).tolist()  # 1 - n gamma / lam
       [0.875, 0.75]
     """
-    if is_schedule(eps) or is_schedule(gamma):  # the RHS at t uses eps(t) (dynamics/_matrix_scheduled.py)
+    if any(map(is_schedule, (eps, gamma, tau))):  # the RHS at t uses eps(t), tau(t) (_matrix_scheduled.py)
         return matrix_flow_scheduled(ts, eigvals, w1, w2, eps=eps, gamma=gamma, tau=tau, n=n, dt=dt,
                                      precision=precision, form=form, unroll=unroll, eps_dims=eps_dims)
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims,

@@ -1,15 +1,19 @@
-"""Full-matrix dynamics with an eps (and gamma) schedule: GD and the RK4 flow (private).
+"""Full-matrix dynamics with eps, gamma and learning-rate schedules: GD and the RK4 flow (private).
 
 Reached through :func:`daedyn.dynamics.matrix_gd` and :func:`daedyn.dynamics.matrix_flow` when
-``eps`` or ``gamma`` is a :class:`daedyn.schedules.Schedule`. The conventions are those of the scalar
-engines (:mod:`daedyn.dynamics._scheduled`):
+``eps``, ``gamma`` or the rate (``alpha`` for GD, ``tau`` = N / alpha for the flow) is a
+:class:`daedyn.schedules.Schedule`. The conventions are those of the scalar engines
+(:mod:`daedyn.dynamics._scheduled`):
 
-- **GD**: step k (from epoch k to k + 1) uses ``eps(k)`` and ``gamma(k)``, the values in force at the
-  start of the epoch.
-- **Flow**: the right-hand side at time t uses ``eps(t)``, ``gamma(t)``; an RK4 step from t to t + h
-  evaluates the schedules at t, t + h/2 and the left limit at t + h, so a jump on a save time is seen
-  by no stage of the step that ends there (put the jumps among the save times ``ts``).
-- The observables saved at time t (the loss) use ``eps(t)`` and ``gamma(t)``.
+- **GD**: step k (from epoch k to k + 1) uses ``eps(k)``, ``gamma(k)`` and ``alpha(k)``, the values in
+  force at the start of the epoch.
+- **Flow**: the right-hand side at time t uses ``eps(t)``, ``gamma(t)`` and ``1 / tau(t)``; an RK4 step
+  from t to t + h evaluates the schedules at t, t + h/2 and the left limit at t + h, so a jump on a
+  save time is seen by no stage of the step that ends there (put the jumps among the save times
+  ``ts``). A tau schedule alone is a change of clock: with s(t) = int_0^t dt' / tau(t') the run is
+  the tau = 1 flow at time s(t) (docs/schedules.md).
+- The observables saved at time t (the loss) use ``eps(t)`` and ``gamma(t)``; the expected loss does
+  not involve the rate, so a rate schedule changes only the steps.
 
 A schedule's value at one time has the shape the constant would have: a scalar noise level (or one
 per batch element) with ``eps_dims=0``, a (..., D) per-direction vector with ``eps_dims=1``, a (..., D, D)
@@ -59,26 +63,41 @@ def _matrix_pieces(eps, eps_c, eps_dims):
     return eps_c
 
 
+def _rate_stand_in(name: str, x, ts, pick):
+    """The rate's concrete stand-in (alpha: the largest value a schedule takes, the strictest for the
+    stability check; tau: the smallest), after checking every value is > 0; ones of the value's
+    shape when traced (shapes only), or ``x`` itself when it is a constant."""
+    if not is_schedule(x):
+        return x
+    v = schedule_values(name, x, ts)
+    if v is None:
+        return np.ones(x.shape)
+    check_range(f"{name} schedule values", v, 0.0, lo_open=True)
+    return pick(np.asarray(v, np.float64), axis=0)
+
+
 def _prepare(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, **rate):
     from daedyn.dynamics._matrix import _check_eig_inputs
 
+    (rate_name, rate_value), = rate.items()
     eps_c, gamma_c = _stand_in("eps", eps, ts, eps_dims), _stand_in("gamma", gamma, ts, 0)
+    rate_c = _rate_stand_in(rate_name, rate_value, ts, np.max if rate_name == "alpha" else np.min)
     pieces = _matrix_pieces(eps, eps_c, eps_dims)
     if pieces is not None:  # a scheduled (D, D) term: every piece must be a valid constant term
         for piece in pieces[1:]:
-            _check_eig_inputs(eigvals, w1, w2, piece, gamma_c, n, precision, form, eps_dims, **rate)
+            _check_eig_inputs(eigvals, w1, w2, piece, gamma_c, n, precision, form, eps_dims,
+                              **{rate_name: rate_c})
         eps_c = pieces[0]
     precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps_c, gamma_c, n, precision, form,
-                                              eps_dims, **rate)
+                                              eps_dims, **{rate_name: rate_c})
     eps_c = pieces if pieces is not None else eps_c
-    (rate_name, rate_value), = rate.items()
-    dtype = float_dtype(eigvals, w1, w2, rate_value, *(_leaf_dtype_probe(x) for x in (eps, gamma)))
-    check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, n=n, **{rate_name: rate_value})
+    dtype = float_dtype(eigvals, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma, rate_value)))
+    check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, n=n, **{rate_name: rate_c})
     eps_shape = np.shape(eps_c)[1:] if pieces is not None else np.shape(eps_c)
     bshape = tuple(np.broadcast_shapes(np.shape(eigvals)[:-1], np.shape(w1)[:-2], np.shape(w2)[:-2],
                                        eps_shape[:len(eps_shape) - eps_dims], np.shape(gamma_c),
-                                       np.shape(rate_value), np.shape(n)))
-    return precision, d, h, form, dtype, bshape, eps_c, gamma_c
+                                       np.shape(rate_c), np.shape(n)))
+    return precision, d, h, form, dtype, bshape, eps_c, gamma_c, rate_c
 
 
 def _observer(form, mm):
@@ -97,12 +116,12 @@ def _at(x, t, bshape, ncore, dtype, left=False):
     return _flat(jnp.asarray(v, dtype), bshape, ncore)
 
 
-def _initial(form, lam, w1, w2, alpha_or_tau, n, bshape):
+def _initial(form, lam, w1, w2, n, bshape):
     from daedyn.dynamics._matrix import _flat, _to_state
 
-    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (alpha_or_tau, 0), (n, 0))]
+    flat = [_flat(x, bshape, c) for x, c in ((lam, 1), (w1, 2), (w2, 2), (n, 0))]
     y0 = jax.vmap(lambda a, b: _to_state(form, a, b))(flat[1], flat[2])
-    return flat[0], y0, flat[3], flat[4]
+    return flat[0], y0, flat[3]
 
 
 def _result(t, obs, y, form, bshape):
@@ -119,7 +138,7 @@ def _gd_core(lam, w1, w2, eps, gamma, alpha, n, *, bshape, n_saves, save_every, 
              eps_dims):
     dtype = w1.dtype
     mm = core.matmul_fn(precision)
-    lam, y0, alpha, n = _initial(form, lam, w1, w2, alpha, n, bshape)
+    lam, y0, n = _initial(form, lam, w1, w2, n, bshape)
     observe_b = _observer(form, mm)
     step_b = jax.vmap(lambda y, lam, e, g, a, n: core.gd_step(y, lam, e, n=n, gamma=g, alpha=a, mm=mm,
                                                               form=form))
@@ -128,7 +147,7 @@ def _gd_core(lam, w1, w2, eps, gamma, alpha, n, *, bshape, n_saves, save_every, 
     def step(carry):
         y, k = carry
         e, g = values(k)
-        return step_b(y, lam, e, g, alpha, n), k + 1
+        return step_b(y, lam, e, g, _at(alpha, k, bshape, 0, dtype), n), k + 1  # step k uses alpha(k)
 
     def observe(carry):
         y, k = carry
@@ -143,7 +162,10 @@ def _gd_core(lam, w1, w2, eps, gamma, alpha, n, *, bshape, n_saves, save_every, 
 
 def matrix_gd_scheduled(eigvals, w1, w2, *, eps, gamma, alpha, n, epochs, save_every, precision, form,
                         unroll, check_stability, eps_dims):
-    """:func:`daedyn.dynamics.matrix_gd` with ``eps`` and/or ``gamma`` schedules (module docstring)."""
+    """:func:`daedyn.dynamics.matrix_gd` with ``eps``, ``gamma`` and/or ``alpha`` schedules (module
+    docstring). The stability check takes each schedule's largest value (alpha, eps and gamma each
+    at its own maximum: never more lenient than the worst piece, possibly stricter when the largest
+    values fall in different pieces)."""
     from daedyn.dynamics._matrix import _stability
     from daedyn.dynamics._scalar import warn_nonfinite, warned
 
@@ -152,16 +174,17 @@ def matrix_gd_scheduled(eigvals, w1, w2, *, eps, gamma, alpha, n, epochs, save_e
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     ts = np.arange(epochs // save_every + 1) * save_every
-    precision, d, h, form, dtype, bshape, eps_c, gamma_c = _prepare(
+    precision, d, h, form, dtype, bshape, eps_c, gamma_c, alpha_c = _prepare(
         eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, alpha=alpha)
+    traced = is_schedule(alpha) and schedule_values("alpha", alpha, ts) is None
     edge = None
-    if check_stability:
+    if check_stability and not traced:
         for e in (eps_c if _matrix_pieces(eps, eps_c, eps_dims) is not None else [eps_c]):
-            edge = _stability(eigvals, min(h, d), e, gamma_c, alpha, n, w1, w2, eps_dims=eps_dims)
+            edge = _stability(eigvals, min(h, d), e, gamma_c, alpha_c, n, w1, w2, eps_dims=eps_dims)
             if warned(edge):  # one warning for the first piece that cannot settle
                 break
-    eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
-    lam, w1, w2, alpha, n = (jnp.asarray(x, dtype) for x in (eigvals, w1, w2, alpha, n))
+    eps, gamma, alpha = (_cast(x, dtype) for x in (eps, gamma, alpha))
+    lam, w1, w2, n = (jnp.asarray(x, dtype) for x in (eigvals, w1, w2, n))
     traj = _gd_core(lam, w1, w2, eps, gamma, alpha, n, bshape=bshape, n_saves=epochs // save_every,
                     save_every=save_every, precision=precision, form=form,
                     unroll=check_int("unroll", unroll, 1), eps_dims=eps_dims)
@@ -174,16 +197,17 @@ def _flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, bshape, m_static,
                eps_dims):
     dtype = w1.dtype
     mm = core.matmul_fn(precision)
-    lam, y0, tau, n = _initial(form, lam, w1, w2, tau, n, bshape)
+    lam, y0, n = _initial(form, lam, w1, w2, n, bshape)
     observe_b = _observer(form, mm)
     rhs_b = jax.vmap(lambda y, lam, e, g, tau, n: tuple(
         d / tau for d in core.rhs(y, lam, e, ng=n * g, mm=mm, form=form)))
 
-    def values(t, left=False):
-        return _at(eps, t, bshape, eps_dims, dtype, left), _at(gamma, t, bshape, 0, dtype, left)
+    def values(t, left=False):  # eps, gamma and tau (a schedule N / alpha(t) too) at t
+        return (_at(eps, t, bshape, eps_dims, dtype, left), _at(gamma, t, bshape, 0, dtype, left),
+                _at(tau, t, bshape, 0, dtype, left))
 
     def rk4(y, t, h):
-        f = lambda y, vals: rhs_b(y, lam, *vals, tau, n)
+        f = lambda y, vals: rhs_b(y, lam, *vals, n)
         axpy = lambda a, k: tuple(yi + a * ki for yi, ki in zip(y, k, strict=True))
         mid = values(t + h / 2)
         k1 = f(y, values(t))
@@ -201,26 +225,28 @@ def _flow_core(ts, hs, ms, lam, w1, w2, eps, gamma, tau, n, *, bshape, m_static,
             y = jax.lax.fori_loop(0, m_static, step, y, unroll=max(1, min(int(unroll), m_static)))
         else:
             y = jax.lax.fori_loop(0, m, step, y)
-        return y, observe_b(y, lam, *values(t1), n)
+        e, g, _ = values(t1)
+        return y, observe_b(y, lam, e, g, n)
 
     y, obs = jax.lax.scan(outer, y0, (starts, ts, hs, ms))
     return _result(ts, obs, y, form, bshape)
 
 
 def matrix_flow_scheduled(ts, eigvals, w1, w2, *, eps, gamma, tau, n, dt, precision, form, unroll, eps_dims):
-    """:func:`daedyn.dynamics.matrix_flow` with ``eps`` and/or ``gamma`` schedules (RK4; module docstring)."""
+    """:func:`daedyn.dynamics.matrix_flow` with ``eps``, ``gamma`` and/or ``tau`` schedules (RK4; a tau
+    schedule N / alpha(t) is the flow of a learning-rate schedule; module docstring)."""
     from daedyn._checks import concrete
     from daedyn.dynamics._scalar import warn_nonfinite
 
     ts_c = concrete(ts)
-    precision, d, h, form, dtype, bshape, _, _ = _prepare(
+    precision, d, h, form, dtype, bshape, _, _, _ = _prepare(
         eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims,
         ts_c if ts_c is not None else np.zeros(1), tau=tau)
     ts, hs, ms, m_static = step_grid(ts, dt)
     check_fit(dtype, ts=ts)
-    eps, gamma = (_cast(x, dtype) for x in (eps, gamma))
+    eps, gamma, tau = (_cast(x, dtype) for x in (eps, gamma, tau))
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
-    lam, w1, w2, tau, n = (jnp.asarray(x, dtype) for x in (eigvals, w1, w2, tau, n))
+    lam, w1, w2, n = (jnp.asarray(x, dtype) for x in (eigvals, w1, w2, n))
     traj = _flow_core(*args, lam, w1, w2, eps, gamma, tau, n, bshape=bshape, m_static=m_static,
                       precision=precision, form=form, unroll=check_int("unroll", unroll, 1),
                       eps_dims=eps_dims)

@@ -154,8 +154,8 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
                                                                       n)))))
 
     def step(y, size, done):
-        tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=alpha, gamma=at(gamma, done), n=n,
-                                epochs=size, save_every=save_every, backend=backend,
+        tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
+                                n=n, epochs=size, save_every=save_every, backend=backend,
                                 check_stability=not done)
         return tr, (tr.w1[..., -1], tr.w2[..., -1])
 
@@ -177,8 +177,8 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
 
     Args:
       eigvals, w1, w2, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
-        (w1 (H, D), w2 (D, H) in the eigenbasis; eps and gamma may be schedules, step k of the
-        whole run using eps(k)).
+        (w1 (H, D), w2 (D, H) in the eigenbasis; eps, gamma and alpha may be schedules, step k of
+        the whole run using eps(k), alpha(k); "gd" only for alpha).
       epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
       method: "gd" or "rk4"; dt: largest RK4 step in epochs (flow only).
       eps_dims: 0 (scalar eps), 1 or 2 (a (D,) or (D, D) corruption term), as in ``matrix_gd``.
@@ -213,9 +213,9 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
         return tr
 
     def step(y, size, done):
-        tr = dynamics.matrix_gd(eigvals, y[0], y[1], alpha=alpha, epochs=size, save_every=save_every,
-                                check_stability=not done, **{**kw, "eps": at(eps, done),
-                                                             "gamma": at(gamma, done)})
+        tr = dynamics.matrix_gd(eigvals, y[0], y[1], alpha=at(alpha, done), epochs=size,
+                                save_every=save_every, check_stability=not done,
+                                **{**kw, "eps": at(eps, done), "gamma": at(gamma, done)})
         return tr, (tr.w1, tr.w2)
 
     parts = run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every,

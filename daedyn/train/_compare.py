@@ -26,6 +26,7 @@ from jax.typing import ArrayLike
 
 from daedyn import _linear, dynamics, models, theory
 from daedyn._checks import check_range
+from daedyn.train._compare_scheduled import is_scheduled, scheduled_theory, without_one_piece
 from daedyn.train._config import Params
 from daedyn.train._driver import TrainResult
 
@@ -174,6 +175,12 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     diag(V^T W V) per direction j with lam_j; "strength" compares the sorted singular values of
     W2 W1 with the sorted eigenvalues (Figure 5), directions 0..H-1.
 
+    A run trained under schedules (its ``eps``, ``gamma`` or ``tau`` a schedule) is compared with the
+    same schedules: the chained closed form (the scheduled RK4 flow for a continuous eps schedule)
+    and the scheduled recursion, epoch k with eps(k), gamma(k), alpha(k); its fixed point is the one
+    in force at the last record and ``alpha_lam_over_n`` uses the largest alpha
+    (:mod:`daedyn.train._compare_scheduled`; depth 2 only).
+
     Args:
       result: from :func:`~daedyn.train.train` (unbatched) with a linear network.
       eigvecs: V of the training Sigma (for ``w0`` read from the initial weights).
@@ -210,6 +217,10 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     n = jnp.asarray(result.n, dt)
     t = jnp.asarray(result.t, dt)
     depth = len(models.weights(result.init_params)) if result.init_params is not None else 2
+    result = without_one_piece(result)  # a one-piece schedule is compared as its constant
+    if is_scheduled(result):  # eps / gamma / tau schedules: the scheduled forms (train/_compare_scheduled.py)
+        cont, disc, w_star, rate = scheduled_theory(result, lam, w0_dt, t, n, depth)
+        return _comparison(t, measured, cont, disc, w0_arr, w_star, rate, fraction, min_fixed_point)
     cont = theory.small_init_trajectory(t[:, None], lam[None, :], result.eps,
                                         result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n,
                                         depth=depth)
@@ -229,8 +240,14 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
         disc = traj.w.T  # (D, T) -> (T, D)
     else:
         disc = w0_dt[None]
-    rmse = lambda a: jnp.sqrt(jnp.mean(jnp.square(a - measured), axis=0))
     w_star = jnp.asarray(theory.fixed_point(lam, result.eps, result.gamma, n=result.n, depth=depth), dt)
+    rate = jnp.asarray(lam, dt) / jnp.asarray(result.tau, dt)
+    return _comparison(t, measured, cont, disc, w0_arr, w_star, rate, fraction, min_fixed_point)
+
+
+def _comparison(t, measured, cont, disc, w0_arr, w_star, rate, fraction, min_fixed_point) -> TheoryComparison:
+    """The errors and learning times of the two predictions against the measurement."""
+    rmse = lambda a: jnp.sqrt(jnp.mean(jnp.square(a - measured), axis=0))
     keep = w_star >= min_fixed_point
     times = {}
     for name, traj_w in (("measured", measured), ("continuous", cont), ("discrete", disc)):
@@ -240,5 +257,4 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
                             rmse_continuous=rmse(cont), rmse_discrete=rmse(disc), fixed_point=w_star,
                             time_measured=times["measured"], time_continuous=times["continuous"],
                             time_discrete=times["discrete"], time_error_continuous=rel(times["continuous"]),
-                            time_error_discrete=rel(times["discrete"]),
-                            alpha_lam_over_n=jnp.asarray(lam, dt) / jnp.asarray(result.tau, dt))
+                            time_error_discrete=rel(times["discrete"]), alpha_lam_over_n=rate)

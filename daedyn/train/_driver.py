@@ -174,8 +174,10 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     Args:
       x: training inputs (N, D), rows are samples (the paper: pixels in [0, 1], not centred).
       key: PRNG key (split into an initialisation key and a noise/shuffling key).
-      alpha: learning rate (> 0); with the default optimiser tau = N / alpha.
-      gamma: weight decay (>= 0).
+      alpha: learning rate (> 0); with the default optimiser tau = N / alpha. Or a
+        :mod:`daedyn.schedules` schedule of any kind (gradient descent, no ``optimizer=``): epoch k
+        steps with alpha(k); the result's ``tau`` is then the schedule N / alpha(t).
+      gamma: weight decay (>= 0), or a schedule of any kind (epoch k uses gamma(k)).
       noise: None, or a :class:`daedyn.noise.Noise` (e.g. ``gaussian(0.5)``, ``laplace(b)``),
         sampled every step unless ``marginalised``; its variance s^2 gives eps = N s^2. Or a
         corruption: ``noise.masking(p)``, ``noise.salt_and_pepper(p)`` (sampled only) or
@@ -242,9 +244,10 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     All runs share the data, the :class:`TrainConfig`, and the noise kind. Figure 5's AE/WDAE/DAE
     triple: ``gamma=[0, 0.5, 0]`` with ``noise=gaussian([0, 0, 0.5])`` and ``marginalised=True``.
 
-    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0); ``eps`` a
-    piecewise-constant schedule whose values (K + 1, *S) give one schedule per run (S broadcasts with
-    the other batch shapes; docs/schedules.md).
+    Args: as :func:`train` (``noise`` may also be "gaussian"/"laplace" with variance 0); ``eps``,
+    ``alpha`` and ``gamma`` may be piecewise-constant schedules whose values (K + 1, *S) give one
+    schedule per run (S broadcasts with the other batch shapes; a result's ``tau`` / ``gamma`` is
+    then a schedule with values (K + 1, *batch); docs/schedules.md).
     Returns:
       :class:`TrainResult` with batch axes S first (``epochs`` and ``eigvals`` are shared).
     Example:
@@ -326,7 +329,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
     # alpha / gamma schedules (train/_schedule.py): their largest pieces stand in for the checks
     alpha_c, gamma_c = _schedule.driver_rates(alpha, gamma, batched=batched, checkpoint=checkpoint,
-                                              optimizer=cfg.optimizer)
+                                              optimizer=cfg.optimizer, epochs=int(start_epoch) + cfg.epochs)
     check_range("alpha", alpha_c, 0.0, lo_open=True)
     check_range("gamma", gamma_c, 0.0)
     check_range("init_scale", cfg.init_scale, 0.0)
@@ -365,7 +368,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     shape, size = (), 1
     if batched:
         extra = () if corruption is None else corruption_lib.batch_shape(corruption)
-        shape = tuple(np.broadcast_shapes(np.shape(alpha), np.shape(gamma), _schedule.batch_shape(eps),
+        shape = tuple(np.broadcast_shapes(_schedule.batch_shape(alpha), _schedule.batch_shape(gamma),
+                                          _schedule.batch_shape(eps),
                                           key_shape, extra))
         size = int(np.prod(shape)) if shape else 1
         if key_shape == ():
@@ -381,10 +385,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     as_dt = lambda v: _schedule.cast(v, dt) if _schedule.is_schedule(v) else jnp.asarray(v, dt)
     hyper = Hyper(as_dt(alpha), as_dt(gamma), eps, corruption)
     if batched:
-        flat = lambda a: jnp.broadcast_to(a, shape).reshape(size)
-        eps_runs = (_schedule.flatten(hyper.eps, shape, size) if _schedule.is_schedule(hyper.eps)
-                    else flat(hyper.eps))
-        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), eps_runs,
+        flat = lambda a: _schedule.flatten_any(a, shape, size)  # schedules: one per run
+        hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
                       None if corruption is None else corruption_lib.flatten(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
@@ -453,16 +455,17 @@ def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma,
     rf = rate_factor(loop.loss_scale, d)
     # alpha / gamma schedules give piecewise-constant tau / gamma schedules (train/_schedule.in_units)
     tau = _schedule.in_units(alpha, lambda a: jnp.asarray(np.asarray(n / (np.asarray(a, np.float64) * rf),
-                                                                      np_dt)))
+                                                                      np_dt)),
+                             c=jnp.asarray(n / rf, np_dt), inverse=True)  # continuous: N / (alpha(t) rf)
     # in the paper's units, like tau: "mse" decays gamma ||W||^2 / 2 against a data term 2 / D times
     # the paper's, i.e. gamma D / 2 in paper units (rate_factor is the 2 / D of the step)
     gamma = _schedule.in_units(gamma, lambda g: jnp.asarray(np.asarray(np.asarray(g, np.float64) / rf,
-                                                                       np_dt)))
+                                                                       np_dt)), c=jnp.asarray(1 / rf, np_dt))
     if shape is not None:
         unflat = lambda a: a.reshape(*shape, *a.shape[1:])
         recs = {k: unflat(v) for k, v in recs.items()}
         final, p0 = (jax.tree_util.tree_map(unflat, p) for p in (final, p0))
-        tau, gamma = (jnp.broadcast_to(a, shape) for a in (tau, gamma))
+        tau, gamma = (_schedule.broadcast_runs(a, shape) for a in (tau, gamma))
         eps = eps if _schedule.is_schedule(eps) else jnp.broadcast_to(eps, shape)  # a schedule: as given
     return TrainResult(
         t=epochs, mapping=recs.get("mapping"), singular_values=recs.get("singular_values"),

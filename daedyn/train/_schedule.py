@@ -15,10 +15,10 @@ import numpy as np
 
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
-from daedyn.schedules import PiecewiseConstant, is_schedule
+from daedyn.schedules import Function, PiecewiseConstant, is_schedule
 
 __all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
-           "in_units"]
+           "flatten_any", "broadcast_runs", "in_units", "times", "over"]
 
 
 def hyper_at_epoch(hyper, epoch):
@@ -48,36 +48,58 @@ def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
     return noise_lib.gaussian(0.0)
 
 
-def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer):
+def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer, epochs=None):
     """Validate learning-rate and weight-decay schedules of ``train``; returns constant stand-ins
-    (the largest piece values) for the range and stability checks, or the values themselves."""
+    (the largest value each takes: the piece values, a ramp's ends, or a function's values on the
+    run's ``epochs``, the times its steps use) for the range and stability checks, or the values
+    themselves."""
     out = []
     for name, v in (("alpha", alpha), ("gamma", gamma)):
         if not is_schedule(v):
             out.append(v)
             continue
-        if not isinstance(v, PiecewiseConstant):
-            raise ValueError(f"{name} must be a piecewise-constant schedule in train() (its pieces are "
-                             f"reported in the result); got a {type(v).__name__} schedule")
-        if batched:
-            raise ValueError(f"{name} schedules work in train() only; train_batch() takes eps schedules")
+        if batched and not isinstance(v, PiecewiseConstant):
+            raise ValueError(f"{name} must be a piecewise-constant schedule in train_batch() (its values "
+                             f"(K + 1, *S) give one schedule per run); got a {type(v).__name__} schedule")
         if checkpoint is not None:
             raise ValueError(f"checkpoint is not supported with a {name} schedule")
         if name == "alpha" and optimizer is not None:
             raise ValueError("an alpha schedule is the learning rate of gradient descent: drop optimizer= "
                              "(or give the optimizer its own optax schedule)")
-        values = concrete(v.values)
+        values = _values(name, v, epochs)
         if values is None:
             raise ValueError(f"{name} schedule values must be concrete (not traced) in train()")
         check_range(f"{name} schedule values", values, 0.0, lo_open=name == "alpha")
-        out.append(np.max(np.asarray(values), axis=0))
+        out.append(np.max(np.asarray(values), axis=0))  # (*S): one stand-in per run in train_batch
     return tuple(out)
 
 
-def in_units(v, fn):
-    """``fn`` applied to a value, or to every piece of a piecewise-constant schedule (a schedule back)."""
+def _values(name, v, epochs):
+    """Concrete values a schedule takes in the run (None when traced)."""
+    from daedyn.dynamics._scheduled import schedule_values
+
+    ts = np.arange(max(int(epochs), 1)) if epochs is not None else np.zeros(1)
+    return schedule_values(name, v, ts)
+
+
+def times(t, inner, c):
+    """``inner(t) * c``: a schedule in other units (the ``fn`` of a :class:`~daedyn.schedules.Function`)."""
+    return inner(t) * c
+
+
+def over(t, inner, c):
+    """``c / inner(t)``: tau = N / alpha(t) of a learning-rate schedule (a ``Function``'s ``fn``)."""
+    return c / inner(t)
+
+
+def in_units(v, fn, *, c=None, inverse=False):
+    """``fn`` applied to a value, or to every piece of a piecewise-constant schedule (a schedule back);
+    any other schedule becomes the schedule ``v(t) * c`` (``c / v(t)`` with ``inverse``), which is
+    what ``fn`` does to a value."""
     if isinstance(v, PiecewiseConstant):
         return PiecewiseConstant(v.boundaries, fn(v.values))
+    if is_schedule(v):
+        return Function((v, c), over if inverse else times)
     return fn(v)
 
 
@@ -108,3 +130,20 @@ def flatten(eps, shape, size):
     v = jnp.broadcast_to(v, tuple(shape) + v.shape[-1:]).reshape(size, v.shape[-1])
     b = jnp.broadcast_to(eps.boundaries, (size,) + eps.boundaries.shape)
     return PiecewiseConstant(b, v)
+
+
+def flatten_any(v, shape, size):
+    """A run's hyperparameter for the vmapped loop: a schedule through :func:`flatten`, an array
+    broadcast to the batch ``shape`` and flattened to (size,)."""
+    if is_schedule(v):
+        return flatten(v, shape, size)
+    return jnp.broadcast_to(v, shape).reshape(size)
+
+
+def broadcast_runs(v, shape):
+    """A ``train_batch`` result field with the batch ``shape``: an array broadcast to it, a
+    piecewise-constant schedule with its values broadcast to (K + 1, *shape) (run b's schedule is
+    ``values[:, b]``)."""
+    if isinstance(v, PiecewiseConstant):
+        return PiecewiseConstant(v.boundaries, jnp.broadcast_to(v.values, v.values.shape[:1] + tuple(shape)))
+    return jnp.broadcast_to(v, shape)
