@@ -104,6 +104,7 @@ for _op in ("add sub mul truediv floordiv mod divmod pow matmul and or xor lshif
     setattr(NotSaved, f"__{_op}__", _refuse)
 del _op
 
+NotSaved.__module__ = NotSavedError.__module__ = "daedyn.dynamics"  # their public home (tracebacks, pickles)
 jax.tree_util.register_pytree_node(NotSaved, lambda x: ((), x._key), lambda key, _: NotSaved(*key))
 
 
