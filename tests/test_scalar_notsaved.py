@@ -62,7 +62,7 @@ def test_default_trajectory_through_jit_vmap_and_tree_util():
     np.testing.assert_array_equal(jitted.w, tr.w)
     assert jitted.loss == tr.loss and isinstance(jitted.w1, NotSaved)
     # vmap over eps: one run per eps, the same elementwise recursion as the broadcast batch
-    vm = jax.vmap(lambda e: scalar_gd(LAM, e, 0.2, -0.1, check_stability=False, **KW))(EPS)
+    vm = jax.vmap(lambda e: scalar_gd(LAM[:, 0], e, 0.2, -0.1, check_stability=False, **KW))(EPS)
     np.testing.assert_array_equal(vm.w, jnp.moveaxis(tr.w, 1, 0))
     assert isinstance(vm.weight_norm, NotSaved)
     # tree_util: the placeholders have no leaves and come back unchanged
