@@ -245,9 +245,8 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     from there on (benchmarks/scalar_dynamics.py). With ``observables=("w",)`` the fused kernel writes
     w alone and "jnp" is 1.8x faster than "scan" even saving every epoch (0.175 vs 0.097 G steps/s),
     so "auto" is "jnp" then; ``observables`` as for :func:`scalar_gd` (None: its default, ``w`` alone).
-    "scan" where the fused path has nothing to do
-    (epochs = 0). The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU
-    arithmetic is slow and the kernel was verified on a GPU in float32 only.
+    "scan" where the fused path has nothing to do (epochs = 0). The Pallas kernel is chosen for
+    float32 (and narrower) only: float64 GPU arithmetic is slow and it was verified in float32 only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
