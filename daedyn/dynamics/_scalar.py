@@ -293,8 +293,8 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
         update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
         (:func:`choose_backend`: Pallas on GPU, elsewhere "jnp" for ``w`` alone (the default) or
-        sparse saves and "scan" otherwise). All are differentiable and give the same numbers up to float rounding: the
-        fused backends fold the per-trajectory constants
+        sparse saves and "scan" otherwise). All are differentiable and give the same numbers up to
+        float rounding: the fused backends fold the per-trajectory constants
         (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
         relative in float64 and a few ulp in float32 per epoch.
       observables: the fields to save: a subset of ("w1", "w2", "w", "weight_norm", "loss"), or
