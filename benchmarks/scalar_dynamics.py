@@ -7,15 +7,16 @@ one epoch), saving every epoch and every 100th epoch.
   Pallas kernel on a GPU, fused lax.scan elsewhere) vs a plain ``lax.scan`` of the textbook update
   (one scan iteration per epoch, or per save with an inner loop); fraction of the write bandwidth
   measured in the same process for an output of the same size (4 bytes per saved point).
-- API rows: ``daedyn.dynamics.scalar_gd`` (all five saved quantities, batch-major), the fused
-  backend (Pallas on a GPU, "jnp" elsewhere) vs backend="scan": the measurement behind "auto"
-  (``choose_backend``; the row's notes say what "auto" resolves to).
-- API vs raw kernel rows: ``scalar_gd(..., observables=("w",), time_major=True)`` (backend
-  "auto", validation included) against ``scalar_gd_fused`` saving w every epoch, the same job;
-  ratio = API rate / kernel rate (target >= 0.8). A second row asks for w in the default
-  batch-major shape (*batch, T): since issue 18's second session a device layout of the
-  time-major result, not a transpose (``daedyn/dynamics/_layout.py``). A third row does the same
-  with the API's defaults (all five fields, batch-major), which write 5x the bytes.
+- API rows: ``daedyn.dynamics.scalar_gd(..., observables="all")`` (all five saved quantities,
+  batch-major), the fused backend (Pallas on a GPU, "jnp" elsewhere) vs backend="scan": the
+  measurement behind "auto" (``choose_backend``; the row's notes say what "auto" resolves to).
+- API vs raw kernel rows: the DEFAULT call ``scalar_gd(lam, eps, w1, w2, alpha=, gamma=, epochs=)``
+  (save every epoch, only w saved, batch-major (*batch, T) as a device layout of the time-major
+  result, backend "auto", validation and the stability check included) against
+  ``scalar_gd_fused`` saving w every epoch, the same job; ratio = API rate / kernel rate (target
+  >= 0.8, issue 18). A second row adds ``time_major=True``; a third asks for
+  ``observables="all"`` (w1, w2, w, weight_norm, loss: 5x the kernel's bytes), the cost of every
+  field (the default before issue 18's third session).
 - RK4 row: the fixed-step flow integrator (``scalar_flow(method="rk4")``) vs diffrax.
 - Python-loop row: the authors' style (one trajectory at a time, a Python iteration per epoch).
 - diffrax row: the continuous flow with diffrax's adaptive Tsit5 (``scalar_flow(method="diffrax")``)
@@ -87,42 +88,34 @@ def run(quick: bool = True) -> list[dict]:
             notes=(f"baseline plain lax.scan; limit = measured write bandwidth {limit / 1e9:.3g} GB/s at 4 "
                    f"bytes per saved point (copy bandwidth {_hw.copy_bandwidth() / 1e9:.3g} GB/s)")
             if every == 1 else "baseline plain lax.scan; compute-bound (1% of the writes): no byte limit"))
-    # The public API doing the kernel's job (w every epoch), time-major, against the raw kernel,
-    # interleaved in one process (a shared CPU drifts); then the API's defaults against the kernel.
-    api_fast = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, check_stability=False)
+    # The public API's DEFAULT call (w every epoch, batch-major, stability check on) doing the
+    # kernel's job, against the raw kernel, interleaved in one process (a shared CPU drifts); then
+    # the same time-major, and asking for every field.
+    api = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t)  # every other argument default
     raw = lambda *a: scalar_gd_fused(*a, n_saves=t)[0]
-    fast = lambda *a: api_fast(*a, observables=("w",), time_major=True).w
-    w_bm = lambda *a: api_fast(*a, observables=("w",)).w
-    dflt = lambda *a: api_fast(*a).loss
-    times = {"raw": [], "fast": [], "w_bm": [], "dflt": []}
+    calls = {"default": lambda *a: api(*a).w, "time_major": lambda *a: api(*a, time_major=True).w,
+             "all": lambda *a: api(*a, observables="all").loss}
+    times = {k: [] for k in ("raw", *calls)}
     for _ in range(3):
         times["raw"].append(_hw.best_time(raw, *args, repeat=2))
-        times["fast"].append(_hw.best_time(fast, lam, eps, w1, w2, repeat=2))
-        times["w_bm"].append(_hw.best_time(w_bm, lam, eps, w1, w2, repeat=2))
-        times["dflt"].append(_hw.best_time(dflt, lam, eps, w1, w2, repeat=2))
-    t_raw, t_fast, t_bm, t_dflt = (float(np.median(times[k])) for k in ("raw", "fast", "w_bm", "dflt"))
-    auto = choose_backend("auto", epochs=t, observables=("w",))
-    rows.append(dict(
-        workload=f"scalar_gd API vs raw kernel {b}x{t}, save w every epoch, time_major=True",
-        ours=steps / t_fast / 1e9, baseline=steps / t_raw / 1e9, ratio=t_raw / t_fast, unit="G steps/s",
-        hw_fraction=4 * b * (t + 1) / t_fast / _hw.write_bandwidth(),
-        notes=f"API: scalar_gd(observables=('w',), time_major=True), auto = {auto}, start saved in-kernel; "
-              f"kernel: scalar_gd_fused (no start); median of 3 interleaved best-of-2"))
-    rows.append(dict(
-        workload=f"scalar_gd API vs raw kernel {b}x{t}, save w every epoch, batch-major (B, T)",
-        ours=steps / t_bm / 1e9, baseline=steps / t_raw / 1e9, ratio=t_raw / t_bm, unit="G steps/s",
-        hw_fraction=4 * b * (t + 1) / t_bm / _hw.write_bandwidth(),
-        notes="API: scalar_gd(observables=('w',)): (B, T) as a device layout of the time-major result "
-              "(no transpose); median of 3 interleaved best-of-2"))
-    rows.append(dict(
-        workload=f"scalar_gd API defaults vs raw kernel {b}x{t}, save every epoch (5 fields, batch-major)",
-        ours=steps / t_dflt / 1e9, baseline=steps / t_raw / 1e9, ratio=t_raw / t_dflt, unit="G steps/s",
-        hw_fraction=5 * 4 * b * (t + 1) / t_dflt / _hw.write_bandwidth(),
-        notes=f"auto = {choose_backend('auto', epochs=t)}; 5x the kernel's bytes, (B, T) by layout (no "
-              "transpose)"))
+        for k, f in calls.items():
+            times[k].append(_hw.best_time(f, lam, eps, w1, w2, repeat=2))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    how = "median of 3 interleaved best-of-2; kernel: scalar_gd_fused (no start)"
+    for k, what, fields in (
+            ("default", "default call: save w every epoch, batch-major (B, T)", 1),
+            ("time_major", "default call + time_major=True (T, B)", 1),
+            ("all", 'observables="all": 5 fields every epoch, batch-major', 5)):
+        auto = choose_backend("auto", epochs=t, observables="all" if k == "all" else None)
+        rows.append(dict(
+            workload=f"scalar_gd API vs raw kernel {b}x{t}, {what}",
+            ours=steps / med[k] / 1e9, baseline=steps / med["raw"] / 1e9, ratio=med["raw"] / med[k],
+            unit="G steps/s", hw_fraction=fields * 4 * b * (t + 1) / med[k] / _hw.write_bandwidth(),
+            notes=f"auto = {auto}; {4 * fields} bytes per saved point, start saved in-kernel, stability "
+                  f"check included; {how}"))
     for every in (1, 100):
         api = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, save_every=every,
-                                check_stability=False)
+                                check_stability=False, observables="all")
         fused = "pallas" if on_gpu else "jnp"
         t_auto = _hw.best_time(lambda *a: api(*a, backend=fused).loss, lam, eps, w1, w2, repeat=3)
         t_scan = _hw.best_time(lambda *a: api(*a, backend="scan").loss, lam, eps, w1, w2, repeat=3)
@@ -132,8 +125,8 @@ def run(quick: bool = True) -> list[dict]:
                      f"fused ({fused}) vs scan",
             ours=steps / t_auto / 1e9, baseline=steps / t_scan / 1e9, ratio=t_scan / t_auto,
             unit="G steps/s", hw_fraction=saved / t_auto / _hw.write_bandwidth(),
-            notes=f"auto = {choose_backend('auto', epochs=t, save_every=every)}; writes w1, w2, w, "
-                  f"weight_norm, loss (20 bytes per saved point) batch-major"))
+            notes=f"auto = {choose_backend('auto', epochs=t, save_every=every, observables='all')}; "
+                  "writes w1, w2, w, weight_norm, loss (20 bytes per saved point) batch-major"))
     # observables=("w",): the API asking the kernel for w alone (a fifth of the bytes), auto vs scan.
     api_w = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, observables=("w",),
                               check_stability=False)

@@ -124,7 +124,7 @@ def run(quick: bool = True) -> list[dict]:
         spec = {"function": "dynamics.scalar_gd", "axes": axes, "constants": consts, "max_memory": memory}
         best, serial, base = _interleaved(spec, folder, lambda lam, eps, alpha, w1: dynamics.scalar_gd(
             lam, eps, w1, jnp.float32(0.1), alpha=alpha, epochs=1000, save_every=100,
-            check_stability=False), _grid(axes))
+            check_stability=False, observables="all"), _grid(axes))  # the sweep entry's five outputs
         nbytes = best.plan.total_bytes
         rows.append(dict(
             workload=f"scalar-GD sweep, {best.n_points:.0e} traj x 1000 epochs", ours=best.points_per_s / 1e6,

@@ -15,7 +15,8 @@ LAM = np.array([3.0, 2.0, 1.0, 0.5, 0.1])
 
 def test_depth_two_equals_scalar_gd(x64):
     lam, eps, gamma = jnp.asarray(LAM), 0.7, 0.01
-    ref = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20)
+    ref = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20,
+                             observables=("w", "loss"))
     deep = dynamics.deep_scalar_gd(
         lam, eps, jnp.array([0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20
     )

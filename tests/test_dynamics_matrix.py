@@ -57,7 +57,7 @@ def test_orthogonal_init_gd_equals_scalar_gd(form, x64):
     kw = dict(eps=20.0, gamma=0.3, alpha=0.02, n=10, epochs=200, save_every=50)
     mat = matrix_gd(lam, w1, w2, form=form, **kw)
     sca = scalar_gd(lam[:4], kw["eps"], d1, d2, alpha=kw["alpha"], gamma=kw["gamma"], n=kw["n"],
-                    epochs=200, save_every=50)
+                    epochs=200, save_every=50, observables="all")
     # Same recursion per direction (the rotation R only adds rounding): measured 4e-15; atol 1e-12.
     np.testing.assert_allclose(mat.mapping[:, :4], sca.w.T, rtol=0, atol=1e-12)
     # Weight norm: sum of the directions' w1^2 + w2^2 (R is orthogonal).

@@ -27,7 +27,7 @@ def test_matrix_gd_schedule_equals_scalar_gd_per_direction(x64):
     lam, eps, gamma, w1, w2 = setup()
     kw = dict(alpha=0.1, n=2, epochs=100, save_every=10)
     m = dynamics.matrix_gd(lam, w1, w2, eps=eps, gamma=gamma, **kw)
-    s = dynamics.scalar_gd(lam, eps, jnp.asarray(D1), jnp.asarray(D2), gamma=gamma, **kw)
+    s = dynamics.scalar_gd(lam, eps, jnp.asarray(D1), jnp.asarray(D2), gamma=gamma, observables="all", **kw)
     # the same recursion per direction, rotated: measured 2.2e-16 (float64 rounding); bound 1e-13
     np.testing.assert_allclose(m.mapping, s.w.T, rtol=0, atol=1e-13)
     np.testing.assert_allclose(m.weight_norm, s.weight_norm.sum(0), rtol=1e-13)

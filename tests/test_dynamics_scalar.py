@@ -9,6 +9,7 @@ import pytest
 
 from daedyn import theory
 from daedyn.dynamics import (
+    NotSaved,
     UnstableStepWarning,
     check_gd_stability,
     max_hessian_eigenvalue,
@@ -41,7 +42,8 @@ def _python_gd(lam, eps, gamma, alpha, n, w1, w2, epochs):
 
 def test_gd_equals_python_loop(x64):
     alpha = np.array([0.01, 0.05, 0.02, 0.3, 0.1, 0.2])
-    traj = scalar_gd(LAM, EPS, W1, W2, alpha=alpha, gamma=GAMMA, n=N, epochs=60, save_every=3)
+    traj = scalar_gd(LAM, EPS, W1, W2, alpha=alpha, gamma=GAMMA, n=N, epochs=60, save_every=3,
+                     observables=("w1", "w2"))
     assert traj.w1.shape == (6, 21) and traj.t.shape == (21,)
     for i in range(6):
         ref = _python_gd(LAM[i], EPS[i], GAMMA[i], alpha[i], N[i], W1[i], W2[i], 60)[::3]
@@ -53,9 +55,11 @@ def test_gd_equals_python_loop(x64):
 
 
 def test_gd_float32_and_save_every_and_unroll():
-    base = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=1, unroll=1)
+    base = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=1, unroll=1,
+                     observables="all")
     assert base.w.dtype == jnp.float32
-    sparse = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=8, unroll=8)
+    sparse = scalar_gd(LAM, EPS, W1, W2, alpha=0.05, gamma=GAMMA, n=N, epochs=40, save_every=8, unroll=8,
+                       observables="all")
     # Unrolling and save spacing do not change the arithmetic; allow float32 rounding only (XLA may
     # fuse differently): 1e-6 relative is ~10 ulp.
     np.testing.assert_allclose(sparse.w, base.w[:, ::8], rtol=1e-6, atol=1e-7)
@@ -66,7 +70,8 @@ def test_gd_float32_and_save_every_and_unroll():
 
 
 def test_observables_and_loss_match_theory(x64):
-    traj = scalar_gd(LAM, EPS, W1, W2, alpha=0.02, gamma=GAMMA, n=N, epochs=10, save_every=5)
+    traj = scalar_gd(LAM, EPS, W1, W2, alpha=0.02, gamma=GAMMA, n=N, epochs=10, save_every=5,
+                     observables="all")
     np.testing.assert_allclose(traj.w, traj.w1 * traj.w2, rtol=1e-15)
     np.testing.assert_allclose(traj.weight_norm, traj.w1**2 + traj.w2**2, rtol=1e-15)
     tau = N / 0.02
@@ -104,7 +109,7 @@ def _backend_runs(dtype, backends=("scan", "jnp", "interpret")):
     eps = jnp.array([0.0, 0.5, 1.0, 4.0], dtype)
     gamma = jnp.array([0.0, 0.01, 0.1, 0.0], dtype)
     kw = dict(alpha=jnp.asarray(0.1, dtype), gamma=gamma, n=jnp.asarray(2.0, dtype), epochs=300,
-              save_every=3)
+              save_every=3, observables="all")
     # Unbalanced start with w = w1 w2 < 0: crosses zero, so every quantity is exercised.
     return {b: scalar_gd(lam, eps, jnp.asarray(0.2, dtype), jnp.asarray(-0.3, dtype), backend=b, **kw)
             for b in backends}
@@ -132,7 +137,8 @@ def test_backends_agree_on_every_quantity(dtype, x64):
 
 def test_fused_equals_python_loop_save_every_epoch(x64):
     alpha = np.array([0.01, 0.05, 0.02, 0.3, 0.1, 0.2])
-    traj = scalar_gd(LAM, EPS, W1, W2, alpha=alpha, gamma=GAMMA, n=N, epochs=40, backend="interpret")
+    traj = scalar_gd(LAM, EPS, W1, W2, alpha=alpha, gamma=GAMMA, n=N, epochs=40, backend="interpret",
+                     observables=("w1", "w2"))
     for i in range(6):
         ref = _python_gd(LAM[i], EPS[i], GAMMA[i], alpha[i], N[i], W1[i], W2[i], 40)
         # float64, folded constants vs the textbook update: rounding only (measured <= 4e-16 absolute).
@@ -145,9 +151,11 @@ def test_backend_choice_and_validation():
 
     gpu = jax.default_backend() == "gpu"
     assert choose_backend("auto", epochs=1000, save_every=100) == ("pallas" if gpu else "jnp")
-    assert choose_backend("auto", epochs=1000, save_every=1) == ("pallas" if gpu else "scan")
+    dense_all = choose_backend("auto", epochs=1000, save_every=1, observables="all")
+    assert dense_all == ("pallas" if gpu else "scan")
     w_only = choose_backend("auto", epochs=1000, save_every=1, observables=("w",))
     assert w_only == ("pallas" if gpu else "jnp")
+    assert choose_backend("auto", epochs=1000, save_every=1) == w_only  # the default saves w alone
     assert choose_backend("auto", epochs=0) == "scan"  # nothing for the fused kernel to do
     assert choose_backend("auto", epochs=1000, save_every=100, dtype=np.float64) == "jnp"  # Pallas: f32
     start = scalar_gd(1.0, 0.5, 0.3, 0.4, alpha=0.1, epochs=0)
@@ -384,15 +392,15 @@ def test_outputs_subset_equals_the_full_run(backend):
     lam = jnp.array([0.5, 1.0, 2.0])[:, None]
     eps = jnp.array([0.0, 1.0])
     kw = dict(alpha=0.05, epochs=60, save_every=3, gamma=0.01, n=2.0, backend=backend)
-    full = scalar_gd(lam, eps, 0.2, -0.1, **kw)
+    full = scalar_gd(lam, eps, 0.2, -0.1, observables="all", **kw)
     only_w = scalar_gd(lam, eps, 0.2, -0.1, observables=("w",), **kw)
-    assert only_w.w1 is None and only_w.w2 is None and only_w.weight_norm is None and only_w.loss is None
+    assert all(isinstance(getattr(only_w, f), NotSaved) for f in ("w1", "w2", "weight_norm", "loss"))
     assert only_w.w.shape == full.w.shape == (3, 2, 21)
     # On "jnp"/"interpret" w comes straight from the kernel (w1 w2 formed in-kernel), elsewhere from
     # the same products: equal to float32 rounding of one product (2 ulp of O(1) values).
     np.testing.assert_allclose(only_w.w, full.w, rtol=0, atol=5e-7)
     some = scalar_gd(lam, eps, 0.2, -0.1, observables=("loss", "w1"), **kw)
-    assert some.w is None and some.w2 is None
+    assert isinstance(some.w, NotSaved) and isinstance(some.w2, NotSaved)
     # the loss is formed after the loop; XLA fuses it with whichever other fields are asked for, and
     # the CPU code generator may contract a multiply-add differently (measured: 1 ulp, 1 of 126
     # entries, scan backend, time-major program)
@@ -401,9 +409,9 @@ def test_outputs_subset_equals_the_full_run(backend):
 
 
 def test_outputs_validation_and_gradient_through_w_only():
-    with pytest.raises(ValueError, match="observables must be a non-empty subset"):
+    with pytest.raises(ValueError, match="observables must be \"all\" or a non-empty subset"):
         scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, observables=("q",))
-    with pytest.raises(ValueError, match="observables must be a non-empty subset"):
+    with pytest.raises(ValueError, match="observables must be \"all\" or a non-empty subset"):
         scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, observables=())
     f = lambda e, b: scalar_gd(1.0, e, 0.1, 0.1, alpha=0.1, epochs=20, observables="w", backend=b,
                                check_stability=False).w[-1]

@@ -20,13 +20,14 @@ def test_gd_step_k_uses_eps_k(x64):
     # the same float64 operations in another order of jit boundaries: measured 0 difference, bound 1e-13
     EPS, GAMMA = eps_gamma()
     lam, w = jnp.array([0.5, 1.0, 3.0]), jnp.array([0.01, 0.2, -0.1])
-    got = dynamics.scalar_gd(lam, EPS, w, 0.1, alpha=0.05, gamma=GAMMA, epochs=1000, save_every=100)
+    got = dynamics.scalar_gd(lam, EPS, w, 0.1, alpha=0.05, gamma=GAMMA, epochs=1000, save_every=100,
+                             observables="all")
     # equal piece lengths: the chained runs share one compilation
     w1, w2, pieces = w, jnp.full(3, 0.1), [(0, 250, 4.0, 0.0), (250, 500, 0.5, 0.0), (500, 750, 0.5, 0.3),
                                            (750, 1000, 2.0, 0.3)]
     for start, end, e, g in pieces:
         tr = dynamics.scalar_gd(lam, e, w1, w2, alpha=0.05, gamma=g, epochs=end - start,
-                               save_every=end - start, backend="scan")
+                               save_every=end - start, backend="scan", observables=("w1", "w2"))
         w1, w2 = tr.w1[:, -1], tr.w2[:, -1]
     np.testing.assert_allclose(got.w1[:, -1], w1, rtol=1e-13)
     np.testing.assert_allclose(got.w2[:, -1], w2, rtol=1e-13)

@@ -62,5 +62,5 @@ def test_dry_run_exercises_every_step(tmp_path):
     assert list(res["steps"]) == [name for name, _ in _gpu_check.STEPS] and not res["failures"]
     assert res["limits"]["write_bandwidth_GBps"] > 0 and res["steps"]["Figure 5"]["finite"]
     assert res["steps"]["gpu tests"]["summary"].startswith("3/")  # the gpu-marked tests, collected
-    gd = res["steps"]["scalar GD"]  # the API both ways (w time-major, and its defaults) against the kernel
-    assert gd["api_over_kernel"] > 0 and gd["api_default_over_kernel"] > 0
+    gd = res["steps"]["scalar GD"]  # the API (w time-major, its default call, all fields) against the kernel
+    assert gd["api_over_kernel"] > 0 and gd["api_default_over_kernel"] > 0 and gd["api_all_over_kernel"] > 0

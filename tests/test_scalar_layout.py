@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from daedyn._kernels import scalar_gd_fused
-from daedyn.dynamics import UnstableStepWarning, scalar_gd
+from daedyn.dynamics import NotSaved, UnstableStepWarning, scalar_gd
 
 LAM = jnp.array([0.5, 1.0, 2.0, 3.0])[:, None]
 EPS = jnp.array([0.0, 1.0, 4.0])
 KW = dict(alpha=0.05, gamma=0.01, n=2.0, check_stability=False)
-CASES = [(1, None), (4, ("w2", "loss"))]  # (save_every, observables): dense and all, sparse and some
+# (save_every, observables): dense and all, dense and the default (w), sparse and some
+CASES = [(1, "all"), (1, None), (4, ("w2", "loss"))]
 
 
 @pytest.mark.parametrize("backend", ["scan", "jnp"])
@@ -26,8 +27,8 @@ def test_time_major_is_the_transpose_bitwise(backend, save_every, observables):
     np.testing.assert_array_equal(tm.t, bm.t)
     for name in ("w1", "w2", "w", "weight_norm", "loss"):
         a, b = getattr(tm, name), getattr(bm, name)
-        asked = observables is None or name in observables
-        assert (a is None) == (b is None) == (not asked), name
+        asked = observables == "all" or name in (observables or ("w",))
+        assert isinstance(a, NotSaved) == isinstance(b, NotSaved) == (not asked), name
         if asked:
             assert a.shape == (24 // save_every + 1, 4, 3) and b.shape == (4, 3, 24 // save_every + 1)
             if backend == "scan" and name == "loss":
@@ -43,7 +44,7 @@ def test_fast_path_equals_the_scan_reference(dtype, x64):
     """Fused kernel fields (start saved in-kernel, loss from the kernel's w and weight_norm) vs the
     textbook scan recursion with the observables formed after the loop."""
     lam, eps = LAM.astype(dtype), EPS.astype(dtype)
-    kw = dict(KW, epochs=30, save_every=1)
+    kw = dict(KW, epochs=30, save_every=1, observables="all")
     ref = scalar_gd(lam, eps, 0.2, -0.1, backend="scan", **kw)
     for backend in ("jnp", "interpret") if dtype == jnp.float32 else ("jnp",):  # Pallas: float32 only
         fast = scalar_gd(lam, eps, 0.2, -0.1, backend=backend, time_major=True, **kw)
@@ -103,7 +104,8 @@ def test_batch_major_default_is_a_layout_not_a_copy(dtype, backend, epochs, x64)
     results, and the caller's arrays are left alone (the results are donated, not the inputs)."""
     lam = jnp.asarray([[0.5], [1.0], [2.0]], dtype)
     eps, w1 = jnp.asarray([0.0, 1.0], dtype), jnp.full((3, 2), 0.2, dtype)
-    kw = dict(alpha=0.05, epochs=epochs, gamma=0.01, backend=backend, check_stability=False)
+    kw = dict(alpha=0.05, epochs=epochs, gamma=0.01, backend=backend, check_stability=False,
+              observables="all")
     eager = scalar_gd(lam, eps, w1, -0.1, **kw)
     traced = jax.jit(lambda *a: scalar_gd(*a, **kw))(lam, eps, w1, -0.1)  # the caller's program: a transpose
     for name in ("w1", "w2", "w", "weight_norm", "loss"):

@@ -56,7 +56,8 @@ def test_dynamics_scalar_gd_grid(tmp_path):
     ds = sweep.open_results(tmp_path / "gd.zarr")
     assert summary.n_chunks == 10 and ds.w.dims == ("lam", "eps", "alpha", "epoch")  # 1 x 2|1 x 2 blocks
     traj = dynamics.scalar_gd(f32(LAM)[:, None, None], f32(EPS)[:, None], 0.1, 0.1,
-                              alpha=f32([0.01, 0.1]), epochs=100, save_every=10, check_stability=False)
+                              alpha=f32([0.01, 0.1]), epochs=100, save_every=10, check_stability=False,
+                              observables="all")
     np.testing.assert_array_equal(ds.epoch.values, np.asarray(traj.t))
     for name in ("w1", "w2", "w", "weight_norm", "loss"):
         # the same broadcast recursion on a (B,) batch instead of the grid: measured bitwise equal;

@@ -75,7 +75,7 @@ def test_orthogonal_init_marginalised_dae_matches_dynamics_per_direction(tiny, d
         np.testing.assert_allclose(r.tau, n / alpha, rtol=1e-6)
         u = np.full(d, np.sqrt(w0), dtype) * (np.arange(d) < h)
         gd = dynamics.scalar_gd(lam, n * s2, u, u, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                                save_every=every)
+                                save_every=every, observables=("w", "weight_norm"))
         # The same arithmetic (one Euler step per epoch) in another order: float64 differences are
         # rounding, measured < 1e-13 absolute; float32 measured < 2e-6 (mapping <= 1).
         atol = 1e-11 if dtype == "float64" else 2e-5

@@ -23,12 +23,14 @@ def tiny():
 
 def test_scalar_trajectory_dims_coords_and_values():
     eps = jnp.array([0.0, 1.0, 4.0])
-    tr = dynamics.scalar_gd(1.0, eps, 0.1, 0.1, alpha=0.1, epochs=50, save_every=10)
+    tr = dynamics.scalar_gd(1.0, eps, 0.1, 0.1, alpha=0.1, epochs=50, save_every=10, observables="all")
     ds = tr.to_xarray(batch_dims=("eps",), coords={"eps": eps})
     assert ds.w.dims == ("eps", "epoch") and dict(ds.sizes) == {"eps": 3, "epoch": 6}
     np.testing.assert_array_equal(ds.epoch, tr.t)
     np.testing.assert_array_equal(ds.w.sel(eps=1.0), tr.w[1])  # exact copies, no arithmetic
     assert set(ds.data_vars) == {"w1", "w2", "w", "weight_norm", "loss"}
+    default = dynamics.scalar_gd(1.0, eps, 0.1, 0.1, alpha=0.1, epochs=50, save_every=10)
+    assert set(default.to_xarray().data_vars) == {"w"}  # only the saved fields
     assert tr.to_xarray(time_dim="t").w.dims == ("batch", "t")  # unnamed batch axis, flow-sweep time name
     with pytest.raises(ValueError, match="batch_dims"):
         tr.to_xarray(batch_dims=("eps", "gamma"))

@@ -244,7 +244,8 @@ def _run_scalar(args) -> int:
               "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
     if args.method == "gd":
         report["backend"] = ("scan" if args.schedule is not None  # schedules run the scan recursion
-                             else dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every))
+                             else dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every,
+                                                             observables="all"))  # simulate_scalar's
     if args.out:
         report["out"] = _save_dataset(args, tr, closed, report)
     if args.plot:

@@ -2,7 +2,9 @@
 
 - Scalar dynamics of one eigen-direction, Eqs. (2)-(3) with weight decay: :func:`scalar_gd` (the exact
   gradient-descent recursion) and :func:`scalar_flow` (the continuous flow, RK4 or diffrax), batched
-  elementwise over any broadcastable grid of settings.
+  elementwise over any broadcastable grid of settings. :func:`scalar_gd` saves the mapping ``w``
+  unless asked for more (``observables``); a field not saved is a :class:`NotSaved` placeholder that
+  raises :class:`NotSavedError` naming the fix.
 - Full-matrix dynamics of (W1, W2) in the eigenbasis of Sigma (section 3.1): :func:`matrix_gd`,
   :func:`matrix_flow`, with :func:`orthogonal_init` (section 3.2) and :func:`random_init`; reference
   paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`).
@@ -32,6 +34,7 @@ from daedyn.dynamics._deep_matrix import (
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
 from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
+from daedyn.dynamics._notsaved import NotSaved, NotSavedError
 from daedyn.dynamics._scalar import (
     ScalarTrajectory,
     choose_backend,
@@ -45,6 +48,7 @@ from daedyn.dynamics._simulate_deep import simulate_deep_matrix, simulate_deep_s
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
+    "NotSaved", "NotSavedError",
     "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
     "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",

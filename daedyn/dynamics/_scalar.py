@@ -48,6 +48,7 @@ from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fu
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics import _layout
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
+from daedyn.dynamics._notsaved import NotSaved, is_saved, resolve_observables
 from daedyn.dynamics._scheduled import scalar_flow_scheduled, scalar_gd_scheduled
 from daedyn.schedules import is_schedule
 from daedyn.theory._deep import check_depth
@@ -57,6 +58,10 @@ __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_
 
 class ScalarTrajectory(NamedTuple):
     """Saved states of a batch of scalar runs; every field but ``t`` has shape (*batch, T).
+
+    A field :func:`scalar_gd` was not asked to save (``observables``; by default only ``w`` is
+    saved) is a :class:`~daedyn.dynamics.NotSaved` placeholder that raises
+    :class:`~daedyn.dynamics.NotSavedError` naming the fix when used.
 
     Attributes:
       t: (T,) save times in epochs.
@@ -74,8 +79,8 @@ class ScalarTrajectory(NamedTuple):
     loss: Array
 
     def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
-        """The trajectory as an ``xarray.Dataset`` (w1, w2, w, weight_norm, loss over the batch axes
-        and ``time_dim``), with the dimension names of :mod:`daedyn.sweep`.
+        """The trajectory as an ``xarray.Dataset`` (its saved fields among w1, w2, w, weight_norm, loss
+        over the batch axes and ``time_dim``), with the dimension names of :mod:`daedyn.sweep`.
 
         Args:
           batch_dims: names of the leading batch axes (e.g. ``("eps",)``; unnamed: ``batch``, ...).
@@ -87,7 +92,7 @@ class ScalarTrajectory(NamedTuple):
         """
         from daedyn._xarray import dataset
 
-        return dataset({k: (getattr(self, k), (time_dim,)) for k in ("w1", "w2", "w", "weight_norm", "loss")},
+        return dataset({k: (f, (time_dim,)) for k, f in zip(OBSERVABLES, self[1:]) if is_saved(f)},
                        time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
                        what="ScalarTrajectory.to_xarray")
 
@@ -120,19 +125,20 @@ def _check_common(lam, eps, gamma, n, w1, w2):
 
 
 OBSERVABLES = ("w1", "w2", "w", "weight_norm", "loss")
+DEFAULT_OBSERVABLES = ("w",)  # scalar_gd's default: the mapping (docs/dynamics.md, "Observables")
 
 
 def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES, time_major=False) -> ScalarTrajectory:
     """Add the derived observables (elementwise, after the loop) to time-major (T, *batch) weights;
-    move the time axis last unless ``time_major``. Fields not in ``observables`` are None (never
-    computed or written)."""
+    move the time axis last unless ``time_major``. Fields not in ``observables`` are
+    :class:`NotSaved` (never computed or written)."""
     if not time_major:
         w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
     lam, eps, ng, inv_tau = (x[None] if time_major else x[..., None] for x in (lam, eps, ng, inv_tau))
     w = w1 * w2
     weight_norm = w1 * w1 + w2 * w2
     loss = _loss(w, weight_norm, lam, eps, ng, inv_tau)
-    keep = lambda name, x: x if name in observables else None
+    keep = lambda name, x: x if name in observables else NotSaved(name, observables)
     return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("weight_norm", weight_norm),
                             keep("loss", loss))
 
@@ -155,7 +161,7 @@ def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool
     the stability check has already warned (``already_warned``): one warning per call. Looks at the last save
     only (a diverged run stays non-finite), one device flag.
     """
-    field = next((f for f in traj[1:] if f is not None), None)
+    field = next((f for f in traj[1:] if f is not None and is_saved(f)), None)
     if already_warned or field is None or isinstance(field, jax.core.Tracer) or field.size == 0:
         return traj
     last = jnp.take(field, -1, axis=time_axis) if name.startswith("scalar") else field
@@ -169,13 +175,8 @@ def warn_nonfinite(name: str, traj, stacklevel: int = 3, *, already_warned: bool
 
 
 def _check_outputs(observables) -> tuple[str, ...]:
-    if observables is None:
-        return OBSERVABLES
-    observables = (observables,) if isinstance(observables, str) else tuple(observables)
-    bad = [o for o in observables if o not in OBSERVABLES]
-    if bad or not observables:
-        raise ValueError(f"observables must be a non-empty subset of {OBSERVABLES}; got {observables!r}")
-    return tuple(o for o in OBSERVABLES if o in observables)
+    """The fields to save: None is the default (``w``), "all" all five."""
+    return resolve_observables(observables, OBSERVABLES, DEFAULT_OBSERVABLES)
 
 
 def _broadcast_all(shape, *xs):
@@ -224,14 +225,15 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
         fields["loss"] = _loss(fields["w"], fields["weight_norm"], *consts)
     if not time_major:
         fields = {q: jnp.moveaxis(x, 0, -1) for q, x in fields.items()}
-    return ScalarTrajectory(t, *(fields[q] if q in observables else None for q in OBSERVABLES))
+    return ScalarTrajectory(t, *(fields[q] if q in observables else NotSaved(q, observables)
+                                 for q in OBSERVABLES))
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
 def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None,
-                   observables: Sequence[str] | None = None) -> str:
+                   observables: Sequence[str] | str | None = None) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
     "auto" is the Pallas kernel on a GPU (float32), and elsewhere whichever of the fused jnp
@@ -242,9 +244,9 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     recursion wins once saves are sparse. So "auto" is "scan" below ``save_every = 50`` and "jnp"
     from there on (benchmarks/scalar_dynamics.py). With ``observables=("w",)`` the fused kernel writes
     w alone and "jnp" is 1.8x faster than "scan" even saving every epoch (0.175 vs 0.097 G steps/s),
-    so "auto" is "jnp" then. "scan" where the fused path has nothing to do
-    (epochs = 0). The Pallas kernel is chosen for float32 (and narrower) only: float64 GPU
-    arithmetic is slow and the kernel was verified on a GPU in float32 only.
+    so "auto" is "jnp" then; ``observables`` as for :func:`scalar_gd` (None: its default, ``w`` alone).
+    "scan" where the fused path has nothing to do (epochs = 0). The Pallas kernel is chosen for
+    float32 (and narrower) only: float64 GPU arithmetic is slow and it was verified in float32 only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
@@ -255,7 +257,7 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
     if pallas_available() and not wide:
         return "pallas"
-    w_only = observables is not None and tuple(observables) == ("w",)
+    w_only = _check_outputs(observables) == ("w",)
     return "jnp" if w_only or save_every >= _FUSED_MIN_SAVE_EVERY else "scan"
 
 
@@ -266,7 +268,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
               epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
               unroll: int = 4, check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
-              observables: Sequence[str] | None = None, time_major: bool = False, depth: int = 2):
+              observables: Sequence[str] | str | None = None, time_major: bool = False, depth: int = 2):
     """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -290,14 +292,18 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       backend: "pallas" (fused GPU kernel, ``daedyn._kernels.scalar_gd_fused``), "jnp" (the same
         fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
         update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
-        (:func:`choose_backend`: Pallas on GPU, elsewhere "scan" for dense saves and "jnp" for
-        sparse ones). All are differentiable and give the same numbers up to float rounding: the
-        fused backends fold the per-trajectory constants
+        (:func:`choose_backend`: Pallas on GPU, elsewhere "jnp" for ``w`` alone (the default) or
+        sparse saves and "scan" otherwise). All are differentiable and give the same numbers up to
+        float rounding: the fused backends fold the per-trajectory constants
         (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
         relative in float64 and a few ulp in float32 per epoch.
-      observables: the fields to save, a subset of ("w1", "w2", "w", "weight_norm", "loss") (default all);
-        the others are None and are not computed. The fused backends save exactly these from the
-        kernel (the loss from its w and weight_norm).
+      observables: the fields to save: a subset of ("w1", "w2", "w", "weight_norm", "loss"), or
+        "all" for the five. Default ``("w",)``, the mapping alone: dense saving at the recursion's
+        speed (the other fields write 5x the bytes; docs/dynamics.md). The others are not computed
+        and are :class:`~daedyn.dynamics.NotSaved` placeholders that raise
+        :class:`~daedyn.dynamics.NotSavedError` (an AttributeError and a ValueError) naming the fix
+        when used. The fused backends save exactly these from the kernel (the loss from its w and
+        weight_norm).
       time_major: fields of shape (T, *batch) instead of (*batch, T): the layout the recursion
         writes, so no transpose (measured on the 2-core CPU, 10^5 x 10^3 saving w every epoch:
         the transpose took ~2x the kernel's time; see docs/dynamics.md). Same values.
@@ -310,7 +316,7 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
       ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
     Raises:
       ValueError: for negative lam, eps or gamma, alpha <= 0, n <= 0, NaN/inf, non-broadcastable
-        shapes, epochs not a multiple of save_every, or an unknown backend.
+        shapes, epochs not a multiple of save_every, an unknown backend or observable.
     Example:
       >>> traj = scalar_gd(1.0, jnp.array([0.0, 1.0, 5.0]), 0.1, 0.1, alpha=0.01, epochs=3000,
       ...                  save_every=1000)
@@ -357,7 +363,8 @@ def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, a
         traj = _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
                            observables=observables, time_major=time_major or relayout)
     if relayout:
-        traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=args) for f in traj[1:]))
+        traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=args) if is_saved(f) else f
+                                          for f in traj[1:]))
     return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
 
 

@@ -142,6 +142,7 @@ def _require_scan(backend):
 def scalar_gd_scheduled(lam, eps, w1, w2, *, alpha, epochs, gamma, n, save_every, unroll, check_stability,
                         backend, observables):
     """:func:`daedyn.dynamics.scalar_gd` with ``eps`` and/or ``gamma`` schedules (module docstring)."""
+    from daedyn.dynamics._notsaved import NotSaved
     from daedyn.dynamics._scalar import _check_outputs, warn_nonfinite, warned
 
     epochs = check_int("epochs", epochs, 0)
@@ -173,7 +174,7 @@ def scalar_gd_scheduled(lam, eps, w1, w2, *, alpha, epochs, gamma, n, save_every
     args = [jnp.asarray(x, dtype) for x in (lam, n, w1, w2)]
     traj = _gd_core(args[0], eps, gamma, alpha, *args[1:], n_saves=epochs // save_every,
                     save_every=save_every, unroll=unroll)
-    traj = traj._replace(**{f: None for f in traj._fields[1:] if f not in observables})
+    traj = traj._replace(**{f: NotSaved(f, observables) for f in traj._fields[1:] if f not in observables})
     return warn_nonfinite("scalar_gd", traj, stacklevel=3, already_warned=warned(edge))
 
 

@@ -20,6 +20,7 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_int
 from daedyn._progress import starting
+from daedyn.dynamics._notsaved import is_saved
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may
@@ -72,7 +73,7 @@ def _join(parts: list, time_axis: dict[str, int], final: tuple[str, ...] = ()):
     for name in kind._fields:
         if name == "t":
             fields[name] = jnp.concatenate(ts)
-        elif name in final or getattr(parts[0], name) is None:
+        elif name in final or getattr(parts[0], name) is None or not is_saved(getattr(parts[0], name)):
             fields[name] = getattr(parts[-1], name)
         else:
             ax = time_axis.get(name, -1)
@@ -122,7 +123,8 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       progress: optional ``progress(done, total)`` callback, in epochs.
       chunk_work: trajectory-epochs per piece (a memory and reporting knob; results are identical).
     Returns:
-      :class:`~daedyn.dynamics.ScalarTrajectory` with T = epochs / save_every + 1 saves.
+      :class:`~daedyn.dynamics.ScalarTrajectory` with T = epochs / save_every + 1 saves, all five
+      fields saved (``scalar_gd(..., observables="all")``; each piece resumes from its w1, w2).
     Raises:
       ValueError: bad ranges (as the functions called), or epochs not a multiple of save_every.
       UnstableStepWarning (a warning): gradient descent that cannot settle, once per call.
@@ -156,7 +158,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     def step(y, size, done):
         tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
                                 n=n, epochs=size, save_every=save_every, backend=backend,
-                                check_stability=not done)
+                                check_stability=not done, observables="all")  # all five, as the flow
         return tr, (tr.w1[..., -1], tr.w2[..., -1])
 
     return _join(run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every, work=batch,

@@ -171,7 +171,7 @@ def figure_1(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     w1_0, w2_0 = _random_starts(key, runs)
     # One batched GD run over (eps, runs): shapes (E, 1) x (runs,) -> (E, runs, T).
     e = jnp.asarray(eps)[:, None]
-    gd = dynamics.scalar_gd(lam, e, w1_0, w2_0, alpha=alpha, epochs=epochs)
+    gd = dynamics.scalar_gd(lam, e, w1_0, w2_0, alpha=alpha, epochs=epochs, observables=("w1", "w2", "w"))
     t = np.asarray(gd.t)
     w_theory = theory.dae_trajectory(jnp.asarray(t), lam, e[..., None], w1_0[:, None],
                                      w2_0[:, None], tau=tau)
@@ -231,7 +231,7 @@ def figure_4(*, quick: bool = True, out_dir=None, key: jax.Array | None = None, 
     settings = [("noise", eps, 0.0), ("weight decay", 0.0, gamma)]
     e = jnp.asarray([s[1] for s in settings], jnp.float32)[:, None]
     g = jnp.asarray([s[2] for s in settings], jnp.float32)[:, None]
-    gd = dynamics.scalar_gd(lam, e, w1_0, w2_0, alpha=alpha, epochs=epochs, gamma=g)
+    gd = dynamics.scalar_gd(lam, e, w1_0, w2_0, alpha=alpha, epochs=epochs, gamma=g, observables="all")
     t = np.asarray(gd.t)
     tt = jnp.asarray(t)
     small_theory = theory.small_init_trajectory(tt, lam, e, g, w0=small * small, tau=tau)

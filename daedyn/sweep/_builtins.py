@@ -112,7 +112,7 @@ def _gd_epochs(c):
 def scalar_gd(*, lam, eps, w1, w2, alpha, epochs, gamma=0.0, n=1, save_every=1, **options):
     """``dynamics.scalar_gd``: exact gradient-descent recursion of one direction (epochs)."""
     traj = dynamics.scalar_gd(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                              save_every=save_every, **options)
+                              save_every=save_every, observables=_GD_OUT, **options)  # all five, documented
     return {k: getattr(traj, k) for k in _GD_OUT}
 
 

@@ -233,7 +233,7 @@ def _balanced_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) 
 
     def run(carry, k):
         tr = dynamics.scalar_gd(lam, h.eps, carry[0], carry[1], alpha=h.alpha, epochs=k, gamma=h.gamma,
-                                n=data.n, save_every=k, check_stability=False)
+                                n=data.n, save_every=k, check_stability=False, observables=("w1", "w2"))
         return tr.w1[..., -1], tr.w2[..., -1]
 
     w1, w2 = remat_blocks(run, (u, u), route.epochs, route.remat_every)
