@@ -121,7 +121,7 @@ def test_simulate_scalar_in_chunks_equals_one_run(x64):
     alpha = schedules.piecewise_constant([420.0], [0.05, 0.08])  # a learning-rate schedule is shifted too
     kw = dict(gamma=gamma, alpha=alpha, epochs=1000, save_every=50)
     a = dynamics.simulate_scalar(lam, eps, 0.1, 0.1, chunk_work=300, **kw)  # 10 chunks
-    b = dynamics.scalar_gd(lam, eps, 0.1, 0.1, **kw)
+    b = dynamics.scalar_gd(lam, eps, 0.1, 0.1, observables="all", **kw)
     np.testing.assert_allclose(a.w, b.w, rtol=1e-14)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-14)
     s = schedules.shift(eps, 300.0)  # piecewise constant stays piecewise constant

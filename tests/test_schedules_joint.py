@@ -44,10 +44,10 @@ def test_gd_alpha_schedule_step_k_uses_alpha_k(x64):
     lam, w = jnp.array([0.5, 1.0, 3.0]), jnp.array([0.01, 0.2, -0.1])
     alpha = schedules.piecewise_constant([250.0, 750.0], [0.05, 0.2, 0.1])
     eps = schedules.piecewise_constant([500.0], [1.0, 0.3])
-    got = dynamics.scalar_gd(lam, eps, w, 0.1, alpha=alpha, epochs=1000, save_every=250)
+    got = dynamics.scalar_gd(lam, eps, w, 0.1, alpha=alpha, epochs=1000, save_every=250, observables="all")
     w1, w2 = w, jnp.full(3, 0.1)
     for a, e in [(0.05, 1.0), (0.2, 1.0), (0.2, 0.3), (0.1, 0.3)]:  # equal pieces: one compilation
-        tr = dynamics.scalar_gd(lam, e, w1, w2, alpha=a, epochs=250, save_every=250)
+        tr = dynamics.scalar_gd(lam, e, w1, w2, alpha=a, epochs=250, save_every=250, observables=("w1", "w2"))
         w1, w2 = tr.w1[:, -1], tr.w2[:, -1]
     # the same float64 steps chained: measured 1e-13 relative (the third direction shrinks to a subnormal
     # 1.8e-301, where the last bits differ); bound 1e-12 with an absolute floor far below 1e-300
