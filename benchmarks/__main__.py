@@ -80,6 +80,25 @@ def run_all(names: list[str], quick: bool, progress=print) -> dict:
     }
 
 
+def merge_results(old: dict | None, new: dict, names: list[str]) -> dict:
+    """``new`` (a run of the benchmarks ``names``) merged into the results file ``old``: the rows and
+    failures of the benchmarks that ran are replaced, every other benchmark's are kept (a partial
+    run, ``--only``, must not erase the others). ``hardware``, ``date`` etc. are the new run's; the
+    ``dates`` map says when each benchmark's rows were measured. Nothing is merged when ``old`` is
+    None or was run at the other size (quick vs full)."""
+    stamp = {name: new["date"] for name in names}
+    if not old or old.get("quick") != new["quick"]:
+        return {**new, "dates": stamp}
+    rerun = set(names)
+    kept = [r for r in old.get("rows", []) if r.get("benchmark") not in rerun]
+    failures = {k: v for k, v in old.get("failures", {}).items() if k not in rerun}
+    dates = {**{r.get("benchmark"): old.get("date") for r in kept}, **old.get("dates", {}), **stamp}
+    dates = {k: v for k, v in dates.items() if k in {r.get("benchmark") for r in kept} | rerun}
+    order = {name: i for i, name in enumerate(MODULES)}
+    rows = sorted(kept + new["rows"], key=lambda r: order.get(r.get("benchmark"), len(order)))
+    return {**new, "rows": rows, "failures": {**failures, **new["failures"]}, "dates": dates}
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,8 +127,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     result = run_all(names, quick=not args.full, progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=1, default=float) if args.json else format_table(result["rows"]))
     out = pathlib.Path(args.json_out or HERE / f"results-{jax.devices()[0].platform}.json")
-    out.write_text(json.dumps(result, indent=2, default=float))
-    print(f"\nwrote {out}", file=sys.stderr)
+    previous = None
+    if out.exists():
+        try:
+            previous = json.loads(out.read_text())
+        except ValueError:  # not ours to merge into: keep it beside the new file
+            out.replace(out.with_suffix(".json.bak"))
+    out.write_text(json.dumps(merge_results(previous, result, names), indent=2, default=float))
+    print(f"\nwrote {out} ({len(names)} of {len(MODULES)} benchmarks rerun; the others' rows kept)"
+          if previous is not None and len(names) < len(MODULES) else f"\nwrote {out}", file=sys.stderr)
     return 1 if result["failures"] else 0
 
 

@@ -1,0 +1,29 @@
+"""benchmarks/__main__.merge_results: a partial run (``--only``) keeps the other benchmarks' rows."""
+
+from benchmarks.__main__ import MODULES, merge_results
+
+
+def _run(rows, date, quick=True, failures=None):
+    return {"hardware": {"device": date}, "rows": rows, "failures": failures or {}, "quick": quick,
+            "date": date}
+
+
+def test_partial_run_replaces_only_its_rows():
+    a, b = MODULES[0], MODULES[1]
+    old = _run([{"benchmark": a, "ours": 1}, {"benchmark": b, "ours": 2}, {"benchmark": b, "ours": 3}], "d1",
+               failures={b: "boom"})
+    new = _run([{"benchmark": b, "ours": 4}], "d2")
+    out = merge_results(old, new, [b])
+    assert [(r["benchmark"], r["ours"]) for r in out["rows"]] == [(a, 1), (b, 4)]
+    assert out["failures"] == {} and out["dates"] == {a: "d1", b: "d2"}
+    assert out["hardware"] == {"device": "d2"}  # the new run's machine description
+    # a later partial run of a keeps b's date
+    again = merge_results(out, _run([{"benchmark": a, "ours": 5}], "d3"), [a])
+    assert again["dates"] == {a: "d3", b: "d2"} and [r["ours"] for r in again["rows"]] == [5, 4]
+
+
+def test_other_size_or_no_file_is_not_merged():
+    old = _run([{"benchmark": MODULES[0], "ours": 1}], "d1", quick=False)
+    new = _run([{"benchmark": MODULES[1], "ours": 2}], "d2")
+    assert merge_results(old, new, [MODULES[1]])["rows"] == new["rows"]
+    assert merge_results(None, new, [MODULES[1]])["dates"] == {MODULES[1]: "d2"}
