@@ -176,8 +176,9 @@ def run(args) -> int:
         from daedyn.schedules import parse_schedule
 
         if args.matrix and args.noise != "none":
-            raise ValueError("--eps-schedule schedules the isotropic eps: drop --noise (a scheduled coupled "
-                             "term is not built)")
+            raise ValueError("--eps-schedule schedules the isotropic eps: drop --noise (a scheduled (D, D) "
+                             "term has no CLI form; in Python: dynamics.matrix_gd(..., eps_dims=2) with "
+                             "schedules.piecewise_constant(..., matrix=True))")
         args.schedule = parse_schedule(args.eps_schedule)
         args.eps = [float(args.schedule(float(args.epochs)))]
     return _run_matrix(args) if args.matrix else _run_scalar(args)
