@@ -254,3 +254,20 @@ def test_matrix_rate_schedule_gradients_and_vmap(x64):
     # traced values under vmap: one schedule per batch element, each its own run (measured 0)
     both = jax.vmap(gd)(jnp.stack([alpha.values, 0.5 * alpha.values]))
     np.testing.assert_allclose(both[1], gd(0.5 * alpha.values), rtol=0, atol=1e-15)
+
+
+def test_simulate_rk4_with_a_learning_rate_schedule_is_the_flow_of_its_tau_schedule(x64):
+    """simulate_scalar / simulate_matrix(method="rk4", alpha=schedule): the flow with tau = n / alpha(t)
+    piece by piece (the same call: bit for bit), and the matrix flow from the orthogonal start is
+    the scalar flow per direction."""
+    lam = jnp.array([2.0, 1.0])
+    alpha = schedules.piecewise_constant([300.0], [0.01, 0.03])
+    kw = dict(n=1, epochs=600, save_every=100, method="rk4", dt=0.5)
+    r = dynamics.simulate_scalar(lam, 0.5, 0.1, 0.1, alpha=alpha, **kw)
+    tau = schedules.piecewise_constant([300.0], [100.0, 1.0 / 0.03])
+    f = dynamics.scalar_flow(jnp.arange(0.0, 601.0, 100.0), lam, 0.5, 0.1, 0.1, tau=tau, n=1, dt=0.5)
+    np.testing.assert_array_equal(r.w, f.w)
+    w1, w2 = dynamics.orthogonal_init(2, 2, jnp.array([0.1, 0.1]), jnp.array([0.1, 0.1]))
+    m = dynamics.simulate_matrix(lam, w1, w2, eps=0.5, alpha=alpha, **kw)
+    # the same RK4 stages per direction: measured 2.2e-16; bound 1e-13
+    np.testing.assert_allclose(m.mapping, np.asarray(r.w).T, rtol=0, atol=1e-13)

@@ -31,9 +31,24 @@ from jax import Array
 from daedyn._checks import check_broadcastable, check_fit, check_int, check_range, concrete, float_dtype
 from daedyn._linear import check_gd_stability
 from daedyn.dynamics._integrate import gd_loop, step_grid
-from daedyn.schedules import Exponential, Linear, PiecewiseConstant, is_schedule
+from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule
 
-__all__ = ["scalar_gd_scheduled", "scalar_flow_scheduled", "schedule_values"]
+__all__ = ["scalar_gd_scheduled", "scalar_flow_scheduled", "schedule_values", "over", "tau_of_alpha"]
+
+
+def over(t, inner, c):
+    """``c / inner(t)``: tau = N / alpha(t) of a learning-rate schedule (a ``Function``'s ``fn``)."""
+    return c / inner(t)
+
+
+def tau_of_alpha(alpha, n):
+    """tau = n / alpha: of a constant, piece by piece of a piecewise-constant schedule (a piecewise
+    schedule back), else the schedule n / alpha(t) (the flow of a learning-rate schedule)."""
+    if isinstance(alpha, PiecewiseConstant):
+        return PiecewiseConstant(alpha.boundaries, jnp.asarray(n, alpha.values.dtype) / alpha.values)
+    if is_schedule(alpha):
+        return Function((alpha, jnp.asarray(n)), over)
+    return n / jnp.asarray(alpha)
 
 
 def schedule_values(name: str, x, ts=None):

@@ -21,6 +21,8 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_int
 from daedyn._progress import starting
 from daedyn.dynamics._notsaved import is_saved
+from daedyn.dynamics._scheduled import _leaf_dtype_probe as _probe
+from daedyn.dynamics._scheduled import tau_of_alpha
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may
@@ -144,11 +146,10 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4", "diffrax"):
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
-    if method != "gd":
-        alpha_arr = jnp.asarray(alpha)
-        ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(alpha_arr, float))
-        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=n / alpha_arr, gamma=gamma, n=n, method=method,
-                         dt=dt)
+    if method != "gd":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
+        ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(_probe(alpha), float))
+        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=tau_of_alpha(alpha, n), gamma=gamma, n=n,
+                                  method=method, dt=dt)
         if progress is not None:
             progress(epochs, epochs)
         return tr
@@ -206,10 +207,9 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
     kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
-    if method == "rk4":
-        alpha_arr = jnp.asarray(alpha)
+    if method == "rk4":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
-        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=n / alpha_arr, dt=dt, **kw)
+        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=tau_of_alpha(alpha, n), dt=dt, **kw)
         if progress is not None:
             progress(epochs, epochs)
         return tr

@@ -15,6 +15,7 @@ import numpy as np
 
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
+from daedyn.dynamics._scheduled import over
 from daedyn.schedules import Function, PiecewiseConstant, is_schedule
 
 __all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
@@ -87,9 +88,6 @@ def times(t, inner, c):
     return inner(t) * c
 
 
-def over(t, inner, c):
-    """``c / inner(t)``: tau = N / alpha(t) of a learning-rate schedule (a ``Function``'s ``fn``)."""
-    return c / inner(t)
 
 
 def in_units(v, fn, *, c=None, inverse=False):
