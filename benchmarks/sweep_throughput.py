@@ -15,7 +15,9 @@ record, one chunk at a time) for the gain of the overlap. The three (sweep, seri
 baseline) are run in 5 interleaved rounds, one of each per round; ``ratio`` is the median of the
 per-round ratios (listed in the notes), ``ours`` / ``baseline`` the median round's rates.
 Baseline: the same function called once on the whole grid by broadcasting, results left in
-memory (no chunking, no disk): the compute-only rate.
+memory (no chunking, no disk): the compute-only rate (issue 18's target: ratio >= 0.7). A second row
+per sweep compares it with its own chunk programs run back to back without the store (no host
+hand-over, writes, records or store setup): the cost of the I/O alone, the rest being chunking.
 ``hw_fraction``: result bytes per second written by the sweep over the disk's raw write bandwidth
 (the same number of bytes written with ``ndarray.tofile`` plus ``fsync``, in this process).
 """
@@ -68,6 +70,38 @@ def _baseline(fn, args: dict, n_points: int, repeat: int = 5) -> float:
     return n_points / t
 
 
+def _chunked(spec: dict):
+    """A timer of the sweep's own chunk programs (``daedyn.sweep._run._chunk_fns``) over every chunk,
+    dispatched back to back as the sweep does (chunk k + 1 queued before chunk k is waited for),
+    results discarded: what the sweep computes, without the store (no host hand-over, no writes,
+    no records, no store setup). Returns ``() -> points per second``."""
+    import math
+
+    from daedyn.sweep import _plan, _run, _spec
+
+    prepared = _plan.prepare(_spec.as_spec(spec))
+    plan = _plan.make_plan(prepared)
+    compute, check = (jax.jit(f) for f in _run._chunk_fns(prepared, plan))
+    q = jnp.arange(plan.batch_size, dtype=jnp.int32)
+    regions = [(np.asarray(st, np.int32), np.int32(math.prod(size)))
+               for st, size in map(plan.chunk_region, range(plan.n_chunks))]
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        previous = None
+        for st, nv in regions:
+            out = compute(st, nv, q)
+            current = (out, check(out))
+            if previous is not None:
+                jax.block_until_ready(previous)
+            previous = current
+        jax.block_until_ready(previous)
+        return plan.n_points / (time.perf_counter() - t0)
+
+    once()  # compilation
+    return once
+
+
 def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 5):
     """``rounds`` rounds of (sweep, serial sweep, compute only), each timed once per round: the
     overlapped sweep of the median round, the median serial sweep, the median compute-only rate and
@@ -75,16 +109,20 @@ def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 5):
     other, so they see the same machine state (load, memory, page cache); the medians ignore a
     lucky or unlucky round (a best-of-N baseline against a best-of-M sweep favoured whichever had
     more tries: runs of ~0.1 s vary by +-25% on the 2-core machine)."""
-    sweeps, serials, bases = [], [], []
+    sweeps, serials, bases, chunked = [], [], [], []
+    chunked_rate = _chunked(spec)
     for _ in range(rounds):
         sweeps.append(_best_sweep(spec, folder, repeat=1))
         serials.append(_best_sweep(spec, folder, repeat=1, overlap=False))
         bases.append(_baseline(fn, args, sweeps[-1].n_points, repeat=1))
+        chunked.append(chunked_rate())
     ratios = [s.points_per_s / b for s, b in zip(sweeps, bases)]
     order = np.argsort(ratios)
     mid = int(order[len(order) // 2])
     serial = sorted(serials, key=lambda s: s.points_per_s)[len(serials) // 2]
-    return sweeps[mid], serial, float(np.median(bases)), float(np.median(ratios)), ratios
+    vs_chunked = float(np.median([s.points_per_s / c for s, c in zip(sweeps, chunked)]))
+    return (sweeps[mid], serial, float(np.median(bases)), float(np.median(ratios)), ratios,
+            float(np.median(chunked)), vs_chunked)
 
 
 def _grid(axes: dict) -> dict:
@@ -92,6 +130,14 @@ def _grid(axes: dict) -> dict:
     k = len(axes)
     return {name: jnp.asarray(np.asarray(v, np.float32).reshape((1,) * i + (-1,) + (1,) * (k - i - 1)))
             for i, (name, v) in enumerate(axes.items())}
+
+
+def _io_row(what: str, best, chunked: float, vs_chunked: float) -> dict:
+    """The cost of the store alone: the sweep against its own chunk programs run without it."""
+    return dict(workload=f"{what} vs its own chunk programs without the store (the I/O's cost alone)",
+                ours=best.points_per_s / 1e6, baseline=chunked / 1e6, ratio=vs_chunked, unit="M traj/s",
+                notes="median of the same 5 rounds; not issue 18's baseline (the whole grid in one call, "
+                      "the row above): the two baselines differ by the chunking under the memory limit")
 
 
 def run(quick: bool = True) -> list[dict]:
@@ -112,7 +158,8 @@ def run(quick: bool = True) -> list[dict]:
             return theory.dae_trajectory(jnp.asarray(ts, jnp.float32), lam[..., None], eps[..., None],
                                          w1[..., None], w2[..., None], tau=jnp.float32(100.0))
 
-        best, serial, base, ratio, ratios = _interleaved(spec, folder, closed, _grid(axes))
+        best, serial, base, ratio, ratios, chunked, vs_chunked = _interleaved(spec, folder, closed,
+                                                                              _grid(axes))
         nbytes = best.plan.total_bytes
         disk = _disk_bandwidth(folder, min(nbytes, 256 * 10**6))
         rows.append(dict(
@@ -124,6 +171,7 @@ def run(quick: bool = True) -> list[dict]:
                   f"disk {disk / 1e9:.2f} GB/s; serial (overlap=False) "
                   f"{serial.points_per_s / 1e6:.3g} M traj/s; per-round ratios "
                   f"{', '.join(f'{r:.2f}' for r in ratios)}"))
+        rows.append(_io_row("closed-form sweep", best, chunked, vs_chunked))
         # ---- scalar GD ---------------------------------------------------------------------
         n = (50, 20, 10, 10) if quick else (100, 50, 20, 10)
         axes = {"lam": np.geomspace(0.1, 10.0, n[0]), "eps": np.linspace(0.0, 5.0, n[1]),
@@ -134,7 +182,7 @@ def run(quick: bool = True) -> list[dict]:
             return dynamics.scalar_gd(lam, eps, w1, jnp.float32(0.1), alpha=alpha, epochs=1000,
                                       save_every=100, check_stability=False, observables="all")
 
-        best, serial, base, ratio, ratios = _interleaved(spec, folder, gd, _grid(axes))
+        best, serial, base, ratio, ratios, chunked, vs_chunked = _interleaved(spec, folder, gd, _grid(axes))
         nbytes = best.plan.total_bytes
         rows.append(dict(
             workload=f"scalar-GD sweep, {best.n_points:.0e} traj x 1000 epochs", ours=best.points_per_s / 1e6,
@@ -144,6 +192,7 @@ def run(quick: bool = True) -> list[dict]:
                   f"{100 * best.io_fraction:.0f}% of the run; compile {best.compile_s:.2f} s; "
                   f"serial (overlap=False) {serial.points_per_s / 1e6:.3g} M traj/s; per-round ratios "
                   f"{', '.join(f'{r:.2f}' for r in ratios)}"))
+        rows.append(_io_row("scalar-GD sweep", best, chunked, vs_chunked))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
