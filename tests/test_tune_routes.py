@@ -116,8 +116,13 @@ def test_train_factory_and_train_init_w0(x64):
     np.testing.assert_allclose(f(h), g({"eps": 2.0}), rtol=1e-13)
     np.testing.assert_array_equal(tn.train_init_w0(f), tn.train_init_w0(g))
     assert tn.train_init_w0(f).shape == (5,)
-    with pytest.raises(ValueError, match="per-direction eps"):
-        f(h._replace(eps=jnp.ones(5)))
+    # per-direction eps_j on the marginalised linear network: the term diag(eps_j); equal values are
+    # the scalar (tests/test_tune_train_per_direction.py checks unequal ones against the data path)
+    np.testing.assert_allclose(f(h._replace(eps=jnp.full(5, 2.0))), f(h), rtol=1e-13)
+    f_tanh = tn.train_objective_fn(p, tn.TrainRoute(epochs=6, remat_every=3, activation="tanh"),
+                                   key=jax.random.key(0), init_scale=1e-2)
+    with pytest.raises(ValueError, match="per-direction eps for other networks"):
+        f_tanh(h._replace(eps=jnp.ones(5)))
     with pytest.raises(ValueError, match="route='train'"):
         tn.train_init_w0(tn.closed_form_objective_fn(p))
     with pytest.raises(ValueError, match="needs key"):

@@ -164,8 +164,7 @@ def test_train_route_schedule_is_a_trained_network_and_its_gradient_is_exact():
         assert float(f({"eps": values})) == pytest.approx(float(want), rel=1e-10)
         check_grads(lambda e: f({"eps": e}), (values,), order=1, modes=("rev",), atol=1e-7, rtol=1e-6,
                     eps=1e-5)
-        with pytest.raises(ValueError, match="per_direction needs route"):
-            ScheduleRoute(pieces=2, epochs=10, route="train", per_direction=True)
+        # per-direction schedules on this route: tests/test_tune_train_per_direction.py
 
 
 def test_train_route_gamma_and_alpha_pieces_are_the_trained_network():

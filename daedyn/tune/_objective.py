@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn import theory
+from daedyn import models, theory
 from daedyn._checks import check_range
 from daedyn.tune._config import (
     ROUTES,
@@ -176,8 +176,10 @@ def heldout_objective(problem: HeldoutProblem, *, epochs: ArrayLike | None = Non
     elif isinstance(config, DynamicsRoute):
         fn = dynamics_objective_fn(problem, config, key=key, init_scale=init_scale)
     else:
-        if np.ndim(eps) == 1:
-            raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'")
+        if np.ndim(eps) == 1 and not (models.is_linear(config.activation) and config.marginalised):
+            raise ValueError("per-direction eps on route 'train' needs the marginalised linear network "
+                             "(a corruption term diag(eps_j) in the eigenbasis); otherwise use routes "
+                             "'closed_form' or 'dynamics'")
         fn = train_objective_fn(problem, config, key=key, init_scale=init_scale)
     dt = problem.eigvals.dtype
     defaults = Hyperparams(

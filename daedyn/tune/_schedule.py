@@ -58,7 +58,8 @@ class ScheduleRoute:
       route: "closed_form" (exact chained flow), "dynamics" (the GD recursion, step k uses eps(k)) or
         "train" (full-batch training of a linear DAE on the marginalised loss, epoch k with eps(k)
         (and gamma(k), alpha(k) with ``tune_gamma`` / ``tune_alpha``), from weights drawn with the
-        objective's ``key``; one eps per piece, not per direction).
+        objective's ``key``; ``per_direction`` needs the marginalised linear network, whose
+        training takes the diagonal term diag(eps_j) of each piece in the eigenbasis).
       per_direction: one schedule per eigen-direction (eps of shape (K, D)) instead of one (K,).
       tune_gamma: gamma is a K-piece schedule too (params["gamma"], (K,)).
       hidden: hidden units H (directions j >= H stay 0); None means H = D.
@@ -88,9 +89,7 @@ class ScheduleRoute:
             raise ValueError(f"route must be 'closed_form', 'dynamics' or 'train'; got {self.route!r}")
         if self.route != "closed_form" and float(self.epochs) != int(self.epochs):
             raise ValueError(f"epochs must be a whole number on route {self.route!r}; got {self.epochs}")
-        if self.route == "train" and self.per_direction:
-            raise ValueError("route 'train' tunes one eps per piece: per_direction needs route 'closed_form' "
-                             "or 'dynamics'")
+
         if self.alpha_max is not None:
             check_range("alpha_max", self.alpha_max, 0.0, lo_open=True)
         if self.tune_epochs and self.route != "closed_form":
@@ -121,7 +120,10 @@ class _TrainBound:
         r = self.route
         b = jnp.asarray(even_boundaries(r.epochs, r.pieces), dt)
         piecewise = lambda v: schedules.PiecewiseConstant(b, jnp.asarray(v, dt))
-        eps = piecewise(params["eps"])
+        eps_values = jnp.asarray(params["eps"], dt)
+        if r.per_direction:  # (K, D): per piece the (D, D) term diag(eps_j) in the eigenbasis
+            eps_values = jax.vmap(jnp.diag)(eps_values)
+        eps = piecewise(eps_values)
         gamma = piecewise(params["gamma"]) if r.tune_gamma else fixed["gamma"]
         alpha = piecewise(alpha_of(r, params["alpha"])) if r.tune_alpha else fixed["alpha"]
         hyper = Hyperparams(eps=eps, alpha=alpha, gamma=gamma, w0=fixed["w0"], eps_eval=fixed["eps_eval"])

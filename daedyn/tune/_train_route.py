@@ -100,10 +100,15 @@ def _train_loss(route: TrainRoute, data: TrainData, hyper: Hyperparams) -> Array
     sched = {k: getattr(hyper, k) for k in ("eps", "gamma", "alpha") if is_schedule(getattr(hyper, k))}
     stand_in = {k: 1.0 if k == "alpha" else 0.0 for k in sched}
     h = as_hyperparams(hyper._replace(**stand_in), data.n.dtype)._replace(**sched)
-    if not is_schedule(h.eps) and h.eps.ndim != 0 and not (h.eps.ndim == 2 and _path(route) == "eigen"):
-        raise ValueError("per-direction eps is supported on routes 'closed_form' and 'dynamics'; route "
-                         "'train' takes a scalar eps, or a (D, D) corruption term in the eigenbasis "
-                         "(V^T C V) on the marginalised linear network")
+    eigen = _path(route) == "eigen"
+    if not is_schedule(h.eps) and h.eps.ndim == 1 and eigen:
+        # per-direction eps_j: Gaussian noise whose covariance is diagonal in the eigenbasis, the
+        # (D, D) corruption term V^T C V = diag(eps_j) of the marginalised linear network
+        h = h._replace(eps=jnp.diag(h.eps))
+    if not is_schedule(h.eps) and h.eps.ndim != 0 and not (h.eps.ndim == 2 and eigen):
+        raise ValueError("route 'train' takes a scalar eps, or per-direction eps_j (D,) or a (D, D) "
+                         "corruption term in the eigenbasis (V^T C V) on the marginalised linear network "
+                         "only; per-direction eps for other networks: routes 'closed_form' and 'dynamics'")
     save_every = route.remat_every if route.epochs % route.remat_every == 0 else route.epochs
     run = train.train_fn(epochs=route.epochs, save_every=save_every, activation=route.activation,
                          noise=None if route.marginalised else "gaussian",
