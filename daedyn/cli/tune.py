@@ -41,8 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
     p.add_argument("--schedule", default=None, metavar="piecewise:K",
                    help="tune a noise schedule of K equal pieces on [0, T] instead of one eps, against "
-                   "the best constant eps (routes closed_form and dynamics; with --anisotropic one per "
-                   "direction)")
+                   "the best constant eps (any --route; with --anisotropic one per direction)")
     p.add_argument("--schedule-also", default=None, metavar="LIST",
                    help="with --schedule, tune these jointly with the eps pieces: a comma list of gamma "
                    "(K pieces), alpha (K pieces of the learning rate), epochs (T; route closed_form)")
