@@ -33,7 +33,7 @@ from daedyn._linear import check_gd_stability
 from daedyn.dynamics._integrate import gd_loop, step_grid
 from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule
 
-__all__ = ["scalar_gd_scheduled", "scalar_flow_scheduled", "schedule_values", "over", "tau_of_alpha"]
+__all__ = ["scalar_gd_scheduled", "scalar_flow_scheduled", "schedule_values", "over", "divided"]
 
 
 def over(t, inner, c):
@@ -41,14 +41,15 @@ def over(t, inner, c):
     return c / inner(t)
 
 
-def tau_of_alpha(alpha, n):
-    """tau = n / alpha: of a constant, piece by piece of a piecewise-constant schedule (a piecewise
-    schedule back), else the schedule n / alpha(t) (the flow of a learning-rate schedule)."""
-    if isinstance(alpha, PiecewiseConstant):
-        return PiecewiseConstant(alpha.boundaries, jnp.asarray(n, alpha.values.dtype) / alpha.values)
-    if is_schedule(alpha):
-        return Function((alpha, jnp.asarray(n)), over)
-    return n / jnp.asarray(alpha)
+def divided(c, x):
+    """``c / x``: of a constant, piece by piece of a piecewise-constant schedule (a piecewise schedule
+    back), else the schedule c / x(t). tau = n / alpha of a learning-rate schedule, and alpha = n / tau
+    back."""
+    if isinstance(x, PiecewiseConstant):
+        return PiecewiseConstant(x.boundaries, jnp.asarray(c, x.values.dtype) / x.values)
+    if is_schedule(x):
+        return Function((x, jnp.asarray(c)), over)
+    return c / jnp.asarray(x)
 
 
 def schedule_values(name: str, x, ts=None):

@@ -22,7 +22,7 @@ from daedyn._checks import check_int
 from daedyn._progress import starting
 from daedyn.dynamics._notsaved import is_saved
 from daedyn.dynamics._scheduled import _leaf_dtype_probe as _probe
-from daedyn.dynamics._scheduled import tau_of_alpha
+from daedyn.dynamics._scheduled import divided
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may
@@ -148,7 +148,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
     if method != "gd":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(_probe(alpha), float))
-        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=tau_of_alpha(alpha, n), gamma=gamma, n=n,
+        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n,
                                   method=method, dt=dt)
         if progress is not None:
             progress(epochs, epochs)
@@ -209,7 +209,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
     kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
     if method == "rk4":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
-        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=tau_of_alpha(alpha, n), dt=dt, **kw)
+        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=divided(n, alpha), dt=dt, **kw)
         if progress is not None:
             progress(epochs, epochs)
         return tr

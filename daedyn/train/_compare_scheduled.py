@@ -27,8 +27,8 @@ import numpy as np
 
 from daedyn import dynamics, theory
 from daedyn._checks import concrete
-from daedyn.schedules import Function, PiecewiseConstant, is_schedule, shift
-from daedyn.train._schedule import over
+from daedyn.dynamics._scheduled import divided
+from daedyn.schedules import PiecewiseConstant, is_schedule, shift
 
 __all__ = ["is_scheduled", "without_one_piece", "scheduled_theory"]
 
@@ -83,12 +83,7 @@ def scheduled_theory(result, lam, w0, t, n, depth: int):
     epochs = int(np.asarray(result.t[-1] - result.t[0]))
     if epochs:
         every = int(np.asarray(result.t[1] - result.t[0]))
-        if isinstance(tau, PiecewiseConstant):
-            alpha = PiecewiseConstant(tau.boundaries, n / tau.values)
-        elif is_schedule(tau):  # a continuous learning-rate schedule: alpha(t) = N / tau(t)
-            alpha = Function((tau, n), over)
-        else:
-            alpha = n / jnp.asarray(tau, dt)
+        alpha = divided(n, tau if is_schedule(tau) else jnp.asarray(tau, dt))  # alpha(t) = N / tau(t)
         traj = dynamics.scalar_gd(jnp.maximum(lam, 0), eps, u, u, alpha=alpha, epochs=epochs, gamma=gamma,
                                   n=n, save_every=every, check_stability=False, observables=_SCALAR_W)
         disc = traj.w.T  # (D, T) -> (T, D)
