@@ -42,62 +42,47 @@ from daedyn.schedules import is_schedule
 __all__ = ["matrix_gd_scheduled", "matrix_flow_scheduled"]
 
 
-def _stand_in(name: str, x, ts, eps_dims: int):
-    """A concrete array standing for ``x`` in the constant-input checks (shape, ranges, the stability
-    warning): the largest value a schedule takes (None entries when traced), or ``x`` itself."""
+def _stand_ins(name: str, x, ts, *, pick=np.max, positive: bool = False, each: bool = False,
+               fill: float = 0.0) -> list:
+    """Concrete arrays standing for ``x`` in the constant-input checks (shape, ranges, the stability
+    warning): ``[x]`` for a constant; for a schedule ``pick`` over its values after checking their
+    range (the largest eps, gamma or alpha, the strictest for the stability check; the smallest
+    tau), or with ``each`` every value (the pieces of a (D, D) term, each checked as a constant term
+    by the caller: its off-diagonal entries may be negative); ``fill`` of the value's shape when the
+    values are traced (shapes only)."""
     if not is_schedule(x):
-        return x
-    v = schedule_values(name, x, ts)
-    if v is None:  # traced values: shapes only
-        return np.zeros(x.shape)
-    if eps_dims == 2:  # (P, ..., D, D): the pieces, each checked as a constant term by the caller
-        return np.asarray(v, np.float64)
-    check_range(f"{name} schedule values", v, 0.0)
-    return np.max(np.asarray(v, np.float64), axis=0)
-
-
-def _matrix_pieces(eps, eps_c, eps_dims):
-    """The concrete pieces of a scheduled (D, D) term, (P, ..., D, D), or None."""
-    if eps_dims != 2 or not is_schedule(eps) or np.ndim(eps_c) < 3 or np.ndim(eps_c) == len(eps.shape):
-        return None
-    return eps_c
-
-
-def _rate_stand_in(name: str, x, ts, pick):
-    """The rate's concrete stand-in (alpha: the largest value a schedule takes, the strictest for the
-    stability check; tau: the smallest), after checking every value is > 0; ones of the value's
-    shape when traced (shapes only), or ``x`` itself when it is a constant."""
-    if not is_schedule(x):
-        return x
+        return [x]
     v = schedule_values(name, x, ts)
     if v is None:
-        return np.ones(x.shape)
-    check_range(f"{name} schedule values", v, 0.0, lo_open=True)
-    return pick(np.asarray(v, np.float64), axis=0)
+        return [np.full(x.shape, fill)]
+    v = np.asarray(v, np.float64)
+    if each:
+        return list(v)
+    check_range(f"{name} schedule values", v, 0.0, lo_open=positive)
+    return [pick(v, axis=0)]
 
 
 def _prepare(eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, **rate):
+    """Checks on stand-ins; returns the resolved precision, D, H, form, dtype, batch shape and the
+    stand-ins: a list for eps (every piece of a scheduled (D, D) term), one each for gamma and the rate."""
     from daedyn.dynamics._matrix import _check_eig_inputs
 
     (rate_name, rate_value), = rate.items()
-    eps_c, gamma_c = _stand_in("eps", eps, ts, eps_dims), _stand_in("gamma", gamma, ts, 0)
-    rate_c = _rate_stand_in(rate_name, rate_value, ts, np.max if rate_name == "alpha" else np.min)
-    pieces = _matrix_pieces(eps, eps_c, eps_dims)
-    if pieces is not None:  # a scheduled (D, D) term: every piece must be a valid constant term
-        for piece in pieces[1:]:
-            _check_eig_inputs(eigvals, w1, w2, piece, gamma_c, n, precision, form, eps_dims,
-                              **{rate_name: rate_c})
-        eps_c = pieces[0]
-    precision, d, h, form = _check_eig_inputs(eigvals, w1, w2, eps_c, gamma_c, n, precision, form,
-                                              eps_dims, **{rate_name: rate_c})
-    eps_c = pieces if pieces is not None else eps_c
+    eps_cs = _stand_ins("eps", eps, ts, each=eps_dims == 2)
+    gamma_c, = _stand_ins("gamma", gamma, ts)
+    rate_c, = _stand_ins(rate_name, rate_value, ts, pick=np.max if rate_name == "alpha" else np.min,
+                         positive=True, fill=1.0)
+    for eps_c in eps_cs:  # every piece of a scheduled (D, D) term must be a valid constant term
+        checked = _check_eig_inputs(eigvals, w1, w2, eps_c, gamma_c, n, precision, form, eps_dims,
+                                    **{rate_name: rate_c})
+    precision, d, h, form = checked
     dtype = float_dtype(eigvals, w1, w2, *(_leaf_dtype_probe(x) for x in (eps, gamma, rate_value)))
     check_fit(dtype, eigvals=eigvals, w1=w1, w2=w2, n=n, **{rate_name: rate_c})
-    eps_shape = np.shape(eps_c)[1:] if pieces is not None else np.shape(eps_c)
+    eps_shape = np.shape(eps_cs[0])
     bshape = tuple(np.broadcast_shapes(np.shape(eigvals)[:-1], np.shape(w1)[:-2], np.shape(w2)[:-2],
                                        eps_shape[:len(eps_shape) - eps_dims], np.shape(gamma_c),
                                        np.shape(rate_c), np.shape(n)))
-    return precision, d, h, form, dtype, bshape, eps_c, gamma_c, rate_c
+    return precision, d, h, form, dtype, bshape, eps_cs, gamma_c, rate_c
 
 
 def _observer(form, mm):
@@ -174,12 +159,12 @@ def matrix_gd_scheduled(eigvals, w1, w2, *, eps, gamma, alpha, n, epochs, save_e
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     ts = np.arange(epochs // save_every + 1) * save_every
-    precision, d, h, form, dtype, bshape, eps_c, gamma_c, alpha_c = _prepare(
+    precision, d, h, form, dtype, bshape, eps_cs, gamma_c, alpha_c = _prepare(
         eigvals, w1, w2, eps, gamma, n, precision, form, eps_dims, ts, alpha=alpha)
     traced = is_schedule(alpha) and schedule_values("alpha", alpha, ts) is None
     edge = None
     if check_stability and not traced:
-        for e in (eps_c if _matrix_pieces(eps, eps_c, eps_dims) is not None else [eps_c]):
+        for e in eps_cs:
             edge = _stability(eigvals, min(h, d), e, gamma_c, alpha_c, n, w1, w2, eps_dims=eps_dims)
             if warned(edge):  # one warning for the first piece that cannot settle
                 break
