@@ -99,14 +99,7 @@ def _run_scalar(args, h) -> int:
         label = "gradient descent" if args.method == "gd" else "flow, RK4"
         print(f"depth-{depth} scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
               f"start: {depth - 1} factor(s) {args.w1:g}, last {args.w2:g} ({seconds:.2f} s)")
-        print(f"{'lam':>9} {'eps':>9} {'gamma':>9} {'alpha':>9} {'w(T)':>11} {'fixed pt':>11} "
-              f"{'threshold':>11} {'max|w - closed form|':>21}")
-        for r in rows:
-            d = "n/a" if r["max_dev_closed_form"] is None else f"{r['max_dev_closed_form']:.3g}"
-            w = "nan" if r["w_final"] is None else f"{r['w_final']:.6g}"
-            th = "none" if r["threshold"] is None else f"{r['threshold']:.6g}"
-            print(f"{r['lam']:>9.4g} {r['eps']:>9.4g} {r['gamma']:>9.4g} {r['alpha']:>9.4g} "
-                  f"{w:>11} {r['fixed_point']:>11.6g} {th:>11} {d:>21}")
+        h._print_scalar_rows(rows, threshold=True)
         print(f"closed form: the balanced depth-{depth} flow with tau = n / alpha and w0 = w1^{depth} "
               f"({'n/a: the start is not balanced' if closed is None else 'GD differs by O(alpha)'}); "
               "threshold: the smallest balanced start that is learned")

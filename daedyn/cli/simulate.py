@@ -197,6 +197,18 @@ def _scalar_closed_form(t, lam, eps, gamma, n, w1, w2, tau):
     return np.broadcast_to(out, np.broadcast_shapes(general.shape, balanced.shape))
 
 
+def _print_scalar_rows(rows: list[dict], threshold: bool = False) -> None:
+    """The table of scalar mode, one row per setting (with the depth-L learning threshold column)."""
+    print(f"{'lam':>9} {'eps':>9} {'gamma':>9} {'alpha':>9} {'w(T)':>11} {'fixed pt':>11} "
+          + (f"{'threshold':>11} " if threshold else "") + f"{'max|w - closed form|':>21}")
+    for r in rows:
+        d = "n/a" if r["max_dev_closed_form"] is None else f"{r['max_dev_closed_form']:.3g}"
+        w = "nan" if r["w_final"] is None else f"{r['w_final']:.6g}"
+        th = ("none" if r["threshold"] is None else f"{r['threshold']:.6g}") if threshold else None
+        print(f"{r['lam']:>9.4g} {r['eps']:>9.4g} {r['gamma']:>9.4g} {r['alpha']:>9.4g} "
+              f"{w:>11} {r['fixed_point']:>11.6g} " + (f"{th:>11} " if threshold else "") + f"{d:>21}")
+
+
 def _run_scalar(args) -> int:
     import jax.numpy as jnp
     import numpy as np
@@ -264,13 +276,7 @@ def _run_scalar(args) -> int:
                  "diffrax": "flow, diffrax Tsit5"}[args.method]
         print(f"scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
               f"start w1 = {args.w1:g}, w2 = {args.w2:g} ({seconds:.2f} s)")
-        print(f"{'lam':>9} {'eps':>9} {'gamma':>9} {'alpha':>9} {'w(T)':>11} {'fixed pt':>11} "
-              f"{'max|w - closed form|':>21}")
-        for r in rows:
-            d = "n/a" if r["max_dev_closed_form"] is None else f"{r['max_dev_closed_form']:.3g}"
-            w = "nan" if r["w_final"] is None else f"{r['w_final']:.6g}"
-            print(f"{r['lam']:>9.4g} {r['eps']:>9.4g} {r['gamma']:>9.4g} {r['alpha']:>9.4g} "
-                  f"{w:>11} {r['fixed_point']:>11.6g} {d:>21}")
+        _print_scalar_rows(rows)
         if args.method == "gd":
             print("closed form: the continuous flow with tau = n / alpha (GD differs from it by O(alpha))")
         if args.plot:
