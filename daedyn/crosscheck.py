@@ -33,6 +33,7 @@ from daedyn import dynamics, models, schedules, theory, train
 from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
 from daedyn._checks import check_range
+from daedyn.theory._schedule import _require_piecewise
 
 __all__ = ["WAYS", "Tolerances", "CrossCheck", "crosscheck"]
 
@@ -160,15 +161,12 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     if init not in ("random", "orthogonal"):
         raise ValueError(f"init must be 'random' or 'orthogonal'; got {init!r}")
     for name, v in (("eps", eps), ("gamma", gamma)):
-        if isinstance(v, schedules.PiecewiseConstant):
-            if np.ndim(v.values) != 1:
-                raise ValueError(f"{name} must be a schedule of one value per piece (values (K + 1,)); got "
-                                 f"values of shape {np.shape(v.values)}")
-        elif schedules.is_schedule(v):
-            raise ValueError(f"{name}: crosscheck takes piecewise-constant schedules (the closed form is "
-                             f"exact for those); got a {type(v).__name__} schedule")
-        else:
+        _require_piecewise(name, v, "crosscheck (its closed form)")  # refused before anything runs
+        if not schedules.is_schedule(v):
             check_range(name, v, 0.0)
+        elif np.ndim(v.values) != 1:
+            raise ValueError(f"{name} must be a schedule of one value per piece (values (K + 1,)); got "
+                             f"values of shape {np.shape(v.values)}")
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("hidden", hidden, 1)
     check_range("epochs", epochs, 1)
