@@ -6,8 +6,6 @@ import pytest
 
 from daedyn import dynamics, schedules, sweep, theory
 
-pytest.importorskip("zarr")
-
 
 @pytest.mark.slow  # ~7 s on the loaded 2-core CPU (the default suite keeps the fast spec checks below)
 def test_schedule_pieces_as_axes_closed_form(tmp_path):
