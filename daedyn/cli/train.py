@@ -94,7 +94,7 @@ def _noise(args):
     if args.noise == "none":
         if args.sigma2 is not None or args.b is not None or args.p is not None:
             raise ValueError("--sigma2/--b/--p need --noise gaussian/laplace/masking/salt-and-pepper")
-        if args.marginalised and getattr(args, "eps_schedule", None) is None:
+        if args.marginalised and args.eps_schedule is None:
             raise ValueError("--marginalised needs --noise gaussian, laplace or masking, or --eps-schedule")
         return None
     if args.noise in ("masking", "salt-and-pepper"):
