@@ -199,6 +199,27 @@ def test_spec_files_toml_json_yaml(tmp_path):
         sweep.load_spec(tmp_path / "u.toml")
 
 
+def test_planner_cuts_an_axis_without_padding_when_that_is_cheaper():
+    # The quick closed-form benchmark's grid: a 12-value target run over 100 values used to give
+    # 9 blocks of 12 (the last one 4 values + 8 of padding: 8% of all points computed for
+    # nothing); blocks of 10 divide the axis. The cost model (blocks x (points + target / 8))
+    # must pick them, and never exceed the memory's limit.
+    from daedyn.sweep._plan import _layout
+    assert _layout((100, 100, 10, 10), 125_000, 196_923) == (10, 100, 10, 10)
+    assert _layout((50, 20, 10, 10), 18_978, 63_681) == (10, 20, 10, 10)  # an eighth above the target
+    assert _layout((100, 100, 10, 10), 125_000, 100_000) == (10, 100, 10, 10)  # the limit binds
+    assert _layout((100, 100, 10, 10), 125_000, 110_000)[0] <= 11
+    # a prime length: no divisor near the target; padding of 1 run in 7 blocks beats 9 of 11 + 8
+    assert _layout((97, 100, 10, 10), 125_000, 196_923) == (14, 100, 10, 10)
+    # a chunk size the user chose is a maximum, evened out as before (no cost model)
+    assert _layout((100, 100, 10, 10), 125_000) == (12, 100, 10, 10)
+    n = dict(lam=100, eps=100, w1=10, w2=10)  # the benchmark's grid, through make_plan
+    s = {"function": "theory.dae_trajectory", "axes": {k: np.linspace(0.1, 2.0, v) for k, v in n.items()},
+         "constants": {"t": np.linspace(0.0, 1.0, 16), "tau": 1.0}, "max_memory": "64MB"}
+    p = sweep.plan(s, n_devices=1)
+    assert p.n_chunks * p.batch_size == p.n_points and p.chunk_shape == (10, 100, 10, 10)
+
+
 def test_plan_respects_memory_limit():
     s = spec(chunk_size=None)
     per_point = 5 * 4 + 4 + 1  # w (5 float32) + fp + status byte
