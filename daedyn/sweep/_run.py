@@ -68,10 +68,10 @@ class SweepSummary(NamedTuple):
     chunks_skipped: int  # already recorded when the run started
     bad_points: int  # points with status != 0 among those computed
     wall_s: float  # whole call, including validation, compilation and I/O
-    compile_s: float
+    compile_s: float  # tracing the function (output shapes, in planning) and compiling the chunk programs
     compute_s: float  # waiting for device results
     io_s: float  # device -> host copies, zarr writes, records
-    points_per_s: float  # computed points / (wall_s - compile_s)
+    points_per_s: float  # computed points / (wall_s - compile_s): the rate once the programs exist
     plan: SweepPlan
 
     @property
@@ -220,7 +220,9 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
         store.check_location(path)
     with contextlib.ExitStack() as stack:
         stack.enter_context(dtype_scope(spec.dtype))
-        prepared = prepare(spec)
+        t_trace = time.perf_counter()
+        prepared = prepare(spec)  # traces the function (jax.eval_shape): counted with the compilation
+        trace_s = time.perf_counter() - t_trace
         if pidx == 0:
             stack.enter_context(store.locked(path))  # one writer per store (process 0 for all hosts)
             if overwrite:
@@ -248,18 +250,20 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
         opener = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="daedyn-sweep-open"))
         opened = opener.submit(_open_store, path, prepared, plan, compression, create, bool(todo))
         summary = _execute(prepared, plan, path, devices, todo, done, progress, t_begin, opened.result,
-                           overlap)
+                           overlap, trace_s)
         _barrier("daedyn-sweep-finished")
     return summary
 
 
-def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap) -> SweepSummary:
-    """Compile, then compute and write ``todo``; ``ready()`` returns the opened store arrays."""
+def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap,
+             trace_s=0.0) -> SweepSummary:
+    """Compile, then compute and write ``todo``; ``ready()`` returns the opened store arrays;
+    ``trace_s``: the planning trace, reported with the compilation."""
     mesh = Mesh(np.array(devices), ("batch",))
     shard = NamedSharding(mesh, PartitionSpec("batch"))
     repl = NamedSharding(mesh, PartitionSpec())
     ndim = len(plan.grid_shape)
-    stats = {"compile": 0.0, "compute": 0.0, "io": 0.0, "computed": 0, "points": 0, "bad": 0}
+    stats = {"compile": trace_s, "compute": 0.0, "io": 0.0, "computed": 0, "points": 0, "bad": 0}
     if todo:
         t0 = time.perf_counter()
         compute, check = _chunk_fns(prepared, plan)
@@ -270,7 +274,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
         out_shapes = {k: jax.ShapeDtypeStruct((plan.batch_size,) + o.shape, o.dtype, sharding=shard)
                       for k, o in plan.outputs.items()}
         check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
-        stats["compile"] = time.perf_counter() - t0
+        stats["compile"] += time.perf_counter() - t0
     nan_bad = prepared.spec.bad_points == "nan"
     arrays = ready()
     t_run = time.perf_counter()
