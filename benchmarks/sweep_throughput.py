@@ -8,12 +8,13 @@ Workloads (one grid point = one trajectory):
 
 Ours: ``daedyn.sweep.run`` end to end: chunked under a 1 GB limit (quick: 64 MB), sharded over
 the local devices, results streamed to a zarr store on local disk (default compression "auto":
-float trajectories uncompressed, status lz4), the next chunk computing while the writer thread
-writes the last one, completion records; trajectories per second excluding the one compilation
-(reported separately). The notes give the same sweep with ``overlap=False`` (compute, write,
-record, one chunk at a time) for the gain of the overlap. The three (sweep, serial sweep,
-baseline) are run in 5 interleaved rounds, one of each per round; ``ratio`` is the median of the
-per-round ratios (listed in the notes), ``ours`` / ``baseline`` the median round's rates.
+float trajectories and the status uncompressed), the next chunk computing while the writer thread
+writes the last one, completion records; trajectories per second excluding the one trace and
+compilation of the function (``SweepSummary.compile_s``, reported separately). The notes give
+the same sweep with ``overlap=False`` (compute, write, record, one chunk at a time) for the gain
+of the overlap. The three (sweep, serial sweep, baseline) are run in 7 interleaved rounds, one
+of each per round; ``ratio`` is the median of the per-round ratios (listed in the notes),
+``ours`` / ``baseline`` the median round's rates.
 Baseline: the same function called once on the whole grid by broadcasting, results left in
 memory (no chunking, no disk): the compute-only rate (issue 18's target: ratio >= 0.7). A second row
 per sweep compares it with its own chunk programs run back to back without the store (no host
@@ -102,7 +103,7 @@ def _chunked(spec: dict):
     return once
 
 
-def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 5):
+def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 7):
     """``rounds`` rounds of (sweep, serial sweep, compute only), each timed once per round: the
     overlapped sweep of the median round, the median serial sweep, the median compute-only rate and
     the median of the per-round ratios sweep / compute-only. Each round's three runs follow each
@@ -136,7 +137,7 @@ def _io_row(what: str, best, chunked: float, vs_chunked: float) -> dict:
     """The cost of the store alone: the sweep against its own chunk programs run without it."""
     return dict(workload=f"{what} vs its own chunk programs without the store (the I/O's cost alone)",
                 ours=best.points_per_s / 1e6, baseline=chunked / 1e6, ratio=vs_chunked, unit="M traj/s",
-                notes="median of the same 5 rounds; not issue 18's baseline (the whole grid in one call, "
+                notes="median of the same 7 rounds; not issue 18's baseline (the whole grid in one call, "
                       "the row above): the two baselines differ by the chunking under the memory limit")
 
 
