@@ -216,3 +216,46 @@ def test_a_store_of_the_older_layout_resumes(tmp_path, reference, monkeypatch):
     assert resumed.chunks_skipped == len(done) and resumed.chunks_computed == 9 - len(done)
     assert _store.read_attrs(str(path))["sweep_compression"]["status"] == "lz4"
     _assert_same(path, reference)
+
+
+@pytest.mark.parametrize("compression", ["auto", {"status": "lz4"}])
+def test_a_chunk_is_complete_exactly_when_its_status_is_written(tmp_path, reference, monkeypatch,
+                                                                compression):
+    """The status is written after every output (raw file or through zarr), so it is the chunk's
+    completion mark: no file per chunk besides the zarr chunks, and a chunk killed after its
+    outputs but before its status is not counted and is recomputed."""
+    real = _chunkfiles.write_many
+    calls = {"n": 0}
+
+    def crash_before_status_of_chunk_4(items):
+        calls["n"] += 1
+        if calls["n"] == 2 * 4 + 2:  # chunk 4's outputs are written; its status write "dies"
+            raise KeyboardInterrupt
+        real(items)
+
+    monkeypatch.setattr(_chunkfiles, "write_many", crash_before_status_of_chunk_4)
+    path = tmp_path / "s.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(SPEC, path=path, overlap=False, compression=compression)
+    monkeypatch.undo()
+    assert _store.done_chunks(str(path)) == {0, 1, 2, 3}  # chunk 4's outputs are there, its status not
+    assert "c.4.0.0.0" in os.listdir(path / "w") and not os.path.exists(path / "_sweep" / "done")
+    assert sorted(os.listdir(path / "status")) == sorted(["zarr.json", *(f"c.{i}.0.0" for i in range(4))])
+    ds = sweep.open_results(path)
+    assert ds.attrs["sweep_chunks_done"] == 4 and (ds.status.values[4:] == -1).all()
+    resumed = sweep.run(SPEC, path=path, compression=compression)
+    assert resumed.chunks_skipped == 4 and resumed.chunks_computed == 5
+    _assert_same(path, reference)
+    log = sweep.read_log(str(path))
+    assert sorted(r["chunk"] for r in log) == list(range(9))  # logged once each, after completion
+
+
+def test_records_of_older_stores_still_count(tmp_path, reference):
+    """Stores written before the status became the completion mark have _sweep/done/cK.json
+    records; a record still counts as done (the status was written before it)."""
+    path = tmp_path / "r.zarr"
+    sweep.run(SPEC, path=path)
+    os.makedirs(path / "_sweep" / "done")
+    (path / "_sweep" / "done" / "c00000007.json").write_text("{}")
+    os.remove(path / "status" / "c.7.0.0")  # only the record says chunk 7 is done
+    assert 7 in _store.done_chunks(str(path)) and len(_store.done_chunks(str(path))) == 9

@@ -4,8 +4,8 @@ A sweep runs one function (a closed form, an integrator or a training run named 
 read-only ``ENTRY_POINTS``, or a user's own ``"module:function"`` or callable) over the outer
 product of named axes, in chunks that fit a memory limit.
 Each chunk is compiled once, sharded over the local devices with ``jax.sharding``, and written
-to a zarr store as soon as it finishes, with a completion record so that an interrupted sweep
-resumes where it stopped. Results are read back as an ``xarray.Dataset``.
+to a zarr store as soon as it finishes (its status last, which marks it complete), so that an
+interrupted sweep resumes where it stopped. Results are read back as an ``xarray.Dataset``.
 
 Example:
   >>> import tempfile, os, daedyn.sweep as sweep

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["write_chunk", "write_many", "raw_chunks", "WRITE_PIECE"]
+__all__ = ["write_chunk", "write_many", "raw_chunks", "local_file", "WRITE_PIECE"]
 
 
 def raw_chunks(arr, region: tuple[slice, ...], values: np.ndarray):
@@ -62,7 +62,7 @@ def raw_chunks(arr, region: tuple[slice, ...], values: np.ndarray):
     return out
 
 
-def _local_file(arr, key: str) -> str | None:
+def local_file(arr, key: str) -> str | None:
     """The file of chunk ``key`` of ``arr`` when it lives in a local directory store, else None."""
     store_path = arr.async_array.store_path
     root = getattr(store_path.store, "root", None)
@@ -126,7 +126,7 @@ def write_many(items) -> None:
             jobs.append(lambda a=arr, r=region, v=values: a.async_array.setitem(r, v))
             continue
         for key, block in raw:
-            file = _local_file(arr, key)
+            file = local_file(arr, key)
             if file is None:
                 jobs.append(lambda p=arr.async_array.store_path / key, b=block:
                             p.set(make(memoryview(b).cast("B"))))

@@ -290,7 +290,7 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
                           rate, now - t_begin, 0.0 if final else eta, final))
 
     def write(item):
-        """On the writer thread: data, status, then the completion record."""
+        """On the writer thread: data, then the status (which completes the chunk), then a log line."""
         k, host, status, n_valid, compute_s = item
         t0 = time.perf_counter()
         bad = status != store.STATUS_OK
@@ -299,10 +299,10 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
             host = _mask_bad(host, bad)
         try:
             store.write_chunk(arrays, plan, k, host, status)
-            store.write_record(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
-                                         "write_s": time.perf_counter() - t0,
-                                         "process_index": jax.process_index()})
-        except OSError as err:  # disk full, quota, permission: the chunk has no record, so a rerun redoes it
+            store.log_chunk(path, k, {"n_points": n_valid, "n_bad": n_bad, "compute_s": compute_s,
+                                      "write_s": time.perf_counter() - t0,
+                                      "process_index": jax.process_index()})
+        except OSError as err:  # disk full, quota, permission: no status yet, so a rerun redoes the chunk
             err.daedyn_chunk = k
             raise
         return n_valid, n_bad, time.perf_counter() - t0
