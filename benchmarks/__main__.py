@@ -83,15 +83,19 @@ def run_all(names: list[str], quick: bool, progress=print) -> dict:
 def merge_results(old: dict | None, new: dict, names: list[str]) -> dict:
     """``new`` (a run of the benchmarks ``names``) merged into the results file ``old``: the rows and
     failures of the benchmarks that ran are replaced, every other benchmark's are kept (a partial
-    run, ``--only``, must not erase the others). ``hardware``, ``date`` etc. are the new run's; the
+    run, ``--only``, must not erase the others); those of names that are no longer benchmark modules
+    are dropped. ``hardware``, ``date`` etc. are the new run's; the
     ``dates`` map says when each benchmark's rows were measured. Nothing is merged when ``old`` is
     None or was run at the other size (quick vs full)."""
     stamp = {name: new["date"] for name in names}
     if not old or old.get("quick") != new["quick"]:
         return {**new, "dates": stamp}
     rerun = set(names)
-    kept = [r for r in old.get("rows", []) if r.get("benchmark") not in rerun]
-    failures = {k: v for k, v in old.get("failures", {}).items() if k not in rerun}
+    # rows and failures of modules that are no longer benchmarks (renamed, removed, made stand-alone
+    # scripts) go: a full run must not carry them forever
+    keep = set(MODULES) - rerun
+    kept = [r for r in old.get("rows", []) if r.get("benchmark") in keep]
+    failures = {k: v for k, v in old.get("failures", {}).items() if k in keep}
     dates = {**{r.get("benchmark"): old.get("date") for r in kept}, **old.get("dates", {}), **stamp}
     dates = {k: v for k, v in dates.items() if k in {r.get("benchmark") for r in kept} | rerun}
     order = {name: i for i, name in enumerate(MODULES)}

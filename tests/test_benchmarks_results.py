@@ -27,3 +27,13 @@ def test_other_size_or_no_file_is_not_merged():
     new = _run([{"benchmark": MODULES[1], "ours": 2}], "d2")
     assert merge_results(old, new, [MODULES[1]])["rows"] == new["rows"]
     assert merge_results(None, new, [MODULES[1]])["dates"] == {MODULES[1]: "d2"}
+
+
+def test_rows_and_failures_of_former_benchmarks_are_dropped():
+    # a module that stopped being a benchmark (now a stand-alone script) kept its old failure in
+    # every later results file, full runs included
+    old = _run([{"benchmark": "gone", "ours": 1}, {"benchmark": MODULES[0], "ours": 2}], "d1",
+               failures={"gone": "AttributeError: no run()"})
+    out = merge_results(old, _run([{"benchmark": MODULES[1], "ours": 3}], "d2"), [MODULES[1]])
+    assert out["failures"] == {} and [r["benchmark"] for r in out["rows"]] == [MODULES[0], MODULES[1]]
+    assert set(out["dates"]) == {MODULES[0], MODULES[1]}
