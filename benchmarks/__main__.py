@@ -2,20 +2,22 @@
 or the prepared GPU check: ``python -m benchmarks --gpu-check [--dry-run]`` (benchmarks/_gpu_check.py).
 
 Each benchmark module exposes ``run(quick: bool = True) -> list[dict]`` with the keys
-``workload, ours, baseline, ratio, unit`` (and optionally ``hw_fraction``, ``notes``). The table is
-also written as JSON (``--json-out``, default ``benchmarks/results-<platform>.json``).
+``workload, ours, baseline, ratio, unit`` (and optionally ``hw_fraction``, ``notes``), and runs in
+a process of its own (``benchmarks/_one.py``: no benchmark changes another's baseline). The table
+is also written as JSON (``--json-out``, default ``benchmarks/results-<platform>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import os
 import pathlib
 import platform
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 
 import jax
 
@@ -46,6 +48,26 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _run_one(name: str, quick: bool) -> dict:
+    """Benchmark ``name`` in a fresh Python process (``benchmarks/_one.py``): ``{"rows": [...]}``
+    or ``{"error": ...}``; its progress and tracebacks go to this process's stderr."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)}
+    fd, out = tempfile.mkstemp(prefix=f"daedyn-bench-{name}-", suffix=".json")
+    os.close(fd)
+    try:
+        size = "quick" if quick else "full"
+        code = subprocess.run([sys.executable, "-m", "benchmarks._one", name, size, out], env=env,
+                              stdout=sys.stderr).returncode
+        try:
+            with open(out) as f:
+                return json.load(f)
+        except ValueError:  # killed (out of memory, a signal) before writing its result
+            return {"error": f"the benchmark process exited with code {code} before writing its results"}
+    finally:
+        os.remove(out)
+
+
 def run_all(names: list[str], quick: bool, progress=print) -> dict:
     hw = {
         "device": _hw.device_description(),
@@ -60,14 +82,12 @@ def run_all(names: list[str], quick: bool, progress=print) -> dict:
     for name in names:
         t0 = time.perf_counter()
         progress(f"[{name}] running ({'quick' if quick else 'full'}) ...")
-        try:
-            module = importlib.import_module(f"benchmarks.{name}")
-            for row in module.run(quick=quick):
-                rows.append({"benchmark": name, **row})
-        except Exception as err:  # one broken benchmark must not hide the others
-            failures[name] = "".join(traceback.format_exception_only(err)).strip()
+        result = _run_one(name, quick)
+        if "rows" in result:
+            rows += [{"benchmark": name, **row} for row in result["rows"]]
+        else:  # one broken benchmark must not hide the others
+            failures[name] = result["error"]
             progress(f"[{name}] FAILED: {failures[name]}")
-            traceback.print_exc()
         progress(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
     return {
         "hardware": hw,

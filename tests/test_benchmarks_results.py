@@ -1,6 +1,7 @@
-"""benchmarks/__main__.merge_results: a partial run (``--only``) keeps the other benchmarks' rows."""
+"""benchmarks/__main__: a partial run (``--only``) keeps the other benchmarks' rows; each benchmark runs in
+a process of its own and a failing one is reported, not fatal."""
 
-from benchmarks.__main__ import MODULES, merge_results
+from benchmarks.__main__ import MODULES, _run_one, merge_results
 
 
 def _run(rows, date, quick=True, failures=None):
@@ -37,3 +38,10 @@ def test_rows_and_failures_of_former_benchmarks_are_dropped():
     out = merge_results(old, _run([{"benchmark": MODULES[1], "ours": 3}], "d2"), [MODULES[1]])
     assert out["failures"] == {} and [r["benchmark"] for r in out["rows"]] == [MODULES[0], MODULES[1]]
     assert set(out["dates"]) == {MODULES[0], MODULES[1]}
+
+
+def test_a_benchmark_runs_in_its_own_process_and_its_failure_is_reported(capfd):
+    # the child process imports benchmarks.<name>; an import error is this benchmark's failure
+    out = _run_one("no_such_benchmark", quick=True)
+    assert out == {"error": "ModuleNotFoundError: No module named 'benchmarks.no_such_benchmark'"}
+    assert "Traceback" in capfd.readouterr().err  # the child's traceback reaches our stderr
