@@ -134,8 +134,9 @@ def _chunked(spec: dict):
 
 def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 7):
     """``rounds`` rounds of (sweep, serial sweep, compute only), each timed once per round: the
-    overlapped sweep of the median round, the median serial sweep, the median compute-only rate and
-    the median of the per-round ratios sweep / compute-only. Each round's three runs follow each
+    overlapped sweep and the compute-only rate of the median round (the round whose ratio is the
+    median: ours / baseline = ratio), the median serial sweep, and the median of the per-round
+    ratios sweep / compute-only. Each round's three runs follow each
     other, so they see the same machine state (load, memory, page cache); the medians ignore a
     lucky or unlucky round (a best-of-N baseline against a best-of-M sweep favoured whichever had
     more tries: runs of ~0.1 s vary by +-25% on the 2-core machine)."""
@@ -152,7 +153,7 @@ def _interleaved(spec: dict, folder: str, fn, args: dict, rounds: int = 7):
     mid = int(order[len(order) // 2])
     serial = sorted(serials, key=lambda s: s.points_per_s)[len(serials) // 2]
     vs_chunked = float(np.median([s.points_per_s / c for s, c in zip(sweeps, chunked)]))
-    return (sweeps[mid], serial, float(np.median(bases)), float(np.median(ratios)), ratios,
+    return (sweeps[mid], serial, bases[mid], float(np.median(ratios)), ratios,
             float(np.median(chunked)), vs_chunked)
 
 
