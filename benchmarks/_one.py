@@ -4,8 +4,8 @@
 runs in a fresh process: what one leaves behind (allocator and page state, compiled programs,
 threads) does not change the next one's baseline. Measured before this split: after
 ``scalar_dynamics`` (or any 400 MB allocation) in the same process, the whole-grid scalar-GD
-call that ``sweep_throughput`` uses as its baseline ran 17% faster (2.07 -> 2.43 M traj/s) while
-the sweep did not, so the sweep's ratio depended on which benchmarks ran before it.
+call that ``sweep_throughput`` uses as its baseline ran 17% faster (2.07 -> 2.43 M traj/s) and the
+sweep hardly (1.68 -> 1.74), so the sweep's ratio depended on which benchmarks ran before it.
 
 Writes ``{"rows": [...]}`` or ``{"error": "Type: message"}`` to OUT.json (the traceback goes to
 stderr); progress lines go to stderr as well.
