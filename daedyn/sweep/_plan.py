@@ -305,11 +305,11 @@ def _layout(grid_shape: tuple[int, ...], target: int, limit: int | None = None) 
     ``target``, evened out over the same block count. With ``limit`` (the planner's own choice;
     ``limit`` the most points the memory allows), ``c`` minimises the cost of the whole sweep:
     every block is computed at full size (the last one along j padded) and costs a fixed amount
-    besides (a dispatch, files, a record: about 1 ms on the 2-core CPU, here taken as an eighth
+    besides (a dispatch, files, a log line: about 1 ms on the 2-core CPU, taken as an eighth
     of a target block), so ``c`` minimises ``blocks * (c * trail + target / 8)`` over runs from
     half the target's to an eighth above it. 100 values with a 12-value target are cut into 10
     blocks of 10 rather than 9 of 12, whose last block is 2/3 padding (8% of all points
-    computed for nothing): 26% faster on the quick sweep benchmark (benchmarks/sweep_throughput.py).
+    computed for nothing): 27% faster on the quick sweep benchmark (benchmarks/sweep_throughput.py).
     """
     k = len(grid_shape)
     trail = 1
