@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["write_chunk", "write_many", "raw_chunks", "local_file", "WRITE_PIECE"]
+__all__ = ["write_chunk", "write_many", "raw_chunks", "local_file", "write_all", "WRITE_PIECE"]
 
 
 def raw_chunks(arr, region: tuple[slice, ...], values: np.ndarray):
@@ -78,12 +78,22 @@ def local_file(arr, key: str) -> str | None:
 WRITE_PIECE = 1 << 20
 
 
+def write_all(fd: int, data) -> None:
+    """All of ``data`` (bytes or a byte memoryview) to the open file ``fd``, in
+    :data:`WRITE_PIECE` calls; a short write (signal, quota edge) continues where it stopped."""
+    data = memoryview(data)
+    for i in range(0, len(data), WRITE_PIECE):
+        view = data[i:i + WRITE_PIECE]
+        while view:
+            view = view[os.write(fd, view):]
+
+
 def _write_pieces(path: str, data: memoryview) -> None:
-    with open(path, "wb", buffering=0) as f:
-        for i in range(0, len(data), WRITE_PIECE):
-            view = data[i:i + WRITE_PIECE]
-            while view:  # a short write (signal, quota edge) continues where it stopped
-                view = view[f.write(view):]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _put_file(path: str, block: np.ndarray) -> None:

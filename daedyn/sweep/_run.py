@@ -256,7 +256,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
 
 
 def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready, overlap,
-             trace_s=0.0) -> SweepSummary:
+             trace_s) -> SweepSummary:
     """Compile, then compute and write ``todo``; ``ready()`` returns the opened store arrays;
     ``trace_s``: the planning trace, reported with the compilation."""
     mesh = Mesh(np.array(devices), ("batch",))

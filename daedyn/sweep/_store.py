@@ -40,7 +40,7 @@ import numpy as np
 
 import daedyn
 from daedyn._checkpoint import check_writable
-from daedyn.sweep._chunkfiles import local_file, write_chunk
+from daedyn.sweep._chunkfiles import local_file, write_all, write_chunk
 
 __all__ = ["open_results", "read_log", "STATUS_CODES", "STATUS_OK", "STATUS_NONFINITE", "COMPRESSION",
            "create_store", "check_store", "remove_store", "warn_versions", "done_chunks", "open_arrays",
@@ -414,12 +414,6 @@ def open_arrays(path: str, names):
     return {n: root[n] for n in names}
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:  # a short write continues where it stopped
-        view = view[os.write(fd, view):]
-
-
 def log_chunk(path: str, k: int, record: Mapping) -> None:
     """One line in the sweep's log for chunk ``k``, once its results are written: the chunk's
     completion is its status chunk (see :func:`done_chunks`), so no file is created per chunk
@@ -428,7 +422,7 @@ def log_chunk(path: str, k: int, record: Mapping) -> None:
               "time_utc": datetime.datetime.now(datetime.UTC).isoformat(), **record}
     fd = os.open(os.path.join(path, _LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:  # one write of one line: appends of several writers do not interleave within a line
-        _write_all(fd, json.dumps(record).encode() + b"\n")
+        write_all(fd, json.dumps(record).encode() + b"\n")
     finally:
         os.close(fd)
 
