@@ -1,4 +1,6 @@
-"""Running ``daedyn`` in-process in tests."""
+"""Running ``daedyn`` in-process in tests, and the small data files the CLI tests read."""
+
+import numpy as np
 
 from daedyn.cli import main
 
@@ -11,3 +13,16 @@ def run_cli(argv, capsys):
         rc = e.code
     out = capsys.readouterr()
     return rc, out.out, out.err
+
+
+def graded_npy(factory, n: int, d: int, kind: str = "uniform") -> str:
+    """Path of an (n, d) float32 ``.npy`` data set, columns scaled from 1.5 (normal) or 1.0
+    (uniform) down to 0.3 or 0.2: a spread-out spectrum. ``factory``: pytest's tmp_path_factory."""
+    rng = np.random.default_rng(0)
+    if kind == "normal":
+        x = rng.normal(size=(n, d)) * np.linspace(1.5, 0.3, d)[None, :]
+    else:
+        x = rng.uniform(size=(n, d)) * np.linspace(1.0, 0.2, d)[None, :]
+    path = factory.mktemp("data") / "x.npy"
+    np.save(path, x.astype(np.float32))
+    return str(path)

@@ -6,16 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import graded_npy, run_cli
 
 
 @pytest.fixture(scope="module")
 def npy(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(48, 6)) * np.linspace(1.0, 0.2, 6)[None, :]
-    path = tmp_path_factory.mktemp("data") / "x.npy"
-    np.save(path, x.astype(np.float32))
-    return str(path)
+    return graded_npy(tmp_path_factory, 48, 6)
 
 
 @pytest.fixture(scope="module")

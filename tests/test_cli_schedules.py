@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import graded_npy
 from cli_helpers import run_cli as _cli
 
 from daedyn import schedules, theory
@@ -102,11 +103,7 @@ def test_simulate_matrix_eps_schedule_flow_matches_the_chained_closed_form(capsy
 
 @pytest.fixture(scope="module")
 def npy(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 5)) * np.linspace(1.5, 0.3, 5)[None, :]
-    path = tmp_path_factory.mktemp("data") / "x.npy"
-    np.save(path, x.astype(np.float32))
-    return str(path)
+    return graded_npy(tmp_path_factory, 60, 5, "normal")
 
 
 @pytest.mark.slow  # two whole CLI training runs: ~15 s on the loaded 2-core CPU

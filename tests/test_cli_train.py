@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import graded_npy
 
 from daedyn.cli import main
 
@@ -11,11 +12,7 @@ from daedyn.cli import main
 @pytest.fixture(scope="module")
 def npy(tmp_path_factory):
     """A generated data set (N = 48, D = 6) in [0, 1] with a spread-out spectrum."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(size=(48, 6)) * np.linspace(1.0, 0.2, 6)[None, :]
-    path = tmp_path_factory.mktemp("data") / "x.npy"
-    np.save(path, x.astype(np.float32))
-    return str(path)
+    return graded_npy(tmp_path_factory, 48, 6)
 
 
 BASE = ["--hidden", "3", "--noise", "gaussian", "--sigma2", "0.05", "--marginalised", "--alpha", "0.2",
