@@ -11,17 +11,17 @@ the local devices, results streamed to a zarr store on local disk (under the che
 ``DAEDYN_BENCH_DIR``; the notes give its measured write bandwidth and file-creation cost;
 default compression "auto": float trajectories and the status uncompressed), the next chunk
 computing while the writer thread writes the last one (its status last, which completes it), a
-log line per chunk; trajectories per second excluding the one trace and
-compilation of the function (``SweepSummary.compile_s``, reported separately). The notes give
-the same sweep with ``overlap=False`` (compute, write, one chunk at a time) for the gain
-of the overlap. The three (sweep, serial sweep, baseline) are run in 7 interleaved rounds, one
-of each per round; ``ratio`` is the median of the per-round ratios (listed in the notes),
-``ours`` / ``baseline`` the median round's rates.
+log line per chunk; trajectories per second excluding the one trace and compilation of the
+function (``SweepSummary.compile_s``, reported separately). The notes give the same sweep with
+``overlap=False`` (compute, write, one chunk at a time) for the gain of the overlap. The three
+(sweep, serial sweep, baseline) are run in 7 interleaved rounds, one of each per round; ``ratio``
+is the median of the per-round ratios (listed in the notes), ``ours`` / ``baseline`` the median
+round's rates.
 Baseline: the same function called once on the whole grid by broadcasting, results left in
 memory (no chunking, no disk), the median of 3 calls per round: the compute-only rate (issue 18's
-target: ratio >= 0.7). A second row
-per sweep compares it with its own chunk programs run back to back without the store (no host
-hand-over, writes, records or store setup): the cost of the I/O alone, the rest being chunking.
+target: ratio >= 0.7). A second row per sweep compares it with its own chunk programs run back
+to back without the store (no host hand-over, writes, logs or store setup): the cost of the I/O
+alone, the rest being chunking.
 ``hw_fraction``: result bytes per second written by the sweep over the disk's raw write bandwidth
 (the same number of bytes written with ``ndarray.tofile`` plus ``fsync``, in this process).
 """
