@@ -25,12 +25,22 @@ variance s^2: C = n s^2 I = eps I, the paper's scaling).
   marginalised (:meth:`SaltAndPepper.marginal_term` raises).
 - **Gaussian with a covariance**: x~ = x + z, z ~ N(0, S) with per-component variances (D,) or a full
   (D, D) symmetric positive semi-definite S. C = n S.
+
+**Schedules.** A rate p or a covariance may be a :mod:`daedyn.schedules` schedule (p(t), S(t), t in
+epochs; its values are checked like the constant's, the ones it takes on a run's epochs when they
+are only known then). ``corruption.at(t)`` is the corruption in force at epoch t (the schedules
+evaluated by their own ``__call__``); ``corrupt`` needs that value and refuses a scheduled
+corruption. ``marginal_term`` of a scheduled corruption is the schedule t -> C(t): for masking
+p(t) / (1 - p(t)) times the data's term (diag(Sigma), or V^T diag(Sigma) V, formed once), for a
+covariance n S(t) (rotated piece by piece for a piecewise-constant or linear S, where rotating
+commutes with the schedule; at every evaluation otherwise).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
@@ -39,6 +49,7 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_range, concrete
+from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule, schedule_values
 
 __all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",
            "gaussian_covariance", "diag_of_sigma", "rotate_term", "BASES", "check_eps_dims",
@@ -134,8 +145,65 @@ def check_noise_term(name: str, c, c_dims: int) -> None:
         raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
 
 
-def _check_p(p, hi_open: bool = True) -> None:
-    check_range("p", p, 0.0, 1.0, hi_open=hi_open)
+def _schedule_values(name: str, s, ts=None):
+    """The concrete values a schedule takes, for the range checks: a piecewise-constant schedule's
+    pieces, a ramp's two ends, any other schedule on the times ``ts`` (None without them, or when
+    traced); :func:`daedyn.schedules.schedule_values`."""
+    if ts is None and not isinstance(s, PiecewiseConstant | Linear | Exponential):
+        return None
+    return schedule_values(name, s, None if ts is None else np.asarray(ts))
+
+
+def _check_p(p, hi_open: bool = True, ts=None) -> None:
+    if not is_schedule(p):
+        check_range("p", p, 0.0, 1.0, hi_open=hi_open)
+        return
+    values = _schedule_values("p", p, ts)
+    if values is not None:  # a user function's values are checked on the run's epochs (check_schedules)
+        check_range("p schedule values", values, 0.0, 1.0, hi_open=hi_open)
+
+
+def _value_shape(x) -> tuple[int, ...]:
+    """The shape of a parameter, or of one value of a schedule."""
+    return tuple(x.shape) if is_schedule(x) else np.shape(x)
+
+
+def _at(x, t):
+    return x(t) if is_schedule(x) else x
+
+
+class _Corruption:
+    """What every corruption shares: parameters that may be schedules, evaluated by :meth:`at`."""
+
+    kind = "corruption"
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a parameter is a :mod:`daedyn.schedules` schedule (pytree structure: static)."""
+        return any(is_schedule(leaf) for leaf in jtu.tree_leaves(self, is_leaf=is_schedule))
+
+    def at(self, t: ArrayLike):
+        """The corruption in force at time ``t`` (epochs): every schedule replaced by its value
+        ``schedule(t)`` (unchanged without one). Pure: fine under jit, vmap and grad.
+
+        Example:
+          >>> from daedyn import schedules
+          >>> float(masking(schedules.piecewise_constant([10.0], [0.1, 0.25])).at(12.0).p)
+          0.25
+        """
+        return jtu.tree_map(lambda s: _at(s, t), self, is_leaf=is_schedule)
+
+    def _refuse_scheduled(self, what: str) -> None:
+        if self.scheduled:
+            raise ValueError(f"noise {self.kind!r} has a schedule parameter: {what} needs its value at "
+                             f"one epoch; use corruption.at(t) (epoch k of training uses at(k))")
+
+    def check_schedules(self, epochs: int) -> None:
+        """Range-check a schedule parameter whose values were not known when it was built (a user
+        function): its values at the epochs 0 .. epochs - 1 of a run (training calls this)."""
+        for leaf, check in self._schedule_checks():
+            if is_schedule(leaf):
+                check(leaf, np.arange(max(int(epochs), 1)))
 
 
 def _size_check(name: str, d: int, x) -> None:
@@ -148,11 +216,11 @@ def _size_check(name: str, d: int, x) -> None:
 
 
 @jtu.register_pytree_node_class
-class Masking:
+class Masking(_Corruption):
     """Masking (input dropout) with drop rate ``p``; build with :func:`masking`.
 
     ``p`` is the only pytree leaf (traceable: the marginalised term is differentiable in p, the
-    Bernoulli draw is not). ``rescale`` is static.
+    Bernoulli draw is not), or a schedule p(t) (its values the leaves). ``rescale`` is static.
     """
 
     kind = "masking"
@@ -164,10 +232,21 @@ class Masking:
     @property
     def mean_scale(self):
         """E[x~] / x: 1 for inverted dropout, 1 - p for the raw mask (the core sees W' = mean_scale W)."""
-        return 1.0 if self.rescale else 1.0 - jnp.asarray(self.p)
+        if self.rescale:
+            return 1.0
+        self._refuse_scheduled("mean_scale")
+        return 1.0 - jnp.asarray(self.p)
+
+    def _schedule_checks(self):
+        return ((self.p, lambda s, ts: _check_p(s, ts=ts)),)
 
     def corrupt(self, key: Array, x: ArrayLike) -> Array:
-        """Masked inputs m x / (1 - p) (or m x), m ~ Bernoulli(1 - p) per entry of ``x``; dtype of x."""
+        """Masked inputs m x / (1 - p) (or m x), m ~ Bernoulli(1 - p) per entry of ``x``; dtype of x.
+
+        Raises:
+          ValueError: for a scheduled p (corrupt with ``at(t)``, the rate in force at epoch t).
+        """
+        self._refuse_scheduled("corrupt")
         x = jnp.asarray(x)
         x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
         keep = jnp.asarray(1.0, x.dtype) - jnp.asarray(self.p, x.dtype)
@@ -180,6 +259,8 @@ class Masking:
         """The marginalised corruption term C = p / (1 - p) diag(Sigma) (module docstring).
 
         For ``rescale=False`` the same C goes with the network W' = (1 - p) W (:attr:`mean_scale`).
+        For a scheduled p it is the schedule t -> p(t) / (1 - p(t)) B, B = diag(Sigma) (or
+        V^T diag(Sigma) V), formed once here.
 
         Args:
           stats: a :class:`daedyn.spectrum.Spectrum` or the (D, D) summed second moment Sigma
@@ -187,14 +268,24 @@ class Masking:
           n: unused (diag(Sigma) is already a sum over the samples); accepted for a uniform API.
           basis: "eigen" (V^T C V, (D, D)) or "input" (the diagonal, (D,)).
         Returns:
-          C in the requested basis, in the paper's (summed) scaling.
+          C in the requested basis, in the paper's (summed) scaling; a
+          :class:`daedyn.schedules.Function` of t for a scheduled p.
         Example:
           >>> import jax.numpy as jnp
-          >>> masking(0.5).marginal_term(jnp.array([[2.0, 1.0], [1.0, 4.0]]), basis="input").tolist()
+          >>> from daedyn import schedules
+          >>> sigma = jnp.array([[2.0, 1.0], [1.0, 4.0]])
+          >>> masking(0.5).marginal_term(sigma, basis="input").tolist()
           [2.0, 4.0]
+          >>> p = schedules.piecewise_constant([10.0], [0.5, 0.2])
+          >>> c = masking(p).marginal_term(sigma, basis="input")  # a schedule of terms
+          >>> c(12.0).tolist()  # 0.2 / 0.8 diag(Sigma)
+          [0.5, 1.0]
         """
         _, v, _ = _resolve(stats, n, basis, self.kind)
         diag = diag_of_sigma(stats)
+        if is_schedule(self.p):
+            base = diag if basis == "input" else rotate_term(diag, jnp.asarray(v))
+            return Function((self.p, base), _odds_times)
         p = jnp.asarray(self.p, diag.dtype)
         c = p / (1 - p) * diag
         return c if basis == "input" else rotate_term(c, jnp.asarray(v))
@@ -210,16 +301,27 @@ class Masking:
         return f"Masking(p={self.p!r}, rescale={self.rescale})"
 
 
+def _odds_times(t, p, base):
+    """p(t) / (1 - p(t)) * base: the term of a masking-rate schedule (``fn`` of a Function)."""
+    q = jnp.asarray(p(t), base.dtype)
+    q = q.reshape(q.shape + (1,) * base.ndim)
+    return q / (1 - q) * base
+
+
 def masking(p: ArrayLike, *, rescale: bool = True) -> Masking:
     """Masking noise: each input component is dropped (set to 0) with probability ``p``.
 
     Args:
-      p: drop rate in [0, 1) (scalar, or an array for a vmapped batch).
+      p: drop rate in [0, 1) (scalar, or an array for a vmapped batch), or a
+        :mod:`daedyn.schedules` schedule p(t) whose values lie in [0, 1) (a piecewise-constant
+        schedule's pieces and a ramp's ends are checked here, a function's values by training on
+        the run's epochs).
       rescale: True (inverted dropout, x~ = m x / (1 - p), E[x~] = x) or False (x~ = m x).
     Returns:
       A :class:`Masking`.
     Raises:
-      ValueError: for a concrete p outside [0, 1) or NaN, or a non-bool ``rescale``.
+      ValueError: for a concrete p outside [0, 1) or NaN (``p schedule values`` for a schedule), or a
+        non-bool ``rescale``.
     Example:
       >>> import jax.numpy as jnp, jax.random as jr
       >>> masking(0.5).corrupt(jr.key(0), jnp.ones(6)).tolist()  # kept entries are scaled by 2
@@ -236,8 +338,9 @@ def masking(p: ArrayLike, *, rescale: bool = True) -> Masking:
 
 
 @jtu.register_pytree_node_class
-class SaltAndPepper:
-    """Salt-and-pepper noise; build with :func:`salt_and_pepper`. ``p`` is the pytree leaf."""
+class SaltAndPepper(_Corruption):
+    """Salt-and-pepper noise; build with :func:`salt_and_pepper`. ``p`` (a number, an array or a
+    schedule) is the pytree leaf."""
 
     kind = "salt_and_pepper"
 
@@ -248,10 +351,19 @@ class SaltAndPepper:
 
     @property
     def mean_scale(self):
+        self._refuse_scheduled("mean_scale")
         return 1.0 - jnp.asarray(self.p)
 
+    def _schedule_checks(self):
+        return ((self.p, lambda s, ts: _check_p(s, hi_open=False, ts=ts)),)
+
     def corrupt(self, key: Array, x: ArrayLike) -> Array:
-        """``x`` with each entry replaced, with probability p, by ``low`` or ``high`` (equally likely)."""
+        """``x`` with each entry replaced, with probability p, by ``low`` or ``high`` (equally likely).
+
+        Raises:
+          ValueError: for a scheduled p (corrupt with ``at(t)``).
+        """
+        self._refuse_scheduled("corrupt")
         x = jnp.asarray(x)
         x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
         k1, k2 = jr.split(key)
@@ -289,14 +401,15 @@ def salt_and_pepper(p: ArrayLike, *, low: float = 0.0, high: float = 1.0) -> Sal
     """Salt-and-pepper noise: each component becomes ``low`` or ``high`` with probability p / 2 each.
 
     Args:
-      p: corruption rate in [0, 1].
+      p: corruption rate in [0, 1], or a :mod:`daedyn.schedules` schedule with values in [0, 1].
       low, high: the pepper and salt values, finite numbers with low < high (the data's value
         range: 0 and 1 for images scaled to [0, 1]).
     Returns:
       A :class:`SaltAndPepper` (sampling only: it has no marginalised form, see
       :meth:`SaltAndPepper.marginal_term`).
     Raises:
-      ValueError: for p outside [0, 1], non-finite low/high or low >= high.
+      ValueError: for p outside [0, 1] (``p schedule values`` for a schedule), non-finite low/high
+        or low >= high.
     Example:
       >>> import jax.numpy as jnp, jax.random as jr
       >>> salt_and_pepper(0.5).corrupt(jr.key(0), jnp.full(6, 0.5)).tolist()
@@ -317,22 +430,64 @@ def salt_and_pepper(p: ArrayLike, *, low: float = 0.0, high: float = 1.0) -> Sal
 # Gaussian with per-component variances or a full covariance
 
 
-def _check_covariance(cov) -> None:
-    shape = np.shape(cov)
+def _check_cov_values(name: str, values, ndim: int) -> None:
+    """Variances (..., D) >= 0, or (..., D, D) symmetric positive semi-definite matrices."""
+    if ndim == 1:
+        check_range(name, values, 0.0)
+    else:
+        check_noise_term(name, values, 2)
+
+
+def _check_covariance(cov, ts=None) -> None:
+    shape = _value_shape(cov)
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != shape[1]):
         raise ValueError("cov must be (D,) per-component variances or a (D, D) covariance; "
                          f"got shape {shape}")
     if shape[0] < 1:
         raise ValueError("cov must have D >= 1 components; got an empty array")
-    if len(shape) == 1:
-        check_range("cov", cov, 0.0)
+    if not is_schedule(cov):
+        _check_cov_values("cov", cov, len(shape))
         return
-    check_noise_term("cov", cov, 2)
+    if len(shape) == 2 and isinstance(cov, Exponential):
+        raise ValueError("cov: an exponential schedule of a (D, D) covariance interpolates its entries "
+                         "geometrically, which does not keep it positive semi-definite; use "
+                         "piecewise_constant(..., matrix=True), linear (entries >= 0) or function "
+                         "(per-component (D,) variances may ramp exponentially)")
+    values = _schedule_values("cov", cov, ts)
+    if values is not None:  # pieces or a ramp's ends (a linear ramp between PSD matrices stays PSD)
+        _check_cov_values("cov schedule values", values, len(shape))
+
+
+def _scaled(t, cov, n):
+    """n cov(t): the input-basis term of a covariance schedule (``fn`` of a Function)."""
+    return n * jnp.asarray(cov(t), n.dtype)
+
+
+def _scaled_rotated(t, cov, n, v):
+    """n V^T cov(t) V: the eigenbasis term of a covariance schedule, rotated at every evaluation."""
+    c = jnp.asarray(cov(t), n.dtype)
+    rot = lambda a: rotate_term(a, v)
+    for _ in range(c.ndim - len(cov.shape)):  # the leading axes of the times t
+        rot = jax.vmap(rot)
+    return n * rot(c)
+
+
+def _term_schedule(cov, n, v):
+    """The schedule t -> n cov(t) (``v`` None) or n V^T cov(t) V. A linear map commutes with a
+    piecewise-constant or a linear schedule, so those are mapped once (each piece, each end)."""
+    f = (lambda c: n * jnp.asarray(c, n.dtype)) if v is None else (
+        lambda c: n * rotate_term(jnp.asarray(c, n.dtype), v))
+    if isinstance(cov, PiecewiseConstant):
+        return PiecewiseConstant(jnp.asarray(cov.boundaries, n.dtype), jax.vmap(f)(cov.values))
+    if isinstance(cov, Linear):
+        return Linear(f(cov.start), f(cov.end), jnp.asarray(cov.t_end, n.dtype))
+    return Function((cov, n), _scaled) if v is None else Function((cov, n, v), _scaled_rotated)
 
 
 @jtu.register_pytree_node_class
-class GaussianCovariance:
-    """Additive Gaussian noise N(0, cov); build with :func:`gaussian_covariance`. ``cov`` is the leaf."""
+class GaussianCovariance(_Corruption):
+    """Additive Gaussian noise N(0, cov); build with :func:`gaussian_covariance`. ``cov`` (an array
+    or a schedule of them) is the leaf."""
 
     kind = "gaussian_covariance"
     mean_scale = 1.0
@@ -342,14 +497,18 @@ class GaussianCovariance:
 
     @property
     def dim(self) -> int:
-        return int(np.shape(self.cov)[0])
+        return int(_value_shape(self.cov)[0])
+
+    def _schedule_checks(self):
+        return ((self.cov, _check_covariance),)
 
     def corrupt(self, key: Array, x: ArrayLike) -> Array:
         """``x + z`` with z ~ N(0, cov) per row of ``x`` (..., D); dtype of x.
 
         Raises:
-          ValueError: if x does not have D components.
+          ValueError: if x does not have D components, or for a scheduled cov (use ``at(t)``).
         """
+        self._refuse_scheduled("corrupt")
         x = jnp.asarray(x)
         x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
         _size_check("cov", self.dim, x)
@@ -363,7 +522,8 @@ class GaussianCovariance:
 
     def marginal_term(self, stats=None, n: ArrayLike | None = None, *,
                       basis: Literal["eigen", "input"] = "eigen") -> Array:
-        """C = n cov: (D,) or (D, D) in the input basis, V^T C V (D, D) in the eigenbasis.
+        """C = n cov: (D,) or (D, D) in the input basis, V^T C V (D, D) in the eigenbasis; for a
+        scheduled cov the schedule t -> C(t) (module docstring).
 
         Args:
           stats: a Spectrum (gives n and V), or None with ``basis="input"`` and ``n`` given.
@@ -382,6 +542,10 @@ class GaussianCovariance:
         if stats is not None and np.shape(stats.eigvecs if _is_spectrum(stats) else stats)[-1] != self.dim:
             raise ValueError(f"cov has D = {self.dim} components but the data has "
                              f"{np.shape(stats.eigvecs if _is_spectrum(stats) else stats)[-1]}")
+        if is_schedule(self.cov):
+            dt = jnp.result_type(*jtu.tree_leaves(self.cov), float)
+            v = None if basis == "input" else jnp.asarray(v, dt)
+            return _term_schedule(self.cov, jnp.asarray(n, dt), v)
         cov = jnp.asarray(self.cov)
         cov = cov if jnp.issubdtype(cov.dtype, jnp.floating) else cov.astype(jnp.result_type(float))
         c = jnp.asarray(n, cov.dtype) * cov
@@ -395,19 +559,24 @@ class GaussianCovariance:
         return cls(children[0])
 
     def __repr__(self) -> str:
-        return f"GaussianCovariance(cov shape {np.shape(self.cov)})"
+        what = f"a {type(self.cov).__name__} schedule of shape" if is_schedule(self.cov) else "shape"
+        return f"GaussianCovariance(cov {what} {_value_shape(self.cov)})"
 
 
 def gaussian_covariance(cov: ArrayLike) -> GaussianCovariance:
     """Additive Gaussian noise with per-component variances (D,) or a full covariance (D, D).
 
     Args:
-      cov: (D,) variances >= 0, or a (D, D) symmetric positive semi-definite covariance.
+      cov: (D,) variances >= 0, or a (D, D) symmetric positive semi-definite covariance; or a
+        :mod:`daedyn.schedules` schedule of either (every piece, or a ramp's ends, checked like the
+        constant, a function's values on a run's epochs; a (D, D) schedule: piecewise constant
+        with ``matrix=True``, linear or a function, not exponential).
     Returns:
       A :class:`GaussianCovariance`.
     Raises:
       ValueError: for another shape, NaN or inf, negative variances, an asymmetric or indefinite
-        matrix (tolerance 1e3 machine epsilons of the largest entry).
+        matrix (tolerance 1e3 machine epsilons of the largest entry); ``cov schedule values`` for a
+        schedule's.
     Example:
       >>> import jax.numpy as jnp, jax.random as jr
       >>> x = gaussian_covariance(jnp.array([[1.0, 0.9], [0.9, 1.0]])).corrupt(jr.key(0),

@@ -44,7 +44,9 @@ class Hyper(NamedTuple):
         tr(W eps I W^T) / (2N), and sampled noise is drawn with variance eps / N (reparameterised).
       corruption: None, or a corruption object from :mod:`daedyn.noise` (``masking``,
         ``salt_and_pepper``, ``gaussian_covariance``) whose parameters are traced leaves: sampled
-        with ``corrupt(key, x)``, or, when marginalised, its term C replaces eps (docs/corruption.md).
+        with ``corrupt(key, x)``, or, when marginalised, its term C takes eps's place as C + eps I
+        (docs/corruption.md). Its parameters may be schedules: epoch k uses ``corruption.at(k)``.
+    Any of alpha, gamma and eps may be a :mod:`daedyn.schedules` schedule: epoch k uses its value at k.
     """
 
     alpha: ArrayLike
@@ -141,7 +143,7 @@ class LoopConfig:
     activation: Any
     linear: bool
     noise: tuple[str, Callable | None] | None  # (kind, unit sampler) of sampled noise, else None;
-    # the sampler is None for a corruption (masking, ...), drawn by Hyper.corruption.corrupt
+    # the sampler is None for a corruption (masking, ...) alone, drawn by Hyper.corruption.corrupt
     marginalised: bool
     loss_scale: str
     path: str
@@ -150,6 +152,8 @@ class LoopConfig:
     precision: Any
     observables: tuple[str, ...]
     remat: bool
+    corrupt: bool = False  # sampled inputs are Hyper.corruption.corrupt(key, x) (+ the sampler's
+    # additive noise of level eps when noise[1] is not None: a corruption with an eps schedule)
 
 
 def _resolve_path(path, linear, noise, marginalised, batch_size, optimizer, bias) -> str:
@@ -182,8 +186,11 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
         raise ValueError(f"loss_scale must be 'paper' or 'mse'; got {loss_scale!r}")
     models.get_activation(activation)  # validates the name
     linear = models.is_linear(activation)
+    additive = None
+    if isinstance(noise, corruption_lib.WithAdditive):  # a corruption and an eps schedule
+        noise, additive = noise.corruption, noise.additive
     noise = noise_lib.as_noise(noise)
-    corruption_lib.check_route(noise, marginalised)
+    corruption_lib.check_route(noise, marginalised, epochs=epochs)
     if marginalised and not linear:
         raise ValueError("marginalised=True needs a linear network (activation=None): the expected "
                          "loss over noise has a closed form only for linear maps")
@@ -203,12 +210,18 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     if not linear:
         observables = tuple(o for o in observables if o != "singular_values")
     # The marginalised loss needs only eps (traced): runs with any noise kind share one compilation.
-    spec = None if (noise is None or marginalised) else (
-        (noise.kind, None) if corruption_lib.is_corruption(noise) else (noise.kind, noise.unit_sampler))
+    corrupt = corruption_lib.is_corruption(noise) and not marginalised
+    if noise is None or marginalised:
+        spec = None
+    elif corrupt:
+        spec = (noise.kind, None) if additive is None else (
+            f"{noise.kind}+{additive.kind}", additive.unit_sampler)
+    else:
+        spec = (noise.kind, noise.unit_sampler)
     return LoopConfig(epochs=int(epochs), save_every=int(save_every), activation=activation,
                       linear=linear, noise=spec, marginalised=bool(marginalised), loss_scale=loss_scale,
                       path=path, batch_size=batch_size, optimizer=optimizer, precision=precision,
-                      observables=observables, remat=bool(remat))
+                      observables=observables, remat=bool(remat), corrupt=bool(corrupt))
 
 
 def rate_factor(loss_scale: str, d: int) -> float:

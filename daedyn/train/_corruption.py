@@ -15,23 +15,51 @@ serves every rate, runs vmap over rates, and a marginalised run differentiates i
 
 A corruption whose expectation is not the clean input (raw masking, salt-and-pepper) has no
 marginalised form in the core's bias-free loss and is refused with a ``ValueError`` naming it.
+
+**Schedules.** A corruption's parameter may be a schedule (``masking(p=schedule)``, a covariance
+schedule): epoch k uses ``corruption.at(k)`` (:func:`daedyn.train._schedule.hyper_at_epoch`, the
+convention of every schedule), sampled or marginalised; the marginalised term is then the schedule
+t -> C(t), its data part formed once per chunk and only the rate's factor per step. With an eps
+schedule as well (``train(noise=corruption, eps=schedule)``, :class:`WithAdditive`), Gaussian noise
+of variance eps(k) / N is added to the corrupted inputs of epoch k, and the marginalised term is
+C(k) + eps(k) I (the two are independent and both have mean zero given x).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 from jax import Array
 
 from daedyn import _corruption, _linear
+from daedyn import noise as noise_lib
+from daedyn.schedules import Function, PiecewiseConstant, is_schedule
 
-__all__ = ["KINDS", "is_corruption", "check_route", "with_term", "corrupt", "batch_shape", "flatten",
-           "stability_eps", "check_coupled"]
+__all__ = ["KINDS", "WithAdditive", "is_corruption", "check_route", "with_term", "corrupt", "batch_shape",
+           "flatten", "stability_eps", "check_coupled"]
 
 KINDS = (_corruption.Masking, _corruption.SaltAndPepper, _corruption.GaussianCovariance)
+
+_ADDITIVE = 0xADD  # fold_in constant of the key of the additive noise drawn on top of a corruption
+
+
+@dataclasses.dataclass(frozen=True)
+class WithAdditive:
+    """The noise of a run with a corruption and an eps schedule (:func:`daedyn.train._schedule.driver_eps`):
+    the corruption, then additive noise of the ``additive`` kind with level eps (variance eps / N).
+    Static structure for :func:`daedyn.train._config.loop_config`; the parameters travel in ``Hyper``."""
+
+    corruption: Any
+    additive: noise_lib.Noise
+
+    @property
+    def kind(self) -> str:
+        return f"{self.corruption.kind}+{self.additive.kind}"
 
 
 def is_corruption(noise: Any) -> bool:
@@ -39,12 +67,16 @@ def is_corruption(noise: Any) -> bool:
     return isinstance(noise, KINDS)
 
 
-def check_route(noise: Any, marginalised: bool, route: str = "train") -> None:
-    """Refuse a corruption that ``route`` cannot marginalise, naming the kind and the reason.
+def check_route(noise: Any, marginalised: bool, route: str = "train", epochs: int | None = None) -> None:
+    """Refuse a corruption that ``route`` cannot marginalise, naming the kind and the reason; with
+    ``epochs``, range-check a schedule parameter on the run's epochs (a user function's values).
 
     Raises:
-      ValueError: for salt-and-pepper or raw masking (``rescale=False``) with ``marginalised=True``.
+      ValueError: for salt-and-pepper or raw masking (``rescale=False``) with ``marginalised=True``,
+        or a schedule value out of range (naming the parameter).
     """
+    if is_corruption(noise) and epochs is not None:
+        noise.check_schedules(epochs)
     if not (marginalised and is_corruption(noise)):
         return
     if isinstance(noise, _corruption.SaltAndPepper):
@@ -58,43 +90,107 @@ def check_route(noise: Any, marginalised: bool, route: str = "train") -> None:
 
 
 def with_term(hyper, data, path: str):
-    """``hyper`` with eps replaced by the corruption's marginalised term in the run's basis
-    (unchanged without a corruption). ``data`` (a TrainData) carries eigvals, eigvecs and n."""
+    """``hyper`` with eps replaced by the corruption's marginalised term plus eps I, C + eps I, in the
+    run's basis (unchanged without a corruption; the corruption is then consumed: None). ``data``
+    (a TrainData) carries eigvals, eigvecs and n. Where the corruption or eps is a schedule the term
+    is the schedule t -> C(t) + eps(t) I (:func:`_plus_eps`), evaluated per epoch by
+    :func:`~daedyn.train._schedule.hyper_at_epoch`; its data part is formed here, once."""
     corruption = getattr(hyper, "corruption", None)
     if corruption is None:
         return hyper
     basis = "eigen" if path == "eigen" else "input"
     dtype = data.eigvals.dtype
     term = corruption.marginal_term(data, basis=basis)
-    return hyper._replace(eps=jnp.asarray(term, dtype))
+    cast = lambda x: jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), x)
+    term, eps = cast(term), cast(hyper.eps)
+    if is_schedule(term) or is_schedule(eps):
+        total = Function((term, eps), _plus_eps)
+    else:
+        total = _plus_eps(None, term, eps)
+    return hyper._replace(eps=total, corruption=None)
 
 
-def corrupt(hyper, key: Array, x: Array) -> Array:
-    """The corrupted inputs of a sampled step."""
-    return hyper.corruption.corrupt(key, x)
+def _plus_eps(t, term, eps):
+    """C + eps I at time t (a schedule's value there): (D,) + eps, or (D, D) + eps I."""
+    term = term(t) if is_schedule(term) else term
+    eps = jnp.asarray(eps(t) if is_schedule(eps) else eps, term.dtype)
+    if term.ndim == 2 and eps.ndim == 0:
+        return term + eps * jnp.eye(term.shape[-1], dtype=term.dtype)
+    return term + eps
+
+
+def corrupt(hyper, key: Array, x: Array, additive=None, n=None) -> Array:
+    """The corrupted inputs of a sampled step (the corruption in force: ``hyper`` is evaluated at
+    the epoch); with an ``additive`` unit sampler, plus sqrt(eps / n) times its draw from a key
+    folded out of ``key`` (so the corruption's draw is that of a run without it)."""
+    out = hyper.corruption.corrupt(key, x)
+    if additive is None:
+        return out
+    z = noise_lib.Noise("additive", 1.0, additive).unit_sample(jr.fold_in(key, _ADDITIVE), out.shape,
+                                                             out.dtype)
+    return out + jnp.sqrt(jnp.asarray(hyper.eps, out.dtype) / n) * z
+
+
+def _rate_of(noise):
+    return noise.cov if isinstance(noise, _corruption.GaussianCovariance) else noise.p
 
 
 def batch_shape(noise) -> tuple[int, ...]:
-    """The batch shape a corruption adds to :func:`~daedyn.train.train_batch` (p's shape; a
-    covariance is shared by every run)."""
+    """The batch shape a corruption adds to :func:`~daedyn.train.train_batch` (p's shape, a
+    piecewise-constant p schedule's value shape; a covariance is shared by every run).
+
+    Raises:
+      ValueError: for a p schedule of another kind (one schedule per run needs the pieces).
+    """
     if isinstance(noise, _corruption.GaussianCovariance):
         return ()
-    return tuple(np.shape(noise.p))
+    p = noise.p
+    if is_schedule(p) and not isinstance(p, PiecewiseConstant):
+        raise ValueError(f"p must be a piecewise-constant schedule in train_batch() (its values "
+                         f"(K + 1, *S) give one schedule per run); got a {type(p).__name__} schedule")
+    return tuple(p.shape) if is_schedule(p) else tuple(np.shape(p))
 
 
 def flatten(noise, shape: tuple[int, ...], size: int, dtype):
-    """The corruption with its leaves broadcast to ``shape`` and flattened to ``size`` runs."""
+    """The corruption with its leaves broadcast to ``shape`` and flattened to ``size`` runs (a
+    covariance, or its schedule, is shared: every leaf gets a leading run axis)."""
+    from daedyn.train import _schedule
+
     if isinstance(noise, _corruption.GaussianCovariance):
-        cov = jnp.asarray(noise.cov, dtype)
-        return _corruption.GaussianCovariance(jnp.broadcast_to(cov, (size, *cov.shape)))
+        return jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), (size, *jnp.shape(a))), noise)
+    if is_schedule(noise.p):  # piecewise constant (batch_shape): one schedule per run
+        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), noise.p)
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(noise, is_leaf=is_schedule),
+                                            [_schedule.flatten(p, shape, size)])
     return jax.tree_util.tree_map(
         lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), shape).reshape(size), noise)
 
 
+def _stand_in(noise):
+    """A constant corruption whose term bounds the schedule's for the GD check: masking at the
+    largest rate (the term grows with p), per-component variances at their largest values; None
+    where there is none (values known only on the run's times, a (D, D) covariance schedule)."""
+    if not noise.scheduled:
+        return noise
+    rate = _rate_of(noise)
+    values = _corruption._schedule_values("p", rate)
+    if values is None or (isinstance(noise, _corruption.GaussianCovariance) and len(rate.shape) == 2):
+        return None
+    worst = np.max(np.asarray(values), axis=0)
+    if isinstance(noise, _corruption.GaussianCovariance):
+        return _corruption.GaussianCovariance(worst)
+    return type(noise).tree_unflatten(noise.tree_flatten()[1], (worst,))
+
+
 def stability_eps(noise, data, hidden: int):
     """The diagonal eps_j (top ``hidden`` directions) of a corruption for the GD stability check,
-    or None where it has none here (batched rates, no marginalised form): the check then uses 0,
-    which can miss an instability the corruption's curvature adds."""
+    or None where it has none here (batched rates, no marginalised form, a schedule without a
+    bounding constant (:func:`_stand_in`)): the check then uses 0, which can miss an instability
+    the corruption's curvature adds. A scheduled rate is checked at its largest value."""
+    noise = _stand_in(noise)
+    if noise is None:
+        return None
     if isinstance(noise, _corruption.Masking) and (np.ndim(noise.p) or not noise.rescale):
         return None
     if isinstance(noise, _corruption.SaltAndPepper):
@@ -108,7 +204,10 @@ def check_coupled(noise, data, hidden: int, alpha, *, epochs=None, stacklevel: i
     the largest Hessian eigenvalue of the coupled loss at the balanced fixed point), for a corruption
     whose term :func:`stability_eps` could give (one rate or covariance); ``alpha`` in the paper's
     units. Returns alpha * h_max, or None where there is no such term."""
-    if stability_eps(noise, data, hidden) is None or np.ndim(getattr(noise, "cov", 0)) > 2:
+    if stability_eps(noise, data, hidden) is None:
+        return None
+    noise = _stand_in(noise)
+    if np.ndim(getattr(noise, "cov", 0)) > 2:
         return None
     term = np.asarray(noise.marginal_term(data, basis="eigen"), np.float64)
     return _linear.check_coupled_stability(np.asarray(data.eigvals, np.float64), term, alpha,

@@ -53,7 +53,7 @@ def _epoch_fn(cfg: LoopConfig):
 
     def epoch(carry, data, hyper, key):
         params, opt_state, ep = carry
-        hyper = hyper_at_epoch(hyper, ep)  # schedules: epoch k uses eps(k) (train/_schedule.py)
+        hyper = hyper_at_epoch(hyper, ep)  # epoch k uses eps(k), corruption.at(k) (train/_schedule.py)
         opt = make_optimizer(cfg, hyper.alpha)
         k = jr.fold_in(key, ep)
         if cfg.batch_size is None or cfg.path != "data":
@@ -67,8 +67,8 @@ def _epoch_fn(cfg: LoopConfig):
             perm = jr.permutation(jr.fold_in(k, _SHUFFLE), n)[: nb * cfg.batch_size]
             perm = perm.reshape(nb, cfg.batch_size)
             unit = None
-            if cfg.noise is not None and not cfg.marginalised and cfg.noise[1] is None:
-                unit = corruption_lib.corrupt(hyper, k, data.x)  # the epoch's corrupted inputs
+            if cfg.corrupt:  # the epoch's corrupted inputs
+                unit = corruption_lib.corrupt(hyper, k, data.x, cfg.noise[1], data.n)
             elif cfg.noise is not None and not cfg.marginalised:
                 nz = noise_lib.Noise(cfg.noise[0], 1.0, cfg.noise[1])
                 unit = nz.unit_sample(k, data.x.shape, params["w1"].dtype)
@@ -113,7 +113,8 @@ def advance_fn(cfg: LoopConfig, n_records: int) -> Callable[..., tuple[Carry, di
         chunk = jax.checkpoint(chunk)
 
     def advance(carry, data, hyper, key, include_start=False):
-        if cfg.marginalised:  # a corruption's term C, in the run's basis, once per chunk
+        if cfg.marginalised:  # a corruption's term C + eps I in the run's basis (its data part once
+            # per chunk; a schedule's factor per epoch)
             hyper = corruption_lib.with_term(hyper, data, cfg.path)
 
         def outer(c, train_now):

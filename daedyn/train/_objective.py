@@ -55,9 +55,11 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
 
     Sampled noise is sqrt(eps / N) times a unit-variance draw from ``key`` for the whole batch, or
     ``unit_noise`` (the rows of the epoch's (N, D) draw picked by ``batch_idx``). A corruption
-    (``hyper.corruption``, masking etc.) corrupts the batch from ``key``, or ``unit_noise`` holds the
-    rows of the epoch's corrupted inputs. When marginalised, ``hyper.eps`` may be the corruption
-    term C in the input basis ((D,) or (D, D); :func:`daedyn.train._corruption.with_term`).
+    (``hyper.corruption``, masking etc., the one in force at the epoch) corrupts the batch from
+    ``key`` (then, with an eps schedule, Gaussian noise of variance eps / N is added), or
+    ``unit_noise`` holds the rows of the epoch's corrupted inputs. When marginalised, ``hyper.eps``
+    may be the corruption term C + eps I in the input basis ((D,) or (D, D);
+    :func:`daedyn.train._corruption.with_term`).
     """
     mm = _linear.matmul_fn(cfg.precision)
     dtype = params["w1"].dtype
@@ -66,8 +68,9 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
     xb = data.x if batch_idx is None else data.x[batch_idx]
     count, d = xb.shape
     inputs = xb
-    if cfg.noise is not None and not cfg.marginalised and cfg.noise[1] is None:  # not additive
-        inputs = unit_noise if unit_noise is not None else corruption_lib.corrupt(hyper, key, xb)
+    if cfg.corrupt:  # a corruption (+ additive noise of level eps with an eps schedule)
+        inputs = unit_noise if unit_noise is not None else corruption_lib.corrupt(
+            hyper, key, xb, cfg.noise[1], data.n)
     elif cfg.noise is not None and not cfg.marginalised:
         scale = jnp.sqrt(eps / data.n)  # per-component standard deviation s
         if unit_noise is None:

@@ -1,7 +1,8 @@
 """Training under eps, gamma and alpha schedules (private): the epoch's values and the driver's checks.
 
-A :class:`~daedyn.train.Hyper` field may be a :class:`daedyn.schedules.Schedule`; the training loop
-then evaluates it once per epoch (epoch k, the step from k to k + 1, uses ``eps(k)``: the same
+A :class:`~daedyn.train.Hyper` field may be a :class:`daedyn.schedules.Schedule`, and so may a
+parameter of its corruption (``masking(p=schedule)``); the training loop then evaluates them once
+per epoch (epoch k, the step from k to k + 1, uses ``eps(k)`` and ``corruption.at(k)``: the same
 convention as :func:`daedyn.dynamics.scalar_gd`), so a marginalised linear run from the decoupling
 start follows the scheduled scalar recursion exactly. Runs without a schedule are untouched (the
 check is on the pytree structure, static under jit).
@@ -15,7 +16,7 @@ import numpy as np
 
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
-from daedyn.dynamics._scheduled import over
+from daedyn.schedules import over
 from daedyn.schedules import Function, PiecewiseConstant, is_schedule
 
 __all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
@@ -23,21 +24,32 @@ __all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "bat
 
 
 def hyper_at_epoch(hyper, epoch):
-    """``hyper`` with every schedule field replaced by its value at ``epoch`` (unchanged if none)."""
-    if not any(is_schedule(v) for v in hyper):
+    """``hyper`` with every schedule field replaced by its value at ``epoch``, and a scheduled
+    corruption by the one in force then (``corruption.at(epoch)``); unchanged if none."""
+    corruption = getattr(hyper, "corruption", None)
+    scheduled = getattr(corruption, "scheduled", False)
+    if not (scheduled or any(is_schedule(v) for v in hyper)):
         return hyper
     t = jnp.asarray(epoch).astype(jnp.result_type(float))
-    return hyper._replace(**{k: v(t) for k, v in hyper._asdict().items() if is_schedule(v)})
+    changes = {k: v(t) for k, v in hyper._asdict().items() if is_schedule(v)}
+    if scheduled:
+        changes["corruption"] = corruption.at(t)
+    return hyper._replace(**changes)
 
 
 def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
-    """Validate ``train(eps=schedule)``; returns the noise model that carries the kind (Gaussian)."""
+    """Validate ``train(eps=schedule)``; returns the noise model that carries the kind (Gaussian),
+    or, with a corruption (masking, ...), the corruption followed by Gaussian noise of level eps
+    (:class:`daedyn.train._corruption.WithAdditive`: marginalised, C + eps I)."""
+    from daedyn.train import _corruption as corruption_lib
+
     if not is_schedule(eps):
         raise ValueError(f"eps must be a daedyn.schedules schedule (give a constant noise level as noise=); "
                          f"got {type(eps).__name__}")
-    if noise is not None:
+    if noise is not None and not corruption_lib.is_corruption(noise):
         raise ValueError("noise must be None when eps is a schedule (the schedule gives eps = N s^2 at every "
-                         "epoch; sampled noise is Gaussian)")
+                         "epoch; sampled noise is Gaussian), or a corruption (masking, salt_and_pepper, "
+                         "gaussian_covariance) to which the Gaussian noise of level eps is added")
     if batched and not isinstance(eps, PiecewiseConstant):
         raise ValueError(f"eps must be a piecewise-constant schedule in train_batch() (its values "
                          f"(K + 1, *S) give one schedule per run); got a {type(eps).__name__} schedule")
@@ -46,7 +58,8 @@ def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
     values = concrete(eps.values) if isinstance(eps, PiecewiseConstant) else None
     if values is not None:
         check_range("eps schedule values", values, 0.0)
-    return noise_lib.gaussian(0.0)
+    gaussian = noise_lib.gaussian(0.0)
+    return gaussian if noise is None else corruption_lib.WithAdditive(noise, gaussian)
 
 
 def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer, epochs=None):
@@ -77,7 +90,7 @@ def driver_rates(alpha, gamma, *, batched: bool, checkpoint, optimizer, epochs=N
 
 def _values(name, v, epochs):
     """Concrete values a schedule takes in the run (None when traced)."""
-    from daedyn.dynamics._scheduled import schedule_values
+    from daedyn.schedules import schedule_values
 
     ts = np.arange(max(int(epochs), 1)) if epochs is not None else np.zeros(1)
     return schedule_values(name, v, ts)
