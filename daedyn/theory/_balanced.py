@@ -103,7 +103,8 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       t: time in epochs, >= 0.
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
       eps: noise level ``n s^2``, >= 0, or a piecewise-constant schedule
-        (:func:`daedyn.schedules.piecewise_constant`; exact, docs/schedules.md).
+        (:func:`daedyn.schedules.piecewise_constant`; exact at every depth, chained piece by piece
+        from the mapping at each boundary; docs/schedules.md).
       gamma: weight decay of Eq. (6), >= 0, or a piecewise-constant schedule.
       w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
       tau: time constant ``n / alpha``, > 0, or a piecewise-constant schedule ``n / alpha(t)`` (a
@@ -116,18 +117,15 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       ``w(t)``, with the broadcast shape and floating dtype of the inputs.
     Raises:
       ValueError: for concrete out-of-range values or shapes that do not broadcast (traced
-        out-of-range values give NaN in their element instead).
+        out-of-range values give NaN in their element instead), or a continuous (not
+        piecewise-constant) schedule, which has no closed form at any depth.
     Example:
       >>> float(small_init_trajectory(1e4, lam=1.0, eps=1.0, w0=1e-6))  # fixed point lam / (lam + eps)
       0.5
     """
-    if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
-        if check_depth(depth) != 2:
-            raise ValueError(f"depth must be 2 with an eps or gamma schedule (the chained closed form is the "
-                             f"two-factor one); got depth={depth}: integrate a deep scheduled run with "
-                             "daedyn.dynamics instead")
-        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n)
     t, lam, eps, gamma, w0, tau, n = _lists_to_arrays(t, lam, eps, gamma, w0, tau, n)
+    if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
+        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=check_depth(depth))
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
     if check_depth(depth) > 2:
