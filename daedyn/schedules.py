@@ -347,3 +347,55 @@ def parse_schedule(text: str) -> Schedule:
         return (linear if kind == "linear" else exponential)(*x)
     raise ValueError(f"schedule must be 'piecewise:B1,...:V0,...', 'linear:START,END,T_END' or "
                      f"'exponential:START,END,T_END'; got {text!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers for the engines that take schedules (not in ``__all__``: used inside daedyn).
+
+
+def over(t, inner, c):
+    """``c / inner(t)``: tau = N / alpha(t) of a learning-rate schedule (a ``Function``'s ``fn``)."""
+    return c / inner(t)
+
+
+def divided(c, x):
+    """``c / x``: of a constant, piece by piece of a piecewise-constant schedule (a piecewise schedule
+    back), else the schedule c / x(t). tau = n / alpha of a learning-rate schedule, and alpha = n / tau
+    back."""
+    if isinstance(x, PiecewiseConstant):
+        return PiecewiseConstant(x.boundaries, jnp.asarray(c, x.values.dtype) / x.values)
+    if is_schedule(x):
+        return Function((x, jnp.asarray(c)), over)
+    return c / jnp.asarray(x)
+
+
+def schedule_values(name: str, x, ts=None):
+    """Concrete values a schedule (or a constant) takes, for the range and stability checks: the
+    piece values, the ramp ends, or any other schedule on the save times ``ts``; None when traced.
+    ``name`` is the parameter's name (kept for the callers' messages)."""
+    if isinstance(x, PiecewiseConstant):
+        return concrete(x.values)
+    if isinstance(x, Linear | Exponential):
+        a, b = concrete(x.start), concrete(x.end)
+        return None if a is None or b is None else np.stack([a, b])
+    if is_schedule(x):  # a user function, a shifted schedule: its values on the save times
+        try:
+            return concrete(x(jnp.asarray(ts if ts is not None else np.zeros(1))))
+        except jax.errors.ConcretizationTypeError:
+            return None
+    return concrete(x)
+
+
+def dtype_probe(x):
+    """A zero of the dtype of a schedule's leaves (or the constant itself), for the dtype choice."""
+    if not is_schedule(x):
+        return x
+    leaves = jax.tree_util.tree_leaves(x)
+    return jnp.zeros((), jnp.result_type(*leaves)) if leaves else 0.0
+
+
+def cast(x, dtype):
+    """A schedule with every leaf cast to ``dtype``, or the constant as a ``dtype`` array."""
+    if is_schedule(x):
+        return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), x)
+    return jnp.asarray(x, dtype)

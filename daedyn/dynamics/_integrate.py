@@ -25,12 +25,21 @@ def _axpy(a, x, y):
     return jtu.tree_map(lambda xi, yi: yi + a * xi, x, y)
 
 
-def rk4_step(f, y, h):
-    """One classical Runge-Kutta step of size ``h`` for the autonomous system dy/dt = f(y)."""
-    k1 = f(y)
-    k2 = f(_axpy(h / 2, k1, y))
-    k3 = f(_axpy(h / 2, k2, y))
-    k4 = f(_axpy(h, k3, y))
+def rk4_step(f, y, h, t=None):
+    """One classical Runge-Kutta step of size ``h``: of the autonomous system dy/dt = f(y), or, given
+    the step's start ``t``, of dy/dt = f(t, y, left) with the stages at t (value from the right),
+    t + h/2 and t + h (``left=True``: the value just before t + h). A rate that jumps at a step's end
+    (a save time, a breakpoint) is then seen by no stage of the step before it, as diffrax's
+    ``jump_ts``: put jump times among the save times and every piece is integrated on its own."""
+    if t is None:
+        g = lambda s, y, left=False: f(y)  # noqa: E731
+        t = 0.0
+    else:
+        g = f
+    k1 = g(t, y, False)
+    k2 = g(t + h / 2, _axpy(h / 2, k1, y), False)
+    k3 = g(t + h / 2, _axpy(h / 2, k2, y), False)
+    k4 = g(t + h, _axpy(h, k3, y), True)
     return jtu.tree_map(lambda yi, a, b, c, d: yi + (h / 6) * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4)
 
 
@@ -53,23 +62,34 @@ def gd_loop(step, y0, observe, *, n_saves: int, save_every: int, unroll: int = 1
     return lax.scan(body, y0, jnp.arange(n_saves + 1))
 
 
-def fixed_step_loop(f, y0, observe, hs, ms, m_static: int | None, *, unroll: int = 1):
+def fixed_step_loop(f, y0, observe, hs, ms, m_static: int | None, *, unroll: int = 1, ts=None):
     """RK4 over consecutive intervals; interval k takes ``ms[k]`` (or ``m_static``) steps of ``hs[k]``.
 
+    Autonomous ``f(y)``, or, given the save times ``ts`` (interval k ends at ts[k], the first starts
+    at 0), time-dependent ``f(t, y, left)`` (:func:`rk4_step`); then ``observe(t, y)`` too. Step i of
+    interval k starts at t_{k-1} + i h_k (times from the interval start, not accumulated).
     Returns ``(y_final, obs)`` with one observation per interval end (leading axis len(hs)).
     With a static step count the loop is a scan (reverse-differentiable); otherwise a while loop.
     """
+    if ts is None:
+        starts, ends = jnp.zeros_like(hs), None
+        look = observe
+    else:
+        ends = ts
+        starts = jnp.concatenate([jnp.zeros((1,), ts.dtype), ts[:-1]])
+        look = None
 
     def outer(y, x):
-        h, m = x
+        t0, t1, h, m = x
+        one = (lambda i, y: rk4_step(f, y, h)) if ts is None else (lambda i, y: rk4_step(f, y, h, t0 + i * h))
         if m_static is not None:
             u = max(1, min(int(unroll), m_static))
-            y = lax.fori_loop(0, m_static, lambda i, y: rk4_step(f, y, h), y, unroll=u)
+            y = lax.fori_loop(0, m_static, one, y, unroll=u)
         else:
-            y = lax.fori_loop(0, m, lambda i, y: rk4_step(f, y, h), y)
-        return y, observe(y)
+            y = lax.fori_loop(0, m, one, y)
+        return y, (look(y) if look is not None else observe(t1, y))
 
-    return lax.scan(outer, y0, (hs, ms))
+    return lax.scan(outer, y0, (starts, starts if ends is None else ends, hs, ms))
 
 
 #: Most RK4 steps in one save interval: the step counts are int32 (and 2**31 steps take hours).

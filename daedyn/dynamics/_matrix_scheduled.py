@@ -36,7 +36,7 @@ import numpy as np
 from daedyn import _linear as core
 from daedyn._checks import check_fit, check_int, check_range, float_dtype
 from daedyn.dynamics._integrate import gd_loop, step_grid
-from daedyn.dynamics._scheduled import _cast, _leaf_dtype_probe, schedule_values
+from daedyn.schedules import cast as _cast, dtype_probe as _leaf_dtype_probe, schedule_values
 from daedyn.schedules import is_schedule
 
 __all__ = ["matrix_gd_scheduled", "matrix_flow_scheduled"]

@@ -1,22 +1,30 @@
-"""Scalar learning dynamics of one eigen-direction, batched over any grid of settings.
+"""Per-direction learning dynamics of a linear DAE of any depth, batched over any grid of settings.
 
-Equations (2)-(3) of the paper with the weight decay of supplement C:
+One eigen-direction of a network with L weight matrices, started with its first L - 1 factors equal
+(``w1``) and the last at ``w2``, stays that way (the equal factors obey one equation from one start),
+so two numbers describe it at every depth. With the mapping u = w1^(L-1) w2 and the direction's
+quadratic-form coefficients (docs/architecture.md, "One quadratic core") k = lam and m = lam + eps,
 
-    tau dw1/dt = w2 lam (1 - w2 w1) - eps w2^2 w1 - n gamma w1
-    tau dw2/dt = w1 lam (1 - w2 w1) - eps w1^2 w2 - n gamma w2,
+    tau dw1/dt = (k - m u) w1^(L-2) w2 - n gamma w1
+    tau dw2/dt = (k - m u) w1^(L-1)    - n gamma w2,
 
-advanced either by the exact gradient-descent recursion with learning rate alpha (tau = n / alpha,
-one step = one epoch: ``w <- w + RHS / tau``; :func:`scalar_gd`) or as the continuous flow
-(:func:`scalar_flow`, fixed-step RK4, or diffrax's adaptive Tsit5 on request).
+Eqs. (2)-(3) of the paper with the weight decay of supplement C at L = 2. It is advanced either by
+the exact gradient-descent recursion with learning rate alpha (tau = n / alpha, one step = one epoch:
+``w <- w + RHS / tau``; :func:`scalar_gd`) or as the continuous flow (:func:`scalar_flow`, fixed-step
+RK4 with the schedules' jumps as step ends, or diffrax's adaptive Tsit5 on request).
 
-All settings (lam, eps, gamma, alpha or tau, n, w1, w2) broadcast against each other; the work is
-elementwise over the broadcast batch (no vmap), jit-compiled once per shape. Memory is proportional
-to batch x saved times.
+Every rate (eps, gamma, alpha or tau) is a number, an array or a :mod:`daedyn.schedules` schedule,
+decided at one point (:func:`_rates`): GD step j uses the value at t = j, the flow the value at t.
+Piecewise-constant schedules reach the fused kernel as tables (``daedyn._kernels``): a scheduled run
+costs what a constant one does. Continuous schedules run on the "scan" backend (evaluated per step).
 
-The loss reported is Eq. (4) per direction with weight decay (supplement C), scaled by 1 / tau
-as printed in the paper:
+All settings broadcast against each other; the work is elementwise over the broadcast batch (no
+vmap), jit-compiled once per shape. Memory is proportional to batch x saved times.
 
-    loss = [lam (1 - w1 w2)^2 + eps (w1 w2)^2 + n gamma (w1^2 + w2^2)] / (2 tau).
+The loss reported is Eq. (4) per direction with weight decay (supplement C), scaled by 1 / tau as
+printed in the paper, with the rates in force at the save time:
+
+    loss = [lam (1 - u)^2 + eps u^2 + n gamma ((L - 1) w1^2 + w2^2)] / (2 tau).
 
 Multiply by tau / n (= 1 / alpha) for this direction's share of the per-sample expected loss.
 """
@@ -44,14 +52,12 @@ from daedyn._checks import (
     float_dtype,
 )
 from daedyn._extras import require
-from daedyn._kernels.scalar_gd import QUANTITIES, pallas_available, scalar_gd_fused
+from daedyn._kernels.scalar_gd import QUANTITIES, fold, pallas_available, scalar_gd_fused, step
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics import _layout
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._notsaved import NotSaved, is_saved, resolve_observables
-from daedyn.dynamics._scheduled import scalar_flow_scheduled, scalar_gd_scheduled
-from daedyn.schedules import is_schedule
-from daedyn.theory._deep import check_depth
+from daedyn.schedules import PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -97,11 +103,41 @@ class ScalarTrajectory(NamedTuple):
                        what="ScalarTrajectory.to_xarray")
 
 
+
+def _power(x, e):
+    """x**e for a static int e >= 1 by repeated multiplication (exact at x = 0 and negative x)."""
+    out = x
+    for _ in range(e - 1):
+        out = out * x
+    return out
+
+
+def _rhs(w1, w2, k, m, ng, depth):
+    """tau (dw1/dt, dw2/dt) of the module docstring in the quadratic-form coefficients (k, m)."""
+    if depth == 2:
+        r = k - m * (w1 * w2)
+        return r * w2 - ng * w1, r * w1 - ng * w2
+    p = _power(w1, depth - 2)
+    d1, d2 = p * w2, p * w1  # du/dw1 of one of the L - 1 equal factors, du/dw2
+    r = k - m * (d2 * w2)
+    return r * d1 - ng * w1, r * d2 - ng * w2
+
+
+def _mapping(w1, w2, depth):
+    return w1 * w2 if depth == 2 else _power(w1, depth - 1) * w2
+
+
+def _weight_norm(w1, w2, depth):
+    return (depth - 1) * (w1 * w1) + w2 * w2
+
+
 def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
-               n: ArrayLike = 1) -> tuple[Array, Array]:
+               n: ArrayLike = 1, *, depth: int = 2) -> tuple[Array, Array]:
     """tau times the time derivatives of (w1, w2): the right-hand sides of Eqs. (2)-(3) plus decay.
 
-    Inputs must already have one shape (rank promotion is not allowed); returns two such arrays.
+    At depth L, ``w1`` is the common value of the first L - 1 factors and ``w2`` the last (module
+    docstring). Inputs must already have one shape (rank promotion is not allowed); returns two such
+    arrays.
 
     Example:
       >>> d1, d2 = scalar_rhs(0.5, 1.0, lam=1.0)  # w2 lam (1 - w), w1 lam (1 - w)
@@ -110,41 +146,76 @@ def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.
       >>> [float(d) for d in scalar_rhs(0.5, 1.0, lam=1.0, eps=1.0)]  # on w1 w2 = lam / (lam + eps)
       [0.0, 0.0]
     """
-    r = lam * (1 - w1 * w2)
-    ng = n * gamma
-    return w2 * r - eps * w2 * w2 * w1 - ng * w1, w1 * r - eps * w1 * w1 * w2 - ng * w2
-
-
-def _check_common(lam, eps, gamma, n, w1, w2):
-    check_range("lam", lam, 0.0)
-    check_range("eps", eps, 0.0)
-    check_range("gamma", gamma, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    check_finite("w1", w1)
-    check_finite("w2", w2)
+    depth = check_int("depth", depth, 2)
+    return _rhs(w1, w2, lam, lam + eps, n * gamma, depth)
 
 
 OBSERVABLES = ("w1", "w2", "w", "weight_norm", "loss")
 DEFAULT_OBSERVABLES = ("w",)  # scalar_gd's default: the mapping (docs/dynamics.md, "Observables")
 
 
-def _finish(t, w1, w2, lam, eps, ng, inv_tau, observables=OBSERVABLES, time_major=False) -> ScalarTrajectory:
-    """Add the derived observables (elementwise, after the loop) to time-major (T, *batch) weights;
-    move the time axis last unless ``time_major``. Fields not in ``observables`` are
-    :class:`NotSaved` (never computed or written)."""
+def _check_rate(name: str, x, ts, *, positive: bool = False, pick=np.max):
+    """Range-check a rate, constant or schedule (its concrete values, as "<name> schedule values"),
+    in one place; return the value the stability check and step size use (``pick`` over the pieces
+    of a schedule, e.g. the largest eps), or None when traced."""
+    if is_schedule(x):
+        v = schedule_values(name, x, ts)
+        if v is not None:
+            check_range(f"{name} schedule values", v, 0.0, lo_open=positive)
+            return pick(v, axis=0)
+        return None
+    check_range(name, x, 0.0, lo_open=positive)
+    return concrete(x)
+
+
+def _shape_of(x):
+    return np.empty(x.shape if is_schedule(x) else np.shape(x))
+
+
+def _batch_shape(*xs):
+    return jnp.broadcast_shapes(*(x.shape if is_schedule(x) else jnp.shape(x) for x in xs))
+
+
+def _at(x, t, shape, left=False):
+    """A rate (constant or schedule) at the scalar time ``t``, broadcast to the batch shape."""
+    if is_schedule(x):
+        x = x.left_limit(t) if left else x(t)
+    return jnp.broadcast_to(x, shape)
+
+
+def _leading(v, shape):
+    """(P, *value_shape) values of a schedule at P times, broadcast to (P, *batch): the value shape
+    aligns with the batch shape from the right, like the schedule would as an argument."""
+    v = v.reshape(v.shape[:1] + (1,) * (len(shape) - (v.ndim - 1)) + v.shape[1:])
+    return jnp.broadcast_to(v, v.shape[:1] + shape)
+
+
+def _series(x, ts, shape):
+    """(T, *batch): a rate (constant or schedule) at the save times ``ts``, time first."""
+    if is_schedule(x):
+        return _leading(x(ts), shape)
+    return jnp.broadcast_to(jnp.asarray(x)[None], ts.shape + shape)
+
+
+def _finish(ts, w1s, w2s, lam, eps, gamma, n, *, alpha=None, tau=None, observables, time_major, depth,
+            fields=None) -> ScalarTrajectory:
+    """The trajectory from time-major (T, *batch) weights (or the kernel's saved ``fields``): the
+    derived observables with the rates in force at each save time (1 / tau = alpha(t) / n of GD, or
+    1 / tau(t) of a flow), the time axis last unless ``time_major``. Fields not in ``observables``
+    are :class:`NotSaved` (never computed or written)."""
+    fields = dict(fields or {})
+    if w1s is not None:
+        fields.update(w1=w1s, w2=w2s, w=_mapping(w1s, w2s, depth), weight_norm=_weight_norm(w1s, w2s, depth))
+    if "loss" in observables:
+        shape = fields["w"].shape[1:]
+        e, g = (_series(x, ts, shape) for x in (eps, gamma))
+        u, lam_, n_ = fields["w"], lam[None], n[None]
+        it = _series(alpha, ts, shape) / n_ if tau is None else 1 / _series(tau, ts, shape)
+        fields["loss"] = (lam_ * (1 - u) ** 2 + e * u * u + n_ * g * fields["weight_norm"]) * (it / 2)
     if not time_major:
-        w1, w2 = jnp.moveaxis(w1, 0, -1), jnp.moveaxis(w2, 0, -1)
-    lam, eps, ng, inv_tau = (x[None] if time_major else x[..., None] for x in (lam, eps, ng, inv_tau))
-    w = w1 * w2
-    weight_norm = w1 * w1 + w2 * w2
-    loss = _loss(w, weight_norm, lam, eps, ng, inv_tau)
-    keep = lambda name, x: x if name in observables else NotSaved(name, observables)
-    return ScalarTrajectory(t, keep("w1", w1), keep("w2", w2), keep("w", w), keep("weight_norm", weight_norm),
-                            keep("loss", loss))
-
-
-def _loss(w, weight_norm, lam, eps, ng, inv_tau):
-    return (lam * (1 - w) ** 2 + eps * w * w + ng * weight_norm) * (inv_tau / 2)
+        fields = {q: jnp.moveaxis(x, 0, -1) for q, x in fields.items()}
+    return ScalarTrajectory(ts, *(fields[q] if q in observables else NotSaved(q, observables)
+                                  for q in OBSERVABLES))
 
 
 def warned(edge) -> bool:
@@ -179,61 +250,86 @@ def _check_outputs(observables) -> tuple[str, ...]:
     return resolve_observables(observables, OBSERVABLES, DEFAULT_OBSERVABLES)
 
 
-def _broadcast_all(shape, *xs):
-    return tuple(jnp.broadcast_to(x, shape) for x in xs)
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables", "time_major",
+                                             "depth"))
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables, time_major,
+             depth):
+    """The textbook loop: any rate may be any schedule, evaluated at every step (step j at t = j)."""
+    shape = _batch_shape(lam, eps, gamma, alpha, n, w1, w2)
+    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
+    dtype = w1.dtype
+
+    def coefficients(j):
+        e, g, al = (_at(x, j, shape) for x in (eps, gamma, alpha))
+        return fold(lam, lam + e, n * g, al / n)
+
+    if not any(is_schedule(x) for x in (eps, gamma, alpha)):
+        const = coefficients(None)
+        coefficients = lambda j: const  # noqa: E731 - the constant run folds once
+
+    def advance(y):
+        a, b, j = y
+        return (*step(a, b, *coefficients(j.astype(dtype)), depth), j + 1)
+
+    _, (w1s, w2s) = gd_loop(advance, (w1, w2, jnp.zeros((), jnp.int32)), lambda y: y[:2], n_saves=n_saves,
+                            save_every=save_every, unroll=unroll)
+    ts = jnp.arange(n_saves + 1, dtype=dtype) * save_every
+    return _finish(ts, w1s, w2s, lam, eps, gamma, n, alpha=alpha, observables=observables,
+                   time_major=time_major, depth=depth)
 
 
-def _gd_inputs(lam, eps, gamma, alpha, n, w1, w2):
-    """Broadcast to the batch shape; return it, the arrays, 1 / tau = alpha / n and n gamma."""
-    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, alpha, n, w1, w2)))
-    lam, eps, gamma, alpha, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, alpha, n, w1, w2)
-    return shape, (lam, eps, gamma, n, w1, w2), alpha / n, n * gamma
+def _stack(x, y, op):
+    """``op(x, y)`` of (B,) arrays and (K + 1, B) tables (a piece axis added where missing)."""
+    if x.ndim != y.ndim:
+        x, y = (v[None] if v.ndim == 1 else v for v in (x, y))
+    return op(x, y)
 
 
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables", "time_major"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables=OBSERVABLES,
-             time_major=False):
-    _, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
-
-    def step(y):
-        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
-        return y[0] + inv_tau * d1, y[1] + inv_tau * d2
-
-    _, (w1s, w2s) = gd_loop(step, (w1, w2), lambda y: y, n_saves=n_saves, save_every=save_every,
-                            unroll=unroll)
-    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    return _finish(t, w1s, w2s, lam, eps, ng, inv_tau, observables, time_major)
-
-
-@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables=OBSERVABLES,
-                time_major=False):
+@functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major",
+                                             "depth"))
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables, time_major,
+                depth):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch.
 
-    The kernel saves exactly the fields asked for (the loss from its w and weight_norm), start
-    included, time-major: no concatenation, and no transpose when ``time_major``."""
-    shape, (lam, eps, gamma, n, w1, w2), inv_tau, ng = _gd_inputs(lam, eps, gamma, alpha, n, w1, w2)
-    flat = tuple(x.reshape(-1) for x in (lam, eps, ng, inv_tau, w1, w2))
-    t = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
+    Piecewise-constant rates become tables over the merged pieces of all of them (each schedule is
+    constant on every merged piece, so its value there is its value at the piece's start). The
+    kernel saves exactly the fields asked for (the loss from its w and weight_norm), start included,
+    time-major: no concatenation, and no transpose when ``time_major``."""
+    shape = _batch_shape(lam, eps, gamma, alpha, n, w1, w2)
+    scheduled = [x for x in (eps, gamma, alpha) if is_schedule(x)]
+    bounds = jnp.sort(jnp.concatenate([x.boundaries for x in scheduled])) if scheduled else None
+    starts = None if bounds is None else jnp.concatenate([jnp.zeros((1,), bounds.dtype), bounds])
+
+    def flat(x):
+        if is_schedule(x):  # (K + 1, B): the value on every merged piece
+            return _leading(x(starts), shape).reshape(starts.shape[0], -1)
+        return jnp.broadcast_to(x, shape).reshape(-1)
+
+    lam_, e, g, al, n_, a, b = (flat(x) for x in (lam, eps, gamma, alpha, n, w1, w2))
+    m = _stack(lam_, e, jnp.add)
+    ng = _stack(n_, g, jnp.multiply)
+    it = _stack(al, n_, jnp.divide)
     need = set(observables) | ({"w", "weight_norm"} if "loss" in observables else set())
     quantities = tuple(q for q in QUANTITIES if q in need)
-    saved = scalar_gd_fused(*flat, n_saves=n_saves, save_every=save_every, quantities=quantities,
-                            backend=backend, with_start=True)  # (n_saves + 1, B) each
+    saved = scalar_gd_fused(lam_, m, ng, it, a, b, n_saves=n_saves, save_every=save_every,
+                            quantities=quantities, backend=backend, with_start=True, depth=depth,
+                            boundaries=bounds)  # (n_saves + 1, B) each
     fields = {q: x.reshape((n_saves + 1,) + shape) for q, x in zip(quantities, saved)}
-    if "loss" in observables:
-        consts = (x[None] for x in (lam, eps, ng, inv_tau))
-        fields["loss"] = _loss(fields["w"], fields["weight_norm"], *consts)
-    if not time_major:
-        fields = {q: jnp.moveaxis(x, 0, -1) for q, x in fields.items()}
-    return ScalarTrajectory(t, *(fields[q] if q in observables else NotSaved(q, observables)
-                                 for q in OBSERVABLES))
+    ts = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
+    lam, n = (jnp.broadcast_to(x, shape) for x in (lam, n))
+    return _finish(ts, None, None, lam, eps, gamma, n, alpha=alpha, observables=observables,
+                   time_major=time_major, depth=depth, fields=fields)
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
 
 
+def _continuous(*rates) -> bool:
+    return any(is_schedule(x) and not isinstance(x, PiecewiseConstant) for x in rates)
+
+
 def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 1, dtype=None,
-                   observables: Sequence[str] | str | None = None) -> str:
+                   observables: Sequence[str] | str | None = None, continuous: bool = False) -> str:
     """The engine :func:`scalar_gd` uses for ``backend`` (resolves ``"auto"``).
 
     "auto" is the Pallas kernel on a GPU (float32), and elsewhere whichever of the fused jnp
@@ -245,14 +341,19 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
     from there on (benchmarks/scalar_dynamics.py). With ``observables=("w",)`` the fused kernel writes
     w alone and "jnp" is 1.8x faster than "scan" even saving every epoch (0.175 vs 0.097 G steps/s),
     so "auto" is "jnp" then; ``observables`` as for :func:`scalar_gd` (None: its default, ``w`` alone).
-    "scan" where the fused path has nothing to do (epochs = 0). The Pallas kernel is chosen for
-    float32 (and narrower) only: float64 GPU arithmetic is slow and it was verified in float32 only.
+    "scan" where the fused path has nothing to do (epochs = 0) and for continuous schedules
+    (``continuous``: linear, exponential or function rates are evaluated at every step; the fused
+    kernels take piecewise-constant tables). The Pallas kernel is chosen for float32 (and narrower)
+    only: float64 GPU arithmetic is slow and it was verified in float32 only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if continuous and backend not in ("auto", "scan"):
+        raise ValueError(f"backend must be 'auto' or 'scan' with a continuous (linear, exponential or "
+                         f"function) schedule: the fused kernels take piecewise-constant ones; got {backend!r}")
     if backend != "auto":
         return backend
-    if epochs == 0:
+    if epochs == 0 or continuous:
         return "scan"
     wide = dtype is not None and jnp.dtype(dtype).itemsize > 4
     if pallas_available() and not wide:
@@ -264,126 +365,129 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
 _FUSED_MIN_SAVE_EVERY = 50
 
 
-def scalar_gd(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
-              epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, save_every: int = 1,
-              unroll: int = 4, check_stability: bool = True,
+def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epochs: int, gamma=0.0,
+              n: ArrayLike = 1, save_every: int = 1, unroll: int = 4, check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
-              observables: Sequence[str] | str | None = None, time_major: bool = False, depth: int = 2):
-    """Exact full-batch gradient descent on the scalar loss, epoch by epoch, for a batch of settings.
+              observables: Sequence[str] | str | None = None, time_major: bool = False,
+              depth: int = 2) -> ScalarTrajectory:
+    """Exact full-batch gradient descent on the per-direction loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
-    right-hand sides of Eqs. (2)-(3) plus weight decay (both from the old values): the Euler step of
-    size one epoch of the flow with tau = n / alpha. This is what training does.
+    right-hand sides of the module docstring (Eqs. (2)-(3) plus weight decay at depth 2; both from
+    the old values): the Euler step of size one epoch of the flow with tau = n / alpha. This is what
+    training does.
 
     Args:
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
-      eps: noise level n * s**2, >= 0, or a :mod:`daedyn.schedules` schedule (step k, from epoch k to
-        k + 1, uses ``eps(k)``; ``gamma`` likewise; "scan" backend only; docs/schedules.md).
-      w1, w2: initial weights (any finite values).
-      alpha: learning rate, > 0, or a schedule (step k uses ``alpha(k)``; the loss saved at t is
+      eps: noise level n * s**2, >= 0, or a :mod:`daedyn.schedules` schedule (step j, from epoch j to
+        j + 1, uses ``eps(j)``; docs/schedules.md).
+      w1, w2: initial weights (any finite values); at depth L, ``w1`` is the start of each of the
+        first L - 1 factors and ``w2`` of the last (w1 = w2: a balanced start).
+      alpha: learning rate, > 0, or a schedule (step j uses ``alpha(j)``; the loss saved at t is
         scaled by alpha(t) / n).
       epochs: number of steps, a multiple of ``save_every``.
-      gamma: weight decay of Eq. (6), >= 0.
+      gamma: weight decay of Eq. (6), >= 0, or a schedule.
       n: number of samples N (1 for the scalar demos), > 0.
       save_every: epochs between saves; the start (t = 0) is always saved.
       unroll: steps per loop iteration of the "scan" backend (a speed knob; results are identical).
       check_stability: warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 at the fixed
-        point (see :func:`check_gd_stability`); only for concrete inputs.
+        point (see :func:`check_gd_stability`; depth 2, with the largest value of each schedule);
+        only for concrete inputs.
       backend: "pallas" (fused GPU kernel, ``daedyn._kernels.scalar_gd_fused``), "jnp" (the same
         fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
         update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
         (:func:`choose_backend`: Pallas on GPU, elsewhere "jnp" for ``w`` alone (the default) or
         sparse saves and "scan" otherwise). All are differentiable and give the same numbers up to
-        float rounding: the fused backends fold the per-trajectory constants
-        (w1 <- (1 - n gamma / tau) w1 + (lam - (lam + eps) w1 w2) w2 / tau), measured <= 3e-16
-        relative in float64 and a few ulp in float32 per epoch.
+        float rounding. Piecewise-constant schedules run on every backend (the fused ones take them
+        as tables: as fast as constants); linear, exponential and function schedules on "scan".
       observables: the fields to save: a subset of ("w1", "w2", "w", "weight_norm", "loss"), or
         "all" for the five. Default ``("w",)``, the mapping alone: dense saving at the recursion's
         speed (the other fields write 5x the bytes; docs/dynamics.md). The others are not computed
         and are :class:`~daedyn.dynamics.NotSaved` placeholders that raise
         :class:`~daedyn.dynamics.NotSavedError` (an AttributeError and a ValueError) naming the fix
-        when used. The fused backends save exactly these from the kernel (the loss from its w and
-        weight_norm).
+        when used.
       time_major: fields of shape (T, *batch) instead of (*batch, T): the layout the recursion
-        writes, so no transpose (measured on the 2-core CPU, 10^5 x 10^3 saving w every epoch:
-        the transpose took ~2x the kernel's time; see docs/dynamics.md). Same values.
-      depth: number of weight matrices L (int >= 2). L >= 3: the first L - 1 factors start at w1 and
-        the last at w2 (balanced when w1 = w2) and the run is
-        :func:`daedyn.dynamics.deep_scalar_gd` (returns a :class:`DeepScalarTrajectory`; backend,
-        unroll, observables and the stability check apply to depth 2 only).
+        writes, so no transpose (docs/dynamics.md). Same values.
+      depth: number of weight matrices L (int >= 2); the same function and result type at every
+        depth (w = w1^(L-1) w2, weight_norm = (L - 1) w1^2 + w2^2). For starts whose factors all
+        differ, see :func:`daedyn.dynamics.deep_scalar_gd`.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
-      ``epochs``, ``save_every``, ``unroll`` broadcast together to give the batch shape.
+      ``epochs``, ``save_every``, ``unroll``, ``depth`` broadcast together (a schedule by its value
+      shape) to give the batch shape.
     Raises:
-      ValueError: for negative lam, eps or gamma, alpha <= 0, n <= 0, NaN/inf, non-broadcastable
-        shapes, epochs not a multiple of save_every, an unknown backend or observable.
+      ValueError: for negative lam, eps or gamma (or schedule values), alpha <= 0, n <= 0, NaN/inf,
+        non-broadcastable shapes, epochs not a multiple of save_every, depth < 2, an unknown backend
+        or observable, or a fused backend asked for with a continuous schedule.
     Example:
       >>> traj = scalar_gd(1.0, jnp.array([0.0, 1.0, 5.0]), 0.1, 0.1, alpha=0.01, epochs=3000,
       ...                  save_every=1000)
       >>> traj.w.shape, np.round(np.asarray(traj.w[:, -1], np.float64), 4).tolist()  # 1, 1/2, 1/6
       ((3, 4), [1.0, 0.5, 0.1667])
     """
-    if check_depth(depth) > 2:
-        from daedyn.dynamics._deep import deep_scalar_gd
-
-        check_broadcastable(w1=w1, w2=w2)
-        w1_, w2_ = jnp.broadcast_arrays(jnp.asarray(w1), jnp.asarray(w2))
-        factors = jnp.stack([w1_] * (depth - 1) + [w2_], axis=-1)
-        return deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                              save_every=save_every)
-    if is_schedule(eps) or is_schedule(gamma) or is_schedule(alpha):  # step k uses eps(k) (_scheduled.py)
-        return scalar_gd_scheduled(lam, eps, w1, w2, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                                   save_every=save_every, unroll=unroll, check_stability=check_stability,
-                                   backend=backend, observables=observables)
     epochs = check_int("epochs", epochs, 0)
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    depth = check_int("depth", depth, 2)
     observables = _check_outputs(observables)
-    choose_backend(backend)  # validation before any work
-    check_broadcastable(lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
-    _check_common(lam, eps, gamma, n, w1, w2)
-    check_range("alpha", alpha, 0.0, lo_open=True)
-    dtype = float_dtype(lam, eps, gamma, alpha, w1, w2)
-    check_fit(dtype, lam=lam, eps=eps, gamma=gamma, alpha=alpha, n=n, w1=w1, w2=w2)
-    edge = (check_gd_stability(lam, eps, gamma, alpha, n, w1=w1, w2=w2, stacklevel=2)
-            if check_stability else None)
+    continuous = _continuous(eps, gamma, alpha)
+    choose_backend(backend, continuous=continuous)  # validation before any work
+    check_broadcastable(lam=lam, n=n, w1=w1, w2=w2, eps=_shape_of(eps), gamma=_shape_of(gamma),
+                        alpha=_shape_of(alpha))
+    check_range("lam", lam, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
+    ts = np.arange(epochs // save_every + 1) * save_every
+    tops = [_check_rate("eps", eps, ts), _check_rate("gamma", gamma, ts),
+            _check_rate("alpha", alpha, ts, positive=True)]
+    dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, alpha)))
+    check_fit(dtype, lam=lam, n=n, w1=w1, w2=w2,
+              **{k: x for k, x in (("eps", eps), ("gamma", gamma), ("alpha", alpha)) if not is_schedule(x)})
+    edge = None
+    if check_stability and depth == 2 and all(v is not None for v in tops):
+        edge = check_gd_stability(lam, *tops, n, w1=w1, w2=w2, stacklevel=2)
     unroll = check_int("unroll", unroll, 1)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
-                             observables=observables)
-    args = [jnp.asarray(x, dtype) for x in (lam, eps, gamma, alpha, n, w1, w2)]
+                             observables=observables, continuous=continuous)
+    lam, n, w1, w2 = (jnp.asarray(x, dtype) for x in (lam, n, w1, w2))
+    eps, gamma, alpha = (cast(x, dtype) for x in (eps, gamma, alpha))
     time_major = bool(time_major)
     # batch-major results of concrete inputs: computed time-major, then given the (*batch, T) shape
     # by a device layout, not a transpose (dynamics/_layout.py)
-    relayout = not time_major and _layout.eligible(*args)
+    keep = [lam, n, w1, w2, *jax.tree_util.tree_leaves((eps, gamma, alpha))]
+    relayout = not time_major and _layout.eligible(*keep)
+    kw = dict(n_saves=epochs // save_every, save_every=save_every, observables=observables,
+              time_major=time_major or relayout, depth=depth)
     if backend == "scan":
-        traj = _gd_core(*args, n_saves=epochs // save_every, save_every=save_every, unroll=unroll,
-                        observables=observables, time_major=time_major or relayout)
+        traj = _gd_core(lam, eps, gamma, alpha, n, w1, w2, unroll=unroll, **kw)
     else:
-        traj = _fused_core(*args, n_saves=epochs // save_every, save_every=save_every, backend=backend,
-                           observables=observables, time_major=time_major or relayout)
+        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, backend=backend, **kw)
     if relayout:
-        traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=args) if is_saved(f) else f
+        traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=keep) if is_saved(f) else f
                                           for f in traj[1:]))
     return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
 
 
-@functools.partial(jax.jit, static_argnames=("m_static", "unroll"))
-def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll):
-    shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, tau, n, w1, w2)))
-    lam, eps, gamma, tau, n, w1, w2 = _broadcast_all(shape, lam, eps, gamma, tau, n, w1, w2)
-    inv_tau = 1 / tau
+@functools.partial(jax.jit, static_argnames=("m_static", "unroll", "depth"))
+def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll, depth):
+    shape = _batch_shape(lam, eps, gamma, tau, n, w1, w2)
+    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
 
-    def f(y):
-        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
-        return inv_tau * d1, inv_tau * d2
+    def f(t, y, left):
+        e, g, ta = (_at(x, t, shape, left) for x in (eps, gamma, tau))
+        d1, d2 = _rhs(y[0], y[1], lam, lam + e, n * g, depth)
+        return d1 / ta, d2 / ta
 
-    _, (w1s, w2s) = fixed_step_loop(f, (w1, w2), lambda y: y, hs, ms, m_static, unroll=unroll)
-    return _finish(ts, w1s, w2s, lam, eps, n * gamma, inv_tau)
+    # one loop for constant and scheduled rates (a constant is a schedule): the same operations
+    _, (w1s, w2s) = fixed_step_loop(f, (w1, w2), lambda t, y: y, hs, ms, m_static, unroll=unroll, ts=ts)
+    return _finish(ts, w1s, w2s, lam, eps, gamma, n, tau=tau, observables=OBSERVABLES, time_major=False,
+                   depth=depth)
 
 
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
-def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps):
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "depth"))
+def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps, depth):
     import diffrax  # optional dependency (extra "ode"), imported only when asked for
 
     shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, tau, n, w1, w2)))
@@ -391,7 +495,7 @@ def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps)
 
     def field(t, y, args):
         lam, eps, gamma, tau, n = args
-        d1, d2 = scalar_rhs(y[0], y[1], lam, eps, gamma, n)
+        d1, d2 = _rhs(y[0], y[1], lam, lam + eps, n * gamma, depth)
         return jnp.stack([d1, d2]) / tau
 
     def solve_one(lam, eps, gamma, tau, n, w1, w2):
@@ -405,10 +509,10 @@ def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps)
         return ys[:, 0], ys[:, 1], ok
 
     w1s, w2s, ok = jax.vmap(solve_one, out_axes=(1, 1, 0))(*flat)
-    back = lambda x: x.reshape(shape)
-    lam, eps, gamma, tau, n = (back(x) for x in flat[:5])
+    lam, eps, gamma, tau, n = (x.reshape(shape) for x in flat[:5])
     w1s, w2s = w1s.reshape(ts.shape + shape), w2s.reshape(ts.shape + shape)
-    return _finish(ts, w1s, w2s, lam, eps, n * gamma, 1 / tau), ok.reshape(shape)
+    return _finish(ts, w1s, w2s, lam, eps, gamma, n, tau=tau, observables=OBSERVABLES, time_major=False,
+                   depth=depth), ok.reshape(shape)
 
 
 def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, gamma: ArrayLike = 0.0,
@@ -417,7 +521,9 @@ def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, 
 
     The rate of a setting is ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (the stiffness of the
     flow, largest Hessian eigenvalue over tau with |w|^2 at least 1); the step serves the fastest
-    setting of the broadcast inputs. Concrete inputs only.
+    setting of the broadcast inputs. Concrete inputs only. :func:`scalar_flow` passes the largest
+    eps and gamma and the smallest tau of schedules, and at depth L >= 3 scales the rate by L / 2
+    (the Hessian of L balanced factors is L / 2 times that of two).
 
     Example:
       >>> default_dt(1.0, 1.0, 0.1, 0.1, tau=10.0)  # 0.05 / (2 / 10)
@@ -432,12 +538,13 @@ def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, 
     return float(0.05 / max(np.max(rate), 1e-300))
 
 
-def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *,
-                tau: ArrayLike = 1.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
+def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *,
+                tau=1.0, gamma=0.0, n: ArrayLike = 1,
                 method: Literal["rk4", "diffrax"] = "rk4", dt: float | None = None,
                 rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000,
-                unroll: int = 1) -> ScalarTrajectory:
-    """The continuous gradient flow of Eqs. (2)-(3) plus weight decay, saved at times ``ts``.
+                unroll: int = 1, depth: int = 2) -> ScalarTrajectory:
+    """The continuous gradient flow of the module docstring (Eqs. (2)-(3) plus weight decay at depth
+    2), saved at times ``ts``.
 
     ``method="rk4"``: classical Runge-Kutta with steps of at most ``dt`` that land exactly on every
     save time (global error O(dt^4)). ``method="diffrax"``: diffrax's adaptive Tsit5 with a PID
@@ -446,44 +553,54 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
 
     Args:
       ts: (T,) save times in epochs, >= 0 and non-decreasing; the start is at t = 0.
-      lam, eps, gamma, n, w1, w2: as for :func:`scalar_gd`; eps and gamma may be schedules (the
-        right-hand side at time t uses ``eps(t)``; RK4 only; put jump times among ``ts``).
-      tau: time constant n / alpha, > 0.
+      lam, eps, gamma, n, w1, w2, depth: as for :func:`scalar_gd`; eps and gamma may be schedules
+        (the right-hand side at time t uses ``eps(t)``; RK4 only; a jump costs the RK4 step that
+        straddles it its order: put jump times among ``ts``, then every piece is integrated on its
+        own).
+      tau: time constant n / alpha, > 0, or a schedule n / alpha(t) (a learning-rate schedule).
       dt: largest RK4 step (epochs). Default: 0.05 / (fastest rate in the batch), where the rate is
-        ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau.
+        ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (:func:`default_dt`).
       rtol, atol, max_steps: diffrax only.
       unroll: RK4 steps per loop iteration (speed only).
     Returns:
       :class:`ScalarTrajectory` with T = len(ts) saves and the broadcast batch shape.
     Raises:
-      ValueError: bad ranges or NaN (as :func:`scalar_gd`), tau <= 0, dt <= 0, bad ``ts``, or more
-        than 2**31 - 1 RK4 steps in one save interval (``ts`` too long for ``dt``).
+      ValueError: bad ranges or NaN (as :func:`scalar_gd`), tau <= 0, dt <= 0, bad ``ts``, a schedule
+        with ``method="diffrax"``, or more than 2**31 - 1 RK4 steps in one save interval.
       RuntimeError: ``method="diffrax"`` ran out of ``max_steps`` (under jit: those runs are NaN).
     Example:
       >>> traj = scalar_flow(jnp.array([0.0, 50.0]), 1.0, 1.0, 0.1, 0.1, dt=0.1)
       >>> round(float(traj.w[-1]), 4)  # fixed point lam / (lam + eps)
       0.5
     """
-    if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # the RHS at t uses eps(t) (_scheduled.py)
-        return scalar_flow_scheduled(ts, lam, eps, w1, w2, tau=tau, gamma=gamma, n=n, method=method, dt=dt,
-                                     unroll=unroll)
     if method not in ("rk4", "diffrax"):
         raise ValueError(f"method must be 'rk4' or 'diffrax'; got {method!r}")
-    check_broadcastable(lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
-    _check_common(lam, eps, gamma, n, w1, w2)
-    check_range("tau", tau, 0.0, lo_open=True)
-    dtype = float_dtype(lam, eps, gamma, tau, w1, w2)
+    depth = check_int("depth", depth, 2)
+    scheduled = any(is_schedule(x) for x in (eps, gamma, tau))
+    if scheduled and method != "rk4":
+        raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule; got {method!r}")
+    check_broadcastable(lam=lam, n=n, w1=w1, w2=w2, eps=_shape_of(eps), gamma=_shape_of(gamma),
+                        tau=_shape_of(tau))
+    check_range("lam", lam, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
+    ts_c = concrete(ts)
+    probe = ts_c if ts_c is not None else np.zeros(1)
+    tops = [_check_rate("eps", eps, probe), _check_rate("gamma", gamma, probe),
+            _check_rate("tau", tau, probe, positive=True, pick=np.min)]
+    dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, tau)))
+    consts = {k: x for k, x in (("eps", eps), ("gamma", gamma), ("tau", tau)) if not is_schedule(x)}
     if method == "diffrax":
         require("diffrax", what="scalar_flow(method='diffrax')")  # one line naming the extra
-        ts_c = concrete(ts)
         if ts_c is not None:
             check_times(ts_c)
-        check_fit(dtype, ts=ts, lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
+        check_fit(dtype, ts=ts, lam=lam, n=n, w1=w1, w2=w2, **consts)
         check_range("rtol", rtol, 0.0, lo_open=True)
         check_range("atol", atol, 0.0, lo_open=True)
         max_steps = check_int("max_steps", max_steps, 1)
         args = [jnp.asarray(x, dtype) for x in (ts, lam, eps, gamma, tau, n, w1, w2)]
-        traj, ok = _diffrax_core(*args, rtol=float(rtol), atol=float(atol), max_steps=max_steps)
+        traj, ok = _diffrax_core(*args, rtol=float(rtol), atol=float(atol), max_steps=max_steps, depth=depth)
         if not isinstance(ok, jax.core.Tracer) and not bool(jnp.all(ok)):
             raise RuntimeError(f"scalar_flow(method='diffrax'): the adaptive solver stopped early for "
                                f"{int(jnp.sum(~ok))} of {ok.size} trajectories (max_steps={max_steps} steps "
@@ -491,10 +608,14 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2
                                f"rtol/atol, or use method='rk4' with an explicit dt")
         return traj  # traced: the failed trajectories are NaN
     if dt is None:
-        dt = default_dt(lam, eps, w1, w2, gamma=gamma, tau=tau, n=n)
-    check_fit(dtype, ts=ts, lam=lam, eps=eps, gamma=gamma, tau=tau, n=n, w1=w1, w2=w2)
+        if any(v is None for v in tops):
+            raise ValueError("dt must be given when the schedule values are traced")
+        dt = default_dt(lam, tops[0], w1, w2, gamma=tops[1], tau=tops[2], n=n)  # the fastest piece
+        dt = dt * 2 / depth if depth > 2 else dt
+    check_fit(dtype, ts=ts, lam=lam, n=n, w1=w1, w2=w2, **consts)
     ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
-    args += [jnp.asarray(x, dtype) for x in (lam, eps, gamma, tau, n, w1, w2)]
-    return warn_nonfinite("scalar_flow", _rk4_core(*args, m_static=m_static,
-                                                    unroll=check_int("unroll", unroll, 1)))
+    lam, n, w1, w2 = (jnp.asarray(x, dtype) for x in (lam, n, w1, w2))
+    eps, gamma, tau = (cast(x, dtype) for x in (eps, gamma, tau))
+    return warn_nonfinite("scalar_flow", _rk4_core(*args, lam, eps, gamma, tau, n, w1, w2, m_static=m_static,
+                                                    unroll=check_int("unroll", unroll, 1), depth=depth))

@@ -21,8 +21,7 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_int
 from daedyn._progress import starting
 from daedyn.dynamics._notsaved import is_saved
-from daedyn.dynamics._scheduled import _leaf_dtype_probe as _probe
-from daedyn.dynamics._scheduled import divided
+from daedyn.schedules import divided, dtype_probe as _probe
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may

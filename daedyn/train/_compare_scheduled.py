@@ -27,7 +27,7 @@ import numpy as np
 
 from daedyn import dynamics, theory
 from daedyn._checks import concrete
-from daedyn.dynamics._scheduled import divided
+from daedyn.schedules import divided
 from daedyn.schedules import PiecewiseConstant, is_schedule, shift
 
 __all__ = ["is_scheduled", "without_one_piece", "scheduled_theory"]
