@@ -112,14 +112,14 @@ def _closed_form(sizes: Sizes) -> dict:
 
 
 def _scalar_gd(sizes: Sizes) -> dict:
-    from benchmarks.scalar_dynamics import _inputs
+    from benchmarks.scalar_dynamics import _inputs, kernel_args
     from daedyn._kernels import scalar_gd_fused
     from daedyn.dynamics import choose_backend, scalar_gd
 
     b, t = sizes.gd
     args = _inputs(b)
     lam, eps, _, _, w1, w2 = args
-    kernel = _hw.best_time(lambda *a: scalar_gd_fused(*a, n_saves=t)[0], *args, repeat=3)
+    kernel = _hw.best_time(lambda *a: scalar_gd_fused(*a, n_saves=t)[0], *kernel_args(args), repeat=3)
     api = _hw.best_time(
         lambda *a: (
             scalar_gd(

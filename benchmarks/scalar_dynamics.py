@@ -67,6 +67,45 @@ def _inputs(b):
     return lam, eps, jnp.full((b,), 1e-3), jnp.full((b,), 0.01), w1, 0.5 * w1 + 0.01
 
 
+def kernel_args(args):
+    """The kernel's arguments for ``_inputs``: the quadratic-form coefficients k = lam, m = lam + eps."""
+    lam, eps, *rest = args
+    return (lam, lam + eps, *rest)
+
+
+def schedule_rows(lam, eps, w1, w2, b, t) -> list[dict]:
+    """A scheduled ``scalar_gd`` (the default call) against the same call with constant rates, on the
+    same sizes, interleaved in one process (target >= 0.8, issue 25): an eps schedule of 3 pieces
+    with a value per trajectory ((3, B) values: the fused kernel's table, a row read per step), and
+    the same with a 2-piece learning-rate schedule too (the merged table of both). Depth 2 and 3."""
+    from daedyn import schedules
+
+    cut = [0.3 * t, 0.7 * t]
+    eps_s = schedules.piecewise_constant(cut, jnp.stack([eps, 0.5 * eps, 2.0 * eps]))
+    alpha_s = schedules.piecewise_constant([0.5 * t], [0.01, 0.005])
+    rows = []
+    for depth in (2, 3):
+        api = functools.partial(scalar_gd, gamma=1e-3, epochs=t, depth=depth)
+        calls = {"constant": lambda: api(lam, eps, w1, w2, alpha=0.01).w,
+                 "eps": lambda: api(lam, eps_s, w1, w2, alpha=0.01).w,
+                 "eps+alpha": lambda: api(lam, eps_s, w1, w2, alpha=alpha_s).w}
+        times = {k: [] for k in calls}
+        for _ in range(3):
+            for k, f in calls.items():
+                times[k].append(_hw.best_time(f, repeat=2))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        for k, what in (("eps", "eps schedule (3 pieces, a value per trajectory)"),
+                        ("eps+alpha", "eps (3 pieces) and alpha (2 pieces) schedules")):
+            rows.append(dict(
+                workload=f"scalar_gd {b}x{t} depth {depth}, {what} vs constant rates",
+                ours=b * t / med[k] / 1e9, baseline=b * t / med["constant"] / 1e9,
+                ratio=med["constant"] / med[k], unit="G steps/s",
+                notes=f"default call (w every epoch, batch-major, auto = "
+                      f"{choose_backend('auto', epochs=t)}); target >= 0.8; median of 3 interleaved "
+                      f"best-of-2"))
+    return rows
+
+
 def run(quick: bool = True) -> list[dict]:
     on_gpu = jax.default_backend() == "gpu"
     b, t, b_sub = (1_000_000, 1000, 4096) if (on_gpu and not quick) else (100_000, 1000, 1024)
@@ -80,7 +119,7 @@ def run(quick: bool = True) -> list[dict]:
         limit = _hw.write_bandwidth(saved)  # bytes / s for an output of the same size
         t_base = _hw.best_time(lambda *a: plain_scan(*a, epochs=t, every=every), *args, repeat=3)
         t_ours = _hw.best_time(lambda *a: scalar_gd_fused(*a, n_saves=t // every, save_every=every)[0],
-                               *args, repeat=3)
+                               *kernel_args(args), repeat=3)
         rows.append(dict(
             workload=f"GD kernel {b}x{t}, save w every {'epoch' if every == 1 else f'{every}th'} ({kernel})",
             ours=steps / t_ours / 1e9, baseline=steps / t_base / 1e9, ratio=t_base / t_ours,
@@ -97,7 +136,7 @@ def run(quick: bool = True) -> list[dict]:
              "all": lambda *a: api(*a, observables="all").loss}
     times = {k: [] for k in ("raw", *calls)}
     for _ in range(3):
-        times["raw"].append(_hw.best_time(raw, *args, repeat=2))
+        times["raw"].append(_hw.best_time(raw, *kernel_args(args), repeat=2))
         for k, f in calls.items():
             times[k].append(_hw.best_time(f, lam, eps, w1, w2, repeat=2))
     med = {k: float(np.median(v)) for k, v in times.items()}
@@ -113,6 +152,7 @@ def run(quick: bool = True) -> list[dict]:
             unit="G steps/s", hw_fraction=fields * 4 * b * (t + 1) / med[k] / _hw.write_bandwidth(),
             notes=f"auto = {auto}; {4 * fields} bytes per saved point, start saved in-kernel, stability "
                   f"check included; {how}"))
+    rows += schedule_rows(lam, eps, w1, w2, b, t)
     for every in (1, 100):
         api = functools.partial(scalar_gd, alpha=0.01, gamma=1e-3, epochs=t, save_every=every,
                                 check_stability=False, observables="all")
@@ -142,7 +182,7 @@ def run(quick: bool = True) -> list[dict]:
     ts = jnp.arange(t + 1, dtype=jnp.float32)
     t_dfx = _hw.best_time(lambda *a: scalar_flow(ts, *a, tau=100.0, gamma=1e-3, method="diffrax",
                                                  rtol=1e-6, atol=1e-8).w, *sub, repeat=3)
-    t_ours = _hw.best_time(lambda *a: scalar_gd_fused(*a, n_saves=t)[0], *args, repeat=3)
+    t_ours = _hw.best_time(lambda *a: scalar_gd_fused(*a, n_saves=t)[0], *kernel_args(args), repeat=3)
     ours, base = steps / t_ours, b_sub * t / t_dfx  # trajectory-epochs per second
     rows.append(dict(
         workload=f"GD kernel {b}x{t} vs diffrax Tsit5 flow {b_sub}x{t} (rtol 1e-6), every epoch saved",
