@@ -186,9 +186,9 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
         raise ValueError(f"loss_scale must be 'paper' or 'mse'; got {loss_scale!r}")
     models.get_activation(activation)  # validates the name
     linear = models.is_linear(activation)
-    additive = None
-    if isinstance(noise, corruption_lib.WithAdditive):  # a corruption and an eps schedule
-        noise, additive = noise.corruption, noise.additive
+    combined = noise if isinstance(noise, corruption_lib.WithAdditive) else None
+    if combined is not None:  # a corruption and an eps schedule
+        noise = combined.corruption
     noise = noise_lib.as_noise(noise)
     corruption_lib.check_route(noise, marginalised, epochs=epochs)
     if marginalised and not linear:
@@ -214,8 +214,7 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     if noise is None or marginalised:
         spec = None
     elif corrupt:
-        spec = (noise.kind, None) if additive is None else (
-            f"{noise.kind}+{additive.kind}", additive.unit_sampler)
+        spec = (noise.kind, None) if combined is None else (combined.kind, combined.additive.unit_sampler)
     else:
         spec = (noise.kind, noise.unit_sampler)
     return LoopConfig(epochs=int(epochs), save_every=int(save_every), activation=activation,
