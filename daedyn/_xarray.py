@@ -1,15 +1,20 @@
 """Results as labelled ``xarray.Dataset`` objects, with the dimension names of :mod:`daedyn.sweep`.
 
 Every result type (``ScalarTrajectory``, ``MatrixTrajectory``, ``TrainResult``, ``TuneResult``,
-``NoiseTuning``) has a ``.to_xarray()`` method built on :func:`dataset`. Dimension names are the
-sweeps' (docs/sweep.md): ``epoch`` (save times, in epochs; pass ``time_dim="t"`` to match the
-continuous-flow sweeps), ``direction`` (eigen-directions, descending lam), ``component``
-(singular values), ``step`` (tuning iterations), and, for the leading batch axes, the names the
-caller gives (``batch_dims=("eps",)``, ``("seed",)``, ``("gamma", "eps")``...) with optional
-coordinate values (``coords={"eps": [0.0, 1.0]}``); unnamed batch axes are ``batch``,
-``batch_1``, ... xarray (the ``sweep`` extra) is imported only here, when asked for.
+``NoiseTuning``, ``ScheduleTuning``, ``MaskingTuning``, ``VarianceTuning``, ``TheoryComparison``,
+``CrossCheck``) has a ``.to_xarray()`` method built on :func:`dataset`; :func:`scalar_trajectory`
+and :func:`matrix_trajectory` convert any trajectory by its fields (at any depth), and
+:func:`factor_fields` names the dimensions of the L weight matrices of a depth-L network
+(:func:`factor_dims`). Dimension names are the sweeps' (docs/sweep.md): ``epoch`` (save times, in
+epochs; pass ``time_dim="t"`` to match the continuous-flow sweeps), ``direction``
+(eigen-directions, descending lam), ``component`` (singular values), ``step`` (tuning
+iterations), and, for the leading batch axes, the names the caller gives
+(``batch_dims=("eps",)``, ``("seed",)``, ``("gamma", "eps")``...) with optional coordinate values
+(``coords={"eps": [0.0, 1.0]}``); unnamed batch axes are ``batch``, ``batch_1``, ... xarray
+(the ``sweep`` extra) is imported only here, when asked for.
 
-:func:`write` saves a dataset as netCDF (``.nc``) or zarr (``.zarr``), chosen by the extension.
+:func:`write` saves a dataset as netCDF (``.nc``) or zarr (``.zarr``), chosen by the extension,
+through a temporary name and a rename (no partial file).
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["dataset", "figure_dataset", "write"]
+__all__ = ["dataset", "figure_dataset", "factor_dims", "factor_fields", "scalar_trajectory",
+           "matrix_trajectory", "write", "FORMATS"]
+
+#: The file formats :func:`write` knows, by extension.
+FORMATS = {".nc": "netCDF", ".zarr": "zarr"}
 
 # 1-D entries of a figure's numbers that label an axis: key -> dimension name (the sweeps' names).
 _FIGURE_COORDS = {"t": "t", "epochs": "epoch", "epoch": "epoch", "eps": "eps", "gamma": "gamma",
@@ -73,8 +82,8 @@ def dataset(fields: Mapping[str, tuple[Any, tuple[str, ...]]], *, time: tuple[st
     all_coords = {}
     if time is not None:
         all_coords[time[0]] = np.asarray(time[1])
-    for k, v in (coords or {}).items():
-        all_coords[k] = np.asarray(v)
+    for k, v in (coords or {}).items():  # values, or (dimension, values) for a coordinate along another
+        all_coords[k] = (v[0], np.asarray(v[1])) if isinstance(v, tuple) else np.asarray(v)
     return xr.Dataset(data_vars, coords=all_coords, attrs=dict(attrs or {}))
 
 
@@ -126,20 +135,178 @@ def figure_dataset(numbers: Mapping[str, Any], name: str = "figure"):
     return dataset(fields, coords=index, attrs=attrs, what="FigureResult.to_xarray")
 
 
+def factor_dims(depth: int) -> list[tuple[str, str]]:
+    """The (rows, columns) dimension names of the ``depth`` weight matrices W_1 .. W_L of a
+    D -> H_1 -> ... -> H_{L-1} -> D network, first factor first.
+
+    Depth 2 keeps the names of the paper's network, ``w1`` (``hidden``, ``input``) and ``w2``
+    (``input``, ``hidden``); deeper networks give every hidden layer its own name, so that factors of
+    different shapes never share a dimension: ``w1`` (``hidden_1``, ``input``), ``w_l``
+    (``hidden_l``, ``hidden_{l-1}``), ``wL`` (``input``, ``hidden_{L-1}``).
+
+    Example:
+      >>> factor_dims(2)
+      [('hidden', 'input'), ('input', 'hidden')]
+      >>> factor_dims(3)
+      [('hidden_1', 'input'), ('hidden_2', 'hidden_1'), ('input', 'hidden_2')]
+    """
+    depth = int(depth)
+    if depth < 2:
+        raise ValueError(f"depth must be an integer >= 2; got {depth}")
+    layers = ["input"] + (["hidden"] if depth == 2 else [f"hidden_{l}" for l in range(1, depth)]) + ["input"]
+    return [(layers[l + 1], layers[l]) for l in range(depth)]
+
+
+def factor_fields(factors: Sequence[Any] | Mapping[str, Any], prefix: str = "w") -> dict:
+    """``{"w1": (W_1, dims), ..., "wL": (W_L, dims)}`` for :func:`dataset`, with the names of
+    :func:`factor_dims`. ``factors``: the L matrices in order (a list, or a parameter dict whose
+    ``w1`` .. ``wL`` entries are taken; biases and other entries are left out)."""
+    if isinstance(factors, Mapping):
+        depth = sum(1 for k in factors if k.startswith("w") and k[1:].isdigit())
+        factors = [factors[f"w{l}"] for l in range(1, depth + 1)]
+    factors = list(factors)
+    return {f"{prefix}{l + 1}": (w, d) for l, (w, d) in enumerate(zip(factors, factor_dims(len(factors)),
+                                                                      strict=True))}
+
+
+def _fields_of(result) -> dict:
+    """The fields of a result (a NamedTuple or a dataclass) by name, in order."""
+    if hasattr(result, "_asdict"):
+        return dict(result._asdict())
+    import dataclasses
+
+    if dataclasses.is_dataclass(result):
+        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    raise TypeError(f"cannot convert a {type(result).__name__} by its fields (not a NamedTuple or dataclass)")
+
+
+def _saved(value) -> bool:
+    """An array that was computed: not None, and not a placeholder of a field that was not saved
+    (``daedyn.dynamics.NotSaved`` has no ``shape``)."""
+    return value is not None and hasattr(value, "shape")
+
+
+def scalar_trajectory(traj, *, batch_shape: Sequence[int] | None = None, batch_dims=None, coords=None,
+                      time_dim: str = "epoch", attrs=None, what: str = "scalar_trajectory"):
+    """Any per-direction trajectory as an ``xarray.Dataset``, by its fields (whatever its class).
+
+    ``t`` is the time coordinate; every other saved field of shape (*batch, T) (``w1``, ``w2``,
+    ``w``, ``weight_norm``, ``loss``, ...) is a variable over (*batch, ``time_dim``); a
+    ``factors`` field (*batch, L, T) (the L factor values of a depth-L run) is one over
+    (*batch, ``factor``, ``time_dim``) with ``factor`` = 1 .. L. Fields that were not saved are left
+    out.
+
+    Args:
+      traj: a trajectory (``ScalarTrajectory`` at any depth, or any NamedTuple with ``t``).
+      batch_shape: reshape the one flat batch axis into these axes first (e.g. the grid of a CLI
+        run); default: keep the batch axes as they are.
+      batch_dims, coords, time_dim, attrs, what: as :func:`dataset`.
+    """
+    fields = _fields_of(traj)
+    t = np.asarray(fields.pop("t"))
+    out = {}
+    for name, value in fields.items():
+        if not _saved(value):
+            continue
+        a = np.asarray(value)
+        trailing = ("factor", time_dim) if name == "factors" else (time_dim,)
+        if batch_shape is not None:
+            a = a.reshape(tuple(batch_shape) + a.shape[a.ndim - len(trailing):])
+        out[name] = (a, trailing)
+    all_coords = dict(coords or {})
+    if "factors" in out:
+        all_coords["factor"] = np.arange(1, out["factors"][0].shape[-2] + 1)
+    return dataset(out, time=(time_dim, t), batch_dims=batch_dims, coords=all_coords, attrs=attrs, what=what)
+
+
+def matrix_trajectory(traj, *, eigvals=None, batch_dims=None, coords=None, time_dim: str = "epoch",
+                      attrs=None, what: str = "matrix_trajectory"):
+    """Any full-matrix trajectory as an ``xarray.Dataset``, by its fields, at any depth.
+
+    ``mapping`` over (``time_dim``, ``direction``), ``singular_values`` over (``time_dim``,
+    ``component``), ``weight_norm`` and ``loss`` over ``time_dim``, and the final weight matrices:
+    ``w1``, ``w2`` of a two-factor run or the ``ws`` tuple of a depth-L one, named by
+    :func:`factor_fields`. ``eigvals`` (D,), when given, is the coordinate ``lam`` along
+    ``direction``.
+    """
+    fields = _fields_of(traj)
+    t = np.asarray(fields.pop("t"))
+    dims = {"mapping": (time_dim, "direction"), "singular_values": (time_dim, "component"),
+            "weight_norm": (time_dim,), "loss": (time_dim,)}
+    out = {k: (fields[k], d) for k, d in dims.items() if _saved(fields.get(k))}
+    if fields.get("ws") is not None:
+        out.update(factor_fields(list(fields["ws"])))
+    elif _saved(fields.get("w1")) and _saved(fields.get("w2")):
+        out.update(factor_fields([fields["w1"], fields["w2"]]))
+    all_coords = dict(coords or {})
+    if eigvals is not None:
+        all_coords["direction"] = np.arange(np.shape(eigvals)[-1])
+        all_coords["lam"] = ("direction", np.asarray(eigvals))
+    return dataset(out, time=(time_dim, t), batch_dims=batch_dims, coords=all_coords, attrs=attrs, what=what)
+
+
+def _portable_attrs(attrs: Mapping[str, Any]) -> dict:
+    """Attributes every format stores: numbers and strings as they are, booleans as 0 / 1, None as
+    the string "none", NumPy scalars as Python ones, anything else (dicts, lists) as JSON."""
+    import json
+
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):
+            v = v.item()
+        if isinstance(v, bool):
+            v = int(v)
+        elif v is None:
+            v = "none"
+        elif not isinstance(v, (str, int, float)):
+            v = json.dumps(v, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        out[k] = v
+    return out
+
+
 def write(ds, path: str | os.PathLike) -> str:
     """Save ``ds`` as netCDF (``.nc``; netCDF4 / h5netcdf / scipy, whichever is installed) or zarr
-    (``.zarr``); returns the path. Other extensions are refused with a ``ValueError``."""
-    path = os.fspath(path)
-    ext = os.path.splitext(path.rstrip("/"))[1].lower()
-    if ext == ".nc":
-        ds.to_netcdf(path)
-    elif ext == ".zarr":
-        from daedyn._extras import require
+    (``.zarr``); returns the path. Other extensions are refused with a ``ValueError``.
 
-        require("zarr", what="writing a .zarr result")
-        with warnings.catch_warnings():  # zarr notes that v3 consolidation is not in the spec yet
-            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", category=UserWarning)
-            ds.to_zarr(path, mode="w")
-    else:
+    The file (or the zarr folder) is written under a temporary name in the same folder and renamed
+    into place when complete: a failed write leaves no partial result and an earlier file at
+    ``path`` as it was. Attributes that netCDF cannot hold (booleans, None, dicts) are stored as
+    numbers or JSON text (:func:`_portable_attrs`), for the variables as for the dataset.
+    """
+    import shutil
+
+    path = os.fspath(path)
+    target = path.rstrip("/") or path
+    ext = os.path.splitext(target)[1].lower()
+    if ext not in FORMATS:
         raise ValueError(f"cannot write a dataset to {path!r}: use a .nc (netCDF) or .zarr path")
+    ds = ds.copy()
+    ds.attrs = _portable_attrs(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = _portable_attrs(ds[name].attrs)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        if ext == ".nc":
+            ds.to_netcdf(tmp)
+            os.replace(tmp, target)
+        else:
+            from daedyn._extras import require
+
+            require("zarr", what="writing a .zarr result")
+            with warnings.catch_warnings():  # zarr notes that v3 consolidation is not in the spec yet
+                warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", category=UserWarning)
+                ds.to_zarr(tmp, mode="w")
+            if os.path.isdir(target):  # an earlier store: replaced only once the new one is complete
+                old = f"{target}.old-{os.getpid()}"
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return path
