@@ -73,9 +73,13 @@ class TrainResult(NamedTuple):
         """The run as an ``xarray.Dataset`` with the dimension names of :mod:`daedyn.sweep`'s
         training entry: mapping over (``epoch``, ``direction``), singular values over
         (``epoch``, ``component``), losses and weight norm over ``epoch``, ``lam`` (the
-        eigenvalues) over ``direction``, tau / eps / gamma per run, the final w1 / w2 over
-        ``hidden`` and ``input``; ``attrs["n"]`` is N. A :func:`train_batch` result has its batch
-        axes first (name them: ``batch_dims=("seed",)`` or ``("gamma", "eps")``).
+        eigenvalues) over ``direction``, tau / eps / gamma per run, and the final weight matrices
+        w1 .. wL in the input basis, each over its own dimensions
+        (:func:`daedyn._xarray.factor_dims`: ``hidden`` and ``input`` at depth 2, ``hidden_1`` ..
+        ``hidden_{L-1}`` and ``input`` at depth L); ``attrs["n"]`` is N and ``attrs["depth"]`` L.
+        A :func:`train_batch` result has its batch axes first (name them:
+        ``batch_dims=("seed",)`` or ``("gamma", "eps")``). A run under an eps schedule stores eps
+        as its values at the record times (over ``epoch``).
 
         Args:
           batch_dims: names of the leading batch axes (unnamed: ``batch``, ``batch_1``, ...).
@@ -84,18 +88,22 @@ class TrainResult(NamedTuple):
         Raises:
           ImportError: xarray (the ``sweep`` extra) is not installed.
         """
-        from daedyn._xarray import dataset
+        from daedyn._xarray import dataset, factor_fields
+        from daedyn.schedules import is_schedule
 
         t = (time_dim,)
+        per_run = {}
+        for name in ("tau", "eps", "gamma"):  # a schedule: its values at the record times
+            v = getattr(self, name)
+            per_run[name] = (v(jnp.asarray(self.t)), t) if is_schedule(v) else (v, ())
+        weights = factor_fields(self.params)
         return dataset({"mapping": (self.mapping, t + ("direction",)),
                         "singular_values": (self.singular_values, t + ("component",)),
                         "weight_norm": (self.weight_norm, t), "train_loss": (self.train_loss, t),
                         "heldout_loss": (self.heldout_loss, t), "lam": (self.eigvals, ("direction",)),
-                        "tau": (self.tau, ()), "eps": (self.eps, ()), "gamma": (self.gamma, ()),
-                        "w1": (self.params["w1"], ("hidden", "input")),
-                        "w2": (self.params["w2"], ("input", "hidden"))},
+                        **per_run, **weights},
                        time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
-                       attrs={"n": int(self.n)}, what="TrainResult.to_xarray")
+                       attrs={"n": int(self.n), "depth": len(weights)}, what="TrainResult.to_xarray")
 
 
 # A clean pytree: array leaves only. N (a Python int) is static metadata, kept in the treedef with
