@@ -101,6 +101,42 @@ class CrossCheck(NamedTuple):
             "pairs": {p: {q: clean(v) for q, v in d.items()} for p, d in self.pairs.items()},
         }
 
+    def to_xarray(self):
+        """The four ways as an ``xarray.Dataset``: ``mapping`` over (``way``, ``epoch``,
+        ``direction``), ``learning_time`` over (``way``, ``direction``), the pairwise differences
+        ``diff_max`` / ``diff_rmse`` / ``diff_time_rel`` over (``pair``, ``direction``), and
+        ``fixed_point``, ``alpha_lam_over_n`` and ``checked`` over ``direction``. ``direction`` is a
+        coordinate (0 .. K-1) with ``lam`` along it; ``way`` and ``pair`` are labelled by name.
+        Attributes: the verdict ("agree" / "disagree"), the failures, the tolerances and the settings
+        (JSON text).
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        import json
+
+        from daedyn._xarray import dataset
+
+        ways, pairs = list(self.mapping), list(self.pairs)
+        quantities = list(next(iter(self.pairs.values()))) if pairs else []
+        stack = lambda arrays: np.stack([np.asarray(a) for a in arrays])
+        fields = {"mapping": (stack(self.mapping[w] for w in ways), ("way", "epoch", "direction")),
+                  "learning_time": (stack(self.times[w] for w in ways), ("way", "direction")),
+                  "fixed_point": (np.asarray(self.fixed_point), ("direction",)),
+                  "alpha_lam_over_n": (np.asarray(self.alpha_lam_over_n), ("direction",)),
+                  "checked": (np.asarray(self.checked, bool), ("direction",))}
+        for q in quantities:
+            fields[f"diff_{q}"] = (stack(self.pairs[p][q] for p in pairs), ("pair", "direction"))
+        k = np.shape(self.eigvals)[-1]
+        coords = {"way": np.asarray(ways), "pair": np.asarray(pairs), "direction": np.arange(k),
+                  "lam": ("direction", np.asarray(self.eigvals))}
+        attrs = {"verdict": "agree" if self.verdict else "disagree",
+                 "failures": json.dumps(list(self.failures)),
+                 "tolerances": json.dumps(self.tolerances._asdict()),
+                 "settings": json.dumps(self.settings, default=str)}
+        return dataset(fields, time=("epoch", np.asarray(self.t)), coords=coords, attrs=attrs,
+                       what="CrossCheck.to_xarray")
+
 
 def _data_for(x, eigvals, n):
     """(X, Spectrum): the data, or for a bare spectrum the (n, D) matrix [diag(sqrt(lam)); 0]

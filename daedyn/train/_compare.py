@@ -159,6 +159,35 @@ class TheoryComparison(NamedTuple):
         """The best prediction of a gradient-descent run: :attr:`discrete`."""
         return self.discrete
 
+    def to_xarray(self, t: ArrayLike | None = None, eigvals: ArrayLike | None = None, *, batch_dims=None,
+                  coords=None, time_dim: str = "epoch"):
+        """The comparison as an ``xarray.Dataset``: ``measured``, ``continuous`` and ``discrete``
+        over (``time_dim``, ``direction``), the per-direction fields over ``direction`` (fields
+        that were not computed are left out); ``direction`` is a coordinate (0 .. D-1).
+
+        Args:
+          t: (T,) the record times (the run's ``result.t``), the ``time_dim`` coordinate.
+          eigvals: (D,) the run's lam (``result.eigvals``): the coordinate ``lam`` along
+            ``direction``.
+          batch_dims, coords: as :meth:`daedyn.train.TrainResult.to_xarray` (batched runs).
+          time_dim: name of the record-time dimension (default ``"epoch"``).
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        import numpy as np
+
+        from daedyn._xarray import dataset
+
+        series = (time_dim, "direction")
+        fields = {k: (getattr(self, k), series) for k in ("measured", "continuous", "discrete")}
+        fields.update({k: (getattr(self, k), ("direction",)) for k in self._fields[3:]})
+        d = np.shape(self.measured)[-1]
+        all_coords = {"direction": np.arange(d), **(coords or {})}
+        if eigvals is not None:
+            all_coords["lam"] = ("direction", np.asarray(eigvals))
+        return dataset(fields, time=None if t is None else (time_dim, t), batch_dims=batch_dims,
+                       coords=all_coords, what="TheoryComparison.to_xarray")
+
 
 def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
                         measure: Literal["mapping", "strength"] = "mapping",

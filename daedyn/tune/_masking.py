@@ -22,7 +22,7 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_int, check_range
 from daedyn.tune._corruption import corruption_objective_fn
-from daedyn.tune._optimise import TuneResult, grid_search, tune
+from daedyn.tune._optimise import GridResult, TuneResult, grid_search, tune
 
 __all__ = ["MaskingTuning", "masking_objective_fn", "tune_masking"]
 
@@ -43,6 +43,48 @@ class MaskingTuning(NamedTuple):
     grid_loss: Array
     history_p: Array
     result: TuneResult | None = None
+
+    def to_xarray(self):
+        """The tuning as an ``xarray.Dataset``: the rate ``p`` at every evaluated iterate over
+        ``step`` (with the optimiser's history in its own parameter, the odds p / (1 - p):
+        ``odds``, ``grad_odds``, ``objective``, ``evals``), and the grid baseline
+        ``grid_objective`` over the coordinate ``grid_p``. Attributes: the tuned ``p`` and its
+        ``objective``, the grid's best ``grid_best_p`` / ``grid_best_objective``, and the
+        optimiser's status.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        hp = np.asarray(self.history_p)
+        fields = {"p": (hp, ("step",)), "grid_objective": (np.asarray(self.grid_loss), ("grid_p",))}
+        attrs = {"p": float(self.p), "objective": float(self.loss)}
+        if self.result is not None:
+            fields.update(self.result.history_fields())
+            attrs.update(self.result.summary())
+        grid_loss = np.asarray(self.grid_loss, np.float64)
+        if np.any(np.isfinite(grid_loss)):
+            i = int(np.nanargmin(np.where(np.isfinite(grid_loss), grid_loss, np.nan)))
+            attrs.update(grid_best_p=float(np.asarray(self.grid_p)[i]),
+                         grid_best_objective=float(grid_loss[i]))
+        return dataset(fields, time=("step", np.arange(hp.shape[0])),
+                       coords={"grid_p": np.asarray(self.grid_p)}, attrs=attrs,
+                       what="MaskingTuning.to_xarray")
+
+    def as_p(self) -> tuple[TuneResult, GridResult]:
+        """The optimiser's result and the grid baseline over the rate ``p`` itself (the optimiser
+        ran in the odds p / (1 - p)): what :func:`daedyn.figures.plot_objective` draws with
+        ``name="p"``."""
+        res = self.result
+        history = res.history._replace(params={"p": np.asarray(self.history_p)})
+        tuned = res._replace(params={"p": np.asarray(self.p)}, history=history)
+        grid_loss = np.asarray(self.grid_loss, np.float64)
+        i = int(np.argmin(np.where(np.isfinite(grid_loss), grid_loss, np.inf)))
+        grid = GridResult({"p": np.asarray(self.grid_p)[i]}, float(grid_loss[i]), grid_loss,
+                          {"p": np.asarray(self.grid_p)}, int(grid_loss.size),
+                          "ok" if np.all(np.isfinite(grid_loss)) else "nonfinite")
+        return tuned, grid
 
 
 def _odds_to_p(objective, p):

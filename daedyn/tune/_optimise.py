@@ -70,30 +70,52 @@ class TuneResult(NamedTuple):
     def success(self) -> bool:
         return self.status in ("converged", "max_steps")
 
-    def to_xarray(self):
+    def to_xarray(self, dims: dict | None = None):
         """The optimisation history as an ``xarray.Dataset`` over ``step`` (one row per evaluated
         iterate): each tuned hyperparameter (``eps`` over (``step``, ``direction``) when
         anisotropic), its gradient in log-space (``grad_eps``), ``objective`` and the cumulative
         ``evals``; the best values are ``best_<name>`` and the status, message, step and
         evaluation counts and objectives are attributes.
 
+        Args:
+          dims: the dimension names of a hyperparameter's own axes, by name (e.g.
+            ``{"eps": ("piece", "direction")}`` for a per-direction schedule); default
+            ``direction`` for each axis (one axis: per-direction tuning).
         Raises:
           ImportError: xarray (the ``sweep`` extra) is not installed.
         """
         from daedyn._xarray import dataset
 
+        return dataset(self.history_fields(dims=dims), time=("step", np.arange(len(self.history.objective))),
+                       attrs=self.summary(), what="TuneResult.to_xarray")
+
+    def summary(self) -> dict:
+        """The outcome as plain numbers and strings (the attributes of :meth:`to_xarray`)."""
+        return {"status": self.status, "message": self.message, "n_steps": int(self.n_steps),
+                "n_evals": int(self.n_evals), "best_objective": float(self.objective),
+                "initial_objective": float(self.initial_objective)}
+
+    def history_fields(self, *, dims: dict | None = None, step: str = "step", prefix: str = "") -> dict:
+        """The fields of :meth:`to_xarray` (``{name: (array, dims)}`` for
+        :func:`daedyn._xarray.dataset`), over the step dimension ``step`` and with names prefixed
+        by ``prefix``: how a result of several stages (schedules, per-component variances) puts
+        each stage's history in one dataset."""
         h = self.history
-        dims = lambda a, lead: lead + ("direction",) * (np.ndim(a) - len(lead))
-        fields = {"objective": (h.objective, ("step",)), "evals": (h.evals, ("step",))}
+        own = dict(dims or {})
+
+        def names(k, a, lead):
+            extra = np.ndim(a) - len(lead)
+            given = tuple(own.get(k, ("direction",) * extra))
+            if len(given) != extra:
+                raise ValueError(f"dims[{k!r}] names {len(given)} axes; {k} has {extra}")
+            return lead + given
+
+        fields = {f"{prefix}objective": (h.objective, (step,)), f"{prefix}evals": (h.evals, (step,))}
         for k, a in h.params.items():
-            fields[k] = (a, dims(a, ("step",)))
-            fields[f"grad_{k}"] = (h.grad[k], dims(h.grad[k], ("step",)))
-            fields[f"best_{k}"] = (np.asarray(self.params[k]), dims(self.params[k], ()))
-        attrs = {"status": self.status, "message": self.message, "n_steps": int(self.n_steps),
-                 "n_evals": int(self.n_evals), "best_objective": float(self.objective),
-                 "initial_objective": float(self.initial_objective)}
-        return dataset(fields, time=("step", np.arange(len(h.objective))), attrs=attrs,
-                       what="TuneResult.to_xarray")
+            fields[f"{prefix}{k}"] = (a, names(k, a, (step,)))
+            fields[f"{prefix}grad_{k}"] = (h.grad[k], names(k, h.grad[k], (step,)))
+            fields[f"{prefix}best_{k}"] = (np.asarray(self.params[k]), names(k, self.params[k], ()))
+        return fields
 
 
 class GridResult(NamedTuple):

@@ -237,6 +237,49 @@ class ScheduleTuning(NamedTuple):
     alpha_schedule: Any = None
     epochs: float | None = None
 
+    def to_xarray(self):
+        """The tuned schedule and both stages' histories as an ``xarray.Dataset``.
+
+        ``schedule_eps`` over ``piece`` (and ``direction`` for a per-direction schedule), with the
+        coordinates ``piece_start`` / ``piece_end`` (epochs) along ``piece``; ``schedule_gamma`` and
+        ``schedule_alpha`` when tuned; the schedule stage's history over ``step``
+        (:meth:`TuneResult.to_xarray`: ``eps``, ``grad_eps``, ``best_eps``, ``objective``, ``evals``;
+        ``alpha`` there is the optimised parameter, the learning rate after the ``alpha_max``
+        reparametrisation is ``schedule_alpha``); the constant stage's over ``constant_step``
+        (``constant_eps``, ``constant_objective``). Attributes: the objectives, ``improvement``,
+        ``epochs`` (T), the best constant eps and the schedule stage's status.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        values = np.asarray(self.schedule.values)
+        piece = ("piece",) + (("direction",) if values.ndim == 2 else ())
+        k = values.shape[0]
+        bounds = np.asarray(self.schedule.boundaries, np.float64)
+        t_end = np.nan if self.epochs is None else float(self.epochs)
+        edges = np.concatenate([[0.0], bounds, [t_end]])
+        fields = {"schedule_eps": (values, piece)}
+        for name, sched in (("gamma", self.gamma_schedule), ("alpha", self.alpha_schedule)):
+            if sched is not None:
+                fields[f"schedule_{name}"] = (np.asarray(sched.values), ("piece",))
+        fields.update(self.result.history_fields(dims={"eps": piece, "gamma": ("piece",),
+                                                       "alpha": ("piece",)}))
+        const = self.constant.history
+        fields["constant_eps"] = (np.asarray(const.params["eps"]).reshape(len(const.objective)),
+                                  ("constant_step",))
+        fields["constant_objective"] = (np.asarray(const.objective), ("constant_step",))
+        attrs = {**self.result.summary(), "objective": float(self.objective),
+                 "best_constant_eps": float(self.constant_eps),
+                 "best_constant_objective": float(self.constant_objective),
+                 "improvement": float(self.improvement), "epochs": t_end, "pieces": int(k),
+                 "per_direction": int(values.ndim == 2)}
+        coords = {"piece": np.arange(k), "piece_start": ("piece", edges[:-1]),
+                  "piece_end": ("piece", edges[1:]), "constant_step": np.arange(len(const.objective))}
+        return dataset(fields, time=("step", np.arange(len(self.result.history.objective))), coords=coords,
+                       attrs=attrs, what="ScheduleTuning.to_xarray")
+
 
 def tune_schedule(problem, *, pieces: int, epochs: float, alpha: ArrayLike, gamma: ArrayLike = 0.0,
                   w0: ArrayLike = 1e-6, eval_sigma2: ArrayLike = 0.0, route: str = "closed_form",

@@ -50,6 +50,33 @@ class VarianceTuning(NamedTuple):
     result: TuneResult | None
     objective_fn: Any
 
+    def to_xarray(self):
+        """The tuning as an ``xarray.Dataset``: the tuned variances ``variances`` over ``input`` (one
+        per component of the data; not ``var``, which is ``Dataset.var``), the per-component stage's
+        history over ``step`` (:meth:`TuneResult.to_xarray`, its fields prefixed ``history_``:
+        ``history_var`` over (``step``, ``input``), ``history_objective``, ...; absent when the
+        shared stage failed) and the shared stage's over ``isotropic_step`` (prefixed
+        ``isotropic_``). Attributes: both
+        objectives, the best shared variance, and the last stage's status.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        fields = {"variances": (np.asarray(self.var), ("input",))}
+        fields.update(self.isotropic.history_fields(step="isotropic_step", prefix="isotropic_"))
+        coords = {"isotropic_step": np.arange(len(self.isotropic.history.objective))}
+        last = self.isotropic
+        if self.result is not None:
+            fields.update(self.result.history_fields(dims={"var": ("input",)}, prefix="history_"))
+            coords["step"] = np.arange(len(self.result.history.objective))
+            last = self.result
+        attrs = {**last.summary(), "objective": float(self.objective),
+                 "isotropic_var": float(np.asarray(self.isotropic_var)),
+                 "isotropic_objective": float(self.isotropic_objective)}
+        return dataset(fields, coords=coords, attrs=attrs, what="VarianceTuning.to_xarray")
+
 
 def variances_objective_fn(problem, *, epochs: ArrayLike | None, alpha: ArrayLike, eval_sigma2: ArrayLike,
                            route: Any = "closed_form", **kwargs):
