@@ -71,11 +71,11 @@ def run(args) -> int:
     import jax.random as jr
 
     from daedyn import figures
-    from daedyn._checkpoint import check_writable
     from daedyn._progress import progress_bar
+    from daedyn.cli._files import check_file
     from daedyn.data import DatasetUnavailable
 
-    check_writable("--out", args.out, folder=True)  # created by the first figure: refused now if it cannot be
+    check_file("--out", args.out, folder=True)  # created by the first figure: refused now if it cannot be
     names = args.only or _names()
     quick = figures.quick_default() if args.quick is None else args.quick
     key = jr.key(args.seed)
