@@ -172,5 +172,9 @@ def test_cli_simulate_out_is_labelled_by_the_grid(tmp_path, capsys):
     for row in report["settings"]:  # every grid point holds its own run: the same float32 numbers
         sel = ds.w.sel(lam=row["lam"], eps=row["eps"], gamma=row["gamma"], alpha=row["alpha"])
         assert float(sel.isel(epoch=-1)) == pytest.approx(row["w_final"], rel=1e-6)
-    rc = main(["simulate", "--matrix", "--out", str(tmp_path / "m.nc")])
-    assert rc == 2 and "scalar mode only" in capsys.readouterr().err
+    rc = main(["simulate", "--matrix", "--dim", "3", "--epochs", "20", "--save-every", "10", "--quiet",
+               "--out", str(tmp_path / "m.nc")])
+    assert rc == 0, capsys.readouterr().err  # matrix mode writes too (tests/test_cli_seams.py)
+    ds = xr.open_dataset(tmp_path / "m.nc")
+    assert ds.mapping.dims == ("epoch", "direction") and ds.lam.dims == ("direction",)
+    assert ds.w1.dims == ("hidden", "input") and ds.w2.dims == ("input", "hidden")

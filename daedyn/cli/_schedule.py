@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from daedyn.cli._files import print_written, raw_arrays, save_out, save_plot
+
 
 def pieces_spec(text: str) -> int:
     """``piecewise:K`` -> K (the number of equal pieces); ValueError (usage, exit 2) otherwise."""
@@ -37,15 +39,15 @@ def also_spec(args) -> set[str]:
 
 
 def run_tune(args, xt, xh, name: str, start: float) -> int:
-    """``daedyn tune --schedule piecewise:K``: tune_schedule on the split, then print or JSON."""
+    """``daedyn tune --schedule piecewise:K``: tune_schedule on the split, then print or JSON; ``--out``
+    writes ``ScheduleTuning.to_xarray()``, ``--plot`` ``figures.plot_schedule_tuning`` (both checked
+    before any work by ``daedyn.cli.tune``)."""
     import time
 
     import numpy as np
 
     from daedyn import tune
 
-    if args.plot:
-        raise ValueError("--plot is not available with --schedule")
     k = pieces_spec(args.schedule)
     problem = tune.heldout_problem(xt, xh, keep_data=args.route == "train")
     also = also_spec(args)
@@ -75,6 +77,19 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
         "improvement": r.improvement, "status": r.result.status, "message": r.result.message,
         "steps": r.result.n_steps, "evaluations": r.result.n_evals, "seconds": round(seconds, 3),
     }
+
+    def dataset():
+        ds = r.to_xarray()
+        ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "out"})
+        return ds
+
+    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(r))
+    if args.plot:  # refused before any work on route train (no closed form to draw)
+        from daedyn.figures import plot_schedule_tuning
+
+        axes = plot_schedule_tuning(r, title=f"{name}: {k}-piece eps schedule, {args.route}, "
+                                    f"T = {float(r.epochs):g}")
+        report["plot"] = save_plot(axes[0].figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -96,6 +111,9 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
         print(f"schedule objective: {r.objective:.8g} ({100 * r.improvement:.4f}% below the best constant)")
         print(f"{r.result.status}: {r.result.message}; {r.result.n_steps} steps, {r.result.n_evals} "
               f"evaluations, {seconds:.2f} s")
+        print_written(report)
+    if lost:
+        return lost
     if not r.result.success:
         import sys
 

@@ -5,7 +5,9 @@ Scalar mode runs :func:`daedyn.dynamics.simulate_deep_scalar` for every combinat
 ``scalar_gd(depth=L)``); matrix mode runs :func:`daedyn.dynamics.simulate_deep_matrix` on L factor
 matrices (--hidden units in each of the L - 1 hidden layers). Where the start is balanced
 (--w1 = --w2 > 0; orthogonal init in matrix mode) the depth-L closed form
-``theory.small_init_trajectory(depth=L)`` is printed beside the run.
+``theory.small_init_trajectory(depth=L)`` is printed beside the run. ``--out`` writes the run as
+``daedyn.cli.simulate`` does at depth 2, by the trajectory's fields (scalar mode: every factor over
+``factor``; matrix mode: each factor matrix with its own dimensions, ``daedyn._xarray.factor_dims``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+
+from daedyn.cli._files import raw_arrays, save_plot
 
 
 def _refuse(args) -> None:
@@ -85,8 +89,9 @@ def _run_scalar(args, h) -> int:
     report = {"mode": "scalar", "depth": depth, "method": args.method, "epochs": args.epochs,
               "save_every": every, "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3),
               "settings": rows}
+    lost = h._save_out(args, report, lambda: h.scalar_dataset(args, tr, closed, report),
+                       lambda: {**raw_arrays(tr), "closed_form": closed})
     if args.plot:
-        from daedyn.cli._files import save_plot
         from daedyn.figures import plot_scalar_runs
 
         labels = [f"lam={lam[i]:g} eps={eps[i]:g} gamma={gamma[i]:g} alpha={alpha[i]:g}"
@@ -105,6 +110,10 @@ def _run_scalar(args, h) -> int:
               "threshold: the smallest balanced start that is learned")
         if args.plot:
             print(f"wrote {args.plot}")
+        if args.out and "out_error" not in report:
+            print(f"wrote {report['out']}")
+    if lost:
+        return lost
     if not np.all(np.isfinite(ws[:, -1])):
         print("daedyn simulate: non-finite weights at the end (diverged)", file=sys.stderr)
         return 1
@@ -165,6 +174,8 @@ def _run_matrix(args, h) -> int:
               "init": args.init, "epochs": args.epochs, "save_every": every, "eps": eps, "gamma": gamma,
               "alpha": alpha, "n": n, "seconds": round(seconds, 3), "loss_final": h._num(loss[-1])}
     h._add_directions(report, args, t, lam, mapping, fixed, closed)
+    lost = h._save_out(args, report, lambda: h.matrix_dataset(args, tr, lam, fixed, closed, report),
+                       lambda: {**raw_arrays(tr), "lam": lam, "fixed_point": fixed, "closed_form": closed})
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -173,4 +184,4 @@ def _run_matrix(args, h) -> int:
               f"D = {d}, hidden {list(hidden)}, {args.init} init, eps = {eps:g}, gamma = {gamma:g}, "
               f"alpha = {alpha:g}, n = {n:g}, {args.epochs} epochs ({seconds:.2f} s)")
         h._print_directions(report, args)
-    return h._matrix_exit(final)
+    return lost or h._matrix_exit(final)

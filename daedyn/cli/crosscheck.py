@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from daedyn.cli import add_common_options, add_dataset_options, float_list, seed_int
-from daedyn.cli._files import check_plot, save_plot
+from daedyn.cli._files import (
+    check_out,
+    check_plot,
+    print_written,
+    raw_arrays,
+    save_out,
+    save_plot,
+)
 
 HELP = "run one configuration four ways and say whether the theory can be trusted on it"
 
@@ -17,7 +24,8 @@ def register(subparsers) -> None:
         "full-matrix gradient descent in the eigenbasis and a real linear network trained with "
         "marginalised noise, from the same initial weights. Prints the per-direction agreement table "
         "and a verdict against the tolerances.",
-        epilog="Exit codes: 0 the four agree, 1 they disagree (the table says where), 2 bad usage.")
+        epilog="Exit codes: 0 the four agree, 1 they disagree (the table says where) or --out could not "
+        "be written (the arrays are then in FILE.npz), 2 bad usage.")
     add_dataset_options(p)
     p.add_argument("--eigvals", type=float_list, default=None, metavar="LIST",
                    help="a spectrum of Sigma = X^T X instead of data (needs --n >= its length)")
@@ -45,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=8, help="directions to print (default 8)")
     p.add_argument("--seed", type=seed_int, default=0, help="PRNG seed of the initial weights")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the four ways and the differences")
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+                   help="write the four trajectories, learning times and differences as a labelled "
+                   "dataset (the sweep extra): mapping over (way, epoch, direction), lam along direction")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -57,6 +68,7 @@ def run(args) -> int:
     from daedyn._checks import check_range
 
     check_plot("--plot", args.plot)
+    check_out("--out", args.out)
     check_range("--top", args.top, 1)
     tol = cc.Tolerances()._replace(**{k: v for k, v in (("max_diff", args.tol_max), ("rmse", args.tol_rmse),
                                                          ("time_rel", args.tol_time)) if v is not None})
@@ -80,19 +92,19 @@ def run(args) -> int:
                       hidden=args.hidden, epochs=args.epochs, save_every=args.save_every, init=args.init,
                       init_scale=args.init_scale, key=jr.key(args.seed), fraction=args.fraction,
                       tolerances=tol)
+    report = r.to_dict()
+    lost = save_out("daedyn crosscheck", args.out, report, r.to_xarray, lambda: raw_arrays(r))
     if args.plot:
         from daedyn import figures
 
-        save_plot(figures.plot_crosscheck(r), args.plot)
+        report["plot"] = save_plot(figures.plot_crosscheck(r), args.plot)
     if args.json:
-        out = r.to_dict()
-        out["plot"] = args.plot
-        print(json.dumps(out, indent=1))
+        report.setdefault("plot", None)
+        print(json.dumps(report, indent=1))
     else:
         _print_table(r, args.top)
-        if args.plot:
-            print(f"wrote {args.plot}")
-    return 0 if r.verdict else 1
+        print_written(report)
+    return lost or (0 if r.verdict else 1)
 
 
 def _fmt(v) -> str:

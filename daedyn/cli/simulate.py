@@ -9,7 +9,13 @@ import time
 
 from daedyn.cli import add_common_options, add_config_options, float_list, seed_int
 from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
-from daedyn.cli._files import check_file, check_plot, save_plot
+from daedyn.cli._files import (
+    check_out,
+    check_plot,
+    raw_arrays,
+    save_out,
+    save_plot,
+)
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -60,8 +66,10 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=("default", "high", "highest"), default=None,
                    help="matmul precision in matrix mode (validate with highest or --x64)")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
-                   help="scalar mode: write the trajectories as a labelled dataset over (lam, eps, gamma, "
-                   "alpha, epoch) (t for the flows), with the closed form")
+                   help="write the run as a labelled dataset (the sweep extra): scalar mode, the "
+                   "trajectories over (lam, eps, gamma, alpha, epoch) (t for the flows; at --depth L also "
+                   "every factor over 'factor'), with the closed form; matrix mode, the mapping over "
+                   "(epoch, direction) with lam, the closed form and the final weight matrices")
     matrix = p.add_argument_group("matrix mode")
     matrix.add_argument("--matrix", action="store_true", help="full-matrix dynamics of (W1, W2)")
     matrix.add_argument("--dim", type=int, default=10, help="input dimension D (default 10)")
@@ -139,12 +147,7 @@ def _checked_ints(args):
             raise ValueError(f"--n / --alpha (the time constant tau) must be a finite positive number; got "
                              f"--n {args.n:g} / --alpha {a:g} = {tau:g}")
     check_plot("--plot", args.plot)
-    if args.out is not None:
-        if args.matrix:
-            raise ValueError("--out is available in scalar mode only")
-        check_file("--out", args.out)
-        if not args.out.rstrip("/").lower().endswith((".nc", ".zarr")):
-            raise ValueError(f"--out must end in .nc (netCDF) or .zarr; got {args.out!r}")
+    check_out("--out", args.out)
     return every
 
 
@@ -259,8 +262,8 @@ def _run_scalar(args) -> int:
         report["backend"] = ("scan" if args.schedule is not None  # schedules run the scan recursion
                              else dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every,
                                                              observables="all"))  # simulate_scalar's
-    if args.out:
-        report["out"] = _save_dataset(args, tr, closed, report)
+    lost = _save_out(args, report, lambda: scalar_dataset(args, tr, closed, report),
+                     lambda: {**raw_arrays(tr), "closed_form": closed})
     if args.plot:
         from daedyn.figures import plot_scalar_runs
 
@@ -281,31 +284,66 @@ def _run_scalar(args) -> int:
             print("closed form: the continuous flow with tau = n / alpha (GD differs from it by O(alpha))")
         if args.plot:
             print(f"wrote {args.plot}")
-        if args.out:
-            print(f"wrote {args.out}")
+        if args.out and "out_error" not in report:
+            print(f"wrote {report['out']}")
+    if lost:
+        return lost
     if not finite:
         print("daedyn simulate: non-finite weights at the end (diverged)", file=sys.stderr)
         return 1
     return 0
 
 
-def _save_dataset(args, tr, closed, report) -> str:
-    """The scalar runs as ``ScalarTrajectory.to_xarray()`` over the grid (lam, eps, gamma, alpha) of
-    the command line (the sweeps' names), plus the closed form; netCDF or zarr by extension."""
-    import jax
+def _save_out(args, report: dict, build, raw) -> int:
+    """Write ``--out`` (``build()``, a dataset; ``raw()`` to ``<out>.npz`` if that fails, exit 1)."""
+    return save_out("daedyn simulate", args.out, report, build, raw)
+
+
+def _settings(report: dict) -> str:
+    return json.dumps({k: v for k, v in report.items() if k not in ("settings", "directions", "out")})
+
+
+def scalar_dataset(args, tr, closed, report):
+    """The scalar runs over the grid (lam, eps, gamma, alpha) of the command line (the sweeps' names),
+    by the trajectory's fields (any depth: :func:`daedyn._xarray.scalar_trajectory`), plus the
+    closed form (where there is one) and the fixed point, learning threshold, ... of every setting."""
     import numpy as np
 
     from daedyn import _xarray
 
     axes = {k: np.asarray(getattr(args, k), np.float64) for k in ("lam", "eps", "gamma", "alpha")}
     grid = tuple(a.size for a in axes.values())
-    regrid = lambda a: np.asarray(a).reshape(grid + np.shape(a)[1:]) if np.ndim(a) > 1 else a  # t: (T,)
-    on_grid = jax.tree.map(regrid, tr)
     time_dim = "epoch" if args.method == "gd" else "t"
-    ds = on_grid.to_xarray(batch_dims=tuple(axes), coords=axes, time_dim=time_dim)
-    ds["closed_form"] = (tuple(axes) + (time_dim,), np.asarray(closed).reshape(grid + (-1,)))
-    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "settings"})
-    return _xarray.write(ds, args.out)
+    ds = _xarray.scalar_trajectory(tr, batch_shape=grid, batch_dims=tuple(axes), coords=axes,
+                                   time_dim=time_dim, attrs={"depth": getattr(args, "depth", 2)},
+                                   what="daedyn simulate --out")
+    if closed is not None:
+        ds["closed_form"] = (tuple(axes) + (time_dim,), np.asarray(closed).reshape(grid + (-1,)))
+    for key in ("fixed_point", "threshold"):
+        values = [r.get(key) for r in report["settings"]]
+        if any(v is not None for v in values):
+            ds[key] = (tuple(axes), np.asarray([np.nan if v is None else v for v in values],
+                                               np.float64).reshape(grid))
+    ds.attrs["settings"] = _settings(report)
+    return ds
+
+
+def matrix_dataset(args, tr, lam, fixed, closed, report):
+    """A matrix run (any depth, :func:`daedyn._xarray.matrix_trajectory`): mapping over (epoch,
+    direction) with ``lam`` along ``direction``, the fixed point and closed form per direction, the
+    final weight matrices."""
+    import numpy as np
+
+    from daedyn import _xarray
+
+    time_dim = "epoch" if args.method == "gd" else "t"
+    ds = _xarray.matrix_trajectory(tr, eigvals=np.asarray(lam, np.float64), time_dim=time_dim,
+                                   attrs={"depth": getattr(args, "depth", 2)}, what="daedyn simulate --out")
+    ds["fixed_point"] = (("direction",), np.asarray(fixed, np.float64))
+    if closed is not None:
+        ds["closed_form"] = ((time_dim, "direction"), np.asarray(closed, np.float64))
+    ds.attrs["settings"] = _settings(report)
+    return ds
 
 
 def _spectrum(args):
@@ -425,6 +463,8 @@ def _run_matrix(args) -> int:
               "cov": args.cov,
               "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1])}
     _add_directions(report, args, t, lam, mapping, fixed, closed)
+    lost = _save_out(args, report, lambda: matrix_dataset(args, tr, lam, fixed, closed, report),
+                     lambda: {**raw_arrays(tr), "lam": lam, "fixed_point": fixed, "closed_form": closed})
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -436,7 +476,7 @@ def _run_matrix(args) -> int:
               f"gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
               f"{args.epochs} epochs ({seconds:.2f} s)")
         _print_directions(report, args)
-    return _matrix_exit(final)
+    return lost or _matrix_exit(final)
 
 
 def _add_directions(report: dict, args, t, lam, mapping, fixed, closed) -> None:
@@ -478,6 +518,8 @@ def _print_directions(report: dict, args) -> None:
               f"{report['max_dev_closed_form']:.3g}")
     if args.plot:
         print(f"wrote {args.plot}")
+    if args.out and "out_error" not in report:
+        print(f"wrote {report['out']}")
 
 
 def _matrix_exit(final) -> int:

@@ -7,7 +7,7 @@ import json
 import math
 
 from daedyn.cli import add_common_options, float_list
-from daedyn.cli._files import check_plot, save_plot
+from daedyn.cli._files import check_out, check_plot, print_written, save_out, save_plot
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 
@@ -19,8 +19,8 @@ def register(subparsers) -> None:
         "(--w0, the default) the logistic of Eq. (7) with noise and weight decay. --lam, --eps and "
         "--gamma take comma lists; every combination is one curve. Conventions: lam is an "
         "eigenvalue of the summed second moment X^T X, eps = N s^2, tau = N / alpha, t in epochs.",
-        epilog="Exit codes: 0 ok, 2 bad usage (an out-of-range value names the parameter and its "
-        "allowed range).")
+        epilog="Exit codes: 0 ok, 1 --out could not be written (the arrays are then in FILE.npz), 2 bad "
+        "usage (an out-of-range value names the parameter and its allowed range).")
     p.add_argument("--lam", type=float_list, default=[1.0], metavar="LIST",
                    help="eigenvalue(s) lam >= 0 (default 1)")
     p.add_argument("--eps", type=float_list, default=[0.0], metavar="LIST",
@@ -52,6 +52,9 @@ def register(subparsers) -> None:
                    "values; exact closed form, docs/schedules.md); the eps, fixed point and learning "
                    "time columns are then those of the last piece")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of w(t)")
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+                   help="write the curves as a labelled dataset (the sweep extra): w over (lam, eps, "
+                   "gamma, t), the fixed point, learning time (and threshold) over (lam, eps, gamma)")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -98,6 +101,30 @@ def _validate(args) -> None:
             _check("--t-max", args.t_max, 0.0, math.inf, lo_open=True, hi_open=True)
         _check("--points", args.points, 2, 100000)
     check_plot("--plot", args.plot)
+    check_out("--out", args.out)
+
+
+def _dataset(args, ts, w, curves, report: dict):
+    """The curves over the grid (lam, eps, gamma) of the command line (the sweeps' names): w over
+    (lam, eps, gamma, t); fixed point, learning time (NaN: never) and, at depth >= 3, the learning
+    threshold over (lam, eps, gamma); the start, tau, n, f and depth as attributes."""
+    import numpy as np
+
+    from daedyn import _xarray
+
+    axes = {k: np.asarray(getattr(args, k), np.float64) for k in ("lam", "eps", "gamma")}
+    grid = tuple(a.size for a in axes.values())
+    dims = tuple(axes)
+    column = lambda key: np.asarray([np.nan if c.get(key) is None else c[key] for c in curves],
+                                    np.float64).reshape(grid)
+    fields = {"w": (np.moveaxis(w, 0, -1).reshape(grid + (ts.size,)), dims + ("t",)),
+              "fixed_point": (column("fixed_point"), dims), "learning_time": (column("learning_time"), dims)}
+    if args.depth > 2:
+        fields["threshold"] = (column("threshold"), dims)
+    attrs = {k: v for k, v in report.items() if k not in ("t", "curves", "plot", "out")}
+    attrs.update({k: getattr(args, k) for k in ("n", "w0", "w1", "w2", "eps_schedule")
+                  if getattr(args, k) is not None})
+    return _xarray.dataset(fields, time=("t", ts), coords=axes, attrs=attrs, what="daedyn theory --out")
 
 
 def _curves(args):
@@ -209,17 +236,18 @@ def run(args) -> int:
         ts = np.linspace(0.0, max(float(ts[-1]), 2.0 * float(sched.boundaries[-1])), args.points)
     w = _trajectories(args, ts, combos)
     general = args.w1 is not None
+    report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
+              "depth": args.depth, "f": args.f, "t": ts.tolist(), "curves": curves}
+    lost = save_out("daedyn theory", args.out, report, lambda: _dataset(args, ts, w, curves, report),
+                    lambda: {"t": ts, "w": w})
     if args.plot:
         _plot(args.plot, ts, w, combos, curves, args)
+        report["plot"] = args.plot
     if args.json:
         for j, c in enumerate(curves):
             c["w"] = w[:, j].tolist()
-        report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
-                  "depth": args.depth, "f": args.f, "t": ts.tolist(), "curves": curves}
-        if args.plot:
-            report["plot"] = args.plot
         print(json.dumps(report, indent=1))
-        return 0
+        return lost
     deep = args.depth > 2
     start = (f"general start w1 = {args.w1:g}, w2 = {args.w2:g} (Eq. 5)" if general
              else f"balanced start w0 = {args.w0:g}, n = {args.n:g} "
@@ -240,6 +268,5 @@ def run(args) -> int:
     print(f"{'t':>12}  " + "  ".join(f"{'w_' + str(j):>12}" for j in range(len(curves))))
     for i, t in enumerate(ts):
         print(f"{t:>12.6g}  " + "  ".join(f"{v:>12.6g}" for v in w[i]))
-    if args.plot:
-        print(f"wrote {args.plot}")
-    return 0
+    print_written(report)
+    return lost

@@ -12,8 +12,11 @@ from daedyn.cli._files import (
     check_data_fits,
     check_distinct,
     check_file,
+    check_out,
     check_plot,
+    lost_out,
     npz_path,
+    save_dataset,
     save_npz,
     save_plot,
 )
@@ -161,7 +164,7 @@ def _check(args):
     if args.batch_size is not None:
         check_range("--batch-size", args.batch_size, 1)
     check_plot("--plot", args.plot)
-    check_file("--out", args.out)
+    check_out("--out", args.out, (".npz", ".nc", ".zarr"), other="npz")
     check_file("--checkpoint", args.checkpoint)
     check_distinct(**{"--out": None if args.out is None else _out_path(args.out), "--plot": args.plot,
                       "--checkpoint": args.checkpoint})
@@ -302,9 +305,7 @@ def run(args) -> int:
     }
     if r0.heldout_loss is not None:
         report["heldout_loss_final"] = float(np.mean([np.asarray(r.heldout_loss)[-1] for r in runs]))
-    if args.out and _is_dataset_path(args.out):
-        report["out"] = _save_dataset(args.out, runs[0] if batch is None else batch, pred, report)
-    elif args.out:
+    def npz_arrays() -> dict:
         # a schedule is saved as its values at the recorded epochs
         at_t = lambda v: v(jnp.asarray(epochs, r0.mapping.dtype)) if is_schedule(v) else v
         per_seed = lambda f: np.stack([np.asarray(at_t(getattr(r, f))) for r in runs])
@@ -317,7 +318,20 @@ def run(args) -> int:
                 arrays[f] = per_seed(f)
         if pred is not None:
             arrays["theory"] = pred
-        report["out"] = save_npz(args.out, arrays)
+        return arrays
+
+    lost = 0
+    if args.out and _is_dataset_path(args.out):  # never loses the run: .npz when the dataset fails
+        result = runs[0] if batch is None else batch
+        report["out"], reason = save_dataset(
+            "--out", args.out, lambda: _dataset(result, pred, report),
+            lambda: {**npz_arrays(), **{f"params_{k}": np.stack([np.asarray(r.params[k]) for r in runs])
+                                         for k in r0.params}})
+        if reason is not None:
+            report["out_error"] = reason
+            lost = lost_out("daedyn train", "--out", args.out, report["out"], reason)
+    elif args.out:
+        report["out"] = save_npz(args.out, npz_arrays())
     if args.plot:
         from daedyn.figures import plot_training_run
 
@@ -330,6 +344,8 @@ def run(args) -> int:
         print(json.dumps(report, indent=1))
     else:
         _print_report(report, linear)
+    if lost:
+        return lost
     if not finite:
         print("daedyn train: training diverged (NaN/inf in the recorded mapping or loss); lower --alpha",
               file=sys.stderr)
@@ -373,7 +389,7 @@ def _print_report(rep: dict, linear: bool) -> None:
         loss += f", held-out loss {rep['heldout_loss_final']:.5g}"
     print(f"{loss}; {rep['seconds']:.2f} s")
     for key in ("out", "plot"):
-        if key in rep:
+        if key in rep and not (key == "out" and "out_error" in rep):
             print(f"wrote {rep[key]}")
 
 
@@ -385,12 +401,9 @@ def _out_path(path: str) -> str:
     return path if _is_dataset_path(path) else npz_path(path)
 
 
-def _save_dataset(path: str, result, pred, report: dict) -> str:
-    """``result.to_xarray()`` (a ``seed`` axis for several seeds), the theory curves and the settings,
-    written as netCDF or zarr by the extension."""
+def _dataset(result, pred, report: dict):
+    """``result.to_xarray()`` (a ``seed`` axis for several seeds), the theory curves and the settings."""
     import numpy as np
-
-    from daedyn import _xarray
 
     seeds = report["seeds"]
     ds = result.to_xarray(**({} if seeds == 1 else {"batch_dims": ("seed",),
@@ -400,5 +413,5 @@ def _save_dataset(path: str, result, pred, report: dict) -> str:
         full[..., :pred.shape[-1]] = pred
         dims = ("seed", "epoch", "direction")
         ds["theory"] = (dims, full) if seeds > 1 else (dims[1:], full[0])
-    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "directions"})
-    return _xarray.write(ds, path)
+    ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k not in ("directions", "out")})
+    return ds

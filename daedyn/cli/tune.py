@@ -9,7 +9,15 @@ import time
 
 from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._corruption import add_corruption_options
-from daedyn.cli._files import check_data_fits, check_file, check_plot, save_plot
+from daedyn.cli._files import (
+    check_data_fits,
+    check_out,
+    check_plot,
+    print_written,
+    raw_arrays,
+    save_out,
+    save_plot,
+)
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -49,9 +57,14 @@ def register(subparsers) -> None:
                    help="with --schedule-also alpha: bound the learning rate below A by reparametrisation "
                    "(e.g. the GD stability edge N / lam_1)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
-    p.add_argument("--plot", default=None, metavar="OUT.png", help="write objective vs eps with the path")
+    p.add_argument("--plot", default=None, metavar="OUT.png",
+                   help="write objective vs eps with the path (--noise masking: vs the rate p, with the "
+                   "grid; --schedule: the tuned eps(t) and the objective over training; not with --noise "
+                   "variances)")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
-                   help="write the optimisation history (every iterate) as a labelled xarray dataset")
+                   help="write the result as a labelled xarray dataset: the optimisation history (every "
+                   "iterate), and the tuned schedule (--schedule), rate and grid (--noise masking) or "
+                   "per-component variances (--noise variances)")
     p.add_argument("--noise", choices=("gaussian", "masking", "variances"), default="gaussian",
                    help="the training corruption to tune: gaussian (its eps, default), masking (its rate "
                    "p, against a grid) or variances (D per-component Gaussian variances, from the best "
@@ -93,10 +106,7 @@ def run(args) -> int:
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
-    if args.out is not None:
-        check_file("--out", args.out)
-        if not args.out.rstrip("/").lower().endswith((".nc", ".zarr")):
-            raise ValueError(f"--out must end in .nc (netCDF) or .zarr; got {args.out!r}")
+    check_out("--out", args.out)
     if args.cov is not None:
         raise ValueError("--cov fixes the noise, and tune chooses it: use --noise variances to tune D "
                          "per-component variances")
@@ -105,9 +115,11 @@ def run(args) -> int:
                          "loss is that of W' = (1 - p) W, docs/corruption.md), so its rate cannot be tuned "
                          "through these routes; tune inverted dropout (--noise masking)")
     if args.noise != "gaussian":
-        if args.anisotropic or args.eps0 is not None or args.plot or args.out:
-            raise ValueError(f"--noise {args.noise} tunes its own parameters: drop --anisotropic, --eps0, "
-                             "--plot and --out")
+        if args.anisotropic or args.eps0 is not None:
+            raise ValueError(f"--noise {args.noise} tunes its own parameters: drop --anisotropic and --eps0")
+        if args.noise == "variances" and args.plot:
+            raise ValueError("--plot draws the objective against one noise parameter; --noise variances "
+                             "tunes D of them: drop --plot (--out writes them all)")
         if args.p is not None:
             if args.noise != "masking":
                 raise ValueError("--p is the starting rate of --noise masking")
@@ -121,6 +133,10 @@ def run(args) -> int:
         from daedyn.cli._schedule import pieces_spec
 
         pieces_spec(args.schedule)  # a usage error before loading data
+        if args.plot and args.route == "train":
+            raise ValueError("--plot with --schedule draws the held-out objective over training from the "
+                             "closed form, which route train has not got: drop --plot, or tune on "
+                             "--route closed_form or dynamics")
     from daedyn.cli._schedule import also_spec
 
     also_spec(args)  # --schedule-also / --alpha-max: usage errors before loading data
@@ -164,12 +180,13 @@ def run(args) -> int:
         report["anisotropic"] = {"objective_after": result.objective, "status": result.status,
                                  "eps_min": float(eps_j.min()) if eps_j.ndim else float(eps_j),
                                  "eps_max": float(eps_j.max()) if eps_j.ndim else float(eps_j)}
-    if args.out:
-        from daedyn import _xarray
+    def history():
+        ds = tuned.to_xarray()
+        ds.attrs["settings"] = json.dumps({k: v for k, v in report.items()
+                                           if k not in ("anisotropic", "out")})
+        return ds
 
-        history = tuned.to_xarray()
-        history.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "anisotropic"})
-        report["out"] = _xarray.write(history, args.out)
+    lost = save_out("daedyn tune", args.out, report, history, lambda: raw_arrays(tuned.result))
     if args.plot:
         from daedyn.figures import plot_noise_tuning
 
@@ -191,10 +208,9 @@ def run(args) -> int:
             a = report["anisotropic"]
             print(f"anisotropic eps_j in [{a['eps_min']:.4g}, {a['eps_max']:.4g}]: objective "
                   f"{a['objective_after']:.6g} ({a['status']})")
-        if args.plot:
-            print(f"wrote {args.plot}")
-        if args.out:
-            print(f"wrote {args.out}")
+        print_written(report)
+    if lost:
+        return lost
     if not result.success:
         print(f"daedyn tune: {result.message}", file=sys.stderr)
         return 1
@@ -238,6 +254,20 @@ def _corruption(args, name, xt, xh, start) -> int:
                        "var_min": float(v.min()), "var_max": float(v.max()), "objective_after": r.objective})
     report.update({"status": res.status, "message": res.message, "steps": res.n_steps,
                    "seconds": round(time.perf_counter() - start, 3)})
+
+    def dataset():
+        ds = r.to_xarray()
+        ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "out"})
+        return ds
+
+    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(r))
+    if args.plot:  # masking: the objective over the grid of rates, with the optimiser's path
+        from daedyn.figures import plot_objective
+
+        tuned_p, grid_p = r.as_p()
+        ax = plot_objective(None, tuned_p, grid_result=grid_p, name="p")
+        ax.set_title(f"{name}: masking rate, {args.route}, T = {args.epochs:g}")
+        report["plot"] = save_plot(ax.figure, args.plot)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -256,6 +286,9 @@ def _corruption(args, name, xt, xh, start) -> int:
             print(f"per component: variances in [{report['var_min']:.3g}, {report['var_max']:.3g}], "
                   f"objective {report['objective_after']:.6g} ({res.status}, {res.n_steps} steps); "
                   f"{report['seconds']:.2f} s")
+        print_written(report)
+    if lost:
+        return lost
     if not res.success:
         print(f"daedyn tune: {res.message}", file=sys.stderr)
         return 1
