@@ -178,8 +178,6 @@ _PC = schedules.piecewise_constant
     # a user function's values are known on the run's epochs only: refused by train before it runs
     (_refused(noise.masking(schedules.function(lambda t, a: a * t, 0.2))),
      r"p schedule values must lie in \[0, 1\); got 5 of 10"),
-    (_refused(noise.masking(_PC([5.0], [0.1, 0.3]), rescale=False), marginalised=True),
-     "rescale=False cannot be marginalised"),
     (_refused(noise.salt_and_pepper(_PC([5.0], [0.1, 0.3])), marginalised=True),
      "'salt_and_pepper' cannot be marginalised"),
     (_refused(noise.gaussian(0.1), eps=_PC([5.0], [0.1, 0.3])), "noise must be None"),

@@ -1,9 +1,20 @@
-"""The expected loss of a linear DAE and its gradient, written once for every caller.
+"""The expected loss of a linear DAE and its gradient, written once for every caller: one quadratic form.
 
-For factors ws = (W_1, ..., W_L) with W = W_L ... W_1, a second moment Sigma (summed over the n
-samples), a marginalised corruption term C (summed like Sigma) and weight decay gamma:
+For factors ws = (W_1, ..., W_L) with W = W_L ... W_1 and weight decay gamma, every corruption (and
+every denoiser trained over a distribution of noise levels) gives the same quadratic form
+
+    L = 1/(2n) [tr(W M W^T) - 2 tr(W K) + tr S] + (gamma/2) sum_l ||W_l||^2,    G = dL/dW = (W M - K) / n,
+
+with M = E[x~ x~^T] the corrupted input's second moment, K = E[x x~^T] the target-input cross moment
+(symmetric for every corruption here) and S = E[x x^T] the target's, each summed over the n samples.
+The functions below take K (the argument called ``sigma``) and C = M - K (``c``); for every unbiased
+corruption (Gaussian, covariance, inverted dropout) K = S = Sigma and C is the corruption's own term:
 
     L = 1/(2n) [tr Sigma - 2 tr(W Sigma) + tr(W (Sigma + C) W^T)] + (gamma/2) sum_l ||W_l||^2.
+
+A biased corruption (raw masking: K = (1 - p) Sigma, M = (1 - p)^2 Sigma + p (1 - p) diag(Sigma))
+passes K and M - K, and the loss's constant tr S as ``s_trace`` (:func:`loss`); the gradient and the
+dynamics need only K and M.
 
 Isotropic Gaussian noise of variance s^2 is C = eps I with eps = n s^2 (the paper's case, authors'
 scaling; docs/CONTRACTS.md). With G = dL/dW = (1/n) [W (Sigma + C) - Sigma] and
@@ -93,14 +104,17 @@ def noise_term(ws: Factors, c, mm: MatMul) -> Array:
     return _gram_quad(ws, jnp.asarray(c), mm)
 
 
-def loss(ws: Factors, sigma, c=0.0, *, n=1.0, gamma=0.0, mm: MatMul, form: str = "gram") -> Array:
+def loss(ws: Factors, sigma, c=0.0, *, n=1.0, gamma=0.0, mm: MatMul, form: str = "gram",
+         s_trace=None) -> Array:
     """The expected loss L of the module docstring, for one network.
 
     Args:
       ws: factors (W_1, ..., W_L).
-      sigma: Sigma in the weights' basis: (D,) diagonal (the eigenvalues lam in the eigenbasis) or
-        (D, D).
-      c: corruption term C in the same basis: scalar eps, (D,) or (D, D).
+      sigma: K in the weights' basis (Sigma for unbiased corruptions): (D,) diagonal (the eigenvalues
+        lam in the eigenbasis) or (D, D).
+      c: C = M - K in the same basis: scalar eps, (D,) or (D, D).
+      s_trace: tr S, the target's summed second moment (the loss's constant); default tr K (exact
+        whenever K = S, every unbiased corruption).
       n: the normaliser of the data term (the sample count N; N D / 2 for a mean over entries).
       gamma: weight decay.
       mm: matmul helper (:func:`daedyn._linear.matmul_fn`).
@@ -122,17 +136,21 @@ def loss(ws: Factors, sigma, c=0.0, *, n=1.0, gamma=0.0, mm: MatMul, form: str =
         total = trace_of(sigma, d) - 2 * cross + quad
     else:
         raise ValueError(f"loss form must be one of {LOSS_FORMS}; got {form!r}")
+    if s_trace is not None:  # the constant is tr S, not tr K
+        total = total + (s_trace - trace_of(sigma, d))
     return total / (2 * n) + gamma / 2 * weight_norm(ws)
 
 
-def data_loss(ws: Factors, x: Array, c=0.0, *, gamma=0.0, mm: MatMul) -> Array:
+def data_loss(ws: Factors, x: Array, c=0.0, *, gamma=0.0, mm: MatMul, mean_scale=1.0) -> Array:
     """The same loss straight from data rows x (N, D) (row convention: reconstruction x W^T):
 
-        1/(2N) [||X - X W^T||_F^2 + tr(W C W^T)] + (gamma/2) sum_l ||W_l||^2.
+        1/(2N) [||X - s X W^T||_F^2 + tr(W C W^T)] + (gamma/2) sum_l ||W_l||^2,
 
-    The reference for :func:`loss`: O(N D H) per evaluation, differentiated with ``jax.grad``.
+    for a corruption whose mean is s x (``mean_scale``; 1 unbiased, 1 - p raw masking) and whose
+    summed covariance is C = M - s^2 Sigma (so K = s Sigma). The reference for :func:`loss`:
+    O(N D H) per evaluation, differentiated with ``jax.grad``.
     """
-    recon = x
+    recon = x * mean_scale if not (isinstance(mean_scale, float) and mean_scale == 1.0) else x
     for w in ws:
         recon = mm(recon, w.T)
     recon_err = jnp.sum(jnp.square(x - recon))

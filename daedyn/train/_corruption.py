@@ -13,8 +13,10 @@ serves every rate, runs vmap over rates, and a marginalised run differentiates i
   on the Sigma and data paths. It is computed from the data's spectrum once per compiled chunk
   (:func:`with_term`), not per step.
 
-A corruption whose expectation is not the clean input (raw masking, salt-and-pepper) has no
-marginalised form in the core's bias-free loss and is refused with a ``ValueError`` naming it.
+Raw masking (x~ = m x, mean (1 - p) x) is one more quadratic form of the core: K = (1 - p) Sigma and
+M = (1 - p)^2 Sigma + p (1 - p) diag(Sigma) (:func:`with_term` sets ``Hyper.mean_scale`` = 1 - p and the
+term). Salt-and-pepper's mean (1 - p) x + p (low + high) / 2 is affine: the bias-free loss has no form
+for it, and it is refused with a ``ValueError`` naming it.
 
 **Schedules.** A corruption's parameter may be a schedule (``masking(p=schedule)``, a covariance
 schedule): epoch k uses ``corruption.at(k)`` (:func:`daedyn.train._schedule.hyper_at_epoch`, the
@@ -83,10 +85,36 @@ def check_route(noise: Any, marginalised: bool, route: str = "train", epochs: in
         raise ValueError(f"{route}: noise 'salt_and_pepper' cannot be marginalised (its mean "
                          "(1 - p) x + p (low + high) / 2 is affine and the expected loss has no bias "
                          "term); use marginalised=False to sample it")
-    if isinstance(noise, _corruption.Masking) and not noise.rescale:
-        raise ValueError(f"{route}: noise 'masking' with rescale=False cannot be marginalised here: its "
-                         "expected loss is that of W' = (1 - p) W, not of the trained W "
-                         "(docs/corruption.md); use masking(p) (inverted dropout) or marginalised=False")
+
+
+def _raw_term(t, p, base):
+    """p (1 - p) ``base`` at time t (p a rate or a schedule)."""
+    p = p(t) if is_schedule(p) else p
+    return (p * (1 - p)) * base
+
+
+def _keep(t, p):
+    p = p(t) if is_schedule(p) else p
+    return 1 - p
+
+
+def _raw_masking(corruption, data, path: str):
+    """(term, mean_scale) of raw masking in the run's basis. Its mean is (1 - p) x, so K = (1 - p) Sigma
+    and M = (1 - p)^2 Sigma + p (1 - p) diag(Sigma). The eigen and Sigma paths take K = mean_scale Sigma
+    and the core's C = M - K = p (1 - p) (diag(Sigma) - Sigma) (in the eigenbasis V^T diag(Sigma) V -
+    diag(lam)); the data path feeds mean_scale x and adds the covariance p (1 - p) diag(Sigma)."""
+    diag = _corruption.diag_of_sigma(data)
+    if path == "data":
+        base = diag
+    elif path == "eigen":
+        base = _corruption.rotate_term(diag, jnp.asarray(data.eigvecs)) - jnp.diag(jnp.asarray(data.eigvals))
+    else:
+        base = jnp.diag(diag) - jnp.asarray(data.sigma)
+    p = corruption.p
+    if is_schedule(p):
+        return Function((p, base), _raw_term), Function((p,), _keep)
+    p = jnp.asarray(p, base.dtype)
+    return _raw_term(None, p, base), 1 - p
 
 
 def with_term(hyper, data, path: str):
@@ -94,19 +122,26 @@ def with_term(hyper, data, path: str):
     run's basis (unchanged without a corruption; the corruption is then consumed: None). ``data``
     (a TrainData) carries eigvals, eigvecs and n. Where the corruption or eps is a schedule the term
     is the schedule t -> C(t) + eps(t) I (:func:`_plus_eps`), evaluated per epoch by
-    :func:`~daedyn.train._schedule.hyper_at_epoch`; its data part is formed here, once."""
+    :func:`~daedyn.train._schedule.hyper_at_epoch`; its data part is formed here, once. Raw masking
+    also sets ``mean_scale`` = 1 - p (K = mean_scale Sigma; :func:`_raw_masking`)."""
     corruption = getattr(hyper, "corruption", None)
     if corruption is None:
         return hyper
     basis = "eigen" if path == "eigen" else "input"
     dtype = data.eigvals.dtype
-    term = corruption.marginal_term(data, basis=basis)
+    scale = None
+    if isinstance(corruption, _corruption.Masking) and not corruption.rescale:
+        term, scale = _raw_masking(corruption, data, path)
+    else:
+        term = corruption.marginal_term(data, basis=basis)
     cast = lambda x: jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), x)
     term, eps = cast(term), cast(hyper.eps)
     if is_schedule(term) or is_schedule(eps):
         total = Function((term, eps), _plus_eps)
     else:
         total = _plus_eps(None, term, eps)
+    if scale is not None:
+        return hyper._replace(eps=total, corruption=None, mean_scale=cast(scale))
     return hyper._replace(eps=total, corruption=None)
 
 
