@@ -160,3 +160,37 @@ def test_one_stability_check_for_every_layer():
         warnings.simplefilter("always")
         core.check_gd_stability(lam=300.0, alpha=0.01)
     assert caught and issubclass(caught[0].category, core.UnstableStepWarning)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_quadratic_form_of_a_biased_corruption(depth, x64):
+    """Raw masking as (M, K): the core's loss with K = (1 - p) Sigma, C = M - K and tr S, and its data
+    form with mean scale 1 - p and covariance p (1 - p) diag(Sigma), equal the expected loss summed
+    over every one of the 2^D masks of each sample (exact enumeration, D = 4)."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    x, p, gamma = rng.uniform(0, 1, (3, 4)), 0.35, 0.02
+    shapes = [(3, 4)] + [(3, 3)] * (depth - 2) + [(4, 3)]
+    ws = tuple(jnp.asarray(rng.normal(0, 0.5, s)) for s in shapes)
+    w = np.asarray(ws[0])
+    for f in ws[1:]:
+        w = np.asarray(f) @ w
+    total = 0.0
+    for mask in itertools.product([0, 1], repeat=4):
+        m = np.array(mask, float)
+        prob = np.prod(np.where(m == 1, 1 - p, p))
+        total += prob * np.sum((x - (x * m) @ w.T) ** 2)
+    want = total / (2 * x.shape[0]) + gamma / 2 * sum(float(jnp.sum(f * f)) for f in ws)
+    sigma = x.T @ x
+    mm = core.matmul_fn("highest")
+    k, m_ = (1 - p) * sigma, (1 - p) ** 2 * sigma + p * (1 - p) * np.diag(np.diag(sigma))
+    got = core.loss(ws, jnp.asarray(k), jnp.asarray(m_ - k), n=x.shape[0], gamma=gamma, mm=mm,
+                    s_trace=np.trace(sigma))
+    got_data = core.data_loss(ws, jnp.asarray(x), jnp.asarray(p * (1 - p) * np.diag(sigma)), gamma=gamma, mm=mm,
+                              mean_scale=1 - p)
+    # float64 sums of a few dozen terms: 1e-12
+    np.testing.assert_allclose(float(got), want, rtol=1e-12)
+    np.testing.assert_allclose(float(got_data), want, rtol=1e-12)
+    # without tr S the constant is tr K: off by p tr(Sigma) / (2N), so the test can fail
+    assert abs(float(core.loss(ws, jnp.asarray(k), jnp.asarray(m_ - k), n=x.shape[0], gamma=gamma, mm=mm)) - want) > 1e-3
