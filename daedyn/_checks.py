@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["concrete", "check_range", "check_finite", "check_broadcastable", "check_int",
+__all__ = ["check_noise_term", "schedule_refusal", "concrete", "check_range", "check_finite", "check_broadcastable", "check_int",
            "check_precision", "PRECISIONS", "float_dtype", "FLOAT64_HINT", "check_representable",
            "check_output", "check_nonempty", "check_fit"]
 
@@ -63,11 +63,18 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
 
 
 def _reject_schedule(name: str, x) -> None:
-    """A :mod:`daedyn.schedules` schedule where a number is required: ``ValueError`` naming it."""
-    if type(x).__module__ == "daedyn.schedules":  # no import: daedyn.schedules imports this module
-        from daedyn.schedules import reject_schedule
+    """A :mod:`daedyn.schedules` schedule where a number is required: ``ValueError`` naming it (the
+    one message; ``daedyn.schedules.reject_schedule`` calls this). Recognised by its module, so this
+    bottom layer imports nothing above it."""
+    if type(x).__module__ == "daedyn.schedules":
+        raise ValueError(schedule_refusal(name, x))
 
-        reject_schedule(name, x)
+
+def schedule_refusal(name: str, x, where: str = "") -> str:
+    """The message of a schedule given where a constant is required (one wording everywhere)."""
+    hint = f" ({where})" if where else ""
+    return (f"{name} must be a number or an array here, not a {type(x).__name__} schedule{hint}; "
+            f"see docs/schedules.md for the functions that accept schedules")
 
 
 def _plain(x) -> str:
@@ -205,3 +212,26 @@ def check_fit(dtype, **named) -> None:
     """:func:`check_representable` for every named value in one computation dtype."""
     for name, value in named.items():
         check_representable(name, value, dtype)
+
+
+def check_noise_term(name: str, c, c_dims: int) -> None:
+    """A scalar or (D,) term must be >= 0; a (D, D) term finite, symmetric and positive
+    semi-definite (per batch element; tolerance 1e3 machine epsilons of the largest entry)."""
+    if c_dims < 2:
+        check_range(name, c, 0.0)
+        return
+    check_finite(name, c)
+    v = concrete(c)
+    if v is None or v.size == 0:
+        return
+    a = v.astype(np.float64)
+    scale = max(float(np.max(np.abs(a))), np.finfo(np.float64).tiny)
+    eps = np.finfo(v.dtype).eps if np.issubdtype(v.dtype, np.floating) else np.finfo(np.float64).eps
+    tol = 1e3 * eps * scale
+    asym = float(np.max(np.abs(a - np.swapaxes(a, -1, -2))))
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g} "
+                         f"(tolerance {tol:.3g})")
+    low = float(np.min(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2)))
+    if low < -tol * a.shape[-1]:
+        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")

@@ -48,7 +48,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_range, concrete
+from daedyn._checks import check_finite, check_noise_term, check_range, concrete
 from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule, schedule_values
 
 __all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",
@@ -120,29 +120,6 @@ def check_eps_dims(eps, eps_dims, d: int) -> int:
         raise ValueError(f"eps with eps_dims={eps_dims} must have shape (..., {', '.join(['D'] * eps_dims)}) "
                          f"with D = {d}; got {shape}")
     return int(eps_dims)
-
-
-def check_noise_term(name: str, c, c_dims: int) -> None:
-    """A scalar or (D,) term must be >= 0; a (D, D) term finite, symmetric and positive
-    semi-definite (per batch element; tolerance 1e3 machine epsilons of the largest entry)."""
-    if c_dims < 2:
-        check_range(name, c, 0.0)
-        return
-    check_finite(name, c)
-    v = concrete(c)
-    if v is None or v.size == 0:
-        return
-    a = v.astype(np.float64)
-    scale = max(float(np.max(np.abs(a))), np.finfo(np.float64).tiny)
-    eps = np.finfo(v.dtype).eps if np.issubdtype(v.dtype, np.floating) else np.finfo(np.float64).eps
-    tol = 1e3 * eps * scale
-    asym = float(np.max(np.abs(a - np.swapaxes(a, -1, -2))))
-    if asym > tol:
-        raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {asym:.3g} "
-                         f"(tolerance {tol:.3g})")
-    low = float(np.min(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2)))
-    if low < -tol * a.shape[-1]:
-        raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
 
 
 def _schedule_values(name: str, s, ts=None):

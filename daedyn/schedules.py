@@ -32,7 +32,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_range, concrete
+from daedyn._checks import check_finite, check_noise_term, check_range, concrete, schedule_refusal
 
 __all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function", "Shifted",
            "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule",
@@ -195,10 +195,7 @@ def is_schedule(x: Any) -> bool:
 def reject_schedule(name: str, x: Any, where: str = "") -> None:
     """Raise ``ValueError`` naming the parameter if a schedule is passed where a constant is required."""
     if is_schedule(x):
-        hint = f" ({where})" if where else ""
-        raise ValueError(f"{name} must be a number or an array here, not a {type(x).__name__} "
-                         f"schedule{hint}; "
-                         f"see docs/schedules.md for the functions that accept schedules")
+        raise ValueError(schedule_refusal(name, x, where))
 
 
 def _check_values(name: str, values) -> None:
@@ -239,8 +236,6 @@ def piecewise_constant(boundaries: ArrayLike, values: ArrayLike, *,
         if b.size > 1 and not np.all(np.diff(b.astype(np.float64)) > 0):
             raise ValueError(f"boundaries must be strictly increasing; got {b.tolist()}")
     if v is not None and matrix:
-        from daedyn._corruption import check_noise_term
-
         if v.ndim < 3 or v.shape[-1] != v.shape[-2]:
             raise ValueError(f"values with matrix=True must have shape (K + 1, ..., D, D); got {v.shape}")
         check_noise_term("values", v, 2)
