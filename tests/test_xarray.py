@@ -39,9 +39,12 @@ def test_scalar_trajectory_dims_coords_and_values():
 def test_matrix_trajectory_dims():
     # labelling only: a hand-made result (T = 3, D = 4, H = 2) spares a matrix_gd compilation
     r = np.random.default_rng(0)
+    w1, w2 = r.random((2, 4)), r.random((4, 2))
+    factors = ({"ws": (w1, w2)} if "ws" in dynamics.MatrixTrajectory._fields  # the factors of any depth
+               else {"w1": w1, "w2": w2})
     tr = dynamics.MatrixTrajectory(t=np.array([0, 10, 20]), mapping=r.random((3, 4)),
                                    singular_values=r.random((3, 2)), weight_norm=r.random(3),
-                                   loss=r.random(3), w1=r.random((2, 4)), w2=r.random((4, 2)))
+                                   loss=r.random(3), **factors)
     ds = tr.to_xarray()
     assert ds.mapping.dims == ("epoch", "direction") and ds.singular_values.dims == ("epoch", "component")
     assert ds.w1.dims == ("hidden", "input") and ds.w2.dims == ("input", "hidden")
