@@ -33,7 +33,6 @@ from daedyn import dynamics, models, schedules, theory, train
 from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
 from daedyn._checks import check_range
-from daedyn.theory._schedule import _require_piecewise
 
 __all__ = ["WAYS", "Tolerances", "CrossCheck", "crosscheck"]
 
@@ -197,7 +196,7 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     if init not in ("random", "orthogonal"):
         raise ValueError(f"init must be 'random' or 'orthogonal'; got {init!r}")
     for name, v in (("eps", eps), ("gamma", gamma)):
-        _require_piecewise(name, v, "crosscheck (its closed form)")  # refused before anything runs
+        schedules.require_piecewise(name, v, "crosscheck (its closed form)")  # refused before anything runs
         if not schedules.is_schedule(v):
             check_range(name, v, 0.0)
         elif np.ndim(v.values) != 1:

@@ -394,3 +394,12 @@ def cast(x, dtype):
     if is_schedule(x):
         return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), x)
     return jnp.asarray(x, dtype)
+
+
+def require_piecewise(name: str, x, func: str) -> None:
+    """Refuse a continuous (linear, exponential, function) schedule where ``func`` is exact for
+    piecewise-constant ones only (a closed form): ``ValueError`` naming the parameter and the fix."""
+    if is_schedule(x) and not isinstance(x, PiecewiseConstant):
+        raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
+                         f"{type(x).__name__} schedule (integrate it with daedyn.dynamics.scalar_flow or "
+                         f"scalar_gd, at any depth, or approximate it by daedyn.schedules.piecewise_constant)")

@@ -47,8 +47,8 @@ class Hyper(NamedTuple):
         with ``corrupt(key, x)``, or, when marginalised, its term C takes eps's place as C + eps I
         (docs/corruption.md). Its parameters may be schedules: epoch k uses ``corruption.at(k)``.
       mean_scale: s in E[x~] = s x, so the target-input moment of the marginalised loss is
-        K = s Sigma (1 for every unbiased corruption; 1 - p for raw masking, set when the loop turns a
-        corruption into its term: docs/architecture.md, "One quadratic core").
+        K = s Sigma: None (s = 1, every unbiased corruption), or 1 - p for raw masking, set when the
+        loop turns a corruption into its term (docs/architecture.md, "One quadratic core").
     Any of alpha, gamma and eps may be a :mod:`daedyn.schedules` schedule: epoch k uses its value at k.
     """
 
@@ -56,7 +56,7 @@ class Hyper(NamedTuple):
     gamma: ArrayLike = 0.0
     eps: ArrayLike = 0.0
     corruption: Any = None
-    mean_scale: ArrayLike = 1.0
+    mean_scale: ArrayLike | None = None
 
 
 @dataclasses.dataclass(frozen=True)

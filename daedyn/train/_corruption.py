@@ -43,7 +43,7 @@ from daedyn import noise as noise_lib
 from daedyn.schedules import Function, PiecewiseConstant, is_schedule
 
 __all__ = ["KINDS", "WithAdditive", "is_corruption", "check_route", "with_term", "corrupt", "batch_shape",
-           "flatten", "stability_eps", "check_coupled"]
+            "stability_eps", "check_coupled"]
 
 KINDS = (_corruption.Masking, _corruption.SaltAndPepper, _corruption.GaussianCovariance)
 
@@ -184,22 +184,6 @@ def batch_shape(noise) -> tuple[int, ...]:
         raise ValueError(f"p must be a piecewise-constant schedule in train_batch() (its values "
                          f"(K + 1, *S) give one schedule per run); got a {type(p).__name__} schedule")
     return tuple(p.shape) if is_schedule(p) else tuple(np.shape(p))
-
-
-def flatten(noise, shape: tuple[int, ...], size: int, dtype):
-    """The corruption with its leaves broadcast to ``shape`` and flattened to ``size`` runs (a
-    covariance, or its schedule, is shared: every leaf gets a leading run axis)."""
-    from daedyn.train import _schedule
-
-    if isinstance(noise, _corruption.GaussianCovariance):
-        return jax.tree_util.tree_map(
-            lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), (size, *jnp.shape(a))), noise)
-    if is_schedule(noise.p):  # piecewise constant (batch_shape): one schedule per run
-        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), noise.p)
-        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(noise, is_leaf=is_schedule),
-                                            [_schedule.flatten(p, shape, size)])
-    return jax.tree_util.tree_map(
-        lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), shape).reshape(size), noise)
 
 
 def _stand_in(noise):

@@ -24,9 +24,8 @@ from jax.typing import ArrayLike
 
 from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
-from daedyn._checks import check_range
+from daedyn._checks import check_int, check_range
 from daedyn._progress import starting
-from daedyn.theory._deep import check_depth
 from daedyn.train import _corruption as corruption_lib
 from daedyn.train import _log, _loop, _schedule
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
@@ -286,7 +285,7 @@ def _resolve_widths(cfg: TrainConfig) -> int | tuple[int, ...]:
     (H_1, ..., H_{L-1}); ``depth=L`` with one width repeats it."""
     hs = models.widths(cfg.hidden)
     if cfg.depth is not None:
-        depth = check_depth(cfg.depth)
+        depth = check_int("depth", cfg.depth, 2)
         if len(hs) == 1:
             hs = hs * (depth - 1)
         elif len(hs) != depth - 1:
@@ -395,7 +394,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if batched:
         flat = lambda a: _schedule.flatten_any(a, shape, size)  # schedules: one per run
         hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
-                      None if corruption is None else corruption_lib.flatten(corruption, shape, size, dt))
+                      None if corruption is None else _schedule.flatten_corruption(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
         _check_params_shapes(params, hidden, d)

@@ -68,7 +68,7 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
     xb = data.x if batch_idx is None else data.x[batch_idx]
     count, d = xb.shape
     inputs = xb
-    if cfg.marginalised:  # raw masking: the corrupted input's mean s x (1 unbiased)
+    if cfg.marginalised and hyper.mean_scale is not None:  # raw masking: the corrupted input's mean s x
         inputs = xb * jnp.asarray(hyper.mean_scale, dtype)
     if cfg.corrupt:  # a corruption (+ additive noise of level eps with an eps schedule)
         inputs = unit_noise if unit_noise is not None else corruption_lib.corrupt(
@@ -103,7 +103,7 @@ def gradient(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hyper, key
     form = _linear.choose_form(d, h) if len(ws) == 2 else "gram"
     sigma = data.eigvals if cfg.path == "eigen" else data.sigma
     eps = jnp.asarray(hyper.eps, dtype) if cfg.marginalised else jnp.zeros((), dtype)
-    if cfg.marginalised:  # K = s Sigma (raw masking: s = 1 - p; 1 unbiased)
+    if cfg.marginalised and hyper.mean_scale is not None:  # K = s Sigma (raw masking: s = 1 - p)
         sigma = sigma * jnp.asarray(hyper.mean_scale, dtype)
     grads = _linear.grad(ws, sigma, eps, n=normaliser(cfg.loss_scale, data.n, d, dtype),
                          gamma=jnp.asarray(hyper.gamma, dtype), mm=mm, form=form)

@@ -16,10 +16,11 @@ import numpy as np
 
 from daedyn import noise as noise_lib
 from daedyn._checks import check_range, concrete
-from daedyn.schedules import over
-from daedyn.schedules import Function, PiecewiseConstant, is_schedule
+from daedyn._corruption import GaussianCovariance
+from daedyn.schedules import Function, PiecewiseConstant, is_schedule, over
+from daedyn.train import _corruption as corruption_lib
 
-__all__ = ["hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
+__all__ = ["flatten_corruption", "hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
            "flatten_any", "broadcast_runs", "in_units", "times", "over"]
 
 
@@ -41,8 +42,6 @@ def driver_eps(eps, noise, *, batched: bool, checkpoint, dtype=None):
     """Validate ``train(eps=schedule)``; returns the noise model that carries the kind (Gaussian),
     or, with a corruption (masking, ...), the corruption followed by Gaussian noise of level eps
     (:class:`daedyn.train._corruption.WithAdditive`: marginalised, C + eps I)."""
-    from daedyn.train import _corruption as corruption_lib
-
     if not is_schedule(eps):
         raise ValueError(f"eps must be a daedyn.schedules schedule (give a constant noise level as noise=); "
                          f"got {type(eps).__name__}")
@@ -158,3 +157,17 @@ def broadcast_runs(v, shape):
     if isinstance(v, PiecewiseConstant):
         return PiecewiseConstant(v.boundaries, jnp.broadcast_to(v.values, v.values.shape[:1] + tuple(shape)))
     return jnp.broadcast_to(v, shape)
+
+
+def flatten_corruption(noise, shape: tuple[int, ...], size: int, dtype):
+    """The corruption with its leaves broadcast to ``shape`` and flattened to ``size`` runs (a
+    covariance, or its schedule, is shared: every leaf gets a leading run axis)."""
+    if isinstance(noise, GaussianCovariance):
+        return jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), (size, *jnp.shape(a))), noise)
+    if is_schedule(noise.p):  # piecewise constant (batch_shape): one schedule per run
+        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), noise.p)
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(noise, is_leaf=is_schedule),
+                                            [flatten(p, shape, size)])
+    return jax.tree_util.tree_map(
+        lambda a: jnp.broadcast_to(jnp.asarray(a, dtype), shape).reshape(size), noise)
