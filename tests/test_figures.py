@@ -14,7 +14,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from daedyn import figures, train
-from daedyn.figures import load_numbers
+from daedyn.figures._common import load_numbers, new_figure
+from daedyn.figures._noise_decay import wdae_learning_rate
+from daedyn.figures._scalar import loss_grid, plot_loss_surface, plot_trajectories
 
 # ---------------------------------------------------------------------------------------------
 # Figures 1-4: generated once per module into a temporary directory, read back from disk.
@@ -180,7 +182,7 @@ def test_figure_3_rates_and_difference(made):
 
 def test_figure_3_wdae_rate_option():
     with pytest.raises(ValueError, match="formula"):
-        figures.wdae_learning_rate(1.0, 1.0, formula="paper")
+        wdae_learning_rate(1.0, 1.0, formula="paper")
 
 
 def test_figure_4_norms_and_small_start(made):
@@ -217,11 +219,11 @@ def test_random_figures_need_a_key():
 
 
 def test_panels_draw_on_given_axes():
-    fig, axes = figures.new_figure(1, 2)
-    grid, loss = figures.loss_grid(1.0, 1.0, resolution=21)
-    ax = figures.plot_loss_surface(grid, loss, w_star=0.5, ax=axes[0, 0])
+    fig, axes = new_figure(1, 2)
+    grid, loss = loss_grid(1.0, 1.0, resolution=21)
+    ax = plot_loss_surface(grid, loss, w_star=0.5, ax=axes[0, 0])
     assert ax is axes[0, 0] and ax.lines  # manifold and saddle drawn on the given Axes
-    ax2 = figures.plot_trajectories(np.arange(3.0), np.zeros((2, 3)))  # ax=None: a new figure
+    ax2 = plot_trajectories(np.arange(3.0), np.zeros((2, 3)))  # ax=None: a new figure
     assert ax2.figure is not fig
     # loss_grid is Eq. (4) with tau = 1: lam/2 (1 - w)^2 + eps/2 w^2, checked at a grid point.
     i1, i2 = 15, 4

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from daedyn import figures
-from daedyn.figures import load_numbers
+from daedyn.figures._common import load_numbers
 
 
 @pytest.mark.slow  # a coupled 784 x 784 flow in float64: ~15 s on a loaded 2-core CPU

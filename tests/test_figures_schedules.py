@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from daedyn import figures
-from daedyn.figures import load_numbers
+from daedyn.figures._common import load_numbers
 
 
 @pytest.mark.slow  # the quick figure: ~17 s of CPU time (compiling the tuning), 30 s on the loaded 2-core CPU

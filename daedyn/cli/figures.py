@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -77,7 +78,7 @@ def run(args) -> int:
 
     check_file("--out", args.out, folder=True)  # created by the first figure: refused now if it cannot be
     names = args.only or _names()
-    quick = figures.quick_default() if args.quick is None else args.quick
+    quick = _quick_default() if args.quick is None else args.quick
     key = jr.key(args.seed)
     report = {"out": args.out, "quick": quick, "seed": args.seed, "figures": {}}
     failed = False
@@ -112,6 +113,16 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=1))
     return 1 if failed else 0
+
+
+def _quick_default() -> bool:
+    """Reduced settings unless an accelerator is the default backend (or DAEDYN_QUICK says)."""
+    env = os.environ.get("DAEDYN_QUICK")
+    if env is not None:
+        return env not in ("0", "", "false", "False")
+    import jax
+
+    return jax.default_backend() == "cpu"
 
 
 def _print_entry(name: str, entry: dict) -> None:

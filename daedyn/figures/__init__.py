@@ -3,16 +3,16 @@
 Every figure is a function ``figure_*(*, quick, out_dir=None, key=..., data_dir=None)`` returning a
 :class:`FigureResult` (a matplotlib ``Figure`` and the numbers behind it). With ``out_dir`` it writes
 ``<name>.png``, ``<name>.pdf``, ``<name>.npz`` (arrays) and ``<name>.json`` (settings, scalars,
-array shapes, skipped panels, versions). Panels are drawn by functions that take ``ax=None`` and
-return the Axes, so they compose into other figures.
+array shapes, skipped panels, versions).
 
 This is the only part of daedyn that imports matplotlib; it never imports ``pyplot`` (figures carry
 an Agg canvas), so it does not change the backend of a user's session.
 
 Plots of single computations, as the ``daedyn`` subcommands draw them: :func:`plot_closed_form`,
 :func:`plot_scalar_runs`, :func:`plot_matrix_mapping`, :func:`plot_training_run`,
-:func:`plot_noise_tuning`, :func:`plot_crosscheck`. Long figures report their steps, and their
-training runs' progress, inside :func:`reporting`.
+:func:`plot_noise_tuning`, :func:`plot_objective`, :func:`plot_schedule_tuning`,
+:func:`plot_crosscheck`. Long figures report their steps, and their training runs' progress,
+inside :func:`reporting`.
 
 Figures (``FIGURES`` maps the CLI names to the functions):
   "1"  Figure 1: scalar GD paths vs Eq. (5) for eps = 0, 1, 5 and loss surfaces.
@@ -32,55 +32,14 @@ Figures (``FIGURES`` maps the CLI names to the functions):
                    images, confirmed by training linear DAEs with both (docs/schedules.md).
 """
 
-from daedyn.figures._beyond import (
-    figure_learning_time,
-    figure_tuning,
-    plot_crosscheck,
-    plot_learning_times,
-    pool_images,
-)
-from daedyn.figures._common import (
-    COLORS,
-    FigureResult,
-    load_numbers,
-    new_figure,
-    quick_default,
-    report,
-    reporting,
-    save,
-)
+from daedyn.figures._beyond import figure_learning_time, figure_tuning, plot_crosscheck
+from daedyn.figures._common import FigureResult, reporting
 from daedyn.figures._corruption import figure_corruption
 from daedyn.figures._depth import figure_depth
-from daedyn.figures._noise_decay import (
-    figure_2,
-    figure_3,
-    plot_family,
-    plot_learning_rates,
-    wdae_learning_rate,
-)
-from daedyn.figures._real_data import (
-    figure_5,
-    figure_6,
-    figure_s1,
-    linear_theory,
-    plot_strengths,
-    prediction_errors,
-)
-from daedyn.figures._runs import (
-    plot_closed_form,
-    plot_matrix_mapping,
-    plot_scalar_runs,
-    plot_training_run,
-)
-from daedyn.figures._scalar import (
-    figure_1,
-    figure_4,
-    loss_grid,
-    manifold_curve,
-    plot_loss_surface,
-    plot_trajectories,
-    plot_weight_norm,
-)
+from daedyn.figures._noise_decay import figure_2, figure_3
+from daedyn.figures._real_data import figure_5, figure_6, figure_s1
+from daedyn.figures._runs import plot_closed_form, plot_matrix_mapping, plot_scalar_runs, plot_training_run
+from daedyn.figures._scalar import figure_1, figure_4
 from daedyn.figures._schedules import figure_schedules, plot_schedule_tuning
 from daedyn.figures._tuning import plot_noise_tuning, plot_objective
 
@@ -100,14 +59,8 @@ FIGURES = {
 }
 
 __all__ = [
-    "COLORS", "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4",
-    "figure_5", "figure_6", "figure_s1", "linear_theory", "plot_strengths",
-    "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth", "figure_schedules",
-    "plot_learning_times",
-    "pool_images",
-    "plot_crosscheck", "prediction_errors",
-    "load_numbers", "loss_grid", "report", "reporting", "quick_default", "manifold_curve",
-    "new_figure", "plot_family", "plot_learning_rates", "plot_loss_surface", "plot_trajectories",
-    "plot_weight_norm", "save", "wdae_learning_rate", "plot_closed_form", "plot_scalar_runs",
-    "plot_matrix_mapping", "plot_training_run", "plot_noise_tuning", "plot_objective", "plot_schedule_tuning",
+    "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4", "figure_5", "figure_6",
+    "figure_s1", "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth",
+    "figure_schedules", "plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping", "plot_training_run",
+    "plot_noise_tuning", "plot_objective", "plot_schedule_tuning", "plot_crosscheck", "reporting",
 ]

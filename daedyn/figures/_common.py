@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,16 +270,6 @@ def require_key(key, name: str):
     if key is None:
         raise ValueError(f"{name} draws random initial weights: pass key=jax.random.key(<seed>)")
     return key
-
-
-def quick_default() -> bool:
-    """Reduced settings unless an accelerator is the default backend (or DAEDYN_QUICK says)."""
-    env = os.environ.get("DAEDYN_QUICK")
-    if env is not None:
-        return env not in ("0", "", "false", "False")
-    import jax
-
-    return jax.default_backend() == "cpu"
 
 
 def figure_dataset(name: str, *, n: int | None, quick: bool, data_dir=None, split: str = "train"):
