@@ -24,7 +24,7 @@ from data_fixtures import (  # tests/ is on sys.path (pytest rootdir-less "prepe
 )
 
 from daedyn import data
-from daedyn.data import DataFormatError, DatasetUnavailable
+from daedyn.data import DataFormatError, DatasetUnavailable, _formats
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 HAVE_DEBIAN_FASHION = os.path.isfile(os.path.join(DEBIAN_FASHION, "train-images-idx3-ubyte.gz"))
@@ -44,7 +44,7 @@ def test_idx_round_trip_all_types(tmp_path, gz):
               rng.standard_normal((2, 2)).astype(np.float32), rng.standard_normal((3,))]
     for k, a in enumerate(arrays):
         path = write_idx(tmp_path / f"a{k}.idx", a, gz=gz)
-        b = data.read_idx(path)
+        b = _formats.read_idx(path)
         assert b.shape == a.shape and b.dtype == a.dtype.newbyteorder("=")
         np.testing.assert_array_equal(b, a)  # exact: a byte-level round trip
 
@@ -52,7 +52,7 @@ def test_idx_round_trip_all_types(tmp_path, gz):
 def test_idx_gzip_detected_by_content_not_name(tmp_path):
     a = np.arange(12, dtype=np.uint8).reshape(1, 3, 4)
     path = write_idx(tmp_path / "plain-name-idx3-ubyte", a, gz=True)
-    np.testing.assert_array_equal(data.read_idx_images(path), a)
+    np.testing.assert_array_equal(_formats.read_idx_images(path), a)
 
 
 def test_idx_errors_name_file_and_problem(tmp_path):
@@ -69,7 +69,7 @@ def test_idx_errors_name_file_and_problem(tmp_path):
         path = tmp_path / f"bad-{what.replace(' ', '_')}"
         path.write_bytes(raw)
         with pytest.raises(DataFormatError, match=what) as info:
-            data.read_idx(path)
+            _formats.read_idx(path)
         assert str(path) in str(info.value)
 
 
@@ -77,23 +77,23 @@ def test_idx_truncated_gzip_stream(tmp_path):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.ones((5, 28, 28), np.uint8)))[:-20])
     with pytest.raises(DataFormatError, match="gzip") as info:
-        data.read_idx_images(path)
+        _formats.read_idx_images(path)
     assert str(path) in str(info.value)
 
 
 def test_idx_missing_file_and_wrong_kind(tmp_path):
     with pytest.raises(DatasetUnavailable, match="not found") as info:
-        data.read_idx(tmp_path / "nope.gz")
+        _formats.read_idx(tmp_path / "nope.gz")
     assert "nope.gz" in str(info.value)
     labels = write_idx(tmp_path / "labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
     with pytest.raises(DataFormatError, match="image file"):
-        data.read_idx_images(labels)
+        _formats.read_idx_images(labels)
     images = write_idx(tmp_path / "images-idx3-ubyte", np.zeros((2, 20, 28), np.uint8))
     with pytest.raises(DataFormatError, match="20x28"):
-        data.read_idx_images(images, image_shape=(28, 28))
+        _formats.read_idx_images(images, image_shape=(28, 28))
     bad_labels = write_idx(tmp_path / "bad-labels-idx1-ubyte", np.array([1, 12], np.uint8))
     with pytest.raises(DataFormatError, match="label 12"):
-        data.read_idx_labels(bad_labels)
+        _formats.read_idx_labels(bad_labels)
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -243,7 +243,7 @@ def test_cifar10_batches_hwc_order(tmp_path):
     np.testing.assert_array_equal(ds.labels, ref["train_labels"])
     test = data.load("cifar10", split="test", data_dir=tmp_path, source="files")
     assert test.x.shape == (10, 3072)
-    images, labels = data.read_cifar10_batches(
+    images, labels = _formats.read_cifar10_batches(
         [tmp_path / "cifar-10-batches-py" / f"data_batch_{k}" for k in (2, 1)])
     swapped = np.concatenate([ref["train_labels"][20:40], ref["train_labels"][:20]])
     np.testing.assert_array_equal(labels, swapped)
@@ -295,7 +295,7 @@ def test_cifar10_bad_files(tmp_path):
         path = tmp_path / name
         path.write_bytes(raw)
         with pytest.raises(DataFormatError, match=match) as info:
-            data.read_cifar10_batch(path)
+            _formats.read_cifar10_batch(path)
         assert str(path) in str(info.value)
     assert not marker.exists()  # the refused global never ran
 
@@ -306,7 +306,7 @@ def test_cifar10_python3_repickled_batch_loads(tmp_path):
     for protocol in (2, 5):
         p = tmp_path / f"batch{protocol}"
         p.write_bytes(pickle.dumps({b"data": arr, b"labels": [0, 1, 2]}, protocol=protocol))
-        images, labels = data.read_cifar10_batch(p)
+        images, labels = _formats.read_cifar10_batch(p)
         np.testing.assert_array_equal(images, arr.reshape(3, 3, 32, 32).transpose(0, 2, 3, 1))
 
 

@@ -9,26 +9,15 @@ ever downloaded unless ``download=True`` is passed. A dataset that cannot be fou
 :class:`DataFormatError` naming the file.
 
 :func:`load_dataset` takes a name or a ``.npy`` file (what the ``daedyn`` command's ``--dataset``
-accepts), with an optional fallback dataset.
+accepts), with an optional fallback dataset; :func:`read_npy` is its reader of ``.npy`` files (no
+pickles; a broken file is a :class:`DataFormatError` naming it).
 """
 
 from daedyn.data._dataset import Dataset, from_array, select_indices, train_heldout_split
-from daedyn.data._formats import (
-    DataFormatError,
-    DatasetUnavailable,
-    read_cifar10_archive,
-    read_cifar10_batch,
-    read_cifar10_batches,
-    read_idx,
-    read_idx_images,
-    read_idx_labels,
-    read_npy,
-)
-from daedyn.data._load import DATASETS, SYSTEM_DIRS, load, load_dataset
+from daedyn.data._formats import DataFormatError, DatasetUnavailable, read_npy
+from daedyn.data._load import DATASETS, load, load_dataset
 
 __all__ = [
     "Dataset", "DatasetUnavailable", "DataFormatError", "load", "load_dataset", "from_array",
-    "train_heldout_split", "select_indices", "read_idx", "read_idx_images", "read_idx_labels",
-    "read_cifar10_batch", "read_cifar10_batches", "read_cifar10_archive", "read_npy", "DATASETS",
-    "SYSTEM_DIRS",
+    "train_heldout_split", "select_indices", "read_npy", "DATASETS",
 ]
