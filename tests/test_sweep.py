@@ -13,6 +13,7 @@ import pytest
 
 import daedyn.sweep as sweep
 from daedyn.cli import main as cli_main
+from daedyn.sweep._store import read_log
 
 TS = np.linspace(0.0, 3.0, 5)
 AXES = {"lam": {"geomspace": [0.5, 4.0, 7]}, "eps": [0.0, 0.5, 2.0], "w0": 0.1}
@@ -125,12 +126,12 @@ def test_bad_specs_are_refused_before_compute(tmp_path):
 def test_existing_path_with_other_spec_is_refused(tmp_path):
     path = tmp_path / "s.zarr"
     sweep.run(spec(), path=path)
-    log = sweep.read_log(path)
+    log = read_log(path)
     other = spec(axes={**AXES, "eps": [0.0, 0.5, 3.0]})
     CALLS["n"] = 0
     with pytest.raises(ValueError, match=r"different spec \(differs in: axes.eps\)"):
         sweep.run(other, path=path)
-    assert CALLS["n"] == 1 and sweep.read_log(path) == log  # planning only; nothing written
+    assert CALLS["n"] == 1 and read_log(path) == log  # planning only; nothing written
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a daedyn sweep store"):
@@ -163,7 +164,7 @@ def test_ctrl_c_leaves_consistent_store_and_resume_matches(tmp_path):
     a, b = sweep.open_results(tmp_path / "full.zarr"), sweep.open_results(path)
     for v in ("w", "fp", "status"):
         np.testing.assert_array_equal(a[v].values, b[v].values)  # bitwise: same compiled function
-    chunks = [r["chunk"] for r in sweep.read_log(path)]
+    chunks = [r["chunk"] for r in read_log(path)]
     assert sorted(chunks) == list(range(full.n_chunks))  # each chunk computed exactly once
 
 

@@ -10,6 +10,8 @@ import pytest
 
 import daedyn.sweep as sweep
 from daedyn import dynamics, theory
+from daedyn.sweep._builtins import resolve
+from daedyn.sweep._spec import NOT_RANGED
 
 LAM = np.geomspace(0.1, 10.0, 5)
 EPS = np.array([0.0, 1.0, 4.0])
@@ -145,16 +147,16 @@ def test_gpu_sweep_matches_cpu_sweep(tmp_path):
 def _accepted(fn):
     """Every keyword a built-in takes: its signature and the options it declares static."""
     names = {p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD}
-    return names | set(sweep.resolve(fn)[1].static)
+    return names | set(resolve(fn)[1].static)
 
 
 @pytest.mark.parametrize("name", sorted(sweep.ENTRY_POINTS))
 def test_every_accepted_parameter_has_a_range(name):
     # the one range table must know every name a built-in accepts (or list it as data/choice/flag):
     # a new adapter parameter without a range fails here
-    missing = _accepted(sweep.ENTRY_POINTS[name]) - set(sweep.PARAMETER_RANGES) - sweep.NOT_RANGED
+    missing = _accepted(sweep.ENTRY_POINTS[name]) - set(sweep.PARAMETER_RANGES) - NOT_RANGED
     assert not missing, f"{name} accepts {sorted(missing)} without a range"
-    assert not set(sweep.PARAMETER_RANGES) & sweep.NOT_RANGED
+    assert not set(sweep.PARAMETER_RANGES) & NOT_RANGED
 
 
 def test_noise_variances_share_the_eps_range():
@@ -213,10 +215,10 @@ def test_entry_points_are_read_only_and_names_resolve():
     with pytest.raises(TypeError):
         sweep.ENTRY_POINTS["mine"] = print  # no global registry to mutate
     assert not hasattr(sweep, "register")
-    fn, info = sweep.resolve("theory.fixed_point")
+    fn, info = resolve("theory.fixed_point")
     assert fn is sweep.ENTRY_POINTS["theory.fixed_point"] and info.batching == "vmap"
-    assert sweep.resolve("numpy:add")[0] is np.add  # a user's own function, by import path
+    assert resolve("numpy:add")[0] is np.add  # a user's own function, by import path
     with pytest.raises(ValueError, match="not a built-in entry point"):
-        sweep.resolve("theory.nonsense")
+        resolve("theory.nonsense")
     with pytest.raises(ValueError, match="cannot import module"):
-        sweep.resolve("no_such_module_xyz:f")
+        resolve("no_such_module_xyz:f")

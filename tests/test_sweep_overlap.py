@@ -246,7 +246,7 @@ def test_a_chunk_is_complete_exactly_when_its_status_is_written(tmp_path, refere
     resumed = sweep.run(SPEC, path=path, compression=compression)
     assert resumed.chunks_skipped == 4 and resumed.chunks_computed == 5
     _assert_same(path, reference)
-    log = sweep.read_log(str(path))
+    log = _store.read_log(str(path))
     assert sorted(r["chunk"] for r in log) == list(range(9))  # logged once each, after completion
 
 

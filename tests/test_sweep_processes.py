@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import daedyn.sweep as sweep
+from daedyn.sweep._store import read_log
 
 FUNCTIONS = '''
 import jax, jax.numpy as jnp
@@ -117,7 +118,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
     first = subprocess.run([sys.executable, str(script), "5"], env=env, capture_output=True, text=True,
                            timeout=240)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    log1 = sweep.read_log(path)
+    log1 = read_log(path)
     # killed when the 5th chunk was reported; the writer thread runs behind a bounded queue, so a
     # chunk or two more may have been written and recorded before the kill landed (seen: 6)
     n1 = len(log1)
@@ -127,7 +128,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
     second = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
                             timeout=240)
     assert second.returncode == 0 and "finished" in second.stdout, second.stderr[-2000:]
-    log = sweep.read_log(path)
+    log = read_log(path)
     chunks = [r["chunk"] for r in log]
     assert sorted(chunks) == list(range(19))  # every chunk recorded exactly once over both runs
     pids = {r["chunk"]: r["pid"] for r in log}
@@ -147,15 +148,15 @@ def test_sigkill_at_a_random_moment_then_resume(fns):
     code = KILL_SCRIPT.format(spec=spec, path=path)
     proc = _python(code, fns, background=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(sweep.read_log(path)) < 20 and proc.poll() is None:
+    while time.time() < deadline and len(read_log(path)) < 20 and proc.poll() is None:
         time.sleep(0.005)
     proc.kill()
     proc.communicate()
-    n_before = len(sweep.read_log(path))
+    n_before = len(read_log(path))
     assert 20 <= n_before < 111  # killed mid-sweep (the poll loop is far faster than the sweep)
     res = _python(code, fns)
     assert "finished" in res.stdout
-    chunks = [r["chunk"] for r in sweep.read_log(path)]
+    chunks = [r["chunk"] for r in read_log(path)]
     assert sorted(chunks) == list(range(111))
     sweep.run(spec, path=fns / "ref.zarr")
     a, b = sweep.open_results(path), sweep.open_results(fns / "ref.zarr")
@@ -237,7 +238,7 @@ def test_two_processes_with_jax_distributed(fns):
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     info = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
     assert sorted(i["computed"] for i in info) == [9, 10]  # 19 chunks dealt round-robin
-    log = sweep.read_log(path)
+    log = read_log(path)
     assert sorted(r["chunk"] for r in log) == list(range(19))
     assert {r["chunk"] % 2 for r in log if r["process_index"] == 1} == {1}
     sweep.run(GD_SPEC, path=fns / "one.zarr")

@@ -24,12 +24,11 @@ Example:
 import functools as _functools
 
 from daedyn._extras import require as _require
-from daedyn.sweep._builtins import ENTRY_POINTS, resolve
-from daedyn.sweep._entries import EntryInfo, entry_point
-from daedyn.sweep._plan import HELD_COPIES, OutputInfo, SweepPlan, plan
+from daedyn.sweep._builtins import ENTRY_POINTS
+from daedyn.sweep._entries import entry_point
+from daedyn.sweep._plan import SweepPlan, plan
 from daedyn.sweep._run import Progress, SweepSummary, run
 from daedyn.sweep._spec import (
-    NOT_RANGED,
     PARAMETER_RANGES,
     ParameterRange,
     SweepSpec,
@@ -39,10 +38,7 @@ from daedyn.sweep._spec import (
     parse_memory,
     read_table,
 )
-from daedyn.sweep._store import STATUS_CODES, read_log
 from daedyn.sweep._store import open_results as _open_results
-
-run_sweep = run
 
 
 @_functools.wraps(_open_results)
@@ -51,8 +47,7 @@ def open_results(path):
     return _open_results(path)
 
 __all__ = [
-    "ENTRY_POINTS", "EntryInfo", "HELD_COPIES", "NOT_RANGED", "OutputInfo", "PARAMETER_RANGES",
-    "ParameterRange", "Progress", "STATUS_CODES", "SweepPlan", "SweepSpec", "SweepSummary", "as_spec",
-    "entry_point", "load_spec", "open_results", "parse_memory", "plan", "read_log", "resolve", "run",
-    "run_sweep", "read_table", "check_parameters",
+    "ENTRY_POINTS", "PARAMETER_RANGES", "ParameterRange", "Progress", "SweepPlan", "SweepSpec",
+    "SweepSummary", "as_spec", "entry_point", "load_spec", "open_results", "plan", "run", "parse_memory",
+    "read_table", "check_parameters",
 ]
