@@ -42,14 +42,13 @@ Layout (one job per private module):
 - ``_compare``: :func:`compare_with_theory`, :func:`initial_w0`.
 """
 
-from daedyn.train._compare import W0_KINDS, TheoryComparison, compare_with_theory, crossing_times, initial_w0
-from daedyn.train._config import OBSERVABLES, Hyper, TrainConfig
+from daedyn.train._compare import TheoryComparison, compare_with_theory, crossing_times, initial_w0
+from daedyn.train._config import Hyper, TrainConfig
 from daedyn.train._data import TrainData, prepare_data
 from daedyn.train._driver import TrainResult, train, train_batch
 from daedyn.train._loop import train_fn
 
 __all__ = [
-    "Hyper", "TrainConfig", "TrainData", "TrainResult", "TheoryComparison", "OBSERVABLES",
-    "prepare_data", "train_fn", "train", "train_batch", "initial_w0", "compare_with_theory",
-    "crossing_times", "W0_KINDS",
+    "Hyper", "TrainConfig", "TrainData", "TrainResult", "TheoryComparison", "prepare_data", "train_fn",
+    "train", "train_batch", "initial_w0", "compare_with_theory", "crossing_times",
 ]
