@@ -124,11 +124,12 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       0.5
     """
     t, lam, eps, gamma, w0, tau, n = _lists_to_arrays(t, lam, eps, gamma, w0, tau, n)
+    depth = check_depth(depth)
     if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
-        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=check_depth(depth))
+        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
-    if check_depth(depth) > 2:
+    if depth > 2:
         u = deep_small_init(t, lam, eps, gamma, w0, tau, n, depth=depth)
         return finite_result("small_init_trajectory", u)
     return finite_result("small_init_trajectory", _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n))

@@ -40,12 +40,14 @@ __all__ = ["small_init_scheduled", "dae_scheduled", "schedule_pieces"]
 
 
 def _require_piecewise(name: str, x, func: str, depth: int = 2) -> None:
+    """A continuous schedule has no closed form at any depth: ``ValueError`` naming ``name``."""
     if is_schedule(x) and not isinstance(x, PiecewiseConstant):
-        flow = ("integrate it with daedyn.dynamics.scalar_flow" if depth == 2 else
-                f"depth={depth}: daedyn.dynamics.scalar_flow integrates continuous schedules at depth 2")
+        how = ("integrate it with daedyn.dynamics.scalar_flow, or approximate it by "
+               "daedyn.schedules.piecewise_constant" if depth == 2 else
+               "integrate it with daedyn.dynamics.scalar_flow, which takes continuous schedules at depth 2 "
+               f"only, or approximate it by daedyn.schedules.piecewise_constant, exact at depth={depth} too")
         raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
-                         f"{type(x).__name__} schedule ({flow}, or approximate it by "
-                         f"daedyn.schedules.piecewise_constant, exact at every depth)")
+                         f"{type(x).__name__} schedule ({how})")
 
 
 def schedule_pieces(*params) -> tuple[Array | None, list]:
@@ -170,7 +172,8 @@ def _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
     shape = jnp.broadcast_shapes(jnp.shape(t), p_shape)
     m = math.prod(p_shape)
     lam, w0, n = (a.reshape(m) for a in _full(p_shape, dtype, lam, w0, n))
-    eps_p, gamma_p, tau_p = (_lead(x, pieces, p_shape, dtype).reshape(pieces, m) for x in (eps_p, gamma_p, tau_p))
+    eps_p, gamma_p, tau_p = (_lead(x, pieces, p_shape, dtype).reshape(pieces, m)
+                             for x in (eps_p, gamma_p, tau_p))
     owner = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32).reshape(p_shape), shape)
     t = jnp.broadcast_to(jnp.asarray(t, dtype), shape)
     return t, owner, lam, eps_p, gamma_p, w0, tau_p, n, boundaries.astype(dtype)
