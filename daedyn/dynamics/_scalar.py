@@ -433,8 +433,8 @@ def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epoch
     observables = _check_outputs(observables)
     continuous = _continuous(eps, gamma, alpha)
     choose_backend(backend, continuous=continuous)  # validation before any work
-    check_broadcastable(lam=lam, n=n, w1=w1, w2=w2, eps=_shape_of(eps), gamma=_shape_of(gamma),
-                        alpha=_shape_of(alpha))
+    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), alpha=_shape_of(alpha), n=n,
+                        w1=w1, w2=w2)
     check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     check_finite("w1", w1)
@@ -579,8 +579,8 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike
     scheduled = any(is_schedule(x) for x in (eps, gamma, tau))
     if scheduled and method != "rk4":
         raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule; got {method!r}")
-    check_broadcastable(lam=lam, n=n, w1=w1, w2=w2, eps=_shape_of(eps), gamma=_shape_of(gamma),
-                        tau=_shape_of(tau))
+    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), tau=_shape_of(tau), n=n,
+                        w1=w1, w2=w2)
     check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     check_finite("w1", w1)
