@@ -107,9 +107,6 @@ def _noise(args):
             raise ValueError(f"--noise {args.noise} needs its rate: give --p (e.g. --p 0.3)")
         if args.noise == "masking":
             check_range("--p", args.p, 0.0, 1.0, hi_open=True)
-            if args.raw and args.marginalised:
-                raise ValueError("--raw cannot be --marginalised: the raw mask's expected loss is that of "
-                                 "W' = (1 - p) W, not of the trained W (docs/corruption.md); sample it")
             return noise.masking(args.p, rescale=not args.raw)
         check_range("--p", args.p, 0.0, 1.0)
         if args.marginalised:
