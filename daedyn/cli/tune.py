@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -95,7 +96,8 @@ def run(args) -> int:
     check_range("--eval-sigma2", args.eval_sigma2, 0.0)
     check_range("--max-steps", args.max_steps, 1)
     if args.eps0 is not None:
-        lo, hi = (math.exp(b) for b in tune.LOG_BOUNDS)  # the tuner optimises log eps in this box
+        bounds = inspect.signature(tune.tune).parameters["log_bounds"].default
+        lo, hi = (math.exp(b) for b in bounds)  # the tuner optimises log eps in this box (its default)
         check_range("--eps0", args.eps0, lo, hi)
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
@@ -221,7 +223,7 @@ def _corruption(args, name, xt, xh, start) -> int:
     import jax.random as jr
     import numpy as np
 
-    from daedyn import tune
+    from daedyn import noise, tune
 
     problem = tune.heldout_problem(xt, xh)
     kw = dict(epochs=args.epochs, alpha=args.alpha,
@@ -239,19 +241,30 @@ def _corruption(args, name, xt, xh, start) -> int:
               "epochs": args.epochs, "alpha": args.alpha, "eval_sigma2": args.eval_sigma2}
     if args.noise == "masking":
         grid = np.arange(1, args.grid + 1) / (args.grid + 1)
-        r = tune.tune_masking(problem, p0=0.2 if args.p is None else args.p, steps=args.max_steps,
-                              grid=grid, **kw)
-        i = int(np.argmin(np.asarray(r.grid_loss)))
-        res = r.result
-        report.update({"p0": float(r.history_p[0]), "p": float(r.p), "objective_after": float(r.loss),
-                       "grid_p": float(r.grid_p[i]), "grid_objective": float(r.grid_loss[i]),
+        noise0, more = noise.masking(0.2 if args.p is None else args.p), dict(grid=grid)
+    else:  # one shared variance (matched noise, or 0.01 without evaluation noise), then D of them
+        s2 = float(args.eval_sigma2)
+        noise0, more = noise.gaussian_covariance(np.full(int(xt.shape[1]), s2 if s2 > 0 else 0.01)), {}
+    r = tune.tune_corruption(problem, noise0, max_steps=args.max_steps, **more, **kw)
+    res, dtype = r.result, problem.eigvals.dtype
+    if args.noise == "masking":
+        history_p = r.natural()[0].history.params["p"]
+        i = int(np.argmin(np.asarray(r.grid.values)))
+        report.update({"p0": float(history_p[0]), "p": float(r.noise.p),
+                       "objective_after": float(np.asarray(r.loss, dtype)),
+                       "grid_p": float(r.grid.grid["p"][i]), "grid_objective": float(r.grid.values[i]),
                        "grid_points": args.grid})
+        # the .npz fallback keeps the fields it always had (those of the former MaskingTuning)
+        raw = dict(p=r.noise.p, loss=np.asarray(r.loss, dtype), grid_p=r.grid.grid["p"],
+                   grid_loss=r.grid.values, history_p=history_p, result=res)
     else:
-        r = tune.tune_variances(problem, max_steps=args.max_steps, **kw)
-        res = r.result if r.result is not None else r.isotropic
-        v = np.asarray(r.var, np.float64)
-        report.update({"isotropic_var": float(r.isotropic_var), "isotropic_objective": r.isotropic_objective,
-                       "var_min": float(v.min()), "var_max": float(v.max()), "objective_after": r.objective})
+        v = np.asarray(r.noise.cov, np.float64)
+        iso_var = np.asarray(r.shared.params["var"], dtype)
+        report.update({"isotropic_var": float(iso_var), "isotropic_objective": r.shared.objective,
+                       "var_min": float(v.min()), "var_max": float(v.max()), "objective_after": r.loss})
+        raw = dict(var=r.noise.cov, objective=r.loss, isotropic_var=iso_var,  # (VarianceTuning's)
+                   isotropic_objective=r.shared.objective, isotropic=r.shared,
+                   result=None if res is r.shared else res)
     report.update({"status": res.status, "message": res.message, "steps": res.n_steps,
                    "seconds": round(time.perf_counter() - start, 3)})
 
@@ -260,11 +273,11 @@ def _corruption(args, name, xt, xh, start) -> int:
         ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "out"})
         return ds
 
-    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(r))
+    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(raw))
     if args.plot:  # masking: the objective over the grid of rates, with the optimiser's path
         from daedyn.figures import plot_objective
 
-        tuned_p, grid_p = r.as_p()
+        tuned_p, grid_p = r.natural()
         ax = plot_objective(None, tuned_p, grid_result=grid_p, name="p")
         ax.set_title(f"{name}: masking rate, {args.route}, T = {args.epochs:g}")
         report["plot"] = save_plot(ax.figure, args.plot)

@@ -16,31 +16,22 @@ three routes, and minimised with any optax optimiser in log-parameters.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
 - :func:`tune_noise`: the whole pipeline from data arrays.
 - :func:`time_to_loss`: differentiable training time to reach a target loss.
-- :func:`tune_masking`: the masking rate p through any route (closed form and balanced dynamics in
-  the per-direction approximation, matrix dynamics and training with the coupled term;
-  docs/corruption.md), against a grid. :func:`tune_variances`: per-component Gaussian noise
-  variances from the best isotropic one. :func:`corruption_objective_fn`: the objective of either.
+- :func:`tune_corruption`: any corruption value's parameters (``noise.masking(p)``: the rate, against
+  a grid; ``noise.gaussian_covariance(v)``: per-component variances from the best shared one; an
+  isotropic variance) through any route (closed form and balanced dynamics in the per-direction
+  approximation, matrix dynamics and training with the coupled term; docs/corruption.md), giving a
+  :class:`CorruptionTuning`. :func:`corruption_objective_fn`: its objective of the parameters.
 - :func:`tune_schedule` / :func:`schedule_objective_fn` (:class:`ScheduleRoute`): a K-piece noise
   schedule eps(t) (optionally gamma(t), per direction) against the best constant eps.
 """
 
-from daedyn.tune._config import (
-    ROUTES,
-    TUNABLE,
-    ClosedFormRoute,
-    DynamicsRoute,
-    Hyperparams,
-    TrainRoute,
-)
-from daedyn.tune._corruption import CORRUPTION_KINDS, corruption_objective_fn
-from daedyn.tune._masking import MaskingTuning, masking_objective_fn, tune_masking
+from daedyn.tune._config import ClosedFormRoute, DynamicsRoute, Hyperparams, TrainRoute
+from daedyn.tune._corruption import CorruptionTuning, corruption_objective_fn, tune_corruption
 from daedyn.tune._objective import heldout_objective, time_to_loss
 from daedyn.tune._optimise import (
-    LOG_BOUNDS,
     GridResult,
     History,
     TuneResult,
-    default_optimizer,
     grid_search,
     tune,
     tune_anisotropic,
@@ -57,16 +48,14 @@ from daedyn.tune._schedule import (
     tune_schedule,
 )
 from daedyn.tune._train_route import train_init_w0, train_objective_fn
-from daedyn.tune._variances import VarianceTuning, tune_variances, variances_objective_fn
 
 __all__ = [
-    "ROUTES", "TUNABLE", "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
+    "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
     "Hyperparams", "ClosedFormRoute", "DynamicsRoute", "TrainRoute",
     "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
-    "LOG_BOUNDS", "GridResult", "default_optimizer", "tune", "grid_search", "tune_anisotropic",
-    "NoiseTuning", "tune_noise", "MaskingTuning", "masking_objective_fn", "tune_masking",
+    "GridResult", "tune", "grid_search", "tune_anisotropic",
+    "NoiseTuning", "tune_noise", "CorruptionTuning", "corruption_objective_fn", "tune_corruption",
     "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
-    "schedule_heldout_curve", "CORRUPTION_KINDS", "corruption_objective_fn", "VarianceTuning",
-    "variances_objective_fn", "tune_variances",
+    "schedule_heldout_curve",
 ]
