@@ -1,7 +1,7 @@
 """Results as labelled ``xarray.Dataset`` objects, with the dimension names of :mod:`daedyn.sweep`.
 
 Every result type (``ScalarTrajectory``, ``MatrixTrajectory``, ``TrainResult``, ``TuneResult``,
-``NoiseTuning``, ``ScheduleTuning``, ``MaskingTuning``, ``VarianceTuning``, ``TheoryComparison``,
+``NoiseTuning``, ``ScheduleTuning``, ``CorruptionTuning``, ``TheoryComparison``,
 ``CrossCheck``) has a ``.to_xarray()`` method built on :func:`dataset`; :func:`scalar_trajectory`
 and :func:`matrix_trajectory` convert any trajectory by its fields (at any depth), and
 :func:`factor_fields` names the dimensions of the L weight matrices of a depth-L network
