@@ -33,7 +33,7 @@ def _best(argv: list[str], repeat: int) -> float:
 
 
 def run(quick: bool = True) -> list[dict]:
-    from daedyn.cli import SUBCOMMANDS
+    from daedyn.cli import _SUBCOMMANDS as SUBCOMMANDS
 
     repeat = 5 if quick else 20
     base = _best(["-c", "pass"], repeat)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daedyn.cli import SUBCOMMANDS
+from daedyn.cli import _SUBCOMMANDS as SUBCOMMANDS
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 HEAVY = ("jax", "numpy", "matplotlib", "daedyn.figures", "daedyn._checkpoint")

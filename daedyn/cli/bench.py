@@ -26,7 +26,7 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from daedyn.cli import add_common_options
+    from daedyn.cli._options import add_common_options
 
     p = subparsers.add_parser("bench", help="run the benchmarks and print a table (see benchmarks/README.md)",
                               description="Run every benchmark (or --only some) and print workload, ours, "

@@ -21,7 +21,7 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from daedyn.cli import add_common_options
+    from daedyn.cli._options import add_common_options
 
     p = subparsers.add_parser(
         "cache", help=HELP, description=HELP + ". Every subcommand that computes the spectrum of a "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from daedyn.cli import add_common_options, add_dataset_options, float_list, seed_int
+from daedyn.cli._options import add_common_options, add_dataset_options, float_list, seed_int
 from daedyn.cli._files import (
     check_out,
     check_plot,

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from daedyn.cli import add_common_options, seed_int
+from daedyn.cli._options import add_common_options, seed_int
 
 HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their numbers"
 

@@ -7,7 +7,7 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_config_options, float_list, seed_int
+from daedyn.cli._options import add_common_options, add_config_options, float_list, seed_int
 from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
 from daedyn.cli._files import (
     check_out,

@@ -68,7 +68,7 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from daedyn.cli import add_common_options
+    from daedyn.cli._options import add_common_options
 
     p = subparsers.add_parser(
         "sweep", help="run a hyperparameter sweep from a TOML/JSON/YAML spec (see docs/sweep.md)",

@@ -8,7 +8,7 @@ import math
 import sys
 import time
 
-from daedyn.cli import add_common_options, add_config_options, add_dataset_options, seed_int
+from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._corruption import add_corruption_options
 from daedyn.cli._files import (
     check_data_fits,
