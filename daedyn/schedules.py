@@ -34,9 +34,8 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_noise_term, check_range, concrete, schedule_refusal
 
-__all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function", "Shifted",
-           "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule",
-           "reject_schedule", "parse_schedule"]
+__all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function",
+           "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule", "parse_schedule"]
 
 
 class Schedule:
