@@ -18,6 +18,8 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
   :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`,
   :func:`learning_threshold`; each takes ``depth=L`` (default 2) for deep linear DAEs (``_deep``,
   ``_deep_solve``: L >= 3, docs/depth.md);
+- ``_schedule``: piecewise-constant eps, gamma and tau schedules in :func:`small_init_trajectory` (every
+  depth) and :func:`dae_trajectory`: the constant solution chained piece by piece (docs/schedules.md);
 - ``_rates``: :func:`equivalent_gamma`, :func:`optimal_learning_rates`, :func:`learning_rate_ratio`;
 - ``_loss``: :func:`scalar_loss`, :func:`expected_loss`;
 - ``_eps``: :func:`variance_eps`, :func:`gaussian_eps`, :func:`laplace_eps` (the one variance to

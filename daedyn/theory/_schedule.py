@@ -42,10 +42,8 @@ __all__ = ["small_init_scheduled", "dae_scheduled", "schedule_pieces"]
 def _require_piecewise(name: str, x, func: str, depth: int = 2) -> None:
     """A continuous schedule has no closed form at any depth: ``ValueError`` naming ``name``."""
     if is_schedule(x) and not isinstance(x, PiecewiseConstant):
-        how = ("integrate it with daedyn.dynamics.scalar_flow, or approximate it by "
-               "daedyn.schedules.piecewise_constant" if depth == 2 else
-               "integrate it with daedyn.dynamics.scalar_flow, which takes continuous schedules at depth 2 "
-               f"only, or approximate it by daedyn.schedules.piecewise_constant, exact at depth={depth} too")
+        flow = "daedyn.dynamics.scalar_flow" + ("" if depth == 2 else f"(..., depth={depth})")
+        how = f"integrate it with {flow}, or approximate it by daedyn.schedules.piecewise_constant"
         raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
                          f"{type(x).__name__} schedule ({how})")
 
