@@ -1,35 +1,42 @@
-"""Batched learning dynamics of linear (denoising) autoencoders.
+"""Batched learning dynamics of linear (denoising) autoencoders of any depth.
 
 - Scalar dynamics of one eigen-direction, Eqs. (2)-(3) with weight decay: :func:`scalar_gd` (the exact
   gradient-descent recursion) and :func:`scalar_flow` (the continuous flow, RK4 or diffrax), batched
-  elementwise over any broadcastable grid of settings. :func:`scalar_gd` saves the mapping ``w``
-  unless asked for more (``observables``); a field not saved is a :class:`NotSaved` placeholder that
-  raises :class:`NotSavedError` naming the fix.
-- Full-matrix dynamics of (W1, W2) in the eigenbasis of Sigma (section 3.1): :func:`matrix_gd`,
-  :func:`matrix_flow`, with :func:`orthogonal_init` (section 3.2) and :func:`random_init`; reference
-  paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`).
-- Deep linear DAEs (L >= 2 weight matrices, docs/depth.md): per direction :func:`deep_scalar_gd`,
-  :func:`deep_scalar_flow` (L factor values from any start; :func:`balanced_factors`), and as full
-  matrices :func:`deep_matrix_gd`, :func:`deep_matrix_flow` with :func:`deep_orthogonal_init` /
-  :func:`deep_random_init`; ``scalar_gd(..., depth=L)`` starts L - 1 factors at w1 and the last at w2;
-  long runs in pieces with progress: :func:`simulate_deep_scalar`, :func:`simulate_deep_matrix`.
+  elementwise over any broadcastable grid of settings, at any depth (``depth=L``: the first L - 1
+  factors start at w1, the last at w2). :func:`scalar_gd` saves the mapping ``w`` unless asked for
+  more (``observables``); a field not saved is a :class:`NotSaved` placeholder that raises
+  :class:`NotSavedError` naming the fix.
+- Full-matrix dynamics of L >= 2 factors in the eigenbasis of Sigma (section 3.1):
+  :func:`matrix_gd` and :func:`matrix_flow` (``matrix_gd(eigvals, w1, w2, *more, ...)``: the depth
+  is the number of factors; every rate a constant or a schedule), with :func:`orthogonal_init`
+  (section 3.2) and :func:`random_init` (any depth: ``h`` an int or a tuple of widths); reference
+  paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`). One
+  result type, :class:`MatrixTrajectory`, at every depth.
+- Long runs in pieces with progress: :func:`simulate_scalar` (``depth=``), :func:`simulate_matrix`
+  (any number of factors).
+- Per direction from any, also unbalanced, start of the L factors (docs/depth.md):
+  :func:`deep_scalar_gd`, :func:`deep_scalar_flow` (:func:`balanced_factors`).
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
 from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+
+# removed after the CLI migrates (daedyn/cli/_simulate_deep.py): the old deep names, thin aliases
+from daedyn.dynamics._aliases import (  # removed after the CLI migrates
+    DeepMatrixTrajectory,
+    deep_matrix_flow,
+    deep_matrix_gd,
+    deep_orthogonal_init,
+    deep_random_init,
+    simulate_deep_matrix,
+    simulate_deep_scalar,
+)
 from daedyn.dynamics._deep import (
     DeepScalarTrajectory,
     balanced_factors,
     deep_scalar_flow,
     deep_scalar_gd,
     deep_scalar_rhs,
-)
-from daedyn.dynamics._deep_matrix import (
-    DeepMatrixTrajectory,
-    deep_matrix_flow,
-    deep_matrix_gd,
-    deep_orthogonal_init,
-    deep_random_init,
 )
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
@@ -44,7 +51,6 @@ from daedyn.dynamics._scalar import (
     scalar_rhs,
 )
 from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_scalar
-from daedyn.dynamics._simulate_deep import simulate_deep_matrix, simulate_deep_scalar
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
@@ -54,6 +60,7 @@ __all__ = [
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
     "DeepScalarTrajectory", "balanced_factors", "deep_scalar_rhs", "deep_scalar_gd", "deep_scalar_flow",
+    # removed after the CLI migrates:
     "DeepMatrixTrajectory", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init", "deep_random_init",
     "simulate_deep_scalar", "simulate_deep_matrix",
 ]

@@ -1,4 +1,4 @@
-"""Learning dynamics of deep linear DAEs: L >= 2 weight matrices, per direction and as full matrices.
+"""Per-direction learning dynamics of deep linear DAEs from any start of the L >= 2 factor values.
 
 Per eigen-direction the L factor values ``a_1 .. a_L`` (mapping ``w = a_1 ... a_L``) follow
 
@@ -10,12 +10,11 @@ From a balanced start (all factors equal) the factors stay equal and
 integrated here. :func:`deep_scalar_gd` is the exact gradient-descent recursion (one step = one epoch,
 what training does), :func:`deep_scalar_flow` the continuous flow (fixed-step RK4).
 
-The full-matrix versions (:func:`deep_matrix_gd`, :func:`deep_matrix_flow`) advance a tuple of factor
-matrices ``(Wb_1 (H_1 x D), W_2 (H_2 x H_1), ..., Wb_L (D x H_{L-1}))`` in the eigenbasis of Sigma with
-the closed-form gradient of the shared core (:mod:`daedyn._linear`), batched over the leading axes of
-the spectrum, the factors and the hyperparameters. :func:`deep_orthogonal_init` makes the decoupled
-start (every direction on its own, as section 3.2 for L = 2) and :func:`deep_random_init` a small
-Gaussian one.
+A start whose first L - 1 factors are equal (the balanced start: all equal) is
+:func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow` with ``depth=L`` and
+w1 = w2 = w0^(1/L): the same numbers, any schedule, the fused kernel. The full matrices of any depth
+are :func:`daedyn.dynamics.matrix_gd` / :func:`~daedyn.dynamics.matrix_flow` with the L factors as
+arguments.
 """
 
 from __future__ import annotations

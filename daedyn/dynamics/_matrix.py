@@ -74,13 +74,13 @@ from daedyn._checks import (
     check_finite,
     check_fit,
     check_int,
+    check_noise_term,
     check_nonempty,
     check_precision,
     check_range,
     concrete,
     float_dtype,
 )
-from daedyn._checks import check_noise_term
 from daedyn._corruption import check_eps_dims
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._scalar import warn_nonfinite, warned
@@ -338,7 +338,8 @@ def _prepare(eigvals, ws, eps, gamma, n, precision, form, eps_dims, ts, **rate) 
     bshape = tuple(np.broadcast_shapes(np.shape(eigvals)[:-1], *(np.shape(w)[:-2] for w in ws),
                                        eps_c.shape, np.shape(gamma_c), np.shape(rate_c), np.shape(n)))
     dtype = float_dtype(eigvals, *ws, *(dtype_probe(x) for x in (eps, gamma, rate_value)))
-    consts = {k: x for k, x in (("eps", eps), ("gamma", gamma), (rate_name, rate_value)) if not is_schedule(x)}
+    rates = (("eps", eps), ("gamma", gamma), (rate_name, rate_value))
+    consts = {k: x for k, x in rates if not is_schedule(x)}
     check_fit(dtype, eigvals=eigvals, n=n, **dict(zip(_names(depth), ws, strict=True)), **consts)
     if form == "gram_t" and depth != 2:
         raise ValueError(f"form='gram_t' needs depth 2: it keeps the state (W_1, W_2^T), two H x D factors, "
@@ -392,7 +393,8 @@ def _lookup(x, bshape, ncore, dtype):
     """``at(t, left=False)``: a rate at the scalar time t (its left limit with ``left``), broadcast to
     the batch and flattened, (B, *core). A constant is flattened once, outside the time loop."""
     if is_schedule(x):
-        return lambda t, left=False: _flat(jnp.asarray(x.left_limit(t) if left else x(t), dtype), bshape, ncore)
+        return lambda t, left=False: _flat(jnp.asarray(x.left_limit(t) if left else x(t), dtype), bshape,
+                                           ncore)
     flat = _flat(jnp.asarray(x, dtype), bshape, ncore)
     return lambda t, left=False: flat
 
@@ -536,9 +538,10 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike
                 break
     eps, gamma, alpha = (cast(x, run.dtype) for x in (eps, gamma, alpha))
     lam, n = (jnp.asarray(x, run.dtype) for x in (eigvals, n))
-    traj = _gd_core(lam, tuple(jnp.asarray(w, run.dtype) for w in ws), eps, gamma, alpha, n, bshape=run.bshape,
-                    n_saves=epochs // save_every, save_every=save_every, precision=run.precision,
-                    form=run.form, unroll=check_int("unroll", unroll, 1), eps_dims=eps_dims)
+    ws = tuple(jnp.asarray(w, run.dtype) for w in ws)
+    traj = _gd_core(lam, ws, eps, gamma, alpha, n, bshape=run.bshape, n_saves=epochs // save_every,
+                    save_every=save_every, precision=run.precision, form=run.form,
+                    unroll=check_int("unroll", unroll, 1), eps_dims=eps_dims)
     return warn_nonfinite("matrix_gd", traj, already_warned=warned(edge))
 
 

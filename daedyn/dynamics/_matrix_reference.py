@@ -85,7 +85,7 @@ def _reference_checks(d, w1, w2, eps, gamma, alpha, epochs, save_every, precisio
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     check_nonempty("the data's dimension D", d)
-    _check_weights(d, w1, w2, lead="the data")
+    _check_weights(d, (w1, w2), lead="the data")
     _check_hyper(eps, gamma, 1, alpha=alpha)
     _batch_shape({"w1": (w1, 2), "w2": (w2, 2)}, {"eps": eps, "gamma": gamma, "alpha": alpha})
     return epochs, save_every, check_precision(precision)

@@ -1,11 +1,12 @@
-"""Long simulations in chunks, reporting progress: scalar and full-matrix dynamics end to end.
+"""Long simulations in chunks, reporting progress: scalar and full-matrix dynamics end to end, any depth.
 
 :func:`simulate_scalar` and :func:`simulate_matrix` run the same recursions and flows as
-:func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow` and
-:func:`~daedyn.dynamics.matrix_gd` / :func:`~daedyn.dynamics.matrix_flow` (they call them), but split
-a long gradient-descent run into pieces of whole save intervals so that a ``progress(done, total)``
-callback (e.g. :func:`daedyn._progress.progress_bar`) hears about it as it goes. Each piece starts
-from the last state of the one before, so the result is the same recursion as one call.
+:func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow` (``depth=``) and
+:func:`~daedyn.dynamics.matrix_gd` / :func:`~daedyn.dynamics.matrix_flow` (the depth is the number
+of factors), they call them, but split a long gradient-descent run into pieces of whole save
+intervals so that a ``progress(done, total)`` callback (e.g. :func:`daedyn._progress.progress_bar`)
+hears about it as it goes. Each piece starts from the last state of the one before, so the result
+is the same recursion as one call.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_int
 from daedyn._progress import starting
 from daedyn.dynamics._notsaved import is_saved
-from daedyn.schedules import divided, dtype_probe as _probe
+from daedyn.schedules import divided
+from daedyn.schedules import dtype_probe as _probe
 
 # The public functions of daedyn.dynamics are looked up when called (``from daedyn import
 # dynamics`` inside each function): this module builds only on that public API, and the package may
@@ -105,8 +107,8 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
                     alpha: ArrayLike, epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
                     save_every: int = 1, method: Literal["gd", "rk4", "diffrax"] = "gd",
                     dt: float | None = None, backend: str = "auto", progress: Progress = None,
-                    chunk_work: int = CHUNK_WORK):
-    """Scalar dynamics of a batch of eigen-directions over ``epochs``, reporting progress.
+                    chunk_work: int = CHUNK_WORK, depth: int = 2):
+    """Scalar dynamics of a batch of eigen-directions over ``epochs``, at any depth, reporting progress.
 
     ``method="gd"``: the gradient-descent recursion of :func:`daedyn.dynamics.scalar_gd`, run in
     pieces of about ``chunk_work`` trajectory-epochs; ``progress(epochs_done, epochs)`` is called
@@ -123,6 +125,9 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       backend: scalar GD engine (see :func:`daedyn.dynamics.scalar_gd`).
       progress: optional ``progress(done, total)`` callback, in epochs.
       chunk_work: trajectory-epochs per piece (a memory and reporting knob; results are identical).
+      depth: number of weight matrices L (int >= 2), passed to ``scalar_gd`` / ``scalar_flow``: the
+        first L - 1 factors start at w1, the last at w2 (w1 = w2 = w0 ** (1 / L): the balanced start
+        with mapping w0).
     Returns:
       :class:`~daedyn.dynamics.ScalarTrajectory` with T = epochs / save_every + 1 saves, all five
       fields saved (``scalar_gd(..., observables="all")``; each piece resumes from its w1, w2).
@@ -135,6 +140,10 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       ...                      progress=lambda d, t: seen.append(d), chunk_work=200)
       >>> seen, tr.t.tolist(), round(float(tr.w[-1]), 4)  # fixed point lam / (lam + eps)
       ([200, 400], [0.0, 100.0, 200.0, 300.0, 400.0], 0.5)
+      >>> u = 0.01 ** (1 / 3)  # depth 3 from the balanced start with mapping 0.01
+      >>> round(float(simulate_scalar(1.0, 1.0, u, u, alpha=0.1, epochs=4000, save_every=1000,
+      ...                             depth=3).w[-1]), 4)  # lam / (lam + eps), as at depth 2
+      0.5
     """
     from daedyn import dynamics
     from daedyn.schedules import is_schedule, shift
@@ -143,12 +152,13 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     at = lambda x, done: shift(x, done) if is_schedule(x) and done else x
     shape_of = lambda x: x.shape if is_schedule(x) else np.shape(x)
     epochs, save_every = _check_schedule(epochs, save_every)
+    depth = check_int("depth", depth, 2)
     if method not in ("gd", "rk4", "diffrax"):
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
     if method != "gd":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(_probe(alpha), float))
         tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n,
-                                  method=method, dt=dt)
+                                  method=method, dt=dt, depth=depth)
         if progress is not None:
             progress(epochs, epochs)
         return tr
@@ -158,35 +168,34 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     def step(y, size, done):
         tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
                                 n=n, epochs=size, save_every=save_every, backend=backend,
-                                check_stability=not done, observables="all")  # all five, as the flow
+                                check_stability=not done, observables="all", depth=depth)  # all five
         return tr, (tr.w1[..., -1], tr.w2[..., -1])
 
     return _join(run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every, work=batch,
                                chunk_work=chunk_work, progress=progress), {})
 
 
-def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: ArrayLike,
-                    epochs: int, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
-                    save_every: int = 1, method: Literal["gd", "rk4"] = "gd", dt: float = 0.1,
-                    precision=None, progress: Progress = None,
-                    chunk_work: int = CHUNK_WORK, eps_dims: int = 0):
-    """Full-matrix dynamics of (W1, W2) in the eigenbasis over ``epochs``, reporting progress.
+def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, alpha,
+                    epochs: int, eps=0.0, gamma=0.0, n: ArrayLike = 1, save_every: int = 1,
+                    method: Literal["gd", "rk4"] = "gd", dt: float = 0.1, precision=None,
+                    progress: Progress = None, chunk_work: int = CHUNK_WORK, eps_dims: int = 0):
+    """Full-matrix dynamics of L >= 2 factors in the eigenbasis over ``epochs``, reporting progress.
 
     ``method="gd"``: :func:`daedyn.dynamics.matrix_gd` in pieces of about ``chunk_work``
-    weight-epochs (H x D x epochs), ``progress(epochs_done, epochs)`` after each. ``"rk4"``:
-    :func:`daedyn.dynamics.matrix_flow` with tau = n / alpha and steps of at most ``dt``, in one
-    call (``progress`` once, at the end).
+    weight-epochs (the mean number of weights per factor, H x D at depth 2, times epochs),
+    ``progress(epochs_done, epochs)`` after each. ``"rk4"``: :func:`daedyn.dynamics.matrix_flow`
+    with tau = n / alpha and steps of at most ``dt``, in one call (``progress`` once, at the end).
 
     Args:
-      eigvals, w1, w2, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
-        (w1 (H, D), w2 (D, H) in the eigenbasis; eps, gamma and alpha may be schedules, step k of
-        the whole run using eps(k), alpha(k); "gd" only for alpha).
+      eigvals, w1, w2, *more, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
+        (the factors in the eigenbasis, the depth their number; eps, gamma and alpha may be
+        schedules, step k of the whole run using eps(k), alpha(k)).
       epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
       method: "gd" or "rk4"; dt: largest RK4 step in epochs (flow only).
       eps_dims: 0 (scalar eps), 1 or 2 (a (D,) or (D, D) corruption term), as in ``matrix_gd``.
     Returns:
       :class:`~daedyn.dynamics.MatrixTrajectory` with T = epochs / save_every + 1 saves and the
-      final weights.
+      final factors.
     Raises:
       ValueError: bad ranges (as the functions called), or epochs not a multiple of save_every.
     Example:
@@ -196,6 +205,11 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
       ...                      save_every=200, chunk_work=800)
       >>> tr.mapping.shape, [round(float(m), 3) for m in tr.mapping[-1]]  # lam / (lam + eps)
       ((4, 2), [0.667, 0.5])
+      >>> w = 0.3 * jnp.eye(2)  # depth 3: three factors
+      >>> tr = simulate_matrix(jnp.array([2.0, 1.0]), w, w, w, eps=1.0, alpha=0.1, epochs=900,
+      ...                      save_every=300, chunk_work=1200)
+      >>> tr.depth, [round(float(m), 3) for m in tr.mapping[-1]]
+      (3, [0.667, 0.5])
     """
     from daedyn import dynamics
     from daedyn.schedules import is_schedule, shift
@@ -205,20 +219,22 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, alpha: 
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
+    ws = (w1, w2, *more)
     kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
     if method == "rk4":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
-        tr = dynamics.matrix_flow(ts, eigvals, w1, w2, tau=divided(n, alpha), dt=dt, **kw)
+        tr = dynamics.matrix_flow(ts, eigvals, *ws, tau=divided(n, alpha), dt=dt, **kw)
         if progress is not None:
             progress(epochs, epochs)
         return tr
 
     def step(y, size, done):
-        tr = dynamics.matrix_gd(eigvals, y[0], y[1], alpha=at(alpha, done), epochs=size,
+        tr = dynamics.matrix_gd(eigvals, *y, alpha=at(alpha, done), epochs=size,
                                 save_every=save_every, check_stability=not done,
                                 **{**kw, "eps": at(eps, done), "gamma": at(gamma, done)})
-        return tr, (tr.w1, tr.w2)
+        return tr, tr.ws
 
-    parts = run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every,
-                          work=int(np.prod(np.shape(w1))), chunk_work=chunk_work, progress=progress)
-    return _join(parts, {"mapping": -2, "singular_values": -2}, final=("w1", "w2"))
+    work = sum(int(np.prod(np.shape(w))) for w in ws) // len(ws)  # weights per factor (H D at depth 2)
+    parts = run_in_pieces(step, ws, epochs=epochs, save_every=save_every, work=work, chunk_work=chunk_work,
+                          progress=progress)
+    return _join(parts, {"mapping": -2, "singular_values": -2}, final=("ws",))
