@@ -2,7 +2,7 @@
 
 ``figure_depth``: (top) AE / WDAE / DAE of depth 2, 3 and 4 trained by gradient descent on real images
 from a small random start, the measured per-direction mapping (dots) against the per-direction
-discrete-time theory (lines, ``dynamics.deep_scalar_gd`` from each direction's own w0); (bottom left)
+discrete-time theory (lines, ``dynamics.scalar_gd(depth=L)`` from each direction's own w0); (bottom left)
 the learning-threshold diagram: the learned value of one direction against weight decay by depth
 (solid: the stable learned state, dotted: the threshold a start must exceed; at depth >= 3 weight decay
 makes learning jump from 0); (bottom middle) the learned value against the noise level by depth (the
@@ -186,7 +186,8 @@ def figure_depth(
         "published": False,
         "beyond_the_paper": True,
         "training": "train.train with hidden=[H] * (L - 1), small random start, full-batch GD, float32",
-        "theory": "train.compare_with_theory(w0='balanced'): discrete deep_scalar_gd from |diag(V^T W(0) V)|",
+        "theory": "train.compare_with_theory(w0='balanced'): discrete scalar_gd(depth=L) from "
+                  "|diag(V^T W(0) V)|",
         "closed_forms": "theory.fixed_point / learning_threshold / learning_time with depth=L",
     }
     return finish("figure_depth", fig, numbers, out_dir)

@@ -20,6 +20,7 @@ import numpy as np
 
 from daedyn import data as data_lib
 from daedyn import dynamics, models, theory, train
+from daedyn._checks import check_range, float_dtype
 from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
 from daedyn.sweep._schedules import scheduled_gd, scheduled_trajectory
 from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
@@ -122,12 +123,12 @@ _DEEP_OUT = ("w", "weight_norm", "loss")
 @entry_point(batching="broadcast", static=("epochs", "save_every"), switch=("depth",),
              dims={o: ("epoch",) for o in _DEEP_OUT}, coords=_gd_epochs)
 def deep_scalar_gd(*, lam, eps, w0, alpha, epochs, depth=2, gamma=0.0, n=1, save_every=1):
-    """``dynamics.deep_scalar_gd`` from the balanced start with mapping ``w0`` (every one of the
-    ``depth`` factors ``w0^(1/depth)``): the same outputs at every depth, so depth can be an axis."""
-    b = np.broadcast_shapes(*(np.shape(v) for v in (lam, eps, w0, alpha, gamma, n)))
-    factors = dynamics.balanced_factors(jnp.broadcast_to(w0, b), depth)
-    traj = dynamics.deep_scalar_gd(lam, eps, factors, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
-                                   save_every=save_every)
+    """``dynamics.scalar_gd(depth=depth)`` from the balanced start with mapping ``w0`` (every one of
+    the ``depth`` factors ``w0^(1/depth)``): the same outputs at every depth, so depth can be an axis."""
+    check_range("w0", w0, 0.0)
+    u = jnp.asarray(w0, float_dtype(w0)) ** (1.0 / depth)
+    traj = dynamics.scalar_gd(lam, eps, u, u, alpha=alpha, epochs=epochs, gamma=gamma, n=n,
+                              save_every=save_every, depth=depth, observables=_DEEP_OUT)
     return {k: getattr(traj, k) for k in _DEEP_OUT}
 
 

@@ -43,7 +43,7 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *,
     """Initial value w0 per direction for the small-initialisation theory.
 
     Deep networks (L >= 3 weight matrices): ``"balanced"`` is |diag(V^T W V)|_j of the initial map
-    W = W_L ... W_1 (exact for the decoupled start of :func:`daedyn.dynamics.deep_orthogonal_init`),
+    W = W_L ... W_1 (exact for the decoupled start of :func:`daedyn.dynamics.orthogonal_init`),
     ``"authors"`` and ``"mean"`` use the singular values of W.
 
     ``"balanced"``: each direction's own balanced-equivalent start |u_j + v_j|^2 / 4 with
@@ -254,18 +254,12 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
                                         result.gamma, w0=w0_dt[None, :], tau=result.tau, n=result.n,
                                         depth=depth)
     epochs = int(result.t[-1] - result.t[0])
-    if epochs and depth > 2:
+    if epochs:  # the balanced start with mapping w0 at any depth: every factor w0^(1/L)
         every = int(result.t[1] - result.t[0])
-        start = dynamics.balanced_factors(w0_dt, depth)
-        traj = dynamics.deep_scalar_gd(jnp.maximum(lam, 0), result.eps, start,
-                                       alpha=n / result.tau, epochs=epochs, gamma=result.gamma, n=n,
-                                       save_every=every)
-        disc = traj.w.T
-    elif epochs:
-        every = int(result.t[1] - result.t[0])
-        u = jnp.sqrt(w0_dt)
+        u = jnp.sqrt(w0_dt) if depth == 2 else w0_dt ** (1.0 / depth)
         traj = dynamics.scalar_gd(jnp.maximum(lam, 0), result.eps, u, u, alpha=n / result.tau, epochs=epochs,
-                                  gamma=result.gamma, n=n, save_every=every, check_stability=False)
+                                  gamma=result.gamma, n=n, save_every=every, check_stability=False,
+                                  depth=depth)
         disc = traj.w.T  # (D, T) -> (T, D)
     else:
         disc = w0_dt[None]

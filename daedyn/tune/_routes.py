@@ -216,28 +216,21 @@ def remat_blocks(run: Callable[[Any, int], Any], carry, steps: int, every: int):
 
 
 def _balanced_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) -> Array:
-    """The scalar recursion per direction from w1 = w2 = sqrt(w0) (``dynamics.scalar_gd``); at depth
-    L >= 3 the L factor values from w0^(1/L) each (``dynamics.deep_scalar_gd``)."""
+    """The scalar recursion per direction from the balanced start with mapping w0 at any depth L
+    (``dynamics.scalar_gd(depth=L)``): every factor w0^(1/L) (w1 = w2 = sqrt(w0) at depth 2)."""
     lam = data.eigvals
     mask = hidden_mask(lam.shape[-1], route.hidden, lam.dtype)
-    if route.depth > 2:
-        a0 = dynamics.balanced_factors(jnp.broadcast_to(h.w0, lam.shape), route.depth) * mask[:, None]
-
-        def run_deep(a, k):
-            tr = dynamics.deep_scalar_gd(lam, h.eps, a, alpha=h.alpha, epochs=k, gamma=h.gamma, n=data.n,
-                                         save_every=k)
-            return tr.factors[..., -1]
-
-        return jnp.prod(remat_blocks(run_deep, a0, route.epochs, route.remat_every), axis=-1)
-    u = jnp.sqrt(h.w0) * mask
+    depth = route.depth
+    u = (jnp.sqrt(h.w0) if depth == 2 else jnp.broadcast_to(h.w0, lam.shape) ** (1.0 / depth)) * mask
 
     def run(carry, k):
         tr = dynamics.scalar_gd(lam, h.eps, carry[0], carry[1], alpha=h.alpha, epochs=k, gamma=h.gamma,
-                                n=data.n, save_every=k, check_stability=False, observables=("w1", "w2"))
+                                n=data.n, save_every=k, check_stability=False, observables=("w1", "w2"),
+                                depth=depth)
         return tr.w1[..., -1], tr.w2[..., -1]
 
     w1, w2 = remat_blocks(run, (u, u), route.epochs, route.remat_every)
-    return w1 * w2
+    return w1 * w2 if depth == 2 else w1 ** (depth - 1) * w2
 
 
 def _gd_step(lam: Array, ws: tuple[Array, ...], *, eps: Array, gamma: Array, n: Array, alpha: Array,
@@ -260,9 +253,9 @@ def _matrix_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) ->
         hidden = (hh,) * (route.depth - 1)
         if route.init == "orthogonal":
             a = jnp.broadcast_to(h.w0, (d,))[:min(d, hh)] ** (1.0 / route.depth)
-            ws0 = dynamics.deep_orthogonal_init(d, hidden, a, key=data.key, dtype=dt)
+            ws0 = dynamics.orthogonal_init(d, hidden, a, key=data.key, dtype=dt)  # a in every factor
         else:
-            ws0 = dynamics.deep_random_init(d, hidden, scale=data.init_scale, key=data.key, dtype=dt)
+            ws0 = dynamics.random_init(d, hidden, scale=data.init_scale, key=data.key, dtype=dt)
     elif route.init == "orthogonal":
         s = jnp.sqrt(h.w0)
         ws0 = dynamics.orthogonal_init(d, hh, s, s, key=data.key, dtype=dt)
