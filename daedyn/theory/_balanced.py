@@ -16,10 +16,9 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_range
+from daedyn._checks import check_broadcastable, check_range
 from daedyn._numerics import expm1_ratio, safe_div
 from daedyn.schedules import is_schedule
-from daedyn.theory import _schedule
 from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 from daedyn.theory._deep import (
     check_depth,
@@ -27,6 +26,14 @@ from daedyn.theory._deep import (
     deep_learning_time,
     deep_small_init,
     deep_threshold,
+)
+from daedyn.theory._schedule import (
+    _as_pieces,
+    _compose,
+    _flat_pieces,
+    _flat_vmap,
+    _require_piecewise,
+    schedule_pieces,
 )
 
 __all__ = ["small_init_trajectory", "fixed_point", "learning_time", "learning_threshold"]
@@ -126,7 +133,7 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     t, lam, eps, gamma, w0, tau, n = _lists_to_arrays(t, lam, eps, gamma, w0, tau, n)
     depth = check_depth(depth)
     if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
-        return _schedule.small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)
+        return small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)
     check_range("t", t, 0.0)
     _check_small_init(lam, eps, gamma, w0, tau, n, t=t)
     if depth > 2:
@@ -248,3 +255,81 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
                              allow_inf=True)
     return finite_result("learning_time", _learning_time_impl(f, lam, eps, gamma, w0, tau, n), allow_inf=True)
 
+
+# ----------------------------------------------------------------------------------------------
+# Piecewise-constant schedules: the closed form chained over the pieces (theory/_schedule.py)
+
+
+def _balanced_piece(depth, lam, n):
+    """``(start, run)`` of :func:`_compose` for the balanced direction (state: the mapping; piece
+    values eps, gamma, tau). ``depth is None``: depth 2, whose record is the closed form's arguments.
+    Else (a traced scalar L >= 3: the solver uses L only in its arithmetic, ``m = L / (L - 2)``, so one
+    compilation serves every depth) the record is the quadrature table from the mapping at the piece
+    start (:func:`daedyn.theory._deep_solve.prepare_trajectory`), shared by the times of the piece."""
+    if depth is None:
+        one_piece = _small_init_trajectory_impl
+
+        def start(w, eps, gamma, tau):
+            return w, eps, gamma, tau, lam, n
+
+        def run(elapsed, record):
+            w, eps, gamma, tau, lam_, n_ = record
+            return one_piece(elapsed, lam_, eps, gamma, w, tau, n_)
+
+        return start, run
+    from daedyn.theory._deep_solve import evaluate_trajectory, prepare_trajectory
+
+    def start(w, eps, gamma, tau):
+        return jax.vmap(lambda *a: prepare_trajectory(*a, depth))(lam, eps, gamma, w, tau, n)
+
+    def run(elapsed, record):
+        return _flat_vmap(lambda r, e: evaluate_trajectory(r, e, depth), elapsed, record)
+
+    return start, run
+
+
+@jax.jit(static_argnames="deep")
+def _small_init_pieces_impl(t, owner, lam, eps_p, gamma_p, w0, tau_p, n, boundaries, depth, *, deep: bool):
+    """The chained balanced solution: ``t`` and ``owner`` of shape S, the parameter sets ``lam``,
+    ``w0``, ``n`` of shape ``(M,)`` and their piece values ``(P, M)``, all of one floating dtype
+    (:func:`_flat_pieces`); ``depth`` a scalar of that dtype, used where ``deep`` (L >= 3)."""
+    valid_p = ((lam >= 0) & (w0 >= 0) & (n > 0) & jnp.all(eps_p >= 0, axis=0) & jnp.all(gamma_p >= 0, axis=0)
+               & jnp.all(tau_p > 0, axis=0))
+    valid = (t >= 0) & valid_p[owner]
+    if t.size == 0:
+        return jnp.zeros(t.shape, t.dtype)
+    # out-of-range parameter sets solve a harmless stand-in (finite values and gradients elsewhere);
+    # their outputs are NaN (mark_invalid)
+    one = jnp.ones_like(lam)
+    lam, w0, n = (jnp.where(valid_p, a, one) for a in (lam, w0, n))
+    eps_p, gamma_p, tau_p = (jnp.where(valid_p, a, one) for a in (eps_p, gamma_p, tau_p))
+    t = jnp.where(valid, t, jnp.zeros_like(t))
+    start, run = _balanced_piece(depth if deep else None, lam, n)
+    w = _compose(start, run, w0, (eps_p, gamma_p, tau_p), boundaries, t, owner)
+    return mark_invalid(w, valid)
+
+
+def small_init_scheduled(t, lam, eps, gamma, *, w0, tau, n, depth: int = 2) -> Array:
+    """:func:`daedyn.theory.small_init_trajectory` with eps, gamma and/or tau piecewise-constant schedules.
+
+    Called by ``small_init_trajectory`` when a schedule is passed (see its docstring); exact, chained
+    over the pieces (module docstring) at every depth. A tau schedule is a learning-rate schedule,
+    tau(t) = N / alpha(t): on each piece the equation is the constant one with that piece's tau.
+    """
+    func = "small_init_trajectory"
+    for name, x in (("eps", eps), ("gamma", gamma), ("tau", tau)):
+        _require_piecewise(name, x, func, depth)
+    check_range("t", t, 0.0)
+    eps_v, gamma_v, tau_v = (x.values if is_schedule(x) else x for x in (eps, gamma, tau))
+    _check_small_init(lam, eps_v, gamma_v, w0, tau_v, n, t=t)
+    boundaries, (eps_p, gamma_p, tau_p) = schedule_pieces(eps, gamma, tau)
+    if boundaries is None:  # one piece: the constant-eps function itself (bit-identical)
+        if depth > 2:
+            return finite_result(func, deep_small_init(t, lam, eps_p, gamma_p, w0, tau_p, n, depth=depth))
+        return finite_result(func, _small_init_trajectory_impl(t, lam, eps_p, gamma_p, w0, tau_p, n))
+    eps_p, gamma_p, tau_p = (p if is_schedule(x) else _as_pieces(p)
+                             for x, p in ((eps, eps_p), (gamma, gamma_p), (tau, tau_p)))
+    check_broadcastable(t=t, lam=lam, eps=eps_p[0], gamma=gamma_p[0], w0=w0, tau=tau_p[0], n=n)
+    args = _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries)
+    depth_v = jnp.asarray(depth, args[0].dtype)  # traced: one compilation for every depth >= 3
+    return finite_result(func, _small_init_pieces_impl(*args, depth_v, deep=depth > 2))

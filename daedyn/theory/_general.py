@@ -34,16 +34,18 @@ overflowing partial by an exact 0: first derivatives are finite for every in-ran
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_range
+from daedyn._checks import check_broadcastable, check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
 from daedyn.schedules import is_schedule
-from daedyn.theory import _schedule
 from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
+from daedyn.theory._schedule import _compose, _full, _lead, _require_piecewise, schedule_pieces
 
 __all__ = ["dae_trajectory", "dae_weights", "dae_trajectory_printed", "dae_learning_time"]
 
@@ -188,7 +190,7 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
       True
     """
     if is_schedule(eps):  # a piecewise-constant schedule: exact, chained per piece
-        return _schedule.dae_scheduled(t, lam, eps, w1, w2, tau)
+        return dae_scheduled(t, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, t=t)
     return finite_result("dae_trajectory", _dae_trajectory_impl(t, lam, eps, w1, w2, tau))
 
@@ -325,3 +327,46 @@ def dae_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLik
     return finite_result("dae_learning_time", _dae_learning_time_impl(f, lam, eps, w1, w2, tau),
                          allow_inf=True)
 
+
+# ----------------------------------------------------------------------------------------------
+# A piecewise-constant eps schedule: Eq. (5) chained over the pieces (theory/_schedule.py)
+
+
+@jax.jit
+def _dae_pieces_impl(t, lam, eps_p, w1, w2, tau, boundaries):
+    dtype = jnp.result_type(t, lam, eps_p, w1, w2, tau, boundaries, 0.0)
+    shape = jnp.broadcast_shapes(jnp.shape(t), jnp.shape(lam), jnp.shape(w1), jnp.shape(w2), jnp.shape(tau),
+                                 eps_p.shape[1:])
+    t, lam, w1, w2, tau = _full(shape, dtype, t, lam, w1, w2, tau)
+    eps_p = _lead(eps_p, boundaries.shape[0] + 1, shape, dtype)
+    m = math.prod(shape)  # one parameter set per output element
+    flat = lambda a: a.reshape(a.shape[:a.ndim - len(shape)] + (m,))
+
+    def start(state, eps):
+        return state, eps, flat(lam), flat(tau)
+
+    def step(elapsed, record):
+        (w1, w2), eps, lam_, tau_ = record
+        return _dae_weights_impl(elapsed, lam_, eps, w1, w2, tau_)
+
+    def final(elapsed, record):
+        # the last piece through the forward-mode form of Eq. (5) (finite gradients on the saddle line)
+        (w1, w2), eps, lam_, tau_ = record
+        return _dae_w_fwd(elapsed / tau_, lam_, eps, w1, w2)
+
+    owner = jnp.arange(m, dtype=jnp.int32).reshape(shape)
+    w = _compose(start, step, (flat(w1), flat(w2)), (flat(eps_p),), boundaries, t, owner, final)
+    valid = (t >= 0) & (lam >= 0) & jnp.all(eps_p >= 0, axis=0) & (tau > 0)
+    return mark_invalid(w, valid)
+
+
+def dae_scheduled(t, lam, eps, w1, w2, tau) -> Array:
+    """:func:`daedyn.theory.dae_trajectory` with a piecewise-constant eps schedule (exact, chained)."""
+    func = "dae_trajectory"
+    _require_piecewise("eps", eps, func)
+    _check_args(lam, eps.values, w1, w2, tau, t=t)
+    boundaries, (eps_p,) = schedule_pieces(eps)
+    if boundaries is None:
+        return finite_result(func, _dae_trajectory_impl(t, lam, eps_p, w1, w2, tau))
+    check_broadcastable(t=t, lam=lam, eps=eps_p[0], w1=w1, w2=w2, tau=tau)
+    return finite_result(func, _dae_pieces_impl(t, lam, eps_p, w1, w2, tau, boundaries))

@@ -32,11 +32,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from daedyn._checks import check_broadcastable, check_range
 from daedyn.schedules import PiecewiseConstant, is_schedule
-from daedyn.theory._args import finite_result, mark_invalid
 
-__all__ = ["small_init_scheduled", "dae_scheduled", "schedule_pieces"]
+__all__ = ["schedule_pieces"]  # and the chaining helpers the closed forms share (_compose, ...)
 
 
 def _require_piecewise(name: str, x, func: str, depth: int = 2) -> None:
@@ -109,55 +107,6 @@ def _flat_vmap(fn, elapsed, record):
     return jax.vmap(fn)(record, elapsed.reshape(n)).reshape(elapsed.shape)
 
 
-def _balanced_piece(depth, lam, n):
-    """``(start, run)`` of :func:`_compose` for the balanced direction (state: the mapping; piece
-    values eps, gamma, tau). ``depth is None``: depth 2, whose record is the closed form's arguments.
-    Else (a traced scalar L >= 3: the solver uses L only in its arithmetic, ``m = L / (L - 2)``, so one
-    compilation serves every depth) the record is the quadrature table from the mapping at the piece
-    start (:func:`daedyn.theory._deep_solve.prepare_trajectory`), shared by the times of the piece."""
-    if depth is None:
-        from daedyn.theory._balanced import _small_init_trajectory_impl as one_piece
-
-        def start(w, eps, gamma, tau):
-            return w, eps, gamma, tau, lam, n
-
-        def run(elapsed, record):
-            w, eps, gamma, tau, lam_, n_ = record
-            return one_piece(elapsed, lam_, eps, gamma, w, tau, n_)
-
-        return start, run
-    from daedyn.theory._deep_solve import evaluate_trajectory, prepare_trajectory
-
-    def start(w, eps, gamma, tau):
-        return jax.vmap(lambda *a: prepare_trajectory(*a, depth))(lam, eps, gamma, w, tau, n)
-
-    def run(elapsed, record):
-        return _flat_vmap(lambda r, e: evaluate_trajectory(r, e, depth), elapsed, record)
-
-    return start, run
-
-
-@jax.jit(static_argnames="deep")
-def _small_init_pieces_impl(t, owner, lam, eps_p, gamma_p, w0, tau_p, n, boundaries, depth, *, deep: bool):
-    """The chained balanced solution: ``t`` and ``owner`` of shape S, the parameter sets ``lam``,
-    ``w0``, ``n`` of shape ``(M,)`` and their piece values ``(P, M)``, all of one floating dtype
-    (:func:`_flat_pieces`); ``depth`` a scalar of that dtype, used where ``deep`` (L >= 3)."""
-    valid_p = ((lam >= 0) & (w0 >= 0) & (n > 0) & jnp.all(eps_p >= 0, axis=0) & jnp.all(gamma_p >= 0, axis=0)
-               & jnp.all(tau_p > 0, axis=0))
-    valid = (t >= 0) & valid_p[owner]
-    if t.size == 0:
-        return jnp.zeros(t.shape, t.dtype)
-    # out-of-range parameter sets solve a harmless stand-in (finite values and gradients elsewhere);
-    # their outputs are NaN (mark_invalid)
-    one = jnp.ones_like(lam)
-    lam, w0, n = (jnp.where(valid_p, a, one) for a in (lam, w0, n))
-    eps_p, gamma_p, tau_p = (jnp.where(valid_p, a, one) for a in (eps_p, gamma_p, tau_p))
-    t = jnp.where(valid, t, jnp.zeros_like(t))
-    start, run = _balanced_piece(depth if deep else None, lam, n)
-    w = _compose(start, run, w0, (eps_p, gamma_p, tau_p), boundaries, t, owner)
-    return mark_invalid(w, valid)
-
-
 def _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
     """The arguments of :func:`_small_init_pieces_impl`: one floating dtype, the parameter sets (the
     broadcast of everything but ``t``) flattened to ``(M,)`` and ``(P, M)``, ``t`` broadcast to the
@@ -180,76 +129,3 @@ def _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
 def _as_pieces(x):
     x = jnp.asarray(x)
     return x[None]
-
-
-def small_init_scheduled(t, lam, eps, gamma, *, w0, tau, n, depth: int = 2) -> Array:
-    """:func:`daedyn.theory.small_init_trajectory` with eps, gamma and/or tau piecewise-constant schedules.
-
-    Called by ``small_init_trajectory`` when a schedule is passed (see its docstring); exact, chained
-    over the pieces (module docstring) at every depth. A tau schedule is a learning-rate schedule,
-    tau(t) = N / alpha(t): on each piece the equation is the constant one with that piece's tau.
-    """
-    from daedyn.theory._balanced import _check_small_init, _small_init_trajectory_impl
-    from daedyn.theory._deep import deep_small_init
-
-    func = "small_init_trajectory"
-    for name, x in (("eps", eps), ("gamma", gamma), ("tau", tau)):
-        _require_piecewise(name, x, func, depth)
-    check_range("t", t, 0.0)
-    eps_v, gamma_v, tau_v = (x.values if is_schedule(x) else x for x in (eps, gamma, tau))
-    _check_small_init(lam, eps_v, gamma_v, w0, tau_v, n, t=t)
-    boundaries, (eps_p, gamma_p, tau_p) = schedule_pieces(eps, gamma, tau)
-    if boundaries is None:  # one piece: the constant-eps function itself (bit-identical)
-        if depth > 2:
-            return finite_result(func, deep_small_init(t, lam, eps_p, gamma_p, w0, tau_p, n, depth=depth))
-        return finite_result(func, _small_init_trajectory_impl(t, lam, eps_p, gamma_p, w0, tau_p, n))
-    eps_p, gamma_p, tau_p = (p if is_schedule(x) else _as_pieces(p)
-                             for x, p in ((eps, eps_p), (gamma, gamma_p), (tau, tau_p)))
-    check_broadcastable(t=t, lam=lam, eps=eps_p[0], gamma=gamma_p[0], w0=w0, tau=tau_p[0], n=n)
-    args = _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries)
-    depth_v = jnp.asarray(depth, args[0].dtype)  # traced: one compilation for every depth >= 3
-    return finite_result(func, _small_init_pieces_impl(*args, depth_v, deep=depth > 2))
-
-
-@jax.jit
-def _dae_pieces_impl(t, lam, eps_p, w1, w2, tau, boundaries):
-    from daedyn.theory._general import _dae_w_fwd, _dae_weights_impl
-
-    dtype = jnp.result_type(t, lam, eps_p, w1, w2, tau, boundaries, 0.0)
-    shape = jnp.broadcast_shapes(jnp.shape(t), jnp.shape(lam), jnp.shape(w1), jnp.shape(w2), jnp.shape(tau),
-                                 eps_p.shape[1:])
-    t, lam, w1, w2, tau = _full(shape, dtype, t, lam, w1, w2, tau)
-    eps_p = _lead(eps_p, boundaries.shape[0] + 1, shape, dtype)
-    m = math.prod(shape)  # one parameter set per output element
-    flat = lambda a: a.reshape(a.shape[:a.ndim - len(shape)] + (m,))
-
-    def start(state, eps):
-        return state, eps, flat(lam), flat(tau)
-
-    def step(elapsed, record):
-        (w1, w2), eps, lam_, tau_ = record
-        return _dae_weights_impl(elapsed, lam_, eps, w1, w2, tau_)
-
-    def final(elapsed, record):
-        # the last piece through the forward-mode form of Eq. (5) (finite gradients on the saddle line)
-        (w1, w2), eps, lam_, tau_ = record
-        return _dae_w_fwd(elapsed / tau_, lam_, eps, w1, w2)
-
-    owner = jnp.arange(m, dtype=jnp.int32).reshape(shape)
-    w = _compose(start, step, (flat(w1), flat(w2)), (flat(eps_p),), boundaries, t, owner, final)
-    valid = (t >= 0) & (lam >= 0) & jnp.all(eps_p >= 0, axis=0) & (tau > 0)
-    return mark_invalid(w, valid)
-
-
-def dae_scheduled(t, lam, eps, w1, w2, tau) -> Array:
-    """:func:`daedyn.theory.dae_trajectory` with a piecewise-constant eps schedule (exact, chained)."""
-    from daedyn.theory._general import _check_args, _dae_trajectory_impl
-
-    func = "dae_trajectory"
-    _require_piecewise("eps", eps, func)
-    _check_args(lam, eps.values, w1, w2, tau, t=t)
-    boundaries, (eps_p,) = schedule_pieces(eps)
-    if boundaries is None:
-        return finite_result(func, _dae_trajectory_impl(t, lam, eps_p, w1, w2, tau))
-    check_broadcastable(t=t, lam=lam, eps=eps_p[0], w1=w1, w2=w2, tau=tau)
-    return finite_result(func, _dae_pieces_impl(t, lam, eps_p, w1, w2, tau, boundaries))
