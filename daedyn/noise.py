@@ -13,7 +13,7 @@ the second-order term C of the marginalised loss (a scalar eps, a (D,) vector or
 The paper's noise level is eps = N s^2 (Section 3): Gaussian N(0, sigma^2) gives eps = N sigma^2,
 Laplace with scale b gives eps = 2 N b^2 (variance 2 b^2). Only the variance enters the dynamics of a
 linear DAE trained on the marginalised (expected) loss, Eq. (1). :func:`eps_of` converts a noise
-model to eps with :func:`daedyn.theory.variance_eps`, the one variance-to-eps conversion.
+model to eps with the one variance-to-eps conversion, ``eps = n * variance`` (written once, here).
 """
 
 from __future__ import annotations
@@ -29,7 +29,15 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_range, check_representable, concrete, float_dtype
+from daedyn._checks import (
+    check_broadcastable,
+    check_fit,
+    check_output,
+    check_range,
+    check_representable,
+    concrete,
+    float_dtype,
+)
 from daedyn._corruption import (
     GaussianCovariance,
     Masking,
@@ -39,10 +47,9 @@ from daedyn._corruption import (
     masking,
     salt_and_pepper,
 )
-from daedyn.theory import variance_eps
 
-__all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise", "Masking", "SaltAndPepper",
-           "GaussianCovariance", "masking", "salt_and_pepper", "gaussian_covariance"]
+__all__ = ["Noise", "gaussian", "laplace", "custom", "eps_of", "as_noise", "masking", "salt_and_pepper",
+           "gaussian_covariance"]
 
 
 def _unit_gaussian(key, shape, dtype):
@@ -186,7 +193,12 @@ def laplace(b: ArrayLike) -> Noise:
       0.5
     """
     check_range("b", b, 0.0)
-    variance = 2 * np.square(np.asarray(b, np.float64)) if concrete(b) is not None else b
+    check_representable("b", b, float_dtype(b), underflow=False)
+    with np.errstate(over="ignore"):  # an overflowing 2 b**2 is refused below, naming the variance
+        variance = 2 * np.square(np.asarray(b, np.float64)) if concrete(b) is not None else b
+    if concrete(b) is not None and not np.all(np.isfinite(variance)):
+        raise ValueError(f"the variance 2 * b**2 = inf is outside the range of {float_dtype(b)}; "
+                         "use a smaller b")
     check_representable("the variance 2 * b**2", variance, float_dtype(b), underflow=False)
     b = jnp.asarray(b) if concrete(b) is None else b
     return Noise("laplace", 2 * jnp.square(b), _unit_laplace)
@@ -249,7 +261,7 @@ def as_noise(noise: Noise | str | None, variance: ArrayLike | None = None) -> No
 def eps_of(noise: Noise | None, n: ArrayLike) -> Array:
     """The paper's noise level eps = n s^2 for ``n`` training samples (0 for no noise).
 
-    The conversion is :func:`daedyn.theory.variance_eps` applied to ``noise.variance``.
+    The conversion is ``n * noise.variance`` (the only variance-to-eps conversion in daedyn).
 
     Args:
       noise: a :class:`Noise` (its variance may carry batch axes) or None.
@@ -266,4 +278,26 @@ def eps_of(noise: Noise | None, n: ArrayLike) -> Array:
     if noise is None:
         check_range("n", n, 0.0, lo_open=True)
         return jnp.zeros((), float_dtype())
-    return variance_eps(noise.variance, n)
+    return _variance_eps(noise.variance, n)
+
+
+def _variance_eps(var: ArrayLike, n: ArrayLike) -> Array:
+    """``eps = n * var`` for any zero-mean noise with per-component variance ``var`` (section 3.3).
+
+    Checks ``var >= 0`` and ``n > 0`` by name, that both fit the computation dtype and broadcast,
+    and that the product does not overflow it.
+
+    Example:
+      >>> float(_variance_eps(0.5, 4))
+      2.0
+    """
+    check_range("var", var, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    shape = check_broadcastable(var=var, n=n)
+    arrays = [jnp.asarray(v) for v in (var, n)]
+    if any(jnp.iscomplexobj(a) for a in arrays):
+        raise ValueError(f"expected real arguments; got dtype {jnp.result_type(*arrays)} for var, n")
+    dtype = float_dtype(*arrays)
+    check_fit(dtype, var=var, n=n)
+    var, n = (jnp.broadcast_to(a.astype(dtype), shape) for a in arrays)
+    return check_output("eps", n * var)

@@ -56,10 +56,28 @@ THEORY = {
     "scalar_loss": (dict(w1=0.5, w2=0.5, lam=1.0, eps=0.5, gamma=0.1, tau=1.0, n=1.0),
                     dict(w1="real", w2="real", lam="nonneg", eps="nonneg", gamma="nonneg", tau="pos",
                          n="pos")),
-    "variance_eps": (dict(var=0.5, n=10.0), dict(var="nonneg", n="pos")),
-    "gaussian_eps": (dict(sigma2=0.5, n=10.0), dict(sigma2="nonneg", n="pos")),
-    "laplace_eps": (dict(b=0.5, n=10.0), dict(b="nonneg", n="pos")),
 }
+
+# The noise level eps = n s^2 is one spelling, daedyn.noise.eps_of (the former theory.variance_eps,
+# gaussian_eps and laplace_eps): each argument refused by name, through the constructor that takes it.
+EPS_OF = {
+    "var": (lambda v: noise.eps_of(noise.Noise("custom", v, None), 10.0), "nonneg"),
+    "sigma2": (lambda v: noise.eps_of(noise.gaussian(v), 10.0), "nonneg"),
+    "b": (lambda v: noise.eps_of(noise.laplace(v), 10.0), "nonneg"),
+    "n": (lambda v: noise.eps_of(noise.gaussian(0.5), v), "pos"),
+}
+
+
+@pytest.mark.parametrize("arg,bad", [pytest.param(a, b, id=f"eps_of-{a}={b}")
+                                     for a, (_, kind) in EPS_OF.items() for b in BAD[kind]])
+def test_eps_of_refuses_bad_numbers_by_name(arg, bad):
+    # laplace(b) refuses a b whose variance 2 b**2 leaves the dtype by naming that variance
+    with pytest.raises(ValueError, match=rf"^({arg}|the variance 2 \* {arg}\*\*2) (must lie in|= )"):
+        EPS_OF[arg][0](bad)
+
+
+def test_eps_of_valid_rows_are_finite():
+    assert all(np.isfinite(float(call(0.5))) for call, _ in EPS_OF.values())
 
 
 def _call(fn_name, args):
@@ -124,7 +142,7 @@ REFUSED = [
      r"^w0 = 1e-60 is outside the range of float32"),
     ("lam_subnormal", lambda: theory.fixed_point(1e-40), ValueError, r"^lam = 1e-40 is outside"),
     ("lt_w0_underflow", lambda: theory.learning_time(0.5, 1.0, w0=TINY), ValueError, r"^w0 ="),
-    ("eps_product_overflow", lambda: theory.variance_eps(1e30, 1e10), ValueError,
+    ("eps_product_overflow", lambda: noise.eps_of(noise.gaussian(1e30), 1e10), ValueError,
      r"^eps is not finite.*float32.*float64"),
     ("scalar_loss_overflow", lambda: theory.scalar_loss(1e20, 1e20, 1.0), ValueError,
      r"^scalar_loss is not finite"),

@@ -161,7 +161,7 @@ def test_masking_float32_and_pytree():
     ps = jnp.array([0.1, 0.5])
     out = jax.vmap(lambda mk: mk.marginal_term(np.eye(3), basis="input"))(noise.masking(ps))
     np.testing.assert_allclose(out[:, 0], ps / (1 - ps), rtol=1e-6)  # float32 rounding
-    dc = jax.grad(lambda p: noise.Masking(p).marginal_term(np.eye(3), basis="input")[0])(0.5)
+    dc = jax.grad(lambda p: noise.masking(p).marginal_term(np.eye(3), basis="input")[0])(0.5)
     np.testing.assert_allclose(dc, 1 / (1 - 0.5) ** 2, rtol=1e-6)  # d/dp p/(1-p) = 1/(1-p)^2
 
 

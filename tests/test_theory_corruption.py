@@ -15,16 +15,25 @@ def _spec(n=40, d=5, seed=0):
     return compute_spectrum(jnp.asarray(x))
 
 
-def test_masking_eps_is_the_diagonal_of_the_rotated_term_and_differentiable(x64):
+def _masking_eps(p, spec):
+    """eps_j of masking, one spelling: the diagonal of its term in the eigenbasis."""
+    return theory.diagonal_eps(noise.masking(p).marginal_term(spec))
+
+
+def test_masking_eps_is_the_closed_form_in_p_and_differentiable(x64):
     spec = _spec()
+    v2 = np.asarray(spec.eigvecs) ** 2
+    diag_sigma = v2 @ np.asarray(spec.eigvals)  # diag(Sigma)_k = sum_i V_ki^2 lam_i
     for p in (0.1, 0.6):
-        full = noise.masking(p).marginal_term(spec)
-        np.testing.assert_allclose(theory.masking_eps(p, spec.eigvals, spec.eigvecs),
-                                   theory.diagonal_eps(full), rtol=1e-13)  # float64 rounding
+        want = p / (1 - p) * (v2.T @ diag_sigma)  # eps_j(p) = p/(1-p) sum_k V_kj^2 diag(Sigma)_k
+        np.testing.assert_allclose(_masking_eps(p, spec), want, rtol=1e-13)  # float64 rounding
+    # pixel-aligned eigenvectors at p = 1/2: eps_j = lam_j
+    aligned = compute_spectrum(jnp.diag(jnp.sqrt(jnp.array([3.0, 1.0]))))
+    np.testing.assert_allclose(_masking_eps(0.5, aligned), np.sort([3.0, 1.0])[::-1], rtol=1e-13)
     # central differences in float64 (default step) agree to check_grads' 1e-5-ish tolerance
-    check_grads(lambda p: theory.masking_eps(p, spec.eigvals, spec.eigvecs), (0.3,), order=1)
+    check_grads(lambda p: _masking_eps(p, spec), (0.3,), order=1)
     with pytest.raises(ValueError, match=r"p must lie in \[0, 1\)"):
-        theory.masking_eps(1.0, spec.eigvals, spec.eigvecs)
+        _masking_eps(1.0, spec)
 
 
 @pytest.mark.slow

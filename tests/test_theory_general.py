@@ -11,6 +11,7 @@ from jax.test_util import check_grads
 from theory_reference import reference_flow  # tests/ is on sys.path
 
 from daedyn import theory
+from daedyn.theory._general import dae_trajectory_printed  # private: Eq. (5) as printed
 
 T_FINITE = np.array([0.0, 0.05, 0.3, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0])  # in units of tau
 T_LONG = np.array([1e3, 1e6, 1e9])  # compared with the converged reference state
@@ -107,17 +108,17 @@ def test_printed_formula_agrees_where_finite_and_fails_elsewhere(x64):
     t = jnp.linspace(0.0, 5.0, 11)[:, None]
     lam, eps, w1, w2 = 1.0, jnp.array([0.0, 1.0, 5.0]), 0.4, 1.3
     ours = theory.dae_trajectory(t, lam, eps, w1, w2)
-    printed = theory.dae_trajectory_printed(t, lam, eps, w1, w2)
+    printed = dae_trajectory_printed(t, lam, eps, w1, w2)
     # Both float64; the printed form loses a few digits in atanh near its fixed point: 1e-9.
     np.testing.assert_allclose(ours, printed, rtol=1e-9)
     # At a balanced start the printed form is 0/0: NaN, or (when XLA fuses w2^2 - w1^2 into an FMA and
     # leaves c0 ~ 1e-18) a wrong number. Ours is the logistic. At large t E overflows.
-    printed_bal = float(theory.dae_trajectory_printed(1.0, 1.0, 0.0, 0.3, 0.3))
+    printed_bal = float(dae_trajectory_printed(1.0, 1.0, 0.0, 0.3, 0.3))
     logistic = 0.09 * np.e**2 / (1 + 0.09 * (np.e**2 - 1))
     assert float(theory.dae_trajectory(1.0, 1.0, 0.0, 0.3, 0.3)) == pytest.approx(logistic, rel=1e-14)
     assert not np.isclose(printed_bal, logistic, rtol=1e-2)
     with jax.enable_x64(False):
-        bad = theory.dae_trajectory_printed(jnp.float32(200.0), 1.0, 5.0, 0.4, 1.3)
+        bad = dae_trajectory_printed(jnp.float32(200.0), 1.0, 5.0, 0.4, 1.3)
         assert not np.isfinite(float(bad))
         ours = float(theory.dae_trajectory(jnp.float32(200.0), 1.0, 5.0, 0.4, 1.3))
         assert ours == pytest.approx(1 / 6, rel=1e-6)

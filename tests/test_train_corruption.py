@@ -87,7 +87,7 @@ def test_training_is_differentiable_in_the_masking_rate(x64):
     run = train.train_fn(epochs=20, save_every=20, noise=noise.masking(0.3), marginalised=True)
 
     def heldout(p):
-        hyper = train.Hyper(alpha=0.05, corruption=noise.Masking(p))
+        hyper = train.Hyper(alpha=0.05, corruption=noise.masking(p))
         return run(p0, data, hyper, jr.key(1))[1]["heldout_loss"][-1]
 
     check_grads(heldout, (0.3,), order=1, modes=("rev",))  # float64 central differences: 1e-5-ish

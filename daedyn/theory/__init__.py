@@ -2,7 +2,8 @@
 
 Conventions (docs/CONTRACTS.md): ``lam`` is an eigenvalue of the *summed* second moment
 ``Sigma = sum_i x_i x_i^T``, ``eps = N s^2``, ``tau = N / alpha``, ``t`` in epochs, ``gamma`` the weight
-decay of Eq. (6) and ``n = N`` (``n = 1`` for the scalar demos). The scalar flow is
+decay of Eq. (6) and ``n = N`` (``n = 1`` for the scalar demos); ``eps`` of a noise model is
+``daedyn.noise.eps_of(noise, n)``. The scalar flow is
 
     tau dw1/dt = w2 lam (1 - w2 w1) - eps w2^2 w1 - n gamma w1       (Eq. 2, plus weight decay)
     tau dw2/dt = w1 lam (1 - w2 w1) - eps w2 w1^2 - n gamma w2       (Eq. 3, plus weight decay)
@@ -13,7 +14,8 @@ Every function broadcasts over its array arguments, works under ``jit``/``vmap``
 the floating dtype of its inputs. The implementation is split by job (docs/theory.md):
 
 - ``_general``: Eq. (5) from any start: :func:`dae_trajectory`, :func:`dae_weights`,
-  :func:`dae_trajectory_printed`, :func:`dae_learning_time`;
+  :func:`dae_learning_time` (and, private, ``dae_trajectory_printed``: Eq. (5) evaluated literally,
+  the unsafe baseline of docs/errata.md and ``benchmarks/closed_form.py``);
 - ``_balanced``: the balanced small start with noise and weight decay (Eq. (7) generalised):
   :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`,
   :func:`learning_threshold`; each takes ``depth=L`` (default 2) for deep linear DAEs (``_deep``,
@@ -22,11 +24,10 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
   depth) and :func:`dae_trajectory`: the constant solution chained piece by piece (docs/schedules.md);
 - ``_rates``: :func:`equivalent_gamma`, :func:`optimal_learning_rates`, :func:`learning_rate_ratio`;
 - ``_loss``: :func:`scalar_loss`, :func:`expected_loss`;
-- ``_eps``: :func:`variance_eps`, :func:`gaussian_eps`, :func:`laplace_eps` (the one variance to
-  ``eps`` conversion);
 - ``_spectrum``: :func:`spectrum_mapping`, :func:`predicted_loss`;
-- ``_corruption``: a general corruption term C (masking, covariance noise): :func:`diagonal_eps`,
-  :func:`masking_eps` and the measured error of the per-direction approximation,
+- ``_corruption``: a general corruption term C (masking, covariance noise): :func:`diagonal_eps`
+  (eps_j of masking: ``diagonal_eps(daedyn.noise.masking(p).marginal_term(spectrum))``) and the
+  measured error of the per-direction approximation,
   :func:`diagonal_approximation_error` (docs/corruption.md);
 - ``_args``: broadcasting to one shape and dtype, NaN marking (private).
 
@@ -42,10 +43,8 @@ from daedyn.theory._corruption import (
     DiagonalApproximation,
     diagonal_approximation_error,
     diagonal_eps,
-    masking_eps,
 )
-from daedyn.theory._eps import gaussian_eps, laplace_eps, variance_eps
-from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_trajectory_printed, dae_weights
+from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_weights
 from daedyn.theory._loss import expected_loss, scalar_loss
 from daedyn.theory._rates import equivalent_gamma, learning_rate_ratio, optimal_learning_rates
 from daedyn.theory._spectrum import predicted_loss, spectrum_mapping
@@ -53,7 +52,6 @@ from daedyn.theory._spectrum import predicted_loss, spectrum_mapping
 __all__ = [
     "dae_trajectory",
     "dae_weights",
-    "dae_trajectory_printed",
     "small_init_trajectory",
     "fixed_point",
     "equivalent_gamma",
@@ -64,13 +62,9 @@ __all__ = [
     "dae_learning_time",
     "scalar_loss",
     "expected_loss",
-    "gaussian_eps",
-    "laplace_eps",
-    "variance_eps",
     "spectrum_mapping",
     "predicted_loss",
     "diagonal_eps",
-    "masking_eps",
     "DiagonalApproximation",
     "diagonal_approximation_error",
 ]

@@ -8,7 +8,8 @@ rotation is dense unless the eigenvectors are pixel-aligned), the off-diagonal e
 directions and the per-direction theory is an approximation. :func:`diagonal_approximation_error`
 measures it: the diagonal theory against the full-matrix flow with the whole V^T C V, per direction.
 
-For masking, eps_j has a closed form in p, differentiable for tuning:
+For masking, eps_j = ``diagonal_eps(daedyn.noise.masking(p).marginal_term(spectrum))``, differentiable
+in p for tuning:
 
     eps_j(p) = p / (1 - p) sum_k V_kj^2 diag(Sigma)_k,   diag(Sigma)_k = sum_i V_ki^2 lam_i.
 """
@@ -24,7 +25,7 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_int, check_range, float_dtype
 from daedyn.theory._balanced import small_init_trajectory
 
-__all__ = ["diagonal_eps", "masking_eps", "DiagonalApproximation", "diagonal_approximation_error"]
+__all__ = ["diagonal_eps", "DiagonalApproximation", "diagonal_approximation_error"]
 
 
 def diagonal_eps(c: ArrayLike, c_dims: int = 2) -> Array:
@@ -44,34 +45,6 @@ def diagonal_eps(c: ArrayLike, c_dims: int = 2) -> Array:
         raise ValueError(f"c_dims must be 0, 1 or 2; got {c_dims!r}")
     c = jnp.asarray(c)
     return jnp.diagonal(c, axis1=-2, axis2=-1) if c_dims == 2 else c
-
-
-def masking_eps(p: ArrayLike, eigvals: ArrayLike, eigvecs: ArrayLike) -> Array:
-    """Per-direction noise levels eps_j(p) of inverted-dropout masking (module docstring).
-
-    Args:
-      p: drop rate in [0, 1); any batch shape B.
-      eigvals: (D,) eigenvalues lam of Sigma (a sum over the n samples). eigvecs: (D, D) V.
-    Returns:
-      eps_j with shape B + (D,); differentiable in p (d eps_j / dp = eps_j / (p (1 - p))).
-    Raises:
-      ValueError: for a concrete p outside [0, 1), negative eigenvalues or bad shapes.
-    Example:
-      >>> masking_eps(0.5, jnp.array([3.0, 1.0]), jnp.eye(2)).tolist()  # pixel-aligned: eps_j = lam_j
-      [3.0, 1.0]
-    """
-    check_range("p", p, 0.0, 1.0, hi_open=True)
-    check_range("eigvals", eigvals, 0.0)
-    lam, v = jnp.asarray(eigvals), jnp.asarray(eigvecs)
-    if lam.ndim != 1 or v.shape != lam.shape * 2:
-        raise ValueError(f"eigvals must be (D,) and eigvecs (D, D); got {lam.shape} and {v.shape}")
-    dtype = float_dtype(p, lam, v)
-    lam, v = lam.astype(dtype), v.astype(dtype)
-    v2 = v * v
-    diag_sigma = jnp.sum(v2 * lam[None, :], axis=1)  # diag(Sigma)_k
-    per_unit = jnp.sum(v2 * diag_sigma[:, None], axis=0)  # [V^T diag(Sigma) V]_jj
-    p = jnp.asarray(p, dtype)[..., None]
-    return p / (1 - p) * per_unit
 
 
 class DiagonalApproximation(NamedTuple):

@@ -47,7 +47,7 @@ from daedyn.schedules import is_schedule
 from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
 from daedyn.theory._schedule import _compose, _full, _lead, _require_piecewise, schedule_pieces
 
-__all__ = ["dae_trajectory", "dae_weights", "dae_trajectory_printed", "dae_learning_time"]
+__all__ = ["dae_trajectory", "dae_weights", "dae_learning_time"]
 
 
 def _dae_state(s, lam, eps, w1, w2):
