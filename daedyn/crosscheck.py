@@ -34,9 +34,9 @@ from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
 from daedyn._checks import check_range
 
-__all__ = ["WAYS", "Tolerances", "CrossCheck", "crosscheck"]
+__all__ = ["Tolerances", "CrossCheck", "crosscheck"]
 
-WAYS = ("closed", "scalar", "matrix", "train")
+_WAYS = ("closed", "scalar", "matrix", "train")
 
 
 class Tolerances(NamedTuple):
@@ -256,8 +256,8 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     cross = lambda w: np.asarray(train.crossing_times(t, w, fraction * w_star), np.float64)
     times = {m: np.where(checked, cross(w), np.nan) for m, w in maps.items()}
     pairs, failures = {}, []
-    for i, a in enumerate(WAYS):
-        for b in WAYS[i + 1:]:
+    for i, a in enumerate(_WAYS):
+        for b in _WAYS[i + 1:]:
             with np.errstate(invalid="ignore", over="ignore"):
                 diff = maps[a] - maps[b]
                 entry = {"max": np.max(np.abs(diff), axis=0), "rmse": np.sqrt(np.mean(diff ** 2, axis=0)),

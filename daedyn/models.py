@@ -21,8 +21,7 @@ from jax.typing import ArrayLike
 from daedyn import _linear
 from daedyn._checks import check_range, float_dtype
 
-__all__ = ["ACTIVATIONS", "init_autoencoder", "get_activation", "is_linear", "encode", "reconstruct",
-           "end_to_end", "weights", "widths"]
+__all__ = ["init_autoencoder", "get_activation", "is_linear", "reconstruct", "weights", "widths"]
 
 Params = dict[str, Array]
 Activation = str | Callable[[Array], Array] | None
@@ -39,7 +38,7 @@ def is_linear(activation: Activation) -> bool:
 
 #: Elementwise activations of ``jax.nn`` accepted by name (a whitelist: names are never looked up
 #: as arbitrary attributes, so "softmax", "one_hot" or "__class__" are refused, not run).
-ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "softplus", "sparse_plus", "sparse_sigmoid",
+_ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "softplus", "sparse_plus", "sparse_sigmoid",
                "soft_sign", "silu", "swish", "log_sigmoid", "leaky_relu", "hard_sigmoid", "hard_silu",
                "hard_swish", "hard_tanh", "elu", "celu", "selu", "gelu", "mish", "squareplus",
                "identity")
@@ -47,10 +46,10 @@ ACTIVATIONS = ("relu", "relu6", "tanh", "sigmoid", "softplus", "sparse_plus", "s
 
 def get_activation(activation: Activation) -> Callable[[Array], Array]:
     """Resolve an activation: None/"linear" (identity), an elementwise ``jax.nn`` function by name
-    (one of :data:`ACTIVATIONS`: "relu", "tanh", ...), or any callable applied elementwise.
+    (one of :data:`_ACTIVATIONS`: "relu", "tanh", ...), or any callable applied elementwise.
 
     Raises:
-      ValueError: for a name outside :data:`ACTIVATIONS` (or one this JAX lacks).
+      ValueError: for a name outside :data:`_ACTIVATIONS` (or one this JAX lacks).
     Example:
       >>> float(get_activation("relu")(jnp.asarray(-2.0)))
       0.0
@@ -60,14 +59,14 @@ def get_activation(activation: Activation) -> Callable[[Array], Array]:
     if callable(activation):
         return activation
     if isinstance(activation, str):
-        fn = getattr(jax.nn, activation, None) if activation in ACTIVATIONS else None
+        fn = getattr(jax.nn, activation, None) if activation in _ACTIVATIONS else None
         if fn is None and activation == "tanh":
             fn = jnp.tanh
         if callable(fn):
             return fn
         raise ValueError(
             f"activation must be None, 'linear', a callable or an elementwise function name in jax.nn "
-            f"(one of {', '.join(ACTIVATIONS)}); got {activation!r}"
+            f"(one of {', '.join(_ACTIVATIONS)}); got {activation!r}"
         )
     raise ValueError(f"activation must be None, a string or a callable; got {type(activation).__name__}")
 
@@ -151,7 +150,7 @@ def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, scale: Array
     return params
 
 
-def encode(params: Params, x: ArrayLike, activation: Activation = None, *,
+def _encode(params: Params, x: ArrayLike, activation: Activation = None, *,
            precision: Any = None) -> Array:
     """Hidden representation ``act(x @ W1.T + b1)`` of rows ``x`` (..., D) -> (..., H)."""
     act = get_activation(activation)
@@ -193,18 +192,18 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
     """
     if "w3" in params:  # deep: the activation after every hidden layer, a linear output layer
         return _deep_reconstruct(params, x, activation, precision)
-    z = encode(params, x, activation, precision=precision)
+    z = _encode(params, x, activation, precision=precision)
     out = jnp.matmul(z, params["w2"].T, precision=precision)
     if "b2" in params:
         out = out + jnp.broadcast_to(params["b2"], out.shape)
     return out
 
 
-def end_to_end(params: Params, *, precision: Any = None) -> Array:
+def _end_to_end(params: Params, *, precision: Any = None) -> Array:
     """The linear network's map W = W2 W1 (D x D); W_L ... W_1 for a deep one.
 
     Example:
-      >>> end_to_end({"w1": jnp.array([[1.0, 2.0]]), "w2": jnp.array([[3.0], [4.0]])}).tolist()
+      >>> _end_to_end({"w1": jnp.array([[1.0, 2.0]]), "w2": jnp.array([[3.0], [4.0]])}).tolist()
       [[3.0, 6.0], [4.0, 8.0]]
     """
     return _linear.product(weights(params), _linear.matmul_fn(precision))

@@ -36,7 +36,7 @@ def test_linear_reconstruction_is_w2_w1():
     p = models.init_autoencoder(6, 3, key=jr.key(2), scale=1.0)
     x = jr.normal(jr.key(3), (5, 6))
     out = models.reconstruct(p, x, precision="highest")
-    ref = x @ models.end_to_end(p, precision="highest").T
+    ref = x @ models._end_to_end(p, precision="highest").T
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)  # float32 matmul reassociation
 
 
@@ -72,7 +72,7 @@ def test_non_floating_dtype_is_refused():
 
 def test_end_to_end_is_the_product_of_the_factors():
     p = models.init_autoencoder(4, 2, key=jr.key(1), scale=1.0)
-    np.testing.assert_allclose(models.end_to_end(p, precision="highest"),
+    np.testing.assert_allclose(models._end_to_end(p, precision="highest"),
                                np.asarray(p["w2"], np.float64) @ np.asarray(p["w1"], np.float64),
                                rtol=1e-5, atol=1e-6)  # float32 products of 2 terms
 

@@ -170,9 +170,9 @@ def _check(args):
                          f"({args.save_every})")
     try:
         models.get_activation(None if args.activation == "linear" else args.activation)
-    except ValueError:
+    except ValueError as e:
         raise ValueError(f"--activation must be 'linear' or an elementwise function name in jax.nn "
-                         f"({', '.join(models.ACTIVATIONS)}); got {args.activation!r}") from None
+                         f"({e})") from None
 
 
 def _one_seed(r, s: int):
