@@ -107,3 +107,179 @@ def test_scalar_flow_any_depth_any_schedule(depth, kind, x64):
     tr = dynamics.scalar_flow(jnp.asarray(FLOW_TS), LAM, eps_s, W1, W2, tau=tau_s, gamma=g, dt=0.01, depth=depth)
     # RK4 at dt = 0.01 with the jumps on step ends: error ~ dt^4 x rates; measured < 1e-10, bound 1e-8
     np.testing.assert_allclose(tr.w, np.array(want).T, rtol=0, atol=1e-8)
+
+
+# ------------------------------------------------------------------------------------------------
+# The full-matrix engine: depth x schedule kind x (GD, flow), against NumPy on the L factor matrices
+#
+# The reference keeps the L factors of each run as NumPy arrays in the eigenbasis and takes the
+# expected-loss gradient written out here: with W = W_L ... W_1, G = (W (Lam + C) - Lam) / n,
+# dL/dW_l = Q_l^T G S_l^T + gamma W_l (Q_l = W_L ... W_{l+1}, S_l = W_{l-1} ... W_1); GD is
+# W_l <- W_l - alpha dL/dW_l (step j with the rates at t = j), the flow tau dW_l/dt = -n dL/dW_l
+# (scipy's DOP853 piece by piece between the save times, so the jumps at 5 and 13.5 are exact). The
+# corruption term C(t) changes form with the kind so that every representation runs at every depth:
+# a (D, D) matrix (constant), a per-direction vector (piecewise), a scalar noise level (linear); the
+# rates gamma and alpha (tau) take the same kind. Two random starts (a batch of 2), coupled
+# directions, widths below, at and mixed around D.
+
+MD, MN = 4, 2.0
+MLAM = np.array([3.0, 1.6, 0.9, 0.4])
+WIDTHS = {2: (3,), 3: (3, 2), 4: (3, 4, 2)}
+MATRIX_KINDS = ["constant", "piecewise", "linear"]
+
+
+def _matrix_start(depth):
+    rng = np.random.default_rng(depth)
+    sizes = (MD,) + WIDTHS[depth] + (MD,)
+    return [0.5 * rng.standard_normal((2, sizes[l + 1], sizes[l])) for l in range(depth)]
+
+
+def _corruption(kind):
+    """(daedyn's eps, eps_dims, NumPy C(t) as a (D, D) matrix)."""
+    if kind == "constant":
+        a = np.random.default_rng(7).standard_normal((MD, MD))
+        c = 0.3 * np.eye(MD) + 0.2 * a @ a.T / MD
+        return c, 2, lambda t: c
+    if kind == "piecewise":
+        v = np.array([[0.6, 0.2, 1.0, 0.4], [1.5, 0.5, 2.5, 1.0], [0.3, 0.1, 0.5, 0.2]])
+        return (schedules.piecewise_constant([5.0, 13.5], v), 1,
+                lambda t: np.diag(v[0 if t < 5.0 else 1 if t < 13.5 else 2]))
+    make, ref = _kinds()[kind]
+    return make(0.6), 0, lambda t: ref(0.6, t) * np.eye(MD)
+
+
+def _form(depth, kind):
+    """Every gradient form somewhere in the matrix ("gram_t": depth 2 only)."""
+    return {"constant": "auto", "piecewise": "square", "linear": "gram_t" if depth == 2 else "gram"}[kind]
+
+
+def _np_product(ws):
+    w = ws[0]
+    for v in ws[1:]:
+        w = v @ w
+    return w
+
+
+def _np_grads(ws, c, gamma):
+    lam = np.diag(MLAM)
+    g = (_np_product(ws) @ (lam + c) - lam) / MN
+    out = []
+    for l, w in enumerate(ws):
+        s = _np_product(ws[:l]) if l else np.eye(MD)  # W_{l-1} ... W_1
+        q = _np_product(ws[l + 1:]) if l < len(ws) - 1 else np.eye(MD)  # W_L ... W_{l+1}
+        out.append(q.T @ g @ s.T + gamma * w)
+    return out
+
+
+def _np_observe(ws, c, gamma):
+    lam, w = np.diag(MLAM), _np_product(ws)
+    norm = sum(np.sum(f * f) for f in ws)
+    quad = np.trace(w @ (lam + c) @ w.T)
+    loss = (np.trace(lam) - 2 * np.trace(w @ lam) + quad) / (2 * MN) + gamma / 2 * norm
+    return np.diag(w), np.linalg.svd(w, compute_uv=False)[:min(ws[-1].shape[1], MD)], norm, loss
+
+
+def _stack_runs(runs):
+    """[(saves, final factors)] per batch element -> mapping, svals, norm, loss (2, T, ...), factors."""
+    fields = [np.array([[s[i] for s in saves] for saves, _ in runs]) for i in range(4)]
+    return fields, [np.array([ws[l] for _, ws in runs]) for l in range(len(runs[0][1]))]
+
+
+def _np_matrix_gd(depth, c_of, gamma_of, alpha_of):
+    runs = []
+    for b in range(2):
+        ws, saves = [w[b] for w in _matrix_start(depth)], []
+        for j in range(EPOCHS + 1):
+            if j % EVERY == 0:
+                saves.append(_np_observe(ws, c_of(float(j)), gamma_of(float(j))))
+            if j < EPOCHS:
+                grads = _np_grads(ws, c_of(float(j)), gamma_of(float(j)))
+                ws = [w - alpha_of(float(j)) * g for w, g in zip(ws, grads)]
+        runs.append((saves, ws))
+    return _stack_runs(runs)
+
+
+def _np_matrix_flow(depth, c_of, gamma_of, tau_of):
+    shapes = [w.shape[1:] for w in _matrix_start(depth)]
+    cuts = np.cumsum([np.prod(s) for s in shapes])[:-1]
+    unpack = lambda y: [p.reshape(s) for p, s in zip(np.split(y, cuts), shapes)]
+
+    def rhs(t, y):
+        grads = _np_grads(unpack(y), c_of(t), gamma_of(t))
+        return np.concatenate([(-MN / tau_of(t) * g).ravel() for g in grads])
+
+    runs = []
+    for b in range(2):
+        y = np.concatenate([w[b].ravel() for w in _matrix_start(depth)])
+        saves = [_np_observe(unpack(y), c_of(0.0), gamma_of(0.0))]
+        for t0, t1 in zip(FLOW_TS[:-1], FLOW_TS[1:]):  # piece by piece: the jumps are exact
+            if t1 > t0:
+                y = solve_ivp(rhs, (t0, t1), y, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
+            saves.append(_np_observe(unpack(y), c_of(t1), gamma_of(t1)))
+        runs.append((saves, unpack(y)))
+    return _stack_runs(runs)
+
+
+def _compare(tr, want, rtol, atol, depth):
+    fields, factors = want
+    assert tr.depth == depth and len(tr.ws) == depth
+    for name, w in zip(("mapping", "singular_values", "weight_norm", "loss"), fields):
+        np.testing.assert_allclose(getattr(tr, name), w, rtol=rtol, atol=atol, err_msg=name)
+    for l, w in enumerate(factors):
+        np.testing.assert_allclose(tr.ws[l], w, rtol=rtol, atol=atol, err_msg=f"w{l + 1}")
+    np.testing.assert_array_equal(tr.w1, tr.ws[0])
+    np.testing.assert_array_equal(tr.w2, tr.ws[-1])
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
+def test_matrix_gd_any_depth_any_schedule(depth, kind, x64):
+    eps, eps_dims, c_of = _corruption(kind)
+    make, ref = _kinds()[kind]
+    want = _np_matrix_gd(depth, c_of, lambda t: ref(0.02, t), lambda t: ref(0.05, t))
+    tr = dynamics.matrix_gd(MLAM, *_matrix_start(depth), eps=eps, eps_dims=eps_dims, gamma=make(0.02),
+                            alpha=make(0.05), n=MN, epochs=EPOCHS, save_every=EVERY, form=_form(depth, kind))
+    np.testing.assert_array_equal(tr.t, np.arange(0, EPOCHS + 1, EVERY))
+    # float64, the same 24 steps written independently (other association of the products): rounding
+    # only; measured <= 2e-15 relative, bound 1e-12
+    _compare(tr, want, rtol=1e-12, atol=1e-14, depth=depth)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("kind", MATRIX_KINDS)
+def test_matrix_flow_any_depth_any_schedule(depth, kind, x64):
+    eps, eps_dims, c_of = _corruption(kind)
+    make, ref = _kinds()[kind]
+    want = _np_matrix_flow(depth, c_of, lambda t: ref(0.02, t), lambda t: ref(10.0, t))
+    tr = dynamics.matrix_flow(jnp.asarray(FLOW_TS), MLAM, *_matrix_start(depth), eps=eps, eps_dims=eps_dims,
+                              gamma=make(0.02), tau=make(10.0), n=MN, dt=0.005, form=_form(depth, kind))
+    # RK4 at dt = 0.005 with the jumps on step ends against DOP853 at rtol 1e-12: global error
+    # ~ dt^4 x the rates, largest at depth 3 (start |w| up to 1.7): measured 1.5e-10 on the mapping,
+    # 1.8e-9 on a weight norm of 9.5 (2e-10 relative; 16x less at dt / 2: fourth order), 3e-11 at
+    # depths 2 and 4; bound 1e-9 relative + 1e-9 absolute
+    _compare(tr, want, rtol=1e-9, atol=1e-9, depth=depth)
+
+
+@pytest.mark.parametrize("depth", [pytest.param(2, marks=pytest.mark.slow), 3,
+                                   pytest.param(4, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("engine", ["gd", "flow"])
+def test_matrix_engine_float32(depth, engine):
+    """float32 (the default) against the float64 NumPy references, piecewise rates (depth 3 in the
+    default suite: mixed widths, the largest errors)."""
+    eps, eps_dims, c_of = _corruption("piecewise")
+    make, ref = _kinds()["piecewise"]
+    start = [w.astype(np.float32) for w in _matrix_start(depth)]
+    kw = dict(eps=eps, eps_dims=eps_dims, gamma=make(0.02), n=MN)
+    lam = MLAM.astype(np.float32)
+    if engine == "gd":
+        tr = dynamics.matrix_gd(lam, *start, alpha=make(0.05), epochs=EPOCHS, save_every=EVERY, **kw)
+        want = _np_matrix_gd(depth, c_of, lambda t: ref(0.02, t), lambda t: ref(0.05, t))
+    else:
+        ts = jnp.asarray(FLOW_TS, jnp.float32)
+        tr = dynamics.matrix_flow(ts, lam, *start, tau=make(10.0), dt=0.05, **kw)
+        want = _np_matrix_flow(depth, c_of, lambda t: ref(0.02, t), lambda t: ref(10.0, t))
+    assert tr.mapping.dtype == tr.ws[-1].dtype == jnp.float32
+    # float32 rounding (eps 6e-8) over 24 GD steps / 400 RK4 steps of values up to ~12 (the loss),
+    # the flow also RK4 at dt = 0.05: measured GD <= 1.7e-6 absolute / 2.3e-6 relative, flow
+    # <= 1.9e-5 absolute / 7.7e-6 relative (depth 3); bound rtol 5e-5 + atol 5e-5
+    _compare(tr, want, rtol=5e-5, atol=5e-5, depth=depth)

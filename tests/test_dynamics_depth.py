@@ -1,6 +1,7 @@
-"""daedyn.dynamics at depth (daedyn/dynamics/_deep.py, _deep_matrix.py): the per-direction L-factor
-recursion and flow against independent references, the full-matrix L-factor runs against the
-per-direction ones from the decoupled start, depth 2 against the existing paths, bad input."""
+"""daedyn.dynamics at depth: the per-direction L-factor recursion and flow from any start
+(daedyn/dynamics/_deep.py) against independent references; the full-matrix engine at depth L
+(daedyn/dynamics/_matrix.py: its values against NumPy are in tests/test_combinations.py) from the
+decoupled start of orthogonal_init against the per-direction runs; bad input."""
 
 import jax.numpy as jnp
 import jax.random as jr
@@ -70,70 +71,50 @@ def test_deep_scalar_flow_from_unbalanced_start_matches_solve_ivp(x64):
     np.testing.assert_allclose(np.asarray(traj.factors), ref, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("depth", [3, 4])
-def test_matrix_gd_from_decoupled_start_follows_directions(x64, depth):
-    hidden = (6, 4, 5)[: depth - 1]
+def test_matrix_gd_from_decoupled_start_follows_directions(x64):
+    """orthogonal_init at depth 3 (Haar rotations between the factors, one value per factor)
+    decouples the directions: each follows scalar_gd(depth=3) from (a_1 = a_2, a_3)."""
+    hidden = (6, 4)
     k = min((5,) + hidden)
-    a = jnp.linspace(0.1, 0.4, k)
-    ws = dynamics.deep_orthogonal_init(5, hidden, a, key=jr.key(1))
-    m = dynamics.deep_matrix_gd(
-        jnp.asarray(LAM), ws, eps=0.5, gamma=0.01, alpha=0.02, n=1, epochs=300, save_every=50
-    )
-    s = dynamics.deep_scalar_gd(
-        jnp.asarray(LAM[:k]),
-        0.5,
-        jnp.stack([a] * depth, -1),
-        alpha=0.02,
-        gamma=0.01,
-        epochs=300,
-        save_every=50,
-    )
+    a, b = jnp.linspace(0.1, 0.4, k), jnp.linspace(0.3, 0.2, k)
+    ws = dynamics.orthogonal_init(5, hidden, a, a, b, key=jr.key(1))
+    assert [w.shape for w in ws] == [(6, 5), (4, 6), (5, 4)]
+    m = dynamics.matrix_gd(jnp.asarray(LAM), *ws, eps=0.5, gamma=0.01, alpha=0.02, n=1, epochs=300,
+                           save_every=50)
+    s = dynamics.scalar_gd(jnp.asarray(LAM[:k]), 0.5, a, b, alpha=0.02, gamma=0.01, epochs=300, save_every=50,
+                           depth=3, observables="all")
     # decoupled: each direction is its own scalar run; rotations by Haar Q's cost rounding only (1e-13)
     np.testing.assert_allclose(m.mapping[:, :k], np.asarray(s.w).T, atol=1e-13)
     np.testing.assert_allclose(m.mapping[:, k:], 0.0, atol=1e-15)
     np.testing.assert_allclose(m.weight_norm, np.sum(np.asarray(s.weight_norm), axis=0), rtol=1e-12)
 
 
-def test_deep_matrix_at_depth_two_equals_matrix_gd(x64):
-    w1, w2 = dynamics.random_init(5, 3, scale=0.2, key=jr.key(0))
-    ref = dynamics.matrix_gd(
-        jnp.asarray(LAM), w1, w2, eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100, save_every=25, form="gram"
-    )
-    deep = dynamics.deep_matrix_gd(
-        jnp.asarray(LAM), (w1, w2), eps=0.3, gamma=0.02, alpha=0.05, n=2, epochs=100, save_every=25
-    )
-    np.testing.assert_allclose(deep.mapping, ref.mapping, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(deep.loss, ref.loss, rtol=1e-12)
-
-
-def test_deep_matrix_flow_batched_matches_scalar_flow(x64):
-    eps = jnp.array([0.0, 1.0])[:, None]  # batch of settings x ...
-    gamma = jnp.array([0.0, 0.05])[None, :]
-    ws = dynamics.deep_orthogonal_init(5, (4, 4), 0.3, key=jr.key(2))
-    ts = jnp.array([0.0, 2.0, 6.0])
-    m = dynamics.deep_matrix_flow(ts, jnp.asarray(LAM), ws, eps=eps, gamma=gamma, tau=2.0, n=1, dt=0.01)
-    s = dynamics.deep_scalar_flow(
-        ts,
-        jnp.asarray(LAM[:4]),
-        eps[..., None],
-        dynamics.balanced_factors(0.027, 3),
-        gamma=gamma[..., None],
-        tau=2.0,
-        dt=0.01,
-    )
-    assert m.mapping.shape == (2, 2, 3, 5)
-    np.testing.assert_allclose(m.mapping[..., :4], np.swapaxes(np.asarray(s.w), -1, -2), atol=1e-12)
-
-
-def test_deep_float32_keeps_dtype_and_bad_input():
-    ws = dynamics.deep_random_init(4, (3, 2), scale=0.1, key=jr.key(0))
+def test_depth_float32_keeps_dtype_and_bad_input():
+    ws = dynamics.random_init(4, (3, 2), scale=0.1, key=jr.key(0))
     assert [w.shape for w in ws] == [(3, 4), (2, 3), (4, 2)] and ws[0].dtype == jnp.float32
-    traj = dynamics.deep_matrix_gd(jnp.ones(4), ws, alpha=0.1, n=1, epochs=4)
-    assert traj.mapping.dtype == jnp.float32 and traj.mapping.shape == (5, 4)
-    with pytest.raises(ValueError, match=r"ws\[1\]"):
-        dynamics.deep_matrix_gd(jnp.ones(4), (ws[0], ws[2]), alpha=0.1, n=1, epochs=4)
-    with pytest.raises(ValueError, match="hidden"):
-        dynamics.deep_orthogonal_init(4, [3, 0], 0.1)
+    assert [w.shape for w in dynamics.orthogonal_init(4, 3, 0.1, depth=4)] == [(3, 4), (3, 3), (3, 3), (4, 3)]
+    traj = dynamics.matrix_gd(jnp.ones(4), *ws, alpha=0.1, n=1, epochs=4)
+    assert traj.mapping.dtype == jnp.float32 and traj.mapping.shape == (5, 4) and traj.depth == 3
+    assert traj.w1 is traj.ws[0] and traj.w2 is traj.ws[2]  # first and last factor
+    kw = dict(alpha=0.1, n=1, epochs=4)
+    with pytest.raises(ValueError, match=r"w4 \(\.\.\., D, H_3\).*got w1 \(3, 4\), w2 \(2, 3\), w3 \(2, 3\)"):
+        dynamics.matrix_gd(jnp.ones(4), ws[0], ws[1], ws[1], ws[2], **kw)  # w3's columns are not H_2
+    with pytest.raises(ValueError, match="w3"):
+        dynamics.matrix_gd(jnp.ones(4), ws[0], ws[1], jnp.full((4, 2), jnp.nan), **kw)
+    with pytest.raises(ValueError, match="H_2"):
+        dynamics.matrix_gd(jnp.ones(4), ws[0], jnp.zeros((0, 3)), jnp.zeros((4, 0)), **kw)
+    with pytest.raises(ValueError, match="form='gram_t' needs depth 2"):
+        dynamics.matrix_flow(jnp.array([1.0]), jnp.ones(4), *ws, tau=1.0, n=1, dt=0.1, form="gram_t")
+    with pytest.raises(ValueError, match="eps with eps_dims=2"):
+        dynamics.matrix_gd(jnp.ones(4), *ws, eps=jnp.eye(3), eps_dims=2, **kw)
+    with pytest.raises(ValueError, match=r"hidden\[1\]"):
+        dynamics.orthogonal_init(4, [3, 0], 0.1)
+    with pytest.raises(ValueError, match="d1, d2, ...: give one diagonal for every factor"):
+        dynamics.orthogonal_init(4, (3, 3), 0.1, 0.2)
+    with pytest.raises(ValueError, match="depth=2 contradicts"):
+        dynamics.random_init(4, (3, 3), scale=0.1, key=jr.key(0), depth=2)
+    with pytest.raises(ValueError, match="depth"):
+        dynamics.random_init(4, 3, scale=0.1, key=jr.key(0), depth=1)
     with pytest.raises(ValueError, match="depth"):
         dynamics.deep_scalar_gd(1.0, 0.0, jnp.array([0.1]), alpha=0.1, epochs=2)
     with pytest.raises(ValueError, match="depth"):

@@ -1,5 +1,6 @@
-"""Deep simulations in pieces (daedyn.dynamics.simulate_deep_scalar / simulate_deep_matrix) are the
-same recursion as one call, and `daedyn simulate --depth L` reports what the library computes."""
+"""Simulations at depth in pieces (daedyn.dynamics.simulate_scalar(depth=L) / simulate_matrix with L
+factors) are the same recursion as one call, the old deep names are thin aliases of them until the CLI
+migrates, and `daedyn simulate --depth L` reports what the library computes."""
 
 import json
 
@@ -15,26 +16,49 @@ from daedyn import dynamics
 def test_pieces_equal_one_call_scalar_and_matrix():
     with jax.enable_x64(True):
         lam, eps = jnp.array([1.0, 0.3]), jnp.array([0.5, 0.0])
-        a = dynamics.balanced_factors(jnp.array([0.02, 0.05]), 3)
+        u = jnp.array([0.02, 0.05]) ** (1 / 3)  # the balanced start of mapping w0: every factor w0^(1/3)
         seen = []
-        parts = dynamics.simulate_deep_scalar(lam, eps, a, alpha=0.1, epochs=300, save_every=50,
-                                              chunk_work=600, progress=lambda d, t: seen.append(d))
-        whole = dynamics.deep_scalar_gd(lam, eps, a, alpha=0.1, epochs=300, save_every=50)
-        assert seen == [100, 200, 300]  # 2 directions x 3 factors x 100 epochs = 600 per piece
+        parts = dynamics.simulate_scalar(lam, eps, u, u, alpha=0.1, epochs=300, save_every=50, depth=3,
+                                         chunk_work=200, progress=lambda d, t: seen.append(d))
+        whole = dynamics.scalar_gd(lam, eps, u, u, alpha=0.1, epochs=300, save_every=50, depth=3,
+                                   observables="all")
+        assert seen == [100, 200, 300]  # 2 directions x 100 epochs = 200 per piece
         # pieces restart from the saved factors: the same float64 operations, so equal bit for bit
-        for name in ("t", "factors", "w", "weight_norm", "loss"):
+        for name in ("t", "w1", "w2", "w", "weight_norm", "loss"):
             np.testing.assert_array_equal(getattr(parts, name), getattr(whole, name))
-        ws = dynamics.deep_random_init(3, (2, 2), scale=0.3, key=jax.random.key(0), dtype=jnp.float64)
-        parts = dynamics.simulate_deep_matrix(jnp.array([2.0, 1.0, 0.5]), ws, eps=0.5, gamma=0.01, alpha=0.1,
-                                              n=1, epochs=200, save_every=50, chunk_work=16 * 100)
-        whole = dynamics.deep_matrix_gd(jnp.array([2.0, 1.0, 0.5]), ws, eps=0.5, gamma=0.01, alpha=0.1, n=1,
-                                        epochs=200, save_every=50)
+        rng = np.random.default_rng(0)  # a coupled random start (W_1, W_2, W_3)
+        ws = [0.3 * rng.standard_normal(s) for s in ((2, 3), (2, 2), (3, 2))]
+        seen = []
+        parts = dynamics.simulate_matrix(jnp.array([2.0, 1.0, 0.5]), *ws, eps=0.5, gamma=0.01, alpha=0.1,
+                                         n=1, epochs=200, save_every=50, chunk_work=5 * 100,
+                                         progress=lambda d, t: seen.append(d))
+        whole = dynamics.matrix_gd(jnp.array([2.0, 1.0, 0.5]), *ws, eps=0.5, gamma=0.01, alpha=0.1, n=1,
+                                   epochs=200, save_every=50)
+        assert seen == [100, 200]  # (6 + 4 + 6) / 3 = 5 weights per factor x 100 epochs per piece
         for name in ("t", "mapping", "singular_values", "weight_norm", "loss"):
             np.testing.assert_array_equal(getattr(parts, name), getattr(whole, name))
-        for p, w in zip(parts.ws, whole.ws):
+        assert parts.depth == 3
+        for p, w in zip(parts.ws, whole.ws, strict=True):
             np.testing.assert_array_equal(p, w)
-    with pytest.raises(ValueError, match="method must be one of"):
-        dynamics.simulate_deep_scalar(1.0, 0.0, a, alpha=0.1, epochs=10, method="diffrax")
+
+
+def test_old_deep_names_are_aliases_until_the_cli_migrates():
+    """deep_orthogonal_init / simulate_deep_scalar (removed after the CLI migrates) spell the new API:
+    the same arrays, the old ``factors`` field (deep_random_init: tests/test_tune_depth.py, slow)."""
+    key = jax.random.key(2)
+    a = jnp.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.4]])  # (L, k): one row per factor
+    old = dynamics.deep_orthogonal_init(3, (2, 2), a, key=key)
+    new = dynamics.orthogonal_init(3, (2, 2), a[0], a[1], a[2], key=key)
+    for x, y in zip(old, new, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert dynamics.DeepMatrixTrajectory is dynamics.MatrixTrajectory
+    kw = dict(alpha=0.1, epochs=20, save_every=10)
+    tr = dynamics.simulate_deep_scalar(1.0, 0.5, jnp.array([0.2, 0.2, 0.4]), **kw)
+    want = dynamics.scalar_gd(1.0, 0.5, 0.2, 0.4, depth=3, observables="all", **kw)
+    np.testing.assert_array_equal(tr.factors, np.stack([want.w1, want.w1, want.w2]))
+    np.testing.assert_array_equal(tr.w, want.w)
+    with pytest.raises(ValueError, match="factors"):  # unequal first factors: not a scalar_gd start
+        dynamics.simulate_deep_scalar(1.0, 0.5, jnp.array([0.1, 0.2, 0.4]), alpha=0.1, epochs=2)
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -64,10 +88,8 @@ def test_simulate_depth_flow_matches_closed_form_and_matrix_matches_library(caps
     rep = json.loads(out)
     with jax.enable_x64(True):
         lam = 100.0 ** (-np.arange(5) / 4)
-        ws = dynamics.deep_orthogonal_init(5, (3, 3), jnp.full((3, 3), 0.2), key=jax.random.key(0),
-                                           dtype=jnp.float64)
-        want = dynamics.deep_matrix_gd(jnp.asarray(lam), ws, eps=0.5, alpha=0.05, n=1.0, epochs=600,
-                                       save_every=3)
+        ws = dynamics.orthogonal_init(5, (3, 3), 0.2, key=jax.random.key(0), dtype=jnp.float64)
+        want = dynamics.matrix_gd(jnp.asarray(lam), *ws, eps=0.5, alpha=0.05, n=1.0, epochs=600, save_every=3)
     got = [d["mapping"] for d in rep["directions"]]
     np.testing.assert_allclose(got, np.asarray(want.mapping[-1]), rtol=0, atol=1e-15)  # same recursion
     assert rep["hidden"] == [3, 3] and [d["mapping"] for d in rep["directions"][3:]] == [0.0, 0.0]
