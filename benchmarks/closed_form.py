@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import _hw
 from daedyn import theory
+from daedyn.theory._general import dae_trajectory_printed  # private: Eq. (5) as printed
 
 
 @jax.jit
@@ -31,7 +32,7 @@ def ours(t, lam, eps, w1, w2):
 
 @jax.jit
 def printed(t, lam, eps, w1, w2):
-    return theory.dae_trajectory_printed(t[:, None], lam, eps, w1, w2)
+    return dae_trajectory_printed(t[:, None], lam, eps, w1, w2)
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))

@@ -104,6 +104,7 @@ def errata() -> None:
     import jax.numpy as jnp
 
     from daedyn import dynamics, theory
+    from daedyn.theory._general import dae_trajectory_printed  # private: Eq. (5) as printed
 
     jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(0)
@@ -127,13 +128,13 @@ def errata() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for dt in (jnp.float32, jnp.float64):
-            a = theory.dae_trajectory_printed(jnp.asarray([2.0], dt), 1.0, 1.0, 0.3, 0.3)
+            a = dae_trajectory_printed(jnp.asarray([2.0], dt), 1.0, 1.0, 0.3, 0.3)
             b = theory.dae_trajectory(jnp.asarray([2.0], dt), 1.0, 1.0, 0.3, 0.3)
             print(f"Eq. (5), {dt.__name__}, w1 = w2 = 0.3, t = 2, lam = eps = 1: printed {float(a[0])}, "
                   f"daedyn {float(b[0]):.6f}")
         ts = jnp.asarray([0.0, 1.0, 10.0, 1e9])
         print("Eq. (5), lam = 1, eps = 5, (0.3, -1.2), t = 0, 1, 10, 1e9: printed",
-              np.asarray(theory.dae_trajectory_printed(ts, 1.0, 5.0, 0.3, -1.2)).round(6).tolist(),
+              np.asarray(dae_trajectory_printed(ts, 1.0, 5.0, 0.3, -1.2)).round(6).tolist(),
               "daedyn", np.asarray(theory.dae_trajectory(ts, 1.0, 5.0, 0.3, -1.2)).round(6).tolist())
     for e in (0.2, 1.0, 1.8):
         g_eq = float(theory.equivalent_gamma(1.0, e))
