@@ -69,14 +69,16 @@ def test_simulate_depth3_scalar_out_is_the_recursion(tmp_path, capsys):
     assert f"wrote {out}" in stdout
     ds = xr.open_dataset(out)
     assert ds.w.dims == ("lam", "eps", "gamma", "alpha", "epoch")
-    assert ds.factors.dims == ("lam", "eps", "gamma", "alpha", "factor", "epoch")
-    np.testing.assert_array_equal(ds.factor, [1, 2, 3])
+    # the same variables at every depth: w1 the common value of the first L - 1 factors, w2 the last
+    assert ds.w1.dims == ds.w2.dims == ds.w.dims
     np.testing.assert_array_equal(ds.epoch, [0, 20, 40, 60])
     for la in lam:
         for ep in eps:
             ref = _deep_gd(la, ep, gamma, alpha, n, [w1, w1, w2], 60)[::20]  # (4, 3)
             point = dict(lam=la, eps=ep, gamma=gamma, alpha=alpha)
-            np.testing.assert_allclose(ds.factors.sel(**point).values.T, ref, rtol=1e-10)
+            np.testing.assert_allclose(ds.w1.sel(**point).values, ref[:, 0], rtol=1e-10)
+            np.testing.assert_allclose(ds.w1.sel(**point).values, ref[:, 1], rtol=1e-10)
+            np.testing.assert_allclose(ds.w2.sel(**point).values, ref[:, 2], rtol=1e-10)
             np.testing.assert_allclose(ds.w.sel(**point).values, np.prod(ref, axis=1), rtol=1e-10)
             assert float(ds.w.sel(**point)[-1]) > w1 * w1 * w2  # it moved: the check is not of the start
     assert ds.attrs["depth"] == 3 and json.loads(ds.attrs["settings"])["depth"] == 3
@@ -344,3 +346,52 @@ def test_zarr_out_is_replaced_whole(tmp_path, capsys):
     ds = xr.open_zarr(out)
     np.testing.assert_array_equal(ds.lam, [3.0])
     assert sorted(os.listdir(tmp_path)) == ["th.zarr"]  # no temporary folder left behind
+
+
+def test_simulate_depth3_eps_schedule_scalar_and_matrix_are_the_recursion(tmp_path, capsys):
+    # once refused ("the depth-L schedules are not built"): a piecewise eps schedule at depth 3, scalar
+    # and matrix mode (orthogonal start: every direction follows the scalar recursion), against the
+    # NumPy recursion of the L factors with eps(k) at epoch k
+    common = ["--depth", "3", "--eps-schedule", "piecewise:20:0.2,2", "--gamma", "0.01", "--alpha", "0.05",
+              "--n", "2", "--w1", "0.3", "--w2", "0.5", "--epochs", "40", "--save-every", "20", "--x64",
+              "--quiet", "--json"]
+    rc, out, err = run_cli(["simulate", "--lam", "1,2", *common], capsys)
+    assert rc == 0, err
+    rep = json.loads(out)
+
+    def ref(lam):
+        a = np.array([0.3, 0.3, 0.5])
+        for k in range(40):
+            eps = 0.2 if k < 20 else 2.0
+            u = np.prod(a)
+            others = np.array([np.prod(np.delete(a, l)) for l in range(3)])
+            a = a + (0.05 / 2) * ((lam - (lam + eps) * u) * others - 2 * 0.01 * a)
+        return np.prod(a)
+
+    # float64, the same recursion: rounding only
+    np.testing.assert_allclose([r["w_final"] for r in rep["settings"]], [ref(1.0), ref(2.0)], rtol=1e-10)
+    rc, out, err = run_cli(["simulate", "--matrix", "--dim", "2", "--hidden", "2", "--lam", "1", *common],
+                           capsys)
+    assert rc == 0, err
+    mapping = json.loads(out)["directions"][0]["mapping"]
+    np.testing.assert_allclose(mapping, ref(1.0), rtol=1e-10)
+
+
+def test_simulate_depth3_diffrax_and_masking_run(tmp_path, capsys):
+    # once refused at depth >= 3: the diffrax flow (scalar) and a coupled masking term (matrix mode)
+    pytest.importorskip("diffrax", reason="the ode extra provides diffrax")
+    rc, out, err = run_cli(["simulate", "--depth", "3", "--method", "diffrax", "--lam", "1", "--eps", "0.5",
+                            "--w1", "0.5", "--w2", "0.5", "--alpha", "0.1", "--epochs", "400", "--save-every",
+                            "200", "--x64", "--quiet", "--json"], capsys)
+    assert rc == 0, err
+    row = json.loads(out)["settings"][0]
+    # the balanced start follows the depth-3 closed form to the solver's tolerance (rtol 1e-8)
+    assert row["max_dev_closed_form"] < 1e-6 and abs(row["w_final"] - row["fixed_point"]) < 1e-3
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).uniform(0, 1, (40, 4)))
+    rc, out, err = run_cli(["simulate", "--depth", "3", "--matrix", "--noise", "masking", "--p", "0.2",
+                            "--dataset", str(x), "--hidden", "3", "--alpha", "0.2", "--epochs", "20",
+                            "--save-every", "10", "--quiet", "--json"], capsys)
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["depth"] == 3 and rep["noise"] == "masking" and np.isfinite(rep["loss_final"])

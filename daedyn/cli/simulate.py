@@ -7,7 +7,6 @@ import math
 import sys
 import time
 
-from daedyn.cli._options import add_common_options, add_config_options, float_list, seed_int
 from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
 from daedyn.cli._files import (
     check_out,
@@ -16,6 +15,7 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
+from daedyn.cli._options import add_common_options, add_config_options, float_list, seed_int
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -166,10 +166,6 @@ def run(args) -> int:
     from daedyn._checks import check_int
 
     check_int("--depth", args.depth, 2)
-    if args.depth > 2:
-        from daedyn.cli import _simulate_deep
-
-        return _simulate_deep.run(args)
     if not args.matrix and (args.noise != "none" or args.p is not None or args.dataset is not None
                             or args.cov is not None or args.raw):
         raise ValueError("--noise masking/gaussian, --p, --cov, --raw and --dataset need --matrix (the "
@@ -187,12 +183,20 @@ def run(args) -> int:
     return _run_matrix(args) if args.matrix else _run_scalar(args)
 
 
-def _scalar_closed_form(t, lam, eps, gamma, n, w1, w2, tau):
-    """w(t) of the flow: Eq. (5) for gamma = 0, the balanced solution for w1 = w2; NaN elsewhere."""
+def _scalar_closed_form(t, lam, eps, gamma, n, w1, w2, tau, depth=2):
+    """w(t) of the flow: Eq. (5) for gamma = 0 (depth 2), the balanced solution for w1 = w2 (> 0 at
+    depth L >= 3, every factor w1, w0 = w1^L); NaN elsewhere."""
     import numpy as np
 
     from daedyn import theory
 
+    if depth > 2:
+        shape = np.broadcast_shapes(*(np.shape(x) for x in (t, lam, gamma, tau)),
+                                    () if hasattr(eps, "boundaries") else np.shape(eps))
+        if not (w1 == w2 and w1 > 0):
+            return np.full(shape, np.nan)
+        out = theory.small_init_trajectory(t, lam, eps, gamma, w0=w1 ** depth, tau=tau, n=n, depth=depth)
+        return np.broadcast_to(np.asarray(out, np.float64), shape)
     general = np.asarray(theory.dae_trajectory(t, lam, eps, w1, w2, tau=tau))
     w0 = w1 * w2 if w1 == w2 else 0.0  # the balanced form only applies (and is only used) when w1 = w2
     balanced = np.asarray(theory.small_init_trajectory(t, lam, eps, gamma, w0=w0, tau=tau, n=n))
@@ -234,9 +238,10 @@ def _run_scalar(args) -> int:
     if args.method != "gd":
         say(f"integrating the flow ({args.method}) for {batch} setting(s) ...")
     eps_run = c[1] if args.schedule is None else args.schedule  # --eps-schedule
+    depth = args.depth
     tr = simulate_scalar(c[0], eps_run, jnp.full(batch, args.w1, dtype), jnp.full(batch, args.w2, dtype),
                          alpha=c[3], gamma=c[2], n=n, epochs=args.epochs, save_every=every,
-                         method=args.method, dt=args.dt, backend=args.backend,
+                         method=args.method, dt=args.dt, backend=args.backend, depth=depth,
                          progress=_progress(args, every, batch), chunk_work=_CHUNK_WORK)
     t = np.asarray(tr.t, np.float64)
     w1s, w2s, ws, losses = (np.asarray(x) for x in (tr.w1, tr.w2, tr.w, tr.loss))
@@ -247,21 +252,27 @@ def _run_scalar(args) -> int:
     closed = (np.full(ws.shape, np.nan) if args.schedule is not None and not isinstance(args.schedule,
               PiecewiseConstant) else  # continuous schedules have no closed form
               _scalar_closed_form(t[None, :], lam[:, None], eps_closed, gamma[:, None], n, args.w1, args.w2,
-                                  tau[:, None]))
-    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, n))
+                                  tau[:, None], depth))
+    fixed = np.asarray(theory.fixed_point(lam, eps, gamma, n, depth=depth))
+    threshold = (np.asarray(theory.learning_threshold(lam, eps, gamma, n, depth=depth), np.float64)
+                 if depth > 2 else None)
     has_closed = ~np.isnan(closed[:, 0])
     dev = np.max(np.abs(np.where(has_closed[:, None], ws - closed, 0.0)), axis=1)
     dev = np.where(has_closed, dev, np.nan)
     rows = [{"lam": float(lam[i]), "eps": float(eps[i]), "gamma": float(gamma[i]), "alpha": float(alpha[i]),
              "w_final": _num(ws[i, -1]), "w1_final": _num(w1s[i, -1]), "w2_final": _num(w2s[i, -1]),
              "fixed_point": float(fixed[i]), "loss_final": _num(losses[i, -1]),
-             "max_dev_closed_form": _num(dev[i])} for i in range(batch)]
+             "max_dev_closed_form": _num(dev[i]),
+             **({"threshold": _num(threshold[i])} if depth > 2 else {})} for i in range(batch)]
     report = {"mode": "scalar", "method": args.method, "epochs": args.epochs, "save_every": every,
-              "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows}
+              "n": n, "w1": args.w1, "w2": args.w2, "seconds": round(seconds, 3), "settings": rows,
+              **({"depth": depth} if depth > 2 else {})}
     if args.method == "gd":
-        report["backend"] = ("scan" if args.schedule is not None  # schedules run the scan recursion
-                             else dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every,
-                                                             observables="all"))  # simulate_scalar's
+        from daedyn.schedules import is_schedule
+
+        continuous = is_schedule(args.schedule) and not isinstance(args.schedule, PiecewiseConstant)
+        report["backend"] = dynamics.choose_backend(args.backend, epochs=args.epochs, save_every=every,
+                                                    observables="all", continuous=continuous)
     lost = _save_out(args, report, lambda: scalar_dataset(args, tr, closed, report),
                      lambda: {**raw_arrays(tr), "closed_form": closed})
     if args.plot:
@@ -277,10 +288,19 @@ def _run_scalar(args) -> int:
     else:
         label = {"gd": f"gradient descent ({report.get('backend')})", "rk4": "flow, RK4",
                  "diffrax": "flow, diffrax Tsit5"}[args.method]
-        print(f"scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
-              f"start w1 = {args.w1:g}, w2 = {args.w2:g} ({seconds:.2f} s)")
-        _print_scalar_rows(rows)
-        if args.method == "gd":
+        if depth > 2:
+            print(f"depth-{depth} scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, "
+                  f"n = {n:g}, start: {depth - 1} factor(s) {args.w1:g}, last {args.w2:g} ({seconds:.2f} s)")
+        else:
+            print(f"scalar dynamics, {label}: {batch} setting(s), {args.epochs} epochs, n = {n:g}, "
+                  f"start w1 = {args.w1:g}, w2 = {args.w2:g} ({seconds:.2f} s)")
+        _print_scalar_rows(rows, threshold=depth > 2)
+        if depth > 2:
+            balanced = args.w1 == args.w2 and args.w1 > 0
+            print(f"closed form: the balanced depth-{depth} flow with tau = n / alpha and w0 = w1^{depth} "
+                  f"({'GD differs by O(alpha)' if balanced else 'n/a: the start is not balanced'}); "
+                  "threshold: the smallest balanced start that is learned")
+        elif args.method == "gd":
             print("closed form: the continuous flow with tau = n / alpha (GD differs from it by O(alpha))")
         if args.plot:
             print(f"wrote {args.plot}")
@@ -411,6 +431,7 @@ def _run_matrix(args) -> int:
 
     if args.method == "diffrax":
         raise ValueError("--method diffrax is available in scalar mode only (use gd or rk4 with --matrix)")
+    depth = args.depth
     for name in ("eps", "gamma", "alpha"):
         if len(getattr(args, name)) != 1:
             raise ValueError(f"--{name} takes one value in matrix mode; got {getattr(args, name)}")
@@ -429,39 +450,43 @@ def _run_matrix(args) -> int:
         eps, eps_dims = np.diagonal(eps_run), 2
     dtype = jnp.result_type(float)
     key = jr.key(args.seed)
-    if args.init == "orthogonal":
-        w1, w2 = dynamics.orthogonal_init(d, h, args.w1, args.w2, key=key, dtype=dtype)
+    if args.init == "orthogonal":  # the first L - 1 factors' diagonals at --w1, the last at --w2
+        ws = dynamics.orthogonal_init(d, h, *([args.w1] * (depth - 1)), args.w2, key=key, dtype=dtype)
     else:
-        w1, w2 = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype)
+        ws = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype, depth=depth)
     lam_j = jnp.asarray(lam, dtype)
     kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims)
     start = time.perf_counter()
     if args.method != "gd":
-        say(f"integrating the matrix flow (RK4) D = {d}, H = {h} ...")
-    tr = simulate_matrix(lam_j, w1, w2, alpha=alpha, epochs=args.epochs, save_every=every,
-                         method=args.method, dt=args.dt or 0.1, progress=_progress(args, every, d * h),
+        say(f"integrating the depth-{depth} matrix flow (RK4) D = {d}, H = {h} ...")
+    tr = simulate_matrix(lam_j, *ws, alpha=alpha, epochs=args.epochs, save_every=every,
+                         method=args.method, dt=args.dt or 0.1,
+                         progress=_progress(args, every, sum(int(w.size) for w in ws)),
                          chunk_work=_CHUNK_WORK, **kw)
     mapping, loss = np.asarray(tr.mapping), np.asarray(tr.loss)
     seconds = time.perf_counter() - start
     t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
     k = min(d, h)
-    fixed = np.where(np.arange(d) < k, np.asarray(theory.fixed_point(lam, eps, gamma, n)), 0.0)
+    fixed = np.where(np.arange(d) < k, np.asarray(theory.fixed_point(lam, eps, gamma, n, depth=depth)), 0.0)
     closed = None
     from daedyn.schedules import PiecewiseConstant
 
     exact = args.schedule is None or isinstance(args.schedule, PiecewiseConstant)  # continuous: none
-    if args.init == "orthogonal" and (gamma == 0 or args.w1 == args.w2) and exact:
+    balanced = args.w1 == args.w2 and (depth == 2 or args.w1 > 0)
+    if args.init == "orthogonal" and ((gamma == 0 and depth == 2) or balanced) and exact:
         closed = np.zeros((t.size, d))
         eps_k = eps[None, :k] if np.ndim(eps) else eps
         eps_k = eps_k if args.schedule is None else args.schedule
         closed[:, :k] = _scalar_closed_form(t[:, None], lam[None, :k], eps_k, gamma, n, args.w1, args.w2,
-                                            n / alpha)
+                                            n / alpha, depth)
     final = mapping[-1]
-    report = {"mode": "matrix", "method": args.method, "dim": d, "hidden": h, "init": args.init,
+    report = {"mode": "matrix", "method": args.method, "dim": d,
+              "hidden": h if depth == 2 else [h] * (depth - 1), "init": args.init,
               "epochs": args.epochs, "save_every": every, "gamma": gamma, "alpha": alpha,
               "eps": float(eps) if masked is None else None, "noise": args.noise, "p": args.p,
               "cov": args.cov,
-              "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1])}
+              "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
+              **({"depth": depth} if depth > 2 else {})}
     _add_directions(report, args, t, lam, mapping, fixed, closed)
     lost = _save_out(args, report, lambda: matrix_dataset(args, tr, lam, fixed, closed, report),
                      lambda: {**raw_arrays(tr), "lam": lam, "fixed_point": fixed, "closed_form": closed})
@@ -471,8 +496,10 @@ def _run_matrix(args) -> int:
         level = f"eps = {eps:g}" if masked is None else (
             f"masking p = {args.p:g} (coupled; theory: eps_j)" if args.noise == "masking" else
             f"gaussian cov {args.cov} (coupled; theory: eps_j)")
-        print(f"matrix dynamics ({'gradient descent' if args.method == 'gd' else 'flow, RK4'}), D = {d}, "
-              f"H = {h}, {args.init} init, {level}, "
+        what = "matrix dynamics" if depth == 2 else f"depth-{depth} matrix dynamics"
+        width = f"H = {h}" if depth == 2 else f"hidden {[h] * (depth - 1)}"
+        print(f"{what} ({'gradient descent' if args.method == 'gd' else 'flow, RK4'}), D = {d}, "
+              f"{width}, {args.init} init, {level}, "
               f"gamma = {gamma:g}, alpha = {alpha:g}, n = {n:g}, "
               f"{args.epochs} epochs ({seconds:.2f} s)")
         _print_directions(report, args)
