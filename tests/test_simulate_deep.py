@@ -1,6 +1,6 @@
 """Simulations at depth in pieces (daedyn.dynamics.simulate_scalar(depth=L) / simulate_matrix with L
-factors) are the same recursion as one call, the old deep names are thin aliases of them until the CLI
-migrates, and `daedyn simulate --depth L` reports what the library computes."""
+factors) are the same recursion as one call, the old deep names left are thin aliases of the engine,
+and `daedyn simulate --depth L` reports what the library computes."""
 
 import json
 
@@ -42,30 +42,26 @@ def test_pieces_equal_one_call_scalar_and_matrix():
             np.testing.assert_array_equal(p, w)
 
 
-def test_old_deep_names_are_aliases_until_the_cli_migrates():
-    """deep_orthogonal_init / simulate_deep_scalar (removed after the CLI migrates) spell the new API:
-    the same arrays, the old ``factors`` field (deep_random_init: tests/test_tune_depth.py, slow)."""
+def test_old_deep_names_are_aliases_until_their_callers_migrate():
+    """deep_orthogonal_init / deep_matrix_gd (thin aliases, removed after their last callers migrate)
+    spell the new API: the same arrays (deep_random_init: tests/test_tune_depth.py, slow)."""
     key = jax.random.key(2)
     a = jnp.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.4]])  # (L, k): one row per factor
     old = dynamics.deep_orthogonal_init(3, (2, 2), a, key=key)
     new = dynamics.orthogonal_init(3, (2, 2), a[0], a[1], a[2], key=key)
     for x, y in zip(old, new, strict=True):
         np.testing.assert_array_equal(x, y)
-    assert dynamics.DeepMatrixTrajectory is dynamics.MatrixTrajectory
-    kw = dict(alpha=0.1, epochs=20, save_every=10)
-    tr = dynamics.simulate_deep_scalar(1.0, 0.5, jnp.array([0.2, 0.2, 0.4]), **kw)
-    want = dynamics.scalar_gd(1.0, 0.5, 0.2, 0.4, depth=3, observables="all", **kw)
-    np.testing.assert_array_equal(tr.factors, np.stack([want.w1, want.w1, want.w2]))
-    np.testing.assert_array_equal(tr.w, want.w)
-    with pytest.raises(ValueError, match="factors"):  # unequal first factors: not a scalar_gd start
-        dynamics.simulate_deep_scalar(1.0, 0.5, jnp.array([0.1, 0.2, 0.4]), alpha=0.1, epochs=2)
+    with pytest.raises(ValueError, match="ws must be a tuple of L >= 2"):
+        dynamics.deep_matrix_gd(jnp.ones(3), (old[0],), alpha=0.1, n=1, epochs=2)
+    for gone in ("DeepMatrixTrajectory", "deep_matrix_flow", "simulate_deep_scalar", "simulate_deep_matrix"):
+        assert not hasattr(dynamics, gone)  # no caller left: removed (docs/migration.md)
 
 
+# (--method diffrax, --eps-schedule and a coupled --noise term run at every depth since the CLI's one
+# simulate path: tests/test_cli_seams.py)
 @pytest.mark.parametrize("argv, match", [
     (["simulate", "--depth", "1"], "--depth must be an integer >= 2"),
-    (["simulate", "--depth", "3", "--method", "diffrax"], "--method gd or rk4"),
-    (["simulate", "--depth", "3", "--matrix", "--noise", "masking", "--p", "0.2"], "--depth 2 only"),
-    (["simulate", "--depth", "3", "--eps-schedule", "linear:1,0,10"], "--depth 2 only"),
+    (["simulate", "--depth", "2.5"], "--depth"),
 ])
 def test_simulate_depth_bad_usage(capsys, argv, match):
     rc, _, err = run_cli(argv, capsys)

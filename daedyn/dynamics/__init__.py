@@ -21,16 +21,8 @@
 
 from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
 
-# removed after the CLI migrates (daedyn/cli/_simulate_deep.py): the old deep names, thin aliases
-from daedyn.dynamics._aliases import (  # removed after the CLI migrates
-    DeepMatrixTrajectory,
-    deep_matrix_flow,
-    deep_matrix_gd,
-    deep_orthogonal_init,
-    deep_random_init,
-    simulate_deep_matrix,
-    simulate_deep_scalar,
-)
+# old deep names, thin aliases of the engine: removed after their last callers migrate (docs/migration.md)
+from daedyn.dynamics._aliases import deep_matrix_gd, deep_orthogonal_init, deep_random_init
 from daedyn.dynamics._deep import (
     DeepScalarTrajectory,
     balanced_factors,
@@ -60,7 +52,5 @@ __all__ = [
     "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
     "DeepScalarTrajectory", "balanced_factors", "deep_scalar_rhs", "deep_scalar_gd", "deep_scalar_flow",
-    # removed after the CLI migrates:
-    "DeepMatrixTrajectory", "deep_matrix_gd", "deep_matrix_flow", "deep_orthogonal_init", "deep_random_init",
-    "simulate_deep_scalar", "simulate_deep_matrix",
+    "deep_matrix_gd", "deep_orthogonal_init", "deep_random_init",  # removed after their callers migrate
 ]
