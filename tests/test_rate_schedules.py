@@ -146,9 +146,17 @@ def test_compare_with_theory_of_a_scheduled_run(x64):
     np.testing.assert_allclose(c.alpha_lam_over_n[0], 0.2, rtol=1e-12)  # the largest alpha
     # the fixed point in force at the end: eps = 0.3, gamma = 0.01 (lam - N gamma) / (lam + eps)
     np.testing.assert_allclose(c.fixed_point, np.maximum(lam - n * 0.01, 0) / (lam + 0.3), rtol=1e-12)
-    deep = {"w1": np.eye(6), "w2": np.eye(6), "w3": np.eye(6)}  # a depth-3 start: not supported here
-    with pytest.raises(ValueError, match="needs a one-hidden-layer network"):
-        tr.compare_with_theory(r._replace(init_params=deep), eigvecs=v, w0=1e-3)
+    # depth 3 under the same schedules (once refused): the decoupling start W1 = u V^T, W2 = u I,
+    # W3 = u V keeps every direction balanced, so the marginalised run is the depth-3 scheduled
+    # recursion: the discrete prediction equals it to rounding (bound 1e-12, as above)
+    u = 0.1
+    deep = dict(kw, hidden=(6, 6), params={"w1": u * v.T, "w2": u * np.eye(6), "w3": u * v})
+    r3 = tr.train(x, alpha=alpha, gamma=gamma, eps=eps, **deep)
+    c3 = tr.compare_with_theory(r3, eigvecs=v, w0=u**3)
+    np.testing.assert_allclose(c3.discrete, c3.measured, rtol=0, atol=1e-12)
+    assert float(np.max(np.abs(c3.measured[-1] - c3.measured[0]))) > 0.1  # it learned: the check bites
+    # the chained depth-3 closed form of the flow: O(alpha lam / N) from GD, as at depth 2
+    np.testing.assert_allclose(c3.continuous, c3.measured, rtol=0, atol=0.05)
 
 
 @pytest.mark.slow  # ~5 s on the loaded 2-core CPU (the constant route's compilations)
