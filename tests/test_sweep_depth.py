@@ -36,8 +36,9 @@ def test_fixed_point_and_threshold_over_depth(tmp_path):
 
 def test_deep_scalar_gd_depth_axis_last_and_chunked(tmp_path):
     """Depth as the LAST axis (blocks of one point) and as the first axis with small chunks give
-    the same numbers as direct deep_scalar_gd calls (the same float32 recursion; XLA fuses a
-    (1,)-batch and a (3,)-batch differently: measured max relative difference 1.1e-7 = 1 ulp)."""
+    the same numbers as direct deep_scalar_gd calls (the L-factor float32 recursion; the entry runs
+    scalar_gd(depth=L), the same recursion on the two-value state, products in another order: measured
+    max relative difference 7.7e-7 after 200 float32 steps, bound 2e-6)."""
     consts = {"lam": 1.0, "w0": 0.01, "alpha": 0.05, "epochs": 200, "save_every": 50}
     eps = [0.0, 0.5, 2.0]
     sweep.run({"function": "dynamics.deep_scalar_gd", "axes": {"eps": eps, "depth": [2, 3]},
@@ -52,8 +53,8 @@ def test_deep_scalar_gd_depth_axis_last_and_chunked(tmp_path):
         want = dynamics.deep_scalar_gd(np.float32(1.0), np.asarray(eps, np.float32), a,
                                        alpha=np.float32(0.05), epochs=200, save_every=50)
         for got in (last.w.values[:, j], first.w.values[j]):
-            np.testing.assert_allclose(got, np.asarray(want.w), rtol=5e-7, atol=0)  # 4 ulp
-        np.testing.assert_allclose(first.loss.values[j], np.asarray(want.loss), rtol=5e-7, atol=0)
+            np.testing.assert_allclose(got, np.asarray(want.w), rtol=2e-6, atol=0)
+        np.testing.assert_allclose(first.loss.values[j], np.asarray(want.loss), rtol=2e-6, atol=0)
 
 
 def test_depth_axis_is_range_checked_and_user_switches_work(tmp_path):

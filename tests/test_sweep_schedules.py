@@ -1,5 +1,5 @@
 """Schedule piece values as sweep axes: the built-in entry points "theory.scheduled_trajectory" and
-"dynamics.scheduled_gd" (daedyn/sweep/_schedules.py) against direct calls, and bad specs."""
+"dynamics.scheduled_gd" (daedyn/sweep/_builtins.py) against direct calls, and bad specs."""
 
 import numpy as np
 import pytest
