@@ -126,6 +126,18 @@ MD, MN = 4, 2.0
 MLAM = np.array([3.0, 1.6, 0.9, 0.4])
 WIDTHS = {2: (3,), 3: (3, 2), 4: (3, 4, 2)}
 MATRIX_KINDS = ["constant", "piecewise", "linear"]
+# The default suite runs a Latin square of the 3 x 3 (depth, kind) cases per engine (every depth and
+# every kind once, the jumps of the piecewise kind in both engines); the slow suite runs all 18. Each
+# case compiles its own run (~1-2.5 s on the 2-core CPU): the full product would make the default
+# suite slower than the per-combination tests it replaces.
+DEFAULT_CASES = {("gd", 2, "piecewise"), ("gd", 3, "linear"), ("gd", 4, "constant"),
+                 ("flow", 2, "linear"), ("flow", 3, "piecewise"), ("flow", 4, "constant")}
+
+
+def _matrix_cases(engine):
+    return [pytest.param(depth, kind, id=f"{kind}-{depth}",
+                         marks=() if (engine, depth, kind) in DEFAULT_CASES else pytest.mark.slow)
+            for kind in MATRIX_KINDS for depth in (2, 3, 4)]
 
 
 def _matrix_start(depth):
@@ -231,8 +243,7 @@ def _compare(tr, want, rtol, atol, depth):
     np.testing.assert_array_equal(tr.w2, tr.ws[-1])
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
-@pytest.mark.parametrize("kind", MATRIX_KINDS)
+@pytest.mark.parametrize("depth, kind", _matrix_cases("gd"))
 def test_matrix_gd_any_depth_any_schedule(depth, kind, x64):
     eps, eps_dims, c_of = _corruption(kind)
     make, ref = _kinds()[kind]
@@ -245,8 +256,7 @@ def test_matrix_gd_any_depth_any_schedule(depth, kind, x64):
     _compare(tr, want, rtol=1e-12, atol=1e-14, depth=depth)
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
-@pytest.mark.parametrize("kind", MATRIX_KINDS)
+@pytest.mark.parametrize("depth, kind", _matrix_cases("flow"))
 def test_matrix_flow_any_depth_any_schedule(depth, kind, x64):
     eps, eps_dims, c_of = _corruption(kind)
     make, ref = _kinds()[kind]
