@@ -1,7 +1,7 @@
 """How close does the depth-L full-matrix recursion get to the float32 matmul peak?
 
 Workload: S hyperparameter settings (eps, gamma) of gradient descent on the expected loss of a deep
-linear DAE in the eigenbasis (``daedyn.dynamics.deep_matrix_gd``, L = 3 and 4 factor matrices, D = 784,
+linear DAE in the eigenbasis (``daedyn.dynamics.matrix_gd``, L = 3 and 4 factor matrices, D = 784,
 every hidden layer H = 256), observed at the start and the end only. Baseline in the same process:
 the depth-2 ``matrix_gd`` (form "gram") on the same spectrum and settings, so the ratio says how much
 of the depth-2 FLOP rate the deep recursion keeps. FLOPs are XLA's own count (``cost_analysis``) of
@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks import _hw
 from daedyn import _linear
-from daedyn.dynamics import deep_matrix_gd, deep_random_init, matrix_gd, random_init
+from daedyn.dynamics import matrix_gd, random_init
 
 D, H = 784, 256
 
@@ -74,12 +74,12 @@ def run(quick: bool = True) -> list[dict]:
         base_rate = base_flops / _hw.best_time(two, lam, w1, w2, eps, gamma, repeat=repeat)
         label = precision or "default"
         for depth in (3, 4):
-            ws = deep_random_init(D, (H,) * (depth - 1), scale=1e-2, key=jax.random.key(depth))
+            ws = random_init(D, (H,) * (depth - 1), scale=1e-2, key=jax.random.key(depth))
 
             def deep(lam, ws, eps, gamma):
-                return deep_matrix_gd(
+                return matrix_gd(
                     lam,
-                    ws,
+                    *ws,
                     eps=eps,
                     gamma=gamma,
                     alpha=1e-2,

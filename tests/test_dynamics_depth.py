@@ -10,6 +10,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from daedyn import dynamics, theory
+from daedyn.dynamics._deep import balanced_factors
 
 LAM = np.array([3.0, 2.0, 1.0, 0.5, 0.1])
 
@@ -120,12 +121,12 @@ def test_depth_float32_keeps_dtype_and_bad_input():
     with pytest.raises(ValueError, match="depth"):
         dynamics.scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, depth=1)
     with pytest.raises(ValueError, match="w0"):
-        dynamics.balanced_factors(-1.0, 3)
+        balanced_factors(-1.0, 3)
 
 
 @pytest.mark.slow  # compiles the depth-3 closed form
 def test_balanced_flow_matches_depth_theory(x64):
     ts = jnp.linspace(0.0, 60.0, 7)
-    f = dynamics.deep_scalar_flow(ts, 2.0, 0.5, dynamics.balanced_factors(0.01, 3), gamma=0.05, dt=0.01)
+    f = dynamics.deep_scalar_flow(ts, 2.0, 0.5, balanced_factors(0.01, 3), gamma=0.05, dt=0.01)
     u = theory.small_init_trajectory(ts, 2.0, 0.5, 0.05, w0=0.01, depth=3)
     np.testing.assert_allclose(f.w, u, rtol=1e-9)  # RK4 dt = 0.01 vs the exact solution

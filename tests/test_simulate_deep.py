@@ -42,19 +42,18 @@ def test_pieces_equal_one_call_scalar_and_matrix():
             np.testing.assert_array_equal(p, w)
 
 
-def test_old_deep_names_are_aliases_until_their_callers_migrate():
-    """deep_orthogonal_init / deep_matrix_gd (thin aliases, removed after their last callers migrate)
-    spell the new API: the same arrays (deep_random_init: tests/test_tune_depth.py, slow)."""
+def test_old_deep_names_are_gone():
+    """The depth-L twins are one function each now (docs/migration.md)."""
+    for gone in ("DeepMatrixTrajectory", "deep_matrix_flow", "simulate_deep_scalar", "simulate_deep_matrix",
+                 "deep_matrix_gd", "deep_orthogonal_init", "deep_random_init"):
+        assert not hasattr(dynamics, gone)
     key = jax.random.key(2)
-    a = jnp.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.4]])  # (L, k): one row per factor
-    old = dynamics.deep_orthogonal_init(3, (2, 2), a, key=key)
-    new = dynamics.orthogonal_init(3, (2, 2), a[0], a[1], a[2], key=key)
-    for x, y in zip(old, new, strict=True):
-        np.testing.assert_array_equal(x, y)
-    with pytest.raises(ValueError, match="ws must be a tuple of L >= 2"):
-        dynamics.deep_matrix_gd(jnp.ones(3), (old[0],), alpha=0.1, n=1, epochs=2)
-    for gone in ("DeepMatrixTrajectory", "deep_matrix_flow", "simulate_deep_scalar", "simulate_deep_matrix"):
-        assert not hasattr(dynamics, gone)  # no caller left: removed (docs/migration.md)
+    a = jnp.array([[0.1, 0.2], [0.1, 0.2], [0.3, 0.4]])  # (L, k): one diagonal per factor
+    ws = dynamics.orthogonal_init(3, (2, 2), a[0], a[1], a[2], key=key)
+    # the decoupled start: the product of the factors is diag(d_1 d_2 d_3) (section 3.2 at depth 3)
+    prod = ws[2] @ ws[1] @ ws[0]
+    np.testing.assert_allclose(np.diag(prod)[:2], np.prod(np.asarray(a), axis=0), rtol=1e-6)
+    np.testing.assert_allclose(prod - np.diag(np.diag(prod)), 0.0, atol=1e-7)
 
 
 # (--method diffrax, --eps-schedule and a coupled --noise term run at every depth since the CLI's one

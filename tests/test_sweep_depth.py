@@ -6,6 +6,7 @@ import pytest
 
 import daedyn.sweep as sweep
 from daedyn import dynamics, theory
+from daedyn.dynamics._deep import balanced_factors
 from daedyn.sweep import entry_point
 
 GAMMA = [0.0, 0.1, 0.3, 0.5]
@@ -49,7 +50,7 @@ def test_deep_scalar_gd_depth_axis_last_and_chunked(tmp_path):
     assert last.attrs["sweep_chunk_shape"] == [1, 1] and first.attrs["sweep_chunk_shape"] == [1, 2]
     np.testing.assert_array_equal(last.epoch.values, [0, 50, 100, 150, 200])
     for j, depth in enumerate((2, 3)):
-        a = dynamics.balanced_factors(np.full(3, 0.01, np.float32), depth)
+        a = balanced_factors(np.full(3, 0.01, np.float32), depth)
         want = dynamics.deep_scalar_gd(np.float32(1.0), np.asarray(eps, np.float32), a,
                                        alpha=np.float32(0.05), epochs=200, save_every=50)
         for got in (last.w.values[:, j], first.w.values[j]):

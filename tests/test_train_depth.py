@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from daedyn import _linear, data, dynamics, models, noise, spectrum, train
+from daedyn.dynamics._deep import balanced_factors
 
 
 def _decoupled_params(spec, hidden, a, key):
-    """The decoupled start (dynamics.deep_orthogonal_init) rotated into the data's basis."""
-    ws = dynamics.deep_orthogonal_init(spec.eigvals.shape[0], hidden, a, key=key)
+    """The decoupled start (dynamics.orthogonal_init, one diagonal per factor: the rows of ``a``
+    broadcast to (L, k)) rotated into the data's basis."""
+    depth = len(hidden) + 1
+    a = jnp.asarray(a)
+    rows = [a] * depth if a.ndim < 2 else list(jnp.broadcast_to(a, (depth,) + a.shape[-1:]))
+    ws = dynamics.orthogonal_init(spec.eigvals.shape[0], tuple(hidden), *rows, key=key)
     ws = _linear.from_eigenbasis(ws, spec.eigvecs, _linear.matmul_fn("highest"))
     return {f"w{l + 1}": w for l, w in enumerate(ws)}
 
@@ -60,7 +65,7 @@ def test_deep_training_on_real_images_matches_theory_per_direction(x64):
     x = jnp.asarray(np.asarray(data.load("mnist5k", n=300).x, np.float64))
     spec = spectrum.compute_spectrum(x)
     w0 = 1e-3
-    a = dynamics.balanced_factors(w0, 3)[0]
+    a = balanced_factors(w0, 3)[0]
     r = train.train(
         x,
         hidden=8,

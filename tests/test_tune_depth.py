@@ -8,6 +8,7 @@ import pytest
 from jax.test_util import check_grads
 
 from daedyn import _linear, dynamics, models, train, tune
+from daedyn.dynamics._deep import balanced_factors
 from daedyn.tune._train_route import _train_data
 
 LAM = np.array([6.0, 3.0, 1.0, 0.4])
@@ -28,7 +29,7 @@ def test_dynamics_route_depth3_equals_the_recursion_and_its_gradient_is_exact():
         kw = dict(epochs=400, alpha=0.05, eval_sigma2=0.2, route="dynamics", depth=3, w0=0.01, hidden=3)
         bal = tune.heldout_objective(_problem(), init="balanced", **kw)
         orth = tune.heldout_objective(_problem(), init="orthogonal", key=jax.random.key(1), **kw)
-        a = dynamics.balanced_factors(jnp.array([0.01, 0.01, 0.01, 0.0]), 3)
+        a = balanced_factors(jnp.array([0.01, 0.01, 0.01, 0.0]), 3)
         tr = dynamics.deep_scalar_gd(jnp.asarray(LAM), 2.0, a, alpha=0.05, epochs=400, n=10.0, save_every=400)
         want = _loss(np.asarray(tr.w[:, -1]), 4 * 0.2)
         # the same float64 recursion (remat blocks restart from saved factors): measured 0 to 4e-16
@@ -41,14 +42,14 @@ def test_dynamics_route_depth3_equals_the_recursion_and_its_gradient_is_exact():
 
 
 @pytest.mark.slow  # a second compilation of the depth-3 matrix recursion (~5 s)
-def test_dynamics_route_depth3_random_start_equals_deep_matrix_gd():
+def test_dynamics_route_depth3_random_start_equals_matrix_gd():
     with jax.enable_x64(True):
         key = jax.random.key(3)
         f = tune.heldout_objective(_problem(), epochs=300, alpha=0.05, route="dynamics", depth=3,
                                    init="random", key=key, init_scale=0.2, hidden=2, remat_every=64)
-        ws = dynamics.deep_random_init(4, (2, 2), scale=0.2, key=key, dtype=jnp.float64)
-        tr = dynamics.deep_matrix_gd(jnp.asarray(LAM), ws, eps=1.5, gamma=0.01, alpha=0.05, n=10.0,
-                                     epochs=300, save_every=300)
+        ws = dynamics.random_init(4, (2, 2), scale=0.2, key=key, dtype=jnp.float64)
+        tr = dynamics.matrix_gd(jnp.asarray(LAM), *ws, eps=1.5, gamma=0.01, alpha=0.05, n=10.0,
+                                epochs=300, save_every=300)
         want = _loss(np.asarray(tr.mapping[-1]), 0.0)
         # the same step (shared core) in blocks of 64 vs one run: measured 1e-16 relative
         assert float(f({"eps": 1.5, "gamma": 0.01})) == pytest.approx(want, rel=1e-12, abs=0)

@@ -15,23 +15,14 @@
 - Long runs in pieces with progress: :func:`simulate_scalar` (``depth=``), :func:`simulate_matrix`
   (any number of factors).
 - Per direction from any, also unbalanced, start of the L factors (docs/depth.md):
-  :func:`deep_scalar_gd`, :func:`deep_scalar_flow` (:func:`balanced_factors`).
+  :func:`deep_scalar_gd`, :func:`deep_scalar_flow` (per-factor starts that are not balanced).
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
-from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
-
-# old deep names, thin aliases of the engine: removed after their last callers migrate (docs/migration.md)
-from daedyn.dynamics._aliases import deep_matrix_gd, deep_orthogonal_init, deep_random_init
-from daedyn.dynamics._deep import (
-    DeepScalarTrajectory,
-    balanced_factors,
-    deep_scalar_flow,
-    deep_scalar_gd,
-    deep_scalar_rhs,
-)
+from daedyn._linear import UnstableStepWarning, check_gd_stability
+from daedyn.dynamics._deep import DeepScalarTrajectory, deep_scalar_flow, deep_scalar_gd
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
-from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd, matrix_observables, matrix_rhs
+from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd
 from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
 from daedyn.dynamics._notsaved import NotSaved, NotSavedError
 from daedyn.dynamics._scalar import (
@@ -46,11 +37,9 @@ from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_sca
 
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
-    "NotSaved", "NotSavedError",
-    "UnstableStepWarning", "check_gd_stability", "max_hessian_eigenvalue",
-    "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma", "matrix_rhs",
-    "matrix_observables", "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
+    "NotSaved", "NotSavedError", "UnstableStepWarning", "check_gd_stability",
+    "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma",
+    "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
-    "DeepScalarTrajectory", "balanced_factors", "deep_scalar_rhs", "deep_scalar_gd", "deep_scalar_flow",
-    "deep_matrix_gd", "deep_orthogonal_init", "deep_random_init",  # removed after their callers migrate
+    "DeepScalarTrajectory", "deep_scalar_gd", "deep_scalar_flow",
 ]

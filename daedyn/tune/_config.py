@@ -87,7 +87,7 @@ class DynamicsRoute:
       precision: matmul precision of the matrix recursion.
       depth: number of weight matrices L >= 2 (docs/depth.md): "balanced" runs the L factor values
         of each direction (``dynamics.deep_scalar_gd``, every factor w0^(1/L)); "orthogonal" /
-        "random" run L factor matrices (``deep_orthogonal_init`` / ``deep_random_init``, hidden
+        "random" run L factor matrices (``orthogonal_init`` / ``random_init`` with a tuple of widths, hidden
         units H in each of the L - 1 hidden layers).
     """
 
