@@ -48,7 +48,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_noise_term, check_range, concrete
+from daedyn._checks import check_finite, check_noise_term, check_range
 from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule, schedule_values
 
 __all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from daedyn.cli._options import add_common_options, add_dataset_options, float_list, seed_int
 from daedyn.cli._files import (
     check_out,
     check_plot,
@@ -13,6 +12,7 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
+from daedyn.cli._options import add_common_options, add_dataset_options, float_list, seed_int
 
 HELP = "run one configuration four ways and say whether the theory can be trusted on it"
 

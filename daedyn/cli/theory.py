@@ -6,8 +6,8 @@ import itertools
 import json
 import math
 
-from daedyn.cli._options import add_common_options, float_list
 from daedyn.cli._files import check_out, check_plot, print_written, save_out, save_plot
+from daedyn.cli._options import add_common_options, float_list
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 

@@ -6,7 +6,6 @@ import json
 import sys
 import time
 
-from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._corruption import add_corruption_options, check_cov_dim, load_cov
 from daedyn.cli._files import (
     check_data_fits,
@@ -20,6 +19,7 @@ from daedyn.cli._files import (
     save_npz,
     save_plot,
 )
+from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
 
 HELP = "train linear or nonlinear (denoising) autoencoders and report the per-direction mapping"
 

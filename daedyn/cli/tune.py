@@ -8,7 +8,6 @@ import math
 import sys
 import time
 
-from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
 from daedyn.cli._corruption import add_corruption_options
 from daedyn.cli._files import (
     check_data_fits,
@@ -19,6 +18,7 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
+from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 

@@ -38,7 +38,6 @@ from daedyn._checks import (
 )
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._scalar import warn_nonfinite
-from daedyn.theory._deep import check_depth
 
 __all__ = [
     "DeepScalarTrajectory",
@@ -70,7 +69,7 @@ class DeepScalarTrajectory(NamedTuple):
 
 def balanced_factors(w0: ArrayLike, depth: int) -> Array:
     """The balanced start with mapping ``w0 >= 0``: every factor ``w0^(1/L)``; shape (*w0.shape, L)."""
-    depth = check_depth(depth)
+    depth = check_int("depth", depth, 2)
     check_range("w0", w0, 0.0)
     w0 = jnp.asarray(w0, float_dtype(w0))
     return jnp.repeat((w0 ** (1.0 / depth))[..., None], depth, axis=-1)
@@ -112,7 +111,7 @@ def _finish(t, a, lam, eps, ng, inv_tau) -> DeepScalarTrajectory:
 def _scalar_inputs(lam, eps, gamma, n, factors, **rate):
     if np.ndim(factors) < 1:
         raise ValueError("factors must have shape (..., L) with L >= 2 (one value per weight matrix)")
-    check_depth(int(np.shape(factors)[-1]))
+    check_int("depth (the number of factors)", int(np.shape(factors)[-1]), 2)
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)

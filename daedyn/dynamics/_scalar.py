@@ -350,7 +350,8 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
     if continuous and backend not in ("auto", "scan"):
         raise ValueError(f"backend must be 'auto' or 'scan' with a continuous (linear, exponential or "
-                         f"function) schedule: the fused kernels take piecewise-constant ones; got {backend!r}")
+                         f"function) schedule: the fused kernels take piecewise-constant ones; "
+                         f"got {backend!r}")
     if backend != "auto":
         return backend
     if epochs == 0 or continuous:

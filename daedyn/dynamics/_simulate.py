@@ -21,7 +21,9 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_int
 from daedyn._progress import starting
+from daedyn.dynamics._matrix import matrix_flow, matrix_gd
 from daedyn.dynamics._notsaved import is_saved
+from daedyn.dynamics._scalar import scalar_flow, scalar_gd
 from daedyn.schedules import divided
 from daedyn.schedules import dtype_probe as _probe
 
@@ -145,7 +147,6 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       ...                             depth=3).w[-1]), 4)  # lam / (lam + eps), as at depth 2
       0.5
     """
-    from daedyn import dynamics
     from daedyn.schedules import is_schedule, shift
 
     # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
@@ -157,7 +158,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
     if method != "gd":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(_probe(alpha), float))
-        tr = dynamics.scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n,
+        tr = scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n,
                                   method=method, dt=dt, depth=depth)
         if progress is not None:
             progress(epochs, epochs)
@@ -166,7 +167,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
                                                                       n)))))
 
     def step(y, size, done):
-        tr = dynamics.scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
+        tr = scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
                                 n=n, epochs=size, save_every=save_every, backend=backend,
                                 check_stability=not done, observables="all", depth=depth)  # all five
         return tr, (tr.w1[..., -1], tr.w2[..., -1])
@@ -211,7 +212,6 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
       >>> tr.depth, [round(float(m), 3) for m in tr.mapping[-1]]
       (3, [0.667, 0.5])
     """
-    from daedyn import dynamics
     from daedyn.schedules import is_schedule, shift
 
     # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
@@ -223,13 +223,13 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
     kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
     if method == "rk4":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
-        tr = dynamics.matrix_flow(ts, eigvals, *ws, tau=divided(n, alpha), dt=dt, **kw)
+        tr = matrix_flow(ts, eigvals, *ws, tau=divided(n, alpha), dt=dt, **kw)
         if progress is not None:
             progress(epochs, epochs)
         return tr
 
     def step(y, size, done):
-        tr = dynamics.matrix_gd(eigvals, *y, alpha=at(alpha, done), epochs=size,
+        tr = matrix_gd(eigvals, *y, alpha=at(alpha, done), epochs=size,
                                 save_every=save_every, check_stability=not done,
                                 **{**kw, "eps": at(eps, done), "gamma": at(gamma, done)})
         return tr, tr.ws
