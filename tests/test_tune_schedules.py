@@ -97,7 +97,7 @@ def test_heldout_curve_and_figure(small, x64, tmp_path):
     from daedyn import figures
 
     r = tune.tune_schedule(small, pieces=4, epochs=300.0, alpha=0.05, eval_sigma2=0.1, max_steps=20)
-    j_s, j_c = tune.schedule_heldout_curve(r, np.array([0.0, 150.0, 300.0]))
+    j_s, j_c = r.heldout_curve(np.array([0.0, 150.0, 300.0]))
     # at T the curves are the two objectives the tuning reported: the same closed form, rtol 1e-12
     np.testing.assert_allclose([j_s[-1], j_c[-1]], [r.objective, r.constant_objective], rtol=1e-12)
     a, _ = figures.plot_schedule_tuning(r, points=20)

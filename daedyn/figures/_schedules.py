@@ -1,7 +1,7 @@
 """A tuned noise schedule against the best constant eps.
 
 ``plot_schedule_tuning``: the schedule and the held-out loss over training of a
-:class:`daedyn.tune.ScheduleTuning` (two panels; numbers from :func:`daedyn.tune.schedule_heldout_curve`).
+:class:`daedyn.tune.ScheduleTuning` (two panels; numbers from :meth:`daedyn.tune.ScheduleTuning.heldout_curve`).
 ``figure_schedules`` (registered as "schedules"): the same comparison on real images, confirmed by
 training linear DAEs with the tuned schedule and with the best constant.
 """
@@ -24,7 +24,7 @@ from daedyn.figures._common import (
     run_progress,
     styled,
 )
-from daedyn.tune import ScheduleTuning, schedule_heldout_curve
+from daedyn.tune import ScheduleTuning
 
 __all__ = ["plot_schedule_tuning", "figure_schedules"]
 
@@ -65,7 +65,7 @@ def plot_schedule_tuning(tuning: ScheduleTuning, *, points: int = 200, axes=None
     a.set_ylabel("eps(t)")
     a.legend(fontsize="small", loc="best")
     ts = np.linspace(0.0, t_end, points)
-    j_sched, j_const = (np.asarray(x, np.float64) for x in schedule_heldout_curve(tuning, ts))
+    j_sched, j_const = (np.asarray(x, np.float64) for x in tuning.heldout_curve(ts))
     b.plot(ts, 100.0 * (j_sched / j_const - 1.0), color="C1",
            label=f"at T: {tuning.objective:.6g} vs {tuning.constant_objective:.6g}")
     b.axhline(0.0, color="C0", linewidth=0.8)

@@ -42,8 +42,6 @@ from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn,
 from daedyn.tune._schedule import (
     ScheduleRoute,
     ScheduleTuning,
-    even_boundaries,
-    schedule_heldout_curve,
     schedule_objective_fn,
     tune_schedule,
 )
@@ -56,6 +54,5 @@ __all__ = [
     "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
     "GridResult", "tune", "grid_search", "tune_anisotropic",
     "NoiseTuning", "tune_noise", "CorruptionTuning", "corruption_objective_fn", "tune_corruption",
-    "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule", "even_boundaries",
-    "schedule_heldout_curve",
+    "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule",
 ]

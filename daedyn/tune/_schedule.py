@@ -237,6 +237,11 @@ class ScheduleTuning(NamedTuple):
     alpha_schedule: Any = None
     epochs: float | None = None
 
+    def heldout_curve(self, ts: ArrayLike) -> tuple[Array, Array]:
+        """The held-out objective over training time ``ts`` under the tuned schedule and under the
+        best constant (:func:`schedule_heldout_curve`)."""
+        return schedule_heldout_curve(self, ts)
+
     def to_xarray(self):
         """The tuned schedule and both stages' histories as an ``xarray.Dataset``.
 
