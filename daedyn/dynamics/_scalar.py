@@ -168,6 +168,22 @@ def _check_rate(name: str, x, ts, *, positive: bool = False, pick=np.max):
     return concrete(x)
 
 
+def _check_inputs(lam, n, w1, w2, eps, gamma, rate, ts):
+    """The checks :func:`scalar_gd` and :func:`scalar_flow` share, in parameter order: shapes, lam,
+    n, the starts, then eps, gamma and the rate (``(name, value, pick)``: alpha and its largest value,
+    or tau and its smallest) as constants or schedules. Returns the stand-ins of the three rates for
+    the stability check and the step size (None where traced)."""
+    name, value, pick = rate
+    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), **{name: _shape_of(value)},
+                        n=n, w1=w1, w2=w2)
+    check_range("lam", lam, 0.0)
+    check_range("n", n, 0.0, lo_open=True)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
+    return [_check_rate("eps", eps, ts), _check_rate("gamma", gamma, ts),
+            _check_rate(name, value, ts, positive=True, pick=pick)]
+
+
 def _shape_of(x):
     return np.empty(x.shape if is_schedule(x) else np.shape(x))
 
@@ -434,15 +450,8 @@ def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epoch
     observables = _check_outputs(observables)
     continuous = _continuous(eps, gamma, alpha)
     choose_backend(backend, continuous=continuous)  # validation before any work
-    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), alpha=_shape_of(alpha), n=n,
-                        w1=w1, w2=w2)
-    check_range("lam", lam, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    check_finite("w1", w1)
-    check_finite("w2", w2)
     ts = np.arange(epochs // save_every + 1) * save_every
-    tops = [_check_rate("eps", eps, ts), _check_rate("gamma", gamma, ts),
-            _check_rate("alpha", alpha, ts, positive=True)]
+    tops = _check_inputs(lam, n, w1, w2, eps, gamma, ("alpha", alpha, np.max), ts)
     dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, alpha)))
     check_fit(dtype, lam=lam, n=n, w1=w1, w2=w2,
               **{k: x for k, x in (("eps", eps), ("gamma", gamma), ("alpha", alpha)) if not is_schedule(x)})
@@ -580,16 +589,9 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike
     scheduled = any(is_schedule(x) for x in (eps, gamma, tau))
     if scheduled and method != "rk4":
         raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule; got {method!r}")
-    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), tau=_shape_of(tau), n=n,
-                        w1=w1, w2=w2)
-    check_range("lam", lam, 0.0)
-    check_range("n", n, 0.0, lo_open=True)
-    check_finite("w1", w1)
-    check_finite("w2", w2)
     ts_c = concrete(ts)
-    probe = ts_c if ts_c is not None else np.zeros(1)
-    tops = [_check_rate("eps", eps, probe), _check_rate("gamma", gamma, probe),
-            _check_rate("tau", tau, probe, positive=True, pick=np.min)]
+    tops = _check_inputs(lam, n, w1, w2, eps, gamma, ("tau", tau, np.min),
+                         ts_c if ts_c is not None else np.zeros(1))
     dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, tau)))
     consts = {k: x for k, x in (("eps", eps), ("gamma", gamma), ("tau", tau)) if not is_schedule(x)}
     if method == "diffrax":
