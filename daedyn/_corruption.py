@@ -282,7 +282,7 @@ def _odds_times(t, p, base):
     """p(t) / (1 - p(t)) * base: the term of a masking-rate schedule (``fn`` of a Function)."""
     q = jnp.asarray(p(t), base.dtype)
     q = q.reshape(q.shape + (1,) * base.ndim)
-    return q / (1 - q) * base
+    return q / (1 - q) * base.reshape((1,) * (q.ndim - base.ndim) + base.shape)  # explicit ranks
 
 
 def masking(p: ArrayLike, *, rescale: bool = True) -> Masking:

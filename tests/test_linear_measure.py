@@ -44,8 +44,8 @@ def test_auto_measures_once_and_equals_the_form_it_picked(measure_small):
     assert len(measure_small) == 2 and measure_small[0] == measure_small[1]  # asked twice ...
     assert len(_measure.measured_forms()) == 1  # ... measured once (cached per shape/dtype/device)
     picked = _run(winner)
-    for a, b in zip(auto, picked):
-        np.testing.assert_array_equal(a, b)  # "auto" is exactly the form it resolved to
+    for a, b in zip(jax.tree_util.tree_leaves(auto), jax.tree_util.tree_leaves(picked), strict=True):
+        np.testing.assert_array_equal(a, b)  # "auto" is exactly the form it resolved to (ws: every factor)
 
 
 def test_measurement_off_and_small_problems_use_the_flop_count(monkeypatch):
