@@ -18,11 +18,11 @@ from daedyn.dynamics import (
     matrix_gd,
     matrix_gd_data,
     matrix_gd_sigma,
-    matrix_rhs,
     orthogonal_init,
     random_init,
     to_eigenbasis,
 )
+from daedyn.dynamics._matrix import matrix_rhs
 
 
 def _spectrum(d):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from daedyn import theory
+from daedyn._linear import max_hessian_eigenvalue
 from daedyn.dynamics import (
     NotSaved,
     UnstableStepWarning,
     check_gd_stability,
-    max_hessian_eigenvalue,
     scalar_flow,
     scalar_gd,
 )
