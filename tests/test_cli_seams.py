@@ -377,6 +377,7 @@ def test_simulate_depth3_eps_schedule_scalar_and_matrix_are_the_recursion(tmp_pa
     np.testing.assert_allclose(mapping, ref(1.0), rtol=1e-10)
 
 
+@pytest.mark.slow  # ~40 s: the diffrax depth-3 compile and a masking matrix run
 def test_simulate_depth3_diffrax_and_masking_run(tmp_path, capsys):
     # once refused at depth >= 3: the diffrax flow (scalar) and a coupled masking term (matrix mode)
     pytest.importorskip("diffrax", reason="the ode extra provides diffrax")
