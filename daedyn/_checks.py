@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["check_noise_term", "schedule_refusal", "concrete", "check_range", "check_finite", "check_broadcastable", "check_int",
+__all__ = ["check_noise_term", "schedule_refusal", "concrete", "check_range", "check_finite",
+           "check_broadcastable", "check_int",
            "check_precision", "PRECISIONS", "float_dtype", "FLOAT64_HINT", "check_representable",
            "check_output", "check_nonempty", "check_fit"]
 

@@ -35,7 +35,8 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_finite, check_noise_term, check_range, concrete, schedule_refusal
 
 __all__ = ["Schedule", "PiecewiseConstant", "Linear", "Exponential", "Function",
-           "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule", "parse_schedule"]
+           "piecewise_constant", "linear", "exponential", "function", "shift", "is_schedule",
+           "parse_schedule"]
 
 
 class Schedule:
@@ -401,4 +402,5 @@ def require_piecewise(name: str, x, func: str) -> None:
     if is_schedule(x) and not isinstance(x, PiecewiseConstant):
         raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
                          f"{type(x).__name__} schedule (integrate it with daedyn.dynamics.scalar_flow or "
-                         f"scalar_gd, at any depth, or approximate it by daedyn.schedules.piecewise_constant)")
+                         f"scalar_gd, at any depth, or approximate it by "
+                         f"daedyn.schedules.piecewise_constant)")

@@ -1,7 +1,8 @@
 """A tuned noise schedule against the best constant eps.
 
 ``plot_schedule_tuning``: the schedule and the held-out loss over training of a
-:class:`daedyn.tune.ScheduleTuning` (two panels; numbers from :meth:`daedyn.tune.ScheduleTuning.heldout_curve`).
+:class:`daedyn.tune.ScheduleTuning` (two panels; numbers from
+:meth:`daedyn.tune.ScheduleTuning.heldout_curve`).
 ``figure_schedules`` (registered as "schedules"): the same comparison on real images, confirmed by
 training linear DAEs with the tuned schedule and with the best constant.
 """

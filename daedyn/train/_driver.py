@@ -394,7 +394,8 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     if batched:
         flat = lambda a: _schedule.flatten_any(a, shape, size)  # schedules: one per run
         hyper = Hyper(flat(hyper.alpha), flat(hyper.gamma), flat(hyper.eps),
-                      None if corruption is None else _schedule.flatten_corruption(corruption, shape, size, dt))
+                      None if corruption is None
+                      else _schedule.flatten_corruption(corruption, shape, size, dt))
     if params is not None:
         params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
         _check_params_shapes(params, hidden, d)

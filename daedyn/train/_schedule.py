@@ -20,7 +20,8 @@ from daedyn._corruption import GaussianCovariance
 from daedyn.schedules import Function, PiecewiseConstant, is_schedule, over
 from daedyn.train import _corruption as corruption_lib
 
-__all__ = ["flatten_corruption", "hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps", "batch_shape", "flatten",
+__all__ = ["flatten_corruption", "hyper_at_epoch", "driver_eps", "driver_rates", "stability_eps",
+           "batch_shape", "flatten",
            "flatten_any", "broadcast_runs", "in_units", "times", "over"]
 
 
