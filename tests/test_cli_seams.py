@@ -14,9 +14,8 @@ import time
 
 import numpy as np
 import pytest
+import xarray as xr  # the test extra installs xarray, zarr and diffrax: a missing one must fail, not skip
 from cli_helpers import graded_npy, run_cli
-
-xr = pytest.importorskip("xarray", reason="the sweep extra (xarray) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +337,6 @@ def test_out_refusals_that_protect_files(tmp_path, capsys):
 
 
 def test_zarr_out_is_replaced_whole(tmp_path, capsys):
-    pytest.importorskip("zarr")
     out = tmp_path / "th.zarr"
     for lam in ("1,2", "3"):
         rc, _, err = run_cli(["theory", "--lam", lam, "--times", "0,1", "--out", str(out)], capsys)
@@ -380,7 +378,6 @@ def test_simulate_depth3_eps_schedule_scalar_and_matrix_are_the_recursion(tmp_pa
 @pytest.mark.slow  # ~40 s: the diffrax depth-3 compile and a masking matrix run
 def test_simulate_depth3_diffrax_and_masking_run(tmp_path, capsys):
     # once refused at depth >= 3: the diffrax flow (scalar) and a coupled masking term (matrix mode)
-    pytest.importorskip("diffrax", reason="the ode extra provides diffrax")
     rc, out, err = run_cli(["simulate", "--depth", "3", "--method", "diffrax", "--lam", "1", "--eps", "0.5",
                             "--w1", "0.5", "--w2", "0.5", "--alpha", "0.1", "--epochs", "400", "--save-every",
                             "200", "--x64", "--quiet", "--json"], capsys)
