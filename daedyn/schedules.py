@@ -396,11 +396,12 @@ def cast(x, dtype):
     return jnp.asarray(x, dtype)
 
 
-def require_piecewise(name: str, x, func: str) -> None:
+def require_piecewise(name: str, x, func: str, depth: int = 2) -> None:
     """Refuse a continuous (linear, exponential, function) schedule where ``func`` is exact for
-    piecewise-constant ones only (a closed form): ``ValueError`` naming the parameter and the fix."""
+    piecewise-constant ones only (a closed form; none exists at any depth): ``ValueError`` naming
+    the parameter and the integrator to use instead."""
     if is_schedule(x) and not isinstance(x, PiecewiseConstant):
+        flow = "daedyn.dynamics.scalar_flow" + ("" if depth == 2 else f"(..., depth={depth})")
+        how = f"integrate it with {flow}, or approximate it by daedyn.schedules.piecewise_constant"
         raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
-                         f"{type(x).__name__} schedule (integrate it with daedyn.dynamics.scalar_flow or "
-                         f"scalar_gd, at any depth, or approximate it by "
-                         f"daedyn.schedules.piecewise_constant)")
+                         f"{type(x).__name__} schedule ({how})")

@@ -18,7 +18,7 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_broadcastable, check_range
 from daedyn._numerics import expm1_ratio, safe_div
-from daedyn.schedules import is_schedule
+from daedyn.schedules import is_schedule, require_piecewise
 from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
 from daedyn.theory._deep import (
     check_depth,
@@ -32,7 +32,6 @@ from daedyn.theory._schedule import (
     _compose,
     _flat_pieces,
     _flat_vmap,
-    _require_piecewise,
     schedule_pieces,
 )
 
@@ -318,7 +317,7 @@ def small_init_scheduled(t, lam, eps, gamma, *, w0, tau, n, depth: int = 2) -> A
     """
     func = "small_init_trajectory"
     for name, x in (("eps", eps), ("gamma", gamma), ("tau", tau)):
-        _require_piecewise(name, x, func, depth)
+        require_piecewise(name, x, func, depth)
     check_range("t", t, 0.0)
     eps_v, gamma_v, tau_v = (x.values if is_schedule(x) else x for x in (eps, gamma, tau))
     _check_small_init(lam, eps_v, gamma_v, w0, tau_v, n, t=t)

@@ -43,9 +43,9 @@ from jax.typing import ArrayLike
 
 from daedyn._checks import check_broadcastable, check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
-from daedyn.schedules import is_schedule
+from daedyn.schedules import is_schedule, require_piecewise
 from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
-from daedyn.theory._schedule import _compose, _full, _lead, _require_piecewise, schedule_pieces
+from daedyn.theory._schedule import _compose, _full, _lead, schedule_pieces
 
 __all__ = ["dae_trajectory", "dae_weights", "dae_learning_time"]
 
@@ -363,7 +363,7 @@ def _dae_pieces_impl(t, lam, eps_p, w1, w2, tau, boundaries):
 def dae_scheduled(t, lam, eps, w1, w2, tau) -> Array:
     """:func:`daedyn.theory.dae_trajectory` with a piecewise-constant eps schedule (exact, chained)."""
     func = "dae_trajectory"
-    _require_piecewise("eps", eps, func)
+    require_piecewise("eps", eps, func)
     _check_args(lam, eps.values, w1, w2, tau, t=t)
     boundaries, (eps_p,) = schedule_pieces(eps)
     if boundaries is None:

@@ -32,18 +32,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from daedyn.schedules import PiecewiseConstant, is_schedule
+from daedyn.schedules import PiecewiseConstant
 
 __all__ = ["schedule_pieces"]  # and the chaining helpers the closed forms share (_compose, ...)
-
-
-def _require_piecewise(name: str, x, func: str, depth: int = 2) -> None:
-    """A continuous schedule has no closed form at any depth: ``ValueError`` naming ``name``."""
-    if is_schedule(x) and not isinstance(x, PiecewiseConstant):
-        flow = "daedyn.dynamics.scalar_flow" + ("" if depth == 2 else f"(..., depth={depth})")
-        how = f"integrate it with {flow}, or approximate it by daedyn.schedules.piecewise_constant"
-        raise ValueError(f"{name}: {func} is exact for piecewise-constant schedules only; got a "
-                         f"{type(x).__name__} schedule ({how})")
 
 
 def schedule_pieces(*params) -> tuple[Array | None, list]:
