@@ -55,7 +55,7 @@ def fold(k, m, ng, inv_tau):
     return mul(inv_tau, k), mul(inv_tau, m), 1 - mul(inv_tau, ng)
 
 
-def _power(x, e):
+def power(x, e):
     """x**e for a static integer e >= 0 by repeated multiplication (None for e = 0: no work)."""
     out = None
     for _ in range(e):
@@ -68,16 +68,17 @@ def step(w1, w2, a, b, c, depth):
     if depth == 2:  # h = (k - m w1 w2) / tau;  w1' = (1 - n gamma / tau) w1 + h w2, same for w2
         h = a - b * (w1 * w2)
         return c * w1 + h * w2, c * w2 + h * w1
-    p = _power(w1, depth - 2)
+    p = power(w1, depth - 2)
     d1 = p * w2  # du/dw1 (one of the L - 1 equal factors)
     d2 = p * w1  # du/dw2 = w1^(L-1)
     h = a - b * (d2 * w2)
     return c * w1 + h * d1, c * w2 + h * d2
 
 
-def _observe(w1, w2, quantities, depth):
+def observe(w1, w2, quantities, depth):
+    """The saved quantities of the two-value state (w = w1^(L-1) w2, weight_norm = (L-1) w1^2 + w2^2)."""
     def w():
-        return w1 * w2 if depth == 2 else _power(w1, depth - 1) * w2
+        return w1 * w2 if depth == 2 else power(w1, depth - 1) * w2
 
     table = {"w1": lambda: w1, "w2": lambda: w2, "w": w,
              "weight_norm": lambda: (depth - 1) * (w1 * w1) + w2 * w2 if depth > 2 else w1 * w1 + w2 * w2}
@@ -150,19 +151,19 @@ def _scan_path(k, m, ng, inv_tau, w1, w2, bounds=None, *, n_saves, save_every, q
 
     def body(c, s):
         c = _advance(c, at, save_every, depth, s * one)
-        return c, _observe(*c, quantities, depth)
+        return c, observe(*c, quantities, depth)
 
     if with_start and save_every == 1:
         # save, then step, n_saves + 1 times: the last step is wasted (1 epoch in n_saves), but the
         # start lands in row 0 of the scan's own output. Measured on the 2-core CPU (10^5 x 10^3, w):
         # 1.15x the time of the scan without the start; concatenating the start row: 1.9x.
         def save_then_step(c, s):
-            return _advance(c, at, 1, depth, s), _observe(*c, quantities, depth)
+            return _advance(c, at, 1, depth, s), observe(*c, quantities, depth)
 
         return lax.scan(save_then_step, (w1, w2), jnp.arange(n_saves + 1, dtype=jnp.int32))[1]
     _, out = lax.scan(body, (w1, w2), jnp.arange(n_saves, dtype=jnp.int32))
     if with_start:  # sparse saves: the copy is small next to save_every epochs of work per row
-        out = tuple(jnp.concatenate([f[None], o]) for f, o in zip(_observe(w1, w2, quantities, depth), out))
+        out = tuple(jnp.concatenate([f[None], o]) for f, o in zip(observe(w1, w2, quantities, depth), out))
     return out
 
 
@@ -183,7 +184,7 @@ def _pallas_path(k, m, ng, inv_tau, w1, w2, bounds=None, *, n_saves, save_every,
         at = _select_rows(fold(*(r[...] for r in in_refs[:4])), bnd)
 
         def save(s, c):
-            for ref, v in zip(out_refs, _observe(*c, quantities, depth)):
+            for ref, v in zip(out_refs, observe(*c, quantities, depth)):
                 if time_major:
                     ref[s, :] = v
                 else:

@@ -52,7 +52,15 @@ from daedyn._checks import (
     float_dtype,
 )
 from daedyn._extras import require
-from daedyn._kernels.scalar_gd import QUANTITIES, fold, pallas_available, scalar_gd_fused, step
+from daedyn._kernels.scalar_gd import (
+    QUANTITIES,
+    fold,
+    observe,
+    pallas_available,
+    power,
+    scalar_gd_fused,
+    step,
+)
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics import _layout
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
@@ -104,31 +112,15 @@ class ScalarTrajectory(NamedTuple):
 
 
 
-def _power(x, e):
-    """x**e for a static int e >= 1 by repeated multiplication (exact at x = 0 and negative x)."""
-    out = x
-    for _ in range(e - 1):
-        out = out * x
-    return out
-
-
 def _rhs(w1, w2, k, m, ng, depth):
     """tau (dw1/dt, dw2/dt) of the module docstring in the quadratic-form coefficients (k, m)."""
     if depth == 2:
         r = k - m * (w1 * w2)
         return r * w2 - ng * w1, r * w1 - ng * w2
-    p = _power(w1, depth - 2)
+    p = power(w1, depth - 2)
     d1, d2 = p * w2, p * w1  # du/dw1 of one of the L - 1 equal factors, du/dw2
     r = k - m * (d2 * w2)
     return r * d1 - ng * w1, r * d2 - ng * w2
-
-
-def _mapping(w1, w2, depth):
-    return w1 * w2 if depth == 2 else _power(w1, depth - 1) * w2
-
-
-def _weight_norm(w1, w2, depth):
-    return (depth - 1) * (w1 * w1) + w2 * w2
 
 
 def scalar_rhs(w1: ArrayLike, w2: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0,
@@ -221,7 +213,7 @@ def _finish(ts, w1s, w2s, lam, eps, gamma, n, *, alpha=None, tau=None, observabl
     are :class:`NotSaved` (never computed or written)."""
     fields = dict(fields or {})
     if w1s is not None:
-        fields.update(w1=w1s, w2=w2s, w=_mapping(w1s, w2s, depth), weight_norm=_weight_norm(w1s, w2s, depth))
+        fields.update(zip(QUANTITIES, observe(w1s, w2s, QUANTITIES, depth), strict=True))
     if "loss" in observables:
         shape = fields["w"].shape[1:]
         e, g = (_series(x, ts, shape) for x in (eps, gamma))
