@@ -44,7 +44,8 @@ def _targets(mod: str, path: pathlib.Path, node, mods) -> list[str]:
 
 def _graph() -> dict[str, set[str]]:
     mods = _modules()
-    return {m: {t for node in ast.walk(ast.parse(p.read_text())) if isinstance(node, ast.Import | ast.ImportFrom)
+    return {m: {t for node in ast.walk(ast.parse(p.read_text()))
+                if isinstance(node, ast.Import | ast.ImportFrom)
                 for t in _targets(m, p, node, mods)}
             for m, p in mods.items()}
 
@@ -107,7 +108,8 @@ def test_the_checker_sees_a_cycle_and_a_private_import():
     assert _package("daedyn.theory._deep") != _package("daedyn.dynamics._scalar")
 
 
-@pytest.mark.parametrize("package", ["dynamics", "theory", "train", "tune", "sweep", "figures", "data", "cli"])
+@pytest.mark.parametrize("package",
+                         ["dynamics", "theory", "train", "tune", "sweep", "figures", "data", "cli"])
 def test_every_package_declares_its_public_names(package):
     init = ROOT / package / "__init__.py"
     tree = ast.parse(init.read_text())

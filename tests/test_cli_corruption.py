@@ -94,8 +94,9 @@ def test_train_raw_mask_marginalised_learns_the_rescaled_fixed_point(npy, capsys
     # marginalised raw masking (K = (1 - p) Sigma, M = (1 - p)^2 Sigma + p (1 - p) diag Sigma) settles
     # at W = W'/(1 - p), W' the inverted-dropout fixed point (gamma = 0): the top direction's mapping
     # of the two marginalised runs must stand in the ratio 1 / (1 - p) once both have converged
-    common = ["train", "--dataset", npy, "--hidden", "3", "--noise", "masking", "--p", "0.3", "--marginalised",
-              "--alpha", "0.2", "--epochs", "2000", "--save-every", "1000", "--init-scale", "0.01", "--top", "1",
+    common = ["train", "--dataset", npy, "--hidden", "3", "--noise", "masking", "--p", "0.3",
+              "--marginalised", "--alpha", "0.2", "--epochs", "2000", "--save-every", "1000",
+              "--init-scale", "0.01", "--top", "1",
               "--json"]
     rc, out, _ = run_cli(common, capsys)
     inverted = json.loads(out)["directions"][0]["mapping"]

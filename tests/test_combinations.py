@@ -51,7 +51,8 @@ def _numpy_gd(depth, eps, gamma, alpha, n=1.0):
 
 
 # every kind for eps; gamma and alpha through the two code paths (table, per-step evaluation)
-GD_CASES = [("eps", k) for k in _kinds()] + [(r, k) for r in ("gamma", "alpha") for k in ("piecewise", "linear")]
+GD_CASES = ([("eps", k) for k in _kinds()]
+            + [(r, k) for r in ("gamma", "alpha") for k in ("piecewise", "linear")])
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
@@ -59,7 +60,8 @@ GD_CASES = [("eps", k) for k in _kinds()] + [(r, k) for r in ("gamma", "alpha") 
 def test_scalar_gd_any_depth_any_schedule(depth, rate, kind, x64):
     make, ref = _kinds()[kind]
     args = {r: (make(b) if r == rate else b) for r, b in RATES.items()}
-    refs = {r: ((lambda t, b=b, f=ref: f(b, t)) if r == rate else (lambda t, b=b: b)) for r, b in RATES.items()}
+    refs = {r: ((lambda t, b=b, f=ref: f(b, t)) if r == rate else (lambda t, b=b: b))
+            for r, b in RATES.items()}
     want, factors = _numpy_gd(depth, refs["eps"], refs["gamma"], refs["alpha"])
     backends = ["scan"] + (["jnp"] if kind in ("constant", "piecewise") else [])  # interpret: test_kernels
     for backend in backends:
@@ -104,7 +106,8 @@ def test_scalar_flow_any_depth_any_schedule(depth, kind, x64):
         if t1 > t0:
             y = solve_ivp(rhs, (t0, t1), y, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
         want.append(np.prod(y.reshape(depth, -1), axis=0))
-    tr = dynamics.scalar_flow(jnp.asarray(FLOW_TS), LAM, eps_s, W1, W2, tau=tau_s, gamma=g, dt=0.01, depth=depth)
+    tr = dynamics.scalar_flow(jnp.asarray(FLOW_TS), LAM, eps_s, W1, W2, tau=tau_s, gamma=g, dt=0.01,
+                              depth=depth)
     # RK4 at dt = 0.01 with the jumps on step ends: error ~ dt^4 x rates; measured < 1e-10, bound 1e-8
     np.testing.assert_allclose(tr.w, np.array(want).T, rtol=0, atol=1e-8)
 

@@ -181,7 +181,8 @@ _PC = schedules.piecewise_constant
     (_refused(noise.salt_and_pepper(_PC([5.0], [0.1, 0.3])), marginalised=True),
      "'salt_and_pepper' cannot be marginalised"),
     (_refused(noise.gaussian(0.1), eps=_PC([5.0], [0.1, 0.3])), "noise must be None"),
-    (lambda: noise.masking(_PC([5.0], [0.1, 0.3])).corrupt(jr.key(0), jnp.ones(3)), r"use corruption.at\(t\)"),
+    (lambda: noise.masking(_PC([5.0], [0.1, 0.3])).corrupt(jr.key(0), jnp.ones(3)),
+     r"use corruption.at\(t\)"),
 ])
 def test_out_of_range_and_impossible_schedules_are_refused_naming_the_parameter(build, match):
     with pytest.raises(ValueError, match=match):

@@ -121,7 +121,8 @@ def test_fused_gd_deep_with_tables_matches_factor_loop_float64(depth, backend, x
     ref_u, ref_a = _numpy_factors(lam, m_tab, ng, it_tab, w1, w2, depth, N_SAVES * EVERY, bounds)
     # float64, same arithmetic up to order: rounding only (21 steps)
     np.testing.assert_allclose(u, ref_u[EVERY - 1::EVERY], rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(a1[-1], ref_a[0], rtol=1e-11, atol=1e-13)  # every one of the L - 1 equal factors
+    # every one of the L - 1 equal factors
+    np.testing.assert_allclose(a1[-1], ref_a[0], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(a1[-1], ref_a[depth - 2], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(a2[-1], ref_a[-1], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(wn[-1], sum(x**2 for x in ref_a), rtol=1e-11, atol=1e-13)
@@ -134,7 +135,8 @@ def test_fused_gd_tables_interpret_equals_scan_float32():
     kw = dict(n_saves=N_SAVES, save_every=EVERY, quantities=("w",), depth=3, boundaries=bounds)
     a = scalar_gd_fused(lam, m_tab, ng, it, w1, w2, backend="jnp", **kw)[0]
     b = scalar_gd_fused(lam, m_tab, ng, it, w1, w2, backend="interpret", block=64, **kw)[0]
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # identical float32 operations up to FMA contraction
+    # identical float32 operations up to FMA contraction
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_fused_gd_tables_need_boundaries_and_rows():

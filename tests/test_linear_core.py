@@ -187,10 +187,12 @@ def test_quadratic_form_of_a_biased_corruption(depth, x64):
     k, m_ = (1 - p) * sigma, (1 - p) ** 2 * sigma + p * (1 - p) * np.diag(np.diag(sigma))
     got = core.loss(ws, jnp.asarray(k), jnp.asarray(m_ - k), n=x.shape[0], gamma=gamma, mm=mm,
                     s_trace=np.trace(sigma))
-    got_data = core.data_loss(ws, jnp.asarray(x), jnp.asarray(p * (1 - p) * np.diag(sigma)), gamma=gamma, mm=mm,
+    got_data = core.data_loss(ws, jnp.asarray(x), jnp.asarray(p * (1 - p) * np.diag(sigma)), gamma=gamma,
+                              mm=mm,
                               mean_scale=1 - p)
     # float64 sums of a few dozen terms: 1e-12
     np.testing.assert_allclose(float(got), want, rtol=1e-12)
     np.testing.assert_allclose(float(got_data), want, rtol=1e-12)
     # without tr S the constant is tr K: off by p tr(Sigma) / (2N), so the test can fail
-    assert abs(float(core.loss(ws, jnp.asarray(k), jnp.asarray(m_ - k), n=x.shape[0], gamma=gamma, mm=mm)) - want) > 1e-3
+    without = float(core.loss(ws, jnp.asarray(k), jnp.asarray(m_ - k), n=x.shape[0], gamma=gamma, mm=mm))
+    assert abs(without - want) > 1e-3

@@ -50,8 +50,8 @@ def test_eps_of():
 
 
 def test_eps_of_checks_and_broadcasts():
-    # The conversion eps = n * variance (daedyn.noise, the only one): n must be > 0 (also without noise), and the
-    # variance (here a batch of 3) and n (a column of 2) broadcast explicitly, which conftest's
+    # The conversion eps = n * variance (daedyn.noise, the only one): n must be > 0 (also without noise),
+    # and the variance (here a batch of 3) and n (a column of 2) broadcast explicitly, which conftest's
     # jax_numpy_rank_promotion="raise" would refuse for an implicit rank promotion.
     for nz in (noise.gaussian(0.5), None):
         with pytest.raises(ValueError, match=r"n must lie in \(0, inf\)"):

@@ -17,7 +17,8 @@ def _noise_with_variance(var):
 def test_eps_conversions():
     assert float(noise.eps_of(noise.gaussian(0.5), 50000)) == 25000.0
     assert float(noise.eps_of(noise.laplace(0.5), 10)) == 5.0  # Laplace variance 2 b^2
-    assert float(noise.eps_of(_noise_with_variance(2 * 0.5**2), 10)) == float(noise.eps_of(noise.laplace(0.5), 10))
+    laplace = float(noise.eps_of(noise.laplace(0.5), 10))
+    assert float(noise.eps_of(_noise_with_variance(2 * 0.5**2), 10)) == laplace
     assert float(noise.eps_of(_noise_with_variance(0.5), 4)) == 2.0
     with pytest.raises(ValueError, match="sigma2"):
         noise.eps_of(noise.gaussian(-1.0), 10)

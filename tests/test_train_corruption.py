@@ -142,8 +142,8 @@ def _raw_numpy_gd(x, ws, alpha, epochs, p_at, gamma=0.0):
     return ws
 
 
-@pytest.mark.parametrize("path, depth, scheduled", [("eigen", 2, False), ("sigma", 2, True), ("data", 2, False),
-                                                     ("eigen", 3, True)])
+@pytest.mark.parametrize("path, depth, scheduled",
+                         [("eigen", 2, False), ("sigma", 2, True), ("data", 2, False), ("eigen", 3, True)])
 def test_raw_masking_marginalised_matches_numpy_gd(path, depth, scheduled, x64):
     from daedyn import schedules
 
