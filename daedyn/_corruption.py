@@ -175,6 +175,23 @@ class _Corruption:
             raise ValueError(f"noise {self.kind!r} has a schedule parameter: {what} needs its value at "
                              f"one epoch; use corruption.at(t) (epoch k of training uses at(k))")
 
+    #: Why the per-direction engines cannot take this corruption exactly (None: they can).
+    per_direction_refusal = ("its term does not commute with Sigma, so the eigen-directions couple and "
+                             "no per-direction dynamics are exact")
+
+    def direction_moments(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:
+        """The per-direction quadratic-form coefficients (k, m) (docs/architecture.md, "One quadratic
+        core"): refused with the reason for every corruption whose term couples the directions.
+
+        Raises:
+          ValueError: always here, naming the exact alternatives.
+        """
+        raise ValueError(f"noise {self.kind!r} in a per-direction engine: {self.per_direction_refusal}. "
+                         f"Exact: daedyn.dynamics.matrix_gd / matrix_flow with eps=noise.marginal_term("
+                         f"spectrum) (eps_dims=2), or daedyn.train with marginalised=True; approximate: "
+                         f"eps=daedyn.theory.diagonal_eps(noise.marginal_term(spectrum)) "
+                         f"(docs/corruption.md)")
+
     def check_schedules(self, epochs: int) -> None:
         """Range-check a schedule parameter whose values were not known when it was built (a user
         function): its values at the epochs 0 .. epochs - 1 of a run (training calls this)."""
@@ -348,6 +365,9 @@ class SaltAndPepper(_Corruption):
         salt = jr.bernoulli(k2, 0.5, x.shape)
         value = jnp.where(salt, jnp.asarray(self.high, x.dtype), jnp.asarray(self.low, x.dtype))
         return jnp.where(hit, value, x)
+
+    per_direction_refusal = ("its mean (1 - p) x + p (low + high) / 2 is affine, which the bias-free "
+                             "quadratic core cannot express")
 
     def marginal_term(self, stats=None, n=None, *, basis="eigen"):
         """Refused: see the module docstring (the corrupted mean has a constant term).
@@ -563,3 +583,47 @@ def gaussian_covariance(cov: ArrayLike) -> GaussianCovariance:
     """
     _check_covariance(cov)
     return GaussianCovariance(cov)
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-direction coefficients for the engines
+
+
+def _moments_fn(t, noise, lam, n, which):
+    """k (which = 0) or m (1) of ``noise.at(t)`` (the ``fn`` of a Function schedule): time axes of
+    ``t`` lead, the per-direction shape follows."""
+    t = jnp.asarray(t)
+    one = lambda s: noise.at(s).direction_moments(lam, n)[which]  # noqa: E731
+    if t.ndim == 0:
+        return one(t)
+    return jax.vmap(one)(t.reshape(-1)).reshape(t.shape + jnp.shape(one(t.reshape(-1)[0])))
+
+
+def direction_moments(noise, lam, n):
+    """(k, m) of ``noise`` per direction, each an array or, for a scheduled corruption, a schedule
+    (piecewise constant on the merged pieces of piecewise-constant parameters, else a function of t).
+
+    ``noise`` is any value with ``direction_moments(lam, n) -> (k, m)`` (a :class:`daedyn.noise.Noise`,
+    a diffusion objective, ...); one that cannot be exact per direction raises there, with the reason.
+    """
+    if not hasattr(noise, "direction_moments"):
+        raise ValueError(f"noise must be a corruption value (daedyn.noise.gaussian(...), ...) with per-"
+                         f"direction moments; got {type(noise).__name__} (a number or schedule is eps=)")
+    leaves = [x for x in jtu.tree_leaves(noise, is_leaf=is_schedule) if is_schedule(x)]
+    if not leaves:
+        return noise.direction_moments(lam, n)
+    noise.at(0.0).direction_moments(lam, n)  # the refusals and checks of the constant value, once
+    if all(isinstance(x, PiecewiseConstant) for x in leaves):
+        bounds = jnp.sort(jnp.concatenate([x.boundaries for x in leaves]))
+        starts = jnp.concatenate([jnp.zeros((1,), bounds.dtype), bounds])
+        k, m = (_moments_fn(starts, noise, lam, n, i) for i in (0, 1))
+        return PiecewiseConstant(bounds, k), PiecewiseConstant(bounds, m)
+    return Function((noise, lam, n), _k_of), Function((noise, lam, n), _m_of)
+
+
+def _k_of(t, noise, lam, n):
+    return _moments_fn(t, noise, lam, n, 0)
+
+
+def _m_of(t, noise, lam, n):
+    return _moments_fn(t, noise, lam, n, 1)

@@ -141,6 +141,18 @@ class Noise:
             raise ValueError("n (the number of training samples) is needed: pass n= or a Spectrum")
         return eps_of(self, n)
 
+    def direction_moments(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:
+        """Per-direction quadratic-form coefficients (k, m) = (lam, lam + n s^2): additive isotropic
+        noise keeps every eigen-direction of Sigma separate (docs/architecture.md).
+
+        Example:
+          >>> [float(x) for x in gaussian(0.5).direction_moments(2.0, n=4)]
+          [2.0, 4.0]
+        """
+        lam = jnp.asarray(lam)
+        eps = eps_of(self, n)
+        return jnp.broadcast_to(lam, jnp.broadcast_shapes(lam.shape, eps.shape)), lam + eps
+
     def with_variance(self, variance: ArrayLike) -> Noise:
         """The same kind of noise with another per-component variance (>= 0, finite).
 

@@ -296,3 +296,141 @@ def test_matrix_engine_float32(depth, engine):
     # the flow also RK4 at dt = 0.05: measured GD <= 1.7e-6 absolute / 2.3e-6 relative, flow
     # <= 1.9e-5 absolute / 7.7e-6 relative (depth 3); bound rtol 5e-5 + atol 5e-5
     _compare(tr, want, rtol=5e-5, atol=5e-5, depth=depth)
+
+
+# ------------------------------------------------------------------------------------------------
+# Corruptions as values: noise= in the per-direction engines, against the same kind of NumPy loop
+# written on the per-direction quadratic form (k, m): dL/du = (m u - k) / n per direction.
+
+import dataclasses  # noqa: E402
+
+import jax  # noqa: E402
+
+from daedyn import noise as noise_mod  # noqa: E402
+
+N_SAMPLES = 4.0
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class _Moments:
+    """A corruption given directly by (k, m) per direction (k may be negative), possibly scheduled:
+    the protocol a diffusion objective implements."""
+
+    k: object
+    m: object
+
+    @property
+    def scheduled(self):
+        return any(schedules.is_schedule(x) for x in (self.k, self.m))
+
+    def at(self, t):
+        return _Moments(*(x(t) if schedules.is_schedule(x) else x for x in (self.k, self.m)))
+
+    def direction_moments(self, lam, n):
+        return jnp.broadcast_to(jnp.asarray(self.k), jnp.shape(lam)), jnp.broadcast_to(self.m, jnp.shape(lam))
+
+
+def _numpy_gd_km(depth, k, m, w1, w2, alpha=0.05, gamma=0.02, n=N_SAMPLES, lam=None):
+    """GD on all L factors with k(t), m(t) evaluated by the caller's NumPy functions; also the loss
+    (c - 2 k u + m u^2 + n gamma |w|^2) alpha / (2 n) at the save times, c = lam."""
+    a = [np.full(LAM.shape, w1) for _ in range(depth - 1)] + [np.full(LAM.shape, w2)]
+    us, losses = [], []
+    for j in range(EPOCHS + 1):
+        u = np.prod(a, axis=0)
+        kj, mj = k(float(j)), m(float(j))
+        if j % EVERY == 0:
+            us.append(u)
+            c = LAM if lam is None else lam
+            losses.append((c - 2 * kj * u + mj * u * u + n * gamma * sum(f**2 for f in a)) * alpha / (2 * n))
+        if j == EPOCHS:
+            break
+        others = [np.prod([a[i] for i in range(depth) if i != l], axis=0) for l in range(depth)]
+        a = [a[l] + (alpha / n) * ((kj - mj * u) * others[l] - n * gamma * a[l]) for l in range(depth)]
+    return np.array(us).T, np.array(losses).T
+
+
+K_SIGNED = np.array([0.8, -0.6, 2.0])  # a negative k: the fixed point k / m < 0 (learned anti-aligned)
+M_POS = np.array([1.4, 1.1, 3.5])
+
+
+def _noise_cases():
+    # built as the classes directly: the public builders check values >= 0, and k may be negative
+    pw = lambda b: schedules.PiecewiseConstant(jnp.array([5.0, 13.5]), jnp.stack([b, 1.5 * b, 0.5 * b]))  # noqa: E731
+    pw_np = lambda b, t: np.where(t < 5.0, b, np.where(t < 13.5, 1.5 * b, 0.5 * b))  # noqa: E731
+    lin = lambda b: schedules.function(lambda t, c: c * (1 + jnp.clip(t / 15.0, 0, 1)), b)  # noqa: E731
+    lin_np = lambda b, t: b * (1 + np.clip(t / 15.0, 0, 1))  # noqa: E731
+    s2 = 0.3
+    return {
+        "gaussian": (noise_mod.gaussian(s2), lambda t: LAM, lambda t: LAM + N_SAMPLES * s2),
+        "signed": (_Moments(jnp.asarray(K_SIGNED), jnp.asarray(M_POS)), lambda t: K_SIGNED, lambda t: M_POS),
+        # k and m both piecewise (a scheduled corruption that moves the cross moment too)
+        "piecewise": (_Moments(pw(jnp.asarray(K_SIGNED)), pw(jnp.asarray(M_POS))),
+                      lambda t: pw_np(K_SIGNED, t), lambda t: pw_np(M_POS, t)),
+        "linear": (_Moments(lin(jnp.asarray(K_SIGNED)), lin(jnp.asarray(M_POS))),
+                   lambda t: lin_np(K_SIGNED, t), lambda t: lin_np(M_POS, t)),
+    }
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("case", ["gaussian", "signed", "piecewise", "linear"])
+def test_scalar_gd_noise_values(depth, case, x64):
+    value, k, m = _noise_cases()[case]
+    w2 = -0.45 if case != "gaussian" else W2  # anti-aligned start: the negative k is learned
+    want, loss = _numpy_gd_km(depth, k, m, W1, w2)
+    backends = ["scan"] + (["jnp"] if case != "linear" else [])
+    for backend in backends:
+        tr = dynamics.scalar_gd(LAM, w1=W1, w2=w2, noise=value, alpha=0.05, gamma=0.02, n=N_SAMPLES,
+                                epochs=EPOCHS, save_every=EVERY, depth=depth, backend=backend,
+                                observables="all")
+        # float64, the same recursion written independently on (k, m): rounding only, 1e-12
+        np.testing.assert_allclose(tr.w, want, rtol=1e-12, atol=1e-14, err_msg=backend)
+        np.testing.assert_allclose(tr.loss, loss, rtol=1e-12, atol=1e-14, err_msg=backend)
+
+
+@pytest.mark.parametrize("case", ["signed", "piecewise"])
+def test_scalar_flow_noise_values(case, x64):
+    value, k, m = _noise_cases()[case]
+    tau, depth, w2 = 20.0, 3, -0.45
+
+    def rhs(t, y):
+        a = y.reshape(depth, -1)
+        u = np.prod(a, axis=0)
+        return np.concatenate([(k(t) - m(t) * u) * np.prod([a[i] for i in range(depth) if i != l], axis=0)
+                               / tau for l in range(depth)])
+
+    y = np.concatenate([np.full(LAM.shape, W1)] * (depth - 1) + [np.full(LAM.shape, w2)])
+    want = [np.prod(y.reshape(depth, -1), axis=0)]
+    for t0, t1 in zip(FLOW_TS[:-1], FLOW_TS[1:]):
+        y = solve_ivp(rhs, (t0, t1), y, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
+        want.append(np.prod(y.reshape(depth, -1), axis=0))
+    tr = dynamics.scalar_flow(jnp.asarray(FLOW_TS), LAM, w1=W1, w2=w2, noise=value, tau=tau, dt=0.01,
+                              depth=depth)
+    # RK4 at dt = 0.01 with the jumps on step ends (as above): bound 1e-8
+    np.testing.assert_allclose(tr.w, np.array(want).T, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("value, reason", [
+    (noise_mod.masking(0.2), "does not commute with Sigma"),
+    (noise_mod.salt_and_pepper(0.2), "affine"),
+    (noise_mod.gaussian_covariance(jnp.array([0.1, 0.2, 0.3])), "does not commute with Sigma"),
+])
+def test_noise_values_that_couple_directions_are_refused(value, reason):
+    with pytest.raises(ValueError, match=reason):
+        dynamics.scalar_gd(LAM, w1=W1, w2=W2, noise=value, alpha=0.05, epochs=2)
+
+
+def test_noise_given_once():
+    with pytest.raises(ValueError, match="give the noise once"):
+        dynamics.scalar_gd(LAM, 0.5, W1, W2, noise=noise_mod.gaussian(0.1), alpha=0.05, epochs=2)
+    with pytest.raises(ValueError, match="w1 and w2 are required"):
+        dynamics.scalar_flow(jnp.asarray(FLOW_TS), LAM, noise=noise_mod.gaussian(0.1))
+
+
+def test_simulate_scalar_noise_in_pieces(x64):
+    """A scheduled corruption value run in pieces: each piece sees the schedules from its own start."""
+    value, k, m = _noise_cases()["piecewise"]
+    want, _ = _numpy_gd_km(3, k, m, W1, -0.45)
+    tr = dynamics.simulate_scalar(LAM, w1=W1, w2=-0.45, noise=value, alpha=0.05, gamma=0.02, n=N_SAMPLES,
+                                  epochs=EPOCHS, save_every=EVERY, depth=3, chunk_work=2 * EVERY * LAM.size)
+    np.testing.assert_allclose(tr.w, want, rtol=1e-12, atol=1e-14)  # rounding only, as above

@@ -51,6 +51,7 @@ from daedyn._checks import (
     concrete,
     float_dtype,
 )
+from daedyn._corruption import direction_moments
 from daedyn._extras import require
 from daedyn._kernels.scalar_gd import (
     QUANTITIES,
@@ -65,7 +66,7 @@ from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics import _layout
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._notsaved import NotSaved, is_saved, resolve_observables
-from daedyn.schedules import PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
+from daedyn.schedules import Function, PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -160,20 +161,61 @@ def _check_rate(name: str, x, ts, *, positive: bool = False, pick=np.max):
     return concrete(x)
 
 
-def _check_inputs(lam, n, w1, w2, eps, gamma, rate, ts):
+def _check_inputs(lam, n, w1, w2, eps, gamma, rate, ts, *, noise=False):
     """The checks :func:`scalar_gd` and :func:`scalar_flow` share, in parameter order: shapes, lam,
     n, the starts, then eps, gamma and the rate (``(name, value, pick)``: alpha and its largest value,
     or tau and its smallest) as constants or schedules. Returns the stand-ins of the three rates for
-    the stability check and the step size (None where traced)."""
+    the stability check and the step size (None where traced).
+
+    With ``noise`` (lam, eps) are a corruption's (k, m - k), range-checked by the corruption itself:
+    k may be negative (a denoiser's skip connection), so only finiteness is checked here, and the
+    stand-in of eps is (|k|, m - |k|) for the stability check (the Hessian of -k is that of k)."""
     name, value, pick = rate
-    check_broadcastable(lam=lam, eps=_shape_of(eps), gamma=_shape_of(gamma), **{name: _shape_of(value)},
-                        n=n, w1=w1, w2=w2)
-    check_range("lam", lam, 0.0)
+    check_broadcastable(lam=_shape_of(lam), eps=_shape_of(eps), gamma=_shape_of(gamma),
+                        **{name: _shape_of(value)}, n=n, w1=w1, w2=w2)
+    if not noise:
+        check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     check_finite("w1", w1)
     check_finite("w2", w2)
-    return [_check_rate("eps", eps, ts), _check_rate("gamma", gamma, ts),
-            _check_rate(name, value, ts, positive=True, pick=pick)]
+    if noise:
+        k, e = (schedule_values(x_name, x, ts) for x_name, x in (("k", lam), ("m - k", eps)))
+        for x_name, x in (("k", k), ("m - k", e)):
+            if x is not None:
+                check_finite(f"noise's {x_name}", x)
+        top = None if k is None or e is None else (np.max(np.abs(k), axis=0), np.max(e, axis=0))
+        tops = [top]
+    else:
+        tops = [_check_rate("eps", eps, ts)]
+    return tops + [_check_rate("gamma", gamma, ts), _check_rate(name, value, ts, positive=True, pick=pick)]
+
+
+def _resolve_noise(lam, eps, noise, n, func: str):
+    """(k, m - k, loss constant) from the paper's (lam, eps) or from a corruption value ``noise``.
+
+    ``noise`` is any value with per-direction moments (:func:`daedyn._corruption.direction_moments`;
+    one whose term couples the directions raises there, with the reason); k and m are schedules for a
+    scheduled corruption. The loss constant is lam, the clean target's energy per direction (None:
+    k itself, the paper's case)."""
+    if noise is None:
+        return lam, (0.0 if eps is None else eps), None
+    if eps is not None:
+        raise ValueError(f"{func}: give the noise once, as eps= (a number, array or schedule) or noise= "
+                         f"(a corruption value), not both")
+    check_range("lam", lam, 0.0)
+    k, m = direction_moments(noise, lam, n)
+    if isinstance(k, PiecewiseConstant) and isinstance(m, PiecewiseConstant):
+        e = PiecewiseConstant(m.boundaries, m.values - k.values)
+    elif is_schedule(k):
+        e = Function((m, k), _difference)
+    else:
+        e = jnp.asarray(m) - jnp.asarray(k)
+    return k, e, jnp.asarray(lam)
+
+
+def _difference(t, a, b):
+    """a(t) - b(t) (the ``fn`` of m - k for a corruption schedule)."""
+    return a(t) - b(t)
 
 
 def _shape_of(x):
@@ -206,7 +248,7 @@ def _series(x, ts, shape):
 
 
 def _finish(ts, w1s, w2s, lam, eps, gamma, n, *, alpha=None, tau=None, observables, time_major, depth,
-            fields=None) -> ScalarTrajectory:
+            fields=None, c=None) -> ScalarTrajectory:
     """The trajectory from time-major (T, *batch) weights (or the kernel's saved ``fields``): the
     derived observables with the rates in force at each save time (1 / tau = alpha(t) / n of GD, or
     1 / tau(t) of a flow), the time axis last unless ``time_major``. Fields not in ``observables``
@@ -216,10 +258,12 @@ def _finish(ts, w1s, w2s, lam, eps, gamma, n, *, alpha=None, tau=None, observabl
         fields.update(zip(QUANTITIES, observe(w1s, w2s, QUANTITIES, depth), strict=True))
     if "loss" in observables:
         shape = fields["w"].shape[1:]
-        e, g = (_series(x, ts, shape) for x in (eps, gamma))
-        u, lam_, n_ = fields["w"], lam[None], n[None]
+        k, e, g = (_series(x, ts, shape) for x in (lam, eps, gamma))
+        u, n_ = fields["w"], n[None]
+        c_ = k if c is None else _series(c, ts, shape)  # the clean target's energy (lam)
         it = _series(alpha, ts, shape) / n_ if tau is None else 1 / _series(tau, ts, shape)
-        fields["loss"] = (lam_ * (1 - u) ** 2 + e * u * u + n_ * g * fields["weight_norm"]) * (it / 2)
+        quad = c_ - 2 * k * u + (k + e) * u * u  # c - 2 k u + m u^2
+        fields["loss"] = (quad + n_ * g * fields["weight_norm"]) * (it / 2)
     if not time_major:
         fields = {q: jnp.moveaxis(x, 0, -1) for q, x in fields.items()}
     return ScalarTrajectory(ts, *(fields[q] if q in observables else NotSaved(q, observables)
@@ -260,18 +304,20 @@ def _check_outputs(observables) -> tuple[str, ...]:
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "unroll", "observables", "time_major",
                                              "depth"))
-def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, observables, time_major,
+def _gd_core(lam, eps, gamma, alpha, n, w1, w2, c, *, n_saves, save_every, unroll, observables, time_major,
              depth):
-    """The textbook loop: any rate may be any schedule, evaluated at every step (step j at t = j)."""
+    """The textbook loop: any rate may be any schedule, evaluated at every step (step j at t = j);
+    ``lam`` is k, which a scheduled corruption makes a schedule too."""
     shape = _batch_shape(lam, eps, gamma, alpha, n, w1, w2)
-    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
+    n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (n, w1, w2))
+    lam = lam if is_schedule(lam) else jnp.broadcast_to(lam, shape)
     dtype = w1.dtype
 
     def coefficients(j):
-        e, g, al = (_at(x, j, shape) for x in (eps, gamma, alpha))
-        return fold(lam, lam + e, n * g, al / n)
+        k, e, g, al = (_at(x, j, shape) for x in (lam, eps, gamma, alpha))
+        return fold(k, k + e, n * g, al / n)
 
-    if not any(is_schedule(x) for x in (eps, gamma, alpha)):
+    if not any(is_schedule(x) for x in (lam, eps, gamma, alpha)):
         const = coefficients(None)
         coefficients = lambda j: const  # noqa: E731 - the constant run folds once
 
@@ -283,7 +329,7 @@ def _gd_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, unroll, 
                             save_every=save_every, unroll=unroll)
     ts = jnp.arange(n_saves + 1, dtype=dtype) * save_every
     return _finish(ts, w1s, w2s, lam, eps, gamma, n, alpha=alpha, observables=observables,
-                   time_major=time_major, depth=depth)
+                   time_major=time_major, depth=depth, c=c)
 
 
 def _stack(x, y, op):
@@ -295,8 +341,8 @@ def _stack(x, y, op):
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major",
                                              "depth"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backend, observables, time_major,
-                depth):
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, *, n_saves, save_every, backend, observables,
+                time_major, depth):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch.
 
     Piecewise-constant rates become tables over the merged pieces of all of them (each schedule is
@@ -304,7 +350,7 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
     kernel saves exactly the fields asked for (the loss from its w and weight_norm), start included,
     time-major: no concatenation, and no transpose when ``time_major``."""
     shape = _batch_shape(lam, eps, gamma, alpha, n, w1, w2)
-    scheduled = [x for x in (eps, gamma, alpha) if is_schedule(x)]
+    scheduled = [x for x in (lam, eps, gamma, alpha) if is_schedule(x)]
     bounds = jnp.sort(jnp.concatenate([x.boundaries for x in scheduled])) if scheduled else None
     starts = None if bounds is None else jnp.concatenate([jnp.zeros((1,), bounds.dtype), bounds])
 
@@ -324,9 +370,10 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, *, n_saves, save_every, backe
                             boundaries=bounds)  # (n_saves + 1, B) each
     fields = {q: x.reshape((n_saves + 1,) + shape) for q, x in zip(quantities, saved)}
     ts = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
-    lam, n = (jnp.broadcast_to(x, shape) for x in (lam, n))
+    n = jnp.broadcast_to(n, shape)
+    lam = lam if is_schedule(lam) else jnp.broadcast_to(lam, shape)
     return _finish(ts, None, None, lam, eps, gamma, n, alpha=alpha, observables=observables,
-                   time_major=time_major, depth=depth, fields=fields)
+                   time_major=time_major, depth=depth, fields=fields, c=c)
 
 
 BACKENDS = ("auto", "pallas", "jnp", "scan", "interpret")
@@ -374,8 +421,9 @@ def choose_backend(backend: str = "auto", *, epochs: int = 1, save_every: int = 
 _FUSED_MIN_SAVE_EVERY = 50
 
 
-def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epochs: int, gamma=0.0,
-              n: ArrayLike = 1, save_every: int = 1, unroll: int = 4, check_stability: bool = True,
+def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = None, *, alpha, epochs: int,
+              gamma=0.0, n: ArrayLike = 1, noise=None, save_every: int = 1, unroll: int = 4,
+              check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
               observables: Sequence[str] | str | None = None, time_major: bool = False,
               depth: int = 2) -> ScalarTrajectory:
@@ -389,14 +437,19 @@ def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epoch
     Args:
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
       eps: noise level n * s**2, >= 0, or a :mod:`daedyn.schedules` schedule (step j, from epoch j to
-        j + 1, uses ``eps(j)``; docs/schedules.md).
-      w1, w2: initial weights (any finite values); at depth L, ``w1`` is the start of each of the
+        j + 1, uses ``eps(j)``; docs/schedules.md). Default 0 (no noise), or give ``noise``.
+      w1, w2: initial weights (required) (any finite values); at depth L, ``w1`` is the start of each of the
         first L - 1 factors and ``w2`` of the last (w1 = w2: a balanced start).
       alpha: learning rate, > 0, or a schedule (step j uses ``alpha(j)``; the loss saved at t is
         scaled by alpha(t) / n).
       epochs: number of steps, a multiple of ``save_every``.
       gamma: weight decay of Eq. (6), >= 0, or a schedule.
       n: number of samples N (1 for the scalar demos), > 0.
+      noise: instead of ``eps``, a corruption value whose moments are per direction: a
+        :class:`daedyn.noise.Noise` (k = lam, m = lam + n s^2), a diffusion objective (its k may be
+        negative), ... (docs/architecture.md, "One quadratic core"); its parameters may be
+        schedules. A corruption that couples the directions (masking, a non-isotropic covariance,
+        salt-and-pepper) is refused with the reason and the exact alternatives.
       save_every: epochs between saves; the start (t = 0) is always saved.
       unroll: steps per loop iteration of the "scan" backend (a speed knob; results are identical).
       check_stability: warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 at the fixed
@@ -440,56 +493,78 @@ def scalar_gd(lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *, alpha, epoch
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     depth = check_int("depth", depth, 2)
     observables = _check_outputs(observables)
-    continuous = _continuous(eps, gamma, alpha)
+    _require_starts("scalar_gd", w1, w2)
+    lam, eps, c = _resolve_noise(lam, eps, noise, n, "scalar_gd")
+    continuous = _continuous(lam, eps, gamma, alpha)
     choose_backend(backend, continuous=continuous)  # validation before any work
     ts = np.arange(epochs // save_every + 1) * save_every
-    tops = _check_inputs(lam, n, w1, w2, eps, gamma, ("alpha", alpha, np.max), ts)
-    dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, alpha)))
-    check_fit(dtype, lam=lam, n=n, w1=w1, w2=w2,
-              **{k: x for k, x in (("eps", eps), ("gamma", gamma), ("alpha", alpha)) if not is_schedule(x)})
+    tops = _check_inputs(lam, n, w1, w2, eps, gamma, ("alpha", alpha, np.max), ts, noise=c is not None)
+    dtype = float_dtype(*(dtype_probe(x) for x in (lam, w1, w2, eps, gamma, alpha)))
+    check_fit(dtype, n=n, w1=w1, w2=w2, **{k: x for k, x in (("lam", lam), ("eps", eps), ("gamma", gamma),
+                                                              ("alpha", alpha)) if not is_schedule(x)})
     edge = None
     if check_stability and depth == 2 and all(v is not None for v in tops):
-        edge = check_gd_stability(lam, *tops, n, w1=w1, w2=w2, stacklevel=2)
+        edge = _stability(lam, tops, n, w1, w2, noise=c is not None)
     unroll = check_int("unroll", unroll, 1)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
                              observables=observables, continuous=continuous)
-    lam, n, w1, w2 = (jnp.asarray(x, dtype) for x in (lam, n, w1, w2))
-    eps, gamma, alpha = (cast(x, dtype) for x in (eps, gamma, alpha))
+    n, w1, w2 = (jnp.asarray(x, dtype) for x in (n, w1, w2))
+    lam, eps, gamma, alpha = (cast(x, dtype) for x in (lam, eps, gamma, alpha))
+    c = None if c is None else jnp.asarray(c, dtype)
     time_major = bool(time_major)
     # batch-major results of concrete inputs: computed time-major, then given the (*batch, T) shape
     # by a device layout, not a transpose (dynamics/_layout.py)
-    keep = [lam, n, w1, w2, *jax.tree_util.tree_leaves((eps, gamma, alpha))]
+    keep = [n, w1, w2, *jax.tree_util.tree_leaves((lam, eps, gamma, alpha, c))]
     relayout = not time_major and _layout.eligible(*keep)
     kw = dict(n_saves=epochs // save_every, save_every=save_every, observables=observables,
               time_major=time_major or relayout, depth=depth)
     if backend == "scan":
-        traj = _gd_core(lam, eps, gamma, alpha, n, w1, w2, unroll=unroll, **kw)
+        traj = _gd_core(lam, eps, gamma, alpha, n, w1, w2, c, unroll=unroll, **kw)
     else:
-        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, backend=backend, **kw)
+        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, backend=backend, **kw)
     if relayout:
         traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=keep) if is_saved(f) else f
                                           for f in traj[1:]))
     return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
 
 
+def _require_starts(func: str, w1, w2) -> None:
+    if w1 is None or w2 is None:
+        raise ValueError(f"{func}: the starts w1 and w2 are required (w1 = w2 for a balanced start)")
+
+
+def _stability(lam, tops, n, w1, w2, *, noise: bool):
+    """The depth-2 GD stability check with the checked stand-ins (a corruption's (|k|, m - |k|); its
+    check is skipped where m < |k|, a fixed point beyond 1 that the supplement's formula does not
+    cover: a divergence there is still reported by :func:`warn_nonfinite`)."""
+    (eps_top, gamma_top, alpha_top) = tops
+    if noise:
+        k_abs, e = eps_top
+        if np.any(np.asarray(e) < 0):
+            return None
+        return check_gd_stability(k_abs, e, gamma_top, alpha_top, n, w1=w1, w2=w2, stacklevel=3)
+    return check_gd_stability(lam, eps_top, gamma_top, alpha_top, n, w1=w1, w2=w2, stacklevel=3)
+
+
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll", "depth"))
-def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, *, m_static, unroll, depth):
+def _rk4_core(ts, hs, ms, lam, eps, gamma, tau, n, w1, w2, c, *, m_static, unroll, depth):
     shape = _batch_shape(lam, eps, gamma, tau, n, w1, w2)
-    lam, n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (lam, n, w1, w2))
+    n, w1, w2 = (jnp.broadcast_to(x, shape) for x in (n, w1, w2))
+    lam = lam if is_schedule(lam) else jnp.broadcast_to(lam, shape)
 
     def f(t, y, left):
-        e, g, ta = (_at(x, t, shape, left) for x in (eps, gamma, tau))
-        d1, d2 = _rhs(y[0], y[1], lam, lam + e, n * g, depth)
+        k, e, g, ta = (_at(x, t, shape, left) for x in (lam, eps, gamma, tau))
+        d1, d2 = _rhs(y[0], y[1], k, k + e, n * g, depth)
         return d1 / ta, d2 / ta
 
     # one loop for constant and scheduled rates (a constant is a schedule): the same operations
     _, (w1s, w2s) = fixed_step_loop(f, (w1, w2), lambda t, y: y, hs, ms, m_static, unroll=unroll, ts=ts)
     return _finish(ts, w1s, w2s, lam, eps, gamma, n, tau=tau, observables=OBSERVABLES, time_major=False,
-                   depth=depth)
+                   depth=depth, c=c)
 
 
 @functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps", "depth"))
-def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps, depth):
+def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, c, *, rtol, atol, max_steps, depth):
     import diffrax  # optional dependency (extra "ode"), imported only when asked for
 
     shape = jnp.broadcast_shapes(*(x.shape for x in (lam, eps, gamma, tau, n, w1, w2)))
@@ -514,7 +589,7 @@ def _diffrax_core(ts, lam, eps, gamma, tau, n, w1, w2, *, rtol, atol, max_steps,
     lam, eps, gamma, tau, n = (x.reshape(shape) for x in flat[:5])
     w1s, w2s = w1s.reshape(ts.shape + shape), w2s.reshape(ts.shape + shape)
     return _finish(ts, w1s, w2s, lam, eps, gamma, n, tau=tau, observables=OBSERVABLES, time_major=False,
-                   depth=depth), ok.reshape(shape)
+                   depth=depth, c=c), ok.reshape(shape)
 
 
 def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, gamma: ArrayLike = 0.0,
@@ -540,8 +615,8 @@ def default_dt(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *, 
     return float(0.05 / max(np.max(rate), 1e-300))
 
 
-def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike, *,
-                tau=1.0, gamma=0.0, n: ArrayLike = 1,
+def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = None, *,
+                tau=1.0, gamma=0.0, n: ArrayLike = 1, noise=None,
                 method: Literal["rk4", "diffrax"] = "rk4", dt: float | None = None,
                 rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000,
                 unroll: int = 1, depth: int = 2) -> ScalarTrajectory:
@@ -555,7 +630,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike
 
     Args:
       ts: (T,) save times in epochs, >= 0 and non-decreasing; the start is at t = 0.
-      lam, eps, gamma, n, w1, w2, depth: as for :func:`scalar_gd`; eps and gamma may be schedules
+      lam, eps, gamma, n, noise, w1, w2, depth: as for :func:`scalar_gd`; eps and gamma may be schedules
         (the right-hand side at time t uses ``eps(t)``; RK4 only; a jump costs the RK4 step that
         straddles it its order: put jump times among ``ts``, then every piece is integrated on its
         own).
@@ -578,23 +653,31 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike
     if method not in ("rk4", "diffrax"):
         raise ValueError(f"method must be 'rk4' or 'diffrax'; got {method!r}")
     depth = check_int("depth", depth, 2)
-    scheduled = any(is_schedule(x) for x in (eps, gamma, tau))
+    _require_starts("scalar_flow", w1, w2)
+    lam, eps, c = _resolve_noise(lam, eps, noise, n, "scalar_flow")
+    scheduled = any(is_schedule(x) for x in (lam, eps, gamma, tau))
     if scheduled and method != "rk4":
-        raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule; got {method!r}")
+        raise ValueError(f"method must be 'rk4' with an eps, gamma or tau schedule (or a scheduled noise); "
+                         f"got {method!r}")
     ts_c = concrete(ts)
     tops = _check_inputs(lam, n, w1, w2, eps, gamma, ("tau", tau, np.min),
-                         ts_c if ts_c is not None else np.zeros(1))
-    dtype = float_dtype(lam, w1, w2, *(dtype_probe(x) for x in (eps, gamma, tau)))
-    consts = {k: x for k, x in (("eps", eps), ("gamma", gamma), ("tau", tau)) if not is_schedule(x)}
+                         ts_c if ts_c is not None else np.zeros(1), noise=c is not None)
+    if c is not None and tops[0] is not None:  # the step size sees m = |k| + (m - |k|) at its largest
+        tops[0] = tops[0][1] + tops[0][0]
+        lam_dt = 0.0
+    dtype = float_dtype(*(dtype_probe(x) for x in (lam, w1, w2, eps, gamma, tau)))
+    consts = {k: x for k, x in (("lam", lam), ("eps", eps), ("gamma", gamma), ("tau", tau))
+              if not is_schedule(x)}
     if method == "diffrax":
         require("diffrax", what="scalar_flow(method='diffrax')")  # one line naming the extra
         if ts_c is not None:
             check_times(ts_c)
-        check_fit(dtype, ts=ts, lam=lam, n=n, w1=w1, w2=w2, **consts)
+        check_fit(dtype, ts=ts, n=n, w1=w1, w2=w2, **consts)
         check_range("rtol", rtol, 0.0, lo_open=True)
         check_range("atol", atol, 0.0, lo_open=True)
         max_steps = check_int("max_steps", max_steps, 1)
         args = [jnp.asarray(x, dtype) for x in (ts, lam, eps, gamma, tau, n, w1, w2)]
+        args.append(None if c is None else jnp.asarray(c, dtype))
         traj, ok = _diffrax_core(*args, rtol=float(rtol), atol=float(atol), max_steps=max_steps, depth=depth)
         if not isinstance(ok, jax.core.Tracer) and not bool(jnp.all(ok)):
             raise RuntimeError(f"scalar_flow(method='diffrax'): the adaptive solver stopped early for "
@@ -605,12 +688,15 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps, w1: ArrayLike, w2: ArrayLike
     if dt is None:
         if any(v is None for v in tops):
             raise ValueError("dt must be given when the schedule values are traced")
-        dt = default_dt(lam, tops[0], w1, w2, gamma=tops[1], tau=tops[2], n=n)  # the fastest piece
+        lam_top = lam_dt if c is not None else lam
+        dt = default_dt(lam_top, tops[0], w1, w2, gamma=tops[1], tau=tops[2], n=n)  # the fastest piece
         dt = dt * 2 / depth if depth > 2 else dt
-    check_fit(dtype, ts=ts, lam=lam, n=n, w1=w1, w2=w2, **consts)
+    check_fit(dtype, ts=ts, n=n, w1=w1, w2=w2, **consts)
     ts, hs, ms, m_static = step_grid(ts, float(dt) if isinstance(dt, int | float) else dt)
     args = [jnp.asarray(x, dtype) for x in (ts, hs)] + [jnp.asarray(ms, jnp.int32)]
-    lam, n, w1, w2 = (jnp.asarray(x, dtype) for x in (lam, n, w1, w2))
-    eps, gamma, tau = (cast(x, dtype) for x in (eps, gamma, tau))
-    return warn_nonfinite("scalar_flow", _rk4_core(*args, lam, eps, gamma, tau, n, w1, w2, m_static=m_static,
-                                                    unroll=check_int("unroll", unroll, 1), depth=depth))
+    n, w1, w2 = (jnp.asarray(x, dtype) for x in (n, w1, w2))
+    lam, eps, gamma, tau = (cast(x, dtype) for x in (lam, eps, gamma, tau))
+    c = None if c is None else jnp.asarray(c, dtype)
+    traj = _rk4_core(*args, lam, eps, gamma, tau, n, w1, w2, c, m_static=m_static,
+                     unroll=check_int("unroll", unroll, 1), depth=depth)
+    return warn_nonfinite("scalar_flow", traj)

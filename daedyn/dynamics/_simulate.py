@@ -105,8 +105,18 @@ def run_in_pieces(step: Callable, state, *, epochs: int, save_every: int, work: 
     return parts
 
 
-def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike, *,
-                    alpha: ArrayLike, epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1,
+def _shifted(x, done):
+    """``x`` seen from epoch ``done`` on: every schedule in it (a rate, or inside a corruption value)
+    shifted; unchanged at the start."""
+    from daedyn.schedules import is_schedule, shift
+
+    if not done:
+        return x
+    return jax.tree_util.tree_map(lambda s: shift(s, done) if is_schedule(s) else s, x, is_leaf=is_schedule)
+
+
+def simulate_scalar(lam: ArrayLike, eps: ArrayLike = None, w1: ArrayLike = None, w2: ArrayLike = None, *,
+                    alpha: ArrayLike, epochs: int, gamma: ArrayLike = 0.0, n: ArrayLike = 1, noise=None,
                     save_every: int = 1, method: Literal["gd", "rk4", "diffrax"] = "gd",
                     dt: float | None = None, backend: str = "auto", progress: Progress = None,
                     chunk_work: int = CHUNK_WORK, depth: int = 2):
@@ -119,7 +129,7 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
     (``progress`` is called once, at the end).
 
     Args:
-      lam, eps, w1, w2, alpha, gamma, n: as in :func:`daedyn.dynamics.scalar_gd`; broadcast.
+      lam, eps, w1, w2, alpha, gamma, n, noise: as in :func:`daedyn.dynamics.scalar_gd`; broadcast.
       epochs: epochs to run, >= 1, a multiple of ``save_every``.
       save_every: epochs between saves; the start (t = 0) is always saved.
       method: "gd", "rk4" or "diffrax".
@@ -147,10 +157,11 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
       ...                             depth=3).w[-1]), 4)  # lam / (lam + eps), as at depth 2
       0.5
     """
-    from daedyn.schedules import is_schedule, shift
+    from daedyn.schedules import is_schedule
 
-    # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
-    at = lambda x, done: shift(x, done) if is_schedule(x) and done else x
+    # schedules: each chunk sees them from its own start (step k of the run uses eps(k)), also the
+    # schedules inside a corruption value
+    at = _shifted
     shape_of = lambda x: x.shape if is_schedule(x) else np.shape(x)
     epochs, save_every = _check_schedule(epochs, save_every)
     depth = check_int("depth", depth, 2)
@@ -158,18 +169,18 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike
         raise ValueError(f"method must be 'gd', 'rk4' or 'diffrax'; got {method!r}")
     if method != "gd":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(_probe(alpha), float))
-        tr = scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n,
+        tr = scalar_flow(ts, lam, eps, w1, w2, tau=divided(n, alpha), gamma=gamma, n=n, noise=noise,
                                   method=method, dt=dt, depth=depth)
         if progress is not None:
             progress(epochs, epochs)
         return tr
-    batch = int(np.prod(np.broadcast_shapes(*(shape_of(x) for x in (lam, eps, w1, w2, alpha, gamma,
-                                                                      n)))))
+    batch = int(np.prod(np.broadcast_shapes(*(shape_of(x) for x in (lam, eps, w1, w2, alpha, gamma, n)
+                                              if x is not None))))
 
     def step(y, size, done):
         tr = scalar_gd(lam, at(eps, done), y[0], y[1], alpha=at(alpha, done), gamma=at(gamma, done),
-                                n=n, epochs=size, save_every=save_every, backend=backend,
-                                check_stability=not done, observables="all", depth=depth)  # all five
+                       n=n, noise=at(noise, done), epochs=size, save_every=save_every, backend=backend,
+                       check_stability=not done, observables="all", depth=depth)  # all five
         return tr, (tr.w1[..., -1], tr.w2[..., -1])
 
     return _join(run_in_pieces(step, (w1, w2), epochs=epochs, save_every=save_every, work=batch,
@@ -212,10 +223,10 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
       >>> tr.depth, [round(float(m), 3) for m in tr.mapping[-1]]
       (3, [0.667, 0.5])
     """
-    from daedyn.schedules import is_schedule, shift
 
-    # schedules: each chunk sees them from its own start (step k of the run uses eps(k))
-    at = lambda x, done: shift(x, done) if is_schedule(x) and done else x
+    # schedules: each chunk sees them from its own start (step k of the run uses eps(k)), also the
+    # schedules inside a corruption value
+    at = _shifted
     epochs, save_every = _check_schedule(epochs, save_every)
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
