@@ -14,14 +14,17 @@ from jax import Array
 
 from daedyn._checks import (
     check_broadcastable,
+    check_finite,
     check_fit,
     check_output,
+    check_range,
     check_representable,
     concrete,
     float_dtype,
 )
 
-__all__ = ["prepare", "align", "mark_invalid", "check_fits", "check_start", "finite_result"]
+__all__ = ["prepare", "align", "mark_invalid", "check_fits", "check_start", "finite_result",
+           "direction_moments"]
 
 
 def _real_dtype(named: dict, arrays: list[Array]):
@@ -99,3 +102,15 @@ def finite_result(name: str, out, *, allow_inf: bool = False):
     """The post-check of a closed form (``daedyn._checks.check_output``): its inputs were valid, so
     a NaN (or an inf that is not documented) is the dtype's range running out, reported as such."""
     return check_output(name, out, allow_inf=allow_inf)
+
+
+def direction_moments(noise, lam, n):
+    """``(k, m) = noise.direction_moments(lam, n)``, checked: k finite, m > 0 (concrete values)."""
+    fn = getattr(noise, "direction_moments", None)
+    if not callable(fn):
+        raise ValueError("noise must be a value with a method direction_moments(lam, n) -> (k, m); got "
+                         f"{type(noise).__name__}")
+    k, m = fn(lam, n)
+    check_finite("k (noise.direction_moments)", k)
+    check_range("m (noise.direction_moments)", m, 0.0, lo_open=True)
+    return k, m

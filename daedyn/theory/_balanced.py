@@ -16,10 +16,10 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_range
+from daedyn._checks import check_broadcastable, check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div
 from daedyn.schedules import is_schedule, require_piecewise
-from daedyn.theory._args import check_fits, finite_result, mark_invalid, prepare
+from daedyn.theory._args import check_fits, direction_moments, finite_result, mark_invalid, prepare
 from daedyn.theory._deep import (
     check_depth,
     deep_fixed_point,
@@ -50,9 +50,13 @@ def _time_factor(s, y):
 @jax.jit
 def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
     t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
-    s = t / tau
-    a = lam - n * gamma
-    k = lam + eps
+    w = _logistic(t / tau, lam - n * gamma, lam + eps, w0)
+    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+    return mark_invalid(w, valid)
+
+
+def _logistic(s, a, k, w0):
+    """The solution of ``dw/ds = 2 w (a - k w)`` from ``w0 >= 0`` (any sign of ``a``, ``k >= 0``)."""
     x = 2.0 * a * s
     grow = a > 0
     xp = jnp.where(grow, x, 0.0)  # x > 0: divide through by e^x
@@ -63,9 +67,7 @@ def _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n):
     den_grow = jnp.exp(-xp) + kw0 * _time_factor(s, -xp)
     w_grow = safe_div(w0, den_grow, 0.0)  # w0 = 0 once exp(-x) underflows: 0 / 0, the saddle's 0
     w_decay = w0 * jnp.exp(xn) / (1.0 + kw0 * _time_factor(s, xn))
-    w = jnp.where(grow, w_grow, w_decay)
-    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
-    return mark_invalid(w, valid)
+    return jnp.where(grow, w_grow, w_decay)
 
 
 def _lists_to_arrays(*args):
@@ -94,8 +96,9 @@ def _check_small_init(lam, eps, gamma, w0, tau, n, **first) -> None:
     check_fits(**first, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
 
 
-def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
-                          w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1, depth: int = 2) -> Array:
+def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike | None = None,
+                          gamma: ArrayLike = 0.0, *, w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1,
+                          depth: int = 2, noise=None) -> Array:
     """Mapping ``w(t)`` of one eigen-direction trained from a balanced start (``w1 = w2``).
 
     Solves ``tau dw/dt = 2 w (a - k w)`` with ``a = lam - n gamma`` and ``k = lam + eps`` (noise and
@@ -108,17 +111,25 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     Args:
       t: time in epochs, >= 0.
       lam: eigenvalue of Sigma (a sum over the n samples), >= 0.
-      eps: noise level ``n s^2``, >= 0, or a piecewise-constant schedule
+      eps: noise level ``n s^2``, >= 0 (default 0), or a piecewise-constant schedule
         (:func:`daedyn.schedules.piecewise_constant`; exact at every depth, chained piece by piece
-        from the mapping at each boundary; docs/schedules.md).
+        from the mapping at each boundary; docs/schedules.md). Exclusive with ``noise``.
       gamma: weight decay of Eq. (6), >= 0, or a piecewise-constant schedule.
-      w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only).
+      w0: initial mapping ``w1(0) w2(0) = w1(0)^2``, >= 0 (keyword only); at depth 1 the single
+        weight's start, any finite real.
       tau: time constant ``n / alpha``, > 0, or a piecewise-constant schedule ``n / alpha(t)`` (a
         learning-rate schedule; exact).
       n: number of samples N (1 for the scalar demos), > 0.
-      depth: number of weight matrices L (static int >= 2). For L >= 3 every factor starts at
+      depth: number of weight matrices L (static int >= 1). For L >= 3 every factor starts at
         ``w0^(1/L)`` and ``tau dw/dt = L w^(2-2/L) (lam - w k) - L n gamma w`` is solved exactly up to a
-        fixed quadrature table (docs/depth.md); L = 2 is the closed form above.
+        fixed quadrature table (docs/depth.md); L = 2 is the closed form above; L = 1 (one weight
+        matrix) is the exponential ``tau dw/dt = lam - (k + n gamma) w``.
+      noise: instead of ``eps``, any value with a method ``direction_moments(lam, n) -> (k, m)``
+        (the direction's quadratic-form coefficients, e.g. a :class:`daedyn.diffusion.Objective`):
+        ``lam -> k`` (any sign) and ``lam + eps -> m`` (> 0) above, so the balanced flow is
+        ``tau dw/dt = L w |w|^(1-2/L) (k - m w) - L n gamma w``. With ``k < 0`` a positive start
+        decays to 0 (exponentially at depth 2, algebraically at depth >= 3: ``negative_trajectory``
+        in docs/diffusion.md). Constant rates only (no schedules).
     Returns:
       ``w(t)``, with the broadcast shape and floating dtype of the inputs.
     Raises:
@@ -129,7 +140,18 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
       >>> float(small_init_trajectory(1e4, lam=1.0, eps=1.0, w0=1e-6))  # fixed point lam / (lam + eps)
       0.5
     """
+    if noise is not None:
+        if eps is not None:
+            raise ValueError("small_init_trajectory takes eps or noise, not both (noise gives the "
+                             "direction's coefficients (k, m) in place of (lam, lam + eps))")
+        return _with_moments(t, lam, gamma, w0, tau, n, depth, noise)
+    eps = 0.0 if eps is None else eps
     t, lam, eps, gamma, w0, tau, n = _lists_to_arrays(t, lam, eps, gamma, w0, tau, n)
+    if depth == 1 and not isinstance(depth, bool):
+        if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):
+            raise ValueError("small_init_trajectory at depth 1 takes constant eps, gamma and tau")
+        _check_small_init(lam, eps, gamma, 0.0, tau, n, t=t)
+        return _with_moments(t, lam, gamma, w0, tau, n, 1, None, k=lam, m=jnp.add(lam, eps))
     depth = check_depth(depth)
     if is_schedule(eps) or is_schedule(gamma) or is_schedule(tau):  # piecewise constant: chained per piece
         return small_init_scheduled(t, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)
@@ -140,6 +162,50 @@ def small_init_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
         return finite_result("small_init_trajectory", u)
     return finite_result("small_init_trajectory", _small_init_trajectory_impl(t, lam, eps, gamma, w0, tau, n))
 
+
+
+@jax.jit(static_argnames="depth")
+def _moments_impl(t, k, m, gamma, w0, tau, n, depth: int):
+    """Depth 1 (exponential) and 2 (logistic) in the coefficients ``(k, m)`` of any sign of k."""
+    t, k, m, gamma, w0, tau, n = prepare(t=t, k=k, m=m, gamma=gamma, w0=w0, tau=tau, n=n)
+    s = t / tau
+    ng = n * gamma
+    if depth == 1:
+        r = m + ng
+        w = w0 * jnp.exp(-r * s) + k * (s * expm1_ratio(-r * s))
+        valid = (m >= 0) & jnp.isfinite(w0)
+    else:
+        w = _logistic(s, k - ng, m, w0)
+        valid = (m > 0) & (w0 >= 0)
+    return mark_invalid(w, valid & (t >= 0) & (gamma >= 0) & (tau > 0) & (n > 0))
+
+
+def _with_moments(t, lam, gamma, w0, tau, n, depth, noise, *, k=None, m=None) -> Array:
+    """:func:`small_init_trajectory` in a direction's coefficients ``(k, m)`` (``noise``'s unless given)."""
+    func = "small_init_trajectory"
+    t, lam, gamma, w0, tau, n = _lists_to_arrays(t, lam, gamma, w0, tau, n)
+    if not (depth == 1 and not isinstance(depth, bool)):
+        depth = check_depth(depth)
+    for name, x in (("gamma", gamma), ("tau", tau)):
+        if is_schedule(x):
+            raise ValueError(f"{func} with noise= takes a constant {name} (no schedules)")
+    if k is None:
+        check_range("lam", lam, 0.0)
+        check_range("n", n, 0.0, lo_open=True)
+        k, m = direction_moments(noise, lam, n)
+    check_range("t", t, 0.0)
+    check_range("gamma", gamma, 0.0)
+    if depth == 1:
+        check_finite("w0", w0)
+    else:
+        check_range("w0", w0, 0.0)
+    check_range("tau", tau, 0.0, lo_open=True)
+    check_range("n", n, 0.0, lo_open=True)
+    check_broadcastable(t=t, k=k, m=m, gamma=gamma, w0=w0, tau=tau, n=n)
+    if depth > 2:
+        u = deep_small_init(t, k, jnp.subtract(m, k), gamma, w0, tau, n, depth=depth, signed=True)
+        return finite_result(func, u)
+    return finite_result(func, _moments_impl(t, k, m, gamma, w0, tau, n, depth))
 
 
 @jax.jit

@@ -28,6 +28,7 @@ from daedyn.theory._deep_solve import (
     deep_time_to,
     deep_trajectory,
     evaluate_trajectory,
+    negative_trajectory,
     prepare_trajectory,
 )
 
@@ -46,19 +47,45 @@ def _flat_map(fn, *arrays):
     return out.reshape(shape)
 
 
-@jax.jit(static_argnames="depth")
-def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+@jax.jit(static_argnames=("depth", "signed"))
+def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int, signed: bool = False) -> Array:
+    """The balanced depth-L mapping. ``signed``: ``lam`` is a direction's coefficient k of any sign and
+    ``lam + eps`` its m > 0 (``eps`` may be negative); k < 0 without weight decay is solved by
+    :func:`negative_trajectory`, k < 0 with weight decay by the no-root path of the table solver."""
+    if signed:
+        return _signed_small_init(t, lam, eps, gamma, w0, tau, n, depth=depth)
+    return _small_init(t, lam, eps, gamma, w0, tau, n, depth=depth, valid_params=_valid_params)
+
+
+def _signed_small_init(t, k, eps, gamma, w0, tau, n, *, depth: int) -> Array:
+    (t, k, eps, gamma, w0, tau, n), shape = align(t=t, k=k, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
+    m = k + eps
+    neg = (k < 0) & (n * gamma <= 0)
+    # the table solver sees a harmless stand-in (k = 1, m = 1) where the negative closed form applies
+    k_tab = jnp.where(neg, 1.0, k)
+    eps_tab = jnp.where(neg, 0.0, eps)
+    u_tab = _small_init(t, k_tab, eps_tab, gamma, w0, tau, n, depth=depth, valid_params=_valid_signed)
+    b = jnp.where(neg, -k, 1.0)
+    m_s = jnp.where(neg & (m > 0), m, 1.0)
+    ok = (t >= 0) & (w0 >= 0) & (tau > 0)
+    t_s, w0_s, tau_s = (jnp.where(ok, a, 1.0) for a in (t, w0, tau))
+    u_neg = negative_trajectory(t_s, b, m_s, w0_s, tau_s, depth)
+    valid = ok & (m > 0) & (gamma >= 0) & (n > 0)
+    return jnp.broadcast_to(mark_invalid(jnp.where(neg, u_neg, u_tab), valid), shape)
+
+
+def _small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int, valid_params) -> Array:
     (t, *params), shape = align(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
     p_shape = jnp.broadcast_shapes(*(a.shape for a in params))
     if math.prod(p_shape) == math.prod(shape):  # one time per parameter set: solve per element
         t, *params = (jnp.broadcast_to(a, shape) for a in (t, *params))
-        valid = (t >= 0) & _valid_params(*params)
+        valid = (t >= 0) & valid_params(*params)
         ones = jnp.ones_like(t)
         args = [jnp.where(valid, a, ones) for a in (t, *params)]
         return mark_invalid(_flat_map(lambda *a: deep_trajectory(*a, depth), *args), valid)
     # a time grid: the table of each parameter set is built once and shared by its times
     params = [jnp.broadcast_to(a, p_shape) for a in params]
-    valid_p = _valid_params(*params)
+    valid_p = valid_params(*params)
     ones = jnp.ones(p_shape, t.dtype)
     flat = [jnp.where(valid_p, a, ones).reshape(-1) for a in params]
     prep = jax.vmap(lambda *a: prepare_trajectory(*a, depth))(*flat)
@@ -73,6 +100,10 @@ def deep_small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int) -> Array:
 
 def _valid_params(lam, eps, gamma, w0, tau, n):
     return (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
+
+
+def _valid_signed(k, eps, gamma, w0, tau, n):
+    return (k + eps > 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
 
 
 def _roots_map(one, lam, eps, gamma, n):

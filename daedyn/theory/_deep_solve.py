@@ -470,3 +470,80 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     c = _scale(lam, eps, gamma, n)
     t = tau / ((depth - 2.0) * c) * (path.time(phi_f, edges, j) - path.time(phi0, edges, j))
     return jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)
+
+
+# ----------------------------------------------------------------------------------------------
+# A negative coefficient without weight decay: tau du/dt = L u^(2-2/L) (lam - k u) with lam < 0 < k
+# (a diffusion denoiser's direction whose target is negative, started balanced and positive).
+
+_SERIES = 56  # terms of S(y) = sum_j (-1)^(j+1) y^(jm+1) / (jm+1) where y^m <= 1/2 (2^-56 < float64's eps)
+_NEG_SOLVE = 40  # safeguarded Newton iterations in log y (bracketed; quadratic once close)
+
+
+def _s_of_y(y, m):
+    """``S(y) = int_0^y x^m / (1 + x^m) dx`` for y > 0, without cancellation: the alternating series
+    where ``y^m <= 1/2``, else ``y - H_inf + H_inf I_{1/(1+y^m)}(1 - 1/m, 1/m)`` (the regularised
+    incomplete beta function: ``int_y^inf dx / (1 + x^m) = H_inf I_{1/(1+y^m)}(1 - 1/m, 1/m)``,
+    ``H_inf = pi / (m sin(pi / m))``)."""
+    ym = y**m
+    small = ym <= 0.5
+    ym_s = jnp.where(small, ym, 0.5)
+    j = jnp.arange(1, _SERIES + 1, dtype=y.dtype)
+    signs = jnp.where(j % 2 == 1, 1.0, -1.0).astype(y.dtype)
+    terms = signs * ym_s[..., None] ** j / (j * m + 1.0)
+    s_small = jnp.where(small, y, 0.0) * jnp.sum(terms, axis=-1)
+    h_inf = jnp.pi / (m * jnp.sin(jnp.pi / m))
+    tail = jnp.where(small, 0.5, 1.0 / (1.0 + jnp.where(small, 1.0, ym)))
+    a = jnp.asarray(1.0 - 1.0 / m, y.dtype)
+    b = jnp.asarray(1.0 / m, y.dtype)
+    s_big = y - h_inf + h_inf * jax.scipy.special.betainc(a, b, tail)
+    return jnp.where(small, s_small, s_big)
+
+
+def negative_trajectory(t, b, k, w0, tau, depth: int):
+    """Mapping ``u(t)`` of ``tau du/dt = -L u^(2-2/L) (b + k u)`` (``b = -lam > 0``, ``k > 0``) from a
+    balanced start ``w0 >= 0``; elementwise over broadcast arrays of one floating dtype.
+
+    In ``z = u^(-1/m)``, ``m = L / (L - 2)``, and ``y = z / c`` with ``c = (k / b)^(1/m)``, the time is
+    ``t = tau c / ((L - 2) b) (S(y) - S(y0))`` exactly (:func:`_s_of_y`), and ``u = (b / k) y^-m``. The
+    equation ``S(y) = S(y0) + (L - 2) b t / (tau c)`` is solved by a bracketed Newton iteration in
+    ``log y`` (S is increasing, ``S(y) <= min(y, y^(m+1) / (m + 1))`` and ``S(y) >= y - H_inf``), then one
+    differentiable Newton step gives the derivatives (implicit function theorem).
+    """
+    m = depth / (depth - 2.0)
+    pos = w0 > 0
+    w0_s = jnp.where(pos, w0, 1.0)
+    c = (k / b) ** (1.0 / m)
+    # y0 = z0 / c = (k w0 / b)^(-1/m)
+    log_y0 = -(jnp.log(k) + jnp.log(w0_s) - jnp.log(b)) / m
+    y0 = jnp.exp(log_y0)
+    target = _s_of_y(y0, m) + (depth - 2.0) * b * t / (tau * c)
+    h_inf = jnp.pi / (m * jnp.sin(jnp.pi / m))
+    sg = jax.lax.stop_gradient
+    tgt = sg(target)
+    lo = jnp.maximum(jnp.log(tgt) / 1.0, jnp.log((m + 1.0) * tgt) / (m + 1.0))
+    lo = jnp.maximum(lo, sg(log_y0))
+    hi = jnp.log(tgt + h_inf)
+
+    def resid(ly):
+        return jnp.log(_s_of_y(jnp.exp(ly), m)) - jnp.log(tgt)
+
+    def slope(ly):
+        y = jnp.exp(ly)
+        ym = y**m
+        return y * (ym / (1.0 + ym)) / _s_of_y(y, m)
+
+    def body(_, state):
+        x, lo, hi = state
+        r = resid(x)
+        lo = jnp.where(r < 0, x, lo)
+        hi = jnp.where(r < 0, hi, x)
+        x_new = x - r / slope(x)
+        ok = (x_new > lo) & (x_new < hi)
+        return jnp.where(ok, x_new, 0.5 * (lo + hi)), lo, hi
+
+    x, _, _ = jax.lax.fori_loop(0, _NEG_SOLVE, body, (0.5 * (lo + hi), lo, hi))
+    x = sg(x)
+    x = x - (jnp.log(_s_of_y(jnp.exp(x), m)) - jnp.log(target)) / slope(x)
+    u = (b / k) * jnp.exp(-m * x)
+    return jnp.where(pos & (t > 0), u, w0)

@@ -44,7 +44,15 @@ from jax.typing import ArrayLike
 from daedyn._checks import check_broadcastable, check_finite, check_range
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
 from daedyn.schedules import is_schedule, require_piecewise
-from daedyn.theory._args import align, check_fits, check_start, finite_result, mark_invalid, prepare
+from daedyn.theory._args import (
+    align,
+    check_fits,
+    check_start,
+    direction_moments,
+    finite_result,
+    mark_invalid,
+    prepare,
+)
 from daedyn.theory._schedule import _compose, _full, _lead, schedule_pieces
 
 __all__ = ["dae_trajectory", "dae_weights", "dae_learning_time"]
@@ -159,8 +167,22 @@ def _dae_trajectory_impl(t, lam, eps, w1, w2, tau):
     return jnp.broadcast_to(mark_invalid(w, valid), shape)
 
 
+@jax.jit
+def _dae_moments_impl(t, k, m, w1, w2, tau):
+    """Eq. (5) in a direction's coefficients ``(k, m)``, any sign of k: with ``k < 0`` the pair
+    ``(w1, -w2)`` follows the flow of ``-k`` (the map ``w2 -> -w2`` turns ``tau dw1/dt = w2 (k - m w)``,
+    ``tau dw2/dt = w1 (k - m w)`` into the same equations with ``k -> -k``), so ``w = -w(-k; w1, -w2)``."""
+    (t, k, m, w1, w2, tau), shape = align(t=t, k=k, m=m, w1=w1, w2=w2, tau=tau)
+    neg = k < 0
+    lam = jnp.where(neg, -k, k)
+    sign = jnp.where(neg, -1.0, 1.0)
+    w = sign * _dae_w_fwd(t / tau, lam, m - lam, w1, sign * w2)
+    valid = (t >= 0) & (m > 0) & (tau > 0)
+    return jnp.broadcast_to(mark_invalid(w, valid), shape)
+
+
 def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike,
-                   tau: ArrayLike = 1.0) -> Array:
+                   tau: ArrayLike = 1.0, *, noise=None, n: ArrayLike = 1) -> Array:
     """Mapping ``w(t) = w2(t) w1(t)`` of one eigen-direction of a linear DAE, Eq. (5), any start.
 
     Exact solution of Eqs. (2)-(3) (no weight decay) from any initial pair ``(w1, w2)``: balanced
@@ -178,6 +200,13 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
         (:func:`daedyn.schedules.piecewise_constant`; exact, docs/schedules.md).
       w1, w2: initial weights of the direction, any finite reals.
       tau: time constant ``n / alpha``, > 0.
+      noise: instead of ``eps`` (pass ``eps=None``), a value with a method
+        ``direction_moments(lam, n) -> (k, m)`` (as in :func:`small_init_trajectory`; e.g.
+        :class:`daedyn.diffusion.Objective`): the flow
+        ``tau dw1/dt = w2 (k - m w)``, ``tau dw2/dt = w1 (k - m w)`` with ``k`` of any sign. With
+        ``k < 0`` the fixed point ``k / m`` is negative: every start off the line ``w1 = w2`` reaches
+        it (its anti-aligned part ``w2 - w1`` grows), while a balanced start decays to 0.
+      n: number of samples N, > 0 (used with ``noise`` only: its coefficients depend on it).
     Returns:
       ``w(t)``, with the broadcast shape and floating dtype of the inputs.
     Raises:
@@ -189,10 +218,28 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
       >>> print(float(dae_trajectory(50.0, 1.0, 0.0, 1.0, -1.0)) == 0.0)  # w1 = -w2: into the saddle
       True
     """
+    if noise is not None:
+        return _dae_with_moments(t, lam, eps, w1, w2, tau, n, noise)
     if is_schedule(eps):  # a piecewise-constant schedule: exact, chained per piece
         return dae_scheduled(t, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, t=t)
     return finite_result("dae_trajectory", _dae_trajectory_impl(t, lam, eps, w1, w2, tau))
+
+
+def _dae_with_moments(t, lam, eps, w1, w2, tau, n, noise) -> Array:
+    if eps is not None:
+        raise ValueError("dae_trajectory takes eps or noise, not both (pass eps=None with noise=)")
+    if is_schedule(tau):
+        raise ValueError("dae_trajectory with noise= takes a constant tau (no schedules)")
+    check_range("t", t, 0.0)
+    check_range("lam", lam, 0.0)
+    check_range("tau", tau, 0.0, lo_open=True)
+    check_finite("w1", w1)
+    check_finite("w2", w2)
+    check_range("n", n, 0.0, lo_open=True)
+    k, m = direction_moments(noise, lam, n)
+    check_broadcastable(t=t, k=k, w1=w1, w2=w2, tau=tau)
+    return finite_result("dae_trajectory", _dae_moments_impl(t, k, m, w1, w2, tau))
 
 
 @jax.jit
