@@ -6,7 +6,8 @@ Denoising Autoencoders" (ICML 2018). Conventions follow the paper: lam is an eig
 
 Public modules are imported lazily: ``daedyn.theory``, ``daedyn.dynamics``, ``daedyn.spectrum``,
 ``daedyn.data``, ``daedyn.noise``, ``daedyn.models``, ``daedyn.train``, ``daedyn.tune``,
-``daedyn.sweep``, ``daedyn.figures``, ``daedyn.schedules``.
+``daedyn.sweep``, ``daedyn.figures``, ``daedyn.schedules``; and ``daedyn.plan(...)``, the planner of a
+training run (its result a ``Plan``; docs/workflow.md).
 """
 
 import importlib
@@ -20,10 +21,12 @@ _SUBMODULES = (
 
 
 def __getattr__(name):
+    if name == "plan":  # a function (daedyn/_plan.py), imported on first use like the modules
+        return importlib.import_module("daedyn._plan").plan
     if name in _SUBMODULES:
         return importlib.import_module(f"daedyn.{name}")
     raise AttributeError(f"module 'daedyn' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(list(globals()) + list(_SUBMODULES) + ["plan"])

@@ -28,7 +28,8 @@ import warnings
 
 __all__ = ["main", "build_parser"]
 
-_SUBCOMMANDS = ("theory", "simulate", "train", "tune", "sweep", "figures", "crosscheck", "bench", "cache")
+_SUBCOMMANDS = ("theory", "simulate", "plan", "train", "tune", "sweep", "figures", "crosscheck", "bench",
+                "cache")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -232,6 +232,7 @@ def run(args) -> int:
     start = time.perf_counter()
     say(f"{name}: N = {n}, D = {d}; computing the spectrum of X^T X ...")
     spec = spectrum.compute_spectrum(x_train)
+    _warn_plan(args, spec, nz)
     x_train = jnp.asarray(x_train, jnp.result_type(float))
     n_records = args.epochs // args.save_every
     kw = dict(hidden=args.hidden, depth=args.depth, epochs=args.epochs, alpha=args.alpha,
@@ -412,3 +413,17 @@ def _dataset(result, pred, report: dict):
         ds["theory"] = (dims, full) if seeds > 1 else (dims[1:], full[0])
     ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k not in ("directions", "out")})
     return ds
+
+
+def _warn_plan(args, spec, nz) -> None:
+    """One line on stderr before training when :func:`daedyn.plan` predicts that the run learns almost
+    nothing by --epochs (linear, depth 2, full batch, constant rates; train warns about stability)."""
+    import daedyn
+
+    if not (args.activation == "linear" and args.depth == 2 and args.eps_schedule is None and not args.raw
+            and args.batch_size is None and args.loss_scale == "paper" and args.noise != "salt-and-pepper"):
+        return
+    p = daedyn.plan(spectrum=spec, hidden=args.hidden, alpha=args.alpha, epochs=args.epochs, noise=nz,
+                    gamma=args.gamma, init_scale=args.init_scale)
+    if p.warning:
+        print(f"daedyn train: warning: {p.warning}", file=sys.stderr, flush=True)
