@@ -279,6 +279,8 @@ class Masking(_Corruption):
         diag = diag_of_sigma(stats)
         if is_schedule(self.p):
             base = diag if basis == "input" else rotate_term(diag, jnp.asarray(v))
+            if isinstance(self.p, PiecewiseConstant):  # piece by piece: a piecewise term (exact jumps)
+                return PiecewiseConstant(self.p.boundaries, _odds_times(self.p.starts(), self.p, base))
             return Function((self.p, base), _odds_times)
         p = jnp.asarray(self.p, diag.dtype)
         c = p / (1 - p) * diag

@@ -434,3 +434,129 @@ def test_simulate_scalar_noise_in_pieces(x64):
     tr = dynamics.simulate_scalar(LAM, w1=W1, w2=-0.45, noise=value, alpha=0.05, gamma=0.02, n=N_SAMPLES,
                                   epochs=EPOCHS, save_every=EVERY, depth=3, chunk_work=2 * EVERY * LAM.size)
     np.testing.assert_allclose(tr.w, want, rtol=1e-12, atol=1e-14)  # rounding only, as above
+
+
+# ------------------------------------------------------------------------------------------------
+# Corruption values in the matrix engines (noise=), against a NumPy GD loop on the data matrix: the
+# moments M = sum_i E[x~ x~^T], K = sum_i E[x x~^T] of each corruption come from exact enumeration
+# of every mask (D = 5: 32 masks per sample) or from the covariance's definition, never from
+# daedyn's formulas; the loop is W_l <- W_l - alpha dL/dW_l with dL/dW = (W M - K) / N in the input
+# basis, then rotated into the eigenbasis for the comparison.
+
+from itertools import product as _masks  # noqa: E402
+
+from daedyn import spectrum as spectrum_mod  # noqa: E402
+
+XD, XN = 5, 12
+
+
+def _data():
+    rng = np.random.default_rng(11)
+    return rng.uniform(0.0, 1.0, (XN, XD)) * np.array([1.0, 0.8, 0.6, 0.5, 0.3])
+
+
+def _mask_moments(x, p, rescale):
+    """Exact M and K of masking by enumerating all 2^D keep patterns with their probabilities."""
+    m = np.zeros((XD, XD))
+    k = np.zeros((XD, XD))
+    for keep in _masks([0, 1], repeat=XD):
+        keep = np.array(keep, float)
+        prob = np.prod(np.where(keep == 1, 1 - p, p))
+        xt = x * keep / ((1 - p) if rescale else 1.0)
+        m += prob * xt.T @ xt
+        k += prob * x.T @ xt
+    return m, k
+
+
+def _np_gd_data(ws, moments, gamma, alpha, epochs):
+    """GD on the L factors in the input basis with M(t), K(t) of step j evaluated at t = j."""
+    ws = [w.copy() for w in ws]
+    for j in range(epochs):
+        m, k = moments(j)
+        g = (_np_product(ws) @ m - k) / XN
+        grads = []
+        for l, w in enumerate(ws):
+            s = _np_product(ws[:l]) if l else np.eye(XD)
+            q = _np_product(ws[l + 1:]) if l < len(ws) - 1 else np.eye(XD)
+            grads.append(q.T @ g @ s.T + gamma * w)
+        ws = [w - alpha * gr for w, gr in zip(ws, grads)]
+    return ws
+
+
+def _matrix_noise_cases(x):
+    sigma = x.T @ x
+    cov = np.array([0.02, 0.05, 0.01, 0.03, 0.04])
+    pw = schedules.piecewise_constant([4.0], [0.2, 0.4])
+    inv = {p: _mask_moments(x, p, True) for p in (0.2, 0.4)}
+    return {
+        "gaussian": (noise_mod.gaussian(0.03), lambda t: (sigma + XN * 0.03 * np.eye(XD), sigma)),
+        "masking": (noise_mod.masking(0.3), lambda t, mk=_mask_moments(x, 0.3, True): mk),
+        "raw-masking": (noise_mod.masking(0.3, rescale=False), lambda t, mk=_mask_moments(x, 0.3, False): mk),
+        "covariance": (noise_mod.gaussian_covariance(cov), lambda t: (sigma + XN * np.diag(cov), sigma)),
+        "masking-piecewise": (noise_mod.masking(pw), lambda t: inv[0.2 if t < 4.0 else 0.4]),
+    }
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("case", ["gaussian", "masking", "raw-masking", "covariance", "masking-piecewise"])
+def test_matrix_gd_noise_values(depth, case, x64):
+    x = _data()
+    spec = spectrum_mod.compute_spectrum(jnp.asarray(x))
+    v = np.asarray(spec.eigvecs)
+    value, moments = _matrix_noise_cases(x)[case]
+    rng = np.random.default_rng(depth)
+    sizes = (XD,) + (3,) * (depth - 1) + (XD,)
+    ws0 = [0.3 * rng.standard_normal((sizes[l + 1], sizes[l])) for l in range(depth)]
+    gamma, alpha, epochs = 0.01, 0.05, 10
+    want = _np_gd_data(ws0, moments, gamma, alpha, epochs)
+    eig0 = [ws0[0] @ v] + ws0[1:-1] + [v.T @ ws0[-1]]  # into the eigenbasis
+    tr = dynamics.matrix_gd(spec, *eig0, noise=value, gamma=gamma, alpha=alpha, n=XN, epochs=epochs,
+                            save_every=5, check_stability=False)
+    got = [np.asarray(tr.ws[0]) @ v.T] + [np.asarray(w) for w in tr.ws[1:-1]] + [v @ np.asarray(tr.ws[-1])]
+    for g, w in zip(got, want):
+        # float64, 10 steps of the same GD written independently (moments by enumeration): 1e-11
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-11)
+    # the saved mapping is the diagonal of V^T W V of the network itself (raw masking mapped back)
+    np.testing.assert_allclose(tr.mapping[-1], np.diag(v.T @ _np_product(want) @ v), atol=1e-11)
+
+
+def test_matrix_noise_refusals():
+    x = _data()
+    spec = spectrum_mod.compute_spectrum(jnp.asarray(x))
+    w = [0.1 * np.eye(XD)] * 2
+    with pytest.raises(ValueError, match="Spectrum as eigvals"):
+        dynamics.matrix_gd(spec.eigvals, *w, noise=noise_mod.masking(0.2), alpha=0.05, n=XN, epochs=2)
+    with pytest.raises(ValueError, match="changes with time"):
+        dynamics.matrix_gd(spec, *w, noise=noise_mod.masking(schedules.piecewise_constant([2.0], [0.1, 0.2]),
+                                                           rescale=False), alpha=0.05, n=XN, epochs=2)
+    with pytest.raises(ValueError, match="give the noise once"):
+        dynamics.matrix_gd(spec, *w, eps=0.1, noise=noise_mod.gaussian(0.1), alpha=0.05, n=XN, epochs=2)
+    with pytest.raises(ValueError, match="salt|affine|marginal"):
+        dynamics.matrix_gd(spec, *w, noise=noise_mod.salt_and_pepper(0.1), alpha=0.05, n=XN, epochs=2)
+
+
+@pytest.mark.parametrize("case", ["raw-masking", "masking-piecewise"])
+def test_matrix_flow_noise_values(case, x64):
+    x = _data()
+    spec = spectrum_mod.compute_spectrum(jnp.asarray(x))
+    v = np.asarray(spec.eigvecs)
+    value, moments = _matrix_noise_cases(x)[case]
+    rng = np.random.default_rng(5)
+    ws0 = [0.3 * rng.standard_normal((3, XD)), 0.3 * rng.standard_normal((XD, 3))]
+    tau, gamma, ts = 30.0, 0.01, np.array([0.0, 4.0, 9.0])
+
+    def rhs(t, y):  # tau dW_l/dt = -N dL/dW_l on the data's moments (input basis)
+        w1, w2 = y[:3 * XD].reshape(3, XD), y[3 * XD:].reshape(XD, 3)
+        m, k = moments(t)
+        g = (w2 @ w1 @ m - k) / XN
+        return -XN * np.concatenate([(w2.T @ g + gamma * w1).ravel(), (g @ w1.T + gamma * w2).ravel()]) / tau
+
+    y = np.concatenate([w.ravel() for w in ws0])
+    for t0, t1 in zip(ts[:-1], ts[1:]):  # piece by piece: the jump at 4 is a save time
+        y = solve_ivp(rhs, (t0, t1), y, method="DOP853", rtol=1e-12, atol=1e-14).y[:, -1]
+    want = [y[:3 * XD].reshape(3, XD), y[3 * XD:].reshape(XD, 3)]
+    tr = dynamics.matrix_flow(jnp.asarray(ts), spec, ws0[0] @ v, v.T @ ws0[1], noise=value, gamma=gamma,
+                              tau=tau, n=XN, dt=0.01)
+    # RK4 at dt = 0.01 against DOP853 at rtol 1e-12: bound 1e-8
+    np.testing.assert_allclose(np.asarray(tr.ws[0]) @ v.T, want[0], atol=1e-8)
+    np.testing.assert_allclose(v @ np.asarray(tr.ws[1]), want[1], atol=1e-8)

@@ -384,7 +384,8 @@ def _spectrum(args):
 
 
 def _masking(args, say):
-    """(lam (D,), V^T C V (D, D), N) for ``--noise masking``, from the dataset's spectrum; else None."""
+    """(lam (D,), V^T C V (D, D), N, spectrum, corruption value) for ``--noise masking`` or
+    ``gaussian``, from the dataset's spectrum; else None."""
     import numpy as np
 
     from daedyn._checks import check_range
@@ -393,10 +394,8 @@ def _masking(args, say):
         if args.p is not None or args.dataset is not None or args.cov is not None or args.raw:
             raise ValueError("--p, --raw and --dataset go with --noise masking, --cov with --noise gaussian")
         return None
-    if args.raw:
-        raise ValueError("simulate runs the marginalised dynamics, and the raw mask (--raw) has none for "
-                         "the trained W: its expected loss is that of W' = (1 - p) W (docs/corruption.md); "
-                         "sample it with `daedyn train --noise masking --raw`")
+    if args.raw and args.noise != "masking":
+        raise ValueError("--raw goes with --noise masking (the mask without the 1 / (1 - p) rescaling)")
     if args.noise == "gaussian":
         if args.cov is None or args.dataset is None or args.p is not None:
             raise ValueError("--noise gaussian in matrix mode needs --cov FILE.npy and --dataset (N and "
@@ -411,14 +410,14 @@ def _masking(args, say):
                          "term: drop --eigvals, --n and --eps")
     from daedyn import data, noise, spectrum
 
-    nz = noise.masking(args.p) if args.noise == "masking" else load_cov(args.cov)
+    nz = noise.masking(args.p, rescale=not args.raw) if args.noise == "masking" else load_cov(args.cov)
     ds, _ = data.load_dataset(args.dataset, data_dir=args.data_dir)
     if args.noise == "gaussian":
         check_cov_dim(nz, ds.x.shape[1])
     say(f"{ds.name}: N = {ds.x.shape[0]}, D = {ds.x.shape[1]}; spectrum and {args.noise} term ...")
     spec = spectrum.compute_spectrum(ds.x)
     c = nz.marginal_term(spec)
-    return np.asarray(spec.eigvals, np.float64), np.asarray(c), float(ds.x.shape[0])
+    return np.asarray(spec.eigvals, np.float64), np.asarray(c), float(ds.x.shape[0]), spec, nz
 
 
 def _run_matrix(args) -> int:
@@ -446,16 +445,17 @@ def _run_matrix(args) -> int:
     eps, gamma, alpha, n = args.eps[0], args.gamma[0], args.alpha[0], args.n
     eps_run, eps_dims = (eps if args.schedule is None else args.schedule), 0  # --eps-schedule
     if masked is not None:  # the coupled term runs; the theory columns use its diagonal eps_j
-        _, eps_run, n = masked
-        eps, eps_dims = np.diagonal(eps_run), 2
+        _, term, n, spec, nz = masked
+        eps, eps_run, eps_dims = np.diagonal(term), None, 0
     dtype = jnp.result_type(float)
     key = jr.key(args.seed)
     if args.init == "orthogonal":  # the first L - 1 factors' diagonals at --w1, the last at --w2
         ws = dynamics.orthogonal_init(d, h, *([args.w1] * (depth - 1)), args.w2, key=key, dtype=dtype)
     else:
         ws = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype, depth=depth)
-    lam_j = jnp.asarray(lam, dtype)
-    kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims)
+    lam_j = jnp.asarray(lam, dtype) if masked is None else spec  # a corruption value needs the basis
+    kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims,
+              noise=None if masked is None else nz)
     start = time.perf_counter()
     if args.method != "gd":
         say(f"integrating the depth-{depth} matrix flow (RK4) D = {d}, H = {h} ...")
@@ -468,12 +468,14 @@ def _run_matrix(args) -> int:
     t = np.arange(0, args.epochs + 1, every, dtype=np.float64)
     k = min(d, h)
     fixed = np.where(np.arange(d) < k, np.asarray(theory.fixed_point(lam, eps, gamma, n, depth=depth)), 0.0)
+    if args.raw:  # the raw mask's network is the inverted one's over 1 - p (docs/corruption.md)
+        fixed = fixed / (1 - args.p)
     closed = None
     from daedyn.schedules import PiecewiseConstant
 
     exact = args.schedule is None or isinstance(args.schedule, PiecewiseConstant)  # continuous: none
     balanced = args.w1 == args.w2 and (depth == 2 or args.w1 > 0)
-    if args.init == "orthogonal" and ((gamma == 0 and depth == 2) or balanced) and exact:
+    if args.init == "orthogonal" and ((gamma == 0 and depth == 2) or balanced) and exact and not args.raw:
         closed = np.zeros((t.size, d))
         eps_k = eps[None, :k] if np.ndim(eps) else eps
         eps_k = eps_k if args.schedule is None else args.schedule
@@ -484,7 +486,7 @@ def _run_matrix(args) -> int:
               "hidden": h if depth == 2 else [h] * (depth - 1), "init": args.init,
               "epochs": args.epochs, "save_every": every, "gamma": gamma, "alpha": alpha,
               "eps": float(eps) if masked is None else None, "noise": args.noise, "p": args.p,
-              "cov": args.cov,
+              "raw": args.raw, "cov": args.cov,
               "n": n, "seconds": round(seconds, 3), "loss_final": _num(loss[-1]),
               **({"depth": depth} if depth > 2 else {})}
     _add_directions(report, args, t, lam, mapping, fixed, closed)
@@ -494,7 +496,8 @@ def _run_matrix(args) -> int:
         print(json.dumps(report, indent=1))
     else:
         level = f"eps = {eps:g}" if masked is None else (
-            f"masking p = {args.p:g} (coupled; theory: eps_j)" if args.noise == "masking" else
+            f"{'raw ' if args.raw else ''}masking p = {args.p:g} (coupled; theory: eps_j)"
+            if args.noise == "masking" else
             f"gaussian cov {args.cov} (coupled; theory: eps_j)")
         what = "matrix dynamics" if depth == 2 else f"depth-{depth} matrix dynamics"
         width = f"H = {h}" if depth == 2 else f"hidden {[h] * (depth - 1)}"

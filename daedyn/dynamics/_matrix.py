@@ -81,10 +81,10 @@ from daedyn._checks import (
     concrete,
     float_dtype,
 )
-from daedyn._corruption import check_eps_dims
+from daedyn._corruption import _is_spectrum, check_eps_dims
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._scalar import warn_nonfinite, warned
-from daedyn.schedules import cast, dtype_probe, is_schedule, schedule_values
+from daedyn.schedules import Function, PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
 
 __all__ = ["MatrixTrajectory", "matrix_rhs", "matrix_observables", "matrix_gd", "matrix_flow"]
 
@@ -466,9 +466,75 @@ def _flow_core(ts, hs, ms, lam, ws, eps, gamma, tau, n, *, bshape, m_static, pre
 # The public drivers
 
 
-def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, eps=0.0, gamma=0.0,
-              alpha, n: ArrayLike, epochs: int, save_every: int = 1, precision=None, form: str = "auto",
-              unroll: int = 1, check_stability: bool = True, eps_dims: int = 0) -> MatrixTrajectory:
+class _Scale(NamedTuple):
+    """Raw masking in the matrix engines: the run is inverted masking for the factors s^(1/L) W_l
+    (s = 1 - p; docs/corruption.md), so alpha and tau scale by s^(2/L), gamma by s^(-2/L)."""
+
+    s: float
+    depth: int
+
+    @property
+    def f(self) -> float:
+        return self.s ** (2 / self.depth)
+
+    def rate(self, x, power: float):
+        """x * f**power of a constant or a schedule (piecewise: piece by piece)."""
+        c = self.f ** power
+        if isinstance(x, PiecewiseConstant):
+            return PiecewiseConstant(x.boundaries, x.values * c)
+        if is_schedule(x):
+            return Function((x, jnp.asarray(c)), _times)
+        return x * c if isinstance(x, int | float) else jnp.asarray(x) * c
+
+    def back(self, traj: MatrixTrajectory) -> MatrixTrajectory:
+        """The trajectory of the network itself from that of the rescaled one (the loss is the same)."""
+        root = self.s ** (1 / self.depth)
+        return traj._replace(mapping=traj.mapping / self.s, singular_values=traj.singular_values / self.s,
+                             weight_norm=traj.weight_norm / self.f, ws=tuple(w / root for w in traj.ws))
+
+
+def _times(t, x, c):
+    return x(t) * c
+
+
+def _matrix_noise(func: str, eigvals, eps, eps_dims: int, noise, n, depth: int):
+    """(eigvals, eps, eps_dims, scale) with a corruption value ``noise`` resolved to its term in the
+    eigenbasis (``eigvals`` a Spectrum where the term needs the data's basis); ``scale`` is the raw
+    mask's :class:`_Scale` (None otherwise)."""
+    spectrum = _is_spectrum(eigvals)
+    lam = jnp.asarray(eigvals.eigvals) if spectrum else eigvals
+    if noise is None:
+        return lam, (0.0 if eps is None else eps), eps_dims, None
+    if eps is not None:
+        raise ValueError(f"{func}: give the noise once, as eps= (a term or schedule) or noise= (a corruption "
+                         f"value), not both")
+    if not hasattr(noise, "marginal_term"):
+        raise ValueError(f"noise must be a corruption value (daedyn.noise.gaussian(...), masking(...), ...); "
+                         f"got {type(noise).__name__}")
+    if getattr(noise, "kind", None) in ("gaussian", "laplace", "custom"):  # isotropic: a scalar term
+        return lam, noise.marginal_term(n=n), 0, None
+    if not spectrum:
+        raise ValueError(f"{func}: noise {noise.kind!r} has a term in the data's basis: pass the data's "
+                         f"daedyn.spectrum.Spectrum as eigvals (it gives V), not the eigenvalues alone")
+    term = noise.marginal_term(eigvals, n, basis="eigen")  # (D, D) or a schedule of them (raises if none)
+    scale = None
+    if not getattr(noise, "rescale", True):
+        if getattr(noise, "scheduled", False):
+            raise ValueError(f"{func}: raw masking (rescale=False) with a scheduled p: its cross moment "
+                             f"K = (1 - p(t)) Sigma changes with time, which the matrix engines' fixed K "
+                             f"cannot express; train it exactly with daedyn.train (marginalised=True), or "
+                             f"use inverted masking")
+        s = concrete(noise.mean_scale)
+        if s is None or np.ndim(s):
+            raise ValueError(f"{func}: raw masking needs one concrete p (a scalar); got {noise.p!r}")
+        scale = _Scale(float(s), depth)
+    return lam, term, 2, scale
+
+
+def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, eps=None, gamma=0.0,
+              alpha, n: ArrayLike, epochs: int, save_every: int = 1, noise=None, precision=None,
+              form: str = "auto", unroll: int = 1, check_stability: bool = True,
+              eps_dims: int = 0) -> MatrixTrajectory:
     """Full-batch gradient descent on the expected loss, in the eigenbasis of Sigma (spectrum only),
     for L >= 2 factor matrices (the depth is the number of factors given).
 
@@ -484,13 +550,19 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike
       eps: the corruption term in the eigenbasis: the noise level n s^2 >= 0 (``eps_dims=0``), a
         per-direction (*batch, D) vector eps_j >= 0 (``eps_dims=1``) or a (*batch, D, D) symmetric
         positive semi-definite matrix V^T C V (``eps_dims=2``; e.g. ``noise.masking(p).marginal_term``
-        of the spectrum), in the paper's (summed) scaling. gamma: weight decay, >= 0.
+        of the spectrum), in the paper's (summed) scaling; default 0. gamma: weight decay, >= 0.
         alpha: learning rate, > 0. n: number of samples N, > 0. (All: any batch shape.)
         ``eps``, ``gamma`` and ``alpha`` may each be a :mod:`daedyn.schedules` schedule of any kind
         whose value has the constant's shape (a (D, D) schedule: ``piecewise_constant(...,
         matrix=True)``): step k (epoch k to k + 1) uses eps(k), gamma(k), alpha(k), as
         :func:`scalar_gd` does; the loss saved at t uses eps(t), gamma(t) (docs/schedules.md).
       epochs, save_every: steps and spacing of saves (epochs a multiple of save_every; t = 0 saved).
+      noise: instead of ``eps``, a corruption value: isotropic noise (:func:`daedyn.noise.gaussian`,
+        term n s^2), or one with a term in the data's basis (masking, a covariance; then ``eigvals``
+        is the data's :class:`daedyn.spectrum.Spectrum`), constant or scheduled. Raw masking
+        (``rescale=False``, K = (1 - p) Sigma) runs as inverted masking of the factors
+        (1 - p)^(1/L) W_l with alpha (1 - p)^(2/L), gamma (1 - p)^(-2/L), mapped back (exact; a
+        scheduled raw p is refused). Salt-and-pepper is refused (affine mean).
       precision: matmul precision for every matmul. form: "auto" (the faster form), "gram" (4 D H^2
         multiply-adds per step at depth 2), "square" (the M form, 3 D^2 H) or, at depth 2 only,
         "gram_t" (the gram algebra on the state (Wb1, Wb2^T)); see the module docstring.
@@ -526,6 +598,13 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike
     save_every = check_int("save_every", save_every, 1)
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+    eigvals, eps, eps_dims, scale = _matrix_noise("matrix_gd", eigvals, eps, eps_dims, noise, n, len(ws))
+    if scale is not None:
+        traj = matrix_gd(eigvals, *(scale.rate(w, 0.5) for w in ws), eps=eps, gamma=scale.rate(gamma, -1),
+                         alpha=scale.rate(alpha, 1), n=n, epochs=epochs, save_every=save_every,
+                         precision=precision, form=form, unroll=unroll, check_stability=check_stability,
+                         eps_dims=eps_dims)
+        return scale.back(traj)
     ts = np.arange(epochs // save_every + 1) * save_every
     run = _prepare(eigvals, ws, eps, gamma, n, precision, form, eps_dims, ts, alpha=alpha)
     eps_dims = check_eps_dims(run.eps_cs[0], eps_dims, run.d)
@@ -545,17 +624,17 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike
     return warn_nonfinite("matrix_gd", traj, already_warned=warned(edge))
 
 
-def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, eps=0.0,
-                gamma=0.0, tau, n: ArrayLike, dt: float, precision=None, form: str = "auto", unroll: int = 1,
-                eps_dims: int = 0) -> MatrixTrajectory:
+def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, eps=None,
+                gamma=0.0, tau, n: ArrayLike, dt: float, noise=None, precision=None, form: str = "auto",
+                unroll: int = 1, eps_dims: int = 0) -> MatrixTrajectory:
     """The continuous gradient flow of the module docstring for L >= 2 factors, with fixed-step RK4.
 
     Steps are at most ``dt`` epochs and land exactly on each save time (see :func:`scalar_flow`).
 
     Args:
       ts: (T,) save times (epochs), >= 0, non-decreasing; the run starts at t = 0.
-      eigvals, w1, w2, *more, eps, gamma, n, precision, form, unroll, eps_dims: as for
-        :func:`matrix_gd` (any depth; "gram_t" at depth 2 only).
+      eigvals, w1, w2, *more, eps, gamma, n, noise, precision, form, unroll, eps_dims: as for
+        :func:`matrix_gd` (any depth; "gram_t" at depth 2 only; raw masking: tau / (1 - p)^(2/L)).
       tau: time constant n / alpha, > 0. dt: largest RK4 step in epochs, > 0.
         ``eps``, ``gamma`` and ``tau`` may be schedules of any kind: the right-hand side at t uses
         eps(t), gamma(t), 1 / tau(t) (a tau schedule N / alpha(t) is the flow of a learning-rate
@@ -575,6 +654,12 @@ def matrix_flow(ts: ArrayLike, eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike,
       [0.875, 0.75]
     """
     ws = (w1, w2, *more)
+    eigvals, eps, eps_dims, scale = _matrix_noise("matrix_flow", eigvals, eps, eps_dims, noise, n, len(ws))
+    if scale is not None:
+        traj = matrix_flow(ts, eigvals, *(scale.rate(w, 0.5) for w in ws), eps=eps,
+                           gamma=scale.rate(gamma, -1), tau=scale.rate(tau, -1), n=n, dt=dt,
+                           precision=precision, form=form, unroll=unroll, eps_dims=eps_dims)
+        return scale.back(traj)
     ts_c = concrete(ts)
     run = _prepare(eigvals, ws, eps, gamma, n, precision, form, eps_dims,
                    ts_c if ts_c is not None else np.zeros(1), tau=tau)

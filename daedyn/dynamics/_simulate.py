@@ -188,8 +188,8 @@ def simulate_scalar(lam: ArrayLike, eps: ArrayLike = None, w1: ArrayLike = None,
 
 
 def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike, alpha,
-                    epochs: int, eps=0.0, gamma=0.0, n: ArrayLike = 1, save_every: int = 1,
-                    method: Literal["gd", "rk4"] = "gd", dt: float = 0.1, precision=None,
+                    epochs: int, eps=None, gamma=0.0, n: ArrayLike = 1, save_every: int = 1,
+                    noise=None, method: Literal["gd", "rk4"] = "gd", dt: float = 0.1, precision=None,
                     progress: Progress = None, chunk_work: int = CHUNK_WORK, eps_dims: int = 0):
     """Full-matrix dynamics of L >= 2 factors in the eigenbasis over ``epochs``, reporting progress.
 
@@ -199,7 +199,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
     with tau = n / alpha and steps of at most ``dt``, in one call (``progress`` once, at the end).
 
     Args:
-      eigvals, w1, w2, *more, eps, gamma, alpha, n, precision: as in :func:`daedyn.dynamics.matrix_gd`
+      eigvals, w1, w2, *more, eps, gamma, alpha, n, noise, precision: as in :func:`daedyn.dynamics.matrix_gd`
         (the factors in the eigenbasis, the depth their number; eps, gamma and alpha may be
         schedules, step k of the whole run using eps(k), alpha(k)).
       epochs, save_every, progress, chunk_work: as in :func:`simulate_scalar`.
@@ -231,7 +231,7 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
     if method not in ("gd", "rk4"):
         raise ValueError(f"method must be 'gd' or 'rk4'; got {method!r}")
     ws = (w1, w2, *more)
-    kw = dict(eps=eps, gamma=gamma, n=n, precision=precision, eps_dims=eps_dims)
+    kw = dict(eps=eps, gamma=gamma, n=n, noise=noise, precision=precision, eps_dims=eps_dims)
     if method == "rk4":  # a learning-rate schedule is the flow's tau schedule n / alpha(t)
         ts = jnp.arange(0, epochs + 1, save_every, dtype=jnp.result_type(w1, float))
         tr = matrix_flow(ts, eigvals, *ws, tau=divided(n, alpha), dt=dt, **kw)
@@ -242,7 +242,8 @@ def simulate_matrix(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: Arr
     def step(y, size, done):
         tr = matrix_gd(eigvals, *y, alpha=at(alpha, done), epochs=size,
                                 save_every=save_every, check_stability=not done,
-                                **{**kw, "eps": at(eps, done), "gamma": at(gamma, done)})
+                                **{**kw, "eps": at(eps, done), "gamma": at(gamma, done),
+                                   "noise": at(noise, done)})
         return tr, tr.ws
 
     work = sum(int(np.prod(np.shape(w))) for w in ws) // len(ws)  # weights per factor (H D at depth 2)
