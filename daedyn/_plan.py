@@ -48,6 +48,7 @@ from daedyn import _linear, schedules, theory
 from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
 from daedyn._checks import check_int, check_range
+from daedyn._corruption import SaltAndPepper
 
 __all__ = ["Plan", "plan"]
 
@@ -274,11 +275,13 @@ def _noise_eps(noise, eps, spec, n, d: int) -> tuple[np.ndarray, Any]:
                          "take inverted dropout (rescale=True)")
     if isinstance(noise, noise_lib.Noise):
         c = noise.marginal_term(n=n)
+    elif isinstance(noise, SaltAndPepper):
+        c = noise.marginal_term()  # refused, naming why
     elif spec is None:
         raise ValueError(f"noise {type(noise).__name__}: its per-direction eps_j needs the eigenvectors; "
                          "give x (data) or a spectrum, not eigvals")
     else:
-        c = noise.marginal_term(spec)  # salt-and-pepper refuses here, naming why
+        c = noise.marginal_term(spec)
     if schedules.is_schedule(c):
         raise ValueError("noise: a scheduled corruption has no constant-rate plan; give its value at one "
                          "time")
