@@ -187,8 +187,8 @@ class _Corruption:
           ValueError: always here, naming the exact alternatives.
         """
         raise ValueError(f"noise {self.kind!r} in a per-direction engine: {self.per_direction_refusal}. "
-                         f"Exact: daedyn.dynamics.matrix_gd / matrix_flow with eps=noise.marginal_term("
-                         f"spectrum) (eps_dims=2), or daedyn.train with marginalised=True; approximate: "
+                         f"Exact: daedyn.dynamics.matrix_gd / matrix_flow(spectrum, *factors, noise=...) "
+                         f"or daedyn.train with marginalised=True; approximate: "
                          f"eps=daedyn.theory.diagonal_eps(noise.marginal_term(spectrum)) "
                          f"(docs/corruption.md)")
 
