@@ -416,12 +416,14 @@ def _dataset(result, pred, report: dict):
 
 
 def _warn_plan(args, spec, nz) -> None:
-    """One line on stderr before training when :func:`daedyn.plan` predicts that the run learns almost
-    nothing by --epochs (linear, depth 2, full batch, constant rates; train warns about stability)."""
+    """One line on stderr before training (not with --quiet) when :func:`daedyn.plan` predicts that the run
+    learns almost nothing by --epochs (linear, depth 2, full batch, constant rates; train itself warns
+    about stability)."""
     import daedyn
 
-    if not (args.activation == "linear" and args.depth == 2 and args.eps_schedule is None and not args.raw
-            and args.batch_size is None and args.loss_scale == "paper" and args.noise != "salt-and-pepper"):
+    if args.quiet or not (args.activation == "linear" and args.depth == 2 and args.eps_schedule is None
+                          and not args.raw and args.batch_size is None and args.loss_scale == "paper"
+                          and args.noise != "salt-and-pepper"):
         return
     p = daedyn.plan(spectrum=spec, hidden=args.hidden, alpha=args.alpha, epochs=args.epochs, noise=nz,
                     gamma=args.gamma, init_scale=args.init_scale)
