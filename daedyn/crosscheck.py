@@ -253,8 +253,15 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     last = lambda v: float(v(float(epochs))) if schedules.is_schedule(v) else v  # the final piece
     w_star = np.asarray(theory.fixed_point(lam[:k], last(eps), last(gamma), n=nn), np.float64)
     checked = w_star >= tolerances.min_fixed_point
-    cross = lambda w: np.asarray(train.crossing_times(t, w, fraction * w_star), np.float64)
+    # located between the records with the per-direction (logistic) dynamics: independent of save_every
+    cross = lambda w: np.asarray(train.crossing_times(t, w, fraction * w_star, fixed_point=w_star),
+                                 np.float64)
     times = {m: np.where(checked, cross(w), np.nan) for m, w in maps.items()}
+    early = [j for j in range(k) if any(times[m][j] < t[1] for m in ("matrix", "train")) and len(t) > 1]
+    if early:  # a random start's first record is not on the sigmoid: nothing to locate the crossing from
+        caught.append(f"direction(s) {early} reach {fraction:g} w* within the first record interval "
+                      f"(before epoch {t[1]:g}); their measured learning times rest on the random start's "
+                      f"record: pass a smaller save_every")
     pairs, failures = {}, []
     for i, a in enumerate(_WAYS):
         for b in _WAYS[i + 1:]:

@@ -13,7 +13,7 @@ them once per dataset:
   floating dtype (float32 by default). A float32 eigendecomposition is accurate only relative to
   the *largest* eigenvalue (its error is about D * 6e-8 * lam_0 in absolute terms), so on image data,
   whose spectra fall by 10^3-10^4 over the top few hundred directions, it loses the small ones:
-  measured on Fashion-MNIST (N = 10,000, docs/spectrum.md) a float32 path put eigenvalues among the
+  measured on Fashion-MNIST (N = 10,000, docs/data.md) a float32 path put eigenvalues among the
   top 256 off by up to 1.7e-3 relative and eigenvectors at overlap 0.53 with float64's, while the
   float64 path returns every direction to float32 rounding. Under ``jit`` with 64-bit mode off the
   computation stays in the data's dtype (float32), as before; ``accumulate_dtype=jnp.float32``
