@@ -15,14 +15,20 @@ Everything here is a closed form of the per-direction dynamics (docs/workflow.md
   learns (the directions the training stability check looks at).
 - **Learning time.** :func:`daedyn.theory.learning_time` of the balanced start w0 (any depth): the
   epoch at which direction j reaches ``fraction`` of its fixed point under the flow with
-  tau = N / alpha. The default w0 is the mean of :func:`daedyn.train.initial_w0` over random starts of
-  standard deviation ``init_scale`` (``train``'s default 1e-4): H s^2 / 2 at depth 2 (|u_j + v_j|^2 / 4,
+  tau = N / alpha; at depth 2 stretched for gradient descent (one step per epoch): with
+  x = alpha (lam - n gamma) / N and y = w / w*, a step multiplies y by (1 + x (1 - y))^2 where an
+  epoch of the flow multiplies it by about e^(2 x (1 - y)), so the time is the integral of
+  d(log y) / (2 log(1 + x (1 - y))) instead of d(log y) / (2 x (1 - y)) (about x / log(1 + x) times
+  the flow's for a small start). At depth L >= 3 a small start grows polynomially, at a per-step
+  rate far below x, and the flow's time is kept. The default w0 is
+  the mean of :func:`daedyn.train.initial_w0` over random starts of standard deviation
+  ``init_scale`` (``train``'s default 1e-4): H s^2 / 2 at depth 2 (|u_j + v_j|^2 / 4,
   u_j + v_j ~ N(0, 2 s^2 I_H)); sqrt(2 / pi) s^L (sqrt(2) Gamma((H + 1) / 2) / Gamma(H / 2))^(L - 1) at
   depth L >= 3 (|W_jj| of a product of L Gaussian factors: a Gaussian of variance s^2 |z|^2, |z|^2 a
   product of L - 1 scaled chi-square(H) variables).
 - **Suggestions.** alpha = alpha_max / 2; epochs = the epoch by which 90% of the K directions that
-  can be learned (finite learning time) are learned at that alpha (learning times scale as
-  tau = N / alpha).
+  can be learned (finite learning time) are learned at that alpha (the flow's times scale as
+  tau = N / alpha; then the same stretch).
 - **Crosscheck.** :func:`daedyn.crosscheck.crosscheck` compares the closed form (a flow) with gradient
   descent against :class:`daedyn.crosscheck.Tolerances`. From a small start, gradient descent on a
   direction grows by (1 + x)^2 per epoch where the flow grows by e^(2x), x = alpha (lam - n gamma) / N,
@@ -80,6 +86,32 @@ def mean_initial_w0(init_scale: float, hidden: int, depth: int = 2) -> float:
     return math.sqrt(2 / math.pi) * s ** depth * chi ** (depth - 1)
 
 
+def _gd_stretch(alpha, lam, gamma, n, w0, w_star, fraction, depth: int) -> np.ndarray:
+    """Gradient descent's learning time over the flow's (module docstring): at depth 2, y = w / w*
+    gains 2 log(1 + x (1 - y)) in log per step where the flow gains 2 x (1 - y) per epoch, so the
+    ratio of the integrals of d(log y) over each from y0 = w0 / w* to ``fraction`` (Gauss-Legendre
+    in log y); 1 at depth L >= 3."""
+    x = alpha * (np.asarray(lam, np.float64) - n * gamma) / n
+    if depth > 2:
+        return np.ones_like(x)
+    ok = (x > 0) & (w_star > 0) & (w0 > 0) & (w0 < fraction * w_star)
+    lo = np.log(np.where(ok, w0 / np.where(ok, w_star, 1.0), 0.5 * fraction))[:, None]
+    hi = math.log(fraction)
+    nodes, weights = np.polynomial.legendre.leggauss(64)
+    y = np.exp(lo + (hi - lo) * (nodes + 1) / 2)  # (K, 64) nodes in log y
+    z = np.where(ok, x, 1.0)[:, None] * (1 - y)
+    ratio = np.sum(weights / np.log1p(z), axis=1) / np.sum(weights / z, axis=1)
+    return np.where(ok, ratio, 1.0)
+
+
+def _share_learned(times) -> int | None:
+    """The epoch by which 90% of the directions with a finite learning time are learned (None: none)."""
+    finite = np.sort(np.asarray(times)[np.isfinite(times)])
+    if not finite.size:
+        return None
+    return max(1, math.ceil(finite[math.ceil(_SUGGESTED_SHARE * finite.size) - 1]))
+
+
 def _curvature(lam, eps, gamma, n, w_star, depth: int) -> np.ndarray:
     """h_j: the largest Hessian eigenvalue of the per-sample loss at the balanced fixed point."""
     if depth == 2:
@@ -101,7 +133,8 @@ class Plan(NamedTuple):
       eps: (K,) each direction's noise level eps_j (the diagonal of a corruption's term).
       fixed_point: (K,) w*, the mapping each direction approaches.
       w0: (K,) the balanced start used.
-      learning_time: (K,) epochs to reach ``fraction`` of w* (inf: never learned).
+      learning_time: (K,) epochs for gradient descent to reach ``fraction`` of w* (inf: never
+        learned): the flow's closed form, stretched at depth 2 by gradient descent's slower growth.
       learned: (K,) learning_time <= epochs.
       alpha_limit: (K,) 2 / h_j, the largest stable rate of each direction (inf where h_j = 0).
       alpha_max: the stability limit, min of ``alpha_limit``.
@@ -140,7 +173,7 @@ class Plan(NamedTuple):
         text = (f"the plan predicts that {m} of the {k} directions reach {s['fraction']:g} of their "
                 f"fixed point by epoch {s['epochs']} (alpha = {s['alpha']:g})")
         if self.suggested_epochs is not None:
-            at_alpha = math.ceil(self.suggested_epochs * self.suggested_alpha / s["alpha"])
+            at_alpha = _share_learned(self.learning_time)
             text += (f"; 90% of the learnable ones need about {at_alpha} epochs at this alpha, or "
                      f"{self.suggested_epochs} at alpha = {self.suggested_alpha:.3g} (daedyn plan)")
         else:
@@ -369,7 +402,7 @@ def plan(x: ArrayLike | str | os.PathLike | None = None, *, eigvals: ArrayLike |
     Example:
       >>> import daedyn
       >>> p = daedyn.plan(eigvals=[4.0, 2.0, 1.0], n=4, hidden=2, alpha=0.1, epochs=500)
-      >>> p.alpha_max, p.directions_learned  # 2 N / (2 lam_1) at depth 2
+      >>> p.alpha_max, p.directions_learned  # 2 / (2 lam_1 / N) at depth 2
       (1.0, 2)
     """
     lam_all, nn, spec, name = _source(x, eigvals, n, spectrum)
@@ -403,19 +436,20 @@ def plan(x: ArrayLike | str | os.PathLike | None = None, *, eigvals: ArrayLike |
         w0_desc = "given" if np.ndim(w0) else f"{float(w0):.3g} (given)"
     tau = nn / alpha
     w_star = np.asarray(theory.fixed_point(lam, eps_k, gamma, nn, depth=depth), np.float64)
-    times = theory.learning_time(fraction, lam, eps_k, gamma, w0=start, tau=tau, n=nn, depth=depth)
-    times = np.asarray(times, np.float64)
+    flow = theory.learning_time(fraction, lam, eps_k, gamma, w0=start, tau=tau, n=nn, depth=depth)
+    flow = np.asarray(flow, np.float64)
+    times = flow * _gd_stretch(alpha, lam, gamma, nn, start, w_star, fraction, depth)
     h = np.asarray(_curvature(lam, eps_k, gamma, nn, w_star, depth), np.float64)
     with np.errstate(divide="ignore"):
         limit = np.where(h > 0, 2.0 / np.where(h > 0, h, 1.0), np.inf)
     alpha_max = float(np.min(limit))
     learned = times <= epochs
     suggested_alpha = _SUGGESTED_FRACTION * alpha_max if np.isfinite(alpha_max) else None
-    finite = np.sort(times[np.isfinite(times)])
     suggested_epochs = None
-    if finite.size and suggested_alpha is not None:
-        q = math.ceil(_SUGGESTED_SHARE * finite.size)
-        suggested_epochs = max(1, math.ceil(finite[q - 1] * alpha / suggested_alpha))
+    if suggested_alpha is not None:  # the flow's times scale as N / alpha
+        stretch = _gd_stretch(suggested_alpha, lam, gamma, nn, start, w_star, fraction, depth)
+        at_suggested = flow * (alpha / suggested_alpha) * stretch
+        suggested_epochs = _share_learned(at_suggested)
     verdict, reason = _crosscheck_expectation(lam, eps_k, gamma, nn, w_star, start, alpha, limit, epochs,
                                               depth)
     settings = {"name": name, "source": "eigvals" if spec is None else "spectrum", "n": nn, "d": int(d),
