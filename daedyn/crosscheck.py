@@ -21,6 +21,7 @@ divergence), and the verdict fails.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any, Literal, NamedTuple
 
@@ -29,6 +30,7 @@ import jax.random as jr
 import numpy as np
 from jax.typing import ArrayLike
 
+from daedyn import data as data_lib
 from daedyn import dynamics, models, schedules, theory, train
 from daedyn import noise as noise_lib
 from daedyn import spectrum as spectrum_lib
@@ -161,7 +163,8 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     """Run one linear-DAE configuration four ways and judge their agreement direction by direction.
 
     Args:
-      x: data (N, D) (rows are samples), or None with ``eigvals`` and ``n``.
+      x: data (N, D) (rows are samples) or a :class:`daedyn.data.Dataset` (its subset record goes
+        to ``settings["data"]``), or None with ``eigvals`` and ``n``.
       eigvals: a spectrum lam (D,) of Sigma = X^T X instead of data; ``n`` >= D samples.
       n: sample count for ``eigvals`` (ignored with ``x``).
       eps: noise level N s^2 (marginalised Gaussian noise of variance eps / N), >= 0, or a
@@ -193,6 +196,8 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     """
     if (x is None) == (eigvals is None):
         raise ValueError("give exactly one of x (data) or eigvals (a spectrum, with n)")
+    rows = x.subset if isinstance(x, data_lib.Dataset) else None
+    x = x.x if isinstance(x, data_lib.Dataset) else x
     if init not in ("random", "orthogonal"):
         raise ValueError(f"init must be 'random' or 'orthogonal'; got {init!r}")
     for name, v in (("eps", eps), ("gamma", gamma)):
@@ -286,7 +291,8 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     settings = {"n": int(nn), "d": int(d), "hidden": h, "eps": described(eps), "gamma": described(gamma),
                 "alpha": float(alpha), "tau": float(tau), "epochs": int(epochs), "save_every": save_every,
                 "init": init, "init_scale": float(init_scale), "fraction": float(fraction),
-                "source": "data" if x is not None else "spectrum", "warnings": caught}
+                "source": "data" if x is not None else "spectrum", "warnings": caught,
+                "data": None if rows is None else {**dataclasses.asdict(rows), "text": str(rows)}}
     return CrossCheck(t=t, eigvals=lam[:k], fixed_point=w_star, alpha_lam_over_n=alpha * lam[:k] / nn,
                       mapping=maps, times=times, pairs=pairs, checked=checked, verdict=not failures,
                       failures=failures, tolerances=tolerances, settings=settings)

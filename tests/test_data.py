@@ -151,8 +151,9 @@ def test_unavailable_lists_places_and_remedy(tmp_path):
 def test_subsets_first_and_random(tmp_path):
     write_mnist_dir(tmp_path, n_train=40)
     full = data.load("mnist", data_dir=tmp_path, source="files")
-    first = data.load("mnist", n=7, data_dir=tmp_path, source="files")
+    first = data.load("mnist", n=7, subset="first", data_dir=tmp_path, source="files")
     np.testing.assert_array_equal(first.x, full.x[:7])  # exact: same bytes
+    assert first.subset.method == "first" and first.subset.seed is None
     r1 = data.load("mnist", n=7, subset="random", seed=3, data_dir=tmp_path, source="files")
     r2 = data.load("mnist", n=7, subset="random", seed=3, data_dir=tmp_path, source="files")
     r3 = data.load("mnist", n=7, subset="random", seed=4, data_dir=tmp_path, source="files")
@@ -252,9 +253,11 @@ def test_cifar10_batches_hwc_order(tmp_path):
 def test_cifar10_first_n_reads_only_needed_batches(tmp_path):
     write_cifar10_dir(tmp_path, n_per_batch=20)
     os.remove(tmp_path / "data_batch_3")
-    assert data.load("cifar10", n=40, data_dir=tmp_path, source="files").x.shape == (40, 3072)
+    assert data.load("cifar10", n=40, subset="first", data_dir=tmp_path, source="files").x.shape == (40, 3072)
     with pytest.raises(DatasetUnavailable, match="data_batch_3"):
-        data.load("cifar10", n=41, data_dir=tmp_path, source="files")
+        data.load("cifar10", n=41, subset="first", data_dir=tmp_path, source="files")
+    with pytest.raises(DatasetUnavailable, match="data_batch_3"):  # a stratified draw reads every batch
+        data.load("cifar10", n=40, data_dir=tmp_path, source="files")
 
 
 def test_cifar10_from_official_archive(tmp_path):
@@ -394,8 +397,13 @@ def test_load_dataset_from_npy_file_keeps_values_and_dtype(tmp_path):
     assert note is None and ds.name == "x.npy" and ds.source == "npy" and ds.location == str(path)
     assert ds.x.dtype == np.float64
     np.testing.assert_array_equal(ds.x, x)  # exact: no scaling
-    first, _ = data.load_dataset(str(path), n=2)
+    first, _ = data.load_dataset(str(path), n=2, subset="first")
     np.testing.assert_array_equal(first.x, x[:2])
+    drawn, _ = data.load_dataset(str(path), n=3, seed=5)  # no labels: a plain seeded random draw
+    assert drawn.subset.method == "random" and drawn.subset.seed == 5 and drawn.subset.n_total == 6
+    np.testing.assert_array_equal(drawn.x, x[drawn.indices])
+    expected = np.sort(np.random.default_rng(5).choice(6, 3, replace=False))
+    np.testing.assert_array_equal(drawn.indices, expected)
     np.save(tmp_path / "bad.npy", np.zeros(3))
     with pytest.raises(ValueError, match="2-D array"):
         data.load_dataset(tmp_path / "bad.npy")
@@ -407,15 +415,19 @@ def test_load_dataset_from_npy_file_keeps_values_and_dtype(tmp_path):
 
 def test_load_dataset_by_name_and_fallback(tmp_path):
     ref = write_mnist_dir(tmp_path, n_train=30, n_test=10)
-    ds, note = data.load_dataset("mnist", n=5, data_dir=tmp_path)
+    ds, note = data.load_dataset("mnist", n=5, data_dir=tmp_path, subset="first")
     assert note is None and ds.name == "mnist" and ds.x.shape == (5, 784)
     np.testing.assert_array_equal(ds.x * 255, ref["train_images"][:5].reshape(5, -1))  # exact, k/255
     with pytest.raises(DatasetUnavailable, match="cifar10"):
         data.load_dataset("cifar10", data_dir=tmp_path)
-    # cifar10 is not there: the fallback's first n rows, with a note naming both.
-    fb, note = data.load_dataset("cifar10", n=7, data_dir=tmp_path, fallback="mnist")
+    # cifar10 is not there: n rows of the fallback, drawn as asked, with a note naming both.
+    fb, note = data.load_dataset("cifar10", n=7, data_dir=tmp_path, fallback="mnist", subset="first")
     assert fb.name == "mnist" and fb.x.shape == (7, 784)
     np.testing.assert_array_equal(fb.indices, np.arange(7))
+    fb2, _ = data.load_dataset("cifar10", n=7, data_dir=tmp_path, fallback="mnist", seed=2)
+    direct = data.load("mnist", n=7, seed=2, data_dir=tmp_path)  # the same stratified draw
+    np.testing.assert_array_equal(fb2.indices, direct.indices)
+    assert fb2.subset == direct.subset and fb2.subset.method == "stratified"
     assert note.startswith("cifar10 not available, used the mnist subset instead (")
     empty = tmp_path / "empty"
     empty.mkdir()

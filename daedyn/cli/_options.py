@@ -52,12 +52,20 @@ def seed_int(text: str) -> int:
 
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
-    """--dataset NAME|FILE.npy, --data-dir, --n: the arguments of :func:`daedyn.data.load_dataset`."""
+    """--dataset NAME|FILE.npy, --data-dir, --n, --subset, --subset-seed: the arguments of
+    :func:`daedyn.data.load_dataset` (pass them with ``load_dataset(args.dataset, n=args.n,
+    data_dir=args.data_dir, subset=args.subset, seed=args.subset_seed)``)."""
     p.add_argument("--dataset", default="mnist5k", metavar="NAME|FILE.npy",
                    help="dataset name for daedyn.data.load (mnist5k, mnist, fashion_mnist, cifar10) "
                    "or a local .npy file of shape (N, D) (default mnist5k)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="folder with local dataset files")
     p.add_argument("--n", type=int, default=None, help="samples to load (default all)")
+    p.add_argument("--subset", choices=("stratified", "random", "first"), default="stratified",
+                   help="how --n samples are drawn: stratified (default: every class in proportion, "
+                   "a plain random draw without labels), random, or first (the first N rows; mnist5k is "
+                   "sorted by class)")
+    p.add_argument("--subset-seed", type=seed_int, default=0, metavar="SEED",
+                   help="seed of a stratified or random --subset (default 0)")
 
 
 def apply_common_options(args) -> None:

@@ -75,8 +75,9 @@ def run(args) -> int:
     if args.eigvals is not None:
         x, n = None, args.n
     else:
-        ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
-        x, n = ds.x, ds.x.shape[0]
+        ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,
+                                  seed=args.subset_seed)
+        x, n = ds, ds.x.shape[0]  # the Dataset: crosscheck records its subset
     if args.sigma2 is not None:
         check_range("--sigma2", args.sigma2, 0.0)
         if n is None:

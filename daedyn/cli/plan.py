@@ -84,7 +84,8 @@ def _inputs(args):
         return None, args.eigvals, args.n, nz, args.eps or 0.0
     if args.n is not None:
         check_range("--n", args.n, 1)
-    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
+    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,
+                              seed=args.subset_seed)
     x = np.asarray(ds.x)
     if args.heldout:
         if not 1 <= args.heldout < x.shape[0] - 1:

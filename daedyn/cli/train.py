@@ -212,7 +212,8 @@ def run(args) -> int:
     if args.marginalised and not linear:
         raise ValueError("--marginalised needs --activation linear (the expected loss over the noise "
                          "has a closed form only for linear networks)")
-    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
+    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,
+                              seed=args.subset_seed)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
     if args.cov is not None:
@@ -290,7 +291,8 @@ def run(args) -> int:
             row["fixed_point"] = float(fixed[j])
         directions.append(row)
     report = {
-        "dataset": name, "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
+        "dataset": name, "subset": _subset(ds),
+        "n_train": n, "n_heldout": 0 if x_held is None else int(x_held.shape[0]),
         "dim": d, "hidden": args.hidden, "depth": args.depth, "activation": args.activation,
         "noise": "gaussian" if schedule is not None else args.noise,
         "s2": eps / n, "eps": eps, "p": args.p, "raw": args.raw, "cov": args.cov,
@@ -363,7 +365,16 @@ def _level(rep: dict) -> str:
     return f"s^2 = {rep['s2']:.4g}, eps = N s^2 = {rep['eps']:.4g}"
 
 
+def _subset(ds) -> dict | None:
+    """The loaded rows' record (daedyn.data.Subset) as JSON-ready values, with its one-line text."""
+    import dataclasses
+
+    return None if ds.subset is None else {**dataclasses.asdict(ds.subset), "text": str(ds.subset)}
+
+
 def _print_report(rep: dict, linear: bool) -> None:
+    if rep.get("subset"):
+        print(f"data: {rep['dataset']}, {rep['subset']['text']}")
     print(f"{rep['dataset']}: N = {rep['n_train']} train, M = {rep['n_heldout']} held-out, D = {rep['dim']}; "
           f"{rep['activation']} H = {rep['hidden']}, noise {rep['noise']} ({_level(rep)}"
           f"{', marginalised' if rep['marginalised'] else ''}), "

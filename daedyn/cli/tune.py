@@ -142,7 +142,8 @@ def run(args) -> int:
     from daedyn.cli._schedule import also_spec
 
     also_spec(args)  # --schedule-also / --alpha-max: usage errors before loading data
-    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir)
+    ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,
+                              seed=args.subset_seed)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
     if not 1 <= args.n_heldout < x.shape[0]:

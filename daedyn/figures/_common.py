@@ -292,4 +292,10 @@ _PRETTY = {"mnist": "MNIST", "mnist5k": "MNIST (mnist5k subset)", "cifar10": "CI
 
 
 def _label(name: str, ds) -> str:
-    return f"{_PRETTY.get(name, name)}, N={ds.x.shape[0]}"
+    """e.g. "MNIST (mnist5k subset), N=1000 (stratified, seed 0, 10 classes)": which rows (ds.subset)."""
+    sub = getattr(ds, "subset", None)
+    if sub is None or sub.method == "all":
+        return f"{_PRETTY.get(name, name)}, N={ds.x.shape[0]}"
+    how = sub.method if sub.seed is None else f"{sub.method}, seed {sub.seed}"
+    classes = f", {len(sub.classes)} classes" if sub.classes else ""
+    return f"{_PRETTY.get(name, name)}, N={ds.x.shape[0]} ({how}{classes})"

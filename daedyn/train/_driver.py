@@ -52,6 +52,8 @@ class TrainResult(NamedTuple):
       eps: noise level N s^2 (the schedule itself for a run with ``eps=schedule``).
       gamma: weight decay in the paper's units, like ``tau``: the given gamma ("paper") or
         gamma D / 2 ("mse"), so that ``theory`` and :func:`compare_with_theory` apply unchanged.
+      data: which rows were trained on, when ``x`` was a :class:`daedyn.data.Dataset`: its
+        ``subset`` record (name, method, seed, classes, counts; static, not a leaf); else None.
     """
 
     t: Array
@@ -67,6 +69,7 @@ class TrainResult(NamedTuple):
     tau: Array
     eps: Array
     gamma: Array
+    data: Any = None
 
     def to_xarray(self, batch_dims=None, coords=None, *, time_dim: str = "epoch"):
         """The run as an ``xarray.Dataset`` with the dimension names of :mod:`daedyn.sweep`'s
@@ -75,7 +78,9 @@ class TrainResult(NamedTuple):
         eigenvalues) over ``direction``, tau / eps / gamma per run, and the final weight matrices
         w1 .. wL in the input basis, each over its own dimensions
         (:func:`daedyn._xarray.factor_dims`: ``hidden`` and ``input`` at depth 2, ``hidden_1`` ..
-        ``hidden_{L-1}`` and ``input`` at depth L); ``attrs["n"]`` is N and ``attrs["depth"]`` L.
+        ``hidden_{L-1}`` and ``input`` at depth L); ``attrs["n"]`` is N and ``attrs["depth"]`` L,
+        and a run on a :class:`daedyn.data.Dataset` adds its subset record (``dataset``,
+        ``subset``, ``subset_seed``, ``subset_classes``, ``subset_counts``, ...).
         A :func:`train_batch` result has its batch axes first (name them:
         ``batch_dims=("seed",)`` or ``("gamma", "eps")``). A run under an eps schedule stores eps
         as its values at the record times (over ``epoch``).
@@ -102,25 +107,28 @@ class TrainResult(NamedTuple):
                         "heldout_loss": (self.heldout_loss, t), "lam": (self.eigvals, ("direction",)),
                         **per_run, **weights},
                        time=(time_dim, self.t), batch_dims=batch_dims, coords=coords,
-                       attrs={"n": int(self.n), "depth": len(weights)}, what="TrainResult.to_xarray")
+                       attrs={"n": int(self.n), "depth": len(weights),
+                              **(self.data.attrs() if self.data is not None else {})},
+                       what="TrainResult.to_xarray")
 
 
 # A clean pytree: array leaves only. N (a Python int) is static metadata, kept in the treedef with
 # the names of the fields that are None (nonlinear nets, no held-out data), so that
 # jax.tree.map(f, result) applies f to arrays only and returns a TrainResult.
-_TRAIN_STATIC = ("n",)
+_TRAIN_STATIC = ("n", "data")
 
 
 def _flatten_result(r: TrainResult):
     present = tuple(f for f in TrainResult._fields if f not in _TRAIN_STATIC and getattr(r, f) is not None)
     keys = tuple(jax.tree_util.GetAttrKey(f) for f in present)
-    return list(zip(keys, (getattr(r, f) for f in present), strict=True)), (present, r.n)
+    return list(zip(keys, (getattr(r, f) for f in present), strict=True)), (present, r.n, r.data)
 
 
 def _unflatten_result(aux, children) -> TrainResult:
-    present, n = aux
+    present, n, data = aux
     given = dict(zip(present, children, strict=True))
-    return TrainResult(**{f: given.get(f) for f in TrainResult._fields if f not in _TRAIN_STATIC}, n=n)
+    return TrainResult(**{f: given.get(f) for f in TrainResult._fields if f not in _TRAIN_STATIC}, n=n,
+                       data=data)
 
 
 jax.tree_util.register_pytree_with_keys(TrainResult, _flatten_result, _unflatten_result)
@@ -179,7 +187,8 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     """Train one autoencoder on ``x`` and record its per-direction dynamics.
 
     Args:
-      x: training inputs (N, D), rows are samples (the paper: pixels in [0, 1], not centred).
+      x: training inputs (N, D), rows are samples (the paper: pixels in [0, 1], not centred), or a
+        :class:`daedyn.data.Dataset` (its ``x``; its subset record goes to ``TrainResult.data``).
       key: PRNG key (split into an initialisation key and a noise/shuffling key).
       alpha: learning rate (> 0); with the default optimiser tau = N / alpha. Or a
         :mod:`daedyn.schedules` schedule of any kind (gradient descent, no ``optimizer=``): epoch k
@@ -234,9 +243,10 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
       ((3, 6), (3, 3), [0, 100, 200])
     """
     cfg = TrainConfig.of(config, options, "train")
+    (x, record), (x_heldout, _) = _rows(x), _rows(x_heldout)
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
-                checkpoint=checkpoint, batched=False, log=log, eps=eps)
+                checkpoint=checkpoint, batched=False, log=log, eps=eps)._replace(data=record)
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
@@ -268,9 +278,17 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
       ((3, 3, 6), (3,))
     """
     cfg = TrainConfig.of(config, options, "train_batch")
+    (x, record), (x_heldout, _) = _rows(x), _rows(x_heldout)
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=None, start_epoch=0, progress=progress,
-                checkpoint=checkpoint, batched=True, log=log, eps=eps)
+                checkpoint=checkpoint, batched=True, log=log, eps=eps)._replace(data=record)
+
+
+def _rows(x):
+    """(the array, the subset record) of a :class:`daedyn.data.Dataset`; (x, None) for anything else."""
+    from daedyn import data
+
+    return (x.x, x.subset) if isinstance(x, data.Dataset) else (x, None)
 
 
 def _key_batch_shape(key) -> tuple[int, ...]:
