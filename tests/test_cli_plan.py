@@ -75,6 +75,15 @@ def test_noise_spelling_is_trains(npy, capsys):
     assert rc == 0 and all(e > 0 for e in json.loads(out)["eps"])
 
 
+def test_print_config_is_a_config(npy, tmp_path, capsys):
+    rc, out, _ = run_cli([*SPEC, "--print-config"], capsys)
+    assert rc == 0 and "hidden = 2" in out
+    cfg = tmp_path / "resolved.toml"
+    cfg.write_text(out)
+    rc, again, _ = run_cli(["plan", "--config", str(cfg), "--print-config"], capsys)
+    assert rc == 0 and again == out
+
+
 def test_config_file(npy, tmp_path, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text(f'dataset = "{npy}"\nhidden = 3\nalpha = 0.02\nepochs = 50\n')

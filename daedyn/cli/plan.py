@@ -62,11 +62,13 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
     add_config_options(p)
-    p.set_defaults(func=run, marginalised=False, eps_schedule=None)
+    p.set_defaults(func=run)
 
 
 def _inputs(args):
     """(x or None, eigvals or None, n, noise value or None, eps) from the options."""
+    import argparse
+
     import numpy as np
 
     from daedyn import data
@@ -75,7 +77,7 @@ def _inputs(args):
 
     if args.eps is not None and (args.noise != "none" or args.cov is not None):
         raise ValueError("give --eps (eps = N s^2) or --noise with its level, not both")
-    nz = _noise(args)
+    nz = _noise(argparse.Namespace(**vars(args), marginalised=False, eps_schedule=None))  # train's, unsampled
     if args.eigvals is not None:
         if args.heldout:
             raise ValueError("--heldout splits data; with --eigvals, --n is the training sample count")
