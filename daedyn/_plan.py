@@ -268,12 +268,13 @@ def _source(x, eigvals, n, spectrum):
     if sum(given) != 1:
         raise ValueError("give exactly one of x (data, a dataset name or a .npy path), eigvals (with n) "
                          "or spectrum")
+    from daedyn import data
+
     name = None
     if isinstance(x, str | os.PathLike):
-        from daedyn import data
-
-        ds, _ = data.load_dataset(x, n=n)
-        x, name = ds.x, ds.name
+        x, _ = data.load_dataset(x, n=n)
+    if isinstance(x, data.Dataset):  # as train takes it
+        x, name = x.x, x.name
     if x is not None:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
@@ -382,9 +383,9 @@ def plan(x: ArrayLike | str | os.PathLike | None = None, *, eigvals: ArrayLike |
     directions learned, suggestions and the crosscheck's expected verdict (module docstring).
 
     Args:
-      x: data (N, D) (rows are samples), or a dataset name / ``.npy`` path for
-        :func:`daedyn.data.load_dataset` (``n``: the first n samples); or None with ``eigvals`` or
-        ``spectrum``.
+      x: data (N, D) (rows are samples), a :class:`daedyn.data.Dataset`, or a dataset name / ``.npy``
+        path for :func:`daedyn.data.load_dataset` (``n``: its default draw of n samples); or None
+        with ``eigvals`` or ``spectrum``.
       eigvals: a spectrum lam (D,) of Sigma = X^T X, summed over ``n`` samples, instead of data.
       n: N for ``eigvals``; samples to load for a dataset name.
       spectrum: a :class:`daedyn.spectrum.Spectrum` (e.g. the one a run trains with).

@@ -255,8 +255,10 @@ def test_spectrum_and_dataset_name_inputs(mnist):
     spec = daedyn.spectrum.compute_spectrum(mnist)
     a = daedyn.plan(spectrum=spec, hidden=4, alpha=1e-3, epochs=100)
     b = daedyn.plan("mnist5k", n=400, hidden=4, alpha=1e-3, epochs=100)
+    c = daedyn.plan(daedyn.data.load("mnist5k", n=400), hidden=4, alpha=1e-3, epochs=100)
     np.testing.assert_allclose(a.learning_time, b.learning_time, rtol=1e-6)
-    assert b.settings["name"] == "mnist5k" and a.settings["n"] == 400
+    np.testing.assert_allclose(c.learning_time, b.learning_time, rtol=1e-6)
+    assert b.settings["name"] == c.settings["name"] == "mnist5k" and a.settings["n"] == 400
 
 
 BAD = [
