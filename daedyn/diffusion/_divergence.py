@@ -67,10 +67,11 @@ def kl_divergence(variance: ArrayLike, cov: ArrayLike, *, basis: ArrayLike | Non
     """
     v, c_b, c_diag, logdet = _in_basis(variance, cov, basis)
     d = v.shape[-1]
+    lead = lambda x: x.reshape((1,) * (v.ndim - 1) + x.shape)  # explicit ranks against v's (..., D)
     if not reverse:
-        return 0.5 * (jnp.sum(c_diag / v + jnp.log(v), axis=-1) - d - logdet)
+        return 0.5 * (jnp.sum(lead(c_diag) / v + jnp.log(v), axis=-1) - d - logdet)
     inv_diag = 1.0 / c_diag if c_b is None else jnp.diagonal(jnp.linalg.inv(c_b))
-    return 0.5 * (jnp.sum(v * inv_diag - jnp.log(v), axis=-1) - d + logdet)
+    return 0.5 * (jnp.sum(v * lead(inv_diag) - jnp.log(v), axis=-1) - d + logdet)
 
 
 def _sqrt_pos(x):
@@ -91,9 +92,10 @@ def frechet_distance(variance: ArrayLike, cov: ArrayLike, *, basis: ArrayLike | 
       1.0
     """
     v, c_b, c_diag, _ = _in_basis(variance, cov, basis)
+    lead = lambda x: x.reshape((1,) * (v.ndim - 1) + x.shape)  # explicit ranks against v's (..., D)
     if c_b is None:
-        return jnp.sum((_sqrt_pos(v) - _sqrt_pos(c_diag)) ** 2, axis=-1)
+        return jnp.sum((_sqrt_pos(v) - lead(_sqrt_pos(c_diag))) ** 2, axis=-1)
     r = _sqrt_pos(v)
-    m = r[..., :, None] * c_b * r[..., None, :]
+    m = r[..., :, None] * lead(c_b) * r[..., None, :]
     eig = jnp.linalg.eigvalsh(m)
     return jnp.sum(v, axis=-1) + jnp.sum(c_diag) - 2.0 * jnp.sum(_sqrt_pos(eig), axis=-1)

@@ -36,7 +36,7 @@ from daedyn._checks import check_range, concrete, float_dtype
 
 __all__ = ["LogNormal", "LogUniform", "Ladder", "TRAPEZOID_NODES", "LEGENDRE_NODES"]
 
-TRAPEZOID_NODES = 512
+TRAPEZOID_NODES = 1024
 LEGENDRE_NODES = 128
 _LEG_X, _LEG_W = np.polynomial.legendre.leggauss(LEGENDRE_NODES)
 
@@ -68,7 +68,7 @@ class LogNormal:
 
     Args:
       p_mean: mean of ``ln s``, any finite real (EDM: -1.2).
-      p_std: standard deviation of ``ln s``, in (0, 10] (EDM: 1.2).
+      p_std: standard deviation of ``ln s``, in (0, 5] (EDM: 1.2).
     Raises:
       ValueError: for concrete values out of range or not scalars.
     Example:
@@ -86,7 +86,7 @@ class LogNormal:
         _scalar("p_mean", self.p_mean)
         _scalar("p_std", self.p_std)
         check_range("p_mean", self.p_mean, -math.inf, math.inf, lo_open=True, hi_open=True)
-        check_range("p_std", self.p_std, 0.0, 10.0, lo_open=True)
+        check_range("p_std", self.p_std, 0.0, 5.0, lo_open=True)
 
     def nodes(self, dtype=None) -> tuple[Array, Array]:
         """Nodes ``s_j`` and probabilities ``p_j`` (summing to 1): ``E[f(s)] ~ sum_j p_j f(s_j)``."""

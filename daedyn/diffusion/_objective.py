@@ -169,8 +169,12 @@ class Objective:
         lam_a = lam_a.astype(dtype)
         n_a = jnp.asarray(n, dtype)
         a0, a2, b0, b2 = self.moments(dtype)
-        if self.conditioning == "independent":
-            lam_a, n_a = lam_a[..., None], jnp.asarray(n_a)[..., None]
+        if self.conditioning == "independent":  # a trailing level axis, broadcast explicitly
+            lam_a, n_a = lam_a[..., None], n_a[..., None]
+            rank = max(lam_a.ndim, n_a.ndim)
+            a0, a2, b0, b2 = (x.reshape((1,) * (rank - 1) + x.shape) for x in (a0, a2, b0, b2))
+            lam_a = lam_a.reshape((1,) * (rank - lam_a.ndim) + lam_a.shape)
+            n_a = n_a.reshape((1,) * (rank - n_a.ndim) + n_a.shape)
         return a0 * lam_a + n_a * a2, b0 * lam_a - n_a * b2
 
     def direction_moments(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:

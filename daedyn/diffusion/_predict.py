@@ -87,8 +87,8 @@ def generated_variance(u: ArrayLike, objective: Objective, *, sigma_min: ArrayLi
         s, _ = objective.sigma.nodes(dtype)
         order = jnp.argsort(-s)
         s = s[order]
-        g = objective.gain(s, u[..., order])
-        ratio = s[1:] / s[:-1]
+        g = objective.gain(s.reshape((1,) * (u.ndim - 1) + s.shape), u[..., order])
+        ratio = (s[1:] / s[:-1]).reshape((1,) * (g.ndim - 1) + (s.shape[0] - 1,))
         step = g[..., :-1] + ratio * (1.0 - g[..., :-1])
         return s[0] ** 2 * jnp.prod(step * step, axis=-1)
     i0, i1 = objective.flow_integrals(sigma_min, sigma_max)

@@ -476,28 +476,48 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
 # A negative coefficient without weight decay: tau du/dt = L u^(2-2/L) (lam - k u) with lam < 0 < k
 # (a diffusion denoiser's direction whose target is negative, started balanced and positive).
 
-_SERIES = 56  # terms of S(y) = sum_j (-1)^(j+1) y^(jm+1) / (jm+1) where y^m <= 1/2 (2^-56 < float64's eps)
+_SERIES = 56  # terms of the two series of S(y), each used where its ratio is <= 1/2 (2^-56 < float64's eps)
 _NEG_SOLVE = 40  # safeguarded Newton iterations in log y (bracketed; quadratic once close)
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(24)
+
+
+def _alternating(r, powers):
+    """``sum_j (-1)^j r^j / powers_j`` over the fixed table ``powers`` (r in [0, 1/2]; broadcasts)."""
+    j = jnp.arange(_SERIES, dtype=r.dtype).reshape((1,) * r.ndim + (_SERIES,))
+    signs = jnp.where(j % 2 == 0, 1.0, -1.0).astype(r.dtype)
+    return jnp.sum(signs * r[..., None] ** j / powers, axis=-1)
 
 
 def _s_of_y(y, m):
-    """``S(y) = int_0^y x^m / (1 + x^m) dx`` for y > 0, without cancellation: the alternating series
-    where ``y^m <= 1/2``, else ``y - H_inf + H_inf I_{1/(1+y^m)}(1 - 1/m, 1/m)`` (the regularised
-    incomplete beta function: ``int_y^inf dx / (1 + x^m) = H_inf I_{1/(1+y^m)}(1 - 1/m, 1/m)``,
-    ``H_inf = pi / (m sin(pi / m))``)."""
+    """``S(y) = int_0^y x^m / (1 + x^m) dx`` for y > 0, without cancellation and without special functions:
+
+    - ``y^m <= 1/2``: ``y sum_j (-1)^j y^(m(j+1)) / (m(j+1) + 1)``;
+    - ``y^m >= 2``: ``y - H_inf + y sum_j (-1)^j y^(-m(j+1)) / (m(j+1) - 1)`` (the tail
+      ``int_y^inf dx / (1 + x^m)`` in ``x = 1/t``), ``H_inf = pi / (m sin(pi / m))``;
+    - between: ``S(y1) + int_{y1}^y`` by 24-node Gauss-Legendre, ``y1 = 2^(-1/m)`` (the integrand's
+      poles ``x^m = -1`` lie at distance >= sin(pi / m) from the real axis).
+    """
     ym = y**m
-    small = ym <= 0.5
-    ym_s = jnp.where(small, ym, 0.5)
-    j = jnp.arange(1, _SERIES + 1, dtype=y.dtype)
-    signs = jnp.where(j % 2 == 1, 1.0, -1.0).astype(y.dtype)
-    terms = signs * ym_s[..., None] ** j / (j * m + 1.0)
-    s_small = jnp.where(small, y, 0.0) * jnp.sum(terms, axis=-1)
+    lo = ym <= 0.5
+    hi = ym >= 2.0
+    mid = ~lo & ~hi
+    jm = m * jnp.arange(1, _SERIES + 1, dtype=y.dtype).reshape((1,) * y.ndim + (_SERIES,))
+    y_lo = jnp.where(lo, y, 0.5 ** (1.0 / m))
+    s_lo = y_lo * (y_lo**m) * _alternating(y_lo**m, jm + 1.0)
+    y_hi = jnp.where(hi, y, 1.0)
+    r_hi = jnp.where(hi, 1.0 / ym, 0.5)
     h_inf = jnp.pi / (m * jnp.sin(jnp.pi / m))
-    tail = jnp.where(small, 0.5, 1.0 / (1.0 + jnp.where(small, 1.0, ym)))
-    a = jnp.asarray(1.0 - 1.0 / m, y.dtype)
-    b = jnp.asarray(1.0 / m, y.dtype)
-    s_big = y - h_inf + h_inf * jax.scipy.special.betainc(a, b, tail)
-    return jnp.where(small, s_small, s_big)
+    s_hi = y_hi - h_inf + y_hi * r_hi * _alternating(r_hi, jm - 1.0)
+    y1 = jnp.asarray(0.5 ** (1.0 / m), y.dtype)
+    s1 = y1 * 0.5 * _alternating(jnp.asarray(0.5, y.dtype), jm.reshape(-1) + 1.0)
+    y_mid = jnp.where(mid, y, 1.0)
+    half = 0.5 * (y_mid - y1)
+    x = (0.5 * (y_mid + y1))[..., None] + half[..., None] * jnp.asarray(_GL_X, y.dtype).reshape(
+        (1,) * y.ndim + (-1,))
+    xm = x**m
+    s_mid = s1 + half * jnp.sum(jnp.asarray(_GL_W, y.dtype).reshape((1,) * y.ndim + (-1,)) * xm / (1.0 + xm),
+                                axis=-1)
+    return jnp.where(lo, s_lo, jnp.where(hi, s_hi, s_mid))
 
 
 def negative_trajectory(t, b, k, w0, tau, depth: int):
