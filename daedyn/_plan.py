@@ -180,7 +180,8 @@ class Plan(NamedTuple):
             text += (f"; 90% of the learnable ones need about {at_alpha} epochs at this alpha, or "
                      f"{self.suggested_epochs} at alpha = {self.suggested_alpha:.3g} (daedyn plan)")
         else:
-            text += "; none can be learned (fixed points 0: lower gamma, eps or raise init_scale)"
+            text += ("; none can be learned (fixed points 0 where lam <= N gamma, or at depth >= 3 a start "
+                     "below the learning threshold: lower gamma or raise init_scale)")
         return text
 
     def to_dict(self) -> dict[str, Any]:

@@ -216,6 +216,23 @@ def test_noise_values_give_their_eps_j():
     want = 0.25 / 0.75 * np.einsum("ij,i,ij->j", v, np.diag(sigma), v)
     np.testing.assert_allclose(m.eps, want, rtol=1e-4)
     np.testing.assert_allclose(m.fixed_point, lam / (lam + want), rtol=1e-4)  # depth 2, gamma 0
+    per = daedyn.plan(spectrum=spec, hidden=5, alpha=0.01, epochs=100, eps=np.full(5, 1.0))
+    one = daedyn.plan(spectrum=spec, hidden=5, alpha=0.01, epochs=100, eps=1.0)
+    np.testing.assert_allclose(per.learning_time, one.learning_time, rtol=1e-6)
+    assert per.settings["eps"] == "per direction" and one.settings["eps"] == 1.0
+
+
+def test_given_start():
+    """w0 given per direction: a larger start is learned sooner, by the steps gradient descent takes to
+    grow w0_a to w0_b, each multiplying a small w by (1 + alpha lam / N)^2 (depth 2, far below w*)."""
+    lam, n, alpha = [4.0, 2.0], 4, 0.01
+    a = daedyn.plan(eigvals=lam, n=n, hidden=2, alpha=alpha, epochs=10, w0=[1e-8, 1e-8])
+    b = daedyn.plan(eigvals=lam, n=n, hidden=2, alpha=alpha, epochs=10, w0=[1e-6, 1e-4])
+    np.testing.assert_allclose(b.w0, [1e-6, 1e-4])
+    gain = np.log([1e2, 1e4]) / (2 * np.log1p(alpha * np.array(lam) / n))
+    np.testing.assert_allclose(a.learning_time - b.learning_time, gain, rtol=1e-3)  # measured 1e-5 (float32)
+    with pytest.raises(ValueError, match="w0"):
+        daedyn.plan(eigvals=lam, n=n, hidden=2, alpha=alpha, epochs=10, w0=[1e-8, 1e-8, 1e-8])
 
 
 def test_warning_and_suggestions():
