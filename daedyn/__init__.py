@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "theory", "dynamics", "spectrum", "data", "noise", "models", "train", "tune", "sweep", "figures",
-    "schedules",
+    "schedules", "diffusion",
 )
 
 

@@ -423,3 +423,30 @@ def test_theory_noise_protocol_is_exclusive_with_eps_and_checked():
 
     with pytest.raises(ValueError, match="m"):
         theory.small_init_trajectory(1.0, 2.0, w0=1e-3, noise=Bad())
+
+
+def test_objective_feeds_the_scalar_engines(x64):
+    """dynamics.scalar_gd(noise=Objective) (the GD recursion of the same per-direction coefficients)
+    against predict's flow: at alpha A / N <= 0.04 per step the recursion and the flow agree to ~1e-3
+    where the direction has moved (the discretisation's error); the B < 0 directions decay in both."""
+    from daedyn import dynamics
+
+    alpha = 0.05
+    obj = df.Objective()
+    w1 = 1e-3**0.5
+    tr = dynamics.scalar_gd(LAM, w1=w1, w2=w1, noise=obj, alpha=alpha, epochs=4000, n=N_SAMPLES,
+                            save_every=1000)
+    r = df.predict(np.asarray(tr.t), LAM, n=N_SAMPLES, alpha=alpha, w0=1e-3)
+    gd = np.asarray(tr.w).T  # (times, directions)
+    np.testing.assert_allclose(gd[:, :2], np.asarray(r.w[:, :2]), rtol=5e-3)
+    assert np.all(gd[-1, 2:] < 1e-30) and np.all(np.asarray(r.w[-1, 2:]) < 1e-30)
+
+
+def test_a_scheduled_objective_is_integrated_and_refused_by_the_closed_forms():
+    from daedyn import schedules
+
+    obj = df.Objective(df.LogNormal(-1.2, schedules.piecewise_constant([100.0], [1.2, 0.6])))
+    assert float(obj.at(150.0).sigma.p_std) == pytest.approx(0.6, rel=1e-7)  # float32 values
+    assert float(obj.at(50.0).sigma.p_std) == pytest.approx(1.2, rel=1e-7)
+    with pytest.raises(ValueError, match="constant noise"):
+        theory.small_init_trajectory(1.0, LAM, w0=1e-3, noise=obj)

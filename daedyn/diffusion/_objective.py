@@ -22,12 +22,14 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_range, concrete, float_dtype
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform, _numeric
+from daedyn.schedules import is_schedule
 
 __all__ = ["Objective", "Precond", "Weighting", "Conditioning"]
 
@@ -181,6 +183,11 @@ class Objective:
         """The corruption protocol: ``(k, m) = (B, A)``."""
         a, b = self.coefficients(lam, n)
         return b, a
+
+    def at(self, t: ArrayLike) -> Objective:
+        """The objective in force at time ``t`` (epochs): every schedule among its numbers (a p_mean
+        schedule, ...) replaced by its value at t (the engines' protocol for scheduled corruptions)."""
+        return jtu.tree_map(lambda x: x(t) if is_schedule(x) else x, self, is_leaf=is_schedule)
 
     def flow_integrals(self, sigma_min: ArrayLike, sigma_max: ArrayLike) -> tuple[Array, Array]:
         """``(I0, I1)`` with ``I0 = int (1 - c_skip) / s ds`` and ``I1 = int c_out c_in / s ds`` from

@@ -20,15 +20,17 @@ variable) from the largest level to the smallest, ``x <- g_i x + (s_{i+1} / s_i)
 
 from __future__ import annotations
 
+import functools as ft
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import theory
-from daedyn._checks import check_broadcastable, check_int, check_range, concrete
+from daedyn._checks import check_broadcastable, check_finite, check_int, check_output, check_range, concrete
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform
 from daedyn.diffusion._objective import Conditioning, Objective, Precond, Weighting
 
@@ -137,6 +139,8 @@ def predict(t: ArrayLike, lam: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, w0:
     """
     depth = check_int("depth", depth, 1)
     obj = Objective(sigma, precond, sigma_data, weighting, conditioning)
+    check_range("t", t, 0.0)
+    check_range("lam", lam, 0.0)
     check_range("n", n, 0.0, lo_open=True)
     check_range("alpha", alpha, 0.0, lo_open=True)
     check_range("sigma_min", sigma_min, 0.0, lo_open=True)
@@ -144,29 +148,43 @@ def predict(t: ArrayLike, lam: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, w0:
     lo, hi = concrete(sigma_min), concrete(sigma_max)
     if lo is not None and hi is not None and not np.all(lo < hi):
         raise ValueError(f"sigma_min must be < sigma_max; got {lo} and {hi}")
-    dtype = obj.dtype(t, lam, n, alpha, w0, sigma_min, sigma_max)
-    t_a = jnp.asarray(t, dtype)
-    lam_a = jnp.asarray(lam, dtype)
-    independent = conditioning == "independent"
-    extra = (1,) if independent else ()
-    t_b = t_a.reshape(t_a.shape + (1,) * lam_a.ndim + extra)
-    def lead(x):  # a per-direction start against the trailing level axis
-        x = jnp.asarray(x, dtype)
-        return x[..., None] if independent and x.ndim else x
-
-    tau = jnp.asarray(n, dtype) / jnp.asarray(alpha, dtype)
     if start is not None:
         if depth != 2:
             raise ValueError(f"start=(w1, w2) is the depth-2 any-start solution; got depth={depth} (at depth "
                              ">= 3 integrate the factors with daedyn.dynamics, noise=Objective(...))")
         w1, w2 = start
-        check_broadcastable(lam=lam_a, w1=w1, w2=w2)
-        w = theory.dae_trajectory(t_b, lam_a, None, lead(w1), lead(w2), tau, noise=obj, n=n)
+        check_finite("w1", w1)
+        check_finite("w2", w2)
+        check_broadcastable(lam=lam, w1=w1, w2=w2)
+        init = (w1, w2)
     else:
-        check_broadcastable(lam=lam_a, w0=w0)
-        w = theory.small_init_trajectory(t_b, lam_a, w0=lead(w0), tau=tau, n=n, depth=depth, noise=obj)
-    shape = t_a.shape + lam_a.shape + ((w.shape[-1],) if independent else ())
-    w = jnp.broadcast_to(w, shape)
-    a, b = obj.coefficients(lam_a, n)
+        check_finite("w0", w0) if depth == 1 else check_range("w0", w0, 0.0)
+        check_broadcastable(lam=lam, w0=w0)
+        init = (w0,)
+    dtype = obj.dtype(t, lam, n, alpha, *init, sigma_min, sigma_max)
+    cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    out = _predict_impl(obj, cast(t), cast(lam), cast(n), cast(alpha), tuple(map(cast, init)),
+                        cast(sigma_min), cast(sigma_max), depth=depth)
+    check_output("predict", out.w)
+    return out
+
+
+@ft.partial(jax.jit, static_argnames="depth")
+def _predict_impl(obj, t, lam, n, alpha, init, sigma_min, sigma_max, *, depth):
+    """:func:`predict` after its checks, compiled once per shape (the theory calls run traced)."""
+    independent = obj.conditioning == "independent"
+    extra = (1,) if independent else ()
+    t_b = t.reshape(t.shape + (1,) * lam.ndim + extra)
+
+    def lead(x):  # a per-direction start against the trailing level axis
+        return x[..., None] if independent and x.ndim else x
+
+    tau = n / alpha
+    if len(init) == 2:
+        w = theory.dae_trajectory(t_b, lam, None, lead(init[0]), lead(init[1]), tau, noise=obj, n=n)
+    else:
+        w = theory.small_init_trajectory(t_b, lam, w0=lead(init[0]), tau=tau, n=n, depth=depth, noise=obj)
+    a, b = obj.coefficients(lam, n)
+    w = jnp.broadcast_to(w, t.shape + a.shape)
     v = generated_variance(w, obj, sigma_min=sigma_min, sigma_max=sigma_max)
-    return Prediction(t_a, lam_a, w, v, a, b)
+    return Prediction(t, lam, w, v, a, b)

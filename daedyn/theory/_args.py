@@ -105,12 +105,19 @@ def finite_result(name: str, out, *, allow_inf: bool = False):
 
 
 def direction_moments(noise, lam, n):
-    """``(k, m) = noise.direction_moments(lam, n)``, checked: k finite, m > 0 (concrete values)."""
-    fn = getattr(noise, "direction_moments", None)
-    if not callable(fn):
+    """``(k, m)`` of a corruption value per direction (:func:`daedyn._corruption.direction_moments`,
+    the protocol ``noise.direction_moments(lam, n)``), checked: constant (the closed forms take no
+    scheduled corruption), k finite, m > 0 (concrete values)."""
+    from daedyn._corruption import direction_moments as moments
+    from daedyn.schedules import is_schedule
+
+    if not callable(getattr(noise, "direction_moments", None)):
         raise ValueError("noise must be a value with a method direction_moments(lam, n) -> (k, m); got "
                          f"{type(noise).__name__}")
-    k, m = fn(lam, n)
+    k, m = moments(noise, lam, n)
+    if is_schedule(k) or is_schedule(m):
+        raise ValueError("the closed forms take a constant noise value (a scheduled one is integrated: "
+                         "daedyn.dynamics.scalar_gd / scalar_flow with noise=)")
     check_finite("k (noise.direction_moments)", k)
     check_range("m (noise.direction_moments)", m, 0.0, lo_open=True)
     return k, m
