@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from daedyn import _checks, _linear, dynamics, noise, spectrum, theory, tune
+from daedyn.dynamics import _matrix_reference as ref  # the reference paths (private)
 from daedyn.tune import DynamicsRoute
 
 NAN, INF = math.nan, math.inf
@@ -326,14 +327,14 @@ REFUSED = [
      ValueError, r"^dt must be"),
     ("matrix_flow_tau_inf", lambda: dynamics.matrix_flow([0.0, 1.0], LAM2, W1, W2, tau=INF, n=1, dt=0.1),
      ValueError, r"^tau must lie"),
-    ("matrix_gd_data_empty", lambda: dynamics.matrix_gd_data(np.ones((0, 2)), W1, W2, alpha=0.1, epochs=1),
+    ("matrix_gd_data_empty", lambda: ref.matrix_gd_data(np.ones((0, 2)), W1, W2, alpha=0.1, epochs=1),
      ValueError, r"^x must be an \(N, D\) data matrix, N, D >= 1"),
-    ("matrix_gd_data_nan", lambda: dynamics.matrix_gd_data(np.array([[NAN, 1.0]]), W1, W2, alpha=0.1,
+    ("matrix_gd_data_nan", lambda: ref.matrix_gd_data(np.array([[NAN, 1.0]]), W1, W2, alpha=0.1,
                                                            epochs=1), ValueError, r"^x must lie"),
-    ("matrix_gd_sigma_d_0", lambda: dynamics.matrix_gd_sigma(np.ones((0, 0)), jnp.zeros((1, 0)),
+    ("matrix_gd_sigma_d_0", lambda: ref.matrix_gd_sigma(np.ones((0, 0)), jnp.zeros((1, 0)),
                                                              jnp.zeros((0, 1)), n=1, alpha=0.1, epochs=1),
      ValueError, r"the data's dimension D must have size >= 1"),
-    ("matrix_gd_sigma_inf", lambda: dynamics.matrix_gd_sigma(np.full((2, 2), INF), W1, W2, n=1, alpha=0.1,
+    ("matrix_gd_sigma_inf", lambda: ref.matrix_gd_sigma(np.full((2, 2), INF), W1, W2, n=1, alpha=0.1,
                                                              epochs=1), ValueError, r"^sigma must lie"),
     ("orthogonal_init_d_0", lambda: dynamics.orthogonal_init(0, 2, 0.1, 0.1), ValueError, r"^d must be"),
     ("orthogonal_init_h_float", lambda: dynamics.orthogonal_init(2, 1.5, 0.1, 0.1), ValueError,

@@ -16,13 +16,12 @@ from daedyn.dynamics import (
     from_eigenbasis,
     matrix_flow,
     matrix_gd,
-    matrix_gd_data,
-    matrix_gd_sigma,
     orthogonal_init,
     random_init,
     to_eigenbasis,
 )
 from daedyn.dynamics._matrix import matrix_rhs
+from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma  # reference paths
 
 
 def _spectrum(d):

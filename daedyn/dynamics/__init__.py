@@ -9,9 +9,9 @@
 - Full-matrix dynamics of L >= 2 factors in the eigenbasis of Sigma (section 3.1):
   :func:`matrix_gd` and :func:`matrix_flow` (``matrix_gd(eigvals, w1, w2, *more, ...)``: the depth
   is the number of factors; every rate a constant or a schedule), with :func:`orthogonal_init`
-  (section 3.2) and :func:`random_init` (any depth: ``h`` an int or a tuple of widths); reference
-  paths from a data matrix (:func:`matrix_gd_data`) or from Sigma (:func:`matrix_gd_sigma`). One
-  result type, :class:`MatrixTrajectory`, at every depth.
+  (section 3.2) and :func:`random_init` (any depth: ``h`` an int or a tuple of widths); the
+  reference paths from a data matrix or from Sigma live in the private ``_matrix_reference`` (tests
+  and benchmarks). One result type, :class:`MatrixTrajectory`, at every depth.
 - Long runs in pieces with progress: :func:`simulate_scalar` (``depth=``), :func:`simulate_matrix`
   (any number of factors).
 - Per direction from any, also unbalanced, start of the L factors (docs/depth.md):
@@ -23,7 +23,6 @@ from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics._deep import DeepScalarTrajectory, deep_scalar_flow, deep_scalar_gd
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd
-from daedyn.dynamics._matrix_reference import matrix_gd_data, matrix_gd_sigma
 from daedyn.dynamics._notsaved import NotSaved, NotSavedError
 from daedyn.dynamics._scalar import (
     ScalarTrajectory,
@@ -38,7 +37,7 @@ from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_sca
 __all__ = [
     "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
     "NotSaved", "NotSavedError", "UnstableStepWarning", "check_gd_stability",
-    "MatrixTrajectory", "matrix_gd", "matrix_flow", "matrix_gd_data", "matrix_gd_sigma",
+    "MatrixTrajectory", "matrix_gd", "matrix_flow",
     "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
     "DeepScalarTrajectory", "deep_scalar_gd", "deep_scalar_flow",
