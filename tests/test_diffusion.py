@@ -16,6 +16,7 @@ from scipy.integrate import IntegrationWarning, quad, solve_ivp
 
 from daedyn import diffusion as df
 from daedyn import theory
+from daedyn.diffusion._divergence import frechet_distance, kl_divergence
 
 SD = 0.5
 
@@ -300,9 +301,9 @@ def _gaussian_case(rng, d=4):
 def test_kl_and_frechet_match_numpy_formulas(x64):
     rng = np.random.default_rng(1)
     basis, gen_var, cov = _gaussian_case(rng)
-    kl = np.asarray(df.kl_divergence(gen_var, cov, basis=basis))
-    kl_r = np.asarray(df.kl_divergence(gen_var, cov, basis=basis, reverse=True))
-    fd = np.asarray(df.frechet_distance(gen_var, cov, basis=basis))
+    kl = np.asarray(kl_divergence(gen_var, cov, basis=basis))
+    kl_r = np.asarray(kl_divergence(gen_var, cov, basis=basis, reverse=True))
+    fd = np.asarray(frechet_distance(gen_var, cov, basis=basis))
     d = cov.shape[0]
     for i in range(2):
         s = basis @ np.diag(gen_var[i]) @ basis.T  # the generated covariance
@@ -317,10 +318,19 @@ def test_kl_and_frechet_match_numpy_formulas(x64):
         assert fd[i] == pytest.approx(ref_fd, rel=1e-9)
     # a diagonal (training) covariance per direction equals the full form in the eigenbasis
     c = np.array([1.5, 0.4, 2.0, 0.9])
-    np.testing.assert_allclose(np.asarray(df.kl_divergence(gen_var, c)),
-                               np.asarray(df.kl_divergence(gen_var, np.diag(c))), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(df.frechet_distance(gen_var, c)),
+    np.testing.assert_allclose(np.asarray(kl_divergence(gen_var, c)),
+                               np.asarray(kl_divergence(gen_var, np.diag(c))), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(frechet_distance(gen_var, c)),
                                np.sum((np.sqrt(gen_var) - np.sqrt(c)) ** 2, axis=-1), rtol=1e-12)
+
+
+def test_prediction_methods_are_the_distances(x64):
+    r = df.predict(TS, LAM, n=N_SAMPLES, alpha=ALPHA, w0=1e-3)
+    c = LAM / N_SAMPLES
+    np.testing.assert_array_equal(np.asarray(r.kl_divergence(c)), np.asarray(kl_divergence(r.variance, c)))
+    np.testing.assert_array_equal(np.asarray(r.frechet_distance(c)),
+                                  np.asarray(frechet_distance(r.variance, c)))
+    assert r.kl_divergence(c).shape == TS.shape
 
 
 def test_kl_gradient_wrt_lognormal_parameters_matches_finite_differences(x64):
@@ -329,9 +339,9 @@ def test_kl_gradient_wrt_lognormal_parameters_matches_finite_differences(x64):
     basis, _, cov = _gaussian_case(rng)
     lam = N_SAMPLES * np.array([3.0, 1.0, 0.3, 0.05])
 
-    def kl(pm, ps):
+    def kl(pm, ps):  # the result's method: the tuning objective's form
         r = df.predict(800.0, lam, n=N_SAMPLES, alpha=ALPHA, w0=1e-3, sigma=df.LogNormal(pm, ps))
-        return df.kl_divergence(r.variance, cov, basis=basis)
+        return r.kl_divergence(cov, basis=basis)
 
     g = jax.grad(kl, argnums=(0, 1))(-1.2, 1.2)
     h = 1e-5
@@ -403,7 +413,7 @@ def test_bad_input_is_refused_with_the_parameter_named():
         (lambda: df.predict(TS, LAM, n=N_SAMPLES, alpha=ALPHA, depth=0), "depth"),
         (lambda: df.predict(TS, LAM, n=N_SAMPLES, alpha=ALPHA, depth=3, start=(LAM, LAM)), "depth"),
         (lambda: df.predict(-TS - 1, LAM, n=N_SAMPLES, alpha=ALPHA), "t"),
-        (lambda: df.kl_divergence(np.ones(3), np.ones(4)), "cov"),
+        (lambda: kl_divergence(np.ones(3), np.ones(4)), "cov"),
     ]
     for make, word in cases:
         with pytest.raises(ValueError, match=word):

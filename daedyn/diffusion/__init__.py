@@ -16,9 +16,8 @@ both with ``noise=Objective(...)``):
   training or held-out (``_divergence``).
 """
 
-from daedyn.diffusion._divergence import frechet_distance, kl_divergence
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform
 from daedyn.diffusion._objective import Objective
 from daedyn.diffusion._predict import predict
 
-__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict", "kl_divergence", "frechet_distance"]
+__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict"]

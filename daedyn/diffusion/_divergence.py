@@ -62,7 +62,7 @@ def kl_divergence(variance: ArrayLike, cov: ArrayLike, *, basis: ArrayLike | Non
     Returns:
       shape (...,); inf where C is singular (forward) or where a v is 0.
     Example:
-      >>> round(float(kl_divergence(jnp.array([2.0, 1.0]), jnp.array([1.0, 1.0]))), 6)  # (1/2 - 1 + ln 2) / 2
+      >>> round(float(kl_divergence(jnp.array([2.0, 1.0]), jnp.array([1.0, 1.0]))), 6)  # (1/2-1+ln 2)/2
       0.096574
     """
     v, c_b, c_diag, logdet = _in_basis(variance, cov, basis)

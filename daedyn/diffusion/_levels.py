@@ -6,15 +6,16 @@ and tuned), with a fixed, static number of nodes:
 
 - :class:`LogNormal` ``(p_mean, p_std)``: ``ln s ~ N(p_mean, p_std^2)`` (EDM's training
   distribution, default ``(-1.2, 1.2)``). Nodes: the trapezoidal rule in ``y = (ln s - p_mean) /
-  p_std`` on ``|y| <= 9 + 4 p_std`` with 512 nodes. The integrands of A and B are analytic in ``ln s``
+  p_std`` on ``|y| <= 9 + 4 p_std`` with 1024 nodes. The integrands of A and B are analytic in ``ln s``
   except at ``ln s = ln sigma_data +- i pi/2`` (the poles of ``c_in^2 = 1 / (s^2 + sigma_data^2)``), a
   strip of half-width ``pi / (2 p_std)`` in y, where the trapezoidal rule's error is about
   ``exp(-pi^2 / (p_std h))`` for the step h; Gauss-Hermite, a polynomial rule, converges only like
-  ``exp(-c sqrt(K))`` there (measured in docs/diffusion.md: 192 Gauss-Hermite nodes give 4e-8 at
-  ``p_std = 2``, these 512 nodes 1e-13). The range covers the weight ``s^4`` (the ``s^2`` weighting
-  times ``N s^2``), which moves the integrand's peak to ``y = 4 p_std``.
+  ``exp(-c sqrt(K))`` there (measured against quad: 192 Gauss-Hermite nodes give 4e-8 at
+  ``p_std = 2``; these nodes 1e-13 up to ``p_std = 5``, docs/diffusion.md). The range covers the
+  weight ``s^4`` (the ``s^2`` weighting times ``N s^2``), which moves the integrand's peak to
+  ``y = 4 p_std``, and ``s^-2`` (EDM's weighting without preconditioning).
 - :class:`LogUniform` ``(s_min, s_max)``: ``ln s`` uniform; 128 Gauss-Legendre nodes in ``ln s``
-  (1e-13 measured up to ``s_max / s_min = 1e10``).
+  (3e-13 measured at ``s_max / s_min = 1e10``).
 - :class:`Ladder` ``(sigmas, probs)``: discrete levels, exact sums. A variance-preserving (VP)
   schedule ``x_t = sqrt(abar_t) x + sqrt(1 - abar_t) n`` is the variance-exploding (VE) level
   ``s_t = sqrt((1 - abar_t) / abar_t)`` of ``x_t / sqrt(abar_t)``: :meth:`Ladder.from_vp`.
