@@ -190,7 +190,7 @@ def reconstruct(params: Params, x: ArrayLike, activation: Activation = None, *,
       >>> reconstruct(p, jnp.array([[1.0, -1.0]]), "relu").tolist()
       [[2.0, 0.0]]
     """
-    if "w3" in params:  # deep: the activation after every hidden layer, a linear output layer
+    if "w3" in params or "w2" not in params:  # deep (or one factor): an activation after every hidden layer
         return _deep_reconstruct(params, x, activation, precision)
     z = _encode(params, x, activation, precision=precision)
     out = jnp.matmul(z, params["w2"].T, precision=precision)

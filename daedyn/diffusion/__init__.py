@@ -19,5 +19,7 @@ both with ``noise=Objective(...)``):
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform
 from daedyn.diffusion._objective import Objective
 from daedyn.diffusion._predict import predict
+from daedyn.diffusion._sample import sample
+from daedyn.diffusion._train import train
 
-__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict"]
+__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict", "train", "sample"]

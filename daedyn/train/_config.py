@@ -193,7 +193,12 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     combined = noise if isinstance(noise, corruption_lib.WithAdditive) else None
     if combined is not None:  # a corruption and an eps schedule
         noise = combined.corruption
-    noise = noise_lib.as_noise(noise)
+    # a value that scores its own reconstructions (daedyn.diffusion's denoising objective): sampled
+    # through Hyper.corruption like a corruption, never marginalised
+    scored = callable(getattr(noise, "squared_error", None))
+    if scored and marginalised:
+        raise ValueError(f"noise {noise.kind!r} is sampled only: use marginalised=False")
+    noise = noise if scored else noise_lib.as_noise(noise)
     corruption_lib.check_route(noise, marginalised, epochs=epochs)
     if marginalised and not linear:
         raise ValueError("marginalised=True needs a linear network (activation=None): the expected "
@@ -214,7 +219,7 @@ def loop_config(*, epochs, save_every, activation=None, noise=None, marginalised
     if not linear:
         observables = tuple(o for o in observables if o != "singular_values")
     # The marginalised loss needs only eps (traced): runs with any noise kind share one compilation.
-    corrupt = corruption_lib.is_corruption(noise) and not marginalised
+    corrupt = (corruption_lib.is_corruption(noise) or scored) and not marginalised
     if noise is None or marginalised:
         spec = None
     elif corrupt:

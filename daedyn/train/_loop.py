@@ -75,7 +75,7 @@ def _epoch_fn(cfg: LoopConfig):
 
             def inner(c, idx):
                 p, s = c
-                u = None if unit is None else unit[idx]
+                u = None if unit is None else jax.tree.map(lambda a: a[idx], unit)  # a draw may be a pytree
                 return step(p, s, data, hyper, k, idx, opt, u), None
 
             (params, opt_state), _ = jax.lax.scan(inner, (params, opt_state), perm)

@@ -78,8 +78,13 @@ def data_objective(cfg: LoopConfig, params: Params, data: TrainData, hyper: Hype
         if unit_noise is None:
             unit_noise = noise_lib.Noise(cfg.noise[0], 1.0, cfg.noise[1]).unit_sample(key, xb.shape, dtype)
         inputs = xb + scale * unit_noise
-    err = xb - models.reconstruct(params, inputs, cfg.activation, precision=cfg.precision)
-    total = jnp.sum(jnp.square(err))
+    if cfg.corrupt and callable(getattr(hyper.corruption, "squared_error", None)):
+        # a denoiser across noise levels (daedyn.diffusion): the draw scores the network's map itself
+        total = hyper.corruption.squared_error(inputs, xb, lambda z: models.reconstruct(
+            params, z, cfg.activation, precision=cfg.precision))
+    else:
+        err = xb - models.reconstruct(params, inputs, cfg.activation, precision=cfg.precision)
+        total = jnp.sum(jnp.square(err))
     if cfg.marginalised:  # the batch's share B / N of the corruption term eps tr(W W^T)
         total = total + _linear.noise_term(factors(params), eps * (count / data.n), mm)
     return total / (2 * normaliser(cfg.loss_scale, count, d, dtype)) + _weight_decay(params, gamma)
