@@ -20,6 +20,12 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
   :func:`small_init_trajectory`, :func:`fixed_point`, :func:`learning_time`,
   :func:`learning_threshold`; each takes ``depth=L`` (default 2) for deep linear DAEs (``_deep``,
   ``_deep_solve``: L >= 3, docs/depth.md);
+- ``noise=`` in :func:`small_init_trajectory` and :func:`dae_trajectory`: any value with
+  ``direction_moments(lam, n) -> (k, m)`` (a corruption, a :class:`daedyn.diffusion.Objective`) in
+  place of ``eps``: ``lam -> k`` (any sign) and ``lam + eps -> m``; ``small_init_trajectory`` also
+  takes ``depth=1`` (the exponential ``tau dw/dt = k - (m + n gamma) w``); a negative k at depth
+  >= 3 without weight decay is the exact algebraic decay of ``_deep_solve.negative_trajectory``
+  (docs/diffusion.md);
 - ``_schedule``: piecewise-constant eps, gamma and tau schedules in :func:`small_init_trajectory` (every
   depth) and :func:`dae_trajectory`: the constant solution chained piece by piece (docs/schedules.md);
 - ``_rates``: :func:`equivalent_gamma`, :func:`optimal_learning_rates`, :func:`learning_rate_ratio`;
