@@ -60,11 +60,9 @@ def _denoise(f, objective, x, s):
     return c_skip * x + c_out * f(c_in * x)
 
 
-@ft.partial(jax.jit, static_argnames=("shape", "steps", "to_zero"))
-def _heun(f, objective, key, sigma_min, sigma_max, rho, *, shape, steps, to_zero):
-    dtype = sigma_max.dtype
-    levels = heun_levels(steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, dtype=dtype)
-    x = sigma_max * jr.normal(key, shape, dtype)
+@ft.partial(jax.jit, static_argnames=("steps", "to_zero"))
+def _heun(f, objective, x, sigma_min, sigma_max, rho, *, steps, to_zero):
+    levels = heun_levels(steps, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, dtype=x.dtype)
 
     def slope(x, s):
         return (x - _denoise(f, objective, x, s)) / s
@@ -81,9 +79,10 @@ def _heun(f, objective, key, sigma_min, sigma_max, rho, *, shape, steps, to_zero
     return x
 
 
-def sample(f: Callable[[Array], Array], objective: Objective = Objective(), *, key: Array,
-           shape: tuple[int, int], steps: int = 18, sigma_min: ArrayLike = 0.002,
-           sigma_max: ArrayLike = 80.0, rho: ArrayLike = 7.0, to_zero: bool = False) -> Array:
+def sample(f: Callable[[Array], Array], objective: Objective = Objective(), *, key: Array | None,
+           shape: tuple[int, int] | None = None, steps: int = 18, sigma_min: ArrayLike = 0.002,
+           sigma_max: ArrayLike = 80.0, rho: ArrayLike = 7.0, to_zero: bool = False,
+           start: ArrayLike | None = None) -> Array:
     """Draw samples with EDM's deterministic Heun sampler from the denoiser built on a network F.
 
     Args:
@@ -91,13 +90,16 @@ def sample(f: Callable[[Array], Array], objective: Objective = Objective(), *, k
         :meth:`DenoiserRun.network` returns) keeps its parameters traced, so runs of one shape
         share a compilation.
       objective: the :class:`Objective` whose preconditioning builds ``D = c_skip x + c_out F(c_in x)``.
-      key: a ``jax.random`` key for the starting draw ``N(0, sigma_max^2 I)``.
+      key: a ``jax.random`` key for the starting draw ``N(0, sigma_max^2 I)`` (None with ``start``).
       shape: ``(number of samples, D)``.
       steps: number of noise levels K >= 2 (K - 1 Heun steps: 2 (K - 1) evaluations of F, one more
         with ``to_zero``).
       sigma_min, sigma_max: the levels' range, ``0 < sigma_min < sigma_max``.
       rho: the level spacing exponent (EDM: 7), > 0.
       to_zero: add Algorithm 1's final Euler step from sigma_min to 0.
+      start: the points at sigma_max, (number of samples, D), in place of a draw (``key`` and
+        ``shape`` are then not used; e.g. ``sigma_max`` times rows of the identity push a linear
+        F's flow map through the sampler).
     Returns:
       the samples, ``shape``, in the dtype of sigma_max (float32 by default).
     Raises:
@@ -110,16 +112,22 @@ def sample(f: Callable[[Array], Array], objective: Objective = Objective(), *, k
     steps = check_int("steps", steps, 2)
     _check_levels(sigma_min, sigma_max)
     check_range("rho", rho, 0.0, lo_open=True)
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (number of samples, D), both >= 1; got {shape}")
     if objective.conditioning != "shared":
         raise ValueError("sample needs one network for all levels (conditioning='shared')")
     if not isinstance(f, jax.tree_util.Partial):
         f = jax.tree_util.Partial(f)
-    dtype = objective.dtype(sigma_min, sigma_max, rho)
+    dtype = objective.dtype(sigma_min, sigma_max, rho, *(() if start is None else (start,)))
     cast = lambda v: jnp.asarray(v, dtype)  # noqa: E731
-    return _heun(f, objective, key, cast(sigma_min), cast(sigma_max), cast(rho),
-                 shape=tuple(int(v) for v in shape), steps=steps, to_zero=bool(to_zero))
+    if start is None:
+        if shape is None or len(shape) != 2 or min(shape) < 1:
+            raise ValueError(f"shape must be (number of samples, D), both >= 1; got {shape}")
+        x = cast(sigma_max) * jr.normal(key, tuple(int(v) for v in shape), dtype)
+    else:
+        x = cast(start)
+        if x.ndim != 2 or min(x.shape) < 1:
+            raise ValueError(f"start must have shape (number of samples, D); got {x.shape}")
+    return _heun(f, objective, x, cast(sigma_min), cast(sigma_max), cast(rho), steps=steps,
+                 to_zero=bool(to_zero))
 
 
 def linear_flow_variance(w: ArrayLike, basis: ArrayLike, objective: Objective, *,
