@@ -1,7 +1,8 @@
 """daedyn.dynamics at depth: the per-direction L-factor recursion and flow from any start
-(daedyn/dynamics/_deep.py) against independent references; the full-matrix engine at depth L
-(daedyn/dynamics/_matrix.py: its values against NumPy are in tests/test_combinations.py) from the
-decoupled start of orthogonal_init against the per-direction runs; bad input."""
+(scalar_gd / scalar_flow with factors=, daedyn/dynamics/_deep.py) against independent references;
+the full-matrix engine at depth L (daedyn/dynamics/_matrix.py: its values against NumPy are in
+tests/test_combinations.py) from the decoupled start of orthogonal_init against the per-direction
+runs; bad input."""
 
 import jax.numpy as jnp
 import jax.random as jr
@@ -19,15 +20,17 @@ def test_depth_two_equals_scalar_gd(x64):
     lam, eps, gamma = jnp.asarray(LAM), 0.7, 0.01
     ref = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20,
                              observables=("w", "loss"))
-    deep = dynamics.deep_scalar_gd(
-        lam, eps, jnp.array([0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20
+    deep = dynamics.scalar_gd(
+        lam, eps, factors=jnp.array([0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20,
+        observables="all"
     )
     # the same Euler step written with prefix/suffix products: equal to float64 rounding (1e-15)
     np.testing.assert_allclose(deep.w, ref.w, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(deep.loss, ref.loss, rtol=1e-12)
     via = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20, depth=3)
-    direct = dynamics.deep_scalar_gd(
-        lam, eps, jnp.array([0.1, 0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20
+    direct = dynamics.scalar_gd(
+        lam, eps, factors=jnp.array([0.1, 0.1, 0.3]), alpha=0.05, gamma=gamma, epochs=200, save_every=20,
+        observables="all"
     )
     # the same type at every depth: w1 is the common value of the first L - 1 factors, w2 the last;
     # the two-value recursion and the L-factor one differ in the order of products only (1e-13)
@@ -35,27 +38,35 @@ def test_depth_two_equals_scalar_gd(x64):
     np.testing.assert_allclose(via.w, direct.w, rtol=1e-13, atol=1e-15)
     via = dynamics.scalar_gd(lam, eps, 0.1, 0.3, alpha=0.05, gamma=gamma, epochs=200, save_every=20, depth=3,
                              observables=("w1", "w2"))
-    np.testing.assert_allclose(via.w1, direct.factors[:, 0], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(via.w1, direct.factors[:, 1], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(via.w2, direct.factors[:, 2], rtol=1e-13, atol=1e-15)
+    # factors=: w1 holds the first L - 1 factors (*batch, L - 1, T), w2 the last
+    assert direct.w1.shape == (5, 2, 11) and direct.w2.shape == (5, 11)
+    np.testing.assert_allclose(via.w1, direct.w1[:, 0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(via.w1, direct.w1[:, 1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(via.w2, direct.w2, rtol=1e-13, atol=1e-15)
 
 
-def test_deep_scalar_gd_equals_numpy_recursion(x64):
+def test_factors_gd_equals_numpy_recursion(x64):
     """An independent NumPy loop of the L-factor GD step (prod of the other factors by division-free
     products written out by hand)."""
     lam, eps, gamma, alpha = 2.0, 0.5, 0.02, 0.03
     a = np.array([0.2, -0.4, 0.3, 0.5])
-    traj = dynamics.deep_scalar_gd(
-        lam, eps, jnp.asarray(a), alpha=alpha, gamma=gamma, epochs=50, save_every=50
+    traj = dynamics.scalar_gd(
+        lam, eps, factors=jnp.asarray(a), alpha=alpha, gamma=gamma, epochs=50, save_every=50,
+        observables=("w1", "w2")
     )
     for _ in range(50):
         w = np.prod(a)
         others = np.array([np.prod(np.delete(a, i)) for i in range(4)])
         a = a + alpha * (others * (lam - w * (lam + eps)) - gamma * a)
-    np.testing.assert_allclose(np.asarray(traj.factors[:, -1]), a, rtol=1e-13)  # rounding only
+    got = np.append(np.asarray(traj.w1[:, -1]), float(traj.w2[-1]))
+    np.testing.assert_allclose(got, a, rtol=1e-13)  # rounding only
+    # time_major moves time first; unsaved fields are placeholders as on the w1, w2 route
+    tm = dynamics.scalar_gd(lam, eps, factors=jnp.asarray(a), alpha=alpha, epochs=4, time_major=True,
+                            observables=("w", "w1"))
+    assert tm.w.shape == (5,) and tm.w1.shape == (5, 3) and not isinstance(tm.loss, jnp.ndarray)
 
 
-def test_deep_scalar_flow_from_unbalanced_start_matches_solve_ivp(x64):
+def test_factors_flow_from_unbalanced_start_matches_solve_ivp(x64):
     lam, eps, gamma = 1.5, 0.4, 0.05
     a0 = np.array([0.3, 0.1, 0.6])
     ts = np.array([0.0, 1.0, 5.0, 20.0])
@@ -67,9 +78,10 @@ def test_deep_scalar_flow_from_unbalanced_start_matches_solve_ivp(x64):
         )
 
     ref = solve_ivp(rhs, (0, 20.0), a0, t_eval=ts, method="DOP853", rtol=1e-13, atol=1e-15).y
-    traj = dynamics.deep_scalar_flow(ts, lam, eps, jnp.asarray(a0), gamma=gamma, dt=0.01)
+    traj = dynamics.scalar_flow(ts, lam, eps, factors=jnp.asarray(a0), gamma=gamma, dt=0.01)
     # RK4 with dt = 0.01: global error O(dt^4) ~ 1e-10 here; bound 1e-8
-    np.testing.assert_allclose(np.asarray(traj.factors), ref, rtol=1e-8, atol=1e-12)
+    got = np.concatenate([np.asarray(traj.w1), np.asarray(traj.w2)[None]])
+    np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-12)
 
 
 def test_matrix_gd_from_decoupled_start_follows_directions(x64):
@@ -116,8 +128,18 @@ def test_depth_float32_keeps_dtype_and_bad_input():
         dynamics.random_init(4, (3, 3), scale=0.1, key=jr.key(0), depth=2)
     with pytest.raises(ValueError, match="depth"):
         dynamics.random_init(4, 3, scale=0.1, key=jr.key(0), depth=1)
-    with pytest.raises(ValueError, match="depth"):
-        dynamics.deep_scalar_gd(1.0, 0.0, jnp.array([0.1]), alpha=0.1, epochs=2)
+    with pytest.raises(ValueError, match="number of weight matrices"):
+        dynamics.scalar_gd(1.0, 0.0, factors=jnp.array([0.1]), alpha=0.1, epochs=2)
+    with pytest.raises(ValueError, match="depth=4 contradicts"):
+        dynamics.scalar_gd(1.0, 0.0, factors=jnp.full(3, 0.1), alpha=0.1, epochs=2, depth=4)
+    with pytest.raises(ValueError, match="not both"):
+        dynamics.scalar_gd(1.0, 0.0, 0.1, 0.1, factors=jnp.full(3, 0.1), alpha=0.1, epochs=2)
+    from daedyn import schedules
+    with pytest.raises(ValueError, match="alpha must be a number or an array with factors="):
+        dynamics.scalar_gd(1.0, 0.0, factors=jnp.full(3, 0.1), epochs=2,
+                           alpha=schedules.piecewise_constant([1.0], [0.1, 0.2]))
+    with pytest.raises(ValueError, match="method='rk4'"):
+        dynamics.scalar_flow(jnp.array([0.0, 1.0]), 1.0, 0.0, factors=jnp.full(3, 0.1), method="diffrax")
     with pytest.raises(ValueError, match="depth"):
         dynamics.scalar_gd(1.0, 0.0, 0.1, 0.1, alpha=0.1, epochs=2, depth=1)
     with pytest.raises(ValueError, match="w0"):
@@ -127,6 +149,6 @@ def test_depth_float32_keeps_dtype_and_bad_input():
 @pytest.mark.slow  # compiles the depth-3 closed form
 def test_balanced_flow_matches_depth_theory(x64):
     ts = jnp.linspace(0.0, 60.0, 7)
-    f = dynamics.deep_scalar_flow(ts, 2.0, 0.5, balanced_factors(0.01, 3), gamma=0.05, dt=0.01)
+    f = dynamics.scalar_flow(ts, 2.0, 0.5, factors=balanced_factors(0.01, 3), gamma=0.05, dt=0.01)
     u = theory.small_init_trajectory(ts, 2.0, 0.5, 0.05, w0=0.01, depth=3)
     np.testing.assert_allclose(f.w, u, rtol=1e-9)  # RK4 dt = 0.01 vs the exact solution

@@ -37,7 +37,7 @@ def test_fixed_point_and_threshold_over_depth(tmp_path):
 
 def test_deep_scalar_gd_depth_axis_last_and_chunked(tmp_path):
     """Depth as the LAST axis (blocks of one point) and as the first axis with small chunks give
-    the same numbers as direct deep_scalar_gd calls (the L-factor float32 recursion; the entry runs
+    the same numbers as direct scalar_gd(factors=) calls (the L-factor float32 recursion; the entry runs
     scalar_gd(depth=L), the same recursion on the two-value state, products in another order: measured
     max relative difference 7.7e-7 after 200 float32 steps, bound 2e-6)."""
     consts = {"lam": 1.0, "w0": 0.01, "alpha": 0.05, "epochs": 200, "save_every": 50}
@@ -51,8 +51,8 @@ def test_deep_scalar_gd_depth_axis_last_and_chunked(tmp_path):
     np.testing.assert_array_equal(last.epoch.values, [0, 50, 100, 150, 200])
     for j, depth in enumerate((2, 3)):
         a = balanced_factors(np.full(3, 0.01, np.float32), depth)
-        want = dynamics.deep_scalar_gd(np.float32(1.0), np.asarray(eps, np.float32), a,
-                                       alpha=np.float32(0.05), epochs=200, save_every=50)
+        want = dynamics.scalar_gd(np.float32(1.0), np.asarray(eps, np.float32), factors=a,
+                                  alpha=np.float32(0.05), epochs=200, save_every=50, observables="all")
         for got in (last.w.values[:, j], first.w.values[j]):
             np.testing.assert_allclose(got, np.asarray(want.w), rtol=2e-6, atol=0)
         np.testing.assert_allclose(first.loss.values[j], np.asarray(want.loss), rtol=2e-6, atol=0)

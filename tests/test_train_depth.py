@@ -42,10 +42,10 @@ def test_deep_training_from_decoupled_start_is_the_recursion(x64, path):
         spectrum=spec,
         path=path,
     )
-    s = dynamics.deep_scalar_gd(
+    s = dynamics.scalar_gd(
         spec.eigvals[:4],
         200 * 0.1,
-        jnp.full((4, 3), a),
+        factors=jnp.full((4, 3), a),
         alpha=0.05,
         gamma=1e-3,
         n=200,

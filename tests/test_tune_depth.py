@@ -30,7 +30,8 @@ def test_dynamics_route_depth3_equals_the_recursion_and_its_gradient_is_exact():
         bal = tune.heldout_objective(_problem(), init="balanced", **kw)
         orth = tune.heldout_objective(_problem(), init="orthogonal", key=jax.random.key(1), **kw)
         a = balanced_factors(jnp.array([0.01, 0.01, 0.01, 0.0]), 3)
-        tr = dynamics.deep_scalar_gd(jnp.asarray(LAM), 2.0, a, alpha=0.05, epochs=400, n=10.0, save_every=400)
+        tr = dynamics.scalar_gd(jnp.asarray(LAM), 2.0, factors=a, alpha=0.05, epochs=400, n=10.0,
+                                save_every=400)
         want = _loss(np.asarray(tr.w[:, -1]), 4 * 0.2)
         # the same float64 recursion (remat blocks restart from saved factors): measured 0 to 4e-16
         assert float(bal({"eps": 2.0})) == pytest.approx(want, rel=1e-13, abs=0)

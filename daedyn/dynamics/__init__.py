@@ -14,13 +14,12 @@
   and benchmarks). One result type, :class:`MatrixTrajectory`, at every depth.
 - Long runs in pieces with progress: :func:`simulate_scalar` (``depth=``), :func:`simulate_matrix`
   (any number of factors).
-- Per direction from any, also unbalanced, start of the L factors (docs/depth.md):
-  :func:`deep_scalar_gd`, :func:`deep_scalar_flow` (per-factor starts that are not balanced).
+- Per direction from any, also fully unbalanced, start of the L factors (docs/depth.md):
+  :func:`scalar_gd` / :func:`scalar_flow` with ``factors=`` (a (..., L) start of every factor).
 - :func:`check_gd_stability`: warns when gradient descent cannot settle (supplement D's Hessian).
 """
 
 from daedyn._linear import UnstableStepWarning, check_gd_stability
-from daedyn.dynamics._deep import DeepScalarTrajectory, deep_scalar_flow, deep_scalar_gd
 from daedyn.dynamics._init import from_eigenbasis, orthogonal_init, random_init, to_eigenbasis
 from daedyn.dynamics._matrix import MatrixTrajectory, matrix_flow, matrix_gd
 from daedyn.dynamics._notsaved import NotSaved, NotSavedError
@@ -40,5 +39,4 @@ __all__ = [
     "MatrixTrajectory", "matrix_gd", "matrix_flow",
     "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
     "simulate_scalar", "simulate_matrix", "chunk_sizes",
-    "DeepScalarTrajectory", "deep_scalar_gd", "deep_scalar_flow",
 ]

@@ -1,26 +1,22 @@
-"""Per-direction learning dynamics of deep linear DAEs from any start of the L >= 2 factor values.
+"""The per-direction engine of :func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow`
+for a start of L >= 2 distinct factor values (``factors=``): private; the public functions validate
+nothing twice and build the :class:`~daedyn.dynamics.ScalarTrajectory`.
 
 Per eigen-direction the L factor values ``a_1 .. a_L`` (mapping ``w = a_1 ... a_L``) follow
 
     tau da_l/dt = (prod_{j != l} a_j) (lam - w (lam + eps)) - n gamma a_l,
 
 the gradient flow of ``[lam (1 - w)^2 + eps w^2 + n gamma sum_l a_l^2] / 2`` (Eqs. (2)-(3) for L = 2).
-From a balanced start (all factors equal) the factors stay equal and
-:func:`daedyn.theory.small_init_trajectory` (``depth=L``) is the exact solution; any other start is
-integrated here. :func:`deep_scalar_gd` is the exact gradient-descent recursion (one step = one epoch,
-what training does), :func:`deep_scalar_flow` the continuous flow (fixed-step RK4).
-
-A start whose first L - 1 factors are equal (the balanced start: all equal) is
-:func:`daedyn.dynamics.scalar_gd` / :func:`~daedyn.dynamics.scalar_flow` with ``depth=L`` and
-w1 = w2 = w0^(1/L): the same numbers, any schedule, the fused kernel. The full matrices of any depth
-are :func:`daedyn.dynamics.matrix_gd` / :func:`~daedyn.dynamics.matrix_flow` with the L factors as
-arguments.
+From a start whose first L - 1 factors are equal they stay equal and the two-value recursion of
+``scalar_gd(w1, w2, depth=L)`` (the fused kernel, any schedule) is the same run; any other start
+runs here: :func:`factor_gd` is the exact gradient-descent recursion (one step = one epoch, what
+training does), :func:`factor_flow` the continuous flow (fixed-step RK4). The exact solution from an
+aligned start without weight decay is :func:`daedyn.theory.unbalanced_trajectory`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,34 +33,9 @@ from daedyn._checks import (
     float_dtype,
 )
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
-from daedyn.dynamics._scalar import warn_nonfinite
+from daedyn.schedules import is_schedule
 
-__all__ = [
-    "DeepScalarTrajectory",
-    "balanced_factors",
-    "deep_scalar_rhs",
-    "deep_scalar_gd",
-    "deep_scalar_flow",
-]
-
-
-class DeepScalarTrajectory(NamedTuple):
-    """Saved states of a batch of per-direction deep runs.
-
-    Attributes:
-      t: (T,) save times in epochs.
-      factors: (*batch, L, T) the factor values a_1 .. a_L.
-      w: (*batch, T) the mapping a_1 ... a_L.
-      weight_norm: (*batch, T) sum_l a_l^2.
-      loss: (*batch, T) [lam (1 - w)^2 + eps w^2 + n gamma weight_norm] / (2 tau) (as
-        :class:`daedyn.dynamics.ScalarTrajectory`).
-    """
-
-    t: Array
-    factors: Array
-    w: Array
-    weight_norm: Array
-    loss: Array
+__all__ = ["balanced_factors", "deep_scalar_rhs", "check_factors", "factor_gd", "factor_flow"]
 
 
 def balanced_factors(w0: ArrayLike, depth: int) -> Array:
@@ -99,19 +70,40 @@ def deep_scalar_rhs(
     return _others(a) * (lam - w * (lam + eps)) - n * gamma * a
 
 
-def _finish(t, a, lam, eps, ng, inv_tau) -> DeepScalarTrajectory:
+def _fields(t, a, lam, eps, ng, inv_tau) -> dict:
+    """The saved fields from time-major factors (T, *batch, L), time last: w1 the first L - 1 factors
+    (*batch, L - 1, T), w2 the last, and the derived w, weight_norm, loss (as ``ScalarTrajectory``)."""
     a = jnp.moveaxis(a, 0, -1)  # (*batch, L, T)
     w = jnp.prod(a, axis=-2)
     norm = jnp.sum(a * a, axis=-2)
     lam, eps, ng, inv_tau = (x[..., None] for x in (lam, eps, ng, inv_tau))
     loss = (lam * (1 - w) ** 2 + eps * w * w + ng * norm) * (inv_tau / 2)
-    return DeepScalarTrajectory(t, a, w, norm, loss)
+    return {"t": t, "w1": a[..., :-1, :], "w2": a[..., -1, :], "w": w, "weight_norm": norm, "loss": loss}
+
+
+def check_factors(func: str, factors, w1, w2, depth: int, **rates) -> int:
+    """The checks of a ``factors=`` start: not with w1 / w2, a (..., L) array, L >= 2 agreeing with
+    ``depth`` (its default 2 defers to L), constant rates (``rates``: name -> value). Returns L."""
+    if w1 is not None or w2 is not None:
+        raise ValueError(f"{func}: give the start once, as w1 and w2 (the first L - 1 factors equal) or as "
+                         f"factors= (every factor), not both")
+    if np.ndim(factors) < 1:
+        raise ValueError(f"{func}: factors must have shape (..., L) with L >= 2 (one value per weight "
+                         f"matrix)")
+    n_factors = check_int("factors.shape[-1] (the number of weight matrices L)", int(np.shape(factors)[-1]),
+                          2)
+    if depth not in (2, n_factors):
+        raise ValueError(f"{func}: depth={depth} contradicts factors with {n_factors} values per direction "
+                         f"(leave depth out: it is factors.shape[-1])")
+    for name, value in rates.items():
+        if is_schedule(value):
+            raise ValueError(f"{func}: {name} must be a number or an array with factors= (a schedule needs a "
+                             f"start whose first L - 1 factors are equal: w1, w2 and depth=L); got "
+                             f"{type(value).__name__}")
+    return n_factors
 
 
 def _scalar_inputs(lam, eps, gamma, n, factors, **rate):
-    if np.ndim(factors) < 1:
-        raise ValueError("factors must have shape (..., L) with L >= 2 (one value per weight matrix)")
-    check_int("depth (the number of factors)", int(np.shape(factors)[-1]), 2)
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("gamma", gamma, 0.0)
@@ -131,80 +123,32 @@ def _scalar_inputs(lam, eps, gamma, n, factors, **rate):
 
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every"))
-def _deep_gd_core(lam, eps, gamma, n, alpha, a, *, n_saves, save_every):
+def _gd_core(lam, eps, gamma, n, alpha, a, *, n_saves, save_every):
     inv_tau = alpha / n
     step = lambda a: a + inv_tau[..., None] * deep_scalar_rhs(a, lam, eps, gamma, n)
     _, saved = gd_loop(step, a, lambda a: a, n_saves=n_saves, save_every=save_every)
     t = jnp.arange(n_saves + 1, dtype=a.dtype) * save_every
-    return _finish(t, saved, lam, eps, n * gamma, inv_tau)
+    return _fields(t, saved, lam, eps, n * gamma, inv_tau)
 
 
-def deep_scalar_gd(
-    lam: ArrayLike,
-    eps: ArrayLike,
-    factors: ArrayLike,
-    *,
-    alpha: ArrayLike,
-    epochs: int,
-    gamma: ArrayLike = 0.0,
-    n: ArrayLike = 1,
-    save_every: int = 1,
-) -> DeepScalarTrajectory:
-    """Exact full-batch gradient descent on one direction's deep loss, for a batch of settings.
-
-    One step is ``a_l <- a_l + (alpha / n) * RHS_l`` (all factors from the old values; see
-    :func:`deep_scalar_rhs`): the Euler step of one epoch of the flow with tau = n / alpha. With two
-    factors it is :func:`daedyn.dynamics.scalar_gd` (same numbers).
-
-    Args:
-      lam, eps, gamma, n: as :func:`daedyn.dynamics.scalar_gd`.
-      factors: (*batch, L) initial factor values (L >= 2; :func:`balanced_factors` for a balanced start).
-      alpha: learning rate, > 0. epochs, save_every: steps and save spacing (t = 0 saved).
-    Returns:
-      :class:`DeepScalarTrajectory`; the batch shape broadcasts ``factors[..., 0]`` with the settings.
-    Example:
-      >>> traj = deep_scalar_gd(1.0, 1.0, balanced_factors(1e-3, 3), alpha=0.1, epochs=2000, save_every=1000)
-      >>> round(float(traj.w[-1]), 4)  # lam / (lam + eps), as at depth 2
-      0.5
-    """
-    epochs = check_int("epochs", epochs, 0)
-    save_every = check_int("save_every", save_every, 1)
-    if epochs % save_every:
-        raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
+def factor_gd(lam, eps, factors, *, alpha, epochs: int, gamma=0.0, n=1, save_every: int = 1) -> dict:
+    """Gradient descent of the L factors, one step per epoch: ``a_l <- a_l + (alpha / n) RHS_l`` with
+    every factor's right-hand side (:func:`deep_scalar_rhs`) from the old values; the fields of
+    :func:`_fields`. ``epochs`` and ``save_every`` are checked by the caller."""
     _, (lam, eps, gamma, n, alpha), a = _scalar_inputs(lam, eps, gamma, n, factors, alpha=alpha)
-    traj = _deep_gd_core(lam, eps, gamma, n, alpha, a, n_saves=epochs // save_every, save_every=save_every)
-    return warn_nonfinite("deep_scalar_gd", traj)
+    return _gd_core(lam, eps, gamma, n, alpha, a, n_saves=epochs // save_every, save_every=save_every)
 
 
 @functools.partial(jax.jit, static_argnames=("m_static",))
-def _deep_rk4_core(ts, hs, ms, lam, eps, gamma, n, tau, a, *, m_static):
+def _rk4_core(ts, hs, ms, lam, eps, gamma, n, tau, a, *, m_static):
     f = lambda a: deep_scalar_rhs(a, lam, eps, gamma, n) / tau[..., None]
     _, saved = fixed_step_loop(f, a, lambda a: a, hs, ms, m_static)
-    return _finish(ts, saved, lam, eps, n * gamma, 1 / tau)
+    return _fields(ts, saved, lam, eps, n * gamma, 1 / tau)
 
 
-def deep_scalar_flow(
-    ts: ArrayLike,
-    lam: ArrayLike,
-    eps: ArrayLike,
-    factors: ArrayLike,
-    *,
-    tau: ArrayLike = 1.0,
-    gamma: ArrayLike = 0.0,
-    n: ArrayLike = 1,
-    dt: float | None = None,
-) -> DeepScalarTrajectory:
-    """The continuous flow of the L factors (fixed-step RK4 landing on every save time).
-
-    Args:
-      ts: (T,) save times (epochs), non-decreasing, from 0.
-      lam, eps, gamma, n, factors: as :func:`deep_scalar_gd`. tau: n / alpha, > 0.
-      dt: largest RK4 step; default 0.05 tau / max((lam + eps) max(1, |a|^2)^(L-1) + n gamma).
-    Example:
-      >>> traj = deep_scalar_flow(jnp.array([0.0, 100.0]), 1.0, 0.0, balanced_factors(0.01, 4), dt=0.05)
-      >>> round(float(traj.w[-1]), 6)
-      1.0
-    """
+def factor_flow(ts, lam, eps, factors, *, tau=1.0, gamma=0.0, n=1, dt: float | None = None) -> dict:
+    """The continuous flow of the L factors (fixed-step RK4 landing on every save time); ``dt``
+    defaults to 0.05 tau / max((lam + eps) max(1, |a|^2)^(L-1) + n gamma)."""
     _, (lam, eps, gamma, n, tau), a = _scalar_inputs(lam, eps, gamma, n, factors, tau=tau)
     if dt is None:
         big = np.maximum(1.0, np.max(np.asarray(a, np.float64) ** 2))
@@ -217,5 +161,4 @@ def deep_scalar_flow(
     check_range("dt", dt, 0.0, lo_open=True)
     ts, hs, ms, m_static = step_grid(ts, float(dt))
     ts, hs = (jnp.asarray(x, a.dtype) for x in (ts, hs))
-    traj = _deep_rk4_core(ts, hs, jnp.asarray(ms, jnp.int32), lam, eps, gamma, n, tau, a, m_static=m_static)
-    return warn_nonfinite("deep_scalar_flow", traj)
+    return _rk4_core(ts, hs, jnp.asarray(ms, jnp.int32), lam, eps, gamma, n, tau, a, m_static=m_static)

@@ -64,6 +64,7 @@ from daedyn._kernels.scalar_gd import (
 )
 from daedyn._linear import UnstableStepWarning, check_gd_stability
 from daedyn.dynamics import _layout
+from daedyn.dynamics._deep import check_factors, factor_flow, factor_gd
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._notsaved import NotSaved, is_saved, resolve_observables
 from daedyn.schedules import Function, PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
@@ -426,7 +427,7 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
               check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
               observables: Sequence[str] | str | None = None, time_major: bool = False,
-              depth: int = 2) -> ScalarTrajectory:
+              depth: int = 2, factors: ArrayLike | None = None) -> ScalarTrajectory:
     """Exact full-batch gradient descent on the per-direction loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -471,8 +472,12 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
       time_major: fields of shape (T, *batch) instead of (*batch, T): the layout the recursion
         writes, so no transpose (docs/dynamics.md). Same values.
       depth: number of weight matrices L (int >= 2); the same function and result type at every
-        depth (w = w1^(L-1) w2, weight_norm = (L - 1) w1^2 + w2^2). For starts whose factors all
-        differ, see :func:`daedyn.dynamics.deep_scalar_gd`.
+        depth (w = w1^(L-1) w2, weight_norm = (L - 1) w1^2 + w2^2).
+      factors: instead of w1 and w2, a (*batch, L) start of every factor (any values, L >= 2; the
+        depth is L): the L-factor recursion of ``daedyn/dynamics/_deep.py``, with constant eps, gamma
+        and alpha (numbers or arrays; a schedule needs the w1, w2 start), ``noise=None``, the "scan"
+        route (``backend`` and ``unroll`` unused); ``w1`` is then saved as the first L - 1 factors,
+        (*batch, L - 1, T) (time last; ``time_major`` moves time first), ``w2`` the last.
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll``, ``depth`` broadcast together (a schedule by its value
@@ -493,6 +498,14 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     depth = check_int("depth", depth, 2)
     observables = _check_outputs(observables)
+    if factors is not None:
+        check_factors("scalar_gd", factors, w1, w2, depth, eps=eps, gamma=gamma, alpha=alpha)
+        if noise is not None:
+            raise ValueError("scalar_gd: factors= takes the noise as eps= (a number or an array), not noise=")
+        fields = factor_gd(lam, 0.0 if eps is None else eps, factors, alpha=alpha, epochs=epochs, gamma=gamma,
+                           n=n, save_every=save_every)
+        return warn_nonfinite("scalar_gd", _factor_result(fields, observables, time_major),
+                              time_axis=0 if time_major else -1)
     _require_starts("scalar_gd", w1, w2)
     lam, eps, c = _resolve_noise(lam, eps, noise, n, "scalar_gd")
     continuous = _continuous(lam, eps, gamma, alpha)
@@ -526,6 +539,14 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
         traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=keep) if is_saved(f) else f
                                           for f in traj[1:]))
     return warn_nonfinite("scalar_gd", traj, already_warned=warned(edge), time_axis=0 if time_major else -1)
+
+
+def _factor_result(fields: dict, observables, time_major: bool) -> ScalarTrajectory:
+    """A ``factors=`` run's fields as a :class:`ScalarTrajectory` (the unsaved ones NotSaved)."""
+    if time_major:
+        fields = {q: x if q == "t" else jnp.moveaxis(x, -1, 0) for q, x in fields.items()}
+    return ScalarTrajectory(fields["t"], *(fields[q] if q in observables else NotSaved(q, observables)
+                                           for q in OBSERVABLES))
 
 
 def _require_starts(func: str, w1, w2) -> None:
@@ -619,7 +640,7 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps=None, w1: ArrayLike = None, w
                 tau=1.0, gamma=0.0, n: ArrayLike = 1, noise=None,
                 method: Literal["rk4", "diffrax"] = "rk4", dt: float | None = None,
                 rtol: float = 1e-8, atol: float = 1e-10, max_steps: int = 100_000,
-                unroll: int = 1, depth: int = 2) -> ScalarTrajectory:
+                unroll: int = 1, depth: int = 2, factors: ArrayLike | None = None) -> ScalarTrajectory:
     """The continuous gradient flow of the module docstring (Eqs. (2)-(3) plus weight decay at depth
     2), saved at times ``ts``.
 
@@ -639,6 +660,9 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps=None, w1: ArrayLike = None, w
         ((lam + eps) max(1, w1^2 + w2^2) + n gamma) / tau (:func:`default_dt`).
       rtol, atol, max_steps: diffrax only.
       unroll: RK4 steps per loop iteration (speed only).
+      factors: instead of w1 and w2, a (*batch, L) start of every factor (as :func:`scalar_gd`): RK4
+        only, constant eps, gamma and tau, every field saved (w1 the first L - 1 factors, time last);
+        ``dt`` defaults to 0.05 tau / max((lam + eps) max(1, a^2)^(L - 1) + n gamma).
     Returns:
       :class:`ScalarTrajectory` with T = len(ts) saves and the broadcast batch shape.
     Raises:
@@ -653,6 +677,13 @@ def scalar_flow(ts: ArrayLike, lam: ArrayLike, eps=None, w1: ArrayLike = None, w
     if method not in ("rk4", "diffrax"):
         raise ValueError(f"method must be 'rk4' or 'diffrax'; got {method!r}")
     depth = check_int("depth", depth, 2)
+    if factors is not None:
+        check_factors("scalar_flow", factors, w1, w2, depth, eps=eps, gamma=gamma, tau=tau)
+        if noise is not None or method != "rk4":
+            raise ValueError("scalar_flow: factors= runs method='rk4' with the noise as eps= (a number or an "
+                             "array)")
+        fields = factor_flow(ts, lam, 0.0 if eps is None else eps, factors, tau=tau, gamma=gamma, n=n, dt=dt)
+        return warn_nonfinite("scalar_flow", _factor_result(fields, OBSERVABLES, False))
     _require_starts("scalar_flow", w1, w2)
     lam, eps, c = _resolve_noise(lam, eps, noise, n, "scalar_flow")
     scheduled = any(is_schedule(x) for x in (lam, eps, gamma, tau))

@@ -86,7 +86,7 @@ class DynamicsRoute:
       remat_every: steps per rematerialised block (``jax.checkpoint``) in reverse mode, >= 1.
       precision: matmul precision of the matrix recursion.
       depth: number of weight matrices L >= 2 (docs/depth.md): "balanced" runs the L factor values
-        of each direction (``dynamics.deep_scalar_gd``, every factor w0^(1/L)); "orthogonal" /
+        of each direction (``dynamics.scalar_gd(depth=L)``, every factor w0^(1/L)); "orthogonal" /
         "random" run L factor matrices (``orthogonal_init`` / ``random_init`` with a tuple of widths, hidden
         units H in each of the L - 1 hidden layers).
     """
