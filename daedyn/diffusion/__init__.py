@@ -21,5 +21,6 @@ from daedyn.diffusion._objective import Objective
 from daedyn.diffusion._predict import predict
 from daedyn.diffusion._sample import sample
 from daedyn.diffusion._train import train
+from daedyn.diffusion._tune import tune
 
-__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict", "train", "sample"]
+__all__ = ["LogNormal", "LogUniform", "Ladder", "Objective", "predict", "train", "sample", "tune"]
