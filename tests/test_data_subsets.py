@@ -114,3 +114,40 @@ def test_record_follows_splits_and_reaches_results():
     assert attrs["dataset"] == "toy" and attrs["subset"] == "stratified" and attrs["subset_seed"] == 2
     assert json.loads(attrs["subset_counts"]) == list(train_part.subset.counts)
     assert str(ds.subset) == "24 of 40, stratified (seed 2), 3 classes (0: 6, 1: 12, 2: 6)"
+
+
+@pytest.mark.slow  # two CLI training runs: ~1 min on the shared 2-core CPU
+def test_cli_subset_options_reach_the_report(tmp_path, capsys):
+    """``daedyn train --n 12 --subset ... --subset-seed ...`` loads that draw and reports it."""
+    from daedyn.cli import main
+
+    path = tmp_path / "x.npy"  # a file has no labels: stratified is a plain seeded random draw
+    np.save(path, np.random.default_rng(0).random((30, 4)))
+    args = ["train", "--dataset", str(path), "--n", "12", "--hidden", "2", "--alpha", "0.1", "--epochs", "2",
+            "--save-every", "1", "--json"]
+    assert main(args + ["--subset-seed", "3"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["subset"]["method"] == "random" and rep["subset"]["seed"] == 3
+    assert rep["subset"]["n_total"] == 30
+    assert main(args + ["--subset", "first"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["subset"]["method"] == "first" and rep["subset"]["seed"] is None
+    with pytest.raises(SystemExit):
+        main(args + ["--subset", "last"])
+
+
+def test_cli_dataset_options_parse_subset():
+    """Every subcommand with the dataset options takes --subset and --subset-seed (defaults: the
+    stratified draw with seed 0); the wiring into a run is the slow test above."""
+    import argparse
+
+    from daedyn.cli._options import add_dataset_options
+
+    p = argparse.ArgumentParser()
+    add_dataset_options(p)
+    a = p.parse_args([])
+    assert (a.subset, a.subset_seed) == ("stratified", 0)
+    a = p.parse_args(["--subset", "first", "--subset-seed", "7"])
+    assert (a.subset, a.subset_seed) == ("first", 7)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--subset", "last"])
