@@ -55,8 +55,21 @@ GD_CASES = ([("eps", k) for k in _kinds()]
             + [(r, k) for r in ("gamma", "alpha") for k in ("piecewise", "linear")])
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
-@pytest.mark.parametrize("rate, kind", GD_CASES)
+def _latin(cases, depths, ids=None):
+    """(case..., depth) rows: the default suite runs every case once, at depths taken in turn (every
+    depth many times), the slow suite the full product. Each row compiles its own run (~1-3 s on 2
+    cores): the full product doubles the default suite's share of this file for no new code path."""
+    rows = []
+    for i, case in enumerate(cases):
+        case = case if isinstance(case, tuple) else (case,)
+        for j, depth in enumerate(depths):
+            keep = j == i % len(depths)
+            rows.append(pytest.param(*case, depth, marks=() if keep else pytest.mark.slow,
+                                     id="-".join(map(str, (*case, depth)))))
+    return rows
+
+
+@pytest.mark.parametrize("rate, kind, depth", _latin(GD_CASES, [2, 3, 4]))
 def test_scalar_gd_any_depth_any_schedule(depth, rate, kind, x64):
     make, ref = _kinds()[kind]
     args = {r: (make(b) if r == rate else b) for r, b in RATES.items()}
@@ -83,8 +96,7 @@ def test_scalar_gd_any_depth_any_schedule(depth, rate, kind, x64):
 FLOW_TS = np.array([0.0, 4.0, 5.0, 9.0, 13.5, 20.0])  # the piecewise jumps (5, 13.5) are save times
 
 
-@pytest.mark.parametrize("depth", [2, 3, 4])
-@pytest.mark.parametrize("kind", ["piecewise", "linear", "function"])
+@pytest.mark.parametrize("kind, depth", _latin(["piecewise", "linear", "function"], [2, 3, 4]))
 def test_scalar_flow_any_depth_any_schedule(depth, kind, x64):
     make, ref = _kinds()[kind]
     tau = 20.0
@@ -372,8 +384,7 @@ def _noise_cases():
     }
 
 
-@pytest.mark.parametrize("depth", [2, 3])
-@pytest.mark.parametrize("case", ["gaussian", "signed", "piecewise", "linear"])
+@pytest.mark.parametrize("case, depth", _latin(["gaussian", "signed", "piecewise", "linear"], [2, 3]))
 def test_scalar_gd_noise_values(depth, case, x64):
     value, k, m = _noise_cases()[case]
     w2 = -0.45 if case != "gaussian" else W2  # anti-aligned start: the negative k is learned
@@ -497,8 +508,8 @@ def _matrix_noise_cases(x):
     }
 
 
-@pytest.mark.parametrize("depth", [2, 3])
-@pytest.mark.parametrize("case", ["gaussian", "masking", "raw-masking", "covariance", "masking-piecewise"])
+@pytest.mark.parametrize("case, depth", _latin(["gaussian", "masking", "raw-masking", "covariance",
+                                                "masking-piecewise"], [2, 3]))
 def test_matrix_gd_noise_values(depth, case, x64):
     x = _data()
     spec = spectrum_mod.compute_spectrum(jnp.asarray(x))
