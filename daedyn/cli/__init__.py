@@ -29,7 +29,7 @@ import warnings
 __all__ = ["main", "build_parser"]
 
 _SUBCOMMANDS = ("theory", "simulate", "plan", "train", "tune", "sweep", "figures", "crosscheck", "bench",
-                "cache")
+                "cache", "diffusion")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
