@@ -218,7 +218,8 @@ def _finish(images: np.ndarray, *, name, image_shape, source, location, split, l
         idx = select_indices(n_total, n, subset, seed, labels=labels)
         images = images[idx] if n is not None else images
         labels = None if labels is None else (labels[idx] if n is not None else labels)
-    method = "all" if n is None else (subset if subset != "stratified" or labels is not None else "random")
+    method = ("all" if n is None or n >= n_total
+              else (subset if subset != "stratified" or labels is not None else "random"))
     x = images.reshape(images.shape[0], -1).astype(np.float32)
     if scale:
         x /= np.float32(255.0)
@@ -278,7 +279,8 @@ def from_array(x, *, name: str = "array", image_shape: tuple[int, ...] | None = 
     n_total = a.shape[0]
     a = a[idx] if n is not None else a
     lab = None if lab is None else lab[idx]
-    method = "all" if n is None else (subset if subset != "stratified" or lab is not None else "random")
+    method = ("all" if n is None or n >= n_total
+              else (subset if subset != "stratified" or lab is not None else "random"))
     xf = a.reshape(a.shape[0], -1).astype(np.float32)
     if divisor is not None:
         xf /= np.float32(divisor)
