@@ -16,7 +16,7 @@ HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their
 # The keys of daedyn.figures.FIGURES, spelled out so that `daedyn figures --help` does not import
 # matplotlib and jax (tests/test_cli_startup.py checks that the two agree).
 FIGURE_NAMES = ("1", "2", "3", "4", "5", "6", "s1", "learning_time", "tuning", "corruption", "depth",
-                "schedules")
+                "schedules", "diffusion")
 
 
 def _names():

@@ -30,12 +30,16 @@ Figures (``FIGURES`` maps the CLI names to the functions):
                    learning threshold weight decay creates at depth, learning time vs w0 (docs/depth.md).
   "schedules"      beyond the paper: a tuned noise schedule eps(t) vs the best constant eps on real
                    images, confirmed by training linear DAEs with both (docs/schedules.md).
+  "diffusion"      beyond the paper: a linear denoiser trained across noise levels: learning time vs
+                   variance with and without EDM preconditioning (theory and trained), the generated
+                   spectrum and KL over training, a tuned noise-level distribution (docs/diffusion.md).
 """
 
 from daedyn.figures._beyond import figure_learning_time, figure_tuning, plot_crosscheck
 from daedyn.figures._common import FigureResult, reporting
 from daedyn.figures._corruption import figure_corruption
 from daedyn.figures._depth import figure_depth
+from daedyn.figures._diffusion import figure_diffusion
 from daedyn.figures._noise_decay import figure_2, figure_3
 from daedyn.figures._real_data import figure_5, figure_6, figure_s1
 from daedyn.figures._runs import plot_closed_form, plot_matrix_mapping, plot_scalar_runs, plot_training_run
@@ -56,11 +60,13 @@ FIGURES = {
     "corruption": figure_corruption,
     "depth": figure_depth,
     "schedules": figure_schedules,
+    "diffusion": figure_diffusion,
 }
 
 __all__ = [
     "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4", "figure_5", "figure_6",
     "figure_s1", "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth",
-    "figure_schedules", "plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping", "plot_training_run",
+    "figure_schedules", "figure_diffusion", "plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping",
+    "plot_training_run",
     "plot_noise_tuning", "plot_objective", "plot_schedule_tuning", "plot_crosscheck", "reporting",
 ]
