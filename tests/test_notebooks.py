@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ["01_theory_tour.py", "02_real_data.py", "03_noise_tuning.py"]
+NAMES = ["01_theory_tour.py", "02_real_data.py", "03_noise_tuning.py", "04_diffusion.py"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -82,3 +82,14 @@ def test_notebook_executes_as_a_notebook(name, tmp_path, monkeypatch):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+
+
+@pytest.mark.slow
+def test_04_diffusion(tmp_path):
+    out = _run("04_diffusion.py", tmp_path)
+    gap = [line for line in out.splitlines() if line.startswith("largest relative gap:")]
+    # trained vs predicted generated variance (depth 1, 16 draws per example and step): a few percent
+    assert gap and float(gap[0].split(":")[1].split()[0]) < 0.1
+    kl = [line for line in out.splitlines() if line.startswith("KL at T = 400:")]
+    before, after = (float(v) for v in kl[0].replace("->", " ").split() if v.replace(".", "").isdigit())
+    assert after < before
