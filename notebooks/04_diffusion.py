@@ -96,5 +96,5 @@ print(f"KL at T = 400: EDM default {tuned.initial_value:.4f} -> tuned {tuned.val
 
 # %%
 if not QUICK:
-    res = figures.figure_diffusion(quick=True, out_dir=OUT)
+    res = figures.FIGURES["diffusion"](quick=True, out_dir=OUT)
     print("wrote", [str(p) for p in res.paths if str(p).endswith(".png")])

@@ -32,7 +32,8 @@ Figures (``FIGURES`` maps the CLI names to the functions):
                    images, confirmed by training linear DAEs with both (docs/schedules.md).
   "diffusion"      beyond the paper: a linear denoiser trained across noise levels: learning time vs
                    variance with and without EDM preconditioning (theory and trained), the generated
-                   spectrum and KL over training, a tuned noise-level distribution (docs/diffusion.md).
+                   spectrum and KL over training, a tuned noise-level distribution (docs/diffusion.md);
+                   reached as ``FIGURES["diffusion"]`` (not a public name of its own: the name budget).
 """
 
 from daedyn.figures._beyond import figure_learning_time, figure_tuning, plot_crosscheck
@@ -66,7 +67,7 @@ FIGURES = {
 __all__ = [
     "FIGURES", "FigureResult", "figure_1", "figure_2", "figure_3", "figure_4", "figure_5", "figure_6",
     "figure_s1", "figure_learning_time", "figure_tuning", "figure_corruption", "figure_depth",
-    "figure_schedules", "figure_diffusion", "plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping",
+    "figure_schedules", "plot_closed_form", "plot_scalar_runs", "plot_matrix_mapping",
     "plot_training_run",
     "plot_noise_tuning", "plot_objective", "plot_schedule_tuning", "plot_crosscheck", "reporting",
 ]

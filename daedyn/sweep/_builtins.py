@@ -19,7 +19,7 @@ import jax.random as jr
 import numpy as np
 
 from daedyn import data as data_lib
-from daedyn import dynamics, models, schedules, theory, train
+from daedyn import diffusion, dynamics, models, schedules, theory, train
 from daedyn._checks import check_range, float_dtype
 from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
 from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
@@ -321,6 +321,21 @@ def scheduled_gd(*, lam, w1, w2, boundaries, epochs, n=1, eps=0.0, gamma=0.0, al
     return {k: getattr(traj, k) for k in _SCHEDULED_GD_OUT}
 
 
+# --- daedyn.diffusion: a denoiser trained across noise levels (noise-level parameters as axes) ---
+
+_d, _c = _time_dims(("w", "variance"))
+
+
+@entry_point(dims=_d, coords=_c, static=("precond",), switch=("depth",))
+def diffusion_predict(*, t, lam, n, alpha, w0=1e-6, p_mean=-1.2, p_std=1.2, sigma_data=0.5, depth=2,
+                      sigma_min=0.002, sigma_max=80.0, precond="edm"):
+    """``diffusion.predict`` with EDM's log-normal noise levels: u(t) and the generated variance."""
+    r = diffusion.predict(t, lam, n=n, alpha=alpha, w0=w0, sigma=diffusion.LogNormal(p_mean, p_std),
+                          precond=precond, sigma_data=sigma_data, depth=depth, sigma_min=sigma_min,
+                          sigma_max=sigma_max)
+    return {"w": r.w, "variance": r.variance}
+
+
 ENTRY_POINTS: Mapping[str, Callable] = MappingProxyType({
     "theory.dae_trajectory": dae_trajectory,
     "theory.dae_weights": dae_weights,
@@ -335,6 +350,7 @@ ENTRY_POINTS: Mapping[str, Callable] = MappingProxyType({
     "train.train": train_run,
     "theory.scheduled_trajectory": scheduled_trajectory,  # schedule pieces as axes (above)
     "dynamics.scheduled_gd": scheduled_gd,
+    "diffusion.predict": diffusion_predict,
 })
 
 

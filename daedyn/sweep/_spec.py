@@ -75,6 +75,10 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
     "dt": _POSITIVE,
     "boundaries": _POSITIVE,  # schedule boundaries (epochs); their piece values eps_i etc. are traced
     **dict.fromkeys(("rtol", "atol", "init_scale"), _NONNEGATIVE),
+    # diffusion noise levels (daedyn.diffusion): ln s ~ N(p_mean, p_std^2), the generation's range
+    "p_mean": _FINITE,
+    "p_std": ParameterRange(0.0, 5.0, lo_open=True),
+    **dict.fromkeys(("sigma_data", "sigma_min", "sigma_max"), _POSITIVE),
 })
 
 # Parameter names of built-in entry points that are not numbers with a range: data arrays,
@@ -82,7 +86,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
 NOT_RANGED = frozenset({
     "x", "x_heldout", "data", "dataset", "method", "backend", "form", "precision", "activation",
     "noise", "marginalised", "check_stability", "outputs", "path", "loss_scale", "optimizer",
-    "observables", "remat", "bias",
+    "observables", "remat", "bias", "precond",
 })
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
