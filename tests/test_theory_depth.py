@@ -202,12 +202,12 @@ def test_closed_form_tuning_route_at_depth(x64):
     from daedyn import tune
 
     problem = tune.problem_from_spectrum([4.0, 1.0, 0.3], [2.0, 0.5, 0.2], n=10, n_heldout=5)
-    f = tune.closed_form_objective_fn(problem, tune.ClosedFormRoute(depth=3))
+    f = tune.objective_fn(problem, tune.ClosedFormRoute(depth=3))
     h = tune.Hyperparams(eps=1.0, alpha=0.1, eps_eval=0.5, epochs=300.0, w0=1e-3)
     g = jax.grad(lambda e: f(h._replace(eps=e)))(1.0)
     step = 1e-5
     fd = (f(h._replace(eps=1.0 + step)) - f(h._replace(eps=1.0 - step))) / (2 * step)
     np.testing.assert_allclose(g, fd, rtol=1e-6)  # central differences: O(step^2) + rounding
-    assert float(f(h)) != float(tune.closed_form_objective_fn(problem)(h))  # depth changes the answer
+    assert float(f(h)) != float(tune.objective_fn(problem)(h))  # depth changes the answer
     with pytest.raises(ValueError, match="depth"):
         tune.ClosedFormRoute(depth=1)

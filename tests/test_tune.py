@@ -11,6 +11,7 @@ from data_fixtures import load_real
 
 import daedyn.tune as tn
 from daedyn import data, figures, theory
+from daedyn.tune._train_route import train_init_w0  # the balanced-equivalent start of a route-3 run
 
 # A small synthetic problem (D = 8): train spectrum over 4 decades, held-out projections that
 # differ from lam * M / N by +-30% so per-direction optima differ from the isotropic one.
@@ -310,7 +311,7 @@ def test_train_route_gradient_matches_central_differences(small_mnist, x64):
 def test_train_route_close_to_closed_form(small_mnist, x64):
     f3 = tn.heldout_objective(small_mnist, route="train", key=jax.random.key(0), init_scale=1e-3,
                               **SMALL_MNIST)
-    f1 = tn.heldout_objective(small_mnist, w0=tn.train_init_w0(f3), **SMALL_MNIST)
+    f1 = tn.heldout_objective(small_mnist, w0=train_init_w0(f3), **SMALL_MNIST)
     eps = jnp.geomspace(10.0, 1000.0, 5)
     v1 = tn.grid_search(f1, {"eps": eps}).values
     v3 = tn.grid_search(f3, {"eps": eps}).values
@@ -325,7 +326,7 @@ def test_train_route_close_to_closed_form(small_mnist, x64):
 def test_train_route_tuned_optimum_close_to_route_1(small_mnist, x64):
     f3 = tn.heldout_objective(small_mnist, route="train", key=jax.random.key(0), init_scale=1e-3,
                               **SMALL_MNIST)
-    f1 = tn.heldout_objective(small_mnist, w0=tn.train_init_w0(f3), **SMALL_MNIST)
+    f1 = tn.heldout_objective(small_mnist, w0=train_init_w0(f3), **SMALL_MNIST)
     r1 = tn.tune(f1, {"eps": 5.0})
     r3 = tn.tune(f3, {"eps": 5.0}, optimizer=ADAM, max_steps=150, patience=10)
     assert r3.success, r3.message

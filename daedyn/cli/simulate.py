@@ -155,11 +155,12 @@ def _progress(args, every: int, batch: int):
     """A progress bar on stderr for gradient-descent runs in several pieces, else None (also with
     --quiet or --json)."""
     from daedyn._progress import progress_bar
-    from daedyn.dynamics import chunk_sizes
 
     if args.quiet or args.json or args.method != "gd":
         return None
-    return progress_bar("epochs") if len(chunk_sizes(args.epochs, every, batch, _CHUNK_WORK)) > 1 else None
+    n_saves = args.epochs // every  # simulate_* run whole save intervals of about _CHUNK_WORK each
+    pieces = n_saves > 1 and _CHUNK_WORK // max(1, batch * every) < n_saves
+    return progress_bar("epochs") if pieces else None
 
 
 def run(args) -> int:

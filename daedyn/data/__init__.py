@@ -13,11 +13,11 @@ accepts), with an optional fallback dataset; :func:`read_npy` is its reader of `
 pickles; a broken file is a :class:`DataFormatError` naming it).
 """
 
-from daedyn.data._dataset import Dataset, from_array, select_indices, train_heldout_split
+from daedyn.data._dataset import Dataset, from_array, train_heldout_split
 from daedyn.data._formats import DataFormatError, DatasetUnavailable, read_npy
 from daedyn.data._load import DATASETS, load, load_dataset
 
 __all__ = [
     "Dataset", "DatasetUnavailable", "DataFormatError", "load", "load_dataset", "from_array",
-    "train_heldout_split", "select_indices", "read_npy", "DATASETS",
+    "train_heldout_split", "read_npy", "DATASETS",
 ]

@@ -29,14 +29,13 @@ from daedyn.dynamics._scalar import (
     default_dt,
     scalar_flow,
     scalar_gd,
-    scalar_rhs,
 )
-from daedyn.dynamics._simulate import chunk_sizes, simulate_matrix, simulate_scalar
+from daedyn.dynamics._simulate import simulate_matrix, simulate_scalar
 
 __all__ = [
-    "ScalarTrajectory", "scalar_gd", "scalar_flow", "scalar_rhs", "choose_backend", "default_dt",
+    "ScalarTrajectory", "scalar_gd", "scalar_flow", "choose_backend", "default_dt",
     "NotSaved", "NotSavedError", "UnstableStepWarning", "check_gd_stability",
     "MatrixTrajectory", "matrix_gd", "matrix_flow",
     "orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis",
-    "simulate_scalar", "simulate_matrix", "chunk_sizes",
+    "simulate_scalar", "simulate_matrix",
 ]

@@ -7,10 +7,9 @@ noise level eps = N s^2 (and weight decay gamma, learning rate alpha, training t
 three routes, and minimised with any optax optimiser in log-parameters.
 
 - :func:`heldout_problem` / :func:`problem_from_spectrum`: train spectrum + held-out projections.
-- Routes, one factory each, returning a pure ``objective(hyper: Hyperparams) -> loss``:
-  :func:`closed_form_objective_fn` (:class:`ClosedFormRoute`, daedyn.theory),
-  :func:`dynamics_objective_fn` (:class:`DynamicsRoute`, daedyn.dynamics, scan + remat) and
-  :func:`train_objective_fn` (:class:`TrainRoute`, daedyn.train, unrolled training).
+- Routes are values: :func:`objective_fn` (problem, route) returns a pure ``objective(hyper:
+  Hyperparams) -> loss`` for :class:`ClosedFormRoute` (daedyn.theory), :class:`DynamicsRoute`
+  (daedyn.dynamics, scan + remat) or :class:`TrainRoute` (daedyn.train, unrolled training).
 - :func:`heldout_objective`: the convenience edge: a route name or config plus default values,
   giving ``objective(overrides: dict | Hyperparams) -> loss``.
 - :func:`tune`, :func:`grid_search`, :func:`tune_anisotropic`: optimisers over that objective.
@@ -27,7 +26,7 @@ three routes, and minimised with any optax optimiser in log-parameters.
 
 from daedyn.tune._config import ClosedFormRoute, DynamicsRoute, Hyperparams, TrainRoute
 from daedyn.tune._corruption import CorruptionTuning, corruption_objective_fn, tune_corruption
-from daedyn.tune._objective import heldout_objective, time_to_loss
+from daedyn.tune._objective import heldout_objective, objective_fn, time_to_loss
 from daedyn.tune._optimise import (
     GridResult,
     History,
@@ -38,20 +37,19 @@ from daedyn.tune._optimise import (
 )
 from daedyn.tune._pipeline import NoiseTuning, tune_noise
 from daedyn.tune._problem import HeldoutProblem, heldout_problem, problem_from_spectrum
-from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn, heldout_loss
+from daedyn.tune._routes import heldout_loss
 from daedyn.tune._schedule import (
     ScheduleRoute,
     ScheduleTuning,
     schedule_objective_fn,
     tune_schedule,
 )
-from daedyn.tune._train_route import train_init_w0, train_objective_fn
 
 __all__ = [
     "HeldoutProblem", "heldout_problem", "problem_from_spectrum",
     "Hyperparams", "ClosedFormRoute", "DynamicsRoute", "TrainRoute",
-    "closed_form_objective_fn", "dynamics_objective_fn", "train_objective_fn",
-    "heldout_loss", "heldout_objective", "time_to_loss", "train_init_w0", "History", "TuneResult",
+    "objective_fn",
+    "heldout_loss", "heldout_objective", "time_to_loss", "History", "TuneResult",
     "GridResult", "tune", "grid_search", "tune_anisotropic",
     "NoiseTuning", "tune_noise", "CorruptionTuning", "corruption_objective_fn", "tune_corruption",
     "ScheduleRoute", "ScheduleTuning", "schedule_objective_fn", "tune_schedule",

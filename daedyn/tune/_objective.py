@@ -40,7 +40,41 @@ from daedyn.tune._problem import HeldoutProblem, problem_from_spectrum  # noqa: 
 from daedyn.tune._routes import closed_form_objective_fn, dynamics_objective_fn, hidden_mask
 from daedyn.tune._train_route import train_objective_fn
 
-__all__ = ["heldout_objective", "time_to_loss"]
+__all__ = ["objective_fn", "heldout_objective", "time_to_loss"]
+
+
+def objective_fn(problem: HeldoutProblem, route=None, *, key: Array | None = None,
+                 init_scale: ArrayLike = 1e-4) -> jtu.Partial:
+    """The held-out objective of one route, ``objective(hyper: Hyperparams) -> loss``: the route is a
+    value (:class:`ClosedFormRoute`, :class:`DynamicsRoute` or :class:`TrainRoute`), one factory.
+
+    Args:
+      problem: a :class:`HeldoutProblem` (train spectrum, held-out projections).
+      route: the route config (default ``ClosedFormRoute()``: the balanced closed form).
+      key: the initial weights of a random or orthogonal start (dynamics) and of training (required
+        for ``TrainRoute``).
+      init_scale: standard deviation of the random initial weights (dynamics and train routes).
+    Returns:
+      A pure, jittable ``objective(hyper)``; :func:`heldout_objective` adds defaults and overrides.
+    Raises:
+      ValueError: for an unknown route, or ``TrainRoute`` without a key.
+    Example:
+      >>> p = problem_from_spectrum([4.0, 1.0], [2.0, 0.5], n=10, n_heldout=5)
+      >>> f = objective_fn(p)  # the closed form; objective_fn(p, DynamicsRoute(epochs=100)) integrates
+      >>> loss = f(Hyperparams(eps=1.0, alpha=0.1, w0=1e-4, epochs=100.0))
+      >>> loss.shape
+      ()
+    """
+    route = ClosedFormRoute() if route is None else route
+    if isinstance(route, ClosedFormRoute):
+        return closed_form_objective_fn(problem, route)
+    if isinstance(route, DynamicsRoute):
+        return dynamics_objective_fn(problem, route, key=key, init_scale=init_scale)
+    if isinstance(route, TrainRoute):
+        if key is None:
+            raise ValueError("route TrainRoute needs key= (the initial weights and the sampled noise)")
+        return train_objective_fn(problem, route, key=key, init_scale=init_scale)
+    raise ValueError(f"route must be a ClosedFormRoute, DynamicsRoute or TrainRoute; got {route!r}")
 
 RouteName = Literal["closed_form", "dynamics", "train"]
 # Structural keywords of heldout_objective and their defaults: with a route config they stay unset.
