@@ -35,6 +35,10 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
   (eps_j of masking: ``diagonal_eps(daedyn.noise.masking(p).marginal_term(spectrum))``) and the
   measured error of the per-direction approximation,
   :func:`diagonal_approximation_error` (docs/corruption.md);
+- ``_unbalanced``: one direction from an aligned, unbalanced start of L factors (no weight decay),
+  exact by quadrature: :func:`unbalanced_trajectory`, :func:`unbalanced_learning_time`;
+- ``_alignment``: deep networks from a random start: the alignment model,
+  :func:`random_start_mapping` (docs/depth.md);
 - ``_args``: broadcasting to one shape and dtype, NaN marking (private).
 
 **Bad input.** Concrete arguments are checked and raise ``ValueError`` naming the parameter and
@@ -44,6 +48,7 @@ outside (0, 1)) turns *that* output element into NaN, as does a NaN input. No ot
 produced: every in-range input gives a finite value and finite gradients.
 """
 
+from daedyn.theory._alignment import random_start_mapping
 from daedyn.theory._balanced import fixed_point, learning_threshold, learning_time, small_init_trajectory
 from daedyn.theory._corruption import (
     DiagonalApproximation,
@@ -54,6 +59,7 @@ from daedyn.theory._general import dae_learning_time, dae_trajectory, dae_weight
 from daedyn.theory._loss import expected_loss, scalar_loss
 from daedyn.theory._rates import equivalent_gamma, learning_rate_ratio, optimal_learning_rates
 from daedyn.theory._spectrum import predicted_loss, spectrum_mapping
+from daedyn.theory._unbalanced import unbalanced_learning_time, unbalanced_trajectory
 
 __all__ = [
     "dae_trajectory",
@@ -73,4 +79,7 @@ __all__ = [
     "diagonal_eps",
     "DiagonalApproximation",
     "diagonal_approximation_error",
+    "unbalanced_trajectory",
+    "unbalanced_learning_time",
+    "random_start_mapping",
 ]

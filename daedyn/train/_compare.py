@@ -34,7 +34,8 @@ from daedyn.train._driver import TrainResult
 __all__ = ["W0_KINDS", "AUTHORS_TOP", "initial_w0", "crossing_times", "TheoryComparison",
            "compare_with_theory"]
 
-W0_KINDS = ("balanced", "authors", "mean")
+W0_KINDS = ("balanced", "authors", "mean", "aligned")
+ALIGNED_ACTIVE = 64  # directions the alignment model keeps exactly (theory.random_start_mapping)
 AUTHORS_TOP = 100  # the authors' code sums the top 100 initial singular values
 
 
@@ -74,6 +75,9 @@ def initial_w0(params: Params, eigvecs: ArrayLike, *,
       >>> [round(w, 6) for w in train.initial_w0(p, jnp.eye(2), kind="authors").tolist()]  # 0.04 / D
       [0.02, 0.02]
     """
+    if kind == "aligned":
+        raise ValueError("kind='aligned' needs the run (its eigenvalues, rates and epochs): use "
+                         "compare_with_theory(result, w0='aligned'), the default at depth >= 3")
     if kind not in W0_KINDS:
         hint = " (renamed: 'mean' is the old 'shared', 'authors' the authors' formula)" \
             if kind == "shared" else ""
@@ -260,7 +264,7 @@ class TheoryComparison(NamedTuple):
 
 def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
                         measure: Literal["mapping", "strength"] = "mapping",
-                        w0: Literal["balanced", "authors", "mean"] | ArrayLike = "balanced",
+                        w0: Literal["balanced", "authors", "mean", "aligned"] | ArrayLike | None = None,
                         fraction: float = 0.5, min_fixed_point: float = 0.05) -> TheoryComparison:
     """Per-direction theory next to a linear run's measurements: RMSE and learning-time errors.
 
@@ -284,7 +288,19 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
       eigvecs: V of the training Sigma (for ``w0`` read from the initial weights).
       measure: "mapping" or "strength".
       w0: "balanced" (per direction), "authors" (the authors' shared formula), "mean" (mean
-        initial singular value; see :func:`initial_w0`) or an explicit array broadcasting to (D,), > 0.
+        initial singular value; see :func:`initial_w0`), "aligned" (depth >= 3, constant rates: each
+        direction's effective start after the hidden layers align, below) or an explicit array
+        broadcasting to (D,), > 0. Default (None): "aligned" for an unscheduled run of depth >= 3,
+        "balanced" otherwise.
+
+    ``w0="aligned"``: the run's random start is advanced by the alignment model
+    :func:`daedyn.theory.random_start_mapping` (the top 64 directions' paths through the hidden
+    layers exactly, the others as a background; docs/depth.md, "From a random start"), and each of
+    those directions gets the balanced start whose gradient-descent recursion reaches ``fraction`` of
+    its learned value at the epoch the model's direction does (bisection in log w0; a direction the
+    model does not learn within the run, or beyond the 64, keeps "balanced"). Measured on mnist5k and
+    Fashion-MNIST at depths 3 and 4 (hidden 16, init scales 0.03 / 0.06): learning times within 0.3%
+    of training (benchmarks/deep_fidelity.py).
       fraction: learning time = first time a trajectory reaches ``fraction`` of w*, in (0, 1).
       min_fixed_point: directions with w* below this get NaN learning times.
     Returns:
@@ -298,7 +314,12 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     if result.singular_values is None and measure == "strength":
         raise ValueError("measure='strength' needs a linear run with singular_values recorded")
     check_range("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    if isinstance(w0, str):
+    depth = len(models.weights(result.init_params)) if result.init_params is not None else 2
+    if w0 is None:
+        w0 = "aligned" if depth > 2 and not is_scheduled(without_one_piece(result)) else "balanced"
+    if isinstance(w0, str) and w0 == "aligned":
+        w0_arr = _aligned_w0(result, eigvecs, depth, fraction)
+    elif isinstance(w0, str):
         w0_arr = initial_w0(result.init_params, eigvecs, kind=w0)
     else:
         check_range("w0", w0, 0.0, lo_open=True)
@@ -314,7 +335,6 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     w0_dt = jnp.asarray(w0_arr, dt)
     n = jnp.asarray(result.n, dt)
     t = jnp.asarray(result.t, dt)
-    depth = len(models.weights(result.init_params)) if result.init_params is not None else 2
     result = without_one_piece(result)  # a one-piece schedule is compared as its constant
     if is_scheduled(result):  # eps / gamma / tau schedules: the scheduled forms (scheduled_theory below)
         cont, disc, w_star, rate = scheduled_theory(result, lam, w0_dt, t, n, depth)
@@ -335,6 +355,53 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     w_star = jnp.asarray(theory.fixed_point(lam, result.eps, result.gamma, n=result.n, depth=depth), dt)
     rate = jnp.asarray(lam, dt) / jnp.asarray(result.tau, dt)
     return _comparison(t, measured, cont, disc, w0_arr, w_star, rate, fraction, min_fixed_point, depth)
+
+
+def _aligned_w0(result: TrainResult, eigvecs: ArrayLike, depth: int, fraction: float) -> Array:
+    """The effective balanced start of ``w0="aligned"`` (:func:`compare_with_theory`), (D,)."""
+    if depth < 3:
+        raise ValueError("w0='aligned' needs a network of depth >= 3 (at depth 2 'balanced' is exact: the "
+                         "two factors need no alignment)")
+    if is_scheduled(without_one_piece(result)):
+        raise ValueError("w0='aligned' takes a run with constant eps, gamma and alpha (a scheduled run: "
+                         "w0='balanced')")
+    if result.init_params is None:
+        raise ValueError("w0='aligned' needs result.init_params (the run's random start)")
+    balanced = initial_w0(result.init_params, eigvecs, kind="balanced")
+    epochs = int(np.asarray(result.t[-1] - result.t[0]))
+    if not epochs:
+        return balanced
+    every = int(np.asarray(result.t[1] - result.t[0]))
+    res = without_one_piece(result)
+    v = jnp.asarray(eigvecs)
+    mm = _linear.matmul_fn("highest")
+    ws = _linear.to_eigenbasis(tuple(jnp.asarray(w) for w in models.weights(result.init_params)), v, mm)
+    lam = jnp.maximum(jnp.asarray(res.eigvals), 0)
+    dt = lam.dtype
+    t = jnp.asarray(result.t, dt) - jnp.asarray(result.t[0], dt)
+    model = theory.random_start_mapping(lam, ws, res.eps, res.gamma, tau=res.tau, n=res.n, epochs=epochs,
+                                        save_every=every, active=ALIGNED_ACTIVE)
+    k = model.shape[1]
+    w_star = jnp.asarray(theory.fixed_point(lam[:k], res.eps, res.gamma, n=res.n, depth=depth), dt)
+    target = fraction * w_star
+    t_model = crossing_times(t, model, target, fixed_point=w_star, depth=depth)
+    alpha = jnp.asarray(res.n, dt) / jnp.asarray(res.tau, dt)
+
+    def time_from(w0):  # the balanced recursion's crossing time; NaN (never) counts as too late
+        u = w0 ** (1.0 / depth)
+        traj = dynamics.scalar_gd(lam[:k], res.eps, u, u, alpha=alpha, epochs=epochs, gamma=res.gamma,
+                                  n=res.n, save_every=every, check_stability=False, depth=depth)
+        return crossing_times(t, traj.w.T, target, fixed_point=w_star, depth=depth)
+
+    lo = jnp.full((k,), np.log(np.finfo(np.dtype(dt)).tiny) / 2, dt)  # log w0 bounds of the bisection
+    hi = jnp.log(jnp.maximum(target, jnp.finfo(dt).tiny))
+    for _ in range(48):  # halves a range of < 2^6.5 in log w0 to below float rounding
+        mid = (lo + hi) / 2
+        late = ~(time_from(jnp.exp(mid)) <= t_model)
+        lo, hi = jnp.where(late, mid, lo), jnp.where(late, hi, mid)
+    matched = jnp.isfinite(t_model) & (t_model > 0) & (w_star > 0)
+    w0 = jnp.where(matched, jnp.exp((lo + hi) / 2), balanced[:k])
+    return jnp.concatenate([w0, balanced[k:]]).astype(balanced.dtype)
 
 
 def _comparison(t, measured, cont, disc, w0_arr, w_star, rate, fraction, min_fixed_point,
