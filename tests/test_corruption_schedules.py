@@ -94,6 +94,7 @@ def test_marginalised_continuous_rate_and_variance_schedules_match_numpy_gd(case
     np.testing.assert_allclose(r.params["w2"], w2, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow  # ~11 CPU-s; sampling at each epoch's value is tested by the corrupt-at-an-epoch test
 def test_sampled_masking_schedule_with_eps_schedule_replays_in_numpy(x64):
     """Epoch k drops with p(k) and adds Gaussian noise of variance eps(k) / N. The masks are
     replayed from the run's documented keys (the run key is split(key)[1]; epoch k's key is
