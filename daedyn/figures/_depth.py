@@ -2,7 +2,8 @@
 
 ``figure_depth``: (top) AE / WDAE / DAE of depth 2, 3 and 4 trained by gradient descent on real images
 from a small random start, the measured per-direction mapping (dots) against the per-direction
-discrete-time theory (lines, ``dynamics.scalar_gd(depth=L)`` from each direction's own w0); (bottom left)
+discrete-time theory (lines, ``dynamics.scalar_gd(depth=L)`` from each direction's effective start:
+``train.compare_with_theory``'s default, the alignment model's at depth >= 3); (bottom left)
 the learning-threshold diagram: the learned value of one direction against weight decay by depth
 (solid: the stable learned state, dotted: the threshold a start must exceed; at depth >= 3 weight decay
 makes learning jump from 0); (bottom middle) the learned value against the noise level by depth (the
@@ -94,7 +95,7 @@ def figure_depth(
         )
         for i, model in enumerate(MODELS):
             r = _run_at(batch, i)
-            c = train.compare_with_theory(r, eigvecs=spec.eigvecs, w0="balanced")
+            c = train.compare_with_theory(r, eigvecs=spec.eigvecs)  # w0="aligned" at depth >= 3
             runs[depth, model] = (r, c)
             numbers[f"L{depth}_{model}_measured"] = np.asarray(r.mapping[:, :k])
             numbers[f"L{depth}_{model}_theory"] = np.asarray(c.discrete[:, :k])
@@ -186,8 +187,9 @@ def figure_depth(
         "published": False,
         "beyond_the_paper": True,
         "training": "train.train with hidden=[H] * (L - 1), small random start, full-batch GD, float32",
-        "theory": "train.compare_with_theory(w0='balanced'): discrete scalar_gd(depth=L) from "
-                  "|diag(V^T W(0) V)|",
+        "theory": "train.compare_with_theory (default w0): discrete scalar_gd(depth=L) from each "
+                  "direction's effective start (depth 2: |u_j + v_j|^2 / 4; depth >= 3: 'aligned', the "
+                  "alignment model theory.random_start_mapping, docs/depth.md)",
         "closed_forms": "theory.fixed_point / learning_threshold / learning_time with depth=L",
     }
     return finish("figure_depth", fig, numbers, out_dir)
