@@ -91,7 +91,7 @@ def tiny():
     return np.asarray(x, np.float64)
 
 
-@pytest.mark.slow  # a real training run (~20 CPU-s); the exact logistic and depth-L flows above test the method
+@pytest.mark.slow  # a real training run (~20 CPU-s); the exact logistic and depth-L flows test the method
 def test_trained_run_learning_times_barely_depend_on_the_save_spacing(tiny, x64):
     """A real gradient-descent run (alpha lam_0 / N = 0.16) saved every 2, 10 and 20 epochs: the
     learning times compare_with_theory measures agree across spacings to a fraction of the straight

@@ -362,7 +362,9 @@ def test_nonlinear_figures_quick(tmp_path, fn):
 
 
 def test_learning_time_tiny(tmp_path):
-    figures.figure_learning_time(quick=True, out_dir=tmp_path, key=jr.key(7), n=1000, hidden=8,
+    # hidden 32: with a bottleneck of 8 on the stratified 1000 (all ten digits, closer eigenvalues)
+    # direction 6 measured 17.6% late; at 32 every direction is within 2-5.5%
+    figures.figure_learning_time(quick=True, out_dir=tmp_path, key=jr.key(7), n=1000, hidden=32,
                                  epochs=800)
     f = load_numbers(tmp_path, "figure_learning_time")
     for m in ("ae", "wdae", "dae"):
@@ -371,8 +373,8 @@ def test_learning_time_tiny(tmp_path):
         assert ok[1:4].all()  # the leading directions are reached within 800 epochs
         # theory.learning_time with each direction's balanced start vs the first crossing of
         # w*/2 in the trained network (records every 10 epochs, linear interpolation): measured
-        # 2-5% for directions 1-7; direction 0 crosses at ~20 epochs, where the 10-epoch records
-        # dominate the error (measured 20%). Tolerances 15% and 35%.
+        # 1.4-5.5% for directions 1-11; direction 0 crosses at ~20 epochs, where the 10-epoch
+        # records dominate the error (measured 19-20%). Tolerances 15% and 35%.
         np.testing.assert_allclose(meas[1:][ok[1:]], pred[1:][ok[1:]], rtol=0.15)
         np.testing.assert_allclose(meas[0], pred[0], rtol=0.35)
     # Weight decay delays every direction compared; noise does not (section 5).

@@ -200,7 +200,7 @@ def train(x: ArrayLike, objective: Objective = Objective(), *, key: Array, alpha
       ValueError: for out-of-range values, independent conditioning, a nonlinear F at depth 1 or
         params of the wrong shapes.
     Example:
-      >>> x = jr.normal(jr.key(0), (256, 3)) * jnp.array([2.0, 1.0, 0.1])
+      >>> x = jr.normal(jr.key(0), (256, 3)) * jnp.array([[2.0, 1.0, 0.1]])
       >>> r = train(x, key=jr.key(1), alpha=0.05, epochs=40, save_every=20, samples=8)
       >>> r.w.shape, r.variance.shape
       ((3, 3), (3, 3))

@@ -196,7 +196,9 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
                                        eval_sigma2=es2, w0=w0)
     s2_grid = np.geomspace(1e-4, 10.0, 101)
     grid = tune.grid_search(objective, {"eps": s2_grid * n_tr})
-    result = tune.tune(objective, {"eps": 1e-3 * n_tr}, max_steps=50)
+    # start at the evaluation noise (eps0 = N eval_sigma2): far below it the objective is flat to
+    # float32 (noise below the data's scale changes nothing) and the gradient gives no direction
+    result = tune.tune(objective, {"eps": es2 * n_tr}, max_steps=50)
     eps_best = float(np.asarray(result.params["eps"]))
     path = np.asarray(result.history.params["eps"])
     s2_measured = np.geomspace(eps_best / n_tr / 10, eps_best / n_tr * 10, int(s["measured"]))
