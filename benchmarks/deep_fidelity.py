@@ -62,7 +62,8 @@ def measure(name: str, n: int, depth: int, *, hidden: int, init_scale: float, ep
         ds, hidden=[hidden] * (depth - 1), key=jnp.stack([key] * len(MODELS)), alpha=alpha,
         gamma=jnp.asarray([g for g, _ in MODELS.values()], jnp.float32),
         noise=noise.gaussian(jnp.asarray([s2 for _, s2 in MODELS.values()], jnp.float32)), marginalised=True,
-        epochs=epochs, save_every=save_every, spectrum=spec, init_scale=init_scale, precision="highest")
+        epochs=epochs, save_every=save_every, spectrum=spec, init_scale=init_scale, precision="highest",
+        chunk_records=30)  # compiled calls of 300 epochs: one call of 3000 stalled on the shared CPU
     train_s = time.perf_counter() - start
     rows = []
     shared = {"t", "eigvals", "n", "data"}

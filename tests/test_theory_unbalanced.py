@@ -91,7 +91,8 @@ def test_bad_input_names_the_parameter():
 def _numpy_gd(lam, ws, eps, gamma, tau, n, epochs, active=None):
     """Gradient descent of the whole network in the eigenbasis (active=None) or of the reduced model
     written out independently: the top `active` columns / rows move with the exact gradient, the
-    background rows follow b <- b - (Pi P Pi^T + n gamma) b / tau, the background columns only decay."""
+    background rows follow b <- b - (Pi P Pi^T + n gamma) b / tau, the background columns
+    a <- a - (eps Pi^T Q Pi + n gamma) a / tau."""
     ws = [np.array(w, np.float64) for w in ws]
     m = lam + eps
     d = len(lam)
@@ -116,7 +117,8 @@ def _numpy_gd(lam, ws, eps, gamma, tau, n, epochs, active=None):
         if active is not None:  # the background: columns decay only, rows are projected
             p = (ws[0] * m) @ ws[0].T
             s = pi @ p @ pi.T
-            grads[0][:, k:] = -n * gamma * ws[0][:, k:] / tau
+            q = ws[-1].T @ ws[-1]
+            grads[0][:, k:] = -(eps * pi.T @ q @ pi @ ws[0][:, k:] + n * gamma * ws[0][:, k:]) / tau
             grads[-1][k:] = -(ws[-1][k:] @ s.T + n * gamma * ws[-1][k:]) / tau
         ws = [w + gr for w, gr in zip(ws, grads)]
     return np.array(out)

@@ -18,8 +18,11 @@ top-K (active) directions, which move exactly, and the rest (background). A back
 ``tau db_i = -(S + n gamma) b_i`` up to its own drive lam_i Pi a_i, with S = Pi P Pi^T common to all i
 (the learned directions' hidden activity projects the untrained output rows out of it), so its Gram
 matrix Q_bg follows exactly: Q_bg <- (I - (S + n gamma) / tau) Q_bg (I - (S + n gamma) / tau)^T per
-epoch. The background columns a_k move only at their own small rates; P_bg and R_bg keep their
-random-start values (decayed by weight decay). Nothing is fitted: the only truncation is K, and the
+epoch. A background column moves as ``tau da_k = -(m_k T + n gamma) a_k`` up to its drive, with
+T = Pi^T Q Pi; its noise part eps T is common to all k and is kept (P_bg <- U P_bg U^T,
+R_bg <- (I - (S + n gamma) / tau) R_bg U^T, U = I - (eps T + n gamma) / tau), the lam_k T part is
+dropped as the rows' own drive is (eps: the background's mean when it is an array).
+Nothing is fitted: the only truncation is K, and the
 model is the exact gradient descent of the whole network when K = D.
 """
 
@@ -61,6 +64,8 @@ def _run(lam, eps, gamma, tau, n, ws, *, epochs: int, save_every: int, k: int):
     g = n * gamma
     inv_tau = 1.0 / tau
     eye_last = jnp.eye(h_last, dtype=dtype)
+    eye_first = jnp.eye(h1, dtype=dtype)
+    eps_bg = jnp.mean(jnp.broadcast_to(eps, lam.shape)[k:]) if k < lam.shape[0] else jnp.zeros((), dtype)
 
     def pi_of(mids):
         return _chain(mids, h1) if mids else jnp.eye(h1, dtype=dtype)
@@ -86,11 +91,12 @@ def _run(lam, eps, gamma, tau, n, ws, *, epochs: int, save_every: int, k: int):
             d = d if right is None else d @ right.T
             dmids.append(d)
         shrink = eye_last - (pi @ p @ pi.T + g * eye_last) * inv_tau
-        decay = 1.0 - g * inv_tau
+        # background columns: the noise part of their damping, eps Pi^T Q Pi, is common to all of them
+        shrink_in = eye_first - (eps_bg * (pi.T @ q @ pi) + g * eye_first) * inv_tau
         new = (a + (da - g * a) * inv_tau,
                [m + (dm - g * m) * inv_tau for m, dm in zip(mids, dmids)],
                b + (db - g * b) * inv_tau,
-               shrink @ q_bg @ shrink.T, p_bg * decay * decay, shrink @ r_bg * decay)
+               shrink @ q_bg @ shrink.T, shrink_in @ p_bg @ shrink_in.T, shrink @ r_bg @ shrink_in.T)
         return new, None
 
     def save(state, _):
@@ -129,7 +135,7 @@ def random_start_mapping(lam: ArrayLike, ws, eps: ArrayLike = 0.0, gamma: ArrayL
       >>> from daedyn import dynamics
       >>> lam = jnp.array([4.0, 2.0, 1.0, 0.5])
       >>> ws = dynamics.random_init(4, (3, 3), scale=0.3, key=jax.random.key(0))  # eigenbasis = input basis
-      >>> w = random_start_mapping(lam, ws, tau=1.0, n=1, epochs=40, save_every=40, active=4)
+      >>> w = random_start_mapping(lam, ws, tau=10.0, n=1, epochs=400, save_every=400, active=4)
       >>> bool(abs(float(w[-1, 0]) - 1.0) < 1e-3)  # the top direction learned
       True
     """
