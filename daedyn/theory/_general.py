@@ -84,7 +84,12 @@ def _dae_state(s, lam, eps, w1, w2):
     r_minus_lam = safe_div(kc2, lam_plus_r, 0.0, where=lam_plus_r > 0)  # R - lam, no cancellation
     # s * k may overflow (t / tau = 1e9, k = 1e30 in float32): clamp it so that x = 2 R s stays finite;
     # the clamped time is one at which exp(-x) has long underflowed, so w is at its limit either way.
-    s = jnp.minimum(s, safe_div(jnp.sqrt(jnp.finfo(s.dtype).max), big_r, jnp.inf))  # x <= 2 sqrt(max)
+    # The bound carries no derivative: d(bound)/d(lam) ~ sqrt(max) / R^2 overflows for a tiny R
+    # (lam / (lam + eps) = 1e-13, balanced start), and jnp.minimum's derivative multiplies it by the
+    # 0 of the branch not taken (inf * 0 = NaN in every gradient). Where the clamp binds, w sits
+    # at its limit, whose derivative through s is 0 anyway.
+    bound = jax.lax.stop_gradient(safe_div(jnp.sqrt(jnp.finfo(s.dtype).max), big_r, jnp.inf))
+    s = jnp.minimum(s, bound)  # x <= 2 sqrt(max)
     x = 2.0 * big_r * s
     q = jnp.exp(-x)
     h = s * expm1_ratio(-x)  # (1 - q) / (2 R), = s at R = 0
@@ -140,6 +145,14 @@ def _dae_w_fwd_jvp(primals, tangents):
     partials = jax.vmap(lambda *e: jax.jvp(_dae_w, primals, e)[1])(*basis)  # (k, *out.shape)
     dout = sum(partials[i] * dx for i, dx in enumerate(tangents))
     return out, dout
+
+
+def _lists_as_arrays(*args):
+    """Python lists and tuples as NumPy arrays (a jitted function would take them for pytrees of
+    scalars); arrays, numbers, schedules and None pass unchanged."""
+    import numpy as np
+
+    return [np.asarray(a) if isinstance(a, (list, tuple)) else a for a in args]
 
 
 def _check_args(lam, eps, w1, w2, tau, **first) -> None:
@@ -218,6 +231,7 @@ def dae_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, 
       >>> print(float(dae_trajectory(50.0, 1.0, 0.0, 1.0, -1.0)) == 0.0)  # w1 = -w2: into the saddle
       True
     """
+    t, lam, eps, w1, w2, tau, n = _lists_as_arrays(t, lam, eps, w1, w2, tau, n)
     if noise is not None:
         return _dae_with_moments(t, lam, eps, w1, w2, tau, n, noise)
     if is_schedule(eps):  # a piecewise-constant schedule: exact, chained per piece
@@ -276,6 +290,7 @@ def dae_weights(t: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2:
       >>> print(round(float(w1 * w2), 6), round(float(w2**2 - w1**2), 6))  # w* = 1, c conserved
       1.0 2.0
     """
+    t, lam, eps, w1, w2, tau = _lists_as_arrays(t, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, t=t)
     return finite_result("dae_weights", _dae_weights_impl(t, lam, eps, w1, w2, tau))
 
@@ -370,6 +385,7 @@ def dae_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLik
       >>> round(float(dae_trajectory(t, 1.0, 1.0, 0.1, -0.8)), 6)  # 0.9 * 0.5
       0.45
     """
+    f, lam, eps, w1, w2, tau = _lists_as_arrays(f, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, f=f)
     return finite_result("dae_learning_time", _dae_learning_time_impl(f, lam, eps, w1, w2, tau),
                          allow_inf=True)
