@@ -48,7 +48,16 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_noise_term, check_range
+from daedyn._checks import (
+    FLOAT64_HINT,
+    check_finite,
+    check_noise_term,
+    check_output,
+    check_range,
+    check_representable,
+    concrete,
+    float_dtype,
+)
 from daedyn.schedules import Exponential, Function, Linear, PiecewiseConstant, is_schedule, schedule_values
 
 __all__ = ["Masking", "SaltAndPepper", "GaussianCovariance", "masking", "salt_and_pepper",
@@ -131,9 +140,30 @@ def _schedule_values(name: str, s, ts=None):
     return schedule_values(name, s, None if ts is None else np.asarray(ts))
 
 
+def _check_real(name: str, x) -> None:
+    """A concrete ``x`` must hold real numbers: complex and boolean values are refused, naming it
+    (NumPy orders complex numbers lexicographically, so a range check alone would let 0.3+0.1j in)."""
+    v = concrete(x)
+    if v is None:
+        return
+    if v.dtype == np.bool_ or np.iscomplexobj(v) or not np.issubdtype(v.dtype, np.number):
+        raise ValueError(f"{name} must be a real number or an array of them; got dtype {v.dtype}"
+                         + (f" ({v.item()!r})" if v.size == 1 else ""))
+
+
 def _check_p(p, hi_open: bool = True, ts=None) -> None:
     if not is_schedule(p):
+        _check_real("p", p)
         check_range("p", p, 0.0, 1.0, hi_open=hi_open)
+        v = concrete(p)
+        if hi_open and v is not None and v.size:
+            # p just below 1 rounds to 1 in the computation dtype: the odds p / (1 - p) are infinite
+            dtype = float_dtype(p)
+            near = np.asarray(v, np.float64)[np.asarray(v, dtype) >= 1]
+            if near.size:
+                top = 1.0 - float(jnp.finfo(dtype).epsneg)
+                raise ValueError(f"p = {float(near.flat[0])!r} rounds to 1 in {jnp.dtype(dtype).name}, where the masking "
+                                 f"odds p / (1 - p) are infinite; use p <= {top:.9g}, or {FLOAT64_HINT}")
         return
     values = _schedule_values("p", p, ts)
     if values is not None:  # a user function's values are checked on the run's epochs (check_schedules)
@@ -284,7 +314,8 @@ class Masking(_Corruption):
             return Function((self.p, base), _odds_times)
         p = jnp.asarray(self.p, diag.dtype)
         c = p / (1 - p) * diag
-        return c if basis == "input" else rotate_term(c, jnp.asarray(v))
+        c = c if basis == "input" else rotate_term(c, jnp.asarray(v))
+        return check_output("masking marginal_term p / (1 - p) diag(Sigma)", c)
 
     def tree_flatten(self):
         return (self.p,), (self.rescale,)
@@ -445,7 +476,9 @@ def _check_covariance(cov, ts=None) -> None:
     if shape[0] < 1:
         raise ValueError("cov must have D >= 1 components; got an empty array")
     if not is_schedule(cov):
+        _check_real("cov", cov)
         _check_cov_values("cov", cov, len(shape))
+        check_representable("cov", cov, float_dtype(cov))  # 1e300 would be inf in float32
         return
     if len(shape) == 2 and isinstance(cov, Exponential):
         raise ValueError("cov: an exponential schedule of a (D, D) covariance interpolates its entries "
@@ -548,7 +581,8 @@ class GaussianCovariance(_Corruption):
         cov = jnp.asarray(self.cov)
         cov = cov if jnp.issubdtype(cov.dtype, jnp.floating) else cov.astype(jnp.result_type(float))
         c = jnp.asarray(n, cov.dtype) * cov
-        return c if basis == "input" else rotate_term(c, jnp.asarray(v, cov.dtype))
+        c = c if basis == "input" else rotate_term(c, jnp.asarray(v, cov.dtype))
+        return check_output("gaussian_covariance marginal_term n cov", c)
 
     def tree_flatten(self):
         return (self.cov,), ()

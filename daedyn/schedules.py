@@ -180,6 +180,7 @@ def shift(schedule: Schedule, offset: ArrayLike) -> Schedule:
     """
     if not is_schedule(schedule):
         raise ValueError(f"schedule must be a daedyn.schedules schedule; got {type(schedule).__name__}")
+    check_finite("offset", offset)  # a NaN offset would give NaN boundaries, an inf one no schedule
     if isinstance(schedule, PiecewiseConstant):  # stays exact for the closed forms
         # boundaries already passed move to 0 (empty pieces, harmless for the chained closed forms)
         b = jnp.maximum(schedule.boundaries - jnp.asarray(offset, schedule.boundaries.dtype), 0.0)
