@@ -84,7 +84,30 @@ def dataset(fields: Mapping[str, tuple[Any, tuple[str, ...]]], *, time: tuple[st
         all_coords[time[0]] = np.asarray(time[1])
     for k, v in (coords or {}).items():  # values, or (dimension, values) for a coordinate along another
         all_coords[k] = (v[0], np.asarray(v[1])) if isinstance(v, tuple) else np.asarray(v)
-    return xr.Dataset(data_vars, coords=all_coords, attrs=dict(attrs or {}))
+    ds = xr.Dataset(data_vars, coords=all_coords, attrs=dict(attrs or {}))
+    return label_dims(ds)
+
+
+#: 1-D variables along ``direction`` that label it: coordinates, not data (``ds.sel(lam=...)``).
+_DIRECTION_LABELS = ("lam", "eigvals")
+
+
+def label_dims(ds):
+    """``ds`` with a coordinate on every dimension: the eigenvalue ``lam`` (or ``eigvals``) along
+    ``direction`` becomes a coordinate, and any dimension still without one gets its index
+    0 .. n-1 (``direction``, ``component``, ``hidden``, ``step``, ``seed``, ...).
+
+    Example:
+      >>> import xarray as xr
+      >>> ds = label_dims(xr.Dataset({"w": (("direction",), np.zeros(2)), "lam": (("direction",), [2., 1.])}))
+      >>> list(ds.coords), ds.direction.values.tolist(), ds.lam.values.tolist()
+      (['lam', 'direction'], [0, 1], [2.0, 1.0])
+    """
+    labels = [k for k in _DIRECTION_LABELS if k in ds.data_vars and "direction" in ds[k].dims]
+    if labels:
+        ds = ds.set_coords(labels)
+    missing = {d: np.arange(n) for d, n in ds.sizes.items() if d not in ds.coords}
+    return ds.assign_coords(missing) if missing else ds
 
 
 def figure_dataset(numbers: Mapping[str, Any], name: str = "figure"):

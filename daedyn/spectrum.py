@@ -60,6 +60,21 @@ class Spectrum(NamedTuple):
     eigvecs: jax.Array
     n: int
 
+    def to_xarray(self):
+        """The spectrum as an ``xarray.Dataset``: ``lam`` (the coordinate along ``direction``, 0 ..
+        D-1), ``lam_per_sample`` = lam / N over ``direction`` and ``eigvecs`` over (``input``,
+        ``direction``) (column j is direction j); N is the attribute ``n``.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        lam = np.asarray(self.eigvals)
+        fields = {"lam": (lam, ("direction",)), "lam_per_sample": (lam / int(self.n), ("direction",)),
+                  "eigvecs": (np.asarray(self.eigvecs), ("input", "direction"))}
+        return dataset(fields, attrs={"n": int(self.n)}, what="Spectrum.to_xarray")
+
 
 def _float_dtype(x_dtype, accumulate_dtype):
     """The dtype to accumulate in: accumulate_dtype, else the floating dtype of x (ints -> default)."""

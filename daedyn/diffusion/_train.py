@@ -124,6 +124,35 @@ class DenoiserRun(NamedTuple):
     sigma_min: float
     sigma_max: float
 
+    def to_xarray(self, prediction=None):
+        """The run as an ``xarray.Dataset`` over (``epoch``, ``direction``): ``w``, ``variance`` and
+        ``variance_exact`` measured, ``lam`` the coordinate along ``direction``, the network's
+        parameters over (``epoch``, its own axes); with ``prediction`` (:func:`predict` at the same
+        records, its ``w`` (T, D)), the theory ``w_theory`` and ``variance_theory`` beside them.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        import numpy as np
+
+        from daedyn._xarray import dataset
+
+        series = ("epoch", "direction")
+        fields = {k: (np.asarray(getattr(self, k)), series) for k in ("w", "variance", "variance_exact")}
+        fields["lam"] = (np.asarray(self.lam), ("direction",))
+        for k, v in self.params.items():
+            v = np.asarray(v)
+            fields[f"params_{k}"] = (v, ("epoch",) + tuple(f"{k}_dim_{i}" for i in range(1, v.ndim)))
+        if prediction is not None:
+            fields["w_theory"] = (np.asarray(prediction.w), series)
+            if getattr(prediction, "variance", None) is not None:
+                fields["variance_theory"] = (np.asarray(prediction.variance), series)
+        attrs = {"n": int(self.n), "tau": float(np.ravel(np.asarray(self.tau))[0]),
+                 "sigma_min": float(self.sigma_min), "sigma_max": float(self.sigma_max),
+                 "activation": "linear" if self.activation is None else str(self.activation)}
+        return dataset(fields, time=("epoch", np.asarray(self.t)), attrs=attrs,
+                       what="DenoiserRun.to_xarray")
+
     def network(self, i: int = -1) -> jax.tree_util.Partial:
         """F at record i (rows in, rows out), for :func:`~daedyn.diffusion.sample`."""
         p = jax.tree.map(lambda a: a[i], self.params)

@@ -137,6 +137,24 @@ class GridResult(NamedTuple):
     n_evals: int
     status: str
 
+    def to_xarray(self):
+        """The grid as an ``xarray.Dataset``: ``objective`` over one dimension per hyperparameter
+        (``eps``, ``gamma``, ...), each with its grid values as coordinate; the best point's values
+        as ``best_<name>`` and ``best_objective`` (0-d); ``n_evals`` and ``status`` as attributes.
+
+        Raises:
+          ImportError: xarray (the ``sweep`` extra) is not installed.
+        """
+        from daedyn._xarray import dataset
+
+        names = tuple(self.grid)
+        fields = {"objective": (np.asarray(self.values), names),
+                  "best_objective": (np.asarray(self.objective), ())}
+        fields.update({f"best_{k}": (np.asarray(v), ()) for k, v in self.params.items()})
+        return dataset(fields, coords={k: np.asarray(v) for k, v in self.grid.items()},
+                       attrs={"n_evals": int(self.n_evals), "status": str(self.status)},
+                       what="GridResult.to_xarray")
+
 
 def _as_partial(objective: Callable) -> jtu.Partial:
     return objective if isinstance(objective, jtu.Partial) else jtu.Partial(objective)
