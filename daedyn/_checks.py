@@ -49,7 +49,9 @@ def check_range(name: str, x, lo: float = -math.inf, hi: float = math.inf, *,
     v = concrete(x)
     if v is None or v.size == 0:
         return
-    if not np.issubdtype(v.dtype, np.number) and v.dtype != np.bool_:
+    # bfloat16 (ml_dtypes) is a float to JAX but not an np.number
+    if not np.issubdtype(v.dtype, np.number) and not jnp.issubdtype(v.dtype, jnp.floating) \
+            and v.dtype != np.bool_:
         raise ValueError(f"{name} must be numeric; got dtype {v.dtype}")
     v = v.astype(np.float64) if not np.iscomplexobj(v) else v
     ok = (v > lo if lo_open else v >= lo) & (v < hi if hi_open else v <= hi)

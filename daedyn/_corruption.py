@@ -162,8 +162,9 @@ def _check_p(p, hi_open: bool = True, ts=None) -> None:
             near = np.asarray(v, np.float64)[np.asarray(v, dtype) >= 1]
             if near.size:
                 top = 1.0 - float(jnp.finfo(dtype).epsneg)
-                raise ValueError(f"p = {float(near.flat[0])!r} rounds to 1 in {jnp.dtype(dtype).name}, where the masking "
-                                 f"odds p / (1 - p) are infinite; use p <= {top:.9g}, or {FLOAT64_HINT}")
+                raise ValueError(f"p = {float(near.flat[0])!r} rounds to 1 in {jnp.dtype(dtype).name}, where "
+                                 f"the masking odds p / (1 - p) are infinite; use p <= {top:.9g}, or "
+                                 f"{FLOAT64_HINT}")
         return
     values = _schedule_values("p", p, ts)
     if values is not None:  # a user function's values are checked on the run's epochs (check_schedules)

@@ -246,7 +246,7 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
     (x, record), (x_heldout, _) = _rows(x), _rows(x_heldout)
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=params, start_epoch=start_epoch, progress=progress,
-                checkpoint=checkpoint, batched=False, log=log, eps=eps)._replace(data=record)
+                checkpoint=checkpoint, batched=False, log=log, eps=eps, name="train")._replace(data=record)
 
 
 def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
@@ -281,7 +281,8 @@ def train_batch(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike 
     (x, record), (x_heldout, _) = _rows(x), _rows(x_heldout)
     return _run(x, cfg, key=key, alpha=alpha, gamma=gamma, noise=noise, spectrum=spectrum,
                 x_heldout=x_heldout, params=None, start_epoch=0, progress=progress,
-                checkpoint=checkpoint, batched=True, log=log, eps=eps)._replace(data=record)
+                checkpoint=checkpoint, batched=True, log=log, eps=eps,
+                name="train_batch")._replace(data=record)
 
 
 def _rows(x):
@@ -328,12 +329,13 @@ def _check_params_shapes(params, hidden, d) -> None:
 
 
 def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps,
-                     eps_j=None, corruption=None) -> None:
+                     eps_j=None, corruption=None) -> bool:
     """The shared GD stability check on the directions the network learns (the top H), with the
     run's eps and gamma, in the paper's units (for "mse": alpha -> 2 alpha / D, gamma -> gamma D / 2).
+    Returns whether it warned that the run diverges.
     """
     if not (loop.linear and loop.optimizer is None):
-        return
+        return False
     n, d = data.x.shape
     f = rate_factor(loop.loss_scale, d)
     col = lambda a: np.asarray(a, np.float64)[..., None]  # batch axes first, directions last
@@ -341,14 +343,54 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     # Frames: core check -> _check_stability -> _run -> train/train_batch -> the user's call.
     eps = col(eps) if eps_j is None else eps_j  # a corruption: its diagonal eps_j per direction
     edge = _linear.check_gd_stability(lam, eps, col(gamma) / f, col(alpha) * f, n, stacklevel=4)
+    if np.any(~(np.asarray(edge) < 2)):
+        return True
     if eps_j is not None and corruption is not None and not np.any(~(np.asarray(edge) < 2)):
         # a coupled term (masking, a covariance): the Hessian of the coupled loss (_linear._coupled)
         corruption_lib.check_coupled(corruption, data, hidden, np.asarray(alpha, np.float64) * f,
                                      epochs=loop.epochs, stacklevel=5)
+    return False
+
+
+def _check_key(key) -> None:
+    """``key`` must be a PRNG key (``jax.random.key(0)``) or raw key data (``jax.random.PRNGKey(0)``):
+    ``ValueError`` naming it otherwise (an integer seed, a float array)."""
+    if isinstance(key, jax.core.Tracer):
+        return
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    a = np.asarray(key) if dtype is None or not isinstance(key, jax.Array) else key
+    if a.dtype == np.uint32 and a.ndim >= 1 and a.shape[-1] in (2, 4):
+        return
+    what = (f"{type(key).__name__} {key!r}" if a.ndim == 0
+            else f"an array of dtype {a.dtype} and shape {a.shape}")
+    raise ValueError(f"key must be a JAX PRNG key, e.g. jax.random.key(0) (or jax.random.PRNGKey(0)); "
+                     f"got {what}")
+
+
+def _warn_diverged(name: str, result: TrainResult, stacklevel: int) -> None:
+    """:class:`UnstableStepWarning` when a run's last record (the mapping, the training loss) is
+    NaN or inf: the run diverged, which the caller must hear about (as the CLI reports it)."""
+    import warnings
+
+    from daedyn._linear import UnstableStepWarning
+
+    for field in ("mapping", "train_loss"):
+        rec = getattr(result, field)
+        if rec is None:
+            continue
+        bad = ~np.isfinite(np.asarray(rec))
+        if bad.any():
+            warnings.warn(f"{name}: {int(bad.sum())} of {bad.size} recorded value(s) of the "
+                          f"{field.replace('_', ' ')} are NaN or inf: the run diverged (lower alpha or the "
+                          f"noise level, or compute in float64)", UnstableStepWarning, stacklevel=stacklevel)
+            return
 
 
 def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, params, start_epoch,
-         progress, checkpoint, batched, log=None, eps=None) -> TrainResult:
+         progress, checkpoint, batched, log=None, eps=None, name=None) -> TrainResult:
+    _check_key(key)
     if checkpoint is not None:  # before any work: a run must not end in a folder it cannot write
         _checkpoint.check_writable("checkpoint", checkpoint)
     hidden = _resolve_widths(cfg)  # an int (depth 2) or a tuple of widths (deep)
@@ -385,8 +427,9 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
     eps_j = None
     if corruption is not None and loop.linear and loop.optimizer is None and isinstance(hidden, int):
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
+    warned = False
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps), eps_j,
+        warned = _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps), eps_j,
                          corruption)
 
     key_shape = _key_batch_shape(key)
@@ -467,8 +510,11 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
                 progress(int(start_epoch) + done * loop.save_every, end)
         final = fns.finish(carry, data)
         recs = {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
-    return _result(recs, final, p0, data, loop, alpha=alpha, gamma=gamma, eps=eps,
-                   start_epoch=int(start_epoch), shape=shape if batched else None)
+    result = _result(recs, final, p0, data, loop, alpha=alpha, gamma=gamma, eps=eps,
+                     start_epoch=int(start_epoch), shape=shape if batched else None)
+    if name is not None and not warned:  # frames: _warn_diverged -> _run -> train -> the caller
+        _warn_diverged(name, result, stacklevel=4)
+    return result
 
 
 def _result(recs, final, p0, data: TrainData, loop: LoopConfig, *, alpha, gamma, eps, start_epoch,
