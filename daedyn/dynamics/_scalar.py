@@ -62,7 +62,7 @@ from daedyn._kernels.scalar_gd import (
     scalar_gd_fused,
     step,
 )
-from daedyn._linear import UnstableStepWarning, check_gd_stability
+from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
 from daedyn.dynamics import _layout
 from daedyn.dynamics._deep import check_factors, factor_flow, factor_gd
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
@@ -517,7 +517,7 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
                                                               ("alpha", alpha)) if not is_schedule(x)})
     edge = None
     if check_stability and depth == 2 and all(v is not None for v in tops):
-        edge = _stability(lam, tops, n, w1, w2, noise=c is not None)
+        edge = _stability(lam, eps, gamma, alpha, n, w1, w2, epochs, ts, noise=c is not None)
     unroll = check_int("unroll", unroll, 1)
     backend = choose_backend(backend, epochs=epochs, save_every=save_every, dtype=dtype,
                              observables=observables, continuous=continuous)
@@ -554,17 +554,74 @@ def _require_starts(func: str, w1, w2) -> None:
         raise ValueError(f"{func}: the starts w1 and w2 are required (w1 = w2 for a balanced start)")
 
 
-def _stability(lam, tops, n, w1, w2, *, noise: bool):
-    """The depth-2 GD stability check with the checked stand-ins (a corruption's (|k|, m - |k|); its
-    check is skipped where m < |k|, a fixed point beyond 1 that the supplement's formula does not
-    cover: a divergence there is still reported by :func:`warn_nonfinite`)."""
-    (eps_top, gamma_top, alpha_top) = tops
+def _step_times(epochs: int, ts, *rates) -> np.ndarray | None:
+    """The steps at which the rates in force may change: 0, the first step of each piece of a
+    piecewise-constant schedule (step j uses the value at t = j), and the save times for a continuous
+    one; None when a schedule's boundaries are traced."""
+    times = {0}
+    for x in rates:
+        if isinstance(x, PiecewiseConstant):
+            b = concrete(x.boundaries)
+            if b is None:
+                return None
+            times.update(int(t) for t in np.ceil(np.asarray(b, np.float64)) if 0 < t < epochs)
+        elif is_schedule(x):
+            times.update(int(t) for t in ts if t < epochs)
+    return np.asarray(sorted(times))
+
+
+def _values_at(x, times, ndim: int):
+    """A rate at the steps ``times``: (P, *batch)-broadcastable float64 values (a schedule's value shape
+    aligned with the batch from the right), or None when traced."""
+    if not is_schedule(x):
+        v = concrete(x)
+        return None if v is None else np.asarray(v, np.float64)[None]
+    try:
+        v = concrete(x(jnp.asarray(times, jnp.result_type(float))))
+    except jax.errors.ConcretizationTypeError:
+        return None
+    if v is None:
+        return None
+    v = np.asarray(v, np.float64)
+    return v.reshape(v.shape[:1] + (1,) * (ndim - (v.ndim - 1)) + v.shape[1:])
+
+
+def _stability(lam, eps, gamma, alpha, n, w1, w2, epochs, ts, *, noise: bool):
+    """The depth-2 GD stability check, piece by piece: the rates in force from each step where one of
+    them changes (:func:`_step_times`) are checked together, and the worst piece is reported with the
+    epoch it starts at (the largest value of each rate is not the strictest: more weight decay lowers
+    the Hessian's largest eigenvalue). The start's Hessian is checked with the first piece's rates. A
+    corruption's (k, m - k) stand in as (|k|, m - |k|) (the check is skipped where m < |k|, a fixed
+    point beyond 1 that the supplement's formula does not cover: a divergence there is still reported
+    by :func:`warn_nonfinite`)."""
+    times = _step_times(epochs, ts, lam, eps, gamma, alpha)
+    if times is None:
+        return None
+    ndim = len(_batch_shape(lam, eps, gamma, alpha, n, w1, w2))
+    vals = [_values_at(x, times, ndim) for x in (lam, eps, gamma, alpha)]
+    if any(v is None for v in vals):
+        return None
+    k, e, g, a = vals
     if noise:
-        k_abs, e = eps_top
-        if np.any(np.asarray(e) < 0):
+        k = np.abs(k)
+        if np.any(e < 0):
             return None
-        return check_gd_stability(k_abs, e, gamma_top, alpha_top, n, w1=w1, w2=w2, stacklevel=3)
-    return check_gd_stability(lam, eps_top, gamma_top, alpha_top, n, w1=w1, w2=w2, stacklevel=3)
+    pieces = np.broadcast_shapes(*(v.shape[:1] for v in vals))[0]
+    if pieces == 1:  # constants: the check as it is
+        return check_gd_stability(k[0], e[0], g[0], a[0], n, w1=w1, w2=w2, stacklevel=3)
+    with warnings.catch_warnings():  # ranges are checked already; the fixed points of every piece
+        warnings.simplefilter("ignore")
+        edges = a * max_hessian_eigenvalue(k, e, g, np.asarray(n, np.float64)[None], w1=w1, w2=w2)
+    worst = np.max(edges.reshape(edges.shape[0], -1), axis=1)
+    p = int(np.argmax(worst)) if np.any(worst >= 2) else 0
+    at = lambda v: v[min(p, v.shape[0] - 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        edge = check_gd_stability(at(k), at(e), at(g), at(a), n, w1=w1, w2=w2)
+    for w in caught:  # the piece's warning, with where it starts
+        warnings.warn(f"with the rates in force from epoch {int(times[p])} (the worst of the {pieces} pieces "
+                      f"of the schedules): {w.message}", w.category, stacklevel=3)
+    return np.maximum(edge, np.max(edges, axis=0))
 
 
 @functools.partial(jax.jit, static_argnames=("m_static", "unroll", "depth"))
