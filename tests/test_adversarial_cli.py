@@ -177,7 +177,7 @@ def _snapshot(d):
 
 TRAIN = ["train", "--dataset", "{d}/good.npy", "--hidden", "2", "--epochs", "10", "--save-every", "5",
          "--quiet"]
-TUNE = ["tune", "--dataset", "{d}/good.npy", "--n-heldout", "5", "--epochs", "10", "--max-steps", "2"]
+TUNE = ["tune", "--dataset", "{d}/good.npy", "--heldout", "5", "--epochs", "10", "--max-steps", "2"]
 CROSS = ["crosscheck", "--eigvals", "3,2,1", "--n", "10", "--hidden", "2", "--epochs", "20"]
 SIM = ["simulate", "--epochs", "10", "--quiet"]
 MAT = SIM + ["--matrix", "--dim", "3"]
@@ -201,8 +201,8 @@ CASES = [
     ("theory-tau-0", ["theory", "--tau", "0"], 2, ["--tau"]),
     ("theory-tau-inf", ["theory", "--tau", "inf"], 2, ["--tau"]),
     ("theory-n-0", ["theory", "--n", "0"], 2, ["--n"]),
-    ("theory-f-1", ["theory", "--f", "1"], 2, ["--f"]),
-    ("theory-f-nan", ["theory", "--f", "nan"], 2, ["--f"]),
+    ("theory-f-1", ["theory", "--fraction", "1"], 2, ["--fraction"]),
+    ("theory-f-nan", ["theory", "--fraction", "nan"], 2, ["--fraction"]),
     ("theory-w0-neg", ["theory", "--w0", "-1"], 2, ["--w0"]),
     ("theory-w0-inf", ["theory", "--w0", "inf"], 2, ["--w0"]),
     ("theory-w1-alone", ["theory", "--w1", "0.1"], 2, ["--w1 and --w2"]),
@@ -247,8 +247,8 @@ CASES = [
     ("mat-dim-0", SIM + ["--matrix", "--dim", "0"], 2, ["--dim"]),
     ("mat-diffrax", MAT + ["--method", "diffrax"], 2, ["diffrax"]),
     ("mat-eps-list", MAT + ["--eps", "0,1"], 2, ["--eps"]),
-    ("mat-scale-neg", MAT + ["--init", "random", "--scale", "-1"], 2, ["--scale"]),
-    ("mat-scale-inf", MAT + ["--init", "random", "--scale", "inf"], 2, ["--scale"]),
+    ("mat-scale-neg", MAT + ["--init", "random", "--init-scale", "-1"], 2, ["--init-scale"]),
+    ("mat-scale-inf", MAT + ["--init", "random", "--init-scale", "inf"], 2, ["--init-scale"]),
     ("mat-eigvals-missing", MAT + ["--eigvals", "{d}/missing.npy"], 1, ["missing.npy", "No such file"]),
     ("mat-eigvals-garbage", MAT + ["--eigvals", "{d}/garbage.npy"], 2, ["garbage.npy"]),
     ("mat-eigvals-2d", MAT + ["--eigvals", "{d}/eig2d.npy"], 2, ["--eigvals", "1-D"]),
@@ -376,8 +376,8 @@ CASES = [
     ("cross-eigvals-neg", ["crosscheck", "--eigvals", "3,-2", "--n", "10", "--hidden", "1"], 2, ["eigvals"]),
     ("cross-plot-missing-dir", CROSS + ["--plot", "{d}/missing/p.png"], 2, ["--plot"]),
     ("tune-hidden-0", TUNE + ["--hidden", "0"], 2, ["--hidden"]),
-    ("tune-heldout-0", TUNE[:3] + ["--n-heldout", "0"], 2, ["--n-heldout"]),
-    ("tune-heldout-all", TUNE[:3] + ["--n-heldout", "20"], 2, ["--n-heldout"]),
+    ("tune-heldout-0", TUNE[:3] + ["--heldout", "0"], 2, ["--heldout"]),
+    ("tune-heldout-all", TUNE[:3] + ["--heldout", "20"], 2, ["--heldout"]),
     ("tune-route", TUNE + ["--route", "magic"], 2, ["--route"], USAGE),
     ("tune-plot-nodir", TUNE + ["--plot", "{d}/missing/t.png"], 2, ["--plot", "does not exist"]),
     ("tune-data-inf", ["tune", "--dataset", "{d}/inf.npy"] + TUNE[3:], 2, ["inf.npy", "must be finite"]),

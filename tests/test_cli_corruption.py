@@ -120,7 +120,7 @@ def test_train_raw_mask_learns_the_rescaled_map(npy, capsys):
 
 @pytest.mark.slow  # a whole CLI run with compilation: ~5 s loaded
 def test_tune_masking_run(npy, capsys):
-    rc, out, _ = run_cli(["tune", "--dataset", npy, "--n-heldout", "16", "--noise", "masking",
+    rc, out, _ = run_cli(["tune", "--dataset", npy, "--heldout", "16", "--noise", "masking",
                           "--epochs", "200", "--alpha", "0.1", "--max-steps", "50", "--json"], capsys)
     assert rc == 0
     rep = json.loads(out)
@@ -132,7 +132,7 @@ def test_tune_masking_run(npy, capsys):
 @pytest.mark.slow  # whole CLI runs through the dynamics and training routes
 @pytest.mark.parametrize("route", [["--route", "dynamics", "--init", "orthogonal"], ["--route", "train"]])
 def test_tune_masking_routes_run(npy, capsys, route):
-    rc, out, _ = run_cli(["tune", "--dataset", npy, "--n-heldout", "16", "--noise", "masking",
+    rc, out, _ = run_cli(["tune", "--dataset", npy, "--heldout", "16", "--noise", "masking",
                           "--epochs", "100", "--alpha", "0.1", "--grid", "19", *route, "--json"], capsys)
     assert rc == 0
     rep = json.loads(out)
@@ -144,7 +144,7 @@ def test_tune_masking_routes_run(npy, capsys, route):
 
 @pytest.mark.slow  # a whole CLI run
 def test_tune_variances_run(npy, capsys):
-    rc, out, _ = run_cli(["tune", "--dataset", npy, "--n-heldout", "16", "--noise", "variances",
+    rc, out, _ = run_cli(["tune", "--dataset", npy, "--heldout", "16", "--noise", "variances",
                           "--epochs", "200", "--alpha", "0.1", "--max-steps", "30", "--json"], capsys)
     assert rc == 0
     rep = json.loads(out)
@@ -156,13 +156,13 @@ def test_tune_variances_run(npy, capsys):
     (["--noise", "gaussian", "--cov", "x.npy"], "--cov fixes the noise"),
     (["--noise", "masking", "--raw"], "--raw: the raw mask"),
     (["--init", "orthogonal"], "--init orthogonal goes with"),
-    (["--noise", "variances", "--p", "0.2"], "--p is the starting rate"),
+    (["--noise", "variances", "--p0", "0.2"], "--p0 is the starting rate"),
     (["--noise", "masking", "--grid", "0"], "--grid must"),
-    (["--noise", "masking", "--p", "1.5"], r"--p must lie in \(0, 1\)"),
-    (["--p", "0.2"], "--p is the starting rate"),
+    (["--noise", "masking", "--p0", "1.5"], r"--p0 must lie in \(0, 1\)"),
+    (["--p0", "0.2"], "--p0 is the starting rate"),
 ])
 def test_tune_usage_errors(npy, capsys, extra, message):
-    rc, _, err = run_cli(["tune", "--dataset", npy, "--n-heldout", "8", *extra], capsys)
+    rc, _, err = run_cli(["tune", "--dataset", npy, "--heldout", "8", *extra], capsys)
     assert rc == 2
     assert __import__("re").search(message, err), err
 

@@ -67,7 +67,7 @@ def test_tune_depth_three_runs(capsys, tmp_path):
             "tune",
             "--dataset",
             str(path),
-            "--n-heldout",
+            "--heldout",
             "40",
             "--depth",
             "3",
@@ -91,7 +91,7 @@ def test_tune_depth_three_dynamics_route(capsys, tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "x.npy"
     np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
-    rc, out, _ = run_cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--depth", "3", "--route",
+    rc, out, _ = run_cli(["tune", "--dataset", str(path), "--heldout", "40", "--depth", "3", "--route",
                           "dynamics", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10", "--json"],
                          capsys)
     rep = json.loads(out)

@@ -27,11 +27,12 @@ def test_theory_eps_schedule_prints_the_chained_closed_form(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["theory", "--eps-schedule", "piecewise:100:1,2,3"], "values must have K + 1"),
     (["theory", "--eps-schedule", "linear:1,0,100"], "piecewise-constant schedules only"),
-    (["tune", "--schedule", "piecewise:x"], "--schedule must be 'piecewise:K'"),
-    (["tune", "--schedule", "piecewise:0"], "--schedule must be 'piecewise:K'"),
-    (["tune", "--schedule-also", "gamma"], "--schedule-also needs --schedule"),
-    (["tune", "--schedule", "piecewise:2", "--schedule-also", "beta"], "--schedule-also must be a comma"),
-    (["tune", "--schedule", "piecewise:2", "--alpha-max", "1"], "--alpha-max bounds the learning rate"),
+    (["tune", "--pieces", "x"], "--pieces: invalid int value"),
+    (["tune", "--pieces", "0"], "--pieces must be"),
+    (["tune", "--schedule", "piecewise:0"], "--schedule must be 'piecewise:K'"),  # the old spelling
+    (["tune", "--schedule-also", "gamma"], "--schedule-also needs --pieces"),
+    (["tune", "--pieces", "2", "--schedule-also", "beta"], "--schedule-also must be a comma"),
+    (["tune", "--pieces", "2", "--alpha-max", "1"], "--alpha-max bounds the learning rate"),
 ])
 def test_bad_schedule_usage_is_exit_2(argv, message, capsys):
     rc, _, err = _cli(argv, capsys)
@@ -40,8 +41,8 @@ def test_bad_schedule_usage_is_exit_2(argv, message, capsys):
 
 @pytest.mark.slow  # about 30 s on the 2-core CPU (compiling the grid and two L-BFGS loops)
 def test_tune_schedule_run(capsys):
-    rc, out, _ = _cli(["tune", "--dataset", "mnist5k", "--n", "600", "--n-heldout", "200", "--schedule",
-                       "piecewise:4", "--max-steps", "20", "--json"], capsys)
+    rc, out, _ = _cli(["tune", "--dataset", "mnist5k", "--n", "600", "--heldout", "200", "--pieces",
+                       "4", "--max-steps", "20", "--json"], capsys)
     assert rc == 0
     rep = json.loads(out)
     assert rep["pieces"] == 4 and len(rep["eps"]) == 4 and len(rep["boundaries"]) == 3
@@ -67,8 +68,8 @@ def test_simulate_eps_schedule_runs_the_scheduled_recursion(capsys):
 
 @pytest.mark.slow  # about 40 s on the loaded 2-core CPU (the joint tuning compiles two stages)
 def test_tune_schedule_also_joint_run(capsys):
-    rc, out, _ = _cli(["tune", "--dataset", "mnist5k", "--n", "600", "--n-heldout", "200", "--schedule",
-                       "piecewise:2", "--schedule-also", "gamma,alpha", "--alpha-max", "0.05", "--max-steps",
+    rc, out, _ = _cli(["tune", "--dataset", "mnist5k", "--n", "600", "--heldout", "200", "--pieces",
+                       "2", "--schedule-also", "gamma,alpha", "--alpha-max", "0.05", "--max-steps",
                        "10", "--route", "dynamics", "--epochs", "200", "--json"], capsys)
     rep = json.loads(out)
     assert rc == 0 and len(rep["gamma"]) == 2 and len(rep["alpha_schedule"]) == 2
@@ -81,7 +82,7 @@ def test_tune_schedule_train_route_run(capsys, tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "x.npy"
     np.save(path, (rng.random((120, 6)) * np.linspace(1.0, 0.2, 6)).astype(np.float32))
-    rc, out, _ = _cli(["tune", "--dataset", str(path), "--n-heldout", "40", "--schedule", "piecewise:3",
+    rc, out, _ = _cli(["tune", "--dataset", str(path), "--heldout", "40", "--pieces", "3",
                        "--route", "train", "--epochs", "300", "--alpha", "0.5", "--max-steps", "10",
                        "--json"], capsys)
     rep = json.loads(out)

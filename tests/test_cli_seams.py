@@ -1,6 +1,6 @@
 """Every ``--out`` of the ``daedyn`` command is written, or refused before any work.
 
-The seams: ``simulate --depth L`` (scalar and matrix mode), ``tune --schedule`` / ``--noise
+The seams: ``simulate --depth L`` (scalar and matrix mode), ``tune --pieces`` / ``--noise
 masking`` / ``--noise variances``, ``train --depth L`` (factor matrices of different shapes), and the
 new ``theory --out`` / ``crosscheck --out``. Each test runs the CLI in-process, opens the file with
 xarray and checks its numbers against an independent NumPy computation; a failed conversion after
@@ -158,7 +158,7 @@ def test_train_out_that_fails_after_the_run_falls_back_to_npz(small_npy, tmp_pat
 
 
 # ------------------------------------------------------------------------------------------------
-# tune --schedule, --noise masking, --noise variances
+# tune --pieces, --noise masking, --noise variances
 
 
 def _split(path, n_heldout):
@@ -179,9 +179,9 @@ def _heldout_loss(w, projected, m, eval_sigma2):
 @pytest.mark.slow  # ~12 s of CPU: compiles the constant grid and two L-BFGS loops, and the plot's curves
 def test_tune_schedule_out_and_plot(tune_npy, tmp_path, capsys):
     out, plot = tmp_path / "t.nc", tmp_path / "t.png"
-    rc, stdout, err = run_cli(["tune", "--dataset", tune_npy, "--n-heldout", "50", "--epochs", "600",
-                               "--alpha", "0.2", "--eval-sigma2", "0.05", "--max-steps", "4", "--schedule",
-                               "piecewise:2", "--out", str(out), "--plot", str(plot)], capsys)
+    rc, stdout, err = run_cli(["tune", "--dataset", tune_npy, "--heldout", "50", "--epochs", "600",
+                               "--alpha", "0.2", "--eval-sigma2", "0.05", "--max-steps", "4", "--pieces",
+                               "2", "--out", str(out), "--plot", str(plot)], capsys)
     assert rc in (0, 1), err  # 1: the optimiser stopped early (the file is written either way)
     assert f"wrote {out}" in stdout and plot.stat().st_size > 1000
     ds = xr.open_dataset(out)
@@ -208,7 +208,7 @@ def _masking_eps(xt, v, p):
 
 def test_tune_masking_out_and_plot(tune_npy, tmp_path, capsys):
     out, plot = tmp_path / "m.nc", tmp_path / "m.png"
-    rc, stdout, err = run_cli(["tune", "--dataset", tune_npy, "--n-heldout", "50", "--epochs", "300",
+    rc, stdout, err = run_cli(["tune", "--dataset", tune_npy, "--heldout", "50", "--epochs", "300",
                                "--alpha", "0.05", "--max-steps", "4", "--noise", "masking", "--grid", "4",
                                "--out", str(out), "--plot", str(plot)], capsys)
     assert rc in (0, 1), err
@@ -230,7 +230,7 @@ def test_tune_masking_out_and_plot(tune_npy, tmp_path, capsys):
 @pytest.mark.slow  # ~7 s of CPU: compiles two L-BFGS stages
 def test_tune_variances_out(tune_npy, tmp_path, capsys):
     out = tmp_path / "v.nc"
-    rc, _, err = run_cli(["tune", "--dataset", tune_npy, "--n-heldout", "50", "--epochs", "300", "--alpha",
+    rc, _, err = run_cli(["tune", "--dataset", tune_npy, "--heldout", "50", "--epochs", "300", "--alpha",
                           "0.05", "--max-steps", "3", "--noise", "variances", "--out", str(out), "--json"],
                          capsys)
     assert rc in (0, 1), err
@@ -302,7 +302,7 @@ BAD_OUT = [
     ["simulate", "--matrix", "--epochs", "1000000000"],
     ["train", "--dataset", NO_DATA, "--depth", "3"],
     ["tune", "--dataset", NO_DATA],
-    ["tune", "--dataset", NO_DATA, "--schedule", "piecewise:2"],
+    ["tune", "--dataset", NO_DATA, "--pieces", "2"],
     ["tune", "--dataset", NO_DATA, "--noise", "masking"],
     ["tune", "--dataset", NO_DATA, "--noise", "variances"],
     ["theory", "--points", "100000"],

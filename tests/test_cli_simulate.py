@@ -87,7 +87,7 @@ def test_matrix_orthogonal_init_per_direction(capsys, tmp_path):
 
 def test_matrix_text_output_and_stability_warning(capsys):
     code, out, err = _run(capsys, "--matrix", "--dim", "5", "--hidden", "2", "--lam", "300", "--alpha",
-                          "0.01", "--epochs", "20", "--init", "random", "--scale", "0.01")
+                          "0.01", "--epochs", "20", "--init", "random", "--init-scale", "0.01")
     assert code in (0, 1)  # lam = 300 at alpha = 0.01 is past the edge: may or may not blow up in 20 steps
     assert "warning: gradient descent cannot settle" in err and "lam=300" in err
     assert "mapping" in out and "D = 5, H = 2" in out

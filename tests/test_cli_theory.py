@@ -80,7 +80,7 @@ def test_plot_writes_a_png(tmp_path, capsys):
     (["--lam", "-1"], "--lam must lie in [0, inf); got -1"),
     (["--eps", "0,-0.5"], "--eps must lie in [0, inf); got -0.5"),
     (["--tau", "0"], "--tau must lie in (0, inf); got 0"),
-    (["--f", "1"], "--f must lie in (0, 1); got 1"),
+    (["--fraction", "1"], "--fraction must lie in (0, 1); got 1"),
     (["--w0=-1e-3"], "--w0 must lie in [0, inf); got -0.001"),
     (["--times", "0,-1"], "--times must lie in [0, inf); got -1"),
     (["--points", "1"], "--points must lie in [2, 100000]; got 1"),

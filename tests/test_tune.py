@@ -368,7 +368,7 @@ def test_cli_tune_on_local_file(tmp_path, capsys, x64):
     x = rng.random((300, 8)) * np.geomspace(1.0, 0.05, 8)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "plot.png"
-    code = main(["tune", "--dataset", str(tmp_path / "x.npy"), "--n-heldout", "100", "--epochs",
+    code = main(["tune", "--dataset", str(tmp_path / "x.npy"), "--heldout", "100", "--epochs",
                  "500", "--alpha", "0.1", "--eval-sigma2", "0.02", "--eps0", "0.5", "--plot", str(out),
                  "--json"])
     rep = json.loads(capsys.readouterr().out)
@@ -378,7 +378,7 @@ def test_cli_tune_on_local_file(tmp_path, capsys, x64):
     assert rep["eps"] != pytest.approx(0.5, rel=0.01)  # it moved
     assert main(["tune", "--dataset", str(tmp_path / "x.npy"), "--epochs", "0"]) == 2
     assert "--epochs must lie in" in capsys.readouterr().err
-    assert main(["tune", "--dataset", str(tmp_path / "x.npy"), "--n-heldout", "300"]) == 2
+    assert main(["tune", "--dataset", str(tmp_path / "x.npy"), "--heldout", "300"]) == 2
 
 
 # --- more routes and consistency checks ------------------------------------------------------------

@@ -157,7 +157,7 @@ def test_cli_tune_out_netcdf(tiny, tmp_path, capsys):
     data = tmp_path / "x.npy"
     np.save(data, np.tile(tiny, (4, 1)))
     out = tmp_path / "tune.nc"
-    rc = main(["tune", "--dataset", str(data), "--n-heldout", "32", "--epochs", "100", "--max-steps", "3",
+    rc = main(["tune", "--dataset", str(data), "--heldout", "32", "--epochs", "100", "--max-steps", "3",
                "--out", str(out)])
     assert rc in (0, 1), capsys.readouterr().err
     ds = xr.open_dataset(out)

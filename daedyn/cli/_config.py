@@ -23,7 +23,10 @@ def _options(sub: argparse.ArgumentParser) -> dict[str, list[argparse.Action]]:
     out: dict[str, list[argparse.Action]] = {}
     for action in sub._actions:  # argparse keeps no public list of a parser's actions
         if action.option_strings and action.dest not in _INTERNAL and action.dest != "help":
-            out.setdefault(action.dest, []).append(action)
+            if getattr(action, "new", None):  # a deprecated spelling: its own key (an old config)
+                out.setdefault(action.option_strings[0].lstrip("-").replace("-", "_"), []).append(action)
+            else:
+                out.setdefault(action.dest, []).append(action)
     return out
 
 

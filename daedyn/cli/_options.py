@@ -6,7 +6,74 @@ from __future__ import annotations
 import argparse
 
 __all__ = ["add_common_options", "add_dataset_options", "add_config_options", "float_list", "seed_int",
-           "apply_common_options"]
+           "apply_common_options", "add_deprecated", "Deprecated", "eigvals_arg", "load_eigvals"]
+
+
+class Deprecated(argparse.Action):
+    """An old spelling of an option (docs/glossary.md): stores into the new option's ``dest`` (through
+    ``convert``, when the value changed form) and says once on stderr that it is deprecated and what
+    to write instead. Hidden from ``--help``; removed one release after the rename."""
+
+    _said: set = set()
+
+    def __init__(self, option_strings, dest, new: str = "", convert=None, **kwargs):
+        kwargs.setdefault("default", argparse.SUPPRESS)  # the new option's default stands
+        super().__init__(option_strings, dest, **kwargs)
+        self.new, self.convert = new, convert
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        if self.nargs == 0:
+            values = self.const
+        if self.convert is not None:
+            try:
+                values = self.convert(values)
+            except ValueError as err:
+                parser.error(f"{option_string}: {err}")
+        setattr(namespace, self.dest, values)
+        note = (parser.prog, option_string)
+        if note not in Deprecated._said:
+            Deprecated._said.add(note)
+            print(f"{parser.prog}: deprecated: {option_string} is now {self.new} (the old spelling "
+                  "works until the next release; docs/glossary.md)", file=sys.stderr, flush=True)
+
+
+def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, *, dest: str | None = None,
+                   convert=None, **kwargs) -> None:
+    """Register ``old`` as a hidden, deprecated spelling of the option ``new`` (same ``dest``)."""
+    dest = dest or new.lstrip("-").replace("-", "_")
+    p.add_argument(old, dest=dest, action=Deprecated, new=new, convert=convert, help=argparse.SUPPRESS,
+                   **kwargs)
+
+
+def eigvals_arg(text: str):
+    """``--eigvals``: a comma list of numbers, or a ``.npy`` file of a 1-D array (read by
+    :func:`load_eigvals` when the command runs); an argparse ``type=``."""
+    if text.strip().lower().endswith(".npy"):
+        return text
+    return float_list(text)
+
+
+def load_eigvals(option: str, value):
+    """The eigenvalues of :func:`eigvals_arg`'s value as a float64 array (D,), descending order kept as
+    given. Raises ValueError naming ``option`` for a file without a 1-D array or a negative value."""
+    import numpy as np
+
+    from daedyn._checks import check_range
+
+    where = option
+    if isinstance(value, str):
+        from daedyn.data import read_npy
+
+        where = f"{option} {value}"
+        lam = np.asarray(read_npy(value), np.float64)
+    else:
+        lam = np.asarray(value, np.float64)
+    if lam.ndim != 1 or lam.size < 1:
+        raise ValueError(f"{where}: must hold a 1-D array (D,); got shape {lam.shape}")
+    check_range(f"{where}: eigenvalues", lam, 0.0)
+    return lam
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""The schedule options of ``daedyn tune`` (``--schedule piecewise:K``, ``--schedule-also``) and
+"""The schedule options of ``daedyn tune`` (``--pieces K``, ``--schedule-also``) and
 ``daedyn theory`` (``--eps-schedule``): parsing and formatting only; the work is
 ``daedyn.tune.tune_schedule`` and ``daedyn.theory.small_init_trajectory``."""
 
@@ -23,11 +23,11 @@ ALSO = ("gamma", "alpha", "epochs")
 
 def also_spec(args) -> set[str]:
     """The parameters ``--schedule-also`` names (a subset of gamma, alpha, epochs); ValueError (usage)
-    for unknown names, for ``--schedule-also`` without ``--schedule`` or ``--alpha-max`` without alpha."""
+    for unknown names, for ``--schedule-also`` without ``--pieces`` or ``--alpha-max`` without alpha."""
     names = set()
     if getattr(args, "schedule_also", None):
-        if args.schedule is None:
-            raise ValueError("--schedule-also needs --schedule piecewise:K")
+        if args.pieces is None:
+            raise ValueError("--schedule-also needs --pieces K")
         names = {n.strip() for n in args.schedule_also.split(",") if n.strip()}
         unknown = sorted(names - set(ALSO))
         if unknown or not names:
@@ -39,7 +39,7 @@ def also_spec(args) -> set[str]:
 
 
 def run_tune(args, xt, xh, name: str, start: float) -> int:
-    """``daedyn tune --schedule piecewise:K``: tune_schedule on the split, then print or JSON; ``--out``
+    """``daedyn tune --pieces K``: tune_schedule on the split, then print or JSON; ``--out``
     writes ``ScheduleTuning.to_xarray()``, ``--plot`` ``figures.plot_schedule_tuning`` (both checked
     before any work by ``daedyn.cli.tune``)."""
     import time
@@ -48,7 +48,7 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
 
     from daedyn import tune
 
-    k = pieces_spec(args.schedule)
+    k = args.pieces
     problem = tune.heldout_problem(xt, xh, keep_data=args.route == "train")
     also = also_spec(args)
     extra = {}

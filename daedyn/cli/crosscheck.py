@@ -12,7 +12,13 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
-from daedyn.cli._options import add_common_options, add_dataset_options, float_list, seed_int
+from daedyn.cli._options import (
+    add_common_options,
+    add_dataset_options,
+    eigvals_arg,
+    load_eigvals,
+    seed_int,
+)
 
 HELP = "run one configuration four ways and say whether the theory can be trusted on it"
 
@@ -27,8 +33,9 @@ def register(subparsers) -> None:
         epilog="Exit codes: 0 the four agree, 1 they disagree (the table says where) or --out could not "
         "be written (the arrays are then in FILE.npz), 2 bad usage.")
     add_dataset_options(p)
-    p.add_argument("--eigvals", type=float_list, default=None, metavar="LIST",
-                   help="a spectrum of Sigma = X^T X instead of data (needs --n >= its length)")
+    p.add_argument("--eigvals", type=eigvals_arg, default=None, metavar="LIST|FILE.npy",
+                   help="a spectrum of Sigma = X^T X instead of data, a comma list or a .npy file (needs "
+                   "--n >= its length)")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--sigma2", type=float, default=None,
                        help="Gaussian noise variance s^2 (marginalised; eps = N s^2)")
@@ -73,6 +80,7 @@ def run(args) -> int:
     tol = cc.Tolerances()._replace(**{k: v for k, v in (("max_diff", args.tol_max), ("rmse", args.tol_rmse),
                                                          ("time_rel", args.tol_time)) if v is not None})
     if args.eigvals is not None:
+        args.eigvals = load_eigvals("--eigvals", args.eigvals).tolist()
         x, n = None, args.n
     else:
         ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,

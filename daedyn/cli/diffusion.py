@@ -10,7 +10,7 @@ import json
 import math
 
 from daedyn.cli._files import check_out, print_written, raw_arrays, save_out
-from daedyn.cli._options import add_common_options, add_config_options, float_list, seed_int
+from daedyn.cli._options import add_common_options, add_config_options, add_deprecated, float_list, seed_int
 
 HELP = "predict, tune or train a linear denoiser trained across noise levels (diffusion)"
 ACTIONS = ("predict", "tune", "train")
@@ -56,7 +56,8 @@ def register(subparsers) -> None:
     p.add_argument("--over", default="p_mean,p_std", metavar="LIST",
                    help="tune: what to tune (p_mean,p_std | s_min,s_max | sigmas,probs, and sigma_data)")
     p.add_argument("--distance", choices=("kl", "frechet"), default="kl", help="tune: the distance (kl)")
-    p.add_argument("--steps", type=int, default=100, help="tune: optimiser iterations at most (100)")
+    p.add_argument("--max-steps", type=int, default=100, help="tune: optimiser iterations at most (100)")
+    add_deprecated(p, "--steps", "--max-steps", type=int)
     p.add_argument("--records", type=int, default=10, help="train: records over the budget (default 10)")
     p.add_argument("--samples", type=int, default=16, help="train: (s, n) draws per example and step (16)")
     p.add_argument("--seed", type=seed_int, default=0, help="train: seed of the data and the run (0)")
@@ -96,7 +97,7 @@ def _validate(args) -> None:
         if len(args.heldout) != len(args.lam):
             raise ValueError(f"--heldout needs one variance per direction of --lam ({len(args.lam)}); "
                              f"got {len(args.heldout)}")
-    check_int("--steps", args.steps, 1)
+    check_int("--max-steps", args.max_steps, 1)
     check_int("--records", args.records, 1)
     check_int("--samples", args.samples, 1)
     check_out("--out", args.out)
@@ -157,7 +158,8 @@ def _tune(args) -> tuple[dict, object]:
     try:
         r = diffusion.tune(lam, heldout, n=args.n, alpha=args.alpha, budget=args.budget,
                            objective=_objective(args), over=over, distance=args.distance, depth=args.depth,
-                           w0=args.w0, sigma_min=args.sigma_min, sigma_max=args.sigma_max, steps=args.steps)
+                           w0=args.w0, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
+                           steps=args.max_steps)
     except ValueError as err:
         if str(err).startswith("over"):
             raise ValueError(f"--{err}") from None

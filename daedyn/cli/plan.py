@@ -11,7 +11,8 @@ from daedyn.cli._options import (
     add_common_options,
     add_config_options,
     add_dataset_options,
-    float_list,
+    eigvals_arg,
+    load_eigvals,
     seed_int,
 )
 
@@ -30,8 +31,9 @@ def register(subparsers) -> None:
         "The options are daedyn train's (docs/workflow.md).",
         epilog="Exit codes: 0 ok, 1 dataset not available or --out could not be written, 2 bad usage.")
     add_dataset_options(p)
-    p.add_argument("--eigvals", type=float_list, default=None, metavar="LIST",
-                   help="a spectrum of Sigma = X^T X instead of data (--n is then the sample count N)")
+    p.add_argument("--eigvals", type=eigvals_arg, default=None, metavar="LIST|FILE.npy",
+                   help="a spectrum of Sigma = X^T X instead of data, a comma list or a .npy file (--n is "
+                   "then the sample count N)")
     p.add_argument("--heldout", type=int, default=0, metavar="M",
                    help="plan on the training part of daedyn train --heldout M (same --seed split; "
                    "default 0)")
@@ -83,7 +85,7 @@ def _inputs(args):
             raise ValueError("--heldout splits data; with --eigvals, --n is the training sample count")
         if args.n is None:
             raise ValueError("--eigvals needs --n, the number of samples N the eigenvalues are summed over")
-        return None, args.eigvals, args.n, nz, args.eps or 0.0
+        return None, load_eigvals("--eigvals", args.eigvals).tolist(), args.n, nz, args.eps or 0.0
     if args.n is not None:
         check_range("--n", args.n, 1)
     ds, _ = data.load_dataset(args.dataset, n=args.n, data_dir=args.data_dir, subset=args.subset,

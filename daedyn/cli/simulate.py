@@ -15,7 +15,15 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
-from daedyn.cli._options import add_common_options, add_config_options, float_list, seed_int
+from daedyn.cli._options import (
+    add_common_options,
+    add_config_options,
+    add_deprecated,
+    eigvals_arg,
+    float_list,
+    load_eigvals,
+    seed_int,
+)
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -76,12 +84,15 @@ def register(subparsers) -> None:
     matrix.add_argument("--hidden", type=int, default=None, help="hidden units H (default D)")
     matrix.add_argument("--init", choices=("orthogonal", "random"), default="orthogonal",
                         help="orthogonal: W1 = R D1, W2 = D2 R^T from --w1/--w2 (section 3.2, decoupled); "
-                        "random: i.i.d. N(0, scale^2) entries")
-    matrix.add_argument("--scale", type=float, default=1e-2, help="random init standard deviation (0.01)")
+                        "random: i.i.d. N(0, init_scale^2) entries")
+    matrix.add_argument("--init-scale", type=float, default=1e-2,
+                        help="standard deviation of the random init's entries (default 0.01)")
+    add_deprecated(matrix, "--scale", "--init-scale", type=float)
     matrix.add_argument("--seed", type=seed_int, default=0,
                         help="PRNG seed of R / the random init (default 0)")
-    matrix.add_argument("--eigvals", default=None, metavar="FILE.npy",
-                        help="spectrum (D,) from a .npy file instead of the default (sorted descending)")
+    matrix.add_argument("--eigvals", type=eigvals_arg, default=None, metavar="LIST|FILE.npy",
+                        help="spectrum (D,): a comma list or a .npy file, instead of the default (sorted "
+                        "descending)")
     matrix.add_argument("--noise", choices=("none", "masking", "gaussian"), default="none",
                         help="masking: inverted-dropout noise at rate --p on the spectrum of --dataset; "
                         "the full term V^T C V, C = p / (1 - p) diag(Sigma), couples the directions and N "
@@ -138,9 +149,9 @@ def _checked_ints(args):
         raise ValueError(f"--epochs ({args.epochs}) must be a multiple of --save-every ({every})")
     if args.dt is not None:
         check_range("--dt", args.dt, 0.0, lo_open=True)
-    for name in ("w1", "w2", "scale"):
-        check_range(f"--{name}", getattr(args, name), -math.inf, math.inf)  # finite
-    check_range("--scale", args.scale, 0.0)
+    for name in ("w1", "w2", "init_scale"):
+        check_range(f"--{name.replace('_', '-')}", getattr(args, name), -math.inf, math.inf)  # finite
+    check_range("--init-scale", args.init_scale, 0.0)
     for a in args.alpha:  # tau = n / alpha must be a finite positive number
         tau = args.n / a
         if not 0.0 < tau < math.inf:
@@ -371,13 +382,7 @@ def _spectrum(args):
     import numpy as np
 
     if args.eigvals:
-        from daedyn._checks import check_range
-        from daedyn.data import read_npy
-
-        lam = read_npy(args.eigvals)
-        if lam.ndim != 1 or lam.size < 1:
-            raise ValueError(f"--eigvals {args.eigvals}: must hold a 1-D array (D,); got shape {lam.shape}")
-        check_range(f"--eigvals {args.eigvals}: eigenvalues", lam, 0.0)
+        lam = load_eigvals("--eigvals", args.eigvals)
         return np.sort(np.asarray(lam, np.float64))[::-1]
     if args.dim < 1:
         raise ValueError(f"--dim must be >= 1; got {args.dim}")
@@ -453,7 +458,7 @@ def _run_matrix(args) -> int:
     if args.init == "orthogonal":  # the first L - 1 factors' diagonals at --w1, the last at --w2
         ws = dynamics.orthogonal_init(d, h, *([args.w1] * (depth - 1)), args.w2, key=key, dtype=dtype)
     else:
-        ws = dynamics.random_init(d, h, scale=args.scale, key=key, dtype=dtype, depth=depth)
+        ws = dynamics.random_init(d, h, scale=args.init_scale, key=key, dtype=dtype, depth=depth)
     lam_j = jnp.asarray(lam, dtype) if masked is None else spec  # a corruption value needs the basis
     kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims,
               noise=None if masked is None else nz)

@@ -7,7 +7,7 @@ import json
 import math
 
 from daedyn.cli._files import check_out, check_plot, print_written, save_out, save_plot
-from daedyn.cli._options import add_common_options, float_list
+from daedyn.cli._options import add_common_options, add_deprecated, float_list
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 
@@ -44,9 +44,10 @@ def register(subparsers) -> None:
     times.add_argument("--times", type=float_list, default=None, metavar="LIST",
                        help="explicit times >= 0 instead of --t-max/--points")
     p.add_argument("--points", type=int, default=11, help="number of times from 0 to --t-max (default 11)")
-    p.add_argument("--f", type=float, default=0.9,
+    p.add_argument("--fraction", type=float, default=0.9,
                    help="learning time = time to reach this fraction of the fixed point, in (0, 1) "
                    "(default 0.9)")
+    add_deprecated(p, "--f", "--fraction", type=float)
     p.add_argument("--eps-schedule", default=None, metavar="piecewise:B1,...:V0,...",
                    help="a piecewise-constant eps schedule instead of --eps (K boundaries in epochs, K + 1 "
                    "values; exact closed form, docs/schedules.md); the eps, fixed point and learning "
@@ -77,7 +78,7 @@ def _validate(args) -> None:
     _check("--gamma", args.gamma, 0.0)
     _check("--n", args.n, 0.0, lo_open=True)
     _check("--tau", args.tau, 0.0, lo_open=True)
-    _check("--f", args.f, 0.0, 1.0, lo_open=True, hi_open=True)
+    _check("--fraction", args.fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     from daedyn._checks import check_int
 
     check_int("--depth", args.depth, 2)
@@ -139,9 +140,9 @@ def _curves(args):
     fixed = np.asarray(theory.fixed_point(lam, eps, gamma, args.n, depth=args.depth), np.float64)
     threshold = np.asarray(theory.learning_threshold(lam, eps, gamma, args.n, depth=args.depth), np.float64)
     if general:
-        t_learn = theory.dae_learning_time(args.f, lam, eps, args.w1, args.w2, tau=args.tau)
+        t_learn = theory.dae_learning_time(args.fraction, lam, eps, args.w1, args.w2, tau=args.tau)
     else:
-        t_learn = theory.learning_time(args.f, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n,
+        t_learn = theory.learning_time(args.fraction, lam, eps, gamma, w0=args.w0, tau=args.tau, n=args.n,
                                        depth=args.depth)
     curves = []
     for i, (la, ep, ga) in enumerate(combos):
@@ -237,7 +238,7 @@ def run(args) -> int:
     w = _trajectories(args, ts, combos)
     general = args.w1 is not None
     report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
-              "depth": args.depth, "f": args.f, "t": ts.tolist(), "curves": curves}
+              "depth": args.depth, "fraction": args.fraction, "t": ts.tolist(), "curves": curves}
     lost = save_out("daedyn theory", args.out, report, lambda: _dataset(args, ts, w, curves, report),
                     lambda: {"t": ts, "w": w})
     if args.plot:
@@ -257,7 +258,7 @@ def run(args) -> int:
         print(f"eps schedule {args.eps_schedule} (exact, chained per piece); the eps, fixed point and "
               f"learning time columns are those of the last piece")
     print(f"{'curve':>5}  {'lam':>9} {'eps':>9} {'gamma':>9}  {'fixed point':>12}  "
-          + (f"{'threshold':>12}  " if deep else "") + f"{'t(' + format(args.f, 'g') + ' w*)':>12}")
+          + (f"{'threshold':>12}  " if deep else "") + f"{'t(' + format(args.fraction, 'g') + ' w*)':>12}")
     for j, c in enumerate(curves):
         tl = "never" if c["learning_time"] is None else f"{c['learning_time']:.6g}"
         th = "" if not deep else (

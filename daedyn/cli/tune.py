@@ -18,7 +18,13 @@ from daedyn.cli._files import (
     save_out,
     save_plot,
 )
-from daedyn.cli._options import add_common_options, add_config_options, add_dataset_options, seed_int
+from daedyn.cli._options import (
+    add_common_options,
+    add_config_options,
+    add_dataset_options,
+    add_deprecated,
+    seed_int,
+)
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -31,7 +37,9 @@ def register(subparsers) -> None:
         "best).", epilog="Exit codes: 0 ok, 1 tuning stopped on a NaN/inf objective (the best eps "
         "so far is still printed), 2 bad usage.")
     add_dataset_options(p)
-    p.add_argument("--n-heldout", type=int, default=1000, help="held-out samples (default 1000)")
+    p.add_argument("--heldout", type=int, default=1000, metavar="M",
+                   help="hold out M of the loaded samples for the objective (default 1000)")
+    add_deprecated(p, "--n-heldout", "--heldout", type=int)
     p.add_argument("--epochs", type=float, default=2000.0, help="training time T in epochs (2000)")
     p.add_argument("--alpha", type=float, default=0.02, help="learning rate (default 0.02)")
     p.add_argument("--eval-sigma2", type=float, default=0.05,
@@ -48,11 +56,12 @@ def register(subparsers) -> None:
     p.add_argument("--anisotropic", action="store_true",
                    help="also tune a per-direction eps_j from the isotropic optimum")
     p.add_argument("--max-steps", type=int, default=100, help="optimiser iterations (default 100)")
-    p.add_argument("--schedule", default=None, metavar="piecewise:K",
+    p.add_argument("--pieces", type=int, default=None, metavar="K",
                    help="tune a noise schedule of K equal pieces on [0, T] instead of one eps, against "
                    "the best constant eps (any --route; with --anisotropic one per direction)")
+    add_deprecated(p, "--schedule", "--pieces", convert=_pieces_spec, metavar="piecewise:K")
     p.add_argument("--schedule-also", default=None, metavar="LIST",
-                   help="with --schedule, tune these jointly with the eps pieces: a comma list of gamma "
+                   help="with --pieces, tune these jointly with the eps pieces: a comma list of gamma "
                    "(K pieces), alpha (K pieces of the learning rate), epochs (T; route closed_form)")
     p.add_argument("--alpha-max", type=float, default=None, metavar="A",
                    help="with --schedule-also alpha: bound the learning rate below A by reparametrisation "
@@ -60,27 +69,36 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the split and the initial weights")
     p.add_argument("--plot", default=None, metavar="OUT.png",
                    help="write objective vs eps with the path (--noise masking: vs the rate p, with the "
-                   "grid; --schedule: the tuned eps(t) and the objective over training; not with --noise "
+                   "grid; --pieces: the tuned eps(t) and the objective over training; not with --noise "
                    "variances)")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
                    help="write the result as a labelled xarray dataset: the optimisation history (every "
-                   "iterate), and the tuned schedule (--schedule), rate and grid (--noise masking) or "
+                   "iterate), and the tuned schedule (--pieces), rate and grid (--noise masking) or "
                    "per-component variances (--noise variances)")
     p.add_argument("--noise", choices=("gaussian", "masking", "variances"), default="gaussian",
                    help="the training corruption to tune: gaussian (its eps, default), masking (its rate "
                    "p, against a grid) or variances (D per-component Gaussian variances, from the best "
                    "shared one); any --route (docs/corruption.md)")
-    p.add_argument("--p", type=float, default=None,
-                   help="--noise masking: the starting rate in (0, 1) (default 0.2)")
+    p.add_argument("--p0", type=float, default=None,
+                   help="--noise masking: the rate p to start tuning from, in (0, 1) (default 0.2)")
+    add_deprecated(p, "--p", "--p0", type=float)
     p.add_argument("--init", choices=("balanced", "orthogonal"), default="balanced",
                    help="--noise masking/variances, route dynamics: balanced (per-direction GD with the "
                    "diagonal eps_j, default) or orthogonal (full-matrix GD with the coupled V^T C V)")
     p.add_argument("--grid", type=int, default=99, metavar="K",
                    help="--noise masking: K rates 1/(K+1) ... K/(K+1) for the grid baseline (default 99)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_corruption_options(p)
     add_common_options(p)
     add_config_options(p)
     p.set_defaults(func=run)
+
+
+def _pieces_spec(text: str) -> int:
+    """The deprecated ``--schedule piecewise:K`` as --pieces K."""
+    from daedyn.cli._schedule import pieces_spec
+
+    return pieces_spec(text)
 
 
 def run(args) -> int:
@@ -102,8 +120,8 @@ def run(args) -> int:
     if args.hidden is not None:
         check_range("--hidden", args.hidden, 1)
     check_int("--depth", args.depth, 2)
-    if args.depth > 2 and (args.schedule is not None or args.noise != "gaussian"):
-        raise ValueError("--depth >= 3 tunes the Gaussian noise level eps: drop --schedule and "
+    if args.depth > 2 and (args.pieces is not None or args.noise != "gaussian"):
+        raise ValueError("--depth >= 3 tunes the Gaussian noise level eps: drop --pieces and "
                          "--noise masking (depth 2 only)")
     if args.n is not None:
         check_range("--n", args.n, 2)
@@ -122,21 +140,19 @@ def run(args) -> int:
         if args.noise == "variances" and args.plot:
             raise ValueError("--plot draws the objective against one noise parameter; --noise variances "
                              "tunes D of them: drop --plot (--out writes them all)")
-        if args.p is not None:
+        if args.p0 is not None:
             if args.noise != "masking":
-                raise ValueError("--p is the starting rate of --noise masking")
-            check_range("--p", args.p, 0.0, 1.0, lo_open=True, hi_open=True)
+                raise ValueError("--p0 is the starting rate of --noise masking")
+            check_range("--p0", args.p0, 0.0, 1.0, lo_open=True, hi_open=True)
         check_range("--grid", args.grid, 1)
-    elif args.p is not None:
-        raise ValueError("--p is the starting rate of --noise masking")
+    elif args.p0 is not None:
+        raise ValueError("--p0 is the starting rate of --noise masking")
     if args.init != "balanced" and (args.route != "dynamics" or args.noise == "gaussian"):
         raise ValueError("--init orthogonal goes with --noise masking/variances on --route dynamics")
-    if args.schedule is not None:
-        from daedyn.cli._schedule import pieces_spec
-
-        pieces_spec(args.schedule)  # a usage error before loading data
+    if args.pieces is not None:
+        check_int("--pieces", args.pieces, 1)  # a usage error before loading data
         if args.plot and args.route == "train":
-            raise ValueError("--plot with --schedule draws the held-out objective over training from the "
+            raise ValueError("--plot with --pieces draws the held-out objective over training from the "
                              "closed form, which route train has not got: drop --plot, or tune on "
                              "--route closed_form or dynamics")
     from daedyn.cli._schedule import also_spec
@@ -146,12 +162,12 @@ def run(args) -> int:
                               seed=args.subset_seed)
     x, name = np.asarray(ds.x), ds.name
     check_data_fits(args.dataset, x)
-    if not 1 <= args.n_heldout < x.shape[0]:
-        raise ValueError(f"--n-heldout must lie in [1, {x.shape[0] - 1}] for {x.shape[0]} samples; "
-                         f"got {args.n_heldout}")
+    if not 1 <= args.heldout < x.shape[0]:
+        raise ValueError(f"--heldout must lie in [1, {x.shape[0] - 1}] for {x.shape[0]} samples; "
+                         f"got {args.heldout}")
     start = time.perf_counter()
-    xt, xh = data.train_heldout_split(x, args.n_heldout, seed=args.seed)
-    if args.schedule is not None:  # a K-piece eps schedule (cli/_schedule.py)
+    xt, xh = data.train_heldout_split(x, args.heldout, seed=args.seed)
+    if args.pieces is not None:  # a K-piece eps schedule (cli/_schedule.py)
         from daedyn.cli import _schedule
 
         return _schedule.run_tune(args, xt, xh, name, start)
@@ -242,7 +258,7 @@ def _corruption(args, name, xt, xh, start) -> int:
               "epochs": args.epochs, "alpha": args.alpha, "eval_sigma2": args.eval_sigma2}
     if args.noise == "masking":
         grid = np.arange(1, args.grid + 1) / (args.grid + 1)
-        noise0, more = noise.masking(0.2 if args.p is None else args.p), dict(grid=grid)
+        noise0, more = noise.masking(0.2 if args.p0 is None else args.p0), dict(grid=grid)
     else:  # one shared variance (matched noise, or 0.01 without evaluation noise), then D of them
         s2 = float(args.eval_sigma2)
         noise0, more = noise.gaussian_covariance(np.full(int(xt.shape[1]), s2 if s2 > 0 else 0.01)), {}
