@@ -18,7 +18,7 @@ from jax import lax
 __all__ = ["check_noise_term", "schedule_refusal", "concrete", "check_range", "check_finite",
            "check_broadcastable", "check_int",
            "check_precision", "PRECISIONS", "float_dtype", "FLOAT64_HINT", "check_representable",
-           "check_output", "check_nonempty", "check_fit"]
+           "check_output", "check_nonempty", "check_fit", "renamed"]
 
 #: How to get float64, quoted by every error about the limits of the computation dtype.
 FLOAT64_HINT = ("compute in float64: call jax.config.update('jax_enable_x64', True) at startup (or "
@@ -238,3 +238,39 @@ def check_noise_term(name: str, c, c_dims: int) -> None:
     low = float(np.min(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2)))
     if low < -tol * a.shape[-1]:
         raise ValueError(f"{name} must be positive semi-definite; its smallest eigenvalue is {low:.3g}")
+
+
+def renamed(**old_to_new: str):
+    """Decorator: keywords renamed to the glossary's one name (docs/glossary.md) keep working for one
+    release, with a ``DeprecationWarning`` naming the new keyword; ``inspect.signature`` shows the new
+    names, and ``fn.__deprecated_keywords__`` lists the old ones (tests/test_glossary.py).
+
+    Example:
+      >>> @renamed(f="fraction")
+      ... def half(fraction=0.5):
+      ...     return fraction
+      >>> import warnings
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     half(f=0.25), str(caught[0].message)
+      (0.25, "half(f=...) is deprecated: use fraction= (the glossary's name; docs/glossary.md)")
+    """
+    import functools
+    import warnings
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__name__}() got both {old}= (deprecated) and {new}=")
+                    warnings.warn(f"{fn.__name__}({old}=...) is deprecated: use {new}= (the glossary's "
+                                  "name; docs/glossary.md)", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        inner.__deprecated_keywords__ = dict(old_to_new)
+        return inner
+
+    return wrap
