@@ -246,16 +246,19 @@ def test_cli_dry_run_and_run(tmp_path, capsys):
     import sys
     sys.path.insert(0, str(tmp_path))
     try:
-        assert cli_main(["sweep", str(spec_file), "--dry-run", "--max-memory", "200B"]) == 0
+        assert cli_main(["sweep", str(spec_file), "--dry-run"]) == 2  # its module is not allowed
+        assert "--allow-import tests_sweep_fn" in capsys.readouterr().err
+        allow = ["--allow-import", "tests_sweep_fn"]
+        assert cli_main(["sweep", str(spec_file), "--dry-run", "--max-memory", "200B", *allow]) == 0
         out = capsys.readouterr().out
         assert "11 points" in out and "chunks      2 of 6 points" in out
-        assert cli_main(["sweep", str(spec_file), "--dry-run", "--json"]) == 0
+        assert cli_main(["sweep", str(spec_file), "--dry-run", "--json", *allow]) == 0
         assert json.loads(capsys.readouterr().out)["plan"]["n_chunks"] == 1
         assert cli_main(["sweep", str(spec_file)]) == 2  # no output path
         assert "no output path" in capsys.readouterr().err
         out_path = tmp_path / "cli.zarr"
         assert cli_main(["sweep", str(spec_file), "--out", str(out_path), "--json",
-                         "--max-memory", "200B"]) == 0
+                         "--max-memory", "200B", *allow]) == 0
         captured = capsys.readouterr()
         assert json.loads(captured.out)["chunks_computed"] == 2
         assert "sweep: 100%" in captured.err and " 2/2 [" in captured.err  # progress (tqdm) on stderr

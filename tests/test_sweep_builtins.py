@@ -217,8 +217,10 @@ def test_entry_points_are_read_only_and_names_resolve():
     assert not hasattr(sweep, "register")
     fn, info = resolve("theory.fixed_point")
     assert fn is sweep.ENTRY_POINTS["theory.fixed_point"] and info.batching == "vmap"
-    assert resolve("numpy:add")[0] is np.add  # a user's own function, by import path
+    assert resolve("numpy:add", ["numpy"])[0] is np.add  # a user's own function, by import path
+    with pytest.raises(ValueError, match="--allow-import numpy"):  # only when its module is allowed
+        resolve("numpy:add")
     with pytest.raises(ValueError, match="not a built-in entry point"):
         resolve("theory.nonsense")
     with pytest.raises(ValueError, match="cannot import module"):
-        resolve("no_such_module_xyz:f")
+        resolve("no_such_module_xyz:f", ["no_such_module_xyz"])

@@ -77,7 +77,7 @@ def test_sharded_over_4_devices_equals_single_device(fns):
     assert len(jax.devices()) == 4
     out = {{}}
     for name, spec in (("closed", {CLOSED_SPEC!r}), ("gd", {GD_SPEC!r})):
-        s = sweep.run(spec, path=r"{fns}/" + name + "4.zarr")
+        s = sweep.run(spec, path=r"{fns}/" + name + "4.zarr", allow_import=["sweepfns"])
         out[name] = [s.plan.n_devices, s.plan.batch_size, s.n_chunks]
     print(json.dumps(out))
     """
@@ -87,7 +87,7 @@ def test_sharded_over_4_devices_equals_single_device(fns):
     # points (37 lam values in 19 blocks), padded to 68 for 4 devices
     assert info["closed"] == [4, 68, 19] and info["gd"] == [4, 68, 19]
     for name, spec in (("closed", CLOSED_SPEC), ("gd", GD_SPEC)):
-        single = sweep.run(spec, path=fns / f"{name}1.zarr")  # this process: one CPU device
+        single = sweep.run(spec, path=fns / f"{name}1.zarr", allow_import=["sweepfns"])  # one CPU device
         assert single.plan.n_devices == 1 and single.plan.batch_size == 66
         a, b = sweep.open_results(fns / f"{name}4.zarr"), sweep.open_results(fns / f"{name}1.zarr")
         assert a.attrs["sweep_spec_hash"] == b.attrs["sweep_spec_hash"]
@@ -104,7 +104,7 @@ k = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 def die(p):
     if k and p.chunks_computed == k and not p.final:
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all: as hard as a crash
-sweep.run(spec, path=r"{path}", progress=die)
+sweep.run(spec, path=r"{path}", progress=die, allow_import=["sweepfns"])
 print("finished")
 """
 
@@ -133,7 +133,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
     assert sorted(chunks) == list(range(19))  # every chunk recorded exactly once over both runs
     pids = {r["chunk"]: r["pid"] for r in log}
     assert len({pids[c] for c in range(n1)}) == 1 and pids[0] != pids[n1]  # the first n1 by the killed run
-    ref = sweep.run(GD_SPEC, path=fns / "ref.zarr")
+    ref = sweep.run(GD_SPEC, path=fns / "ref.zarr", allow_import=["sweepfns"])
     a, b = sweep.open_results(path), sweep.open_results(fns / "ref.zarr")
     assert a.attrs["sweep_complete"] and ref.chunks_computed == 19
     for v in b.data_vars:
@@ -158,7 +158,7 @@ def test_sigkill_at_a_random_moment_then_resume(fns):
     assert "finished" in res.stdout
     chunks = [r["chunk"] for r in read_log(path)]
     assert sorted(chunks) == list(range(111))
-    sweep.run(spec, path=fns / "ref.zarr")
+    sweep.run(spec, path=fns / "ref.zarr", allow_import=["sweepfns"])
     a, b = sweep.open_results(path), sweep.open_results(fns / "ref.zarr")
     for v in b.data_vars:
         np.testing.assert_array_equal(a[v].values, b[v].values)
@@ -192,7 +192,7 @@ def test_results_larger_than_memory_limit_stay_bounded(fns):
             traced.append(tracemalloc.get_traced_memory()[0])
             tracemalloc.reset_peak()
     tracemalloc.start()
-    s = sweep.run(spec, path=r"{fns}/big.zarr", progress=measure)
+    s = sweep.run(spec, path=r"{fns}/big.zarr", progress=measure, allow_import=["sweepfns"])
     peak = tracemalloc.get_traced_memory()[1]
     print(json.dumps(dict(traced_growth=peak - traced[0], rss_growth=max(rss) - rss[0],
                           total=s.plan.total_bytes, n_chunks=s.n_chunks, estimate=s.plan.memory_estimate)))
@@ -226,7 +226,7 @@ def test_two_processes_with_jax_distributed(fns):
     jax.distributed.initialize(coordinator_address="localhost:{port}", num_processes=2,
                                process_id=int(sys.argv[1]))
     import daedyn.sweep as sweep
-    s = sweep.run({GD_SPEC!r}, path=r"{path}")
+    s = sweep.run({GD_SPEC!r}, path=r"{path}", allow_import=["sweepfns"])
     print(json.dumps(dict(process=jax.process_index(), computed=s.chunks_computed)))
     """
     script = fns / "multi.py"
@@ -241,7 +241,7 @@ def test_two_processes_with_jax_distributed(fns):
     log = read_log(path)
     assert sorted(r["chunk"] for r in log) == list(range(19))
     assert {r["chunk"] % 2 for r in log if r["process_index"] == 1} == {1}
-    sweep.run(GD_SPEC, path=fns / "one.zarr")
+    sweep.run(GD_SPEC, path=fns / "one.zarr", allow_import=["sweepfns"])
     a, b = sweep.open_results(path), sweep.open_results(fns / "one.zarr")
     assert a.attrs["sweep_complete"]
     for v in b.data_vars:

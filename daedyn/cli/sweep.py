@@ -40,8 +40,9 @@ def _run(args) -> int:
     if args.x64:
         changes["dtype"] = "float64"
     spec = spec.replace(**changes) if changes else spec
+    allow = tuple(args.allow_import or ())
     if args.dry_run:
-        p = sweep.plan(spec)
+        p = sweep.plan(spec, allow_import=allow)
         if args.json:
             print(json.dumps({"spec": spec.to_dict(), "spec_hash": spec.hash, "plan": p.to_dict()}, indent=1))
         else:
@@ -56,9 +57,10 @@ def _run(args) -> int:
     # on stderr, also with --json
     bar = None if (args.quiet or not main) else progress_bar("chunks", desc="sweep")
     if bar is not None:
-        bar.start(0, sweep.plan(spec).n_chunks)  # "compiling" until the first chunk is written
+        bar.start(0, sweep.plan(spec, allow_import=allow).n_chunks)  # "compiling" until the first chunk
     progress = None if bar is None else sweep_callback(bar)
-    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression)
+    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression,
+                        allow_import=allow)
     if main:
         if args.json:
             print(json.dumps(summary.to_dict(), indent=1, default=str))
@@ -77,6 +79,9 @@ def register(subparsers) -> None:
         "same path resumes; another spec at that path is refused.")
     p.add_argument("spec", help="spec file (.toml, .json, .yaml)")
     p.add_argument("--dry-run", action="store_true", help="print the chunk plan and memory estimate only")
+    p.add_argument("--allow-import", action="append", default=None, metavar="MODULE",
+                   help="let the spec name a function of your own as 'MODULE:function' (repeatable); "
+                   "without it a spec runs daedyn's entry points only, and imports nothing")
     p.add_argument("--out", default=None, help="output store (overrides 'path' in the spec)")
     p.add_argument("--max-memory", default=None, help="bound on results held in memory, e.g. 2GB, 512MiB")
     p.add_argument("--chunk-size", type=int, default=None, help="grid points per chunk")

@@ -24,7 +24,7 @@ from daedyn._checks import check_range, float_dtype
 from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
 from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
 
-__all__ = ["ENTRY_POINTS", "resolve", "accepted_names"]
+__all__ = ["ENTRY_POINTS", "resolve", "accepted_names", "check_allow_import"]
 
 
 def _time_dims(key: str, outputs: tuple[str, ...]):
@@ -371,15 +371,41 @@ def _check_ranged(entry_points: Mapping[str, Callable]) -> None:
 _check_ranged(ENTRY_POINTS)
 
 
-def resolve(function: str | Callable) -> tuple[Callable, EntryInfo]:
-    """The callable and its :class:`EntryInfo` for a built-in name, ``"module:function"`` or callable.
+def _allowed(module: str, allow_import) -> bool:
+    """Whether ``module`` is one of ``allow_import`` or inside one of those packages."""
+    return any(module == m or module.startswith(m + ".") for m in allow_import)
+
+
+def check_allow_import(allow_import) -> tuple[str, ...]:
+    """``allow_import`` as a tuple of module names (a string is one name); ``ValueError`` naming it
+    for anything that is not a dotted Python module name."""
+    if allow_import is None:
+        return ()
+    names = (allow_import,) if isinstance(allow_import, str) else tuple(allow_import)
+    for m in names:
+        if not isinstance(m, str) or not all(part.isidentifier() for part in m.split(".")):
+            raise ValueError(f"allow_import must name Python modules ('pkg.module'); got {m!r}")
+    return names
+
+
+def resolve(function: str | Callable, allow_import=()) -> tuple[Callable, EntryInfo]:
+    """The callable and its :class:`EntryInfo` for a built-in name, an allowed ``"module:function"``
+    or a callable.
+
+    A spec is data: its ``function`` string may name any of :data:`ENTRY_POINTS`, and a user's own
+    ``"module:function"`` only when ``allow_import`` names that module (or a package above it), so
+    that a spec file can never import or call anything its reader did not choose (``subprocess:run``).
+    The check comes before the import: a module that is not allowed is not even imported.
 
     Raises:
-      ValueError: a string that is neither a built-in name nor an importable ``"module:function"``.
+      ValueError: a string that is neither a built-in name nor an allowed, importable
+        ``"module:function"``.
     Example:
       >>> fn, info = resolve("dynamics.scalar_gd")
       >>> info.batching, "epochs" in info.static
       ('broadcast', True)
+      >>> resolve("numpy:add", allow_import=["numpy"])[0].__name__
+      'add'
     """
     fn: Any = function
     if isinstance(function, str):
@@ -388,5 +414,12 @@ def resolve(function: str | Callable) -> tuple[Callable, EntryInfo]:
             if ":" not in function:
                 raise ValueError(f"function {function!r} is not a built-in entry point "
                                  f"({', '.join(ENTRY_POINTS)}) nor 'module:function'")
+            module = function.partition(":")[0]
+            if not _allowed(module, check_allow_import(allow_import)):
+                raise ValueError(
+                    f"function {function!r} is not one of daedyn's entry points, and a spec runs a "
+                    f"function of your own only when you allow its module: daedyn sweep SPEC "
+                    f"--allow-import {module} (Python: allow_import=[{module!r}]), only for a module you "
+                    f"trust; nothing was imported")
             fn = import_function(function)
     return fn, entry_info(fn)

@@ -187,8 +187,11 @@ def _cast_axis(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-def prepare(spec: SweepSpec) -> Prepared:
+def prepare(spec: SweepSpec, allow_import=()) -> Prepared:
     """Resolve the function, check names, and find output shapes with ``jax.eval_shape``.
+
+    ``allow_import``: the modules whose ``"module:function"`` the spec may name (see
+    :func:`daedyn.sweep._builtins.resolve`); the function is never imported or traced otherwise.
 
     Must run with x64 enabled when ``spec.dtype == "float64"`` (the runner does this).
 
@@ -196,7 +199,7 @@ def prepare(spec: SweepSpec) -> Prepared:
       ValueError: unknown axis/constant, missing parameter, a shape-fixing parameter used as an
         axis, a function that fails on the spec's shapes (incompatible shapes), unknown outputs.
     """
-    fn, info = resolve(spec.function)
+    fn, info = resolve(spec.function, allow_import)
     name = function_name(spec.function)
     _check_names(spec, fn, info)
     dtype = np.dtype(spec.dtype)
@@ -380,8 +383,12 @@ def make_plan(prepared: Prepared, *, max_memory=None, chunk_size: int | None = N
                      bpp, HELD_COPIES * batch * bpp, limit, prepared.outputs)
 
 
-def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devices=None) -> SweepPlan:
+def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devices=None,
+         allow_import=()) -> SweepPlan:
     """The chunk plan of a spec without running it (``daedyn sweep --dry-run``).
+
+    Finding the output shapes traces the function (``jax.eval_shape``); a ``"module:function"``
+    is imported and traced only when ``allow_import`` names its module (as in :func:`run`).
 
     Example:
       >>> p = plan({"function": lambda a: {"y": 2 * a}, "axes": {"a": [1.0, 2.0, 3.0]},
@@ -392,5 +399,5 @@ def plan(spec: SweepSpec | Mapping, *, max_memory=None, chunk_size=None, n_devic
     spec = as_spec(spec)
     n_devices = len(jax.local_devices()) if n_devices is None else n_devices
     with dtype_scope(spec.dtype):
-        prepared = prepare(spec)
+        prepared = prepare(spec, allow_import)
     return make_plan(prepared, max_memory=max_memory, chunk_size=chunk_size, n_devices=n_devices)

@@ -175,7 +175,8 @@ def _barrier(name: str) -> None:
 def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLike | None = None,
         max_memory=None, chunk_size: int | None = None, devices: Sequence | None = None,
         progress: Callable[[Progress], None] | None = None, overwrite: bool = False,
-        compression: str | Mapping[str, str] = "auto", overlap: bool = True) -> SweepSummary:
+        compression: str | Mapping[str, str] = "auto", overlap: bool = True,
+        allow_import: str | Sequence[str] = ()) -> SweepSummary:
     """Run (or resume) a sweep and stream its results to a zarr store.
 
     Args:
@@ -193,6 +194,10 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
         fixed when the store is created (a resumed store keeps its own).
       overlap: compute the next chunk while the last one is written (default); ``False``
         computes, writes and records one chunk at a time (same results; for measurements).
+      allow_import: module names (``["mypkg.sweeps"]``) whose functions the spec may name as
+        ``"module:function"``. A spec names daedyn's ``ENTRY_POINTS`` only unless you allow a
+        module here: a spec file cannot import or run anything else (a callable passed in a
+        Python spec is your own code and needs no permission).
     Returns:
       A :class:`SweepSummary`; the data are read with :func:`daedyn.sweep.open_results`.
     Raises:
@@ -221,7 +226,7 @@ def run(spec: SweepSpec | Mapping | str | os.PathLike, *, path: str | os.PathLik
     with contextlib.ExitStack() as stack:
         stack.enter_context(dtype_scope(spec.dtype))
         t_trace = time.perf_counter()
-        prepared = prepare(spec)  # traces the function (jax.eval_shape): counted with the compilation
+        prepared = prepare(spec, allow_import)  # traces the function (eval_shape): counted with compilation
         trace_s = time.perf_counter() - t_trace
         if pidx == 0:
             stack.enter_context(store.locked(path))  # one writer per store (process 0 for all hosts)
