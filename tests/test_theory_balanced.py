@@ -82,5 +82,5 @@ def test_small_init_and_learning_time_bad_input():
     with pytest.raises(ValueError, match="w0 must"):
         theory.small_init_trajectory(1.0, 1.0, w0=-0.1)
     for f in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"f must lie in \(0, 1\)"):
+        with pytest.raises(ValueError, match=r"fraction must lie in \(0, 1\)"):
             theory.learning_time(f, 1.0, w0=0.1)

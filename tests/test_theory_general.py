@@ -290,7 +290,7 @@ def test_dae_trajectory_bad_input(kwargs, name):
 
 def test_dae_learning_time_and_broadcast_bad_input():
     for f in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match="f must"):
+        with pytest.raises(ValueError, match="fraction must"):
             theory.dae_learning_time(f, 1.0, 0.0, 0.1, 0.1)
     with pytest.raises(ValueError, match="do not broadcast"):
         theory.dae_trajectory(np.zeros(3), np.ones(4), 0.0, 0.1, 0.1)

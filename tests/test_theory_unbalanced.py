@@ -84,7 +84,7 @@ def test_bad_input_names_the_parameter():
         theory.unbalanced_trajectory(1.0, 1.0, factors=jnp.array([0.1]))
     with pytest.raises(ValueError, match="lam"):
         theory.unbalanced_learning_time(0.5, 0.0, factors=a)
-    with pytest.raises(ValueError, match="f must lie in"):
+    with pytest.raises(ValueError, match="fraction must lie in"):
         theory.unbalanced_learning_time(1.0, 1.0, factors=a)
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_finite, check_range
+from daedyn._checks import check_broadcastable, check_finite, check_range, renamed
 from daedyn._numerics import expm1_ratio, safe_div
 from daedyn.schedules import is_schedule, require_piecewise
 from daedyn.theory._args import check_fits, direction_moments, finite_result, mark_invalid, prepare
@@ -291,9 +291,10 @@ def _learning_time_impl(f, lam, eps, gamma, w0, tau, n):
     return mark_invalid(out, valid)
 
 
-def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
+@renamed(f="fraction")
+def learning_time(fraction: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
                   w0: ArrayLike, tau: ArrayLike = 1.0, n: ArrayLike = 1, depth: int = 2) -> Array:
-    """Time for a balanced start to reach the fraction ``f`` of its fixed point.
+    """Time for a balanced start to reach the fraction ``f`` (``fraction``) of its fixed point.
 
     Inverts :func:`small_init_trajectory`: with ``a = lam - n gamma > 0``, ``k = lam + eps`` and
     ``w* = a / k``, ``t = tau / (2 a) * log(f (w* - w0) / ((1 - f) w0))``. Returns 0 when
@@ -301,7 +302,7 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
     or ``w0 = 0``, the saddle).
 
     Args:
-      f: target fraction of the fixed point, in (0, 1).
+      fraction: target fraction f of the fixed point, in (0, 1) (the keyword ``f`` is deprecated).
       lam, eps, gamma, w0, tau, n, depth: as :func:`small_init_trajectory`. At depth ``L >= 3`` a
         small start takes a time growing like ``w0^-(1-2/L)`` (not ``log(1/w0)``), and a start at or
         below :func:`learning_threshold` takes ``inf``.
@@ -312,8 +313,8 @@ def learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: Arr
       >>> round(float(small_init_trajectory(t, 1.0, 1.0, w0=1e-6, tau=100.0)), 6)  # half of w* = 0.5
       0.25
     """
-    f, lam, eps, gamma, w0, tau, n = _lists_to_arrays(f, lam, eps, gamma, w0, tau, n)
-    check_range("f", f, 0.0, 1.0, lo_open=True, hi_open=True)
+    f, lam, eps, gamma, w0, tau, n = _lists_to_arrays(fraction, lam, eps, gamma, w0, tau, n)
+    check_range("fraction", f, 0.0, 1.0, lo_open=True, hi_open=True)
     _check_small_init(lam, eps, gamma, w0, tau, n, f=f)
     if check_depth(depth) > 2:
         return finite_result("learning_time", deep_learning_time(f, lam, eps, gamma, w0, tau, n, depth=depth),

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_broadcastable, check_finite, check_range
+from daedyn._checks import check_broadcastable, check_finite, check_range, renamed
 from daedyn._numerics import expm1_ratio, safe_div, safe_sqrt, scaled_div
 from daedyn.schedules import is_schedule, require_piecewise
 from daedyn.theory._args import (
@@ -162,7 +162,7 @@ def _check_args(lam, eps, w1, w2, tau, **first) -> None:
     if name == "t":
         check_range("t", value, 0.0)
     else:
-        check_range("f", value, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range("fraction", value, 0.0, 1.0, lo_open=True, hi_open=True)
     check_range("lam", lam, 0.0)
     check_range("eps", eps, 0.0)
     check_range("tau", tau, 0.0, lo_open=True)
@@ -371,9 +371,11 @@ def _dae_learning_time_impl(f, lam, eps, w1, w2, tau):
     return mark_invalid(out, valid)
 
 
-def dae_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike,
+@renamed(f="fraction")
+def dae_learning_time(fraction: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLike, w2: ArrayLike,
                       tau: ArrayLike = 1.0) -> Array:
-    """Time for the general solution (Eq. 5, any ``(w1, w2)``) to reach ``f lam / (lam + eps)``.
+    """Time for the general solution (Eq. 5, any ``(w1, w2)``) to reach ``f lam / (lam + eps)``, f the
+    ``fraction`` in (0, 1) (the keyword ``f`` is deprecated).
 
     ``w(t)`` is monotone towards ``w* = lam / k``, so the time is unique. In ``y = w + sqrt(w^2 + c^2/4)``
     the Riccati solution gives ``t = tau / (2 R) log[(y+ - y0)(yf - y-) / ((y+ - yf)(y0 - y-))]`` with
@@ -385,7 +387,7 @@ def dae_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike, w1: ArrayLik
       >>> round(float(dae_trajectory(t, 1.0, 1.0, 0.1, -0.8)), 6)  # 0.9 * 0.5
       0.45
     """
-    f, lam, eps, w1, w2, tau = _lists_as_arrays(f, lam, eps, w1, w2, tau)
+    f, lam, eps, w1, w2, tau = _lists_as_arrays(fraction, lam, eps, w1, w2, tau)
     _check_args(lam, eps, w1, w2, tau, f=f)
     return finite_result("dae_learning_time", _dae_learning_time_impl(f, lam, eps, w1, w2, tau),
                          allow_inf=True)

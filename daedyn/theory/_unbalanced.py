@@ -36,7 +36,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_finite, check_range, float_dtype
+from daedyn._checks import check_finite, check_range, float_dtype, renamed
 
 __all__ = ["unbalanced_trajectory", "unbalanced_learning_time"]
 
@@ -189,7 +189,7 @@ def _inputs(func, lam, eps, factors, tau, gamma, **first):
         raise ValueError(f"{func}: gamma must be 0 (with weight decay the factors' differences decay in time "
                          f"and no quadrature holds; integrate with dynamics.scalar_flow(..., factors=))")
     for name, x in first.items():
-        if name == "f":
+        if name == "fraction":
             check_range(name, x, 0.0, 1.0, lo_open=True, hi_open=True)
         else:
             check_range(name, x, 0.0)
@@ -236,15 +236,17 @@ def unbalanced_trajectory(t: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, ga
     return _trajectory_batch(t, lam, eps, tau, fac).reshape(shape)
 
 
-def unbalanced_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *,
-                             factors: ArrayLike, tau: ArrayLike = 1.0) -> Array:
-    """Time for the aligned start ``factors`` to reach ``f`` times the learned value lam / (lam + eps)
+@renamed(f="fraction")
+def unbalanced_learning_time(fraction: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0,
+                             gamma: ArrayLike = 0.0, *, factors: ArrayLike, tau: ArrayLike = 1.0) -> Array:
+    """Time for the aligned start ``factors`` to reach ``fraction`` times the learned value lam / (lam + eps)
     (0 where it starts there or above): one quadrature, no inversion.
 
     Args:
-      f: fraction of the learned value, in (0, 1). Others as :func:`unbalanced_trajectory`.
+      fraction: of the learned value, in (0, 1) (the keyword ``f`` is deprecated). Others as
+        :func:`unbalanced_trajectory`.
     Raises:
-      ValueError: as :func:`unbalanced_trajectory`, or f outside (0, 1).
+      ValueError: as :func:`unbalanced_trajectory`, or fraction outside (0, 1).
     Example:
       >>> from daedyn import theory
       >>> a = jnp.full(3, 1e-2)                      # a balanced start: the depth-3 closed form's time
@@ -252,7 +254,8 @@ def unbalanced_learning_time(f: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0,
       >>> bool(jnp.isclose(t, theory.learning_time(0.5, 1.0, w0=1e-6, depth=3), rtol=1e-5))
       True
     """
-    shape, (f, lam, eps, tau), fac = _inputs("unbalanced_learning_time", lam, eps, factors, tau, gamma, f=f)
+    shape, (f, lam, eps, tau), fac = _inputs("unbalanced_learning_time", lam, eps, factors, tau, gamma,
+                                             fraction=fraction)
     return _learning_time_batch(f, lam, eps, tau, fac).reshape(shape)
 
 
