@@ -76,7 +76,7 @@ def case(name, tr, te, budget):
     default = float(f_jit(-1.2, 1.2))
 
     start = time.perf_counter()
-    g = diffusion.tune(lam, held, steps=100, **kw)
+    g = diffusion.tune(lam, held, max_steps=100, **kw)
     t_grad = time.perf_counter() - start
     e = int(g.result.n_evals)
 

@@ -82,7 +82,7 @@ print(f"largest relative gap: {gap:.3f} (sampled gradients: 16 draws per example
 # closed form (L-BFGS in (p_mean, log p_std), daedyn.tune's driver).
 
 # %%
-tuned = diffusion.tune(lam, held, n=N, alpha=ALPHA, budget=400.0, steps=50)
+tuned = diffusion.tune(lam, held, n=N, alpha=ALPHA, budget=400.0, max_steps=50)
 print(f"tuned: p_mean = {float(tuned.params['p_mean']):.3f}, p_std = {float(tuned.params['p_std']):.3f}")
 print(f"KL at T = 400: EDM default {tuned.initial_value:.4f} -> tuned {tuned.value:.4f} "
       f"({tuned.result.n_evals} evaluations, {tuned.result.status})")

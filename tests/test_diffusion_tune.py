@@ -113,7 +113,7 @@ def test_gradient_against_central_differences(f64, pm, ps):
 @pytest.fixture(scope="module")
 def tuned():
     """EDM's default tuned in float32 (L-BFGS, the default: Adam crawls along this valley)."""
-    return diffusion.tune(LAM, HELDOUT, n=N, alpha=ALPHA, budget=BUDGET, steps=100)
+    return diffusion.tune(LAM, HELDOUT, n=N, alpha=ALPHA, budget=BUDGET, max_steps=100)
 
 
 @pytest.mark.slow  # L-BFGS compiles the distance twice (~20 s on the 2-core VM)
@@ -156,7 +156,7 @@ def test_ladder_probs_stay_a_distribution_and_improve():
     # depth 1 and the Frechet distance: the oracle's other branches; a two-level ladder's exact sums
     obj = Objective(Ladder(jnp.array([3.0, 0.3])))
     r = diffusion.tune(LAM, HELDOUT, n=N, alpha=ALPHA, budget=BUDGET, objective=obj, over=("sigmas", "probs"),
-                       distance="frechet", depth=1, steps=30, optimizer=optax.adam(0.05))
+                       distance="frechet", depth=1, max_steps=30, optimizer=optax.adam(0.05))
     p = np.asarray(r.params["probs"])
     assert np.all(p > 0) and p.sum() == pytest.approx(1.0, abs=1e-6)
     assert r.value < r.initial_value
@@ -168,7 +168,7 @@ def test_ladder_probs_stay_a_distribution_and_improve():
     (dict(distance="w2"), "distance"),
     (dict(heldout=np.ones(3)), "heldout"),
     (dict(budget=0.0), "budget"),
-    (dict(steps=0), "steps"),
+    (dict(max_steps=0), "max_steps"),
 ])
 def test_refusals_name_the_parameter(kwargs, match):
     args = dict(heldout=HELDOUT)

@@ -159,7 +159,7 @@ def _tune(args) -> tuple[dict, object]:
         r = diffusion.tune(lam, heldout, n=args.n, alpha=args.alpha, budget=args.budget,
                            objective=_objective(args), over=over, distance=args.distance, depth=args.depth,
                            w0=args.w0, sigma_min=args.sigma_min, sigma_max=args.sigma_max,
-                           steps=args.max_steps)
+                           max_steps=args.max_steps)
     except ValueError as err:
         if str(err).startswith("over"):
             raise ValueError(f"--{err}") from None

@@ -30,7 +30,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from daedyn._checks import check_int, check_range
+from daedyn._checks import check_int, check_range, renamed
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform
 from daedyn.diffusion._objective import Objective
 from daedyn.diffusion._predict import predict
@@ -233,10 +233,11 @@ def _problem(lam, heldout, *, n, alpha, budget, objective, over, distance, basis
     return problem, over
 
 
+@renamed(steps="max_steps")
 def tune(lam: ArrayLike, heldout: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, budget: ArrayLike,
          objective: Objective = Objective(), over=("p_mean", "p_std"), distance: Distance = "kl",
          basis: ArrayLike | None = None, depth: int = 2, w0: ArrayLike = 1e-6, sigma_min: ArrayLike = 0.002,
-         sigma_max: ArrayLike = 80.0, steps: int = 100, optimizer: Any = None,
+         sigma_max: ArrayLike = 80.0, max_steps: int = 100, optimizer: Any = None,
          progress: Callable[[int, int], None] | None = None,
          log: Callable[[dict], Any] | None = None) -> DiffusionTuning:
     """Tune the noise-level distribution (and/or sigma_data) by gradient through :func:`predict` so
@@ -256,7 +257,7 @@ def tune(lam: ArrayLike, heldout: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, 
       distance: "kl" (``KL(data || generated)``) or "frechet".
       basis: Sigma's eigenvectors (columns) for a (D, D) ``heldout``.
       depth, w0, sigma_min, sigma_max: as :func:`predict`.
-      steps: the optimiser's iterations at most, >= 1.
+      max_steps: the optimiser's iterations at most, >= 1 (the keyword ``steps`` is deprecated).
       optimizer: any optax transformation (default L-BFGS, :func:`daedyn.tune.tune`).
       progress, log: :func:`daedyn.tune.tune`'s callbacks.
     Returns:
@@ -266,7 +267,7 @@ def tune(lam: ArrayLike, heldout: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, 
         of range (each named).
     Example:
       >>> lam = 100.0 * jnp.array([4.0, 1.0, 0.25, 0.04])  # per-sample variances 4 ... 0.04, N = 100
-      >>> r = tune(lam, lam / 100.0, n=100, alpha=0.5, budget=400.0, steps=20)
+      >>> r = tune(lam, lam / 100.0, n=100, alpha=0.5, budget=400.0, max_steps=20)
       >>> bool(r.value < r.initial_value), sorted(r.params)
       (True, ['p_mean', 'p_std'])
     """
@@ -275,7 +276,7 @@ def tune(lam: ArrayLike, heldout: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, 
     problem, over = _problem(lam, heldout, n=n, alpha=alpha, budget=budget, objective=objective, over=over,
                              distance=distance, basis=basis, depth=depth, w0=w0, sigma_min=sigma_min,
                              sigma_max=sigma_max)
-    steps = check_int("steps", steps, 1)
+    steps = check_int("max_steps", max_steps, 1)
     start = _values(objective)
     init = {k: np.asarray(_positive(k, start[k]), np.float64) for k in over}
     if "p_std" in init:

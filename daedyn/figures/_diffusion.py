@@ -90,7 +90,7 @@ def figure_diffusion(*, quick: bool = True, out_dir=None, key: jax.Array | None 
 
     # (c, d) tuning EDM's (p_mean, p_std) for the held-out KL at the budget
     report("diffusion: tuning (p_mean, p_std)")
-    tuned = diffusion.tune(lam, held, n=n, alpha=alpha, budget=budget, steps=60 if quick else 200)
+    tuned = diffusion.tune(lam, held, n=n, alpha=alpha, budget=budget, max_steps=60 if quick else 200)
     tc = np.concatenate([[0.0], np.geomspace(1.0, 1e5, 200)])
     curves = {}
     for name, obj in (("edm", tuned.start), ("tuned", tuned.objective)):
