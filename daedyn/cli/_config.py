@@ -30,18 +30,25 @@ def _options(sub: argparse.ArgumentParser) -> dict[str, list[argparse.Action]]:
     return out
 
 
+def _short(text: str, limit: int = 300) -> str:
+    from daedyn.sweep._spec import _short as short  # one cut for every message quoting a file
+
+    return short(text, limit)
+
+
 def _tokens(actions: list[argparse.Action], key: str, value, where: str) -> list[str]:
     """Command-line words that set ``key`` to ``value`` (flags: the option itself, or nothing)."""
     flags = [a for a in actions if a.nargs == 0]  # store_true / store_false / store_const
     if flags:
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: {key!r} is a flag: use true or false; got {value!r}")
+            raise ValueError(f"{where}: {key!r} is a flag: use true or false; got {_short(repr(value))}")
         for a in flags:
             if a.const == value:
                 return [a.option_strings[-1]]
         return []  # the flag's default already is `value`
     if isinstance(value, (dict, type(None))):
-        raise ValueError(f"{where}: {key!r} must be a number, a string, a boolean or a list; got {value!r}")
+        raise ValueError(f"{where}: {key!r} must be a number, a string, a boolean or a list; got "
+                         f"{_short(repr(value))}")
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)  # the comma lists of --lam 0,1,5
     return [f"{actions[0].option_strings[-1]}={value}"]  # "=": a negative number is a value
@@ -67,7 +74,8 @@ def resolve(sub: argparse.ArgumentParser, args: argparse.Namespace, words: list[
         dest = str(key).replace("-", "_")
         if dest not in options:
             known = ", ".join(sorted(options))
-            raise ValueError(f"{where}: unknown option {key!r} for daedyn {args.command} (known: {known})")
+            raise ValueError(f"{where}: unknown option {_short(repr(key), 60)} for daedyn {args.command} "
+                             f"(known: {known})")
         tokens += _tokens(options[dest], key, value, where)
         values[dest] = value
     check_parameters(values, where + ":")
