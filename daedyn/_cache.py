@@ -10,9 +10,11 @@ Where: ``$DAEDYN_CACHE`` if set, else ``$XDG_CACHE_HOME/daedyn``, else ``~/.cach
 ``spectra/<sha256>.npz`` per (data, options): the key hashes the array's bytes, shape and dtype,
 ``chunk_size``, ``accumulate_dtype``, ``precision``, JAX's 64-bit mode and the cache format, so a
 change to any of them is a miss, never a wrong hit. Files are written atomically (a temporary
-file and a rename), so an interrupted write leaves no partial entry; an unreadable entry is
-recomputed and replaced. ``daedyn cache clear`` (:func:`clear`) empties it; ``daedyn cache info``
-shows where it is and its size.
+file and a rename), so an interrupted write leaves no partial entry. Every entry is verified when
+read (shapes against the data, finite values, a sha256 checksum of its arrays written with it); one
+that fails is recomputed and replaced with a one-line warning naming its file.
+``daedyn cache clear`` (:func:`clear`) deletes the entries daedyn wrote (by their names) and
+nothing else; ``daedyn cache info`` shows where the cache is and its size.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import contextlib
 import contextvars
 import hashlib
 import os
+import re
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["cache_dir", "caching", "enabled", "spectrum_key", "load_or_compute", "clear", "info"]
+__all__ = ["cache_dir", "caching", "enabled", "spectrum_key", "load_or_compute", "clear", "info", "checksum"]
 
-FORMAT = "daedyn-spectrum/1"
+FORMAT = "daedyn-spectrum/2"  # /2: entries carry a checksum of their arrays
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("daedyn_spectrum_cache", default=False)
 _FOLDER: contextvars.ContextVar[str | None] = contextvars.ContextVar("daedyn_cache_folder", default=None)
 
@@ -87,47 +91,97 @@ def _path(key: str) -> str:
     return os.path.join(cache_dir(), "spectra", f"{key}.npz")
 
 
+#: The names daedyn gives cache entries (the key's 64 hex digits) and their temporary files
+#: (``atomic_write``'s ``.tmp-PID``): :func:`clear` and :func:`info` touch nothing else.
+_ENTRY = re.compile(r"[0-9a-f]{64}\.npz")
+_TEMP = re.compile(r"[0-9a-f]{64}\.npz\.tmp-[0-9]+")
+
+
+def checksum(eigvals: np.ndarray, eigvecs: np.ndarray, n: int) -> str:
+    """sha256 of the stored arrays (bytes, dtypes, shapes) and n, written with each entry and
+    compared on every read: an entry edited or damaged after it was written is never used."""
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(eigvals), np.ascontiguousarray(eigvecs)):
+        h.update(repr((a.dtype.str, a.shape)).encode())
+        h.update(memoryview(a).cast("B"))
+    h.update(repr(int(n)).encode())
+    return h.hexdigest()
+
+
+def _verified(f, shape: tuple[int, ...]) -> tuple:
+    """``(eigvals, eigvecs, n)`` of an open entry, or ``ValueError`` saying what is wrong with it."""
+    if str(f["format"]) != FORMAT:
+        raise ValueError(f"format {str(f['format'])!r}, not {FORMAT!r}")
+    w, v, n = f["eigvals"], f["eigvecs"], int(f["n"])
+    rows, d = shape[0], shape[-1]  # data (n, D)
+    if w.shape != (d,) or v.shape != (d, d) or n != rows:
+        raise ValueError(f"{w.shape[0] if w.ndim == 1 else w.shape} eigenvalues, eigenvectors {v.shape} and "
+                         f"n = {n} do not fit data of shape {tuple(shape)}")
+    if str(f["checksum"]) != checksum(w, v, n):
+        raise ValueError("its arrays do not match the checksum written with them")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(v))):
+        raise ValueError("non-finite eigenvalues or eigenvectors")
+    return w, v, n
+
+
 def load_or_compute(x: np.ndarray, compute: Callable[[], tuple], **options) -> tuple:
     """``(eigvals, eigvecs, n)`` from the cache entry of ``(x, options)``, or ``compute()`` stored there.
 
-    Reading or writing problems never fail the computation: an unreadable entry is recomputed
-    and replaced, an unwritable cache folder is skipped.
+    Each entry is verified before it is used: its format, the count and shape of its eigenvalues
+    and eigenvectors (D and D x D for data (n, D)), n, the sha256 :func:`checksum` of its arrays
+    written with it, and finite values. An entry that fails is recomputed and replaced, with a
+    one-line warning naming its file. Reading or writing problems never fail the computation: an
+    unwritable cache folder is skipped.
     """
     path = _path(spectrum_key(x, **options))
     try:
         with np.load(path) as f:
-            if str(f["format"]) == FORMAT:
-                return f["eigvals"], f["eigvecs"], int(f["n"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
-        pass  # absent or damaged: compute it
+            return _verified(f, np.shape(x))
+    except FileNotFoundError:
+        pass  # not cached yet
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as err:
+        text = " ".join(str(err).split())[:160] or type(err).__name__
+        warnings.warn(f"spectrum cache entry {path} is damaged or not daedyn's ({text}); recomputed and "
+                      "replaced", RuntimeWarning, stacklevel=3)
     eigvals, eigvecs, n = compute()
     try:
         from daedyn._checkpoint import atomic_write
 
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        w, v = np.asarray(eigvals), np.asarray(eigvecs)
         with atomic_write(path, "spectrum cache") as tmp, open(tmp, "wb") as f:
-            np.savez(f, eigvals=np.asarray(eigvals), eigvecs=np.asarray(eigvecs), n=np.asarray(n),
-                     format=np.asarray(FORMAT))
+            np.savez(f, eigvals=w, eigvecs=v, n=np.asarray(n), format=np.asarray(FORMAT),
+                     checksum=np.asarray(checksum(w, v, n)))
     except OSError:
         pass  # a read-only or full disk: the result is still right, only not cached
     return eigvals, eigvecs, n
 
 
+def _own_files(folder: str) -> list[str]:
+    """The files of ``folder`` that daedyn wrote (entries and their temporary files), by name."""
+    if not os.path.isdir(folder):
+        return []
+    def own(name):
+        p = os.path.join(folder, name)
+        return bool(_ENTRY.fullmatch(name) or _TEMP.fullmatch(name)) and os.path.isfile(p) \
+            and not os.path.islink(p)
+    return [name for name in sorted(os.listdir(folder)) if own(name)]
+
+
 def info() -> dict:
     """Where the cache is, how many spectra it holds and their total size in bytes."""
     folder = os.path.join(cache_dir(), "spectra")
-    files = [os.path.join(folder, f) for f in os.listdir(folder)] if os.path.isdir(folder) else []
-    files = [f for f in files if f.endswith(".npz")]
+    files = [os.path.join(folder, f) for f in _own_files(folder) if _ENTRY.fullmatch(f)]
     return {"path": cache_dir(), "spectra": len(files), "bytes": sum(os.path.getsize(f) for f in files)}
 
 
 def clear() -> int:
-    """Delete every cached spectrum; returns how many were removed."""
+    """Delete every cached spectrum (and temporary file of one) daedyn wrote; returns how many
+    spectra were removed. Other files in the folder (any name but ``<64 hex digits>.npz``) are
+    left alone."""
     folder = os.path.join(cache_dir(), "spectra")
     removed = 0
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            if name.endswith(".npz") or ".tmp-" in name:
-                os.remove(os.path.join(folder, name))
-                removed += name.endswith(".npz")
+    for name in _own_files(folder):
+        os.remove(os.path.join(folder, name))
+        removed += bool(_ENTRY.fullmatch(name))
     return removed
