@@ -172,7 +172,7 @@ def _matrix(sizes: Sizes) -> dict:
 
     s, d, h, steps = sizes.matrix
     lam = jnp.asarray(np.geomspace(5e3, 1.0, d), jnp.float32)
-    w1, w2 = random_init(d, h, scale=1e-2, key=jax.random.key(0))
+    w1, w2 = random_init(d, h, init_scale=1e-2, key=jax.random.key(0))
     eps = jnp.linspace(0.0, 2e3, s, dtype=jnp.float32)
     out = {"shape": [s, d, h, steps]}
     for precision in ("highest", None):

@@ -52,7 +52,7 @@ def run(quick: bool = True) -> list[dict]:
     rows = []
     for precision in ("highest", None):
         peak = _hw.matmul_peak(precision)
-        w1, w2 = random_init(D, H, scale=1e-2, key=jax.random.key(0))
+        w1, w2 = random_init(D, H, init_scale=1e-2, key=jax.random.key(0))
 
         def two(lam, w1, w2, eps, gamma):
             return matrix_gd(
@@ -74,7 +74,7 @@ def run(quick: bool = True) -> list[dict]:
         base_rate = base_flops / _hw.best_time(two, lam, w1, w2, eps, gamma, repeat=repeat)
         label = precision or "default"
         for depth in (3, 4):
-            ws = random_init(D, (H,) * (depth - 1), scale=1e-2, key=jax.random.key(depth))
+            ws = random_init(D, (H,) * (depth - 1), init_scale=1e-2, key=jax.random.key(depth))
 
             def deep(lam, ws, eps, gamma):
                 return matrix_gd(

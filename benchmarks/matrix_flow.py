@@ -29,7 +29,7 @@ D, H = 784, 256
 
 def _problem(settings: int):
     lam = jnp.asarray(np.geomspace(5e3, 1.0, D), jnp.float32)  # a decaying MNIST-like spectrum, N = 5e4
-    w1, w2 = random_init(D, H, scale=1e-2, key=jax.random.key(0))
+    w1, w2 = random_init(D, H, init_scale=1e-2, key=jax.random.key(0))
     g = np.meshgrid(np.linspace(0.0, 2e3, 8), np.linspace(0.0, 0.02, max(1, settings // 8)))
     eps = jnp.asarray(g[0].ravel()[:settings], jnp.float32)
     gamma = jnp.asarray(g[1].ravel()[:settings], jnp.float32)

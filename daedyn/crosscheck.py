@@ -222,7 +222,7 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     k = min(h, d)
     v = spec.eigvecs
     if init == "random":
-        params = models.init_autoencoder(d, h, key=jr.fold_in(key, 1), scale=init_scale)
+        params = models.init_autoencoder(d, h, key=jr.fold_in(key, 1), init_scale=init_scale)
         wb1, wb2 = dynamics.to_eigenbasis(params["w1"], params["w2"], v)
     else:
         wb1, wb2 = dynamics.orthogonal_init(d, h, init_scale, init_scale, key=jr.fold_in(key, 1))

@@ -19,7 +19,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import _linear
-from daedyn._checks import check_range, float_dtype
+from daedyn._checks import check_range, float_dtype, renamed
 
 __all__ = ["init_autoencoder", "get_activation", "is_linear", "reconstruct", "weights", "widths"]
 
@@ -103,9 +103,11 @@ def widths(h) -> tuple[int, ...]:
     return tuple(int(v) for v in hs)
 
 
-def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, scale: ArrayLike = 1e-4,
+@renamed(scale="init_scale")
+def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, init_scale: ArrayLike = 1e-4,
                      bias: bool = False, dtype: Any = None) -> Params:
-    """Random weights of a D -> H -> D autoencoder (or D -> H_1 -> ... -> D), entries i.i.d. N(0, scale^2).
+    """Random weights of a D -> H -> D autoencoder (or D -> H_1 -> ... -> D), entries i.i.d.
+    N(0, init_scale^2).
 
     Args:
       d: input dimension D (>= 1).
@@ -113,22 +115,23 @@ def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, scale: Array
         matrices "w1" .. "wL" (and biases "b1" .. "bL" when ``bias``). One width gives exactly the
         depth-2 network (same keys and draws).
       key: JAX PRNG key (required; split into one key per weight matrix).
-      scale: standard deviation of the entries (>= 0); the paper uses 1e-4 (linear, Figure 5) and
-        1e-3 (nonlinear, Figure 6).
+      init_scale: standard deviation of the entries (>= 0); the paper uses 1e-4 (linear, Figure 5)
+        and 1e-3 (nonlinear, Figure 6). (The keyword ``scale`` is deprecated.)
       bias: add zero-initialised biases ``b1`` (H,) and ``b2`` (D,) (off in the paper).
       dtype: floating dtype (default: JAX's default float, float32; float64 in 64-bit mode).
     Returns:
       ``{"w1": (H, D), "w2": (D, H)}`` (+ ``"b1"``, ``"b2"`` when ``bias``).
     Raises:
-      ValueError: for d or h < 1, a negative scale or a non-floating dtype.
+      ValueError: for d or h < 1, a negative init_scale or a non-floating dtype.
     Example:
-      >>> p = init_autoencoder(5, 3, key=jr.key(0), scale=1e-3)
+      >>> p = init_autoencoder(5, 3, key=jr.key(0), init_scale=1e-3)
       >>> p["w1"].shape, p["w2"].shape
       ((3, 5), (5, 3))
     """
     check_range("d", d, 1)
     hs = widths(h)
-    check_range("scale", scale, 0.0)
+    scale = init_scale
+    check_range("init_scale", scale, 0.0)
     dtype = float_dtype(dtype=dtype)
     if len(hs) > 1:
         sizes = (int(d),) + hs + (int(d),)

@@ -103,7 +103,7 @@ def test_matrix_gd_from_decoupled_start_follows_directions(x64):
 
 
 def test_depth_float32_keeps_dtype_and_bad_input():
-    ws = dynamics.random_init(4, (3, 2), scale=0.1, key=jr.key(0))
+    ws = dynamics.random_init(4, (3, 2), init_scale=0.1, key=jr.key(0))
     assert [w.shape for w in ws] == [(3, 4), (2, 3), (4, 2)] and ws[0].dtype == jnp.float32
     assert [w.shape for w in dynamics.orthogonal_init(4, 3, 0.1, depth=4)] == [(3, 4), (3, 3), (3, 3), (4, 3)]
     traj = dynamics.matrix_gd(jnp.ones(4), *ws, alpha=0.1, n=1, epochs=4)
@@ -125,9 +125,9 @@ def test_depth_float32_keeps_dtype_and_bad_input():
     with pytest.raises(ValueError, match="d1, d2, ...: give one diagonal for every factor"):
         dynamics.orthogonal_init(4, (3, 3), 0.1, 0.2)
     with pytest.raises(ValueError, match="depth=2 contradicts"):
-        dynamics.random_init(4, (3, 3), scale=0.1, key=jr.key(0), depth=2)
+        dynamics.random_init(4, (3, 3), init_scale=0.1, key=jr.key(0), depth=2)
     with pytest.raises(ValueError, match="depth"):
-        dynamics.random_init(4, 3, scale=0.1, key=jr.key(0), depth=1)
+        dynamics.random_init(4, 3, init_scale=0.1, key=jr.key(0), depth=1)
     with pytest.raises(ValueError, match="number of weight matrices"):
         dynamics.scalar_gd(1.0, 0.0, factors=jnp.array([0.1]), alpha=0.1, epochs=2)
     with pytest.raises(ValueError, match="depth=4 contradicts"):

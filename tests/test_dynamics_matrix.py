@@ -59,7 +59,7 @@ def test_eigenbasis_equals_data_matrix_and_sigma_paths(h, x64):
     sigma = x.T @ x
     lam, v = np.linalg.eigh(sigma)
     lam, v = lam[::-1], v[:, ::-1]
-    w1, w2 = random_init(d, h, scale=0.3, key=jr.split(jr.key(h), 2))  # two seeds, used in the data basis
+    w1, w2 = random_init(d, h, init_scale=0.3, key=jr.split(jr.key(h), 2))  # two seeds, in the data basis
     kw = dict(eps=jnp.array([[0.0], [8.0]]), gamma=jnp.array([0.0, 0.05]), alpha=0.02, epochs=60,
               save_every=20)  # batch (2, 2): eps x (gamma, seed)
     data = matrix_gd_data(x, w1, w2, **kw)
@@ -95,7 +95,7 @@ def _contract_rhs(lam, w1, w2, eps, ng):
 @pytest.mark.parametrize("d,h", [(5, 3), (4, 4), (3, 5)])  # H <, =, > D
 def test_all_forms_equal_the_contract_rhs(d, h, x64):
     lam = _spectrum(d)
-    w1, w2 = random_init(d, h, scale=0.5, key=jr.key(3 + h))
+    w1, w2 = random_init(d, h, init_scale=0.5, key=jr.key(3 + h))
     mm = core.matmul_fn(None)
 
     def rhs(lam, w1, w2, eps, ng, form):  # eager: tiny arrays, cheaper than compiling 3 forms x 3 shapes
@@ -122,7 +122,7 @@ def test_all_forms_equal_the_contract_rhs(d, h, x64):
 @pytest.mark.parametrize("d,h", [pytest.param(3, 5, marks=pytest.mark.slow)])
 def test_forms_give_the_same_gd_and_flow(d, h, x64):
     lam = _spectrum(d) * 10
-    w1, w2 = random_init(d, h, scale=0.3, key=jr.split(jr.key(d), 2))  # a batch of two seeds
+    w1, w2 = random_init(d, h, init_scale=0.3, key=jr.split(jr.key(d), 2))  # a batch of two seeds
     kw = dict(eps=jnp.array([0.5, 2.0]), gamma=0.05, n=10)
     runs = {f: matrix_gd(lam, w1, w2, alpha=0.05, epochs=60, save_every=20, form=f, **kw)
             for f in ("gram", "gram_t", "square")}
@@ -138,7 +138,7 @@ def test_forms_give_the_same_gd_and_flow(d, h, x64):
 
 def test_gram_and_square_forms_are_the_gradient(x64):
     lam = _spectrum(5)
-    w1, w2 = random_init(5, 4, scale=0.5, key=jr.key(3))
+    w1, w2 = random_init(5, 4, init_scale=0.5, key=jr.key(3))
     # The right-hand side is minus n times the gradient of the expected loss (autodiff of theory's
     # loss from Sigma = diag(lam), V = I); n = 2, gamma = 0.1 so n gamma = 0.2.
     a = matrix_rhs(lam, w1, w2, eps=0.3, gamma=0.1, n=2)
@@ -151,7 +151,7 @@ def test_gram_and_square_forms_are_the_gradient(x64):
 @pytest.mark.parametrize("d,h", [(6, 4), pytest.param(3, 5, marks=pytest.mark.slow)])
 def test_small_random_init_reaches_the_fixed_points(d, h, x64):
     lam = jnp.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5])[:d]
-    w1, w2 = random_init(d, h, scale=1e-3, key=jr.key(d))
+    w1, w2 = random_init(d, h, init_scale=1e-3, key=jr.key(d))
     ts = jnp.array([0.0, 60.0])
     eps = np.array([0.0, 1.5, 0.0, 0.0])
     gamma = np.array([0.0, 0.0, 1.0, 3.5])  # 1 - n gamma / lam, clipped at 0 for lam < 3.5
@@ -168,21 +168,21 @@ def test_small_random_init_reaches_the_fixed_points(d, h, x64):
 
 
 def test_random_init_statistics_and_keys():
-    w1, w2 = random_init(40, 30, scale=0.1, key=jr.key(0))
+    w1, w2 = random_init(40, 30, init_scale=0.1, key=jr.key(0))
     assert w1.shape == (30, 40) and w2.shape == (40, 30) and w1.dtype == jnp.float32
     # 1200 samples each: the sample std is within 3 standard errors (0.1 / sqrt(2400) * 3 ~ 0.006).
     assert abs(float(jnp.std(jnp.concatenate([w1.ravel(), w2.ravel()]))) - 0.1) < 0.006
-    b1, _ = random_init(40, 30, scale=0.1, key=jr.split(jr.key(0), 3))
+    b1, _ = random_init(40, 30, init_scale=0.1, key=jr.split(jr.key(0), 3))
     assert b1.shape == (3, 30, 40)
     assert not np.allclose(b1[0], b1[1])  # independent seeds
-    raw1, _ = random_init(4, 2, scale=1.0, key=jr.PRNGKey(5))  # legacy uint32 keys work too
-    typed1, _ = random_init(4, 2, scale=1.0, key=jr.wrap_key_data(jr.PRNGKey(5)))
+    raw1, _ = random_init(4, 2, init_scale=1.0, key=jr.PRNGKey(5))  # legacy uint32 keys work too
+    typed1, _ = random_init(4, 2, init_scale=1.0, key=jr.wrap_key_data(jr.PRNGKey(5)))
     np.testing.assert_array_equal(raw1, typed1)
 
 
 def test_batched_seeds_and_settings_match_single_runs():
     lam = _spectrum(4)
-    w1, w2 = random_init(4, 2, scale=0.1, key=jr.split(jr.key(2), 2))  # (2, H, D)
+    w1, w2 = random_init(4, 2, init_scale=0.1, key=jr.split(jr.key(2), 2))  # (2, H, D)
     eps = jnp.array([[0.0], [0.5], [2.0]])  # (3, 1) against seeds (2,)
     kw = dict(alpha=0.1, n=1, epochs=100, save_every=100)
     batch = matrix_gd(lam, w1, w2, eps=eps, **kw)
@@ -241,9 +241,9 @@ def test_init_and_flow_bad_input():
     with pytest.raises(ValueError, match="h must be an integer >= 1"):
         orthogonal_init(3, 0, 0.1, 0.1)
     with pytest.raises(ValueError, match="d must be"):
-        random_init(0, 2, scale=0.1, key=jr.key(0))
+        random_init(0, 2, init_scale=0.1, key=jr.key(0))
     with pytest.raises(ValueError, match="scale"):
-        random_init(3, 2, scale=-1.0, key=jr.key(0))
+        random_init(3, 2, init_scale=-1.0, key=jr.key(0))
     with pytest.raises(ValueError, match="d1"):
         orthogonal_init(3, 2, np.nan, 0.1)
     w1, w2 = orthogonal_init(3, 2, 0.1, 0.1)

@@ -71,7 +71,7 @@ def test_simulate_matrix_in_pieces_follows_the_schedules_of_the_whole_run():
     recursion as one matrix_gd call, bit for bit (float64)."""
     with jax.enable_x64(True):
         lam = jnp.array([3.0, 1.0, 0.3])
-        w1, w2 = dynamics.random_init(3, 2, scale=0.2, key=jax.random.key(0), dtype=jnp.float64)
+        w1, w2 = dynamics.random_init(3, 2, init_scale=0.2, key=jax.random.key(0), dtype=jnp.float64)
         eps = schedules.piecewise_constant([70.0, 130.0], jnp.array([0.5, 3.0, 1.0]))
         gamma = schedules.piecewise_constant([90.0], jnp.array([0.0, 0.02]))
         alpha = schedules.piecewise_constant([50.0], jnp.array([0.1, 0.2]))  # a learning-rate schedule too
@@ -97,7 +97,7 @@ def test_matrix_gd_scheduled_coupled_term_equals_chained_constant_runs(x64):
     """A (D, D) corruption term that changes at epochs 30 and 60 (eps_dims=2): the same as three
     constant-term runs, each started from the weights the previous one ended with."""
     lam = jnp.asarray(LAM)
-    w1, w2 = dynamics.random_init(4, 3, scale=0.3, key=jax.random.key(2), dtype=jnp.float64)
+    w1, w2 = dynamics.random_init(4, 3, init_scale=0.3, key=jax.random.key(2), dtype=jnp.float64)
     c = _coupled_pieces()
     sched = schedules.piecewise_constant([30.0, 60.0], jnp.asarray(c), matrix=True)
     kw = dict(alpha=0.05, n=2, gamma=0.01, eps_dims=2)
@@ -128,7 +128,7 @@ def test_matrix_flow_scheduled_coupled_term_equals_chained_constant_flows(x64):
     """The RK4 flow with a (D, D) term that jumps at t = 20 (a save time): the same as two constant
     flows, the second started where the first ended."""
     lam = jnp.asarray(LAM)
-    w1, w2 = dynamics.random_init(4, 3, scale=0.3, key=jax.random.key(4), dtype=jnp.float64)
+    w1, w2 = dynamics.random_init(4, 3, init_scale=0.3, key=jax.random.key(4), dtype=jnp.float64)
     c = _coupled_pieces()[:2]
     sched = schedules.piecewise_constant([20.0], jnp.asarray(c), matrix=True)
     kw = dict(tau=10.0, n=2, dt=0.5, eps_dims=2)

@@ -15,7 +15,7 @@ D, H = 12, 5
 
 def _run(form, dtype=jnp.float32):
     lam = jnp.asarray(np.geomspace(10.0, 0.5, D), dtype)
-    w1, w2 = random_init(D, H, scale=0.1, key=jax.random.key(0), dtype=dtype)
+    w1, w2 = random_init(D, H, init_scale=0.1, key=jax.random.key(0), dtype=dtype)
     return matrix_gd(lam, w1, w2, eps=jnp.asarray([0.0, 0.5, 2.0], dtype), gamma=0.01, alpha=0.02, n=1.0,
                      epochs=30, save_every=10, form=form, check_stability=False)
 

@@ -10,7 +10,7 @@ from daedyn import models
 
 
 def test_init_shapes_scale_and_key():
-    p = models.init_autoencoder(50, 40, key=jr.key(0), scale=1e-3)
+    p = models.init_autoencoder(50, 40, key=jr.key(0), init_scale=1e-3)
     assert set(p) == {"w1", "w2"}  # biases off by default, as in the paper
     assert p["w1"].shape == (40, 50) and p["w2"].shape == (50, 40)
     assert p["w1"].dtype == jnp.float32
@@ -18,9 +18,9 @@ def test_init_shapes_scale_and_key():
     # 10% is > 6 standard errors.
     for w in (p["w1"], p["w2"]):
         np.testing.assert_allclose(float(jnp.std(w)), 1e-3, rtol=0.1)
-    q = models.init_autoencoder(50, 40, key=jr.key(0), scale=1e-3)
+    q = models.init_autoencoder(50, 40, key=jr.key(0), init_scale=1e-3)
     np.testing.assert_array_equal(p["w1"], q["w1"])  # same key, same weights
-    r = models.init_autoencoder(50, 40, key=jr.key(1), scale=1e-3)
+    r = models.init_autoencoder(50, 40, key=jr.key(1), init_scale=1e-3)
     assert not np.allclose(p["w1"], r["w1"])
     assert not np.allclose(p["w1"], p["w2"].T)  # independent keys per matrix
 
@@ -33,7 +33,7 @@ def test_bias_and_float64(x64):
 
 
 def test_linear_reconstruction_is_w2_w1():
-    p = models.init_autoencoder(6, 3, key=jr.key(2), scale=1.0)
+    p = models.init_autoencoder(6, 3, key=jr.key(2), init_scale=1.0)
     x = jr.normal(jr.key(3), (5, 6))
     out = models.reconstruct(p, x, precision="highest")
     ref = x @ models._end_to_end(p, precision="highest").T
@@ -43,7 +43,7 @@ def test_linear_reconstruction_is_w2_w1():
 @pytest.mark.parametrize("act,fn", [("relu", jax.nn.relu), ("tanh", jnp.tanh), ("sigmoid", jax.nn.sigmoid),
                                     (jnp.sin, jnp.sin)])
 def test_nonlinear_reconstruction(act, fn):
-    p = models.init_autoencoder(6, 3, key=jr.key(2), scale=1.0, bias=True)
+    p = models.init_autoencoder(6, 3, key=jr.key(2), init_scale=1.0, bias=True)
     p["b1"] = jnp.arange(3.0)
     p["b2"] = -jnp.arange(6.0)
     x = jr.normal(jr.key(3), (5, 6))
@@ -59,7 +59,7 @@ def test_activation_names():
         models.get_activation(3)
 
 
-@pytest.mark.parametrize("kw", [dict(d=0, h=2), dict(d=2, h=0), dict(d=2, h=2, scale=-1.0)])
+@pytest.mark.parametrize("kw", [dict(d=0, h=2), dict(d=2, h=0), dict(d=2, h=2, init_scale=-1.0)])
 def test_bad_input(kw):
     with pytest.raises(ValueError, match="must lie in"):
         models.init_autoencoder(key=jr.key(0), **kw)
@@ -71,7 +71,7 @@ def test_non_floating_dtype_is_refused():
 
 
 def test_end_to_end_is_the_product_of_the_factors():
-    p = models.init_autoencoder(4, 2, key=jr.key(1), scale=1.0)
+    p = models.init_autoencoder(4, 2, key=jr.key(1), init_scale=1.0)
     np.testing.assert_allclose(models._end_to_end(p, precision="highest"),
                                np.asarray(p["w2"], np.float64) @ np.asarray(p["w1"], np.float64),
                                rtol=1e-5, atol=1e-6)  # float32 products of 2 terms

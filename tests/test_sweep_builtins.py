@@ -116,7 +116,7 @@ def test_train_entry_point_matches_train_fn(tmp_path):
     np.testing.assert_array_equal(ds.epoch.values, [0, 20, 40, 60])
     assert ds.seed.dtype.kind == "i" and (ds.status.values == 0).all()
     k_init, k_run = jax.random.split(jax.random.key(2))
-    p0 = models.init_autoencoder(6, 3, key=k_init, scale=1e-2)
+    p0 = models.init_autoencoder(6, 3, key=k_init, init_scale=1e-2)
     _, rec = train.train_fn(epochs=60, save_every=20, marginalised=True)(
         p0, train.prepare_data(x), train.Hyper(alpha=0.3, gamma=0.0, eps=64 * 0.1), k_run)
     got = ds.sel(alpha=0.3, s2=0.1, seed=2)  # alpha * lam_max / N ~ 0.5: stable GD

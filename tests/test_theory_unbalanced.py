@@ -127,7 +127,7 @@ def _numpy_gd(lam, ws, eps, gamma, tau, n, epochs, active=None):
 @pytest.mark.slow  # compiles the model's scan: 20-35 s on the shared CPU
 def test_random_start_mapping_is_full_gd_with_every_direction_active(x64):
     lam = np.array([5.0, 3.0, 2.0, 1.0, 0.4, 0.1])
-    ws = dynamics.random_init(6, (4, 3), scale=0.3, key=jax.random.key(3))
+    ws = dynamics.random_init(6, (4, 3), init_scale=0.3, key=jax.random.key(3))
     got = theory.random_start_mapping(jnp.asarray(lam), ws, 0.5, 0.01, tau=20.0, n=2.0, epochs=60, active=6)
     want = _numpy_gd(lam, ws, 0.5, 0.01, 20.0, 2.0, 60)
     # the same float64 recursion, products in another order: measured 1e-15; bound 1e-12
@@ -137,7 +137,7 @@ def test_random_start_mapping_is_full_gd_with_every_direction_active(x64):
 @pytest.mark.slow
 def test_random_start_mapping_reduced_model_against_numpy(x64):
     lam = np.array([5.0, 3.0, 2.0, 1.0, 0.4, 0.1])
-    ws = dynamics.random_init(6, (4, 4, 3), scale=0.3, key=jax.random.key(4))  # depth 4
+    ws = dynamics.random_init(6, (4, 4, 3), init_scale=0.3, key=jax.random.key(4))  # depth 4
     got = theory.random_start_mapping(jnp.asarray(lam), ws, 0.2, 0.0, tau=10.0, n=1.0, epochs=40, active=2)
     want = _numpy_gd(lam, ws, 0.2, 0.0, 10.0, 1.0, 40, active=2)
     # the NumPy loop moves the background rows themselves, the model their Gram matrix Q (exact for

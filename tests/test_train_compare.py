@@ -70,7 +70,7 @@ def test_discrete_theory_is_scalar_gd_from_the_balanced_start(tiny, x64, measure
 
 def test_initial_w0_balanced_is_per_direction_and_batched(tiny):
     """initial_w0: |u_j + v_j|^2 / 4 per direction, computed per run over batch axes."""
-    p = models.init_autoencoder(5, 3, key=jr.key(3), scale=0.1)
+    p = models.init_autoencoder(5, 3, key=jr.key(3), init_scale=0.1)
     v = np.linalg.eigh(tiny.T @ tiny)[1][:, ::-1].astype(np.float32)
     u, vv = np.asarray(p["w1"]) @ v, (v.T @ np.asarray(p["w2"])).T
     np.testing.assert_allclose(tr.initial_w0(p, v), np.sum((u + vv) ** 2, axis=0) / 4, rtol=1e-5)
@@ -97,7 +97,7 @@ def _authors_w0(w1, w2):
 def test_initial_w0_authors_is_the_authors_formula(x64, d, h):
     """kind="authors": top min(100, H) singular values of W2 W1 summed, divided by D (also H > 100);
     "mean": the mean of the min(H, D) singular values; both shared by every direction."""
-    p = models.init_autoencoder(d, h, key=jr.key(d), scale=0.1, dtype=jnp.float64)
+    p = models.init_autoencoder(d, h, key=jr.key(d), init_scale=0.1, dtype=jnp.float64)
     v = np.eye(d)
     got = np.asarray(tr.initial_w0(p, v, kind="authors"))
     np.testing.assert_allclose(got, np.full(d, _authors_w0(p["w1"], p["w2"])), rtol=1e-10)

@@ -22,7 +22,7 @@ def _x(n=24, d=5, seed=0):
 def test_sampled_update_averages_to_the_marginalised_update(corruption, x64):
     x = jnp.asarray(_x())
     data = train.prepare_data(x, path="sigma")  # Sigma for the marginalised run, x for the sampled
-    p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.3, dtype=jnp.float64)
+    p0 = models.init_autoencoder(5, 3, key=jr.key(1), init_scale=0.3, dtype=jnp.float64)
     hyper = train.Hyper(alpha=0.05, gamma=0.0, eps=0.0, corruption=corruption)
     sampled = train.train_fn(epochs=1, noise=corruption, path="data", remat=False)
     marg = train.train_fn(epochs=1, noise=corruption, marginalised=True, path="sigma", remat=False)
@@ -83,7 +83,7 @@ def test_training_is_differentiable_in_the_masking_rate(x64):
 
     x = jnp.asarray(_x(n=20, d=4, seed=3))
     data = train.prepare_data(x[:16], x_heldout=x[16:])
-    p0 = models.init_autoencoder(4, 2, key=jr.key(0), scale=0.3, dtype=jnp.float64)
+    p0 = models.init_autoencoder(4, 2, key=jr.key(0), init_scale=0.3, dtype=jnp.float64)
     run = train.train_fn(epochs=20, save_every=20, noise=noise.masking(0.3), marginalised=True)
 
     def heldout(p):

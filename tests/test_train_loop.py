@@ -108,7 +108,7 @@ def test_random_init_matches_matrix_engine_on_every_path(tiny, x64):
     authors' computation) equals the eigenbasis path; float64 rounding only."""
     x = np.asarray(tiny, np.float64)
     n, d = x.shape
-    p0 = models.init_autoencoder(d, 3, key=jr.key(2), scale=0.1, dtype=jnp.float64)
+    p0 = models.init_autoencoder(d, 3, key=jr.key(2), init_scale=0.1, dtype=jnp.float64)
     kw = dict(hidden=3, key=jr.key(0), epochs=1200, alpha=0.4, save_every=100,
               noise=noise.gaussian(0.05), marginalised=True, gamma=0.002, params=p0)
     r = tr.train(x, **kw)
@@ -206,7 +206,7 @@ def test_mse_loss_scale_is_the_paper_loss_with_normaliser_nd_over_2(tiny, x64):
     gamma -> gamma D / 2 (tau = N D / (2 alpha)); float64 rounding only."""
     x = np.asarray(tiny, np.float64)
     n, d = x.shape
-    p0 = models.init_autoencoder(d, 3, key=jr.key(2), scale=0.1, dtype=jnp.float64)
+    p0 = models.init_autoencoder(d, 3, key=jr.key(2), init_scale=0.1, dtype=jnp.float64)
     kw = dict(hidden=3, key=jr.key(0), epochs=200, save_every=100, noise=noise.gaussian(0.05),
               marginalised=True, params=p0)
     r = tr.train(x, alpha=2.0, gamma=0.004, loss_scale="mse", **kw)
@@ -225,7 +225,7 @@ def test_hyper_carries_eps(tiny):
     with sampled noise on the data path; a variance is not accepted (it is converted at the edge)."""
     x = jnp.asarray(tiny)
     n = x.shape[0]
-    p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.1)
+    p0 = models.init_autoencoder(5, 3, key=jr.key(1), init_scale=0.1)
     assert tr.Hyper._fields[:3] == ("alpha", "gamma", "eps")  # + "corruption" (docs/corruption.md)
     for kw in (dict(marginalised=True), dict(noise="gaussian", path="data")):
         run = jax.jit(tr.train_fn(epochs=20, save_every=10, **kw))
@@ -244,7 +244,7 @@ def test_sampled_noise_converges_to_marginalised_as_samples_grow(tiny):
     the marginalised loss (1) like 1 / sqrt(M)."""
     x = jnp.asarray(tiny)
     data = tr.prepare_data(x, linear=True, path="data")
-    p0 = models.init_autoencoder(5, 3, key=jr.key(1), scale=0.3)
+    p0 = models.init_autoencoder(5, 3, key=jr.key(1), init_scale=0.3)
     hyper = tr.Hyper(alpha=0.5, gamma=0.01, eps=32 * 0.3)  # eps = N s^2: noise variance 0.3
     sampled = tr.train_fn(epochs=1, noise="gaussian", path="data", observables=(), precision="highest")
     marg = tr.train_fn(epochs=1, marginalised=True, path="data", observables=(), precision="highest")
@@ -298,7 +298,7 @@ def test_gd_equals_manual_optax_loop(tiny):
     fold_in(key, epoch)."""
     x = jnp.asarray(tiny)
     n = x.shape[0]
-    p0 = models.init_autoencoder(5, 3, key=jr.key(4), scale=0.1)
+    p0 = models.init_autoencoder(5, 3, key=jr.key(4), init_scale=0.1)
     key, s2, gamma, alpha = jr.key(5), 0.1, 0.02, 0.4
     run = tr.train_fn(epochs=30, save_every=10, noise="gaussian", activation="tanh", precision="highest")
     p_run, rec = jax.jit(run)(p0, tr.prepare_data(x, linear=False, path="data"),
@@ -390,7 +390,7 @@ def test_train_fn_gradients_match_finite_differences(tiny, x64):
     x = np.asarray(tiny, np.float64)
     data = tr.prepare_data(x[:24], x_heldout=x[24:])
     run = tr.train_fn(epochs=100, save_every=50, marginalised=True, observables=("heldout_loss",))
-    p0 = models.init_autoencoder(5, 3, key=jr.key(8), scale=0.05, dtype=jnp.float64)
+    p0 = models.init_autoencoder(5, 3, key=jr.key(8), init_scale=0.05, dtype=jnp.float64)
     f = jax.jit(lambda h: run(p0, data, tr.Hyper(*h), jr.key(0))[1]["heldout_loss"][-1])
     h = jnp.array([0.5, 0.01, 24 * 0.2])  # (alpha, gamma, eps = N s^2 with s^2 = 0.2)
     g = jax.grad(f)(h)

@@ -48,7 +48,7 @@ def test_dynamics_route_depth3_random_start_equals_matrix_gd():
         key = jax.random.key(3)
         f = tune.heldout_objective(_problem(), epochs=300, alpha=0.05, route="dynamics", depth=3,
                                    init="random", key=key, init_scale=0.2, hidden=2, remat_every=64)
-        ws = dynamics.random_init(4, (2, 2), scale=0.2, key=key, dtype=jnp.float64)
+        ws = dynamics.random_init(4, (2, 2), init_scale=0.2, key=key, dtype=jnp.float64)
         tr = dynamics.matrix_gd(jnp.asarray(LAM), *ws, eps=1.5, gamma=0.01, alpha=0.05, n=10.0,
                                 epochs=300, save_every=300)
         want = _loss(np.asarray(tr.mapping[-1]), 0.0)

@@ -458,7 +458,7 @@ def _run_matrix(args) -> int:
     if args.init == "orthogonal":  # the first L - 1 factors' diagonals at --w1, the last at --w2
         ws = dynamics.orthogonal_init(d, h, *([args.w1] * (depth - 1)), args.w2, key=key, dtype=dtype)
     else:
-        ws = dynamics.random_init(d, h, scale=args.init_scale, key=key, dtype=dtype, depth=depth)
+        ws = dynamics.random_init(d, h, init_scale=args.init_scale, key=key, dtype=dtype, depth=depth)
     lam_j = jnp.asarray(lam, dtype) if masked is None else spec  # a corruption value needs the basis
     kw = dict(eps=eps_run, gamma=gamma, n=n, precision=args.precision, eps_dims=eps_dims,
               noise=None if masked is None else nz)

@@ -190,7 +190,7 @@ def _end_to_end(params) -> Array:
 def _init(d: int, widths: tuple[int, ...], key, scale, dtype):
     if not widths:  # depth 1: F = W_1 (D x D)
         return {"w1": jnp.asarray(scale, dtype) * jr.normal(key, (d, d), dtype)}
-    return models.init_autoencoder(d, widths[0] if len(widths) == 1 else widths, key=key, scale=scale,
+    return models.init_autoencoder(d, widths[0] if len(widths) == 1 else widths, key=key, init_scale=scale,
                                    dtype=dtype)
 
 

@@ -22,7 +22,7 @@ from jax.typing import ArrayLike
 
 from daedyn import _linear as core
 from daedyn import models
-from daedyn._checks import check_finite, check_int, check_range, float_dtype
+from daedyn._checks import check_finite, check_int, check_range, float_dtype, renamed
 
 __all__ = ["orthogonal_init", "random_init", "to_eigenbasis", "from_eigenbasis"]
 
@@ -123,9 +123,10 @@ def _orthogonal_init_core(diagonals, key, *, sizes):
     return tuple(out)
 
 
-def random_init(d: int, h: int | Sequence[int], *, scale: ArrayLike, key: Array, dtype=None,
+@renamed(scale="init_scale")
+def random_init(d: int, h: int | Sequence[int], *, init_scale: ArrayLike, key: Array, dtype=None,
                 depth: int | None = None) -> tuple[Array, ...]:
-    """Small Gaussian initialisation of L factors: every entry i.i.d. N(0, scale^2).
+    """Small Gaussian initialisation of L factors: every entry i.i.d. N(0, init_scale^2).
 
     Because V is orthogonal, Gaussian factors are also i.i.d. Gaussian in the eigenbasis
     (W_1 V, ..., V^T W_L), so this draws them there directly. To follow a particular draw made in the
@@ -134,20 +135,20 @@ def random_init(d: int, h: int | Sequence[int], *, scale: ArrayLike, key: Array,
     Args:
       d: input size (>= 1). h: hidden width(s): an int (every hidden layer) or a sequence
         (H_1, ..., H_{L-1}). depth: the number of factors when ``h`` is an int (default 2).
-      scale: standard deviation (Figure 5: 1e-4), >= 0.
+      init_scale: standard deviation (Figure 5: 1e-4), >= 0 (the keyword ``scale`` is deprecated).
       key: PRNG key (``jr.key``/``jr.PRNGKey``); a batch of keys (e.g. ``jr.split(key, S)``) gives
         a batch of S initialisations. Factor l of a key's draw uses ``jr.split(key, L)[l]``.
     Returns:
       the L factors (Wb_1 (*keys, H_1, D), ..., Wb_L (*keys, D, H_{L-1})).
     Example:
-      >>> w1, w2 = random_init(5, 3, scale=1e-4, key=jr.split(jr.key(0), 4))
+      >>> w1, w2 = random_init(5, 3, init_scale=1e-4, key=jr.split(jr.key(0), 4))
       >>> w1.shape, w2.shape
       ((4, 3, 5), (4, 5, 3))
-      >>> [w.shape for w in random_init(5, 3, scale=1e-4, key=jr.key(0), depth=3)]
+      >>> [w.shape for w in random_init(5, 3, init_scale=1e-4, key=jr.key(0), depth=3)]
       [(3, 5), (3, 3), (5, 3)]
     """
-    sizes = _sizes(d, h, depth)
-    check_range("scale", scale, 0.0)
+    sizes, scale = _sizes(d, h, depth), init_scale
+    check_range("init_scale", scale, 0.0)
     if key is None:
         raise ValueError("key is required (an explicit PRNG key)")
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key

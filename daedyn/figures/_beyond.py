@@ -190,7 +190,7 @@ def figure_tuning(*, quick: bool = True, out_dir=None, key: jax.Array | None = N
     es2 = float(s["eval_sigma2"])
     problem = tune.heldout_problem(x_tr, x_ho, keep_data=False)
     spec = spectrum.compute_spectrum(x_tr)
-    params0 = models.init_autoencoder(d, d, key=jr.fold_in(key, 0), scale=FIG5_INIT)
+    params0 = models.init_autoencoder(d, d, key=jr.fold_in(key, 0), init_scale=FIG5_INIT)
     w0 = float(np.mean(np.asarray(train.initial_w0(params0, spec.eigvecs, kind="balanced"))))
     objective = tune.heldout_objective(problem, epochs=float(s["epochs"]), alpha=s["alpha"],
                                        eval_sigma2=es2, w0=w0)

@@ -288,7 +288,7 @@ def _train_nonlinear(x, spec, *, key, activation, hidden, epochs, save_every, si
     data = train.prepare_data(x, spectrum=spec, linear=False, path="data")
     n = x.shape[0]
     k_init, k_noise = jr.split(key)
-    p0 = models.init_autoencoder(x.shape[1], hidden, key=k_init, scale=NL_INIT)
+    p0 = models.init_autoencoder(x.shape[1], hidden, key=k_init, init_scale=NL_INIT)
 
     @jax.jit
     def estimate(params, epoch, s2):

@@ -221,7 +221,7 @@ def train_run(*, alpha, hidden, epochs, gamma=0.0, s2=0.0, seed=0, init_scale=1e
     """
     k_init, k_run = jr.split(jr.key(seed))
     d = data.eigvals.shape[0]
-    p0 = models.init_autoencoder(d, int(hidden), key=k_init, scale=init_scale)
+    p0 = models.init_autoencoder(d, int(hidden), key=k_init, init_scale=init_scale)
     run = train.train_fn(epochs=int(epochs), save_every=save_every, **options)
     # the sweep axis is the variance s2 (the user-facing edge); the loop takes eps = N s2
     _, records = run(p0, data, train.Hyper(alpha=alpha, gamma=gamma, eps=data.n * s2), k_run)

@@ -134,7 +134,7 @@ def random_start_mapping(lam: ArrayLike, ws, eps: ArrayLike = 0.0, gamma: ArrayL
       >>> import jax
       >>> from daedyn import dynamics
       >>> lam = jnp.array([4.0, 2.0, 1.0, 0.5])
-      >>> ws = dynamics.random_init(4, (3, 3), scale=0.3, key=jax.random.key(0))  # eigenbasis = input basis
+      >>> ws = dynamics.random_init(4, (3, 3), init_scale=0.3, key=jax.random.key(0))  # eigenbasis = inputs
       >>> w = random_start_mapping(lam, ws, tau=10.0, n=1, epochs=400, save_every=400, active=4)
       >>> bool(abs(float(w[-1, 0]) - 1.0) < 1e-3)  # the top direction learned
       True

@@ -148,7 +148,7 @@ def _compiled(loop: LoopConfig, batched: bool, hidden, bias: bool) -> _Compiled:
     def init(key, p_given, scale, data):
         k_init, k_run = jr.split(key)
         if p_given is None:
-            p_given = models.init_autoencoder(data.eigvals.shape[0], hidden, key=k_init, scale=scale,
+            p_given = models.init_autoencoder(data.eigvals.shape[0], hidden, key=k_init, init_scale=scale,
                                               bias=bias, dtype=data.eigvals.dtype)
         return p_given, k_run
 

@@ -209,7 +209,7 @@ def train_fn(*, epochs: int, save_every: int | None = None, activation: models.A
       >>> x = jr.uniform(jr.key(0), (32, 4))
       >>> data = train.prepare_data(x)
       >>> run = jax.jit(train.train_fn(epochs=50, save_every=25, marginalised=True))
-      >>> p0 = models.init_autoencoder(4, 2, key=jr.key(1), scale=1e-2)
+      >>> p0 = models.init_autoencoder(4, 2, key=jr.key(1), init_scale=1e-2)
       >>> p, rec = run(p0, data, train.Hyper(alpha=0.1, gamma=0.0, eps=3.2), jr.key(2))  # eps = N s^2
       >>> rec["mapping"].shape, rec["train_loss"].shape
       ((3, 4), (3,))

@@ -255,12 +255,12 @@ def _matrix_mapping(route: DynamicsRoute, data: SpectralData, h: Hyperparams) ->
             a = jnp.broadcast_to(h.w0, (d,))[:min(d, hh)] ** (1.0 / route.depth)
             ws0 = dynamics.orthogonal_init(d, hidden, a, key=data.key, dtype=dt)  # a in every factor
         else:
-            ws0 = dynamics.random_init(d, hidden, scale=data.init_scale, key=data.key, dtype=dt)
+            ws0 = dynamics.random_init(d, hidden, init_scale=data.init_scale, key=data.key, dtype=dt)
     elif route.init == "orthogonal":
         s = jnp.sqrt(h.w0)
         ws0 = dynamics.orthogonal_init(d, hh, s, s, key=data.key, dtype=dt)
     else:
-        ws0 = dynamics.random_init(d, hh, scale=data.init_scale, key=data.key, dtype=dt)
+        ws0 = dynamics.random_init(d, hh, init_scale=data.init_scale, key=data.key, dtype=dt)
     kw = dict(eps=h.eps, gamma=h.gamma, n=data.n, alpha=h.alpha, mm=_linear.matmul_fn(route.precision),
               form=_linear.check_form("auto", d, hh, route.depth))
 

@@ -84,7 +84,7 @@ def train_data(problem, route: TrainRoute, *, key: Array, init_scale: ArrayLike 
     k_init, k_noise = jr.split(key)
     width = d if route.hidden is None else route.hidden
     hidden = width if route.depth == 2 else [width] * (route.depth - 1)
-    params = models.init_autoencoder(d, hidden, key=k_init, scale=init_scale)
+    params = models.init_autoencoder(d, hidden, key=k_init, init_scale=init_scale)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dt), params)
     return TrainData(tdata, params, k_noise, problem.x_heldout, problem.eigvecs,
                      jnp.asarray(problem.n, dt), jnp.asarray(problem.n_heldout, dt))
