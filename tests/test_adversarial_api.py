@@ -389,7 +389,7 @@ REFUSED = [
     ("problem_shapes", lambda: tune.problem_from_spectrum([1.0, 2.0], [1.0], 2, 2), ValueError,
      r"eigvals and projected"),
     ("heldout_problem_nan", lambda: tune.heldout_problem(np.array([[NAN, 1.0]]), np.ones((2, 2))),
-     ValueError, r"x_train and x_heldout must be finite"),
+     ValueError, r"x and x_heldout must be finite"),
     ("heldout_problem_empty", lambda: tune.heldout_problem(np.ones((3, 2)), np.ones((0, 2))), ValueError,
      r"^x_heldout is empty"),
     ("objective_alpha_0", lambda: tune.heldout_objective(_problem(), epochs=10.0, alpha=0.0), ValueError,

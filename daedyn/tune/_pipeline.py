@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from jax.typing import ArrayLike
 
+from daedyn._checks import renamed
 from daedyn.tune._config import TrainRoute
 from daedyn.tune._objective import heldout_objective
 from daedyn.tune._optimise import TuneResult, tune, tune_anisotropic
@@ -60,7 +61,8 @@ class NoiseTuning(NamedTuple):
         return ds
 
 
-def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
+@renamed(x_train="x")
+def tune_noise(x: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, alpha: ArrayLike,
                eval_sigma2: ArrayLike, eps0: ArrayLike | None = None, route: Any = "closed_form",
                anisotropic: bool = False, optimizer: Any = None, max_steps: int = 100,
                progress: Any = None, log: Callable[[dict], Any] | None = None,
@@ -71,7 +73,8 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
     with ``anisotropic=True`` it continues with :func:`tune_anisotropic` from the isotropic optimum.
 
     Args:
-      x_train, x_heldout: (N, D) and (M, D) data (rows are samples), M >= 1.
+      x, x_heldout: (N, D) training and (M, D) held-out data (rows are samples), M >= 1 (the keyword
+        ``x_train`` is deprecated).
       epochs, alpha, eval_sigma2: as in :func:`heldout_objective`.
       eps0: starting eps, > 0; default the matched noise N * eval_sigma2 (the optimum at
         convergence when the held-out spectrum equals the train spectrum), or 0.01 N without
@@ -100,7 +103,7 @@ def tune_noise(x_train: ArrayLike, x_heldout: ArrayLike, *, epochs: ArrayLike, a
         raise ValueError(f"initial eps (eps0) must be finite and > 0 (it is optimised as log eps); "
                          f"got {eps0!r}")
     keep_data = route == "train" or isinstance(route, TrainRoute)
-    problem = heldout_problem(x_train, x_heldout, keep_data=keep_data)
+    problem = heldout_problem(x, x_heldout, keep_data=keep_data)
     if eps0 is None:  # matched noise N s_eval^2: the optimum when train and held-out spectra agree
         s2 = float(np.max(np.asarray(eval_sigma2)))
         eps0 = problem.n * s2 if s2 > 0 else 0.01 * problem.n

@@ -10,7 +10,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import spectrum
-from daedyn._checks import check_range, float_dtype
+from daedyn._checks import check_range, float_dtype, renamed
 
 __all__ = ["HeldoutProblem", "heldout_problem", "problem_from_spectrum"]
 
@@ -37,7 +37,8 @@ class HeldoutProblem(NamedTuple):
     x_heldout: Array | None = None
 
 
-def heldout_problem(x_train: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool = True,
+@renamed(x_train="x")
+def heldout_problem(x: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool = True,
                     dtype=None) -> HeldoutProblem:
     """Build a :class:`HeldoutProblem` from train and held-out data (rows are samples).
 
@@ -46,7 +47,7 @@ def heldout_problem(x_train: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool
     ``daedyn.spectrum.projected_second_moment``.
 
     Args:
-      x_train: (N, D) training inputs, N >= 1.
+      x: (N, D) training inputs, N >= 1 (the keyword ``x_train`` is deprecated).
       x_heldout: (M, D) held-out inputs, M >= 1, same D.
       keep_data: keep the arrays and eigenvectors (needed by route "train"; costs memory).
       dtype: floating dtype of the stored arrays; default float32, float64 under x64.
@@ -55,19 +56,19 @@ def heldout_problem(x_train: ArrayLike, x_heldout: ArrayLike, *, keep_data: bool
     Raises:
       ValueError: for an empty held-out or train set, non-2D inputs or mismatched D.
     """
-    xt, xh = np.asarray(x_train), np.asarray(x_heldout)
+    xt, xh = np.asarray(x), np.asarray(x_heldout)
     if xt.ndim != 2 or xh.ndim != 2:
-        raise ValueError(f"x_train and x_heldout must be 2-D (samples, features); got shapes "
+        raise ValueError(f"x and x_heldout must be 2-D (samples, features); got shapes "
                          f"{xt.shape} and {xh.shape}")
     if xh.shape[0] == 0:
         raise ValueError("x_heldout is empty: the held-out objective needs at least one sample")
     if xt.shape[0] == 0:
-        raise ValueError("x_train is empty: the train spectrum needs at least one sample")
+        raise ValueError("x is empty: the train spectrum needs at least one sample")
     if xt.shape[1] != xh.shape[1]:
-        raise ValueError(f"x_train and x_heldout must have the same number of features; got "
+        raise ValueError(f"x and x_heldout must have the same number of features; got "
                          f"{xt.shape[1]} and {xh.shape[1]}")
     if not (np.all(np.isfinite(xt)) and np.all(np.isfinite(xh))):
-        raise ValueError("x_train and x_heldout must be finite (found NaN or inf)")
+        raise ValueError("x and x_heldout must be finite (found NaN or inf)")
     dt = float_dtype(dtype=dtype)
     spec = spectrum.compute_spectrum(xt, accumulate_dtype=np.float64)
     projected = spectrum.projected_second_moment(spec, xh)
