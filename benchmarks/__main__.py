@@ -139,6 +139,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     args = p.parse_args(argv)
     if args.dry_run and not args.gpu_check:
         p.error("--dry-run goes with --gpu-check")
+    if args.json_out is not None:  # checked before any step: a long run must not end in a lost write
+        from daedyn._checkpoint import check_writable
+
+        try:
+            check_writable("--json-out", args.json_out)
+        except ValueError as err:
+            p.error(str(err))
     if args.gpu_check:
         if args.full or args.only or args.json:
             p.error("--gpu-check runs its own fixed steps: drop --full/--only/--json")
@@ -157,7 +164,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
             previous = json.loads(out.read_text())
         except ValueError:  # not ours to merge into: keep it beside the new file
             out.replace(out.with_suffix(".json.bak"))
-    out.write_text(json.dumps(merge_results(previous, result, names), indent=2, default=float))
+    from daedyn._checkpoint import atomic_write
+
+    with atomic_write(out, "benchmark results") as tmp:
+        pathlib.Path(tmp).write_text(json.dumps(merge_results(previous, result, names), indent=2,
+                                                default=float))
     print(f"\nwrote {out} ({len(names)} of {len(MODULES)} benchmarks rerun; the others' rows kept)"
           if previous is not None and len(names) < len(MODULES) else f"\nwrote {out}", file=sys.stderr)
     return 1 if result["failures"] else 0

@@ -296,7 +296,16 @@ def has_gpu() -> bool:
 
 
 def run_check(*, dry_run: bool = False, json_out: str | None = None, progress=print) -> int:
-    """Run the check; returns the exit code (0 ok, 1 a step failed, 3 no GPU)."""
+    """Run the check; returns the exit code (0 ok, 1 a step failed, 3 no GPU).
+
+    Raises:
+      ValueError: ``json_out`` in a missing folder, a folder itself or unwritable: before any step.
+    """
+    path = json_out or (None if dry_run else os.path.join(os.path.dirname(__file__), "results-gpu.json"))
+    if path:  # before the steps: minutes of measurements must not end in a write that cannot happen
+        from daedyn._checkpoint import check_writable
+
+        check_writable("--json-out", path)
     if not dry_run and not has_gpu():
         progress(
             f"--gpu-check needs a GPU; JAX sees only {', '.join(sorted({d.platform for d in jax.devices()}))}"
@@ -334,11 +343,17 @@ def run_check(*, dry_run: bool = False, json_out: str | None = None, progress=pr
             progress(f"[{name}] FAILED: {result['failures'][name]}")
         progress(f"[{name}] {time.perf_counter() - t0:.1f} s")
     result["total_s"] = time.perf_counter() - t_start
-    path = json_out or (None if dry_run else os.path.join(os.path.dirname(__file__), "results-gpu.json"))
     if path:
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2, default=float)
-        progress(f"wrote {path}")
+        from daedyn._checkpoint import atomic_write
+
+        text = json.dumps(result, indent=2, default=float)
+        try:
+            with atomic_write(path, "gpu check results") as tmp, open(tmp, "w") as f:
+                f.write(text)
+            progress(f"wrote {path}")
+        except OSError as err:  # the results are never lost: they go to the output instead
+            progress(f"could not write {path} ({err.strerror}); the results:\n{text}")
+            result["failures"]["write"] = str(err)
     progress(
         f"gpu check: {len(result['steps'])} steps ok, {len(result['failures'])} failed, "
         f"{len(result['skipped'])} skipped, {result['total_s']:.1f} s"
