@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib import colormaps
 
+from daedyn._checks import renamed
 from daedyn.figures._common import COLORS, FigureResult, finish, new_figure, panel_axes, styled
 
 FIG2_LAMS = (2.5, 1.0, 0.5, 0.1)
@@ -41,12 +42,14 @@ def plot_family(t, curves, *, cmap: str, ax=None, title: str | None = None, ylab
 
 
 @styled
+@renamed(lams="lam")
 def figure_2(*, quick: bool = True, out_dir=None, key=None, data_dir=None,
-             lams=FIG2_LAMS, eps=EPS_GRID, alpha: float = FIG2_ALPHA, epochs: int = FIG2_EPOCHS,
+             lam=FIG2_LAMS, eps=EPS_GRID, alpha: float = FIG2_ALPHA, epochs: int = FIG2_EPOCHS,
              w0: float = W0) -> FigureResult:
     """Figure 2: noise (top, green) versus equivalent weight decay (bottom, orange) over lam.
 
-    For each lam in ``lams`` and eps in ``eps`` (0 to 1.8), the DAE mapping
+    For each lam in ``lam`` (the keyword ``lams`` is deprecated) and eps in ``eps`` (0 to 1.8), the
+    DAE mapping
     ``small_init_trajectory(t, lam, eps, 0)`` and the WDAE mapping with the equivalent weight
     decay gamma = lam eps / (lam + eps) (``daedyn.theory.equivalent_gamma``), which has the same
     fixed point; N = 1, tau = 1 / alpha, w0 = 1e-6. The numbers include each curve's
@@ -58,6 +61,7 @@ def figure_2(*, quick: bool = True, out_dir=None, key=None, data_dir=None,
     """
     from daedyn import theory
 
+    lams = lam
     lam = jnp.asarray(lams, jnp.float32)[:, None]  # (L, 1)
     e = jnp.asarray(eps, jnp.float32)[None, :]  # (1, E)
     tau = 1.0 / alpha
