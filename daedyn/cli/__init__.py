@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         from daedyn.cli._options import apply_common_options
 
         apply_common_options(args)
+        from daedyn.cli._files import check_outputs_not_inputs
+
+        check_outputs_not_inputs(args)  # an output naming an input file: refused before any work
 
         with _one_line_warnings(prog), caching(not getattr(args, "no_cache", False)):
             return int(args.func(args) or 0)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check_file", "check_out", "check_plot", "check_distinct", "check_data_fits", "save_npz",
+__all__ = ["check_file", "check_out", "check_plot", "check_distinct", "check_outputs_not_inputs",
+           "check_data_fits", "save_npz",
            "save_plot", "npz_path", "save_dataset", "save_out", "raw_arrays", "lost_out", "print_written",
            "DATASET_FORMATS"]
 
@@ -124,6 +125,40 @@ def check_distinct(**paths) -> None:
         if real in seen:
             raise ValueError(f"{seen[real]} and {option} name the same file {path!r}; give each its own")
         seen[real] = option
+
+
+#: Options that name a file a subcommand reads, and options that name one it writes.
+INPUT_OPTIONS = ("dataset", "config", "cov", "eigvals", "spec")
+OUTPUT_OPTIONS = ("out", "plot", "json_out")
+
+
+def check_outputs_not_inputs(args) -> None:
+    """Refuse, before any work, an output option (``--out``, ``--plot``, ``--json-out``) naming a file
+    the command reads (``--dataset``, ``--config``, ``--cov``, ``--eigvals``, a sweep spec): writing
+    it would destroy the input. ``--out r`` of ``train`` also writes ``r.npz``, so both are compared;
+    links and relative paths are resolved.
+
+    Raises:
+      ValueError: naming both options and the file.
+    """
+    inputs = {}
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, (str, os.PathLike)) and os.fspath(value) and os.path.exists(value):
+            inputs.setdefault(os.path.realpath(value), name)
+    if not inputs:
+        return
+    for name in OUTPUT_OPTIONS:
+        value = getattr(args, name, None)
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            continue
+        path = os.fspath(value)
+        for candidate in (path.rstrip("/") or path, npz_path(path)):
+            src = inputs.get(os.path.realpath(candidate))
+            if src is not None:
+                flag = lambda n: "the spec" if n == "spec" else "--" + n.replace("_", "-")  # noqa: E731
+                raise ValueError(f"{flag(name)} {path!r} would overwrite the input {flag(src)} "
+                                 f"{getattr(args, src)!r}; write the results to another path")
 
 
 def npz_path(path: str) -> str:
