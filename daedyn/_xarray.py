@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["dataset", "figure_dataset", "factor_dims", "factor_fields", "scalar_trajectory",
-           "matrix_trajectory", "write", "FORMATS"]
+           "matrix_trajectory", "write", "FORMATS", "MARK", "is_result_store"]
 
 #: The file formats :func:`write` knows, by extension.
 FORMATS = {".nc": "netCDF", ".zarr": "zarr"}
@@ -287,6 +287,31 @@ def _portable_attrs(attrs: Mapping[str, Any]) -> dict:
     return out
 
 
+#: The attribute :func:`write` puts on every dataset it writes: a ``.zarr`` folder is overwritten
+#: (atomically, by a rename) only when it carries it, never a user's folder or a sweep store.
+MARK = "daedyn_result"
+
+
+def is_result_store(path: str | os.PathLike) -> bool:
+    """Whether the folder ``path`` is a zarr store written by :func:`write` (its root attributes,
+    zarr v3 ``zarr.json`` or v2 ``.zattrs``, hold :data:`MARK`). Reads at most 1 MiB."""
+    import json
+
+    path = os.fspath(path)
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        meta = os.path.join(path, name)
+        if not os.path.isfile(meta):
+            continue
+        try:
+            with open(meta, "rb") as f:
+                data = json.loads(f.read(2**20))
+        except (OSError, ValueError, RecursionError):
+            return False
+        attrs = data.get(key, {}) if key and isinstance(data, dict) else data
+        return isinstance(attrs, dict) and MARK in attrs
+    return False
+
+
 def write(ds, path: str | os.PathLike) -> str:
     """Save ``ds`` as netCDF (``.nc``; netCDF4 / h5netcdf / scipy, whichever is installed) or zarr
     (``.zarr``); returns the path. Other extensions are refused with a ``ValueError``.
@@ -304,28 +329,33 @@ def write(ds, path: str | os.PathLike) -> str:
     if ext not in FORMATS:
         raise ValueError(f"cannot write a dataset to {path!r}: use a .nc (netCDF) or .zarr path")
     ds = ds.copy()
-    ds.attrs = _portable_attrs(ds.attrs)
+    ds.attrs = _portable_attrs({**ds.attrs, MARK: 1})
     for name in ds.variables:
         ds[name].attrs = _portable_attrs(ds[name].attrs)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        if ext == ".nc":
-            ds.to_netcdf(tmp)
-            os.replace(tmp, target)
-        else:
-            from daedyn._extras import require
+    if ext == ".nc":  # one file: the atomic-write helper of every daedyn output
+        from daedyn._checkpoint import atomic_write
 
-            require("zarr", what="writing a .zarr result")
-            with warnings.catch_warnings():  # zarr notes that v3 consolidation is not in the spec yet
-                warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", category=UserWarning)
-                ds.to_zarr(tmp, mode="w")
-            if os.path.isdir(target):  # an earlier store: replaced only once the new one is complete
-                old = f"{target}.old-{os.getpid()}"
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+        with atomic_write(target, "netCDF results") as tmp:
+            ds.to_netcdf(tmp)
+        return path
+    tmp = f"{target}.tmp-{os.getpid()}"  # a zarr store is a folder: written whole, then renamed
+    try:
+        from daedyn._extras import require
+
+        require("zarr", what="writing a .zarr result")
+        with warnings.catch_warnings():  # zarr notes that v3 consolidation is not in the spec yet
+            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata", category=UserWarning)
+            ds.to_zarr(tmp, mode="w")
+        if os.path.isdir(target):  # an earlier store: replaced only once the new one is complete
+            if not is_result_store(target):
+                raise ValueError(f"{path!r} is a folder that daedyn did not write as a result store; it "
+                                 "is not overwritten (choose another path)")
+            old = f"{target}.old-{os.getpid()}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

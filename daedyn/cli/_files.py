@@ -73,9 +73,15 @@ def check_out(option: str, path: str | None, formats: tuple[str, ...] = DATASET_
         if os.path.exists(store) and not os.path.isdir(store):
             raise ValueError(f"{option}: {path!r} exists and is not a folder (a .zarr store is a folder)")
         if os.path.isdir(store):
+            from daedyn._xarray import is_result_store
+
             if not _is_zarr_store(store):
                 raise ValueError(f"{option}: {path!r} is a folder that is not a zarr store; it is not "
                                  "overwritten (choose another path)")
+            if not is_result_store(store):  # a sweep store, or a zarr store of someone else's
+                raise ValueError(f"{option}: {path!r} is a zarr store that daedyn did not write as a "
+                                 "result (a sweep store or another program's); it is not overwritten "
+                                 "(choose another path)")
             check_writable(option, os.path.join(os.path.dirname(os.path.abspath(store)), "probe"))
         else:
             check_writable(option, store)
