@@ -1,0 +1,216 @@
+"""Every branch of the balanced depth-L closed form (daedyn/theory/_deep.py, _deep_solve.py) against
+references that share no code with it: SciPy's DOP853 on the L-factor flow (rtol 1e-12), brentq on the
+fixed-point equation u^(1-2/L) (lam - u k) = n gamma written out here, and scipy.integrate.quad of the
+learning time's integral. The branches: the noise-only decay at lam = 0 (and lam negligible against
+eps), pure weight decay (k = 0), eps = 0, weight decay below, near (1 - 1e-3 .. 1 - 1e-6 of the
+critical value), at and above the critical value, starts just above / below the learning threshold,
+tiny (1e-200), large (50, 1e3) and zero starts, small and large lam.
+
+Cost: the trajectory test shares the compiled depth-3 float64 solver of
+tests/test_theory_depth.py::test_depth_trajectory_matches_integration (the same (6, 1) x (24,) shapes);
+the root tests compile the root solver once per depth; the learning-time test once."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import quad, solve_ivp
+from scipy.optimize import brentq
+
+from daedyn import theory
+
+
+def critical_gamma(lam, eps, depth):
+    """(gamma_c, u_pk): the largest weight decay with a learned state, n = 1, and where
+    g(u) = u^(1-2/L) (lam - k u) peaks: g'(u) = 0 at u_pk = (L - 2) lam / (2 (L - 1) k)."""
+    k = lam + eps
+    u = (depth - 2) * lam / (2 * (depth - 1) * k)
+    return u ** (1 - 2 / depth) * (lam - k * u), u
+
+
+def roots(lam, eps, gamma, depth):
+    """(learned state, threshold) of g(u) = gamma by brentq on each side of the peak (n = 1):
+    (lam / k, 0) without weight decay, (0, inf) past the critical gamma."""
+    k = lam + eps
+    if gamma == 0:
+        return lam / k, 0.0
+    gc, u_pk = critical_gamma(lam, eps, depth)
+    if gamma >= gc:
+        return 0.0, np.inf
+    g = lambda u: u ** (1 - 2 / depth) * (lam - k * u) - gamma
+    kw = dict(xtol=1e-300, rtol=1e-15)
+    return brentq(g, u_pk, lam / k, **kw), brentq(g, 1e-300, u_pk, **kw)
+
+
+def reference_flow(lam, eps, gamma, w0, ts, depth):
+    """u(t) = a(t)^L of tau da/dt = a^(L-1) (lam - a^L k) - gamma a (n = tau = 1), one row at a time
+    (so rtol holds per row), DOP853 at rtol 1e-12, restarted at each output time."""
+    k = lam + eps
+    rhs = lambda _, a: a ** (depth - 1) * (lam - a**depth * k) - gamma * a
+    ys = [np.array([w0 ** (1.0 / depth)])]
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        sol = solve_ivp(rhs, (t0, t1), ys[-1], method="DOP853", rtol=1e-12, atol=1e-300)
+        assert sol.success
+        ys.append(sol.y[:, -1])
+    return np.concatenate(ys) ** depth
+
+
+GC3, _ = critical_gamma(1.0, 0.5, 3)  # 0.41274
+GC3_EPS0, _ = critical_gamma(2.0, 0.0, 3)  # 0.94494
+# lam, eps, gamma, w0: 36 rows and the times of tests/test_theory_depth.py (one compilation for both)
+BRANCHES = np.array([
+    (0.0, 1.0, 0.0, 0.5), (0.0, 1.0, 0.0, 1e-3),  # lam = 0: the noise-only (algebraic) decay
+    (1e-120, 1.0, 0.0, 0.5),  # lam negligible against eps: the same branch
+    (0.0, 0.3, 0.2, 0.5),  # lam = 0 with weight decay: no root
+    (0.0, 0.0, 0.2, 0.5), (0.0, 0.0, 0.0, 0.5),  # k = 0: pure weight decay; nothing at all
+    (1.0, 0.0, 0.0, 1e-5),  # eps = 0, no weight decay
+    (1.0, 0.0, 0.1, 1.1e-3), (1.0, 0.0, 0.1, 0.9e-3),  # eps = 0, just above / below the threshold 1.0045e-3
+    (1.0, 0.5, 0.99 * GC3, 0.3), (1.0, 0.5, 0.999 * GC3, 0.2),  # near the critical gamma: learned
+    (1.0, 0.5, 0.99 * GC3, 0.1),  # near critical, below the threshold 0.133: forgotten
+    (1.0, 0.5, GC3, 0.3),  # at the critical gamma (a double root)
+    (1.0, 0.5, 1.001 * GC3, 0.3), (1.0, 0.5, 1.01 * GC3, 0.9), (1.0, 0.5, 0.45, 5.0),  # past it
+    (1.0, 0.5, 0.0, 50.0), (2.0, 1.0, 0.05, 1e3),  # large starts
+    (1.0, 0.5, 0.0, 1e-200), (1.0, 0.5, 0.01, 1e-200),  # tiny starts
+    (1e-3, 0.0, 0.0, 1e-2), (30.0, 30.0, 0.0, 1e-4),  # small and large lam
+    (0.5, 2.0, 0.01, 0.05), (1.0, 0.5, 0.1, 0.0),  # a generic one; a zero start stays 0
+    (2.0, 0.0, 0.99 * GC3_EPS0, 0.5), (2.0, 0.0, 1.001 * GC3_EPS0, 0.5),  # eps = 0 near / past critical
+    (0.0, 1.0, 0.0, 1e-200), (0.0, 2.0, 0.0, 50.0), (0.0, 0.5, 0.01, 1e-2),  # more lam = 0
+    (1e-12, 1.0, 0.0, 0.5),  # lam small against eps: the table at an extreme scale
+    (1.0, 0.5, 0.1, 1e3), (1.0, 0.5, 0.5 * GC3, 0.1),  # decay: a large start, a start between the roots
+    (1.0, 0.5, 0.0, 2.0 / 3.0),  # a start on the learned state
+    (5.0, 0.0, 0.0, 0.2), (0.2, 5.0, 0.0, 0.01), (3.0, 1.0, 1.0, 0.6),
+])
+TS = np.array([0.0, 0.5, 2.0, 10.0, 60.0, 400.0])
+
+
+def test_every_branch_matches_integration(x64):
+    lam, eps, gamma, w0 = BRANCHES.T
+    ref = np.stack([reference_flow(*row, TS, 3) for row in BRANCHES], axis=1)  # ~3 s on 2 cores
+    u = np.asarray(theory.small_init_trajectory(TS[:, None], lam, eps, gamma, w0=w0, depth=3))
+    # relative error everywhere (decayed rows reach 1e-227 and stay relative-accurate in the reference,
+    # atol 1e-300). Measured <= 1.1e-10 (near and past the critical gamma; <= 1e-11 elsewhere), the
+    # reference's own rtol 1e-12 accumulated over the restarts; bound 1e-8 (the depth tests' bound).
+    err = np.abs(u - ref) / np.where(ref != 0, np.abs(ref), 1.0)
+    worst = np.argmax(np.max(err, axis=0))
+    assert np.max(err) <= 1e-8, (BRANCHES[worst].tolist(), float(np.max(err)))
+    # the branches reached what they should: a zero start stays 0, k = 0 with gamma = 0 stays put, the
+    # near-critical learned rows approach their brentq learned state
+    assert u[-1, 23] == 0.0 and u[-1, 5] == 0.5
+    np.testing.assert_allclose(u[-1, 9], roots(1.0, 0.5, 0.99 * GC3, 3)[0], rtol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="lam from ~1e-100 to ~1e-14 of lam + eps (float64, no weight decay) is "
+                   "above the 'negligible lam' noise-only decay (1e-100) and beyond the table's accuracy: "
+                   "relative error 9e-5 at lam = 1e-16 and u(t) = 5.5e200 from w0 = 0.5 at lam = 1e-30 "
+                   "(measured on 9d0c5a7); left to the solver's owner (issue 30)")
+def test_tiny_lam_against_eps_matches_integration(x64):
+    # the shapes of the test above (one compilation): its rows 28 and 29 moved to lam = 1e-16 and 1e-30
+    rows = BRANCHES.copy()
+    rows[28], rows[29] = (1e-16, 1.0, 0.0, 0.5), (1e-30, 1.0, 0.0, 0.5)
+    u = np.asarray(theory.small_init_trajectory(TS[:, None], *rows.T[:3], w0=rows[:, 3], depth=3))
+    ref = np.stack([reference_flow(*rows[i], TS, 3) for i in (28, 29)], axis=1)
+    np.testing.assert_allclose(u[:, 28:30], ref, rtol=1e-8)
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_roots_near_and_past_the_critical_gamma(x64, depth):
+    # weight decay at fractions of the critical value, for two (lam, eps): below, near (1e-3 .. 1e-6
+    # from it), just past and far past
+    fractions = np.array([0.0, 0.3, 0.9, 0.99, 0.999, 1 - 1e-6, 1 + 1e-6, 1.01, 2.0])
+    lam = np.repeat([1.0, 2.0], fractions.size)
+    eps = np.repeat([0.5, 0.0], fractions.size)
+    gamma = np.concatenate([fractions * critical_gamma(1.0, 0.5, depth)[0],
+                            fractions * critical_gamma(2.0, 0.0, depth)[0]])
+    ref = np.array([roots(*args, depth) for args in zip(lam, eps, gamma)])
+    fp = np.asarray(theory.fixed_point(lam, eps, gamma, depth=depth))
+    th = np.asarray(theory.learning_threshold(lam, eps, gamma, depth=depth))
+    # two simple roots: measured <= 2.1e-13 relative, worst at 1 - 1e-6 of the critical gamma where the
+    # roots are 2e-3 apart (conditioning 1 / sqrt(1e-6)); bound 1e-11. Past it: exactly 0 and inf.
+    np.testing.assert_allclose(fp, ref[:, 0], rtol=1e-11, atol=0)
+    np.testing.assert_allclose(th, ref[:, 1], rtol=1e-11, atol=0)
+    assert np.all(fp[fractions.size - 3:fractions.size] == 0)  # a wrong peak would move this boundary
+
+
+def test_root_gradients_match_central_differences(x64):
+    # d(learned state)/d gamma and d(threshold)/d gamma through the Newton solve (implicit function
+    # theorem), against central differences of the brentq roots (step 1e-7 gamma: truncation
+    # ~1e-14 gamma'', rounding 1e-15 / 1e-7 = 1e-8 relative)
+    depth, lam, eps = 3, 1.0, 0.5
+    gamma = np.array([0.3, 0.9, 0.99, 0.999]) * critical_gamma(lam, eps, depth)[0]
+    g_fp, g_th = jax.grad(
+        lambda a, b: jnp.sum(theory.fixed_point(lam, eps, a, depth=depth))
+        + jnp.sum(theory.learning_threshold(lam, eps, b, depth=depth)), argnums=(0, 1))(gamma, gamma)
+    h = 1e-7 * gamma
+    fd = np.array([(np.array(roots(lam, eps, g + s, depth)) - roots(lam, eps, g - s, depth)) / (2 * s)
+                   for g, s in zip(gamma, h)])
+    # measured <= 2e-8 relative (the finite differences' rounding, growing to 1e-3 of critical where
+    # the derivative is -13.9 and 13.1); bound 1e-6
+    np.testing.assert_allclose(g_fp, fd[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(g_th, fd[:, 1], rtol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="at gamma = 0 the learned state is the closed form (k / lam)^(1/m) "
+                   "with no gamma in it: d/dgamma is 0, not the one-sided -u*^(2/L) / k (depth 2 has "
+                   "-1 / k); left to the solver's owner (issue 30)")
+def test_root_gradient_at_zero_weight_decay(x64):
+    # the shapes of the test above (one compilation); one-sided: g(u) = u^(1/3) (1 - 1.5 u) = gamma at
+    # u* = 2/3, so du*/dgamma = 1 / g'(u*) = -1 / (1.5 u*^(1/3)) = -0.763
+    gamma = np.array([0.0, 0.1, 0.2, 0.3])
+    g, _ = jax.grad(lambda a, b: jnp.sum(theory.fixed_point(1.0, 0.5, a, depth=3))
+                    + jnp.sum(theory.learning_threshold(1.0, 0.5, b, depth=3)), argnums=(0, 1))(gamma, gamma)
+    np.testing.assert_allclose(g[0], -1.0 / (1.5 * (2 / 3) ** (1 / 3)), rtol=1e-10)
+
+
+def reference_learning_time(f, lam, eps, gamma, w0, depth):
+    """Time to reach f times the learned state: the integral of tau du / (L u^(2-2/L) (lam - k u) -
+    L gamma u) from w0, by quad in log u (rtol 1e-13); inf where the start is not learned, 0 where it
+    starts at or past the level."""
+    fp, th = roots(lam, eps, gamma, depth)
+    if fp == 0 or w0 <= th:
+        return np.inf
+    if w0 >= f * fp:
+        return 0.0
+    k = lam + eps
+
+    def dt_dlogu(s):
+        u = np.exp(s)
+        return u / (depth * u ** (2 - 2 / depth) * (lam - k * u) - depth * gamma * u)
+
+    return quad(dt_dlogu, np.log(w0), np.log(f * fp), epsabs=0, epsrel=1e-13, limit=500)[0]
+
+
+def test_learning_time_matches_quadrature(x64):
+    cases = np.array([
+        (0.5, 1.0, 0.5, 0.0, 1e-3), (0.9, 1.0, 0.0, 0.0, 1e-6), (0.1, 1.0, 0.5, 0.0, 1e-8),  # no decay
+        (0.5, 2.0, 1.0, 0.05, 1e-2), (0.5, 1.0, 0.5, 0.1, 2e-3),  # weight decay, above the threshold
+        (0.9, 1.0, 0.5, 0.99 * GC3, 0.14), (0.95, 1.0, 0.5, 0.999 * GC3, 0.157),  # near critical
+        (0.5, 1.0, 0.5, 0.0, 0.9),  # starts past the level: 0
+        (0.5, 1.0, 0.5, 1.01 * GC3, 0.3), (0.5, 1.0, 0.5, 0.1, 5e-4),  # never: past critical, below threshold
+    ])
+    ref = np.array([reference_learning_time(*c, 3) for c in cases])
+    assert np.sum(np.isinf(ref)) == 2 and np.sum(ref == 0) == 1
+    f, lam, eps, gamma, w0 = cases.T
+    t = np.asarray(theory.learning_time(f, lam, eps, gamma, w0=w0, depth=3))
+    # measured <= 3.7e-13 relative (near critical, 87 time units); bound 1e-10
+    np.testing.assert_allclose(t, ref, rtol=1e-10, atol=0)
+
+
+@pytest.mark.slow  # one reverse-mode compilation of the learning-time solver: ~40 s on 2 cores
+def test_learning_time_gradient_matches_quadrature(x64):
+    cases = np.array([(0.5, 1.0, 0.5, 0.05, 1e-3), (0.5, 2.0, 1.0, 0.05, 1e-2),
+                      (0.9, 1.0, 0.5, 0.99 * GC3, 0.14), (0.5, 1.0, 0.5, 0.1, 2e-3)])
+    f = cases[:, 0]
+    grads = jax.grad(lambda *a: jnp.sum(theory.learning_time(f, a[0], a[1], a[2], w0=a[3], depth=3)),
+                     argnums=(0, 1, 2, 3))(*(jnp.asarray(c) for c in cases[:, 1:].T))
+    got = np.stack([np.asarray(g) for g in grads], axis=1)
+    fd = np.zeros_like(got)
+    for i, c in enumerate(cases):
+        for j in range(4):
+            s = 1e-6 * c[j + 1]
+            up, dn = c.copy(), c.copy()
+            up[j + 1] += s
+            dn[j + 1] -= s
+            fd[i, j] = (reference_learning_time(*up, 3) - reference_learning_time(*dn, 3)) / (2 * s)
+    # central differences of quad at rtol 1e-13 with a step 1e-6: ~1e-7 relative, more near critical
+    # (measured 3e-8 .. 9e-6 at 0.99 of it); bound 1e-4
+    np.testing.assert_allclose(got, fd, rtol=1e-4)
