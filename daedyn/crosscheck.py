@@ -147,6 +147,12 @@ def _data_for(x, eigvals, n):
         return x, spectrum_lib.compute_spectrum(x)
     lam = np.sort(np.asarray(eigvals, np.float64))[::-1]
     check_range("eigvals", lam, 0.0)
+    f32 = np.finfo(np.float32)
+    out = lam[(lam != 0) & ((lam < f32.tiny) | (lam > f32.max))]
+    if out.size:  # the recursions and the training run in float32: such a lam would be 0 (or inf) there
+        raise ValueError(f"eigvals: lam = {out[0]:.3g} is outside the range of float32 (nonzero magnitudes "
+                         f"from {f32.tiny:.3g} to {f32.max:.3g}), in which crosscheck's gradient-descent "
+                         "ways and training run: it would be computed as 0 (or inf); rescale the spectrum")
     d = lam.shape[0]
     if n is None or int(n) < d:
         raise ValueError(f"a bare spectrum needs n >= D = {d} samples; got n={n!r}")
@@ -187,7 +193,10 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
       :class:`CrossCheck`.
     Raises:
       ValueError: for bad arguments (both or neither of ``x`` / ``eigvals``, n < D for a spectrum,
-        ``epochs`` not a multiple of ``save_every``, unknown ``init``).
+        eigenvalues outside float32's range, ``save_every`` not a divisor of ``epochs``, a negative
+        tolerance, unknown ``init``).
+    The verdict is never "agree" when a way's mapping has NaN or inf (it diverged) or when no
+    direction is checked (every w* below ``tolerances.min_fixed_point``): ``failures`` says why.
     Example:
       >>> r = crosscheck(eigvals=[4.0, 2.0, 1.0], n=4, alpha=0.01, hidden=2, epochs=2000,
       ...                save_every=10, init="orthogonal", init_scale=0.01)
@@ -212,9 +221,18 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
     check_range("epochs", epochs, 1)
     check_range("init_scale", init_scale, 0.0, lo_open=True)
     check_range("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    save_every = int(save_every or max(1, epochs // 100))
-    while epochs % save_every:
-        save_every -= 1  # the default: the nearest divisor below epochs / 100
+    for name, value in tolerances._asdict().items():
+        check_range(f"tolerances.{name}", value, 0.0)
+    if save_every is None:
+        save_every = max(1, int(epochs) // 100)
+        while epochs % save_every:
+            save_every -= 1  # the default: the nearest divisor below epochs / 100
+    else:  # given: used as given, never silently changed
+        check_range("save_every", save_every, 1)
+        if int(save_every) != save_every or epochs % int(save_every):
+            raise ValueError(f"save_every must be a whole divisor of epochs = {epochs} (records at 0, "
+                             f"save_every, ..., epochs); got {save_every}")
+        save_every = int(save_every)
     key = jr.key(0) if key is None else key
     xm, spec = _data_for(x, eigvals, n)
     nn, d = xm.shape
@@ -268,6 +286,17 @@ def crosscheck(x: ArrayLike | None = None, *, eigvals: ArrayLike | None = None, 
                       f"(before epoch {t[1]:g}); their measured learning times rest on the random start's "
                       f"record: pass a smaller save_every")
     pairs, failures = {}, []
+    # a run that diverged or left the dtype, or a setting with nothing to compare, is never judged
+    # to agree (a NaN difference on an unchecked direction would otherwise be ignored)
+    for m, w in maps.items():
+        bad = ~np.isfinite(w)
+        if bad.any():
+            failures.append(f"{m}: {int(bad.sum())} of {bad.size} mapping values are NaN or inf: that way "
+                            f"diverged or left its dtype; nothing is judged to agree with it")
+    if not checked.any():
+        failures.append(f"no direction has w* >= {tolerances.min_fixed_point:g} (the largest w* is "
+                        f"{float(np.max(w_star, initial=0.0)):.3g}): there is nothing to judge; lower eps "
+                        f"or gamma, or tolerances.min_fixed_point")
     for i, a in enumerate(_WAYS):
         for b in _WAYS[i + 1:]:
             with np.errstate(invalid="ignore", over="ignore"):

@@ -14,6 +14,7 @@ from daedyn.cli._files import (
 )
 from daedyn.cli._options import (
     add_common_options,
+    add_config_options,
     add_dataset_options,
     eigvals_arg,
     load_eigvals,
@@ -63,7 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
                    help="write the four trajectories, learning times and differences as a labelled "
                    "dataset (the sweep extra): mapping over (way, epoch, direction), lam along direction")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -77,6 +80,13 @@ def run(args) -> int:
     check_plot("--plot", args.plot)
     check_out("--out", args.out)
     check_range("--top", args.top, 1)
+    for opt, v in (("--tol-max", args.tol_max), ("--tol-rmse", args.tol_rmse), ("--tol-time", args.tol_time)):
+        if v is not None:
+            check_range(opt, v, 0.0)
+    if args.save_every is not None:
+        check_range("--save-every", args.save_every, 1)
+        if args.epochs % args.save_every:
+            raise ValueError(f"--save-every must divide --epochs = {args.epochs}; got {args.save_every}")
     tol = cc.Tolerances()._replace(**{k: v for k, v in (("max_diff", args.tol_max), ("rmse", args.tol_rmse),
                                                          ("time_rel", args.tol_time)) if v is not None})
     if args.eigvals is not None:
@@ -97,10 +107,15 @@ def run(args) -> int:
         eps = parse_schedule(args.eps_schedule)
     else:
         eps = 0.0 if args.eps is None else args.eps
-    r = cc.crosscheck(x, eigvals=args.eigvals, n=n, eps=eps, gamma=args.gamma, alpha=args.alpha,
-                      hidden=args.hidden, epochs=args.epochs, save_every=args.save_every, init=args.init,
-                      init_scale=args.init_scale, key=jr.key(args.seed), fraction=args.fraction,
-                      tolerances=tol)
+    from daedyn._progress import spinner
+
+    # four computations (closed form, recursion, full-matrix GD, training): seconds to minutes
+    with spinner("crosscheck: closed form, scalar recursion, full-matrix GD and training",
+                 quiet=args.quiet or args.json):
+        r = cc.crosscheck(x, eigvals=args.eigvals, n=n, eps=eps, gamma=args.gamma, alpha=args.alpha,
+                          hidden=args.hidden, epochs=args.epochs, save_every=args.save_every, init=args.init,
+                          init_scale=args.init_scale, key=jr.key(args.seed), fraction=args.fraction,
+                          tolerances=tol)
     report = r.to_dict()
     lost = save_out("daedyn crosscheck", args.out, report, r.to_xarray, lambda: raw_arrays(r))
     if args.plot:
