@@ -182,6 +182,9 @@ class _BatchUnpickler(pickle.Unpickler):
             ("numpy", "ndarray"): lambda: np.ndarray,
             ("numpy", "dtype"): lambda: np.dtype,
             ("_codecs", "encode"): lambda: __import__("codecs").encode,
+            # protocol 2 writes an empty byte string (a 0-image array's data) as bytes(): harmless
+            ("__builtin__", "bytes"): lambda: bytes,
+            ("builtins", "bytes"): lambda: bytes,
         }
         if (module, name) not in allowed:
             raise DataFormatError(
@@ -230,6 +233,9 @@ def parse_cifar10_batch(raw: bytes, path: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         desc = f"{data.dtype.name} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataFormatError(f"{path}: b'data' must be uint8 of shape (N, 3072); got {desc}")
+    if data.shape[0] == 0:
+        raise DataFormatError(f"{path}: the batch holds 0 images (a CIFAR-10 batch holds 10000); the file is "
+                              "damaged or incomplete")
     try:
         labels = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
