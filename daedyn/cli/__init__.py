@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             if getattr(args, "resolve_defaults", None):  # defaults that follow other options
                 args.resolve_defaults(args)
-            print(_config.to_toml(args), end="")
+            sub = parser.subcommands[args.command]  # positionals are not options: not in a config
+            print(_config.to_toml(args, skip={a.dest for a in sub._actions if not a.option_strings}),
+                  end="")
             return 0
     try:
         from daedyn._cache import caching
@@ -155,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as err:
         return fail(_import_message(err), 1)
     except MemoryError:
-        return fail("out of memory (lower the problem size, e.g. --n, --hidden or --max-memory)", 1)
+        sub = getattr(parser, "subcommands", {}).get(args.command)
+        have = [o for o in ("--n", "--hidden", "--epochs", "--pieces", "--points", "--max-memory")
+                if sub is not None and o in sub._option_string_actions]  # only options this command has
+        return fail("out of memory (lower the problem size" + (f", e.g. {', '.join(have)}" if have else "")
+                    + ")", 1)
     except Exception as err:  # the backend (XlaRuntimeError is a RuntimeError) or a bug
         if os.environ.get("DAEDYN_TRACEBACK"):
             raise

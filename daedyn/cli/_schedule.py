@@ -12,7 +12,9 @@ from daedyn.cli._files import print_written, raw_arrays, save_out, save_plot
 def pieces_spec(text: str) -> int:
     """``piecewise:K`` -> K (the number of equal pieces); ValueError (usage, exit 2) otherwise."""
     kind, _, k = text.partition(":")
-    if kind != "piecewise" or not k.strip().isdigit() or int(k) < 1:
+    k = k.strip()
+    # isdecimal() alone would let "²" or other Unicode digits through to int()
+    if kind != "piecewise" or not (k.isascii() and k.isdecimal()) or int(k) < 1:
         raise ValueError(f"--schedule must be 'piecewise:K' with an integer K >= 1 (K equal pieces); "
                          f"got {text!r}")
     return int(k)

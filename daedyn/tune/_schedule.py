@@ -85,6 +85,9 @@ class ScheduleRoute:
     def __post_init__(self):
         check_int("pieces", self.pieces, 1)
         check_range("epochs", self.epochs, 0.0, lo_open=True)
+        if self.pieces > max(1.0, float(self.epochs)):  # a piece shorter than an epoch is never trained
+            raise ValueError(f"pieces must be an integer in [1, epochs = {self.epochs:g}] (each piece at "
+                             f"least one epoch); got {self.pieces}")
         if self.route not in ("closed_form", "dynamics", "train"):
             raise ValueError(f"route must be 'closed_form', 'dynamics' or 'train'; got {self.route!r}")
         if self.route != "closed_form" and float(self.epochs) != int(self.epochs):
