@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MODULES)}")
     p.add_argument("--json-out", default=None, help="where to write the JSON results")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--gpu-check", action="store_true",
                    help="the prepared GPU check (< 8 min on one H100/H200): gpu-marked tests and the "
                    "full-size GPU benchmarks -> benchmarks/results-gpu.json; refuses (exit 3) without a GPU")
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks") -> i
     unknown = sorted(set(names) - set(MODULES))
     if unknown:
         p.error(f"unknown benchmark(s) {unknown}; choose from {MODULES}")
-    result = run_all(names, quick=not args.full, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    result = run_all(names, quick=not args.full, progress=say)
     print(json.dumps(result, indent=1, default=float) if args.json else format_table(result["rows"]))
     out = pathlib.Path(args.json_out or HERE / f"results-{jax.devices()[0].platform}.json")
     previous = None

@@ -20,7 +20,12 @@ The bar. :func:`progress_bar` returns a :class:`ProgressBar`, the one renderer, 
 - off a terminal (logs, pipes, tests) the same tqdm text is written as whole lines, at most one per
   ``min_interval`` seconds plus the first and the last.
 
-Quiet and JSON modes of the CLI pass no bar, so stdout holds only the results.
+The spinner. A phase without steps to count (a theory comparison after training, a crosscheck, a
+deep closed form) runs inside :func:`spinner`: after ``delay`` seconds of silence it shows the phase
+and its elapsed wall time (a live line on a terminal, one ``desc ...`` line elsewhere), and when the
+phase ends ``desc: 12.3 s``; a phase shorter than ``delay`` prints nothing.
+
+Quiet and JSON modes of the CLI pass no bar and no spinner, so stdout holds only the results.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "progress_bar", "sweep_callback", "starting", "format_seconds"]
+__all__ = ["ProgressBar", "progress_bar", "sweep_callback", "starting", "format_seconds", "Spinner",
+           "spinner"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -229,3 +235,75 @@ def _live(stream) -> bool:
         return bool(isatty()) if isatty is not None else False
     except ValueError:  # a closed stream
         return False
+
+
+class Spinner:
+    """A context manager showing a phase without steps on stderr: its name and elapsed wall time.
+
+    Nothing is shown for a phase shorter than ``delay`` seconds. After that, on a terminal a line
+    ``⠋ desc 3.2 s`` is redrawn every ``interval`` seconds; elsewhere (logs, pipes) one line
+    ``desc ...`` is written. When the phase ends, ``desc: 12.3 s`` (``desc: interrupted after
+    12.3 s`` when it ended by an exception). ``seconds`` holds the phase's wall time.
+
+    Example:
+      >>> import io
+      >>> out = io.StringIO()
+      >>> with Spinner("comparing with the theory", stream=out, delay=0.0) as sp:
+      ...     time.sleep(0.05)
+      >>> lines = out.getvalue().splitlines()
+      >>> lines[0], lines[1].startswith("comparing with the theory: 0."), sp.seconds > 0.04
+      ('comparing with the theory ...', True, True)
+    """
+
+    FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(self, desc: str, *, stream: TextIO | None = None, delay: float = 1.0,
+                 interval: float = 0.1):
+        self.desc, self.stream, self.delay, self.interval = desc, stream, delay, interval
+        self.seconds = 0.0
+        self._shown = False
+
+    def _out(self):
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _spin(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        out, live = self._out(), _live(self._out())
+        self._shown = True
+        if not live:
+            print(f"{self.desc} ...", file=out, flush=True)
+            return
+        i = 0
+        while not self._stop.is_set():
+            elapsed = format_seconds(time.perf_counter() - self._t0)
+            out.write(f"\r{self.FRAMES[i % len(self.FRAMES)]} {self.desc} {elapsed}\x1b[K")
+            out.flush()
+            i += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Spinner:
+        import threading
+
+        self._t0 = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seconds = time.perf_counter() - self._t0
+        if self._shown:
+            out = self._out()
+            how = "interrupted after " if kind is not None else ""
+            start = "\r\x1b[K" if _live(out) else ""
+            print(f"{start}{self.desc}: {how}{format_seconds(self.seconds)}", file=out, flush=True)
+
+
+def spinner(desc: str, *, quiet: bool = False, stream: TextIO | None = None, delay: float = 2.0):
+    """A :class:`Spinner` for the phase ``desc`` (nothing with ``quiet``: a null context)."""
+    import contextlib
+
+    return contextlib.nullcontext() if quiet else Spinner(desc, stream=stream, delay=delay)

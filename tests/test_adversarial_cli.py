@@ -429,9 +429,8 @@ CASES = [
     ("figures-device", ["figures", "--out", "{d}/figs", "--only", "1", "--device", "gpu"],
      2, ["--device gpu"]),
     # bench
-    ("bench-json-out-nodir", ["bench", "--json-out", "{d}/missing/b.json"],
-     2, ["--json-out", "does not exist"]),
-    ("bench-json-out-folder", ["bench", "--json-out", "{d}/emptydir"], 2, ["--json-out", "is a folder"]),
+    ("bench-out-nodir", ["bench", "--out", "{d}/missing/b.json"], 2, ["--out", "does not exist"]),
+    ("bench-out-folder", ["bench", "--out", "{d}/emptydir"], 2, ["--out", "must end in .json"]),
     ("bench-device", ["bench", "--device", "gpu"], 2, ["--device gpu"]),
 ]
 

@@ -458,7 +458,7 @@ def test_cli_figures_skips_unavailable_and_reports_failures(tmp_path, capsys, mo
 @pytest.mark.parametrize("argv, message", [
     (["figures", "--out", "x", "--only", "9"], "unknown figure '9'"),
     (["figures", "--out", "x", "--bogus"], "unrecognized arguments: --bogus"),
-    (["figures", "--only", "1"], "required: --out"),
+    (["figures", "--only", "1"], "--out DIR is required"),
     (["figures", "--out", "x", "--quick", "--full"], "not allowed with argument"),
 ])
 def test_cli_figures_bad_usage(argv, message, capsys):

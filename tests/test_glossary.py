@@ -117,6 +117,7 @@ def test_cli_options_visible_nowhere_under_an_old_spelling():
     (["tune"], ["--schedule", "piecewise:3"], ["--pieces", "3"]),
     (["tune"], ["--p", "0.4"], ["--p0", "0.4"]),
     (["diffusion", "tune"], ["--steps", "9"], ["--max-steps", "9"]),
+    (["bench"], ["--json-out", "b.json"], ["--out", "b.json"]),
 ])
 def test_old_cli_spellings_parse_to_the_same_options_with_a_note(command, old, new, capsys):
     parser = build_parser(command[0])

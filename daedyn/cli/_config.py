@@ -97,7 +97,7 @@ def _toml_value(v) -> str:
     return json.dumps(str(v))  # a TOML basic string (JSON's escapes are TOML's)
 
 
-def to_toml(args: argparse.Namespace) -> str:
+def to_toml(args: argparse.Namespace, skip=()) -> str:
     """The resolved options as TOML, one ``name = value`` per line (None and internals left out).
 
     Example:
@@ -111,7 +111,7 @@ def to_toml(args: argparse.Namespace) -> str:
     """
     lines = [f"# daedyn {args.command}: resolved options (use with --config)"]
     for key, value in sorted(vars(args).items()):
-        if key in _INTERNAL or value is None or callable(value):
+        if key in _INTERNAL or key in skip or value is None or callable(value):
             continue
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

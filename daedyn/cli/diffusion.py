@@ -63,6 +63,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="train: seed of the data and the run (0)")
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
                    help="write the result as a labelled dataset (the sweep extra)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_config_options(p)
     add_common_options(p)
     p.set_defaults(func=run)
@@ -219,9 +220,12 @@ def _dataset(report: dict, result):
 
 
 def run(args) -> int:
+    from daedyn._progress import spinner
+
     _validate(args)
-    report, result = {"predict": _predict, "tune": _tune, "train": _train}[args.action](args)
     prog = f"daedyn diffusion {args.action}"
+    with spinner(prog, quiet=args.quiet or args.json):  # compiling and running: seconds
+        report, result = {"predict": _predict, "tune": _tune, "train": _train}[args.action](args)
     lost = save_out(prog, args.out, report, lambda: _dataset(report, result),
                     lambda: raw_arrays({k: v for k, v in report.items() if isinstance(v, list)}))
     if args.json:

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from daedyn.cli._options import add_common_options, seed_int
+from daedyn.cli._options import add_common_options, add_config_options, seed_int
 
 HELP = "regenerate the paper's figures (and two beyond it) as PNG/PDF plus their numbers"
 
@@ -48,7 +48,8 @@ def register(subparsers) -> None:
         "reported and their figure or panel skipped; the other figures are still produced.",
         epilog="figures: " + ", ".join(_names()) + ". Exit codes: 0 ok (skipped datasets "
         "included), 1 a figure failed, 2 bad usage.")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (created; required, on the command line or in --config)")
     p.add_argument("--only", type=_parse_only, default=None, metavar="LIST",
                    help="comma-separated figures to make, e.g. 1,2,s1 (default: all)")
     mode = p.add_mutually_exclusive_group()
@@ -65,6 +66,7 @@ def register(subparsers) -> None:
                    help="Figure 3 WDAE learning rate: the supplement's optimal rate (paper text, "
                    "default) or the rate of the authors' experiment")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -76,6 +78,8 @@ def run(args) -> int:
     from daedyn.cli._files import check_file
     from daedyn.data import DatasetUnavailable
 
+    if args.out is None:
+        raise ValueError("--out DIR is required: the folder the figures are written to")
     check_file("--out", args.out, folder=True)  # created by the first figure: refused now if it cannot be
     names = args.only or _names()
     quick = _quick_default() if args.quick is None else args.quick

@@ -70,7 +70,7 @@ def _run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from daedyn.cli._options import add_common_options
+    from daedyn.cli._options import add_common_options, add_config_options
 
     p = subparsers.add_parser(
         "sweep", help="run a hyperparameter sweep from a TOML/JSON/YAML spec (see docs/sweep.md)",
@@ -96,4 +96,5 @@ def register(subparsers) -> None:
     p.add_argument("--num-processes", type=int, default=None, help="with --coordinator: process count")
     p.add_argument("--process-id", type=int, default=None, help="with --coordinator: this process's id")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=_run)

@@ -7,7 +7,7 @@ import json
 import math
 
 from daedyn.cli._files import check_out, check_plot, print_written, save_out, save_plot
-from daedyn.cli._options import add_common_options, add_deprecated, float_list
+from daedyn.cli._options import add_common_options, add_config_options, add_deprecated, float_list
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 
@@ -56,7 +56,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
                    help="write the curves as a labelled dataset (the sweep extra): w over (lam, eps, "
                    "gamma, t), the fixed point, learning time (and threshold) over (lam, eps, gamma)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_common_options(p)
+    add_config_options(p)
     p.set_defaults(func=run)
 
 
@@ -227,15 +229,19 @@ def run(args) -> int:
                              f"schedules only ('piecewise:B1,...:V0,...'); got {args.eps_schedule!r} "
                              f"(integrate it with daedyn.dynamics.scalar_flow)")
         args.eps = [float(args.schedule.values[-1])]
-    _validate(args)
-    combos, curves = _curves(args)
-    ts = _times(args, combos)
-    sched = args.schedule
-    if sched is not None and args.times is None and args.t_max is None and sched.boundaries.size:
-        import numpy as np  # the default range also covers the last jump
+    from daedyn._progress import spinner
 
-        ts = np.linspace(0.0, max(float(ts[-1]), 2.0 * float(sched.boundaries[-1])), args.points)
-    w = _trajectories(args, ts, combos)
+    _validate(args)
+    # the deep closed forms solve an equation per point (seconds to compile): a spinner after 1 s
+    with spinner(f"closed forms at depth {args.depth}", quiet=args.quiet or args.json or args.depth < 3):
+        combos, curves = _curves(args)
+        ts = _times(args, combos)
+        sched = args.schedule
+        if sched is not None and args.times is None and args.t_max is None and sched.boundaries.size:
+            import numpy as np  # the default range also covers the last jump
+
+            ts = np.linspace(0.0, max(float(ts[-1]), 2.0 * float(sched.boundaries[-1])), args.points)
+        w = _trajectories(args, ts, combos)
     general = args.w1 is not None
     report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
               "depth": args.depth, "fraction": args.fraction, "t": ts.tolist(), "curves": curves}

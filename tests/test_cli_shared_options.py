@@ -1,0 +1,54 @@
+"""The options every computing subcommand shares (issue 28, deliverable 3): --config, --print-config,
+--quiet, --json and --out; --print-config writes a file that --config reads back to the same options;
+and the spinner that tells the truth about phases without steps (deliverable 5)."""
+
+import io
+import time
+
+import pytest
+
+from daedyn._progress import Spinner, spinner
+from daedyn.cli import build_parser, main
+
+SHARED = ("--config", "--print-config", "--quiet", "--json", "--out")
+# `cache` manages the spectrum cache and computes nothing
+COMPUTING = sorted(set(build_parser().subcommands) - {"cache"})
+# the positional words a subcommand needs before --print-config
+POSITIONAL = {"sweep": ["spec.toml"], "diffusion": ["predict"]}
+
+
+@pytest.mark.parametrize("command", COMPUTING)
+def test_every_computing_subcommand_has_the_shared_options(command):
+    sub = build_parser(command).subcommands[command]
+    options = {o for a in sub._actions for o in a.option_strings}
+    assert set(SHARED) <= options, sorted(set(SHARED) - options)
+
+
+@pytest.mark.parametrize("command", COMPUTING)
+def test_print_config_is_read_back_by_config(command, tmp_path, capsys):
+    argv = [command, *POSITIONAL.get(command, []), "--quiet", "--out", str(tmp_path / "r.nc")]
+    assert main(argv + ["--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"# daedyn {command}: resolved options") and "quiet = true" in text
+    (tmp_path / "c.toml").write_text(text)
+    assert main([command, *POSITIONAL.get(command, []), "--config", str(tmp_path / "c.toml"),
+                 "--print-config"]) == 0
+    assert capsys.readouterr().out == text  # the same options, in the same words
+
+
+def test_spinner_says_nothing_for_a_short_phase_and_the_wall_time_for_a_long_one():
+    out = io.StringIO()
+    with Spinner("quick", stream=out, delay=0.5):
+        pass
+    assert out.getvalue() == ""  # below the delay: silent
+    with Spinner("slow phase", stream=out, delay=0.02) as sp:
+        time.sleep(0.2)
+    first, last = out.getvalue().splitlines()
+    assert first == "slow phase ..." and last.startswith("slow phase: 0.")
+    assert 0.2 <= sp.seconds < 5  # measured around 0.2 s: the phase's own wall time
+    with pytest.raises(KeyboardInterrupt), Spinner("stopped", stream=out, delay=0.0):
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+    assert "stopped: interrupted after" in out.getvalue().splitlines()[-1]
+    with spinner("hidden", quiet=True) as nothing:
+        assert nothing is None  # --quiet / --json: no spinner at all
