@@ -103,10 +103,17 @@ def check_broadcastable(**arrays) -> tuple[int, ...]:
         raise ValueError(f"shapes do not broadcast together: {desc}") from None
 
 
-def check_int(name: str, value, lo: int) -> int:
-    """A Python int >= lo, or ``ValueError`` naming the parameter (bools and floats are refused)."""
+#: The largest count a computation takes (JAX's default integers are 32-bit).
+INT_MAX = 2**31 - 1
+
+
+def check_int(name: str, value, lo: int, hi: int = INT_MAX) -> int:
+    """A Python int in [lo, hi] (default hi 2**31 - 1: a larger count would overflow JAX's int32, or
+    never finish), or ``ValueError`` naming the parameter (bools and floats are refused)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+    if value > hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}]; got {int(value)}")
     return int(value)
 
 
