@@ -30,9 +30,10 @@ def load_cov(path: str):
         cov = np.load(path, allow_pickle=False)
     except ValueError as err:  # a pickled object or a damaged file
         raise ValueError(f"--cov {path!r} is not a NumPy .npy array of numbers ({err})") from None
-    if not isinstance(cov, np.ndarray) or not np.issubdtype(cov.dtype, np.number):
-        raise ValueError(f"--cov {path!r} must hold one numeric array (np.save); got "
-                         f"{type(cov).__name__}")
+    if not isinstance(cov, np.ndarray) or not np.issubdtype(cov.dtype, np.number) \
+            or np.iscomplexobj(cov):
+        what = f"an array of dtype {cov.dtype}" if isinstance(cov, np.ndarray) else type(cov).__name__
+        raise ValueError(f"--cov {path!r} must hold one array of real numbers (np.save); got {what}")
     try:
         return noise.gaussian_covariance(np.asarray(cov, np.float64))
     except ValueError as err:
