@@ -52,3 +52,24 @@ def test_spinner_says_nothing_for_a_short_phase_and_the_wall_time_for_a_long_one
     assert "stopped: interrupted after" in out.getvalue().splitlines()[-1]
     with spinner("hidden", quiet=True) as nothing:
         assert nothing is None  # --quiet / --json: no spinner at all
+
+
+def test_ctrl_c_on_a_sweep_says_what_was_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("zarr", reason="the sweep extra")
+    from types import SimpleNamespace
+
+    from daedyn import sweep
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('function = "theory.fixed_point"\n[axes]\nlam = [1.0, 2.0]\neps = [0.0, 1.0]\n')
+
+    def interrupted(spec, *, progress, **kw):  # two chunks of five written, then Ctrl-C
+        progress(SimpleNamespace(chunks_done=2, chunks_total=5, points_per_s=10.0, final=False))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run", interrupted)
+    rc = main(["sweep", str(spec), "--out", str(tmp_path / "s.zarr"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert f"interrupted; 2 of 5 chunks are kept in {tmp_path / 's.zarr'}" in err
+    assert "Rerun the same command to resume" in err

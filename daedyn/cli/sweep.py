@@ -58,9 +58,28 @@ def _run(args) -> int:
     bar = None if (args.quiet or not main) else progress_bar("chunks", desc="sweep")
     if bar is not None:
         bar.start(0, sweep.plan(spec, allow_import=allow).n_chunks)  # "compiling" until the first chunk
-    progress = None if bar is None else sweep_callback(bar)
-    summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression,
-                        allow_import=allow)
+    shown = None if bar is None else sweep_callback(bar)
+    kept = {}
+
+    def progress(p) -> None:  # the last record: what an interrupt keeps
+        kept["done"], kept["total"] = p.chunks_done, p.chunks_total
+        if shown is not None:
+            shown(p)
+
+    try:
+        summary = sweep.run(spec, progress=progress, overwrite=args.overwrite, compression=args.compression,
+                            allow_import=allow)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        import sys
+
+        done = (f"{kept['done']} of {kept['total']} chunks" if kept else "the chunks finished before this "
+                "run (none in this one)")
+        print(f"daedyn sweep: interrupted; {done} are kept in {spec.path}. Rerun the same command to "
+              "resume: finished chunks are not recomputed (--overwrite starts over).", file=sys.stderr,
+              flush=True)
+        raise
     if main:
         if args.json:
             print(json.dumps(summary.to_dict(), indent=1, default=str))

@@ -249,12 +249,19 @@ def run(args) -> int:
         f"depth {args.depth}, "
         f"{args.epochs} epochs ...")
     key = jr.key(args.seed)
-    if args.seeds > 1:
-        batch = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
-        runs = [_one_seed(batch, s) for s in range(args.seeds)]
-    else:
-        runs = [train.train(x_train, key=key, **kw)]
-        batch = None
+    try:
+        if args.seeds > 1:
+            batch = train.train_batch(x_train, key=jr.split(key, args.seeds), **kw)
+            runs = [_one_seed(batch, s) for s in range(args.seeds)]
+        else:
+            runs = [train.train(x_train, key=key, **kw)]
+            batch = None
+    except KeyboardInterrupt:
+        kept = (f"the checkpoint {args.checkpoint} keeps the last finished chunk of epochs: rerun the same "
+                "command to resume from it" if args.checkpoint else
+                "nothing was kept (give --checkpoint FILE.npz to make a long run resumable)")
+        print(f"daedyn train: interrupted; {kept}", file=sys.stderr, flush=True)
+        raise
     train_seconds = time.perf_counter() - start
     top = min(args.top, d)
     r0 = runs[0]
