@@ -100,6 +100,9 @@ def _one_line_warnings(prog: str):
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``daedyn <argv>``; returns the exit code (argparse's own usage errors raise SystemExit 2)."""
+    import time
+
+    started = time.perf_counter()  # reported times are the whole command's wall time from here
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(next((w for w in words if not w.startswith("-")), None))
     args = parser.parse_args(words)
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_config.to_toml(args, skip={a.dest for a in sub._actions if not a.option_strings}),
                   end="")
             return 0
+    args.started = started
     try:
         from daedyn._cache import caching
         from daedyn.cli._options import apply_common_options

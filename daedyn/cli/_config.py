@@ -16,7 +16,7 @@ import math
 
 __all__ = ["resolve", "to_toml"]
 
-_INTERNAL = frozenset({"func", "command", "config", "print_config", "resolve_defaults"})
+_INTERNAL = frozenset({"func", "command", "config", "print_config", "resolve_defaults", "started"})
 
 
 def _options(sub: argparse.ArgumentParser) -> dict[str, list[argparse.Action]]:
