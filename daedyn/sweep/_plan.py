@@ -21,7 +21,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from daedyn.sweep._builtins import resolve
-from daedyn.sweep._entries import EntryInfo, parameters
+from daedyn.sweep._entries import EntryInfo, entry_info, parameters
 from daedyn.sweep._spec import PARAMETER_RANGES, SweepSpec, as_spec, dtype_scope, function_name, parse_memory
 
 __all__ = ["SweepPlan", "OutputInfo", "Prepared", "prepare", "make_plan", "plan", "HELD_COPIES"]
@@ -153,8 +153,24 @@ def _named_outputs(tree) -> dict[str, Any]:
     return {_leaf_name(p): x for p, x in leaves}
 
 
+#: The key that carries a chunk's size into a branch when every axis is switched (no other array).
+_POINTS = "__points"
+
+
+def _switch_names() -> frozenset[str]:
+    """Parameters that some built-in entry point takes as a switched axis (``depth``)."""
+    from daedyn.sweep._builtins import ENTRY_POINTS
+
+    return frozenset(n for f in ENTRY_POINTS.values() for n in entry_info(f).switch)
+
+
 def _check_names(spec: SweepSpec, fn: Callable, info: EntryInfo) -> None:
     name = function_name(spec.function)
+    for axis in spec.axes:  # a Python-valued parameter (depth) is an axis only where it is switched
+        if axis in _switch_names() and axis not in info.switch:
+            raise ValueError(f"{axis!r} picks the computation in {name} and cannot be a sweep axis of it; "
+                             f"give it under constants (one sweep per value), or sweep a function that "
+                             f"switches on it ({', '.join(_switched_by(axis))})")
     try:
         names, required, var_kw = parameters(fn)
     except (TypeError, ValueError):
@@ -176,6 +192,12 @@ def _check_names(spec: SweepSpec, fn: Callable, info: EntryInfo) -> None:
         if axis in info.static:
             raise ValueError(f"{axis!r} fixes array shapes in {name} and cannot be a sweep axis; "
                              "give it under constants")
+
+
+def _switched_by(axis: str) -> list[str]:
+    from daedyn.sweep._builtins import ENTRY_POINTS
+
+    return [k for k, f in ENTRY_POINTS.items() if axis in entry_info(f).switch]
 
 
 def _cast_axis(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -210,8 +232,16 @@ def prepare(spec: SweepSpec, allow_import=()) -> Prepared:
     batching = info.batching if spec.batching == "vmap" and info.batching != "vmap" else spec.batching
 
     def run(args, fixed):
+        args = dict(args)
+        points = args.pop(_POINTS, None)  # set when every axis is switched: only the chunk's size
+
         def call(a):
             return fn(**a, **constants, **fixed)
+        if not args:  # every axis fixed within the chunk: one call, its outputs repeated per point
+            n = points.shape[0]
+            if batching == "vmap":
+                return jax.vmap(call, axis_size=n)(args)
+            return jtu.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), call(args))
         if batching == "vmap":
             return jax.vmap(call)(args)
         return call(args)
@@ -224,7 +254,7 @@ def prepare(spec: SweepSpec, allow_import=()) -> Prepared:
         branches = [functools.partial(lambda fixed, a: run(a, fixed), dict(zip(switched, c))) for c in combos]
 
         def full(args):
-            rest = {k: v for k, v in args.items() if k not in switched}
+            rest = {k: v for k, v in args.items() if k not in switched} or {_POINTS: args[switched[0]]}
             index = 0
             for a in switched:
                 values = jnp.asarray(axes[a])
