@@ -99,8 +99,8 @@ def test_every_branch_matches_integration(x64):
     np.testing.assert_allclose(u[-1, 9], roots(1.0, 0.5, 0.99 * GC3, 3)[0], rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="lam from ~1e-100 to ~1e-14 of lam + eps (float64, no weight decay) is "
-                   "above the 'negligible lam' noise-only decay (1e-100) and beyond the table's accuracy: "
+@pytest.mark.xfail(strict=True, reason="lam from ~1e-100 to ~1e-14 of lam + eps (float64, no weight decay) is"
+                   " above the 'negligible lam' noise-only decay (1e-100) and beyond the table's accuracy: "
                    "relative error 9e-5 at lam = 1e-16 and u(t) = 5.5e200 from w0 = 0.5 at lam = 1e-30 "
                    "(measured on 9d0c5a7); left to the solver's owner (issue 30)")
 def test_tiny_lam_against_eps_matches_integration(x64):

@@ -174,7 +174,7 @@ def test_train_route_gamma_and_alpha_pieces_are_the_trained_network():
     from jax.test_util import check_grads
 
     from daedyn import _linear, models, schedules, train
-    from daedyn.tune._schedule import ScheduleRoute, alpha_of, schedule_objective_fn
+    from daedyn.tune._schedule import ScheduleRoute, schedule_objective_fn
     from daedyn.tune._train_route import _train_data
 
     rng = np.random.default_rng(1)
@@ -186,7 +186,7 @@ def test_train_route_gamma_and_alpha_pieces_are_the_trained_network():
         f = schedule_objective_fn(prob, route, alpha=0.01, eval_sigma2=0.1, key=jax.random.key(0),
                                   init_scale=0.1)
         p = {"eps": jnp.array([4.0, 0.5]), "gamma": jnp.array([1e-3, 2e-2]), "alpha": jnp.array([0.3, 1.5])}
-        alpha = alpha_of(route, p["alpha"])  # 0.05 u / (1 + u): 0.0115, 0.03
+        alpha = 0.05 * p["alpha"] / (1 + p["alpha"])  # alpha_max u / (1 + u) written out: 0.0115, 0.03
         sched = lambda v: schedules.piecewise_constant([60.0], v)
         r = train.train(prob.x_train, key=jax.random.key(5), eps=sched(p["eps"]), gamma=sched(p["gamma"]),
                         alpha=sched(alpha), marginalised=True, params=_train_data(f).params0, hidden=5,
