@@ -1,0 +1,65 @@
+"""The sweep planner and runner on uneven chunks (daedyn/sweep/_plan.py ``chunk_region``, ``_layout``;
+daedyn/sweep/_run.py): blocks clipped at the grid's edge, padded batches whose padding repeats a bad
+point, checked against exact enumeration of the grid (every point once, its value, its status, the
+bad-point count)."""
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import daedyn.sweep as sweep
+
+A = [1.0, 2.0, 3.0, 4.0, 5.0]
+B = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 4.5]  # the last column is bad for a <= 4.5: edge blocks hold bad points
+
+
+def risky(a, b):
+    return {"y": jnp.log(a - b) * jnp.ones(2), "z": a * b}
+
+
+def exact():
+    a, b = np.meshgrid(A, B, indexing="ij")
+    return a, b, a <= b  # log of 0 or of a negative number
+
+
+@pytest.mark.parametrize("chunk_size, shape, n_chunks", [
+    (3, (1, 3), 15),  # b cut 3 + 3 + 1: the last block of each row is clipped to 1 point (2 padding)
+    (15, (2, 7), 3),  # a cut 2 + 2 + 1: the last block is one row of 7 (7 padding)
+])
+def test_uneven_chunks_against_enumeration(tmp_path, chunk_size, shape, n_chunks):
+    s = sweep.SweepSpec(function=risky, axes={"a": A, "b": B}, chunk_size=chunk_size)
+    summary = sweep.run(s, path=tmp_path / "u.zarr")
+    p = summary.plan
+    assert p.chunk_shape == shape and p.n_chunks == n_chunks == summary.chunks_computed
+    # the regions tile the grid: every point exactly once, sizes short only at the edge
+    seen = np.zeros((len(A), len(B)), int)
+    for k in range(p.n_chunks):
+        start, size = p.chunk_region(k)
+        assert all(0 < n <= c for n, c in zip(size, shape))
+        seen[tuple(slice(i, i + n) for i, n in zip(start, size))] += 1
+    assert (seen == 1).all()
+    a, b, bad = exact()
+    assert summary.bad_points == int(bad.sum()) == 10
+    ds = sweep.open_results(tmp_path / "u.zarr")
+    np.testing.assert_array_equal(ds.status.values, bad.astype(np.int8))
+    # every point holds its own value (float32 a * b of small whole/half numbers: exact)
+    np.testing.assert_array_equal(ds.z.values[~bad], (a * b)[~bad])
+    np.testing.assert_allclose(ds.y.values[~bad][:, 0], np.log((a - b)[~bad]), rtol=1e-6)  # float32 log
+    assert np.isnan(ds.y.values[bad]).all() and np.isnan(ds.z.values[bad]).all()
+
+
+def test_chunk_regions_tile_every_grid():
+    # the planner's blocks for grids and targets that do not divide evenly, by exact enumeration
+    for grid, target in itertools.product([(7,), (5, 7), (3, 4, 5), (1, 9, 2)], [1, 2, 3, 5, 8, 13, 40]):
+        spec = sweep.SweepSpec(function=lambda **kw: {"y": sum(kw.values())},
+                               axes={f"x{i}": list(range(g)) for i, g in enumerate(grid)}, chunk_size=target)
+        p = sweep.plan(spec, n_devices=1)
+        seen = np.zeros(grid, int)
+        for k in range(p.n_chunks):
+            start, size = p.chunk_region(k)
+            seen[tuple(slice(i, i + n) for i, n in zip(start, size))] += 1
+        assert (seen == 1).all(), (grid, target, p.chunk_shape)
+        assert p.n_chunks == int(np.prod([-(-g // c) for g, c in zip(grid, p.chunk_shape)]))
+        assert p.chunk_points <= max(target, 1) and p.batch_size >= p.chunk_points
