@@ -118,13 +118,20 @@ def test_compare_reports_learning_times_and_best(tiny, x64):
     np.testing.assert_allclose(c.alpha_lam_over_n, np.asarray(r.eigvals) * 1.0 / r.n, rtol=1e-12)
     lt = np.asarray(c.time_measured)
     assert np.isfinite(lt[0]) and 0 < lt[0] < 600
-    # By hand: first record at or above w*/2, located between it and the record before by
-    # interpolating log(w / (w* - w)) (the depth-2 flow's time coordinate) linearly.
+    # By hand: first record at or above w*/2; the balanced gradient descent (NumPy, u = sqrt(w), no
+    # noise: u <- u + (alpha / N) lam (u - u^3)) rerun at every epoch from the record before it, and
+    # the crossing located between those epochs by interpolating log(w / (w* - w)) (the depth-2
+    # flow's time coordinate) linearly: independent of the save spacing (issue 27).
     m, tt, ws = np.asarray(c.measured[:, 0]), np.asarray(r.t), float(c.fixed_point[0])
     i = int(np.argmax(m >= ws / 2))
+    lam0, u = float(r.eigvals[0]), [np.sqrt(m[i - 1])]
+    for _ in range(int(tt[i] - tt[i - 1])):
+        u.append(u[-1] + (1.0 / r.n) * lam0 * (u[-1] - u[-1] ** 3))
+    fine = np.square(u)
+    j = int(np.argmax(fine >= ws / 2))
     logit = lambda w: np.log(w / (ws - w))
-    share = (logit(ws / 2) - logit(m[i - 1])) / (logit(m[i]) - logit(m[i - 1]))
-    ref = tt[i - 1] + (tt[i] - tt[i - 1]) * share
+    share = (logit(ws / 2) - logit(fine[j - 1])) / (logit(fine[j]) - logit(fine[j - 1]))
+    ref = tt[i - 1] + (j - 1) + share
     np.testing.assert_allclose(lt[0], ref, rtol=1e-12)
     np.testing.assert_allclose(c.time_error_discrete, (np.asarray(c.time_discrete) - lt) / lt, rtol=1e-12)
     assert abs(float(c.time_error_discrete[0])) < abs(float(c.time_error_continuous[0]))
