@@ -24,6 +24,7 @@
 # `daedyn.figures`. Set `DAEDYN_QUICK=1` for the reduced setting (the tests do).
 
 # %%
+# %matplotlib inline
 import os
 import tempfile
 

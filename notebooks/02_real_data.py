@@ -21,6 +21,7 @@
 # `DAEDYN_QUICK=1` shrinks every run.
 
 # %%
+# %matplotlib inline
 import os
 import tempfile
 

@@ -22,6 +22,7 @@
 # 4x4-pooled images (D = 49) so that a real network with H = D trains in seconds.
 
 # %%
+# %matplotlib inline
 import os
 import tempfile
 

@@ -23,6 +23,7 @@
 # noise-level distribution by gradient. `DAEDYN_QUICK=1` shortens the training run.
 
 # %%
+# %matplotlib inline
 import os
 import tempfile
 
@@ -74,6 +75,17 @@ print("trained   variance at the end:", np.round(np.asarray(run.variance_exact[-
 print("predicted variance at the end:", np.round(np.asarray(pred.variance[-1]), 3).tolist())
 gap = np.max(np.abs(np.asarray(run.variance_exact[-1]) / np.asarray(pred.variance[-1]) - 1.0))
 print(f"largest relative gap: {gap:.3f} (sampled gradients: 16 draws per example and step)")
+
+# %%
+import matplotlib.pyplot as plt  # noqa: E402  (a notebook cell)
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for j in range(len(lam)):
+    line, = ax.plot(np.asarray(run.t), np.asarray(run.variance_exact)[:, j], "o", label=f"direction {j}")
+    ax.plot(np.asarray(run.t), np.asarray(pred.variance)[:, j], "-", color=line.get_color())
+ax.set(xlabel="epoch", ylabel="generated variance", title="trained (dots) and predicted (lines)")
+ax.legend(fontsize=7)
+fig
 
 # %% [markdown]
 # ## Tuning the noise levels for held-out data
