@@ -27,6 +27,7 @@ EXTRAS: dict[str, str] = {
     "mlxtend": "data",
     "nbconvert": "notebooks",
     "ipykernel": "notebooks",
+    "tensorboardX": "tensorboard",
 }
 
 

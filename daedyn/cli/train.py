@@ -80,6 +80,10 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
                    help="save the run's state there as it goes; rerunning the same command resumes "
                    "an interrupted run from it (a checkpoint of different settings is refused)")
+    p.add_argument("--log", default=None, metavar="csv|tensorboard[:PATH]",
+                   help="write every record (epoch, losses, mapping, ...) as the run goes: csv to "
+                   "<out>.log.csv (or PATH), tensorboard event files to runs/daedyn-train (or PATH; the "
+                   "tensorboard extra); the Python hook is train(log=)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_common_options(p)
     add_config_options(p)
@@ -163,6 +167,7 @@ def _check(args):
     check_plot("--plot", args.plot)
     check_out("--out", args.out, (".npz", ".nc", ".zarr"), other="npz")
     check_file("--checkpoint", args.checkpoint)
+    args.log_spec = _check_log(args, "train")
     check_distinct(**{"--out": None if args.out is None else _out_path(args.out), "--plot": args.plot,
                       "--checkpoint": args.checkpoint})
     if args.epochs % args.save_every:
@@ -173,6 +178,20 @@ def _check(args):
     except ValueError as e:
         raise ValueError(f"--activation must be 'linear' or an elementwise function name in jax.nn "
                          f"({e})") from None
+
+
+def _check_log(args, command: str):
+    """--log, before any work: its format, and its file writable (csv) or its writer installed."""
+    from daedyn.cli._log import parse_log
+
+    spec = parse_log(args.log, command=command, out=args.out)
+    if spec is not None and spec[0] == "csv":
+        check_file("--log", spec[1])
+    elif spec is not None:
+        from daedyn._extras import require
+
+        require("tensorboardX", what="--log tensorboard")
+    return spec
 
 
 def _one_seed(r, s: int):
@@ -245,6 +264,11 @@ def run(args) -> int:
               batch_size=args.batch_size, loss_scale=args.loss_scale, precision="highest",
               progress=None if quiet else progress_bar("epochs"),
               chunk_records=None if quiet else max(1, n_records // 20), checkpoint=args.checkpoint)
+    from daedyn.cli._log import open_log
+
+    logger = open_log(args.log_spec)
+    if logger is not None:
+        kw["log"] = logger
     say(f"training {args.seeds} {'linear' if linear else args.activation} network(s), H = {args.hidden}, "
         f"depth {args.depth}, "
         f"{args.epochs} epochs ...")
@@ -257,12 +281,16 @@ def run(args) -> int:
             runs = [train.train(x_train, key=key, **kw)]
             batch = None
     except KeyboardInterrupt:
+        if logger is not None:
+            logger.close()
         kept = (f"the checkpoint {args.checkpoint} keeps the last finished chunk of epochs: rerun the same "
                 "command to resume from it" if args.checkpoint else
                 "nothing was kept (give --checkpoint FILE.npz to make a long run resumable)")
         print(f"daedyn train: interrupted; {kept}", file=sys.stderr, flush=True)
         raise
     train_seconds = time.perf_counter() - start
+    if logger is not None:
+        logger.close()
     top = min(args.top, d)
     r0 = runs[0]
     lam = np.asarray(r0.eigvals)

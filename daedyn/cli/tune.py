@@ -88,6 +88,10 @@ def register(subparsers) -> None:
     p.add_argument("--grid", type=int, default=99, metavar="K",
                    help="--noise masking: K rates 1/(K+1) ... K/(K+1) for the grid baseline (default 99)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--log", default=None, metavar="csv|tensorboard[:PATH]",
+                   help="write every iterate (stage, step, eps, objective, gradient) as it comes: csv to "
+                   "<out>.log.csv (or PATH), tensorboard event files to runs/daedyn-tune (or PATH; the "
+                   "tensorboard extra); tuning one eps (--noise gaussian without --pieces)")
     add_corruption_options(p)
     add_common_options(p)
     add_config_options(p)
@@ -127,6 +131,11 @@ def run(args) -> int:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
     check_out("--out", args.out)
+    from daedyn.cli.train import _check_log
+
+    args.log_spec = _check_log(args, "tune")
+    if args.log_spec is not None and (args.pieces is not None or args.noise != "gaussian"):
+        raise ValueError("--log records the iterates of tuning one eps: drop --pieces / --noise, or --log")
     if args.cov is not None:
         raise ValueError("--cov fixes the noise, and tune chooses it: use --noise variances to tune D "
                          "per-component variances")
@@ -181,7 +190,15 @@ def run(args) -> int:
         kw["key"] = jr.key(args.seed)
     if not (args.json or getattr(args, "quiet", False)):  # progress on stderr; stdout stays clean
         kw["progress"] = lambda stage: progress_bar("steps", desc=f"tune ({stage})")
-    tuned = tune.tune_noise(xt, xh, eps0=args.eps0, anisotropic=args.anisotropic, **kw)
+    from daedyn.cli._log import open_log
+
+    logger = open_log(args.log_spec)
+    try:
+        tuned = tune.tune_noise(xt, xh, eps0=args.eps0, anisotropic=args.anisotropic,
+                                **kw, **({} if logger is None else {"log": logger}))
+    finally:
+        if logger is not None:
+            logger.close()
     iso, result, eps0 = tuned.isotropic, tuned.result, tuned.eps0
     n_train, dim = xt.shape
     seconds = time.perf_counter() - start
