@@ -6,6 +6,14 @@ import json
 
 
 def _run(args) -> int:
+    if args.from_ is not None:
+        from daedyn.cli._sweep_from import run_from
+
+        return run_from(args, ([args.spec] if args.spec else []) + list(args.assignments))
+    if args.spec is None:
+        raise ValueError("give a spec file (daedyn sweep SPEC.toml), or --from RUN.toml NAME=VALUES")
+    if args.assignments:
+        raise ValueError(f"NAME=VALUES assignments go with --from RUN.toml; got {args.assignments[0]!r}")
     import jax
 
     from daedyn import sweep
@@ -96,7 +104,14 @@ def register(subparsers) -> None:
         description="Run (or resume) a declarative sweep: chunked under a memory limit, sharded over the "
         "local devices, streamed to a zarr store readable with xarray. Re-running the same spec at the "
         "same path resumes; another spec at that path is refused.")
-    p.add_argument("spec", help="spec file (.toml, .json, .yaml)")
+    p.add_argument("spec", nargs="?", default=None, help="spec file (.toml, .json, .yaml)")
+    p.add_argument("assignments", nargs="*", default=[], metavar="NAME=V1,V2,...",
+                   help="with --from: an option of the run and the values to sweep it over")
+    p.add_argument("--from", dest="from_", default=None, metavar="RUN.toml",
+                   help="sweep a training or tuning run instead of a spec: RUN.toml as `daedyn train|tune "
+                   "--print-config` writes it, then NAME=V1,V2,... per swept option; each point is the "
+                   "run itself, kept in <out>.points/ (rerunning resumes), gathered into --out "
+                   "(.nc/.zarr/.json) with one dimension per swept option")
     p.add_argument("--dry-run", action="store_true", help="print the chunk plan and memory estimate only")
     p.add_argument("--allow-import", action="append", default=None, metavar="MODULE",
                    help="let the spec name a function of your own as 'MODULE:function' (repeatable); "
