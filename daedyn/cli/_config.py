@@ -31,9 +31,9 @@ def _options(sub: argparse.ArgumentParser) -> dict[str, list[argparse.Action]]:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    from daedyn.sweep._spec import _short as short  # one cut for every message quoting a file
-
-    return short(text, limit)
+    """``text`` on one line, at most ``limit`` characters (as the file loader cuts its messages)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _tokens(actions: list[argparse.Action], key: str, value, where: str) -> list[str]:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
-from daedyn.sweep._builtins import resolve
+from daedyn.sweep._builtins import ENTRY_POINTS, resolve
 from daedyn.sweep._entries import EntryInfo, entry_info, parameters
 from daedyn.sweep._spec import PARAMETER_RANGES, SweepSpec, as_spec, dtype_scope, function_name, parse_memory
 
@@ -159,8 +159,6 @@ _POINTS = "__points"
 
 def _switch_names() -> frozenset[str]:
     """Parameters that some built-in entry point takes as a switched axis (``depth``)."""
-    from daedyn.sweep._builtins import ENTRY_POINTS
-
     return frozenset(n for f in ENTRY_POINTS.values() for n in entry_info(f).switch)
 
 
@@ -195,8 +193,6 @@ def _check_names(spec: SweepSpec, fn: Callable, info: EntryInfo) -> None:
 
 
 def _switched_by(axis: str) -> list[str]:
-    from daedyn.sweep._builtins import ENTRY_POINTS
-
     return [k for k, f in ENTRY_POINTS.items() if axis in entry_info(f).switch]
 
 
