@@ -53,10 +53,10 @@ def test_matrix_gd_one_piece_alpha_is_the_constant(x64):
 
 def test_matrix_gd_alpha_schedule_stability_and_bad_input():
     lam, w1, w2 = np.asarray(LAM), np.full((4, 4), 0.1), np.full((4, 4), 0.1)
-    # the check takes the largest piece: 0.1 is stable, 0.9 is not (alpha < 0.39 for lam = 5)
-    with pytest.warns(dynamics.UnstableStepWarning, match="alpha=0.9"):
+    # each piece is checked: 0.1 is stable, 0.9 (from epoch 4) is not (alpha < 0.39 for lam = 5)
+    with pytest.warns(dynamics.UnstableStepWarning, match="from epoch 4 .*alpha=0.9"):
         dynamics.matrix_gd(lam, w1, w2, eps=2.0, alpha=schedules.piecewise_constant([4.0], [0.1, 0.9]),
-                           n=2, epochs=0)
+                           n=2, epochs=5)
     with pytest.raises(ValueError, match="alpha schedule values must lie in"):
         dynamics.matrix_gd(lam, w1, w2, alpha=schedules.piecewise_constant([4.0], [0.1, 0.0]), n=2, epochs=10)
     with pytest.raises(ValueError, match="tau schedule values must lie in"):

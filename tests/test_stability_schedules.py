@@ -1,7 +1,7 @@
-"""The GD stability check of scheduled ``scalar_gd`` (daedyn/dynamics/_scalar.py, ``_stability``) piece
-by piece: the rates in force together from each step where one changes are checked, and the worst
-piece is named. The reference is a NumPy loop of the textbook update (does GD settle on the piece's
-fixed point?), never the check itself."""
+"""The GD stability check of scheduled ``scalar_gd`` and ``matrix_gd`` (daedyn/dynamics/_scalar.py
+``_stability``, _matrix.py ``_piecewise_stability``) piece by piece: the rates in force together from
+each step where one changes are checked, and the worst piece is named. The reference is a NumPy loop of
+the textbook update (does GD settle on the piece's fixed point?), never the check itself."""
 
 import warnings
 
@@ -66,3 +66,22 @@ def test_no_warning_when_each_piece_is_stable():
     traj, unstable = run(gam, alpha)
     assert unstable == []
     np.testing.assert_allclose(np.asarray(traj.w), ref[::10], rtol=1e-4)  # float32 vs float64 loop
+
+
+def test_matrix_gd_checks_each_piece():
+    # the same settings in matrix_gd (D = H = 2, a decoupled orthogonal start: direction 0 is the scalar
+    # recursion from w1 = w2 = 0.3), and the case where each piece is stable but the extremes are not
+    w1, w2 = dynamics.orthogonal_init(2, 2, 0.3, 0.3)
+    lam = np.array([1.0, 0.5])
+    pieces = lambda a, b: schedules.piecewise_constant([50.0], [a, b])  # noqa: E731
+    cases = [(pieces(0.0, 0.2), 1.05, lambda j: 1.05, 1),
+             (pieces(0.0, 1.5), pieces(0.9, 0.1), lambda j: 0.9 if j < 50 else 0.1, 0)]
+    for gamma, alpha, alphas, n_warn in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            traj = dynamics.matrix_gd(lam, w1, w2, alpha=alpha, gamma=gamma, n=1, epochs=100, save_every=10)
+        unstable = [str(w.message) for w in caught if issubclass(w.category, dynamics.UnstableStepWarning)]
+        assert len(unstable) == n_warn, unstable
+        assert all("from epoch 0 " in m for m in unstable)
+        ref = numpy_gd(1.0, alphas, lambda j, g=gamma: float(g(float(j))), 0.3, 0.3, 100)
+        np.testing.assert_allclose(np.asarray(traj.mapping[:, 0]), ref[::10], rtol=1e-4, atol=1e-7)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -83,7 +84,7 @@ from daedyn._checks import (
 )
 from daedyn._corruption import _is_spectrum, check_eps_dims
 from daedyn.dynamics._integrate import fixed_step_loop, gd_loop, step_grid
-from daedyn.dynamics._scalar import warn_nonfinite, warned
+from daedyn.dynamics._scalar import _step_times, warn_nonfinite, warned
 from daedyn.schedules import Function, PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
 
 __all__ = ["MatrixTrajectory", "matrix_rhs", "matrix_observables", "matrix_gd", "matrix_flow"]
@@ -372,7 +373,7 @@ def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0, e
     else:
         ex_eps = ex
     start = {}
-    c1, c2 = concrete(w1), concrete(w2)
+    c1, c2 = (None, None) if w1 is None or w2 is None else (concrete(w1), concrete(w2))
     if c1 is not None and c2 is not None:
         start = dict(w1=np.linalg.norm(np.asarray(c1, np.float64), axis=-2)[..., :h],
                      w2=np.linalg.norm(np.asarray(c2, np.float64), axis=-1)[..., :h])
@@ -383,6 +384,34 @@ def _stability(eigvals, h, eps, gamma, alpha, n, w1=None, w2=None, eps_dims=0, e
                                                stacklevel=3)
         return coupled if np.any(~(coupled < 2)) else edge
     return edge
+
+
+def _piecewise_stability(eigvals, h, eps, gamma, alpha, n, w1, w2, eps_dims, epochs, ts):
+    """:func:`_stability` of scheduled rates, piece by piece: the rates in force together from each
+    step where one of them changes (``dynamics._scalar._step_times``), each also at the start's weights
+    (a jump early in a run meets weights near the start); one warning, for the worst piece, naming the
+    epoch it starts at (the largest value of each rate is not the strictest: more weight decay lowers
+    the curvature)."""
+    times = _step_times(epochs, ts, eps, gamma, alpha)
+    if times is None:
+        return None
+    at = lambda x, t: concrete(x(jnp.asarray(float(t)))) if is_schedule(x) else x  # noqa: E731
+    worst = (-np.inf, None, None, None)  # (edge, epoch, edges, warnings)
+    for i, t in enumerate(times):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            edge = _stability(eigvals, h, at(eps, t), at(gamma, t), at(alpha, t), n, w1, w2,
+                              eps_dims=eps_dims, epochs=epochs)
+        if edge is None:
+            return None
+        top = float(np.max(np.where(np.isnan(edge), np.inf, edge)))
+        if i == 0 or (top > worst[0] and top >= 2):
+            worst = (top, int(t), edge, caught)
+    for w in worst[3]:
+        if issubclass(w.category, core.UnstableStepWarning):
+            warnings.warn(f"with the rates in force from epoch {worst[1]} (the worst of the {len(times)} "
+                          f"pieces of the schedules): {w.message}", w.category, stacklevel=3)
+    return worst[2]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -610,11 +639,11 @@ def matrix_gd(eigvals: ArrayLike, w1: ArrayLike, w2: ArrayLike, *more: ArrayLike
     eps_dims = check_eps_dims(run.eps_cs[0], eps_dims, run.d)
     edge = None
     if check_stability and len(ws) == 2 and not run.traced:
-        for e in run.eps_cs:
-            edge = _stability(eigvals, min(run.hidden[0], run.d), e, run.gamma_c, run.rate_c, n, w1, w2,
-                              eps_dims=eps_dims, epochs=epochs)
-            if warned(edge):  # one warning for the first piece that cannot settle
-                break
+        h = min(run.hidden[0], run.d)
+        if any(is_schedule(x) for x in (eps, gamma, alpha)):
+            edge = _piecewise_stability(eigvals, h, eps, gamma, alpha, n, w1, w2, eps_dims, epochs, ts)
+        else:
+            edge = _stability(eigvals, h, eps, gamma, alpha, n, w1, w2, eps_dims=eps_dims, epochs=epochs)
     eps, gamma, alpha = (cast(x, run.dtype) for x in (eps, gamma, alpha))
     lam, n = (jnp.asarray(x, run.dtype) for x in (eigvals, n))
     ws = tuple(jnp.asarray(w, run.dtype) for w in ws)

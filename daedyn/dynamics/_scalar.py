@@ -62,7 +62,12 @@ from daedyn._kernels.scalar_gd import (
     scalar_gd_fused,
     step,
 )
-from daedyn._linear import UnstableStepWarning, check_gd_stability, max_hessian_eigenvalue
+from daedyn._linear import (
+    UnstableStepWarning,
+    check_gd_stability,
+    max_hessian_eigenvalue,
+    start_hessian_eigenvalue,
+)
 from daedyn.dynamics import _layout
 from daedyn.dynamics._deep import check_factors, factor_flow, factor_gd
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
@@ -590,10 +595,11 @@ def _stability(lam, eps, gamma, alpha, n, w1, w2, epochs, ts, *, noise: bool):
     """The depth-2 GD stability check, piece by piece: the rates in force from each step where one of
     them changes (:func:`_step_times`) are checked together, and the worst piece is reported with the
     epoch it starts at (the largest value of each rate is not the strictest: more weight decay lowers
-    the Hessian's largest eigenvalue). The start's Hessian is checked with the first piece's rates. A
-    corruption's (k, m - k) stand in as (|k|, m - |k|) (the check is skipped where m < |k|, a fixed
-    point beyond 1 that the supplement's formula does not cover: a divergence there is still reported
-    by :func:`warn_nonfinite`)."""
+    the Hessian's largest eigenvalue). Each piece is also checked at the start's weights (a jump early
+    in a run meets weights near the start), as the constant check does. A corruption's (k, m - k)
+    stand in as (|k|, m - |k|) (the check is skipped where m < |k|, a fixed point beyond 1 that the
+    supplement's formula does not cover: a divergence there is still reported by
+    :func:`warn_nonfinite`)."""
     times = _step_times(epochs, ts, lam, eps, gamma, alpha)
     if times is None:
         return None
@@ -609,9 +615,12 @@ def _stability(lam, eps, gamma, alpha, n, w1, w2, epochs, ts, *, noise: bool):
     pieces = np.broadcast_shapes(*(v.shape[:1] for v in vals))[0]
     if pieces == 1:  # constants: the check as it is
         return check_gd_stability(k[0], e[0], g[0], a[0], n, w1=w1, w2=w2, stacklevel=3)
-    with warnings.catch_warnings():  # ranges are checked already; the fixed points of every piece
-        warnings.simplefilter("ignore")
-        edges = a * max_hessian_eigenvalue(k, e, g, np.asarray(n, np.float64)[None], w1=w1, w2=w2)
+    with warnings.catch_warnings():  # ranges are checked already; every piece at its fixed point and
+        warnings.simplefilter("ignore")  # at the start's weights (a jump early in a run meets them there)
+        n_ = np.asarray(n, np.float64)[None]
+        edges = a * max_hessian_eigenvalue(k, e, g, n_, w1=w1, w2=w2)
+        starts = a * start_hessian_eigenvalue(k, e, g, n_, w1, w2)
+        edges = np.maximum(edges, np.where(np.isnan(starts), np.inf, starts))
     worst = np.max(edges.reshape(edges.shape[0], -1), axis=1)
     p = int(np.argmax(worst)) if np.any(worst >= 2) else 0
     at = lambda v: v[min(p, v.shape[0] - 1)]
