@@ -24,6 +24,15 @@ R_bg <- (I - (S + n gamma) / tau) R_bg U^T, U = I - (eps T + n gamma) / tau), th
 dropped as the rows' own drive is (eps: the background's mean when it is an array).
 Nothing is fitted: the only truncation is K, and the
 model is the exact gradient descent of the whole network when K = D.
+
+Any per-direction quadratic objective. Nothing above uses lam_k and m_k beyond the expected loss
+(1/(2N)) sum_k [m_k |W e_k|^2 - 2 k_k W_kk] + const, whose negative gradient is G_ik = k_k delta_ik -
+m_k W_ik: with ``noise=`` (a value with ``direction_moments(lam, n) -> (k, m)``) lam_k is replaced by
+k_k and lam_k + eps by m_k everywhere, the background's common damping by the background's mean of
+m - k. A diffusion objective gives (k, m) = (B, A) (docs/diffusion.md): its M = E[w a^2 (Sigma + N s^2)]
+and K = E[w a ((1 - c_skip) Sigma - c_skip N s^2)] are diagonal in Sigma's eigenbasis, so the algebra
+is the same, and k = B < 0 is allowed: such a direction is the mirror image (u -> -u, k -> -k, the
+last factor's sign flipped) of one with k = |B| > 0, learned from the anti-aligned part of the start.
 """
 
 from __future__ import annotations
@@ -50,11 +59,12 @@ def _chain(ms, dim):
 
 
 @functools.partial(jax.jit, static_argnames=("epochs", "save_every", "k"))
-def _run(lam, eps, gamma, tau, n, ws, *, epochs: int, save_every: int, k: int):
+def _run(lam, m_all, gamma, tau, n, ws, *, epochs: int, save_every: int, k: int):
+    """``lam``: the drive k_j of each direction (lam, or a corruption's k); ``m_all``: m_j."""
     dtype = lam.dtype
     first, mids, last = ws[0], list(ws[1:-1]), ws[-1]
     h1, h_last = first.shape[0], last.shape[1]
-    m_all = lam + eps
+    eps = m_all - lam
     la, ma = lam[:k], m_all[:k]
     a, b = first[:, :k], last[:k, :]
     a_bg, b_bg = first[:, k:], last[k:, :]
@@ -109,7 +119,8 @@ def _run(lam, eps, gamma, tau, n, ws, *, epochs: int, save_every: int, k: int):
 
 
 def random_start_mapping(lam: ArrayLike, ws, eps: ArrayLike = 0.0, gamma: ArrayLike = 0.0, *, tau: ArrayLike,
-                         n: ArrayLike, epochs: int, save_every: int = 1, active: int = 64) -> Array:
+                         n: ArrayLike, epochs: int, save_every: int = 1, active: int = 64,
+                         noise=None) -> Array:
     """Per-direction mapping of a deep linear network trained by full-batch gradient descent from the
     given (random) start, by the alignment model of the module docstring: the top ``active``
     directions' paths exactly, the rest as a background of three small matrices.
@@ -125,6 +136,9 @@ def random_start_mapping(lam: ArrayLike, ws, eps: ArrayLike = 0.0, gamma: ArrayL
       epochs: number of steps; a multiple of ``save_every``.
       save_every: epochs between saved points (the start is saved).
       active: K, the number of directions modelled exactly (1 <= K; min(K, D) is used).
+      noise: instead of ``eps``, a value with ``direction_moments(lam, n) -> (k, m)`` (a
+        :class:`daedyn.noise.Noise`, a :class:`daedyn.diffusion.Objective` with (k, m) = (B, A);
+        k < 0 allowed; module docstring), constant in time.
     Returns:
       (epochs / save_every + 1, K) mapping of the K active directions, in the dtype of the inputs.
     Raises:
@@ -162,5 +176,15 @@ def random_start_mapping(lam: ArrayLike, ws, eps: ArrayLike = 0.0, gamma: ArrayL
     check_range("n", n, 0.0, lo_open=True)
     dtype = float_dtype(lam, *ws)
     cast = lambda x: jnp.asarray(x, dtype)
-    return _run(cast(lam), cast(eps), cast(gamma), cast(tau), cast(n), tuple(cast(w) for w in ws),
+    if noise is not None:
+        from daedyn.theory._args import direction_moments
+
+        if np.any(np.asarray(eps) != 0):
+            raise ValueError("give eps or noise, not both")
+        kk, mm = direction_moments(noise, cast(lam), cast(n))
+        drive, m_all = jnp.broadcast_to(cast(kk), (d,)), jnp.broadcast_to(cast(mm), (d,))
+    else:
+        drive = cast(lam)
+        m_all = drive + jnp.broadcast_to(cast(eps), (d,))
+    return _run(drive, m_all, cast(gamma), cast(tau), cast(n), tuple(cast(w) for w in ws),
                 epochs=epochs, save_every=save_every, k=min(active, d))
