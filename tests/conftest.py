@@ -41,6 +41,18 @@ def pytest_configure(config):
         folder = tempfile.mkdtemp(prefix="daedyn-test-cache-")
         os.environ["DAEDYN_CACHE"] = folder
         config._daedyn_cache = folder
+    # One persistent XLA compilation cache for the run, shared by the xdist workers and the CLI
+    # subprocesses (they inherit the environment): a program one worker compiled is read from disk by
+    # the other. Every program is cached (the default keeps only those taking >= 1 s; most of the
+    # suite's compilations are small). Measured on 171 tests of five compile-heavy files, -n 2 on the
+    # 2-core CPU: 136 -> 120 CPU-s. Results are the same programs, so no test changes.
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        folder = tempfile.mkdtemp(prefix="daedyn-test-xla-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        config._daedyn_xla_cache = folder
 
 
 def pytest_unconfigure(config):
@@ -48,3 +60,8 @@ def pytest_unconfigure(config):
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop("DAEDYN_CACHE", None)
+    folder = getattr(config, "_daedyn_xla_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
+        os.environ.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
