@@ -370,21 +370,22 @@ def _check_key(key) -> None:
 
 
 def _warn_diverged(name: str, result: TrainResult, stacklevel: int) -> None:
-    """:class:`UnstableStepWarning` when a run's last record (the mapping, the training loss) is
-    NaN or inf: the run diverged, which the caller must hear about (as the CLI reports it)."""
+    """:class:`UnstableStepWarning` when a run's final weights or recorded training loss are NaN or
+    inf: the run diverged, which the caller must hear about (as the CLI reports it). The mapping is
+    not looked at: a nonlinear network's estimate is 0/0 along directions with lam = 0."""
     import warnings
 
     from daedyn._linear import UnstableStepWarning
 
-    for field in ("mapping", "train_loss"):
-        rec = getattr(result, field)
-        if rec is None:
-            continue
-        bad = ~np.isfinite(np.asarray(rec))
+    checks = [("final weights", leaf) for leaf in jax.tree_util.tree_leaves(result.params)]
+    if result.train_loss is not None:
+        checks.append(("training loss", result.train_loss))
+    for what, values in checks:
+        bad = ~np.isfinite(np.asarray(values))
         if bad.any():
-            warnings.warn(f"{name}: {int(bad.sum())} of {bad.size} recorded value(s) of the "
-                          f"{field.replace('_', ' ')} are NaN or inf: the run diverged (lower alpha or the "
-                          f"noise level, or compute in float64)", UnstableStepWarning, stacklevel=stacklevel)
+            warnings.warn(f"{name}: {int(bad.sum())} of {bad.size} value(s) of the {what} are NaN or inf: "
+                          f"the run diverged (lower alpha or the noise level, or compute in float64)",
+                          UnstableStepWarning, stacklevel=stacklevel)
             return
 
 
