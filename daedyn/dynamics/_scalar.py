@@ -459,8 +459,8 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
       save_every: epochs between saves; the start (t = 0) is always saved.
       unroll: steps per loop iteration of the "scan" backend (a speed knob; results are identical).
       check_stability: warn (:class:`UnstableStepWarning`) when alpha * h_max >= 2 at the fixed
-        point (see :func:`check_gd_stability`; depth 2, with the largest value of each schedule);
-        only for concrete inputs.
+        point (see :func:`check_gd_stability`; depth 2; under schedules piece by piece, with the
+        rates in force together, the worst piece named); only for concrete inputs.
       backend: "pallas" (fused GPU kernel, ``daedyn._kernels.scalar_gd_fused``), "jnp" (the same
         fused recursion as a lax.scan over saves), "scan" (lax.scan over saves of the textbook
         update), "interpret" (the Pallas kernel interpreted, for tests on CPU), or "auto"
