@@ -73,3 +73,29 @@ def test_ctrl_c_on_a_sweep_says_what_was_kept_and_how_to_resume(tmp_path, capsys
     assert rc == 130
     assert f"interrupted; 2 of 5 chunks are kept in {tmp_path / 's.zarr'}" in err
     assert "Rerun the same command to resume" in err
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr", ".npz", ".json"])
+def test_out_by_suffix_on_theory(suffix, tmp_path, capsys):
+    pytest.importorskip("xarray", reason="the sweep extra")
+    if suffix == ".zarr":
+        pytest.importorskip("zarr", reason="the sweep extra")
+    out = tmp_path / f"t{suffix}"
+    assert main(["theory", "--lam", "1,2", "--eps", "0,1", "--out", str(out), "--json"]) == 0
+    report = __import__("json").loads(capsys.readouterr().out)
+    assert report["out"] == str(out) and out.exists()
+    # the file holds the same numbers as the JSON report: w at the last time of curve 0
+    w_last = report["curves"][0]["w"][-1]
+    if suffix == ".json":
+        saved = __import__("json").loads(out.read_text())["curves"][0]["w"][-1]
+    elif suffix == ".npz":
+        import numpy as np
+
+        saved = float(np.load(out)["w"][-1, 0])
+    else:
+        import xarray as xr
+
+        ds = xr.open_dataset(out, engine="zarr") if suffix == ".zarr" else xr.open_dataset(out)
+        saved = float(ds.w.isel(t=-1).sel(lam=1.0, eps=0.0).squeeze())
+        ds.close()
+    assert saved == pytest.approx(w_last, rel=1e-6)  # float32 written, float64 printed

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from daedyn.cli._files import print_written, raw_arrays, save_out, save_plot
+from daedyn.cli._files import print_written, raw_arrays, save_plot
+from daedyn.cli._results import write_out
 
 
 def pieces_spec(text: str) -> int:
@@ -85,7 +86,7 @@ def run_tune(args, xt, xh, name: str, start: float) -> int:
         ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "out"})
         return ds
 
-    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(r))
+    lost = write_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(r))
     if args.plot:  # refused before any work on route train (no closed form to draw)
         from daedyn.figures import plot_schedule_tuning
 

@@ -9,7 +9,6 @@ from daedyn.cli._files import (
     check_plot,
     print_written,
     raw_arrays,
-    save_out,
     save_plot,
 )
 from daedyn.cli._options import (
@@ -20,6 +19,7 @@ from daedyn.cli._options import (
     load_eigvals,
     seed_int,
 )
+from daedyn.cli._results import RESULT_FORMATS, write_out
 
 HELP = "run one configuration four ways and say whether the theory can be trusted on it"
 
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--top", type=int, default=8, help="directions to print (default 8)")
     p.add_argument("--seed", type=seed_int, default=0, help="PRNG seed of the initial weights")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the four ways and the differences")
-    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr|.npz|.json",
                    help="write the four trajectories, learning times and differences as a labelled "
                    "dataset (the sweep extra): mapping over (way, epoch, direction), lam along direction")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -78,7 +78,7 @@ def run(args) -> int:
     from daedyn._checks import check_range
 
     check_plot("--plot", args.plot)
-    check_out("--out", args.out)
+    check_out("--out", args.out, RESULT_FORMATS)
     check_range("--top", args.top, 1)
     for opt, v in (("--tol-max", args.tol_max), ("--tol-rmse", args.tol_rmse), ("--tol-time", args.tol_time)):
         if v is not None:
@@ -117,7 +117,7 @@ def run(args) -> int:
                           init_scale=args.init_scale, key=jr.key(args.seed), fraction=args.fraction,
                           tolerances=tol)
     report = r.to_dict()
-    lost = save_out("daedyn crosscheck", args.out, report, r.to_xarray, lambda: raw_arrays(r))
+    lost = write_out("daedyn crosscheck", args.out, report, r.to_xarray, lambda: raw_arrays(r))
     if args.plot:
         from daedyn import figures
 

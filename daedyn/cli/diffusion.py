@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 
-from daedyn.cli._files import check_out, print_written, raw_arrays, save_out
+from daedyn.cli._files import check_out, print_written, raw_arrays
 from daedyn.cli._options import add_common_options, add_config_options, add_deprecated, float_list, seed_int
+from daedyn.cli._results import RESULT_FORMATS, write_out
 
 HELP = "predict, tune or train a linear denoiser trained across noise levels (diffusion)"
 ACTIONS = ("predict", "tune", "train")
@@ -61,7 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--records", type=int, default=10, help="train: records over the budget (default 10)")
     p.add_argument("--samples", type=int, default=16, help="train: (s, n) draws per example and step (16)")
     p.add_argument("--seed", type=seed_int, default=0, help="train: seed of the data and the run (0)")
-    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr|.npz|.json",
                    help="write the result as a labelled dataset (the sweep extra)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_config_options(p)
@@ -101,7 +102,7 @@ def _validate(args) -> None:
     check_int("--max-steps", args.max_steps, 1)
     check_int("--records", args.records, 1)
     check_int("--samples", args.samples, 1)
-    check_out("--out", args.out)
+    check_out("--out", args.out, RESULT_FORMATS)
 
 
 def _sigma(args):
@@ -226,7 +227,7 @@ def run(args) -> int:
     prog = f"daedyn diffusion {args.action}"
     with spinner(prog, quiet=args.quiet or args.json):  # compiling and running: seconds
         report, result = {"predict": _predict, "tune": _tune, "train": _train}[args.action](args)
-    lost = save_out(prog, args.out, report, lambda: _dataset(report, result),
+    lost = write_out(prog, args.out, report, lambda: _dataset(report, result),
                     lambda: raw_arrays({k: v for k, v in report.items() if isinstance(v, list)}))
     if args.json:
         print(json.dumps(report, indent=1))

@@ -12,7 +12,6 @@ from daedyn.cli._files import (
     check_out,
     check_plot,
     raw_arrays,
-    save_out,
     save_plot,
 )
 from daedyn.cli._options import (
@@ -24,6 +23,7 @@ from daedyn.cli._options import (
     load_eigvals,
     seed_int,
 )
+from daedyn.cli._results import RESULT_FORMATS, write_out
 
 HELP = "integrate the learning dynamics of one eigen-direction (a grid of settings) or of the full matrices"
 
@@ -73,7 +73,7 @@ def register(subparsers) -> None:
                    "saving every 50th epoch or sparser)")
     p.add_argument("--precision", choices=("default", "high", "highest"), default=None,
                    help="matmul precision in matrix mode (validate with highest or --x64)")
-    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr|.npz|.json",
                    help="write the run as a labelled dataset (the sweep extra): scalar mode, the "
                    "trajectories over (lam, eps, gamma, alpha, epoch) (t for the flows; at --depth L also "
                    "every factor over 'factor'), with the closed form; matrix mode, the mapping over "
@@ -158,7 +158,7 @@ def _checked_ints(args):
             raise ValueError(f"--n / --alpha (the time constant tau) must be a finite positive number; got "
                              f"--n {args.n:g} / --alpha {a:g} = {tau:g}")
     check_plot("--plot", args.plot)
-    check_out("--out", args.out)
+    check_out("--out", args.out, RESULT_FORMATS)
     return every
 
 
@@ -328,7 +328,7 @@ def _run_scalar(args) -> int:
 
 def _save_out(args, report: dict, build, raw) -> int:
     """Write ``--out`` (``build()``, a dataset; ``raw()`` to ``<out>.npz`` if that fails, exit 1)."""
-    return save_out("daedyn simulate", args.out, report, build, raw)
+    return write_out("daedyn simulate", args.out, report, build, raw)
 
 
 def _settings(report: dict) -> str:

@@ -6,8 +6,9 @@ import itertools
 import json
 import math
 
-from daedyn.cli._files import check_out, check_plot, print_written, save_out, save_plot
+from daedyn.cli._files import check_out, check_plot, print_written, save_plot
 from daedyn.cli._options import add_common_options, add_config_options, add_deprecated, float_list
+from daedyn.cli._results import RESULT_FORMATS, write_out
 
 HELP = "print closed-form trajectories w(t), fixed points and learning times of one eigen-direction"
 
@@ -53,7 +54,7 @@ def register(subparsers) -> None:
                    "values; exact closed form, docs/schedules.md); the eps, fixed point and learning "
                    "time columns are then those of the last piece")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of w(t)")
-    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr|.npz|.json",
                    help="write the curves as a labelled dataset (the sweep extra): w over (lam, eps, "
                    "gamma, t), the fixed point, learning time (and threshold) over (lam, eps, gamma)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -104,7 +105,7 @@ def _validate(args) -> None:
             _check("--t-max", args.t_max, 0.0, math.inf, lo_open=True, hi_open=True)
         _check("--points", args.points, 2, 100000)
     check_plot("--plot", args.plot)
-    check_out("--out", args.out)
+    check_out("--out", args.out, RESULT_FORMATS)
 
 
 def _dataset(args, ts, w, curves, report: dict):
@@ -245,14 +246,14 @@ def run(args) -> int:
     general = args.w1 is not None
     report = {"solution": "general (Eq. 5)" if general else "balanced (Eq. 7)", "tau": args.tau,
               "depth": args.depth, "fraction": args.fraction, "t": ts.tolist(), "curves": curves}
-    lost = save_out("daedyn theory", args.out, report, lambda: _dataset(args, ts, w, curves, report),
+    for j, c in enumerate(curves):  # what --json prints, and what --out FILE.json holds
+        c["w"] = w[:, j].tolist()
+    lost = write_out("daedyn theory", args.out, report, lambda: _dataset(args, ts, w, curves, report),
                     lambda: {"t": ts, "w": w})
     if args.plot:
         _plot(args.plot, ts, w, combos, curves, args)
         report["plot"] = args.plot
     if args.json:
-        for j, c in enumerate(curves):
-            c["w"] = w[:, j].tolist()
         print(json.dumps(report, indent=1))
         return lost
     deep = args.depth > 2

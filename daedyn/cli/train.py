@@ -74,9 +74,10 @@ def register(subparsers) -> None:
                    help="number of seeds trained together in one vmapped run (default 1)")
     p.add_argument("--top", type=int, default=5, help="directions to report (default 5)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="plot the mapping over epochs")
-    p.add_argument("--out", default=None, metavar="FILE.npz|.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.npz|.nc|.zarr|.json",
                    help="save the recorded observables: .nc (netCDF) or .zarr as a labelled xarray "
-                   "dataset (the sweep extra), anything else as .npz")
+                   "dataset with the theory beside them (the sweep extra), .json the report --json "
+                   "prints, anything else as .npz")
     p.add_argument("--checkpoint", default=None, metavar="FILE.npz",
                    help="save the run's state there as it goes; rerunning the same command resumes "
                    "an interrupted run from it (a checkpoint of different settings is refused)")
@@ -165,7 +166,7 @@ def _check(args):
     if args.batch_size is not None:
         check_range("--batch-size", args.batch_size, 1)
     check_plot("--plot", args.plot)
-    check_out("--out", args.out, (".npz", ".nc", ".zarr"), other="npz")
+    check_out("--out", args.out, (".npz", ".nc", ".zarr", ".json"), other="npz")
     check_file("--checkpoint", args.checkpoint)
     args.log_spec = _check_log(args, "train")
     check_distinct(**{"--out": None if args.out is None else _out_path(args.out), "--plot": args.plot,
@@ -367,6 +368,10 @@ def run(args) -> int:
         if reason is not None:
             report["out_error"] = reason
             lost = lost_out("daedyn train", "--out", args.out, report["out"], reason)
+    elif args.out and args.out.lower().endswith(".json"):  # what --json prints
+        from daedyn.cli._results import write_json
+
+        report["out"] = write_json(args.out, report)
     elif args.out:
         report["out"] = save_npz(args.out, npz_arrays())
     if args.plot:
@@ -445,7 +450,7 @@ def _is_dataset_path(path: str) -> bool:
 
 
 def _out_path(path: str) -> str:
-    return path if _is_dataset_path(path) else npz_path(path)
+    return path if _is_dataset_path(path) or path.lower().endswith(".json") else npz_path(path)
 
 
 def _dataset(result, pred, report: dict):

@@ -15,7 +15,6 @@ from daedyn.cli._files import (
     check_plot,
     print_written,
     raw_arrays,
-    save_out,
     save_plot,
 )
 from daedyn.cli._options import (
@@ -25,6 +24,7 @@ from daedyn.cli._options import (
     add_deprecated,
     seed_int,
 )
+from daedyn.cli._results import RESULT_FORMATS, write_out
 
 HELP = "tune the noise level eps on a held-out split by gradient descent through the learning dynamics"
 
@@ -71,7 +71,7 @@ def register(subparsers) -> None:
                    help="write objective vs eps with the path (--noise masking: vs the rate p, with the "
                    "grid; --pieces: the tuned eps(t) and the objective over training; not with --noise "
                    "variances)")
-    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr",
+    p.add_argument("--out", default=None, metavar="FILE.nc|.zarr|.npz|.json",
                    help="write the result as a labelled xarray dataset: the optimisation history (every "
                    "iterate), and the tuned schedule (--pieces), rate and grid (--noise masking) or "
                    "per-component variances (--noise variances)")
@@ -130,7 +130,7 @@ def run(args) -> int:
     if args.n is not None:
         check_range("--n", args.n, 2)
     check_plot("--plot", args.plot)
-    check_out("--out", args.out)
+    check_out("--out", args.out, RESULT_FORMATS)
     from daedyn.cli.train import _check_log
 
     args.log_spec = _check_log(args, "tune")
@@ -222,7 +222,7 @@ def run(args) -> int:
                                            if k not in ("anisotropic", "out")})
         return ds
 
-    lost = save_out("daedyn tune", args.out, report, history, lambda: raw_arrays(tuned.result))
+    lost = write_out("daedyn tune", args.out, report, history, lambda: raw_arrays(tuned.result))
     if args.plot:
         from daedyn.figures import plot_noise_tuning
 
@@ -307,7 +307,7 @@ def _corruption(args, name, xt, xh, start) -> int:
         ds.attrs["settings"] = json.dumps({k: v for k, v in report.items() if k != "out"})
         return ds
 
-    lost = save_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(raw))
+    lost = write_out("daedyn tune", args.out, report, dataset, lambda: raw_arrays(raw))
     if args.plot:  # masking: the objective over the grid of rates, with the optimiser's path
         from daedyn.figures import plot_objective
 
