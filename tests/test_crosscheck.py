@@ -48,6 +48,21 @@ def test_random_start_on_data_with_noise_agrees(data):
     assert np.isfinite(r.times["train"][:2]).all()
 
 
+def test_report_says_when_a_run_is_outside_the_measured_regime():
+    """docs/crosscheck.md, 'Where the prediction holds': a random start above init 1e-3, alpha lam_0 / N
+    above 0.2 or H below 16 is named in settings["warnings"]; the decoupled start never is."""
+    r = crosscheck(eigvals=[4.0, 2.0, 1.0], n=4, alpha=0.4, hidden=2, epochs=10, save_every=1,
+                   init="random", init_scale=0.05)
+    reg = r.settings["measured_regime"]
+    assert not reg["inside"] and len(reg["outside"]) == 3  # init 0.05, alpha lam_0 / N = 0.4, H = 2
+    notes = [w for w in r.settings["warnings"] if "outside the measured regime" in w]
+    assert len(notes) == 1 and "init_scale = 0.05" in notes[0]
+    r = crosscheck(eigvals=[4.0, 2.0, 1.0], n=4, alpha=0.4, hidden=2, epochs=10, save_every=1,
+                   init="orthogonal", init_scale=0.05)
+    assert r.settings["measured_regime"]["inside"]
+    assert not any("measured regime" in w for w in r.settings["warnings"])
+
+
 def test_unstable_step_gives_a_failing_verdict():
     """alpha lam / N = 1.2 > 1: gradient descent settles in a 2-cycle the flow cannot follow."""
     r = crosscheck(eigvals=[4.0, 2.0, 1.0], n=4, alpha=1.2, hidden=2, epochs=100, save_every=1,
