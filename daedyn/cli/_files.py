@@ -134,7 +134,7 @@ def check_distinct(**paths) -> None:
 
 
 #: Options that name a file a subcommand reads, and options that name one it writes.
-INPUT_OPTIONS = ("dataset", "config", "cov", "eigvals", "spec")
+INPUT_OPTIONS = ("dataset", "config", "cov", "eigvals", "spec", "from_")
 OUTPUT_OPTIONS = ("out", "plot", "json_out")
 
 
@@ -162,7 +162,7 @@ def check_outputs_not_inputs(args) -> None:
         for candidate in (path.rstrip("/") or path, npz_path(path)):
             src = inputs.get(os.path.realpath(candidate))
             if src is not None:
-                flag = lambda n: "the spec" if n == "spec" else "--" + n.replace("_", "-")  # noqa: E731
+                flag = lambda n: "the spec" if n == "spec" else "--" + n.strip("_").replace("_", "-")  # noqa: E731
                 raise ValueError(f"{flag(name)} {path!r} would overwrite the input {flag(src)} "
                                  f"{getattr(args, src)!r}; write the results to another path")
 

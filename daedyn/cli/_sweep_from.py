@@ -95,6 +95,7 @@ def run_from(args, words: list[str]) -> int:
     """The ``daedyn sweep --from`` command (``words``: the ``NAME=VALUES`` assignments)."""
     import numpy as np
 
+    from daedyn._checkpoint import atomic_write
     from daedyn.cli._files import check_out, save_out
 
     command = _command_of(args.from_)
@@ -129,10 +130,8 @@ def run_from(args, words: list[str]) -> int:
                 raise ValueError(f"sweep --from: daedyn {command} {label} is refused (see the line above)")
             report = json.loads(text[text.index("{"):]) if "{" in text else {}
             report["exit_code"] = rc
-            tmp = kept + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(report, f)
-            os.replace(tmp, kept)  # a point is kept whole or not at all
+            with atomic_write(kept, "sweep point") as tmp, open(tmp, "w", encoding="utf-8") as f:
+                json.dump(report, f)  # a point is kept whole or not at all
             reports.append(report)
             done += 1
     except KeyboardInterrupt:
@@ -157,10 +156,8 @@ def run_from(args, words: list[str]) -> int:
                         what="daedyn sweep --from --out")
 
     if args.out and args.out.lower().endswith(".json"):
-        tmp = args.out + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(args.out, "sweep results") as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({**summary, "reports": reports}, f, indent=1)
-        os.replace(tmp, args.out)
         summary["out"] = args.out
         lost = 0
     else:
