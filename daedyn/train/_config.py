@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import Array
 from jax.typing import ArrayLike
@@ -73,7 +74,9 @@ class TrainConfig:
       depth: number of weight matrices L (>= 2) with one width ``hidden`` repeated (None: from
         ``hidden``).
       epochs: number of epochs (>= 0, a multiple of ``save_every``).
-      save_every: epochs between records (the start is always recorded).
+      save_every: epochs between records (the start is always recorded); default (None) the largest
+        divisor of ``epochs`` up to min(100, epochs), as ``daedyn train`` (100 for 1000 epochs, 10 for
+        10).
       activation: None/"linear", a ``jax.nn`` name ("relu", "tanh", ...) or a callable.
       marginalised: train a linear network on the expected loss over the noise.
       loss_scale: "paper" (1/(2B) sum of squared errors; tau = N / alpha) or "mse" (mean over the
@@ -97,7 +100,7 @@ class TrainConfig:
 
     hidden: int | tuple[int, ...]
     epochs: int
-    save_every: int = 100
+    save_every: int | None = None
     activation: models.Activation = None
     marginalised: bool = False
     loss_scale: Literal["paper", "mse"] = "paper"
@@ -113,6 +116,11 @@ class TrainConfig:
     depth: int | None = None
 
     def __post_init__(self):
+        e = self.epochs
+        if self.save_every is None:  # follows epochs (a bad epochs value is reported when the run starts)
+            every = (next(k for k in range(min(100, e), 0, -1) if e % k == 0) if e >= 1 else 1) \
+                if isinstance(e, int | np.integer) and not isinstance(e, bool) and e >= 0 else 100
+            object.__setattr__(self, "save_every", every)
         if self.observables is not None and not isinstance(self.observables, tuple):
             object.__setattr__(self, "observables", tuple(self.observables))  # keeps the config hashable
         if isinstance(self.hidden, list):

@@ -221,8 +221,8 @@ def train(x: ArrayLike, *, key: Array, alpha: ArrayLike, gamma: ArrayLike = 0.0,
         TensorBoard / W&B examples in docs/train.md). A resumed run logs only the new records.
       **options: fields of :class:`TrainConfig` as keywords (``hidden`` and ``epochs`` are
         required unless ``config`` is given; they override ``config``'s): ``hidden``, ``epochs``,
-        ``save_every=100``, ``activation=None``, ``marginalised=False``, ``loss_scale="paper"``,
-        ``path="auto"``, ``batch_size=None``, ``optimizer=None``, ``precision=None``,
+        ``save_every=None`` (follows epochs), ``activation=None``, ``marginalised=False``,
+        ``loss_scale="paper"``, ``path="auto"``, ``batch_size=None``, ``optimizer=None``, ``precision=None``,
         ``observables=None``, ``bias=False``, ``init_scale=1e-4``, ``chunk_records=None``,
         ``dtype=None``.
     Returns:
