@@ -379,7 +379,8 @@ def run(args) -> int:
 
         ax = plot_training_run(r0, directions=range(top), hidden=args.hidden,
                                eigvecs=spec.eigvecs if pred is not None else None,
-                               title=f"{name}: {args.activation}, H = {args.hidden}, ε = {eps:.3g}, "
+                               title=f"{name}: {args.activation}, H = {args.hidden}"
+                               f"{'' if args.depth == 2 else f', depth {args.depth}'}, ε = {eps:.3g}, "
                                f"γ = {gamma:g}")
         report["plot"] = save_plot(ax.figure, args.plot)
     report["seconds"] = round(time.perf_counter() - command_start, 3)  # the command's wall time so far
@@ -408,6 +409,11 @@ def _level(rep: dict) -> str:
     return f"s^2 = {rep['s2']:.4g}, eps = N s^2 = {rep['eps']:.4g}"
 
 
+def _depth(rep: dict) -> str:
+    """The depth in the report's header, when it is not the paper's 2."""
+    return "" if rep.get("depth", 2) == 2 else f", depth {rep['depth']} (L = {rep['depth']} weight matrices)"
+
+
 def _subset(ds) -> dict | None:
     """The loaded rows' record (daedyn.data.Subset) as JSON-ready values, with its one-line text."""
     import dataclasses
@@ -419,7 +425,7 @@ def _print_report(rep: dict, linear: bool) -> None:
     if rep.get("subset"):
         print(f"data: {rep['dataset']}, {rep['subset']['text']}")
     print(f"{rep['dataset']}: N = {rep['n_train']} train, M = {rep['n_heldout']} held-out, D = {rep['dim']}; "
-          f"{rep['activation']} H = {rep['hidden']}, noise {rep['noise']} ({_level(rep)}"
+          f"{rep['activation']} H = {rep['hidden']}{_depth(rep)}, noise {rep['noise']} ({_level(rep)}"
           f"{', marginalised' if rep['marginalised'] else ''}), "
           f"gamma = {rep['gamma']:g}, alpha = {rep['alpha']:g} (tau = {rep['tau']:.4g}), "
           f"{rep['epochs']} epochs, {rep['seeds']} seed(s), {rep['dtype']}")
