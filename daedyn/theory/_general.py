@@ -81,7 +81,10 @@ def _dae_state(s, lam, eps, w1, w2):
     # derivative is the one-sided d/dlam (the solution is even in R, so nothing else is lost).
     big_r = safe_sqrt(r2, at_zero=lam)
     lam_plus_r = lam + big_r
-    r_minus_lam = safe_div(kc2, lam_plus_r, 0.0, where=lam_plus_r > 0)  # R - lam, no cancellation
+    # R - lam without cancellation; scaled_div: lam + R can be ~1e-20 (lam / (lam + eps) tiny), where
+    # the quotient rule's (lam + R)**2 underflows and made every float32 gradient 0 / 0 = NaN
+    lpr_pos = lam_plus_r > 0
+    r_minus_lam = jnp.where(lpr_pos, scaled_div(kc2, jnp.where(lpr_pos, lam_plus_r, 1.0)), 0.0)
     # s * k may overflow (t / tau = 1e9, k = 1e30 in float32): clamp it so that x = 2 R s stays finite;
     # the clamped time is one at which exp(-x) has long underflowed, so w is at its limit either way.
     # The bound carries no derivative: d(bound)/d(lam) ~ sqrt(max) / R^2 overflows for a tiny R
