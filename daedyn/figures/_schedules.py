@@ -167,11 +167,21 @@ def figure_schedules(*, quick: bool = True, out_dir=None, key: jax.Array | None 
            title=f"(a) eps(t) (values < {floor:.2g} drawn at it)")
     ax.legend(frameon=False, fontsize=6, loc="center", bbox_to_anchor=(0.63, 0.45))
     ax = axes[0, 1]
-    for name, c in (("constant", COLORS["ae"]), ("schedule", COLORS["dae"])):
-        ax.plot(t, predicted[name], "-", color=c, lw=1.0, label=f"{name}: GD recursion")
-        ax.plot(t[::2], trained[name][::2], "x", color=c, ms=3, label=f"{name}: trained network")
+    # the two objectives differ by < 1%, invisible on a log axis: distinct line styles and markers,
+    # and an inset of the last third on a linear axis where they part
+    styles = {"schedule": ("-", "x", COLORS["dae"]), "constant": ("--", "o", COLORS["ae"])}  # dashes on top
+    inset = ax.inset_axes([0.36, 0.5, 0.61, 0.46])
+    late = t >= t[-1] * 2 / 3
+    for name, (ls, mk, c) in styles.items():
+        ax.plot(t, predicted[name], ls, color=c, lw=1.0, marker=mk, ms=3, mfc="none", markevery=[],
+                label=name)  # one legend entry per curve pair: its line style and (unused) marker
+        ax.plot(t[::2], trained[name][::2], mk, color=c, ms=3, mfc="none")
+        inset.plot(t[late], predicted[name][late], ls, color=c, lw=1.0)
+        inset.plot(t[late][::2], trained[name][late][::2], mk, color=c, ms=2.5, mfc="none")
+    inset.tick_params(labelsize=5)
+    inset.set_title("last third, linear axis", fontsize=5)
     ax.set(yscale="log", xlabel="epoch t", ylabel="held-out objective J", title="(b) held-out objective J")
-    ax.legend(frameon=False, fontsize=6)
+    ax.legend(frameon=False, fontsize=6, loc="lower left")
     ax = axes[0, 2]
     ax.plot(t, 100 * (predicted["schedule"] / predicted["constant"] - 1), "-", color=COLORS["dae"], lw=1.0,
             label="GD recursion")
