@@ -99,3 +99,11 @@ def test_out_by_suffix_on_theory(suffix, tmp_path, capsys):
         saved = float(ds.w.isel(t=-1).sel(lam=1.0, eps=0.0).squeeze())
         ds.close()
     assert saved == pytest.approx(w_last, rel=1e-6)  # float32 written, float64 printed
+
+
+def test_an_unknown_option_is_named_by_its_subcommand(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["tune", "--bogus", "1"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "daedyn tune: error: unrecognized arguments: --bogus 1"

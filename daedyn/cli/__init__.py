@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()  # reported times are the whole command's wall time from here
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(next((w for w in words if not w.startswith("-")), None))
-    args = parser.parse_args(words)
+    args, extra = parser.parse_known_args(words)
+    if extra:  # named by the subcommand's own parser: "daedyn tune: error: unrecognized arguments: ..."
+        sub = parser.subcommands.get(getattr(args, "command", None) or "")
+        (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
