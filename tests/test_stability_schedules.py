@@ -85,3 +85,23 @@ def test_matrix_gd_checks_each_piece():
         assert all("from epoch 0 " in m for m in unstable)
         ref = numpy_gd(1.0, alphas, lambda j, g=gamma: float(g(float(j))), 0.3, 0.3, 100)
         np.testing.assert_allclose(np.asarray(traj.mapping[:, 0]), ref[::10], rtol=1e-4, atol=1e-7)
+
+
+def test_train_checks_each_piece():
+    # train (full-batch linear GD): alpha lam_0 / N = 1.05 with gamma = 0 for 50 epochs, then a weight
+    # decay that would make the fixed point stable; the top direction never settles on its fixed
+    # point (1) before epoch 50, and the warning names that piece
+    import jax.random as jr
+
+    from daedyn import train
+
+    x = np.random.default_rng(0).normal(size=(20, 3)) * np.array([1.0, 0.5, 0.2])
+    lam0 = np.linalg.eigvalsh(x.T @ x)[-1]
+    gamma = schedules.piecewise_constant([50.0], [0.0, 0.2 * lam0 / 20])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = train.train(x, key=jr.key(0), hidden=3, epochs=100, save_every=10, alpha=1.05 * 20 / lam0,
+                        gamma=gamma)
+    unstable = [str(w.message) for w in caught if issubclass(w.category, dynamics.UnstableStepWarning)]
+    assert len(unstable) == 1 and "from epoch 0 " in unstable[0], unstable
+    assert np.all(np.abs(np.asarray(r.mapping)[2:6, 0] - 1.0) > 0.05)  # epochs 20-50: not settled

@@ -352,6 +352,57 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     return False
 
 
+def _piece_starts(first: int, end: int, *rates):
+    """The epochs in [first, end) where a piecewise-constant alpha, gamma or eps changes (epoch k uses
+    the value at k), with ``first``; None when a schedule is continuous or its boundaries are traced
+    (the checks then take each schedule's largest value)."""
+    from daedyn._checks import concrete
+    from daedyn.schedules import PiecewiseConstant, is_schedule
+
+    times = {first}
+    for x in rates:
+        if isinstance(x, PiecewiseConstant):
+            b = concrete(x.boundaries)
+            if b is None:
+                return None
+            times.update(int(t) for t in np.ceil(np.asarray(b, np.float64)) if first < t < end)
+        elif is_schedule(x):
+            return None
+    return sorted(times)
+
+
+def _check_pieces(starts, loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps, eps_j,
+                  corruption) -> bool:
+    """:func:`_check_stability` piece by piece: the rates in force together from each epoch in
+    ``starts``; one warning, for the worst piece (the largest alpha * h_max at its fixed point), naming
+    the epoch it starts at. Each rate at its own largest value is not the strictest: more weight decay
+    lowers the curvature."""
+    import warnings
+
+    from daedyn.schedules import is_schedule
+
+    at = lambda x, t: np.asarray(x(jnp.asarray(float(t))), np.float64) if is_schedule(x) else x  # noqa: E731
+    n, d = data.x.shape
+    f = rate_factor(loop.loss_scale, d)
+    lam = np.maximum(np.asarray(data.eigvals[:hidden], np.float64), 0.0)
+    col = lambda a: np.asarray(a, np.float64)[..., None]  # noqa: E731
+    worst = None
+    for t in starts:
+        a, g, e = at(alpha, t), at(gamma, t), at(eps, t)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warned = _check_stability(loop, data, hidden, a, g, e, eps_j, corruption)
+        e_dir = col(e) if eps_j is None else eps_j
+        edge = float(np.max(col(a) * f * _linear.max_hessian_eigenvalue(lam, e_dir, col(g) / f, n)))
+        rank = (bool(warned or caught), edge)
+        if worst is None or rank > worst[0]:
+            worst = (rank, t, caught, warned)
+    for w in worst[2]:
+        warnings.warn(f"with the rates in force from epoch {worst[1]} (the worst of the {len(starts)} pieces "
+                      f"of the schedules): {w.message}", w.category, stacklevel=4)
+    return worst[3]
+
+
 def _check_key(key) -> None:
     """``key`` must be a PRNG key (``jax.random.key(0)``) or raw key data (``jax.random.PRNGKey(0)``):
     ``ValueError`` naming it otherwise (an integer seed, a float array)."""
@@ -430,8 +481,12 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     warned = False
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        warned = _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps), eps_j,
-                         corruption)
+        starts = _piece_starts(int(start_epoch), int(start_epoch) + cfg.epochs, alpha, gamma, eps)
+        if starts is None or len(starts) == 1:
+            warned = _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps),
+                                      eps_j, corruption)
+        else:
+            warned = _check_pieces(starts, loop, data, hidden, alpha, gamma, eps, eps_j, corruption)
 
     key_shape = _key_batch_shape(key)
     shape, size = (), 1
