@@ -2,17 +2,8 @@ import os
 import shutil
 import tempfile
 
-# Tests compile far more than they compute (most programs run once, on small arrays), so the suite
-# asks LLVM for its cheap pipeline: --xla_backend_optimization_level=0 changes how fast the machine code
-# is, not what it computes (no fast-math; XLA's own HLO passes are unchanged). Measured on the 2-core
-# CPU, -n 2: 54 tests of train_loop / crosscheck / theory_general 132 -> 112 CPU-s, test_linear_core
-# 35 -> 27. Benchmarks and users keep XLA's defaults. Set before JAX initialises its backend.
-_FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FAST_COMPILE).strip()
-
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
