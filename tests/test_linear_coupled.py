@@ -87,9 +87,12 @@ def test_train_warns_with_a_covariance():
     scalar_edge = 2 / (2 * lam[0] / 40)
     # measured: the coupled edge is alpha < 0.100, the per-direction one 2.25; training diverges at
     # 0.9 x the per-direction edge, where only the coupled check warns
-    with pytest.warns(UnstableStepWarning, match="coupled corruption term"):
+    with pytest.warns(UnstableStepWarning) as caught:  # the check before the run, the report after
         r = train.train(x, key=jr.key(0), hidden=3, epochs=200, save_every=200, noise=nz,
                         marginalised=True, alpha=0.9 * scalar_edge)
+    messages = [str(w.message) for w in caught]
+    assert any("coupled corruption term" in m for m in messages), messages
+    assert any("diverged" in m for m in messages), messages
     assert not np.all(np.isfinite(np.asarray(r.mapping)))
     r = train.train(x, key=jr.key(0), hidden=3, epochs=200, save_every=200, noise=nz, marginalised=True,
                     alpha=0.09)  # below both edges: no warning (warnings are errors), finite
