@@ -107,3 +107,21 @@ def test_an_unknown_option_is_named_by_its_subcommand(capsys):
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
         "daedyn tune: error: unrecognized arguments: --bogus 1"
+
+
+@pytest.mark.slow  # the depth-3 closed forms compile (about 17 s on the 2-core CPU)
+def test_theory_plot_at_depth_3_draws_the_threshold_and_only_reachable_fixed_points(tmp_path, monkeypatch):
+    from daedyn.cli import theory as cli_theory
+
+    figs = []
+    monkeypatch.setattr(cli_theory, "save_plot", lambda fig, path: figs.append(fig) or path)
+    assert main(["theory", "--lam", "1,0.05", "--gamma", "0.02", "--depth", "3", "--w0", "0.01",
+                 "--plot", str(tmp_path / "t.png"), "--quiet", "--json"]) == 0
+    ax = figs[0].axes[0]
+    assert "depth 3" in ax.get_ylabel() and "depth 3" in ax.get_title()
+    flat = {round(float(line.get_ydata()[0]), 4) for line in ax.get_lines()
+            if len(set(map(float, line.get_ydata()))) == 1}
+    # lam = 1: w* = (1 - 0.02) / 1 = 0.98; lam = 0.05 starts below its threshold 0.083: it decays to 0,
+    # so its unreachable w* = (0.05 - 0.02) / 0.05 ... (0.494 at depth 3) is not drawn
+    assert 0.9799 in flat and 0.0 in flat and 0.494 not in flat
+    assert any(line.get_label().startswith("learning threshold") for line in ax.get_lines())

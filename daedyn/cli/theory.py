@@ -211,9 +211,26 @@ def _plot(path: str, ts, w, combos, curves, args) -> None:
 
     dense = np.linspace(0.0, float(ts.max()), 400)  # smooth curves; the printed times as dots
     start = f"w1={args.w1:g}, w2={args.w2:g}" if args.w1 is not None else f"w0={args.w0:g}"
+    deep = args.depth > 2
+
+    def reached(c):  # at depth >= 3 a start at or below the learning threshold decays to 0
+        below = deep and args.w0 is not None and c.get("threshold") is not None and args.w0 <= c["threshold"]
+        return 0.0 if below else c["fixed_point"]
+
     ax = plot_closed_form(dense, _trajectories(args, dense, combos), [_label(c) for c in curves],
-                          fixed_points=[c["fixed_point"] for c in curves], t_points=ts, w_points=w,
-                          title=f"closed form, {start}, tau={args.tau:g}")
+                          fixed_points=[reached(c) for c in curves], t_points=ts, w_points=w,
+                          title=f"closed form{f', depth {args.depth}' if deep else ''}, {start}, "
+                          f"tau={args.tau:g}")
+    if deep:  # the learning threshold: the smallest balanced start that is learned
+        shown = False
+        for c in curves:
+            if c.get("threshold"):
+                ax.axhline(c["threshold"], color="tab:red", ls="-.", lw=0.9,
+                           label=None if shown else "learning threshold (depth L)")
+                shown = True
+        if shown:
+            ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+        ax.set_ylabel(f"w(t) = w{args.depth} ··· w1 (depth {args.depth})")
     save_plot(ax.figure, path)
 
 
@@ -233,7 +250,7 @@ def run(args) -> int:
     from daedyn._progress import spinner
 
     _validate(args)
-    # the deep closed forms solve an equation per point (seconds to compile): a spinner after 1 s
+    # the deep closed forms solve an equation per point (seconds to compile): a spinner after 2 s
     with spinner(f"closed forms at depth {args.depth}", quiet=args.quiet or args.json or args.depth < 3):
         combos, curves = _curves(args)
         ts = _times(args, combos)
