@@ -229,7 +229,7 @@ def _shape_of(x):
 
 
 def _batch_shape(*xs):
-    return jnp.broadcast_shapes(*(x.shape if is_schedule(x) else jnp.shape(x) for x in xs))
+    return jnp.broadcast_shapes(*(x.shape if is_schedule(x) else np.shape(x) for x in xs))  # lists too
 
 
 def _at(x, t, shape, left=False):
