@@ -89,11 +89,20 @@ def _small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int, valid_params) -> 
     ones = jnp.ones(p_shape, t.dtype)
     flat = [jnp.where(valid_p, a, ones).reshape(-1) for a in params]
     prep = jax.vmap(lambda *a: prepare_trajectory(*a, depth))(*flat)
+    if all(a == 1 or b == 1 for a, b in zip(t.shape, p_shape)) and t.size and flat[0].size:
+        # an outer product of times and parameter sets: (sets, times), then the axes interleaved; no
+        # per-element gathers of the sets' scalars
+        t_ok = t >= 0
+        t_in = jnp.where(t_ok, t, jnp.ones_like(t)).reshape(-1)
+        u = jax.vmap(lambda p: jax.vmap(lambda s: evaluate_trajectory(p, s, depth))(t_in))(prep)
+        rank = len(shape)
+        u = u.reshape(p_shape + t.shape).transpose([k for i in range(rank) for k in (i, rank + i)])
+        return mark_invalid(u.reshape(shape), t_ok & valid_p)
     index = jnp.broadcast_to(jnp.arange(math.prod(p_shape)).reshape(p_shape), shape).reshape(-1)
     t = jnp.broadcast_to(t, shape)
     valid = (t >= 0) & jnp.broadcast_to(valid_p, shape)
     t_flat = jnp.where(valid, t, jnp.ones_like(t)).reshape(-1)
-    one = lambda t, i: evaluate_trajectory(jax.tree.map(lambda x: x[i], prep), t, depth)
+    one = lambda t, i: evaluate_trajectory(prep, t, depth, row=i)  # noqa: E731 (gathers entries, not tables)
     u = jax.vmap(one)(t_flat, index) if t_flat.size else jnp.zeros((0,), t.dtype)
     return mark_invalid(u.reshape(shape), valid)
 

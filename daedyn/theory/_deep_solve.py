@@ -15,14 +15,22 @@ threshold ``z_th``), one (at ``gamma = 0``: ``z_* = (k / lam)^(1/m)``) or none. 
 learned state from above or from below, between the roots, beyond the threshold, no roots) gets a
 variable ``phi`` (increasing with time) in which ``dt / dphi`` is smooth, positive and tends to a
 constant or decays at both ends; the poles of ``1 / P`` at the roots become those constant ends, and
-``P`` near a root is formed relative to it (``P(z_r + d) / d``), so nothing cancels. The integral is a
-fixed composite Gauss-Legendre table (48 panels x 10 nodes), with exact tails outside it; the mapping
-at a time is found by a safeguarded Newton solve in the table, and one last Newton step taken with
-gradients gives exact first derivatives by the implicit function theorem.
+``P`` near a root is formed relative to it (``P(z_r + d) / d``), so nothing cancels. One formula serves
+every kind (its constants are chosen per parameter set, so an element evaluates one kind, not five).
+
+The time as a function of the endpoint is built once per parameter set (:func:`prepare_trajectory`):
+``dt / dphi`` on a fixed composite Gauss-Legendre grid (panels uniform in ``psi = asinh(phi / s)``: 48
+panels x 20 nodes in float64, 24 x 8 in float32), and on each panel the exact integral of its
+interpolating polynomial, stored as Chebyshev coefficients in the panel's coordinate (a panel's total
+is the Gauss-Legendre sum); outside the grid the tails are exact. The mapping at a time
+(:func:`evaluate_trajectory`) is then a bracketed Newton solve on one panel's polynomial (no
+transcendental function per iteration), the mapping's closed form, and one last Newton step taken with
+gradients, which gives exact first derivatives of the tabulated time by the implicit function theorem.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -34,33 +42,50 @@ from daedyn._numerics import expm1_ratio
 
 __all__ = ["deep_roots", "deep_trajectory", "deep_time_to"]
 
-_PANELS = 48
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(10)
 _NEWTON = 60  # root iterations (linear convergence only next to the critical gamma)
-_SOLVE = 10  # safeguarded Newton iterations inside one panel (quadratic once close)
 
 # path kinds
 _A, _A0, _B, _C, _D = 0, 1, 2, 3, 4
 
 
-def _sigmoid(x):
-    return jax.nn.sigmoid(x)
+def _panel_matrices(nodes: int):
+    """Gauss-Legendre nodes on [-1, 1] and the matrices from the values at them to the Chebyshev
+    coefficients of the interpolating polynomial (``nodes x nodes``) and of its integral from -1
+    (``nodes + 1 x nodes``), in float64."""
+    x, _ = np.polynomial.legendre.leggauss(nodes)
+    to_cheb = np.linalg.inv(np.polynomial.chebyshev.chebvander(x, nodes - 1))
+    integ = np.stack([np.polynomial.chebyshev.chebint(col, lbnd=-1.0) for col in np.eye(nodes)], axis=1)
+    return x, to_cheb, integ @ to_cheb
 
 
-def _log1p_ratio(x):
-    """``log1p(x) / x`` with value 1 at 0 (finite derivatives)."""
+# (panels, nodes per panel) by precision: float64 needs 48 x 20 for 1e-13 inside a panel; float32's
+# rounding (~1e-5 relative after the solve) hides any difference between 48 x 10 and 24 x 8 (measured)
+_GRID = {32: (24, 8), 64: (48, 20)}
+_TABLES = {nodes: _panel_matrices(nodes) for _, nodes in _GRID.values()}
+_NEWTON_IN = {8: 7, 20: 8}  # bracketed Newton iterations on a panel's polynomial (measured: 6 suffice)
+
+
+def _grid_for(dtype) -> tuple[int, int]:
+    return _GRID[32 if jnp.finfo(dtype).bits <= 32 else 64]
+
+
+def _clenshaw(c, x):
+    """``sum_j c[..., j] T_j(x)`` (Chebyshev series, last axis, or a list of the coefficients; x
+    broadcasts against c[..., 0])."""
+    c = [c[..., j] for j in range(c.shape[-1])] if hasattr(c, "shape") else c
+    b1 = jnp.zeros_like(x * c[0])
+    b2 = b1
+    for j in range(len(c) - 1, 0, -1):
+        b1, b2 = c[j] + 2.0 * x * b1 - b2, b1
+    return c[0] + x * b1 - b2
+
+
+def _log1p_ratio_of(x, lg):
+    """``log1p(x) / x`` given ``lg = log1p(x)``, with value 1 at 0 (finite derivatives)."""
     small = jnp.abs(x) < 1e-4
     xs = jnp.where(small, 1.0, x)
     xz = jnp.where(small, x, 0.0)
-    return jnp.where(small, 1.0 - xz / 2.0 + xz * xz / 3.0 - xz**3 / 4.0, jnp.log1p(xs) / xs)
-
-
-def _q(d, zr, lam, ng, k, m):
-    """``P(zr + d) / d`` for a root ``zr`` of P, formed without cancellation (any d > -zr)."""
-    x = d / zr
-    y = -m * jnp.log1p(x)
-    e = expm1_ratio(y) * (-m) * _log1p_ratio(x)  # ((1 + x)^-m - 1) / x
-    return -ng - k * zr ** (-m - 1.0) * e
+    return jnp.where(small, 1.0 - xz / 2.0 + xz * xz / 3.0 - xz**3 / 4.0, lg / xs)
 
 
 def _p(z, lam, ng, k, m):
@@ -125,196 +150,98 @@ def deep_roots(lam, eps, gamma, n, depth: int):
     return z_star, z_th, jnp.where(decay, z_pk, 1.0), has_root
 
 
-class _Path:
-    """One element's path: its kind, the table and the maps (scalar fields; built under vmap)."""
+class _Path(NamedTuple):
+    """One element's path (scalars): its kind, P's coefficients, the roots and the table's range."""
 
-    def __init__(self, kind, z_star, z_th, z_pk, lam, ng, k, m):
-        self.kind, self.lam, self.ng, self.k, self.m = kind, lam, ng, k, m
-        self.z_th = z_th
-        self.lam_pos = jnp.where(lam > 0, lam, 1.0)  # for the divisions of the A0 branch
-        self.zs = z_star
-        self.zt = jnp.where(jnp.isfinite(z_th), z_th, 2.0 * z_star)
-        self.zp = z_pk
-        self.gap = self.zt - self.zs  # A: width of the learning interval
-        ratio = jnp.log(jnp.where(kind == _A, self.gap / self.zs, 1.0))
-        lo_a = jnp.minimum(-37.0, -ratio - 37.0)
-        tail_lo = -40.0 / (m + 1.0)
-        # grid in phi (increasing with time); A, A0 run theta = -phi
-        self.phi_lo = jnp.select(
-            [kind == _A, kind == _A0, (kind == _B) | (kind == _D)], [-37.0, -37.0, tail_lo], -37.0
-        )
-        self.phi_hi = jnp.select([kind == _A], [-lo_a], 37.0)
+    kind: Array
+    lam: Array
+    ng: Array
+    k: Array
+    m: Array
+    zs: Array  # learned state (z_star)
+    zt: Array  # threshold (2 zs where there is none)
+    zp: Array  # peak of P (kind D's reference)
+    lam_pos: Array  # lam where positive, else 1 (divisions of the A0 kind)
+    phi_lo: Array
+    phi_hi: Array
+    s: Array  # node spacing: phi = s sinh(psi), psi uniform
 
-    # dt/dphi (in units tau / (L - 2)), positive; the A0 part without its exponential term
-    def h(self, phi):
-        kind, lam, ng, k, m = self.kind, self.lam, self.ng, self.k, self.m
-        zs, zt, zp, gap = self.zs, self.zt, self.zp, self.gap
-        # every branch sees a harmless phi unless it is this element's kind (finite gradients)
-        zero = jnp.zeros_like(phi)
-        ph = {c: jnp.where(kind == c, phi, zero) for c in (_A, _A0, _B, _C, _D)}
-        # A: z = zs + gap sigmoid(theta), theta = -phi
-        th = -ph[_A]
-        s = _sigmoid(th)
-        left = s <= 0.5
-        d_left = gap * jnp.where(left, s, 0.5)
-        d_right = -gap * jnp.where(left, 0.5, _sigmoid(-th))
-        s_r = jnp.where(left, 0.5, s)
-        h_a = jnp.where(
-            left, (1.0 - s) / _q(d_left, zs, lam, ng, k, m), -s_r / _q(d_right, zt, lam, ng, k, m)
-        )
-        # A0 (ng = 0): z = zs (1 + e^theta); the remainder k z^-m / (lam q) after dz / lam
-        th0 = -ph[_A0]
-        x0 = jnp.exp(jnp.clip(th0, -80.0, 80.0))
-        zm = zs ** (-m) * jnp.exp(-m * jax.nn.softplus(th0))
-        h_a0 = k * zm / (self.lam_pos * _q(zs * x0, zs, lam, 0.0 * ng, k, m))
-        # B: z = zs sigmoid(phi), from above the learned state
-        sb = _sigmoid(ph[_B])
-        h_b = sb / _q(-zs * _sigmoid(-ph[_B]), zs, lam, ng, k, m)
-        # C: z = zt (1 + e^phi), below the threshold, decaying
-        h_c = -1.0 / _q(zt * jnp.exp(jnp.clip(ph[_C], -80.0, 80.0)), zt, lam, ng, k, m)
-        # D: z = zp e^phi, no root
-        zd = zp * jnp.exp(jnp.clip(ph[_D], -80.0, 80.0))
-        h_d = zd / (-_p(zd, lam, ng, k, m))
-        return jnp.select([kind == _A, kind == _A0, kind == _B, kind == _C], [h_a, h_a0, h_b, h_c], h_d)
 
-    def extra(self, phi):
-        """The exact exponential part of the A0 time: -zs e^-phi / lam (0 for the others)."""
-        return jnp.where(
-            self.kind == _A0, -self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0
-        )
+def _path(kind, z_star, z_th, z_pk, lam, ng, k, m) -> _Path:
+    zt = jnp.where(jnp.isfinite(z_th), z_th, 2.0 * z_star)
+    gap = zt - z_star
+    ratio = jnp.log(jnp.where(kind == _A, gap / z_star, 1.0))
+    lo_a = jnp.minimum(-37.0, -ratio - 37.0)
+    tail_lo = -40.0 / (m + 1.0)
+    # grid in phi (increasing with time); A, A0 run theta = -phi
+    phi_lo = jnp.where((kind == _B) | (kind == _D), tail_lo, -37.0)
+    phi_hi = jnp.where(kind == _A, -lo_a, 37.0)
+    # node spacing: s = 20 is nearly uniform; without roots (kind D) s is the width of the peak of
+    # dt/dphi around max P, which sharpens as gamma approaches the critical value from above
+    p_max = _p(z_pk, lam, ng, k, m)
+    p2 = -m * (m + 1.0) * k * z_pk ** (-m - 2.0)
+    w = jnp.sqrt(2.0 * jnp.abs(p_max) / jnp.abs(p2)) / z_pk
+    s = jax.lax.stop_gradient(jnp.where(kind == _D, jnp.clip(w, 1e-6, 20.0), 20.0))
+    lam_pos = jnp.where(lam > 0, lam, 1.0)
+    return _Path(kind, lam, ng, k, m, z_star, zt, z_pk, lam_pos, phi_lo, phi_hi, s)
 
-    def d_extra(self, phi):
-        return jnp.where(
-            self.kind == _A0, self.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / self.lam_pos, 0.0
-        )
 
-    def h_ends(self):
-        """Constant limits of h below and above the grid, and the power-law tail below (p, c)."""
-        kind, ng, k, m = self.kind, self.ng, self.k, self.m
-        d_star = _dp(self.zs, ng, k, m)
-        d_th = _dp(self.zt, ng, k, m)
-        h_hi = jnp.select(
-            [(kind == _A) | (kind == _A0) | (kind == _B)], [1.0 / d_star], 1.0 / jnp.where(ng > 0, ng, 1.0)
-        )
-        h_lo = jnp.select([(kind == _A) | (kind == _C)], [-1.0 / d_th], 0.0)
-        p = jnp.select([(kind == _B) | (kind == _D), kind == _A0], [m + 1.0, m - 1.0], 0.0)
-        z_ref = jnp.where(kind == _D, self.zp, self.zs)
-        c = jnp.select(
-            [(kind == _B) | (kind == _D), kind == _A0],
-            [z_ref ** (m + 1.0) / (k * (m + 1.0)), self.zs / (self.lam_pos * (m - 1.0))],
-            0.0,
-        )
-        return h_lo, h_hi, p, c
+def _h(path: _Path, phi):
+    """dt/dphi (in units tau / (L - 2)), positive, including the A0 kind's exponential part; one
+    formula for every kind: ``num / q(x)`` with ``q(x) = P(zr (1 + x)) / (zr x)`` formed without
+    cancellation, ``x`` and ``num`` in the kind's variable (one exponential, one log1p, one expm1)."""
+    kind, ng, k, m, zs, zt, zp = path.kind, path.ng, path.k, path.m, path.zs, path.zt, path.zp
+    gap = zt - zs
+    pc = jnp.clip(phi, -80.0, 80.0)
+    e = jnp.exp(-jnp.abs(pc))  # e^-|phi|
+    pos = pc >= 0
+    sig_neg = jnp.where(pos, e, 1.0) / (1.0 + e)  # sigmoid(-phi)
+    sig_pos = jnp.where(pos, 1.0, e) / (1.0 + e)  # sigmoid(phi)
+    e_up = jnp.where(pos, 1.0 / e, e)  # e^phi
+    e_dn = jnp.where(pos, e, 1.0 / e)  # e^-phi
+    is_a, is_a0, is_b, is_c = kind == _A, kind == _A0, kind == _B, kind == _C
+    # A: z = zs + gap sigmoid(theta), theta = -phi, relative to the nearer root
+    x_a = jnp.where(pos, (gap / zs) * sig_neg, -(gap / zt) * sig_pos)
+    n_a = jnp.where(pos, sig_pos, -sig_neg)
+    # A0 (ng = 0): z = zs (1 + e^theta); B: z = zs sigmoid(phi); C: z = zt (1 + e^phi)
+    x = jnp.select([is_a, is_a0, is_b, is_c], [x_a, e_dn, -sig_neg, e_up], 0.0)
+    num = jnp.select([is_a, is_b, is_c], [n_a, sig_pos, -1.0], 1.0)
+    near_t = (is_a & ~pos) | is_c
+    k_zr = jnp.where(near_t, k * zt ** (-m - 1.0), k * zs ** (-m - 1.0))  # two scalars, one select
+    lg = jnp.log1p(x)
+    y = -m * lg
+    e_ratio = expm1_ratio(y) * (-m) * _log1p_ratio_of(x, lg)  # ((1 + x)^-m - 1) / x
+    q = -ng - k_zr * e_ratio
+    # A0: the remainder k z^-m / (lam q) after dz / lam, plus the exponential part's derivative
+    h_a0 = (k * zs ** (-m) * jnp.exp(y) / q + zs * e_dn) / path.lam_pos
+    # D: z = zp e^phi, no root
+    zd = zp * e_up
+    h_d = zd / (-path.lam + ng * zd + k * zp ** (-m) * jnp.exp(-m * pc))
+    return jnp.where(kind == _D, h_d, jnp.where(is_a0, h_a0, num / q))
 
-    def scale(self):
-        """Node spacing: phi = s sinh(psi) with uniform psi panels. s = 20 is nearly uniform; without
-        roots (kind D) s is the width of the peak of dt/dphi around max P, which sharpens as gamma
-        approaches the critical value from above."""
-        m, ng, k = self.m, self.ng, self.k
-        zp = self.zp
-        p_max = _p(zp, self.lam, ng, k, m)
-        p2 = -m * (m + 1.0) * k * zp ** (-m - 2.0)
-        w = jnp.sqrt(2.0 * jnp.abs(p_max) / jnp.abs(p2)) / zp
-        return jax.lax.stop_gradient(jnp.where(self.kind == _D, jnp.clip(w, 1e-6, 20.0), 20.0))
 
-    def table(self):
-        s = self.scale()
-        e_psi = jnp.linspace(jnp.arcsinh(self.phi_lo / s), jnp.arcsinh(self.phi_hi / s), _PANELS + 1)
-        half = (e_psi[1:] - e_psi[:-1]) / 2.0
-        mid = (e_psi[1:] + e_psi[:-1]) / 2.0
-        nodes = mid[:, None] + half[:, None] * jnp.asarray(_NODES, mid.dtype)[None, :]
-        vals = self.h(s * jnp.sinh(nodes)) * s * jnp.cosh(nodes)
-        panel = half * (vals @ jnp.asarray(_WEIGHTS, mid.dtype))
-        return s * jnp.sinh(e_psi), panel
+def _extra(path: _Path, phi):
+    """The exact exponential part of the A0 time: -zs e^-phi / lam (0 for the others)."""
+    return jnp.where(path.kind == _A0, -path.zs * jnp.exp(-jnp.clip(phi, -700.0, 700.0)) / path.lam_pos, 0.0)
 
-    def rebase(self, edges, panel, phi0):
-        """The time table at the edges measured from ``phi0`` (sums run outwards from ``phi0``'s panel,
-        so times near the start keep full relative precision in float32)."""
-        i = jnp.arange(_PANELS)
-        idx0 = jnp.clip(
-            jnp.searchsorted(edges, jnp.clip(phi0, self.phi_lo, self.phi_hi), side="right") - 1,
-            0,
-            _PANELS - 1,
-        )
-        fwd = jnp.cumsum(jnp.where(i >= idx0, panel, 0.0))
-        bwd = jnp.cumsum(jnp.where(i < idx0, panel, 0.0)[::-1])[::-1]
-        zero = jnp.zeros((1,), panel.dtype)
-        j = jnp.concatenate([zero, fwd]) - jnp.concatenate([bwd, zero])
-        return j - self.partial(edges[idx0], jnp.clip(phi0, self.phi_lo, self.phi_hi))
 
-    def partial(self, a, b):
-        s = self.scale()
-        pa, pb = jnp.arcsinh(a / s), jnp.arcsinh(b / s)
-        half = (pb - pa) / 2.0
-        nodes = (pa + pb) / 2.0 + half * jnp.asarray(_NODES, half.dtype)
-        return half * (
-            (self.h(s * jnp.sinh(nodes)) * s * jnp.cosh(nodes)) @ jnp.asarray(_WEIGHTS, half.dtype)
-        )
-
-    def time(self, phi, edges, j):
-        """F(phi) = extra(phi) + integral of h from phi_lo (tails exact outside the grid)."""
-        h_lo, h_hi, p, c = self.h_ends()
-        below = phi < self.phi_lo
-        above = phi > self.phi_hi
-        inside = ~below & ~above
-        pc = jnp.clip(phi, self.phi_lo, self.phi_hi)
-        idx = jnp.clip(jnp.searchsorted(edges, pc, side="right") - 1, 0, _PANELS - 1)
-        j_in = j[idx] + self.partial(edges[idx], pc)
-        p_s = jnp.where(p > 0, p, 1.0)
-        tail_pow = c * (jnp.exp(p_s * jnp.minimum(phi, self.phi_lo)) - jnp.exp(p_s * self.phi_lo))
-        tail_lin = h_lo * (jnp.minimum(phi, self.phi_lo) - self.phi_lo)
-        j_below = j[0] + jnp.where(p > 0, tail_pow, tail_lin)
-        j_above = j[-1] + h_hi * (jnp.maximum(phi, self.phi_hi) - self.phi_hi)
-        return self.extra(phi) + jnp.where(inside, j_in, jnp.where(below, j_below, j_above))
-
-    def rate(self, phi):
-        """dF/dphi, with the exact tails outside the grid."""
-        h_lo, h_hi, p, c = self.h_ends()
-        below = phi < self.phi_lo
-        above = phi > self.phi_hi
-        pc = jnp.clip(phi, self.phi_lo, self.phi_hi)
-        p_s = jnp.where(p > 0, p, 1.0)
-        h_tail = jnp.where(p > 0, c * p_s * jnp.exp(p_s * jnp.minimum(phi, self.phi_lo)), h_lo)
-        return self.d_extra(phi) + jnp.where(below, h_tail, jnp.where(above, h_hi, self.h(pc)))
-
-    def solve(self, target, edges, j):
-        """phi with F(phi) = target (F increasing), then one differentiable Newton step."""
-        sg = jax.lax.stop_gradient
-        edges_s, j_s = sg(edges), sg(j)
-        f_lo = sg(self.time(self.phi_lo, edges, j))
-        f_hi = sg(self.time(self.phi_hi, edges, j))
-        tgt = sg(target)
-        h_lo, h_hi, p, c = jax.tree.map(sg, self.h_ends())
-        # closed-form guesses outside the grid
-        guess_hi = self.phi_hi + (tgt - f_hi) / h_hi
-        p_s = jnp.where(p > 0, p, 1.0)
-        arg = jnp.exp(p_s * self.phi_lo) + (tgt - f_lo) / jnp.where(c > 0, c, 1.0)
-        guess_pow = jnp.log(jnp.maximum(arg, jnp.finfo(arg.dtype).tiny)) / p_s
-        guess_lin = self.phi_lo + (tgt - f_lo) / jnp.where(h_lo > 0, h_lo, 1.0)
-        # A0 below the grid: the exponential part dominates; -zs e^-phi / lam = tgt - F_lo + extra(lo)
-        rest = (tgt - f_lo + sg(self.extra(self.phi_lo))) * (-self.lam_pos / self.zs)
-        guess_a0 = -jnp.log(jnp.maximum(rest, jnp.finfo(arg.dtype).tiny))
-        guess_lo = jnp.select([self.kind == _A0, p > 0], [guess_a0, guess_pow], guess_lin)
-        # inside: locate the panel, then safeguarded Newton
-        f_edges = self.extra(edges_s) + j_s
-        idx = jnp.clip(jnp.searchsorted(f_edges, tgt, side="right") - 1, 0, _PANELS - 1)
-        a, b = edges_s[idx], edges_s[idx + 1]
-
-        def body(_, state):
-            x, lo, hi = state
-            r = self.time(x, edges_s, j_s) - tgt
-            lo = jnp.where(r < 0, x, lo)
-            hi = jnp.where(r < 0, hi, x)
-            x_new = x - r / self.rate(x)
-            ok = (x_new > lo) & (x_new < hi)
-            return jnp.where(ok, x_new, 0.5 * (lo + hi)), lo, hi
-
-        x_in, _, _ = jax.lax.fori_loop(0, _SOLVE, body, (0.5 * (a + b), a, b))
-        x = jnp.where(tgt < f_lo, guess_lo, jnp.where(tgt > f_hi, guess_hi, x_in))
-        x = sg(x)
-        # polish outside the grid too (the A0 guess ignored its small power tail)
-        x = jax.lax.fori_loop(0, 2, lambda _, x: x - (self.time(x, edges_s, j_s) - tgt) / self.rate(x), x)
-        return x - (self.time(x, edges, j) - target) / self.rate(x)
+def _h_ends(path: _Path):
+    """Constant limits of h (without A0's exponential part) below and above the grid, and the
+    power-law tail below (p, c)."""
+    kind, ng, k, m = path.kind, path.ng, path.k, path.m
+    d_star = _dp(path.zs, ng, k, m)
+    d_th = _dp(path.zt, ng, k, m)
+    learns = (kind == _A) | (kind == _A0) | (kind == _B)
+    h_hi = jnp.where(learns, 1.0 / d_star, 1.0 / jnp.where(ng > 0, ng, 1.0))
+    h_lo = jnp.where((kind == _A) | (kind == _C), -1.0 / d_th, 0.0)
+    p = jnp.select([(kind == _B) | (kind == _D), kind == _A0], [m + 1.0, m - 1.0], 0.0)
+    z_ref = jnp.where(kind == _D, path.zp, path.zs)
+    c = jnp.select(
+        [(kind == _B) | (kind == _D), kind == _A0],
+        [z_ref ** (m + 1.0) / (k * (m + 1.0)), path.zs / (path.lam_pos * (m - 1.0))],
+        0.0,
+    )
+    return h_lo, h_hi, p, c
 
 
 def _kind(z0, z_star, z_th, has_root, ng, lam_big):
@@ -331,7 +258,7 @@ def _kind(z0, z_star, z_th, has_root, ng, lam_big):
 
 def _start_phi(kind, z0, path: _Path):
     zs, zt, zp = path.zs, path.zt, path.zp
-    # each branch gets a start inside its own range unless it is this element's kind
+    # each formula gets a start inside its own range unless it is this element's kind
     za = jnp.where(kind == _A, z0, zs + 0.5 * (zt - zs))
     za0 = jnp.where(kind == _A0, z0, 2.0 * zs)
     zb = jnp.where(kind == _B, z0, 0.5 * zs)
@@ -346,16 +273,33 @@ def _start_phi(kind, z0, path: _Path):
     return jnp.select([kind == _A, kind == _A0, kind == _B, kind == _C], [-th_a, -th_a0, th_b, th_c], th_d)
 
 
-def _mapping(kind, phi, path: _Path):
-    m = path.m
-    zs, zt, zp, gap = path.zs, path.zt, path.zp, path.gap
-    ph = {c: jnp.where(kind == c, phi, jnp.zeros_like(phi)) for c in (_A, _A0, _B, _C, _D)}
-    u_a = zs ** (-m) * jnp.exp(-m * jnp.log1p(gap * _sigmoid(-ph[_A]) / zs))
-    u_a0 = zs ** (-m) * jnp.exp(-m * jax.nn.softplus(-ph[_A0]))
-    u_b = zs ** (-m) * jnp.exp(m * jax.nn.softplus(-ph[_B]))
-    u_c = zt ** (-m) * jnp.exp(-m * jax.nn.softplus(ph[_C]))
-    u_d = zp ** (-m) * jnp.exp(-m * ph[_D])
-    return jnp.select([kind == _A, kind == _A0, kind == _B, kind == _C], [u_a, u_a0, u_b, u_c], u_d)
+class _Map(NamedTuple):
+    """The closed-form mapping ``u(phi) = zr^-m exp(sign m V(phi))`` of a kind (scalars):
+    ``V = log1p(r sigmoid(-phi))`` (A), ``softplus(-phi)`` (A0, B), ``softplus(phi)`` (C), ``phi`` (D)."""
+
+    kind: Array
+    zrm: Array  # zr^-m
+    m_sign: Array  # sign m
+    r: Array  # A: gap / zs
+
+
+def _mapping_of(path: _Path) -> _Map:
+    kind, m = path.kind, path.m
+    zr = jnp.where(kind == _C, path.zt, jnp.where(kind == _D, path.zp, path.zs))
+    sign = jnp.where(kind == _B, 1.0, -1.0)
+    return _Map(kind, zr ** (-m), sign * m, jnp.where(kind == _A, (path.zt - path.zs) / path.zs, 1.0))
+
+
+def _mapping(mp: _Map, phi):
+    kind = mp.kind
+    e = jnp.exp(-jnp.abs(phi))
+    pos = phi >= 0
+    sig_neg = jnp.where(pos, e, 1.0) / (1.0 + e)
+    arg = jnp.where(kind == _A, mp.r * sig_neg, e)
+    lin = jnp.select([kind == _A, kind == _C, kind == _D], [0.0, jnp.maximum(phi, 0.0), phi],
+                     jnp.maximum(-phi, 0.0))
+    v = jnp.where(kind == _D, lin, lin + jnp.log1p(jnp.where(kind == _D, 0.0, arg)))
+    return mp.zrm * jnp.exp(mp.m_sign * v)
 
 
 def _setup(w0, lam, eps, gamma, n, depth):
@@ -372,8 +316,90 @@ def _setup(w0, lam, eps, gamma, n, depth):
     lam_s = jnp.where(lam > 0, lam, 1.0)
     k_s = jnp.where(k > 0, k, 1.0)
     ng_s = jnp.where(kind == _A0, 0.0, jnp.where(ng > 0, ng, 0.0))
-    path = _Path(kind, z_star, z_th, z_pk, jnp.where(kind == _A0, lam_s, lam), ng_s, k_s, m)
+    m = jnp.asarray(m, lam.dtype)
+    path = _path(kind, z_star, z_th, z_pk, jnp.where(kind == _A0, lam_s, lam), ng_s, k_s, m)
     return path, kind, z0, z_star, z_th, has_root, m
+
+
+class _Table(NamedTuple):
+    """The time ``F(phi)`` of one parameter set (units tau / ((L - 2) c)), measured from its start:
+    panel ``i`` covers ``psi in psi_lo + dpsi [i, i + 1]``, where ``F = f_edges[i] + G_i(x)``, ``x`` the
+    panel's coordinate in [-1, 1], ``G_i`` the Chebyshev series ``coef[i]`` (``G_i(-1) = 0``) with
+    derivative series ``dcoef[i]``; exact tails outside ``[phi_lo, phi_hi]``."""
+
+    path: _Path
+    psi_lo: Array
+    dpsi: Array
+    f_edges: Array  # (panels + 1,)
+    coef: Array  # (panels, nodes + 1)
+    dcoef: Array  # (panels, nodes)
+    ends: tuple  # _h_ends
+
+
+def _psi(path: _Path, phi):
+    return jnp.arcsinh(phi / path.s)
+
+
+def _panel_of(path: _Path, psi_lo, dpsi, phi):
+    """(panel, x) of a phi inside the grid (clipped to it)."""
+    pc = jnp.clip(phi, path.phi_lo, path.phi_hi)
+    u = (_psi(path, pc) - psi_lo) / dpsi
+    panels = _grid_for(path.lam.dtype)[0]
+    idx = jnp.clip(jnp.floor(u), 0, panels - 1).astype(jnp.int32)
+    return idx, jnp.clip(2.0 * (u - idx) - 1.0, -1.0, 1.0)
+
+
+def _build_table(path: _Path, phi0) -> _Table:
+    panels, nodes = _grid_for(path.lam.dtype)
+    x_gl, to_cheb, to_int = (jnp.asarray(a, path.lam.dtype) for a in _TABLES[nodes])
+    psi_lo = _psi(path, path.phi_lo)
+    dpsi = (_psi(path, path.phi_hi) - psi_lo) / panels
+    half = 0.5 * dpsi
+    mid = psi_lo + (jnp.arange(panels, dtype=dpsi.dtype) + 0.5) * dpsi
+    psi = (mid[:, None] + half * x_gl[None, :]).reshape(-1)  # flat: XLA's CPU loops are ~15x faster
+    vals = (_h(path, path.s * jnp.sinh(psi)) * path.s * jnp.cosh(psi)).reshape(panels, nodes)
+    coef = half * (vals @ to_int.T)
+    dcoef = half * (vals @ to_cheb.T)
+    panel = jnp.sum(coef, axis=-1)  # G_i(1): the panel's Gauss-Legendre sum
+    # rebase on the start: sums run outwards from its panel, so times near the start keep full
+    # relative precision in float32
+    idx0, x0 = _panel_of(path, psi_lo, dpsi, phi0)
+    g0 = _clenshaw(coef[idx0], x0)
+    i = jnp.arange(panels)
+    fwd = jnp.cumsum(jnp.where(i >= idx0, panel, 0.0))
+    bwd = jnp.cumsum(jnp.where(i < idx0, panel, 0.0)[::-1])[::-1]
+    zero = jnp.zeros((1,), panel.dtype)
+    j = jnp.concatenate([zero, fwd]) - jnp.concatenate([bwd, zero]) - g0
+    e0 = _extra(path, jnp.clip(phi0, path.phi_lo, path.phi_hi))
+    h_lo, h_hi, p, c = _h_ends(path)
+    p_s = jnp.where(p > 0, p, 1.0)
+    ex_lo, ex_hi = _extra(path, path.phi_lo), _extra(path, path.phi_hi)
+    ends = (h_lo, h_hi, p, c, ex_lo, ex_hi, jnp.exp(p_s * path.phi_lo))
+    return _Table(path, psi_lo, dpsi, e0 + j, coef, dcoef, ends)
+
+
+def _time_outside(tab: _Table, phi):
+    """F below and above the grid (exact tails), and dF/dphi there."""
+    path = tab.path
+    h_lo, h_hi, p, c, ex_lo, ex_hi, ep_lo = tab.ends
+    p_s = jnp.where(p > 0, p, 1.0)
+    lo = jnp.minimum(phi, path.phi_lo)
+    e_p = jnp.exp(p_s * lo)
+    tail = jnp.where(p > 0, c * (e_p - ep_lo), h_lo * (lo - path.phi_lo))
+    ex = _extra(path, phi)
+    below = tab.f_edges[0] + tail + (ex - ex_lo)
+    above = tab.f_edges[-1] + h_hi * (jnp.maximum(phi, path.phi_hi) - path.phi_hi) + (ex - ex_hi)
+    rate_below = jnp.where(p > 0, c * p_s * e_p, h_lo) - ex
+    rate_above = h_hi - ex
+    return below, above, rate_below, rate_above
+
+
+def _time_at(tab: _Table, phi):
+    """F(phi) for any phi."""
+    idx, x = _panel_of(tab.path, tab.psi_lo, tab.dpsi, phi)
+    inside = tab.f_edges[idx] + _clenshaw(tab.coef[idx], x)
+    below, above, _, _ = _time_outside(tab, phi)
+    return jnp.where(phi < tab.path.phi_lo, below, jnp.where(phi > tab.path.phi_hi, above, inside))
 
 
 def _special(t, w0, lam, eps, ng, tau, depth):
@@ -415,12 +441,113 @@ class _Prepared(NamedTuple):
     w0: Array
     tau: Array
     n: Array
-    path_args: tuple  # _Path(kind, z_star, z_th, z_pk, lam, ng, k, m) without m (static)
-    edges: Array
-    j: Array
+    table: _Table
+    mapping: _Map
     time0: Array  # F(phi0): the time table's value at the start
     rate: Array  # (L - 2) c / tau: d(target)/dt
     at_rest: Array
+
+
+def _touch(never, a):
+    """``a`` changed where ``never`` (a condition that does not hold, but that XLA cannot prove false)."""
+    if jnp.issubdtype(a.dtype, jnp.floating):
+        return a + jnp.where(never, jnp.nan, 0.0).astype(a.dtype)
+    if a.dtype == jnp.bool_:
+        return a | never
+    return a + never.astype(a.dtype)
+
+
+def _solve(prep: _Prepared, t, row=None):
+    """phi with F(phi) = time0 + rate t (F increasing), then one differentiable Newton step; returns
+    ``(phi, prep)`` with the table arrays dropped. ``row``: the state holds every parameter set (a
+    leading axis) and this element's is ``row``: its scalars and the table entries it needs are
+    gathered (never a whole table per element).
+
+    Every gathered value passes through the Newton loop (as a carry that the loop touches): XLA's CPU
+    fusion of a gather into the arithmetic that follows keeps that loop scalar (measured 3-5x slower
+    for this solve), and a loop's operands and results are materialised instead."""
+    sg = jax.lax.stop_gradient
+    tab = prep.table
+    nodes = tab.dcoef.shape[-1]
+    take = (lambda a, i: a[i]) if row is None else (lambda a, i: a[row, i])  # noqa: E731
+    scal = prep._replace(table=tab._replace(f_edges=None, coef=None, dcoef=None))
+    if row is not None:
+        scal = jax.tree.map(lambda a: a[row], scal)
+    target = scal.time0 + scal.rate * t
+    fe = sg(tab.f_edges if row is None else tab.f_edges[row])
+    tgt = sg(target)
+    # inside: the panel (a comparison with every edge: cheaper than a bisection's gathers), then a
+    # bracketed Newton solve in the panel's coordinate on its polynomial
+    idx = jnp.clip(jnp.searchsorted(fe, tgt, side="right", method="compare_all") - 1, 0, fe.shape[-1] - 2)
+    coef = take(tab.coef, idx)
+    # gathered per element: its scalars (with ``row``) and the panel's entries
+    got = (scal if row is not None else None, target, coef, take(tab.f_edges, idx), fe[idx + 1], fe[0],
+           fe[-1], idx)
+    # the Newton loop reads each coefficient as its own contiguous array (gathered per degree: a column
+    # of the gathered (elements, degree) block is a strided read that XLA's CPU loops do not vectorise)
+    n_c = tab.coef.shape[-1]
+    if row is None:
+        coef_s = [sg(tab.coef[idx, j]) for j in range(n_c)]
+        dcoef = [sg(tab.dcoef[idx, j]) for j in range(n_c - 1)]
+    else:
+        coef_s = [sg(tab.coef[row, idx, j]) for j in range(n_c)]
+        dcoef = [sg(tab.dcoef[row, idx, j]) for j in range(n_c - 1)]
+    rest = tgt - sg(got[3])
+    width = got[4] - sg(got[3])
+    x = jnp.clip(2.0 * rest / jnp.where(width > 0, width, 1.0) - 1.0, -1.0, 1.0)
+
+    def body(_, state):
+        x, lo, hi, best, r_best = state
+        r = _clenshaw(coef_s, x) - rest
+        better = jnp.abs(r) < r_best  # rounding can make a converged iterate wander: keep the best
+        best, r_best = jnp.where(better, x, best), jnp.where(better, jnp.abs(r), r_best)
+        lo = jnp.where(r < 0, x, lo)
+        hi = jnp.where(r < 0, hi, x)
+        x_new = x - r / _clenshaw(dcoef, x)
+        ok = (x_new >= lo) & (x_new <= hi)  # a converged x (x_new == x == lo or hi) stays
+        return jnp.where(ok, x_new, 0.5 * (lo + hi)), lo, hi, best, r_best
+
+    state = (x, -jnp.ones_like(x), jnp.ones_like(x), x, jnp.full_like(x, jnp.inf))
+    _, _, _, best, _ = jax.lax.fori_loop(0, _NEWTON_IN[nodes] + 1, body, state)
+    got = jax.lax.fori_loop(0, 2, lambda _, g: jax.tree.map(functools.partial(_touch, best != best), g), got)
+    scal, target, coef, a, _, f_lo, f_hi, idx = (scal if row is None else got[0],) + got[1:]
+    tgt = sg(target)
+    path = scal.table.path
+    f_lo, f_hi = sg(f_lo), sg(f_hi)
+    below = tgt < f_lo
+    outside = below | (tgt > f_hi)
+    x = sg(best)
+    # (an element outside the grid takes a zero step here: finite derivatives in the branch not taken)
+    x = x - jnp.where(outside, 0.0, a + _clenshaw(coef, x) - target) / _clenshaw(dcoef, x)
+    phi_in = path.s * jnp.sinh(scal.table.psi_lo + (idx + 0.5 + 0.5 * x) * scal.table.dpsi)
+    # outside: closed-form guesses (exact but for A0's exponential part), Newton polish
+    h_lo, h_hi, p, c, ex_lo, _, ep_lo = jax.tree.map(sg, scal.table.ends)
+    p_s = jnp.where(p > 0, p, 1.0)
+    lo_s, hi_s = sg(path.phi_lo), sg(path.phi_hi)
+    tiny = jnp.finfo(tgt.dtype).tiny
+    arg = jnp.where(path.kind == _A0, (tgt - f_lo + ex_lo) * (-sg(path.lam_pos / path.zs)),
+                    ep_lo + (tgt - f_lo) / jnp.where(c > 0, c, 1.0))
+    log_arg = jnp.log(jnp.maximum(arg, tiny))
+    # A0 below the grid: the exponential part dominates; -zs e^-phi / lam = tgt - F_lo + extra(lo)
+    guess_lo = jnp.select([path.kind == _A0, p > 0], [-log_arg, log_arg / p_s],
+                          lo_s + (tgt - f_lo) / jnp.where(h_lo > 0, h_lo, 1.0))
+    # elements inside the grid polish a harmless stand-in (the grid's upper end): finite derivatives
+    guess = jnp.where(below, guess_lo, jnp.where(outside, hi_s + (tgt - f_hi) / h_hi, hi_s))
+
+    def polish(phi, table, target):
+        f_below, f_above, r_below, r_above = _time_outside(table, phi)
+        step = (jnp.where(below, f_below, f_above) - target) / jnp.where(below, r_below, r_above)
+        return phi - step
+
+    ends = scal.table._replace(f_edges=(got[5], got[6]))  # _time_outside reads the two ends only
+    ends_s = jax.tree.map(sg, ends)
+    # the guesses are exact but for A0's power tail below the grid, which only float64 reaches (a
+    # start below e^-37 of the learned state's z-scale): two polishing steps there
+    phi_out = guess
+    for _ in range(0 if nodes <= 10 else 2):
+        phi_out = sg(polish(phi_out, ends_s, tgt))
+    phi_out = polish(phi_out, ends, target)
+    return jnp.where(outside, phi_out, phi_in), scal
 
 
 def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
@@ -430,19 +557,18 @@ def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
     lam_in, eps_in, gamma_in, w0_in = _harmless(special | (w0 <= 0), lam, eps, gamma, w0)
     path, kind, z0, z_star, z_th, has_root, m = _setup(w0_in, lam_in, eps_in, gamma_in, n, depth)
     phi0 = _start_phi(kind, z0, path)
-    edges, panel = path.table()
-    j = path.rebase(edges, panel, phi0)
-    args = (path.kind, path.zs, path.z_th, path.zp, path.lam, path.ng, path.k)
+    tab = _build_table(path, phi0)
     at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
     rate = (depth - 2.0) * _scale(lam_in, eps_in, gamma_in, n) / tau
-    return _Prepared(lam, eps, gamma, w0, tau, n, args, edges, j, path.time(phi0, edges, j), rate, at_rest)
+    return _Prepared(lam, eps, gamma, w0, tau, n, tab, _mapping_of(path), _time_at(tab, phi0), rate, at_rest)
 
 
-def evaluate_trajectory(prep: _Prepared, t, depth: int):
-    """Mapping ``u(t)`` from a :func:`prepare_trajectory` state (scalars; vmap for arrays)."""
+def evaluate_trajectory(prep: _Prepared, t, depth: int, row=None):
+    """Mapping ``u(t)`` from a :func:`prepare_trajectory` state (scalars; vmap for arrays). ``row``: the
+    state holds every parameter set (a leading axis) and this element's is ``row``."""
+    phi, prep = _solve(prep, t, row)
     u_special, special = _special(t, prep.w0, prep.lam, prep.eps, prep.n * prep.gamma, prep.tau, depth)
-    path = _Path(*prep.path_args, depth / (depth - 2.0))
-    u = _mapping(path.kind, path.solve(prep.time0 + prep.rate * t, prep.edges, prep.j), path)
+    u = _mapping(prep.mapping, phi)
     at_rest = prep.at_rest | (t <= 0)  # t = 0: the start itself, exactly
     return jnp.where(special, u_special, jnp.where(at_rest, prep.w0, u))
 
@@ -458,17 +584,16 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     learnable = jax.lax.stop_gradient(has_root & (w0 > 0) & ((kind == _A) | (kind == _A0) | (kind == _B)))
     lam, eps, gamma, w0 = _harmless(~learnable, lam, eps, gamma, w0)
     path, kind, z0, z_star, z_th, has_root, m = _setup(w0, lam, eps, gamma, n, depth)
-    edges, panel = path.table()
     zs = path.zs
     d_f = zs * jnp.expm1(-jnp.log(f) / m)  # z_f - z_star
-    th_f_a = jnp.log(d_f) - jnp.log(jnp.maximum(path.gap - d_f, jnp.finfo(d_f.dtype).tiny))
+    th_f_a = jnp.log(d_f) - jnp.log(jnp.maximum(path.zt - zs - d_f, jnp.finfo(d_f.dtype).tiny))
     th_f_a0 = jnp.log(d_f / zs)
     phi_f = jnp.where(kind == _A, -th_f_a, -th_f_a0)
     phi0 = _start_phi(kind, z0, path)
-    j = path.rebase(edges, panel, phi0)
+    tab = _build_table(path, phi0)
     reached = (kind == _B) | (z0 <= zs + d_f)
     c = _scale(lam, eps, gamma, n)
-    t = tau / ((depth - 2.0) * c) * (path.time(phi_f, edges, j) - path.time(phi0, edges, j))
+    t = tau / ((depth - 2.0) * c) * (_time_at(tab, phi_f) - _time_at(tab, phi0))
     return jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)
 
 
