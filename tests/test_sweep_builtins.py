@@ -5,6 +5,7 @@ from the settings, a read-only name table."""
 import inspect
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -95,7 +96,7 @@ def test_dynamics_matrix_gd_and_learning_time(tmp_path):
         # a different matmul blocking for another batch shape
         np.testing.assert_allclose(ds[name].values, np.asarray(getattr(traj, name)), rtol=1e-5, atol=1e-8)
     sweep.run({"function": "theory.learning_time", "axes": {"lam": LAM.tolist(), "eps": EPS.tolist()},
-               "constants": {"f": 0.9, "w0": 1e-3, "tau": 10.0}}, path=tmp_path / "lt.zarr")
+               "constants": {"fraction": 0.9, "w0": 1e-3, "tau": 10.0}}, path=tmp_path / "lt.zarr")
     lt = sweep.open_results(tmp_path / "lt.zarr")
     want = theory.learning_time(0.9, f32(LAM)[:, None], f32(EPS), w0=1e-3, tau=10.0)
     np.testing.assert_allclose(lt.time.values, np.asarray(want), rtol=1e-6)  # measured equal
@@ -175,7 +176,9 @@ def test_swept_train_parameters_are_range_checked(axes, match):
 
 
 def test_range_checks_cover_constants_of_every_kind():
-    with pytest.raises(ValueError, match=r"constant 'f'.*\(0, 1\)"):
+    with pytest.raises(ValueError, match=r"constant 'fraction'.*\(0, 1\)"):
+        sweep.SweepSpec("theory.learning_time", {"lam": [1.0]}, {"fraction": 1.0, "w0": 1e-3})
+    with pytest.raises(ValueError, match=r"constant 'f'.*\(0, 1\)"):  # the deprecated spelling too
         sweep.SweepSpec("theory.learning_time", {"lam": [1.0]}, {"f": 1.0, "w0": 1e-3})
     with pytest.raises(ValueError, match="constant 'save_every'"):
         sweep.SweepSpec("dynamics.scalar_gd", {"lam": [1.0]}, {"epochs": 10, "save_every": 0})
@@ -224,3 +227,15 @@ def test_entry_points_are_read_only_and_names_resolve():
         resolve("theory.nonsense")
     with pytest.raises(ValueError, match="cannot import module"):
         resolve("no_such_module_xyz:f", ["no_such_module_xyz"])
+
+
+def test_learning_time_old_spelling_f_warns_and_equals_fraction(tmp_path):
+    """The sweep axis of theory.learning_time is 'fraction' (the glossary's name); 'f' still works for one
+    release with a DeprecationWarning, giving the same times as theory.learning_time itself."""
+    lam = [1.0, 2.0]
+    with pytest.warns(DeprecationWarning, match="'fraction'"):
+        sweep.run({"function": "theory.learning_time", "axes": {"lam": lam},
+                   "constants": {"f": 0.5, "w0": 1e-3}}, path=tmp_path / "f.zarr")
+    ds = sweep.open_results(tmp_path / "f.zarr")
+    want = theory.learning_time(0.5, jnp.asarray(lam, jnp.float32), 0.0, w0=1e-3)
+    np.testing.assert_allclose(np.asarray(ds["time"]), np.asarray(want), rtol=1e-6)  # same float32 program

@@ -91,9 +91,19 @@ def learning_threshold(*, lam, eps=0.0, gamma=0.0, n=1, depth=2):
 
 
 @entry_point(switch=("depth",))
-def learning_time(*, f, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2):
-    """``theory.learning_time``: time for a balanced start to reach f x the fixed point."""
-    return {"time": theory.learning_time(f, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)}
+def learning_time(*, fraction=None, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2, f=None):
+    """``theory.learning_time``: time for a balanced start to reach ``fraction`` x the fixed point
+    (``f``: the old spelling, deprecated for one release)."""
+    if f is not None:
+        if fraction is not None:
+            raise ValueError("give fraction (f is its deprecated spelling), not both")
+        import warnings
+        warnings.warn("theory.learning_time's sweep parameter 'f' is now 'fraction' (docs/glossary.md); "
+                      "'f' goes in the next release", DeprecationWarning, stacklevel=2)
+        fraction = f
+    if fraction is None:
+        raise ValueError("theory.learning_time needs fraction (in (0, 1)) as an axis or a constant")
+    return {"time": theory.learning_time(fraction, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)}
 
 
 # --- daedyn.dynamics: batched by broadcasting ----------------------------------------------------
