@@ -299,7 +299,7 @@ def compare_with_theory(result: TrainResult, *, eigvecs: ArrayLike,
     those directions gets the balanced start whose gradient-descent recursion reaches ``fraction`` of
     its learned value at the epoch the model's direction does (bisection in log w0; a direction the
     model does not learn within the run, or beyond the 64, keeps "balanced"). Measured on mnist5k and
-    Fashion-MNIST at depths 3 and 4 (hidden 16, init scales 0.03 / 0.06): learning times within 0.3%
+    Fashion-MNIST at depths 3 and 4 (hidden 16, init scales 0.03 / 0.06): learning times within 2.3%
     of training (benchmarks/deep_fidelity.py).
       fraction: learning time = first time a trajectory reaches ``fraction`` of w*, in (0, 1).
       min_fixed_point: directions with w* below this get NaN learning times.
