@@ -10,6 +10,7 @@ callable) and found by :func:`resolve`. Every parameter name an adapter accepts 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -97,7 +98,6 @@ def learning_time(*, fraction=None, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, d
     if f is not None:
         if fraction is not None:
             raise ValueError("give fraction (f is its deprecated spelling), not both")
-        import warnings
         warnings.warn("theory.learning_time's sweep parameter 'f' is now 'fraction' (docs/glossary.md); "
                       "'f' goes in the next release", DeprecationWarning, stacklevel=2)
         fraction = f
