@@ -19,6 +19,9 @@ import pytest
 import daedyn.sweep as sweep
 from daedyn.sweep._store import read_log
 
+# the subprocesses import this checkout (not whatever daedyn an environment has installed elsewhere)
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 FUNCTIONS = '''
 import jax, jax.numpy as jnp
 
@@ -47,7 +50,8 @@ def fns(tmp_path, monkeypatch):
 
 def _python(code: str, tmp_path, *, devices: int = 1, check: bool = True, background: bool = False,
             **env_extra):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    path = os.pathsep.join([str(tmp_path), _REPO, os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path,
                JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                **env_extra)
     script = tmp_path / f"script_{abs(hash(code))}.py"
@@ -114,7 +118,7 @@ def test_sigkill_then_resume_matches_uninterrupted(fns):
     code = KILL_SCRIPT.format(spec=GD_SPEC, path=path)
     script = fns / "kill.py"
     script.write_text(code)
-    env = dict(os.environ, PYTHONPATH=str(fns), JAX_PLATFORMS="cpu")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fns), _REPO]), JAX_PLATFORMS="cpu")
     first = subprocess.run([sys.executable, str(script), "5"], env=env, capture_output=True, text=True,
                            timeout=240)
     assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
@@ -231,7 +235,7 @@ def test_two_processes_with_jax_distributed(fns):
     """
     script = fns / "multi.py"
     script.write_text(textwrap.dedent(code))
-    env = dict(os.environ, PYTHONPATH=str(fns), JAX_PLATFORMS="cpu")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fns), _REPO]), JAX_PLATFORMS="cpu")
     procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     outs = [p.communicate(timeout=180) for p in procs]
