@@ -19,7 +19,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn import _linear
-from daedyn._checks import check_range, float_dtype, renamed
+from daedyn._checks import INT_MAX, check_int, check_range, float_dtype, renamed
 
 __all__ = ["init_autoencoder", "get_activation", "is_linear", "reconstruct", "weights", "widths"]
 
@@ -99,7 +99,7 @@ def widths(h) -> tuple[int, ...]:
         where = "hidden" if len(hs) == 1 and not isinstance(h, list | tuple) else f"hidden[{i}]"
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise ValueError(f"{where} must be an integer >= 1; got {v!r}")
-        check_range(where, v, 1)
+        check_int(where, v, 1)  # also <= 2**31 - 1
     return tuple(int(v) for v in hs)
 
 
@@ -130,6 +130,11 @@ def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, init_scale: 
     """
     check_range("d", d, 1)
     hs = widths(h)
+    sizes = (int(d),) + hs + (int(d),)
+    n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_weights > INT_MAX:  # XLA indexes an array with 32-bit integers; such a model would abort the process
+        raise ValueError(f"hidden: the widths {list(hs)} at D = {int(d)} give {n_weights} weights, more than "
+                         f"{INT_MAX} (2**31 - 1); use fewer hidden units")
     scale = init_scale
     check_range("init_scale", scale, 0.0)
     dtype = float_dtype(dtype=dtype)

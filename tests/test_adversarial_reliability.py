@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from daedyn import _cache, _checks, crosscheck, dynamics, noise, schedules, spectrum, theory, train
+from daedyn import _cache, _checks, crosscheck, dynamics, models, noise, schedules, spectrum, theory, train
 from daedyn._linear import UnstableStepWarning
 from daedyn.sweep import read_table
 from daedyn.sweep._builtins import resolve
@@ -115,6 +115,15 @@ REFUSED = [
      r"--allow-import os\.path"),
     *[(f"resolve-allow-import-{i}", lambda a=a: resolve("x:f", a), r"^allow_import must name Python modules")
       for i, a in enumerate((["a b"], [""], ["../x"], [3], ["x;y"]))],
+    # widths whose weights XLA cannot index (the process aborted while compiling): refused first
+    ("hidden-2**40", lambda: models.init_autoencoder(4, 2**40, key=jr.key(0)),
+     r"^hidden must be an integer in"),
+    ("hidden-list-2**40", lambda: models.init_autoencoder(4, [3, 2**40], key=jr.key(0)),
+     r"^hidden\[1\] must"),
+    ("hidden-weights-over-int32", lambda: models.init_autoencoder(4, 2**29, key=jr.key(0)),
+     r"^hidden: the widths \[536870912\] at D = 4 give 4294967296 weights"),
+    ("train-hidden-2**40", lambda: train.train(np.ones((3, 4), np.float32), hidden=2**40, key=jr.key(0),
+                                               alpha=0.1, epochs=1), r"hidden must be an integer in"),
 ]
 
 
