@@ -99,7 +99,8 @@ def widths(h) -> tuple[int, ...]:
         where = "hidden" if len(hs) == 1 and not isinstance(h, list | tuple) else f"hidden[{i}]"
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise ValueError(f"{where} must be an integer >= 1; got {v!r}")
-        check_int(where, v, 1)  # also <= 2**31 - 1
+        check_range(where, v, 1)
+        check_int(where, v, 1)  # <= 2**31 - 1 too
     return tuple(int(v) for v in hs)
 
 
