@@ -1,5 +1,8 @@
 """Running ``daedyn`` in-process in tests, and the small data files the CLI tests read."""
 
+import hashlib
+import os
+
 import numpy as np
 
 from daedyn.cli import main
@@ -26,3 +29,18 @@ def graded_npy(factory, n: int, d: int, kind: str = "uniform") -> str:
     path = factory.mktemp("data") / "x.npy"
     np.save(path, x.astype(np.float32))
     return str(path)
+
+
+def snapshot(folder) -> dict:
+    """Every file and folder under ``folder``: a file with the sha1 of its bytes, a folder as "dir" (a
+    refused command must leave this unchanged)."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    out[os.path.relpath(p, folder)] = hashlib.sha1(f.read()).hexdigest()
+            else:
+                out[os.path.relpath(p, folder)] = "dir"
+    return out

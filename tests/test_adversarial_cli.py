@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import json
 import os
 import pickle
@@ -24,7 +23,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import run_cli, snapshot
 from data_fixtures import write_idx, write_mnist_dir
 
 # --- the prepared folder -------------------------------------------------------------------------
@@ -160,17 +159,6 @@ def bad_dir(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("adversarial"))
     _make_files(d)
     return d
-
-
-def _snapshot(d):
-    """Every file under ``d`` with the hash of its bytes."""
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = os.path.join(root, name)
-            out[os.path.relpath(p, d)] = (hashlib.sha1(_read(p)).hexdigest()
-                                         if os.path.isfile(p) else "dir")
-    return out
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -439,7 +427,7 @@ CASES = [
 def test_bad_input(case, bad_dir, capsys):
     _, argv, code, words, *flags = case
     argv = [a.replace("{d}", bad_dir) for a in argv]
-    before = _snapshot(bad_dir)
+    before = snapshot(bad_dir)
     rc, out, err = run_cli(argv, capsys)
     assert rc == code, (rc, err[-2000:])
     assert "Traceback" not in err and "Traceback" not in out
@@ -452,7 +440,7 @@ def test_bad_input(case, bad_dir, capsys):
             assert w.replace("{d}", bad_dir) in last, (w, last)
         if USAGE not in flags:  # our own errors: exactly one line
             assert len(lines) == 1, err
-    assert _snapshot(bad_dir) == before, "a refused run wrote or removed files"
+    assert snapshot(bad_dir) == before, "a refused run wrote or removed files"
 
 
 def test_enough_cases():

@@ -8,7 +8,6 @@ lost, 2 code from data, 3 configs, 4 the spectrum cache, 5 silently wrong number
 mislead. Float32 (the default) throughout; no training beyond a few epochs.
 """
 
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import run_cli, snapshot
 
 from daedyn import _cache, _checks, crosscheck, dynamics, models, noise, schedules, spectrum, theory, train
 from daedyn._linear import UnstableStepWarning
@@ -305,7 +304,7 @@ TABLES = [
 @pytest.mark.parametrize("name,text,match", [pytest.param(n, t, m, id=i) for i, n, t, m in TABLES])
 def test_read_table_bounds(name, text, match, tmp_path):
     if name.endswith((".yaml", ".yml")):
-        pytest.importorskip("yaml")
+        pytest.importorskip("yaml", reason="PyYAML (a test dependency) is not installed")
     path = tmp_path / name
     path.write_text(text)
     if match is None:
@@ -456,15 +455,6 @@ def _read(path):
         return f.read()
 
 
-def _snapshot(d):
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = os.path.join(root, name)
-            out[os.path.relpath(p, d)] = hashlib.sha1(_read(p)).hexdigest() if os.path.isfile(p) else "dir"
-    return out
-
-
 @pytest.fixture(scope="module")
 def cli_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("issue29")
@@ -609,7 +599,7 @@ CLI = [
 def test_cli_refuses_before_any_work(case, cli_dir, capsys):
     _, argv, code, words, *flags = case
     argv = [a.replace("{d}", cli_dir) for a in argv]
-    before = _snapshot(cli_dir)
+    before = snapshot(cli_dir)
     rc, out, err = run_cli(argv, capsys)
     assert rc == code, (rc, err[-2000:])
     assert "Traceback" not in err and "Traceback" not in out and "internal error" not in err
@@ -621,7 +611,7 @@ def test_cli_refuses_before_any_work(case, cli_dir, capsys):
     if USAGE not in flags:
         assert len(lines) == 1, err
     assert len(last) < 600
-    assert _snapshot(cli_dir) == before, "a refused run wrote or removed files"
+    assert snapshot(cli_dir) == before, "a refused run wrote or removed files"
 
 
 def test_enough_new_cases():
