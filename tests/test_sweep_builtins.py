@@ -233,7 +233,7 @@ def test_learning_time_old_spelling_f_warns_and_equals_fraction(tmp_path):
     """The sweep axis of theory.learning_time is 'fraction' (the glossary's name); 'f' still works for one
     release with a DeprecationWarning, giving the same times as theory.learning_time itself."""
     lam = [1.0, 2.0]
-    with pytest.warns(DeprecationWarning, match="'fraction'"):
+    with pytest.warns(DeprecationWarning, match="use fraction="):
         sweep.run({"function": "theory.learning_time", "axes": {"lam": lam},
                    "constants": {"f": 0.5, "w0": 1e-3}}, path=tmp_path / "f.zarr")
     ds = sweep.open_results(tmp_path / "f.zarr")

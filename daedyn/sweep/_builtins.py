@@ -10,7 +10,6 @@ callable) and found by :func:`resolve`. Every parameter name an adapter accepts 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 
 from daedyn import data as data_lib
 from daedyn import diffusion, dynamics, models, schedules, theory, train
-from daedyn._checks import check_range, float_dtype
+from daedyn._checks import check_range, float_dtype, renamed
 from daedyn.sweep._entries import EntryInfo, entry_info, entry_point, import_function, parameters
 from daedyn.sweep._spec import NOT_RANGED, PARAMETER_RANGES
 
@@ -92,17 +91,9 @@ def learning_threshold(*, lam, eps=0.0, gamma=0.0, n=1, depth=2):
 
 
 @entry_point(switch=("depth",))
-def learning_time(*, fraction=None, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2, f=None):
-    """``theory.learning_time``: time for a balanced start to reach ``fraction`` x the fixed point
-    (``f``: the old spelling, deprecated for one release)."""
-    if f is not None:
-        if fraction is not None:
-            raise ValueError("give fraction (f is its deprecated spelling), not both")
-        warnings.warn("theory.learning_time's sweep parameter 'f' is now 'fraction' (docs/glossary.md); "
-                      "'f' goes in the next release", DeprecationWarning, stacklevel=2)
-        fraction = f
-    if fraction is None:
-        raise ValueError("theory.learning_time needs fraction (in (0, 1)) as an axis or a constant")
+@renamed(f="fraction")
+def learning_time(*, fraction, lam, eps=0.0, gamma=0.0, w0, tau=1.0, n=1, depth=2):
+    """``theory.learning_time``: time for a balanced start to reach ``fraction`` x the fixed point."""
     return {"time": theory.learning_time(fraction, lam, eps, gamma, w0=w0, tau=tau, n=n, depth=depth)}
 
 

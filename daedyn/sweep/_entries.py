@@ -104,9 +104,10 @@ def import_function(target: str) -> Callable:
 
 
 def parameters(fn: Callable) -> tuple[set[str], set[str], bool]:
-    """(all keyword names, required names, accepts ``**kwargs``) of ``fn``."""
+    """(all keyword names, required names, accepts ``**kwargs``) of ``fn``; the names include the
+    deprecated spellings of ``daedyn._checks.renamed`` (a required name may come under its old one)."""
     sig = inspect.signature(fn)
-    names, required, var_kw = set(), set(), False
+    names, required, var_kw = set(getattr(fn, "__deprecated_keywords__", {})), set(), False
     for p in sig.parameters.values():
         if p.kind is p.VAR_KEYWORD:
             var_kw = True

@@ -183,7 +183,8 @@ def _check_names(spec: SweepSpec, fn: Callable, info: EntryInfo) -> None:
             if const not in names:
                 raise ValueError(f"unknown constant {const!r}: {name} has no such parameter; its "
                                  f"parameters are {allowed}")
-    missing = sorted(required - set(spec.axes) - set(spec.constants))
+    renamed = getattr(fn, "__deprecated_keywords__", {})  # an old spelling gives the new name
+    missing = sorted(required - {renamed.get(k, k) for k in (*spec.axes, *spec.constants)})
     if missing:
         raise ValueError(f"{name} needs {missing} as axes or constants")
     for axis in spec.axes:

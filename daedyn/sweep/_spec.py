@@ -63,7 +63,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
     **dict.fromkeys(("lam", "eps", "gamma", "t", "ts", "eigvals"), _NONNEGATIVE),
     **dict.fromkeys(("alpha", "tau", "n", "w0"), _POSITIVE),
     **dict.fromkeys(("w1", "w2"), _FINITE),
-    **dict.fromkeys(("fraction", "f"), ParameterRange(0.0, 1.0, lo_open=True, hi_open=True)),
+    **dict.fromkeys(("fraction", "f"), ParameterRange(0.0, 1.0, lo_open=True, hi_open=True)),  # f: old name
     **dict.fromkeys(NOISE_VARIANCES, _NONNEGATIVE),
     # steps and saves
     **dict.fromkeys(("epochs", "n_heldout"), _COUNT),
