@@ -140,7 +140,6 @@ def init_autoencoder(d: int, h: int | Sequence[int], *, key: Array, init_scale: 
     check_range("init_scale", scale, 0.0)
     dtype = float_dtype(dtype=dtype)
     if len(hs) > 1:
-        sizes = (int(d),) + hs + (int(d),)
         keys = jr.split(key, len(sizes) - 1)
         scale = jnp.asarray(scale, dtype)
         params = {f"w{l + 1}": scale * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype)
