@@ -382,6 +382,25 @@ def schedule_values(name: str, x, ts=None):
     return concrete(x)
 
 
+def change_steps(first: int, end: int, *rates, continuous=None) -> list[int] | None:
+    """The steps in [first, end) at which the rates in force may change, with ``first``: the first
+    step of each piece of a piecewise-constant rate (step k uses the value at t = k). A continuous
+    schedule adds the steps ``continuous`` (e.g. the save times), or gives None when that is None;
+    None too when a piece's boundaries are traced (the caller falls back to each rate's largest value)."""
+    steps = {int(first)}
+    for x in rates:
+        if isinstance(x, PiecewiseConstant):
+            b = concrete(x.boundaries)
+            if b is None:
+                return None
+            steps.update(int(t) for t in np.ceil(np.asarray(b, np.float64)) if first < t < end)
+        elif is_schedule(x):
+            if continuous is None:
+                return None
+            steps.update(int(t) for t in continuous if first <= t < end)
+    return sorted(steps)
+
+
 def dtype_probe(x):
     """A zero of the dtype of a schedule's leaves (or the constant itself), for the dtype choice."""
     if not is_schedule(x):

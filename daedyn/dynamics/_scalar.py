@@ -72,7 +72,15 @@ from daedyn.dynamics import _layout
 from daedyn.dynamics._deep import check_factors, factor_flow, factor_gd
 from daedyn.dynamics._integrate import check_times, fixed_step_loop, gd_loop, step_grid
 from daedyn.dynamics._notsaved import NotSaved, is_saved, resolve_observables
-from daedyn.schedules import Function, PiecewiseConstant, cast, dtype_probe, is_schedule, schedule_values
+from daedyn.schedules import (
+    Function,
+    PiecewiseConstant,
+    cast,
+    change_steps,
+    dtype_probe,
+    is_schedule,
+    schedule_values,
+)
 
 __all__ = ["default_dt", "ScalarTrajectory", "scalar_rhs", "scalar_gd", "scalar_flow", "choose_backend"]
 
@@ -560,19 +568,10 @@ def _require_starts(func: str, w1, w2) -> None:
 
 
 def _step_times(epochs: int, ts, *rates) -> np.ndarray | None:
-    """The steps at which the rates in force may change: 0, the first step of each piece of a
-    piecewise-constant schedule (step j uses the value at t = j), and the save times for a continuous
-    one; None when a schedule's boundaries are traced."""
-    times = {0}
-    for x in rates:
-        if isinstance(x, PiecewiseConstant):
-            b = concrete(x.boundaries)
-            if b is None:
-                return None
-            times.update(int(t) for t in np.ceil(np.asarray(b, np.float64)) if 0 < t < epochs)
-        elif is_schedule(x):
-            times.update(int(t) for t in ts if t < epochs)
-    return np.asarray(sorted(times))
+    """The steps at which the rates in force may change (:func:`daedyn.schedules.change_steps`, a
+    continuous schedule checked on the save times ``ts``)."""
+    steps = change_steps(0, epochs, *rates, continuous=ts)
+    return None if steps is None else np.asarray(steps)
 
 
 def _values_at(x, times, ndim: int):

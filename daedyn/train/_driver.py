@@ -26,6 +26,7 @@ from daedyn import _checkpoint, _linear, models
 from daedyn import noise as noise_lib
 from daedyn._checks import check_int, check_range
 from daedyn._progress import starting
+from daedyn.schedules import change_steps
 from daedyn.train import _corruption as corruption_lib
 from daedyn.train import _log, _loop, _schedule
 from daedyn.train._config import Hyper, LoopConfig, Params, TrainConfig, loop_config, rate_factor
@@ -352,25 +353,6 @@ def _check_stability(loop: LoopConfig, data: TrainData, hidden: int, alpha, gamm
     return False
 
 
-def _piece_starts(first: int, end: int, *rates):
-    """The epochs in [first, end) where a piecewise-constant alpha, gamma or eps changes (epoch k uses
-    the value at k), with ``first``; None when a schedule is continuous or its boundaries are traced
-    (the checks then take each schedule's largest value)."""
-    from daedyn._checks import concrete
-    from daedyn.schedules import PiecewiseConstant, is_schedule
-
-    times = {first}
-    for x in rates:
-        if isinstance(x, PiecewiseConstant):
-            b = concrete(x.boundaries)
-            if b is None:
-                return None
-            times.update(int(t) for t in np.ceil(np.asarray(b, np.float64)) if first < t < end)
-        elif is_schedule(x):
-            return None
-    return sorted(times)
-
-
 def _check_pieces(starts, loop: LoopConfig, data: TrainData, hidden: int, alpha, gamma, eps, eps_j,
                   corruption) -> bool:
     """:func:`_check_stability` piece by piece: the rates in force together from each epoch in
@@ -481,7 +463,7 @@ def _run(x, cfg: TrainConfig, *, key, alpha, gamma, noise, spectrum, x_heldout, 
         eps_j = corruption_lib.stability_eps(corruption, data, hidden)
     warned = False
     if isinstance(hidden, int):  # the GD stability check is for depth 2 (supplement D's Hessian)
-        starts = _piece_starts(int(start_epoch), int(start_epoch) + cfg.epochs, alpha, gamma, eps)
+        starts = change_steps(int(start_epoch), int(start_epoch) + cfg.epochs, alpha, gamma, eps)
         if starts is None or len(starts) == 1:
             warned = _check_stability(loop, data, hidden, alpha_c, gamma_c, _schedule.stability_eps(eps),
                                       eps_j, corruption)
