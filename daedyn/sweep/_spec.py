@@ -86,7 +86,7 @@ PARAMETER_RANGES: Mapping[str, ParameterRange] = MappingProxyType({
 NOT_RANGED = frozenset({
     "x", "x_heldout", "data", "dataset", "method", "backend", "form", "precision", "activation",
     "noise", "marginalised", "check_stability", "outputs", "path", "loss_scale", "optimizer",
-    "observables", "remat", "bias", "precond",
+    "observables", "remat", "bias", "precond", "moments_table",
 })
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
