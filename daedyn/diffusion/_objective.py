@@ -168,16 +168,8 @@ class Objective:
         """``(A, B)`` per direction (broadcasting with lam; a trailing level axis when independent)."""
         lam_a = jnp.asarray(lam)
         dtype = self.dtype(lam_a, n)
-        lam_a = lam_a.astype(dtype)
-        n_a = jnp.asarray(n, dtype)
-        a0, a2, b0, b2 = self.moments(dtype)
-        if self.conditioning == "independent":  # a trailing level axis, broadcast explicitly
-            lam_a, n_a = lam_a[..., None], n_a[..., None]
-            rank = max(lam_a.ndim, n_a.ndim)
-            a0, a2, b0, b2 = (x.reshape((1,) * (rank - 1) + x.shape) for x in (a0, a2, b0, b2))
-            lam_a = lam_a.reshape((1,) * (rank - lam_a.ndim) + lam_a.shape)
-            n_a = n_a.reshape((1,) * (rank - n_a.ndim) + n_a.shape)
-        return a0 * lam_a + n_a * a2, b0 * lam_a - n_a * b2
+        return _combine(self.moments(dtype), lam_a.astype(dtype), jnp.asarray(n, dtype),
+                        self.conditioning == "independent")
 
     def direction_moments(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:
         """The corruption protocol: ``(k, m) = (B, A)``."""
@@ -207,3 +199,38 @@ class Objective:
 
 jax.tree_util.register_dataclass(Objective, data_fields=["sigma", "sigma_data"],
                                  meta_fields=["precond", "weighting", "conditioning"])
+
+
+def _combine(moments, lam, n, independent: bool) -> tuple[Array, Array]:
+    """``(A, B) = (alpha0 lam + N alpha2, beta0 lam - N beta2)`` from the four moments (each per level,
+    a trailing axis, when the levels are independent)."""
+    a0, a2, b0, b2 = moments
+    if independent:  # a trailing level axis, broadcast explicitly
+        lam, n = lam[..., None], n[..., None]
+        rank = max(lam.ndim, n.ndim)
+        a0, a2, b0, b2 = (x.reshape((1,) * (rank - 1) + x.shape) for x in (a0, a2, b0, b2))
+        lam = lam.reshape((1,) * (rank - lam.ndim) + lam.shape)
+        n = n.reshape((1,) * (rank - n.ndim) + n.shape)
+    return a0 * lam + n * a2, b0 * lam - n * b2
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """An objective whose moments were computed once (:meth:`Objective.moments`): every direction's
+    ``(A, B)`` from them, with no quadrature of its own, and the corruption protocol for the closed
+    forms. :func:`daedyn.diffusion.predict` shares one such value across its directions and times."""
+
+    moments: tuple[Array, Array, Array, Array]
+    independent: bool = False
+
+    def coefficients(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:
+        dtype = float_dtype(lam, n, *self.moments)
+        return _combine(tuple(jnp.asarray(x, dtype) for x in self.moments), jnp.asarray(lam, dtype),
+                        jnp.asarray(n, dtype), self.independent)
+
+    def direction_moments(self, lam: ArrayLike, n: ArrayLike) -> tuple[Array, Array]:
+        a, b = self.coefficients(lam, n)
+        return b, a
+
+
+jax.tree_util.register_dataclass(_Shared, data_fields=["moments"], meta_fields=["independent"])

@@ -33,7 +33,7 @@ from daedyn import theory
 from daedyn._checks import check_broadcastable, check_finite, check_int, check_output, check_range, concrete
 from daedyn.diffusion._divergence import frechet_distance, kl_divergence
 from daedyn.diffusion._levels import Ladder, LogNormal, LogUniform
-from daedyn.diffusion._objective import Conditioning, Objective, Precond, Weighting
+from daedyn.diffusion._objective import Conditioning, Objective, Precond, Weighting, _Shared
 
 __all__ = ["Prediction", "predict", "generated_variance"]
 
@@ -123,7 +123,7 @@ def predict(t: ArrayLike, lam: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, w0:
             sigma_data: ArrayLike = 0.5, depth: int = 2, sigma_min: ArrayLike = 0.002,
             sigma_max: ArrayLike = 80.0, weighting: Weighting | None = None,
             conditioning: Conditioning = "shared", start: tuple[ArrayLike, ArrayLike] | None = None,
-            ) -> Prediction:
+            moments: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike] | None = None) -> Prediction:
     """Predicted training of a linear denoiser across noise levels, and the variance it generates.
 
     Each eigen-direction of ``Sigma = X^T X`` follows the paper's dynamics with ``lam -> B`` and
@@ -148,10 +148,15 @@ def predict(t: ArrayLike, lam: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, w0:
       weighting: "edm", "uniform", "s2" or None (the preconditioning's own, :class:`Objective`).
       conditioning: "shared" or "independent" (a Ladder only: one F per level).
       start: ``(w1, w2)`` per direction for the any-start solution (depth 2 only; ``w0`` unused).
+      moments: the objective's :meth:`Objective.moments` computed beforehand, for many calls that
+        share one noise-level distribution and preconditioning (a sweep over its parameters looks
+        them up per grid point; docs/diffusion.md); None (default): computed here, once for all
+        directions and times. Checked against the objective when both are concrete.
     Returns:
       a :class:`Prediction` (``w`` and ``variance`` of shape ``t.shape + lam.shape``).
     Raises:
-      ValueError: for out-of-range concrete values, names, or ``start`` at a depth other than 2.
+      ValueError: for out-of-range concrete values, names, ``start`` at a depth other than 2, or
+        ``moments`` that are not the objective's.
     Example:
       >>> r = predict(jnp.array([0.0, 1e6]), jnp.array([400.0, 10.0]), n=100, alpha=0.1, depth=2)
       >>> [round(float(x), 4) for x in r.w[1]]  # learned: B / A; the B < 0 direction decays to 0
@@ -183,16 +188,42 @@ def predict(t: ArrayLike, lam: ArrayLike, *, n: ArrayLike, alpha: ArrayLike, w0:
         init = (w0,)
     dtype = obj.dtype(t, lam, n, alpha, *init, sigma_min, sigma_max)
     cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    if moments is not None:
+        moments = _check_moments(obj, moments, dtype)
     out = _predict_impl(obj, cast(t), cast(lam), cast(n), cast(alpha), tuple(map(cast, init)),
-                        cast(sigma_min), cast(sigma_max), depth=depth)
+                        cast(sigma_min), cast(sigma_max), moments, depth=depth)
     check_output("predict", out.w)
     return out
 
 
+def _check_moments(obj: Objective, moments, dtype) -> tuple[Array, Array, Array, Array]:
+    """``moments`` as four arrays of the objective's moment shape, in ``dtype``; when they and the
+    objective are concrete, equal to its own (relative 1e-5: a float32 sum of 1024 nodes in another
+    order differs by ~1e-7)."""
+    if not isinstance(moments, tuple | list) or len(moments) != 4:
+        raise ValueError("moments must be the four arrays (alpha0, alpha2, beta0, beta2) of "
+                         f"Objective.moments(); got {type(moments).__name__}")
+    moments = tuple(jnp.asarray(x, dtype) for x in moments)
+    want = jnp.shape(obj.sigma.sigmas) if obj.conditioning == "independent" else ()
+    if any(x.shape != want for x in moments):
+        raise ValueError(f"moments must have the shape {want} of Objective.moments(); got "
+                         f"{[x.shape for x in moments]}")
+    given = [concrete(x) for x in moments]
+    if all(g is not None for g in given) and all(concrete(x) is not None for x in jax.tree.leaves(obj)):
+        own = [np.asarray(x) for x in obj.moments(dtype)]
+        if not all(np.allclose(g, o, rtol=1e-5, atol=0.0) for g, o in zip(given, own)):
+            raise ValueError("moments are not this objective's: give Objective(sigma, precond, sigma_data, "
+                             "weighting, conditioning).moments() of the same arguments")
+    return moments
+
+
 @ft.partial(jax.jit, static_argnames="depth")
-def _predict_impl(obj, t, lam, n, alpha, init, sigma_min, sigma_max, *, depth):
-    """:func:`predict` after its checks, compiled once per shape (the theory calls run traced)."""
+def _predict_impl(obj, t, lam, n, alpha, init, sigma_min, sigma_max, moments, *, depth):
+    """:func:`predict` after its checks, compiled once per shape (the theory calls run traced). The
+    objective's moments (its quadrature over the noise levels) are computed once, or given, and
+    shared by every direction and time."""
     independent = obj.conditioning == "independent"
+    shared = _Shared(obj.moments(t.dtype) if moments is None else moments, independent)
     extra = (1,) if independent else ()
     t_b = t.reshape(t.shape + (1,) * lam.ndim + extra)
 
@@ -201,10 +232,10 @@ def _predict_impl(obj, t, lam, n, alpha, init, sigma_min, sigma_max, *, depth):
 
     tau = n / alpha
     if len(init) == 2:
-        w = theory.dae_trajectory(t_b, lam, None, lead(init[0]), lead(init[1]), tau, noise=obj, n=n)
+        w = theory.dae_trajectory(t_b, lam, None, lead(init[0]), lead(init[1]), tau, noise=shared, n=n)
     else:
-        w = theory.small_init_trajectory(t_b, lam, w0=lead(init[0]), tau=tau, n=n, depth=depth, noise=obj)
-    a, b = obj.coefficients(lam, n)
+        w = theory.small_init_trajectory(t_b, lam, w0=lead(init[0]), tau=tau, n=n, depth=depth, noise=shared)
+    a, b = shared.coefficients(lam, n)
     w = jnp.broadcast_to(w, t.shape + a.shape)
     v = generated_variance(w, obj, sigma_min=sigma_min, sigma_max=sigma_max)
     return Prediction(t, lam, w, v, a, b)

@@ -10,10 +10,12 @@ callable) and found by :func:`resolve`. Every parameter name an adapter accepts 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -327,13 +329,70 @@ def scheduled_gd(*, lam, w1, w2, boundaries, epochs, n=1, eps=0.0, gamma=0.0, al
 _d, _c = _time_dims(("w", "variance"))
 
 
-@entry_point(dims=_d, coords=_c, static=("precond",), switch=("depth",))
+_LEVELS = {"p_mean": -1.2, "p_std": 1.2, "sigma_data": 0.5}  # diffusion_predict's defaults
+_TABLE_LIMIT = 2**20  # (p_mean, p_std, sigma_data) combinations: a 16 MB float32 table at most
+
+
+class _MomentsTable(NamedTuple):
+    """``Objective.moments()`` of every (p_mean, p_std, sigma_data) of a grid: ``keys`` the sorted
+    distinct values of each (one value when it is a constant), ``values`` of shape ``(*sizes, 4)``."""
+
+    keys: tuple
+    values: Any
+
+
+def _diffusion_moments(axes, constants):
+    """The derived constant ``moments_table`` when p_mean, p_std or sigma_data is an axis: the
+    noise levels' quadrature (1024 nodes) once per distinct combination on the grid, in the sweep's
+    dtype, instead of once per point (a point then looks up its four numbers)."""
+    if not any(k in axes for k in _LEVELS):
+        return {}
+    dtype = float_dtype()  # the sweep's: the default float of its dtype scope, as the axes are cast
+    keys = tuple(np.unique(np.asarray(axes[k] if k in axes else constants.get(k, d), np.float64)
+                           .astype(dtype)) for k, d in _LEVELS.items())
+    shape = tuple(k.size for k in keys)
+    if math.prod(shape) > _TABLE_LIMIT:
+        return {}  # more combinations than a table should hold: each point computes its own
+    precond = constants.get("precond", "edm")
+
+    def one(x):
+        objective = diffusion.Objective(diffusion.LogNormal(x[0], x[1]), precond, x[2])
+        return jnp.stack(objective.moments(dtype))
+    mesh = tuple(jnp.asarray(g.reshape(-1)) for g in np.meshgrid(*keys, indexing="ij"))
+    values = jax.jit(lambda m: jax.lax.map(one, m, batch_size=256))(mesh)
+    return {"moments_table": _MomentsTable(tuple(map(jnp.asarray, keys)), values.reshape(shape + (4,)))}
+
+
+def _lookup(table, values):
+    """The four moments of the point whose (p_mean, p_std, sigma_data) are ``values``, from ``table``
+    (NaN, a bad point, for a value the table does not hold)."""
+    if not isinstance(table, _MomentsTable):
+        raise ValueError("moments_table is derived by the sweep from the axes p_mean, p_std and sigma_data; "
+                         "it is not a parameter to give")
+    index, found = [], True
+    for k, x in zip(table.keys, values):
+        if k.shape[0] == 1:  # a constant (or a one-value axis): nothing to look up
+            index.append(0)
+            continue
+        i = jnp.clip(jnp.searchsorted(k, x), 0, k.shape[0] - 1)
+        index.append(i)
+        found = found & (k[i] == x)
+    m = jnp.where(found, table.values[tuple(index)], jnp.nan)
+    return tuple(m[..., j] for j in range(4))
+
+
+@entry_point(dims=_d, coords=_c, static=("precond",), switch=("depth",), defaults=_diffusion_moments)
 def diffusion_predict(*, t, lam, n, alpha, w0=1e-6, p_mean=-1.2, p_std=1.2, sigma_data=0.5, depth=2,
-                      sigma_min=0.002, sigma_max=80.0, precond="edm"):
-    """``diffusion.predict`` with EDM's log-normal noise levels: u(t) and the generated variance."""
+                      sigma_min=0.002, sigma_max=80.0, precond="edm", moments_table=None):
+    """``diffusion.predict`` with EDM's log-normal noise levels: u(t) and the generated variance.
+
+    With p_mean, p_std or sigma_data an axis, their quadrature is done once per distinct combination
+    (the derived constant ``moments_table``, not a parameter to give) and each point looks its own up:
+    the same numbers as a call per point (``moments=`` of ``diffusion.predict``)."""
+    moments = None if moments_table is None else _lookup(moments_table, (p_mean, p_std, sigma_data))
     r = diffusion.predict(t, lam, n=n, alpha=alpha, w0=w0, sigma=diffusion.LogNormal(p_mean, p_std),
                           precond=precond, sigma_data=sigma_data, depth=depth, sigma_min=sigma_min,
-                          sigma_max=sigma_max)
+                          sigma_max=sigma_max, moments=moments)
     return {"w": r.w, "variance": r.variance}
 
 
