@@ -17,6 +17,7 @@ recursion stays within a few percent, and for alpha lam / N > 1 gradient descent
 
 from __future__ import annotations
 
+import functools as ft
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -147,7 +148,15 @@ def crossing_times(t: ArrayLike, w: ArrayLike, target: ArrayLike, *, fixed_point
     """
     check_int("depth", depth, 2)
     t, w = jnp.asarray(t), jnp.asarray(w)
-    target = jnp.broadcast_to(jnp.asarray(target, w.dtype), w.shape[-1:])
+    # one compiled program per shape (about 40 small operations: run eagerly, each compiled on
+    # first use, they cost seconds of compilation per new shape for microseconds of work)
+    return _crossing_times(t, w, jnp.asarray(target, w.dtype),
+                           None if fixed_point is None else jnp.asarray(fixed_point, w.dtype), depth)
+
+
+@ft.partial(jax.jit, static_argnums=4)
+def _crossing_times(t, w, target, fixed_point, depth):
+    target = jnp.broadcast_to(target, w.shape[-1:])
     above = w >= target[None, :]
     i = jnp.argmax(above, axis=0)  # first index at or above (0 when never)
     hit = jnp.any(above, axis=0)
@@ -158,7 +167,7 @@ def crossing_times(t: ArrayLike, w: ArrayLike, target: ArrayLike, *, fixed_point
     span = jnp.where(wb > wa, wb - wa, 1.0)
     share = jnp.clip((target - wa) / span, 0.0, 1.0)  # the straight line
     if fixed_point is not None:
-        w_star = jnp.broadcast_to(jnp.asarray(fixed_point, w.dtype), target.shape)
+        w_star = jnp.broadcast_to(fixed_point, target.shape)
         share = jnp.where(_inside(wa, wb, target, w_star), _flow_share(wa, wb, target, w_star, depth), share)
     inner = ta + (tb - ta) * share
     out = jnp.where(i == 0, t[0].astype(w.dtype), inner)
