@@ -110,3 +110,19 @@ def test_moments_table_is_not_a_parameter_to_give(tmp_path):
         sweep.run({"function": "diffusion.predict", "axes": {"lam": [1.0, 2.0]},
                    "constants": {"t": 1.0, "n": N, "alpha": ALPHA, "moments_table": 1.0}},
                   path=tmp_path / "m.zarr")
+
+
+def test_moments_table_holds_each_values_moments_and_marks_a_missing_value(x64):
+    from daedyn.sweep._builtins import ENTRY_POINTS, _diffusion_moments
+
+    table = _diffusion_moments({"p_mean": np.array([-1.0, 0.0]), "sigma_data": np.array([0.5, 1.0])},
+                               {"p_std": 1.5})["moments_table"]
+    for i, pm in enumerate([-1.0, 0.0]):
+        for j, sd in enumerate([0.5, 1.0]):
+            own = diffusion.Objective(diffusion.LogNormal(pm, 1.5), sigma_data=sd).moments()
+            # the same quadrature, vmapped: equal to the rounding of the sums (measured 0)
+            np.testing.assert_allclose([v[2 * i + j] for v in table.values], own, rtol=1e-14)
+    entry = ENTRY_POINTS["diffusion.predict"]
+    w = jax.jit(lambda pm: entry(t=500.0, lam=400.0, n=N, alpha=ALPHA, p_mean=pm, p_std=1.5, sigma_data=1.0,
+                                 moments_table=table)["w"])  # traced, as in a sweep
+    assert np.isnan(float(w(0.5))) and np.isfinite(float(w(0.0)))  # 0.5: not in the table, a bad point

@@ -335,10 +335,11 @@ _TABLE_LIMIT = 2**20  # (p_mean, p_std, sigma_data) combinations: a 16 MB float3
 
 class _MomentsTable(NamedTuple):
     """``Objective.moments()`` of every (p_mean, p_std, sigma_data) of a grid: ``keys`` the sorted
-    distinct values of each (one value when it is a constant), ``values`` of shape ``(*sizes, 4)``."""
+    distinct values of each (one value when it is a constant), ``values`` the four moments, each
+    flattened over the keys' grid (C order)."""
 
     keys: tuple
-    values: Any
+    values: tuple
 
 
 def _diffusion_moments(axes, constants):
@@ -350,8 +351,7 @@ def _diffusion_moments(axes, constants):
     dtype = float_dtype()  # the sweep's: the default float of its dtype scope, as the axes are cast
     keys = tuple(np.unique(np.asarray(axes[k] if k in axes else constants.get(k, d), np.float64)
                            .astype(dtype)) for k, d in _LEVELS.items())
-    shape = tuple(k.size for k in keys)
-    if math.prod(shape) > _TABLE_LIMIT:
+    if math.prod(k.size for k in keys) > _TABLE_LIMIT:
         return {}  # more combinations than a table should hold: each point computes its own
     precond = constants.get("precond", "edm")
 
@@ -360,7 +360,7 @@ def _diffusion_moments(axes, constants):
         return jnp.stack(objective.moments(dtype))
     mesh = tuple(jnp.asarray(g.reshape(-1)) for g in np.meshgrid(*keys, indexing="ij"))
     values = jax.jit(lambda m: jax.lax.map(one, m, batch_size=256))(mesh)
-    return {"moments_table": _MomentsTable(tuple(map(jnp.asarray, keys)), values.reshape(shape + (4,)))}
+    return {"moments_table": _MomentsTable(tuple(map(jnp.asarray, keys)), tuple(values.T))}
 
 
 def _lookup(table, values):
@@ -369,16 +369,16 @@ def _lookup(table, values):
     if not isinstance(table, _MomentsTable):
         raise ValueError("moments_table is derived by the sweep from the axes p_mean, p_std and sigma_data; "
                          "it is not a parameter to give")
-    index, found = [], True
+    flat, found = 0, True
     for k, x in zip(table.keys, values):
         if k.shape[0] == 1:  # a constant (or a one-value axis): nothing to look up
-            index.append(0)
             continue
-        i = jnp.clip(jnp.searchsorted(k, x), 0, k.shape[0] - 1)
-        index.append(i)
-        found = found & (k[i] == x)
-    m = jnp.where(found, table.values[tuple(index)], jnp.nan)
-    return tuple(m[..., j] for j in range(4))
+        # comparisons with every key (reductions, vectorised) rather than a binary search or a
+        # gather of the key found: XLA:CPU fuses gathers into the closed form's loop, which then
+        # runs without vector instructions (each gather removed here: ~2x the chunk's rate)
+        flat = flat * k.shape[0] + jnp.sum(k < x)
+        found = found & jnp.any(k == x)
+    return tuple(jnp.where(found, v[flat], jnp.nan) for v in table.values)
 
 
 @entry_point(dims=_d, coords=_c, static=("precond",), switch=("depth",), defaults=_diffusion_moments)
