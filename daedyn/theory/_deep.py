@@ -28,6 +28,7 @@ from daedyn.theory._deep_solve import (
     deep_time_to,
     deep_trajectory,
     evaluate_trajectory,
+    materialise,
     negative_trajectory,
     prepare_trajectory,
 )
@@ -88,7 +89,7 @@ def _small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int, valid_params) -> 
     valid_p = valid_params(*params)
     ones = jnp.ones(p_shape, t.dtype)
     flat = [jnp.where(valid_p, a, ones).reshape(-1) for a in params]
-    prep = jax.vmap(lambda *a: prepare_trajectory(*a, depth))(*flat)
+    prep = materialise(jax.vmap(lambda *a: prepare_trajectory(*a, depth))(*flat))
     if all(a == 1 or b == 1 for a, b in zip(t.shape, p_shape)) and t.size and flat[0].size:
         # an outer product of times and parameter sets: (sets, times), then the axes interleaved; no
         # per-element gathers of the sets' scalars

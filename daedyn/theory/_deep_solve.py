@@ -30,7 +30,6 @@ gradients, which gives exact first derivatives of the tabulated time by the impl
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -62,7 +61,7 @@ def _panel_matrices(nodes: int):
 # rounding (~1e-5 relative after the solve) hides any difference between 48 x 10 and 24 x 8 (measured)
 _GRID = {32: (24, 8), 64: (48, 20)}
 _TABLES = {nodes: _panel_matrices(nodes) for _, nodes in _GRID.values()}
-_NEWTON_IN = {8: 7, 20: 8}  # bracketed Newton iterations on a panel's polynomial (measured: 6 suffice)
+_NEWTON_IN = {8: 8, 20: 8}  # Newton iterations on a panel's polynomial (measured: 8 converge, 6 do not)
 
 
 def _grid_for(dtype) -> tuple[int, int]:
@@ -144,6 +143,10 @@ def deep_roots(lam, eps, gamma, n, depth: int):
     zpk_n = (m * k_n / ng_n) ** (1.0 / (m + 1.0))
     z_star_wd = _newton_root((k_n / lam_n) ** (1.0 / m), zpk_n, lam_n, ng_n, k_n, m, left=True)
     z_th = _newton_root(lam_n / ng_n, zpk_n, lam_n, ng_n, k_n, m, left=False)
+    # at gamma = 0 the learned state's one-sided derivative in ng is z / P'(z) (implicit function
+    # theorem; z_free has no ng in it): added as ng times it where ng = 0, so the value stays z_free
+    ng_zero = jnp.where(ng > 0, 0.0, ng)
+    z_free = z_free + ng_zero * z_free / (m * k_s * z_free ** (-m - 1.0))
     z_star = jnp.where(two, z_star_wd, z_free)
     has_root = (lam > 0) & (k > 0) & ((ng <= 0) | two)
     z_th = jnp.where(two, z_th, jnp.inf)
@@ -372,26 +375,72 @@ def _build_table(path: _Path, phi0) -> _Table:
     j = jnp.concatenate([zero, fwd]) - jnp.concatenate([bwd, zero]) - g0
     e0 = _extra(path, jnp.clip(phi0, path.phi_lo, path.phi_hi))
     h_lo, h_hi, p, c = _h_ends(path)
+    ends = (h_lo, h_hi, p, c, jnp.zeros_like(c), _extra(path, path.phi_hi))
+    tail_lo, _ = _tail(path, ends, path.phi_lo)
+    return _Table(path, psi_lo, dpsi, e0 + j, coef, dcoef, ends[:4] + (tail_lo,) + ends[5:])
+
+
+def _tail(path: _Path, ends, phi):
+    """The time below the grid as an absolute function ``T(phi)`` (table units; ``F(phi) = F(phi_lo) +
+    T(phi) - T(phi_lo)`` for ``phi <= phi_lo``) and its derivative, exact to the grid's precision:
+
+    - B, D (``z -> 0``): ``int_0^z w^m / (k - lam w^m + ng w^(m+1)) dw`` to second order in
+      ``(lam z^m - ng z^(m+1)) / k`` (<= e^-30 relative below the grid), in ``z = zs sigmoid(phi)`` (B)
+      or ``zp e^phi`` (D) itself;
+    - A0 (``z -> inf``): ``c e^((m-1) phi)`` plus the exponential part ``-zs e^-phi / lam``;
+    - A, C (next to the threshold): ``h_lo phi``.
+
+    Solving ``T(phi) = T(phi0) + elapsed`` below the grid then never subtracts two large times (a start
+    far below the learned state, e.g. lam 1e-30 of lam + eps, moves by 1e-30 of F(phi_lo))."""
+    h_lo, _, p, c = ends[:4]
+    kind, m, k = path.kind, path.m, path.k
+    lo = jnp.minimum(phi, path.phi_lo)
+    is_b = kind == _B
+    e = jnp.exp(lo)
+    zr = jnp.where(kind == _D, path.zp, path.zs)
+    log_z = jnp.log(zr) + jnp.where(is_b, lo - jnp.log1p(e), lo)
+    zm = jnp.exp(m * log_z)
+    zm1 = zm * jnp.exp(log_z)
+    w_lam = path.lam * zm / k
+    w_ng = path.ng * zm1 / k
+    y = zm1 / (k * (m + 1.0))
+    t_pw = y * (1.0 + (m + 1.0) / (2.0 * m + 1.0) * w_lam - 0.5 * w_ng)
+    r_pw = (m + 1.0) * y * (1.0 + w_lam - w_ng) * jnp.where(is_b, 1.0 / (1.0 + e), 1.0)
     p_s = jnp.where(p > 0, p, 1.0)
-    ex_lo, ex_hi = _extra(path, path.phi_lo), _extra(path, path.phi_hi)
-    ends = (h_lo, h_hi, p, c, ex_lo, ex_hi, jnp.exp(p_s * path.phi_lo))
-    return _Table(path, psi_lo, dpsi, e0 + j, coef, dcoef, ends)
+    e_p = jnp.exp(p_s * lo)
+    ex = _extra(path, lo)
+    t_a0 = c * e_p + ex
+    r_a0 = c * p_s * e_p - ex
+    pw = is_b | (kind == _D)
+    a0 = kind == _A0
+    tail = jnp.where(pw, t_pw, jnp.where(a0, t_a0, h_lo * lo))
+    rate = jnp.where(pw, r_pw, jnp.where(a0, r_a0, h_lo))
+    return tail, rate
+
+
+def _tail_guess(path: _Path, ends, value):
+    """A start for the Newton solve of ``T(phi) = value`` below the grid (exact but for the second-order
+    terms of B and D and A0's power part)."""
+    h_lo, _, _, _ = ends[:4]
+    kind, m, k = path.kind, path.m, path.k
+    tiny = jnp.finfo(value.dtype).tiny
+    log_z = jnp.log(jnp.maximum(value * k * (m + 1.0), tiny)) / (m + 1.0)
+    ls = log_z - jnp.log(jnp.where(kind == _D, path.zp, path.zs))
+    phi_b = ls - jnp.log1p(-jnp.exp(jnp.minimum(ls, -1e-3)))  # log(s / (1 - s)), s = z / zs
+    phi_a0 = -jnp.log(jnp.maximum(-value * path.lam_pos / path.zs, tiny))
+    return jnp.select([kind == _B, kind == _D, kind == _A0], [phi_b, ls, phi_a0],
+                      value / jnp.where(h_lo > 0, h_lo, 1.0))
 
 
 def _time_outside(tab: _Table, phi):
     """F below and above the grid (exact tails), and dF/dphi there."""
     path = tab.path
-    h_lo, h_hi, p, c, ex_lo, ex_hi, ep_lo = tab.ends
-    p_s = jnp.where(p > 0, p, 1.0)
-    lo = jnp.minimum(phi, path.phi_lo)
-    e_p = jnp.exp(p_s * lo)
-    tail = jnp.where(p > 0, c * (e_p - ep_lo), h_lo * (lo - path.phi_lo))
+    h_hi, tail_lo, ex_hi = tab.ends[1], tab.ends[4], tab.ends[5]
+    tail, rate_below = _tail(path, tab.ends, phi)
     ex = _extra(path, phi)
-    below = tab.f_edges[0] + tail + (ex - ex_lo)
+    below = tab.f_edges[0] + tail - tail_lo
     above = tab.f_edges[-1] + h_hi * (jnp.maximum(phi, path.phi_hi) - path.phi_hi) + (ex - ex_hi)
-    rate_below = jnp.where(p > 0, c * p_s * e_p, h_lo) - ex
-    rate_above = h_hi - ex
-    return below, above, rate_below, rate_above
+    return below, above, rate_below, h_hi - ex
 
 
 def _time_at(tab: _Table, phi):
@@ -444,17 +493,31 @@ class _Prepared(NamedTuple):
     table: _Table
     mapping: _Map
     time0: Array  # F(phi0): the time table's value at the start
+    tail0: Array  # T(phi0) (:func:`_tail`) for a start below the grid, T(phi_lo) otherwise
     rate: Array  # (L - 2) c / tau: d(target)/dt
     at_rest: Array
 
 
-def _touch(never, a):
-    """``a`` changed where ``never`` (a condition that does not hold, but that XLA cannot prove false)."""
-    if jnp.issubdtype(a.dtype, jnp.floating):
-        return a + jnp.where(never, jnp.nan, 0.0).astype(a.dtype)
-    if a.dtype == jnp.bool_:
-        return a | never
-    return a + never.astype(a.dtype)
+def materialise(tree):
+    """``tree`` computed once and stored: the results of a two-step loop whose body XLA cannot prove to
+    be the identity. Without it XLA's CPU fusion recomputes the cheap per-parameter-set arithmetic of
+    a prepared state inside every per-time element that reads it."""
+    leaves, treedef = jax.tree.flatten(tree)
+    flo = [a for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)]
+    never = jnp.isnan(jnp.sum(flo[0])) & jnp.isinf(jnp.sum(flo[0]))  # False, unprovably so
+
+    def touch(_, ls):
+        out = []
+        for a in ls:
+            if jnp.issubdtype(a.dtype, jnp.floating):
+                out.append(a + jnp.where(never, jnp.nan, 0.0).astype(a.dtype))
+            elif a.dtype == jnp.bool_:
+                out.append(a | never)
+            else:
+                out.append(a + never.astype(a.dtype))
+        return out
+
+    return jax.tree.unflatten(treedef, jax.lax.fori_loop(0, 2, touch, leaves))
 
 
 def _solve(prep: _Prepared, t, row=None):
@@ -463,90 +526,74 @@ def _solve(prep: _Prepared, t, row=None):
     leading axis) and this element's is ``row``: its scalars and the table entries it needs are
     gathered (never a whole table per element).
 
-    Every gathered value passes through the Newton loop (as a carry that the loop touches): XLA's CPU
-    fusion of a gather into the arithmetic that follows keeps that loop scalar (measured 3-5x slower
-    for this solve), and a loop's operands and results are materialised instead."""
+    Inside the grid: the panel (a comparison with every edge), then Newton on the panel's polynomial
+    from the linear interpolation, clipped to the panel, with x as the loop's only state: a loop with
+    several outputs makes XLA's CPU fusion evaluate the polynomial once per output (measured 5x the
+    cost of this loop). Outside: the exact tails, solved relative to the start's tail value."""
     sg = jax.lax.stop_gradient
     tab = prep.table
     nodes = tab.dcoef.shape[-1]
-    take = (lambda a, i: a[i]) if row is None else (lambda a, i: a[row, i])  # noqa: E731
     scal = prep._replace(table=tab._replace(f_edges=None, coef=None, dcoef=None))
     if row is not None:
         scal = jax.tree.map(lambda a: a[row], scal)
-    target = scal.time0 + scal.rate * t
-    fe = sg(tab.f_edges if row is None else tab.f_edges[row])
+    elapsed = scal.rate * t  # table units
+    target = scal.time0 + elapsed
+    fe = tab.f_edges if row is None else tab.f_edges[row]
     tgt = sg(target)
-    # inside: the panel (a comparison with every edge: cheaper than a bisection's gathers), then a
-    # bracketed Newton solve in the panel's coordinate on its polynomial
-    idx = jnp.clip(jnp.searchsorted(fe, tgt, side="right", method="compare_all") - 1, 0, fe.shape[-1] - 2)
-    coef = take(tab.coef, idx)
-    # gathered per element: its scalars (with ``row``) and the panel's entries
-    got = (scal if row is not None else None, target, coef, take(tab.f_edges, idx), fe[idx + 1], fe[0],
-           fe[-1], idx)
-    # the Newton loop reads each coefficient as its own contiguous array (gathered per degree: a column
-    # of the gathered (elements, degree) block is a strided read that XLA's CPU loops do not vectorise)
+    idx = jnp.clip(jnp.searchsorted(sg(fe), tgt, side="right", method="compare_all") - 1, 0, fe.shape[-1] - 2)
+    # each coefficient gathered as its own contiguous array (a column of a gathered (elements, degree)
+    # block is a strided read that XLA's CPU loops do not vectorise)
     n_c = tab.coef.shape[-1]
     if row is None:
-        coef_s = [sg(tab.coef[idx, j]) for j in range(n_c)]
+        coef = [tab.coef[idx, j] for j in range(n_c)]
         dcoef = [sg(tab.dcoef[idx, j]) for j in range(n_c - 1)]
     else:
-        coef_s = [sg(tab.coef[row, idx, j]) for j in range(n_c)]
+        coef = [tab.coef[row, idx, j] for j in range(n_c)]
         dcoef = [sg(tab.dcoef[row, idx, j]) for j in range(n_c - 1)]
-    rest = tgt - sg(got[3])
-    width = got[4] - sg(got[3])
-    x = jnp.clip(2.0 * rest / jnp.where(width > 0, width, 1.0) - 1.0, -1.0, 1.0)
+    coef_s = [sg(c) for c in coef]
+    f_a, f_b = fe[idx], sg(fe[idx + 1])
+    rest = tgt - sg(f_a)
+    width = f_b - sg(f_a)
+    width = jnp.where(width > 0, width, 1.0)
+    floor = 1e-6 * width  # G' > 0 on a panel; a polynomial's rounding must not divide by 0
+    x = jnp.clip(2.0 * rest / width - 1.0, -1.0, 1.0)
 
-    def body(_, state):
-        x, lo, hi, best, r_best = state
+    def body(_, x):
         r = _clenshaw(coef_s, x) - rest
-        better = jnp.abs(r) < r_best  # rounding can make a converged iterate wander: keep the best
-        best, r_best = jnp.where(better, x, best), jnp.where(better, jnp.abs(r), r_best)
-        lo = jnp.where(r < 0, x, lo)
-        hi = jnp.where(r < 0, hi, x)
-        x_new = x - r / _clenshaw(dcoef, x)
-        ok = (x_new >= lo) & (x_new <= hi)  # a converged x (x_new == x == lo or hi) stays
-        return jnp.where(ok, x_new, 0.5 * (lo + hi)), lo, hi, best, r_best
+        return jnp.clip(x - r / jnp.maximum(_clenshaw(dcoef, x), floor), -1.0, 1.0)
 
-    state = (x, -jnp.ones_like(x), jnp.ones_like(x), x, jnp.full_like(x, jnp.inf))
-    _, _, _, best, _ = jax.lax.fori_loop(0, _NEWTON_IN[nodes] + 1, body, state)
-    got = jax.lax.fori_loop(0, 2, lambda _, g: jax.tree.map(functools.partial(_touch, best != best), g), got)
-    scal, target, coef, a, _, f_lo, f_hi, idx = (scal if row is None else got[0],) + got[1:]
-    tgt = sg(target)
+    x = sg(jax.lax.fori_loop(0, _NEWTON_IN[nodes], body, x))
     path = scal.table.path
-    f_lo, f_hi = sg(f_lo), sg(f_hi)
-    below = tgt < f_lo
-    outside = below | (tgt > f_hi)
-    x = sg(best)
+    ends = scal.table.ends
+    f_hi = fe[-1]
+    # below the grid only from a start below it (phi increases with time): in the tail's own values
+    tail_target = scal.tail0 + elapsed
+    below = sg(tail_target) < sg(ends[4])
+    above = tgt > sg(f_hi)
+    outside = below | above
     # (an element outside the grid takes a zero step here: finite derivatives in the branch not taken)
-    x = x - jnp.where(outside, 0.0, a + _clenshaw(coef, x) - target) / _clenshaw(dcoef, x)
+    r = jnp.where(outside, 0.0, f_a + _clenshaw(coef, x) - target)
+    x = x - r / jnp.maximum(_clenshaw(dcoef, x), floor)
     phi_in = path.s * jnp.sinh(scal.table.psi_lo + (idx + 0.5 + 0.5 * x) * scal.table.dpsi)
-    # outside: closed-form guesses (exact but for A0's exponential part), Newton polish
-    h_lo, h_hi, p, c, ex_lo, _, ep_lo = jax.tree.map(sg, scal.table.ends)
-    p_s = jnp.where(p > 0, p, 1.0)
-    lo_s, hi_s = sg(path.phi_lo), sg(path.phi_hi)
-    tiny = jnp.finfo(tgt.dtype).tiny
-    arg = jnp.where(path.kind == _A0, (tgt - f_lo + ex_lo) * (-sg(path.lam_pos / path.zs)),
-                    ep_lo + (tgt - f_lo) / jnp.where(c > 0, c, 1.0))
-    log_arg = jnp.log(jnp.maximum(arg, tiny))
-    # A0 below the grid: the exponential part dominates; -zs e^-phi / lam = tgt - F_lo + extra(lo)
-    guess_lo = jnp.select([path.kind == _A0, p > 0], [-log_arg, log_arg / p_s],
-                          lo_s + (tgt - f_lo) / jnp.where(h_lo > 0, h_lo, 1.0))
+    ends_s = jax.tree.map(sg, ends)
+    path_s = jax.tree.map(sg, path)
+    guess_lo = _tail_guess(path_s, ends_s, sg(tail_target))
+    hi_s = sg(path.phi_hi)
     # elements inside the grid polish a harmless stand-in (the grid's upper end): finite derivatives
-    guess = jnp.where(below, guess_lo, jnp.where(outside, hi_s + (tgt - f_hi) / h_hi, hi_s))
+    guess = jnp.where(below, guess_lo, jnp.where(outside, hi_s + (tgt - sg(f_hi)) / ends_s[1], hi_s))
 
-    def polish(phi, table, target):
-        f_below, f_above, r_below, r_above = _time_outside(table, phi)
-        step = (jnp.where(below, f_below, f_above) - target) / jnp.where(below, r_below, r_above)
+    def polish(phi, path, ends, f_hi, target, tail_target):
+        t_lo, r_lo = _tail(path, ends, phi)
+        ex = _extra(path, phi)
+        f_above = f_hi + ends[1] * (jnp.maximum(phi, path.phi_hi) - path.phi_hi) + (ex - ends[5])
+        step = jnp.where(below, (t_lo - tail_target) / r_lo, (f_above - target) / (ends[1] - ex))
         return phi - step
 
-    ends = scal.table._replace(f_edges=(got[5], got[6]))  # _time_outside reads the two ends only
-    ends_s = jax.tree.map(sg, ends)
-    # the guesses are exact but for A0's power tail below the grid, which only float64 reaches (a
-    # start below e^-37 of the learned state's z-scale): two polishing steps there
+    # the guesses are exact but for the second-order terms of the tails: float64 polishes twice more
     phi_out = guess
     for _ in range(0 if nodes <= 10 else 2):
-        phi_out = sg(polish(phi_out, ends_s, tgt))
-    phi_out = polish(phi_out, ends, target)
+        phi_out = sg(polish(phi_out, path_s, ends_s, sg(f_hi), tgt, sg(tail_target)))
+    phi_out = polish(phi_out, path, ends, f_hi, target, tail_target)
     return jnp.where(outside, phi_out, phi_in), scal
 
 
@@ -560,7 +607,9 @@ def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
     tab = _build_table(path, phi0)
     at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
     rate = (depth - 2.0) * _scale(lam_in, eps_in, gamma_in, n) / tau
-    return _Prepared(lam, eps, gamma, w0, tau, n, tab, _mapping_of(path), _time_at(tab, phi0), rate, at_rest)
+    tail0, _ = _tail(path, tab.ends, phi0)
+    return _Prepared(lam, eps, gamma, w0, tau, n, tab, _mapping_of(path), _time_at(tab, phi0), tail0, rate,
+                     at_rest)
 
 
 def evaluate_trajectory(prep: _Prepared, t, depth: int, row=None):
