@@ -6,7 +6,8 @@ float32) over p_mean 10 x p_std 10 x lam 100 x t 100 = 10^6 predictions (full: l
 ``w`` and the generated ``variance``, in two layouts of the same store dimensions:
 - t an axis: 10^6 grid points, one prediction each (9 bytes with the status);
 - t a time grid (a 1-D constant, the outputs' trailing dim): 10^4 grid points (p_mean, p_std, lam),
-  100 predictions each.
+  100 predictions each; and the same with lam 10x finer (10^7 predictions, 80 MB), where the
+  sweep's fixed costs per run (~15 ms: store, threads, last chunk's write) are amortised.
 
 Ours: ``daedyn.sweep.run`` to a zarr store (under the checkout or ``DAEDYN_BENCH_DIR``, as
 ``sweep_throughput``; default chunking, quick 64 MB limit, full 1 GB): the quadrature of each
@@ -15,8 +16,10 @@ and each grid point looks up its four moments; rates exclude the trace and compi
 Baseline, first row of each layout: the same predictions on the whole grid in one compiled call,
 results in memory: ``diffusion.predict`` vmapped over the (p_mean, p_std) pairs, each call over
 lam x t (its quadrature once, broadcast over lam and t): compute-only, target ratio >= 0.7 (issue
-30). Second row: the sweep against its own chunk programs run without the store (the I/O's cost
-alone). Both from 7 interleaved rounds (sweep, serial sweep, compute-only, chunk programs), ratios
+30); ``hw_fraction``: the results' bytes per second over the disk's raw write bandwidth (``tofile``
++ fsync, this process), which the compute-only rate itself about reaches here (8 bytes per
+prediction). Second row: the sweep against its own chunk programs run without the store (the I/O's
+cost alone). Both from 7 interleaved rounds (sweep, serial sweep, compute-only, chunk programs), ratios
 the medians of the per-round ratios (``benchmarks/sweep_throughput.py``'s protocol and helpers).
 Last row: the new sweep against the per-point path it replaced (each point summing the 1024-node
 quadrature itself: the entry before issue 30, as a sweep function of its own) on the same 10^5-point
@@ -57,9 +60,9 @@ def _per_point(*, t, lam, n, alpha, w0, p_mean, p_std):
     return {"w": r.w, "variance": r.variance}
 
 
-def _rows(spec: dict, per_point: int, what: str, folder: str) -> list[dict]:
-    """The sweep of ``spec`` against the whole grid in one call and against its own chunk programs;
-    rates in M predictions/s (``per_point`` predictions, one per time, at each grid point)."""
+def _rows(spec: dict, per_point: int, what: str, folder: str, io: bool = True) -> list[dict]:
+    """The sweep of ``spec`` against the whole grid in one call (and, with ``io``, against its own chunk
+    programs); rates in M predictions/s (``per_point`` predictions, one per time, at each grid point)."""
     times = spec["constants"].get("t", spec["axes"].get("t"))
     args = {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in spec["axes"].items() if k != "t"}
     args["t"] = jnp.asarray(np.asarray(times, np.float32))
@@ -69,19 +72,25 @@ def _rows(spec: dict, per_point: int, what: str, folder: str) -> list[dict]:
     scale = per_point / 1e6
     nbytes = best.plan.total_bytes
     disk = st._disk_bandwidth(folder, min(nbytes, 256 * 10**6))
-    return [
+    rows = [
         dict(workload=f"diffusion.predict sweep, {best.n_points * per_point:.0e} predictions: {what}",
              ours=best.points_per_s * scale, baseline=base * scale, ratio=ratio, unit="M predictions/s",
+             hw_fraction=nbytes / (best.n_points / best.points_per_s) / disk,
              notes=f"baseline: predict vmapped over the 100 (p_mean, p_std) pairs on lam x t, in memory; "
                    f"{best.n_points:,} grid points in {best.n_chunks} chunks, {nbytes / 1e6:.0f} MB of "
                    f"results; I/O {100 * best.io_fraction:.0f}% of the run; trace + compile (the moments "
                    f"table included) {best.compile_s:.2f} s; store under {st._ROOT}: disk "
                    f"{disk / 1e9:.2f} GB/s, {1e3 * st._create_cost(folder):.2f} ms per file creation; "
                    f"serial (overlap=False) {serial.points_per_s * scale:.3g} M predictions/s; per-round "
-                   f"ratios {', '.join(f'{r:.2f}' for r in ratios)}"),
-        {**st._io_row(f"diffusion.predict sweep ({what})", best, chunked, vs_chunked),
-         "ours": best.points_per_s * scale, "baseline": chunked * scale, "unit": "M predictions/s"},
+                   f"ratios {', '.join(f'{r:.2f}' for r in ratios)}; the compute-only rate's results "
+                   f"would be written at {nbytes / (best.n_points / base) / disk:.2f} of that disk's "
+                   f"bandwidth"),
     ]
+    if io:
+        io_row = st._io_row(f"diffusion.predict sweep ({what})", best, chunked, vs_chunked)
+        rows.append({**io_row, "ours": best.points_per_s * scale, "baseline": chunked * scale,
+                     "unit": "M predictions/s"})
+    return rows
 
 
 def run(quick: bool = True) -> list[dict]:
@@ -97,6 +106,9 @@ def run(quick: bool = True) -> list[dict]:
         rows += _rows(spec, 1, "t an axis, a grid point per (p_mean, p_std, lam, t)", folder)
         rows += _rows(timed, len(axes["t"]), "t a time grid of 100, a grid point per (p_mean, p_std, lam)",
                       folder)
+        big = {**timed, "axes": {**grid, "lam": np.geomspace(1.0, 1e4, 10 * len(grid["lam"]))}}
+        rows += _rows(big, len(axes["t"]), "t a time grid of 100, lam 10x finer (the sweep's fixed costs "
+                      "amortised)", folder, io=False)
         # ---- the per-point path it replaced (34 us a point: 10^5 points, lam 10 of the 100) -----
         small = {**spec, "axes": {**axes, "lam": axes["lam"][::len(axes["lam"]) // 10]}}
         old = st._best_sweep({**small, "function": _per_point}, folder, repeat=2)
