@@ -27,6 +27,8 @@ from daedyn.theory._deep_solve import (
     deep_roots,
     deep_time_to,
     deep_trajectory,
+    evaluate_fast,
+    evaluate_rare,
     evaluate_trajectory,
     materialise,
     negative_trajectory,
@@ -95,7 +97,11 @@ def _small_init(t, lam, eps, gamma, w0, tau, n, *, depth: int, valid_params) -> 
         # per-element gathers of the sets' scalars
         t_ok = t >= 0
         t_in = jnp.where(t_ok, t, jnp.ones_like(t)).reshape(-1)
-        u = jax.vmap(lambda p: jax.vmap(lambda s: evaluate_trajectory(p, s, depth))(t_in))(prep)
+        grid = lambda fn: jax.vmap(lambda p: jax.vmap(lambda s: fn(p, s, depth))(t_in))(prep)  # noqa: E731
+        u, rare = grid(evaluate_fast)
+        # the tails below the grid and the exact decays only where some element needs them (under an
+        # outer vmap both branches run, as evaluate_trajectory does)
+        u = jax.lax.cond(jnp.any(rare), lambda u: jnp.where(rare, grid(evaluate_rare), u), lambda u: u, u)
         rank = len(shape)
         u = u.reshape(p_shape + t.shape).transpose([k for i in range(rank) for k in (i, rank + i)])
         return mark_invalid(u.reshape(shape), t_ok & valid_p)

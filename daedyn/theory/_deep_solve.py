@@ -520,25 +520,40 @@ def materialise(tree):
     return jax.tree.unflatten(treedef, jax.lax.fori_loop(0, 2, touch, leaves))
 
 
-def _solve(prep: _Prepared, t, row=None):
-    """phi with F(phi) = time0 + rate t (F increasing), then one differentiable Newton step; returns
-    ``(phi, prep)`` with the table arrays dropped. ``row``: the state holds every parameter set (a
-    leading axis) and this element's is ``row``: its scalars and the table entries it needs are
-    gathered (never a whole table per element).
-
-    Inside the grid: the panel (a comparison with every edge), then Newton on the panel's polynomial
-    from the linear interpolation, clipped to the panel, with x as the loop's only state: a loop with
-    several outputs makes XLA's CPU fusion evaluate the polynomial once per output (measured 5x the
-    cost of this loop). Outside: the exact tails, solved relative to the start's tail value."""
-    sg = jax.lax.stop_gradient
+def _start(prep: _Prepared, t, row):
+    """(scalars of the element, elapsed table time, target F, the table's edges)."""
     tab = prep.table
-    nodes = tab.dcoef.shape[-1]
     scal = prep._replace(table=tab._replace(f_edges=None, coef=None, dcoef=None))
     if row is not None:
         scal = jax.tree.map(lambda a: a[row], scal)
     elapsed = scal.rate * t  # table units
-    target = scal.time0 + elapsed
     fe = tab.f_edges if row is None else tab.f_edges[row]
+    return scal, elapsed, scal.time0 + elapsed, fe
+
+
+def _where_out(scal: _Prepared, elapsed, target, fe):
+    """(below, above) the grid; below only from a start below it (phi increases with time), decided in
+    the tail's own values."""
+    sg = jax.lax.stop_gradient
+    below = sg(scal.tail0 + elapsed) < sg(scal.table.ends[4])
+    return below, sg(target) > sg(fe[-1])
+
+
+def _solve_fast(prep: _Prepared, t, row=None):
+    """phi with F(phi) = time0 + rate t (F increasing) inside the grid and above it for every kind but
+    A0 (F linear there), then one differentiable Newton step; returns ``(phi, scal, rare)``, ``scal``
+    the state without its tables, ``rare`` where :func:`_solve_rare` must give phi instead (below the
+    grid, A0 above it). ``row``: the state holds every parameter set (a leading axis) and this
+    element's is ``row``: its scalars and the table entries it needs are gathered.
+
+    Inside the grid: the panel (a comparison with every edge), then Newton on the panel's polynomial
+    from the linear interpolation, clipped to the panel, with x as the loop's only state: a loop with
+    several outputs makes XLA's CPU fusion evaluate the polynomial once per output (measured 5x the
+    cost of this loop)."""
+    sg = jax.lax.stop_gradient
+    tab = prep.table
+    nodes = tab.dcoef.shape[-1]
+    scal, elapsed, target, fe = _start(prep, t, row)
     tgt = sg(target)
     idx = jnp.clip(jnp.searchsorted(sg(fe), tgt, side="right", method="compare_all") - 1, 0, fe.shape[-1] - 2)
     # each coefficient gathered as its own contiguous array (a column of a gathered (elements, degree)
@@ -563,24 +578,35 @@ def _solve(prep: _Prepared, t, row=None):
         return jnp.clip(x - r / jnp.maximum(_clenshaw(dcoef, x), floor), -1.0, 1.0)
 
     x = sg(jax.lax.fori_loop(0, _NEWTON_IN[nodes], body, x))
-    path = scal.table.path
-    ends = scal.table.ends
-    f_hi = fe[-1]
-    # below the grid only from a start below it (phi increases with time): in the tail's own values
-    tail_target = scal.tail0 + elapsed
-    below = sg(tail_target) < sg(ends[4])
-    above = tgt > sg(f_hi)
-    outside = below | above
+    below, above = _where_out(scal, elapsed, target, fe)
     # (an element outside the grid takes a zero step here: finite derivatives in the branch not taken)
-    r = jnp.where(outside, 0.0, f_a + _clenshaw(coef, x) - target)
+    r = jnp.where(below | above, 0.0, f_a + _clenshaw(coef, x) - target)
     x = x - r / jnp.maximum(_clenshaw(dcoef, x), floor)
+    path = scal.table.path
     phi_in = path.s * jnp.sinh(scal.table.psi_lo + (idx + 0.5 + 0.5 * x) * scal.table.dpsi)
+    h_hi = scal.table.ends[1]
+    phi_above = path.phi_hi + jnp.where(above, target - fe[-1], 0.0) / h_hi  # exact: F is linear there
+    rare = below | (above & (path.kind == _A0))
+    return jnp.where(above, phi_above, phi_in), scal, rare
+
+
+def _solve_rare(prep: _Prepared, t, row=None):
+    """phi outside the grid for every kind (the exact tails, solved relative to the start's tail value
+    below the grid; A0's exponential part above it) and ``scal``; meaningful where outside."""
+    sg = jax.lax.stop_gradient
+    nodes = prep.table.dcoef.shape[-1]
+    scal, elapsed, target, fe = _start(prep, t, row)
+    tgt = sg(target)
+    below, above = _where_out(scal, elapsed, target, fe)
+    path, ends = scal.table.path, scal.table.ends
+    f_hi = fe[-1]
+    tail_target = scal.tail0 + elapsed
     ends_s = jax.tree.map(sg, ends)
     path_s = jax.tree.map(sg, path)
     guess_lo = _tail_guess(path_s, ends_s, sg(tail_target))
     hi_s = sg(path.phi_hi)
     # elements inside the grid polish a harmless stand-in (the grid's upper end): finite derivatives
-    guess = jnp.where(below, guess_lo, jnp.where(outside, hi_s + (tgt - sg(f_hi)) / ends_s[1], hi_s))
+    guess = jnp.where(below, guess_lo, jnp.where(above, hi_s + (tgt - sg(f_hi)) / ends_s[1], hi_s))
 
     def polish(phi, path, ends, f_hi, target, tail_target):
         t_lo, r_lo = _tail(path, ends, phi)
@@ -593,8 +619,7 @@ def _solve(prep: _Prepared, t, row=None):
     phi_out = guess
     for _ in range(0 if nodes <= 10 else 2):
         phi_out = sg(polish(phi_out, path_s, ends_s, sg(f_hi), tgt, sg(tail_target)))
-    phi_out = polish(phi_out, path, ends, f_hi, target, tail_target)
-    return jnp.where(outside, phi_out, phi_in), scal
+    return polish(phi_out, path, ends, f_hi, target, tail_target), scal
 
 
 def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
@@ -612,14 +637,28 @@ def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
                      at_rest)
 
 
+def evaluate_fast(prep: _Prepared, t, depth: int, row=None):
+    """``(u, rare)``: the mapping at ``t`` where it is inside the time table or above it (not A0), and
+    where :func:`evaluate_rare` must give it instead (below the grid, A0 above it, the exact decays of
+    :func:`_special`). Scalars; vmap for arrays; ``row`` as in :func:`evaluate_trajectory`."""
+    phi, scal, rare = _solve_fast(prep, t, row)
+    _, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
+    at_rest = scal.at_rest | (t <= 0)  # t = 0: the start itself, exactly
+    return jnp.where(at_rest, scal.w0, _mapping(scal.mapping, phi)), (rare | special) & ~at_rest
+
+
+def evaluate_rare(prep: _Prepared, t, depth: int, row=None):
+    """The mapping at ``t`` where :func:`evaluate_fast` says ``rare`` (anything elsewhere)."""
+    phi, scal = _solve_rare(prep, t, row)
+    u_special, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
+    return jnp.where(special, u_special, _mapping(scal.mapping, phi))
+
+
 def evaluate_trajectory(prep: _Prepared, t, depth: int, row=None):
     """Mapping ``u(t)`` from a :func:`prepare_trajectory` state (scalars; vmap for arrays). ``row``: the
     state holds every parameter set (a leading axis) and this element's is ``row``."""
-    phi, prep = _solve(prep, t, row)
-    u_special, special = _special(t, prep.w0, prep.lam, prep.eps, prep.n * prep.gamma, prep.tau, depth)
-    u = _mapping(prep.mapping, phi)
-    at_rest = prep.at_rest | (t <= 0)  # t = 0: the start itself, exactly
-    return jnp.where(special, u_special, jnp.where(at_rest, prep.w0, u))
+    u, rare = evaluate_fast(prep, t, depth, row)
+    return jnp.where(rare, evaluate_rare(prep, t, depth, row), u)
 
 
 def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
