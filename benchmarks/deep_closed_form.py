@@ -3,10 +3,10 @@
 Workload: ``theory.small_init_trajectory(t, lam, eps, gamma, w0=, depth=L)`` for L = 3 and 4 on a
 grid of D = 200 eigenvalues x T = 250 times (float32), (T, 1) times against (1, D) eigenvalues: each
 eigenvalue's time table (Chebyshev series of the exact time per panel) is built once and every time is
-a Newton solve on one panel's polynomial. Baseline in the same process (issue 30's ratio, target
->= 0.05): the depth-2 closed form (Eq. 7) on the same grid. The notes give the per-element path (every
-parameter broadcast to (T, D) first: one table per output element), which gives the same numbers
-(tests/test_theory_depth.py).
+a Newton solve on one panel's polynomial (the tails below the table only where some element needs
+them). Baseline in the same process (issue 30's ratio, target >= 0.05): the depth-2 closed form
+(Eq. 7) on the same grid. The notes give the per-element path (every parameter broadcast to (T, D)
+first: one table per output element), which gives the same numbers (tests/test_theory_depth.py).
 """
 
 from __future__ import annotations
