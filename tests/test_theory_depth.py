@@ -88,10 +88,15 @@ def _roots(lam, eps, gamma, depth):
 
 @pytest.mark.parametrize("depth", [3, 4])
 def test_fixed_point_and_threshold_match_root_finder(x64, depth):
-    for lam, eps, gamma in [(1.0, 0.0, 0.01), (2.0, 1.0, 0.05), (1.0, 0.5, 0.2), (1.0, 0.0, 0.5)]:
+    cases = [(1.0, 0.0, 0.01), (2.0, 1.0, 0.05), (1.0, 0.5, 0.2), (1.0, 0.0, 0.5)]
+    # one call for the four cases, padded to the (18,) shape of
+    # test_theory_depth_reference.py::test_roots_near_and_past_the_critical_gamma (one compilation)
+    lam, eps, gamma = np.resize(np.array(cases), (18, 3)).T
+    fps = np.asarray(theory.fixed_point(lam, eps, gamma, depth=depth))
+    ths = np.asarray(theory.learning_threshold(lam, eps, gamma, depth=depth))
+    for i, (lam, eps, gamma) in enumerate(cases):
         roots = _roots(lam, eps, gamma, depth)
-        fp = float(theory.fixed_point(lam, eps, gamma, depth=depth))
-        th = float(theory.learning_threshold(lam, eps, gamma, depth=depth))
+        fp, th = fps[i], ths[i]
         if len(roots) == 2:  # both simple roots: rounding-level agreement (1e-12 relative)
             np.testing.assert_allclose([th, fp], roots, rtol=1e-12)
         else:  # past the critical gamma: nothing is learned
@@ -102,12 +107,20 @@ def test_fixed_point_and_threshold_match_root_finder(x64, depth):
 
 
 def test_threshold_divides_learned_from_forgotten(x64):
-    """A start just above the threshold is learned, just below it decays (the jump weight decay makes)."""
+    """A start just above the threshold is learned, just below it decays (the jump weight decay makes).
+    The shapes of test_depth_trajectory_matches_integration (one compilation; times are traced values):
+    two rows of GRID moved next to the threshold, times up to 1e4."""
     lam, eps, gamma = 1.0, 0.5, 0.05
     th = float(theory.learning_threshold(lam, eps, gamma, depth=3))
     fp = float(theory.fixed_point(lam, eps, gamma, depth=3))
-    u = theory.small_init_trajectory(1e4, lam, eps, gamma, w0=jnp.array([th * 0.99, th * 1.01]), depth=3)
-    assert float(u[0]) < 1e-30 and float(u[1]) == pytest.approx(fp, rel=1e-10)
+    rows = GRID.copy()
+    rows[0], rows[1] = (lam, eps, gamma, th * 0.99), (lam, eps, gamma, th * 1.01)
+    ts = np.array([0.0, 1.0, 10.0, 100.0, 1e3, 1e4])
+    u = np.asarray(theory.small_init_trajectory(ts[:, None], *rows.T[:3], w0=rows[:, 3], depth=3))
+    # below: u ~ w0 e^(-3 gamma t) once the growth term is negligible, 1e-65 at t = 1e4; above: at the
+    # learned state to rounding (the fixed point is a root of the same equation: measured 2e-16)
+    assert u[-1, 0] < 1e-30 and u[-1, 1] == pytest.approx(fp, rel=1e-10)
+    assert u[0, 0] == th * 0.99 and u[0, 1] == th * 1.01
 
 
 @pytest.mark.slow  # compiles forward and reverse derivatives of the solver: ~1 min on 2 cores
