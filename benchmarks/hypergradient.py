@@ -27,9 +27,10 @@ Methods: L-BFGS (``tune.tune``'s default, zoom line search, its trials counted a
 Adam (step 0.3) in log-values from the start above, each for about 3 s of evaluations (quick; 5 to
 100 steps); Optuna TPE and CMA-ES (``pip install daedyn[bench]``: optuna and cmaes; a missing one is
 a row note) and a vmapped random search (log-uniform in the box), each capped at 1.5 s and 500
-trials (quick). An evaluation is one objective (black box) or one objective-and-gradient
-(gradient); times exclude compilation (each gradient run's iterates are time-stamped through
-``tune.tune``'s log hook on a second, compiled run; Optuna is warmed up once per process).
+trials (random search: 4000 points; quick). An evaluation is one objective (black box) or one
+objective-and-gradient (gradient); times exclude compilation (each gradient run's iterates are
+time-stamped through ``tune.tune``'s log hook on a second, compiled run; Optuna is warmed up once
+per process).
 
 The optimum J*: exact where it is known, and said per row: K = 1 (a 1-D problem: a 601-point log
 grid over tune's whole range exp(+-30), refined by bounded Brent in the log-value), and the learning
