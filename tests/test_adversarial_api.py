@@ -522,7 +522,14 @@ RETURNED = [
 ]
 
 
-@pytest.mark.parametrize("call,check", [pytest.param(c, k, id=i) for i, c, k in RETURNED])
+# lam - n gamma is 9.3e-10 in the optimised program's float32 (a fused multiply-add keeps n gamma
+# unrounded) and exactly 0 without the fusion: these two cases are about the optimised program
+_OPTIMIZED = {"learning_time_grad_lam_near_n_gamma", "learning_time_grad_gamma_near_n_gamma"}
+
+
+@pytest.mark.parametrize("call,check", [
+    pytest.param(c, k, id=i, marks=[pytest.mark.optimized] if i in _OPTIMIZED else [])
+    for i, c, k in RETURNED])
 def test_extreme_but_valid_inputs_come_back_finite_and_right(call, check):
     out = call()
     check(out)

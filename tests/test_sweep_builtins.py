@@ -63,9 +63,10 @@ def test_dynamics_scalar_gd_grid(tmp_path):
                               observables="all")
     np.testing.assert_array_equal(ds.epoch.values, np.asarray(traj.t))
     for name in ("w1", "w2", "w", "weight_norm", "loss"):
-        # the same broadcast recursion on a (B,) batch instead of the grid: measured bitwise equal;
-        # rtol 1e-6 only allows for a different vectorisation of the elementwise loop.
-        np.testing.assert_allclose(ds[name].values, np.asarray(getattr(traj, name)), rtol=1e-6, atol=1e-9)
+        # the same broadcast recursion on a (B,) batch instead of the grid: measured bitwise equal in
+        # the optimised programs, 2.0e-6 relative where XLA fused one multiply-add and not the other
+        # (float32, 100 steps); rtol 5e-6 allows only for such rounding.
+        np.testing.assert_allclose(ds[name].values, np.asarray(getattr(traj, name)), rtol=5e-6, atol=1e-9)
 
 
 def test_dynamics_scalar_flow_default_step(tmp_path):
