@@ -304,7 +304,7 @@ TABLES = [
 @pytest.mark.parametrize("name,text,match", [pytest.param(n, t, m, id=i) for i, n, t, m in TABLES])
 def test_read_table_bounds(name, text, match, tmp_path):
     if name.endswith((".yaml", ".yml")):
-        pytest.importorskip("yaml", reason="PyYAML (a test dependency) is not installed")
+        pytest.importorskip("yaml", reason="YAML configs need PyYAML (in the test extra)")
     path = tmp_path / name
     path.write_text(text)
     if match is None:

@@ -55,7 +55,7 @@ def test_spinner_says_nothing_for_a_short_phase_and_the_wall_time_for_a_long_one
 
 
 def test_ctrl_c_on_a_sweep_says_what_was_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("zarr", reason="the sweep extra")
+    pytest.importorskip("zarr", reason="zarr stores: the sweep extra (in the test extra)")
     from types import SimpleNamespace
 
     from daedyn import sweep
@@ -77,9 +77,9 @@ def test_ctrl_c_on_a_sweep_says_what_was_kept_and_how_to_resume(tmp_path, capsys
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr", ".npz", ".json"])
 def test_out_by_suffix_on_theory(suffix, tmp_path, capsys):
-    pytest.importorskip("xarray", reason="the sweep extra")
+    pytest.importorskip("xarray", reason="xarray: the sweep extra (in the test extra)")
     if suffix == ".zarr":
-        pytest.importorskip("zarr", reason="the sweep extra")
+        pytest.importorskip("zarr", reason="zarr stores: the sweep extra (in the test extra)")
     out = tmp_path / f"t{suffix}"
     assert main(["theory", "--lam", "1,2", "--eps", "0,1", "--out", str(out), "--json"]) == 0
     report = __import__("json").loads(capsys.readouterr().out)

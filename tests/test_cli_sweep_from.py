@@ -10,7 +10,7 @@ import pytest
 from daedyn.cli import _sweep_from, main
 from daedyn.cli._sweep_from import parse_assignments
 
-xr = pytest.importorskip("xarray", reason="the sweep extra")
+xr = pytest.importorskip("xarray", reason="xarray: the sweep extra (in the test extra)")
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ CONSTS = {"n": N, "alpha": ALPHA, "w0": W0}
 
 
 def _run(tmp_path, dtype="float32"):
-    pytest.importorskip("xarray")
+    for module in ("xarray", "zarr"):  # the sweep extra; the test extra installs both, so CI runs this
+        pytest.importorskip(module, reason=f"a sweep's zarr store needs {module} (the sweep extra)")
     path = tmp_path / f"{dtype}.zarr"
     sweep.run({"function": "diffusion.predict", "axes": AXES, "constants": CONSTS, "dtype": dtype}, path=path)
     return sweep.open_results(path)
