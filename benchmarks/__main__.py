@@ -48,6 +48,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_standalone(name: str, run) -> None:
+    """``python benchmarks/<name>.py [--full]``: one module's rows as a table, then each row's notes."""
+    import sys
+
+    from benchmarks import _hw
+
+    print(f"device {_hw.device_description()}")
+    rows = run(quick="--full" not in sys.argv)
+    print(format_table([{"benchmark": name, **r} for r in rows]))
+    for r in rows:
+        print(f"{r['workload']}: {r['notes']}")
+
+
 def _run_one(name: str, quick: bool) -> dict:
     """Benchmark ``name`` in a fresh Python process (``benchmarks/_one.py``): ``{"rows": [...]}``
     or ``{"error": ...}``; its progress and tracebacks go to this process's stderr."""

@@ -127,13 +127,6 @@ def run(quick: bool = True) -> list[dict]:
 
 
 if __name__ == "__main__":
-    import sys
+    from benchmarks.__main__ import run_standalone
 
-    from benchmarks import _hw
-    from benchmarks.__main__ import format_table
-
-    print(f"device {_hw.device_description()}")
-    rows = run(quick="--full" not in sys.argv)
-    print(format_table([{"benchmark": "diffusion_sweep", **r} for r in rows]))
-    for r in rows:
-        print(f"{r['workload']}: {r['notes']}")
+    run_standalone("diffusion_sweep", run)
