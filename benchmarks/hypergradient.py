@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from benchmarks.tune_vs_blackbox import optuna_trace
 from daedyn import data, tune
 
 PIECES = (1, 4, 16, 64, 256, 1024)
@@ -167,35 +168,9 @@ def _warm_optuna():
     samplers (measured ~3 s for the first TPE trial in a process), which is not a cost per trial."""
     for name in ("tpe", "cmaes"):
         try:
-            _optuna(lambda z: jnp.sum(jnp.log(z) ** 2), 2, (1e-2, 1e2), name, 15, 10.0)
+            optuna_trace(lambda z: jnp.sum(jnp.log(z) ** 2), 2, 15, name, box=(1e-2, 1e2), seconds=10.0)
         except ImportError:
             pass
-
-
-def _optuna(fj, k, box, sampler_name, trials, seconds, seed=0):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if sampler_name == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    else:
-        import cmaes  # noqa: F401  (optuna's CmaEsSampler needs it; absent: the row says so)
-
-        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    study = optuna.create_study(sampler=sampler)
-    values, times = [], []
-    t0 = time.perf_counter()
-
-    def objective(trial):
-        z = np.array([trial.suggest_float(f"z{i}", *box, log=True) for i in range(k)])
-        return float(fj(jnp.asarray(z)))
-
-    def record(study, trial):
-        values.append(trial.value)
-        times.append(time.perf_counter() - t0)
-
-    study.optimize(objective, n_trials=trials, timeout=seconds, callbacks=[record])
-    return np.asarray(values), np.asarray(times)
 
 
 def _random(fb, k, box, points, seconds, seed=0):
@@ -258,7 +233,7 @@ def case(problem, kind: str, route: str, k: int, *, quick: bool = True, exact: d
         methods[name] = _gradient(f, k, x0, opt, steps)
     for name, sampler in (("optuna TPE", "tpe"), ("optuna CMA-ES", "cmaes")):
         try:
-            v, t = _optuna(fj, k, box, sampler, trials, seconds)
+            v, t = optuna_trace(fj, k, trials, sampler, box=box, seconds=seconds)
             methods[name] = (v, np.arange(1, v.size + 1), t)
         except ImportError as err:
             skipped[name] = f"not run: {err.name} not installed (pip install daedyn[bench])"

@@ -81,8 +81,13 @@ def _optimizers():
     return {"gradient (L-BFGS)": None, "gradient (Adam 0.3)": optax.adam(0.3)}
 
 
-def _optuna(fn_jit, n_params, trials, sampler_name, seed=0, x0=None):
+def optuna_trace(fn_jit, n_params, trials, sampler_name, seed=0, x0=None, box=None, seconds=None):
+    """(values, seconds since the start) of each trial of an Optuna study ("tpe" or "cmaes") over
+    ``n_params`` log-uniform values in ``box`` (default ``BOX``), at most ``trials`` trials or
+    ``seconds``; with ``x0`` every value starts there (the first trial; CMA-ES's mean too)."""
     import optuna
+
+    box = BOX if box is None else box
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = None if x0 is None else {f"e{i}": float(x0) for i in range(n_params)}
@@ -99,14 +104,14 @@ def _optuna(fn_jit, n_params, trials, sampler_name, seed=0, x0=None):
     t0 = time.perf_counter()
 
     def objective(trial):
-        z = np.array([trial.suggest_float(f"e{i}", *BOX, log=True) for i in range(n_params)])
+        z = np.array([trial.suggest_float(f"e{i}", *box, log=True) for i in range(n_params)])
         return float(fn_jit(jnp.asarray(z)))
 
     def record(study, trial):
         values.append(trial.value)
         times.append(time.perf_counter() - t0)
 
-    study.optimize(objective, n_trials=trials, callbacks=[record])
+    study.optimize(objective, n_trials=trials, timeout=seconds, callbacks=[record])
     return np.asarray(values), np.asarray(times)
 
 
@@ -166,7 +171,7 @@ def _case(problem, label, pieces, per_direction, *, trials, points, max_steps, s
     methods = {}
     for name, sampler in (("optuna TPE", "tpe"), ("optuna CMA-ES", "cmaes")):
         try:  # each on its own: optuna without cmaes still gives the TPE rows
-            methods[name] = _optuna(fn_jit, n_params, trials, sampler, x0=x0)
+            methods[name] = optuna_trace(fn_jit, n_params, trials, sampler, x0=x0)
         except ImportError:
             pass
     methods["random (vmapped)"] = _random(fn_batch, n_params, points, x0=x0)
