@@ -95,9 +95,12 @@ def test_sharded_over_4_devices_equals_single_device(fns):
         assert single.plan.n_devices == 1 and single.plan.batch_size == 66
         a, b = sweep.open_results(fns / f"{name}4.zarr"), sweep.open_results(fns / f"{name}1.zarr")
         assert a.attrs["sweep_spec_hash"] == b.attrs["sweep_spec_hash"]
+        np.testing.assert_array_equal(a.status.values, b.status.values)
         for v in b.data_vars:
-            # exact: each point is computed by the same per-element program whatever the sharding
-            np.testing.assert_array_equal(a[v].values, b[v].values)
+            # one device vmaps the function per axis over a block, several devices per point over the
+            # flat batch (daedyn.sweep._run._chunk_fns): the same float32 operations, which XLA fuses
+            # and contracts differently; measured 2.5e-7 relative at most (2 ulp)
+            np.testing.assert_allclose(a[v].values, b[v].values, rtol=1e-6, atol=0)
         assert (b.status.values == 0).sum() > 0
 
 

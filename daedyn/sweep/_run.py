@@ -2,8 +2,10 @@
 
 Each chunk is a block of the grid (see ``daedyn.sweep._plan``). The chunk function takes the
 block's start indices, its number of valid points and a (B,) index vector sharded over a
-``jax.sharding.Mesh`` of the local devices; it rebuilds the axis values on the device, runs the
-(vmapped) sweep function and returns the outputs plus a per-point status. Shapes never change
+``jax.sharding.Mesh`` of the local devices; it reads the block's values of each axis on the device
+(on one device, the function is vmapped once per axis over the block, so what depends on some axes
+only is computed once per value of those; on several, per point over the flat sharded batch), runs
+the sweep function and returns the outputs plus a per-point status. Shapes never change
 between chunks, so it is compiled once. While chunk k+1 computes (asynchronous dispatch), chunk
 k is copied to the host and handed to the writer thread (``daedyn.sweep._writer``), which writes
 its zarr region and records it as done; the store is created and opened while the programs
@@ -92,8 +94,8 @@ class SweepSummary(NamedTuple):
 
 
 def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]:
-    """Two programs: ``compute(start (k,), n_valid (), q (B,)) -> {output: (B, ...)}`` and
-    ``check(outputs) -> status (B,) int8``.
+    """Two programs: ``compute(start (k,), n_valid (), q (B,)) -> {output: (B, ...)}`` (or, one device,
+    ``(*chunk_shape, ...)``: the same points in the same order) and ``check(outputs) -> status (B,) int8``.
 
     They are separate programs on purpose: in one program XLA fuses the sweep function into the
     per-point finiteness reduction and computes it twice (measured 3x slower on CPU for a
@@ -105,7 +107,15 @@ def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]
     values = [jnp.asarray(prepared.axes[n]) for n in names]
     chunk_shape = plan.chunk_shape
 
-    def compute(start, n_valid, q):
+    def compute_block(start, n_valid, q):
+        # the block's values along each axis (c_i of them), past the grid's edge the last value again:
+        # there the flat points beyond n_valid (the planner's blocks keep the valid ones a prefix) are
+        # real grid points, finite and discarded; the function sees each axis's values once
+        vals = {n: v[jnp.minimum(start[i] + jnp.arange(c, dtype=start.dtype), v.shape[0] - 1)]
+                for i, (n, v, c) in enumerate(zip(names, values, chunk_shape))}
+        return prepared.blocked(vals)
+
+    def compute_points(start, n_valid, q):
         q = jnp.minimum(q, n_valid - 1)  # padding repeats the last valid point: finite and discarded
         idx, rem = [], q
         for c in reversed(chunk_shape):
@@ -115,15 +125,31 @@ def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]
         args = {n: v[start[i] + idx[i]] for i, (n, v) in enumerate(zip(names, values))}
         return prepared.batched(args)
 
+    # one device: the block's axis values, one vmap per axis (the diffusion sweep's chunk program of
+    # 5 x 10^5 points on the 2-core CPU: 2.4-3.8 ms, was 8-9 ms per point; work that depends on some
+    # axes only runs once per value of those); several devices share the flat batch axis, so each
+    # point rebuilds its own values from its index (an integer division and a gather per axis)
+    one_block = plan.n_devices == 1 and _prefix_blocks(chunk_shape, plan.grid_shape)
+    compute = compute_block if one_block else compute_points
+
+    lead = len(chunk_shape) if one_block else 1  # the points' dimensions of an output
+
     def check(out):
-        b = next(iter(out.values())).shape[0]
-        ok = jnp.ones((b,), bool)
+        shape = next(iter(out.values())).shape[:lead]
+        ok = jnp.ones(shape, bool)
         for x in out.values():
             if jnp.issubdtype(x.dtype, jnp.inexact):
-                ok = ok & jnp.all(jnp.isfinite(x).reshape(b, math.prod(x.shape[1:])), axis=1)
-        return jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8)
+                ok = ok & jnp.all(jnp.isfinite(x), axis=tuple(range(lead, x.ndim)))
+        return jnp.where(ok, store.STATUS_OK, store.STATUS_NONFINITE).astype(jnp.int8).reshape(-1)
 
     return compute, check
+
+
+def _prefix_blocks(chunk_shape, grid_shape) -> bool:
+    """True for the planner's blocks (leading axes one value, one axis cut, trailing axes whole): the
+    points of a block clipped at the grid's edge are then the first ones of its flat order."""
+    cut = next((i for i, c in enumerate(chunk_shape) if c != 1), len(chunk_shape))
+    return all(c == g for c, g in zip(chunk_shape[cut + 1:], grid_shape[cut + 1:]))
 
 
 def _mask_bad(host: dict, bad: np.ndarray) -> dict:
@@ -276,8 +302,8 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
         compute = jax.jit(compute, in_shardings=(repl, repl, shard), out_shardings=shard).lower(
             jax.ShapeDtypeStruct((ndim,), np.int32, sharding=repl),
             jax.ShapeDtypeStruct((), np.int32, sharding=repl), q).compile()
-        out_shapes = {k: jax.ShapeDtypeStruct((plan.batch_size,) + o.shape, o.dtype, sharding=shard)
-                      for k, o in plan.outputs.items()}
+        out_shapes = {k: jax.ShapeDtypeStruct(o.shape, o.dtype, sharding=shard)
+                      for k, o in compute.out_info.items()}
         check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
         stats["compile"] += time.perf_counter() - t0
     nan_bad = prepared.spec.bad_points == "nan"
@@ -332,7 +358,8 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
         k, out, status, n_valid, t_dispatch = in_flight
         in_flight = None
         t0 = time.perf_counter()
-        host = {name: np.asarray(x)[:n_valid] for name, x in out.items()}  # waits for the device
+        host = {name: np.asarray(x).reshape((-1,) + plan.outputs[name].shape)[:n_valid]  # waits for it
+                for name, x in out.items()}
         st = np.asarray(status)[:n_valid]
         t1 = time.perf_counter()
         stats["compute"] += t1 - t0
