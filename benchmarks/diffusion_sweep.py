@@ -23,7 +23,11 @@ cost alone). Both from 7 interleaved rounds (sweep, serial sweep, compute-only, 
 the medians of the per-round ratios (``benchmarks/sweep_throughput.py``'s protocol and helpers).
 Last row: the new sweep against the per-point path it replaced (each point summing the 1024-node
 quadrature itself: the entry before issue 30, as a sweep function of its own) on the same 10^5-point
-grid (t an axis, every 10th lam: the old path takes ~35 s for 10^6 points), the better of 2 runs each.
+grid (t an axis, every 10th lam), the better of 2 runs each. Since a chunk on one device is computed
+as its block with one vmap per axis (``daedyn.sweep._run``), that function's quadrature, which
+depends on (p_mean, p_std) only, also runs once per pair of a block, so the two are now about equally
+fast on one device (the row was 163x before); the table still spares the per-point quadrature on
+several devices, where each point of the flat batch computes its own (~35 s for 10^6 points).
 """
 
 from __future__ import annotations
@@ -119,8 +123,9 @@ def run(quick: bool = True) -> list[dict]:
             ours=new.points_per_s / 1e6, baseline=old.points_per_s / 1e6,
             ratio=new.points_per_s / old.points_per_s, unit="M predictions/s",
             notes="both sweeps to zarr, the better of 2 runs each (points/s excluding compilation); the "
-                  "per-point path sums the log-normal's 1024-node trapezoidal rule at every point; the "
-                  "grid of row 1 with every 10th lam"))
+                  "per-point function sums the log-normal's 1024-node trapezoidal rule, which the one-device "
+                  "block program (a vmap per axis) runs once per (p_mean, p_std) of a block; the grid of "
+                  "row 1 with every 10th lam"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return rows
