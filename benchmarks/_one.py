@@ -14,9 +14,10 @@ stderr); progress lines go to stderr as well.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import traceback
+
+from benchmarks._io import write_json
 
 
 def main(argv: list[str]) -> int:
@@ -27,8 +28,7 @@ def main(argv: list[str]) -> int:
     except Exception as err:  # reported by the parent as this benchmark's failure
         traceback.print_exc()
         result = {"error": "".join(traceback.format_exception_only(err)).strip()}
-    with open(out, "w") as f:
-        json.dump(result, f, default=float)
+    write_json(out, result, f"{name} results", default=float)
     return 0
 
 

@@ -25,7 +25,6 @@ Not part of ``python -m benchmarks`` (it measures accuracy, not speed).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from benchmarks._io import write_json
 from daedyn import data, noise, spectrum, theory, train
 from daedyn.dynamics import from_eigenbasis, matrix_gd, orthogonal_init
 
@@ -150,8 +150,7 @@ def main(argv=None):
         out["results"][name] = row
         _summary(name, row)
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(args.json_out, out, indent=1)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ run. The settings vary one of (init scale s, alpha lam_0 / N, hidden width H) ar
 
 from __future__ import annotations
 
-import json
 import pathlib
 import platform
 import time
 
 import numpy as np
 
+from benchmarks._io import write_json
 from daedyn import crosscheck, data, spectrum
 
 HERE = pathlib.Path(__file__).parent
@@ -72,7 +72,7 @@ def main() -> int:
               f"worst {row['time_worst']} (direction {row['worst_direction']}), {row['seconds']} s",
               flush=True)
         machine = f"{platform.machine()} CPU, 2 cores shared"
-        out.write_text(json.dumps({"machine": machine, "data": str(ds.subset), "rows": rows}, indent=1))
+        write_json(out, {"machine": machine, "data": str(ds.subset), "rows": rows}, indent=1)
     return 0
 
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from benchmarks._io import write_json
 from daedyn import data, noise, spectrum, train
 
 HERE = pathlib.Path(__file__).parent
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             rows = [r for r in rows if (r["dataset"], r["depth"], r["model"], r["hidden"], r["init_scale"])
                     not in keys] + new
             machine = f"{platform.machine()} CPU ({platform.processor() or 'cpu'}), 2 cores shared"
-            out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+            write_json(out, {"machine": machine, "rows": rows}, indent=1)
     return 0
 
 

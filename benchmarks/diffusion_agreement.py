@@ -29,7 +29,6 @@ the Gaussian data at depth 1 with S = 4 only).
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 import time
@@ -38,6 +37,8 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+
+from benchmarks._io import write_json
 
 HERE = pathlib.Path(__file__).parent
 OUT = HERE / "results-diffusion-agreement-cpu.json"
@@ -175,5 +176,5 @@ if __name__ == "__main__":
     result = measure(quick)
     result["date"] = time.strftime("%Y-%m-%d")
     result["quick"] = quick
-    OUT.write_text(json.dumps(result, indent=1))
-    print(f"wrote {OUT}")
+    if write_json(OUT, result, indent=1):
+        print(f"wrote {OUT}")

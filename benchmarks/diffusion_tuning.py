@@ -22,13 +22,14 @@ Run: ``python -m benchmarks.diffusion_tuning`` (writes benchmarks/results-diffus
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 
 import jax
 import numpy as np
+
+from benchmarks._io import write_json
 
 BOX_MEAN, BOX_STD = (-4.0, 3.0), (0.2, 3.0)
 D, ALPHA, W0 = 32, 0.05, 1e-4
@@ -135,9 +136,8 @@ def main():
                   f"grid {c['grid']['kl']:.5g} ({c['grid']['evals']})  optuna {opt:.5g}  "
                   f"ref60x60 {c['reference_grid_60x60']['kl']:.5g}", flush=True)
     path = os.path.join(os.path.dirname(__file__), "results-diffusion-tuning-cpu.json")
-    with open(path, "w") as fh:
-        json.dump(results, fh, indent=1)
-    print(f"wrote {path}")
+    if write_json(path, results, indent=1):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ Fashion-MNIST comes from Debian's package (``apt-get install dataset-fashion-mni
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -38,6 +37,7 @@ import time
 import jax.random as jr
 import numpy as np
 
+from benchmarks._io import write_json
 from daedyn import data, noise, spectrum, train
 
 MODELS = {"ae": (0.0, 0.0), "wdae": (0.5, 0.0), "dae": (0.0, 0.5)}
@@ -186,8 +186,7 @@ def main(argv=None) -> int:
             print(f"{r['model']:5} {r['kind']:20} {r['rmse']:8.4f} {r['time_error_mean']:10.2%} "
                   f"{r['time_error_max']:10.2%} {r['time_error_dir0']:+10.2%}")
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json(args.json_out, out, indent=1)
     return 0
 
 

@@ -1,6 +1,10 @@
 """benchmarks/__main__: a partial run (``--only``) keeps the other benchmarks' rows; each benchmark runs in
 a process of its own and a failing one is reported, not fatal."""
 
+import json
+
+import pytest
+
 from benchmarks.__main__ import MODULES, _run_one, merge_results
 
 
@@ -45,3 +49,20 @@ def test_a_benchmark_runs_in_its_own_process_and_its_failure_is_reported(capfd):
     out = _run_one("no_such_benchmark", quick=True)
     assert out == {"error": "ModuleNotFoundError: No module named 'benchmarks.no_such_benchmark'"}
     assert "Traceback" in capfd.readouterr().err  # the child's traceback reaches our stderr
+
+
+def test_write_json_is_atomic_and_loses_nothing(tmp_path, capsys):
+    from benchmarks._io import write_json
+
+    out = tmp_path / "r.json"
+    assert write_json(out, {"rows": [1.5]}, indent=1)
+    assert json.loads(out.read_text()) == {"rows": [1.5]}
+    # a value json cannot encode fails before the file is touched: the previous results stay whole
+    with pytest.raises(TypeError):
+        write_json(out, {"rows": [object()]})
+    assert json.loads(out.read_text()) == {"rows": [1.5]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left
+    # a folder that does not exist: False, and the results are printed instead of lost
+    assert not write_json(tmp_path / "missing" / "r.json", {"rows": [2.5]})
+    err = capsys.readouterr().err
+    assert "could not write" in err and json.loads(err.split("results:\n", 1)[1]) == {"rows": [2.5]}
