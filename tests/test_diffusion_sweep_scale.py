@@ -106,6 +106,23 @@ def test_predict_with_given_moments_equals_the_plain_call_and_refuses_others(x64
         diffusion.predict(t, lam, n=N, alpha=ALPHA, sigma=obj.sigma, moments=(jnp.ones(2),) * 4)
 
 
+def test_given_moments_are_checked_once_per_objective(monkeypatch):
+    # the check of moments= needs the objective's own moments (the quadrature the keyword saves): once
+    # per objective, not once per call; a changed objective is checked again (and refused)
+    t, lam = jnp.array([0.0, 500.0]), jnp.array([10.0, 400.0])
+    obj = diffusion.Objective(diffusion.LogNormal(0.25, 1.25))
+    given = obj.moments()
+    calls = []
+    own = diffusion.Objective.moments
+    monkeypatch.setattr(diffusion.Objective, "moments", lambda self, *a: calls.append(1) or own(self, *a))
+    for _ in range(4):
+        diffusion.predict(t, lam, n=N, alpha=ALPHA, sigma=obj.sigma, moments=given)
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="moments are not this objective's"):
+        diffusion.predict(t, lam, n=N, alpha=ALPHA, sigma=diffusion.LogNormal(0.25, 1.5), moments=given)
+    assert len(calls) == 2
+
+
 def test_moments_table_is_not_a_parameter_to_give(tmp_path):
     with pytest.raises(ValueError, match="moments_table"):
         sweep.run({"function": "diffusion.predict", "axes": {"lam": [1.0, 2.0]},

@@ -209,12 +209,29 @@ def _check_moments(obj: Objective, moments, dtype) -> tuple[Array, Array, Array,
         raise ValueError(f"moments must have the shape {want} of Objective.moments(); got "
                          f"{[x.shape for x in moments]}")
     given = [concrete(x) for x in moments]
-    if all(g is not None for g in given) and all(concrete(x) is not None for x in jax.tree.leaves(obj)):
-        own = [np.asarray(x) for x in obj.moments(dtype)]
+    leaves = [concrete(x) for x in jax.tree.leaves(obj)]
+    if all(g is not None for g in given) and all(x is not None for x in leaves):
+        own = _own_moments(obj, leaves, np.dtype(dtype))
         if not all(np.allclose(g, o, rtol=1e-5, atol=0.0) for g, o in zip(given, own)):
             raise ValueError("moments are not this objective's: give Objective(sigma, precond, sigma_data, "
                              "weighting, conditioning).moments() of the same arguments")
     return moments
+
+
+_OWN: dict = {}  # the check's own moments of recent objectives (a few: each is four arrays)
+
+
+def _own_moments(obj: Objective, leaves, dtype: np.dtype) -> list[np.ndarray]:
+    """``obj.moments(dtype)`` as NumPy arrays, kept for the last few objectives, so the check of
+    :func:`predict`'s ``moments=`` costs the quadrature the keyword saves once per objective, not once
+    per call (the key: the objective's structure and the bytes of its concrete leaves)."""
+    key = (jax.tree.structure(obj), dtype.str,
+           tuple((np.asarray(x).dtype.str, np.shape(x), np.asarray(x).tobytes()) for x in leaves))
+    if key not in _OWN:
+        if len(_OWN) >= 16:
+            _OWN.pop(next(iter(_OWN)))
+        _OWN[key] = [np.asarray(x) for x in obj.moments(dtype)]
+    return _OWN[key]
 
 
 @ft.partial(jax.jit, static_argnames="depth")
