@@ -19,7 +19,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_broadcastable, check_finite, check_range, renamed
-from daedyn._numerics import expm1_ratio, safe_div
+from daedyn._numerics import _EXPM1_RATIO_COEFFS, expm1_ratio, safe_div, series_threshold
 from daedyn.schedules import is_schedule, require_piecewise
 from daedyn.theory._args import check_fits, direction_moments, finite_result, mark_invalid, prepare
 from daedyn.theory._deep import (
@@ -32,6 +32,7 @@ from daedyn.theory._deep import (
 from daedyn.theory._schedule import (
     _as_pieces,
     _compose,
+    _compose_states,
     _flat_pieces,
     _flat_vmap,
     schedule_pieces,
@@ -72,35 +73,68 @@ def _logistic(s, a, k, w0):
     return jnp.where(grow, w_grow, w_decay)
 
 
-# Coefficients n = 0..9 of the series (z -> 0) of the two bounded functions of z <= 0 in the piece
-# map's partial derivatives: q(z) = (expm1(z) - z) / z^2 = sum z^n / (n + 2)! and
-# g'(z) = (z e^z - expm1(z)) / z^2 = sum (n + 1) z^n / (n + 2)!, the derivative of expm1_ratio.
-_Q_COEFFS = tuple(1.0 / math.factorial(i + 2) for i in range(10))
-_DG_COEFFS = tuple((i + 1) / math.factorial(i + 2) for i in range(10))
+# Coefficients n = 0..8 of the series (z -> 0) of q(z) = (expm1(z) - z) / z^2 = sum z^n / (n + 2)!
+_Q_COEFFS = tuple(1.0 / math.factorial(i + 2) for i in range(9))
 
 
-def _bounded_ratio(z, derivative):
-    """``q(z)`` (``derivative`` False) or ``g'(z)`` (True) elementwise for ``z <= 0`` (``derivative`` a
-    boolean array: each element's choice). Direct forms for ``|z| >= c`` (relative error ~ 2 eps / c: the
-    numerator cancels to ``z^2 / 2``), the 10-term series below (truncation ``c^10 / 12!``): c = 0.1 in
-    float64 (< 5e-15), 0.5 in float32 (< 5e-7). Both functions lie in (0, 1/2] for z <= 0."""
+def _bounded_ratio(z, em1, ez, ratio, derivative):
+    """``q(z) = (expm1(z) - z) / z^2`` (``derivative`` False) or ``g'(z) = (z e^z - expm1(z)) / z^2`` (True,
+    the derivative of ``g = expm1_ratio``) elementwise for ``z <= 0`` (``derivative`` a boolean array:
+    each element's choice), from ``em1 = expm1(z)``, ``ez = exp(z)`` and ``ratio = g(z)``. Direct forms
+    for ``|z| >= c`` (relative error ~ 2 eps / c: the numerator cancels to ``z^2 / 2``); below, the
+    9-term series of q (truncation ``c^9 / 11!``) and ``g' = g - q`` (both near 1 and 1/2 there: no
+    cancellation): c = 0.1 in float64 (< 5e-15), 0.5 in float32 (< 5e-7). Both functions lie in
+    (0, 1/2] for z <= 0."""
     c = 0.1 if z.dtype == jnp.float64 else 0.5
     small = z > -c
-    zb = jnp.where(small, -1.0, z)
-    em1 = jnp.expm1(zb)
-    direct = jnp.where(derivative, zb * jnp.exp(zb) - em1, em1 - zb) / (zb * zb)
+    zb = jnp.where(small, -1.0, z)  # the untaken branch stays finite (its derivatives too)
+    direct = jnp.where(derivative, zb * ez - em1, em1 - zb) / (zb * zb)
     zs = jnp.where(small, z, 0.0)
+    q = jnp.zeros_like(z)
+    for coef in reversed(_Q_COEFFS):  # Horner
+        q = q * zs + coef
+    return jnp.where(small, jnp.where(derivative, ratio - q, q), direct)
+
+
+def _piece_terms(s, a, k, w0):
+    """``w`` of :func:`_logistic` (the same values bit for bit: the same operations on each element,
+    tested) and what its partials reuse, with one ``exp`` and one ``expm1`` per element where
+    ``_logistic`` evaluates both branches (two of each, twice ``expm1`` in each time factor).
+
+    Each branch of ``_logistic`` depends on ``z = -2 |a| s <= 0`` only (``-x`` where ``a > 0``, ``x``
+    elsewhere; negation is exact): ``w = w0 c' / D`` with ``D = c + k w0 T(z)``, ``c = e^z`` and ``c' = 1``
+    where ``a > 0``, ``c = 1`` and ``c' = e^z`` elsewhere; ``T`` is :func:`_time_factor` with the
+    ``expm1`` of its two branches (and of ``expm1_ratio``'s) computed once."""
+    grow = a > 0
+    z = -2.0 * jnp.abs(a) * s
+    ez = jnp.exp(z)
+    em1 = jnp.expm1(z)  # z <= 0: finite
+    # _time_factor(s, z): expm1(z) (s / z * 2) where |z| > 1, else 2 s expm1_ratio(z)
+    big = jnp.abs(z) > 1.0
+    z_big = jnp.where(big, z, 1.0)
+    tiny = jnp.abs(z) < series_threshold(z.dtype)
+    z_mid = jnp.where(big | tiny, 1.0, z)
+    z_tiny = jnp.where(tiny, z, 0.0)
     series = jnp.zeros_like(z)
-    for cq, cd in zip(reversed(_Q_COEFFS), reversed(_DG_COEFFS), strict=True):  # Horner
-        series = series * zs + jnp.where(derivative, cd, cq)
-    return jnp.where(small, series, direct)
+    for coef in reversed(_EXPM1_RATIO_COEFFS):  # Horner, as expm1_ratio
+        series = series * z_tiny + coef
+    ratio = jnp.where(tiny, series, em1 / z_mid)
+    t_fac = jnp.where(big, em1 * (s / z_big * 2.0), 2.0 * s * ratio)
+    kw0 = k * w0
+    c = jnp.where(grow, ez, 1.0)
+    den = c + kw0 * t_fac
+    ok = den != 0  # False only where a > 0, w0 = 0 and e^z underflowed: the saddle's 0 (safe_div)
+    inv = 1.0 / jnp.where(ok, den, 1.0)
+    w = jnp.where(ok, jnp.where(grow, w0, w0 * ez) / jnp.where(ok, den, 1.0), 0.0)
+    return w, (grow, z, ez, em1, ratio, t_fac, kw0, c, ok, inv)
 
 
 @jax.custom_jvp
 def _logistic_piece(s, a, k, w0):
-    """:func:`_logistic` (same values, bit for bit) with its partial derivatives in closed form: the
-    map of one schedule piece, whose reverse pass then keeps four numbers per element (the partials)
-    and multiplies, instead of differentiating the two branches, their time factors and series.
+    """:func:`_logistic` (same values, bit for bit; :func:`_piece_terms`) with its partial derivatives
+    in closed form: the map of one schedule piece, whose reverse pass then keeps at most four numbers
+    per element (the partials) and multiplies, instead of differentiating the branches, their time
+    factors and series.
 
     With ``z = -2 |a| s <= 0``, ``T = 2 s expm1_ratio(z)`` and ``c = e^z`` where ``a > 0`` (grow), else 1,
     the solution is ``w = w0 (1 if a > 0 else e^z) / D`` with ``D = c + k w0 T``, and
@@ -111,47 +145,29 @@ def _logistic_piece(s, a, k, w0):
     every term a product of non-negative factors except ``a - k w0`` (no cancellation; the derivation
     from ``ln w = ln w0 + 2 a s - ln(1 + k w0 (e^{2as} - 1) / a)`` is in docs/notes/schedules.md).
     Where ``D = 0`` (``w0 = 0`` and ``e^z`` underflowed, the saddle) every partial is 0, as ``safe_div``'s."""
-    return _logistic(s, a, k, w0)
+    return _piece_terms(s, a, k, w0)[0]
 
 
 def _logistic_piece_jvp(primals, tangents):
     s, a, k, w0 = primals
-    w = _logistic_piece(s, a, k, w0)
-    grow = a > 0
-    z = -2.0 * jnp.abs(a) * s
-    ez = jnp.exp(z)
-    c = jnp.where(grow, ez, 1.0)
-    t_fac = _time_factor(s, z)
-    den = c + k * w0 * t_fac
-    ok = den != 0
-    inv = 1.0 / jnp.where(ok, den, 1.0)
+    w, (grow, z, ez, em1, ratio, t_fac, kw0, c, ok, inv) = _piece_terms(s, a, k, w0)
     zero = jnp.zeros_like(w)
     w_inv = jnp.where(ok, w * inv, zero)
+    two_s = 2.0 * s
     partials = (
-        2.0 * (a - k * w0) * c * w_inv,                                               # d/ds
-        w_inv * (2.0 * s * c + (2.0 * s) * ((2.0 * s) * _bounded_ratio(z, grow)) * (k * w0)),  # d/da
-        -w0 * t_fac * w_inv,                                                          # d/dk
-        jnp.where(ok, ez * inv * inv, zero),                                          # d/dw0
+        lambda: 2.0 * (a - kw0) * c * w_inv,                                                       # d/ds
+        lambda: w_inv * (two_s * c + two_s * (two_s * _bounded_ratio(z, em1, ez, ratio, grow)) * kw0),  # d/da
+        lambda: -w0 * t_fac * w_inv,                                                               # d/dk
+        lambda: jnp.where(ok, ez * inv * inv, zero),                                               # d/dw0
     )
     dw = zero
     for d, t in zip(partials, tangents, strict=True):
         if not isinstance(t, jax.custom_derivatives.SymbolicZero):
-            dw = dw + d * t
+            dw = dw + d() * t
     return w, dw
 
 
 _logistic_piece.defjvp(_logistic_piece_jvp, symbolic_zeros=True)  # zero tangents: their partials unused
-
-
-@jax.jit
-def _piece_impl(t, lam, eps, gamma, w0, tau, n):
-    """:func:`_small_init_trajectory_impl` (same values) through :func:`_logistic_piece`: the depth-2
-    map of one schedule piece (:func:`_balanced_piece`), whose hypergradient is then a few products per
-    piece and element."""
-    t, lam, eps, gamma, w0, tau, n = prepare(t=t, lam=lam, eps=eps, gamma=gamma, w0=w0, tau=tau, n=n)
-    w = _logistic_piece(t / tau, lam - n * gamma, lam + eps, w0)
-    valid = (t >= 0) & (lam >= 0) & (eps >= 0) & (gamma >= 0) & (w0 >= 0) & (tau > 0) & (n > 0)
-    return mark_invalid(w, valid)
 
 
 def _lists_to_arrays(*args):
@@ -410,23 +426,21 @@ def learning_time(fraction: ArrayLike, lam: ArrayLike, eps: ArrayLike = 0.0, gam
 # Piecewise-constant schedules: the closed form chained over the pieces (theory/_schedule.py)
 
 
-def _balanced_piece(depth, lam, n):
-    """``(start, run)`` of :func:`_compose` for the balanced direction (state: the mapping; piece
-    values eps, gamma, tau). ``depth is None``: depth 2, whose record is the closed form's arguments.
-    Else (a traced scalar L >= 3: the solver uses L only in its arithmetic, ``m = L / (L - 2)``, so one
-    compilation serves every depth) the record is the quadrature table from the mapping at the piece
-    start (:func:`daedyn.theory._deep_solve.prepare_trajectory`), shared by the times of the piece."""
-    if depth is None:
-        one_piece = _piece_impl
+def _depth2_piece(elapsed, w, args, consts):
+    """The depth-2 map of one schedule piece for :func:`_compose_states` (:func:`_logistic_piece`, whose
+    hypergradient is a few products per piece and element); the arguments are valid stand-ins
+    (:func:`_small_init_pieces_impl`), so no piece marks NaN itself."""
+    eps, gamma, tau = args
+    lam, n = consts
+    return _logistic_piece(elapsed / tau, lam - n * gamma, lam + eps, w)
 
-        def start(w, eps, gamma, tau):
-            return w, eps, gamma, tau, lam, n
 
-        def run(elapsed, record):
-            w, eps, gamma, tau, lam_, n_ = record
-            return one_piece(elapsed, lam_, eps, gamma, w, tau, n_)
-
-        return start, run
+def _deep_piece(depth, lam, n):
+    """``(start, run)`` of :func:`_compose` for the balanced direction at depth ``L >= 3`` (state: the
+    mapping; piece values eps, gamma, tau, each ``(M,)``; a traced scalar L: the solver uses L only in
+    its arithmetic, ``m = L / (L - 2)``, so one compilation serves every depth): the record is the
+    quadrature table from the mapping at the piece start
+    (:func:`daedyn.theory._deep_solve.prepare_trajectory`), shared by the times of the piece."""
     from daedyn.theory._deep_solve import evaluate_trajectory, prepare_trajectory
 
     def start(w, eps, gamma, tau):
@@ -441,21 +455,28 @@ def _balanced_piece(depth, lam, n):
 @jax.jit(static_argnames="deep")
 def _small_init_pieces_impl(t, owner, lam, eps_p, gamma_p, w0, tau_p, n, boundaries, depth, *, deep: bool):
     """The chained balanced solution: ``t`` and ``owner`` of shape S, the parameter sets ``lam``,
-    ``w0``, ``n`` of shape ``(M,)`` and their piece values ``(P, M)``, all of one floating dtype
-    (:func:`_flat_pieces`); ``depth`` a scalar of that dtype, used where ``deep`` (L >= 3)."""
-    valid_p = ((lam >= 0) & (w0 >= 0) & (n > 0) & jnp.all(eps_p >= 0, axis=0) & jnp.all(gamma_p >= 0, axis=0)
-               & jnp.all(tau_p > 0, axis=0))
+    ``w0``, ``n`` of shape ``(M,)`` and their piece values ``(P, M)`` or ``(P, 1)``, all of one floating
+    dtype (:func:`_flat_pieces`); ``depth`` a scalar of that dtype, used where ``deep`` (L >= 3)."""
+    ok_eps, ok_gamma, ok_tau = (jnp.all(eps_p >= 0, axis=0), jnp.all(gamma_p >= 0, axis=0),
+                                jnp.all(tau_p > 0, axis=0))
+    valid_p = (lam >= 0) & (w0 >= 0) & (n > 0) & ok_eps & ok_gamma & ok_tau
     valid = (t >= 0) & valid_p[owner]
     if t.size == 0:
         return jnp.zeros(t.shape, t.dtype)
     # out-of-range parameter sets solve a harmless stand-in (finite values and gradients elsewhere);
-    # their outputs are NaN (mark_invalid)
+    # their outputs are NaN (mark_invalid). A piece value replaced where it is itself out of range
+    # keeps its shape ((P, 1): not broadcast to the parameter sets).
     one = jnp.ones_like(lam)
     lam, w0, n = (jnp.where(valid_p, a, one) for a in (lam, w0, n))
-    eps_p, gamma_p, tau_p = (jnp.where(valid_p, a, one) for a in (eps_p, gamma_p, tau_p))
-    t = jnp.where(valid, t, jnp.zeros_like(t))
-    start, run = _balanced_piece(depth if deep else None, lam, n)
-    w = _compose(start, run, w0, (eps_p, gamma_p, tau_p), boundaries, t, owner)
+    eps_p, gamma_p, tau_p = (jnp.where(ok, a, jnp.ones_like(a))
+                             for a, ok in ((eps_p, ok_eps), (gamma_p, ok_gamma), (tau_p, ok_tau)))
+    if deep:
+        m = lam.shape[0]
+        args = tuple(jnp.broadcast_to(a, (a.shape[0], m)) for a in (eps_p, gamma_p, tau_p))
+        start, run = _deep_piece(depth, lam, n)
+        w = _compose(start, run, w0, args, boundaries, t, owner)
+    else:
+        w = _compose_states(_depth2_piece, w0, (eps_p, gamma_p, tau_p), (lam, n), boundaries, t, owner)
     return mark_invalid(w, valid)
 
 

@@ -96,6 +96,33 @@ def _compose(start, run, state0, piece_args, boundaries, t, owner, final=None):
     return (final or run)(elapsed, record)
 
 
+def _compose_states(run, state0, piece_args, consts, boundaries, t, owner):
+    """:func:`_compose` for a piece map without a record: ``run(elapsed, state, args_j, consts)`` is the
+    state ``elapsed`` into a piece from the state at its start. Only the states at the piece starts are
+    stacked (the last piece is not run in the scan: each time is one run from its piece's start, K
+    runs in all for a final time), not the piece values; ``piece_args`` leaves are ``(P, M)`` or ``(P, 1)``
+    (one value per piece for every parameter set: not broadcast to M, so neither is its cotangent) and
+    ``consts`` leaves ``(M,)``. A piece of negative length (traced boundaries out of order) makes the
+    times from its end on NaN."""
+    m = state0.shape[0]
+    starts = jnp.concatenate([jnp.zeros((1,), boundaries.dtype), boundaries]).astype(t.dtype)
+    lengths = jnp.diff(starts)  # P - 1: the pieces that end
+
+    def body(state, x):
+        length, args = x
+        return run(jnp.broadcast_to(length, (m,)), state, args, consts), state
+
+    last, states = lax.scan(body, state0, (lengths, jax.tree_util.tree_map(lambda a: a[:-1], piece_args)))
+    idx = jnp.searchsorted(boundaries.astype(t.dtype), t, side="right")  # piece of each time, shape S
+    pieces = lengths.shape[0] + 1
+    state = jnp.where(idx == pieces - 1, last[owner], states[jnp.minimum(idx, pieces - 2), owner])
+    args = jax.tree_util.tree_map(lambda a: a[idx, owner] if a.shape[1] == m else a[idx, 0], piece_args)
+    elapsed = jnp.maximum(t - starts[idx], 0.0)
+    out = run(elapsed, state, args, jax.tree_util.tree_map(lambda c: c[owner], consts))
+    bad = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(lengths < 0, dtype=jnp.int32)])[idx] > 0
+    return jnp.where(bad, jnp.asarray(jnp.nan, out.dtype), out)
+
+
 def _full(shape, dtype, *xs):
     return [jnp.broadcast_to(jnp.asarray(x, dtype), shape) for x in xs]
 
@@ -117,8 +144,9 @@ def _flat_vmap(fn, elapsed, record):
 def _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
     """The arguments of :func:`_small_init_pieces_impl`: one floating dtype, the parameter sets (the
     broadcast of everything but ``t``) flattened to ``(M,)`` and ``(P, M)``, ``t`` broadcast to the
-    output shape S and ``owner`` (S) naming each time's parameter set. The jitted solver then
-    compiles once per (dtype, S, M, P) and depth 2 or deeper, whichever arguments are schedules."""
+    output shape S and ``owner`` (S) naming each time's parameter set; a piece value without trailing
+    axes (one per piece, the same for every parameter set) stays ``(P, 1)``. The jitted solver then
+    compiles once per (dtype, S, M, P, which values are per set) and depth 2 or deeper."""
     dtype = jnp.result_type(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries, 0.0)
     pieces = boundaries.shape[0] + 1
     p_shape = jnp.broadcast_shapes(jnp.shape(lam), jnp.shape(w0), jnp.shape(n),
@@ -126,7 +154,8 @@ def _flat_pieces(t, lam, eps_p, gamma_p, w0, tau_p, n, boundaries):
     shape = jnp.broadcast_shapes(jnp.shape(t), p_shape)
     m = math.prod(p_shape)
     lam, w0, n = (a.reshape(m) for a in _full(p_shape, dtype, lam, w0, n))
-    eps_p, gamma_p, tau_p = (_lead(x, pieces, p_shape, dtype).reshape(pieces, m)
+    eps_p, gamma_p, tau_p = (_lead(x, pieces, p_shape, dtype).reshape(pieces, m) if jnp.ndim(x) > 1
+                             else jnp.broadcast_to(jnp.asarray(x, dtype).reshape(-1, 1), (pieces, 1))
                              for x in (eps_p, gamma_p, tau_p))
     owner = jnp.broadcast_to(jnp.arange(m, dtype=jnp.int32).reshape(p_shape), shape)
     t = jnp.broadcast_to(jnp.asarray(t, dtype), shape)
