@@ -354,9 +354,9 @@ def _stack(x, y, op):
 
 
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major",
-                                             "depth"))
+                                             "depth", "adjoint"))
 def _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, *, n_saves, save_every, backend, observables,
-                time_major, depth):
+                time_major, depth, adjoint="checkpoint"):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch.
 
     Piecewise-constant rates become tables over the merged pieces of all of them (each schedule is
@@ -381,7 +381,7 @@ def _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, *, n_saves, save_every, ba
     quantities = tuple(q for q in QUANTITIES if q in need)
     saved = scalar_gd_fused(lam_, m, ng, it, a, b, n_saves=n_saves, save_every=save_every,
                             quantities=quantities, backend=backend, with_start=True, depth=depth,
-                            boundaries=bounds)  # (n_saves + 1, B) each
+                            boundaries=bounds, adjoint=adjoint)  # (n_saves + 1, B) each
     fields = {q: x.reshape((n_saves + 1,) + shape) for q, x in zip(quantities, saved)}
     ts = jnp.arange(n_saves + 1, dtype=w1.dtype) * save_every
     n = jnp.broadcast_to(n, shape)
@@ -440,7 +440,8 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
               check_stability: bool = True,
               backend: Literal["auto", "pallas", "jnp", "scan", "interpret"] = "auto",
               observables: Sequence[str] | str | None = None, time_major: bool = False,
-              depth: int = 2, factors: ArrayLike | None = None) -> ScalarTrajectory:
+              depth: int = 2, factors: ArrayLike | None = None,
+              adjoint: Literal["checkpoint", "autodiff"] = "checkpoint") -> ScalarTrajectory:
     """Exact full-batch gradient descent on the per-direction loss, epoch by epoch, for a batch of settings.
 
     One step is ``w1 <- w1 + (alpha / n) * RHS1``, ``w2 <- w2 + (alpha / n) * RHS2`` with the
@@ -491,6 +492,12 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
         and alpha (numbers or arrays; a schedule needs the w1, w2 start), ``noise=None``, the "scan"
         route (``backend`` and ``unroll`` unused); ``w1`` is then saved as the first L - 1 factors,
         (*batch, L - 1, T) (time last; ``time_major`` moves time first), ``w2`` the last.
+      adjoint: derivatives of the fused backends ("jnp", "pallas", "interpret"): "checkpoint"
+        (default), reverse mode by the hand-written adjoint of the recursion (``jax.grad`` at 4-8x
+        the cost of the run on the 2-core CPU, where JAX's own costs 10-40x; docs/dynamics.md), which
+        refuses forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian`` raise a TypeError naming
+        ``custom_vjp``); "autodiff", JAX differentiates the recursion, both modes. The "scan"
+        backend is always "autodiff".
     Returns:
       :class:`ScalarTrajectory` with T = epochs / save_every + 1 saves; all arguments except
       ``epochs``, ``save_every``, ``unroll``, ``depth`` broadcast together (a schedule by its value
@@ -510,6 +517,8 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
     if epochs % save_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of save_every ({save_every})")
     depth = check_int("depth", depth, 2)
+    if adjoint not in ("checkpoint", "autodiff"):
+        raise ValueError(f"adjoint must be 'checkpoint' or 'autodiff'; got {adjoint!r}")
     observables = _check_outputs(observables)
     if factors is not None:
         check_factors("scalar_gd", factors, w1, w2, depth, eps=eps, gamma=gamma, alpha=alpha)
@@ -547,7 +556,7 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
     if backend == "scan":
         traj = _gd_core(lam, eps, gamma, alpha, n, w1, w2, c, unroll=unroll, **kw)
     else:
-        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, backend=backend, **kw)
+        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, backend=backend, adjoint=adjoint, **kw)
     if relayout:
         traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=keep) if is_saved(f) else f
                                           for f in traj[1:]))
