@@ -30,6 +30,48 @@ Layout: results are time-major, shape (n_saves, B): each saved epoch is one cont
 row write. Callers that want (B, n_saves) transpose (an extra pass over the output). With
 ``with_start=True`` the start (epoch 0) is saved too, as row 0 written by the same program, so a
 caller that wants it pays no concatenation (another pass over the output).
+
+**Reverse mode** (``adjoint="checkpoint"``, the default of :func:`scalar_gd_fused`). Write one step with
+p = w1^(L-2) (1 at depth 2) and u = w1^(L-1) w2 as  w1' = c w1 + h p w2,  w2' = c w2 + h p w1,
+h = a - b u. From the cotangents (g1, g2) of (w1', w2'), by hand (:func:`step_adjoint`):
+
+    dh = g1 p w2 + g2 p w1          (the cotangent of h: da = dh, db = -dh u)
+    dc = g1 w1 + g2 w2
+    depth 2:  g1 <- c g1 + h g2 - b dh w2,   g2 <- c g2 + h g1 - b dh w1
+    depth L:  with du = -b dh, e1 = h g1, e2 = h g2 + du w2 (cotangents of p w2 and p w1) and
+              ep = e1 w2 + e2 w1 (of p):  g1 <- c g1 + e2 p + (L - 2) w1^(L-3) ep,
+                                          g2 <- c g2 + du p w1 + e1 p
+
+and, through the fold a = k / tau, b = m / tau, c = 1 - n gamma / tau, the step's share of the
+cotangents of the inputs: k: dh / tau, m: db / tau, n gamma: -dc / tau, 1 / tau: k dh + m db - n gamma dc
+(each with its row's values); a table's cotangent sums the steps of each row, an array's all steps. The
+boundaries get a zero cotangent: the recursion is piecewise constant in them (moving one moves no step
+until it crosses an integer, where the run jumps). A saved row's cotangent enters (g1, g2) through the
+derivative of the saved quantity at its save point.
+
+Few perturbed constants (no tables, at most ``_MAX_TANGENTS`` = 2 of k, m, n gamma, 1 / tau, w1, w2
+differentiated, as when one hyperparameter is tuned): every output element depends on its own
+direction's inputs only, so the forward pass carries the tangent of each perturbed input along (forward
+mode on the packed state: one more fused loop of ~16 operations a step each) and keeps the Jacobian of
+every saved row; the backward pass is the elementwise product with the cotangents and a sum over rows.
+This costs 6 + 16 T operations a step against ~44 for the reverse sweep below.
+
+Otherwise the forward pass keeps the state at the start of every block of S steps (S = 16, or with
+tables about the mean piece length, at least 2; n_steps / S x B values); the backward pass takes the
+blocks in reverse, recomputes each from its mark and runs its adjoint steps backwards, both unrolled in
+one piece of code (a loop iteration per step costs more than the step on XLA:CPU). (w1, w2) and
+(g1, g2) are packed as one complex number each (float32/float64; other dtypes use "autodiff"):
+XLA:CPU computes each result of a fused loop in its own loop, repeating the shared work, and a complex
+result is one. A table's cotangent is kept per block as two sums, the steps on the block's first row
+and on the other; a block that meets three rows or more (pieces shorter than a block) makes the whole
+backward pass JAX's reverse mode through the lax.scan path (a run-time ``lax.cond``: same gradient,
+10-40x slower). The Pallas kernel's backward pass recomputes the marks on the lax.scan path. Measured
+cost, value and gradient over value, on the 2-core CPU: docs/dynamics.md.
+
+Forward mode: the adjoint is a ``jax.custom_vjp``, which JAX refuses to push tangents through
+(``jax.jvp``, ``jax.jacfwd``, ``jax.hessian`` raise a TypeError naming custom_vjp); ``adjoint="autodiff"``
+lets JAX differentiate the recursion in both modes (the Pallas kernel: its ``custom_jvp``), as diffrax's
+``DirectAdjoint`` next to its default ``RecursiveCheckpointAdjoint``.
 """
 
 from __future__ import annotations
@@ -517,6 +559,38 @@ def _adjoint(coef, unfolded, targets, rows, marks, final, cots, *, n_saves, save
     return _unpack(g), tuple(out[t] for t in targets)
 
 
+def _packed_run(k, m, ng, inv_tau, w1, w2, *, n_saves, save_every, quantities, with_start, depth):
+    """The recursion with constant coefficients on the complex-packed state (the saved rows as
+    :func:`_scan_path`'s): under ``jax.jvp`` its loops carry (state, tangent) as two complex arrays, two
+    fused loops per chunk of steps."""
+    coef = fold(k, m, ng, inv_tau)
+
+    def chunk(length):
+        def run(_, z):
+            c = _unpack(z)
+            for _ in range(length):
+                c = step(*c, *coef, depth)
+            return _pack(*c)
+        return run
+
+    def per_save(z, _):
+        n, rest = divmod(save_every, _UNROLL)
+        if n:
+            z = lax.fori_loop(0, n, chunk(_UNROLL), z)
+        if rest:
+            z = chunk(rest)(0, z)
+        return z, observe(*_unpack(z), quantities, depth)
+
+    _, out = lax.scan(per_save, _pack(w1, w2), None, length=n_saves)
+    if with_start:
+        out = tuple(jnp.concatenate([f[None], o]) for f, o in zip(observe(w1, w2, quantities, depth), out))
+    return out
+
+
+#: forward mode inside the forward pass for at most this many perturbed inputs (module docstring)
+_MAX_TANGENTS = 2
+
+
 @functools.cache
 def _checkpointed(n_saves, save_every, quantities, with_start, depth, pallas=None):
     """The recursion on the unfolded inputs ``(k, m, ng, inv_tau, w1, w2, bounds)`` with reverse mode by
@@ -550,20 +624,38 @@ def _checkpointed(n_saves, save_every, quantities, with_start, depth, pallas=Non
         pert = [a is not None and a.perturbed for a in args]
         flags = tuple(jnp.zeros((), jnp.int8) if p else None for p in pert[:4])  # which need a cotangent
         if pkw is not None:
-            return primal(*vals), (vals, None, None, flags)
+            return primal(*vals), (vals, None, None, flags, None)
+        tangents = [i for i in range(6) if pert[i]]
+        if all(x.ndim == 1 for x in vals[:4]) and len(tangents) <= _MAX_TANGENTS:
+            # constants and few perturbed inputs: their tangents ride along the forward pass (one more
+            # fused loop each); the backward pass only contracts them with the cotangents
+            run = functools.partial(_packed_run, **kw, with_start=with_start)
+            jac = [None] * 6
+            out = None
+            for i in tangents:
+                def one(x, i=i):
+                    return run(*vals[:i], x, *vals[i + 1:6])
+                out, jac[i] = jax.jvp(one, (vals[i],), (jnp.ones_like(vals[i]),))
+            return (out if out is not None else run(*vals[:6])), (vals, None, None, flags, tuple(jac))
         bounds = vals[6]
         rows = None if bounds is None else _step_rows(bounds, n_steps)
         out, marks, final = forward(vals[:4], vals[4], vals[5], rows)
-        return out, (vals, marks, final, flags)
+        return out, (vals, marks, final, flags, None)
 
     def bwd(res, cots):
-        vals, marks, final, flags = res
+        vals, marks, final, flags, jac = res
         unfolded, (w1, w2, bounds) = tuple(vals[:4]), vals[4:]
+        cots = [None if isinstance(ct, jax.custom_derivatives.SymbolicZero) else (ct.T if batch_major else ct)
+                for ct in cots]
+        if jac is not None:  # each output element depends on its own direction's inputs only
+            grads = [jnp.zeros_like(x) for x in vals[:6]]
+            for i, col in enumerate(jac):
+                if col is not None:
+                    grads[i] = sum(jnp.sum(ct * d, axis=0) for ct, d in zip(cots, col) if ct is not None)
+            return (*grads, None if bounds is None else jnp.zeros_like(bounds))
         rows = None if bounds is None else _step_rows(bounds, n_steps)
         if marks is None:
             _, marks, final = forward(unfolded, w1, w2, rows)
-        cots = [None if isinstance(ct, jax.custom_derivatives.SymbolicZero) else (ct.T if batch_major else ct)
-                for ct in cots]
         targets = tuple(i for i, x in enumerate(flags) if x is not None)
         seg = seg_of(unfolded)
 
