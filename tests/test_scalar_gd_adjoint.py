@@ -118,7 +118,8 @@ def test_few_perturbed_constants_take_tangents_forward(depth, inputs, x64):
 
 def test_adjoint_pieces_shorter_than_a_block(x64):
     # boundaries 1, 2, 3 inside one 3-step block: the block meets three rows, more than the fast
-    # accumulation keeps apart, so the backward pass takes JAX's reverse mode; the gradient is the same
+    # accumulation keeps apart, so the backward pass runs again with blocks of two steps; the gradient is
+    # the same
     # (the setting of CASES[3]: its compiled programs are reused)
     args = _inputs()
     args = (*_tables(*args[:4]), *args[4:])

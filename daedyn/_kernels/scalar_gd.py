@@ -63,10 +63,11 @@ one piece of code (a loop iteration per step costs more than the step on XLA:CPU
 (g1, g2) are packed as one complex number each (float32/float64; other dtypes use "autodiff"):
 XLA:CPU computes each result of a fused loop in its own loop, repeating the shared work, and a complex
 result is one. A table's cotangent is kept per block as two sums, the steps on the block's first row
-and on the other; a block that meets three rows or more (pieces shorter than a block) makes the whole
-backward pass JAX's reverse mode through the lax.scan path (a run-time ``lax.cond``: same gradient,
-10-40x slower). The Pallas kernel's backward pass recomputes the marks on the lax.scan path. Measured
-cost, value and gradient over value, on the 2-core CPU: docs/dynamics.md.
+and on the other; when a block meets three rows or more (pieces shorter than a block), the whole
+backward pass runs again with blocks of two steps, which meet two rows at most (a run-time
+``lax.cond``: same gradient, marks recomputed, slower). The Pallas kernel's backward pass recomputes
+the marks on the lax.scan path. Measured cost, value and gradient over value, on the 2-core CPU:
+docs/dynamics.md.
 
 Forward mode: the adjoint is a ``jax.custom_vjp``, which JAX refuses to push tangents through
 (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian`` raise a TypeError naming custom_vjp); ``adjoint="autodiff"``
@@ -610,8 +611,9 @@ def _checkpointed(n_saves, save_every, quantities, with_start, depth, pallas=Non
     def seg_of(unfolded):
         return segment_length(n_steps, max(x.shape[0] if x.ndim == 2 else 1 for x in unfolded))
 
-    def forward(unfolded, w1, w2, rows):
-        out, marks, final = _checkpointed_forward(fold(*unfolded), w1, w2, rows, **kw, seg=seg_of(unfolded))
+    def forward(unfolded, w1, w2, rows, seg=None):
+        seg = seg_of(unfolded) if seg is None else seg
+        out, marks, final = _checkpointed_forward(fold(*unfolded), w1, w2, rows, **kw, seg=seg)
         if with_start:
             start = observe(w1, w2, quantities, depth)
             out = tuple(jnp.concatenate([f[None], o]) for f, o in zip(start, out))
@@ -659,7 +661,7 @@ def _checkpointed(n_saves, save_every, quantities, with_start, depth, pallas=Non
         targets = tuple(i for i, x in enumerate(flags) if x is not None)
         seg = seg_of(unfolded)
 
-        def fast(_):
+        def reverse(marks, final, seg):
             (g1, g2), accs = _adjoint(fold(*unfolded), unfolded, targets, rows, marks, final, cots, **kw,
                                       with_start=with_start, seg=seg)
             full = [jnp.zeros_like(x) for x in unfolded]
@@ -667,19 +669,19 @@ def _checkpointed(n_saves, save_every, quantities, with_start, depth, pallas=Non
                 full[t] = acc
             return (*full, g1, g2)
 
-        def general(_):  # JAX's reverse mode through the lax.scan path
-            filled = [jnp.zeros((n_saves + int(with_start), w1.shape[0]), w1.dtype) if ct is None else ct
-                      for ct in cots]
-            _, pull = jax.vjp(lambda *a: _scan_path(*a, bounds, **kw, with_start=with_start),
-                              *unfolded, w1, w2)
-            return pull(tuple(filled))
-
-        grads = fast(None)
-        if rows is not None and any(x.ndim == 2 for x in unfolded):
-            # a block met three rows or more (pieces shorter than the block): JAX's reverse mode instead.
-            # The fast result outside the cond: a cond around it cost 1.5x (measured, 2-core CPU).
+        grads = reverse(marks, final, seg)
+        if rows is not None and seg > 2 and any(x.ndim == 2 for x in unfolded):
+            # a block met three rows or more (pieces shorter than the block): blocks of two steps, which
+            # meet two rows at most, instead (marks recomputed). The fast result outside the cond, and
+            # this branch rather than JAX's reverse mode (large temporaries): the cond's cost when not
+            # taken 0.2 ms against 2-4 ms (measured, mnist5k-sized, 2-core CPU)
             ok = _blocks_meet_two_pieces_at_most(rows, n_saves=n_saves, save_every=save_every, seg=seg)
-            grads = lax.cond(ok, lambda g: g, lambda g: general(None), grads)
+
+            def pairs(_):
+                _, marks2, final2 = forward(unfolded, w1, w2, rows, seg=2)
+                return reverse(marks2, final2, 2)
+
+            grads = lax.cond(ok, lambda g: g, pairs, grads)
         # the recursion is piecewise constant in the boundaries: their cotangent is zero
         return (*grads, None if bounds is None else jnp.zeros_like(bounds))
 
