@@ -168,11 +168,18 @@ def test_scalar_gd_adjoint_option(x64):
     g0 = jax.grad(lambda e: jnp.sum(dynamics.scalar_gd(lam, e, 0.1, 0.1, **run, adjoint="autodiff").w))(0.3)
     np.testing.assert_allclose(g, g0, rtol=1e-13)  # float64 rounding only
     jax.jvp(lambda e: dynamics.scalar_gd(lam, e, 0.1, 0.1, **run, adjoint="autodiff").w, (0.3,), (1.0,))
+    with pytest.raises(ValueError, match="adjoint"):
+        dynamics.scalar_gd(lam, 0.3, 0.1, 0.1, **run, adjoint="forward")
+
+
+@pytest.mark.slow  # four hessian programs: ~6 s of compilation on the 2-core CPU
+def test_hessian_through_the_adjoint(x64):
     # forward-over-reverse differentiates the two passes of the adjoint (a custom_vjp refuses jvp only)
+    lam = jnp.array([1.0, 0.5])
+    run = dict(alpha=0.1, epochs=20, save_every=10, backend="jnp")
+
     def square(e, adjoint):
         return jnp.sum(dynamics.scalar_gd(lam, e, 0.1, 0.1, **run, adjoint=adjoint).w ** 2)
 
     h, h0 = (jax.hessian(functools.partial(square, adjoint=a))(0.3) for a in ("checkpoint", "autodiff"))
     np.testing.assert_allclose(h, h0, rtol=1e-12)  # measured 2e-16
-    with pytest.raises(ValueError, match="adjoint"):
-        dynamics.scalar_gd(lam, 0.3, 0.1, 0.1, **run, adjoint="forward")
