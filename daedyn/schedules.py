@@ -193,6 +193,29 @@ def is_schedule(x: Any) -> bool:
     return isinstance(x, Schedule)
 
 
+def merged_boundaries(scheduled) -> Array | None:
+    """The sorted boundaries of the pieces on which every schedule in ``scheduled`` is constant: one
+    copy of boundaries that several share (the same array, a tracer included, or equal concrete
+    values), so K shared pieces stay K and not 2K - 1 with half of them empty; None when none has one."""
+    bounds = []
+    for p in scheduled:
+        b = p.boundaries
+        if b.size and not any(_same_boundaries(b, c) for c in bounds):
+            bounds.append(b)
+    if not bounds:
+        return None
+    return jnp.sort(jnp.concatenate(bounds)) if len(bounds) > 1 else bounds[0]
+
+
+def _same_boundaries(a, b) -> bool:
+    if a is b:
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    ca, cb = concrete(a), concrete(b)
+    return ca is not None and cb is not None and bool(np.array_equal(ca, cb))
+
+
 def reject_schedule(name: str, x: Any, where: str = "") -> None:
     """Raise ``ValueError`` naming the parameter if a schedule is passed where a constant is required."""
     if is_schedule(x):

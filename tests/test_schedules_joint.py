@@ -150,3 +150,33 @@ def test_schedules_sharing_boundaries_are_one_set_of_pieces(x64):
                 w = solve_ivp(rhs, (lo, hi), w, method="DOP853", rtol=1e-13, atol=1e-18).y[:, -1]
         want.append(w[0])
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+
+
+def test_gd_schedules_sharing_boundaries_are_one_set_of_pieces(x64, monkeypatch):
+    """The fused GD recursion's tables over eps, gamma and alpha schedules on the same boundaries have
+    K + 1 rows, not 3K + 1 (empty pieces had halved the reverse pass's blocks), and its values equal a
+    NumPy loop of the epochs (step j uses the piece holding t = j): rtol 1e-12, float64 rounding only."""
+    import daedyn.dynamics._scalar as scalar_mod
+
+    b = jnp.array([7.0, 19.0, 33.0])
+    eps_v, gam_v, al_v = [0.5, 2.0, 0.1, 1.0], [0.0, 0.02, 0.05, 0.01], [0.3, 0.6, 0.2, 0.5]
+    lam, n = np.array([0.4, 1.5, 3.0]), 4.0
+    w1, w2 = np.array([0.01, 0.2, -0.1]), np.array([0.02, 0.1, 0.3])
+    seen = []
+    fused = scalar_mod.scalar_gd_fused
+    monkeypatch.setattr(scalar_mod, "scalar_gd_fused",
+                        lambda *a, **k: seen.append(k["boundaries"].shape) or fused(*a, **k))
+    eps = schedules.piecewise_constant(b, eps_v)
+    gam = schedules.piecewise_constant(jnp.array([7.0, 19.0, 33.0]), gam_v)  # equal values, another array
+    alpha = schedules.piecewise_constant(b, al_v)
+    got = dynamics.scalar_gd(lam, eps, w1, w2, alpha=alpha, gamma=gam, n=n, epochs=40, save_every=40,
+                             backend="jnp", observables=("w1", "w2"))
+    assert seen == [(3,)]
+    a1, a2 = w1.copy(), w2.copy()
+    for j in range(40):
+        i = int(np.sum(np.asarray(b) <= j))
+        tau = n / al_v[i]
+        h = (lam - (lam + eps_v[i]) * a1 * a2) / tau
+        a1, a2 = (1 - n * gam_v[i] / tau) * a1 + h * a2, (1 - n * gam_v[i] / tau) * a2 + h * a1
+    np.testing.assert_allclose(np.asarray(got.w1[:, -1]), a1, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(got.w2[:, -1]), a2, rtol=1e-12)

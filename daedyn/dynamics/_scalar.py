@@ -79,6 +79,7 @@ from daedyn.schedules import (
     change_steps,
     dtype_probe,
     is_schedule,
+    merged_boundaries,
     schedule_values,
 )
 
@@ -353,19 +354,29 @@ def _stack(x, y, op):
     return op(x, y)
 
 
+def _table_boundaries(*rates) -> Array | None:
+    """The merged boundaries of the scheduled ``rates`` (shared ones once: K pieces, not 2K - 1 with
+    half of them empty), found before :func:`_fused_core`'s trace, where one array passed twice, or
+    equal concrete values, become separate tracers; None without schedules."""
+    scheduled = [x for x in rates if is_schedule(x)]
+    if not scheduled:
+        return None
+    bounds = merged_boundaries(scheduled)
+    return jnp.zeros((0,), scheduled[0].boundaries.dtype) if bounds is None else bounds
+
+
 @functools.partial(jax.jit, static_argnames=("n_saves", "save_every", "backend", "observables", "time_major",
                                              "depth", "adjoint"))
-def _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, *, n_saves, save_every, backend, observables,
+def _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, bounds, *, n_saves, save_every, backend, observables,
                 time_major, depth, adjoint="checkpoint"):
     """The same recursion through ``daedyn._kernels.scalar_gd_fused`` on the flattened batch.
 
-    Piecewise-constant rates become tables over the merged pieces of all of them (each schedule is
-    constant on every merged piece, so its value there is its value at the piece's start). The
-    kernel saves exactly the fields asked for (the loss from its w and weight_norm), start included,
-    time-major: no concatenation, and no transpose when ``time_major``."""
+    Piecewise-constant rates become tables over the merged pieces ``bounds`` of all of them
+    (:func:`_table_boundaries`; each schedule is constant on every merged piece, so its value there is
+    its value at the piece's start). The kernel saves exactly the fields asked for (the loss from its
+    w and weight_norm), start included, time-major: no concatenation, and no transpose when
+    ``time_major``."""
     shape = _batch_shape(lam, eps, gamma, alpha, n, w1, w2)
-    scheduled = [x for x in (lam, eps, gamma, alpha) if is_schedule(x)]
-    bounds = jnp.sort(jnp.concatenate([x.boundaries for x in scheduled])) if scheduled else None
     starts = None if bounds is None else jnp.concatenate([jnp.zeros((1,), bounds.dtype), bounds])
 
     def flat(x):
@@ -556,7 +567,8 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
     if backend == "scan":
         traj = _gd_core(lam, eps, gamma, alpha, n, w1, w2, c, unroll=unroll, **kw)
     else:
-        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, backend=backend, adjoint=adjoint, **kw)
+        traj = _fused_core(lam, eps, gamma, alpha, n, w1, w2, c, _table_boundaries(lam, eps, gamma, alpha),
+                           backend=backend, adjoint=adjoint, **kw)
     if relayout:
         traj = ScalarTrajectory(traj.t, *(_layout.batch_major(f, keep=keep) if is_saved(f) else f
                                           for f in traj[1:]))

@@ -30,11 +30,9 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array, lax
 
-from daedyn._checks import concrete
-from daedyn.schedules import PiecewiseConstant
+from daedyn.schedules import PiecewiseConstant, merged_boundaries
 
 __all__ = ["schedule_pieces"]  # and the chaining helpers the closed forms share (_compose, ...)
 
@@ -46,26 +44,12 @@ def schedule_pieces(*params) -> tuple[Array | None, list]:
     Returns ``(None, params)`` when no schedule has a boundary (a single piece everywhere), with each
     schedule replaced by its one value.
     """
-    bounds = []
-    for p in params:  # one copy of boundaries that several schedules share (no zero-length pieces)
-        if isinstance(p, PiecewiseConstant) and p.boundaries.size and not any(
-                _same(p.boundaries, b) for b in bounds):
-            bounds.append(p.boundaries)
-    if not bounds:
+    # one copy of boundaries that several schedules share (no zero-length pieces)
+    b = merged_boundaries([p for p in params if isinstance(p, PiecewiseConstant)])
+    if b is None:
         return None, [p.values[0] if isinstance(p, PiecewiseConstant) else p for p in params]
-    b = jnp.sort(jnp.concatenate(bounds)) if len(bounds) > 1 else bounds[0]
     starts = jnp.concatenate([jnp.zeros((1,), b.dtype), b])
     return b, [p(starts) if isinstance(p, PiecewiseConstant) else p for p in params]
-
-
-def _same(a, b) -> bool:
-    """The same boundaries: one array (a tracer included), or equal concrete values."""
-    if a is b:
-        return True
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    ca, cb = concrete(a), concrete(b)
-    return ca is not None and cb is not None and bool(np.array_equal(ca, cb))
 
 
 def _compose(start, run, state0, piece_args, boundaries, t, owner, final=None):
