@@ -648,7 +648,7 @@ def evaluate_fast(prep: _Prepared, t, depth: int, row=None):
     _, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
     at_rest = scal.at_rest | (t <= 0)  # t = 0: the start itself, exactly
     u = jnp.where(at_rest, scal.w0, _mapping(scal.mapping, phi))
-    u = _gamma_free(u, phi, *_sens_args(scal, depth, t))
+    u = _gamma_free(u, jax.lax.stop_gradient(phi), *_sens_args(scal, depth, t))
     return u, (rare | special) & ~at_rest
 
 
@@ -657,7 +657,7 @@ def evaluate_rare(prep: _Prepared, t, depth: int, row=None):
     phi, scal = _solve_rare(prep, t, row)
     u_special, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
     u = jnp.where(special, u_special, _mapping(scal.mapping, phi))
-    return _gamma_free(u, phi, *_sens_args(scal, depth, t))
+    return _gamma_free(u, jax.lax.stop_gradient(phi), *_sens_args(scal, depth, t))
 
 
 def evaluate_trajectory(prep: _Prepared, t, depth: int, row=None):
@@ -709,15 +709,15 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
 # (from above both parts are O(w^(2m+1)) like the integrand, so starts far above u* do not cancel);
 # (1 - y) E is -w^2 resp. -w^(m+2), without the pole. The rest, int e, is w^2 / 2 + (w^(2-m) - 1) /
 # (2 - m) plus a table (A0), or a table (B), in phi: fixed per kind and depth, exact tails (slope -+1/m
-# above the grid, c e^(p phi) below it). Short intervals (|phi - phi0| < 1/4, or a start so far below
+# above the grid, c e^(p phi) below it). Short intervals (|phi - phi0| < 0.1, or a start so far below
 # u* that u has not moved in floating point) use instead the time integral's exact form
 # du/dgamma = -n L u t / tau (1 - y) / w <w / (1 - y)>, the average weighted by dt, by Gauss-Legendre.
 
 # the tables' grid: phi in [-37, 37], 148 panels of 20 nodes (the integrands change like e^(8 phi) far
 # out: 1/2 wide panels keep interpolation inside one to 1e-16; only built when differentiated)
 _SENS_PHI, _SENS_PANELS, _SENS_NODES = 37.0, 148, 20
-_SENS_SHORT = 0.25  # |phi - phi0| below which the short-interval form is used
-_SENS_GL = np.polynomial.legendre.leggauss(8)
+_SENS_SHORT = 0.1  # |phi - phi0| below which the short-interval form is used (5 nodes: 1e-11 at 0.1)
+_SENS_GL = np.polynomial.legendre.leggauss(5)
 
 
 def _sens_h(phi, m, from_above):
@@ -846,13 +846,17 @@ def _gamma_free(u, phi, phi0, kind, rest, t, lam, eps, gamma, w0, tau, n, depth)
 def _gamma_free_jvp(primals, tangents):
     u, phi, phi0, kind, rest, t, lam, eps, gamma, w0, tau, n, depth = primals
     u_dot, g_dot = tangents[0], tangents[8]
+    applies = _no_decay(gamma, lam, eps)
     d = _gamma_rate(u, phi, phi0, kind, rest, t, lam, eps, w0, tau, n, depth)
-    return u, u_dot + jnp.where(_no_decay(gamma, lam, eps), g_dot, 0.0) * d
+    return u, u_dot + jnp.where(applies, g_dot, 0.0) * d
 
 
 def _sens_args(scal: _Prepared, depth, t):
-    return (scal.phi0, scal.mapping.kind, scal.at_rest, t, scal.lam, scal.eps, scal.gamma, scal.w0, scal.tau,
-            scal.n, jnp.asarray(depth, scal.lam.dtype))
+    """The arguments of :func:`_gamma_free` after ``u, phi``: all but gamma without derivatives (their
+    effect is in u's own; passed with them, their tangents would be formed for nothing)."""
+    sg = jax.lax.stop_gradient
+    return (sg(scal.phi0), scal.mapping.kind, scal.at_rest, sg(t), sg(scal.lam), sg(scal.eps), scal.gamma,
+            sg(scal.w0), sg(scal.tau), sg(scal.n), jnp.asarray(depth, scal.lam.dtype))
 
 
 def _no_decay(gamma, lam, eps):
