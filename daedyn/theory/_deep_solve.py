@@ -750,7 +750,12 @@ def _sens_H(tables, phi, m, from_above):
     row = from_above.astype(jnp.int32)
     v = (jnp.clip(phi, -_SENS_PHI, _SENS_PHI) + _SENS_PHI) * (panels / (2.0 * _SENS_PHI))
     idx = jnp.clip(jnp.floor(v), 0, panels - 1).astype(jnp.int32)
-    inside = edges[row, idx] + _clenshaw(coef[row, idx], jnp.clip(2.0 * (v - idx) - 1.0, -1.0, 1.0))
+    flat = row * panels + idx
+    # each coefficient gathered as its own contiguous array (as :func:`_solve_fast`: 2x faster here)
+    coef_t = coef.reshape(-1, coef.shape[-1]).T
+    series = [coef_t[j][flat] for j in range(coef_t.shape[0])]
+    x = jnp.clip(2.0 * (v - idx) - 1.0, -1.0, 1.0)
+    inside = edges.reshape(-1)[row * (panels + 1) + idx] + _clenshaw(series, x)
     sign = jnp.where(from_above, 1.0, -1.0)
     p = jnp.where(from_above, 2.0 * m + 2.0, 2.0 * m - 2.0)
     below = sign * (jnp.exp(p * jnp.minimum(phi, -_SENS_PHI)) - jnp.exp(-p * _SENS_PHI)) / p
