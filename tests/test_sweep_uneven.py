@@ -70,9 +70,13 @@ def _labels(a, b, c):
     return {"v": jnp.stack([a, b, c], -1), "s": a * 100.0 + b * 10.0 + c}
 
 
-@pytest.mark.parametrize("batching", ["vmap", "broadcast"])
-@pytest.mark.parametrize("n_devices", [1, 2])  # 1: one vmap per axis over the block; 2: per point, flat
-@pytest.mark.parametrize("chunk_size", [4, 10, 50])  # c cut (2 + 2 + 1), b cut with c whole, a cut
+# chunk_size 4: c cut (2 + 2 + 1, a clipped edge block); 10: b cut with c whole; 50: a cut. n_devices 1:
+# one vmap per axis over the block; 2: per point over the flat batch (the cases cover each path and
+# batching on an edge-clipped layout without the full product: each case compiles its own programs)
+@pytest.mark.parametrize("chunk_size, n_devices, batching", [
+    (4, 1, "vmap"), (10, 1, "vmap"), (50, 1, "vmap"), (4, 2, "vmap"), (50, 2, "vmap"),
+    (4, 1, "broadcast"), (10, 2, "broadcast"),
+])
 def test_chunk_programs_give_each_point_its_values(chunk_size, n_devices, batching):
     from daedyn.sweep import _plan, _run
 
