@@ -33,7 +33,7 @@ def test_predict_json_matches_the_library(capsys):
 
 
 def test_predict_table_and_out(capsys, tmp_path):
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     out = tmp_path / "p.nc"
     assert main(["diffusion", "predict", "--lam", "400,10", "--out", str(out)]) == 0
     text = capsys.readouterr().out

@@ -44,7 +44,7 @@ def test_json_keys_and_values_of_a_spectrum(capsys):
 
 
 def test_dataset_file_and_outputs(npy, tmp_path, capsys):
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     import xarray as xr
 
     x = np.load(npy).astype(np.float64)

