@@ -251,13 +251,17 @@ def prepare(spec: SweepSpec, allow_import=()) -> Prepared:
         combos = list(itertools.product(*(axes[a].tolist() for a in switched)))
         branches = [functools.partial(lambda fixed, a: run(a, fixed), dict(zip(switched, c))) for c in combos]
 
-        def full(args):
-            rest = {k: v for k, v in args.items() if k not in switched} or {_POINTS: args[switched[0]]}
+        def branch_index(first):
+            """The branch of the switched values ``{axis: value}`` (C order over their combinations)."""
             index = 0
             for a in switched:
                 values = jnp.asarray(axes[a])
-                index = index * values.shape[0] + jnp.argmax(values == args[a][0])
-            return jax.lax.switch(index, branches, rest)
+                index = index * values.shape[0] + jnp.argmax(values == first[a])
+            return index
+
+        def full(args):
+            rest = {k: v for k, v in args.items() if k not in switched} or {_POINTS: args[switched[0]]}
+            return jax.lax.switch(branch_index({a: args[a][0] for a in switched}), branches, rest)
     else:
         def full(args):
             return run(args, {})
@@ -353,12 +357,8 @@ def prepare(spec: SweepSpec, allow_import=()) -> Prepared:
                                         shape).reshape(-1) for i, n in enumerate(names)}
             return {k_: jnp.reshape(x, shape + x.shape[1:]) for k_, x in batched(flat).items()}
         if switched:  # one value of each switched axis per block (the planner's rule): its branch
-            index = 0
-            for a in switched:
-                choices = jnp.asarray(axes[a])
-                index = index * choices.shape[0] + jnp.argmax(choices == values[a][0])
             blocks = [functools.partial(block, fixed=dict(zip(switched, c))) for c in combos]
-            out = jax.lax.switch(index, blocks, values)
+            out = jax.lax.switch(branch_index({a: values[a][0] for a in switched}), blocks, values)
         else:
             out = block(values, {})
         out = _named_outputs(out)
