@@ -28,7 +28,6 @@ Exit code: 0 every step passed, 1 a step failed, 3 no GPU.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import platform
@@ -45,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _hw
+from benchmarks._io import write_json
 
 NO_GPU = 3
 BUDGET_S = 450  # 7.5 minutes: steps not started by then are skipped (recorded), within 8 minutes
@@ -343,17 +343,11 @@ def run_check(*, dry_run: bool = False, json_out: str | None = None, progress=pr
             progress(f"[{name}] FAILED: {result['failures'][name]}")
         progress(f"[{name}] {time.perf_counter() - t0:.1f} s")
     result["total_s"] = time.perf_counter() - t_start
-    if path:
-        from daedyn._checkpoint import atomic_write
-
-        text = json.dumps(result, indent=2, default=float)
-        try:
-            with atomic_write(path, "gpu check results") as tmp, open(tmp, "w") as f:
-                f.write(text)
+    if path:  # never lost: on a failed write the results go to stderr instead
+        if write_json(path, result, "gpu check results", indent=2, default=float):
             progress(f"wrote {path}")
-        except OSError as err:  # the results are never lost: they go to the output instead
-            progress(f"could not write {path} ({err.strerror}); the results:\n{text}")
-            result["failures"]["write"] = str(err)
+        else:
+            result["failures"]["write"] = f"could not write {path}"
     progress(
         f"gpu check: {len(result['steps'])} steps ok, {len(result['failures'])} failed, "
         f"{len(result['skipped'])} skipped, {result['total_s']:.1f} s"
