@@ -24,7 +24,7 @@ the floating dtype of its inputs. The implementation is split by job (docs/theor
   ``direction_moments(lam, n) -> (k, m)`` (a corruption, a :class:`daedyn.diffusion.Objective`) in
   place of ``eps``: ``lam -> k`` (any sign) and ``lam + eps -> m``; ``small_init_trajectory`` also
   takes ``depth=1`` (the exponential ``tau dw/dt = k - (m + n gamma) w``); a negative k at depth
-  >= 3 without weight decay is the exact algebraic decay of ``_deep_solve.negative_trajectory``
+  >= 3 without weight decay is the exact algebraic decay of ``_deep_negative.negative_trajectory``
   (docs/diffusion.md);
 - ``_schedule``: piecewise-constant eps, gamma and tau schedules in :func:`small_init_trajectory` (every
   depth) and :func:`dae_trajectory`: the constant solution chained piece by piece (docs/schedules.md);

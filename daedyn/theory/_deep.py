@@ -23,6 +23,7 @@ from jax import Array
 
 from daedyn._checks import check_int
 from daedyn.theory._args import align, mark_invalid, prepare
+from daedyn.theory._deep_negative import negative_trajectory
 from daedyn.theory._deep_solve import (
     deep_roots,
     deep_time_to,
@@ -31,7 +32,6 @@ from daedyn.theory._deep_solve import (
     evaluate_rare,
     evaluate_trajectory,
     materialise,
-    negative_trajectory,
     prepare_trajectory,
 )
 
