@@ -221,6 +221,44 @@ def test_learning_time_gradient_matches_quadrature(x64):
     np.testing.assert_allclose(got, fd, rtol=1e-4)
 
 
+def reference_time_gamma_rate(f, lam, eps, w0, depth):
+    """The one-sided d t / d gamma at gamma = 0 (n = tau = 1) of the time to reach f times the learned
+    state, from t(gamma) = int_{u0}^{f u*(gamma)} du / rate(u; gamma), rate = L u^(2-2/L) (lam - k u) - L
+    gamma u: f u*'(0) / rate(f u*; 0) + int_{u0}^{f u*} L u / rate(u; 0)^2 du, u*'(0) = -u*^(2/L) / lam
+    (differentiating u*^(1-2/L) (lam - k u*) = gamma); the integral by quad in log u (rtol 1e-13). 0 where
+    the start is at or past the level."""
+    k = lam + eps
+    u_f = f * lam / k
+    if w0 >= u_f:
+        return 0.0
+    rate = lambda u: depth * u ** (2 - 2 / depth) * (lam - k * u)
+    integrand = lambda s: depth * np.exp(2 * s) / rate(np.exp(s)) ** 2
+    i = quad(integrand, np.log(w0), np.log(u_f), epsabs=0, epsrel=1e-13, limit=500)[0]
+    return f * -((lam / k) ** (2 / depth)) / lam / rate(u_f) + i
+
+
+@pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow)])
+def test_learning_time_gamma_derivative_at_zero_weight_decay(x64, depth):
+    # f, lam, eps, w0 at gamma = 0: small, tiny and mid starts, eps = 0, a start past the level (0)
+    cases = np.array([(0.5, 1.0, 0.5, 1e-3), (0.9, 1.0, 0.0, 1e-6), (0.1, 1.0, 0.5, 1e-8),
+                      (0.9, 2.0, 0.1, 0.3), (0.5, 1.0, 0.5, 0.9)])
+    f, lam, eps, w0 = (jnp.asarray(c) for c in cases.T)
+    t = lambda g: theory.learning_time(f, lam, eps, g, w0=w0, depth=depth)
+    _, got = jax.jvp(t, (jnp.zeros(len(cases)),), (jnp.ones(len(cases)),))
+    ref = np.array([reference_time_gamma_rate(*c, depth) for c in cases])
+    assert ref[-1] == 0 and np.all(ref[:-1] > 0)
+    # the reference formula itself against Richardson-extrapolated one-sided differences of the quad time,
+    # steps that move t by 2e-5 and 1e-5 of itself (quad's 1e-13 over them: 1e-8; measured <= 6e-10)
+    for c, r in zip(cases[:-1], ref[:-1]):
+        t0 = reference_learning_time(c[0], c[1], c[2], 0.0, c[3], depth)
+        d = [(reference_learning_time(c[0], c[1], c[2], h, c[3], depth) - t0) / h
+             for h in (2e-5 * t0 / r, 1e-5 * t0 / r)]
+        np.testing.assert_allclose(2 * d[1] - d[0], r, rtol=1e-7)
+    # automatic differentiation alone gave -0.023 where this is 50.3 (depth 3, row 0); measured <= 8e-15
+    # relative (depths 3 and 4) against quad at rtol 1e-13; bound 1e-11
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-11, atol=0)
+
+
 def reference_gamma_rate(lam, eps, w0, u, depth):
     """The one-sided d u / d gamma at gamma = 0 (n = tau = 1) from differentiating the time equation
     t = int_{u0}^{u} ds / rate(s; gamma): -u^(2-2/L) (lam - k u) int_{u0}^{u} s^(4/L-3) / (lam - k s)^2 ds,

@@ -674,8 +674,11 @@ def deep_trajectory(t, lam, eps, gamma, w0, tau, n, depth: int):
 
 def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     """Time for a balanced depth-``depth`` start ``w0`` to reach ``f`` times its learned state."""
+    gamma_in = gamma
+    gamma = jnp.where(_no_decay(gamma, lam, eps), jax.lax.stop_gradient(gamma), gamma)
     _, kind, _, _, _, has_root, _ = _setup(w0, lam, eps, gamma, n, depth)
     learnable = jax.lax.stop_gradient(has_root & (w0 > 0) & ((kind == _A) | (kind == _A0) | (kind == _B)))
+    lam_o, eps_o, w0_o = lam, eps, w0
     lam, eps, gamma, w0 = _harmless(~learnable, lam, eps, gamma, w0)
     path, kind, z0, z_star, z_th, has_root, m = _setup(w0, lam, eps, gamma, n, depth)
     zs = path.zs
@@ -688,7 +691,35 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     reached = (kind == _B) | (z0 <= zs + d_f)
     c = _scale(lam, eps, gamma, n)
     t = tau / ((depth - 2.0) * c) * (_time_at(tab, phi_f) - _time_at(tab, phi0))
-    return jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)
+    t = jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)
+    sg = jax.lax.stop_gradient
+    return _time_gamma_free(t, sg(phi_f), sg(phi0), kind, sg(f), sg(lam_o), sg(eps_o), gamma_in, sg(w0_o),
+                            sg(tau), sg(n), jnp.asarray(depth, t.dtype))
+
+
+@jax.custom_jvp
+def _time_gamma_free(t, phi_f, phi0, kind, f, lam, eps, gamma, w0, tau, n, depth):
+    """``t`` itself; its JVP adds ``dgamma * dt/dgamma`` where gamma = 0 and ``lam + eps > 0`` (the paths
+    on which :func:`deep_time_to` stops gamma's derivative). From u(t(gamma); gamma) = f u*(gamma):
+    dt/dgamma = (f u*'(gamma) - du/dgamma) / (du/dt), du/dgamma at fixed t by :func:`_gamma_rate` and du/dt
+    = L / tau u^(2-2/L) (lam - k u) at u = f u*."""
+    return t
+
+
+@_time_gamma_free.defjvp
+def _time_gamma_free_jvp(primals, tangents):
+    t, phi_f, phi0, kind, f, lam, eps, gamma, w0, tau, n, depth = primals
+    t_dot, g_dot = tangents[0], tangents[7]
+    k = lam + eps
+    ok = _no_decay(gamma, lam, eps) & (lam > 0) & (t > 0) & jnp.isfinite(t)
+    lam_s, k_s, t_s = (jnp.where(ok, a, 1.0) for a in (lam, k, t))
+    u_f = f * lam_s / k_s
+    d_u = _gamma_rate(u_f, phi_f, phi0, kind, jnp.zeros_like(ok), t_s, lam_s, jnp.where(ok, eps, 0.0), w0,
+                      tau, n, depth)
+    rate_star = -n * (lam_s / k_s) ** (2.0 / depth) / lam_s  # d u* / d gamma
+    du_dt = depth / tau * u_f ** (2.0 - 2.0 / depth) * lam_s * (1.0 - f)
+    d = (f * rate_star - d_u) / du_dt
+    return t, t_dot + jnp.where(ok & jnp.isfinite(d), g_dot * d, 0.0)
 
 
 # ----------------------------------------------------------------------------------------------
