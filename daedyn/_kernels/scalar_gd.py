@@ -24,7 +24,7 @@ On a GPU a Pallas kernel keeps (w1, w2) of a block of trajectories in registers 
 and writes only the saved values: measured 85% of the H100's write bandwidth for 10^6
 trajectories x 10^3 saved epochs at depth 2 with constant rates (a ``lax.scan`` over epochs reaches
 ~10%). Elsewhere the same recursion runs as a ``lax.scan`` over saves with an inner loop over
-``save_every`` epochs.
+``save_every`` epochs, carrying (w1, w2) as one complex number (float32/float64: :func:`_advance`).
 
 Layout: results are time-major, shape (n_saves, B): each saved epoch is one contiguous, coalesced
 row write. Callers that want (B, n_saves) transpose (an extra pass over the output). With
@@ -179,20 +179,36 @@ def _select_rows(coef, bounds):
     return at
 
 
-def _advance(c, at, save_every, depth, start):
+#: steps per loop iteration on the complex-packed state of :func:`_scan_path` (measured on the 2-core CPU,
+#: float32/64, depth 2/3, 784 .. 10^5 trajectories: 4 beat 8 by 1.0-1.8x, and 2 was no faster)
+_UNROLL_PACKED = 4
+
+
+def _packable(c) -> bool:
+    """True when the state can ride the loops as one complex number (float32 / float64)."""
+    return c[0].dtype in (jnp.float32, jnp.float64)
+
+
+def _advance(c, at, save_every, depth, start, packed=False):
     """``save_every`` epochs from epoch ``start`` (an int32 scalar): a plain loop over a Python-unrolled
     body (Pallas/Triton lowers no ``unroll=`` argument), then the remainder unrolled. ``at(j)`` gives
-    step j's folded coefficients."""
-    def chunk(i, c):
-        for u in range(_UNROLL):
-            c = step(*c, *at(start + i * _UNROLL + u), depth)
-        return c
+    step j's folded coefficients. ``packed``: the loop carries (w1, w2) as one complex array
+    (:func:`_pack`; XLA:CPU computes each real result of the fused steps in its own loop, repeating the
+    shared work: 1.2-1.8x faster packed, measured)."""
+    unroll = _UNROLL_PACKED if packed else _UNROLL
 
-    n_chunks, rest = divmod(save_every, _UNROLL)
+    def chunk(i, c):
+        c = _unpack(c) if packed else c
+        for u in range(unroll):
+            c = step(*c, *at(start + i * unroll + u), depth)
+        return _pack(*c) if packed else c
+
+    n_chunks, rest = divmod(save_every, unroll)
     if n_chunks:
-        c = lax.fori_loop(0, n_chunks, chunk, c)
+        c = lax.fori_loop(0, n_chunks, chunk, _pack(*c) if packed else c)
+        c = _unpack(c) if packed else c
     for u in range(rest):
-        c = step(*c, *at(start + n_chunks * _UNROLL + u), depth)
+        c = step(*c, *at(start + n_chunks * unroll + u), depth)
     return c
 
 
@@ -203,8 +219,10 @@ def _scan_path(k, m, ng, inv_tau, w1, w2, bounds=None, *, n_saves, save_every, q
     at = _index_rows(fold(k, m, ng, inv_tau), rows)
     one = jnp.int32(save_every)
 
+    packed = _packable((w1, w2))
+
     def body(c, s):
-        c = _advance(c, at, save_every, depth, s * one)
+        c = _advance(c, at, save_every, depth, s * one, packed)
         return c, observe(*c, quantities, depth)
 
     if with_start and save_every == 1:
