@@ -340,3 +340,83 @@ def test_trajectory_gamma_derivative_at_zero_weight_decay(x64):
 def test_trajectory_gamma_derivative_at_zero_deeper(x64, depth):
     # measured <= 5.6e-12 (depth 4) and 4.7e-12 (depth 5) relative against quad; bounds 1e-9
     check_gamma_derivative_at_zero(depth, quad_bound=1e-9, sens_bound=1e-9)
+
+
+# The negative coefficient k < 0 (a diffusion direction's B < 0, reached through noise=): without weight
+# decay the closed form is the exact algebraic decay of _deep_negative.negative_trajectory, which has no
+# gamma in it; d u / d gamma at gamma = 0 is attached by its custom JVP. k, m, w0, tau, n: small and large
+# |k| / m, starts 1e-6 .. 10, and a row with tau = 2, n = 3 (checked as 3 times the n = tau = 1 reference
+# at t / 2: the flow depends on t / tau and n gamma only)
+NEG_ROWS = np.array([(-0.4, 1.0, 0.2, 1.0, 1.0), (-2.0, 0.5, 1e-4, 1.0, 1.0), (-0.01, 1.0, 1.0, 1.0, 1.0),
+                     (-1e-3, 1.0, 1e-6, 1.0, 1.0), (-50.0, 1.0, 10.0, 1.0, 1.0), (-0.3, 2.0, 3.0, 1.0, 1.0),
+                     (-0.4, 1.0, 0.2, 2.0, 3.0)])
+# t = 1e-4: log(y / y0) ~ 1e-4 (the short-interval form); 300: row 4 has decayed from 10 to 3e-13
+NEG_TS = np.array([0.0, 1e-4, 0.05, 0.5, 3.0, 30.0, 300.0])
+
+
+class _Moments:
+    """A toy corruption value with given per-direction coefficients (k, m): the protocol only."""
+
+    def __init__(self, k, m):
+        self.k, self.m = k, m
+
+    def direction_moments(self, lam, n):
+        shape = jnp.shape(lam)
+        return jnp.broadcast_to(jnp.asarray(self.k), shape), jnp.broadcast_to(jnp.asarray(self.m), shape)
+
+
+def negative_reference(depth):
+    """d u / d gamma at gamma = 0 of every NEG_ROWS row at NEG_TS by :func:`reference_sensitivity` (the
+    L-factor variational equation; lam = k < 0 and eps = m - k there)."""
+    return np.stack([n * reference_sensitivity(k, m - k, w0, NEG_TS / tau, depth)
+                     for k, m, w0, tau, n in NEG_ROWS], axis=1)
+
+
+def negative_gamma_jvp(depth, dtype):
+    from daedyn.theory._deep_negative import negative_trajectory
+
+    shape = (len(NEG_TS), len(NEG_ROWS))  # negative_trajectory takes arrays of one shape
+    cols = (NEG_TS[:, None], *NEG_ROWS.T)
+    t, k, m, w0, tau, n = (jnp.broadcast_to(jnp.asarray(c, dtype), shape) for c in cols)
+    f = lambda g: negative_trajectory(t, -k, m, w0, tau, depth, gamma=g, n=n)
+    jvp = jax.jit(lambda g: jax.jvp(f, (g,), (jnp.ones(shape, dtype),)))  # one compilation (eager: 2.5x)
+    return (np.asarray(a, np.float64) for a in jvp(jnp.zeros(shape, dtype)))
+
+
+@pytest.mark.parametrize("depth", [3, pytest.param(4, marks=pytest.mark.slow),
+                                   pytest.param(5, marks=pytest.mark.slow)])
+def test_negative_coefficient_gamma_derivative_at_zero_weight_decay(depth):
+    """d u / d gamma at gamma = 0 where k < 0 (forward mode through negative_trajectory's custom JVP; 2 s
+    on 2 cores at depth 3, its two compilations; depths 4 (M = 2: J's log term) and 5 slow). Was 0."""
+    ref = negative_reference(depth)
+    assert np.all(ref[1:] < 0)  # weight decay makes u decay faster
+    _, d32 = negative_gamma_jvp(depth, jnp.float32)
+    with jax.enable_x64(True):
+        u, got = negative_gamma_jvp(depth, jnp.float64)
+    assert u[-1, 4] < 1e-7  # row 4 decayed from 10 by 13 (depth 3) to 9 (depth 5) orders
+    # measured <= 2.2e-14 relative (depths 3-5; the short-interval and series forms, the far-out start)
+    # against DOP853 at rtol 1e-13; bound 1e-10, the issue's accuracy
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=0)
+    # float32: finite, measured <= 8e-6 relative (the solve's own float32 error); bound 1e-4
+    assert np.all(np.isfinite(d32))
+    np.testing.assert_allclose(d32, ref, rtol=1e-4, atol=0)
+
+
+@pytest.mark.slow  # the forward and reverse compilations of the whole signed solver (table included): ~40 s
+def test_negative_coefficient_gamma_derivative_through_noise(x64):
+    """The same derivative through the public small_init_trajectory(noise=...) (the signed path's wiring),
+    in forward and reverse mode; the derivative in k there unchanged (against central differences)."""
+    k, m, w0, tau, n = (jnp.asarray(c) for c in NEG_ROWS.T)
+    ts = NEG_TS[:, None]
+    f = lambda g, k=k: theory.small_init_trajectory(ts, jnp.ones_like(k), gamma=g, w0=w0, tau=tau, n=n,
+                                                    depth=3, noise=_Moments(k, m))
+    zero = jnp.zeros(len(k))
+    _, got = jax.jvp(f, (zero,), (jnp.ones(len(k)),))
+    np.testing.assert_allclose(np.asarray(got), negative_reference(3), rtol=1e-10, atol=0)  # as above
+    rev = jax.grad(lambda g: f(g)[4].sum())(zero)
+    np.testing.assert_allclose(np.asarray(rev), np.asarray(got[4]), rtol=1e-14)
+    # d u / d k at t = 3 against central differences at k (1 +- 1e-6): measured <= 1.1e-8; bound 1e-6
+    _, dk = jax.jvp(lambda x: f(zero, k=x)[4], (k,), (jnp.ones(len(k)),))
+    h = 1e-6 * jnp.abs(k)
+    cd = (f(zero, k=k + h)[4] - f(zero, k=k - h)[4]) / (2 * h)
+    np.testing.assert_allclose(np.asarray(dk), np.asarray(cd), rtol=1e-6)

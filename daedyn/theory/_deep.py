@@ -72,7 +72,8 @@ def _signed_small_init(t, k, eps, gamma, w0, tau, n, *, depth: int) -> Array:
     m_s = jnp.where(neg & (m > 0), m, 1.0)
     ok = (t >= 0) & (w0 >= 0) & (tau > 0)
     t_s, w0_s, tau_s = (jnp.where(ok, a, 1.0) for a in (t, w0, tau))
-    u_neg = negative_trajectory(t_s, b, m_s, w0_s, tau_s, depth)
+    # gamma = 0 there: its derivative is the flow's with weight decay (negative_trajectory's custom JVP)
+    u_neg = negative_trajectory(t_s, b, m_s, w0_s, tau_s, depth, gamma=gamma, n=jnp.where(neg, n, 1.0))
     valid = ok & (m > 0) & (gamma >= 0) & (n > 0)
     return jnp.broadcast_to(mark_invalid(jnp.where(neg, u_neg, u_tab), valid), shape)
 
