@@ -113,6 +113,20 @@ def test_tiny_lam_against_eps_matches_integration(x64):
     np.testing.assert_allclose(u[:, 27:30], ref, rtol=1e-10, atol=0)
 
 
+def test_a_start_on_the_stand_in_root_moves(x64):
+    # past the critical gamma there is no learned state; the solver's stand-in root is (k / lam)^(1/m) in
+    # z, i.e. u = lam / k. A start exactly there was taken for a start on a root and frozen (0.5 at
+    # t = 3 where the flow gives 0.1015). The shapes of the tests above (one compilation): rows moved.
+    rows = BRANCHES.copy()
+    rows[27], rows[28] = (1.0, 1.0, 0.5, 0.5), (2.0, 2.0, 0.9, 0.5)  # gamma past 0.375 resp. 0.75
+    u = np.asarray(theory.small_init_trajectory(TS[:, None], *rows.T[:3], w0=rows[:, 3], depth=3))
+    ref = np.stack([reference_flow(*rows[i], TS, 3) for i in (27, 28)], axis=1)
+    assert np.all(ref[-1] < 1e-3)  # both decay: the check bites
+    # measured <= 3.5e-11 relative (down to 1e-258; the last time of row 28 underflows to 0 in both);
+    # bound 1e-9
+    np.testing.assert_allclose(u[:, 27:29], ref, rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize("depth", [3, 4])
 def test_roots_near_and_past_the_critical_gamma(x64, depth):
     # weight decay at fractions of the critical value, for two (lam, eps): below, near (1e-3 .. 1e-6

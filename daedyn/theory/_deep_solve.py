@@ -633,7 +633,8 @@ def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
     path, kind, z0, z_star, z_th, has_root, m = _setup(w0_in, lam_in, eps_in, gamma_in, n, depth)
     phi0 = _start_phi(kind, z0, path)
     tab = _build_table(path, phi0)
-    at_rest = (w0 <= 0) | (z0 == z_star) | (z0 == z_th)
+    # on a root only where there is one (without, z_star is a stand-in: a start there still moves)
+    at_rest = (w0 <= 0) | (has_root & ((z0 == z_star) | (z0 == z_th)))
     rate = (depth - 2.0) * _scale(lam_in, eps_in, gamma_in, n) / tau
     tail0, _ = _tail(path, tab.ends, phi0)
     return _Prepared(lam, eps, gamma, w0, tau, n, tab, _mapping_of(path), _time_at(tab, phi0), tail0, rate,
