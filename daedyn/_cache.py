@@ -15,6 +15,12 @@ read (shapes against the data, finite values, a sha256 checksum of its arrays wr
 that fails is recomputed and replaced with a one-line warning naming its file.
 ``daedyn cache clear`` (:func:`clear`) deletes the entries daedyn wrote (by their names) and
 nothing else; ``daedyn cache info`` shows where the cache is and its size.
+
+Compiled programs: the ``daedyn`` command also keeps XLA's compiled programs in ``xla/`` beside the
+spectra (:func:`use_compilation_cache`, JAX's persistent compilation cache), so a command run again
+reads them from disk instead of compiling them (``daedyn crosscheck``: 7.4 s -> 3.4 s on the 2-core
+CPU). A folder the user chose for JAX (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is used instead;
+``--no-cache`` compiles as before. ``xla/`` is daedyn's own folder: ``clear`` empties it.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["cache_dir", "caching", "enabled", "spectrum_key", "load_or_compute", "clear", "info", "checksum"]
+__all__ = ["cache_dir", "caching", "enabled", "spectrum_key", "load_or_compute", "clear", "info", "checksum",
+           "xla_dir", "use_compilation_cache"]
 
 FORMAT = "daedyn-spectrum/2"  # /2: entries carry a checksum of their arrays
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("daedyn_spectrum_cache", default=False)
@@ -169,19 +176,72 @@ def _own_files(folder: str) -> list[str]:
 
 
 def info() -> dict:
-    """Where the cache is, how many spectra it holds and their total size in bytes."""
+    """Where the cache is, how many spectra it holds and their total size in bytes, and the same for
+    the compiled programs in :func:`xla_dir` (``programs``, ``program_bytes``)."""
     folder = os.path.join(cache_dir(), "spectra")
     files = [os.path.join(folder, f) for f in _own_files(folder) if _ENTRY.fullmatch(f)]
-    return {"path": cache_dir(), "spectra": len(files), "bytes": sum(os.path.getsize(f) for f in files)}
+    programs = _xla_files()
+    return {"path": cache_dir(), "spectra": len(files), "bytes": sum(os.path.getsize(f) for f in files),
+            "programs": sum(not f.endswith("-atime") for f in programs),
+            "program_bytes": sum(os.path.getsize(f) for f in programs)}
 
 
 def clear() -> int:
-    """Delete every cached spectrum (and temporary file of one) daedyn wrote; returns how many
-    spectra were removed. Other files in the folder (any name but ``<64 hex digits>.npz``) are
-    left alone."""
+    """Delete every cached spectrum (and temporary file of one) daedyn wrote, and the compiled programs
+    in :func:`xla_dir`; returns how many spectra were removed. Other files in the spectra folder (any
+    name but ``<64 hex digits>.npz``) are left alone."""
     folder = os.path.join(cache_dir(), "spectra")
     removed = 0
     for name in _own_files(folder):
         os.remove(os.path.join(folder, name))
         removed += bool(_ENTRY.fullmatch(name))
+    for path in _xla_files():
+        os.remove(path)
     return removed
+
+
+#: JAX evicts the least recently used compiled programs beyond this size
+XLA_MAX_BYTES = 1 << 30
+
+
+def xla_dir() -> str:
+    """The folder of compiled programs: ``xla/`` in :func:`cache_dir`."""
+    return os.path.join(cache_dir(), "xla")
+
+
+def _xla_files() -> list[str]:
+    """The regular files in :func:`xla_dir` (JAX's entries and their access-time stamps)."""
+    folder = xla_dir()
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return []
+    paths = (os.path.join(folder, name) for name in sorted(os.listdir(folder)))
+    return [p for p in paths if os.path.isfile(p) and not os.path.islink(p)]
+
+
+def use_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache in :func:`xla_dir` (every program; up to
+    :data:`XLA_MAX_BYTES` where the ``filelock`` package is installed) for this process, so that a program compiled by an earlier run is read from
+    disk. Where the user chose a folder for it (``JAX_COMPILATION_CACHE_DIR``, or
+    ``jax_compilation_cache_dir`` set in ``jax.config``) that folder stays in use; where ``xla_dir()``
+    cannot be written, nothing changes (compiling as before). Returns the folder in use, or None."""
+    import jax
+
+    chosen = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if chosen:
+        return chosen
+    folder = xla_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return None
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:  # JAX bounds the folder only with the filelock package (else it fails and caches nothing)
+        import filelock  # noqa: F401
+
+        jax.config.update("jax_compilation_cache_max_size", XLA_MAX_BYTES)
+    except ImportError:
+        pass  # unbounded, as JAX's default: `daedyn cache info` shows its size, `clear` empties it
+    return folder

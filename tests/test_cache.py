@@ -106,3 +106,40 @@ def test_the_cli_caches_unless_no_cache(cache, capsys, monkeypatch):
     assert rc == 0 and len(_entries(cache)) == 1, err  # every subcommand runs inside caching()
     spectrum.compute_spectrum(X * 3)  # and the library outside the CLI still writes nothing
     assert len(_entries(cache)) == 1
+
+
+def test_the_cli_keeps_compiled_programs_unless_told_otherwise(tmp_path, monkeypatch):
+    # a fresh process, as a user's: no JAX_COMPILATION_CACHE_DIR (the test run sets one for itself)
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")
+           and k != "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"}
+    script = (
+        "import os, sys\n"
+        "from daedyn.cli import main\n"
+        "os.environ['DAEDYN_CACHE'] = sys.argv[1]\n"
+        "assert main(['theory', '--depth', '3', '--quiet', '--no-cache']) == 0\n"  # compiles, keeps nothing
+        "os.environ['DAEDYN_CACHE'] = sys.argv[2]\n"  # new programs (the ones above are in memory)
+        "assert main(['theory', '--depth', '4', '--quiet']) == 0\n")
+    off, on = tmp_path / "off", tmp_path / "on"
+    proc = subprocess.run([sys.executable, "-c", script, str(off), str(on)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (off / "xla").exists()
+    kept = [p for p in (on / "xla").iterdir() if not p.name.endswith("-atime")]
+    assert kept  # the depth-3 closed form's programs, read back by the next run
+    with monkeypatch.context() as mp:
+        mp.setenv("DAEDYN_CACHE", str(on))
+        info = _cache.info()
+        assert info["programs"] == len(kept) and info["program_bytes"] > 0
+        _cache.clear()
+        assert list((on / "xla").iterdir()) == [] and _cache.info()["programs"] == 0
+
+
+def test_a_compilation_cache_the_user_chose_is_kept(cache, capsys):
+    # the test run chose one (tests/conftest.py), as a user may: the CLI leaves it, and writes no xla/
+    chosen = jax.config.jax_compilation_cache_dir
+    assert chosen and _cache.use_compilation_cache() == chosen
+    rc, _, err = run_cli(["theory", "--depth", "3", "--quiet"], capsys)
+    assert rc == 0 and jax.config.jax_compilation_cache_dir == chosen and not (cache / "xla").exists(), err

@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
 
         check_outputs_not_inputs(args)  # an output naming an input file: refused before any work
 
-        with _one_line_warnings(prog), caching(not getattr(args, "no_cache", False)):
+        use_cache = not getattr(args, "no_cache", False)
+        if use_cache:  # compiled programs kept on disk too (a command run again does not recompile)
+            from daedyn._cache import use_compilation_cache
+
+            use_compilation_cache()
+        with _one_line_warnings(prog), caching(use_cache):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -89,8 +89,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     """Options every subcommand shares: --json, --device, --x64, --no-cache."""
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--no-cache", action="store_true",
-                   help="neither read nor write the on-disk spectrum cache ($DAEDYN_CACHE, else "
-                   "~/.cache/daedyn; see `daedyn cache`)")
+                   help="neither read nor write the on-disk cache of spectra and compiled programs "
+                   "($DAEDYN_CACHE, else ~/.cache/daedyn; see `daedyn cache`)")
     p.add_argument("--device", choices=("cpu", "gpu", "tpu"), default=None,
                    help="JAX platform to run on (default: JAX's default backend)")
     p.add_argument("--x64", action="store_true", help="compute in float64")
