@@ -119,16 +119,16 @@ def test_the_cli_keeps_compiled_programs_unless_told_otherwise(tmp_path, monkeyp
         "import os, sys\n"
         "from daedyn.cli import main\n"
         "os.environ['DAEDYN_CACHE'] = sys.argv[1]\n"
-        "assert main(['theory', '--depth', '3', '--quiet', '--no-cache']) == 0\n"  # compiles, keeps nothing
-        "os.environ['DAEDYN_CACHE'] = sys.argv[2]\n"  # new programs (the ones above are in memory)
-        "assert main(['theory', '--depth', '4', '--quiet']) == 0\n")
+        "assert main(['theory', '--quiet', '--no-cache']) == 0\n"  # compiles, keeps nothing
+        "os.environ['DAEDYN_CACHE'] = sys.argv[2]\n"  # new shapes (the programs above are in memory)
+        "assert main(['theory', '--quiet', '--lam', '1,2']) == 0\n")
     off, on = tmp_path / "off", tmp_path / "on"
     proc = subprocess.run([sys.executable, "-c", script, str(off), str(on)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert not (off / "xla").exists()
     kept = [p for p in (on / "xla").iterdir() if not p.name.endswith("-atime")]
-    assert kept  # the depth-3 closed form's programs, read back by the next run
+    assert kept  # the closed form's programs, read back by the next run
     with monkeypatch.context() as mp:
         mp.setenv("DAEDYN_CACHE", str(on))
         info = _cache.info()
@@ -141,5 +141,5 @@ def test_a_compilation_cache_the_user_chose_is_kept(cache, capsys):
     # the test run chose one (tests/conftest.py), as a user may: the CLI leaves it, and writes no xla/
     chosen = jax.config.jax_compilation_cache_dir
     assert chosen and _cache.use_compilation_cache() == chosen
-    rc, _, err = run_cli(["theory", "--depth", "3", "--quiet"], capsys)
+    rc, _, err = run_cli(["theory", "--quiet"], capsys)
     assert rc == 0 and jax.config.jax_compilation_cache_dir == chosen and not (cache / "xla").exists(), err
