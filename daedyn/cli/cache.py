@@ -33,6 +33,7 @@ def register(subparsers) -> None:
         "it was computed before with the same data and options, and every subcommand keeps XLA's compiled "
         "programs there (a command run again does not compile them again); --no-cache skips the cache.")
     p.add_argument("action", choices=("info", "clear"), nargs="?", default="info",
-                   help="info (default): where and how much; clear: delete every cached spectrum and compiled program")
+                   help="info (default): where and how much; clear: delete every cached spectrum and "
+                   "compiled program")
     add_common_options(p)
     p.set_defaults(func=run)
