@@ -20,7 +20,8 @@ Compiled programs: the ``daedyn`` command also keeps XLA's compiled programs in 
 spectra (:func:`use_compilation_cache`, JAX's persistent compilation cache), so a command run again
 reads them from disk instead of compiling them (``daedyn crosscheck``: 6.0-6.9 s -> 3.3-3.5 s on the
 2-core CPU, its spectrum cached in both). A folder the user chose for JAX
-(``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is used instead; ``--no-cache`` compiles as before. ``xla/`` is daedyn's own folder: ``clear`` empties it.
+(``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is used instead; ``--no-cache`` compiles as before.
+``xla/`` is daedyn's own folder: ``clear`` empties it.
 """
 
 from __future__ import annotations
@@ -221,9 +222,9 @@ def _xla_files() -> list[str]:
 def use_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache in :func:`xla_dir` (every program; up to
     :data:`XLA_MAX_BYTES` where the ``filelock`` package is installed) for this process, so that a
-    program compiled by an earlier run is read from disk. Where the user chose a folder for it (``JAX_COMPILATION_CACHE_DIR``, or
-    ``jax_compilation_cache_dir`` set in ``jax.config``) that folder stays in use; where ``xla_dir()``
-    cannot be written, nothing changes (compiling as before). Returns the folder in use, or None."""
+    program compiled by an earlier run is read from disk. Where the user chose a folder for it
+    (``JAX_COMPILATION_CACHE_DIR``, or ``jax_compilation_cache_dir`` set in ``jax.config``) that folder
+    stays in use; where ``xla_dir()`` cannot be written, nothing changes (compiling as before). Returns the folder in use, or None."""
     import jax
 
     chosen = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
