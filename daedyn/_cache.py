@@ -224,7 +224,8 @@ def use_compilation_cache() -> str | None:
     :data:`XLA_MAX_BYTES` where the ``filelock`` package is installed) for this process, so that a
     program compiled by an earlier run is read from disk. Where the user chose a folder for it
     (``JAX_COMPILATION_CACHE_DIR``, or ``jax_compilation_cache_dir`` set in ``jax.config``) that folder
-    stays in use; where ``xla_dir()`` cannot be written, nothing changes (compiling as before). Returns the folder in use, or None."""
+    stays in use; where ``xla_dir()`` cannot be written, nothing changes (compiling as before).
+    Returns the folder in use, or None."""
     import jax
 
     chosen = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
