@@ -271,6 +271,14 @@ def test_learning_time_gamma_derivative_at_zero_weight_decay(x64, depth):
     # automatic differentiation alone gave -0.023 where this is 50.3 (depth 3, row 0); measured <= 8e-15
     # relative (depths 3 and 4) against quad at rtol 1e-13; bound 1e-11
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-11, atol=0)
+    if depth == 3:  # float32, the default: measured <= 1.5e-6 relative; bound 1e-5
+        with jax.enable_x64(False):
+            f32 = [jnp.asarray(c, jnp.float32) for c in cases.T]
+            t32 = lambda g: theory.learning_time(f32[0], f32[1], f32[2], g, w0=f32[3], depth=depth)
+            zero, one = jnp.zeros(len(cases), jnp.float32), jnp.ones(len(cases), jnp.float32)
+            _, got32 = jax.jvp(t32, (zero,), (one,))
+        assert got32.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(got32), ref, rtol=1e-5, atol=0)
 
 
 def reference_gamma_rate(lam, eps, w0, u, depth):
