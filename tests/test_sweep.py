@@ -62,6 +62,9 @@ def test_grid_matches_direct_evaluation(tmp_path):
 
 
 def test_compiles_once_for_many_chunks(tmp_path):
+    from daedyn.sweep import _run
+
+    _run._PROGRAMS.clear()  # another test of this process may have run this spec
     CALLS["n"] = 0
     summary = sweep.run(spec(chunk_size=2), path=tmp_path / "b.zarr")
     assert summary.n_chunks == 14  # 2-point target: eps (3 values) cut into blocks of 2 + 1, per lam
@@ -284,3 +287,35 @@ def test_edited_function_or_versions_at_same_path(tmp_path):
     # nothing compiled, but the planning trace (jax.eval_shape of the function) is counted there,
     # not in the run phase whose rate points_per_s is
     assert 0.0 < summary.compile_s < summary.wall_s
+
+
+def test_the_same_sweep_again_reuses_its_compiled_programs(tmp_path):
+    # programs are kept per process by what defines them: the same spec at another path neither traces
+    # nor compiles again; another constant, or another function object with the same code, does
+    def scaled(c):
+        def fn(lam, eps, w0, *, t, tau=1.0):
+            return {k: c * v for k, v in logistic(lam, eps, w0, t=t, tau=tau).items()}
+        return fn
+
+    from daedyn.sweep import _run
+
+    _run._PROGRAMS.clear()  # another test of this process may have run this spec
+    CALLS["n"] = 0
+    s = spec(chunk_size=5)
+    sweep.run(s, path=tmp_path / "a.zarr")
+    assert CALLS["n"] == 2  # planning (eval_shape) and the chunk program
+    sweep.run(s, path=tmp_path / "b.zarr")
+    assert CALLS["n"] == 3  # planning only
+    a, b = sweep.open_results(tmp_path / "a.zarr"), sweep.open_results(tmp_path / "b.zarr")
+    np.testing.assert_array_equal(a.w.values, b.w.values)  # the same program: the same bits
+    sweep.run(spec(chunk_size=5, constants={"t": TS, "tau": 3.0}), path=tmp_path / "c.zarr")
+    assert CALLS["n"] == 5  # a constant is part of the program: traced and compiled again
+    c = sweep.open_results(tmp_path / "c.zarr")
+    lam = np.geomspace(0.5, 4.0, 7)[:, None, None]
+    eps = np.array([0.0, 0.5, 2.0])[None, :, None]
+    # float32 vs float64 NumPy, as test_grid_matches_direct_evaluation
+    np.testing.assert_allclose(c.w.values, logistic_np(lam, eps, 0.1, TS[None, None, :], 3.0), rtol=1e-5)
+    for factor, name in ((2.0, "d"), (3.0, "e")):  # the same bytecode, another captured value
+        sweep.run(spec(chunk_size=5, function=scaled(factor)), path=tmp_path / f"{name}.zarr")
+        got = sweep.open_results(tmp_path / f"{name}.zarr")
+        np.testing.assert_allclose(got.w.values, factor * a.w.values, rtol=1e-6)

@@ -25,6 +25,7 @@ import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -91,6 +92,24 @@ class SweepSummary(NamedTuple):
         out["plan"] = self.plan.to_dict()
         out["io_fraction"] = self.io_fraction
         return out
+
+
+#: the compiled chunk programs of the last few sweeps of this process, by :func:`_program_key`: the same
+#: sweep run again (a rerun, a resume, another path) neither traces nor compiles them again (the
+#: diffusion benchmark's 10^6 points: 0.35-0.5 s of its 0.4-0.5 s on the 2-core CPU)
+_PROGRAMS: OrderedDict = OrderedDict()
+PROGRAMS_KEPT = 8
+
+
+def _program_key(prepared: Prepared, plan: SweepPlan, devices) -> tuple:
+    """What the chunk programs depend on: the spec's hash (function name and bytecode, axes, constants,
+    dtype, batching, ...), the function object itself (a closure's captured values are not in its
+    bytecode; a "module:function" reloaded is another object), the chunk layout, the devices and the JAX
+    settings that change a trace or a compilation."""
+    cfg = jax.config
+    return (prepared.spec.hash, id(prepared.fn), plan.grid_shape, plan.chunk_shape,
+            plan.batch_size, tuple(devices), bool(cfg.jax_enable_x64), str(cfg.jax_default_matmul_precision),
+            bool(cfg.values.get("jax_disable_most_optimizations")))
 
 
 def _chunk_fns(prepared: Prepared, plan: SweepPlan) -> tuple[Callable, Callable]:
@@ -297,14 +316,24 @@ def _execute(prepared, plan, path, devices, todo, done, progress, t_begin, ready
     stats = {"compile": trace_s, "compute": 0.0, "io": 0.0, "computed": 0, "points": 0, "bad": 0}
     if todo:
         t0 = time.perf_counter()
-        compute, check = _chunk_fns(prepared, plan)
         q = jax.device_put(np.arange(plan.batch_size, dtype=np.int32), shard)
-        compute = jax.jit(compute, in_shardings=(repl, repl, shard), out_shardings=shard).lower(
-            jax.ShapeDtypeStruct((ndim,), np.int32, sharding=repl),
-            jax.ShapeDtypeStruct((), np.int32, sharding=repl), q).compile()
-        out_shapes = {k: jax.ShapeDtypeStruct(o.shape, o.dtype, sharding=shard)
-                      for k, o in compute.out_info.items()}
-        check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
+        key = _program_key(prepared, plan, devices)
+        kept = _PROGRAMS.get(key)
+        if kept is None:
+            compute, check = _chunk_fns(prepared, plan)
+            compute = jax.jit(compute, in_shardings=(repl, repl, shard), out_shardings=shard).lower(
+                jax.ShapeDtypeStruct((ndim,), np.int32, sharding=repl),
+                jax.ShapeDtypeStruct((), np.int32, sharding=repl), q).compile()
+            out_shapes = {k: jax.ShapeDtypeStruct(o.shape, o.dtype, sharding=shard)
+                          for k, o in compute.out_info.items()}
+            check = jax.jit(check, in_shardings=shard, out_shardings=shard).lower(out_shapes).compile()
+            # the function is kept with its programs: its id in the key is never reused meanwhile
+            _PROGRAMS[key] = (compute, check, prepared.fn)
+            while len(_PROGRAMS) > PROGRAMS_KEPT:
+                _PROGRAMS.popitem(last=False)
+        else:
+            compute, check, _ = kept
+            _PROGRAMS.move_to_end(key)
         stats["compile"] += time.perf_counter() - t0
     nan_bad = prepared.spec.bad_points == "nan"
     arrays = ready()
