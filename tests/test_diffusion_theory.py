@@ -3,28 +3,14 @@ solution at depths 1-4 with and without weight decay, and Eq. (5) from any start
 the scalar flows; the negative-k decay at depth >= 3 (incomplete-beta time, series evaluation) and its
 gradient against finite differences."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
 from scipy.integrate import solve_ivp
+from theory_reference import Moments
 
 from daedyn import theory
-
-
-class Moments:
-    """A toy corruption value with given per-direction coefficients (k, m): the protocol only."""
-
-    def __init__(self, k, m):
-        self.k, self.m = k, m
-
-    def direction_moments(self, lam, n):
-        shape = jnp.shape(lam)
-        return jnp.broadcast_to(jnp.asarray(self.k), shape), jnp.broadcast_to(jnp.asarray(self.m), shape)
-
-
-jax.tree_util.register_pytree_node(Moments, lambda v: ((v.k, v.m), None), lambda _, c: Moments(*c))
 
 TS = np.array([0.0, 0.3, 3.0, 30.0, 300.0])
 CASES = [(0.7, 1.0, 0.0, 1e-3), (-0.4, 1.0, 0.0, 0.2), (-2.0, 0.5, 0.0, 1e-4), (1.5, 1.0, 0.0, 1e-3),

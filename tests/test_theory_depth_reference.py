@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad, solve_ivp
 from scipy.optimize import brentq
+from theory_reference import Moments
 
 from daedyn import theory
 
@@ -376,17 +377,6 @@ NEG_ROWS = np.array([(-0.4, 1.0, 0.2, 1.0, 1.0), (-2.0, 0.5, 1e-4, 1.0, 1.0), (-
 NEG_TS = np.array([0.0, 1e-4, 0.05, 0.5, 3.0, 30.0, 300.0])
 
 
-class _Moments:
-    """A toy corruption value with given per-direction coefficients (k, m): the protocol only."""
-
-    def __init__(self, k, m):
-        self.k, self.m = k, m
-
-    def direction_moments(self, lam, n):
-        shape = jnp.shape(lam)
-        return jnp.broadcast_to(jnp.asarray(self.k), shape), jnp.broadcast_to(jnp.asarray(self.m), shape)
-
-
 def negative_reference(depth):
     """d u / d gamma at gamma = 0 of every NEG_ROWS row at NEG_TS by :func:`reference_sensitivity` (the
     L-factor variational equation; lam = k < 0 and eps = m - k there)."""
@@ -431,7 +421,7 @@ def test_negative_coefficient_gamma_derivative_through_noise(x64):
     k, m, w0, tau, n = (jnp.asarray(c) for c in NEG_ROWS.T)
     ts = NEG_TS[:, None]
     f = lambda g, k=k: theory.small_init_trajectory(ts, jnp.ones_like(k), gamma=g, w0=w0, tau=tau, n=n,
-                                                    depth=3, noise=_Moments(k, m))
+                                                    depth=3, noise=Moments(k, m))
     zero = jnp.zeros(len(k))
     _, got = jax.jvp(f, (zero,), (jnp.ones(len(k)),))
     np.testing.assert_allclose(np.asarray(got), negative_reference(3), rtol=1e-10, atol=0)  # as above

@@ -2,8 +2,25 @@
 DOP853 in float64, all grid trajectories stacked into one vectorised system (cheap: one solve for
 the whole grid)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
+
+
+class Moments:
+    """A toy corruption value with given per-direction coefficients (k, m): the ``noise=`` protocol only
+    (a pytree, so it passes through jit and grad)."""
+
+    def __init__(self, k, m):
+        self.k, self.m = k, m
+
+    def direction_moments(self, lam, n):
+        shape = jnp.shape(lam)
+        return jnp.broadcast_to(jnp.asarray(self.k), shape), jnp.broadcast_to(jnp.asarray(self.m), shape)
+
+
+jax.tree_util.register_pytree_node(Moments, lambda v: ((v.k, v.m), None), lambda _, c: Moments(*c))
 
 
 def reference_flow(lam, eps, w1, w2, ts, gamma=0.0, n=1.0):
