@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["expm1_ratio", "safe_div", "safe_sqrt", "scaled_div", "series_threshold"]
+__all__ = ["clenshaw", "expm1_ratio", "panel_matrices", "safe_div", "safe_sqrt", "scaled_div",
+           "series_threshold"]
 
 # Taylor coefficients of (e^x - 1) / x = sum_k x^k / (k + 1)!, k = 0..6.
 _EXPM1_RATIO_COEFFS = (1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040)
@@ -123,3 +125,24 @@ def _scaled_div_jvp(primals, tangents):
     d_num, d_den = tangents
     out = scaled_div(num, den)
     return out, scaled_div(d_num - out * d_den, den)
+
+
+def panel_matrices(nodes: int):
+    """Gauss-Legendre nodes on [-1, 1] and the matrices from the values at them to the Chebyshev
+    coefficients of the interpolating polynomial (``nodes x nodes``) and of its integral from -1
+    (``nodes + 1 x nodes``), in float64 (NumPy: built once, at import, by the callers)."""
+    x, _ = np.polynomial.legendre.leggauss(nodes)
+    to_cheb = np.linalg.inv(np.polynomial.chebyshev.chebvander(x, nodes - 1))
+    integ = np.stack([np.polynomial.chebyshev.chebint(col, lbnd=-1.0) for col in np.eye(nodes)], axis=1)
+    return x, to_cheb, integ @ to_cheb
+
+
+def clenshaw(c, x):
+    """``sum_j c[..., j] T_j(x)`` (Chebyshev series, last axis, or a list of the coefficients; x
+    broadcasts against c[..., 0])."""
+    c = [c[..., j] for j in range(c.shape[-1])] if hasattr(c, "shape") else c
+    b1 = jnp.zeros_like(x * c[0])
+    b2 = b1
+    for j in range(len(c) - 1, 0, -1):
+        b1, b2 = c[j] + 2.0 * x * b1 - b2, b1
+    return c[0] + x * b1 - b2

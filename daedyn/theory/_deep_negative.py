@@ -119,7 +119,7 @@ def negative_trajectory(t, b, k, w0, tau, depth: int, *, gamma=None, n=None):
 # d u / d gamma at gamma = 0. The flow with weight decay is tau du/dt = L [u^p (k - m u) - n gamma u],
 # p = 2 - 2/L, k = -b < 0: the path above has no gamma in it, so automatic differentiation would give 0
 # where weight decay makes u decay faster. Differentiating t = int_{u0}^{u} ds / rate(s; gamma) at fixed t
-# (the positive path's derivation, daedyn/theory/_deep_solve.py) gives
+# (the positive path's derivation, daedyn/theory/_deep_gamma.py) gives
 #
 #     du/dgamma = -n g(u) int_{u0}^{u} s^(1-2p) / (k - m s)^2 ds,    g(u) = u^p (k - m u),
 #
