@@ -183,22 +183,23 @@ def info() -> dict:
     files = [os.path.join(folder, f) for f in _own_files(folder) if _ENTRY.fullmatch(f)]
     programs = _xla_files()
     return {"path": cache_dir(), "spectra": len(files), "bytes": sum(os.path.getsize(f) for f in files),
-            "programs": sum(not f.endswith("-atime") for f in programs),
+            "programs": sum(map(_is_program, programs)),
             "program_bytes": sum(os.path.getsize(f) for f in programs)}
 
 
-def clear() -> int:
+def clear() -> dict:
     """Delete every cached spectrum (and temporary file of one) daedyn wrote, and the compiled programs
-    in :func:`xla_dir`; returns how many spectra were removed. Other files in the spectra folder (any
-    name but ``<64 hex digits>.npz``) are left alone."""
+    in :func:`xla_dir`; returns how many of each were removed (``removed``, ``removed_programs``). Other
+    files in the spectra folder (any name but ``<64 hex digits>.npz``) are left alone."""
     folder = os.path.join(cache_dir(), "spectra")
     removed = 0
     for name in _own_files(folder):
         os.remove(os.path.join(folder, name))
         removed += bool(_ENTRY.fullmatch(name))
-    for path in _xla_files():
+    programs = _xla_files()
+    for path in programs:
         os.remove(path)
-    return removed
+    return {"removed": removed, "removed_programs": sum(map(_is_program, programs))}
 
 
 #: JAX evicts the least recently used compiled programs beyond this size
@@ -208,6 +209,11 @@ XLA_MAX_BYTES = 1 << 30
 def xla_dir() -> str:
     """The folder of compiled programs: ``xla/`` in :func:`cache_dir`."""
     return os.path.join(cache_dir(), "xla")
+
+
+def _is_program(path: str) -> bool:
+    """A compiled program's entry, not JAX's access-time stamp of one (``<entry>-atime``)."""
+    return not path.endswith("-atime")
 
 
 def _xla_files() -> list[str]:

@@ -133,7 +133,7 @@ def test_the_cli_keeps_compiled_programs_unless_told_otherwise(tmp_path, monkeyp
         mp.setenv("DAEDYN_CACHE", str(on))
         info = _cache.info()
         assert info["programs"] == len(kept) and info["program_bytes"] > 0
-        _cache.clear()
+        assert _cache.clear() == {"removed": 0, "removed_programs": len(kept)}
         assert list((on / "xla").iterdir()) == [] and _cache.info()["programs"] == 0
 
 

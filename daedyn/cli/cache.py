@@ -12,10 +12,9 @@ def run(args) -> int:
     from daedyn import _cache
 
     if args.action == "clear":
-        programs = _cache.info()["programs"]
-        report = {"path": _cache.cache_dir(), "removed": _cache.clear(), "removed_programs": programs}
-        text = (f"removed {report['removed']} cached spectra and {programs} compiled programs from "
-                f"{report['path']}")
+        report = {"path": _cache.cache_dir(), **_cache.clear()}
+        text = (f"removed {report['removed']} cached spectra and {report['removed_programs']} compiled "
+                f"programs from {report['path']}")
     else:
         report = _cache.info()
         text = (f"{report['path']}: {report['spectra']} cached spectra, {report['bytes'] / 1e6:.1f} MB; "
