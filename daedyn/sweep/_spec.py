@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -360,9 +361,10 @@ class SweepSpec:
             "bad_points": self.bad_points,
         }
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """SHA-256 of :meth:`canonical` (floats written exactly, via ``repr``)."""
+        """SHA-256 of :meth:`canonical` (floats written exactly, via ``repr``); computed once per spec (a
+        run asks for it up to three times: ~0.7 ms each for 10^3-value axes)."""
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
