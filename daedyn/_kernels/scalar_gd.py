@@ -325,7 +325,7 @@ def scalar_gd_fused(k, m, ng, inv_tau, w1, w2, *, n_saves: int, save_every: int 
         ``jax.vjp``) by the hand-written adjoint of the recursion (module docstring, "Reverse mode"),
         a ``jax.custom_vjp`` that refuses forward mode (``jax.jvp``, ``jax.jacfwd``; ``jax.hessian``,
         forward-over-reverse, works). "autodiff": JAX differentiates the lax.scan recursion, both
-        modes (reverse mode 7-54x the cost of the run on the 2-core CPU, against 1.5-16x).
+        modes (reverse mode 7-54x the cost of the run on the 2-core CPU, against 2.3-15x; docs/dynamics.md).
     """
     unknown = set(quantities) - set(QUANTITIES)
     if unknown:

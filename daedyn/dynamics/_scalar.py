@@ -505,7 +505,7 @@ def scalar_gd(lam: ArrayLike, eps=None, w1: ArrayLike = None, w2: ArrayLike = No
         (*batch, L - 1, T) (time last; ``time_major`` moves time first), ``w2`` the last.
       adjoint: derivatives of the fused backends ("jnp", "pallas", "interpret"): "checkpoint"
         (default), reverse mode by the hand-written adjoint of the recursion (a value and gradient
-        at 1.5-16x the cost of the run on the 2-core CPU, where JAX's own costs 7-54x;
+        at 2.3-15x the cost of the (now faster) run on the 2-core CPU, where JAX's own costs 7-54x;
         docs/dynamics.md), which refuses forward mode (``jax.jvp``, ``jax.jacfwd`` raise a TypeError
         naming ``custom_vjp``; ``jax.hessian``, forward-over-reverse, works); "autodiff", JAX
         differentiates the recursion, both modes. The "scan" backend is always "autodiff".
