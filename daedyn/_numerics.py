@@ -12,14 +12,16 @@ input and work under ``jit``, ``vmap`` and ``grad`` (including second derivative
 
 from __future__ import annotations
 
+import functools as ft
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["clenshaw", "expm1_ratio", "panel_matrices", "safe_div", "safe_sqrt", "scaled_div",
-           "series_threshold"]
+__all__ = ["clenshaw", "expm1_ratio", "implicit_root", "nan_derivative", "panel_matrices", "safe_div",
+           "safe_sqrt", "scaled_div", "series_threshold"]
 
 # Taylor coefficients of (e^x - 1) / x = sum_k x^k / (k + 1)!, k = 0..6.
 _EXPM1_RATIO_COEFFS = (1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040)
@@ -146,3 +148,48 @@ def clenshaw(c, x):
     for j in range(len(c) - 1, 0, -1):
         b1, b2 = c[j] + 2.0 * x * b1 - b2, b1
     return c[0] + x * b1 - b2
+
+
+@ft.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def implicit_root(residual, x: ArrayLike, params) -> Array:
+    """``x``, a converged root of ``residual(x, params) = 0`` (found without derivatives), with the
+    derivatives of the root ``x(params)`` of every order by the implicit function theorem.
+
+    ``residual`` is elementwise in ``x`` (each element's residual depends on its own x only) and
+    differentiable in ``x`` and in the floating leaves of ``params``. The usual last differentiable
+    Newton step ``x - r / r'`` from a stopped root gives exact first derivatives but not second ones
+    (it drops r_xx x'^2 + 2 r_xp x'); this rule's tangent ``-r_p . p_dot / r_x`` is evaluated at the
+    root as this function's own output, so differentiating it again brings in x'(p) and so on.
+    The value is ``x`` unchanged; ``x``'s own tangent is ignored (the root does not depend on where
+    the search started)."""
+    return x
+
+
+@implicit_root.defjvp
+def _implicit_root_jvp(residual, primals, tangents):
+    x, params = primals
+    p_dot = tangents[1]
+    x = implicit_root(residual, x, params)  # itself: its derivatives enter the next order
+    slope = jax.jvp(lambda y: residual(y, params), (x,), (jnp.ones_like(x),))[1]
+    r_dot = jax.jvp(lambda p: residual(x, p), (params,), (p_dot,))[1]
+    return x, -r_dot / slope
+
+
+@jax.custom_jvp
+def nan_derivative(x: ArrayLike) -> Array:
+    """0 (``x`` finite), with derivative NaN along any tangent that moves ``x`` (0 along one that does not).
+
+    Marks a derivative a custom rule does not form: added to a first-order tangent's coefficient, it
+    leaves values and first derivatives unchanged and makes the second derivatives that would need
+    the missing term NaN instead of silently wrong. Forward mode only at that order (jax.hessian,
+    forward-over-reverse, works; reverse-over-reverse raises)."""
+    # x * 0, not zeros_like: a constant output confuses batching of the rule inside another custom rule
+    # under jit, vmap and forward-over-forward (jax 0.7: "mul: arrays must have the same number of
+    # dimensions"); x is finite (a parameter) here
+    return x * 0.0
+
+
+@nan_derivative.defjvp
+def _nan_derivative_jvp(primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    return nan_derivative(x), jnp.where(x_dot != 0, jnp.nan, 0.0) + 0.0 * x_dot

@@ -432,3 +432,105 @@ def test_negative_coefficient_gamma_derivative_through_noise(x64):
     h = 1e-6 * jnp.abs(k)
     cd = (f(zero, k=k + h)[4] - f(zero, k=k - h)[4]) / (2 * h)
     np.testing.assert_allclose(np.asarray(dk), np.asarray(cd), rtol=1e-6)
+
+
+# ---- second derivatives ------------------------------------------------------------------------
+# jax.hessian (forward over reverse) of the depth-L closed forms against second differences of the
+# independent references above. Before, every root the solvers find (the learned state, the threshold,
+# the time table's inversion) took one last differentiable Newton step from a stopped iterate: exact
+# first derivatives, but second ones missing r_xx x'^2 + 2 r_xp x' (d2u/dlam2 0.064 where the flow gives
+# 0.091 at lam 1, eps 0.5, w0 0.01, t 5, L = 3; 0.060 against 0.005 with gamma 0.05). The roots now carry
+# their derivatives of every order (daedyn._numerics.implicit_root). At gamma = 0 the paths have no gamma
+# in them and the rules for d/dgamma are first order: d/dtheta of du/dgamma is exact, while the entries
+# that need d2u/dgamma2 or d/dgamma of du/dtheta are NaN (not formed), never silently wrong.
+
+def _second_differences(f, p, h, one_sided=()):
+    """Hessian of the scalar f at p by central differences (steps h; forward second-order differences
+    along the indices in ``one_sided``, for a parameter at its lower bound)."""
+    p, k = np.asarray(p, np.float64), len(p)
+    e = [h[i] * np.eye(k)[i] for i in range(k)]
+
+    def d1(q, i):  # df/dp_i at q
+        if i in one_sided:
+            return (-3 * f(q) + 4 * f(q + e[i]) - f(q + 2 * e[i])) / (2 * h[i])
+        return (f(q + e[i]) - f(q - e[i])) / (2 * h[i])
+
+    out = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            if j in one_sided:
+                out[i, j] = (-3 * d1(p, i) + 4 * d1(p + e[j], i) - d1(p + 2 * e[j], i)) / (2 * h[j])
+            else:
+                out[i, j] = (d1(p + e[j], i) - d1(p - e[j], i)) / (2 * h[j])
+    return out
+
+
+def _flow_end(depth):
+    """u(t) by DOP853 (rtol 1e-12) for p = (lam, eps, gamma, w0, t); lam may be negative (the signed flow)."""
+    return lambda p: reference_flow(p[0], p[1], p[2], p[3], np.array([0.0, p[4]]), depth)[-1]
+
+
+HESSIAN_CASES = [  # (lam, eps, gamma, w0, t): below the learned state, above it, a negative coefficient
+    (1.0, 0.5, 0.05, 1e-2, 5.0),
+    (1.0, 0.5, 0.0, 1e-2, 5.0),
+    (1.0, 0.5, 0.05, 1.5, 0.7),
+    (-0.4, 1.4, 0.0, 0.2, 5.0),
+]
+
+
+@pytest.mark.slow  # the Hessian of the whole solver (tables, tails, both gamma rules) compiles in ~70 s
+@pytest.mark.parametrize("depth", [3, 4])
+def test_trajectory_second_derivatives_match_integration(x64, depth):
+    # one compilation: the four cases as one batch, the Hessian of their sum (the elements are
+    # independent, so it is block diagonal: each case's 5 x 5 block is its own Hessian)
+    cases = np.array(HESSIAN_CASES)
+
+    def u(p):  # p (4, 5); lam -> the direction's coefficient k, eps -> m - k (the noise= protocol)
+        noise = Moments(p[:, 0], p[:, 0] + p[:, 1])
+        return jnp.sum(theory.small_init_trajectory(p[:, 4], jnp.ones(4), gamma=p[:, 2], w0=p[:, 3],
+                                                    depth=depth, noise=noise))
+
+    hess = np.asarray(jax.hessian(u)(jnp.asarray(cases)))
+    for i, p in enumerate(cases):
+        h_ad = hess[i, :, i, :]
+        zero_gamma = p[2] == 0
+        # steps 5e-4 of each value, gamma's 1e-4 (one-sided at 0, where its third derivatives are large:
+        # 2e-3 left 1.4% at L = 4): truncation ~1e-7 relative, the ODE's rtol 1e-12 / h^2 ~ 1e-5
+        h = np.where(np.arange(5) == 2, 1e-4, 5e-4 * np.abs(p))
+        h_fd = _second_differences(_flow_end(depth), p, h, one_sided=(2,) if zero_gamma else ())
+        scale = np.abs(h_fd).max()
+        if zero_gamma:  # the gamma column is not formed there: NaN; the rest exact
+            assert np.isnan(h_ad[:, 2]).all(), h_ad
+            h_ad, h_fd = np.delete(h_ad, 2, axis=1), np.delete(h_fd, 2, axis=1)
+        # measured <= 7e-6 of the largest entry (the differences' truncation, falling as h^2);
+        # before the fix 0.07-0.4 (gamma 0.05: d2u/dlam2 12x too large); bound 1e-4
+        np.testing.assert_allclose(h_ad, h_fd, atol=1e-4 * scale, err_msg=f"case {p}")
+
+
+def test_root_second_derivatives_match_brentq(x64):
+    # fixed point and threshold in (lam, eps, gamma) at gamma = 0.05 and (fixed point) at gamma = 0, where
+    # the learned state (k / lam)^(1/m) has no gamma in it and its gamma-derivatives come from the root of
+    # P with gamma in it; brentq's roots (rtol 1e-15) by second differences, step 1e-4: error ~1e-7
+    for gamma in (0.05, 0.0):
+        p = np.array([1.0, 0.5, gamma])
+        one = (2,) if gamma == 0 else ()
+        for which, fn in ((0, theory.fixed_point), (1, theory.learning_threshold)):
+            if gamma == 0 and which == 1:
+                continue  # no threshold without weight decay (inf)
+            h_ad = np.asarray(jax.hessian(lambda q: fn(q[0], q[1], q[2], depth=3))(jnp.asarray(p)))
+            h_fd = _second_differences(lambda q: roots(q[0], q[1], q[2], 3)[which], p, np.full(3, 1e-4), one)
+            # measured <= 3e-8 of the largest entry; before the fix up to 2x (the learned state's
+            # d2/dgamma2 0.67 where brentq gives -0.70); bound 1e-5
+            np.testing.assert_allclose(h_ad, h_fd, atol=1e-5 * np.abs(h_fd).max(), err_msg=f"{which} {gamma}")
+
+
+@pytest.mark.slow  # the Hessian of the learning-time solver compiles in ~60 s on 2 cores
+def test_learning_time_second_derivatives_match_quadrature(x64):
+    p = np.array([1.0, 0.5, 0.05, 1e-2])
+    h_ad = np.asarray(jax.hessian(lambda q: theory.learning_time(0.5, q[0], q[1], q[2], w0=q[3], depth=3))(
+        jnp.asarray(p)))
+    h_fd = _second_differences(lambda q: reference_learning_time(0.5, *q, 3), p,
+                               1e-3 * np.maximum(np.abs(p), 0.01))
+    # measured ~1e-6 of the largest entry (quad's rtol 1e-13 / h^2); before the fix d2t/deps2 -2.64
+    # where quad gives 0.091; bound 1e-4
+    np.testing.assert_allclose(h_ad, h_fd, atol=1e-4 * np.abs(h_fd).max())

@@ -2,8 +2,9 @@
 :mod:`daedyn.theory._deep_solve` takes paths with no gamma in them (the exact decays from below and
 above the learned state): d u(t) / d gamma by :func:`_gamma_rate`, attached to the solver's mapping by
 the custom JVP :func:`_gamma_free`, and d t / d gamma of the learning time by :func:`_time_gamma_free`.
-Values pass through unchanged; only gamma's tangent is added (first order: second derivatives in gamma
-are not formed, docs/depth.md)."""
+Values pass through unchanged; only gamma's tangent is added. Second derivatives: d/dtheta of d u/d gamma
+is exact (the rules' arguments carry their derivatives); those that need the second-order term (d2/dgamma2,
+and d/dgamma of d u/d theta) are NaN, not formed (docs/depth.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from daedyn._numerics import clenshaw, expm1_ratio, panel_matrices
+from daedyn._numerics import clenshaw, expm1_ratio, nan_derivative, panel_matrices
 
 # ----------------------------------------------------------------------------------------------
 # d u / d gamma at gamma = 0. There the solver takes a path with no gamma in it (kinds A0 and B, the
@@ -175,7 +176,8 @@ def _gamma_free_jvp(primals, tangents):
     u_dot, g_dot = tangents[0], tangents[8]
     applies = _no_decay(gamma, lam, eps)
     d = _gamma_rate(u, phi, phi0, from_above, rest, t, lam, eps, w0, tau, n, depth)
-    return u, u_dot + jnp.where(applies, g_dot, 0.0) * d
+    mark = _second_order_mark(applies, gamma)
+    return u, u_dot * (1.0 + mark) + jnp.where(applies, g_dot, 0.0) * (d + mark)
 
 
 @jax.custom_jvp
@@ -200,7 +202,17 @@ def _time_gamma_free_jvp(primals, tangents):
     rate_star = -n * (lam_s / k_s) ** (2.0 / depth) / lam_s  # d u* / d gamma
     du_dt = depth / tau * u_f ** (2.0 - 2.0 / depth) * lam_s * (1.0 - f)
     d = (f * rate_star - d_u) / du_dt
-    return t, t_dot + jnp.where(ok & jnp.isfinite(d), g_dot * d, 0.0)
+    mark = _second_order_mark(ok, gamma)
+    d = jnp.where(ok & jnp.isfinite(d), d, 0.0)
+    return t, t_dot * (1.0 + mark) + jnp.where(ok, g_dot, 0.0) * (d + mark)
+
+
+def _second_order_mark(applies, gamma):
+    """0 where the first-order rule ``applies``, with a NaN derivative in gamma: the rules above give
+    first derivatives only (the paths have no gamma in them), so the second derivatives with gamma at
+    gamma = 0 that would need the missing term are NaN instead of silently wrong. Those in gamma then
+    another parameter (d/dtheta of d u/d gamma) are exact: the rules' arguments carry their derivatives."""
+    return nan_derivative(jnp.where(applies, gamma, jax.lax.stop_gradient(gamma)))
 
 
 def _no_decay(gamma, lam, eps):

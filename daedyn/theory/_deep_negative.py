@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from daedyn._numerics import expm1_ratio
+from daedyn._numerics import expm1_ratio, implicit_root
+from daedyn.theory._deep_gamma import _second_order_mark
 
 __all__ = ["negative_trajectory"]
 
@@ -71,7 +72,7 @@ def negative_trajectory(t, b, k, w0, tau, depth: int, *, gamma=None, n=None):
     ``t = tau c / ((L - 2) b) (S(y) - S(y0))`` exactly (:func:`_s_of_y`), and ``u = (b / k) y^-m``. The
     equation ``S(y) = S(y0) + (L - 2) b t / (tau c)`` is solved by a bracketed Newton iteration in
     ``log y`` (S is increasing, ``S(y) <= min(y, y^(m+1) / (m + 1))`` and ``S(y) >= y - H_inf``), then one
-    differentiable Newton step gives the derivatives (implicit function theorem).
+    Newton step, and the derivatives of every order by the implicit function theorem.
     """
     m = depth / (depth - 2.0)
     pos = w0 > 0
@@ -107,7 +108,9 @@ def negative_trajectory(t, b, k, w0, tau, depth: int, *, gamma=None, n=None):
 
     x, _, _ = jax.lax.fori_loop(0, _NEG_SOLVE, body, (0.5 * (lo + hi), lo, hi))
     x = sg(x)
-    x = x - (jnp.log(_s_of_y(jnp.exp(x), m)) - jnp.log(target)) / slope(x)
+    x = x - resid(x) / slope(x)
+    # the derivatives (every order) by the implicit function theorem
+    x = implicit_root(lambda ly, tg: jnp.log(_s_of_y(jnp.exp(ly), m)) - jnp.log(tg), x, target)
     u = jnp.where(pos & (t > 0), (b / k) * jnp.exp(-m * x), w0)
     if gamma is None:
         return u
@@ -229,4 +232,6 @@ def _gamma_free_jvp(depth, primals, tangents):
     u, x, log_y0, t, b, k, gamma, tau, n = primals
     u_dot, g_dot = tangents[0], tangents[6]
     d = _gamma_rate(u, x, log_y0, t, b, k, tau, n, depth)
-    return u, u_dot + jnp.where((gamma == 0) & (n > 0), g_dot, 0.0) * d
+    applies = (gamma == 0) & (n > 0)
+    mark = _second_order_mark(applies, gamma)
+    return u, u_dot * (1.0 + mark) + jnp.where(applies, g_dot, 0.0) * (d + mark)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from daedyn._numerics import clenshaw, expm1_ratio, panel_matrices
+from daedyn._numerics import clenshaw, expm1_ratio, implicit_root, panel_matrices
 from daedyn.theory._deep_gamma import _gamma_free, _no_decay, _time_gamma_free
 
 __all__ = ["deep_roots", "deep_trajectory", "deep_time_to"]
@@ -77,8 +77,8 @@ def _dp(z, ng, k, m):
 
 
 def _newton_root(z_start, z_clip, lam, ng, k, m, left: bool):
-    """A root of the concave P by Newton from a point where P < 0 (monotone convergence), then one
-    differentiable step (implicit-function derivatives)."""
+    """A root of the concave P by Newton from a point where P < 0 (monotone convergence), one step
+    more, and its derivatives of every order in (lam, ng, k) by the implicit function theorem."""
     args = jax.lax.stop_gradient((lam, ng, k))
 
     def body(_, z):
@@ -87,7 +87,13 @@ def _newton_root(z_start, z_clip, lam, ng, k, m, left: bool):
         return jnp.minimum(z_new, z_clip) if left else jnp.maximum(z_new, z_clip)
 
     z = jax.lax.fori_loop(0, _NEWTON, body, jax.lax.stop_gradient(z_start))
-    return z - _p(z, lam, ng, k, m) / _dp(z, ng, k, m)
+    z = z - _p(z, *args, m) / _dp(z, args[1], args[2], m)
+    return _root_of_p(z, lam, ng, k, m)
+
+
+def _root_of_p(z, lam, ng, k, m):
+    """``z`` (a root of P, no derivatives) with the root's derivatives in (lam, ng, k)."""
+    return implicit_root(lambda y, c: _p(y, c[0], c[1], c[2], m), z, (lam, ng, k))
 
 
 def _scale(lam, eps, gamma, n):
@@ -124,10 +130,10 @@ def deep_roots(lam, eps, gamma, n, depth: int):
     zpk_n = (m * k_n / ng_n) ** (1.0 / (m + 1.0))
     z_star_wd = _newton_root((k_n / lam_n) ** (1.0 / m), zpk_n, lam_n, ng_n, k_n, m, left=True)
     z_th = _newton_root(lam_n / ng_n, zpk_n, lam_n, ng_n, k_n, m, left=False)
-    # at gamma = 0 the learned state's one-sided derivative in ng is z / P'(z) (implicit function
-    # theorem; z_free has no ng in it): added as ng times it where ng = 0, so the value stays z_free
+    # at gamma = 0 z_free has no ng in it: its derivatives in ng (one-sided, every order) are the root's
+    # of P with ng in it, where ng = 0
     ng_zero = jnp.where(ng > 0, 0.0, ng)
-    z_free = z_free + ng_zero * z_free / (m * k_s * z_free ** (-m - 1.0))
+    z_free = _root_of_p(jax.lax.stop_gradient(z_free), lam_s, ng_zero, k_s, m)
     z_star = jnp.where(two, z_star_wd, z_free)
     has_root = (lam > 0) & (k > 0) & ((ng <= 0) | two)
     z_th = jnp.where(two, z_th, jnp.inf)
@@ -561,9 +567,12 @@ def _solve_fast(prep: _Prepared, t, row=None):
 
     x = sg(jax.lax.fori_loop(0, _NEWTON_IN[nodes], body, x))
     below, above = _where_out(scal, elapsed, target, fe)
-    # (an element outside the grid takes a zero step here: finite derivatives in the branch not taken)
-    r = jnp.where(below | above, 0.0, f_a + clenshaw(coef, x) - target)
-    x = x - r / jnp.maximum(clenshaw(dcoef, x), floor)
+    # one step more, then the root's derivatives (every order) by the implicit function theorem; an
+    # element outside the grid takes a zero step and has none (finite in the branch not taken)
+    out = below | above
+    x = x - jnp.where(out, 0.0, sg(f_a) + clenshaw(coef_s, x) - tgt) / jnp.maximum(clenshaw(dcoef, x), floor)
+
+    x = implicit_root(_panel_residual, x, (out, f_a, coef, target))
     path = scal.table.path
     phi_in = path.s * jnp.sinh(scal.table.psi_lo + (idx + 0.5 + 0.5 * x) * scal.table.dpsi)
     h_hi = scal.table.ends[1]
@@ -597,11 +606,32 @@ def _solve_rare(prep: _Prepared, t, row=None):
         step = jnp.where(below, (t_lo - tail_target) / r_lo, (f_above - target) / (ends[1] - ex))
         return phi - step
 
-    # the guesses are exact but for the second-order terms of the tails: float64 polishes twice more
+    # the guesses are exact but for the second-order terms of the tails: float64 polishes twice more;
+    # one step more, then the root's derivatives (every order) by the implicit function theorem
     phi_out = guess
-    for _ in range(0 if nodes <= 10 else 2):
+    for _ in range(1 if nodes <= 10 else 3):
         phi_out = sg(polish(phi_out, path_s, ends_s, sg(f_hi), tgt, sg(tail_target)))
-    return polish(phi_out, path, ends, f_hi, target, tail_target), scal
+
+    return implicit_root(_tail_residual, phi_out, (below, above, path, ends, f_hi, target, tail_target)), scal
+
+
+def _panel_residual(x, c):
+    """F(x) - target on the panel (x its coordinate); outside the grid x itself, with no derivatives."""
+    out, f_a, coef, target = c
+    return jnp.where(out, x - jax.lax.stop_gradient(x), f_a + clenshaw(coef, x) - target)
+
+
+def _tail_residual(phi, c):
+    """The tail's time minus its target below the grid, F(phi) - target above it; inside the grid (a
+    stand-in, not used) phi itself, with no derivatives."""
+    below, above, path, ends, f_hi, target, tail_target = c
+    sg = jax.lax.stop_gradient
+    # each branch at a harmless phi where another is taken (its derivatives, of every order, finite)
+    t_lo, _ = _tail(path, ends, jnp.where(below, phi, sg(path.phi_lo)))
+    phi_a = jnp.where(above & ~below, phi, sg(path.phi_hi) + 1.0)
+    f_above = (f_hi + ends[1] * (jnp.maximum(phi_a, path.phi_hi) - path.phi_hi)
+               + (_extra(path, phi_a) - ends[5]))
+    return jnp.where(below, t_lo - tail_target, jnp.where(above, f_above - target, phi - sg(phi)))
 
 
 def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
@@ -630,7 +660,7 @@ def evaluate_fast(prep: _Prepared, t, depth: int, row=None):
     _, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
     at_rest = scal.at_rest | (t <= 0)  # t = 0: the start itself, exactly
     u = jnp.where(at_rest, scal.w0, _mapping(scal.mapping, phi))
-    u = _gamma_free(u, jax.lax.stop_gradient(phi), *_sens_args(scal, depth, t))
+    u = _gamma_free(u, phi, *_sens_args(scal, depth, t))
     return u, (rare | special) & ~at_rest
 
 
@@ -639,7 +669,7 @@ def evaluate_rare(prep: _Prepared, t, depth: int, row=None):
     phi, scal = _solve_rare(prep, t, row)
     u_special, special = _special(t, scal.w0, scal.lam, scal.eps, scal.n * scal.gamma, scal.tau, depth)
     u = jnp.where(special, u_special, _mapping(scal.mapping, phi))
-    return _gamma_free(u, jax.lax.stop_gradient(phi), *_sens_args(scal, depth, t))
+    return _gamma_free(u, phi, *_sens_args(scal, depth, t))
 
 
 def evaluate_trajectory(prep: _Prepared, t, depth: int, row=None):
@@ -674,14 +704,12 @@ def deep_time_to(f, lam, eps, gamma, w0, tau, n, depth: int):
     c = _scale(lam, eps, gamma, n)
     t = tau / ((depth - 2.0) * c) * (_time_at(tab, phi_f) - _time_at(tab, phi0))
     t = jnp.where(learnable, jnp.where(reached, 0.0, t), jnp.inf)
-    sg = jax.lax.stop_gradient
-    return _time_gamma_free(t, sg(phi_f), sg(phi0), kind == _B, sg(f), sg(lam_o), sg(eps_o), gamma_in,
-                            sg(w0_o), sg(tau), sg(n), jnp.asarray(depth, t.dtype))
+    return _time_gamma_free(t, phi_f, phi0, kind == _B, f, lam_o, eps_o, gamma_in, w0_o, tau, n,
+                            jnp.asarray(depth, t.dtype))
 
 
 def _sens_args(scal: _Prepared, depth, t):
-    """The arguments of :func:`_gamma_free` after ``u, phi``: all but gamma without derivatives (their
-    effect is in u's own; passed with them, their tangents would be formed for nothing)."""
-    sg = jax.lax.stop_gradient
-    return (sg(scal.phi0), scal.mapping.kind == _B, scal.at_rest, sg(t), sg(scal.lam), sg(scal.eps),
-            scal.gamma, sg(scal.w0), sg(scal.tau), sg(scal.n), jnp.asarray(depth, scal.lam.dtype))
+    """The arguments of :func:`_gamma_free` after ``u, phi``, with their derivatives (the first-order rule
+    ignores them; a second derivative d/dtheta of d u/d gamma needs them)."""
+    return (scal.phi0, scal.mapping.kind == _B, scal.at_rest, t, scal.lam, scal.eps, scal.gamma, scal.w0,
+            scal.tau, scal.n, jnp.asarray(depth, scal.lam.dtype))

@@ -37,6 +37,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from daedyn._checks import check_finite, check_range, float_dtype, renamed
+from daedyn._numerics import implicit_root
 
 __all__ = ["unbalanced_trajectory", "unbalanced_learning_time"]
 
@@ -51,7 +52,8 @@ def _rho_of_u(log_u, c):
     """log of the smallest squared factor for mappings ``exp(log_u)`` (any shape); ``c`` (L,) the
     offsets >= 0. Newton on the convex increasing g(rho) = sum_l log(c_l + e^rho) - 2 log u from a
     start right of the root (g(rho) >= L rho - 2 log u and >= n0 rho + sum_{c > 0} log c_l - 2 log u,
-    n0 the number of zero offsets), which converges monotonically; one last step with gradients."""
+    n0 the number of zero offsets), which converges monotonically; its derivatives (every order) by the
+    implicit function theorem."""
     sg = jax.lax.stop_gradient
     pos = c > 0
     log_c = jnp.where(pos, jnp.log(jnp.where(pos, c, 1.0)), -jnp.inf)
@@ -62,17 +64,15 @@ def _rho_of_u(log_u, c):
 
     log_c = log_c.reshape((1,) * jnp.ndim(log_u) + (-1,))  # explicit ranks (rank promotion off)
 
-    def g(rho, lu):
+    def g(rho, lu, log_c):
         return jnp.sum(jnp.logaddexp(log_c, rho[..., None]), axis=-1) - 2.0 * lu
-
-    def dg(rho):
-        return jnp.sum(jax.nn.sigmoid(rho[..., None] - log_c), axis=-1)
 
     lu_s, c_s = sg(log_u), sg(log_c)
     g_s = lambda r: jnp.sum(jnp.logaddexp(c_s, r[..., None]), axis=-1) - 2.0 * lu_s
     dg_s = lambda r: jnp.sum(jax.nn.sigmoid(r[..., None] - c_s), axis=-1)
     rho = jax.lax.fori_loop(0, _RHO_ITERS, lambda _, r: r - g_s(r) / dg_s(r), sg(start))
-    return rho - g(rho, log_u) / dg(rho)
+    rho = rho - g_s(rho) / dg_s(rho)
+    return implicit_root(lambda r, p: g(r, p[0], p[1]), rho, (log_u, log_c))
 
 
 def _u_of_phi(phi, w_star, above):
@@ -168,12 +168,20 @@ def _trajectory_one(t, lam, eps, factors, tau):
     rate_end = _dt_dphi(phi_end, lam, w_star, c, above)
     beyond = tgt > table_s[-1]
     x = sg(jnp.where(beyond, edges_s[-1] + (tgt - table_s[-1]) / sg(rate_end), x_in))
-    # the differentiable step, with the table and the integrand live
-    inside = table[idx] + _partial(edges[idx], jnp.minimum(x, edges[idx + 1]), lam, w_star, c, above)
-    f_live = jnp.where(beyond, table[-1] + (x - edges[-1]) * rate_end, inside)
-    x = x - (f_live - target) / _dt_dphi(x, lam, w_star, c, above)
+    # one step more, then the derivatives (every order, the table and the integrand live) by the
+    # implicit function theorem
+    x = x - (_time_residual(x, (beyond, idx, sg(table), edges_s, sg(rate_end), *args, tgt))
+             / _dt_dphi(x, *args))
+    x = implicit_root(_time_residual, x, (beyond, idx, table, edges, rate_end, lam, w_star, c, above, target))
     u = jnp.exp(_u_of_phi(x, w_star, above))
     return jnp.where((t <= 0) | (u0 == w_star), u0, u)
+
+
+def _time_residual(x, p):
+    """The tabulated time at phi = x minus its target (x in panel ``idx``, or beyond the table)."""
+    beyond, idx, table, edges, rate_end, lam, w_star, c, above, target = p
+    inside = table[idx] + _partial(edges[idx], jnp.minimum(x, edges[idx + 1]), lam, w_star, c, above)
+    return jnp.where(beyond, table[-1] + (x - edges[-1]) * rate_end, inside) - target
 
 
 def _inputs(func, lam, eps, factors, tau, gamma, **first):
