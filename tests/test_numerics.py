@@ -11,9 +11,8 @@ def _cube_root_by_newton(a, b, one_step: bool):
     """The root of x^3 - a b = 0 by a stopped Newton iteration; then either the usual last differentiable
     Newton step (``one_step``) or :func:`implicit_root`."""
     sg = jax.lax.stop_gradient
-    x = jnp.ones_like(a)
-    for _ in range(60):
-        x = sg(x - (x**3 - a * b) / (3 * x**2))
+    c = sg(a * b)
+    x = sg(jax.lax.fori_loop(0, 40, lambda _, x: x - (x**3 - c) / (3 * x**2), jnp.ones_like(c)))
     if one_step:
         return x - (x**3 - a * b) / (3 * x**2)
     return implicit_root(lambda y, p: y**3 - p[0] * p[1], x, (a, b))
