@@ -187,9 +187,11 @@ def _h(path: _Path, phi):
     pos = pc >= 0
     sig_neg = jnp.where(pos, e, 1.0) / (1.0 + e)  # sigmoid(-phi)
     sig_pos = jnp.where(pos, 1.0, e) / (1.0 + e)  # sigmoid(phi)
-    e_up = jnp.where(pos, 1.0 / e, e)  # e^phi
-    e_dn = jnp.where(pos, e, 1.0 / e)  # e^-phi
     is_a, is_a0, is_b, is_c = kind == _A, kind == _A0, kind == _B, kind == _C
+    # C's e^phi, A0's e^-phi: one exponential of its own (as 1 / e^-|phi|, the second derivatives overflow
+    # float32, 2 / e^(-3 |phi|), from |phi| = 30, inside the grid)
+    e_kind = jnp.exp(jnp.where(is_c, pc, -pc))
+    e_up, e_dn = e_kind, e_kind
     # A: z = zs + gap sigmoid(theta), theta = -phi, relative to the nearer root
     x_a = jnp.where(pos, (gap / zs) * sig_neg, -(gap / zt) * sig_pos)
     n_a = jnp.where(pos, sig_pos, -sig_neg)
@@ -204,10 +206,17 @@ def _h(path: _Path, phi):
     q = -ng - k_zr * e_ratio
     # A0: the remainder k z^-m / (lam q) after dz / lam, plus the exponential part's derivative
     h_a0 = (k * zs ** (-m) * jnp.exp(y) / q + zs * e_dn) / path.lam_pos
-    # D: z = zp e^phi, no root
-    zd = zp * e_up
-    h_d = zd / (-path.lam + ng * zd + k * zp ** (-m) * jnp.exp(-m * pc))
-    return jnp.where(kind == _D, h_d, jnp.where(is_a0, h_a0, num / q))
+    # D: z = zp e^phi, no root. Below phi = 0 the numerator and denominator are multiplied by e^(m phi)
+    # (e^(-m phi) overflows float32 from phi = -30 at L = 3); other kinds evaluate it at phi = 0, so no
+    # overflow there feeds a NaN into their reverse-mode derivatives through the where
+    is_d = kind == _D
+    pd = jnp.where(is_d, pc, 0.0)
+    zd = zp * jnp.exp(pd)
+    e_m = jnp.exp(-m * jnp.abs(pd))  # e^(-m |phi|) <= 1
+    lin = -path.lam + ng * zd
+    kz = k * zp ** (-m)
+    h_d = jnp.where(pd >= 0, zd / (lin + kz * e_m), zd * e_m / (lin * e_m + kz))
+    return jnp.where(is_d, h_d, jnp.where(is_a0, h_a0, num / q))
 
 
 def _extra(path: _Path, phi):
