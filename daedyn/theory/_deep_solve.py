@@ -608,19 +608,14 @@ def _solve_rare(prep: _Prepared, t, row=None):
     # elements inside the grid polish a harmless stand-in (the grid's upper end): finite derivatives
     guess = jnp.where(below, guess_lo, jnp.where(above, hi_s + (tgt - sg(f_hi)) / ends_s[1], hi_s))
 
-    def polish(phi, path, ends, f_hi, target, tail_target):
-        t_lo, r_lo = _tail(path, ends, phi)
-        ex = _extra(path, phi)
-        f_above = f_hi + ends[1] * (jnp.maximum(phi, path.phi_hi) - path.phi_hi) + (ex - ends[5])
-        step = jnp.where(below, (t_lo - tail_target) / r_lo, (f_above - target) / (ends[1] - ex))
-        return phi - step
-
     # the guesses are exact but for the second-order terms of the tails: float64 polishes twice more;
-    # one step more, then the root's derivatives (every order) by the implicit function theorem
+    # one step more (Newton on :func:`_tail_residual`), then the root's derivatives (every order) by the
+    # implicit function theorem
+    fixed = (below, above, path_s, ends_s, sg(f_hi), tgt, sg(tail_target))
     phi_out = guess
     for _ in range(1 if nodes <= 10 else 3):
-        phi_out = sg(polish(phi_out, path_s, ends_s, sg(f_hi), tgt, sg(tail_target)))
-
+        r, slope = _tail_parts(phi_out, fixed)
+        phi_out = phi_out - r / slope
     return implicit_root(_tail_residual, phi_out, (below, above, path, ends, f_hi, target, tail_target)), scal
 
 
@@ -630,17 +625,23 @@ def _panel_residual(x, c):
     return jnp.where(out, x - jax.lax.stop_gradient(x), f_a + clenshaw(coef, x) - target)
 
 
-def _tail_residual(phi, c):
-    """The tail's time minus its target below the grid, F(phi) - target above it; inside the grid (a
-    stand-in, not used) phi itself, with no derivatives."""
+def _tail_parts(phi, c):
+    """(residual, its slope in phi): the tail's time minus its target below the grid, F(phi) - target
+    above it; inside the grid (a stand-in, not used) phi itself, with no derivatives, and slope 1."""
     below, above, path, ends, f_hi, target, tail_target = c
     sg = jax.lax.stop_gradient
     # each branch at a harmless phi where another is taken (its derivatives, of every order, finite)
-    t_lo, _ = _tail(path, ends, jnp.where(below, phi, sg(path.phi_lo)))
+    t_lo, r_lo = _tail(path, ends, jnp.where(below, phi, sg(path.phi_lo)))
     phi_a = jnp.where(above & ~below, phi, sg(path.phi_hi) + 1.0)
-    f_above = (f_hi + ends[1] * (jnp.maximum(phi_a, path.phi_hi) - path.phi_hi)
-               + (_extra(path, phi_a) - ends[5]))
-    return jnp.where(below, t_lo - tail_target, jnp.where(above, f_above - target, phi - sg(phi)))
+    ex = _extra(path, phi_a)
+    f_above = f_hi + ends[1] * (jnp.maximum(phi_a, path.phi_hi) - path.phi_hi) + (ex - ends[5])
+    residual = jnp.where(below, t_lo - tail_target, jnp.where(above, f_above - target, phi - sg(phi)))
+    return residual, jnp.where(below, r_lo, jnp.where(above, ends[1] - ex, 1.0))
+
+
+def _tail_residual(phi, c):
+    """The residual of :func:`_tail_parts` (the root's derivatives need it alone)."""
+    return _tail_parts(phi, c)[0]
 
 
 def prepare_trajectory(lam, eps, gamma, w0, tau, n, depth: int) -> _Prepared:
