@@ -68,7 +68,7 @@ def _rho_of_u(log_u, c):
         return jnp.sum(jnp.logaddexp(log_c, rho[..., None]), axis=-1) - 2.0 * lu
 
     lu_s, c_s = sg(log_u), sg(log_c)
-    g_s = lambda r: jnp.sum(jnp.logaddexp(c_s, r[..., None]), axis=-1) - 2.0 * lu_s
+    g_s = lambda r: g(r, lu_s, c_s)  # noqa: E731
     dg_s = lambda r: jnp.sum(jax.nn.sigmoid(r[..., None] - c_s), axis=-1)
     rho = jax.lax.fori_loop(0, _RHO_ITERS, lambda _, r: r - g_s(r) / dg_s(r), sg(start))
     rho = rho - g_s(rho) / dg_s(rho)
